@@ -247,14 +247,22 @@ def test_the_sinks_stop_at_once_a_stalled_collector_holds_no_other_sink(
     assert stalled_collector.by_trace(trace_id).attributes["lineage.decision"] == "allow"
 
 
+@pytest.mark.parametrize("before", ["http10-stream", "upgrade"])
 def test_a_reply_that_closed_its_connection_itself_before_the_drain_is_followed_by_no_other(
     upstream: tuple[Upstream, str], otlp: OtlpReceiver, serve: Callable[[str], ServeProcess],
-    loop_thread: LoopThread,
+    loop_thread: LoopThread, before: str,
 ) -> None:  # fmt: skip
     """An HTTP/1.0 client asking keep-alive gets a stream whose body ends with the connection (no length, no chunks:
-    its reply says `Connection: close` as its head goes out). The drain beginning during it owes the client nothing
-    more: the request pipelined behind it is recorded `drain_timeout`, unserved. It was served, its reply written
-    after the first's unframed body, which the client read as part of it."""
+    its reply says `Connection: close` as its head goes out); a request asking to upgrade (`Connection: Upgrade`) is
+    answered closing the connection too. The drain beginning during that reply owes the client nothing more: the
+    request pipelined behind it, and a head partly read behind that, are never served (behind the HTTP/1.0 stream the
+    request was served, its reply written after the first's unframed body, which the client read as part of it). That
+    reply closed the connection, not the drain (which cut nothing: its time had not run out): both are recorded as
+    behind it, `invalid_request`, the head left out of the drain's warning; until 2026-12-05 (helper records) both were
+    recorded `drain_timeout`, the head counted in that warning as one the drain cut off, unlike behind an HTTP/1.1
+    answer that closed its connection (an internal error's, 2b08f85)."""
+    from tests.record.test_pipelined_behind_upgrade import UPGRADE  # (it imports this module)
+
     server, url = upstream
     proxy = serve(_config(url, otlp.port))
     first, second, idle_one = (f"{0x5F0 + n:032x}" for n in range(3))
@@ -262,22 +270,38 @@ def test_a_reply_that_closed_its_connection_itself_before_the_drain_is_followed_
     def http10(trace_id: str, content: str) -> bytes:
         return _post(trace_id, content).replace(b"HTTP/1.1\r\n", b"HTTP/1.0\r\nConnection: keep-alive\r\n", 1)
 
+    if before == "http10-stream":
+        sent, cause, end = http10(first, HOLD) + http10(second, "hi"), "HTTP/1.0", b"data: [DONE]\n\n"
+    else:
+        asking = _post(first, HOLD).replace(b"Host: x\r\n", b"Host: x\r\n" + UPGRADE, 1)
+        sent, cause, end = asking + _post(second, "hi"), "upgrade", b"data: [DONE]\n\n\r\n0\r\n\r\n"
     with _connect(proxy) as idle, _connect(proxy) as sock:
         idle.sendall(_post(idle_one, "hi"))
         assert b"200 OK" in _read_head(idle)
-        sock.sendall(http10(first, HOLD) + http10(second, "hi"))
-        head = _read_head(sock)  # its body ends with the connection: the head says so before the drain
+        sock.sendall(sent + b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nCont")  # a head partly read, its line whole
+        head = _read_head(sock)  # it closes the connection: its head says so before the drain
         assert b"200 OK" in head and b"connection: close" in head.lower() and b"content-length" not in head.lower()
         proxy.signal(signal.SIGTERM)
         while idle.recv(65536):  # the drain has begun
             pass
         got = _to_close(sock, head, server, loop_thread)
         assert proxy.proc.wait(30) == 0
-    assert got.count(b" 200 OK") == 1 and got.endswith(b"data: [DONE]\n\n"), got  # the first reply alone, whole
-    spans = otlp.wait_for(lambda spans: {first, second} <= {s.trace_id for s in spans})
+    assert got.count(b" 200 OK") == 1 and got.endswith(end), got  # the first reply alone, whole
+
+    def cut(spans: list[Any]) -> list[Any]:
+        return [s for s in spans if s.name == "embeddings"]  # the head's: its path read, its line whole
+
+    spans = otlp.wait_for(lambda spans: {first, second} <= {s.trace_id for s in spans} and len(cut(spans)) == 1)
     ended = _ended(spans)
     assert ended[first] == ("allow", None)
-    assert ended[second] == ("deny", "drain_timeout")  # never served
+    assert ended[second] == ("deny", "invalid_request")  # never served (before: drain_timeout)
+    for span in (otlp.by_trace(second), cut(spans)[0]):
+        a = span.attributes
+        assert (a["lineage.decision"], a["error.type"]) == ("deny", "invalid_request"), a  # before: drain_timeout
+        assert cause in a["lineage.reason"] and "SIGTERM" not in a["lineage.reason"], a
+        assert "http.response.status_code" not in a, a
+    said = "".join(proxy.stderr)
+    assert "request head(s) still arriving" not in said, said  # not one the drain cut off (before: counted, 1)
 
 
 def test_a_request_head_only_partly_arrived_when_the_drain_closes_its_connection_is_recorded(

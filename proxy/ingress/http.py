@@ -642,6 +642,10 @@ class HttpIngress:
         ex = _exchange(pipeline, request.method, request.path, request.header)
         if pipeline.client_address:
             ex.outcome.client = conn.client
+        # the drain (or a reload) closed the connection: not when the reply before it had closed it already, a stream
+        # to an HTTP/1.0 client or an upgrade request's answer (`closed_first`: recorded as behind that reply; before
+        # 2026-12-05, helper records, `drain_timeout`), unless the drain's time ran out (`cut`)
+        drained = conn.cut or (conn.draining and not conn.closed_first)
         if not whole and not conn.cut and conn.closed_by is not None:
             # its head partly read when the answer before it closed the connection (a refusal, an internal error),
             # refused as that one was (before 2026-12-05 dropped unrecorded, or said behind an upgrade request between);
@@ -659,14 +663,14 @@ class HttpIngress:
                 f"lineage-proxy closed the connection before this request's head had arrived whole: it was pipelined "
                 f"behind {behind}; send it again on a new connection"
             )
-        elif not whole and not conn.draining and conn.closing and not conn.upgrade_answered:
+        elif not whole and not drained and conn.closing and not conn.upgrade_answered:
             # behind a reply framed by the connection's close (an HTTP/1.0 stream), an upgrade request between or not
             ended = InvalidRequest(
                 "lineage-proxy closed the connection before this request's head had arrived whole: it was pipelined "
                 "behind a reply whose body ends with the connection (a stream to an HTTP/1.0 client); send it again on "
                 "a new connection, or speak HTTP/1.1"
             )
-        elif not whole and conn.upgraded and not conn.draining:
+        elif not whole and conn.upgraded and not drained:
             # its head partly read when the one asking to upgrade before it was answered (`HttpConnection._head_cut`)
             ended = InvalidRequest(
                 "lineage-proxy closed the connection before this request's head had arrived whole: it was pipelined "
@@ -701,12 +705,12 @@ class HttpIngress:
                 f"lineage-proxy closed the connection before this request was served: it was pipelined behind one "
                 f"answered {conn.closed_by.code}, after which the connection closes"
             )
-        elif conn.draining and conn.reloaded:
+        elif drained and conn.reloaded:
             ended = DrainCut(
                 "lineage-proxy closed the connection before this request was served: it was pipelined behind the reply "
                 "that closed the connection for a reload that changed listen.tls client authentication; send it again"
             )
-        elif conn.draining:
+        elif drained:
             ended = DrainCut(
                 "lineage-proxy stopped (SIGTERM) before this request was served: it was pipelined behind the reply "
                 "that closed the connection for the drain"

@@ -150,6 +150,10 @@ class HttpConnection(asyncio.Protocol):
         # not the drain but a reload that changed `listen.tls` client authentication closes it (`shutdown(reload=True)`):
         # what it cuts unserved is recorded with the reload's reason, not SIGTERM's (`HttpServer.record_unserved`)
         self.reloaded = False
+        # the connection was closing already when the drain (or that reload) began: the reply being served closes it
+        # itself (a stream to an HTTP/1.0 client, framed by its close; an upgrade request's answer), so what is behind
+        # that reply is recorded as behind it, not as the drain's cut, unless the drain's time runs out (`cut`)
+        self.closed_first = False
         # the drain began as the reply to the request being served was going out, saying keep-alive: its client,
         # which may have pipelined the next request already, is owed that one's reply (`shutdown`)
         self._owed = False
@@ -843,8 +847,9 @@ class HttpConnection(asyncio.Protocol):
             request.target = ""
         self.parsing = None
         # said by the drain's warning (`HttpServer.shutdown`); not one behind an answer that closed the connection
-        # (`closed_by`), recorded with its cause, unless the drain's time ran out first (`cut`)
-        if self.draining and (self.cut or (not self.reloaded and self.closed_by is None)):
+        # (`closed_by`), or behind a reply that closed it before the drain began (`closed_first`), recorded with its
+        # cause, unless the drain's time ran out first (`cut`)
+        if self.draining and (self.cut or (not self.reloaded and self.closed_by is None and not self.closed_first)):
             self.server.heads_cut += 1
         try:
             record(request, self, False)
@@ -931,6 +936,7 @@ class HttpConnection(asyncio.Protocol):
         that changed `listen.tls` client authentication closes it, not the drain (SIGTERM), which may follow."""
         if not self.draining:
             self.reloaded = reload  # (what closed it first: the drain after a reload finds it closing already)
+            self.closed_first = self.closing
         # (not when that reply closes the connection itself, `closing` already: a stream to an HTTP/1.0 client, its
         # body ending with the connection, which a next reply written after it would have joined)
         self._owed = self.serving is not None and self.replying and not self.closing
