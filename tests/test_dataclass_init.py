@@ -16,8 +16,9 @@ from proxy.config import Upstream
 from proxy.detectors import Found
 from proxy.flow import Call, Checkpoint, Decision, Outcome, TraceContext
 from proxy.protocols import Request, Target
+from proxy.protocols.passthrough import QueryRequest
 
-CLASSES = [Checkpoint, TraceContext, Call, Decision, Outcome, Request, Target, Found]
+CLASSES = [Checkpoint, TraceContext, Call, Decision, Outcome, Request, Target, Found, QueryRequest]
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -42,13 +43,17 @@ def _written_init(cls: type) -> ast.FunctionDef:
 
 
 def _types(cls: type) -> dict[str, str]:
-    """Each field's type as the source writes it."""
-    written = _written(cls).body
-    return {
-        a.target.id: ast.unparse(a.annotation)
-        for a in written
-        if isinstance(a, ast.AnnAssign) and isinstance(a.target, ast.Name)
-    }
+    """Each field's type as the source writes it (a subclass's, `QueryRequest`'s, and its dataclass bases')."""
+    types: dict[str, str] = {}
+    for base in reversed(cls.__mro__):
+        if base is cls or (dataclasses.is_dataclass(base) and base.__module__.startswith("proxy.")):
+            written = _written(base).body
+            types.update(
+                (a.target.id, ast.unparse(a.annotation))
+                for a in written
+                if isinstance(a, ast.AnnAssign) and isinstance(a.target, ast.Name)
+            )
+    return types
 
 
 def _sample(annotation: str, i: int) -> Any:

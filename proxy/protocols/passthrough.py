@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import parse_qsl, unquote, unquote_plus
 
@@ -243,11 +244,10 @@ class QueryAdapter(Adapter):
         sent = _sent_path(body, texts)
         if sent is None:
             return Request(target.model, target.operation, version=target.version, texts=texts)
-        request = QueryRequest(
-            target.model, target.operation, version=target.version, texts=texts, digest=text_digest((sent, *texts[1:]))
-        )
-        object.__setattr__(request, "sent", sent)
-        return request
+        return QueryRequest(
+            target.model, target.operation, version=target.version, texts=texts, digest=text_digest((sent, *texts[1:])),
+            sent=sent,
+        )  # fmt: skip
 
 
 def _sent_path(target: bytes, texts: tuple[str, ...]) -> str | None:
@@ -262,13 +262,29 @@ def _sent_path(target: bytes, texts: tuple[str, ...]) -> str | None:
     return path
 
 
+@dataclass(frozen=True, slots=True, init=False)
 class QueryRequest(Request):
     """A labelled GET's request whose path was read with ids (`_ids_read`): its texts as the detectors read them
     (`m_1733390000`), `sent` its path as sent (`m-1733390000`), which its digest is of and its captured input shows
     (`as_sent`): a digest or a capture of what was not sent matches nothing its caller holds (the digest from
-    2026-12-05's first change until its second, helper revgetquery; the capture until its fourth, helper reqreads)."""
+    2026-12-05's first change until its second, helper revgetquery; the capture until its fourth, helper reqreads).
+    `sent` is a field, taken by `__init__` after `Request`'s (as `proxy.flow`'s docstring says of the per-call
+    dataclasses): a copy made by `dataclasses.replace` keeps it (until 2026-12-05, helper records, set after the
+    request was made, it was no field, and a copy had none)."""
 
-    sent: str
+    sent: str = ""
+
+    def __init__(
+        self, model: str, operation: str, stream: bool = False, texts: tuple[str, ...] = (),
+        params: tuple[tuple[str, Any], ...] = (), labels: tuple[str, ...] = (), version: str | None = None,
+        digest: str | None = None, opaque: bool = False, unscanned: bool = False,
+        joined: tuple[tuple[str, ...], ...] = (), decoded: tuple[str, ...] = (), builds_on: str | None = None,
+        stored: bool = False, sequence: str | None = None, starts: bool = False, unrouted: bool = False,
+        names: tuple[str, ...] = (), sent: str = "",
+    ) -> None:  # fmt: skip
+        Request.__init__(self, model, operation, stream, texts, params, labels, version, digest, opaque, unscanned,
+                         joined, decoded, builds_on, stored, sequence, starts, unrouted, names)  # fmt: skip
+        object.__setattr__(self, "sent", sent)
 
     def as_sent(self, masked: tuple[str, ...]) -> tuple[str, ...]:
         """`masked` (the texts masked as read, `Detectors.mask_texts`) with the path as sent: whole when nothing in it

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
 import pytest
@@ -12,7 +13,7 @@ from proxy.detectors import Detectors
 from proxy.errors import InvalidRequest
 from proxy.flow import UPSTREAM, Checkpoint, Outcome
 from proxy.protocols.oip import ModelVersions
-from proxy.protocols.passthrough import ADAPTER
+from proxy.protocols.passthrough import ADAPTER, QueryAdapter, QueryRequest
 
 
 def no_header(name: str) -> str | None:
@@ -66,6 +67,21 @@ def test_empty_body_has_no_digest() -> None:
 def test_any_body_is_digested(body: bytes) -> None:
     request = ADAPTER.read(ADAPTER.match("PUT", "/anything"), body, no_header)
     assert request.digest == "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def test_a_copy_of_a_get_read_with_ids_keeps_its_path_as_sent() -> None:
+    """A labelled GET whose path was read with ids (`m_1733390000`) keeps its path as sent (`QueryRequest.sent`), which
+    its captured input shows (`as_sent`), in a copy made by `dataclasses.replace` (as `Pipeline.call` makes one of a
+    request whose reading is cut, `unscanned`): `sent` was no field, set after the request was made, and the copy had
+    none (AttributeError)."""
+    target = "/v1/models/m-1733390000?q=alice@example.com"
+    request = QueryAdapter().read(ADAPTER.match("GET", target), target.encode("latin-1"), no_header)
+    assert type(request) is QueryRequest and request.texts[0] == "/v1/models/m_1733390000"
+    copied = dataclasses.replace(request, unscanned=True)
+    assert type(copied) is QueryRequest and copied.unscanned
+    assert copied.sent == request.sent == "/v1/models/m-1733390000"
+    assert copied.as_sent(copied.texts) == ("/v1/models/m-1733390000", *copied.texts[1:])
+    assert dataclasses.replace(copied, unscanned=False) == request
 
 
 def test_no_observer() -> None:
