@@ -94,6 +94,7 @@ READ_UNIDENTIFIED_MAX: Final = 1 << 20  # bytes of a body the proxy reads before
 
 # what `upstream_failed` leaves in its variable once it has raised the failure it passes on (`upstream_failed`)
 _PASSED_ON: Final = RuntimeError("passed on")
+_NONE: Final[frozenset[str]] = frozenset()
 
 
 class Exchange:
@@ -161,6 +162,7 @@ class Exchange:
         deferred: bool = False,
         fields: Callable[[], str | None] | None = None,
         body_fields: Callable[[], tuple[str | None, bool]] | None = None,
+        found: frozenset[str] = _NONE,
     ) -> Upstream:
         """Read the request, identify the caller (key, or `peer`: what a client certificate proves),
         label, decide. Returns the upstream to forward to; a denial is raised as its ProxyError (and
@@ -169,7 +171,8 @@ class Exchange:
         builds the text the server hands the model beside the body (an OIP request's header fields, `oip.header_text`),
         read with it for labels, never captured nor digested, and called only where it is read (`Pipeline.call`);
         `body_fields`: what builds the text of the body's fields only KServe's OpenAI data plane hands its model
-        (`kserve.openai_fields`), read apart from both, as `Pipeline.call` says."""
+        (`kserve.openai_fields`), read apart from both, as `Pipeline.call` says. `found`: the labels `query_read` found
+        in a GET's target, not read again (`Pipeline.call`)."""
         pipeline = self.pipeline
         try:
             if pipeline.known_purposes is not None:  # an unknown purpose: refused before anything else is read
@@ -202,6 +205,7 @@ class Exchange:
                 self.key_memo,
                 fields,
                 body_fields,
+                found,
             )
         except ProxyError as error:  # recorded as its caller's (`finish`), when the key says who that is
             error.caller = pipeline.caller_name(header, peer, self.x_api_key)
@@ -234,25 +238,30 @@ class Exchange:
         adapter = self.adapter = passthrough.ADAPTER
         self.target = adapter.match("POST", "/")  # (a shared path names no model: the `"*"` route's call)
 
-    def query_read(self, query: str, header: Header) -> bool:
+    def query_read(self, query: str, header: Header) -> frozenset[str] | None:
         """Whether the call, a GET or HEAD (`query`: its request target) while zones are configured, carries data:
         labels the detectors find in its path (but an API's known one) or its query's names and values, or that its
         caller declares (`x-data-labels`). If so, it is now passthrough's call of the model its path names, its path
-        and query its request (`passthrough.QueryAdapter`), for `admit` to read and decide; else it carries no data, as a GET
+        and query its request (`passthrough.QueryAdapter`), for `admit` to read and decide, and the labels found are
+        returned for `admit(found=...)` (empty: declared, not read here), not read again (before 2026-12-05, helper
+        records, `Pipeline._detected` scanned its texts a second time); else None: it carries no data, as a GET
         without a query (a probe's, a scrape's, a list's `?limit=20`: no purpose needed, no route but the one a call
         carrying no data takes)."""
         texts = passthrough.get_texts(query)
         target = self.target
         declared = header("x-data-labels")
+        found = _NONE
         # (an API's own path without a query, or a listing, `?limit=20`: nothing it could be declared of, only a label
         # found in it)
-        if (declared is None or not declared.strip() or target.listing or passthrough.api_get(query)) and (
-            not texts or not self.pipeline.detectors.scan_all(texts)
-        ):
-            return False
+        if declared is None or not declared.strip() or target.listing or passthrough.api_get(query):
+            if not texts:
+                return None
+            found = self.pipeline.detectors.scan_all(texts)
+            if not found:
+                return None
         self.adapter = passthrough.QueryAdapter(texts)  # (read once: `admit` reads these)
         self.target = Target("passthrough", target.model, target.version)
-        return True
+        return found
 
     def _read_as_utf8(self, body: bytes, header: Header) -> Request | None:
         """`body`, which the adapter refused, read again by it as UTF-8 when it is JSON in a form servers read all

@@ -251,6 +251,10 @@ class Pipeline:
         # read a call (`HttpIngress._forward`) as a native attribute, not through the config's dataclasses
         self.buffer_max_bytes = config.limits.buffer_max_bytes
         self.detectors = Detectors(config.detectors, config.limits.scan_max_chars, keep)
+        # whether any detector is configured, as each call's reading asks (`_detected`): a native attribute, not
+        # `Detectors.__bool__`, a call (6 instructions interpreted; the 3 a labelled GET's findings handed to the call
+        # cost every call, `call(found=...)`, are paid for by it)
+        self.scans = bool(self.detectors)
         # the custom patterns alone, read farther where parts meet on a limit of their own (`_detected`), never below
         # the scan limit: a call the scan reads whole is read whole there too; None without one
         customs = [spec for spec in config.detectors if spec.pattern is not None]
@@ -343,6 +347,7 @@ class Pipeline:
         memo: KeyMemo | None = None,
         fields: Callable[[], str | None] | None = None,
         body_fields: Callable[[], tuple[str | None, bool]] | None = None,
+        found: frozenset[str] = _NONE,
         keyed: bool = True,
     ) -> Call:
         """Build the Call from what the adapter read plus the headers; bad labels or purpose: 400.
@@ -355,8 +360,10 @@ class Pipeline:
         them (`_fields_read`): a call routed to vLLM, or to an upstream with `headers_to_model: false`, has no text
         built. `body_fields`: what builds the text of an OpenAI call's body fields that only KServe's OpenAI data plane
         hands its model, and whether it is all of them (`kserve.openai_fields`), read as `fields` is but apart from the
-        header fields (`_detected`). `keyed` False: no key digest (a stream's later message, whose metadata is the
-        stream's, keyed by its first: `Exchange.readmit`)."""
+        header fields (`_detected`). `found`: what the detectors found in the request's texts, when its caller read them
+        already and found something (a labelled GET's, `Exchange.query_read`), taken for its reading (`_detected`),
+        which read them again (helper records, 2026-12-05); empty: read here. `keyed` False: no key digest (a stream's
+        later message, whose metadata is the stream's, keyed by its first: `Exchange.readmit`)."""
         purpose = header("x-purpose")
         if purpose is not None:
             if "," in purpose:  # a repeated header line arrives joined: never "last one wins"
@@ -409,7 +416,7 @@ class Pipeline:
             key_sha256=self.key_digest(header, x_api_key, memo) if keyed else None,
             purpose=purpose or None,
             labels=labels,
-            detected=self._detected(request, beside, handed),
+            detected=found or self._detected(request, beside, handed),
             input_digest=(request.digest or text_digest(request.texts)) if recorded else request.digest,
             params=request.params,
             stream=request.stream,
@@ -505,7 +512,7 @@ class Pipeline:
         each's. `beside`: what the server hands the model beside the body (`_beside_labels`), read on its own; `handed`:
         the body's fields only KServe's OpenAI data plane hands it (`kserve.openai_fields`), read on their own, as any
         text (never as header fields: a value holding a line `cookie: ts=1512555012` is not a cookie)."""
-        if not self.detectors:
+        if not self.scans:
             return _NONE  # nothing is scanned, so nothing is said about what was not
         names = request.names
         if not request.joined and not request.decoded:  # one reading (most calls)

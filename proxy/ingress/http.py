@@ -497,12 +497,13 @@ class HttpIngress:
                                          "data it does not read and decide on")  # fmt: skip
                 if ((method == "GET" or method == "HEAD") and pipeline.config.zones
                         and (not target.listing or "?" in request.target)
-                        and ex.query_read(request.target, header)):  # fmt: skip
+                        and (found := ex.query_read(request.target, header)) is not None):  # fmt: skip
                     # its path (`@app.get("/predict/{text}")`) and query are its request (`passthrough.QueryAdapter`),
                     # labelled: read, decided as any call's data (a listing's query too, a label found in it: then the
                     # `"*"` route's call, to its upstream alone, not merged; not one no label is found in or declared
-                    # for: a probe's, a scrape's, an API's known GET path's, a listing's `?limit=20`, carrying no data)
-                    upstream = ex.admit(request.target.encode("latin-1"), header, conn.peer, True)
+                    # for: a probe's, a scrape's, an API's known GET path's, a listing's `?limit=20`, carrying no data).
+                    # What its reading found is not read again (`found`)
+                    upstream = ex.admit(request.target.encode("latin-1"), header, conn.peer, True, found=found)
                     await self._forward(request, conn, ex, upstream, b"", observe=False)
                     return
                 await self._data_free(request, conn, ex, pipeline, adapter, target)

@@ -13,6 +13,7 @@ import httpx
 import openai
 import pytest
 
+from proxy.detectors import Detectors
 from proxy.protocols import passthrough
 from tests.harness import EMAIL_ZONE, LLAMACPP_HEAD, ProxyHandle, proxy_error
 from tests.ingress.test_get_path_read import PHONE
@@ -145,6 +146,36 @@ def test_a_labelled_get_target_is_read_once(
     assert allowed.status_code == 200, allowed.text
     assert allowed.headers["x-lineage-decision"] == "allow"
     assert calls == ["/predict?q=alice@example.com"]  # before: twice (`Exchange.query_read`, `QueryAdapter.read`)
+
+
+@pytest.mark.interpreted
+@pytest.mark.parametrize(
+    ("target", "declared", "labels"),
+    [
+        ("/predict?q=alice@example.com", None, "pii:email"),  # its gate found the address: not read again
+        ("/predict?q=hello", "pii:email", "pii:email"),  # declared: its gate reads nothing, the call reads it
+        ("/predict?q=hello", None, None),  # nothing found: no data, no call to read it
+    ],
+)
+def test_a_get_target_is_scanned_once(
+    proxy: ProxyHandle, monkeypatch: pytest.MonkeyPatch, target: str, declared: str | None, labels: str | None
+) -> None:
+    """A GET's target is scanned once: the gate that finds its labels (`Exchange.query_read`) hands them to the call
+    (`Pipeline.call(found=...)`), whose reading (`Pipeline._detected`) read the same texts again (helper records: two
+    scans of a labelled GET, one of a GET carrying none; on a POST, one)."""
+    scans: list[str] = []
+    scan = Detectors.scan
+
+    def counted(self: Detectors, text: str, *args: Any, **kwargs: Any) -> frozenset[str]:
+        scans.append(text)
+        return scan(self, text, *args, **kwargs)
+
+    monkeypatch.setattr(Detectors, "scan", counted)
+    headers = {"x-data-labels": declared} if declared is not None else {}
+    answered = httpx.get(f"{proxy.url}{target}", headers=headers, timeout=30)
+    assert answered.status_code == 200, answered.text
+    assert answered.headers.get("x-data-labels") == labels
+    assert len(scans) == 1, scans  # before: 2 for the address found
 
 
 LLAMA = LLAMACPP_HEAD + EMAIL_ZONE
