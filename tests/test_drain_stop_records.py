@@ -30,17 +30,23 @@ from tests.servers.otlp_receiver import OtlpReceiver
 COPY = str(Path(__file__).resolve().parents[1])  # this checkout: the `serve` subprocess imports it
 LOGGED = "lineage: {store: null}\nlogging: {access: true, format: json}\n"  # no lineage store, access lines as JSON
 HOLD = "hold"  # a chat message the upstream answers with its first event, then waits (`Upstream.gate`)
+HOLD_HEAD = "hold head"  # a chat message the upstream answers whole once `Upstream.gate` is set, nothing before
 
 
 class Upstream:
     """An OpenAI-compatible upstream: a chat saying `HOLD` is streamed, its first event sent, the rest once `gate` is
-    set; any other chat is answered whole at once."""
+    set; one saying `HOLD_HEAD` is answered whole once `gate` is set (`held` set as it arrives); any other chat is
+    answered whole at once."""
 
     def __init__(self) -> None:
         self.gate = asyncio.Event()
+        self.held = asyncio.Event()
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
+        if body["messages"][0]["content"] == HOLD_HEAD:
+            self.held.set()
+            await self.gate.wait()
         if body["messages"][0]["content"] != HOLD:
             return web.json_response({"id": "c", "object": "chat.completion", "created": 1, "model": "m", "choices": [
                 {"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}]})  # fmt: skip
@@ -299,6 +305,49 @@ def test_a_reply_that_closed_its_connection_itself_before_the_drain_is_followed_
         a = span.attributes
         assert (a["lineage.decision"], a["error.type"]) == ("deny", "invalid_request"), a  # before: drain_timeout
         assert cause in a["lineage.reason"] and "SIGTERM" not in a["lineage.reason"], a
+        assert "http.response.status_code" not in a, a
+    said = "".join(proxy.stderr)
+    assert "request head(s) still arriving" not in said, said  # not one the drain cut off (before: counted, 1)
+
+
+def test_what_is_behind_an_upgrade_request_the_drain_began_during_is_recorded_as_behind_it(
+    upstream: tuple[Upstream, str], otlp: OtlpReceiver, serve: Callable[[str], ServeProcess],
+    loop_thread: LoopThread,
+) -> None:  # fmt: skip
+    """A request asking to upgrade (`Connection: Upgrade`) is answered closing the connection whenever the drain
+    begins: its answer closes it, not the drain, even when the drain begins before that answer's head goes out (its
+    upstream not yet answered; a whole reply's head goes out with its body, at the end). What is pipelined behind it
+    (a request, a head partly read) is recorded as behind it, `invalid_request`, as without a drain, the head left out
+    of the drain's warning; until 2026-12-05 (review revrecords) both were recorded `drain_timeout` unless the answer
+    was a stream whose head had gone out before the drain (helper records' `closed_first`), the head counted."""
+    from tests.record.test_pipelined_behind_upgrade import UPGRADE  # (it imports this module)
+
+    server, url = upstream
+    proxy = serve(_config(url, otlp.port))
+    first, second, idle_one = (f"{0x5F3 + n:032x}" for n in range(3))
+    asking = _post(first, HOLD_HEAD).replace(b"Host: x\r\n", b"Host: x\r\n" + UPGRADE, 1)
+    with _connect(proxy) as idle, _connect(proxy) as sock:
+        idle.sendall(_post(idle_one, "hi"))
+        assert b"200 OK" in _read_head(idle)
+        sock.sendall(asking + _post(second, "hi") + b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nCont")
+        loop_thread.run(server.held.wait())  # the upgrade request is at its upstream: no head of its answer out yet
+        proxy.signal(signal.SIGTERM)
+        while idle.recv(65536):  # the drain has begun
+            pass
+        got = _to_close(sock, b"", server, loop_thread)
+        assert proxy.proc.wait(30) == 0
+    head = got.partition(b"\r\n\r\n")[0].lower()
+    assert got.count(b" 200 OK") == 1 and b"connection: close" in head and b"content-length" in head, got
+
+    def cut(spans: list[Any]) -> list[Any]:
+        return [s for s in spans if s.name == "embeddings"]  # the head's: its path read, its line whole
+
+    spans = otlp.wait_for(lambda spans: {first, second} <= {s.trace_id for s in spans} and len(cut(spans)) == 1)
+    assert _ended(spans)[first] == ("allow", None)
+    for span in (otlp.by_trace(second), cut(spans)[0]):
+        a = span.attributes
+        assert (a["lineage.decision"], a["error.type"]) == ("deny", "invalid_request"), a  # before: drain_timeout
+        assert "upgrade" in a["lineage.reason"] and "SIGTERM" not in a["lineage.reason"], a
         assert "http.response.status_code" not in a, a
     said = "".join(proxy.stderr)
     assert "request head(s) still arriving" not in said, said  # not one the drain cut off (before: counted, 1)

@@ -644,8 +644,9 @@ class HttpIngress:
         if pipeline.client_address:
             ex.outcome.client = conn.client
         # the drain (or a reload) closed the connection: not when the reply before it had closed it already, a stream
-        # to an HTTP/1.0 client or an upgrade request's answer (`closed_first`: recorded as behind that reply; before
-        # 2026-12-05, helper records, `drain_timeout`), unless the drain's time ran out (`cut`)
+        # to an HTTP/1.0 client or an upgrade request's answer, its head out or not (`closed_first`: recorded as behind
+        # that reply; before 2026-12-05, helper records and review revrecords, `drain_timeout`), unless the drain's time
+        # ran out (`cut`)
         drained = conn.cut or (conn.draining and not conn.closed_first)
         if not whole and not conn.cut and conn.closed_by is not None:
             # its head partly read when the answer before it closed the connection (a refusal, an internal error),

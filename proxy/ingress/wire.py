@@ -151,8 +151,9 @@ class HttpConnection(asyncio.Protocol):
         # what it cuts unserved is recorded with the reload's reason, not SIGTERM's (`HttpServer.record_unserved`)
         self.reloaded = False
         # the connection was closing already when the drain (or that reload) began: the reply being served closes it
-        # itself (a stream to an HTTP/1.0 client, framed by its close; an upgrade request's answer), so what is behind
-        # that reply is recorded as behind it, not as the drain's cut, unless the drain's time runs out (`cut`)
+        # itself (a stream to an HTTP/1.0 client, framed by its close; an upgrade request's answer, its head out or
+        # not: the request closes it), so what is behind that reply is recorded as behind it, not as the drain's cut,
+        # unless the drain's time runs out (`cut`)
         self.closed_first = False
         # the drain began as the reply to the request being served was going out, saying keep-alive: its client,
         # which may have pipelined the next request already, is owed that one's reply (`shutdown`)
@@ -936,7 +937,10 @@ class HttpConnection(asyncio.Protocol):
         that changed `listen.tls` client authentication closes it, not the drain (SIGTERM), which may follow."""
         if not self.draining:
             self.reloaded = reload  # (what closed it first: the drain after a reload finds it closing already)
-            self.closed_first = self.closing
+            # (or the request being served closes it, one asking to upgrade, whose answer's head has not gone out yet:
+            # until 2026-12-05, review revrecords, what was behind it was the drain's cut, `drain_timeout`)
+            serving = self.serving
+            self.closed_first = self.closing or (serving is not None and not serving.keep_alive)
         # (not when that reply closes the connection itself, `closing` already: a stream to an HTTP/1.0 client, its
         # body ending with the connection, which a next reply written after it would have joined)
         self._owed = self.serving is not None and self.replying and not self.closing
