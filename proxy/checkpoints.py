@@ -431,6 +431,24 @@ class CheckpointBook:
                     f"{WAITING_PER_CALLER} other model names already, not about {model!r} yet")  # fmt: skip
         return f"upstream {name!r}'s metadata is being asked about model {model!r}"
 
+    def unlisted(self, upstream: Upstream, model: str, caller: str) -> bool:
+        """Whether `upstream`'s model list did not hold `model` when last asked about it, its metadata read whole since
+        and nothing changed through the proxy since (`stale`): a name it does not serve (a typo), or one it may load
+        only on a call (a vLLM's LoRA resolver plugin). Asked again, at most once every `NUDGE_GAP_S` (`want`), so a
+        name loaded on the server since is learnt."""
+        name = upstream.name
+        known = self._known[name]
+        if (
+            model not in known.absent
+            or known.base is None
+            or self.stale(name)
+            or not self.reachable.get(name)
+            or self.incomplete.get(name)
+        ):
+            return False
+        self.want(upstream, model, caller, NUDGE_GAP_S)
+        return True
+
     def _hold(self) -> None:
         """Make `held` anew from what the metadata says now serves each limited route's model."""
         if not self._limits:

@@ -665,10 +665,15 @@ class Pipeline:
             return decision
         found = book.resolve(upstream, call.model, call.model_version, learn=False)
         if found is None or found.source != UPSTREAM:  # (a pin: see `CheckpointBook._hold`)
+            if found is not None:
+                return decision
             # a name not read yet, or one a vLLM may load on a route's base (`CheckpointBook.loading`)
-            unheld = (book.unheld.get(upstream.name) or book.loading.get(upstream.name)) if found is None else None
+            unheld = book.unheld.get(upstream.name)
             if unheld is not None:
                 return self._unheld(call, decision, unheld)
+            loading = book.loading.get(upstream.name)
+            if loading is not None:
+                return self._unheld(call, decision, loading, loading=True)
             return decision
         purpose = decision.purpose
         # read after `resolve`, which makes `held` anew when another worker changed what the server serves
@@ -716,7 +721,7 @@ class Pipeline:
         return decision
 
     def _unheld(
-        self, call: Call, decision: Decision, unheld: tuple[tuple[str, frozenset[str]], ...]
+        self, call: Call, decision: Decision, unheld: tuple[tuple[str, frozenset[str]], ...], loading: bool = False
     ) -> Decision:  # fmt: skip
         """A call going through to a server where a route limits its model's purposes and the server's metadata has
         not answered yet (`CheckpointBook.unheld`), or a vLLM whose listing does not hold its name (a LoRA adapter it
@@ -726,18 +731,31 @@ class Pipeline:
         verdict. A name such a route names itself is held to that route's purposes already (by `decide`), not to the
         others': it may be their weights too (two limited routes naming one model's two tags), held to every route's
         once known, so it is refused for a purpose another such route forbids as any other name is. A call whose
-        purpose every such route allows goes on."""
+        purpose every such route allows goes on. A vLLM's (`loading`) whose listing did not hold its name when asked
+        about it since (`CheckpointBook.unlisted`: a typo) is refused 404 `model_not_found`, as that vLLM answers a
+        name it does not serve, not 503: a retry gets the same answer (before 2026-12-05 a client retried it for
+        ever). Never forwarded: a vLLM with a LoRA resolver plugin loads such a name on its base on the first call."""
         model = call.model
         purpose = decision.purpose
         for limited, purposes in unheld:
             if purpose not in purposes and model != limited:
                 upstream = decision.upstream
                 assert upstream is not None
-                why = self.runtime.book.why_unknown(upstream, model, decision.caller or "anonymous")
+                book = self.runtime.book
+                caller = decision.caller or "anonymous"
+                allows = ", ".join(sorted(purposes)) or "none"
+                if loading and book.unlisted(upstream, model, caller):
+                    reason = (f"model {quoted_name(model)} is not in upstream {upstream.name!r}'s model list (it was "
+                              "asked about, and is asked again at most once a second); the only weights it could run "
+                              "on there are those of the base a vLLM or SGLang loads a LoRA adapter on by name (a "
+                              f"resolver plugin), model {quoted_name(limited)}, which may not be used for purpose "
+                              f"{purpose!r} (route allows: {allows})")  # fmt: skip
+                    refused = refuse(decision, self.policy, "model_not_found", f"route:{limited}", reason)
+                    return self._judged(call, decision, refused)
+                why = book.why_unknown(upstream, model, caller)
                 reason = (f"model {quoted_name(model)} may be served by the weights of model {quoted_name(limited)}, "
-                          f"which may not be used for purpose {purpose!r} (route allows: "
-                          f"{', '.join(sorted(purposes)) or 'none'}), and which weights serve it is not known yet: "
-                          f"{why}; retry shortly")  # fmt: skip
+                          f"which may not be used for purpose {purpose!r} (route allows: {allows}), and which weights "
+                          f"serve it is not known yet: {why}; retry shortly")  # fmt: skip
                 refused = refuse(decision, self.policy, "checkpoint_unknown", f"route:{limited}", reason)
                 return self._judged(call, decision, refused)
         return decision

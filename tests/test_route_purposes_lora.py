@@ -187,6 +187,37 @@ def test_a_vllm_name_its_listing_does_not_hold_is_held_to_the_purposes_of_the_ba
         assert len(server.data_requests()) == 1
 
 
+def test_a_name_a_vllm_does_not_list_once_asked_is_not_found(
+    loop_thread: LoopThread, otlp: OtlpReceiver, make_proxy: Callable[..., ProxyHandle]
+) -> None:
+    """A name the vLLM's listing does not hold once asked about (a typo: `llama-3.1-8bb`) is answered 404
+    `model_not_found` for a purpose the route on its base forbids, as vLLM answers a name it does not serve: before
+    2026-12-05 it was 503 `checkpoint_unknown` (retryable) for as long as the name was not listed, so a client retried
+    a typo for ever. Not forwarded: a vLLM with a LoRA resolver plugin loads a name it does not list on its base."""
+    base, models = VLLM["served name"]
+    server = VllmLike(models=[models[0]])
+    with serving(loop_thread, server.app()) as url:
+        proxy = make_proxy(CONFIG, UPSTREAM=url, MODEL=base, OTLP=f"http://127.0.0.1:{otlp.port}")
+        ads = openai.OpenAI(
+            base_url=f"{proxy.url}/v1", api_key="unused", default_headers={"x-purpose": "ads"}, max_retries=0
+        )
+        with pytest.raises(openai.InternalServerError) as first:  # not asked about yet: asked now
+            ads.chat.completions.create(model="llama-3.1-8bb", messages=HI)
+        assert first.value.status_code == 503 and first.value.code == "checkpoint_unknown", first.value.message
+        # the round that asks about it (the one the refusal woke, or one after it)
+        loop_thread.run(proxy.process.book.refresh(proxy.config.upstreams[0]))
+        with pytest.raises(openai.NotFoundError) as raised:  # was: 503 checkpoint_unknown, again and again
+            ads.chat.completions.create(model="llama-3.1-8bb", messages=HI)
+        assert raised.value.code == "model_not_found", raised.value.message
+        message = raised.value.message
+        assert "model 'llama-3.1-8bb' is not in upstream 'up''s model list" in message, message
+        assert f"model {base!r}, which may not be used for purpose 'ads'" in message, message
+        assert server.data_requests() == []
+        care = ads.with_options(default_headers={"x-purpose": "care"})  # a purpose the route allows: the vLLM answers
+        assert care.chat.completions.with_raw_response.create(model="llama-3.1-8bb", messages=HI).status_code == 200
+        assert len(server.data_requests()) == 1
+
+
 # the load and unload are passthrough calls (their body not read): refused while a route limits purposes, unless so
 FORWARD = CONFIG.replace("policy: {anonymous: allow}", "policy: {anonymous: allow, passthrough: forward}")
 
