@@ -399,9 +399,9 @@ class CheckpointBook:
         queued = self.want(upstream, model, caller, NUDGE_GAP_S)
         if self.stale(name):
             self.nudge(upstream)
-            return (f"upstream {name!r} was told to change its LoRA adapters through the proxy (POST /lora-adapters, "
-                    "or a load_lora_adapter or unload_lora_adapter) and they could not be read since (they are asked "
-                    "again)")  # fmt: skip
+            return (f"upstream {name!r} was told to change its LoRA adapters or weights through the proxy (POST "
+                    "/lora-adapters, a load_lora_adapter or unload_lora_adapter, SGLang's update_weights_from_disk) "
+                    "and they could not be read since (they are asked again)")  # fmt: skip
         if known.base is None or not self.reachable.get(name) or self.incomplete.get(name):
             self.nudge(upstream)
             if known.base is None:
@@ -564,8 +564,8 @@ class CheckpointBook:
 
     def changed(self, upstream: Upstream) -> asyncio.Future[Any] | None:
         """`upstream` changed what serves through the proxy (a `POST /lora-adapters` it relayed, which sets a
-        llama-server's scales; a vLLM's or SGLang's `load_lora_adapter` or `unload_lora_adapter`, which changes what
-        it lists): a full round now, not at the next `discovery_interval_s`, of it and of every other
+        llama-server's scales; a vLLM's or SGLang's `load_lora_adapter` or `unload_lora_adapter`, or SGLang's
+        `update_weights_from_disk`, which change what it lists): a full round now, not at the next `discovery_interval_s`, of it and of every other
         upstream reaching the same server (`server`: the scales are the server's, whichever name set them). Returns
         what is done once a round begun after this call has ended for each (answered or not); None when none runs."""
         seen = -1

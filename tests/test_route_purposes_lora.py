@@ -353,8 +353,22 @@ def sglang(loop_thread: LoopThread) -> Iterator[tuple[VllmLike, str]]:
         server.models[:] = [m for m in server.models if m["id"] != body["lora_name"] or m.get("parent") is None]
         return answer()
 
+    async def update_weights(request: web.Request) -> web.Response:
+        # SGLang's `POST /update_weights_from_disk` (`UpdateWeightFromDiskReqInput`: `model_path`): the weights at the
+        # path replace its base's, and its served model name becomes the path (`TokenizerManager`), its listing's id
+        # and root (and its adapters' parent); answers `success`, `message`, `num_paused_requests`, 400 on failure
+        path = (await request.json())["model_path"]
+        if not path.startswith("/ckpt/"):
+            reply = {"success": False, "message": f"Failed to load {path}", "num_paused_requests": 0}
+            return web.json_response(reply, status=400)
+        base = {**server.models[0], "id": path, "root": path}
+        server.models[:] = [base, *({**m, "parent": path} for m in server.models[1:])]
+        return web.json_response({"success": True, "message": "Succeeded to update model weights.",
+                                  "num_paused_requests": 0})  # fmt: skip
+
     app.router.add_post("/load_lora_adapter", load)
     app.router.add_post("/unload_lora_adapter", unload)
+    app.router.add_post("/update_weights_from_disk", update_weights)
     with serving(loop_thread, app) as url:
         yield server, url
 
@@ -383,6 +397,38 @@ def test_an_sglang_adapter_is_held_as_a_vllm_one(
     care = ads.with_options(default_headers={"x-purpose": "care"})
     reply = care.chat.completions.with_raw_response.create(model="sql-lora", messages=HI)
     assert reply.headers["x-lineage-checkpoint"] == "/adapters/sql-lora"
+
+
+def test_an_sglang_weights_update_through_the_proxy_is_read_at_once(
+    sglang: tuple[VllmLike, str], otlp: OtlpReceiver, make_proxy: Callable[..., ProxyHandle]
+) -> None:
+    """SGLang's `POST /update_weights_from_disk` replaces the weights its base serves, listed from then on under their
+    path: relayed (a passthrough call), the listing is read again before its reply goes out, as after a
+    `load_lora_adapter`, so the calls after it are recorded, and held, with the weights that serve them. Before
+    2026-12-05 what was read before stood until the next round (`discovery_interval_s`): a call for the base's old name
+    was recorded as the weights it no longer runs, and one for the new name as a name not listed."""
+    server, url = sglang
+    proxy = make_proxy(FORWARD, UPSTREAM=url, MODEL=SERVED, OTLP=f"http://127.0.0.1:{otlp.port}")
+    care = openai.OpenAI(
+        base_url=f"{proxy.url}/v1", api_key="unused", default_headers={"x-purpose": "care"}, max_retries=0
+    )
+    assert care.chat.completions.with_raw_response.create(model=SERVED, messages=HI).headers[
+        "x-lineage-checkpoint"
+    ] == ROOT  # fmt: skip
+    failed = httpx.post(f"{proxy.url}/update_weights_from_disk", headers={"x-purpose": "care"}, timeout=10,
+                        json={"model_path": "/elsewhere/step-100"})  # fmt: skip
+    assert failed.status_code == 400 and failed.json()["success"] is False, failed.text
+    assert proxy.process.book.resolve(proxy.config.upstreams[0], SERVED, learn=False) is not None  # (nothing changed)
+    updated = httpx.post(f"{proxy.url}/update_weights_from_disk", headers={"x-purpose": "care"}, timeout=10,
+                         json={"model_path": "/ckpt/step-200"})  # fmt: skip
+    assert updated.status_code == 200 and updated.json()["success"] is True, updated.text
+    old = care.chat.completions.with_raw_response.create(model=SERVED, messages=HI)
+    assert old.headers["x-lineage-checkpoint"] != ROOT  # was: ROOT, the weights replaced
+    trace_id, headers = traced(**{"x-purpose": "care"})
+    new = care.with_options(default_headers=headers).chat.completions.with_raw_response
+    assert new.create(model="/ckpt/step-200", messages=HI).headers["x-lineage-checkpoint"] == "/ckpt/step-200"
+    span = otlp.by_trace(trace_id).attributes
+    assert span["lineage.checkpoint.source"] == "upstream", span  # was: the reply's (not listed when read)
 
 
 def test_a_vllm_adapter_changed_in_one_worker_is_not_known_in_another_until_read_again() -> None:

@@ -28,12 +28,15 @@ _INDEX: Final = Target("metadata", bodiless_data_free=True)
 # the longest index body read for its flags (`{"ready": false}` is 16 bytes; room for whitespace): a longer one is
 # not parsed, and stays an unread call
 _INDEX_FLAGS_MAX: Final = 256
-# llama.cpp's `POST /lora-adapters` sets the scales every request without its own `lora` gets, and vLLM's
+# llama.cpp's `POST /lora-adapters` sets the scales every request without its own `lora` gets, vLLM's
 # `/v1/load_lora_adapter` and `/v1/unload_lora_adapter` (SGLang's without `/v1`) add or take away an adapter its listing
-# names as a model on its base: what serves changes (a reply that succeeds has the metadata read again)
+# names as a model on its base, and SGLang's `/update_weights_from_disk` replaces its base's weights with those at a
+# path, listed from then on under it (its served model name becomes the path): what serves changes (a reply that
+# succeeds has the metadata read again; before 2026-12-05 SGLang's update stood unread until the next round)
 _LORA_SCALES: Final = Target("passthrough", rediscover=True)
 _LORA_CHANGES: Final = frozenset({
     "/lora-adapters", "/v1/load_lora_adapter", "/v1/unload_lora_adapter", "/load_lora_adapter", "/unload_lora_adapter",
+    "/update_weights_from_disk",
 })  # fmt: skip
 
 
