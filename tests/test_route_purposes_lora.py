@@ -257,6 +257,50 @@ def test_a_vllm_adapter_loaded_through_the_proxy_is_held_at_once(
         assert len(server.data_requests()) == calls
 
 
+TWO_VLLMS = """
+listen: {http: "127.0.0.1:0"}
+upstreams:
+  - {name: a, url: "${A}", protocol: openai}
+  - {name: b, url: "${B}", protocol: openai}
+routes:
+  - {model: llama-3.1-8b, upstream: a, purposes: [care]}
+  - {model: qwen-sql, upstream: b}
+  - {model: "*", upstream: a}
+policy: {anonymous: allow, passthrough: forward}
+telemetry: {exporter: otlp, endpoint: "${OTLP}", protocol: grpc}
+"""
+
+
+def test_a_vllm_adapter_load_goes_where_the_calls_for_the_adapter_go(
+    loop_thread: LoopThread, otlp: OtlpReceiver, make_proxy: Callable[..., ProxyHandle]
+) -> None:
+    """A `load_lora_adapter` (or `unload_lora_adapter`) goes to the upstream a call for the adapter it names
+    (`lora_name`) is routed to, which then serves it: before 2026-12-05 it went to the `"*"` route's upstream whatever
+    it named, so with two vLLMs an adapter routed to the other was loaded on the wrong base, and its calls reached a
+    server that did not have it. A body naming no adapter goes where the `"*"` route says, as before."""
+    a, b = VllmLike(runtime_lora=True), VllmLike(runtime_lora=True, models=[{"id": "qwen", **_BASE, "root": "Qwen/Q"}])
+    with serving(loop_thread, a.app()) as url_a, serving(loop_thread, b.app()) as url_b:
+        proxy = make_proxy(TWO_VLLMS, A=url_a, B=url_b, OTLP=f"http://127.0.0.1:{otlp.port}")
+        care = {"x-purpose": "care"}
+        loaded = httpx.post(f"{proxy.url}/v1/load_lora_adapter", headers=care, timeout=10,
+                            json={"lora_name": "qwen-sql", "lora_path": "/adapters/qwen-sql"})  # fmt: skip
+        assert loaded.status_code == 200, loaded.text
+        assert [m["id"] for m in b.models] == ["qwen", "qwen-sql"]  # was: loaded on a, the "*" route's
+        assert [m["id"] for m in a.models] == [SERVED, "sql-lora"]
+        client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="unused", default_headers=care, max_retries=0)
+        reply = client.chat.completions.with_raw_response.create(model="qwen-sql", messages=HI)
+        assert reply.headers["x-lineage-checkpoint"] == "/adapters/qwen-sql"  # b's listing, read again after the load
+        unloaded = httpx.post(f"{proxy.url}/v1/unload_lora_adapter", headers=care, timeout=10,
+                              json={"lora_name": "qwen-sql"})  # fmt: skip
+        assert unloaded.status_code == 200, unloaded.text
+        assert [m["id"] for m in b.models] == ["qwen"]
+        named_none = httpx.post(f"{proxy.url}/v1/load_lora_adapter", headers=care, timeout=10, json={})
+        assert named_none.status_code == 400, named_none.text  # (the "*" route's vLLM refused it)
+        assert a.requests[-1].path == "/v1/load_lora_adapter" and not any(
+            r.path == "/v1/load_lora_adapter" and r.body == b"{}" for r in b.requests
+        )
+
+
 def test_a_vllm_adapter_load_refused_by_the_server_reads_nothing_again(
     loop_thread: LoopThread, otlp: OtlpReceiver, make_proxy: Callable[..., ProxyHandle]
 ) -> None:

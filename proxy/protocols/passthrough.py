@@ -34,10 +34,15 @@ _INDEX_FLAGS_MAX: Final = 256
 # path, listed from then on under it (its served model name becomes the path): what serves changes (a reply that
 # succeeds has the metadata read again; before 2026-12-05 SGLang's update stood unread until the next round)
 _LORA_SCALES: Final = Target("passthrough", rediscover=True)
-_LORA_CHANGES: Final = frozenset({
-    "/lora-adapters", "/v1/load_lora_adapter", "/v1/unload_lora_adapter", "/load_lora_adapter", "/unload_lora_adapter",
-    "/update_weights_from_disk",
+_LORA_CHANGES: Final = frozenset({"/lora-adapters", "/update_weights_from_disk"})
+# a vLLM's or SGLang's load or unload names its adapter (`lora_name`): the call is that model's, routed as a call for
+# the adapter is, to the server that then serves it (before 2026-12-05 to the `"*"` route's upstream whatever it named,
+# so with two upstreams an adapter routed to one was loaded on the other's base); a body naming none, the `"*"` route's
+_ADAPTER_CHANGE: Final = Target("passthrough", rediscover=True)
+_ADAPTER_CHANGES: Final = frozenset({
+    "/v1/load_lora_adapter", "/v1/unload_lora_adapter", "/load_lora_adapter", "/unload_lora_adapter",
 })  # fmt: skip
+_ADAPTER_BODY_MAX: Final = 64 * 1024  # the longest load body read for its adapter's name (a name and a path)
 
 
 def query_pairs(target: str) -> list[tuple[str, str]]:
@@ -183,6 +188,20 @@ def index_flags_only(body: bytes) -> bool:
     return type(value) is dict and all(key == "ready" and type(flag) is bool for key, flag in value.items())
 
 
+def adapter_named(body: bytes) -> str:
+    """The adapter a vLLM's or SGLang's load or unload body names (`lora_name`, a string, as their request models read
+    it), or '' (the `"*"` route's call) for a body that is not a UTF-8 JSON object naming one once, or is over
+    `_ADAPTER_BODY_MAX`."""
+    if not body or len(body) > _ADAPTER_BODY_MAX:
+        return ""
+    try:
+        value = json.loads(body.decode("utf-8"), object_pairs_hook=_no_duplicates)
+    except ValueError:  # not UTF-8 (UnicodeDecodeError), not JSON, or a key repeated (`_Duplicate`)
+        return ""
+    named = value.get("lora_name") if type(value) is dict else None
+    return named if type(named) is str else ""
+
+
 class Adapter(AdapterBase):
     name: ProtocolName = "passthrough"
     dialect = "passthrough"
@@ -194,6 +213,8 @@ class Adapter(AdapterBase):
         zones are configured, `QueryAdapter`); other methods may."""
         if method == "POST" and path == _INDEX_PATH:
             return _INDEX
+        if method == "POST" and path in _ADAPTER_CHANGES:
+            return _ADAPTER_CHANGE
         if method == "POST" and path in _LORA_CHANGES:
             return _LORA_SCALES
         parts = split_path(path)
@@ -215,7 +236,7 @@ class Adapter(AdapterBase):
         empty message; only Triton's repository index without a body carries nothing."""
         check_version(target.version)  # `/v2/models/m/versions/02/stats` is Triton's version 2, as for infer
         return Request(
-            target.model,
+            adapter_named(body) if target is _ADAPTER_CHANGE else target.model,
             target.operation,
             version=target.version,
             digest=bytes_digest(body) if body else None,
