@@ -301,6 +301,63 @@ def test_a_vllm_adapter_load_goes_where_the_calls_for_the_adapter_go(
         )
 
 
+_QWEN_SQL = '"lora_name": "qwen-sql", "lora_path": "/adapters/qwen-sql"'
+# a load body whose adapter the vLLM reads as its FastAPI app does (Starlette's `Request.json()`), -> the status the
+# proxy answers: before 2026-12-05 (review revroutes of 768e77e) the proxy read no name in each, and sent it by the "*"
+# route, to the other vLLM
+LOADS_READ = {
+    "a key written twice (the last is read)": (f'{{"lora_name": "decoy", {_QWEN_SQL}}}'.encode(), 200),
+    "a UTF-8 byte order mark": (b"\xef\xbb\xbf" + f"{{{_QWEN_SQL}}}".encode(), 200),
+    "UTF-16": (f"{{{_QWEN_SQL}}}".encode("utf-16"), 200),
+    # its name is not read past 64 KiB: refused, where a name there was decided as the "*" route's call
+    "over 64 KiB": (f'{{{_QWEN_SQL}, "pad": "{"p" * 65536}"}}'.encode(), 413),
+}
+
+
+@pytest.mark.parametrize("load", list(LOADS_READ), ids=list(LOADS_READ))
+def test_a_vllm_adapter_load_goes_by_the_name_the_vllm_reads(
+    loop_thread: LoopThread, otlp: OtlpReceiver, make_proxy: Callable[..., ProxyHandle], load: str
+) -> None:
+    """The adapter a load names is read as vLLM reads it, so the load goes where that adapter's calls go and is
+    decided as its call; one whose name is not read so far is refused, not sent by the `"*"` route: there, with two
+    vLLMs, the adapter routed to one was loaded on the other's base."""
+    body, status = LOADS_READ[load]
+    a, b = VllmLike(runtime_lora=True), VllmLike(runtime_lora=True, models=[{"id": "qwen", **_BASE, "root": "Qwen/Q"}])
+    with serving(loop_thread, a.app()) as url_a, serving(loop_thread, b.app()) as url_b:
+        proxy = make_proxy(TWO_VLLMS, A=url_a, B=url_b, OTLP=f"http://127.0.0.1:{otlp.port}")
+        loaded = httpx.post(f"{proxy.url}/v1/load_lora_adapter", content=body, timeout=10,
+                            headers={"x-purpose": "care", "content-type": "application/json"})  # fmt: skip
+        assert loaded.status_code == status, loaded.text
+        assert [m["id"] for m in a.models] == [SERVED, "sql-lora"]  # was: qwen-sql loaded on a
+        assert [m["id"] for m in b.models] == (["qwen", "qwen-sql"] if status == 200 else ["qwen"])
+        if status == 413:
+            assert loaded.json()["error"]["code"] == "request_too_large", loaded.text
+            assert not any(r.path == "/v1/load_lora_adapter" for r in (*a.requests, *b.requests))
+
+
+def test_a_vllm_adapter_unload_is_decided_by_the_route_of_the_name_the_vllm_reads(
+    loop_thread: LoopThread, otlp: OtlpReceiver, make_proxy: Callable[..., ProxyHandle]
+) -> None:
+    """An unload (or load) is decided by the route of the adapter the vLLM reads in its body: one written twice in it
+    does not make it the `"*"` route's call. Before 2026-12-05 (review revroutes of 768e77e) a caller the adapter's
+    route forbids (`care`, where `sql-lora` allows `billing`) unloaded it so, and could load other weights under its
+    name; a body the vLLM cannot read (nested too deeply) is the `"*"` route's, as before, not an internal error."""
+    billing = TWO_VLLMS.replace("  - {model: qwen-sql", "  - {model: sql-lora, upstream: a, purposes: [billing]}\n"
+                                "  - {model: qwen-sql")  # fmt: skip
+    a, b = VllmLike(runtime_lora=True), VllmLike(runtime_lora=True, models=[{"id": "qwen", **_BASE, "root": "Qwen/Q"}])
+    with serving(loop_thread, a.app()) as url_a, serving(loop_thread, b.app()) as url_b:
+        proxy = make_proxy(billing, A=url_a, B=url_b, OTLP=f"http://127.0.0.1:{otlp.port}")
+        headers = {"x-purpose": "care", "content-type": "application/json"}
+        for body in (b'{"lora_name": "sql-lora"}', b'{"lora_name": "decoy", "lora_name": "sql-lora"}'):
+            refused = httpx.post(f"{proxy.url}/v1/unload_lora_adapter", content=body, headers=headers, timeout=10)
+            assert refused.status_code == 403, refused.text  # was, the second: 200, unloaded
+            assert refused.json()["error"]["code"] == "purpose_denied", refused.text
+        assert [m["id"] for m in a.models] == [SERVED, "sql-lora"]
+        deep = httpx.post(f"{proxy.url}/v1/load_lora_adapter", content=b"[" * 60_000, headers=headers, timeout=10)
+        assert deep.status_code == 400 and deep.json()["error"]["message"] == "There was an error parsing the body"
+        assert a.requests[-1].path == "/v1/load_lora_adapter"  # was: 500 internal_error, the proxy's
+
+
 def test_a_vllm_adapter_load_refused_by_the_server_reads_nothing_again(
     loop_thread: LoopThread, otlp: OtlpReceiver, make_proxy: Callable[..., ProxyHandle]
 ) -> None:

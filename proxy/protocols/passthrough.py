@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl, unquote, unquote_plus
 
 from proxy.config import Upstream
 from proxy.detectors import Detectors
+from proxy.errors import RequestTooLarge
 from proxy.flow import Outcome, ProtocolName
 from proxy.protocols import Adapter as AdapterBase
 from proxy.protocols import Fetch, Header, Request, Target, _no_duplicates, bytes_digest, text_digest
@@ -189,14 +190,24 @@ def index_flags_only(body: bytes) -> bool:
 
 
 def adapter_named(body: bytes) -> str:
-    """The adapter a vLLM's or SGLang's load or unload body names (`lora_name`, a string, as their request models read
-    it), or '' (the `"*"` route's call) for a body that is not a UTF-8 JSON object naming one once, or is over
-    `_ADAPTER_BODY_MAX`."""
-    if not body or len(body) > _ADAPTER_BODY_MAX:
+    """The adapter a vLLM's or SGLang's load or unload body names (`lora_name`, a string), read as their FastAPI apps
+    read it (Starlette's `Request.json()`: Python's `json.loads` of the bytes, so UTF-8 with or without a byte order
+    mark, UTF-16 or UTF-32, the last of a key written twice), so the call is routed and decided as the call of the
+    adapter the server loads or unloads; '' (the `"*"` route's call) for a body it loads or unloads nothing by (not
+    JSON, nested too deeply, not an object, no string `lora_name`: refused there). One over `_ADAPTER_BODY_MAX` is
+    refused, its name not read. Before 2026-12-05 (review revroutes of 768e77e) such a body, and one with a key
+    written twice or a byte order mark, was the `"*"` route's call while the server read a name in it: sent to the
+    other upstream, or decided by the `"*"` route's purposes, not the adapter's; and one nested too deeply was the
+    proxy's internal error."""
+    if not body:
         return ""
+    if len(body) > _ADAPTER_BODY_MAX:
+        raise RequestTooLarge(f"a LoRA adapter's load or unload body is read up to {_ADAPTER_BODY_MAX // 1024} KiB "
+                              "for the adapter it names (its lora_name), which decides where it goes and for which "
+                              "purposes: this one is larger")  # fmt: skip
     try:
-        value = json.loads(body.decode("utf-8"), object_pairs_hook=_no_duplicates)
-    except ValueError:  # not UTF-8 (UnicodeDecodeError), not JSON, or a key repeated (`_Duplicate`)
+        value = json.loads(body)
+    except (ValueError, RecursionError):
         return ""
     named = value.get("lora_name") if type(value) is dict else None
     return named if type(named) is str else ""

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,7 +104,9 @@ class VllmLike:
         """vLLM's `POST /v1/load_lora_adapter` (`OpenAIServingModels.load_lora_adapter`): `{"lora_name", "lora_path"}`;
         the adapter is listed from then on as a model of its own, its `parent` the base's served name; a plain-text
         200, or an error (400) when a field is missing or the name is loaded already."""
-        body = orjson.loads(await self._record(request))
+        body = _fastapi_json(await self._record(request))
+        if body is None:
+            return _error(400, "There was an error parsing the body")
         name, path = body.get("lora_name"), body.get("lora_path")
         if not name or not path:
             return _error(400, "Both 'lora_name' and 'lora_path' must be provided.")
@@ -115,7 +118,9 @@ class VllmLike:
 
     async def unload_lora(self, request: web.Request) -> web.Response:
         """vLLM's `POST /v1/unload_lora_adapter`: `{"lora_name"}`; 404 for an adapter not loaded."""
-        body = orjson.loads(await self._record(request))
+        body = _fastapi_json(await self._record(request))
+        if body is None:
+            return _error(400, "There was an error parsing the body")
         name = body.get("lora_name")
         if not name:
             return _error(400, "'lora_name' needs to be provided to unload a LoRA adapter.")
@@ -276,6 +281,17 @@ class VllmLike:
             await response.write(f"event: {event['type']}\ndata: ".encode() + orjson.dumps(event) + b"\n\n")
         await response.write_eof()
         return response
+
+
+def _fastapi_json(body: bytes) -> dict[str, Any] | None:
+    """A request body as vLLM's FastAPI app reads one into its request model (Starlette's `Request.json()`: Python's
+    `json.loads` of the bytes, so UTF-8 with or without a byte order mark, UTF-16 or UTF-32, the last of a key written
+    twice); None for one it refuses (not JSON, nested too deeply, not an object)."""
+    try:
+        value = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    return value if type(value) is dict else None
 
 
 def _error(status: int, message: str, kind: str = "BadRequestError") -> web.Response:
