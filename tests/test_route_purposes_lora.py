@@ -358,6 +358,24 @@ def test_a_vllm_adapter_unload_is_decided_by_the_route_of_the_name_the_vllm_read
         assert a.requests[-1].path == "/v1/load_lora_adapter"  # was: 500 internal_error, the proxy's
 
 
+def test_a_vllm_adapter_load_naming_its_adapter_is_its_call_under_auto(
+    loop_thread: LoopThread, otlp: OtlpReceiver, make_proxy: Callable[..., ProxyHandle]
+) -> None:
+    """Under `policy.passthrough: auto` without zones, while a route limits purposes, a load naming its adapter is
+    decided as that adapter's call (since 768e77e; the README said `forward` was needed: review revroutes); one naming
+    none is refused as a passthrough call that may name any model, as every load was before."""
+    server = VllmLike(runtime_lora=True)
+    with serving(loop_thread, server.app()) as url:
+        proxy = make_proxy(CONFIG, UPSTREAM=url, MODEL=SERVED, OTLP=f"http://127.0.0.1:{otlp.port}")
+        care = {"x-purpose": "care"}
+        named = httpx.post(f"{proxy.url}/v1/load_lora_adapter", headers=care, timeout=10,
+                           json={"lora_name": "new-lora", "lora_path": "/adapters/new-lora"})  # fmt: skip
+        assert named.status_code == 200, named.text
+        unnamed = httpx.post(f"{proxy.url}/v1/load_lora_adapter", headers=care, timeout=10, json={"lora_path": "/x"})
+        assert unnamed.status_code == 403 and unnamed.json()["error"]["code"] == "endpoint_denied", unnamed.text
+        assert [m["id"] for m in server.models] == [SERVED, "sql-lora", "new-lora"]
+
+
 def test_a_vllm_adapter_load_refused_by_the_server_reads_nothing_again(
     loop_thread: LoopThread, otlp: OtlpReceiver, make_proxy: Callable[..., ProxyHandle]
 ) -> None:
