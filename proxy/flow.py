@@ -44,6 +44,12 @@ ProtocolName = Literal["openai", "anthropic", "oip", "oip-grpc", "kserve", "pass
 CONFIG: Final = "config"
 UPSTREAM: Final = "upstream"
 RESPONSE: Final = "response"
+# the version a vLLM's or SGLang's LoRA adapter load or unload is read with (`passthrough.Adapter.read`): routed and
+# decided as the call of the adapter it names, it runs no weights, so no metadata names a checkpoint for it (`resolve`
+# returns None, as for a call naming no model) and its flow and record name none. Told apart by identity (`is`): no
+# version a request names is this object. Before review routes2 (2026-12-05) such a call was judged and recorded as
+# the adapter's weights: a new adapter's load waited for them for ever under `lineage.on_unapproved: block`
+RUNS_NO_WEIGHTS: Final = "(runs no weights)"
 
 
 # what a checkpoint name is written in: visible ASCII, `%` escaped (`printable_name`)

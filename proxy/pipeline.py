@@ -32,6 +32,7 @@ from proxy.flow import (
     DENY,
     KNOWN_PURPOSES,
     REROUTE,
+    RUNS_NO_WEIGHTS,
     UNKNOWN_KEY,
     UPSTREAM,
     Call,
@@ -664,6 +665,9 @@ class Pipeline:
         if upstream.name not in book.held:  # no limited route's weights on its server
             return decision
         found = book.resolve(upstream, call.model, call.model_version, learn=False)
+        if found is None and call.model_version is RUNS_NO_WEIGHTS:
+            # a LoRA adapter's load or unload: it runs no weights, but is held as a call for its adapter is
+            found = book.resolve(upstream, call.model, None, learn=False)
         if found is None or found.source != UPSTREAM:  # (a pin: see `CheckpointBook._hold`)
             if found is not None:
                 return decision
@@ -681,7 +685,7 @@ class Pipeline:
         routes = served.get(found.name)
         how = "is served by"
         weights = found.name  # the weights of the routes' model it runs on, as the refusal names them
-        if routes is None and call.model_version is not None:
+        if routes is None and call.model_version is not None and call.model_version is not RUNS_NO_WEIGHTS:
             # its own LoRA adapters (a llama.cpp `lora`, TGI's `adapter_id`) on the base its name runs on: other
             # weights no route names, made of those its name runs on without them, held to their routes' purposes
             plain = book.resolve(upstream, call.model, None, learn=False)
@@ -789,9 +793,9 @@ class Pipeline:
         found = book.resolve(upstream, model, version, learn=False)
         if found is not None and not found.unsure:
             return found.name
-        if self.policy.block_unapproved and book.could_name(upstream, model):
+        if self.policy.block_unapproved and version is not RUNS_NO_WEIGHTS and book.could_name(upstream, model):
             return Unknown(book.why_unknown, upstream, model)
-        return None
+        return None  # (a LoRA adapter's load or unload names none: it runs no weights)
 
     def _unapproved(self, call: Call, decision: Decision) -> None:
         """Count every unapproved call; log a flow the first time this process sees it (its labels, and the finding

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,6 +27,7 @@ from tests.harness import LoopThread, ProxyHandle, serving, traced
 from tests.servers.otlp_receiver import OtlpReceiver
 from tests.servers.tgi import CHECKPOINT, MODEL_ID, Tgi
 from tests.servers.vllm_like import ROOT, SERVED, VllmLike
+from tests.test_check_explain import write
 from tests.test_llama_lora import BASE, DEFAULT, llama_server
 
 __all__ = ["llama_server"]  # the fixture, imported
@@ -389,6 +391,35 @@ def test_a_vllm_adapter_load_refused_by_the_server_reads_nothing_again(
         assert refused.status_code == 400, refused.text
         assert refused.json()["error"]["message"] == "The lora adapter 'sql-lora' has already been loaded."
         assert sum(1 for r in server.requests if r.path == "/v1/models") == listings
+
+
+def test_a_vllm_adapter_load_or_unload_under_block_runs_no_weights(
+    loop_thread: LoopThread, make_proxy: Callable[..., ProxyHandle], tmp_path: Path
+) -> None:
+    """A load or unload is its adapter's call for its route and purposes, but runs no weights: under
+    `lineage.on_unapproved: block` (a baseline approving the caller's purpose for the base's checkpoint) its flow names
+    no checkpoint, so it is neither held for the adapter's (which only the load lists) nor judged as the adapter's.
+    Until review routes2, 2026-12-05 (a regression of 768e77e), every load of a new adapter was 503
+    `checkpoint_unknown` for ever, and an unload of a listed one 403 `flow_not_approved`, recorded as the adapter's
+    weights. A call for the adapter runs its weights, and is judged as them."""
+    server = VllmLike(runtime_lora=True)
+    with serving(loop_thread, server.app()) as url:
+        config = write(tmp_path, url, checkpoint=ROOT).read_text()
+        proxy = make_proxy(config.replace("anonymous: allow", "anonymous: allow\n  passthrough: forward"))
+        loaded = httpx.post(f"{proxy.url}/v1/load_lora_adapter", timeout=10,
+                            json={"lora_name": "new-lora", "lora_path": "/adapters/new-lora"})  # fmt: skip
+        assert loaded.status_code == 200, loaded.text  # was: 503 checkpoint_unknown, for ever
+        assert [m["id"] for m in server.models] == [SERVED, "sql-lora", "new-lora"]
+        unloaded = httpx.post(f"{proxy.url}/v1/unload_lora_adapter", json={"lora_name": "sql-lora"}, timeout=10)
+        assert unloaded.status_code == 200, unloaded.text  # was: 403 flow_not_approved
+        assert [m["id"] for m in server.models] == [SERVED, "new-lora"]
+        for reply in (loaded, unloaded):  # recorded with no checkpoint (was, the unload: '/adapters/sql-lora')
+            assert "x-lineage-checkpoint" not in reply.headers, reply.headers
+        client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="unused", max_retries=0)
+        with pytest.raises(openai.PermissionDeniedError) as raised:  # the adapter's weights, not approved
+            client.chat.completions.create(model="new-lora", messages=HI)
+        assert raised.value.code == "flow_not_approved" and "/adapters/new-lora" in raised.value.message
+        assert client.chat.completions.with_raw_response.create(model=SERVED, messages=HI).status_code == 200
 
 
 ONE_VLLM = """

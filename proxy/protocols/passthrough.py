@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, unquote, unquote_plus
 from proxy.config import Upstream
 from proxy.detectors import Detectors
 from proxy.errors import RequestTooLarge
-from proxy.flow import Outcome, ProtocolName
+from proxy.flow import RUNS_NO_WEIGHTS, Outcome, ProtocolName
 from proxy.protocols import Adapter as AdapterBase
 from proxy.protocols import Fetch, Header, Request, Target, _no_duplicates, bytes_digest, text_digest
 from proxy.protocols.oip import check_version, split_path
@@ -246,8 +246,11 @@ class Adapter(AdapterBase):
         `/slots/{id}?action=erase` a slot's cache), as gRPC's methods but the data-free ones are opaque with an
         empty message; only Triton's repository index without a body carries nothing."""
         check_version(target.version)  # `/v2/models/m/versions/02/stats` is Triton's version 2, as for infer
+        if target is _ADAPTER_CHANGE:  # its adapter's call, which runs no weights
+            return Request(adapter_named(body), target.operation, version=RUNS_NO_WEIGHTS,
+                           digest=bytes_digest(body) if body else None, opaque=True)  # fmt: skip
         return Request(
-            adapter_named(body) if target is _ADAPTER_CHANGE else target.model,
+            target.model,
             target.operation,
             version=target.version,
             digest=bytes_digest(body) if body else None,
