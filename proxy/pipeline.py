@@ -738,7 +738,10 @@ class Pipeline:
         purpose every such route allows goes on. A vLLM's (`loading`) whose listing did not hold its name when asked
         about it since (`CheckpointBook.unlisted`: a typo) is refused 404 `model_not_found`, as that vLLM answers a
         name it does not serve, not 503: a retry gets the same answer (before 2026-12-05 a client retried it for
-        ever). Never forwarded: a vLLM with a LoRA resolver plugin loads such a name on its base on the first call."""
+        ever). Never forwarded: a vLLM with a LoRA resolver plugin loads such a name on its base on the first call.
+        A load or unload of such a name (`RUNS_NO_WEIGHTS`: a new adapter's load, which only it lists) is refused 403
+        `purpose_denied`: it changes what runs on the route's base, and nothing is waiting to be known (until review
+        routes2, 2026-12-05, 503, then 404 once asked about: retried, it never passed)."""
         model = call.model
         purpose = decision.purpose
         for limited, purposes in unheld:
@@ -748,6 +751,14 @@ class Pipeline:
                 book = self.runtime.book
                 caller = decision.caller or "anonymous"
                 allows = ", ".join(sorted(purposes)) or "none"
+                if loading and call.model_version is RUNS_NO_WEIGHTS:  # a LoRA adapter's load or unload
+                    base = book.resolve(upstream, limited, None, learn=False)
+                    weights = base.name if base is not None else limited
+                    reason = (f"a load or unload of LoRA adapter {quoted_name(model)} changes what runs on the weights "
+                              f"of model {quoted_name(limited)} ({quoted_name(weights)}), the base it is loaded on "
+                              f"there, which may not be used for purpose {purpose!r} (route allows: {allows})")  # fmt: skip
+                    refused = refuse(decision, self.policy, "purpose_denied", f"route:{limited}", reason)
+                    return self._judged(call, decision, refused)
                 if loading and book.unlisted(upstream, model, caller):
                     reason = (f"model {quoted_name(model)} is not in upstream {upstream.name!r}'s model list (it was "
                               "asked about, and is asked again at most once a second); the only weights it could run "

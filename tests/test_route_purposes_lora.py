@@ -393,6 +393,32 @@ def test_a_vllm_adapter_load_refused_by_the_server_reads_nothing_again(
         assert sum(1 for r in server.requests if r.path == "/v1/models") == listings
 
 
+def test_a_vllm_adapter_load_for_a_purpose_its_bases_route_forbids_is_denied(
+    loop_thread: LoopThread, otlp: OtlpReceiver, make_proxy: Callable[..., ProxyHandle]
+) -> None:
+    """A load of a new adapter (listed by nothing but the load) on the base of a route that limits its purposes, for a
+    purpose that route forbids, is refused 403 `purpose_denied`: the adapter would run on those weights, and nothing is
+    waiting to be known. Until review routes2 (2026-12-05) it was 503 `checkpoint_unknown` ("retry shortly"), then 404
+    `model_not_found` once the listing was asked about: retried, it never passed."""
+    server = VllmLike(runtime_lora=True)
+    with serving(loop_thread, server.app()) as url:
+        proxy = make_proxy(FORWARD, UPSTREAM=url, MODEL=SERVED, OTLP=f"http://127.0.0.1:{otlp.port}")
+        load = {"lora_name": "new-lora", "lora_path": "/adapters/new-lora"}
+        for _ in range(2):  # was: 503, then 404 after a round
+            refused = httpx.post(f"{proxy.url}/v1/load_lora_adapter", headers={"x-purpose": "ads"}, json=load,
+                                 timeout=10)  # fmt: skip
+            assert refused.status_code == 403, refused.text
+            error = refused.json()["error"]
+            assert error["code"] == "purpose_denied", refused.text
+            assert f"the weights of model {SERVED!r} ({ROOT!r})" in error["message"], error["message"]
+            assert "route allows: care" in error["message"], error["message"]
+            loop_thread.run(proxy.process.book.refresh(proxy.config.upstreams[0]))
+        assert [m["id"] for m in server.models] == [SERVED, "sql-lora"]
+        loaded = httpx.post(f"{proxy.url}/v1/load_lora_adapter", headers={"x-purpose": "care"}, json=load, timeout=10)
+        assert loaded.status_code == 200, loaded.text
+        assert [m["id"] for m in server.models] == [SERVED, "sql-lora", "new-lora"]
+
+
 def test_a_vllm_adapter_load_or_unload_under_block_runs_no_weights(
     loop_thread: LoopThread, make_proxy: Callable[..., ProxyHandle], tmp_path: Path
 ) -> None:
