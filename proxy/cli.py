@@ -281,7 +281,9 @@ def _route_weights(config: Config, call: Call, decision: Decision) -> tuple[str,
     weights its model may run on (`Pipeline._held`): (rule, reason, what serve does), or None. `check` asks no
     upstream, so which names run on the route's weights is not known here, as in serve before the server's metadata
     has answered: it refuses the call then (503 `checkpoint_unknown`, retryable), and once it has, 403 `purpose_denied`
-    where the metadata says the name runs on those weights, else forwards it."""
+    where the metadata says the name runs on those weights, 404 `model_not_found` where a vLLM's (SGLang's) list does
+    not hold the name once asked about it (`Pipeline._unheld`: it would load it on its base), else forwards it. Until
+    review routes2 (2026-12-05) it said serve forwarded the last too."""
     from proxy.checkpoints import metadata_names, server
     from proxy.flow import quoted_name
 
@@ -307,7 +309,10 @@ def _route_weights(config: Config, call: Call, decision: Decision) -> tuple[str,
         does = (f"serve refuses this call 503 checkpoint_unknown (rule route:{route.model}, retryable) until upstream "
                 f"{limited.name}'s metadata has answered; then 403 purpose_denied if it says model "
                 f"{quoted_name(call.model)} runs on the weights of model {quoted_name(route.model)} (or applies its "
-                "own LoRA adapters to them), else it forwards it")  # fmt: skip
+                "own LoRA adapters to them); if that server is a vLLM or SGLang (which load LoRA adapters on their "
+                f"base by name) whose model list does not hold model {quoted_name(call.model)}, 503 until that list "
+                f"has been asked about it, then 404 model_not_found (rule route:{route.model}, not forwarded); else "
+                "it forwards it")  # fmt: skip
         return f"route:{route.model}", reason, does
     return None
 

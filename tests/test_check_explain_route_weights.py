@@ -42,6 +42,11 @@ def test_a_name_that_may_run_on_a_limited_route_s_weights_is_refused_as_serve_re
         assert "decision:  deny\ncode:      checkpoint_unknown\nrule:      route:llama3.2:3b\n" in out, out
         assert "route allows: care" in out and "weights:   serve refuses this call 503 checkpoint_unknown" in out, out
         assert "then 403 purpose_denied" in out, out
+        # a vLLM (SGLang) whose list does not hold the name: 404 once asked about it (c95ff69), not forwarded (it
+        # said "else it forwards it" of that too, until review routes2, 2026-12-05)
+        assert ("if that server is a vLLM or SGLang (which load LoRA adapters on their base by name) whose model list "
+                f"does not hold model {model!r}, 503 until that list has been asked about it, then 404 model_not_found "
+                "(rule route:llama3.2:3b, not forwarded); else it forwards it") in out, out  # fmt: skip
     code, out = _explain(tmp_path, "--model", "llama3.2:latest", "--purpose", "ads", mode=", mode: audit")
     assert code == 0 and "decision:  audit-deny\ncode:      checkpoint_unknown\n" in out, out
 
