@@ -13,6 +13,8 @@ from typing import Any
 import openai
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from proxy.detectors import TRUNCATED
 from proxy.flow import Outcome
@@ -20,6 +22,7 @@ from proxy.protocols import MAX_STRINGS, kserve, oip, sse
 from proxy.protocols import openai as openai_protocol
 from tests.configs import ONE_UPSTREAM
 from tests.harness import LoopThread, ProxyHandle
+from tests.protocols.test_registry import JSON_VALUES
 from tests.protocols.test_oip_grpc import EMAIL
 from tests.servers.otlp_receiver import OtlpReceiver
 from tests.servers.raw_origin import proxy_in_front, request_body
@@ -173,20 +176,23 @@ def test_the_openai_sdk_gets_an_embeddings_reply_of_many_vectors_whole_and_the_r
 
 
 @pytest.mark.parametrize(
-    "after",
+    ("outputs", "after", "read"),
     [
-        {"parameters": {"a": {"b": {"c": {"note": "bob@example.org"}}}}},  # (nested four levels)
-        {"id": "r" * (1 << 17)},  # (past the last 64 KiB the members after them are looked for in)
+        ([], {"parameters": {"a": {"b": {"c": {"note": "bob@example.org"}}}}}, True),  # (nested four levels)
+        ([], {"id": "r" * (1 << 17)}, True),  # (past the last 64 KiB the members after them are looked for in)
+        ([{"data": [[[[1]]]]}], {"parameters": {"a": {"b": {"c": {"note": "bob@example.org"}}}}}, False),
     ],
-    ids=["deep", "long"],
+    ids=["deep", "long", "deep-outputs"],
 )
-def test_an_oip_reply_cut_whose_members_after_its_outputs_are_not_found_is_not_parsed_whole(
-    after: dict[str, Any],
+def test_an_oip_reply_cut_whose_members_after_its_outputs_are_not_found_from_its_end_is_not_parsed_whole(
+    outputs: list[Any], after: dict[str, Any], read: bool
 ) -> None:
     """A reply whose members after its `outputs` are not found from its end (nested deeper than three levels, or
     longer than the bytes searched) was parsed whole from 2026-12-05 (d12bd55: a million tiny outputs, 12 MiB, 1.2 s of
-    the loop's turn, where 0.08 s before it): it is cut as before, those members unread, its output `scan:truncated`."""
-    body = orjson.dumps({"outputs": [{"data": [1]}] * MILLION, **after})
+    the loop's turn, where 0.08 s before it), then cut with those members unread (76f20ac): they are now found after
+    its outputs walked from the cut (`oip._list_end`, 0.2-0.3 s); where that walk does not find their end (an output
+    past those read nested four levels), it is cut as before, those members unread. Its output `scan:truncated`."""
+    body = orjson.dumps({"outputs": [{"data": [1]}] * MILLION + outputs, "model_name": "m", **after})
     cut = oip.many_outputs(body)
     assert cut is not body and len(cut) < len(body) // 10
     assert len(orjson.loads(cut)["outputs"]) == MAX_STRINGS + 1
@@ -195,3 +201,72 @@ def test_an_oip_reply_cut_whose_members_after_its_outputs_are_not_found_is_not_p
     observer.body(body)
     observer.finish()
     assert TRUNCATED in outcome.output_detected and outcome.output_digest is None
+    assert (outcome.response_model == "m") is read
+    assert ("pii:email" in outcome.output_detected) is (read and "parameters" in after)
+
+
+# members after a cut list whose last value ends in `]` where the walk back from the reply's end stops: nested four
+# levels, or longer than the bytes it searches (a list of 40,000 zeros, 80 KB)
+_DEEP_AFTER = b',"x":[[[[1]]]]'
+_LONG_AFTER = b',"x":[' + b",".join([b"0"] * 40_000) + b"]"
+
+
+def _with_after(body: bytes, after: bytes) -> bytes:
+    return body[:-1] + after + b"}"
+
+
+@pytest.mark.parametrize("after", [_DEEP_AFTER, _LONG_AFTER], ids=["deep", "long"])
+@pytest.mark.parametrize("pieces", [0, 7], ids=["sized", "kept"])
+def test_an_embeddings_reply_cut_reads_its_model_and_usage_before_a_member_ending_in_a_bracket(
+    after: bytes, pieces: int
+) -> None:
+    """Before this change the walk back from its end took the last `]` of such a member for the end of `data`: the
+    reply read was its first 65,537 vectors and nothing after them, no model, no tokens recorded."""
+    body = _with_after(_vectors(MAX_STRINGS + 10), after)
+    outcome, cut = _embeddings(body, pieces)
+    assert not cut
+    assert outcome.response_model == "emb-1" and outcome.input_tokens == 7
+
+
+@pytest.mark.parametrize("after", [_DEEP_AFTER, _LONG_AFTER], ids=["deep", "long"])
+def test_an_oip_and_a_kserve_reply_cut_read_their_members_before_a_member_ending_in_a_bracket(after: bytes) -> None:
+    outputs = [{"name": "o", "datatype": "FP32", "shape": [1], "data": [1.5]}] * (MAX_STRINGS + 5)
+    body = orjson.dumps({"outputs": outputs, "model_name": "m", "model_version": "1", "id": "r1"})
+    outcome = Outcome(started_ns=0)
+    observer = oip.RestReplyObserver(outcome, EMAIL, False, None)
+    observer.body(_with_after(body, after))
+    observer.finish()
+    assert outcome.response_model == "m:1" and outcome.response_id == "r1"
+    assert outcome.output_detected == {TRUNCATED}
+    predictions = orjson.dumps({"predictions": [[0.5]] * (MAX_STRINGS + 5), "note": "bob@example.org"})
+    assert _kserve(_with_after(predictions, after)).output_detected == {"pii:email"}
+    event = orjson.loads(oip.many_outputs(_with_after(body, after)))  # (an MLServer `infer_stream` event's)
+    assert event["model_name"] == "m" and len(event["outputs"]) == MAX_STRINGS + 1
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        value = list(value.values())
+    return 1 + max(map(_depth, value), default=0) if isinstance(value, list) else 0
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(JSON_VALUES, min_size=2, max_size=6) | st.tuples(JSON_VALUES, st.integers(2, 5)).map(lambda v: [v[0]] * v[1]),
+    st.dictionaries(st.text(alphabet='ab":\\]', max_size=3), JSON_VALUES, max_size=3),
+    st.lists(JSON_VALUES, max_size=3),
+)
+def test_a_cut_lists_end_is_where_it_ends_or_not_found(values: list[Any], members: dict[str, Any], last: Any) -> None:
+    """Values and members written by hand, strings with quotes, brackets and backslashes in them, a member after the
+    list that is a list itself last (where the walk from the end may stop): the list's end is found where it is, or
+    not at all; and found wherever its values are nested at most three levels (walked from the cut)."""
+    head = b'{"data":[' + orjson.dumps(values[0])
+    cut = len(head)
+    head += b"".join(b"," + orjson.dumps(value) for value in values[1:])
+    closed = len(head)
+    head += b"]," + orjson.dumps({**members, "x": last})[1:]
+    assert orjson.loads(head)["data"] == values
+    found = oip._list_end(head, cut)
+    assert found in (closed, -1)
+    if max(map(_depth, values)) <= 3:
+        assert found == closed
