@@ -22,8 +22,8 @@ from proxy.protocols import MAX_STRINGS, kserve, oip, sse
 from proxy.protocols import openai as openai_protocol
 from tests.configs import ONE_UPSTREAM
 from tests.harness import LoopThread, ProxyHandle
-from tests.protocols.test_registry import JSON_VALUES
 from tests.protocols.test_oip_grpc import EMAIL
+from tests.protocols.test_registry import JSON_VALUES
 from tests.servers.otlp_receiver import OtlpReceiver
 from tests.servers.raw_origin import proxy_in_front, request_body
 
@@ -252,7 +252,8 @@ def _depth(value: Any) -> int:
 
 @settings(max_examples=400, deadline=None)
 @given(
-    st.lists(JSON_VALUES, min_size=2, max_size=6) | st.tuples(JSON_VALUES, st.integers(2, 5)).map(lambda v: [v[0]] * v[1]),
+    st.lists(JSON_VALUES, min_size=2, max_size=6)
+    | st.tuples(JSON_VALUES, st.integers(2, 5)).map(lambda v: [v[0]] * v[1]),
     st.dictionaries(st.text(alphabet='ab":\\]', max_size=3), JSON_VALUES, max_size=3),
     st.lists(JSON_VALUES, max_size=3),
 )
