@@ -34,16 +34,22 @@ CASES = [
     ("anthropic", b"event: error\nevent\nevent: error\n\n", True),
     ("anthropic", b"event: error\n: no error\ndata: x\n\n", True),  # named `error`, whatever its data
     ("anthropic", b"data: {}\n\nevent: error\n", False),  # no blank line ends it: not dispatched
+    # (data whose `type` is `error`, in an event named otherwise: passed on, or skipped; helper ssenormal)
+    ("anthropic", b'event: message_delta\ndata: {"type": "error", "error": {}}\n\n', False),
+    ("anthropic", b'data: {"type": "error", "error": {}}\n\n', False),
+    ("anthropic", b'event: error\ndata: {"type": "error"}\nevent: ping\n\n', False),
 ]
 
 
 def sdk_raises(kind: str, stream: bytes) -> bool:
-    """Whether the SDK raises at `stream`, read by its SSE decoder: at an event named `error` (the anthropic SDK), or
-    one whose data is JSON that `erred` says is an error (openai's `error`, a Responses `response.failed`)."""
+    """Whether the SDK raises at `stream`, read by its SSE decoder: at an event named `error` (the anthropic SDK, at
+    no other), or one whose data is JSON that `erred` says is an error (openai's `error`, a Responses `response.failed`)."""
     observer, _ = observer_of(kind)
     for sse in SSEDecoder().iter_bytes(iter([stream])):
-        if observer.typed_by_name and sse.event == "error":
-            return True
+        if observer.typed_by_name:
+            if sse.event == "error":
+                return True
+            continue
         try:
             data = sse.json()
         except ValueError:
@@ -208,3 +214,17 @@ def test_an_error_past_more_late_events_than_are_judged_is_the_upstreams_error(k
     assert sdk_raises(kind, stream)
     outcome = fed(kind, _given_up(kind), stream, READ)
     assert outcome.error_type == STREAM_ERROR and TRUNCATED in outcome.output_detected
+
+
+def test_past_more_late_events_than_are_judged_an_anthropic_error_is_the_event_named_error() -> None:
+    """There too (`_late_errors`), data whose `type` is `error` in an event named otherwise is none: the anthropic SDK
+    passes it on, or skips it (until 2026-12-05 `upstream_error`, helper ssenormal); one named `error` is."""
+    head = (b": keep-alive\n" + b'data: {"x": 1}\n\n') * (MAX_STRINGS + 10)
+    for tail, error in {
+        b'event: message_delta\ndata: {"type": "error", "error": {}}\n\n': None,
+        b'event: error\ndata: {"type": "content_block_delta"}\nevent: ping\n\n': None,
+        b'event: error\ndata: {"type": "content_block_delta"}\n\n': STREAM_ERROR,
+    }.items():
+        assert sdk_raises("anthropic", head + tail) == (error is not None)
+        outcome = fed("anthropic", _given_up("anthropic"), head + tail, READ)
+        assert outcome.error_type == error and TRUNCATED in outcome.output_detected, tail

@@ -30,12 +30,13 @@ OPENAI = [
     b"data", b"data:", b"data: ", b"event: error", b"event", b"event: x", b"id: 1", b"id", b"retry: 5",
     b"retry: x", b": c", b"\xff", b"data: \xff", b"data: [1]", b"data: {}", b"x", b"data: {", b"data: }",
 ]  # fmt: skip
-# (`data: {"type": "error"}` in an event not named `error` is left out: the proxy takes it for the upstream's error
-# where it reads the reply too, where the SDK does not raise)
+# (`data: {"type": "error"}` in an event not named `error`, which the SDK does not raise at, was left out until
+# 2026-12-05: the proxy took it for the upstream's error, where it read the reply too; helper ssenormal)
 ANTHROPIC = [
     b'data: {"type": "ping"}', b"event: content_block_delta", b"event: message_stop", b"event: ping",
     b"event: error", b"event", b"event: x", b'data: {"error": {"type": "x"}}', b"data: x", b"data", b"data:",
     b"data: [1]", b"data: {}", b": c", b"\xff", b"id: 1", b"retry: 5", b"x", b'data: {"a":1}',
+    b'data: {"type": "error", "error": {"type": "x"}}',
 ]  # fmt: skip
 GOOD = {
     "openai": b'data: {"choices":[]}\n\n',

@@ -151,7 +151,11 @@ class MessagesObserver(SseObserver):
         self._reason(reply.get("stop_reason"))
 
     def erred(self, event: dict[str, Any]) -> bool:
-        return event.get("type") == "error"
+        """None by its data: the SDK raises at an event named `error` alone, whatever its data (`_named_end`, and past
+        where the reply is read `_late_event`, `_LateEvents`); data `{"type": "error"}` in an event named otherwise it
+        passes on as an event of that type (`message_delta`, another name it parses) or skips (`ping`, another name,
+        none). Until 2026-12-05 such data was `upstream_error` (helper ssenormal)."""
+        return False
 
     def event(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
@@ -203,9 +207,7 @@ class MessagesObserver(SseObserver):
             self._usage(event.get("usage"))
         elif kind == "message_stop":
             self.ended = True
-        elif kind != "ping":  # no event of the API's (`error` is the one other it names)
-            if self.erred(event):
-                self.in_band_error()
+        elif kind != "ping":  # no event of the API's (`error` is the one other it names: `erred`)
             self.unknown(event)
 
     def _start(self, index: int, block: dict[str, Any]) -> None:

@@ -1511,18 +1511,15 @@ class SseObserver(Observer):
     def _read_event(self, reply: dict[str, Any]) -> None:
         """An event's data, read as its API's clients read it: with `typed_by_name`, data without a `type` has the
         type its `event:` line names (anthropic-sdk-python: `if "type" not in data: data["type"] = sse.event`,
-        its client then has its text), and an event named `error` is the upstream's error, whatever its data says
-        (the SDK raises it). An `event:` line after the event's data comes too late to type it (one naming `error` is
-        the upstream's error all the same, at the blank line that ends the event)."""
+        its client then has its text). An `event:` line after the event's data comes too late to type it. Whether
+        the event is the upstream's error is told by its name at the blank line that ends it (`_named_end`), the last
+        `event:` line's: an `event: error` line a later one renames is none (it was `upstream_error`, read at the
+        data, until 2026-12-05; helper ssenormal)."""
         name = self._name
         if self.typed_by_name:
             self._parsed = 2 if self._parsed else 1  # (a second object in the event: joined, no JSON)
-            if name is not None:
-                value = _event_name(name)
-                if "type" not in reply:
-                    reply["type"] = value.decode("utf-8", "replace")
-                elif value == b"error" and reply["type"] != "error":
-                    self.in_band_error()
+            if name is not None and "type" not in reply:
+                reply["type"] = _event_name(name).decode("utf-8", "replace")
         self.event(reply)
 
     def _refuse(self) -> bool:
