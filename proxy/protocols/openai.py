@@ -878,13 +878,20 @@ class ResponsesObserver(SseObserver):
         return pieces
 
     def erred(self, event: dict[str, Any]) -> bool:
-        return event.get("type") in ("error", "response.failed")
+        """The API's `error` event, `response.failed`, or any event holding a truthy `error` (`event`)."""
+        return event.get("type") in ("error", "response.failed") or bool(event.get("error"))
 
     def late_words(self) -> tuple[bytes, ...]:
         return _LATE_WORDS  # (`response.failed` holds no `error`)
 
     def event(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
+        if event.get("error"):
+            # a truthy `error`, in any event (a server's chat-style `{"error": {...}}`): the openai SDK raises at it, as
+            # in a chat stream; until 2026-12-05 recorded a success (helper revssenormal)
+            self.in_band_error()
+            if isinstance(kind, str) and kind.startswith("response."):  # (read beside; the others', by `unknown`)
+                self._text.aside_strings(("error",), event["error"], apart=True)
         if kind in _ITEM_DELTAS:
             delta = event.get("delta")
             if isinstance(delta, str) and delta:
@@ -958,7 +965,7 @@ class ResponsesObserver(SseObserver):
             if field is not None:  # (`response.content_part.done` read its citations above)
                 self._done(kind, event, event.get(field))
         else:  # no event of the API's (`error` is the one other it names)
-            if self.erred(event):  # (`error`: `response.failed` is read above)
+            if kind == "error":  # (`response.failed` is read above, a truthy `error` before)
                 self.in_band_error()
             self.unknown(event)
 
