@@ -53,3 +53,39 @@ def test_a_transport_without_its_package_is_refused_under_its_own_type_name(
         parse(CONFIG.replace("{transport}", transport))
     problems = "\n".join(refused.value.problems)
     assert "lineage.openlineage.transport" in problems and package in problems, problems
+
+
+KAFKA = "{type: kafka, topic: t, config: {bootstrap.servers: '127.0.0.1:9092'}, messageKey: m}"
+
+
+def transform(held: str) -> str:
+    """A transform transport (openlineage-python's own transformer) holding `held`."""
+    return (
+        "{type: transform, transformer_class: openlineage.client.transport.transform.JobNamespaceReplaceTransformer,"
+        f" transformer_properties: {{new_job_namespace: n}}, transport: {held}}}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("transport", "kind"),
+    [
+        (transform(KAFKA), "transform"),
+        (f"{{type: composite, transports: [{{type: console}}, {transform(KAFKA)}]}}", "composite"),
+        (f"{{type: composite, transports: {{a: {transform(KAFKA)}}}}}", "composite"),
+        (transform(f"{{type: composite, transports: [{KAFKA}]}}"), "transform"),
+        (transform(transform(KAFKA)), "transform"),
+    ],
+)
+def test_a_transport_without_its_package_is_refused_however_deep_it_is_held(
+    transport: str, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kafka transport a transform transport holds (in a composite, or holding one) needs confluent-kafka as a top
+    one does: until 2026-12-05 `_missing_packages` looked into a composite's transports only, so one wrapped in a
+    transform passed `check` and start without it, and sent no event."""
+    monkeypatch.setitem(sys.modules, "confluent_kafka", None)  # an install without it
+    with pytest.raises(ConfigError) as refused:
+        parse(CONFIG.replace("{transport}", transport))
+    assert refused.value.problems == [
+        f"lineage.openlineage.transport: this {kind} transport needs confluent-kafka, not installed: "
+        "pip install confluent-kafka"
+    ]

@@ -81,8 +81,12 @@ _TRANSPORT_NEEDS: Final[dict[str, tuple[tuple[str, str], ...]]] = {
 
 
 def _missing_packages(transport: Mapping[str, Any]) -> list[str]:
-    """The pip names a transport (a composite's, each of its transports) needs and this machine lacks."""
+    """The pip names a transport needs and this machine lacks: a composite's, each of its transports'; a transform's,
+    its transport's; nested ones too (one a transform held was not looked into until 2026-12-05)."""
     kind = transport.get("type")
+    if kind == "transform":
+        held = transport.get("transport")
+        return _missing_packages(held) if isinstance(held, Mapping) else []
     if kind == "composite":
         nested = transport.get("transports")
         inner = nested.values() if isinstance(nested, Mapping) else nested if isinstance(nested, list) else ()
