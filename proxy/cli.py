@@ -320,7 +320,8 @@ def _route_weights(config: Config, call: Call, decision: Decision) -> tuple[str,
 def _unnamed(upstream: Upstream, model: str, version: str | None) -> str | Unknown | None:
     """What `serve` with `lineage.on_unapproved: block` knows before an upstream's metadata has named the
     checkpoint: a pin, else, where the metadata could name it, not yet (`Unknown`: serve refuses such a call
-    with 503 checkpoint_unknown unless the flow is approved whatever its checkpoint). `check` asks no upstream."""
+    with 503 checkpoint_unknown unless the flow is approved whatever its checkpoint, 404 model_not_found once the
+    metadata, asked about the model, does not list it). `check` asks no upstream."""
     from proxy.checkpoints import metadata_names
     from proxy.policy import Unknown, pinned
 
@@ -335,7 +336,8 @@ def _unknown_reason(call: Call, forwarded: Decision, *, audit: bool) -> str:
         "refuses this call: 503 checkpoint_unknown, retryable")  # fmt: skip
     return (f"check asks no upstream, so the checkpoint serving model {call.model!r} on upstream {name} is not "
             f"known here. Until {name}'s metadata names it, serve {does} (lineage.on_unapproved is block, and no "
-            "baseline entry covering the flow approves any checkpoint); then it decides on the checkpoint named. "
+            "baseline entry covering the flow approves any checkpoint); once its metadata, asked about the model, "
+            "does not list it, 404 model_not_found (a typo); then it decides on the checkpoint named. "
             "Pass --checkpoint C to decide with it")  # fmt: skip
 
 

@@ -243,7 +243,7 @@ class FlowNotApproved(ProxyError):
 
 class CheckpointUnknown(ProxyError):
     """`lineage.on_unapproved: block`, and the checkpoint the call's upstream serves for its model is not
-    known yet (its metadata has not answered, or does not list the model), so the flow cannot be checked
+    known yet (its metadata has not answered, or not about the model yet), so the flow cannot be checked
     against the baseline. Retryable: the metadata is asked again, at most once every `retry_after_s`
     (`CheckpointBook.why_unknown`)."""
 

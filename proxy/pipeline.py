@@ -805,7 +805,7 @@ class Pipeline:
         if found is not None and not found.unsure:
             return found.name
         if self.policy.block_unapproved and version is not RUNS_NO_WEIGHTS and book.could_name(upstream, model):
-            return Unknown(book.why_unknown, upstream, model)
+            return Unknown(book.why_unknown, upstream, model, book.unlisted)
         return None  # (a LoRA adapter's load or unload names none: it runs no weights)
 
     def _unapproved(self, call: Call, decision: Decision) -> None:

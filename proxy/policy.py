@@ -154,6 +154,10 @@ class Policy:
         return found is True
 
 
+def _not_asked(upstream: Upstream, model: str, caller: str) -> bool:
+    return False
+
+
 @dataclass(frozen=True, slots=True)
 class Unknown:
     """What a `Served` lookup gives for a checkpoint the upstream's metadata could name but has not (yet).
@@ -162,11 +166,19 @@ class Unknown:
     explain: Callable[[Upstream, str, str], str]  # (upstream, model, caller) -> why; asks the metadata again
     upstream: Upstream
     model: str
+    # (upstream, model, caller) -> whether its model list did not hold the name when asked about it since (a typo:
+    # `CheckpointBook.unlisted`); asks the metadata again
+    unlisted: Callable[[Upstream, str, str], bool] = _not_asked
 
     def why(self, caller: str) -> str:
         """The refusal's reason, for a call of `caller` refused for want of the checkpoint: only such a
         call asks the metadata again (a call refused or approved anyway asks nothing)."""
         return self.explain(self.upstream, self.model, caller)
+
+    def not_served(self, caller: str) -> bool:
+        """For a call of `caller` refused for want of the checkpoint: whether the upstream's model list, asked about
+        the name since, does not hold it, so a retry gets the same answer (asks the metadata again, as `why`)."""
+        return self.unlisted(self.upstream, self.model, caller)
 
 
 # (upstream, requested model, requested version) -> the checkpoint it serves, when known before the reply
@@ -287,7 +299,15 @@ def verify_flow(call: Call, decision: Decision, policy: Policy, served: Served =
         if (waiting is None or not policy.block_unapproved or decision.action in (DENY, AUDIT_DENY)
                 or policy.any_checkpoint(flow)):  # fmt: skip
             return replace(decision, approved=True)
-        why = waiting.why(decision.caller or "anonymous")
+        caller = decision.caller or "anonymous"
+        if waiting.not_served(caller):  # (a typo: 503, retry shortly, was for ever until 2026-12-05)
+            return refuse(decision, policy, "model_not_found", "lineage.baseline",
+                          f"model {quoted_name(call.model)} is not in upstream {waiting.upstream.name!r}'s model list "
+                          "(it was asked about, and is asked again at most once a second), so the checkpoint serving "
+                          "it cannot be checked against the approved baseline: call the model by a name the metadata "
+                          "lists; or approve the flow for any checkpoint (a baseline entry without checkpoints:); or, "
+                          "for an upstream serving one model under any name, pin upstreams[].checkpoint")  # fmt: skip
+        why = waiting.why(caller)
         return refuse(decision, policy, "checkpoint_unknown", "lineage.baseline",
                       f"the checkpoint serving model {quoted_name(call.model)} is not known yet, so the flow cannot be "
                       f"checked against the approved baseline: {why}; retry shortly")  # fmt: skip

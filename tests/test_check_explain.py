@@ -70,6 +70,8 @@ def test_explain_refuses_an_unnamed_checkpoint_as_serve_does(
     assert said.returncode == 2, said.stdout + said.stderr
     assert "decision:  deny" in said.stdout and "code:      checkpoint_unknown" in said.stdout
     assert "Until llama's metadata names it, serve refuses this call: 503 checkpoint_unknown" in said.stdout
+    # as serve answers a name the metadata, asked, does not list (a typo) since 2026-12-05
+    assert "once its metadata, asked about the model, does not list it, 404 model_not_found" in said.stdout
     assert f"approved:  once the metadata names one of: {ROOT}" in said.stdout
     assert "approved:  yes" not in said.stdout
     # the checkpoint the metadata names, given: decided on it, as serve decides once it is known

@@ -19,6 +19,7 @@ from typing import Any
 
 import grpc
 import httpx
+import openai
 import pytest
 from aiohttp import web
 
@@ -229,19 +230,34 @@ def test_a_model_the_metadata_does_not_list_is_refused_until_it_does(vllm, make_
     until(loop_thread, lambda: chat(proxy.url, "late-lora").status_code == 200, "the adapter admitted")
     assert [r.path for r in upstream.data_requests()] == ["/v1/chat/completions"]  # the admitted call alone
 
-    messages: list[str] = []
 
-    def asked() -> bool:
-        messages.append(refused_as_unknown(chat(proxy.url, "nowhere")))
-        return "does not list" in messages[-1]
-
-    until(loop_thread, asked, "the metadata asked about it")
-    assert "upstream 'vllm''s metadata is being asked about model 'nowhere'" in messages[0]
-    assert ("upstream 'vllm''s metadata does not list model 'nowhere' (it is asked again, at most once a second): "
-            "call the model by a name the metadata lists; or approve the flow for any checkpoint (a baseline entry "
-            "without checkpoints:); or, for an upstream serving one model under any name, pin "
-            "upstreams[].checkpoint; retry shortly") in messages[-1]  # fmt: skip
-    assert len(upstream.data_requests()) == 1
+def test_a_name_asked_about_and_not_listed_is_not_found(vllm, make_proxy, loop_thread, baseline) -> None:  # type: ignore[no-untyped-def]
+    """A name the upstream's model list did not hold when asked about it since (a typo) is refused 404
+    `model_not_found`, as vLLM answers a name it does not serve, never forwarded: until 2026-12-05 it was 503
+    `checkpoint_unknown`, "retry shortly", for ever, which the openai SDK retries. It is asked about again at most
+    once a second, so a name loaded on the server since (a LoRA adapter) is admitted."""
+    upstream, url = vllm
+    proxy = make_proxy(config(), UPSTREAM=url, BASELINE=baseline)
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="key-app", max_retries=0)
+    assert "metadata is being asked about model 'lama-3.1-8b'" in refused_as_unknown(chat(proxy.url, "lama-3.1-8b"))
+    until(loop_thread, lambda: chat(proxy.url, "lama-3.1-8b").status_code != 503, "the metadata asked about it")
+    for _ in range(2):  # (a retry gets the same answer)
+        with pytest.raises(openai.NotFoundError) as missing:
+            client.chat.completions.create(model="lama-3.1-8b", messages=[{"role": "user", "content": "hello"}])
+        error = missing.value.body
+        assert isinstance(error, dict) and error["code"] == "model_not_found", error
+        assert error["message"] == (
+            "model 'lama-3.1-8b' is not in upstream 'vllm''s model list (it was asked about, and is asked again at "
+            "most once a second), so the checkpoint serving it cannot be checked against the approved baseline: call "
+            "the model by a name the metadata lists; or approve the flow for any checkpoint (a baseline entry without "
+            "checkpoints:); or, for an upstream serving one model under any name, pin upstreams[].checkpoint"
+        )
+        assert missing.value.response.headers["x-lineage-decision"] == "deny"
+        assert "retry-after" not in missing.value.response.headers
+    assert upstream.data_requests() == []  # never forwarded
+    upstream.models.append({"id": "lama-3.1-8b", "object": "model", "owned_by": "vllm", "root": "/adapters/lama",
+                            "parent": SERVED})  # fmt: skip
+    until(loop_thread, lambda: chat(proxy.url, "lama-3.1-8b").status_code == 200, "the name admitted once listed")
 
 
 def test_an_upstream_that_names_no_checkpoint_keeps_the_rule_unknown_fits_any(vllm, make_proxy, baseline) -> None:  # type: ignore[no-untyped-def]
