@@ -175,6 +175,9 @@ class _Text:
     # a stream scanner's window whose tail was cut in a run of numbers that, read whole, is no phones alike (its
     # start, read in a window before, no phone's: `_run_unaligned`): not read so back from its end either
     unaligned: bool = False
+    # where in a stream scanner's window its card candidates start (`_cards`): in its tail, where the text read whole
+    # has one start (`_card_tiled`); 0: at its first digit
+    cards_from: int = 0
 
     def __init__(self, text: str, classes: bytes = b"") -> None:
         self.wide = not text.isascii()
@@ -604,7 +607,7 @@ def _cards(t: _Text) -> Iterator[tuple[int, int]]:
     a sum, `...=`). The wider the separator, the more other numbers it joins (dates, versions, table rows and
     columns), so the narrower the shape taken; a row of four numbers that passes all this (1 in ~20 at random) is
     read as a card."""
-    classes, pos, stop = t.classes, t.first, t.stop
+    classes, pos, stop = t.classes, max(t.first, t.cards_from), t.stop
     # each finder searches on from where its last match ended, as `finditer` does (none matches ""), without the
     # iterator object finditer makes (a third of a finder's time on a kilobyte of prose)
     while (m := _CARD.search(classes, pos, stop)) is not None:
@@ -862,6 +865,27 @@ def _searched_on(t: _Text, start: int, end: int) -> int:
         if gap > 0:
             return gap + 1
     return end
+
+
+def _card_tiled(t: _Text, mark: int) -> int:
+    """Where the card candidate (`_CARD`) that `_cards` reads at `mark` in `t` starts, tiled from `t`'s start as
+    `_cards` tiles a run of numbers it finds no card in (-1: none takes it in). A stream scanner's tail
+    cut in a run longer than it holds from its start starts there (`StreamScanner._read_window`), so the next window
+    reads the run's candidates as the text read whole does: started at the cut, it read others, and a card among them,
+    found whole (`_card_within`: a candidate's last or first groups), was missed at some cuts (`7 2 7 ` then
+    `5500 0000 0000 0004` in a run of 1,600 single digits: at 1,257 of 3,225 two-piece cuts, until 2026-12-05, helper
+    detectors), and one none whole found at others."""
+    classes, pos = t.classes, 0
+    while (m := _CARD.search(classes, pos)) is not None:
+        start, end = m.span()
+        if start > mark:
+            break
+        if end > mark:
+            return start
+        pos = end if not classes.startswith(_NINE, start) else _after_long_group(classes, start, end)
+        if t.before(start) in _CARD_JOINED or t.after(end) in _CARD_JOINED:
+            pos = _searched_on(t, start, end)
+    return -1
 
 
 def _minutes_before(t: _Text, start: int, end: int) -> int:
@@ -2557,6 +2581,9 @@ class Detectors:
                 customs.append(custom)
                 finders.append((label, _custom(custom), b"", 0, ""))
         self._finders = tuple(finders)
+        # whether cards are among them: a stream scanner's tail cut in a run of numbers starts where the text's card
+        # candidates do (`_card_tiled`)
+        self._reads_cards = any(finder is _cards for _, finder, _, _, _ in finders)
         # the finders by the class byte every match of theirs contains: a text without it skips them all at once.
         # A byte is looked for as an int (a memchr: ~50 ns for a kilobyte, where `b"0" in` took ~400); a custom
         # pattern's group (None) always runs
@@ -2624,11 +2651,13 @@ class Detectors:
         more: int = 0,
         runs_on: bool = False,
         unaligned: bool = False,
+        cards_from: int = 0,
     ) -> frozenset[str]:
         """The labels of everything found in `text`, of which at most `limit` characters are read (max_chars;
         see the module doc); `reread`: what it starts with that was read before (a stream scanner's tail); `before`
         and `more`: a stream scanner's window's (`_Text.ahead`); `runs_on`: numbers follow its end (`_Text.runs_on`);
-        `unaligned`: the run its tail was cut in is no phones alike (`_Text.unaligned`)."""
+        `unaligned`: the run its tail was cut in is no phones alike (`_Text.unaligned`); `cards_from`: where in that
+        tail its card candidates start (`_Text.cards_from`)."""
         if not self._finders or not text:
             return _NOTHING
         if limit is None:
@@ -2643,7 +2672,7 @@ class Detectors:
         if not text.isascii() or _escapes(text):
             text, cut_fold = folded(text, limit)
             cut = cut or cut_fold
-        return self._find(text, cut, reread, before, more, runs_on, unaligned)
+        return self._find(text, cut, reread, before, more, runs_on, unaligned, cards_from)
 
     def scan_unfolded(
         self,
@@ -2653,10 +2682,13 @@ class Detectors:
         more: int = 0,
         runs_on: bool = False,
         unaligned: bool = False,
+        cards_from: int = 0,
     ) -> frozenset[str]:
         """`scan` of a whole text its caller found ASCII without escapes: read as it stands, but for its control
         characters (a stream scanner's window, whose end it then reads as it stands too: `StreamScanner`)."""
-        return self._find(text, False, reread, before, more, runs_on, unaligned) if self._finders and text else _NOTHING
+        if not self._finders or not text:
+            return _NOTHING
+        return self._find(text, False, reread, before, more, runs_on, unaligned, cards_from)
 
     def _find(
         self,
@@ -2667,6 +2699,7 @@ class Detectors:
         more: int = 0,
         runs_on: bool = False,
         unaligned: bool = False,
+        cards_from: int = 0,
         classes: bytes = b"",
     ) -> frozenset[str]:
         """The labels of what the finders find in `text` as the detectors read it (folded), `cut` when not all of
@@ -2683,6 +2716,7 @@ class Detectors:
             if t.raw.startswith(tail):  # (as it is read: a tail is kept as the detectors read it)
                 t.reread = len(tail)
                 t.unaligned = unaligned
+                t.cards_from = cards_from
         if before:
             t.ahead = before
         if more:
@@ -3328,6 +3362,8 @@ _UNENDED: Final = re.compile(r"\S*(?:[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+
 # goes on on its line (`_Text.runs_on`). Not past a newline: a card written digit by digit before a matrix's first row,
 # its run ended, is read where it ends
 _NUMBER_FIRST: Final = "0123456789().+/:-"
+# a digit, one space or dash, a digit: where a stream scanner's tail starts in a run of numbers `_CARD` reads on through
+_CUT_IN_A_RUN: Final = re.compile(r"[0-9][ -][0-9]")
 _RUNS_ON: Final = re.compile(r"[0-9().+/:-][ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+\Z")
 
 
@@ -3363,6 +3399,8 @@ class StreamScanner:
         # `_PatternStreamScanner`'s stream scanner leaves its custom patterns' matches at a window's end to its own
         # re-reading, however long
         self._again = self.OVERLAP
+        self._cards = detectors._reads_cards
+        self._cards_from = 0  # where in the tail its card candidates start (`_tiled_tail`)
 
     @property
     def found(self) -> set[str]:
@@ -3440,11 +3478,15 @@ class StreamScanner:
         self._open = hold and self._reopens
         if window.isascii() and not _escapes(window):
             self._found |= self._detectors.scan_unfolded(
-                window, reread, self._before, self._again if hold else 0, runs_on, self._unaligned
+                window, reread, self._before, self._again if hold else 0, runs_on, self._unaligned, self._cards_from
             )
             end = window[-2 * self.OVERLAP :]
             if not _controls(end.encode("ascii")):
-                self._tail = tail = _tail_at_a_gap(end, window, self._before)  # (the run held from its start, if near)
+                tail = _tail_at_a_gap(end, window, self._before)  # (the run held from its start, if near)
+                self._cards_from = 0
+                if self._cards and _CUT_IN_A_RUN.match(window, len(window) - len(tail) - 2) is not None:
+                    tail = self._tiled_tail(window, tail)
+                self._tail = tail
                 self._unaligned = "0" <= tail[:1] <= "9" and _run_unaligned(window, tail, self._before, self._unaligned)
                 self._before = _before_tail(window, end, self._tail, 2 * self.OVERLAP, self._before)
                 self._mail_open = hold and "@" in self._tail and self._detectors._mail is not None
@@ -3454,12 +3496,18 @@ class StreamScanner:
             # its length, a window holding U+FDFA was `scan:truncated` before 2026-12-05)
             more = self._again if hold else 0
             limit = _fold_limit(len(window), self._detectors.max_chars)
-            self._found |= self._detectors.scan(window, limit, reread, self._before, more, runs_on, self._unaligned)
+            self._found |= self._detectors.scan(
+                window, limit, reread, self._before, more, runs_on, self._unaligned, self._cards_from
+            )
         end = _read_end(window, 2 * self.OVERLAP)
         self._tail = _tail_at_a_gap(end, window, self._before, True)
+        self._cards_from = 0
         if "0" <= self._tail[:1] <= "9":  # (the window as the detectors read it, all of it: the run's start in it)
             reading, whole = _reading(window, len(window), True)
             read = reading if whole is None else whole
+            cut_at = len(read) - len(self._tail) - 2
+            if self._cards and read.endswith(self._tail) and _CUT_IN_A_RUN.match(read, cut_at) is not None:
+                self._tail = self._tiled_tail(read, self._tail)  # (its candidates from where the text's start)
             self._unaligned = _run_unaligned(read, self._tail, self._before, self._unaligned)
         else:
             self._unaligned = False
@@ -3469,6 +3517,24 @@ class StreamScanner:
         else:
             self._before = _before_tail(window, end, self._tail, 2 * self.OVERLAP, self._before)
         self._mail_open = hold and "@" in self._tail and self._detectors._mail is not None
+
+    def _tiled_tail(self, window: str, tail: str) -> str:
+        """`tail`, the end of `window` (as the detectors read it) cut in a run of numbers, from the white space before
+        where the text read whole has a card candidate that takes in its start (`_card_tiled`), that candidate's start
+        kept for the next window's (`_cards_from`); `tail` itself once a card was found, or where there is none near."""
+        if "pii:credit_card" in self._found:
+            return tail
+        t = _Text(window)
+        raw = t.raw  # (offsets in its UTF-8, as `_Text.cards_from` counts them)
+        tiled = _card_tiled(t, len(raw) - len(tail.encode("utf-8", "surrogatepass")))
+        if tiled <= 0:
+            return tail
+        low = max(0, tiled - _OVERLAP)
+        first = max(raw.rfind(b" ", low, tiled), raw.rfind(b"\n", low, tiled), raw.rfind(b"\t", low, tiled)) + 1
+        if first <= 0:
+            return tail  # (no white space near before it: a run joined by dashes, read from the cut as before)
+        self._cards_from = tiled - first
+        return raw[first:].decode("utf-8", "surrogatepass")
 
     def end_text(self) -> None:
         """What was fed is a whole text (an output): its end reads as an end, not run on into the next (a
@@ -3491,6 +3557,7 @@ class StreamScanner:
         self._tail = ""
         self._before = ""
         self._unaligned = False
+        self._cards_from = 0
 
 
 # the most characters, as the detectors read them, of a value of a custom pattern that a streamed reply's record finds
