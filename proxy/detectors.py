@@ -2627,8 +2627,9 @@ class Detectors:
         return self._patterns
 
     def finds_nothing(self, text: str) -> bool:
-        """Whether the detectors find nothing in `text`, every character read, both as a reply's output is read (a
-        new `stream()` fed it whole: `scan_output`) and as a request's one text is (`scan`, `scan_all`): a short
+        """Whether the detectors find nothing in `text`, every character read, both as a reply's output is read (its end
+        as a new `stream()` fed it whole reads it, one holding a character other than ASCII as `scan` reads it:
+        `scan_output`) and as a request's one text is (`scan`, `scan_all`): a short
         output is read with a line end after it, which a custom pattern (`x\\Z`, `x\\n`) may tell apart. Remembered
         by text for a short one, which calls send again and again (an OIP reply's output names, `OUTPUT0`: before
         they were read, a ModelInfer with no text in its reply scanned none, and reading them each time cost it a
