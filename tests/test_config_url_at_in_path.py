@@ -103,9 +103,9 @@ REPLY = (
 )
 
 
-def test_a_path_with_its_at_escaped_reaches_the_upstream_under_it(
-    make_proxy: Callable[..., ProxyHandle], loop_thread: LoopThread
-) -> None:
+def chat_request_lines(make_proxy: Callable[..., ProxyHandle], loop_thread: LoopThread, config: str) -> list[bytes]:
+    """The request lines an origin behind a proxy of `config` gets for one chat through the openai SDK, whose
+    answer it checks."""
     lines: list[bytes] = []
 
     async def answer(head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
@@ -116,8 +116,15 @@ def test_a_path_with_its_at_escaped_reaches_the_upstream_under_it(
         await writer.drain()
         return True
 
-    with proxy_in_front(loop_thread, make_proxy, CONFIG, answer) as proxy:
+    with proxy_in_front(loop_thread, make_proxy, config, answer) as proxy:
         client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="k", max_retries=0)
         got = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
     assert got.choices[0].message.content == "ok"
+    return lines
+
+
+def test_a_path_with_its_at_escaped_reaches_the_upstream_under_it(
+    make_proxy: Callable[..., ProxyHandle], loop_thread: LoopThread
+) -> None:
+    lines = chat_request_lines(make_proxy, loop_thread, CONFIG)
     assert lines == [b"POST /alice%40example.com/v1/chat/completions HTTP/1.1"], lines

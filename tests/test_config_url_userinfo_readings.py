@@ -11,11 +11,9 @@ user's start); until 2026-12-05 both were refused, to be written `%40`."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-import openai
 import pytest
 import yarl
 from psycopg import conninfo
@@ -24,7 +22,7 @@ from proxy.config import parse
 from proxy.config.loader import shown_url
 from proxy.errors import ConfigError
 from tests.harness import LoopThread, ProxyHandle
-from tests.servers.raw_origin import proxy_in_front, request_body
+from tests.test_config_url_at_in_path import chat_request_lines
 
 BASE = "listen: {http: '127.0.0.1:0'}\nroutes: [{model: '*', upstream: m}]\n"
 UPSTREAM = "upstreams: [{name: m, url: 'http://127.0.0.1:9'}]\n"
@@ -212,28 +210,11 @@ upstreams: [{name: m, url: "${UPSTREAM}/v1/projects/p/locations/us-east5/publish
 routes: [{model: "*", upstream: m}]
 policy: {anonymous: allow, default_purpose: assistant}
 """
-REPLY = (
-    b'{"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,'
-    b'"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}]}'
-)
 
 
 def test_a_vertex_style_path_reaches_the_upstream_under_it(
     make_proxy: Callable[..., ProxyHandle], loop_thread: LoopThread
 ) -> None:
-    lines: list[bytes] = []
-
-    async def answer(head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-        lines.append(head.split(b"\r\n", 1)[0])
-        await request_body(head, reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-                     % (len(REPLY), REPLY))  # fmt: skip
-        await writer.drain()
-        return True
-
-    with proxy_in_front(loop_thread, make_proxy, CONFIG, answer) as proxy:
-        client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="k", max_retries=0)
-        got = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
-    assert got.choices[0].message.content == "ok"
+    lines = chat_request_lines(make_proxy, loop_thread, CONFIG)
     path = b"/v1/projects/p/locations/us-east5/publishers/anthropic/models/claude@20240620/v1/chat/completions"
     assert lines == [b"POST " + path + b" HTTP/1.1"], lines
