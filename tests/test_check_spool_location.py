@@ -10,6 +10,7 @@ Run through the command line as users run it (`tests.test_check_store_location`'
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import sys
@@ -100,13 +101,14 @@ def test_a_reload_to_a_spool_serve_could_not_keep_is_refused(tmp_path: Path) -> 
     serve = Serve([sys.executable, "-m", "proxy", "serve", "--config", str(config)])
     try:
         serve.ready()
+        in_force = hashlib.sha256(config.read_bytes()).hexdigest()[:12]  # the config a refusal says stays
         spooling(tmp_path, str(tmp_path / "missing" / "spool"))
         serve.proc.send_signal(signal.SIGHUP)
         line = serve.wait("reload refused")[0]
         assert line.endswith(
             "reload refused; the old config stays in force. lineage.openlineage.spool: cannot open the OpenLineage "
             f"spool {tmp_path / 'missing' / 'spool'}: the directory {tmp_path / 'missing'} does not exist (create it, "
-            "or correct the path)\n"
+            f"or correct the path) config_sha256={in_force}\n"
         ), line
         spooling(tmp_path, str(tmp_path / "other"))  # one it can make: applied
         serve.proc.send_signal(signal.SIGHUP)
