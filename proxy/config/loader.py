@@ -196,6 +196,32 @@ def _slashed_userinfo(url: str, ends: str = "/?#") -> tuple[int, int] | None:
     return (start, found) if found >= 0 else None
 
 
+def store_userinfo(store: str) -> tuple[int, int] | None:
+    """`_slashed_userinfo` for a PostgreSQL URL, as libpq reads it: a userinfo up to an `@` before its first `/` alone,
+    and after that `/` a database's name, then a query of `key=value` pairs. So an `@` there is taken for a userinfo's
+    end, whatever follows it (no database's name is a version, `ops:12/34@20240620` is host `ops` and port 12 to libpq;
+    `ops:pa/ss@db!x`: until 2026-12-05 refused in libpq's words, which quoted the password, `port 'pa'`), but for one in
+    a query libpq reads (`postgresql://db:5432/lineage?user=admin@server`, Azure's single server's user: until
+    2026-12-05 refused). Where it begins and where its `@` is; None when the URL has none such."""
+    start = store.find("://") + 3 if "://" in store else 0
+    slash = store.find("/", start)
+    if slash < 0 or "@" in store[start:slash]:
+        return None
+    at = store.find("@", slash)
+    if at < 0:
+        return None
+    query = store.find("?", slash)
+    if 0 <= query < at:
+        try:
+            from psycopg import conninfo
+
+            conninfo.conninfo_to_dict(store)
+            return None  # (its `@`s are values of parameters libpq knows: `3=4@h` is none)
+        except Exception:  # (no psycopg: said by the store's check; a query libpq refuses)
+            pass
+    return start, store.rfind("@")
+
+
 def _split(url: str) -> SplitResult | None:
     """`url`'s parts, or None if it is no URL the proxy can connect to: `http://[::1` (an unclosed IPv6 address) or
     a port that is not one (`:99999`, `:abc`), which `urlsplit` or the connection's `.port` raise on, or one whose
@@ -512,7 +538,7 @@ def _port_range(port: str, zero_ok: bool) -> str:
     return f"the port must be 1-65535{' (or 0: any free port)' if zero_ok else ''}, got {port}"
 
 
-def _userinfo_hint(url: str, start: int, at: int) -> str:
+def userinfo_hint(url: str, start: int, at: int) -> str:
     """How to write the URL `_slashed_userinfo` found a userinfo in (from `start`, its `@` at `at`): each of `/?#` it
     holds percent-encoded, the first (which ends the reader's authority) first, or the `@` (in a path, a query or a
     fragment, as it is) as %40. Quotes nothing of the URL (its password)."""
@@ -533,7 +559,7 @@ def _url_problem(url: str) -> str | None:
     range when its port is digits out of range, else None."""
     slashed = _slashed_userinfo(url)
     if slashed is not None:  # said for each of `/?#` it holds, the first (which ends `urlsplit`'s authority) first
-        return _userinfo_hint(url, *slashed)
+        return userinfo_hint(url, *slashed)
     try:
         netloc = urlsplit(url).netloc
     except ValueError:
@@ -1347,9 +1373,9 @@ class _Reader:
             if lineage.password_file is not None:
                 self.problem("lineage.password_file", "only a PostgreSQL lineage.store (postgresql://...) has one")
             return
-        slashed = _slashed_userinfo(store, ends="/")  # (libpq ends a URL's authority at its first `/` alone)
+        slashed = store_userinfo(store)  # (said in the config's words: libpq's would quote the password)
         if slashed is not None:
-            self.problem("lineage.store", f"{_userinfo_hint(store, *slashed)} in {shown_url(store)!r}")
+            self.problem("lineage.store", f"{userinfo_hint(store, *slashed)} in {shown_url(store, slashed)!r}")
             return
         try:
             from psycopg import conninfo
@@ -1617,11 +1643,12 @@ def redact_userinfo(text: str) -> str:
 _RESERVED_USERINFO = re.compile(r"(^|//)([^/?#@:\s[]*):(?![0-9]*[/?#])\S*@")
 
 
-def shown_url(text: str) -> str:
+def shown_url(text: str, userinfo: tuple[int, int] | None = None) -> str:
     """A URL as a config problem quotes it: its password hidden (`redact_userinfo`; one holding a `/`, `?` or `#`
-    too, to the last `@`), and its query and fragment (`?***`): a query may hold a key (`?key=...`, as some APIs and
-    collectors take theirs), and a reload logs problems."""
-    slashed = _slashed_userinfo(text)  # (one of digits before its `/` too, which `_RESERVED_USERINFO` takes for a port)
+    too, to the last `@`: `userinfo`, else `_slashed_userinfo`'s), and its query and fragment (`?***`): a query may
+    hold a key (`?key=...`, as some APIs and collectors take theirs), and a reload logs problems."""
+    # (one of digits before its `/` too, which `_RESERVED_USERINFO` takes for a port)
+    slashed = userinfo if userinfo is not None else _slashed_userinfo(text)
     if slashed is not None:
         start, at = slashed
         # one without a `:` may be a token (`redact_userinfo`): hidden whole, as is one whose `:` follows an `@` (a

@@ -45,6 +45,7 @@ import psycopg
 from psycopg import conninfo, sql
 from psycopg.abc import PQGen
 
+from proxy.config.loader import store_userinfo, userinfo_hint
 from proxy.errors import StartupError
 from proxy.logs import escaped
 from proxy.record import integrity
@@ -240,7 +241,7 @@ def _userinfo(url: str) -> tuple[int, int] | None:
 def redact(url: str) -> str:
     """The URL without its passwords (in the user part, or a `password=` / `sslpassword=` parameter), for
     messages and logs. Hosts are left as written: libpq accepts several (`h1:5432,h2:5433`)."""
-    userinfo = _userinfo(url)
+    userinfo = _userinfo(url) or store_userinfo(url)  # (or one libpq reads no userinfo in: `lp:a?b/c#dzq@h`)
     shown = ""  # the user part as shown, its `@` too
     if userinfo is not None:
         start, at = userinfo
@@ -265,7 +266,12 @@ def redact(url: str) -> str:
 def scrub(message: str, url: str) -> str:
     """`message` without `url`'s passwords: psycopg's parse errors quote the URL whole (`... in URI:
     "postgresql://u:secret@[::1"`), shown as `redact` shows it, or a password alone (`invalid percent-encoded
-    token: "pa%ss"`: a `%` in it not written `%25`)."""
+    token: "pa%ss"`: a `%` in it not written `%25`). For a URL whose password libpq does not read as one, its `/` ending
+    the authority first (`store_userinfo`: `lp:a?b/c#dzq@h/db`), the config's own words instead: libpq's quoted a piece
+    of it (`"b/c#dzq@h/db"`; until 2026-12-05, in `edges --store`, with the URL shown whole)."""
+    stray = store_userinfo(url)
+    if stray is not None:  # libpq's words quote a piece of the text it misreads (`"b/c#dzq@h/db"`): the config's said
+        return userinfo_hint(url, *stray)
     if url in message:
         message = message.replace(url, redact(url))
     userinfo = _userinfo(url)
