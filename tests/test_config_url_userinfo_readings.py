@@ -154,12 +154,17 @@ VERTEX = (
         "http://h:8000/v1/models/m@1.5",
         "https://api.example.com/users/alice@example.com",
         "http://10.0.0.5/v1/models/a@b:9",
+        "http://gw/models/m@default",  # (until 2026-12-05 refused, as a token `gw/models/m`)
+        "http://vllm/v1/models/a@b",
+        "http://first.last/x/y@h",
+        "http://h/models/m@2130706433",
     ],
 )
 @pytest.mark.parametrize(("config", "path"), PLACES, ids=IDS)
 def test_an_at_that_cannot_end_a_userinfo_loads(config: str, path: str, url: str) -> None:
-    """Before no host (digits alone: Vertex's model versions), or after a dotted name, which begins no user's name:
-    yarl and urlsplit read the host written first, as the config does."""
+    """Before no host (digits alone without a port: Vertex's model versions), after an IPv4 address, which begins no
+    user's name, or in the path's second segment or later before a host without a port, with no `:` before it (a
+    model's tag, `m@default`): yarl and urlsplit read the host written first, as the config does."""
     assert yarl.URL(url).host == urlsplit(url).hostname == url.split("//")[1].split("/")[0].split(":")[0]
     assert parse(BASE + config % url, env={})
     assert shown_url(url) == url
@@ -169,15 +174,24 @@ def test_an_at_that_cannot_end_a_userinfo_loads(config: str, path: str, url: str
     ("url", "secret"),
     [
         ("http://ops:12/34@10.0.0.5:8000", "12/34"),
-        ("http://vllm/v1/models/a@b", "v1/models/a"),
+        ("http://vllm/v1/a@b:8000", "v1/a"),
         ("http://first.last/x:pw1z@vllm:8000", "pw1z"),
         ("http://ops:12/34@v2", "12/34"),
         ("http://ops:12/34@bücher.example:8000", "12/34"),  # (an IDN host: until the review of 2026-12-05 it loaded)
+        # (until 2026-12-05 these loaded, the host written first used)
+        ("http://first.last/x1z@h", "x1z"),  # a user `first.last/x` (a dotted name began no user's)
+        ("https://api.example.com/alice1z@example.com", "alice1z"),
+        ("http://ops:12/34@2130706433:8000", "12/34"),  # 127.0.0.1:8000 to a resolver: no version has a port
+        ("http://ops:12/34@127.1:8000", "12/34"),
+        ("http://u:/s3cret1z@20240620/x", "s3cret1z"),  # a `:` that begins no port: a password before digits
+        ("http://gw//m1z@default", "m1z"),  # (an empty segment: no path's, a token's `//`)
     ],
 )
 def test_an_at_before_a_host_stays_refused(url: str, secret: str) -> None:
-    """An IPv4 address and a name are hosts; a single name may be a user's (`vllm/v1/models/a`, as `tok/en`), and a
-    `:` after a dotted name makes a user:password of it."""
+    """An IPv4 address, a name and digits with a port are hosts; a user's name or token may hold a `/` before the
+    `@` in the path's first segment (`first.last/x`, as `tok/en`), or before a host:port (`vllm/v1/a`), and a `:`
+    after a dotted name makes a user:password of it. Every reader connects to the host written first."""
+    assert urlsplit(url).hostname == yarl.URL(url).host == url.split("//")[1].split("/")[0].split(":")[0]
     problem = _refused(f"upstreams: [{{name: m, url: '{url}'}}]\n", "upstreams[0].url", secret, [SLASH])
     assert "scheme://user:pa%2Fss@host for credentials, scheme://host/a%40b for a path" in problem, problem
 

@@ -132,10 +132,11 @@ def _composite_urls(path: str, transport: Mapping[str, Any]) -> Iterator[tuple[s
 # (a name may hold an `_`, as a compose service's does, `otel_collector`, and end in a `.`; and letters not ASCII, an
 # IDN's, `bücher.example`, which every reader takes: until the review of 2026-12-05 one after `ops:12/34@` loaded)
 _HOST_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|\w(?:[\w.-]*\w)?\.?)(?::[0-9]{0,5})?")
-# a name of digits and dots alone that is no IPv4 address of four numbers (`20240620`, `001`, `1.5`): a resolver reads
-# it as an IPv4 address in fewer numbers, which no one writes for a host, while a version after a path's `@` is one
-# (Vertex AI's `.../models/claude-3-5-sonnet@20240620`)
-_NUMBERED = re.compile(r"[0-9.]+(?::[0-9]{0,5})?")
+# a name of digits and dots alone that is no IPv4 address of four numbers, and no port after it (`20240620`, `001`,
+# `1.5`): a resolver reads it as an IPv4 address in fewer numbers, which no one writes for a host, while a version after
+# a path's `@` is one (Vertex AI's `.../models/claude-3-5-sonnet@20240620`). With a port it is a host's (`@127.1:8000`,
+# `@2130706433:8000`, 127.0.0.1 to a resolver: no version has a port; until 2026-12-05 it loaded, host `ops`)
+_NUMBERED = re.compile(r"[0-9.]+")
 _IPV4 = re.compile(r"(?:[0-9]{1,3}\.){3}[0-9]{1,3}\.?(?::[0-9]{0,5})?")
 # how to write a user:password holding each of `/?#` (`_slashed_userinfo`: the reader ends the authority at the first),
 # and where an `@` after it is: its code, and the part of a URL it begins
@@ -143,34 +144,40 @@ _MARKS: Final = {"/": ("%2F", "path"), "?": ("%3F", "query"), "#": ("%23", "frag
 _AT_FORMS: Final = {"path": "scheme://host/a%40b", "query": "scheme://host/?a%40b", "fragment": "scheme://host/#a%40b"}
 
 
-def _slashed_userinfo(url: str, ends: str = "/?#") -> tuple[int, int] | None:
+def _slashed_userinfo(url: str) -> tuple[int, int] | None:
     """Where a `user:password@` whose password or user holds a `/`, `?` or `#` written unescaped begins, and where its
-    `@` is: a URL reader ends the authority at the first of `ends` (urllib's, yarl's, urllib3's: `/?#`; libpq's, a
-    PostgreSQL store's: `/`), so `http://ops:12/34@collector:4318` is host `ops`, port 12 and path `/34@collector:4318`
-    (the credentials dropped, the wrong host used; one of letters, `ops:s3cr/et@`, a port it refuses). Taken for one
-    when a piece of what follows (split at `/`, `?` and `#` alike: `12/34?56`, `12?34/56`) ends in an `@` then a
-    host[:port], unless the text cannot be a userinfo and a host:
-    - a host of digits alone (`_NUMBERED`: `claude-3-5-sonnet@20240620`) is none: the `@` is the path's;
+    `@` is: a URL reader ends the authority at the first of them (urllib's, yarl's, urllib3's), so
+    `http://ops:12/34@collector:4318` is host `ops`, port 12 and path `/34@collector:4318` (the credentials dropped, the
+    wrong host used; one of letters, `ops:s3cr/et@`, a port it refuses). Taken for one when a piece of what follows
+    (split at `/`, `?` and `#` alike: `12/34?56`, `12?34/56`) ends in an `@` then a host[:port], unless the text cannot
+    be a userinfo and a host:
+    - a version, digits alone with no port (`_NUMBERED`: `claude-3-5-sonnet@20240620`), after a host or a host:port:
+      the `@` is the path's; after a `:` that begins no port (`u:/s3cret@20240620`, `ops:&?/x@1`) it is a password's;
     - a `:` in the authority the reader ends (`ops:12`, `h:8000`) makes it a password holding the mark, which may hold
       any text (`http://ops:1/2?3=4@h`: before 2026-12-05 a query of `key=value` pairs was exempt, so it loaded with
       host `ops`); so `http://h:8000/alice@example.com/v1` cannot be told from `ops:8000/alice` and is refused too;
     - else the user would hold the mark (`us/er:pw@`, `tok/en@`, `us?er:pw@`: before 2026-12-05 a `?` or `#` only
-      after digits was, so `http://us?er:pw@h:4318` loaded with host `us`), which no user's name does after a dotted
-      name (`api.example.com/...`, `10.0.0.5/...`: a host's) unless a `:` follows (`first.last/x:pw@`), nor a `?`
-      before a query's `key=value` pairs (`?user=alice@example.com`) whose first key holds no `:` (`us?er:cGFzcw==@`
-      and `us?er:p&w@` are a user and a password: until the review of 2026-12-05 they loaded with host `us`).
+      after digits was, so `http://us?er:pw@h:4318` loaded with host `us`), which a user's name or token does not
+      without a `:` after it (`us/er:pw@`, `first.last/x:pw@`) past an IPv4 address (`10.0.0.5/...`), nor in a path's
+      second segment or later (none empty) after a host's name and before a host without a port
+      (`gw/models/m@default`, `api.example.com/users/a@b.com`: until 2026-12-05 refused, but for a dotted host's,
+      which made `first.last/x@h` load with host `first.last`), nor a `?` before a query's `key=value` pairs
+      (`?user=alice@example.com`) whose first key holds no `:` (`us?er:cGFzcw==@` and `us?er:p&w@` are a user and a
+      password: until the review of 2026-12-05 they loaded with host `us`).
     An `@` that is the path's is written `%40`. None else."""
     start = url.find("://") + 3 if "://" in url else 0
     slash = start
-    while slash < len(url) and url[slash] not in ends:
+    while slash < len(url) and url[slash] not in "/?#":
         slash += 1
     if slash == len(url):
         return None
     head = url[start:slash]
     if "@" in head or head.startswith("["):
         return None
-    password = ":" in head  # (else the user would hold the mark: none after a dotted name, but before a `:`)
-    dotted = not password and "." in head
+    password = ":" in head  # (else the user would hold the mark)
+    port = head.rpartition(":")[2].isdecimal() if password else True  # (`u:`, `ops:&`: no port, a password's start)
+    address = not password and _IPV4.fullmatch(head) is not None
+    named = not password and _HOST_PORT.fullmatch(head) is not None  # (`http:///a/b@h`, `a&/b/c@h`: no host's name)
     query = -1  # where the query begins (its `?`), once one has
     fragment = False
     found = -1
@@ -186,10 +193,13 @@ def _slashed_userinfo(url: str, ends: str = "/?#") -> tuple[int, int] | None:
         at = url.rfind("@", piece, stop)
         if at < 0 or not _HOST_PORT.fullmatch(url, at + 1, stop):
             continue
-        if _NUMBERED.fullmatch(url, at + 1, stop) and not _IPV4.fullmatch(url, at + 1, stop):
+        if port and _NUMBERED.fullmatch(url, at + 1, stop) and not _IPV4.fullmatch(url, at + 1, stop):
             continue
-        if dotted and url.find(":", slash, at) < 0:
-            continue
+        if not password and url.find(":", slash, at) < 0:  # a user's name or token, without a password
+            deep = named and query < 0 and not fragment and url.count("/", slash, at) > 1 and "//" not in url[slash:at]
+            deep = deep and url.find(":", at, stop) < 0
+            if address or deep:
+                continue
         pair = min((end for end in (url.find("=", query, at), url.find("&", query, at)) if end >= 0), default=-1)
         if password or query < 0 or pair < 0 or url.find(":", query, pair) >= 0:
             found = at
