@@ -257,6 +257,33 @@ def test_a_postgresql_stores_query_libpq_refuses_or_after_an_at_is_refused(url: 
     _refused(STORE % url, "lineage.store", "/2?3", [SLASH])
 
 
+@pytest.mark.parametrize(
+    ("url", "secret"),
+    [
+        ("postgresql://db/lineage?password=s3cr1z&x=a@b", "s3cr1z"),
+        ("postgresql://db/lineage?sslmode=require&password=s3cr@t1z&bogus=1", "t1z"),
+        ("postgresql://db:5432/lineage?bogus=1&password=s3cr@t1z", "t1z"),
+    ],
+)
+def test_a_postgresql_stores_query_holding_an_unknown_key_is_said_in_libpqs_words(url: str, secret: str) -> None:
+    """An `@` in a query's value, a parameter libpq does not know beside it (a typo), is no userinfo's end: none of
+    a host's name, a `password=` before it, or `key=value` pairs after a host without a `:`. The review of 2026-12-05
+    found them refused as a password holding a `/`, the password shown (`***@t1z&bogus=1`, and whole by `redact`)."""
+    from proxy.record.postgres import redact
+
+    _refused(STORE % url, "lineage.store", secret, ["invalid URI query parameter"])
+    assert secret not in redact(url), redact(url)
+
+
+def test_a_postgresql_stores_password_holding_a_query_then_a_host_and_database_is_refused() -> None:
+    """libpq reads `?user=a@db:5432/lineage` as a user's name, and connects to host `ops`, port 12; a reader, and
+    every store URL the config takes (`user:password@host/database`), a password `12/34?user=a` before host `db`:
+    refused until 2026-12-05, loaded by its fix (`?user=admin@server` loads: no database after it), refused again."""
+    url = "postgresql://ops:12/34?user=a@db:5432/lineage"
+    assert conninfo.conninfo_to_dict(url)["host"] == "ops"
+    _refused(STORE % url, "lineage.store", "12/34", [SLASH])
+
+
 def test_a_read_command_says_a_stores_misread_password_in_the_configs_words() -> None:
     """`edges --store`, read without a config: libpq's error quoted the password's end (`"b/c#dzq1z@..."`) after the
     URL shown whole; until 2026-12-05."""

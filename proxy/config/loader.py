@@ -211,25 +211,44 @@ def store_userinfo(store: str) -> tuple[int, int] | None:
     and after that `/` a database's name, then a query of `key=value` pairs. So an `@` there is taken for a userinfo's
     end, whatever follows it (no database's name is a version, `ops:12/34@20240620` is host `ops` and port 12 to libpq;
     `ops:pa/ss@db!x`: until 2026-12-05 refused in libpq's words, which quoted the password, `port 'pa'`), but for one in
-    a query libpq reads (`postgresql://db:5432/lineage?user=admin@server`, Azure's single server's user: until
+    a query (`_query_at`: `postgresql://db:5432/lineage?user=admin@server`, Azure's single server's user: until
     2026-12-05 refused). Where it begins and where its `@` is; None when the URL has none such."""
     start = store.find("://") + 3 if "://" in store else 0
     slash = store.find("/", start)
     if slash < 0 or "@" in store[start:slash]:
         return None
-    at = store.find("@", slash)
-    if at < 0:
+    last = store.rfind("@")
+    if last < slash:
         return None
-    query = store.find("?", slash)
-    if 0 <= query < at:
-        try:
-            from psycopg import conninfo
+    query = store.find("?", slash, store.find("@", slash))
+    if query >= 0 and _query_at(store, start, query, last):
+        return None
+    return start, last
 
-            conninfo.conninfo_to_dict(store)
-            return None  # (its `@`s are values of parameters libpq knows: `3=4@h` is none)
-        except Exception:  # (no psycopg: said by the store's check; a query libpq refuses)
-            pass
-    return start, store.rfind("@")
+
+def _query_at(store: str, start: int, query: int, at: int) -> bool:
+    """Whether the `@` at `at`, after a `?` at `query` (libpq's query: `key=value` pairs), is a parameter's value's,
+    as libpq reads it, rather than a userinfo's end: one in a query libpq reads (`?user=admin@server`) is, unless a
+    host and a database follow it as they follow a userinfo (`ops:12/34?user=a@db:5432/lineage`: host `ops` to libpq;
+    until the review of 2026-12-05 it loaded); one in a query libpq refuses (`ops:1/2?3=4@h`) is a userinfo's unless
+    no host follows it (`password=s3cr@t&bogus=1`), a `password=` is before it, or it follows `key=value` pairs after a
+    host without a `:` (`db/lineage?password=pw&x=a@b`), as `_slashed_userinfo` reads them: until the review those were
+    said as a password holding a `/`, quoting a piece of one, where libpq's words (a parameter it does not know) are
+    right, and `redact`, `scrub` hide its passwords."""
+    host = _HOST_PORT.match(store, at + 1)
+    after = store[host.end() : host.end() + 1] if host is not None else "!"
+    try:
+        from psycopg import conninfo
+
+        conninfo.conninfo_to_dict(store)
+    except Exception:  # (no psycopg: said by the store's check; a query libpq refuses)
+        pass
+    else:
+        return after != "/"
+    if after not in ("", "/", "?") or re.search(r"[?&](?:ssl)?password=", store[query:at], re.IGNORECASE):
+        return True
+    pair = min((end for end in (store.find("=", query, at), store.find("&", query, at)) if end >= 0), default=-1)
+    return ":" not in store[start:query].partition("/")[0] and pair >= 0 and ":" not in store[query:pair]
 
 
 def _split(url: str) -> SplitResult | None:
