@@ -284,6 +284,24 @@ def test_a_postgresql_stores_password_holding_a_query_then_a_host_and_database_i
     _refused(STORE % url, "lineage.store", "12/34", [SLASH])
 
 
+@pytest.mark.parametrize(
+    ("url", "secret"),
+    [
+        ("postgresql://ops:p@ss1z@db/lineage", "ss1z"),  # (loaded: host `ss1z@db` to libpq)
+        ("postgresql://ops@:s3cret1z@db/lineage", "s3cret1z"),  # (`the PostgreSQL URL's port 's3cret1z@db'`)
+        ("postgresql://ops@:b2-?b1z@v2/lineage", "b1z"),  # (libpq's `... separator "=" ...: "b1z@v2/lineage"`)
+    ],
+)
+def test_a_postgresql_stores_user_or_password_holding_an_at_is_refused(url: str, secret: str) -> None:
+    """libpq ends a userinfo at its first `@`, and no host holds one: an `@` written unescaped in a user or
+    password. Until the review of 2026-12-05 the first loaded (host `ss1z@db`, quoted when it failed to resolve),
+    the others were refused in words quoting the password; and `redact` showed the third's."""
+    from proxy.record.postgres import redact
+
+    _refused(STORE % url, "lineage.store", secret, ["holding '@' must be percent-encoded as %40"])
+    assert secret not in redact(url), redact(url)
+
+
 def test_a_read_command_says_a_stores_misread_password_in_the_configs_words() -> None:
     """`edges --store`, read without a config: libpq's error quoted the password's end (`"b/c#dzq1z@..."`) after the
     URL shown whole; until 2026-12-05."""

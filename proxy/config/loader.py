@@ -212,15 +212,25 @@ def store_userinfo(store: str) -> tuple[int, int] | None:
     end, whatever follows it (no database's name is a version, `ops:12/34@20240620` is host `ops` and port 12 to libpq;
     `ops:pa/ss@db!x`: until 2026-12-05 refused in libpq's words, which quoted the password, `port 'pa'`), but for one in
     a query (`_query_at`: `postgresql://db:5432/lineage?user=admin@server`, Azure's single server's user: until
-    2026-12-05 refused). Where it begins and where its `@` is; None when the URL has none such."""
+    2026-12-05 refused). And an `@` after a userinfo's, before the first `/`: no host holds one, so it is the user's
+    or password's, unescaped (`ops:p@ss@db`, host `ss@db` to libpq: until the review of 2026-12-05 it loaded; `ops@:pw@db`,
+    port `pw@db`, was refused in words quoting it). Where it begins and where its `@` is; None when the URL has none such."""
     start = store.find("://") + 3 if "://" in store else 0
     slash = store.find("/", start)
-    if slash < 0 or "@" in store[start:slash]:
+    end = slash if slash >= 0 else len(store)
+    first = store.find("@", start, end)
+    if first >= 0:  # (the second `@` of a user:password libpq reads to its first)
+        last = store.rfind("@", first + 1, end)
+        if last < 0:
+            return None
+        query = store.find("?", first, last)
+    elif slash < 0:
         return None
-    last = store.rfind("@")
-    if last < slash:
-        return None
-    query = store.find("?", slash, store.find("@", slash))
+    else:
+        last = store.rfind("@")
+        if last < slash:
+            return None
+        query = store.find("?", slash, store.find("@", slash))
     if query >= 0 and _query_at(store, start, query, last):
         return None
     return start, last
@@ -570,9 +580,15 @@ def _port_range(port: str, zero_ok: bool) -> str:
 def userinfo_hint(url: str, start: int, at: int) -> str:
     """How to write the URL `_slashed_userinfo` found a userinfo in (from `start`, its `@` at `at`): each of `/?#` it
     holds percent-encoded, the first (which ends the reader's authority) first, or the `@` (in a path, a query or a
-    fragment, as it is) as %40. Quotes nothing of the URL (its password)."""
+    fragment, as it is) as %40, and an `@` in the user or password before them (`store_userinfo`: `ops:p@ss@db`) as
+    %40. Quotes nothing of the URL (its password)."""
     marks = dict.fromkeys(url[index] for index in range(start, at) if url[index] in "/?#")
-    said = [
+    end = min((url.find(mark, start, at) for mark in marks), default=at)
+    said = ["a user or password holding '@' must be percent-encoded as %40 (libpq ends it at its first)"]
+    said = said if "@" in url[start:end] else []
+    if said and not marks:
+        return f"{said[0]}: write postgresql://user:pa%40ss@host/database"
+    said += [
         f"a password holding '{mark}' must be percent-encoded as {_MARKS[mark][0]} (a user's too), and an '@' in a"
         f" {_MARKS[mark][1]} as %40"
         for mark in marks

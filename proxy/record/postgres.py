@@ -241,7 +241,8 @@ def _userinfo(url: str) -> tuple[int, int] | None:
 def redact(url: str) -> str:
     """The URL without its passwords (in the user part, or a `password=` / `sslpassword=` parameter), for
     messages and logs. Hosts are left as written: libpq accepts several (`h1:5432,h2:5433`)."""
-    userinfo = _userinfo(url) or store_userinfo(url)  # (or one libpq reads no userinfo in: `lp:a?b/c#dzq@h`)
+    # (one libpq reads no userinfo in, `lp:a?b/c#dzq@h`, or one holding an `@` past its first, `ops@:pw?x@h`)
+    userinfo = store_userinfo(url) or _userinfo(url)
     shown = ""  # the user part as shown, its `@` too
     if userinfo is not None:
         start, at = userinfo
