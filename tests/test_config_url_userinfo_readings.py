@@ -275,6 +275,15 @@ def test_a_postgresql_stores_query_holding_an_unknown_key_is_said_in_libpqs_word
     assert secret not in redact(url), redact(url)
 
 
+@pytest.mark.parametrize(
+    "url", ["postgresql://ops/:?=pw%s3cr1z@db:5432/lineage", "postgresql://ops/x?=pw%s3cr1z@db:5432/lineage"]
+)
+def test_a_postgresql_stores_user_holding_a_slash_before_no_query_key_is_refused(url: str) -> None:
+    """A `:` before the `@` (a user and a password), or no key before the first `=`, is no query of `key=value`
+    pairs: the review's first fix read both as one, so libpq's error quoted `"pw%s3cr1z@db:5432/lineage"`."""
+    _refused(STORE % url, "lineage.store", "s3cr1z", [SLASH])
+
+
 def test_a_postgresql_stores_password_holding_a_query_then_a_host_and_database_is_refused() -> None:
     """libpq reads `?user=a@db:5432/lineage` as a user's name, and connects to host `ops`, port 12; a reader, and
     every store URL the config takes (`user:password@host/database`), a password `12/34?user=a` before host `db`:

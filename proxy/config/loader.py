@@ -231,22 +231,22 @@ def store_userinfo(store: str) -> tuple[int, int] | None:
         if last < slash:
             return None
         query = store.find("?", slash, store.find("@", slash))
-    if query >= 0 and _query_at(store, start, query, last):
+    if query >= 0 and _query_at(store, first + 1 if first >= 0 else start, query, last):
         return None
     return start, last
 
 
-def _query_at(store: str, start: int, query: int, at: int) -> bool:
+def _query_at(store: str, host: int, query: int, at: int) -> bool:
     """Whether the `@` at `at`, after a `?` at `query` (libpq's query: `key=value` pairs), is a parameter's value's,
     as libpq reads it, rather than a userinfo's end: one in a query libpq reads (`?user=admin@server`) is, unless a
     host and a database follow it as they follow a userinfo (`ops:12/34?user=a@db:5432/lineage`: host `ops` to libpq;
     until the review of 2026-12-05 it loaded); one in a query libpq refuses (`ops:1/2?3=4@h`) is a userinfo's unless
-    no host follows it (`password=s3cr@t&bogus=1`), a `password=` is before it, or it follows `key=value` pairs after a
-    host without a `:` (`db/lineage?password=pw&x=a@b`), as `_slashed_userinfo` reads them: until the review those were
-    said as a password holding a `/`, quoting a piece of one, where libpq's words (a parameter it does not know) are
-    right, and `redact`, `scrub` hide its passwords."""
-    host = _HOST_PORT.match(store, at + 1)
-    after = store[host.end() : host.end() + 1] if host is not None else "!"
+    no host follows it (`password=s3cr@t&bogus=1`), a `password=` is before it, or it follows `key=value` pairs, with
+    no `:` from the host written at `host` on (`db/lineage?password=pw&x=a@b`; `ops/:?=pw@h` is a user and a password),
+    as `_slashed_userinfo` reads them: until the review those were said as a password holding a `/`, quoting a piece of
+    one, where libpq's words (a parameter it does not know) are right, and `redact`, `scrub` hide its passwords."""
+    name = _HOST_PORT.match(store, at + 1)
+    after = store[name.end() : name.end() + 1] if name is not None else "!"
     try:
         from psycopg import conninfo
 
@@ -258,7 +258,7 @@ def _query_at(store: str, start: int, query: int, at: int) -> bool:
     if after not in ("", "/", "?") or re.search(r"[?&](?:ssl)?password=", store[query:at], re.IGNORECASE):
         return True
     pair = min((end for end in (store.find("=", query, at), store.find("&", query, at)) if end >= 0), default=-1)
-    return ":" not in store[start:query].partition("/")[0] and pair >= 0 and ":" not in store[query:pair]
+    return query + 1 < pair and ":" not in store[host:at]
 
 
 def _split(url: str) -> SplitResult | None:
