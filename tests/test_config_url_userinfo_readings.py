@@ -299,6 +299,8 @@ def test_a_postgresql_stores_password_holding_a_query_then_a_host_and_database_i
         ("postgresql://ops:p@ss1z@db/lineage", "ss1z"),  # (loaded: host `ss1z@db` to libpq)
         ("postgresql://ops@:s3cret1z@db/lineage", "s3cret1z"),  # (`the PostgreSQL URL's port 's3cret1z@db'`)
         ("postgresql://ops@:b2-?b1z@v2/lineage", "b1z"),  # (libpq's `... separator "=" ...: "b1z@v2/lineage"`)
+        ("postgresql://ops@:a&?/b1z@db/lineage", "b1z"),  # (libpq's `invalid URI query parameter: "/b1z@db/lineage"`)
+        ("postgresql://ops@:zq/ss1z@db/lineage", "zq"),  # (`the PostgreSQL URL's port 'zq' is not a port`)
     ],
 )
 def test_a_postgresql_stores_user_or_password_holding_an_at_is_refused(url: str, secret: str) -> None:

@@ -214,16 +214,19 @@ def store_userinfo(store: str) -> tuple[int, int] | None:
     a query (`_query_at`: `postgresql://db:5432/lineage?user=admin@server`, Azure's single server's user: until
     2026-12-05 refused). And an `@` after a userinfo's, before the first `/`: no host holds one, so it is the user's
     or password's, unescaped (`ops:p@ss@db`, host `ss@db` to libpq: until the review of 2026-12-05 it loaded; `ops@:pw@db`,
-    port `pw@db`, was refused in words quoting it). Where it begins and where its `@` is; None when the URL has none such."""
+    port `pw@db`, was refused in words quoting it), or after its first `/` when no host[:port] is before it (`ops@:pa/ss@db`:
+    a password holding a `/` too, in libpq's words until the review). Where it begins and where its `@` is; None when the URL has none such."""
     start = store.find("://") + 3 if "://" in store else 0
     slash = store.find("/", start)
     end = slash if slash >= 0 else len(store)
     first = store.find("@", start, end)
     if first >= 0:  # (the second `@` of a user:password libpq reads to its first)
         last = store.rfind("@", first + 1, end)
+        if last < 0 and not _HOST_PORT.fullmatch(store, first + 1, end):  # (`ops@:pa/ss@db`: no host, a password)
+            last = store.rfind("@", end)
         if last < 0:
             return None
-        query = store.find("?", first, last)
+        query = store.find("?", first, store.find("@", first + 1))
     elif slash < 0:
         return None
     else:
