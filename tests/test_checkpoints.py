@@ -308,6 +308,35 @@ def test_an_oip_model_not_asked_about_yet_is_refused_until_it_is(  # type: ignor
     assert [json.loads(line)["version"] for line in log.read_text().splitlines()] == ["2", ""]
 
 
+def test_an_oip_grpc_name_asked_about_and_not_listed_on_a_limited_server_is_not_found(  # type: ignore[no-untyped-def]
+    faithful, make_proxy, loop_thread, tmp_path
+) -> None:
+    """The gRPC form of `test_a_name_asked_about_and_not_listed_is_not_found`, on a server where a route limits its
+    model's purposes (`simple`, for care): a typo of it (`simpel`) for a purpose that route forbids is 503
+    `checkpoint_unknown` (UNAVAILABLE) until the metadata was asked about it, then NOT_FOUND (404
+    `model_not_found`, rule `lineage.baseline`) on every retry, never forwarded; for the route's own name the call
+    goes on."""
+    address, log = faithful
+    baseline = tmp_path / "baseline.yaml"
+    baseline.write_text(
+        "version: 1\nflows:\n  - {caller: '*', purpose: '*', labels: ['*'], checkpoints: ['simple:*']}\n"
+    )
+    limited = OIP_CONFIG.replace('routes: [{model: "*", upstream: triton}]',
+                                 'routes: [{model: simple, upstream: triton, purposes: [care]}, '
+                                 '{model: "*", upstream: triton}]')  # fmt: skip
+    proxy = make_proxy(limited, OIP_GRPC=address, BASELINE=str(baseline))
+    ads = (("x-purpose", "ads"),)
+    code, details = simple_infer(proxy.grpc, model="simpel", metadata=ads)
+    assert code == grpc.StatusCode.UNAVAILABLE and "checkpoint" in details, (code, details)
+    loop_thread.run(proxy.process.book.refresh(proxy.process.config.upstreams[0]))  # the round that asks about it
+    for _ in range(2):  # (a retry gets the same answer)
+        code, details = simple_infer(proxy.grpc, model="simpel", metadata=ads)
+        assert code == grpc.StatusCode.NOT_FOUND, (code, details)
+        assert details.startswith("model 'simpel' is not in upstream 'triton''s model list"), details
+    assert log.read_text() == ""  # never forwarded
+    assert simple_infer(proxy.grpc, metadata=(("x-purpose", "care"),)) == (grpc.StatusCode.OK, "")
+
+
 # -- start
 
 

@@ -63,17 +63,21 @@ PB = _messages()
 EMAIL = Detectors([DetectorSpec("email")])
 
 
-def simple_infer(target: str, version: str = "") -> tuple[object, str]:
-    """A ModelInfer of model `simple` (two INT32 inputs) through `target` (host:port): the grpc status code
-    it ends with, and its details."""
+def simple_infer(
+    target: str, version: str = "", model: str = "simple", metadata: tuple[tuple[str, str], ...] = ()
+) -> tuple[object, str]:
+    """A ModelInfer of model `simple` (two INT32 inputs), or of `model` named so, through `target` (host:port), with
+    `metadata` (`x-purpose`): the grpc status code it ends with, and its details."""
     import grpc
 
-    request = PB["ModelInferRequest"](model_name="simple", model_version=version)
+    request = PB["ModelInferRequest"](model_name=model, model_version=version)
     for name in ("A", "B"):
         request.inputs.add(name=name, datatype="INT32", shape=[1, 1]).contents.int_contents.append(1)
     with grpc.insecure_channel(target) as channel:
         try:
-            channel.unary_unary("/inference.GRPCInferenceService/ModelInfer")(request.SerializeToString(), timeout=10)
+            channel.unary_unary("/inference.GRPCInferenceService/ModelInfer")(
+                request.SerializeToString(), metadata=metadata, timeout=10
+            )
         except grpc.RpcError as exc:
             return exc.code(), exc.details() or ""
     return grpc.StatusCode.OK, ""
