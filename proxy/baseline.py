@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
 from pathlib import Path
+from typing import Final
 
 import yaml
 
@@ -38,6 +39,12 @@ NEW_DECISION = "new-decision"
 NEW_CHECKPOINT = "new-checkpoint"
 NEW_LABEL = "new-label"
 
+# the checkpoint of a flow that runs no weights (a vLLM's or SGLang's LoRA adapter load or unload): there is none to
+# check, so `checkpoints` never refuses it, at the boundary and in `verify` alike (`Approval.at`), as a refusal's is
+# not. Its edge records it so (no checkpoint name has a space: `flow.printable_name`). Before review routes (2026-12-05)
+# the boundary let any approved checkpoint fit it while `verify` read its edge as one of no known checkpoint ('')
+NO_WEIGHTS: Final = "(runs no weights)"
+
 
 class BaselineError(ConfigError):
     """A baseline that cannot be used: every problem, each with its file, line and path."""
@@ -50,7 +57,7 @@ class Flow:
     caller: str
     purpose: str
     labels: frozenset[str]  # every label the flow carries: inputs, and outputs once known
-    checkpoint: str | None  # None: not known yet (at the boundary), so any approved checkpoint fits
+    checkpoint: str | None  # None: not known yet (at the boundary), so any approved checkpoint fits; NO_WEIGHTS: none
     decision: str
     rule: str | None = None
 
@@ -134,6 +141,8 @@ def _acting(flow: Flow) -> str:
 def _reached(checkpoint: str | None) -> str:
     if checkpoint is None:
         return "a checkpoint not known yet"
+    if checkpoint == NO_WEIGHTS:
+        return "no weights (a LoRA adapter's load or unload)"
     return repr(checkpoint) if checkpoint else "no known checkpoint"
 
 
@@ -182,10 +191,12 @@ class Approval:
         return flow.decision in self.decisions and _any(self.rules, flow.rule or "")
 
     def at(self, flow: Flow) -> bool:
-        """A refused flow reached no checkpoint, so only a forwarded one is held to `checkpoints`."""
-        if flow.checkpoint is None or (flow.decision == "deny" and not flow.checkpoint):
+        """A refused flow reached no checkpoint, and one that runs no weights has none (`NO_WEIGHTS`), so only another
+        forwarded one is held to `checkpoints`."""
+        checkpoint = flow.checkpoint
+        if checkpoint is None or (flow.decision == "deny" and not checkpoint) or checkpoint == NO_WEIGHTS:
             return True
-        return _any(self.checkpoints, flow.checkpoint)
+        return _any(self.checkpoints, checkpoint)
 
     def allows(self, label: str) -> bool:
         return label in self._names or any(fnmatchcase(label, p) for p in self._patterns)

@@ -41,7 +41,7 @@ from urllib.parse import urlsplit
 
 from proxy.config import Upstream
 from proxy.errors import CheckpointUnknown, plaintext_hint
-from proxy.flow import CONFIG, NAME_MAX_CHARS, RUNS_NO_WEIGHTS, UPSTREAM, Checkpoint
+from proxy.flow import CONFIG, NAME_MAX_CHARS, UPSTREAM, Checkpoint
 from proxy.logs import escaped
 from proxy.protocols import DIALECTS, LOADERS, Catalog, Fetch, MetadataIncomplete
 from proxy.protocols import MetadataStatus as MetadataStatus  # where the upstream client raises it from
@@ -379,7 +379,7 @@ class CheckpointBook:
                 self._changed_elsewhere(upstream, known, seen)
         catalog = known.fresh.get(model, known.base) if known is not None else None
         found = catalog.resolve(model, version) if catalog is not None else None
-        if found is None and learn and version is not RUNS_NO_WEIGHTS:  # (a LoRA load or unload: nothing to learn)
+        if found is None and learn:
             self.want(upstream, model, LEARNING, upstream.discovery_interval_s)
         return found
 

@@ -53,6 +53,7 @@ from proxy.flow import (
     ALLOW,
     DENY,
     KNOWN_PURPOSES,
+    NO_WEIGHTS_SOURCE,
     REROUTE,
     RESPONSE,
     UNKNOWN_PURPOSE,
@@ -332,8 +333,11 @@ class Exchange:
         call = self.call
         assert call is not None
         book = self._book = self.pipeline.runtime.book
-        found = book.resolve(upstream, call.model, call.model_version)
         outcome = self.outcome
+        if call.runs_no_weights:  # a LoRA adapter's load or unload: no checkpoint, not even a pin (its edge says so)
+            outcome.checkpoint_source = NO_WEIGHTS_SOURCE
+            return
+        found = book.resolve(upstream, call.model, call.model_version)
         outcome.provider, outcome.checkpoint, outcome.checkpoint_source, outcome.checkpoint_parent = (
             (found.provider, found.name, found.source, found.parent) if found is not None else (None, None, None, None)
         )

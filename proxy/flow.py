@@ -44,12 +44,11 @@ ProtocolName = Literal["openai", "anthropic", "oip", "oip-grpc", "kserve", "pass
 CONFIG: Final = "config"
 UPSTREAM: Final = "upstream"
 RESPONSE: Final = "response"
-# the version a vLLM's or SGLang's LoRA adapter load or unload is read with (`passthrough.Adapter.read`): routed and
-# decided as the call of the adapter it names, it runs no weights, so no metadata names a checkpoint for it (`resolve`
-# returns None, as for a call naming no model) and its flow and record name none. Told apart by identity (`is`): no
-# version a request names is this object. Before review routes2 (2026-12-05) such a call was judged and recorded as
-# the adapter's weights: a new adapter's load waited for them for ever under `lineage.on_unapproved: block`
-RUNS_NO_WEIGHTS: Final = "(runs no weights)"
+# the checkpoint source of a call that runs no weights (`Call.runs_no_weights`: a LoRA adapter's load or unload),
+# whose checkpoint is None: its edge records `NO_WEIGHTS` (`edges.edge_key`); before review routes2 (2026-12-05) such
+# a call was judged and recorded as the adapter's weights, a new adapter's load waiting for them for ever under
+# `lineage.on_unapproved: block`
+NO_WEIGHTS_SOURCE: Final = "none"
 
 
 # what a checkpoint name is written in: visible ASCII, `%` escaped (`printable_name`)
@@ -204,6 +203,10 @@ class Call:
     # the characters of the input texts when `content` is not captured whole (past `CAPTURE_MAX_CHARS`), else 0: what
     # a span that cuts the content says it left out counts from these, the call's, not from what was captured
     content_chars: int = 0
+    # a vLLM's or SGLang's LoRA adapter load or unload (`passthrough.Adapter.read`): routed and decided as the call of
+    # the adapter it names, held as a call for it is, but it runs no weights, so no checkpoint is named for it, not
+    # even a pin, and none is checked against the baseline (`baseline.NO_WEIGHTS`, what its edge records)
+    runs_no_weights: bool = False
 
     def __init__(
         self, protocol: ProtocolName, operation: str, model: str, trace: TraceContext, key_sha256: str | None = None,
@@ -211,6 +214,7 @@ class Call:
         input_digest: str | None = None, params: tuple[tuple[str, Any], ...] = (), stream: bool = False,
         model_version: str | None = None, content: tuple[str, ...] = (), carries_data: bool = True,
         opaque: bool = False, peer: tuple[str, ...] = (), unrouted: bool = False, content_chars: int = 0,
+        runs_no_weights: bool = False,
     ) -> None:  # fmt: skip
         object.__setattr__(self, "protocol", protocol)
         object.__setattr__(self, "operation", operation)
@@ -230,6 +234,7 @@ class Call:
         object.__setattr__(self, "peer", peer)
         object.__setattr__(self, "unrouted", unrouted)
         object.__setattr__(self, "content_chars", content_chars)
+        object.__setattr__(self, "runs_no_weights", runs_no_weights)
 
 
 @dataclass(frozen=True, slots=True, init=False)

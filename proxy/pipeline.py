@@ -32,7 +32,6 @@ from proxy.flow import (
     DENY,
     KNOWN_PURPOSES,
     REROUTE,
-    RUNS_NO_WEIGHTS,
     UNKNOWN_KEY,
     UPSTREAM,
     Call,
@@ -427,6 +426,7 @@ class Pipeline:
             unrouted=request.unrouted,
             peer=peer,
             content_chars=_content_chars(request.texts) if content else 0,
+            runs_no_weights=request.runs_no_weights,
         )
 
     def _unseen(self, request: Request, labels: frozenset[str]) -> tuple[Request, frozenset[str]]:
@@ -664,10 +664,8 @@ class Pipeline:
         book = self.runtime.book
         if upstream.name not in book.held:  # no limited route's weights on its server
             return decision
+        # (a LoRA adapter's load or unload, `runs_no_weights`, names no version: held as a call for its adapter is)
         found = book.resolve(upstream, call.model, call.model_version, learn=False)
-        if found is None and call.model_version is RUNS_NO_WEIGHTS:
-            # a LoRA adapter's load or unload: it runs no weights, but is held as a call for its adapter is
-            found = book.resolve(upstream, call.model, None, learn=False)
         if found is None or found.source != UPSTREAM:  # (a pin: see `CheckpointBook._hold`)
             if found is not None:
                 return decision
@@ -685,7 +683,7 @@ class Pipeline:
         routes = served.get(found.name)
         how = "is served by"
         weights = found.name  # the weights of the routes' model it runs on, as the refusal names them
-        if routes is None and call.model_version is not None and call.model_version is not RUNS_NO_WEIGHTS:
+        if routes is None and call.model_version is not None:
             # its own LoRA adapters (a llama.cpp `lora`, TGI's `adapter_id`) on the base its name runs on: other
             # weights no route names, made of those its name runs on without them, held to their routes' purposes
             plain = book.resolve(upstream, call.model, None, learn=False)
@@ -739,7 +737,7 @@ class Pipeline:
         about it since (`CheckpointBook.unlisted`: a typo) is refused 404 `model_not_found`, as that vLLM answers a
         name it does not serve, not 503: a retry gets the same answer (before 2026-12-05 a client retried it for
         ever). Never forwarded: a vLLM with a LoRA resolver plugin loads such a name on its base on the first call.
-        A load or unload of such a name (`RUNS_NO_WEIGHTS`: a new adapter's load, which only it lists) is refused 403
+        A load or unload of such a name (`runs_no_weights`: a new adapter's load, which only it lists) is refused 403
         `purpose_denied`: it changes what runs on the route's base, and nothing is waiting to be known (until review
         routes2, 2026-12-05, 503, then 404 once asked about: retried, it never passed)."""
         model = call.model
@@ -751,7 +749,7 @@ class Pipeline:
                 book = self.runtime.book
                 caller = decision.caller or "anonymous"
                 allows = ", ".join(sorted(purposes)) or "none"
-                if loading and call.model_version is RUNS_NO_WEIGHTS:  # a LoRA adapter's load or unload
+                if loading and call.runs_no_weights:  # a LoRA adapter's load or unload
                     base = book.resolve(upstream, limited, None, learn=False)
                     weights = base.name if base is not None else limited
                     reason = (f"a load or unload of LoRA adapter {quoted_name(model)} changes what runs on the weights "
@@ -804,9 +802,9 @@ class Pipeline:
         found = book.resolve(upstream, model, version, learn=False)
         if found is not None and not found.unsure:
             return found.name
-        if self.policy.block_unapproved and version is not RUNS_NO_WEIGHTS and book.could_name(upstream, model):
+        if self.policy.block_unapproved and book.could_name(upstream, model):
             return Unknown(book.why_unknown, upstream, model, book.unlisted)
-        return None  # (a LoRA adapter's load or unload names none: it runs no weights)
+        return None
 
     def _unapproved(self, call: Call, decision: Decision) -> None:
         """Count every unapproved call; log a flow the first time this process sees it (its labels, and the finding

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Final, cast
 
-from proxy.baseline import Baseline, Finding, Flow
+from proxy.baseline import NO_WEIGHTS, Baseline, Finding, Flow
 from proxy.config import Caller, Config, Route, Upstream, Zone
 from proxy.flow import ALLOW, AUDIT_DENY, DENY, REROUTE, UNKNOWN_KEY, Call, Decision, printable_name, quoted_name
 from proxy.labels import bounded_text
@@ -275,7 +275,10 @@ def boundary_flow(call: Call, decision: Decision, served: Served = pinned) -> Fl
 def _boundary(call: Call, decision: Decision, served: Served) -> tuple[Flow, Unknown | None]:
     """The boundary flow, and why its checkpoint is not known yet when the upstream could name it."""
     upstream = decision.upstream
-    found = served(upstream, call.model, call.model_version) if upstream is not None else ""
+    if call.runs_no_weights and upstream is not None:  # (a LoRA adapter's load or unload: its edge records so)
+        found: str | Unknown | None = NO_WEIGHTS
+    else:
+        found = served(upstream, call.model, call.model_version) if upstream is not None else ""
     waiting, checkpoint = (found, None) if isinstance(found, Unknown) else (None, found)
     if not checkpoint and upstream is not None and call.model_version and call.protocol in _NAMES_ITS_VERSION:
         # a version the metadata does not list (yet): the one the reply will name (`iris:3`), not an unknown

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from proxy import __version__
-from proxy.baseline import Baseline, BaselineError, Finding, load_baseline
+from proxy.baseline import NO_WEIGHTS, Baseline, BaselineError, Finding, load_baseline
 from proxy.config import Config
 from proxy.errors import ConfigError
 from proxy.record.integrity import Report
@@ -386,7 +386,7 @@ def checkpoints_section(rows: list[EdgeRow], zoned: frozenset[str]) -> str:
     and purpose changed: the moment a model swap shows up in the record."""
     seen: dict[str, list[EdgeRow]] = defaultdict(list)
     for row in rows:
-        if row.key.checkpoint and row.key.decision != "deny":
+        if row.key.checkpoint and row.key.decision != "deny" and row.key.checkpoint != NO_WEIGHTS:
             seen[row.key.checkpoint].append(row)
     calls = {name: sum(r.count for r in group) for name, group in seen.items()}
     busiest = sorted(seen, key=lambda name: (-calls[name], name))  # the table's TABLE_MOST, by first seen
@@ -691,7 +691,7 @@ def render(
     calls = sum(r.count for r in rows)
     denied = sum(r.count for r in rows if r.key.decision == "deny")
     audit = sum(r.count for r in rows if r.key.decision == "audit-deny")
-    seen = {r.key.checkpoint for r in rows if r.key.checkpoint and r.key.decision != "deny"}
+    seen = {r.key.checkpoint for r in rows if r.key.checkpoint and r.key.decision != "deny"} - {NO_WEIGHTS}
     stamp = when(time.time() if generated is None else generated)
     span = (
         f"{_day(min(r.first_seen for r in rows))} – {_day(max(r.last_seen for r in rows))} UTC" if rows else "nothing"

@@ -21,8 +21,10 @@ from huggingface_hub import InferenceClient
 from huggingface_hub.errors import TextGenerationError
 
 from proxy import checkpoints
+from proxy.baseline import NO_WEIGHTS, load_baseline
 from proxy.config import Upstream, parse
 from proxy.protocols import Fetch
+from proxy.verify import check, read_edges
 from tests.harness import LoopThread, ProxyHandle, serving, traced
 from tests.servers.otlp_receiver import OtlpReceiver
 from tests.servers.tgi import CHECKPOINT, MODEL_ID, Tgi
@@ -427,10 +429,12 @@ def test_a_vllm_adapter_load_or_unload_under_block_runs_no_weights(
     no checkpoint, so it is neither held for the adapter's (which only the load lists) nor judged as the adapter's.
     Until review routes2, 2026-12-05 (a regression of 768e77e), every load of a new adapter was 503
     `checkpoint_unknown` for ever, and an unload of a listed one 403 `flow_not_approved`, recorded as the adapter's
-    weights. A call for the adapter runs its weights, and is judged as them."""
+    weights. A call for the adapter runs its weights, and is judged as them. `verify` judges their edges as the
+    boundary judged them (since review routes, 2026-12-05: it read them as of no known checkpoint, `''`, which the
+    baseline's `checkpoints` did not list: `new-checkpoint`)."""
     server = VllmLike(runtime_lora=True)
     with serving(loop_thread, server.app()) as url:
-        config = write(tmp_path, url, checkpoint=ROOT).read_text()
+        config = write(tmp_path, url, checkpoint=ROOT).read_text().replace("store: null", 'store: "${STORE}"')
         proxy = make_proxy(config.replace("anonymous: allow", "anonymous: allow\n  passthrough: forward"))
         loaded = httpx.post(f"{proxy.url}/v1/load_lora_adapter", timeout=10,
                             json={"lora_name": "new-lora", "lora_path": "/adapters/new-lora"})  # fmt: skip
@@ -446,6 +450,14 @@ def test_a_vllm_adapter_load_or_unload_under_block_runs_no_weights(
             client.chat.completions.create(model="new-lora", messages=HI)
         assert raised.value.code == "flow_not_approved" and "/adapters/new-lora" in raised.value.message
         assert client.chat.completions.with_raw_response.create(model=SERVED, messages=HI).status_code == 200
+    rows = read_edges(str(tmp_path / "lineage.db"))
+    assert {(row.key.checkpoint, row.key.decision) for row in rows} == {
+        (NO_WEIGHTS, "allow"),  # the load and the unload: one flow (was: '', as a failed call's)
+        ("", "deny"),  # the call for the adapter
+        (ROOT, "allow"),
+    }, rows
+    verdict = check(rows, load_baseline(tmp_path / "baseline.yaml"))
+    assert [(row.key.checkpoint, finding.kind) for row, finding in verdict.unapproved] == [("", "new-denial")]
 
 
 ONE_VLLM = """

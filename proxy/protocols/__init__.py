@@ -60,6 +60,8 @@ class Request:
     # text the model is handed beside the content, not of it (an OIP request's tensor names, `oip.tensor_names`): read
     # for labels, neither digested nor captured, as the header fields are
     names: tuple[str, ...] = ()
+    # a vLLM's or SGLang's LoRA adapter load or unload, the call of the adapter it names (`Call.runs_no_weights`)
+    runs_no_weights: bool = False
 
     def __init__(
         self, model: str, operation: str, stream: bool = False, texts: tuple[str, ...] = (),
@@ -67,7 +69,7 @@ class Request:
         digest: str | None = None, opaque: bool = False, unscanned: bool = False,
         joined: tuple[tuple[str, ...], ...] = (), decoded: tuple[str, ...] = (), builds_on: str | None = None,
         stored: bool = False, sequence: str | None = None, starts: bool = False, unrouted: bool = False,
-        names: tuple[str, ...] = (),
+        names: tuple[str, ...] = (), runs_no_weights: bool = False,
     ) -> None:  # fmt: skip
         object.__setattr__(self, "model", model)
         object.__setattr__(self, "operation", operation)
@@ -87,6 +89,7 @@ class Request:
         object.__setattr__(self, "starts", starts)
         object.__setattr__(self, "unrouted", unrouted)
         object.__setattr__(self, "names", names)
+        object.__setattr__(self, "runs_no_weights", runs_no_weights)
 
 
 # keys whose string values are framing, not data: roles, types, enums, links (inside messages; a role that

@@ -18,7 +18,7 @@ import orjson
 from proxy.config import Upstream
 from proxy.detectors import Detectors
 from proxy.errors import InvalidRequest
-from proxy.flow import RUNS_NO_WEIGHTS, UPSTREAM, Checkpoint, Outcome, ProtocolName
+from proxy.flow import UPSTREAM, Checkpoint, Outcome, ProtocolName
 from proxy.protocols import (
     LOADERS,
     NOT_DATA,
@@ -1310,8 +1310,6 @@ class ServedModels:
         found = self._served.get(model) or self._served.get("*")
         if version is None or found is None:
             return found
-        if version is RUNS_NO_WEIGHTS:  # a LoRA adapter's load or unload: it runs none
-            return None
         if version.startswith(TGI_ADAPTER):  # TGI's model with the adapter a call names (TGI lists none)
             return Checkpoint(f"{found.name}+lora:{version[len(TGI_ADAPTER) :]}", found.source, found.name,
                               found.provider)  # fmt: skip

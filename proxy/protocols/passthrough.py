@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, unquote, unquote_plus
 from proxy.config import Upstream
 from proxy.detectors import Detectors
 from proxy.errors import RequestTooLarge
-from proxy.flow import RUNS_NO_WEIGHTS, Outcome, ProtocolName
+from proxy.flow import Outcome, ProtocolName
 from proxy.protocols import Adapter as AdapterBase
 from proxy.protocols import Fetch, Header, Request, Target, _no_duplicates, bytes_digest, text_digest
 from proxy.protocols.oip import check_version, split_path
@@ -247,8 +247,8 @@ class Adapter(AdapterBase):
         empty message; only Triton's repository index without a body carries nothing."""
         check_version(target.version)  # `/v2/models/m/versions/02/stats` is Triton's version 2, as for infer
         if target is _ADAPTER_CHANGE:  # its adapter's call, which runs no weights
-            return Request(adapter_named(body), target.operation, version=RUNS_NO_WEIGHTS,
-                           digest=bytes_digest(body) if body else None, opaque=True)  # fmt: skip
+            return Request(adapter_named(body), target.operation, digest=bytes_digest(body) if body else None,
+                           opaque=True, runs_no_weights=True)  # fmt: skip
         return Request(
             target.model,
             target.operation,
@@ -318,10 +318,10 @@ class QueryRequest(Request):
         digest: str | None = None, opaque: bool = False, unscanned: bool = False,
         joined: tuple[tuple[str, ...], ...] = (), decoded: tuple[str, ...] = (), builds_on: str | None = None,
         stored: bool = False, sequence: str | None = None, starts: bool = False, unrouted: bool = False,
-        names: tuple[str, ...] = (), sent: str = "",
+        names: tuple[str, ...] = (), runs_no_weights: bool = False, sent: str = "",
     ) -> None:  # fmt: skip
         Request.__init__(self, model, operation, stream, texts, params, labels, version, digest, opaque, unscanned,
-                         joined, decoded, builds_on, stored, sequence, starts, unrouted, names)  # fmt: skip
+                         joined, decoded, builds_on, stored, sequence, starts, unrouted, names, runs_no_weights)  # fmt: skip
         object.__setattr__(self, "sent", sent)
 
     def as_sent(self, masked: tuple[str, ...]) -> tuple[str, ...]:

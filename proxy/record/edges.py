@@ -20,7 +20,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
-from proxy.flow import Call, Decision, Outcome
+from proxy.baseline import NO_WEIGHTS
+from proxy.flow import NO_WEIGHTS_SOURCE, Call, Decision, Outcome
 from proxy.labels import format_labels
 from proxy.record.sinks import StopOnce
 from proxy.record.store import EdgeKey, EdgeStore, EdgeWrite, PartlyWritten
@@ -411,7 +412,7 @@ def edge_key(decision: Decision, outcome: Outcome, output_labels: frozenset[str]
             decision.caller or "anonymous",
             "" if unidentified else decision.purpose or "",
             "" if unidentified else format_labels(decision.labels),
-            outcome.checkpoint or "",
+            outcome.checkpoint or (NO_WEIGHTS if outcome.checkpoint_source == NO_WEIGHTS_SOURCE else ""),
             format_labels(output_labels),
             decision.action,
             decision.rule or "",

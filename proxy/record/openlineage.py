@@ -63,6 +63,7 @@ from openlineage.client.transport.http import TokenProvider
 from openlineage.client.uuid import generate_new_uuid
 
 from proxy import __version__
+from proxy.baseline import NO_WEIGHTS
 from proxy.config import OpenLineage
 from proxy.config.loader import redact_userinfo
 from proxy.files import sync_directory
@@ -1306,7 +1307,7 @@ class OpenLineageRecorder:
             run=Run(runId=run or str(generate_new_uuid()), facets=run_facets),
             job=Job(
                 namespace=namespace or self._settings.namespace,
-                name=_name(key.checkpoint) if key.checkpoint else NO_CHECKPOINT,
+                name=_name(key.checkpoint) if key.checkpoint and key.checkpoint != NO_WEIGHTS else NO_CHECKPOINT,
                 facets=job_facets,
             ),
             inputs=inputs,
