@@ -91,8 +91,12 @@ def checkpoint_pattern(pattern: str) -> str:
     """A checkpoint name or pattern as recorded checkpoints are written (`printable_name`), so an operator's
     raw `Qwen2.5 7B (ft ü)` matches the `Qwen2.5%207B%20(ft%20%C3%BC)` a call reports. One already in that
     form (what `verify --write-baseline` writes, or copied from an `x-lineage-checkpoint` header) is kept: it
-    would be encoded again. Glob characters (`*`, `?`, `[`, `]`) are visible ASCII, so patterns stay patterns."""
-    if pattern.isascii() and pattern.isprintable() and " " not in pattern and not _BARE_PERCENT.search(pattern):
+    would be encoded again. Glob characters (`*`, `?`, `[`, `]`) are visible ASCII, so patterns stay patterns.
+    `NO_WEIGHTS`, the record's name for a LoRA adapter's load or unload, is kept as written too (until review
+    revroutes, 2026-12-05, its spaces were encoded: `edges --checkpoint` found none of them)."""
+    if pattern == NO_WEIGHTS or (
+        pattern.isascii() and pattern.isprintable() and " " not in pattern and not _BARE_PERCENT.search(pattern)
+    ):
         return pattern
     from proxy.flow import printable_name  # here, not at the top: proxy.flow imports proxy.config, which imports us
 
