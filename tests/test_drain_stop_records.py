@@ -2,8 +2,9 @@
 
 - Requests pipelined behind the reply the drain began during: that reply's head had gone out saying keep-alive, so its
   client awaits the next reply; the next request (read before the drain) is served, its reply saying
-  `Connection: close`, and what is pipelined behind that one is never served and recorded `drain_timeout`. Before
-  2026-12-05 both were dropped without a span or an access line.
+  `Connection: close`, and what is pipelined behind that one is never served and recorded `drain_timeout` (unless that
+  one asked to upgrade: as behind it, `invalid_request`). Before 2026-12-05 both were dropped without a span or an
+  access line.
 - The record sinks stop at once: a stalled OTLP collector (the spans sink waits `export_timeout_s` for it) no longer
   holds the OpenLineage sink's stop (its own bound against a hung backend) until it is done.
 """
@@ -310,32 +311,45 @@ def test_a_reply_that_closed_its_connection_itself_before_the_drain_is_followed_
     assert "request head(s) still arriving" not in said, said  # not one the drain cut off (before: counted, 1)
 
 
+@pytest.mark.parametrize("drain", ["while-served", "while-owed"])
 def test_what_is_behind_an_upgrade_request_the_drain_began_during_is_recorded_as_behind_it(
     upstream: tuple[Upstream, str], otlp: OtlpReceiver, serve: Callable[[str], ServeProcess],
-    loop_thread: LoopThread,
+    loop_thread: LoopThread, drain: str,
 ) -> None:  # fmt: skip
     """A request asking to upgrade (`Connection: Upgrade`) is answered closing the connection whenever the drain
     begins: its answer closes it, not the drain, even when the drain begins before that answer's head goes out (its
-    upstream not yet answered; a whole reply's head goes out with its body, at the end). What is pipelined behind it
-    (a request, a head partly read) is recorded as behind it, `invalid_request`, as without a drain, the head left out
-    of the drain's warning; until 2026-12-05 (review revrecords) both were recorded `drain_timeout` unless the answer
-    was a stream whose head had gone out before the drain (helper records' `closed_first`), the head counted."""
+    upstream not yet answered; a whole reply's head goes out with its body, at the end), or before it is served, as the
+    reply before it goes out saying keep-alive (`while-owed`: the drain owes the client that request's answer). What is
+    pipelined behind it (a request, a head partly read) is recorded as behind it, `invalid_request`, as without a drain,
+    the head left out of the drain's warning; until 2026-12-05 (review revrecords) both were recorded `drain_timeout`
+    unless the answer was a stream whose head had gone out before the drain (helper records' `closed_first`), the head
+    counted; `while-owed` so until later that day (helper records, on review revrecords' probe)."""
     from tests.record.test_pipelined_behind_upgrade import UPGRADE  # (it imports this module)
 
     server, url = upstream
     proxy = serve(_config(url, otlp.port))
-    first, second, idle_one = (f"{0x5F3 + n:032x}" for n in range(3))
-    asking = _post(first, HOLD_HEAD).replace(b"Host: x\r\n", b"Host: x\r\n" + UPGRADE, 1)
+    first, second, idle_one, before = (f"{0x5F3 + n:032x}" for n in range(4))
+    cut_head = b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nCont"
     with _connect(proxy) as idle, _connect(proxy) as sock:
         idle.sendall(_post(idle_one, "hi"))
         assert b"200 OK" in _read_head(idle)
-        sock.sendall(asking + _post(second, "hi") + b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nCont")
-        loop_thread.run(server.held.wait())  # the upgrade request is at its upstream: no head of its answer out yet
+        if drain == "while-served":
+            asking = _post(first, HOLD_HEAD).replace(b"Host: x\r\n", b"Host: x\r\n" + UPGRADE, 1)
+            sock.sendall(asking + _post(second, "hi") + cut_head)
+            loop_thread.run(server.held.wait())  # the upgrade request is at its upstream: no head of its answer out yet
+            held = b""
+        else:
+            asking = _post(first, "hi").replace(b"Host: x\r\n", b"Host: x\r\n" + UPGRADE, 1)
+            sock.sendall(_post(before, HOLD) + asking + _post(second, "hi") + cut_head)
+            held = _held_head(sock)  # the stream before it: its head out saying keep-alive, its client owed the next
         proxy.signal(signal.SIGTERM)
         while idle.recv(65536):  # the drain has begun
             pass
-        got = _to_close(sock, b"", server, loop_thread)
+        got = _to_close(sock, held, server, loop_thread)
         assert proxy.proc.wait(30) == 0
+    if held:
+        assert got.count(b" 200 OK") == 2 and got.startswith(held), got
+        got = got[got.index(b"HTTP/1.1 200 OK", len(held)) :]  # the upgrade request's answer, after the stream's
     head = got.partition(b"\r\n\r\n")[0].lower()
     assert got.count(b" 200 OK") == 1 and b"connection: close" in head and b"content-length" in head, got
 

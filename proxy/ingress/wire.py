@@ -152,8 +152,8 @@ class HttpConnection(asyncio.Protocol):
         self.reloaded = False
         # the connection was closing already when the drain (or that reload) began: the reply being served closes it
         # itself (a stream to an HTTP/1.0 client, framed by its close; an upgrade request's answer, its head out or
-        # not: the request closes it), so what is behind that reply is recorded as behind it, not as the drain's cut,
-        # unless the drain's time runs out (`cut`)
+        # not: the request closes it; or the one the drain owes its client, asking to upgrade, `_serve`), so what is
+        # behind that reply is recorded as behind it, not as the drain's cut, unless the drain's time runs out (`cut`)
         self.closed_first = False
         # the drain began as the reply to the request being served was going out, saying keep-alive: its client,
         # which may have pipelined the next request already, is owed that one's reply (`shutdown`)
@@ -769,6 +769,12 @@ class HttpConnection(asyncio.Protocol):
                 if not self._owed:
                     break
                 self._owed = False
+                # the one owed closes the connection itself (one asking to upgrade, read before its turn): what is
+                # behind it is recorded as behind it, as when the drain begins while it is served (`shutdown`), not as
+                # the drain's cut (until 2026-12-05, review revrecords' probe, `drain_timeout`)
+                owed = self.queue[0] if self.queue else None
+                if isinstance(owed, Request) and not owed.keep_alive:
+                    self.closed_first = True
             if not self.queue:
                 open_head = self.parsing is not None and not self.parsing.method
                 if open_head:  # a pipelined head still coming: its header timeout runs from its first byte
