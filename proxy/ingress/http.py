@@ -841,9 +841,9 @@ class HttpIngress:
             if resp.complete() is None:
                 resp.read_off()
             ex.finish()
-            head, _ = self._head(request, conn, ex, resp, None)  # (a HEAD's: the GET's Content-Length, no body)
             if ex.recording:
                 await ex.recorded()
+            head, _ = self._head(request, conn, ex, resp, None)  # (a HEAD's: the GET's Content-Length, no body)
             conn.write(head)
         finally:
             resp.release()
@@ -922,10 +922,12 @@ class HttpIngress:
             if ex.whole(data):  # a reply read as an event stream a slice a loop turn (`Exchange.more`)
                 await _read_on(ex)
             ex.finish()
-            small = len(data) < 65536  # a small reply goes in one write (one send), head and body joined once
-            head, _ = self._head(request, conn, ex, resp, len(data), data if small else b"")
             if ex.recording:  # a new flow's first edge is durable before the client has the reply
                 await ex.recorded()  # (a coroutine only then: not for a flow seen before, most calls)
+            # its head made after that wait: a drain begun during it (nothing owed, no head gone out) closes the
+            # connection after this reply, which says so (until 2026-12-05, helper records, it said keep-alive)
+            small = len(data) < 65536  # a small reply goes in one write (one send), head and body joined once
+            head, _ = self._head(request, conn, ex, resp, len(data), data if small else b"")
             conn.write(head)
             if not small:
                 conn.write(data)  # a large body is not copied to be joined
@@ -938,11 +940,11 @@ class HttpIngress:
     @staticmethod
     def _head(
         request: Request, conn: HttpConnection, ex: Exchange, resp: UpstreamResponse, length: int | None,
-        body: bytes = b"",
+        body: bytes = b"", lineage: bytes | None = None,
     ) -> tuple[bytes, bool]:  # fmt: skip
-        """The reply's head: the upstream's status and fields, the lineage headers, and the framing
-        (`length`: the body's size; None: chunked, or until close for an HTTP/1.0 client), with `body`
-        after it (the pieces joined once). Also whether the body is to be sent chunked."""
+        """The reply's head: the upstream's status and fields, the lineage headers (`lineage`: as made before, else
+        now), and the framing (`length`: the body's size; None: chunked, or until close for an HTTP/1.0 client), with
+        `body` after it (the pieces joined once). Also whether the body is to be sent chunked."""
         keep_alive = conn.keeps_alive(request)
         framing = b""
         chunked = False
@@ -968,7 +970,9 @@ class HttpIngress:
         if b"date" not in fields.index:
             out.append(date_header())
         base = upstream.url if upstream is not None else None
-        reply_fields(out, fields.raw, fields.names, ex.lineage_fields(), base, fields.index)
+        reply_fields(
+            out, fields.raw, fields.names, ex.lineage_fields() if lineage is None else lineage, base, fields.index
+        )
         out.append(framing)
         out.append(b"\r\n")
         out.append(body)
@@ -1000,9 +1004,9 @@ class HttpIngress:
             except Exception as exc:
                 raise ex.upstream_failed(exc) from None
             last = ex.chunk(first) if first else False
-            head, chunked = self._head(request, conn, ex, resp, resp.content_length)
+            lineage = ex.lineage_fields()
         else:
-            head, chunked = self._head(request, conn, ex, resp, resp.content_length)
+            lineage = ex.lineage_fields()  # (the labels before its body is read: a stream's head says no output's)
             # what came with the upstream's head goes out with the client's, in one write: the head alone
             # would leave the client a second segment (a second read) to wait for before its first event
             first = resp.buffered()
@@ -1012,6 +1016,10 @@ class HttpIngress:
                 await _read_on(ex)
                 ex.read_on_ended()
             await ex.end()
+        # its head made after that wait for its record, its lineage fields as they were before: a drain begun during it
+        # (nothing owed, no head gone out) closes the connection after this reply, which says so (until 2026-12-05,
+        # helper records, it said keep-alive)
+        head, chunked = self._head(request, conn, ex, resp, resp.content_length, lineage=lineage)
         conn.write(head + _frame(first, chunked) if first else head)
         try:
             # what is here already is taken without a wait; a wait is the connection's future, not a coroutine

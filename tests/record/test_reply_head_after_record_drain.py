@@ -1,0 +1,79 @@
+"""A reply whose call's flow is new waits for its record's write before it goes out (`Exchange.recorded`): one read
+whole, or a stream that came whole in its first piece. Its head said whether the connection stays open as things stood
+before that wait: a SIGTERM's drain begun during it found no reply gone out (nothing owed to the client) and closed the
+connection after that reply, which still said keep-alive; the request pipelined behind it, whose answer the client then
+awaited, was recorded as "pipelined behind the reply that closed the connection for the drain", though no reply had said
+so (until 2026-12-05, helper records). The head is now made once the record is written: it says `Connection: close`, as
+a reply whose head goes out after the drain began does (a stream's lineage fields still as they were before its body
+was read)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp import web
+
+from tests.harness import LoopThread, start_app
+from tests.held import until
+from tests.record.test_behind_upgrade_follow_ups import _read_all
+from tests.record.test_head_cut_behind_refusal_drain import CONFIG
+from tests.record.test_reply_waiting_for_record_unanswered import write_locked
+from tests.servers.otlp_receiver import OtlpReceiver
+from tests.test_drain_stop_records import Upstream, _ended, _event, _post
+
+STREAM = "stream"  # a chat message answered with a whole event stream, in one piece with its head; any other, JSON
+
+
+@pytest.fixture
+def upstream(loop_thread: LoopThread) -> Iterator[str]:
+    async def chat(request: web.Request) -> web.Response:
+        if (await request.json())["messages"][0]["content"] == STREAM:
+            body = _event("hi", "stop") + b"data: [DONE]\n\n"
+            return web.Response(body=body, headers={"Content-Type": "text/event-stream"})
+        return web.json_response({"id": "c", "object": "chat.completion", "created": 1, "model": "m", "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}]})  # fmt: skip
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", chat)
+    app.router.add_get("/v1/models", Upstream().models)
+    runner, port = loop_thread.run(start_app(app))
+    yield f"http://127.0.0.1:{port}"
+    loop_thread.run(runner.cleanup())
+
+
+@pytest.mark.parametrize("reply", ["whole", STREAM])
+def test_a_reply_waiting_for_its_record_when_the_drain_begins_says_it_closes_the_connection(
+    upstream: str, otlp: OtlpReceiver, make_proxy: Any, loop_thread: LoopThread, reply: str
+) -> None:
+    proxy = make_proxy(CONFIG, UPSTREAM=upstream, OTLP=f"http://127.0.0.1:{otlp.port}")
+    first, second = (f"{0x9D0 + n:032x}" for n in range(2))
+    http, sinks = proxy.process._http, proxy.process.runtime.sinks
+    with socket.create_connection(("127.0.0.1", proxy.bound.http.port), timeout=10) as sock:
+        # the call's flow is new: its reply waits for the store's write, which another connection's lock holds
+        with write_locked(Path(proxy.process.config.lineage.store)):
+            sock.sendall(_post(first, reply) + _post(second, "hi"))
+            assert until(lambda: bool(sinks._awaited))  # the upstream has answered: the reply waits for the record
+            conn = next(c for c in list(http.connections) if c.serving is not None)
+            stopping = asyncio.run_coroutine_threadsafe(proxy.process.stop(), loop_thread.loop)
+            assert until(lambda: conn.draining)  # the drain has begun while the reply waits for the record
+            assert not conn.replying and not conn.cut
+        stopping.result(timeout=30)
+        got = _read_all(sock)
+    head, _, body = got.partition(b"\r\n\r\n")
+    assert got.startswith(b"HTTP/1.1 200") and got.count(b"HTTP/1.") == 1, got
+    assert b"connection: close" in head.lower(), got  # before: no such field (keep-alive), the connection then closed
+    if reply == STREAM:
+        assert b"text/event-stream" in head and body.endswith(b"data: [DONE]\n\n"), got
+    else:
+        assert orjson.loads(body)["choices"][0]["message"]["content"] == "hi", got
+    spans = otlp.wait_for(lambda spans: {first, second} <= {s.trace_id for s in spans})
+    ended = _ended(spans)
+    assert ended[first] == ("allow", None)
+    assert ended[second] == ("deny", "drain_timeout")  # the drain closed the connection with that reply, which says so
+    assert "closed the connection for the drain" in otlp.by_trace(second).attributes["lineage.reason"]
