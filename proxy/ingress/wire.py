@@ -171,6 +171,9 @@ class HttpConnection(asyncio.Protocol):
         self._wake: asyncio.Future[None] | None = None
         self._drained: asyncio.Future[None] | None = None
         self._deadline: float | None = None  # loop time past which an idle or slow connection is closed
+        # the timer that cuts a connection closed on a client still sending (`_linger`): cancelled when it is lost,
+        # which would otherwise hold the connection, and the request it was reading, LINGER_S past its client's leaving
+        self._lingering: asyncio.TimerHandle | None = None
         self._head_started = 0.0  # when the request head being read began (its header timeout runs from then)
         self._head_fed = 0  # bytes fed while one request head stayed open (llhttp buffers a header line itself)
         # the request line of the head left open by the last read came whole (its line end read): kept as each read
@@ -425,6 +428,10 @@ class HttpConnection(asyncio.Protocol):
             if isinstance(request, Request):
                 self._release(request)
         self._disarm()
+        lingering = self._lingering
+        if lingering is not None:  # (until 2026-12-05, helper records, held to its end: 2 s)
+            lingering.cancel()
+            self._lingering = None
         if self._task is not None and not self._task.done() and self.serving is not None:
             self._task.cancel()  # the client left: its handler (and so its upstream request) is cancelled
         else:
@@ -924,7 +931,7 @@ class HttpConnection(asyncio.Protocol):
         if not self._reading:
             self._reading = True
             transport.resume_reading()
-        self._loop.call_later(LINGER_S, self._linger, transport.get_write_buffer_size())
+        self._lingering = self._loop.call_later(LINGER_S, self._linger, transport.get_write_buffer_size())
 
     def _linger(self, unsent: int) -> None:
         """`LINGER_S` after a closing connection's answer: cut it, unless the client is still reading
@@ -933,7 +940,7 @@ class HttpConnection(asyncio.Protocol):
             return
         left = self.transport.get_write_buffer_size()
         if left and left < unsent:
-            self._loop.call_later(LINGER_S, self._linger, left)
+            self._lingering = self._loop.call_later(LINGER_S, self._linger, left)
             return
         self.abort()
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import gc
 import gzip
 import secrets
+import socket
 
 import httpx
 import pytest
@@ -20,6 +21,7 @@ import pytest
 from proxy.ingress.wire import Request
 from tests.configs import ONE_UPSTREAM
 from tests.conftest import KEYS, sha
+from tests.held import until
 
 _PAD = b" " * 4096
 
@@ -143,3 +145,27 @@ def _holds(thing: object, token: str) -> bool:
     if type(thing) is not Request:
         return False
     return (b"x-refusal-test", token.encode()) in [(name.lower(), value) for name, value in thing.headers]
+
+
+def test_a_connection_closed_on_a_body_over_the_limit_lets_its_request_go_once_its_client_leaves(  # type: ignore[no-untyped-def]
+    vllm, make_proxy
+) -> None:
+    """A chunked body over `limits.max_body_bytes` is answered 413 and the connection closed, the proxy reading (and
+    dropping) what still comes for up to LINGER_S. Its timer held the connection, and the request it was reading, that
+    long past its client's leaving: until 2026-12-05 (helper records) a later test's proxy, counting the POST requests
+    alive while its upstream held a call (tests/transport/test_request_head_in_pieces.py), could count this one's (left
+    by tests/transport/test_http.py's test_too_large_body_is_413_and_never_forwarded)."""
+    _, upstream = vllm
+    proxy = make_proxy(ONE_UPSTREAM + "limits: {max_body_bytes: 2000}\n", UPSTREAM=upstream)
+    token = secrets.token_hex(8)
+    http = proxy.process._http
+    with socket.create_connection(("127.0.0.1", proxy.bound.http.port), timeout=10) as sock:
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nX-Refusal-Test: %s\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n" % (token.encode(), 4000, b"y" * 4000))  # fmt: skip
+        got = b""
+        while chunk := sock.recv(65536):  # the answer, then the proxy's end of writing
+            got += chunk
+        assert got.startswith(b"HTTP/1.1 413"), got
+    assert until(lambda: not http.connections)  # the client's close is seen
+    gc.collect()
+    assert not [r for r in gc.get_objects() if _holds(r, token)]  # before: held by the linger timer
