@@ -1012,6 +1012,11 @@ class HttpIngress:
             first = resp.buffered()
             last = ex.chunk(first) if first else False
         if first and last:
+            if resp.content_length is None and request.version != "1.1":
+                # its body ends with the connection (an HTTP/1.0 client's, `_head`), whatever a drain begun during the
+                # wait below does: what is behind it is recorded as behind it (`shutdown`'s `closed_first`), as when
+                # its head was made before that wait (review revrecords: made after it, `drain_timeout`)
+                conn.closing = True
             if ex.reads_on:  # (sized, kept whole and no JSON: read a slice a loop turn)
                 await _read_on(ex)
                 ex.read_on_ended()

@@ -28,14 +28,19 @@ from tests.servers.otlp_receiver import OtlpReceiver
 from tests.test_drain_stop_records import Upstream, _ended, _event, _post
 
 STREAM = "stream"  # a chat message answered with a whole event stream, in one piece with its head; any other, JSON
+UNSIZED = "unsized"  # so too, its body chunked (no Content-Length): to an HTTP/1.0 client it ends with the connection
 
 
 @pytest.fixture
 def upstream(loop_thread: LoopThread) -> Iterator[str]:
     async def chat(request: web.Request) -> web.Response:
-        if (await request.json())["messages"][0]["content"] == STREAM:
+        content = (await request.json())["messages"][0]["content"]
+        if content in (STREAM, UNSIZED):
             body = _event("hi", "stop") + b"data: [DONE]\n\n"
-            return web.Response(body=body, headers={"Content-Type": "text/event-stream"})
+            reply = web.Response(body=body, headers={"Content-Type": "text/event-stream"})
+            if content == UNSIZED:
+                reply.enable_chunked_encoding()
+            return reply
         return web.json_response({"id": "c", "object": "chat.completion", "created": 1, "model": "m", "choices": [
             {"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}]})  # fmt: skip
 
@@ -77,3 +82,44 @@ def test_a_reply_waiting_for_its_record_when_the_drain_begins_says_it_closes_the
     assert ended[first] == ("allow", None)
     assert ended[second] == ("deny", "drain_timeout")  # the drain closed the connection with that reply, which says so
     assert "closed the connection for the drain" in otlp.by_trace(second).attributes["lineage.reason"]
+
+
+def test_a_reply_ending_with_its_connection_waiting_for_its_record_when_the_drain_begins_closes_it_itself(
+    upstream: str, otlp: OtlpReceiver, make_proxy: Any, loop_thread: LoopThread
+) -> None:
+    """An event stream with no length to an HTTP/1.0 client asking keep-alive ends with the connection whatever the
+    drain does: what is pipelined behind it (a request, a head partly read) is recorded as behind that reply,
+    `invalid_request`, as when the drain begins after its head went out (tests/test_drain_stop_records.py). Its head,
+    made after the wait for its record (above), no longer said so before that wait: a drain begun during it was taken
+    to have closed the connection, both recorded `drain_timeout` (review revrecords, on helper records' change)."""
+    proxy = make_proxy(CONFIG, UPSTREAM=upstream, OTLP=f"http://127.0.0.1:{otlp.port}")
+    first, second = (f"{0x9E0 + n:032x}" for n in range(2))
+    http, sinks = proxy.process._http, proxy.process.runtime.sinks
+
+    def http10(trace_id: str, content: str) -> bytes:
+        return _post(trace_id, content).replace(b"HTTP/1.1\r\n", b"HTTP/1.0\r\nConnection: keep-alive\r\n", 1)
+
+    with socket.create_connection(("127.0.0.1", proxy.bound.http.port), timeout=10) as sock:
+        with write_locked(Path(proxy.process.config.lineage.store)):
+            sock.sendall(http10(first, UNSIZED) + http10(second, "hi") + b"POST /v1/embeddings HTTP/1.0\r\nCont")
+            assert until(lambda: bool(sinks._awaited))  # the upstream has answered: the reply waits for the record
+            conn = next(c for c in list(http.connections) if c.serving is not None)
+            stopping = asyncio.run_coroutine_threadsafe(proxy.process.stop(), loop_thread.loop)
+            assert until(lambda: conn.draining)
+            assert not conn.replying and not conn.cut
+        stopping.result(timeout=30)
+        got = _read_all(sock)
+    head, _, body = got.partition(b"\r\n\r\n")
+    assert got.count(b"HTTP/1.") == 1 and b"connection: close" in head.lower(), got
+    assert b"content-length" not in head.lower() and body.endswith(b"data: [DONE]\n\n"), got  # framed by the close
+
+    def cut(spans: list[Any]) -> list[Any]:
+        return [s for s in spans if s.name == "embeddings"]  # the head's: its path read, its line whole
+
+    spans = otlp.wait_for(lambda spans: {first, second} <= {s.trace_id for s in spans} and len(cut(spans)) == 1)
+    ended = _ended(spans)
+    assert ended[first] == ("allow", None)
+    for span in (otlp.by_trace(second), cut(spans)[0]):
+        a = span.attributes
+        assert (a["lineage.decision"], a["error.type"]) == ("deny", "invalid_request"), a  # before: drain_timeout
+        assert "HTTP/1.0" in a["lineage.reason"] and "SIGTERM" not in a["lineage.reason"], a
