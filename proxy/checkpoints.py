@@ -102,6 +102,10 @@ ABSENT_KEPT = 1024  # names the metadata did not list, remembered per upstream (
 NEW_PER_ROUND = 64  # names calls asked for, asked about in one round of an upstream's metadata at most
 WAITING_PER_CALLER = 16  # names one caller asked for, waiting to be asked about at most (per upstream)
 CHANGE_SLOTS: Final = 4096  # upstream names' slots in the changes the workers share (`Changes`), 8 bytes each
+# what a change that replaced a server's weights adds to its count (`Changes.bump`) beside the 1 every change adds: the
+# changes are counted in its low 32 bits, those replacements in the bits above (2**32 changes to one server: none)
+REPLACED_BIT: Final = 32
+REPLACED: Final = 1 << REPLACED_BIT
 LEARNING: Final = ""  # who waits for the names forwarded calls ask for (to name their checkpoint in the record)
 
 
@@ -112,7 +116,9 @@ class Changes:
     where they resolve a checkpoint that depends on it (`CheckpointBook.resolve`, one int read) and read the
     upstream again as the one that relayed it does. An upstream's count is in the slot its server's address hashes
     to (`server`, `CHANGE_SLOTS`): every name that reaches one server shares it, and two servers that share one make
-    a change to either read both again, nothing worse."""
+    a change to either read both again, nothing worse. A count says what kind of change moved it too: those that
+    replaced the weights its base serves (SGLang's `update_weights_from_disk`, `REPLACED` each) are in its high bits,
+    so one read of one word says both, as they were counted together (`replacements`)."""
 
     def __init__(self) -> None:
         # a file unlinked already, only its descriptor kept (inherited by fork): its memory is what the workers share,
@@ -128,16 +134,22 @@ class Changes:
     def get(self, slot: int) -> int:
         return int(self._counts[slot])
 
-    def bump(self, slot: int) -> int:
-        """Count a change in `slot` (whichever worker counts one at the same time, none is lost); the count after."""
+    def bump(self, slot: int, replaced: bool = False) -> int:
+        """Count a change in `slot`, `replaced` when it replaced the weights its base serves (whichever worker counts
+        one at the same time, none is lost); the count after."""
         fd = self._file.fileno()
         fcntl.lockf(fd, fcntl.LOCK_EX)
         try:
-            count = int(self._counts[slot]) + 1
+            count = int(self._counts[slot]) + 1 + (REPLACED if replaced else 0)
             self._counts[slot] = count
         finally:
             fcntl.lockf(fd, fcntl.LOCK_UN)
         return count
+
+
+def replacements(count: int) -> int:
+    """Of the changes a `Changes` count holds, how many replaced the weights their server's base serves."""
+    return count >> REPLACED_BIT
 
 
 _shared_changes: list[Changes] = []  # the one `share_changes` made (none: one process serves)
@@ -220,6 +232,13 @@ class _Known:
         if self.base is not None:
             self.base = self.base.scales_unknown()
         self.fresh = {model: catalog.scales_unknown() for model, catalog in self.fresh.items()}
+
+    def weights_unknown(self) -> None:
+        """The weights its base serves were replaced through the proxy (SGLang's `update_weights_from_disk`) and not
+        read since: nothing read before names what serves any name there now (a loader's base kept by
+        `scales_unknown` too), so nothing is kept, as before its first round (`CheckpointBook._hold`: its limited
+        routes wait for the listing)."""
+        self.base, self.fresh = None, {}
 
     def copy(self) -> _Known:
         other = _Known()
@@ -304,6 +323,9 @@ class CheckpointBook:
         # is known stale (its catalogs made `scales_unknown`, its metadata incomplete) until a round reads it again
         self._changes: dict[str, int] = {name: 0 for name in self._upstreams}
         self._read: dict[str, int] = {name: 0 for name in self._upstreams}
+        # of those changes, the last that replaced the weights its base serves (`changed`'s `replaced`): while a round
+        # that answered whole began before it, nothing read before is kept (`_Known.weights_unknown`)
+        self._replaced: dict[str, int] = {name: 0 for name in self._upstreams}
         # the upstreams whose metadata names the checkpoint a call reaches: no pin, a dialect that reads one
         self._named = frozenset(u.name for u in self._upstreams.values() if metadata_names(u))
         self._said_stale: dict[str, bool] = {}  # upstreams whose stale state was logged (once, until read again)
@@ -562,21 +584,25 @@ class CheckpointBook:
             self._known[upstream.name].due = True
             event.set()
 
-    def changed(self, upstream: Upstream) -> asyncio.Future[Any] | None:
+    def changed(self, upstream: Upstream, replaced: bool = False) -> asyncio.Future[Any] | None:
         """`upstream` changed what serves through the proxy (a `POST /lora-adapters` it relayed, which sets a
-        llama-server's scales; a vLLM's or SGLang's `load_lora_adapter` or `unload_lora_adapter`, or SGLang's
-        `update_weights_from_disk`, which change what it lists): a full round now, not at the next `discovery_interval_s`, of it and of every other
-        upstream reaching the same server (`server`: the scales are the server's, whichever name set them). Returns
-        what is done once a round begun after this call has ended for each (answered or not); None when none runs."""
+        llama-server's scales; a vLLM's or SGLang's `load_lora_adapter` or `unload_lora_adapter`, which change what it
+        lists; `replaced`: SGLang's `update_weights_from_disk`, which replaces its base's weights, listed under a new
+        name): a full round now, not at the next `discovery_interval_s`, of it and of every other upstream reaching
+        the same server (`server`: the scales are the server's, whichever name set them). Returns what is done once a
+        round begun after this call has ended for each (answered or not); None when none runs."""
         seen = -1
         if self._shared is not None:  # the other workers read it again too, when a call of theirs depends on it
-            seen = self._shared.bump(self._slots[upstream.name])
+            seen = self._shared.bump(self._slots[upstream.name], replaced)
         waiters: list[asyncio.Future[None]] = []
         for name in self._siblings.get(upstream.name, (upstream.name,)):
             known = self._known[name]
+            replacing = replaced
             if seen >= 0 and known.watch >= 0:
+                # (and one another worker counted that no call here has found yet)
+                replacing = replacing or replacements(seen) - replaced > replacements(known.seen)
                 known.seen = seen
-            if self._stale(self._upstreams[name], known) is None:
+            if self._stale(self._upstreams[name], known, replacing) is None:
                 continue
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._after_round.setdefault(name, []).append(waiter)
@@ -587,16 +613,23 @@ class CheckpointBook:
 
     def _changed_elsewhere(self, upstream: Upstream, known: _Known, seen: int) -> None:
         """Another worker relayed a change to what `upstream` serves (`changed` there): stale here as there, from now
-        on, until a round begun now reads it again."""
+        on, until a round begun now reads it again; nothing read before is kept when one of the changes counted since
+        replaced its weights (before 2026-12-05 its base was, and a call for its old name here was recorded and held
+        as the weights replaced until this worker's next round)."""
+        replaced = replacements(seen) > replacements(known.seen)
         known.seen = seen
-        self._stale(upstream, known)
+        self._stale(upstream, known, replaced)
 
-    def _stale(self, upstream: Upstream, known: _Known) -> asyncio.Event | None:
+    def _stale(self, upstream: Upstream, known: _Known, replaced: bool = False) -> asyncio.Event | None:
         """What was read of `upstream` is stale from now on: a call (anyone's) is recorded and checked as served by
         weights not known, not by those the upstream no longer applies, until a round begun after this reads them
-        again, asked for now; the event that wakes its discovery (None when none runs)."""
+        again, asked for now; the event that wakes its discovery (None when none runs). `replaced`: its base's weights
+        were, so none read before is kept (`_Known.weights_unknown`)."""
         self._changes[upstream.name] += 1
         known.scales_unknown()
+        if replaced:
+            self._replaced[upstream.name] = self._changes[upstream.name]
+            known.weights_unknown()
         self._hold()  # the limited routes' models are served by weights not known now: held as such
         self.incomplete[upstream.name] = True
         event = self._wake.get(upstream.name)
@@ -623,6 +656,7 @@ class CheckpointBook:
             if name in previous._down_gap:  # down still: probes back off as they did
                 self._down_gap[name], self._probe_after[name] = previous._down_gap[name], previous._probe_after[name]
             self._changes[name] = int(previous.stale(name))  # read before it: as stale as it was (its catalogs too)
+            self._replaced[name] = int(previous._read[name] < previous._replaced[name])  # (its base forgotten too)
         # a route the replaced book was still waiting to hear about (a reload before it added it) waits here too: what
         # was read then was read before the route was added all the same
         kept = set(previous._limits).difference(previous._unasked)
@@ -729,6 +763,8 @@ class CheckpointBook:
                         unreached_reason(unreached, upstream), hint)  # fmt: skip
         if self.stale(name):  # (a round begun before the change may have answered it with what it changed)
             known.scales_unknown()
+            if self._read[name] < self._replaced[name]:
+                known.weights_unknown()
             incomplete = True
         elif self._said_stale.pop(name, False):
             log.info("upstream %s: what it was told to change through the proxy is read again", name)

@@ -527,12 +527,14 @@ class Exchange:
             self._rediscover()
 
     def _rediscover(self) -> None:
-        """The upstream changed what serves (llama.cpp's `POST /lora-adapters` set its scales): its metadata is
-        asked again now, and the reply waits for that round (`recorded`), so its client's next call is recorded,
-        and checked, with what serves then, not with what the last round read (`discovery_interval_s` ago)."""
+        """The upstream changed what serves (llama.cpp's `POST /lora-adapters` set its scales; SGLang's
+        `update_weights_from_disk` replaced its weights, `passthrough.REPLACES_WEIGHTS`): its metadata is asked again
+        now, and the reply waits for that round (`recorded`), so its client's next call is recorded, and checked,
+        with what serves then, not with what the last round read (`discovery_interval_s` ago)."""
         decision = self.decision
         if decision is not None and decision.upstream is not None:
-            self._rediscovered = self.pipeline.runtime.book.changed(decision.upstream)
+            replaced = self.target is passthrough.REPLACES_WEIGHTS
+            self._rediscovered = self.pipeline.runtime.book.changed(decision.upstream, replaced)
 
     def _decoding(self, coding: str) -> bool:
         """A reply's Content-Encoding (the proxy asked for none, `Accept-Encoding: identity`, but an upstream may code

@@ -31,6 +31,7 @@ from tests.servers.tgi import CHECKPOINT, MODEL_ID, Tgi
 from tests.servers.vllm_like import ROOT, SERVED, VllmLike
 from tests.test_check_explain import write
 from tests.test_llama_lora import BASE, DEFAULT, llama_server
+from tests.test_llama_lora_scales_workers import CALLS_MAX, Workers
 
 __all__ = ["llama_server"]  # the fixture, imported
 
@@ -645,3 +646,129 @@ def test_a_vllm_adapter_changed_in_one_worker_is_not_known_in_another_until_read
         assert found is not None and found.name == "/adapters/sql-lora-v2" and found.parent == SERVED, found
 
     asyncio.run(main())
+
+
+_SGLANG = [{"id": SERVED, **_BASE, "owned_by": "sglang"}]
+_STEP_200 = {"id": "/ckpt/step-200", "root": "/ckpt/step-200"}  # its base once `update_weights_from_disk` replaced it
+_LIMITED = ((SERVED, frozenset({"care"})),)  # the route `_two_workers_books` limits
+
+
+def test_an_sglang_weights_update_in_one_worker_is_not_known_in_another_until_read_again() -> None:
+    """SGLang's `update_weights_from_disk` relayed by one worker replaces the weights its base serves: in every worker,
+    what was read of that server is not known from then on, its base too, until it is read again, and the route the
+    base's name limits waits for it (`unheld`). Before (helper routes2, 2026-12-05) another worker kept its base, as a
+    LoRA load leaves it: its next call for the base's old name was recorded and held as the weights replaced."""
+    listing = list(_SGLANG)
+    upstream, books = _two_workers_books(listing)
+
+    async def main() -> None:
+        one, two = books()
+        for book in (one, two):
+            await book.refresh(upstream)
+            found = book.resolve(upstream, SERVED, learn=False)
+            assert found is not None and found.name == ROOT and not book.unheld
+        listing[0] = {**listing[0], **_STEP_200}
+        one.changed(upstream, True)  # (relayed in one worker: no round runs here)
+        for book in (one, two):
+            assert book.resolve(upstream, SERVED, learn=False) is None  # was, in two: ROOT, the weights replaced
+            assert book.stale("up") and book.unheld == {"up": _LIMITED}, book.unheld
+        await two.refresh(upstream)
+        found = two.resolve(upstream, "/ckpt/step-200", learn=False)
+        assert found is not None and found.name == "/ckpt/step-200" and not two.stale("up") and not two.unheld
+        assert two.resolve(upstream, SERVED, learn=False) is None  # (listed no more)
+        one.changed(upstream)  # a LoRA adapter's load since: the base is kept, as before
+        found = two.resolve(upstream, "/ckpt/step-200", learn=False)
+        assert found is not None and found.name == "/ckpt/step-200" and two.stale("up")
+        await two.refresh(upstream)
+        one.changed(upstream, True)  # and an update, then a load two relays before a call there found the update
+        two.changed(upstream)
+        assert two.resolve(upstream, "/ckpt/step-200", learn=False) is None
+
+    asyncio.run(main())
+
+
+def test_a_round_begun_before_an_sglang_weights_update_does_not_make_its_base_known_again() -> None:
+    """A round that read SGLang's listing before a weights update relayed meanwhile, and answers after it, leaves what
+    it read unknown (the update is not read yet): its base is not the weights that serve now (the round read the one
+    replaced). Calls meanwhile in the worker that relayed it, before the round it waits for, are the same case."""
+    (upstream,) = parse(ONE_VLLM, source="t.yaml").upstreams
+    listing = list(_SGLANG)
+    read: list[asyncio.Event] = []  # (set: the round after the first has read the listing, and waits for the test)
+    answer = asyncio.Event()
+
+    async def get_json(up: Any, path: str) -> Any:
+        if path != "/v1/models":
+            raise checkpoints.MetadataStatus(404, path)
+        data = list(listing)
+        if read:
+            read[0].set()
+            await answer.wait()
+        return {"object": "list", "data": data}
+
+    async def main() -> None:
+        book = checkpoints.CheckpointBook([upstream], Fetch(get_json), limits=[("up", SERVED, frozenset({"care"}))])
+        await book.refresh(upstream)
+        read.append(asyncio.Event())
+        round_ = asyncio.create_task(book.refresh(upstream))
+        await read[0].wait()
+        listing[0] = {**listing[0], **_STEP_200}
+        book.changed(upstream, True)
+        assert book.resolve(upstream, SERVED, learn=False) is None
+        answer.set()
+        await round_
+        assert book.resolve(upstream, SERVED, learn=False) is None  # was: ROOT, the weights replaced
+        assert book.stale("up") and book.unheld == {"up": _LIMITED}, book.unheld
+        await book.refresh(upstream)
+        found = book.resolve(upstream, "/ckpt/step-200", learn=False)
+        assert found is not None and found.name == "/ckpt/step-200" and not book.stale("up")
+
+    asyncio.run(main())
+
+
+SGLANG_WORKERS = f"""
+listen: {{http: 127.0.0.1:0}}
+upstreams:
+  - {{name: up, url: "%s", protocol: openai, discovery_interval_s: 600}}
+routes:
+  - {{model: "{SERVED}", upstream: up, purposes: [care]}}
+  - {{model: "*", upstream: up}}
+policy: {{anonymous: allow, passthrough: forward, default_purpose: care}}
+logging: {{format: text, access: true}}
+lineage: {{store: "%s"}}
+"""
+
+
+def test_an_sglang_weights_update_through_one_worker_is_not_recorded_as_replaced_by_another(
+    sglang: tuple[VllmLike, str], tmp_path: Path
+) -> None:
+    """`serve --workers 2`: SGLang's `POST /update_weights_from_disk` relayed by one worker; the other worker's next
+    call for the base's old name, which comes before its own round, is not recorded as the weights replaced (before:
+    ROOT, until its next round, `discovery_interval_s` later)."""
+    server, url = sglang
+    config = tmp_path / "proxy.yaml"
+    config.write_text(SGLANG_WORKERS % (url, tmp_path / "lineage.db"))
+    workers = Workers(config)
+    chat = {"model": SERVED, "messages": HI}
+    try:
+        seen: set[int] = set()
+        for _ in range(CALLS_MAX):  # until each worker answered one, with the weights it read
+            pid, reply = workers.call("POST", "/v1/chat/completions", chat)
+            assert reply.status_code == 200 and reply.headers["x-lineage-checkpoint"] == ROOT, reply.headers
+            seen.add(pid)
+            if seen == workers.pids:
+                break
+        assert seen == workers.pids, f"{CALLS_MAX} calls on new connections all answered by {seen}"
+        relayed, reply = workers.call("POST", "/update_weights_from_disk", {"model_path": "/ckpt/step-200"})
+        assert reply.status_code == 200 and reply.json()["success"] is True, reply.text
+        (other,) = workers.pids - {relayed}
+        named: dict[int, list[str | None]] = {pid: [] for pid in workers.pids}
+        for _ in range(CALLS_MAX):  # until the other worker answered one
+            pid, reply = workers.call("POST", "/v1/chat/completions", chat)
+            assert reply.status_code == 200, reply.text
+            named[pid].append(reply.headers.get("x-lineage-checkpoint"))
+            if named[other]:
+                break
+        assert named[other] and ROOT not in named[other] and ROOT not in named[relayed], named  # was: ROOT in other's
+        assert workers.serve.stop() == 0, "".join(workers.serve.err)
+    finally:
+        workers.serve.end()

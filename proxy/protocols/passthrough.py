@@ -35,7 +35,11 @@ _INDEX_FLAGS_MAX: Final = 256
 # path, listed from then on under it (its served model name becomes the path): what serves changes (a reply that
 # succeeds has the metadata read again; before 2026-12-05 SGLang's update stood unread until the next round)
 _LORA_SCALES: Final = Target("passthrough", rediscover=True)
-_LORA_CHANGES: Final = frozenset({"/lora-adapters", "/update_weights_from_disk"})
+# SGLang's update, a target of its own: the weights replaced, what was read of the server is forgotten until read again
+# (`CheckpointBook.changed`'s `replaced`, in every worker), not only what depends on its adapters (until helper
+# routes2, 2026-12-05, another worker's call for the base's old name was recorded and held as the weights replaced)
+REPLACES_WEIGHTS: Final = Target("passthrough", rediscover=True)
+_LORA_CHANGES: Final = {"/lora-adapters": _LORA_SCALES, "/update_weights_from_disk": REPLACES_WEIGHTS}
 # a vLLM's or SGLang's load or unload names its adapter (`lora_name`): the call is that model's, routed as a call for
 # the adapter is, to the server that then serves it (before 2026-12-05 to the `"*"` route's upstream whatever it named,
 # so with two upstreams an adapter routed to one was loaded on the other's base); a body naming none, the `"*"` route's
@@ -227,7 +231,7 @@ class Adapter(AdapterBase):
         if method == "POST" and path in _ADAPTER_CHANGES:
             return _ADAPTER_CHANGE
         if method == "POST" and path in _LORA_CHANGES:
-            return _LORA_SCALES
+            return _LORA_CHANGES[path]
         parts = split_path(path)
         model, version = (parts[0], parts[1]) if parts else ("", None)
         if method not in _NO_DATA_METHODS:
