@@ -509,7 +509,10 @@ class HttpConnection(asyncio.Protocol):
         # names are tokens (llhttp has checked their characters): latin-1 is exact
         raw = request.headers
         keys = _FIELD_KEYS  # (a name seen before, as most are: its key without a call)
-        fields = {(keys.get(name) or field_key(name)): value.decode("utf-8", "surrogateescape") for name, value in raw}
+        try:  # values UTF-8, as nearly all are: compiled, CPython's decoder called at once (`utf8_text`)
+            fields = {(keys.get(name) or field_key(name)): value.decode() for name, value in raw}
+        except UnicodeDecodeError:  # one is not: every value decoded with surrogateescape, as it always is
+            fields = {field_key(name): value.decode("utf-8", "surrogateescape") for name, value in raw}
         hosts = 1 if "host" in fields else 0
         if len(fields) != len(raw):  # a field sent on several lines
             fields, hosts = _joined(raw)

@@ -1,18 +1,23 @@
 """Field names lower-cased once and kept by the name as sent (`wire.field_key`, `http11.lower_name`), with the
 methods and reasons decoded once (`wire._method`, `http11._reason`): the same answers as made afresh for every
-field, whatever the case, the length, the repeats, and however many names have filled the tables (bounded)."""
+field, whatever the case, the length, the repeats, and however many names have filled the tables (bounded). Values
+decoded strictly first (`http11.utf8_text`): the same text as UTF-8 with surrogateescape, UTF-8 or not."""
 
 from __future__ import annotations
 
+import asyncio
 import string
+from collections.abc import Callable
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from proxy.config.model import Limits
 from proxy.ingress import wire
-from proxy.ingress.wire import _joined, _method, field_key
+from proxy.ingress.wire import HttpConnection, HttpServer, Request, _joined, _method, field_key
 from proxy.transport import http11
 from proxy.transport.http11 import ReplyParser, _reason, lower_name
+from tests.harness import FakeTransport
 
 _TCHAR = string.ascii_letters + string.digits + "!#$%&'*+-.^_`|~"
 NAMES = st.sampled_from(["Host", "host", "HOST", "Content-Type", "content-type", "X-A", "x-a", "Connection"]) | st.text(
@@ -79,3 +84,58 @@ def test_a_reply_s_names_and_reason_are_as_received_lower_cased(fields: list[tup
     assert [name for name, _ in parser.raw_fields] == [name.encode("latin-1") for name, _ in fields] + [
         b"Content-Length"
     ]
+
+
+# values a field may carry (llhttp takes any byte but controls): UTF-8 (ASCII, two and four bytes a character), and
+# not (a latin-1 byte, a lone continuation byte, a surrogate's three bytes, which strict UTF-8 refuses)
+TEXTS = st.sampled_from(
+    [b"", b"1", b"a b", b"caf\xc3\xa9", b"\xf0\x9f\x98\x80", b"\xff", b"a\xe9b", b"\x80", b"\xed\xa0\x80"]
+)
+
+
+def request_fields(head: bytes) -> Callable[[str], str | None]:
+    """The fields of the request `head` as the connection reads them through llhttp (`Request.header`)."""
+    got: list[Callable[[str], str | None]] = []
+
+    async def main() -> None:
+        served = asyncio.Event()
+
+        async def handler(req: Request, conn: HttpConnection) -> None:
+            got.append(req.header)
+            await conn.body(req)
+            conn.reply(req, 200, b"text/plain", b"ok")
+            served.set()
+
+        conn = HttpServer(handler, Limits())()
+        conn.connection_made(FakeTransport())  # type: ignore[arg-type]
+        conn.data_received(head)
+        await asyncio.wait_for(served.wait(), 10)
+        conn.connection_lost(None)
+
+    asyncio.run(main())
+    return got[0]
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(TEXTS, min_size=1, max_size=6))
+def test_a_request_s_values_are_decoded_utf8_with_surrogateescape(values: list[bytes]) -> None:
+    # (decoded strictly first, with the handler only when one is not UTF-8: the same text either way)
+    head = b"".join(b"X-F%d: %s\r\n" % (i, value) for i, value in enumerate(values))
+    header = request_fields(b"GET /v1/models HTTP/1.1\r\nHost: x\r\n" + head + b"\r\n")
+    for i, value in enumerate(values):
+        text = header(f"x-f{i}")
+        assert type(text) is str and text == value.decode("utf-8", "surrogateescape")
+    assert header("host") == "x"
+
+
+@settings(max_examples=100, deadline=None)
+@given(values=st.lists(TEXTS, min_size=1, max_size=6))
+def test_a_reply_s_values_are_decoded_utf8_with_surrogateescape(values: list[bytes]) -> None:
+    parser = ReplyParser()
+    head = b"".join(b"X-F%d: %s\r\n" % (i, value) for i, value in enumerate(values))
+    parser.feed(b"HTTP/1.1 200 OK\r\n" + head + b"Content-Length: 0\r\n\r\n")
+    assert parser.head is not None
+    headers = parser.head[2]
+    for i, value in enumerate(values):
+        text = headers.get(f"X-F{i}")
+        assert type(text) is str and text == value.decode("utf-8", "surrogateescape")
