@@ -228,9 +228,12 @@ def _compact(body: bytes, data: dict[str, Any]) -> bool:
     size = len(body)
     if size < 8 or body[0] != 123 or body[1] != 34:  # '{"'
         return False
-    end = body.find(b'"', 2, 64)  # the first key's closing quote, looked for in its first bytes (a memchr)
-    if end < 0:
-        end = min(64, size)
+    # the first key's closing quote, looked for in its first bytes: compiled, byte by byte (a key is a few bytes;
+    # `body.find(b'"', 2, 64)` parsed its arguments as a tuple, ~1,000 machine instructions a call)
+    end = 2
+    limit = min(64, size)
+    while end < limit and body[end] != 34:
+        end += 1
     if end + 2 >= size or body[end + 1] != 58 or body[end + 2] == 32:  # ':', ' '
         return False
     try:
