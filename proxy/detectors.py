@@ -175,9 +175,9 @@ class _Text:
     # a stream scanner's window whose tail was cut in a run of numbers that, read whole, is no phones alike (its
     # start, read in a window before, no phone's: `_run_unaligned`): not read so back from its end either
     unaligned: bool = False
-    # where in a stream scanner's window its card candidates start (`_cards`): in its tail, where the text read whole
-    # has one start (`_card_tiled`); 0: at its first digit
-    cards_from: int = 0
+    # where a stream scanner's window starts inside a run of numbers its tail was cut in (0), the run's start read in a
+    # window before: its first card candidate is no run's start (`_cards`, `_in_run`); -1: not so
+    in_run: int = -1
 
     def __init__(self, text: str, classes: bytes = b"") -> None:
         self.wide = not text.isascii()
@@ -607,31 +607,45 @@ def _cards(t: _Text) -> Iterator[tuple[int, int]]:
     a sum, `...=`). The wider the separator, the more other numbers it joins (dates, versions, table rows and
     columns), so the narrower the shape taken; a row of four numbers that passes all this (1 in ~20 at random) is
     read as a card."""
-    classes, pos, stop = t.classes, max(t.first, t.cards_from), t.stop
+    classes, pos, stop = t.classes, t.first, t.stop
+    # where the last candidate read as none ended, the search going on from there (-1: none): a candidate starting
+    # there, or one space or dash after it, is inside the same run of numbers (`_in_run`); a stream scanner's window
+    # whose tail was cut in a run starts inside it (`_Text.in_run`)
+    run_on = t.in_run
     # each finder searches on from where its last match ended, as `finditer` does (none matches ""), without the
     # iterator object finditer makes (a third of a finder's time on a kilobyte of prose)
     while (m := _CARD.search(classes, pos, stop)) is not None:
         start, end = m.span()
+        inside = _in_run(classes, run_on, start)
+        run_on = end
         # (after a first group of nine digits or more, a phone's or an id's, no card, the search goes on from its end:
         # `13800138000 4111 1111 1111 1111`, a CN mobile before a card, was cut at the card's second group, and no card
         # was found before 2026-12-05. One C call on the line every candidate runs: a run of `1 1 1 …` costs nothing)
-        pos = end if not classes.startswith(_NINE, start) else _after_long_group(classes, start, end)
+        pos = end if inside or not classes.startswith(_NINE, start) else _after_long_group(classes, start, end)
+        if inside:
+            # (inside a longer run of numbers, read from its start: no card in groups there, wherever it lies; one
+            # written without spaces is still read as it is alone, `_card_alone`)
+            within = _card_alone(t, start, end)
+            if within is not None:
+                pos, run_on = within[1], -1
+                yield within
+            continue
         if t.before(start) in _CARD_JOINED or t.after(end) in _CARD_JOINED:
             beside = _run_beside(t, start, end)
             within = _card_within(t.raw, start, beside) if beside > 0 else None
             if within is not None and within[0] == start and _EXPIRY.fullmatch(t.raw, within[1], beside) is not None:
-                pos = beside
+                pos, run_on = beside, -1
                 yield within
                 continue
             if within is None or not _set_apart(t, start, beside, within):
                 within = _card_alone(t, start, end)
             if within is not None:
-                pos = within[1]
+                pos, run_on = within[1], -1
                 yield within
                 continue
             dictated = _dictated_run(t, start) if t.after(end) == 48 else -1
             if dictated > 0 and _spelled_out(t, start, dictated, t.raw[start:dictated]):
-                pos = dictated
+                pos, run_on = dictated, -1
                 yield start, dictated
                 continue
             pos = _searched_on(t, start, end)
@@ -640,16 +654,18 @@ def _cards(t: _Text) -> Iterator[tuple[int, int]]:
             continue  # a decimal number's fraction: a double's 15-17 digits (`-0.07967057352398446`) pass Luhn 1 in 10
         candidate, expiring = t.raw[start:end], classes[end - 3] == 32 or classes[end - 5] == 32
         if _card(candidate) and not _international_phone(t, start, end):
+            run_on = -1
             yield start, end
             continue
         if _spelled_out(t, start, end, candidate):
+            run_on = -1
             yield start, end
             continue
         # (a last group of two digits or four: an expiry's too, after a card of 13-15 digits dictated, `_dictated_within`;
         # tested on a line already run, as a run of `1 1 1 …` runs no line more a candidate)
         within = _dictated_within(t, start, end) if expiring else _card_within(t.raw, start, end)
         if within is not None and not (within[0] == start and t.before(start) == 46 and t.before(start - 1) == 48):
-            pos = max(pos, within[1])
+            pos, run_on = max(pos, within[1]), -1
             yield within  # (not a decimal's fraction before a number, `0.0602574471507 0.04`, as it is alone)
     pos = t.first
     while (grouped := _CARD_GROUPED.search(classes, pos, stop)) is not None:
@@ -727,6 +743,15 @@ def _after_long_group(classes: bytes, start: int, end: int) -> int:
 
 
 _NINE: Final = b"0" * 9
+
+
+def _in_run(classes: bytes, run_on: int, start: int) -> bool:
+    """Whether a card candidate at `start` goes on the run of numbers the candidate before it, read as none, was cut
+    from at `run_on` (`_CARD` takes 19 digits at most): inside a longer run, not at its start (`_cards`)."""
+    return run_on >= 0 and (start == run_on or (start == run_on + 1 and classes[run_on] in _RUN_SEPARATORS))
+
+
+_RUN_SEPARATORS: Final = frozenset(b" -")
 
 
 def _run_beside(t: _Text, start: int, end: int) -> int:
@@ -865,27 +890,6 @@ def _searched_on(t: _Text, start: int, end: int) -> int:
         if gap > 0:
             return gap + 1
     return end
-
-
-def _card_tiled(t: _Text, mark: int) -> int:
-    """Where the card candidate (`_CARD`) that `_cards` reads at `mark` in `t` starts, tiled from `t`'s start as
-    `_cards` tiles a run of numbers it finds no card in (-1: none takes it in). A stream scanner's tail
-    cut in a run longer than it holds from its start starts there (`StreamScanner._read_window`), so the next window
-    reads the run's candidates as the text read whole does: started at the cut, it read others, and a card among them,
-    found whole (`_card_within`: a candidate's last or first groups), was missed at some cuts (`7 2 7 ` then
-    `5500 0000 0000 0004` in a run of 1,600 single digits: at 1,257 of 3,225 two-piece cuts, until 2026-12-05, helper
-    detectors), and one none whole found at others."""
-    classes, pos = t.classes, 0
-    while (m := _CARD.search(classes, pos)) is not None:
-        start, end = m.span()
-        if start > mark:
-            break
-        if end > mark:
-            return start
-        pos = end if not classes.startswith(_NINE, start) else _after_long_group(classes, start, end)
-        if t.before(start) in _CARD_JOINED or t.after(end) in _CARD_JOINED:
-            pos = _searched_on(t, start, end)
-    return -1
 
 
 def _minutes_before(t: _Text, start: int, end: int) -> int:
@@ -2581,8 +2585,8 @@ class Detectors:
                 customs.append(custom)
                 finders.append((label, _custom(custom), b"", 0, ""))
         self._finders = tuple(finders)
-        # whether cards are among them: a stream scanner's tail cut in a run of numbers starts where the text's card
-        # candidates do (`_card_tiled`)
+        # whether cards are among them: a stream scanner's tail cut in a run of numbers is read as inside it
+        # (`_Text.in_run`)
         self._reads_cards = any(finder is _cards for _, finder, _, _, _ in finders)
         # the finders by the class byte every match of theirs contains: a text without it skips them all at once.
         # A byte is looked for as an int (a memchr: ~50 ns for a kilobyte, where `b"0" in` took ~400); a custom
@@ -2652,13 +2656,13 @@ class Detectors:
         more: int = 0,
         runs_on: bool = False,
         unaligned: bool = False,
-        cards_from: int = 0,
+        in_run: bool = False,
     ) -> frozenset[str]:
         """The labels of everything found in `text`, of which at most `limit` characters are read (max_chars;
         see the module doc); `reread`: what it starts with that was read before (a stream scanner's tail); `before`
         and `more`: a stream scanner's window's (`_Text.ahead`); `runs_on`: numbers follow its end (`_Text.runs_on`);
-        `unaligned`: the run its tail was cut in is no phones alike (`_Text.unaligned`); `cards_from`: where in that
-        tail its card candidates start (`_Text.cards_from`)."""
+        `unaligned`: the run its tail was cut in is no phones alike (`_Text.unaligned`); `in_run`: that tail starts
+        inside the run (`_Text.in_run`)."""
         if not self._finders or not text:
             return _NOTHING
         if limit is None:
@@ -2673,7 +2677,7 @@ class Detectors:
         if not text.isascii() or _escapes(text):
             text, cut_fold = folded(text, limit)
             cut = cut or cut_fold
-        return self._find(text, cut, reread, before, more, runs_on, unaligned, cards_from)
+        return self._find(text, cut, reread, before, more, runs_on, unaligned, in_run)
 
     def scan_unfolded(
         self,
@@ -2683,13 +2687,13 @@ class Detectors:
         more: int = 0,
         runs_on: bool = False,
         unaligned: bool = False,
-        cards_from: int = 0,
+        in_run: bool = False,
     ) -> frozenset[str]:
         """`scan` of a whole text its caller found ASCII without escapes: read as it stands, but for its control
         characters (a stream scanner's window, whose end it then reads as it stands too: `StreamScanner`)."""
         if not self._finders or not text:
             return _NOTHING
-        return self._find(text, False, reread, before, more, runs_on, unaligned, cards_from)
+        return self._find(text, False, reread, before, more, runs_on, unaligned, in_run)
 
     def _find(
         self,
@@ -2700,7 +2704,7 @@ class Detectors:
         more: int = 0,
         runs_on: bool = False,
         unaligned: bool = False,
-        cards_from: int = 0,
+        in_run: bool = False,
         classes: bytes = b"",
     ) -> frozenset[str]:
         """The labels of what the finders find in `text` as the detectors read it (folded), `cut` when not all of
@@ -2717,7 +2721,7 @@ class Detectors:
             if t.raw.startswith(tail):  # (as it is read: a tail is kept as the detectors read it)
                 t.reread = len(tail)
                 t.unaligned = unaligned
-                t.cards_from = cards_from
+                t.in_run = 0 if in_run else -1
         if before:
             t.ahead = before
         if more:
@@ -3228,19 +3232,24 @@ def _run_unaligned(read: str, tail: str, ahead: str, carried: bool) -> bool:
         return first == 0 and carried  # (the run goes on from the window before, its start read there)
     if start > 0:
         joined = read[start - 1]
-        # (an ASCII letter joined before it is read as white space: read whole, `x555 123 4567 …` is no phones, but a
-        # card after them is found, the phones read from `555` as a card's run (`_PHONE_THEN_CARD`); taken for no
-        # phones alike, `x` + `555 123 4567 ` x120 + card was no card at 163 of 1,582 two-piece cuts, until
-        # 2026-12-05, helper revdetfuzz4)
         if joined in _RUN_CHARACTERS if first > start else joined not in _BREAKS_OR_LETTERS:
             return False  # (a number's character or white space then spaces, or another joined before it: unsure)
+        if first == start and joined in _ASCII_LETTERS:
+            # (an ASCII letter joined to its first number: read whole, `x555 123 4567 …` is no phones, nor is a card
+            # after them (`_phone_before_card` reads no phones from `555`). Read as white space (helper revdetfuzz4),
+            # the run read back from its end was phones alike, and phones and the card after them were found streamed,
+            # none whole: `x` + `555 123 4567 ` x120 + a card at 34 of 316 two-piece cuts, and fed whole with a second
+            # output (`OutputText`), until 2026-12-05, helper detectors. The card whole was found after 120 phones,
+            # not 121: `_CARD`'s candidates, tiled from the run's start, started at it one time in 19)
+            return True
     if len(read) - first < len(_LAYOUT_LONGEST):
         return False  # (its first phone not all read yet)
     return _LAYOUT_FIRST.match(read, first) is None  # (its first phone not one of a layout's)
 
 
 _DIGITS_AND_SPACE: Final = "0123456789 "
-_BREAKS_OR_LETTERS: Final = "\n\r\tABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_ASCII_LETTERS: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_BREAKS_OR_LETTERS: Final = "\n\r\t" + _ASCII_LETTERS
 _SPACES: Final = re.compile(" *")
 # a phone of one of `_PHONE_LAYOUTS` split by spaces, a space after it (`_run_unaligned`), and the longest of them
 _LAYOUT_FIRST: Final = re.compile(
@@ -3401,7 +3410,7 @@ class StreamScanner:
         # re-reading, however long
         self._again = self.OVERLAP
         self._cards = detectors._reads_cards
-        self._cards_from = 0  # where in the tail its card candidates start (`_tiled_tail`)
+        self._in_run = False  # the tail starts inside a run of numbers it was cut in (`_Text.in_run`)
 
     @property
     def found(self) -> set[str]:
@@ -3479,14 +3488,12 @@ class StreamScanner:
         self._open = hold and self._reopens
         if window.isascii() and not _escapes(window):
             self._found |= self._detectors.scan_unfolded(
-                window, reread, self._before, self._again if hold else 0, runs_on, self._unaligned, self._cards_from
+                window, reread, self._before, self._again if hold else 0, runs_on, self._unaligned, self._in_run
             )
             end = window[-2 * self.OVERLAP :]
             if not _controls(end.encode("ascii")):
                 tail = _tail_at_a_gap(end, window, self._before)  # (the run held from its start, if near)
-                self._cards_from = 0
-                if self._cards and _CUT_IN_A_RUN.match(window, len(window) - len(tail) - 2) is not None:
-                    tail = self._tiled_tail(window, tail)
+                self._in_run = self._cards and _CUT_IN_A_RUN.match(window, len(window) - len(tail) - 2) is not None
                 self._tail = tail
                 self._unaligned = "0" <= tail[:1] <= "9" and _run_unaligned(window, tail, self._before, self._unaligned)
                 self._before = _before_tail(window, end, self._tail, 2 * self.OVERLAP, self._before)
@@ -3498,17 +3505,16 @@ class StreamScanner:
             more = self._again if hold else 0
             limit = _fold_limit(len(window), self._detectors.max_chars)
             self._found |= self._detectors.scan(
-                window, limit, reread, self._before, more, runs_on, self._unaligned, self._cards_from
+                window, limit, reread, self._before, more, runs_on, self._unaligned, self._in_run
             )
         end = _read_end(window, 2 * self.OVERLAP)
         self._tail = _tail_at_a_gap(end, window, self._before, True)
-        self._cards_from = 0
+        self._in_run = False
         if "0" <= self._tail[:1] <= "9":  # (the window as the detectors read it, all of it: the run's start in it)
             reading, whole = _reading(window, len(window), True)
             read = reading if whole is None else whole
             cut_at = len(read) - len(self._tail) - 2
-            if self._cards and read.endswith(self._tail) and _CUT_IN_A_RUN.match(read, cut_at) is not None:
-                self._tail = self._tiled_tail(read, self._tail)  # (its candidates from where the text's start)
+            self._in_run = self._cards and read.endswith(self._tail) and _CUT_IN_A_RUN.match(read, cut_at) is not None
             self._unaligned = _run_unaligned(read, self._tail, self._before, self._unaligned)
         else:
             self._unaligned = False
@@ -3518,24 +3524,6 @@ class StreamScanner:
         else:
             self._before = _before_tail(window, end, self._tail, 2 * self.OVERLAP, self._before)
         self._mail_open = hold and "@" in self._tail and self._detectors._mail is not None
-
-    def _tiled_tail(self, window: str, tail: str) -> str:
-        """`tail`, the end of `window` (as the detectors read it) cut in a run of numbers, from the white space before
-        where the text read whole has a card candidate that takes in its start (`_card_tiled`), that candidate's start
-        kept for the next window's (`_cards_from`); `tail` itself once a card was found, or where there is none near."""
-        if "pii:credit_card" in self._found:
-            return tail
-        t = _Text(window)
-        raw = t.raw  # (offsets in its UTF-8, as `_Text.cards_from` counts them)
-        tiled = _card_tiled(t, len(raw) - len(tail.encode("utf-8", "surrogatepass")))
-        if tiled <= 0:
-            return tail
-        low = max(0, tiled - _OVERLAP)
-        first = max(raw.rfind(b" ", low, tiled), raw.rfind(b"\n", low, tiled), raw.rfind(b"\t", low, tiled)) + 1
-        if first <= 0:
-            return tail  # (no white space near before it: a run joined by dashes, read from the cut as before)
-        self._cards_from = tiled - first
-        return raw[first:].decode("utf-8", "surrogatepass")
 
     def end_text(self) -> None:
         """What was fed is a whole text (an output): its end reads as an end, not run on into the next (a
@@ -3558,7 +3546,7 @@ class StreamScanner:
         self._tail = ""
         self._before = ""
         self._unaligned = False
-        self._cards_from = 0
+        self._in_run = False
 
 
 # the most characters, as the detectors read them, of a value of a custom pattern that a streamed reply's record finds

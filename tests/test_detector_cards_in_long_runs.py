@@ -1,0 +1,105 @@
+"""A card in groups inside a run of numbers longer than it: none, wherever it lies, read whole, streamed in any cuts,
+or fed whole beside a second output (helper detectors, 2026-12-05). Before, the run was read 19 digits at a time from
+its start (`_CARD`'s candidates), and a card was found where such a candidate happened to start at it, or take it in
+as its last groups: after `x` and n phones alike when n % 19 == 6, among single digits at 2 places in 19; a stream
+scanner read its windows' runs otherwise, and found cards and phones the text read whole holds not."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from proxy import protocols
+from proxy.flow import Outcome
+from tests.test_detector_card_and_phone_layouts import ALL
+
+_CARD = "4111 1111 1111 1111"
+_PHONE = "555 123 4567 "
+
+
+@pytest.mark.parametrize(
+    ("first", "unit", "found"),
+    [
+        ("x", _PHONE, set()),  # (phones a letter is joined to are none, and so is a card after them)
+        ("\uff21", _PHONE, set()),
+        ("1 ", _PHONE, set()),  # (begun by no phone of a layout: no phones alike)
+        ("see ", "1 ", set()),
+        ("see ", "7 2 ", set()),
+        ("abc12 ", "12 ", set()),
+        ("", "1234 ", set()),  # (groups of four: a table's row)
+        ("see ", "555 1234 5678 ", set()),
+        ("", _PHONE, {"pii:phone", "pii:credit_card"}),  # (after phones alike, found: `_phone_before_card`)
+        ("see ", "020 7946 0958 ", {"pii:phone", "pii:credit_card"}),
+    ],
+)
+def test_a_card_ending_a_long_run_is_found_or_not_however_many_numbers_are_before_it(
+    first: str, unit: str, found: set[str]
+) -> None:
+    # before: the card at one count in 19 (`x` and 120 phones, `see ` and 19 single digits, `1234 ` x 19: a candidate
+    # started at it), none at the others
+    for count in range(20, 39):
+        assert ALL.scan(first + unit * count + _CARD + "\n") == found, count
+
+
+@pytest.mark.parametrize("unit", ["1 ", "7 2 ", "12 ", "1234 ", _PHONE])
+def test_a_card_inside_a_long_run_is_none_wherever_it_lies(unit: str) -> None:
+    # before: `see ` + `1 ` x n + the card + `1 ` x 20 was the card at n = 3, 22, 41, … (its candidates' last groups)
+    for count in range(20, 39):
+        assert "pii:credit_card" not in ALL.scan("see " + unit * count + _CARD + " " + unit * 20 + "\n"), count
+
+
+# runs of numbers split by single spaces, long enough that a stream scanner's tail is cut in them (past 1,280
+# characters from their start, `_held_run`), a card in groups somewhere in them, and what joins them before
+_UNITS = st.sampled_from(("1 ", "7 2 ", "12 ", "1234 ", "31 415 ", _PHONE, "020 7946 0958 ", "555 1234 5678 "))
+_FIRSTS = st.sampled_from(("", "see ", "x", "ab", "\uff21", "1 ", "abc12 ", "\u00e9 ", "ok\n", "12345 "))
+_CARDS = st.sampled_from((_CARD, "5500 0000 0000 0004", "3782 822463 10005", "4111111111111111", "4111-1111-1111-1111"))
+_LASTS = st.sampled_from(("", " ok", "\n", " 1 2 3", " 1234 5678"))
+
+
+_LAYOUTS = (_PHONE, "020 7946 0958 ", "555 1234 5678 ")
+
+
+@st.composite
+def _runs(draw: st.DrawFn) -> str:
+    unit = draw(_UNITS)
+    count = (1400 + draw(st.integers(0, 200))) // len(unit)
+    at = draw(st.integers(0, count))
+    return draw(_FIRSTS) + unit * at + draw(_CARDS) + " " + unit * (count - at) + draw(_LASTS)
+
+
+def _read(text: str, labels: frozenset[str] | set[str]) -> frozenset[str]:
+    """`labels` as the property tests compare them: a card among phones alike, not after them (`12345 555 123 …`,
+    `4111-1111-1111-1111 555 123 4567 …`, a card amid them), is no phones alike whole, but phones streamed past the run's
+    first 1,280 characters, as before: `_run_unaligned` reads the run's first phone alone (a known miss). There, the
+    card alone."""
+    if any(layout * 3 in text for layout in _LAYOUTS):
+        return frozenset(labels) & {"pii:credit_card"}
+    return frozenset(labels)
+
+
+def _outputs(texts: list[str]) -> frozenset[str]:
+    """The labels of a whole reply's outputs (`OutputText.add_output`: fed whole to one stream scanner)."""
+    outcome = Outcome(0)
+    output = protocols.OutputText(outcome, ALL, False)
+    for text in texts:
+        output.add_output(text)
+    output.finish(ALL)
+    return outcome.output_detected
+
+
+@pytest.mark.parametrize("first", ["x", "ab", "\uff21"])
+@pytest.mark.parametrize("end", ["", _CARD])
+def test_phones_a_letter_is_joined_to_fed_whole_beside_a_second_output_are_none(first: str, end: str) -> None:
+    # before: a phone beside `ok` (`OutputText` feeds a stream scanner each output whole: a window cut in the run, read
+    # back from its end as phones alike), none alone or read whole
+    text = first + _PHONE * 120 + end
+    assert _outputs([text, "ok"]) == _outputs([text]) == ALL.scan(text + "\n") == frozenset()
+
+
+@settings(max_examples=60, deadline=None)
+@given(_runs())
+def test_a_long_run_fed_whole_beside_a_second_output_is_read_as_alone(text: str) -> None:
+    # before: `x` (or a fullwidth `A`) and 120 phones alike, beside `ok`, were a phone, read in a stream's two windows;
+    # alone, or read whole, none
+    assert _read(text, _outputs([text, "ok"])) == _read(text, _outputs([text])) == _read(text, ALL.scan_output(text))
