@@ -616,6 +616,11 @@ def _cards(t: _Text) -> Iterator[tuple[int, int]]:
     # iterator object finditer makes (a third of a finder's time on a kilobyte of prose)
     while (m := _CARD.search(classes, pos, stop)) is not None:
         start, end = m.span()
+        if _ends_a_window(t, end):
+            # (a stream scanner's window, its run going on past it: read with what follows in the next, from where the
+            # run starts, or from where the window was cut in it. Read here, its last candidate cut short, `4111 1111
+            # 1111 1111 12` then `12 12 …`, was a card and an expiry, none whole, until 2026-12-05, helper detectors)
+            break
         inside = _in_run(classes, run_on, start)
         run_on = end
         # (after a first group of nine digits or more, a phone's or an id's, no card, the search goes on from its end:
@@ -767,8 +772,11 @@ def _run_beside(t: _Text, start: int, end: int) -> int:
     if run is None:
         return -1
     last = run.end()
-    if t.after(last) in _CARD_JOINED or (t.after(last) == 32 and t.after(last + 1) == 48):
-        return -1  # (a longer run: more groups, or cut off at `_CARD_RUN_MOST`)
+    if t.after(last) in _CARD_JOINED or (t.after(last) == 32 and t.after(last + 1) == 48) or _ends_a_window(t, last):
+        # (a longer run: more groups, or cut off at `_CARD_RUN_MOST`; or one going on past a stream scanner's window,
+        # read with what follows in the next: read as ending there, `… 5619 7003 7208 1833 4101 0868 8640 4838 ` | `8440
+        # …`, a row of groups of four, was two cards side by side, the first found, none whole, until 2026-12-05)
+        return -1
     return last
 
 
@@ -1120,7 +1128,12 @@ def _expiry_after(t: _Text, end: int) -> bool:
     if expiry is None:
         return False
     last = expiry.end()
-    return t.after(last) not in _CARD_JOINED and not (t.after(last) == 32 and t.after(last + 1) == 48)
+    # (nor does the run go on past a stream scanner's window, `_ends_a_window`: read with what follows in the next)
+    return (
+        t.after(last) not in _CARD_JOINED
+        and not (t.after(last) == 32 and t.after(last + 1) == 48)
+        and not _ends_a_window(t, last)
+    )
 
 
 # a run of single digits split by single spaces, as long as a card (`_dictated_run`); an expiry after a card so
