@@ -3245,8 +3245,12 @@ def _run_unaligned(read: str, tail: str, ahead: str, carried: bool) -> bool:
         return first == 0 and carried  # (the run goes on from the window before, its start read there)
     if start > 0:
         joined = read[start - 1]
-        if joined in _RUN_CHARACTERS if first > start else joined not in _BREAKS_OR_LETTERS:
+        led = _phone_led(read, start, first)
+        if led < 0:
+            return True
+        if led == 0 and (joined in _RUN_CHARACTERS if first > start else joined not in _BREAKS_OR_LETTERS):
             return False  # (a number's character or white space then spaces, or another joined before it: unsure)
+        first = led or first
         if first == start and joined in _ASCII_LETTERS:
             # (an ASCII letter joined to its first number: read whole, `x555 123 4567 …` is no phones, nor is a card
             # after them (`_phone_before_card` reads no phones from `555`). Read as white space (helper revdetfuzz4),
@@ -3260,9 +3264,34 @@ def _run_unaligned(read: str, tail: str, ahead: str, carried: bool) -> bool:
     return _LAYOUT_FIRST.match(read, first) is None  # (its first phone not one of a layout's)
 
 
+def _phone_led(read: str, start: int, first: int) -> int:
+    """Where the run of numbers at `first` in `read` has its first phone read whole (`_phones_alike`, `_phone`), by
+    what is joined before it (`start`: just after that): past a country's code after a `+`; -1 when none is read from
+    it: after a `(` or a `+` `_phone` takes in (one space between at most), a `.`, or an underscore after a word's
+    character; 0 when not read so (`_run_unaligned`). Read as unsure, the run read back from its end was phones alike,
+    and phones and a card after them were found streamed, or fed whole beside a second output, none whole: `(`, `.`,
+    `+` or `x_` then `555 123 4567 ` x121, until 2026-12-05 (helper revdetectors, the review's find)."""
+    joined = read[start - 1]
+    if joined in "(+" and first <= start + 1:
+        if joined == "(" or first > start or (start > 1 and read[start - 2] in _PHONE_LEAD_NONE):
+            return -1  # (`(555 …`, `+ 555 …`: the phone taken in from the `(` or the `+`, not the run's start; `x+1 …`)
+        space = read.find(" ", start, start + 4)  # (a country's code of 1-3 digits: `+1 555 123 4567 …`)
+        return space + 1 if space > 0 else -1
+    if first > start:
+        return 0
+    if joined == ".":
+        return -1  # (a decimal's fraction)
+    if joined == "_":
+        word = len(read[:start].rstrip("_"))
+        return -1 if word > 0 and read[word - 1].isalnum() else 0  # (`x_555 …`, a word's; `_555 …`, emphasis)
+    return 0
+
+
 _DIGITS_AND_SPACE: Final = "0123456789 "
 _ASCII_LETTERS: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _BREAKS_OR_LETTERS: Final = "\n\r\t" + _ASCII_LETTERS
+# what before a `+` joined to a number makes it no phone's (`_phone`): a word's character, a dot, another `+` or a `(`
+_PHONE_LEAD_NONE: Final = "0123456789_+.(" + _ASCII_LETTERS
 _SPACES: Final = re.compile(" *")
 # a phone of one of `_PHONE_LAYOUTS` split by spaces, a space after it (`_run_unaligned`), and the longest of them
 _LAYOUT_FIRST: Final = re.compile(
