@@ -326,6 +326,9 @@ class CheckpointBook:
         # of those changes, the last that replaced the weights its base serves (`changed`'s `replaced`): while a round
         # that answered whole began before it, nothing read before is kept (`_Known.weights_unknown`)
         self._replaced: dict[str, int] = {name: 0 for name in self._upstreams}
+        # upstreams whose weights are being replaced through this worker (`replacing`: the update forwarded, its reply
+        # not back) -> how many such updates: no round read meanwhile makes what it read known
+        self._pending: dict[str, int] = {}
         # the upstreams whose metadata names the checkpoint a call reaches: no pin, a dialect that reads one
         self._named = frozenset(u.name for u in self._upstreams.values() if metadata_names(u))
         self._said_stale: dict[str, bool] = {}  # upstreams whose stale state was logged (once, until read again)
@@ -611,6 +614,31 @@ class CheckpointBook:
             return None
         return waiters[0] if len(waiters) == 1 else asyncio.gather(*waiters)
 
+    def replacing(self, upstream: Upstream) -> None:
+        """SGLang's `update_weights_from_disk` is forwarded to `upstream`: a call that reaches its server while the
+        update runs waits for it (a writer-preferring lock) and runs on the new weights, so nothing read of that server
+        is known here from now on, and no round read before the update's reply makes it known (`replaced`; until
+        review revroutes2, 2026-12-05, such a call was recorded and held as the weights replaced)."""
+        for name in self._siblings.get(upstream.name, (upstream.name,)):
+            known = self._known.get(name)
+            if known is not None:
+                self._pending[name] = self._pending.get(name, 0) + 1
+                self._stale(self._upstreams[name], known, True)
+
+    def replaced(self, upstream: Upstream) -> None:
+        """The update `replacing` marked has ended (answered, failed, or its client gone): a round begun from now on
+        reads what serves (asked now; `changed` makes the others stale when it answered 2xx)."""
+        for name in self._siblings.get(upstream.name, (upstream.name,)):
+            pending = self._pending.get(name, 0)
+            if pending > 1:
+                self._pending[name] = pending - 1
+            elif pending:
+                del self._pending[name]
+                event = self._wake.get(name)
+                if event is not None:
+                    self._known[name].due = True
+                    event.set()
+
     def _changed_elsewhere(self, upstream: Upstream, known: _Known, seen: int) -> None:
         """Another worker relayed a change to what `upstream` serves (`changed` there): stale here as there, from now
         on, until a round begun now reads it again; nothing read before is kept when one of the changes counted since
@@ -657,6 +685,8 @@ class CheckpointBook:
                 self._down_gap[name], self._probe_after[name] = previous._down_gap[name], previous._probe_after[name]
             self._changes[name] = int(previous.stale(name))  # read before it: as stale as it was (its catalogs too)
             self._replaced[name] = int(previous._read[name] < previous._replaced[name])  # (its base forgotten too)
+            if name in previous._pending:  # (an update forwarded before the reload: its end lets go of this book's)
+                self._pending[name] = previous._pending[name]
         # a route the replaced book was still waiting to hear about (a reload before it added it) waits here too: what
         # was read then was read before the route was added all the same
         kept = set(previous._limits).difference(previous._unasked)
@@ -743,7 +773,8 @@ class CheckpointBook:
             if full and self._unasked:  # the routes a reload added there are asked about now: held as it says
                 self._unasked = {limit for limit in self._unasked if limit[0] != name}
             if full:
-                self._read[name] = max(self._read[name], began)
+                if name not in self._pending:  # (one read while its weights are being replaced read the old ones)
+                    self._read[name] = max(self._read[name], began)
                 # scales a change would make stale (`scales_unknown` makes a catalog of its own), or a listing a load
                 # or unload changes (`Catalog.loads`): watched from now on
                 if shared is not None and (catalog.loads or catalog.scales_unknown() is not catalog):

@@ -105,6 +105,9 @@ class Exchange:
     # on, a slice a loop turn (`more`), and whether it ended early is told after (`read_on_ended`). A class default: no
     # work a call
     reads_on = False
+    # the upstream SGLang's `update_weights_from_disk` was forwarded to, until its reply or its end (`_replacing`): a
+    # class default, no work a call
+    _replacing: Upstream | None = None
 
     def __init__(
         self,
@@ -226,6 +229,8 @@ class Exchange:
         # the checkpoint recorded is the one the decision saw (~0.1 us): resolved later, a discovery round landing
         # while the request waits for a connection could record one the baseline never approved
         self._resolve(upstream)
+        if self.target.rediscover:
+            self._replaces(upstream)
         if deferred:
             self._unforwarded = read
         else:
@@ -523,8 +528,25 @@ class Exchange:
                 except Exception:
                     self._observer_failed()
         self._left = content_length
-        if self.target.rediscover and 200 <= status < 300:
-            self._rediscover()
+        if self.target.rediscover:
+            self._replaced()
+            if 200 <= status < 300:
+                self._rediscover()
+
+    def _replaces(self, upstream: Upstream) -> None:
+        """A change to what serves goes to `upstream`. SGLang's `update_weights_from_disk`: a call that reaches the
+        server while it runs waits for it and runs on the new weights, so what was read of that server is not known
+        from now until its reply, or its end without one (`_replaced`, `CheckpointBook.replacing`)."""
+        if self.target is passthrough.REPLACES_WEIGHTS:
+            self._replacing = upstream
+            self.pipeline.runtime.book.replacing(upstream)
+
+    def _replaced(self) -> None:
+        """The update `_replaces` marked has its reply, or ended without one."""
+        upstream = self._replacing
+        if upstream is not None:
+            self._replacing = None
+            self.pipeline.runtime.book.replaced(upstream)
 
     def _rediscover(self) -> None:
         """The upstream changed what serves (llama.cpp's `POST /lora-adapters` set its scales; SGLang's
@@ -808,6 +830,8 @@ class Exchange:
         while its record waits for the durable write its reply waits for (`recorded`), the call ended so after all: its
         client left, or the drain cut it, and never got the reply (`_unanswered`). `along`: another write its reply
         waits for (`finish_with`), its record held for it as for its own."""
+        if self._replacing is not None:  # (an update's end without a reply: `_replaces`)
+            self._replaced()
         if self._finished:
             if error is not None and self.held:
                 self._unanswered(error)

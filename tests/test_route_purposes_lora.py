@@ -9,7 +9,9 @@ other name the server answers."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -522,6 +524,15 @@ def sglang(loop_thread: LoopThread) -> Iterator[tuple[VllmLike, str]]:
     run-time LoRA endpoints (`POST /load_lora_adapter` `{"lora_name", "lora_path"}`, `/unload_lora_adapter`
     `{"lora_name"}`), answering `LoRAUpdateOutput` (`success`, `error_message`, `loaded_adapters`), 400 on failure."""
     server = VllmLike(models=[{"id": SERVED, **_BASE, "owned_by": "sglang"}])
+    with serving(loop_thread, _sglang(server)) as url:
+        yield server, url
+
+
+def _sglang(
+    server: VllmLike, arrived: threading.Event | None = None, gate: asyncio.Event | None = None
+) -> web.Application:
+    """The `sglang` fixture's app: an update of its weights sets `arrived` once it has come, then waits for `gate`
+    (the weights loading) before it answers."""
     app = server.app()
 
     def answer(error: str = "") -> web.Response:
@@ -547,6 +558,9 @@ def sglang(loop_thread: LoopThread) -> Iterator[tuple[VllmLike, str]]:
         # path replace its base's, and its served model name becomes the path (`TokenizerManager`), its listing's id
         # and root (and its adapters' parent); answers `success`, `message`, `num_paused_requests`, 400 on failure
         path = (await request.json())["model_path"]
+        if arrived is not None and gate is not None:
+            arrived.set()
+            await gate.wait()
         if not path.startswith("/ckpt/"):
             reply = {"success": False, "message": f"Failed to load {path}", "num_paused_requests": 0}
             return web.json_response(reply, status=400)
@@ -558,8 +572,7 @@ def sglang(loop_thread: LoopThread) -> Iterator[tuple[VllmLike, str]]:
     app.router.add_post("/load_lora_adapter", load)
     app.router.add_post("/unload_lora_adapter", unload)
     app.router.add_post("/update_weights_from_disk", update_weights)
-    with serving(loop_thread, app) as url:
-        yield server, url
+    return app
 
 
 def test_an_sglang_adapter_is_held_as_a_vllm_one(
@@ -618,6 +631,44 @@ def test_an_sglang_weights_update_through_the_proxy_is_read_at_once(
     assert new.create(model="/ckpt/step-200", messages=HI).headers["x-lineage-checkpoint"] == "/ckpt/step-200"
     span = otlp.by_trace(trace_id).attributes
     assert span["lineage.checkpoint.source"] == "upstream", span  # was: the reply's (not listed when read)
+
+
+def test_a_call_made_while_an_sglang_weights_update_runs_is_not_recorded_as_the_weights_replaced(
+    loop_thread: LoopThread, otlp: OtlpReceiver, make_proxy: Callable[..., ProxyHandle]
+) -> None:
+    """SGLang holds a call that comes while `update_weights_from_disk` runs (its tokenizer manager's writer-preferring
+    lock) and runs it on the weights the update loads: from the update's forwarding until its reply, a call is
+    recorded and checked as one whose checkpoint is not known yet; after a failed update what is read next is known
+    again. Before (review revroutes2, 2026-12-05) such a call was recorded, and held, as the weights being replaced."""
+    server = VllmLike(models=[{"id": SERVED, **_BASE, "owned_by": "sglang"}])
+    arrived, gate = threading.Event(), asyncio.Event()
+
+    async def closed() -> None:
+        arrived.clear()
+        gate.clear()
+
+    with serving(loop_thread, _sglang(server, arrived, gate)) as url, ThreadPoolExecutor(1) as pool:
+        proxy = make_proxy(FORWARD, UPSTREAM=url, MODEL=SERVED, OTLP=f"http://127.0.0.1:{otlp.port}")
+        (upstream,) = proxy.config.upstreams
+        care = openai.OpenAI(
+            base_url=f"{proxy.url}/v1", api_key="unused", default_headers={"x-purpose": "care"}, max_retries=0
+        ).chat.completions.with_raw_response
+        assert care.create(model=SERVED, messages=HI).headers["x-lineage-checkpoint"] == ROOT
+        for path, status in (("/elsewhere/step-100", 400), ("/ckpt/step-200", 200)):
+            loop_thread.run(closed())
+            update = pool.submit(httpx.post, f"{proxy.url}/update_weights_from_disk", timeout=10,
+                                 headers={"x-purpose": "care"}, json={"model_path": path})  # fmt: skip
+            assert arrived.wait(10)  # at the server, loading the weights
+            during = care.create(model=SERVED, messages=HI).headers.get("x-lineage-checkpoint")
+            assert during != ROOT, path  # was: ROOT, the weights the update replaces (served by those it loads)
+            loop_thread.loop.call_soon_threadsafe(gate.set)
+            assert update.result().status_code == status, update.result().text
+            if status == 400:  # (nothing replaced: read again, the base is known as before)
+                loop_thread.run(proxy.process.book.refresh(upstream))
+                found = proxy.process.book.resolve(upstream, SERVED, learn=False)
+                assert found is not None and found.name == ROOT, found
+        new = care.create(model="/ckpt/step-200", messages=HI)
+        assert new.headers["x-lineage-checkpoint"] == "/ckpt/step-200"
 
 
 def test_a_vllm_adapter_changed_in_one_worker_is_not_known_in_another_until_read_again() -> None:
@@ -721,6 +772,41 @@ def test_a_round_begun_before_an_sglang_weights_update_does_not_make_its_base_kn
         await book.refresh(upstream)
         found = book.resolve(upstream, "/ckpt/step-200", learn=False)
         assert found is not None and found.name == "/ckpt/step-200" and not book.stale("up")
+
+    asyncio.run(main())
+
+
+def test_an_sglang_weights_update_forwarded_before_a_reload_is_not_read_as_done_after_it() -> None:
+    """A reload while SGLang's update runs (forwarded, its reply not back): the new book's rounds meanwhile read the
+    weights it replaces, and leave them unknown as the replaced book's would (`CheckpointBook.replacing`), until the
+    update's reply (which the new book hears)."""
+    (upstream,) = parse(ONE_VLLM, source="t.yaml").upstreams
+    listing = list(_SGLANG)
+
+    async def get_json(up: Any, path: str) -> Any:
+        if path != "/v1/models":
+            raise checkpoints.MetadataStatus(404, path)
+        return {"object": "list", "data": list(listing)}
+
+    def book() -> checkpoints.CheckpointBook:
+        return checkpoints.CheckpointBook([upstream], Fetch(get_json), limits=[("up", SERVED, frozenset({"care"}))])
+
+    async def main() -> None:
+        before = book()
+        await before.refresh(upstream)
+        before.replacing(upstream)
+        assert before.resolve(upstream, SERVED, learn=False) is None
+        after = book()
+        after.inherit(before)
+        await after.refresh(upstream)  # (the listing as it stands while the update runs)
+        assert after.resolve(upstream, SERVED, learn=False) is None  # was: ROOT, the weights being replaced
+        assert after.unheld == {"up": _LIMITED}, after.unheld
+        listing[0] = {**listing[0], **_STEP_200}
+        after.replaced(upstream)
+        after.changed(upstream, True)
+        await after.refresh(upstream)
+        found = after.resolve(upstream, "/ckpt/step-200", learn=False)
+        assert found is not None and found.name == "/ckpt/step-200" and not after.stale("up")
 
     asyncio.run(main())
 
