@@ -204,6 +204,24 @@ def test_a_token_holding_a_slash_is_hidden_before_a_later_at(config: str, path: 
     _refused(config % url, path, "1z", [SLASH])
 
 
+@pytest.mark.parametrize(
+    ("url", "secret", "hint"),
+    [
+        ("http://ops@:1/s3cret1z@api.example.com", "1/s3cret1z", SLASH),
+        ("http://ops@:zq?ss1z@collector:4318/v1", "zq", QUERY),
+    ],
+)
+@pytest.mark.parametrize(("config", "path"), PLACES, ids=IDS)
+def test_a_user_holding_an_at_before_a_password_holding_a_slash_is_refused_hidden(
+    config: str, path: str, url: str, secret: str, hint: str
+) -> None:
+    """The reader ends the authority at the `/` (or `?`): `ops@:1` is user `ops`, no host and port 1. Until
+    2026-12-05 refused as no URL, quoting the password's tail (`'http://***@:1/s3cret1z@api.example.com'`)."""
+    assert urlsplit(url).hostname is None
+    problem = _refused(config % url, path, secret, ["holding '@' must be percent-encoded as %40", hint])
+    assert "'http://***@" in problem, problem
+
+
 STORE = UPSTREAM + "lineage: {store: '%s'}\n"
 
 

@@ -164,7 +164,9 @@ def _slashed_userinfo(url: str) -> tuple[int, int] | None:
       which made `first.last/x@h` load with host `first.last`), nor a `?` before a query's `key=value` pairs
       (`?user=alice@example.com`) whose first key holds no `:` (`us?er:cGFzcw==@` and `us?er:p&w@` are a user and a
       password: until the review of 2026-12-05 they loaded with host `us`).
-    An `@` that is the path's is written `%40`. None else."""
+    An `@` in the authority the reader ends, with no host[:port] after it (`ops@:1/s3cret@h`, a user holding an `@`,
+    host `` and port 1 to the reader), is a user's or password's too, so is read on to the later `@` (until 2026-12-05
+    refused as no URL, in words quoting `:1/s3cret@h`). An `@` that is the path's is written `%40`. None else."""
     start = url.find("://") + 3 if "://" in url else 0
     slash = start
     while slash < len(url) and url[slash] not in "/?#":
@@ -172,8 +174,8 @@ def _slashed_userinfo(url: str) -> tuple[int, int] | None:
     if slash == len(url):
         return None
     head = url[start:slash]
-    if "@" in head or head.startswith("["):
-        return None
+    if head.startswith("[") or ("@" in head and _HOST_PORT.fullmatch(head.rpartition("@")[2])):
+        return None  # (a userinfo the reader ends at its `@` before a host[:port]: `redact_userinfo` hides it)
     password = ":" in head  # (else the user would hold the mark)
     port = head.rpartition(":")[2].isdecimal() if password else True  # (`u:`, `ops:&`: no port, a password's start)
     address = not password and _IPV4.fullmatch(head) is not None
@@ -587,7 +589,7 @@ def userinfo_hint(url: str, start: int, at: int) -> str:
     %40. Quotes nothing of the URL (its password)."""
     marks = dict.fromkeys(url[index] for index in range(start, at) if url[index] in "/?#")
     end = min((url.find(mark, start, at) for mark in marks), default=at)
-    said = ["a user or password holding '@' must be percent-encoded as %40 (libpq ends it at its first)"]
+    said = ["a user or password holding '@' must be percent-encoded as %40 (no host holds one: it ends a userinfo)"]
     said = said if "@" in url[start:end] else []
     if said and not marks:
         return f"{said[0]}: write postgresql://user:pa%40ss@host/database"
