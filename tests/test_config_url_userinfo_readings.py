@@ -158,6 +158,7 @@ VERTEX = (
         "http://vllm/v1/models/a@b",
         "http://first.last/x/y@h",
         "http://h/models/m@2130706433",
+        "http://gw/models/m@v1.5",  # (no top-level domain is digits: a version, no host)
     ],
 )
 @pytest.mark.parametrize(("config", "path"), PLACES, ids=IDS)
@@ -220,6 +221,23 @@ def test_a_user_holding_an_at_before_a_password_holding_a_slash_is_refused_hidde
     assert urlsplit(url).hostname is None
     problem = _refused(config % url, path, secret, ["holding '@' must be percent-encoded as %40", hint])
     assert "'http://***@" in problem, problem
+
+
+@pytest.mark.parametrize(
+    ("url", "secret"),
+    [
+        ("https://aB3/x+Yz/Q9Q1z@api.example.com/v1", "Q9Q1z"),  # (a token of base64 holding two `/`)
+        ("http://tok/en/s3c1z@collector.internal", "s3c1z"),
+        ("http://gw/models/m1z@10.0.0.5", "m1z"),
+    ],
+)
+@pytest.mark.parametrize(("config", "path"), PLACES, ids=IDS)
+def test_a_token_of_one_label_before_a_dotted_host_is_refused(config: str, path: str, url: str, secret: str) -> None:
+    """An `@` in the path's second segment or later is the path's (`gw/models/m@default`) but after a name of one
+    label and before a dotted host's name or an IPv4 address, which a reader takes for a token and its host: the
+    first loaded with host `ab3`, the token sent in its path, from 20b541b until its review of 2026-12-05."""
+    assert urlsplit(url).hostname == yarl.URL(url).host == url.split("//")[1].split("/")[0].lower()
+    _refused(config % url, path, secret, [SLASH])
 
 
 STORE = UPSTREAM + "lineage: {store: '%s'}\n"

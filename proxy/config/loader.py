@@ -138,6 +138,9 @@ _HOST_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|\w(?:[\w.-]*\w)?\.?)(?::[0-9]{0,
 # `@2130706433:8000`, 127.0.0.1 to a resolver: no version has a port; until 2026-12-05 it loaded, host `ops`)
 _NUMBERED = re.compile(r"[0-9.]+")
 _IPV4 = re.compile(r"(?:[0-9]{1,3}\.){3}[0-9]{1,3}\.?(?::[0-9]{0,5})?")
+# a host's name of two labels or more, its last of letters (no top-level domain is digits: `m@v1.5` is a version), or an
+# IPv4 address: what follows a token's `@` (`aB3/x+Yz/Q9@api.example.com`), no model's tag (`m@default`)
+_DOTTED_HOST = re.compile(r"(?:\w(?:[\w-]*\w)?\.)+(?:[^\W\d_]+|xn--[\w-]+)\.?|(?:[0-9]{1,3}\.){3}[0-9]{1,3}\.?")
 # how to write a user:password holding each of `/?#` (`_slashed_userinfo`: the reader ends the authority at the first),
 # and where an `@` after it is: its code, and the part of a URL it begins
 _MARKS: Final = {"/": ("%2F", "path"), "?": ("%3F", "query"), "#": ("%23", "fragment")}
@@ -161,7 +164,9 @@ def _slashed_userinfo(url: str) -> tuple[int, int] | None:
       without a `:` after it (`us/er:pw@`, `first.last/x:pw@`) past an IPv4 address (`10.0.0.5/...`), nor in a path's
       second segment or later (none empty) after a host's name and before a host without a port
       (`gw/models/m@default`, `api.example.com/users/a@b.com`: until 2026-12-05 refused, but for a dotted host's,
-      which made `first.last/x@h` load with host `first.last`), nor a `?` before a query's `key=value` pairs
+      which made `first.last/x@h` load with host `first.last`) but for a one-label name's before a dotted host's
+      (`_DOTTED_HOST`: `aB3/x+Yz/Q9@api.example.com`, a token of base64, loaded with host `ab3` from 20b541b to its
+      review, 2026-12-05; `gw/users/a@b.com` is so refused, to be written `%40`), nor a `?` before a query's `key=value` pairs
       (`?user=alice@example.com`) whose first key holds no `:` (`us?er:cGFzcw==@` and `us?er:p&w@` are a user and a
       password: until the review of 2026-12-05 they loaded with host `us`).
     An `@` in the authority the reader ends, with no host[:port] after it (`ops@:1/s3cret@h`, a user holding an `@`,
@@ -200,6 +205,9 @@ def _slashed_userinfo(url: str) -> tuple[int, int] | None:
         if not password and url.find(":", slash, at) < 0:  # a user's name or token, without a password
             deep = named and query < 0 and not fragment and url.count("/", slash, at) > 1 and "//" not in url[slash:at]
             deep = deep and url.find(":", at, stop) < 0
+            # (a one-label name, then a dotted host's after the `@`: a reader takes `aB3/x+Yz/Q9@api.example.com` for
+            # a token and its host, where `gw/models/m@default` reads as a path)
+            deep = deep and not ("." not in head and _DOTTED_HOST.fullmatch(url, at + 1, stop))
             if address or deep:
                 continue
         pair = min((end for end in (url.find("=", query, at), url.find("&", query, at)) if end >= 0), default=-1)
