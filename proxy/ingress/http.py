@@ -993,6 +993,12 @@ class HttpIngress:
         ends as it would have. A client that leaves raises as usual."""
         if ex.wants_first_chunk:
             # the reply names the model in its first event: wait for it so the head can say
+            unsized = resp.content_length is None and request.method != "HEAD" and resp.status not in NO_BODY_STATUSES
+            if unsized and request.version != "1.1":
+                # its body ends with the connection (an HTTP/1.0 client's, `_head`): so said before the wait, as for
+                # one that came whole (below), so a drain begun during it leaves what is behind recorded as behind it
+                # (until 2026-12-05, helper smalls, `drain_timeout`)
+                conn.closing = True
             try:
                 first = await resp.readany()
             except _UPSTREAM_BROKE as exc:

@@ -10,6 +10,7 @@ was read)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ import orjson
 import pytest
 from aiohttp import web
 
+from proxy.transport.connection import Connection
 from tests.harness import LoopThread, start_app
 from tests.held import until
 from tests.record.test_behind_upgrade_follow_ups import _read_all
@@ -29,12 +31,26 @@ from tests.test_drain_stop_records import Upstream, _ended, _event, _post
 
 STREAM = "stream"  # a chat message answered with a whole event stream, in one piece with its head; any other, JSON
 UNSIZED = "unsized"  # so too, its body chunked (no Content-Length): to an HTTP/1.0 client it ends with the connection
+HELD = "held"  # so too, but its head sent alone, its body once the test's gate is set
 
 
 @pytest.fixture
-def upstream(loop_thread: LoopThread) -> Iterator[str]:
-    async def chat(request: web.Request) -> web.Response:
+def gate() -> asyncio.Event:
+    return asyncio.Event()
+
+
+@pytest.fixture
+def upstream(loop_thread: LoopThread, gate: asyncio.Event) -> Iterator[str]:
+    async def chat(request: web.Request) -> web.StreamResponse:
         content = (await request.json())["messages"][0]["content"]
+        if content == HELD:
+            held = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+            held.enable_chunked_encoding()
+            await held.prepare(request)
+            await gate.wait()
+            await held.write(_event("hi", "stop") + b"data: [DONE]\n\n")
+            await held.write_eof()
+            return held
         if content in (STREAM, UNSIZED):
             body = _event("hi", "stop") + b"data: [DONE]\n\n"
             reply = web.Response(body=body, headers={"Content-Type": "text/event-stream"})
@@ -49,6 +65,7 @@ def upstream(loop_thread: LoopThread) -> Iterator[str]:
     app.router.add_get("/v1/models", Upstream().models)
     runner, port = loop_thread.run(start_app(app))
     yield f"http://127.0.0.1:{port}"
+    loop_thread.loop.call_soon_threadsafe(gate.set)
     loop_thread.run(runner.cleanup())
 
 
@@ -119,6 +136,52 @@ def test_a_reply_ending_with_its_connection_waiting_for_its_record_when_the_drai
     spans = otlp.wait_for(lambda spans: {first, second} <= {s.trace_id for s in spans} and len(cut(spans)) == 1)
     ended = _ended(spans)
     assert ended[first] == ("allow", None)
+    for span in (otlp.by_trace(second), cut(spans)[0]):
+        a = span.attributes
+        assert (a["lineage.decision"], a["error.type"]) == ("deny", "invalid_request"), a  # before: drain_timeout
+        assert "HTTP/1.0" in a["lineage.reason"] and "SIGTERM" not in a["lineage.reason"], a
+
+
+def test_a_reply_ending_with_its_connection_waiting_for_its_first_event_when_the_drain_begins_closes_it_itself(
+    upstream: str, gate: asyncio.Event, otlp: OtlpReceiver, make_proxy: Any, loop_thread: LoopThread
+) -> None:
+    """So too when the reply's head waits for its first event (`Exchange.wants_first_chunk`: a model the upstream's
+    list does not name, the checkpoint read from the reply), its upstream's head in: what is pipelined behind it is
+    recorded as behind that reply, `invalid_request`, as when its head went out before the drain. Until 2026-12-05
+    (helper smalls) a drain begun during that wait was taken to have closed the connection, `drain_timeout`."""
+    proxy = make_proxy(CONFIG, UPSTREAM=upstream, OTLP=f"http://127.0.0.1:{otlp.port}")
+    first, second = (f"{0x9F0 + n:032x}" for n in range(2))
+    http = proxy.process._http
+
+    def http10(trace_id: str, content: str, model: str = "m") -> bytes:
+        body = orjson.dumps({"model": model, "stream": True, "messages": [{"role": "user", "content": content}]})
+        return (b"POST /v1/chat/completions HTTP/1.0\r\nConnection: keep-alive\r\nHost: x\r\n"
+                b"Content-Type: application/json\r\ntraceparent: 00-%s-00000000000000a1-01\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (trace_id.encode(), len(body), body))  # fmt: skip
+
+    def awaiting_first_event() -> bool:  # the proxy's upstream connection: the reply's head in, its body awaited
+        return any(type(c) is Connection and c.parser.head is not None and c._waiter is not None
+                   for c in gc.get_objects())  # fmt: skip
+
+    with socket.create_connection(("127.0.0.1", proxy.bound.http.port), timeout=10) as sock:
+        sock.sendall(http10(first, HELD, "unlisted") + http10(second, "hi") + b"POST /v1/embeddings HTTP/1.0\r\nCont")
+        assert until(awaiting_first_event)
+        conn = next(c for c in list(http.connections) if c.serving is not None)
+        stopping = asyncio.run_coroutine_threadsafe(proxy.process.stop(), loop_thread.loop)
+        assert until(lambda: conn.draining)
+        assert not conn.replying and not conn.cut
+        loop_thread.loop.call_soon_threadsafe(gate.set)
+        stopping.result(timeout=30)
+        got = _read_all(sock)
+    head, _, body = got.partition(b"\r\n\r\n")
+    assert got.count(b"HTTP/1.") == 1 and b"connection: close" in head.lower(), got
+    assert b"content-length" not in head.lower() and body.endswith(b"data: [DONE]\n\n"), got  # framed by the close
+
+    def cut(spans: list[Any]) -> list[Any]:
+        return [s for s in spans if s.name == "embeddings"]
+
+    spans = otlp.wait_for(lambda spans: {first, second} <= {s.trace_id for s in spans} and len(cut(spans)) == 1)
+    assert _ended(spans)[first] == ("allow", None)
     for span in (otlp.by_trace(second), cut(spans)[0]):
         a = span.attributes
         assert (a["lineage.decision"], a["error.type"]) == ("deny", "invalid_request"), a  # before: drain_timeout
