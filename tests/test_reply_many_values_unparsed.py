@@ -7,6 +7,7 @@ and `model_version`, the record's checkpoint, among them)."""
 from __future__ import annotations
 
 import asyncio
+import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
@@ -271,3 +272,70 @@ def test_a_cut_lists_end_is_where_it_ends_or_not_found(values: list[Any], member
     assert found in (closed, -1)
     if max(map(_depth, values)) <= 3:
         assert found == closed
+
+
+def _nested(value: Any, kinds: str) -> Any:
+    """`value` in a list (`[`) or an object (`{`) for each of `kinds`, the first outermost."""
+    for kind in reversed(kinds):
+        value = [value] if kind == "[" else {"a": value}
+    return value
+
+
+@pytest.mark.parametrize("kinds", ["[" * 17, "[{" * 20, "{" * 100], ids=["17", "40-mixed", "100"])
+def test_a_reply_cut_reads_its_members_after_a_value_nested_over_16_levels(kinds: str) -> None:
+    """Before this change a value past those read nested over 16 levels (`oip._DEPTHS`) had the outputs' end found
+    from the reply's end taken for none, and the walk from the cut did not find it either (values nested at most three
+    levels): an OIP reply was cut with its members after its outputs unread, its `model_name` and `model_version` (the
+    record's checkpoint) among them; an embeddings reply was parsed whole."""
+    outputs = [{"data": [1]}] * (MAX_STRINGS + 9) + [_nested({"data": [ADDRESS]}, kinds), {"data": [2]}]
+    body = orjson.dumps({"outputs": outputs, "model_name": "m", "model_version": "1", "id": "r1"})
+    event = orjson.loads(oip.many_outputs(body))  # (an MLServer `infer_stream` event's)
+    assert event["model_name"] == "m" and len(event["outputs"]) == MAX_STRINGS + 1
+    outcome = Outcome(started_ns=0)
+    observer = oip.RestReplyObserver(outcome, EMAIL, False, None)
+    observer.body(body)
+    observer.finish()
+    assert outcome.response_model == "m:1" and outcome.response_id == "r1"
+    assert outcome.output_detected == {TRUNCATED}  # (the address unread)
+    vectors = orjson.loads(_vectors(MAX_STRINGS + 9))
+    vectors["data"].append(_nested({"embedding": [0.5]}, kinds))
+    body = orjson.dumps(vectors)
+    read = openai_protocol.many_values(body, openai_protocol._MANY_EMBEDDINGS, openai_protocol._DATA_NAMED)[0]
+    assert read is not body  # (cut: parsed whole before)
+    assert _embeddings(body)[0].response_model == "emb-1"
+
+
+def test_values_whose_strings_hold_brackets_are_read_in_bounded_memory() -> None:
+    """Their strings were taken out with one `split` of the whole list: 2 MiB of `["["]` held 41 MB of pieces (16 MiB,
+    333 MB); now a piece at a time (`oip._unquoted`)."""
+    text = b",".join([b'["["]', b'{"]":"}"}'] * (1 << 17))  # 2 MiB, a pair of values repeated: no one value repeats
+    tracemalloc.start()
+    try:
+        found = oip._values_only(text)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert found and not oip._values_only(text + b"]")
+    assert peak < 4 * len(text), peak
+
+
+_SHALLOW = st.none() | st.integers(-(2**63), 2**63 - 1) | st.text(alphabet='ab":\\ {}[],', max_size=6)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(JSON_VALUES, st.text(alphabet="[{", max_size=60)), min_size=2, max_size=4),
+    st.dictionaries(st.text(alphabet='ab":\\]', max_size=3), _SHALLOW | st.lists(_SHALLOW, max_size=3), max_size=3),
+)
+def test_a_cut_lists_end_is_found_whatever_the_depth_of_its_values(
+    nested: list[tuple[Any, str]], members: dict[str, Any]
+) -> None:
+    """Values nested up to 60 levels or so (brackets and braces mixed), members after the list nested at most three
+    levels, the last of them a list (where the walk back stops): the list's end is found where it is."""
+    values = [_nested(value, kinds) for value, kinds in nested] + [[0]]  # (no one value's shape repeated)
+    head = b'{"data":[' + orjson.dumps(values[0])
+    cut = len(head)
+    head += b"".join(b"," + orjson.dumps(value) for value in values[1:])
+    closed = len(head)
+    head += b"]," + orjson.dumps({**members, "x": [[0]]})[1:]
+    assert oip._list_end(head, cut) == closed

@@ -873,15 +873,20 @@ _LIST_UPTO: Final = 1 << 24  # bytes of a list's rest so walked: as many as a re
 _NOT_STRUCTURE: Final = bytes(byte for byte in range(256) if byte not in b'[]{}"')
 _UNIT_UPTO: Final = 4096  # the structure of a value looked at for one its list repeats (`_first_value`)
 _DEPTHS: Final = 16  # the levels of brackets and braces taken out of a list's values (`_values_only`)
+_STRINGS_PIECE: Final = 1 << 16  # the bytes of structure whose strings are taken out at once (`_unquoted`)
+_ONE_KIND: Final = bytes.maketrans(b"{}", b"[]")  # braces read as brackets (`_nested_deeper`)
+_CLOSING: Final = re.compile(rb"\]++")  # a run of closing brackets (`_nested_deeper`)
 
 
 def _values_only(text: bytes) -> bool:
     """Whether JSON `text`, values of a list and the commas between them (none cut), closes no bracket or brace it did
     not open: so the `]` after it ends their list, not a value after it (which the walk from the reply's end may have
     stopped at). Told in C from its structure (`_NOT_STRUCTURE` taken out, each string's to its quotes): the same
-    value's repeated (a list of vectors, of outputs: 8-30 ms of CPU for 16 MiB), else its innermost pairs taken out
-    level by level (`_DEPTHS`: 0.1 s for 14 MiB of values whose strings hold brackets); False when not so told (the
-    list is then walked)."""
+    value's repeated (a list of vectors, of outputs: 8-30 ms of CPU for 16 MiB), else its strings taken out
+    (`_unquoted`) and its innermost pairs level by level (`_DEPTHS`: 0.1 s for 14 MiB of values whose strings hold
+    brackets), what is left of values nested deeper read run by run (`_nested_deeper`); False when not so told (the
+    list is then walked). Values nested over `_DEPTHS` levels were taken for no end until 2026-12-05: an OIP reply's
+    members after its outputs unread where one past those read was."""
     if b"\\" in text:  # escapes: a quote or a backslash escaped is none of a string's quotes (taken left to right)
         text = text.replace(b"\\\\", b"").replace(b'\\"', b"")
     shape = text.translate(None, _NOT_STRUCTURE)
@@ -892,13 +897,51 @@ def _values_only(text: bytes) -> bool:
     # count of quotes on each side of each kept: taking two quotes side by side out moves none of them across)
     shape = shape.replace(b'""', b"")
     if 34 in shape:  # (`"`)
-        shape = b"".join(shape.split(b'"')[::2])
+        unquoted = _unquoted(shape)
+        if unquoted is None:
+            return False
+        shape = unquoted
+    size = len(shape)
     for _ in range(_DEPTHS):
-        size = len(shape)
+        left = len(shape)
         shape = shape.replace(b"[]", b"").replace(b"{}", b"")
-        if not shape or len(shape) == size:
+        if not shape or len(shape) == left:
             break
-    return not shape
+    return not shape or _nested_deeper(shape, size - len(shape))
+
+
+def _unquoted(shape: bytes) -> bytes | None:
+    """`shape` (brackets, braces and quotes) without its strings, each two quotes and what is between: taken out a
+    piece of about `_STRINGS_PIECE` bytes at a time (an even count of quotes in each), so that the pieces `split`
+    makes are held for that piece alone (split whole, 16 MiB of `["["]` held 333 MiB of them); None when a string is
+    not closed."""
+    pieces: list[bytes] = []
+    start, size = 0, len(shape)
+    while start < size:
+        end = min(start + _STRINGS_PIECE, size)
+        if shape.count(b'"', start, end) % 2:  # (the piece ends in a string: taken to its closing quote)
+            end = shape.find(b'"', end) + 1
+            if not end:
+                return None
+        pieces.append(b"".join(shape[start:end].split(b'"')[::2]))
+        start = end
+    return b"".join(pieces)
+
+
+def _nested_deeper(shape: bytes, taken: int) -> bool:
+    """Whether `shape`, what `_values_only` left of values nested over `_DEPTHS` levels (each pair of them having
+    been `_DEPTHS` levels deep at least: `taken` bytes of pairs were taken out), closes none it did not open: told from
+    how deep each run of closing ones leaves it, braces read as brackets (a brace closing a bracket where they meet
+    is none of JSON's), in as many turns as pairs are left, at most one a `2 * _DEPTHS` bytes taken; else False."""
+    pairs = shape.count(b"[]") + shape.count(b"{}")
+    if not pairs or pairs * 2 * _DEPTHS > taken or b"[}" in shape or b"{]" in shape:
+        return False
+    closed = 0
+    for run in _CLOSING.finditer(shape.translate(_ONE_KIND)):
+        closed += run.end() - run.start()
+        if run.end() < 2 * closed:  # (opened before it: `run.end() - closed`, fewer than those closed)
+            return False
+    return 2 * closed == len(shape)
 
 
 def _first_value(shape: bytes) -> int:
