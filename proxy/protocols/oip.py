@@ -872,7 +872,10 @@ _LIST_UPTO: Final = 1 << 24  # bytes of a list's rest so walked: as many as a re
 # the bytes that are no JSON structure: all but brackets, braces and quotes (`_values_only`)
 _NOT_STRUCTURE: Final = bytes(byte for byte in range(256) if byte not in b'[]{}"')
 _UNIT_UPTO: Final = 4096  # the structure of a value looked at for one its list repeats (`_first_value`)
-_DEPTHS: Final = 16  # the levels of brackets and braces taken out of a list's values (`_values_only`)
+# a level of a list's values' innermost pairs taking out fewer than one a `_FEW_TAKEN` bytes left: what is left is
+# read run by run (`_nested_deeper`), not level by level (a pass over all of it each: 16 MiB of values nested 17 to
+# 1,000 levels took 1.3-1.4 s so taken 16 levels deep, then walked)
+_FEW_TAKEN: Final = 16
 _STRINGS_PIECE: Final = 1 << 16  # the bytes of structure whose strings are taken out at once (`_unquoted`)
 _ONE_KIND: Final = bytes.maketrans(b"{}", b"[]")  # braces read as brackets (`_nested_deeper`)
 _CLOSING: Final = re.compile(rb"\]++")  # a run of closing brackets (`_nested_deeper`)
@@ -883,9 +886,9 @@ def _values_only(text: bytes) -> bool:
     not open: so the `]` after it ends their list, not a value after it (which the walk from the reply's end may have
     stopped at). Told in C from its structure (`_NOT_STRUCTURE` taken out, each string's to its quotes): the same
     value's repeated (a list of vectors, of outputs: 8-30 ms of CPU for 16 MiB), else its strings taken out
-    (`_unquoted`) and its innermost pairs level by level (`_DEPTHS`: 0.1 s for 14 MiB of values whose strings hold
-    brackets), what is left of values nested deeper read run by run (`_nested_deeper`); False when not so told (the
-    list is then walked). Values nested over `_DEPTHS` levels were taken for no end until 2026-12-05: an OIP reply's
+    (`_unquoted`) and its innermost pairs level by level (0.1 s for 14 MiB of values whose strings hold brackets),
+    what is left of values nested deeper read run by run (`_FEW_TAKEN`, `_nested_deeper`); False when not so told
+    (the list is then walked). Values nested over 16 levels were taken for no end until 2026-12-05: an OIP reply's
     members after its outputs unread where one past those read was."""
     if b"\\" in text:  # escapes: a quote or a backslash escaped is none of a string's quotes (taken left to right)
         text = text.replace(b"\\\\", b"").replace(b'\\"', b"")
@@ -901,13 +904,15 @@ def _values_only(text: bytes) -> bool:
         if unquoted is None:
             return False
         shape = unquoted
-    size = len(shape)
-    for _ in range(_DEPTHS):
+    while shape:
         left = len(shape)
         shape = shape.replace(b"[]", b"").replace(b"{}", b"")
-        if not shape or len(shape) == left:
-            break
-    return not shape or _nested_deeper(shape, size - len(shape))
+        taken = left - len(shape)
+        if not taken:  # (no pair side by side: no JSON)
+            return False
+        if taken * _FEW_TAKEN < len(shape):
+            return _nested_deeper(shape, taken)
+    return True
 
 
 def _unquoted(shape: bytes) -> bytes | None:
@@ -929,12 +934,12 @@ def _unquoted(shape: bytes) -> bytes | None:
 
 
 def _nested_deeper(shape: bytes, taken: int) -> bool:
-    """Whether `shape`, what `_values_only` left of values nested over `_DEPTHS` levels (each pair of them having
-    been `_DEPTHS` levels deep at least: `taken` bytes of pairs were taken out), closes none it did not open: told from
-    how deep each run of closing ones leaves it, braces read as brackets (a brace closing a bracket where they meet
-    is none of JSON's), in as many turns as pairs are left, at most one a `2 * _DEPTHS` bytes taken; else False."""
+    """Whether `shape`, what `_values_only` left of a list's values having taken `taken` bytes out of it at its last
+    level (a pair side by side in JSON held a pair so taken: one turn at most each two), closes none it did not open:
+    told from how deep each run of closing ones leaves it, braces read as brackets (a brace closing a bracket where
+    they meet is none of JSON's), in as many turns as pairs are left; else False."""
     pairs = shape.count(b"[]") + shape.count(b"{}")
-    if not pairs or pairs * 2 * _DEPTHS > taken or b"[}" in shape or b"{]" in shape:
+    if not pairs or 2 * pairs > taken or b"[}" in shape or b"{]" in shape:
         return False
     closed = 0
     for run in _CLOSING.finditer(shape.translate(_ONE_KIND)):
