@@ -202,8 +202,9 @@ class MessagesObserver(SseObserver):
                 self._message(message)
         elif kind == "message_delta":
             delta = event.get("delta")
-            if isinstance(delta, dict):
-                self._reason(delta.get("stop_reason"))
+            if isinstance(delta, dict) and isinstance(delta.get("stop_reason"), str):
+                self._given()
+                self._reason(delta["stop_reason"])
             self._usage(event.get("usage"))
         elif kind == "message_stop":
             self.ended = True

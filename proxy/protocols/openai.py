@@ -464,6 +464,10 @@ class ReplyObserver(SseObserver):
     choice read is the one whose turn it is. Text of a choice before the one whose turn it is (no server
     streams so) is read after it, and the output is labelled `scan:truncated`."""
 
+    # `_reasons` before the open event gave some (`SseObserver._given`), restored where no blank line ends it; a class
+    # default (no work a call)
+    _reasons_before: dict[int, str] | None = None
+
     def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool, embeddings: bool = False) -> None:
         super().__init__(outcome, detectors, capture)
         self.json_every_event = True  # (the openai SDK: `sse.json()` for each event but `[DONE]`)
@@ -586,6 +590,8 @@ class ReplyObserver(SseObserver):
         names each choice once, and its first `_MOST_CHOICES` are kept)."""
         reasons = self._reasons
         if type(reason) is str and (index in reasons or len(reasons) < _MOST_CHOICES):
+            if self._given():  # (the choices' reasons too, which `done` records when more than one)
+                self._reasons_before = dict(reasons)
             reasons[index] = reason
             if len(reasons) == 1:  # (most replies: recorded as it comes)
                 self.outcome.finish_reasons = (reason,)
@@ -593,6 +599,12 @@ class ReplyObserver(SseObserver):
             self._finished = True
             if self._later:
                 self._advance()
+
+    def _unseen(self) -> None:
+        super()._unseen()
+        if self._reasons_before is not None:
+            self._reasons = self._reasons_before
+            self._reasons_before = None
 
     def _wait(self, index: int, text: str) -> None:
         """A piece of the text of a choice other than the one read as it comes: read now if it is this
@@ -720,6 +732,7 @@ class ReplyObserver(SseObserver):
                 self.first_chunk()
             self._text.add(text)
             if reply["stop"]:
+                self._given()
                 self.stopped = True
         else:
             self._text.add_output(text)
@@ -928,7 +941,7 @@ class ResponsesObserver(SseObserver):
         elif isinstance(kind, str) and kind.startswith("response."):
             response = event.get("response")
             if isinstance(response, dict):
-                self._response(response)
+                self._response(response, True)
             if kind in ("response.completed", "response.incomplete", "response.failed"):
                 if isinstance(response, dict) and type(response.get("output")) is list:
                     for at, item in enumerate(response["output"]):
@@ -1024,10 +1037,12 @@ class ResponsesObserver(SseObserver):
         if delta:
             self.first_chunk()
 
-    def _response(self, response: dict[str, Any]) -> None:
+    def _response(self, response: dict[str, Any], streamed: bool = False) -> None:
         self.identify(response)
         status = response.get("status")
         if isinstance(status, str) and status not in ("in_progress", "queued"):
+            if streamed:
+                self._given()
             self.outcome.finish_reasons = (status,)
         self.usage(response.get("usage"))
 

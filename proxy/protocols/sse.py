@@ -1,14 +1,14 @@
 """Server-sent events, read as they pass: the one splitter every streamed JSON API shares.
 
-Read as the WHATWG EventSource reads a stream: lines ended by LF, CRLF or a bare CR, split anywhere across chunks
-(a CRLF too); a byte order mark that begins the stream dropped; an event's data is its `data:` lines joined by LF,
-the event ending at a blank line (other lines, `event:` and comments, are framing). An event's data is one JSON
-object, most often in one line, which is read as it comes; one that is not a JSON object alone (pretty-printed
-JSON, a line each) is read once its event ends, or the reply does. `data: [DONE]` (OpenAI) marks the
-end, as does any data that begins so (`[DONE]x`: the openai SDKs, Python and Node, stop at it); APIs whose end is
-an event of their own (Responses, Anthropic Messages) set `ended` from `event`. The reply ends with the blank line
-that ends that event: a client dispatches no event before it, and the piece that holds it is the last passed on
-(`Exchange.chunk`).
+Read as the WHATWG EventSource reads a stream: lines ended by LF, CRLF or a bare CR, split anywhere across chunks (a
+CRLF too); a byte order mark that begins the stream dropped; an event's data is its `data:` lines joined by LF, the
+event ending at a blank line (other lines, `event:` and comments, are framing). An event's data is one JSON object, most
+often in one line, which is read as it comes; one that is not a JSON object alone (pretty-printed JSON, a line each) is
+read once its event ends, or the reply does. `data: [DONE]` (OpenAI) marks the end, as does any data that begins so
+(`[DONE]x`: the openai SDKs, Python and Node, stop at it); APIs whose end is an event of their own (Responses, Anthropic
+Messages) set `ended` from `event`. The reply ends with the blank line that ends that event: a client dispatches no
+event before it, and the piece that holds it is the last passed on (`Exchange.chunk`); one the body ends in before it is
+none to those SDKs, nor its finish or stop reason (`_GIVEN`).
 A line, or an event's data, longer than `MAX_LINE` bytes is not kept to its end: the observer stops reading that
 reply (which is forwarded as it comes all the same) and its output is labelled `scan:truncated`. So is a reply
 holding what the observer does not read: an event's data that is no JSON object, a line that is neither a field
@@ -204,6 +204,9 @@ _HELD: Final = 2
 # ... or `[DONE]` to a client that stops there (`json_every_event`: the openai SDK breaks out of its events at it, in
 # the piece that holds it too): past its blank line nothing is the upstream's error (`_past_done`)
 _STOPS: Final = 4
+# ... or a finish or stop reason (`_given`), which the SDK's client has only once the event is dispatched: one the reply
+# ends in before its blank line gives none, nor is its last event (`_unseen`)
+_GIVEN: Final = 8
 
 
 # distinct alternative tokens read from a reply's logprobs (`SseObserver.alternatives`): a model's vocabulary is some
@@ -650,6 +653,9 @@ class SseObserver(Observer):
     # named one of `_PARSED_NAMES`: 0 none (or white space), 1 one JSON object, 2 none or no object (even: the SDK
     # raises); a class default (no work a call)
     _parsed = 0
+    # the finish reasons and `stopped` before the open event gave some (`_given`), restored where no blank line ends it
+    # (`_unseen`); a class default (no work a call)
+    _before: tuple[tuple[str, ...], bool] | None = None
 
     def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool) -> None:
         self.outcome = outcome
@@ -926,7 +932,7 @@ class SseObserver(Observer):
                 if self._ending:  # (an error it held is now the SDK's: it stays)
                     if self._ending & _STOPS:
                         self._past_done = True
-                    if self._ending != _HELD:
+                    if self._ending & ~(_HELD | _GIVEN):
                         self.ended = True
                     self._ending = 0
                 if self._event is not None and not self._dispatch():
@@ -1651,19 +1657,22 @@ class SseObserver(Observer):
         if self._ending and self._ending & _HELD and not self._lines and not self._fresh:
             # the upstream's error in an event the reply ended in: the SDK's decoder never dispatches it (no blank line
             # ended it), and the client sees none (until 2026-12-05 it was recorded `upstream_error`)
-            self._ending &= _ENDS
+            self._ending &= _ENDS | _GIVEN
             if self.outcome.error_type == STREAM_ERROR:
                 self.outcome.error_type = None
+        if self._ending & _GIVEN:  # (its finish or stop reason too, read at its line or at the body's end just now)
+            self._unseen()
         self.done()
         self._text.finish(self.detectors)
 
     def cut_short(self) -> bool:
-        """At the end of a reply framed by its connection's close (which HTTP cannot tell from a cut): whether it was
-        an event stream that closed before its API's last event (`ended`, or its data read without the blank line
-        after it), before the model said it finished (a finish or stop reason, `stopped`) and before any error the
-        upstream sent in it. Not a reply the observer stopped reading (`_give_up`: past what is kept, or a line past
-        `MAX_LINE`): where it ended was not read, and it is labelled `scan:truncated` already. A reply kept to be read
-        whole (JSON, not an event stream) is read now: cut short when its JSON ends before its value does."""
+        """At the end of a reply framed by its connection's close (which HTTP cannot tell from a cut): whether it was an
+        event stream that closed before its API's last event (`ended`, or its data read without the blank line after it,
+        but where an SDK's decoder reads it, which dispatches no event the body ends in), before the model said it
+        finished (a finish or stop reason, `stopped`, given in an event a blank line ended, to such an SDK) and before
+        any error the upstream sent in it. Not a reply the observer stopped reading (`_give_up`: past what is kept, or a
+        line past `MAX_LINE`): where it ended was not read, and it is labelled `scan:truncated` already. A reply kept to
+        be read whole (JSON, not an event stream) is read now: cut short when its JSON ends before its value does."""
         if self.rest is not None:
             self._drain()
         if self._kept is not None or self._kept_read:
@@ -1672,9 +1681,13 @@ class SseObserver(Observer):
             if not plain or self._ended_early:  # (a plain one is read as an event stream then: below)
                 return self._ended_early
         outcome = self.outcome
-        # (an error an event the reply ended in held is none, an NDJSON line's is: `finish`; an API whose streams have
-        # no last event, `ends_with_event`: the close is its end, as far as can be told)
-        return (not self.ended and not self._ending & _ENDS and not self.stopped and not self._sniff
+        if self._ending & _GIVEN:  # (a finish or stop reason in an event no blank line ended: none to the SDK)
+            self._unseen()
+        # (an error an event the reply ended in held is none, an NDJSON line's is: `finish`; so is the API's last event
+        # there, to an SDK's decoder, which dispatches no event at the body's end; an API whose streams have no last
+        # event, `ends_with_event`: the close is its end, as far as can be told)
+        ends = self._ending & _ENDS and not (self.json_every_event or self.typed_by_name)
+        return (not self.ended and not ends and not self.stopped and not self._sniff
                 and self._kept is None and self._partial is not None and not outcome.finish_reasons
                 and (not outcome.error_type or (self._ending & _HELD != 0 and not self._lines and not self._fresh))
                 and self.ends_with_event())  # fmt: skip
@@ -1786,6 +1799,28 @@ class SseObserver(Observer):
         if not self.outcome.error_type and not self._past_done and not self._ending & _STOPS:
             self.outcome.error_type = STREAM_ERROR
             self._ending |= _HELD
+
+    def _given(self) -> bool:
+        """A streamed event's finish or stop reason, about to be recorded: the record as it was before it is kept until
+        the blank line that ends the event (`_GIVEN`), where an SDK's decoder dispatches it (the openai and Anthropic
+        SDKs': `json_every_event`, `typed_by_name`; not JSON lines, which have no blank lines). Whether it was kept now
+        (the event's first)."""
+        if self._ending & _GIVEN or not (self.json_every_event or self.typed_by_name) or self._lines:
+            return False
+        self._ending |= _GIVEN
+        self._before = (self.outcome.finish_reasons, self.stopped)
+        return True
+
+    def _unseen(self) -> None:
+        """The reply ended in an event that gave a finish or stop reason before its blank line came (`_given`): the SDK's
+        decoder never dispatched it, and its client had neither, so the record has neither (until 2026-12-05 it had
+        both, and the stream was not said to end early: `data: {... "finish_reason": "stop"}` with no blank line after
+        it, then the body's end, recorded `stop` and no error; the SDK gave no finish reason)."""
+        self._ending &= ~_GIVEN
+        before = self._before
+        if before is not None:
+            self.outcome.finish_reasons, self.stopped = before
+            self._before = None
 
     def _stream_error(self) -> None:
         """`in_band_error` where the event it is in has ended (or is no event: llama.cpp's `error:` line)."""

@@ -1,0 +1,117 @@
+"""A streamed call's record says what the client's SDK gave it. The openai and Anthropic SDKs' decoders dispatch an event
+at the blank line that ends it, and none the body ends in before that line: such a last event (`data: [DONE]`, a chunk
+holding the finish reason, `message_delta` with its stop reason, `message_stop`, `response.completed`) gives its
+client nothing, so the record is that of the stream without it (no finish reason; ended before its last event:
+`upstream_incomplete`, or `upstream_reset` framed by its close). Driven with the real SDKs through the proxy, and the
+observers at many read sizes beside the openai SDK's decoder."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anthropic
+import pytest
+from openai._streaming import SSEDecoder
+
+from tests.event_streams import chat, sse
+from tests.test_anthropic_error_by_name_alone import START
+from tests.test_sse_events_as_the_sdk_reads_them import CHUNK, DONE, through_sdk
+from tests.test_stream_close_delimited_cut import span_of
+from tests.test_tiny_sse_lines import observer_of
+from tests.test_unsized_replies_output import Reply, setup_for  # noqa: F401  # (a fixture)
+
+FINISH = chat("", "stop")
+REASONS = "gen_ai.response.finish_reasons"
+MESSAGE_DELTA = sse({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 2}},
+                    "message_delta")  # fmt: skip
+MESSAGE_STOP = sse({"type": "message_stop"}, "message_stop")
+RESPONSE = {"id": "r1", "object": "response", "created_at": 1, "model": "m", "output": [], "status": "in_progress"}
+SECOND_FINISHED = chat("", "length").replace(b'"index":0', b'"index":1')  # (choice 1's)
+NATIVE = b'data: {"content": "hi", "stop": false}\n\n'  # (llama.cpp's own stream)
+NATIVE_STOP = b'data: {"content": "", "stop": true}\n\n'
+CREATED = sse({"type": "response.created", "response": RESPONSE}, "response.created")
+COMPLETED = sse({"type": "response.completed", "response": {**RESPONSE, "status": "completed"}}, "response.completed")
+
+
+@pytest.mark.parametrize("framing", ["chunked", "close", "sized"])
+@pytest.mark.parametrize("last", [DONE, FINISH], ids=["done", "finish-reason"])
+@pytest.mark.parametrize("cut", [1, 2], ids=["no-blank-line", "no-line-end"])
+def test_an_openai_last_event_no_blank_line_ends_is_none(setup_for: Any, last: bytes, framing: str, cut: int) -> None:  # noqa: F811
+    """The SDK gives the one chunk before it, no finish reason, and ends raising nothing: the record is the stream's
+    without it. Before 2026-12-05 `data: [DONE]` with its line end was a stream that ended well, without it one that
+    ended early; and a finish reason so sent was recorded, the stream then said to end well, in each framing."""
+    setup = setup_for()
+    _, _, alone = through_sdk(setup, CHUNK, framing)
+    ended_early = "upstream_reset" if framing == "close" else "upstream_incomplete"
+    assert alone.attributes.get("error.type") == ended_early
+    got, raised, span = through_sdk(setup, CHUNK + last[:-cut], framing)
+    assert (got, raised) == (1, "")
+    assert span.attributes.get("error.type") == ended_early
+    assert REASONS not in span.attributes
+    got, raised, span = through_sdk(setup, CHUNK + last, framing)  # (its blank line: dispatched)
+    assert (got, raised) == (1 if last == DONE else 2, "")
+    assert span.attributes.get("error.type") is None
+    assert span.attributes.get(REASONS) == (None if last == DONE else ["stop"])
+
+
+@pytest.mark.parametrize(
+    ("kind", "before", "last", "reasons", "given"),
+    [
+        ("openai", CHUNK, FINISH, ("stop",), ()),
+        ("openai", CHUNK + FINISH, DONE, ("stop",), ("stop",)),  # (its finish reason given: ended well)
+        ("openai", CHUNK + SECOND_FINISHED, FINISH, ("stop", "length"), ("length",)),  # (n > 1)
+        ("anthropic", START, MESSAGE_DELTA, ("end_turn",), ()),
+        ("anthropic", START + MESSAGE_DELTA, MESSAGE_STOP, ("end_turn",), ("end_turn",)),
+        ("anthropic", START, MESSAGE_STOP, (), ()),
+        ("responses", CREATED, COMPLETED, ("completed",), ()),
+        ("llama.cpp", NATIVE, NATIVE_STOP, (), ()),  # (its end: `stop`)
+    ],
+)
+def test_an_unended_last_event_gives_nothing_at_any_read(
+    kind: str, before: bytes, last: bytes, reasons: Any, given: Any
+) -> None:
+    """Cut into reads of many sizes, the line end after it or none: its finish or stop reason, or its end, is on the
+    record where the blank line after it came, and only there (`cut_short`: the stream ended before its last event
+    and before any finish or stop reason); the SDK's decoder dispatches it there, and only there."""
+    for cut in (0, 1, 2):
+        stream = before + last[: len(last) - cut]
+        assert len(list(SSEDecoder().iter_bytes(iter([stream])))) == before.count(b"\n\n") + (cut == 0)
+        seen = reasons if cut == 0 else given  # (those given before it stand)
+        for read in (1, 2, 3, 5, 7, 13, 64, len(stream)):
+            observer, outcome = observer_of(kind)
+            for at in range(0, len(stream), read):
+                observer.chunk(stream[at : at + read])
+            cut_short = observer.cut_short()
+            observer.finish()
+            assert (outcome.finish_reasons, outcome.error_type) == (seen, None), (cut, read)
+            assert cut_short is (cut > 0 and not given), (cut, read)
+
+
+def test_an_anthropic_stop_reason_no_blank_line_ends_is_none(setup_for: Any) -> None:  # noqa: F811
+    """Through the real SDK: it gives no `message_delta`, and ends raising nothing (`MessageStream` too would have no
+    stop reason); the record has none, and says the stream ended before its last event."""
+    setup = setup_for()
+    for stream, ended in ((START + MESSAGE_DELTA[:-1], False), (START + MESSAGE_DELTA + MESSAGE_STOP, True)):
+        setup.upstream.reply = Reply([stream], content_type="text/event-stream")
+        types, raised, span = anthropic_call(setup)
+        assert raised is None and ("message_delta" in types) is ended
+        assert span.attributes.get("error.type") == (None if ended else "upstream_incomplete")
+        assert span.attributes.get(REASONS) == (["end_turn"] if ended else None)
+
+
+def anthropic_call(setup: Any) -> tuple[list[str], Exception | None, Any]:
+    """A Messages stream through the proxy with the real Anthropic SDK: its events' types, what it raised, the span."""
+    client = anthropic.Anthropic(base_url=setup.proxy.url, api_key="k", max_retries=0, timeout=30)
+    types: list[str] = []
+    raised: Exception | None = None
+    try:
+        raw = client.messages.with_raw_response.create(
+            model="m", max_tokens=5, messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+        try:
+            types = [event.type for event in raw.parse()]
+        except anthropic.APIStatusError as error:
+            raised = error
+    finally:
+        client.close()
+    return types, raised, span_of(setup, raw.headers["x-trace-id"])
