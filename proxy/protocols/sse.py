@@ -1,14 +1,14 @@
 """Server-sent events, read as they pass: the one splitter every streamed JSON API shares.
 
 Read as the WHATWG EventSource reads a stream: lines ended by LF, CRLF or a bare CR, split anywhere across chunks (a
-CRLF too); a byte order mark that begins the stream dropped; an event's data is its `data:` lines joined by LF, the
-event ending at a blank line (other lines, `event:` and comments, are framing). An event's data is one JSON object, most
-often in one line, which is read as it comes; one that is not a JSON object alone (pretty-printed JSON, a line each) is
-read once its event ends, or the reply does. `data: [DONE]` (OpenAI) marks the end, as does any data that begins so
-(`[DONE]x`: the openai SDKs, Python and Node, stop at it); APIs whose end is an event of their own (Responses, Anthropic
-Messages) set `ended` from `event`. The reply ends with the blank line that ends that event: a client dispatches no
-event before it, and the piece that holds it is the last passed on (`Exchange.chunk`); one the body ends in before it is
-none to those SDKs, nor its finish or stop reason (`_GIVEN`).
+CRLF too); a byte order mark that begins the stream dropped (but where the openai or Anthropic SDK reads it: `_fresh`);
+an event's data is its `data:` lines joined by LF, the event ending at a blank line (other lines, `event:` and comments,
+are framing). An event's data is one JSON object, most often in one line, which is read as it comes; one that is not a
+JSON object alone (pretty-printed JSON, a line each) is read once its event ends, or the reply does. `data: [DONE]`
+(OpenAI) marks the end, as does any data that begins so (`[DONE]x`: the openai SDKs, Python and Node, stop at it); APIs
+whose end is an event of their own (Responses, Anthropic Messages) set `ended` from `event`. The reply ends with the
+blank line that ends that event: a client dispatches no event before it, and the piece that holds it is the last passed
+on (`Exchange.chunk`); one the body ends in before it is none to those SDKs, nor its finish or stop reason (`_GIVEN`).
 A line, or an event's data, longer than `MAX_LINE` bytes is not kept to its end: the observer stops reading that
 reply (which is forwarded as it comes all the same) and its output is labelled `scan:truncated`. So is a reply
 holding what the observer does not read: an event's data that is no JSON object, a line that is neither a field
@@ -681,7 +681,11 @@ class SseObserver(Observer):
         self._unknown = 0  # events holding none of the fields the API writes output in (`unknown`)
         self._ended_early = False  # a reply kept whole whose JSON ends before its value does (`_read_kept`)
         self._arrays = False  # a reply that is a JSON array is the API's, read whole (`array`)
-        self._fresh = True  # no line read yet: a byte order mark that begins the stream is dropped
+        # no line read yet: a byte order mark that begins the stream is dropped (WHATWG), but where the openai or Anthropic
+        # SDK reads it (`json_every_event`, `typed_by_name`): their decoders keep it, and the line it begins is a field
+        # they ignore (`\ufeffdata`, `\ufeffevent`), as is one a mark begins later (until 2026-12-05 an error event
+        # so begun at the stream's start was `upstream_error`, the SDKs raising at nothing)
+        self._fresh = True
         self._after_cr = False  # the last piece ended in CR: a LF that begins the next is that line end's
         self._ending = 0  # `_ENDS`, `_HELD`: what the event being read holds, known at its blank line
         self.stopped = False  # the model said it finished in an event with no finish reason (llama.cpp's `stop`)
@@ -906,7 +910,7 @@ class SseObserver(Observer):
         self._partial_size = len(last)
         if self._fresh:
             self._fresh = False
-            if lines[0].startswith(_BOM):
+            if lines[0].startswith(_BOM) and not (self.json_every_event or self.typed_by_name):
                 lines[0] = lines[0][3:]
         if self._lines:
             if not self._json_lines(lines):
@@ -1633,7 +1637,7 @@ class SseObserver(Observer):
         if self._partial:
             last = b"".join(self._partial)
             self._partial.clear()
-            if self._fresh and last.startswith(_BOM):
+            if self._fresh and last.startswith(_BOM) and not (self.json_every_event or self.typed_by_name):
                 last = last[3:]
             if (
                 self.json_every_event or self.typed_by_name

@@ -1,9 +1,10 @@
-"""Event streams are read as the WHATWG EventSource reads them: a byte order mark that begins the stream is
-dropped, an event's data is its `data:` lines joined by LF (pretty-printed JSON comes a line each), lines end in
-LF, CRLF or a bare CR, and the stream may be cut into chunks anywhere (a CRLF too). Each stream is read as a
-reference reader (`spec_events`, the spec's steps written out) has its events: the record (labels, digest, finish
-reasons, usage) is that of the same events sent one line each. An event's data is bounded as a line is
-(`sse.MAX_LINE`)."""
+"""Event streams are read as the WHATWG EventSource reads them: an event's data is its `data:` lines joined by LF
+(pretty-printed JSON comes a line each), lines end in LF, CRLF or a bare CR, and the stream may be cut into chunks
+anywhere (a CRLF too); a byte order mark that begins the stream is dropped, but where the openai or Anthropic SDK
+reads it (these three APIs): their decoders keep it, and the line it begins is a field they ignore, which is said
+unread (`scan:truncated`). Each stream is read as a reference reader (`spec_events`, the spec's steps written out)
+has its events: the record (labels, digest, finish reasons, usage) is that of the same events sent one line each. An
+event's data is bounded as a line is (`sse.MAX_LINE`)."""
 
 from __future__ import annotations
 
@@ -24,8 +25,10 @@ from proxy.protocols import sse
 from proxy.protocols.anthropic import MessagesObserver
 from proxy.protocols.openai import ReplyObserver, ResponsesObserver
 from proxy.protocols.sse import SseObserver
+from proxy.protocols.tgi import TgiObserver
 from tests.test_unsized_replies_output import (  # noqa: F401  # (a fixture)
     BODIES,
+    TRUNCATED,
     Reply,
     setup_for,
 )
@@ -91,9 +94,8 @@ def stream(events: list[dict[str, Any]], done: bool, end: bytes, bom: bool, pret
 
 
 def spec_events(data: bytes) -> list[bytes]:
-    """The data of each event of a whole stream, as the WHATWG steps read it (the reference)."""
-    if data.startswith(BOM):
-        data = data[3:]
+    """The data of each event of a whole stream, as the WHATWG steps read it (the reference), but a byte order mark
+    kept, as the SDKs' decoders keep it (`stream` puts it before a comment: the line is ignored either way)."""
     lines = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
     events, buffer = [], []
     for line in lines[:-1]:  # (the last is no whole line)
@@ -123,11 +125,18 @@ def observed(kind: type[SseObserver], pieces: list[bytes]) -> tuple[tuple[Any, .
 
 
 def reference(kind: type[SseObserver], data: bytes) -> tuple[Any, ...]:
-    """The record of a stream's events (as the spec reads them) sent one line each."""
+    """The record of a stream's events (as the spec reads them) sent one line each; the line a byte order mark
+    begins, said unread."""
     events = spec_events(data)
     lines = b"".join(b"data: " + (b"[DONE]" if e == b"[DONE]" else orjson.dumps(orjson.loads(e))) + b"\n\n"
                      for e in events)  # fmt: skip
-    return observed(kind, [lines])[0]
+    return marked(observed(kind, [lines])[0], data.startswith(BOM))
+
+
+def marked(record: tuple[Any, ...], bom: bool) -> tuple[Any, ...]:
+    """`record` (`observed`'s) of a stream that a byte order mark begins, to an SDK's reader: the line it begins is no
+    field, said unread."""
+    return (record[0] | {"scan:truncated"}, *record[1:]) if bom else record
 
 
 @pytest.mark.parametrize("name", list(KINDS))
@@ -136,6 +145,7 @@ def test_pretty_printed_events_with_a_bom_split_at_every_byte_read_as_one_line_e
     kind, events, done = KINDS[name]
     expected, _ = observed(kind, [one_line_stream(events, done)])
     assert expected[0] == {"pii:email"} and expected[1] is not None
+    expected = marked(expected, True)
     data = stream(events, done, end, bom=True, pretty=[True, False, True])
     assert reference(kind, data) == expected  # (the reference reads them so)
     for cut in range(len(data) + 1):
@@ -161,17 +171,22 @@ def test_any_stream_cut_anywhere_reads_as_the_spec_reads_it(
     pieces = [data[start:stop] for start, stop in zip([0, *at], [*at, len(data)], strict=True)]
     assert b"".join(pieces) == data
     got, _ = observed(kind, pieces)
-    assert got == reference(kind, data) == observed(kind, [one_line_stream(events, done)])[0]
+    assert got == reference(kind, data) == marked(observed(kind, [one_line_stream(events, done)])[0], bom)
 
 
-def test_a_bom_is_dropped_only_at_the_stream_start() -> None:
+def test_a_bom_is_dropped_only_at_the_stream_start_and_not_where_an_sdk_reads_it() -> None:
     """One later is no part of the field name that follows it: that line is no field SSE defines, and is said
-    unread; the stream's own, split over three chunks, is dropped."""
+    unread; the stream's own, split over three chunks, is dropped (TGI's stream, as the spec reads it), but not in a
+    stream the openai SDK reads, whose decoder keeps it: the event it begins is one the SDK never gives (a field it
+    ignores, `\ufeffdata`), not read, and said unread (until 2026-12-05 read, and its error `upstream_error`)."""
     event = b"data: " + orjson.dumps(chunk(0, "to bob@example.org")) + b"\n\n"
     got, _ = observed(ReplyObserver, [BOM[:1], BOM[1:2], BOM[2:] + event])
-    assert got[0] == {"pii:email"}
+    assert got[0] == {"scan:truncated"}
     got, _ = observed(ReplyObserver, [event + BOM + event])
     assert got[0] == {"pii:email", "scan:truncated"}
+    token = b"data: " + orjson.dumps({"token": {"id": 1, "text": "to bob@example.org"}, "generated_text": None})
+    got, _ = observed(TgiObserver, [BOM[:1], BOM[1:2], BOM[2:] + token + b"\n\n"])
+    assert got[0] == {"pii:email"}
 
 
 def test_an_event_ending_with_the_reply_is_read() -> None:
@@ -239,7 +254,8 @@ def test_through_the_proxy_a_stream_after_a_bom_is_read_and_nothing_is_held_back
         setup.loop_thread.loop.call_soon_threadsafe(gate.set)
         got += b"".join(chunks)
     assert got == data
-    assert setup.recorded(response, flow) == ([flow, OUT_EMAIL], [flow, OUT_EMAIL])
+    # (the mark's line, a comment to the spec, is a field the SDK ignores: no field, said unread)
+    assert setup.recorded(response, flow) == ([flow, OUT_EMAIL, TRUNCATED], [flow, OUT_EMAIL, TRUNCATED])
 
 
 @pytest.mark.parametrize("line", [b"data: {\n\n", b"data: {x}\n\n", b'data: {"a": 1,\ndata: "b"\n\n'])
