@@ -71,3 +71,29 @@ def test_a_responses_event_holding_an_error_is_the_upstreams_error(setup_for: An
     for read in (7, len(stream)):  # (past where the reply is read)
         outcome = fed("responses", _given_up("responses"), stream, read)
         assert outcome.error_type == expected and TRUNCATED in outcome.output_detected, read
+
+
+FAILED = {**_RESPONSE, "status": "failed", "error": {"code": "server_error", "message": "boom"}}
+FAILURES = {  # (the Responses API's own: an `error` event, a response that failed)
+    "error": b'event: error\ndata: {"type": "error", "sequence_number": 1, "code": "server_error", "message": "boom"}\n\n',
+    "response.failed": b"event: response.failed\ndata: "
+    + orjson.dumps({"type": "response.failed", "sequence_number": 1, "response": FAILED})
+    + b"\n\n",
+}
+
+
+@pytest.mark.parametrize("kind", list(FAILURES))
+def test_a_responses_failure_the_sdk_yields_is_the_upstreams_error(setup_for: Any, kind: str) -> None:  # noqa: F811
+    """The SDK raises at neither: its stream yields each as an event of its type (`ResponseErrorEvent`,
+    `ResponseFailedEvent` with `status` `failed`), and its `responses.stream()` helper's `get_final_response()` raises
+    (no `response.completed`). The upstream said the call failed, and its client has that: `upstream_error`."""
+    setup = setup_for()
+    setup.upstream.reply = Reply([CREATED + FAILURES[kind]], content_type="text/event-stream")
+    client = openai.OpenAI(base_url=f"{setup.proxy.url}/v1", api_key="k", max_retries=0, timeout=30)
+    try:
+        raw = client.responses.with_raw_response.create(model="m", input="hi", stream=True)
+        types = [event.type for event in raw.parse()]
+    finally:
+        client.close()
+    assert types == ["response.created", kind]
+    assert span_of(setup, raw.headers["x-trace-id"]).attributes.get("error.type") == "upstream_error"
