@@ -10,10 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 import anthropic
+import orjson
 import pytest
 from openai._streaming import SSEDecoder
 
-from tests.event_streams import chat, sse
+from tests.event_streams import chat, openai_chat, sse
 from tests.test_anthropic_error_by_name_alone import START
 from tests.test_sse_events_as_the_sdk_reads_them import CHUNK, DONE, through_sdk
 from tests.test_stream_close_delimited_cut import span_of
@@ -27,6 +28,7 @@ MESSAGE_DELTA = sse({"type": "message_delta", "delta": {"stop_reason": "end_turn
 MESSAGE_STOP = sse({"type": "message_stop"}, "message_stop")
 RESPONSE = {"id": "r1", "object": "response", "created_at": 1, "model": "m", "output": [], "status": "in_progress"}
 SECOND_FINISHED = chat("", "length").replace(b'"index":0', b'"index":1')  # (choice 1's)
+THIRD_FINISHED = chat("", "stop").replace(b'"index":0', b'"index":2')
 NATIVE = b'data: {"content": "hi", "stop": false}\n\n'  # (llama.cpp's own stream)
 NATIVE_STOP = b'data: {"content": "", "stop": true}\n\n'
 CREATED = sse({"type": "response.created", "response": RESPONSE}, "response.created")
@@ -115,3 +117,62 @@ def anthropic_call(setup: Any) -> tuple[list[str], Exception | None, Any]:
     finally:
         client.close()
     return types, raised, span_of(setup, raw.headers["x-trace-id"])
+
+
+USAGE = b"data: " + orjson.dumps({"id": "c1", "object": "chat.completion.chunk", "model": "m", "choices": [],
+                                  "usage": {"prompt_tokens": 3, "completion_tokens": 4}}) + b"\n\n"  # fmt: skip
+DELTA_USAGE = sse({"type": "message_delta", "delta": {"stop_reason": "end_turn"},
+                   "usage": {"input_tokens": 5, "output_tokens": 6}}, "message_delta")  # fmt: skip
+COMPLETED_USAGE = sse({"type": "response.completed", "response": {**RESPONSE, "id": "r2", "status": "completed",
+                                                                  "usage": {"input_tokens": 7, "output_tokens": 8}}},
+                      "response.completed")  # fmt: skip
+NATIVE_TOKENS = b'data: {"content": "", "stop": false, "tokens_evaluated": 9, "tokens_predicted": 10}\n\n'
+
+
+USAGE_FINISHED = b"data: " + orjson.dumps({"id": "c1", "object": "chat.completion.chunk", "model": "m",
+                                           "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                                           "usage": {"prompt_tokens": 3, "completion_tokens": 4}}) + b"\n\n"  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("kind", "before", "last", "given", "seen"),
+    [
+        ("openai", chat("hi", "stop"), USAGE, (None, None, ("stop",)), (3, 4, ("stop",))),
+        (
+            "openai",
+            SECOND_FINISHED + THIRD_FINISHED,
+            USAGE_FINISHED,
+            (None, None, ("length", "stop")),
+            (3, 4, ("stop", "length", "stop")),
+        ),  # (n > 1: the choices' reasons before it, as they were)
+        ("anthropic", START, DELTA_USAGE, (1, 1, ()), (5, 6, ("end_turn",))),
+        ("anthropic", b"", START[: START.index(b"\n\n") + 2], (None, None, ()), (1, 1, ())),
+        ("responses", CREATED, COMPLETED_USAGE, (None, None, ()), (7, 8, ("completed",))),
+        ("llama.cpp", NATIVE, NATIVE_TOKENS, (None, None, ()), (9, 10, ())),
+    ],
+)
+def test_an_unended_last_events_usage_is_none(kind: str, before: bytes, last: bytes, given: Any, seen: Any) -> None:
+    """Its token counts are the record's only where the blank line after it came, with its finish reason (review
+    revstreams' find in helper streams' 55f3a6a: they were recorded though the SDK never gave the event, as its finish
+    reason was until then: a usage chunk the body ended in gave `gen_ai.usage.*` its client never had)."""
+    for cut in (0, 1, 2):
+        stream = before + last[: len(last) - cut]
+        for read in (1, 3, 7, 64, len(stream)):
+            observer, outcome = observer_of(kind)
+            for at in range(0, len(stream), read):
+                observer.chunk(stream[at : at + read])
+            observer.cut_short()
+            observer.finish()
+            got = (outcome.input_tokens, outcome.output_tokens, outcome.finish_reasons)
+            assert got == (seen if cut == 0 else given), (cut, read)
+
+
+def test_an_unended_usage_chunk_is_none_through_the_sdk(setup_for: Any) -> None:  # noqa: F811
+    """The openai SDK gives no chunk with usage (`stream_options.include_usage`'s, last): the span has no token counts."""
+    setup = setup_for()
+    for stream, given in ((chat("hi", "stop") + USAGE[:-1], False), (chat("hi", "stop") + USAGE, True)):
+        setup.upstream.reply = Reply([stream], content_type="text/event-stream")
+        chunks, raised, span = openai_chat(setup, timeout=30)
+        assert raised is None and any(chunk.usage is not None for chunk in chunks) is given
+        assert span.attributes.get("gen_ai.usage.output_tokens") == (4 if given else None)
+        assert span.attributes.get("error.type") is None  # (its finish reason given)

@@ -590,8 +590,7 @@ class ReplyObserver(SseObserver):
         names each choice once, and its first `_MOST_CHOICES` are kept)."""
         reasons = self._reasons
         if type(reason) is str and (index in reasons or len(reasons) < _MOST_CHOICES):
-            if self._given():  # (the choices' reasons too, which `done` records when more than one)
-                self._reasons_before = dict(reasons)
+            self._given()
             reasons[index] = reason
             if len(reasons) == 1:  # (most replies: recorded as it comes)
                 self.outcome.finish_reasons = (reason,)
@@ -599,6 +598,14 @@ class ReplyObserver(SseObserver):
             self._finished = True
             if self._later:
                 self._advance()
+
+    def _given(self) -> bool:
+        if not super()._given():
+            return False
+        # (the choices' reasons too, which `done` records when more than one: at the event's first `_given`, which may be
+        # its usage's before its finish reason's)
+        self._reasons_before = dict(self._reasons)
+        return True
 
     def _unseen(self) -> None:
         super()._unseen()

@@ -653,9 +653,11 @@ class SseObserver(Observer):
     # named one of `_PARSED_NAMES`: 0 none (or white space), 1 one JSON object, 2 none or no object (even: the SDK
     # raises); a class default (no work a call)
     _parsed = 0
-    # the finish reasons and `stopped` before the open event gave some (`_given`), restored where no blank line ends it
-    # (`_unseen`); a class default (no work a call)
-    _before: tuple[tuple[str, ...], bool] | None = None
+    # the finish reasons, `stopped` and the token counts before the open event gave some (`_given`), restored where no
+    # blank line ends it (`_unseen`); a class default (no work a call)
+    _before: tuple[tuple[str, ...], bool, int | None, int | None] | None = None
+    # a line of an event stream was read (a whole reply's fields are never held: `_given`); a class default
+    _in_stream = False
 
     def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool) -> None:
         self.outcome = outcome
@@ -910,6 +912,7 @@ class SseObserver(Observer):
         self._partial_size = len(last)
         if self._fresh:
             self._fresh = False
+            self._in_stream = True
             if lines[0].startswith(_BOM) and not (self.json_every_event or self.typed_by_name):
                 lines[0] = lines[0][3:]
         if self._lines:
@@ -1637,6 +1640,7 @@ class SseObserver(Observer):
         if self._partial:
             last = b"".join(self._partial)
             self._partial.clear()
+            self._in_stream = True
             if self._fresh and last.startswith(_BOM) and not (self.json_every_event or self.typed_by_name):
                 last = last[3:]
             if (
@@ -1805,25 +1809,33 @@ class SseObserver(Observer):
             self._ending |= _HELD
 
     def _given(self) -> bool:
-        """A streamed event's finish or stop reason, about to be recorded: the record as it was before it is kept until
-        the blank line that ends the event (`_GIVEN`), where an SDK's decoder dispatches it (the openai and Anthropic
-        SDKs': `json_every_event`, `typed_by_name`; not JSON lines, which have no blank lines). Whether it was kept now
-        (the event's first)."""
-        if self._ending & _GIVEN or not (self.json_every_event or self.typed_by_name) or self._lines:
+        """A streamed event's finish or stop reason, or token counts, about to be recorded: the record as it was before
+        it is kept until the blank line that ends the event (`_GIVEN`), where an SDK's decoder dispatches it (the openai
+        and Anthropic SDKs': `json_every_event`, `typed_by_name`; not JSON lines, which have no blank lines; nor a whole
+        reply's, `_in_stream`). Whether it was kept now (the event's first)."""
+        if (
+            not self._in_stream
+            or self._ending & _GIVEN
+            or not (self.json_every_event or self.typed_by_name)
+            or self._lines
+        ):
             return False
         self._ending |= _GIVEN
-        self._before = (self.outcome.finish_reasons, self.stopped)
+        outcome = self.outcome
+        self._before = (outcome.finish_reasons, self.stopped, outcome.input_tokens, outcome.output_tokens)
         return True
 
     def _unseen(self) -> None:
-        """The reply ended in an event that gave a finish or stop reason before its blank line came (`_given`): the SDK's
-        decoder never dispatched it, and its client had neither, so the record has neither (until 2026-12-05 it had
-        both, and the stream was not said to end early: `data: {... "finish_reason": "stop"}` with no blank line after
-        it, then the body's end, recorded `stop` and no error; the SDK gave no finish reason)."""
+        """The reply ended in an event that gave a finish or stop reason, or token counts, before its blank line came
+        (`_given`): the SDK's decoder never dispatched it, and its client had none of them, so the record has none (until
+        2026-12-05 it had them, and the stream was not said to end early: `data: {... "finish_reason": "stop"}` with no
+        blank line after it, then the body's end, recorded `stop` and no error; the SDK gave no finish reason; and a usage
+        chunk so sent gave `gen_ai.usage.*`, review revstreams)."""
         self._ending &= ~_GIVEN
         before = self._before
         if before is not None:
-            self.outcome.finish_reasons, self.stopped = before
+            outcome = self.outcome
+            outcome.finish_reasons, self.stopped, outcome.input_tokens, outcome.output_tokens = before
             self._before = None
 
     def _stream_error(self) -> None:
@@ -1832,10 +1844,15 @@ class SseObserver(Observer):
             self.outcome.error_type = STREAM_ERROR
 
     def usage(self, usage: Any, input_key: str = "input_tokens", output_key: str = "output_tokens") -> None:
+        """The reply's token counts (in a streamed event, held until its blank line: `_given`)."""
         if isinstance(usage, dict):
             if isinstance(usage.get(input_key), int):
+                if self._in_stream and not self._ending & _GIVEN:  # (its first in the event; none in a whole reply)
+                    self._given()
                 self.outcome.input_tokens = usage[input_key]
             if isinstance(usage.get(output_key), int):
+                if self._in_stream and not self._ending & _GIVEN:
+                    self._given()
                 self.outcome.output_tokens = usage[output_key]
 
     def read_waiting(self, later: dict[int, list[str]] | dict[int, bytearray]) -> int:
