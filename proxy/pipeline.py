@@ -739,7 +739,10 @@ class Pipeline:
         ever). Never forwarded: a vLLM with a LoRA resolver plugin loads such a name on its base on the first call.
         A load or unload of such a name (`runs_no_weights`: a new adapter's load, which only it lists) is refused 403
         `purpose_denied`: it changes what runs on the route's base, and nothing is waiting to be known (until review
-        routes2, 2026-12-05, 503, then 404 once asked about: retried, it never passed)."""
+        routes2, 2026-12-05, 503, then 404 once asked about: retried, it never passed). So is a call naming no model
+        (a passthrough POST: SGLang's `update_weights_from_disk`, which replaces the base's weights, a load naming no
+        adapter, any other): what it runs, if anything, runs on that one base (until helper routes3, 2026-12-05, 503
+        "being asked about model ''" for ever: no name is ever asked about)."""
         model = call.model
         purpose = decision.purpose
         for limited, purposes in unheld:
@@ -749,12 +752,20 @@ class Pipeline:
                 book = self.runtime.book
                 caller = decision.caller or "anonymous"
                 allows = ", ".join(sorted(purposes)) or "none"
-                if loading and call.runs_no_weights:  # a LoRA adapter's load or unload
+                if loading and (call.runs_no_weights or not model):  # a LoRA adapter's load or unload; no model
                     base = book.resolve(upstream, limited, None, learn=False)
                     weights = base.name if base is not None else limited
-                    reason = (f"a load or unload of LoRA adapter {quoted_name(model)} changes what runs on the weights "
-                              f"of model {quoted_name(limited)} ({quoted_name(weights)}), the base it is loaded on "
-                              f"there, which may not be used for purpose {purpose!r} (route allows: {allows})")  # fmt: skip
+                    if model:
+                        reason = (f"a load or unload of LoRA adapter {quoted_name(model)} changes what runs on the "
+                                  f"weights of model {quoted_name(limited)} ({quoted_name(weights)}), the base it is "
+                                  f"loaded on there, which may not be used for purpose {purpose!r} (route allows: "
+                                  f"{allows})")  # fmt: skip
+                    else:
+                        reason = (f"this call names no model; upstream {upstream.name!r}'s server (a vLLM or SGLang) "
+                                  "runs one base, so what it runs or changes (SGLang's update_weights_from_disk "
+                                  f"replaces them) is the weights of model {quoted_name(limited)} "
+                                  f"({quoted_name(weights)}), which may not be used for purpose {purpose!r} (route "
+                                  f"allows: {allows})")  # fmt: skip
                     refused = refuse(decision, self.policy, "purpose_denied", f"route:{limited}", reason)
                     return self._judged(call, decision, refused)
                 if loading and book.unlisted(upstream, model, caller):

@@ -633,6 +633,52 @@ def test_an_sglang_weights_update_through_the_proxy_is_read_at_once(
     assert span["lineage.checkpoint.source"] == "upstream", span  # was: the reply's (not listed when read)
 
 
+def test_a_model_less_post_for_a_purpose_the_sglang_bases_route_forbids_is_denied(
+    sglang: tuple[VllmLike, str], otlp: OtlpReceiver, make_proxy: Callable[..., ProxyHandle]
+) -> None:
+    """A POST naming no model relayed to an SGLang (a vLLM) whose one base is a purpose-limited route's model, for a
+    purpose that route forbids, is refused 403 `purpose_denied`: SGLang's `update_weights_from_disk` replaces those
+    weights, a load naming no adapter would load one on them, any other runs, if anything, on them. Nothing is waiting
+    to be known: until helper routes3 (2026-12-05) each was 503 `checkpoint_unknown` ("being asked about model ''"),
+    retried for ever. One whose upstream's server limits no route's purposes is forwarded, as before."""
+    server, url = sglang
+    proxy = make_proxy(FORWARD, UPSTREAM=url, MODEL=SERVED, OTLP=f"http://127.0.0.1:{otlp.port}")
+    ads = {"x-purpose": "ads"}
+    for path, body in (
+        ("/update_weights_from_disk", {"model_path": "/ckpt/step-200"}),
+        ("/load_lora_adapter", {"lora_path": "/adapters/sql-lora"}),  # (no lora_name: SGLang refuses it)
+        ("/flush_cache", {}),
+    ):
+        for _ in range(2):  # was: 503 checkpoint_unknown each time
+            refused = httpx.post(f"{proxy.url}{path}", headers=ads, json=body, timeout=10)
+            assert refused.status_code == 403, refused.text
+            error = refused.json()["error"]
+            assert error["code"] == "purpose_denied", refused.text
+            assert f"the weights of model {SERVED!r} ({ROOT!r})" in error["message"], error["message"]
+            assert "route allows: care" in error["message"], error["message"]
+    assert not any(r.path != "/v1/models" for r in server.requests), [r.path for r in server.requests]
+    assert [m["id"] for m in server.models] == [SERVED]
+    updated = httpx.post(f"{proxy.url}/update_weights_from_disk", headers={"x-purpose": "care"}, timeout=10,
+                         json={"model_path": "/ckpt/step-200"})  # fmt: skip
+    assert updated.status_code == 200 and updated.json()["success"] is True, updated.text
+
+
+def test_a_model_less_post_to_a_server_no_route_limits_is_forwarded_for_any_purpose(
+    loop_thread: LoopThread, otlp: OtlpReceiver, make_proxy: Callable[..., ProxyHandle]
+) -> None:
+    """Beside a purpose-limited route's SGLang, the `"*"` route's other SGLang, whose weights no route limits, takes
+    an update of its weights (a POST naming no model) for any purpose."""
+    a = VllmLike(models=[{"id": SERVED, **_BASE, "owned_by": "sglang"}])
+    b = VllmLike(models=[{"id": "qwen", **_BASE, "root": "Qwen/Q", "owned_by": "sglang"}])
+    with serving(loop_thread, _sglang(a)) as url_a, serving(loop_thread, _sglang(b)) as url_b:
+        config = TWO_VLLMS.replace('{model: "*", upstream: a}', '{model: "*", upstream: b}')
+        proxy = make_proxy(config, A=url_a, B=url_b, OTLP=f"http://127.0.0.1:{otlp.port}")
+        updated = httpx.post(f"{proxy.url}/update_weights_from_disk", headers={"x-purpose": "ads"}, timeout=10,
+                             json={"model_path": "/ckpt/step-200"})  # fmt: skip
+        assert updated.status_code == 200 and updated.json()["success"] is True, updated.text
+        assert [m["id"] for m in b.models] == ["/ckpt/step-200"] and [m["id"] for m in a.models] == [SERVED]
+
+
 def test_a_call_made_while_an_sglang_weights_update_runs_is_not_recorded_as_the_weights_replaced(
     loop_thread: LoopThread, otlp: OtlpReceiver, make_proxy: Callable[..., ProxyHandle]
 ) -> None:
