@@ -115,10 +115,13 @@ class Changes:
     forks them (`share_changes`). A worker that relays one counts it (`bump`); the others find the count changed
     where they resolve a checkpoint that depends on it (`CheckpointBook.resolve`, one int read) and read the
     upstream again as the one that relayed it does. An upstream's count is in the slot its server's address hashes
-    to (`server`, `CHANGE_SLOTS`): every name that reaches one server shares it, and two servers that share one make
-    a change to either read both again, nothing worse. A count says what kind of change moved it too: those that
+    to (`server`, `CHANGE_SLOTS`): every name that reaches one server shares it, and two servers that share one (1 in
+    4,096 a pair) make a change to either read both again. A count says what kind of change moved it too: those that
     replaced the weights its base serves (SGLang's `update_weights_from_disk`, `REPLACED` each) are in its high bits,
-    so one read of one word says both, as they were counted together (`replacements`)."""
+    so one read of one word says both, as they were counted together (`replacements`). So a replacement on one of two
+    servers sharing a slot makes every worker forget the other's base too, from its next call on it until a round of
+    it, asked then, reads it again: one round, not told apart, as that needs a second word read apart from the first
+    and a second count kept for each server through rounds and reloads, where a slip keeps a base that was replaced."""
 
     def __init__(self) -> None:
         # a file unlinked already, only its descriptor kept (inherited by fork): its memory is what the workers share,

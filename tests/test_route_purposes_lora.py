@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -853,6 +854,53 @@ def test_an_sglang_weights_update_forwarded_before_a_reload_is_not_read_as_done_
         await after.refresh(upstream)
         found = after.resolve(upstream, "/ckpt/step-200", learn=False)
         assert found is not None and found.name == "/ckpt/step-200" and not after.stale("up")
+
+    asyncio.run(main())
+
+
+def test_an_sglang_weights_update_forgets_a_server_sharing_its_change_slot_for_one_round() -> None:
+    """Two servers whose addresses share a slot of the change counts the workers share (`Changes`, 1 in 4,096 a pair):
+    SGLang's update of one makes every worker, the relaying one too, forget the other's base (a vLLM's here) from its
+    next call on it until a round of it, asked then, has read it again, as the README and `Changes` say (not told
+    apart: review revroutes2's repro_slot_collision). Its limited route is `unheld` meanwhile; nothing else is kept."""
+    seen: dict[int, str] = {}
+    urls: list[str] = []
+    for port in range(1000, 60000):
+        url = f"http://localhost:{port}"
+        slot = zlib.crc32(url.encode()) % checkpoints.CHANGE_SLOTS
+        if slot in seen:
+            urls = [seen[slot], url]
+            break
+        seen[slot] = url
+    config = f"""
+listen: {{http: 127.0.0.1:0}}
+upstreams: [{{name: sg, url: "{urls[0]}"}}, {{name: vl, url: "{urls[1]}"}}]
+routes: [{{model: {SERVED}, upstream: vl, purposes: [care]}}, {{model: "*", upstream: sg}}]
+"""
+    listings = {"sg": [{"id": SERVED, **_BASE, "owned_by": "sglang"}], "vl": [{"id": SERVED, **_BASE}]}
+    sg, vl = parse(config, source="t.yaml").upstreams
+
+    async def get_json(up: Any, path: str) -> Any:
+        if path == "/v1/models":
+            return {"object": "list", "data": list(listings[up.name])}
+        raise checkpoints.MetadataStatus(404, path)
+
+    async def main() -> None:
+        changes = checkpoints.Changes()
+        assert changes.slot(checkpoints.server(sg)) == changes.slot(checkpoints.server(vl))
+        limits = [("vl", SERVED, frozenset({"care"}))]
+        books = [checkpoints.CheckpointBook([sg, vl], Fetch(get_json), changes=changes, limits=limits) for _ in "12"]
+        for book in books:
+            for upstream in (sg, vl):
+                await book.refresh(upstream)
+        listings["sg"][0] = {**listings["sg"][0], "id": "/ckpt/step-200", "root": "/ckpt/step-200"}
+        books[0].changed(sg, True)  # (SGLang's update, relayed by the first worker: no round runs here)
+        for book in books:
+            assert book.resolve(vl, SERVED, learn=False) is None and book.stale("vl")
+            assert book.unheld == {"vl": ((SERVED, frozenset({"care"})),)}
+            await book.refresh(vl)  # (the round asked at once)
+            found = book.resolve(vl, SERVED, learn=False)
+            assert found is not None and found.name == ROOT and not book.unheld and not book.stale("vl"), found
 
     asyncio.run(main())
 
