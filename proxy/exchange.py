@@ -529,9 +529,12 @@ class Exchange:
                     self._observer_failed()
         self._left = content_length
         if self.target.rediscover:
+            replacing = self._replacing is not None
             self._replaced()
             if 200 <= status < 300:
-                self._rediscover()
+                self._rediscover(self.target is passthrough.REPLACES_WEIGHTS)
+            elif replacing:  # a failed update: what serves was not known while it ran; the reply waits to know it again
+                self._rediscover(False)
 
     def _replaces(self, upstream: Upstream) -> None:
         """A change to what serves goes to `upstream`. SGLang's `update_weights_from_disk`: a call that reaches the
@@ -548,14 +551,14 @@ class Exchange:
             self._replacing = None
             self.pipeline.runtime.book.replaced(upstream)
 
-    def _rediscover(self) -> None:
+    def _rediscover(self, replaced: bool) -> None:
         """The upstream changed what serves (llama.cpp's `POST /lora-adapters` set its scales; SGLang's
-        `update_weights_from_disk` replaced its weights, `passthrough.REPLACES_WEIGHTS`): its metadata is asked again
-        now, and the reply waits for that round (`recorded`), so its client's next call is recorded, and checked,
-        with what serves then, not with what the last round read (`discovery_interval_s` ago)."""
+        `update_weights_from_disk` replaced its weights, `replaced`), or an update that made it not known failed
+        (`_replaces`): its metadata is asked again now, and the reply waits for that round (`recorded`), so its
+        client's next call is recorded, and checked, with what serves then, not with what the last round read
+        (`discovery_interval_s` ago), nor as weights not known (until 2026-12-05 a failed update's reply did not wait)."""
         decision = self.decision
         if decision is not None and decision.upstream is not None:
-            replaced = self.target is passthrough.REPLACES_WEIGHTS
             self._rediscovered = self.pipeline.runtime.book.changed(decision.upstream, replaced)
 
     def _decoding(self, coding: str) -> bool:
