@@ -2616,11 +2616,17 @@ class Detectors:
         # the custom patterns alone, which a stream scanner reads again farther back (`_PatternStreamScanner`): these
         # detectors themselves when they are all there is; None without one
         self._long: Detectors | None = None
+        # and the built-in ones alone, which that stream scanner's windows read: a custom pattern is its re-reading's
+        # alone, so a stream does not read for it what that reading did not (the end of a text the limit's length that
+        # NFKC makes longer, `…555-2671¼`: past the limit read whole, and `[0-9]\n` found there streamed until
+        # 2026-12-05); self without one
+        self._builtin: Detectors = self
         if customs:
             if len(customs) == len(finders):
                 self._long = self
             else:
                 self._long = Detectors([spec for spec in specs_read if spec.pattern is not None], max_chars, keep_max)
+            self._builtin = Detectors([spec for spec in specs_read if spec.pattern is None], max_chars, keep_max)
         # the `email` finder alone, which a stream scanner reads its tail again with as the text's end where its window
         # ended in an address that may go on (`_unfinished`, `StreamScanner._mail_open`); None without it
         self._mail: Detectors | None = None
@@ -2961,7 +2967,7 @@ class Detectors:
         """A scanner of a text that arrives in pieces; with a custom pattern, one reading it again farther back for
         those patterns (`_PatternStreamScanner`): an ordinary stream does no work for them."""
         long = self._long
-        return StreamScanner(self) if long is None else _PatternStreamScanner(self, long)
+        return StreamScanner(self) if long is None else _PatternStreamScanner(self._builtin, long)
 
     def scan_output(self, text: str) -> frozenset[str]:
         """A reply's one output read whole, as `scan` reads it, its end read as a new `stream()` fed it whole and
@@ -3440,16 +3446,13 @@ class StreamScanner:
         self._before = ""  # the character before the tail as the detectors read it, "" at the text's start
         self._unaligned = False  # the run the tail was cut in read whole is no phones alike (`_run_unaligned`)
         # whether the end of what was read, with a custom pattern, was read as not the end (`_Text.more`): read again
-        # as the end, if asked for so, or as the text's (`found`, `end_text`); not by a `_PatternStreamScanner`'s, whose
-        # custom patterns are read again so farther back (its tail read alone again, a local part cut at its start was
-        # an address)
+        # as the end, if asked for so, or as the text's (`found`, `end_text`); a `_PatternStreamScanner`'s windows read
+        # no custom pattern (its tail read alone again, a local part cut at its start was an address)
         self._open = False
         self._reopens = detectors.patterns
         # whether the tail holds `@`, read as not the end: read again as the end for `email` alone (`_unfinished`)
         self._mail_open = False
-        # how many of a window's last characters the next reads again, with a custom pattern (`_Text.more`): a
-        # `_PatternStreamScanner`'s stream scanner leaves its custom patterns' matches at a window's end to its own
-        # re-reading, however long
+        # how many of a window's last characters the next reads again, with a custom pattern (`_Text.more`)
         self._again = self.OVERLAP
         self._cards = detectors._reads_cards
         self._in_run = False  # the tail starts inside a run of numbers it was cut in (`_Text.in_run`)
@@ -3603,13 +3606,13 @@ class _PatternStreamScanner(StreamScanner):
     read with (a PEM key: 26 lines, 1,700 characters): those patterns alone (`long`) are read again in windows of their
     own, a batch of at least `STREAM_VALUE_MAX` new characters after the last `STREAM_VALUE_MAX` read before (as the
     detectors read them, from the white space up to `_LONG_GAP` before them), so a value of theirs up to that long is
-    found however the reply was cut, for twice their reading of the text. Before 2026-12-05 a PEM key streamed in
-    pieces that a batch's end (4,096 characters) cut was not found, where the same reply read whole was."""
+    found however the reply was cut. Before 2026-12-05 a PEM key streamed in pieces that a batch's end (4,096
+    characters) cut was not found, where the same reply read whole was. The stream scanner's own windows read the
+    built-in detectors alone (`detectors`, `Detectors._builtin`): until 2026-12-05 they read the custom patterns too,
+    twice the work, and found one where these windows, as the reply read whole, stopped at the limit."""
 
     def __init__(self, detectors: Detectors, long: Detectors) -> None:
         super().__init__(detectors)
-        self._reopens = False
-        self._again = _MOST_FOLDED * detectors.max_chars + 1  # (all of a window: `_Text.more`)
         self._long = long
         self._long_tail = ""
         self._long_waiting: list[str] = []  # pieces not read yet for the custom patterns
