@@ -52,14 +52,14 @@ def test_an_anthropic_error_is_the_event_named_error(setup_for: Any, stream: byt
     observed_as_the_sdk_reads_it(setup_for, stream, raises, "flow-ssenormal")
 
 
-@pytest.mark.parametrize(("stream", "raises"), [STREAMS[0], STREAMS[3], STREAMS[7], STREAMS[11]])
-def test_through_the_real_anthropic_sdk(setup_for: Any, stream: bytes, raises: bool) -> None:  # noqa: F811
-    """The real SDK reading the proxy's relayed stream: what it raised, and the record, agree."""
-    setup = setup_for()
-    setup.upstream.reply = Reply([line + b"\n" for line in stream.split(b"\n")[:-1]], content_type="text/event-stream")
-    client = anthropic.Anthropic(base_url=setup.proxy.url, api_key="k", max_retries=0, timeout=30,
-                                 default_headers={"x-data-labels": "flow-ssenormal-sdk"})  # fmt: skip
-    raised = None
+def anthropic_call(setup: Any, labels: str | None = None) -> tuple[list[str], Exception | None, Any]:
+    """A Messages stream through the proxy with the real Anthropic SDK: its events' types, what it raised, the span."""
+    headers = {} if labels is None else {"x-data-labels": labels}
+    client = anthropic.Anthropic(
+        base_url=setup.proxy.url, api_key="k", max_retries=0, timeout=30, default_headers=headers
+    )
+    types: list[str] = []
+    raised: Exception | None = None
     try:
         raw = client.messages.with_raw_response.create(
             model="m", max_tokens=5, messages=[{"role": "user", "content": "hi"}], stream=True
@@ -70,8 +70,16 @@ def test_through_the_real_anthropic_sdk(setup_for: Any, stream: bytes, raises: b
             raised = error
     finally:
         client.close()
+    return types, raised, span_of(setup, raw.headers["x-trace-id"])
+
+
+@pytest.mark.parametrize(("stream", "raises"), [STREAMS[0], STREAMS[3], STREAMS[7], STREAMS[11]])
+def test_through_the_real_anthropic_sdk(setup_for: Any, stream: bytes, raises: bool) -> None:  # noqa: F811
+    """The real SDK reading the proxy's relayed stream: what it raised, and the record, agree."""
+    setup = setup_for()
+    setup.upstream.reply = Reply([line + b"\n" for line in stream.split(b"\n")[:-1]], content_type="text/event-stream")
+    types, raised, span = anthropic_call(setup, "flow-ssenormal-sdk")
     assert (raised is not None) is raises
     if not raises:
         assert types[-1] == "message_stop"
-    span = span_of(setup, raw.headers["x-trace-id"])
     assert span.attributes.get("error.type") == ("upstream_error" if raises else None)

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import anthropic
 import orjson
 import pytest
 from openai._streaming import SSEDecoder
 
 from tests.event_streams import chat, openai_chat, sse
-from tests.test_anthropic_error_by_name_alone import START
+from tests.test_anthropic_error_by_name_alone import START, anthropic_call
 from tests.test_sse_events_as_the_sdk_reads_them import CHUNK, DONE, through_sdk
-from tests.test_stream_close_delimited_cut import span_of
 from tests.test_tiny_sse_lines import observer_of
 from tests.test_unsized_replies_output import Reply, setup_for  # noqa: F401  # (a fixture)
 
@@ -99,24 +97,6 @@ def test_an_anthropic_stop_reason_no_blank_line_ends_is_none(setup_for: Any) -> 
         assert raised is None and ("message_delta" in types) is ended
         assert span.attributes.get("error.type") == (None if ended else "upstream_incomplete")
         assert span.attributes.get(REASONS) == (["end_turn"] if ended else None)
-
-
-def anthropic_call(setup: Any) -> tuple[list[str], Exception | None, Any]:
-    """A Messages stream through the proxy with the real Anthropic SDK: its events' types, what it raised, the span."""
-    client = anthropic.Anthropic(base_url=setup.proxy.url, api_key="k", max_retries=0, timeout=30)
-    types: list[str] = []
-    raised: Exception | None = None
-    try:
-        raw = client.messages.with_raw_response.create(
-            model="m", max_tokens=5, messages=[{"role": "user", "content": "hi"}], stream=True
-        )
-        try:
-            types = [event.type for event in raw.parse()]
-        except anthropic.APIStatusError as error:
-            raised = error
-    finally:
-        client.close()
-    return types, raised, span_of(setup, raw.headers["x-trace-id"])
 
 
 USAGE = b"data: " + orjson.dumps({"id": "c1", "object": "chat.completion.chunk", "model": "m", "choices": [],
