@@ -11,10 +11,9 @@ from typing import Any
 import pytest
 
 from proxy.detectors import TRUNCATED
-from tests.test_anthropic_error_by_name_alone import END, ERROR, START
+from tests.test_anthropic_error_by_name_alone import END, ERROR, START, anthropic_call
 from tests.test_sse_events_as_the_sdk_reads_them import CHUNK, DONE, through_sdk
 from tests.test_sse_events_as_the_sdk_reads_them import ERROR as CHAT_ERROR
-from tests.test_sse_unended_last_event_as_the_sdk_reads_it import anthropic_call
 from tests.test_unsized_replies_output import Reply, setup_for  # noqa: F401  # (a fixture)
 
 BOM = b"\xef\xbb\xbf"
