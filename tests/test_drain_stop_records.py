@@ -162,6 +162,23 @@ def _ended(spans: list[Any]) -> dict[str, tuple[Any, Any]]:
     return {s.trace_id: (s.attributes["lineage.decision"], s.attributes.get("error.type")) for s in spans}
 
 
+def recorded_behind(otlp: OtlpReceiver, first: str, second: str, why: str) -> list[dict[str, Any]]:
+    """`first` served; the request pipelined behind it (`second`) and the head partly read behind that (an embeddings
+    POST) recorded as behind `first`'s reply, which closed the connection itself (its reason naming `why`), not as cut
+    by the drain: their spans' attributes."""
+
+    def cut(spans: list[Any]) -> list[Any]:
+        return [s for s in spans if s.name == "embeddings"]  # the head's: its path read, its line whole
+
+    spans = otlp.wait_for(lambda spans: {first, second} <= {s.trace_id for s in spans} and len(cut(spans)) == 1)
+    assert _ended(spans)[first] == ("allow", None)
+    behind = [otlp.by_trace(second).attributes, cut(spans)[0].attributes]
+    for a in behind:
+        assert (a["lineage.decision"], a["error.type"]) == ("deny", "invalid_request"), a  # before: drain_timeout
+        assert why in a["lineage.reason"] and "SIGTERM" not in a["lineage.reason"], a
+    return behind
+
+
 def test_requests_pipelined_behind_a_reply_the_drain_began_during_are_served_or_recorded(
     upstream: tuple[Upstream, str], otlp: OtlpReceiver, serve: Callable[[str], ServeProcess],
     loop_thread: LoopThread,
@@ -353,15 +370,7 @@ def test_what_is_behind_an_upgrade_request_the_drain_began_during_is_recorded_as
     head = got.partition(b"\r\n\r\n")[0].lower()
     assert got.count(b" 200 OK") == 1 and b"connection: close" in head and b"content-length" in head, got
 
-    def cut(spans: list[Any]) -> list[Any]:
-        return [s for s in spans if s.name == "embeddings"]  # the head's: its path read, its line whole
-
-    spans = otlp.wait_for(lambda spans: {first, second} <= {s.trace_id for s in spans} and len(cut(spans)) == 1)
-    assert _ended(spans)[first] == ("allow", None)
-    for span in (otlp.by_trace(second), cut(spans)[0]):
-        a = span.attributes
-        assert (a["lineage.decision"], a["error.type"]) == ("deny", "invalid_request"), a  # before: drain_timeout
-        assert "upgrade" in a["lineage.reason"] and "SIGTERM" not in a["lineage.reason"], a
+    for a in recorded_behind(otlp, first, second, "upgrade"):
         assert "http.response.status_code" not in a, a
     said = "".join(proxy.stderr)
     assert "request head(s) still arriving" not in said, said  # not one the drain cut off (before: counted, 1)

@@ -27,7 +27,7 @@ from tests.record.test_behind_upgrade_follow_ups import _read_all
 from tests.record.test_head_cut_behind_refusal_drain import CONFIG
 from tests.record.test_reply_waiting_for_record_unanswered import write_locked
 from tests.servers.otlp_receiver import OtlpReceiver
-from tests.test_drain_stop_records import Upstream, _ended, _event, _post
+from tests.test_drain_stop_records import Upstream, _ended, _event, _post, recorded_behind
 
 STREAM = "stream"  # a chat message answered with a whole event stream, in one piece with its head; any other, JSON
 UNSIZED = "unsized"  # so too, its body chunked (no Content-Length): to an HTTP/1.0 client it ends with the connection
@@ -169,13 +169,4 @@ def _behind_the_reply_ending_with_its_connection(got: bytes, otlp: OtlpReceiver,
     head, _, body = got.partition(b"\r\n\r\n")
     assert got.count(b"HTTP/1.") == 1 and b"connection: close" in head.lower(), got
     assert b"content-length" not in head.lower() and body.endswith(b"data: [DONE]\n\n"), got  # framed by the close
-
-    def cut(spans: list[Any]) -> list[Any]:
-        return [s for s in spans if s.name == "embeddings"]  # the head's: its path read, its line whole
-
-    spans = otlp.wait_for(lambda spans: {first, second} <= {s.trace_id for s in spans} and len(cut(spans)) == 1)
-    assert _ended(spans)[first] == ("allow", None)
-    for span in (otlp.by_trace(second), cut(spans)[0]):
-        a = span.attributes
-        assert (a["lineage.decision"], a["error.type"]) == ("deny", "invalid_request"), a  # before: drain_timeout
-        assert "HTTP/1.0" in a["lineage.reason"] and "SIGTERM" not in a["lineage.reason"], a
+    recorded_behind(otlp, first, second, "HTTP/1.0")
