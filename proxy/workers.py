@@ -665,7 +665,8 @@ async def _start_unless_stopped(process: ProxyProcess, stop: asyncio.Event, *, r
 
 def announce(bound: Bound, digest: str = "") -> None:
     """The one line scripts and tests wait for: the proxy is serving, on these addresses (`digest`: of the config this
-    process runs, said in its log line; a `--workers` supervisor serves none itself)."""
+    process runs, said in its log line; a `--workers` supervisor's, of the config its workers start on: until
+    2026-12-05 it said none, its workers' lines alone did)."""
     print(f"lineage-proxy ready {bound.describe()}", flush=True)
     log.info("serving %s", bound.describe(), extra={"config_sha256": digest} if digest else None)
 
@@ -1054,7 +1055,7 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
                     child.join(config.limits.drain_timeout_s + 5)
                 raise StartupError(error)
         if not stopping:
-            announce(ports)
+            announce(ports, running.digest)  # (the config a worker started now runs, as its own line says)
             if held_sighup:  # a reload, now that the workers serve (they warn of what it cannot apply)
                 on_signal(signal.SIGHUP, None)
         # workers whose restart failed (a store locked for longer than its open waits, say): index -> when it is
