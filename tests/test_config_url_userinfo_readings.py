@@ -320,13 +320,30 @@ def test_a_postgresql_stores_user_holding_a_slash_before_no_query_key_is_refused
     _refused(STORE % url, "lineage.store", "s3cr1z", [SLASH])
 
 
-def test_a_postgresql_stores_password_holding_a_query_then_a_host_and_database_is_refused() -> None:
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://ops:12/34?user=a@db:5432/lineage",
+        # (a list of hosts, libpq's multi-host URL: until 2026-12-05 they loaded, host `ops`, port 12)
+        "postgresql://ops:12/34?user=a@db1,db2/lineage",
+        "postgresql://ops:12/34?user=a@db1:5432,db2:5433/lineage",
+    ],
+)
+def test_a_postgresql_stores_password_holding_a_query_then_a_host_and_database_is_refused(url: str) -> None:
     """libpq reads `?user=a@db:5432/lineage` as a user's name, and connects to host `ops`, port 12; a reader, and
     every store URL the config takes (`user:password@host/database`), a password `12/34?user=a` before host `db`:
     refused until 2026-12-05, loaded by its fix (`?user=admin@server` loads: no database after it), refused again."""
-    url = "postgresql://ops:12/34?user=a@db:5432/lineage"
     assert conninfo.conninfo_to_dict(url)["host"] == "ops"
     _refused(STORE % url, "lineage.store", "12/34", [SLASH])
+
+
+def test_a_postgresql_stores_query_holding_an_at_after_a_list_of_hosts_loads() -> None:
+    """After a userinfo and a list of hosts (`db1:5432,db2:5433`, libpq's multi-host URL), a host and a database after a
+    query's `@` are a parameter's value, as after one host: until 2026-12-05 it was refused, the list taken for no
+    host, the `@` for a userinfo's end."""
+    url = "postgresql://lp:pw@db1:5432,db2:5433/lineage?application_name=lp@pod-1/main"
+    assert conninfo.conninfo_to_dict(url)["host"] == "db1,db2"
+    assert parse(BASE + STORE % url, env={}).lineage.store == url
 
 
 @pytest.mark.parametrize(

@@ -132,6 +132,8 @@ def _composite_urls(path: str, transport: Mapping[str, Any]) -> Iterator[tuple[s
 # (a name may hold an `_`, as a compose service's does, `otel_collector`, and end in a `.`; and letters not ASCII, an
 # IDN's, `bücher.example`, which every reader takes: until the review of 2026-12-05 one after `ops:12/34@` loaded)
 _HOST_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|\w(?:[\w.-]*\w)?\.?)(?::[0-9]{0,5})?")
+# what follows a PostgreSQL URL's userinfo: a host[:port], or a list of them libpq tries in turn (`db1:5432,db2`)
+_HOST_LIST = re.compile(rf"{_HOST_PORT.pattern}(?:,{_HOST_PORT.pattern})*")
 # a name of digits and dots alone that is no IPv4 address of four numbers, and no port after it (`20240620`, `001`,
 # `1.5`): a resolver reads it as an IPv4 address in fewer numbers, which no one writes for a host, while a version after
 # a path's `@` is one (Vertex AI's `.../models/claude-3-5-sonnet@20240620`). With a port it is a host's (`@127.1:8000`,
@@ -224,15 +226,16 @@ def store_userinfo(store: str) -> tuple[int, int] | None:
     a query (`_query_at`: `postgresql://db:5432/lineage?user=admin@server`, Azure's single server's user: until
     2026-12-05 refused). And an `@` after a userinfo's, before the first `/`: no host holds one, so it is the user's
     or password's, unescaped (`ops:p@ss@db`, host `ss@db` to libpq: until the review of 2026-12-05 it loaded; `ops@:pw@db`,
-    port `pw@db`, was refused in words quoting it), or after its first `/` when no host[:port] is before it (`ops@:pa/ss@db`:
-    a password holding a `/` too, in libpq's words until the review). Where it begins and where its `@` is; None when the URL has none such."""
+    port `pw@db`, was refused in words quoting it), or after its first `/` when no host[:port] is before it, nor a
+    list of them (`ops@db1,db2/lineage?x=a@b/c` has one: until 2026-12-05 refused) (`ops@:pa/ss@db`: a password
+    holding a `/` too, in libpq's words until the review). Where it begins and where its `@` is; None when the URL has none such."""
     start = store.find("://") + 3 if "://" in store else 0
     slash = store.find("/", start)
     end = slash if slash >= 0 else len(store)
     first = store.find("@", start, end)
     if first >= 0:  # (the second `@` of a user:password libpq reads to its first)
         last = store.rfind("@", first + 1, end)
-        if last < 0 and not _HOST_PORT.fullmatch(store, first + 1, end):  # (`ops@:pa/ss@db`: no host, a password)
+        if last < 0 and not _HOST_LIST.fullmatch(store, first + 1, end):  # (`ops@:pa/ss@db`: no host, a password)
             last = store.rfind("@", end)
         if last < 0:
             return None
@@ -253,12 +256,13 @@ def _query_at(store: str, host: int, query: int, at: int) -> bool:
     """Whether the `@` at `at`, after a `?` at `query` (libpq's query: `key=value` pairs), is a parameter's value's,
     as libpq reads it, rather than a userinfo's end: one in a query libpq reads (`?user=admin@server`) is, unless a
     host and a database follow it as they follow a userinfo (`ops:12/34?user=a@db:5432/lineage`: host `ops` to libpq;
-    until the review of 2026-12-05 it loaded); one in a query libpq refuses (`ops:1/2?3=4@h`) is a userinfo's unless
+    until the review of 2026-12-05 it loaded; a list of hosts, `@db1,db2/lineage`, libpq's multi-host URL, until
+    2026-12-05 too); one in a query libpq refuses (`ops:1/2?3=4@h`) is a userinfo's unless
     no host follows it (`password=s3cr@t&bogus=1`), a `password=` is before it, or it follows `key=value` pairs, with
     no `:` from the host written at `host` on (`db/lineage?password=pw&x=a@b`; `ops/:?=pw@h` is a user and a password),
     as `_slashed_userinfo` reads them: until the review those were said as a password holding a `/`, quoting a piece of
     one, where libpq's words (a parameter it does not know) are right, and `redact`, `scrub` hide its passwords."""
-    name = _HOST_PORT.match(store, at + 1)
+    name = _HOST_LIST.match(store, at + 1)
     after = store[name.end() : name.end() + 1] if name is not None else "!"
     try:
         from psycopg import conninfo
