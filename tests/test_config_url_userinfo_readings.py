@@ -165,10 +165,12 @@ VERTEX = (
 def test_an_at_that_cannot_end_a_userinfo_loads(config: str, path: str, url: str) -> None:
     """Before no host (digits alone without a port: Vertex's model versions), after an IPv4 address, which begins no
     user's name, or in the path's second segment or later before a host without a port, with no `:` before it (a
-    model's tag, `m@default`): yarl and urlsplit read the host written first, as the config does."""
-    assert yarl.URL(url).host == urlsplit(url).hostname == url.split("//")[1].split("/")[0].split(":")[0]
+    model's tag, `m@default`): yarl and urlsplit read the host written first, as the config does. After a host of one
+    label its words hide what is before the `@` (a token of lower-case letters holding a `/` gives the same text)."""
+    host = url.split("//")[1].split("/")[0]
+    assert yarl.URL(url).host == urlsplit(url).hostname == host.split(":")[0]
     assert parse(BASE + config % url, env={})
-    assert shown_url(url) == url
+    assert shown_url(url) == (url if "." in host or ":" in host else f"http://***@{url.rpartition('@')[2]}")
 
 
 @pytest.mark.parametrize(
@@ -238,6 +240,43 @@ def test_a_token_of_one_label_before_a_dotted_host_is_refused(config: str, path:
     first loaded with host `ab3`, the token sent in its path, from 20b541b until its review of 2026-12-05."""
     assert urlsplit(url).hostname == yarl.URL(url).host == url.split("//")[1].split("/")[0].lower()
     _refused(config % url, path, secret, [SLASH])
+
+
+@pytest.mark.parametrize(
+    ("url", "secret"),
+    [
+        ("https://aB3/x+Yz/Q9Q1z@gateway/v1", "Q9Q1z"),  # (a token of base64 before a compose service's name)
+        ("https://ab3/x+yz/q9q1z@gateway", "q9q1z"),  # (a `+`: base64's, no path's)
+        ("https://ab3/xyz/q9q1z=@gateway", "q9q1z"),  # (its padding)
+        ("http://aB3/x+Yz/Q9Q1z@20240620/v1", "Q9Q1z"),  # (before digits, which no one writes for a host)
+    ],
+)
+@pytest.mark.parametrize(("config", "path"), PLACES, ids=IDS)
+def test_a_token_of_base64_before_a_host_of_one_label_is_refused(config: str, path: str, url: str, secret: str) -> None:
+    """Base64's alphabet holds the `/`, and its other marks (`+`, `=`) and upper-case letters in the piece a reader
+    takes for the host's name tell its token from a path (`gw/models/m@default`, which loads): until 2026-12-05 these
+    loaded, the reproducer of the sitting before with host `ab3`, and the `/v1` warning quoted the token."""
+    assert urlsplit(url).hostname == yarl.URL(url).host == url.split("//")[1].split("/")[0].lower()
+    _refused(config % url, path, secret, [SLASH])
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://ab3/xyz/q9q1z@gateway/v1", "https://***@gateway/v1"),
+        ("http://a/tokq1z@20240620/v1", "http://***@20240620/v1"),  # (a version's digits: it loads)
+        ("http://gw/models/m1z@default/v1", "http://***@default/v1"),
+    ],
+)
+def test_what_may_be_a_token_before_a_hosts_of_one_label_is_never_quoted(url: str, shown: str) -> None:
+    """A token of lower-case letters and digits holding a `/` cannot be told from a path (`gw/models/m@default`): it
+    loads, and the config's words hide what is before the `@` as a userinfo's. Until 2026-12-05 the `/v1` warning
+    quoted it, twice, in a line logged at each start and reload."""
+    config = parse(BASE + f"upstreams: [{{name: m, url: '{url}'}}]\n", env={})
+    assert config.upstreams[0].url == url
+    warnings = [warning for warning in config.warnings if "ends in /v1" in warning]
+    assert warnings and f"{shown!r}" in warnings[0], config.warnings
+    assert "1z" not in warnings[0] and f"write {shown.removesuffix('/v1')!r}" in warnings[0], warnings
 
 
 STORE = UPSTREAM + "lineage: {store: '%s'}\n"

@@ -143,6 +143,8 @@ _IPV4 = re.compile(r"(?:[0-9]{1,3}\.){3}[0-9]{1,3}\.?(?::[0-9]{0,5})?")
 # a host's name of two labels or more, its last of letters (no top-level domain is digits: `m@v1.5` is a version), or an
 # IPv4 address: what follows a token's `@` (`aB3/x+Yz/Q9@api.example.com`), no model's tag (`m@default`)
 _DOTTED_HOST = re.compile(r"(?:\w(?:[\w-]*\w)?\.)+(?:[^\W\d_]+|xn--[\w-]+)\.?|(?:[0-9]{1,3}\.){3}[0-9]{1,3}\.?")
+# a host's name of one label, no port: what a token holding a `/` begins with as a reader reads it (`aB3/x+Yz/Q9@gw`)
+_ONE_LABEL = re.compile(r"\w(?:[\w-]*\w)?")
 # how to write a user:password holding each of `/?#` (`_slashed_userinfo`: the reader ends the authority at the first),
 # and where an `@` after it is: its code, and the part of a URL it begins
 _MARKS: Final = {"/": ("%2F", "path"), "?": ("%3F", "query"), "#": ("%23", "fragment")}
@@ -202,7 +204,8 @@ def _slashed_userinfo(url: str) -> tuple[int, int] | None:
         at = url.rfind("@", piece, stop)
         if at < 0 or not _HOST_PORT.fullmatch(url, at + 1, stop):
             continue
-        if port and _NUMBERED.fullmatch(url, at + 1, stop) and not _IPV4.fullmatch(url, at + 1, stop):
+        version = port and _NUMBERED.fullmatch(url, at + 1, stop) and not _IPV4.fullmatch(url, at + 1, stop)
+        if version and not _base64_marked(url, start, slash, at):
             continue
         if not password and url.find(":", slash, at) < 0:  # a user's name or token, without a password
             deep = named and query < 0 and not fragment and url.count("/", slash, at) > 1 and "//" not in url[slash:at]
@@ -210,12 +213,48 @@ def _slashed_userinfo(url: str) -> tuple[int, int] | None:
             # (a one-label name, then a dotted host's after the `@`: a reader takes `aB3/x+Yz/Q9@api.example.com` for
             # a token and its host, where `gw/models/m@default` reads as a path)
             deep = deep and not ("." not in head and _DOTTED_HOST.fullmatch(url, at + 1, stop))
+            deep = deep and not _base64_marked(url, start, slash, at)
             if address or deep:
                 continue
         pair = min((end for end in (url.find("=", query, at), url.find("&", query, at)) if end >= 0), default=-1)
         if password or query < 0 or pair < 0 or url.find(":", query, pair) >= 0:
             found = at
     return (start, found) if found >= 0 else None
+
+
+def _base64_marked(url: str, start: int, slash: int, at: int) -> bool:
+    """Whether the text before a path's `@` the config would read as the path's (`_slashed_userinfo`: a version's,
+    `m@20240620`, or a model's tag after a host of one label, `gw/models/m@default`) is rather a token of base64,
+    whose alphabet holds the `/` (`https://aB3/x+Yz/Q9@gateway/v1`, host `ab3` to a reader; until 2026-12-05 it
+    loaded): written after a host of one label, an upper-case letter in it (no one writes a host's name so, and a
+    token's first piece seldom has none) or a `+` in the path before the `@`, or a `=` (its padding) just before it,
+    none of a model's name nor of an API's path. One of lower-case letters and digits alone cannot be told from a
+    path: `_token_at` hides it in the config's words."""
+    if not _ONE_LABEL.fullmatch(url, start, slash):
+        return False
+    head = url[start:slash]
+    return head != head.lower() or "+" in url[slash:at] or url[at - 1] == "="
+
+
+def _token_at(url: str) -> tuple[int, int] | None:
+    """Where a token might begin and end in a URL that loads (`_slashed_userinfo` found none): after a host's name of
+    one label and no port (`_ONE_LABEL`), what is up to the last `@` in the path before a host[:port]'s text
+    (`http://gw/models/m@default`, `http://a/tok@20240620`) is read as the path's, yet a token of lower-case letters
+    and digits holding a `/` gives the same text (`_base64_marked`): the config's words hide it (`shown_url`), as a
+    userinfo. Until 2026-12-05 the `/v1` warning quoted it. None when the URL holds no such `@`."""
+    start = url.find("://") + 3 if "://" in url else 0
+    slash = url.find("/", start)
+    if slash < 0 or not _ONE_LABEL.fullmatch(url, start, slash):
+        return None
+    end = min((index for index in (url.find("?", slash), url.find("#", slash)) if index >= 0), default=len(url))
+    at = url.rfind("@", slash, end)
+    while at >= 0:
+        slashed = url.find("/", at, end)
+        stop = slashed if slashed >= 0 else end
+        if _HOST_PORT.fullmatch(url, at + 1, stop):
+            return start, at
+        at = url.rfind("@", slash, at)
+    return None
 
 
 def store_userinfo(store: str) -> tuple[int, int] | None:
@@ -565,9 +604,10 @@ def _marquez_endpoint(url: str) -> dict[str, str]:
 def _kserve_openai_warning(path: str, url: str | None) -> str:
     """What `check` and `serve` say of an `openai` upstream whose url is KServe's OpenAI prefix (`kserve_openai_url`):
     read as KServe is, and how to say it plainly, or that the server is not KServe's."""
-    root = (url or "").rstrip("/").removesuffix("/openai")
+    shown = shown_url(url) if url is not None else None  # (what may be a token before a path's `@` hidden)
+    root = (shown or "").rstrip("/").removesuffix("/openai")
     return (
-        f"{path}.url: {url!r} ends in /openai, KServe's OpenAI data plane, which hands its model every header "
+        f"{path}.url: {shown!r} ends in /openai, KServe's OpenAI data plane, which hands its model every header "
         "field of a call: they are read as the call's data, and no X-Forwarded-For is sent; write protocol: kserve "
         f"with url {root!r} (its V1 models too), or headers_to_model: false if this server is not KServe's"
     )
@@ -577,15 +617,18 @@ def _v1_base_warning(path: str, url: str) -> str | None:
     """What `check` and `serve` say of an `openai` upstream whose url's path ends in `/v1`, the openai SDK's base URL
     (`http://kserve-host:8080/openai/v1`, `https://api.groq.com/openai/v1`): a call's path is put after the url's,
     and every OpenAI call's begins `/v1`, so each would go to `.../v1/v1/...` (a 404). A warning, not a problem: a
-    gateway that strips its route's prefix (`http://gw/v1` in front of a server's root) serves it rightly."""
-    parts = urlsplit(url)
-    if not parts.path.rstrip("/").endswith("/v1"):
+    gateway that strips its route's prefix (`http://gw/v1` in front of a server's root) serves it rightly. The url
+    as the config's words show it (`shown_url`: what may be a token before a path's `@` hidden, `_token_at`)."""
+    if not urlsplit(url).path.rstrip("/").endswith("/v1"):
         return None
+    shown = shown_url(url)
+    parts = urlsplit(shown)
     base = parts._replace(path=parts.path.rstrip("/").removesuffix("/v1")).geturl()
+    hidden = "…" if _token_at(url) is not None else ""  # (the path's start, hidden with the authority)
     return (
-        f"{path}.url: {url!r} ends in /v1, as the openai SDK's base URL does, but the proxy puts a call's own path "
-        f"after the url: /v1/chat/completions would go to {parts.path.rstrip('/')}/v1/chat/completions; write "
-        f"{base!r}, unless a gateway there strips the /v1 it is given"
+        f"{path}.url: {shown!r} ends in /v1, as the openai SDK's base URL does, but the proxy puts a call's own path "
+        f"after the url: /v1/chat/completions would go to {hidden}{parts.path.rstrip('/')}/v1/chat/completions; "
+        f"write {base!r}, unless a gateway there strips the /v1 it is given"
     )
 
 
@@ -1707,10 +1750,11 @@ _RESERVED_USERINFO = re.compile(r"(^|//)([^/?#@:\s[]*):(?![0-9]*[/?#])\S*@")
 
 def shown_url(text: str, userinfo: tuple[int, int] | None = None) -> str:
     """A URL as a config problem quotes it: its password hidden (`redact_userinfo`; one holding a `/`, `?` or `#`
-    too, to the last `@`: `userinfo`, else `_slashed_userinfo`'s), and its query and fragment (`?***`): a query may
+    too, to the last `@`: `userinfo`, else `_slashed_userinfo`'s; and what may be a token before a path's `@` after a
+    host of one label, `_token_at`'s), and its query and fragment (`?***`): a query may
     hold a key (`?key=...`, as some APIs and collectors take theirs), and a reload logs problems."""
     # (one of digits before its `/` too, which `_RESERVED_USERINFO` takes for a port)
-    slashed = userinfo if userinfo is not None else _slashed_userinfo(text)
+    slashed = userinfo if userinfo is not None else _slashed_userinfo(text) or _token_at(text)
     if slashed is not None:
         start, at = slashed
         # one without a `:` may be a token (`redact_userinfo`): hidden whole, as is one whose `:` follows an `@` (a
