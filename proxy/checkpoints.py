@@ -40,6 +40,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from proxy.config import Upstream
+from proxy.config.loader import shown_url
 from proxy.errors import CheckpointUnknown, plaintext_hint
 from proxy.flow import CONFIG, NAME_MAX_CHARS, UPSTREAM, Checkpoint
 from proxy.logs import escaped
@@ -790,8 +791,10 @@ class CheckpointBook:
         if unreached is not None:
             # said once the `except` block is left: a compiled coroutine suspended inside one (the hint's GET /v2)
             # leaves its exception as the one every other call on the loop meets (`sys.exc_info`, `__context__`).
-            # Where it was asked: a url from `${VAR:-default}` is not the one the file shows
-            where = " or ".join(a for a in (upstream.url, upstream.grpc) if a is not None)
+            # Where it was asked: a url from `${VAR:-default}` is not the one the file shows; as the config's words
+            # show it (`shown_url`: what may be a token before a path's `@` hidden; it loads, its host unreached)
+            url = shown_url(upstream.url) if upstream.url is not None else None
+            where = " or ".join(a for a in (url, upstream.grpc) if a is not None)
             hint = plaintext_hint(unreached) or await protocol_hint(upstream, self._fetch, unreached)
             log.warning("upstream %s: metadata not reachable at %s: %s%s", name, where,
                         unreached_reason(unreached, upstream), hint)  # fmt: skip

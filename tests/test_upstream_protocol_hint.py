@@ -60,3 +60,17 @@ def test_a_server_that_is_no_oip_one_gets_the_values(
                        "is not found: protocol: openai (the default) lists the models there: is the url the server's "
                        f"root, and does it speak that protocol? {VALUES}: oip for OIP v2 servers (MLServer, Triton, "
                        "KServe), passthrough for any other HTTP API)")  # fmt: skip
+
+
+def test_what_may_be_a_token_before_the_path_s_at_is_not_quoted(
+    make_proxy: Callable[..., ProxyHandle], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A url of a one-label host whose path holds an `@` before a host's name loads (`gw/models/m@default`), though a
+    token of lower-case letters holding a `/` gives the same text (the config's words hide it: `shown_url`); its host
+    is then the token's first piece, which no server answers, and this warning quoted the token at each start (the
+    review of 2026-12-05 found it). Port 80 of this host: refused, or any answer but a listing."""
+    caplog.set_level(logging.WARNING, "lineage_proxy")
+    make_proxy(CONFIG, wait="probed", UPSTREAM="http://localhost/xyz/q9s3cr@gateway")
+    [warning] = warnings(caplog)
+    assert warning.startswith("upstream models: metadata not reachable at http://***@gateway: "), warning
+    assert "s3cr" not in warning, warning
