@@ -261,6 +261,25 @@ def test_a_token_of_base64_before_a_host_of_one_label_is_refused(config: str, pa
 
 
 @pytest.mark.parametrize(
+    "url",
+    [
+        "http://Gateway/v1/models/m@default",  # (a compose service's name, which may hold capitals)
+        "http://DESKTOP-7QK2M/models/claude-3-5-sonnet@20240620",  # (a Windows machine's own name)
+        "http://Gpu_Box/v1/models/a@b",
+    ],
+)
+@pytest.mark.parametrize(("config", "path"), PLACES, ids=IDS)
+def test_a_host_of_one_label_written_in_capitals_before_a_paths_at_loads(config: str, path: str, url: str) -> None:
+    """A name in capitals, or of words each begun by one, is how people write a host's (a token's piece of base64 has
+    its capitals anywhere, `aB3`): the `@` is the path's, as before a lower-case name (the review of 2026-12-05 found
+    them refused as a token since its own day, a config that loaded before refused at start); its words hide what is
+    before the `@` all the same."""
+    assert urlsplit(url).hostname == yarl.URL(url).host == url.split("//")[1].split("/")[0].lower()
+    assert parse(BASE + config % url, env={})
+    assert shown_url(url) == f"http://***@{url.rpartition('@')[2]}"
+
+
+@pytest.mark.parametrize(
     ("url", "shown"),
     [
         ("https://ab3/xyz/q9q1z@gateway/v1", "https://***@gateway/v1"),

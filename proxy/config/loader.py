@@ -145,6 +145,9 @@ _IPV4 = re.compile(r"(?:[0-9]{1,3}\.){3}[0-9]{1,3}\.?(?::[0-9]{0,5})?")
 _DOTTED_HOST = re.compile(r"(?:\w(?:[\w-]*\w)?\.)+(?:[^\W\d_]+|xn--[\w-]+)\.?|(?:[0-9]{1,3}\.){3}[0-9]{1,3}\.?")
 # a host's name of one label, no port: what a token holding a `/` begins with as a reader reads it (`aB3/x+Yz/Q9@gw`)
 _ONE_LABEL = re.compile(r"\w(?:[\w-]*\w)?")
+# how people write a host's name with capitals: all in them (`GPUBOX`, `DESKTOP-7QK2M`, a Windows machine's own), or
+# each word begun by one (`Gateway`, `Gpu_Box`): no token's mark (`_base64_marked`), where base64 has them anywhere
+_CASED_NAME = re.compile(r"[^a-z]+|[A-Z]?[a-z0-9]*(?:[-_][A-Z]?[a-z0-9]*)*")
 # how to write a user:password holding each of `/?#` (`_slashed_userinfo`: the reader ends the authority at the first),
 # and where an `@` after it is: its code, and the part of a URL it begins
 _MARKS: Final = {"/": ("%2F", "path"), "?": ("%3F", "query"), "#": ("%23", "fragment")}
@@ -226,14 +229,16 @@ def _base64_marked(url: str, start: int, slash: int, at: int) -> bool:
     """Whether the text before a path's `@` the config would read as the path's (`_slashed_userinfo`: a version's,
     `m@20240620`, or a model's tag after a host of one label, `gw/models/m@default`) is rather a token of base64,
     whose alphabet holds the `/` (`https://aB3/x+Yz/Q9@gateway/v1`, host `ab3` to a reader; until 2026-12-05 it
-    loaded): written after a host of one label, an upper-case letter in it (no one writes a host's name so, and a
-    token's first piece seldom has none) or a `+` in the path before the `@`, or a `=` (its padding) just before it,
+    loaded): written after a host of one label, an upper-case letter in it where no one writes one in a host's name
+    (`_CASED_NAME`: `aB3`, not `Gateway` nor `GPUBOX`; a token's first piece seldom has none) or a `+` in the path
+    before the `@`, or a `=` (its padding) just before it,
     none of a model's name nor of an API's path. One of lower-case letters and digits alone cannot be told from a
     path: `_token_at` hides it in the config's words."""
     if not _ONE_LABEL.fullmatch(url, start, slash):
         return False
     head = url[start:slash]
-    return head != head.lower() or "+" in url[slash:at] or url[at - 1] == "="
+    cased = head != head.lower() and not _CASED_NAME.fullmatch(head)  # (`aB3`; until its review `Gateway` too)
+    return cased or "+" in url[slash:at] or url[at - 1] == "="
 
 
 def _token_at(url: str) -> tuple[int, int] | None:
