@@ -385,6 +385,11 @@ def test_a_postgresql_stores_user_holding_a_slash_before_no_query_key_is_refused
         # (a list of hosts, libpq's multi-host URL: until 2026-12-05 they loaded, host `ops`, port 12)
         "postgresql://ops:12/34?user=a@db1,db2/lineage",
         "postgresql://ops:12/34?user=a@db1:5432,db2:5433/lineage",
+        # (a host libpq reads that no name is: a socket's directory, the default one, an empty one in a list: until
+        # the review of 2026-12-05 they loaded, host `ops`, port 12)
+        "postgresql://ops:12/34?user=a@%2Fvar%2Frun%2Fpostgresql/lineage",
+        "postgresql://ops:12/34?user=a@/lineage",
+        "postgresql://ops:12/34?user=a@db1,,db2/lineage",
     ],
 )
 def test_a_postgresql_stores_password_holding_a_query_then_a_host_and_database_is_refused(url: str) -> None:

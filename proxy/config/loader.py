@@ -134,6 +134,10 @@ def _composite_urls(path: str, transport: Mapping[str, Any]) -> Iterator[tuple[s
 _HOST_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|\w(?:[\w.-]*\w)?\.?)(?::[0-9]{0,5})?")
 # what follows a PostgreSQL URL's userinfo: a host[:port], or a list of them libpq tries in turn (`db1:5432,db2`)
 _HOST_LIST = re.compile(rf"{_HOST_PORT.pattern}(?:,{_HOST_PORT.pattern})*")
+# what libpq reads as hosts after a userinfo's `@`: `_HOST_LIST`, and a socket's directory (`%2Fvar%2Frun%2Fpostgresql`),
+# the default one (`@/lineage`, `@:5432/lineage`), an empty one in a list (`db1,,db2`): `_query_at`
+_LIBPQ_HOST = r"(?:\[[0-9A-Fa-f:.]+\]|[\w.%-]*)(?::[0-9]{0,5})?"
+_LIBPQ_HOSTS = re.compile(rf"{_LIBPQ_HOST}(?:,{_LIBPQ_HOST})*")
 # a name of digits and dots alone that is no IPv4 address of four numbers, and no port after it (`20240620`, `001`,
 # `1.5`): a resolver reads it as an IPv4 address in fewer numbers, which no one writes for a host, while a version after
 # a path's `@` is one (Vertex AI's `.../models/claude-3-5-sonnet@20240620`). With a port it is a host's (`@127.1:8000`,
@@ -301,12 +305,13 @@ def _query_at(store: str, host: int, query: int, at: int) -> bool:
     as libpq reads it, rather than a userinfo's end: one in a query libpq reads (`?user=admin@server`) is, unless a
     host and a database follow it as they follow a userinfo (`ops:12/34?user=a@db:5432/lineage`: host `ops` to libpq;
     until the review of 2026-12-05 it loaded; a list of hosts, `@db1,db2/lineage`, libpq's multi-host URL, until
-    2026-12-05 too); one in a query libpq refuses (`ops:1/2?3=4@h`) is a userinfo's unless
+    2026-12-05 too, and a socket's directory, `@%2Ftmp/lineage`, or none, `@/lineage`, until its review); one in a
+    query libpq refuses (`ops:1/2?3=4@h`) is a userinfo's unless
     no host follows it (`password=s3cr@t&bogus=1`), a `password=` is before it, or it follows `key=value` pairs, with
     no `:` from the host written at `host` on (`db/lineage?password=pw&x=a@b`; `ops/:?=pw@h` is a user and a password),
     as `_slashed_userinfo` reads them: until the review those were said as a password holding a `/`, quoting a piece of
     one, where libpq's words (a parameter it does not know) are right, and `redact`, `scrub` hide its passwords."""
-    name = _HOST_LIST.match(store, at + 1)
+    name = _LIBPQ_HOSTS.match(store, at + 1)  # (an empty one too: libpq's default host)
     after = store[name.end() : name.end() + 1] if name is not None else "!"
     try:
         from psycopg import conninfo
