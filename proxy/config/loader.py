@@ -132,12 +132,12 @@ def _composite_urls(path: str, transport: Mapping[str, Any]) -> Iterator[tuple[s
 # (a name may hold an `_`, as a compose service's does, `otel_collector`, and end in a `.`; and letters not ASCII, an
 # IDN's, `bücher.example`, which every reader takes: until the review of 2026-12-05 one after `ops:12/34@` loaded)
 _HOST_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|\w(?:[\w.-]*\w)?\.?)(?::[0-9]{0,5})?")
-# what follows a PostgreSQL URL's userinfo: a host[:port], or a list of them libpq tries in turn (`db1:5432,db2`)
-_HOST_LIST = re.compile(rf"{_HOST_PORT.pattern}(?:,{_HOST_PORT.pattern})*")
-# what libpq reads as hosts after a userinfo's `@`: `_HOST_LIST`, and a socket's directory (`%2Fvar%2Frun%2Fpostgresql`),
-# the default one (`@/lineage`, `@:5432/lineage`), an empty one in a list (`db1,,db2`): `_query_at`
-_LIBPQ_HOST = r"(?:\[[0-9A-Fa-f:.]+\]|[\w.%-]*)(?::[0-9]{0,5})?"
-_LIBPQ_HOSTS = re.compile(rf"{_LIBPQ_HOST}(?:,{_LIBPQ_HOST})*")
+# what follows a PostgreSQL URL's userinfo: a host[:port], or a list of them libpq tries in turn (`db1:5432,db2`), a
+# host a name, an IPv6 address or a socket's directory (`%2Fvar%2Frun%2Fpostgresql`: until the review of 2026-12-05 no
+# host); and with `_LIBPQ_HOSTS` (`_query_at`) an empty one too, libpq's default (`@/lineage`, `@:5432/`, `db1,,db2`)
+_LIBPQ_HOST = r"(?:\[[0-9A-Fa-f:.]+\]|[\w.%%-]%s)(?::[0-9]{0,5})?"
+_HOST_LIST = re.compile(rf"{_LIBPQ_HOST % '+'}(?:,{_LIBPQ_HOST % '+'})*")
+_LIBPQ_HOSTS = re.compile(rf"{_LIBPQ_HOST % '*'}(?:,{_LIBPQ_HOST % '*'})*")
 # a name of digits and dots alone that is no IPv4 address of four numbers, and no port after it (`20240620`, `001`,
 # `1.5`): a resolver reads it as an IPv4 address in fewer numbers, which no one writes for a host, while a version after
 # a path's `@` is one (Vertex AI's `.../models/claude-3-5-sonnet@20240620`). With a port it is a host's (`@127.1:8000`,
