@@ -12,7 +12,6 @@ passthrough, httptools floor, nginx grpc_pass, grpc.aio passthrough bare and wit
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime as dt
 import json
 import os
@@ -26,9 +25,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -46,6 +46,11 @@ BODY = orjson.dumps({"model": MODEL, "messages": [{"role": "system", "content": 
                                                   {"role": "user", "content": PROMPT}],
                      "max_tokens": 128, "temperature": 0.2})  # fmt: skip
 HEADERS = {"Content-Type": "application/json", "Authorization": f"Bearer {KEY}", "x-purpose": "assistant"}
+STREAM_BODY = orjson.dumps({"model": MODEL, "stream": True, "messages": [{"role": "user", "content": "hi"}]})
+STREAM = (  # `?s=1`: the upstream nginx passes it to `benchmarks.upstreams stream` (32 events 5 ms apart)
+    f"POST /v1/chat/completions?s=1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    f"Authorization: Bearer {KEY}\r\nx-purpose: assistant\r\nContent-Length: {len(STREAM_BODY)}\r\n\r\n"
+).encode() + STREAM_BODY
 GRPC_WIRE = "grpc.aio passthrough + the proxy's wire work"
 GRPC_REF = "grpc.aio passthrough"  # the gRPC hop the proxy's added p50 is held against
 GRPC_WARMUP, GRPC_BLOCKS, GRPC_CALLS = 30, 12, 25  # per hop and round: 30 + 12 × (1 + 25) = 342 calls
@@ -68,6 +73,50 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def connect(port: int) -> socket.socket:
+    """A new connection to a hop, TCP_NODELAY: the raw-socket clients' (the same for every hop)."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def recv(sock: socket.socket) -> bytes:
+    chunk = sock.recv(65536)
+    if not chunk:
+        raise RuntimeError("the hop closed the connection")
+    return chunk
+
+
+def stream(port: int) -> tuple[float, float]:
+    """A streamed chat call (`STREAM`) on a new connection: µs to its first event and to its last."""
+    with connect(port) as sock:
+        started = time.perf_counter()
+        sock.sendall(STREAM)
+        data = b""
+        first = 0.0
+        while b"data: [DONE]" not in data:
+            chunk = recv(sock)
+            if not first and b"data: {" in data[-8:] + chunk:
+                first = time.perf_counter()
+            data += chunk
+        last = time.perf_counter()
+    return (first - started) * 1e6, (last - started) * 1e6
+
+
+T = TypeVar("T")
+
+
+def interleaved(measure: Callable[[int], T], ports: Sequence[int], turns: int) -> list[list[T]]:
+    """`turns` turns of one `measure(port)` through every port, the order rotated turn by turn, so the
+    machine's drift within the block hits every hop alike: each turn's results, in `ports`' order."""
+    n = len(ports)
+    results = []
+    for turn in range(turns):
+        got = {i: measure(ports[i]) for i in [*range(turn % n, n), *range(turn % n)]}
+        results.append([got[i] for i in range(n)])
+    return results
 
 
 def cpu_seconds(pid: int) -> float:
@@ -395,30 +444,17 @@ class Bench:
             raise RuntimeError(f"side by side: {hops[0].name} and {hops[1].name} did not both finish")
         return results[0], results[1]
 
-    async def _stream_once(self, port: int) -> tuple[float, float]:
-        body = orjson.dumps({"model": MODEL, "stream": True, "messages": [{"role": "user", "content": "hi"}]})
-        head = (f"POST /v1/chat/completions?s=1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                f"Authorization: Bearer {KEY}\r\nx-purpose: assistant\r\nContent-Length: {len(body)}\r\n\r\n").encode()  # fmt: skip
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        start = time.perf_counter()
-        writer.write(head + body)
-        data = b""
-        first = 0.0
-        while b"data: [DONE]" not in data:
-            chunk = await reader.read(65536)
-            if not chunk:
-                break
-            if not first and b"data: {" in data + chunk:
-                first = time.perf_counter()
-            data += chunk
-        last = time.perf_counter()
-        writer.close()
-        return (first - start) * 1e6, (last - start) * 1e6
-
-    def stream(self, hop: Hop, n: int) -> tuple[float, float]:
-        port = int(hop.base.rsplit(":", 1)[1])
-        results = [asyncio.run(self._stream_once(port)) for _ in range(n)]
-        return statistics.median(r[0] for r in results), statistics.median(r[1] for r in results)
+    def stream_round(self, hops: list[Hop], turns: int) -> None:
+        """One round of streams (`stream`) through every hop (hops[0] is "direct"), interleaved stream by stream
+        (`interleaved`): the VM's drift over the round, larger than a hop's added TTFB, hits every hop alike. Adds,
+        per hop, the median over turns of its µs to the first and the last event ("ttfb_us", "ttlb_us") and, but
+        for hops[0], of the same turn's hop − direct ("added_ttfb_us", "added_ttlb_us")."""
+        times = interleaved(stream, [int(hop.base.rsplit(":", 1)[1]) for hop in hops], turns)
+        for i, hop in enumerate(hops):
+            for at, key in enumerate(("ttfb_us", "ttlb_us")):
+                hop.add(key, statistics.median(turn[i][at] for turn in times))
+                if i:
+                    hop.add(f"added_{key}", statistics.median(turn[i][at] - turn[0][at] for turn in times))
 
     def grpc_round(self, hops: list[Hop], blocks: int = GRPC_BLOCKS, calls: int = GRPC_CALLS) -> None:
         """One round of sequential gRPC ModelInfer calls through every hop (hops[0] is "direct"),
@@ -581,10 +617,7 @@ def run(bench: Bench, args: argparse.Namespace) -> int:
                 two.add("cpu64", many2["cpu_us_per_call"])
                 two.add("errors", many2["errors"])
                 two.add("ratio_vs_1", many2["rps"] / max(many["rps"], 1.0))
-            if hop.name in STREAMED:
-                ttfb, ttlb = bench.stream(hop, 20 if args.quick else 40)
-                hop.add("ttfb_us", ttfb)
-                hop.add("ttlb_us", ttlb)
+        bench.stream_round([hop for hop in hops if hop.name in STREAMED], 20 if args.quick else 40)
         if postgres is not None:  # the store's cost is a few per cent: timed in turns, drift hides it
             on_postgres, on_sqlite = bench.side_by_side((postgres, full), 8, args.duration)
             postgres.add("cpu_vs_sqlite", on_postgres["cpu_us_per_call"] / on_sqlite["cpu_us_per_call"])
@@ -624,13 +657,11 @@ def run(bench: Bench, args: argparse.Namespace) -> int:
 def build_report(hops: list[Hop], two: Hop, direct: Hop, grpc_hops: list[Hop],
                  rss: tuple[float, float, float, int], args: argparse.Namespace) -> dict[str, Any]:  # fmt: skip
     d50, d99 = direct.median("p50_us") or 0, direct.median("p99_us") or 0
-    dttfb, dttlb = direct.median("ttfb_us"), direct.median("ttlb_us")
     rows = []
     data: dict[str, Any] = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "machine": machine(),
                             "rounds": args.rounds, "duration_s": args.duration, "hops": {}}  # fmt: skip
     for hop in [*hops, two]:
         p50, p99 = hop.median("p50_us"), hop.median("p99_us")
-        ttfb, ttlb = hop.median("ttfb_us"), hop.median("ttlb_us")
         entry = {
             "added_p50_us": None if p50 is None or hop is direct else p50 - d50,
             "added_p99_us": None if p99 is None or hop is direct else p99 - d99,
@@ -638,8 +669,8 @@ def build_report(hops: list[Hop], two: Hop, direct: Hop, grpc_hops: list[Hop],
             "p99_us": p99,
             "rps_64": hop.median("rps64"),
             "cpu_us_per_call": hop.median("cpu_us_per_call"),
-            "added_ttfb_us": None if ttfb is None or hop is direct or dttfb is None else ttfb - dttfb,
-            "added_ttlb_us": None if ttlb is None or hop is direct or dttlb is None else ttlb - dttlb,
+            "added_ttfb_us": hop.median("added_ttfb_us"),
+            "added_ttlb_us": hop.median("added_ttlb_us"),
             "errors": sum(hop.results.get("errors", [])),
             "cpu_us_per_call_64": hop.median("cpu64"),
         }

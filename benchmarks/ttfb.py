@@ -31,10 +31,8 @@ import sys
 import time
 from pathlib import Path
 
-import orjson
-
-from benchmarks.run import BODY, HEADERS, KEY, Bench, Hop, free_port
-from benchmarks.upstreams import MODEL, nginx_streaming_upstream_conf
+from benchmarks.run import BODY, HEADERS, STREAM, Bench, Hop, connect, free_port, interleaved, recv, stream
+from benchmarks.upstreams import nginx_streaming_upstream_conf
 
 HERE = Path(__file__).resolve().parent
 CHAT = (
@@ -42,11 +40,6 @@ CHAT = (
     + "".join(f"{k}: {v}\r\n" for k, v in HEADERS.items())
     + f"Content-Length: {len(BODY)}\r\n\r\n"
 ).encode() + BODY
-STREAM_BODY = orjson.dumps({"model": MODEL, "stream": True, "messages": [{"role": "user", "content": "hi"}]})
-STREAM = (
-    f"POST /v1/chat/completions?s=1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-    f"Authorization: Bearer {KEY}\r\nx-purpose: assistant\r\nContent-Length: {len(STREAM_BODY)}\r\n\r\n"
-).encode() + STREAM_BODY
 IDLE_S = 0.02  # before each cold call
 
 
@@ -54,31 +47,18 @@ def _reply(sock: socket.socket) -> None:
     """Read one Content-Length reply whole."""
     data = b""
     while (end := data.find(b"\r\n\r\n")) < 0:
-        data += _recv(sock)
+        data += recv(sock)
     head = data[:end].lower()
     at = head.find(b"content-length:")
     length = int(head[at + 15 : head.find(b"\r\n", at) if head.find(b"\r\n", at) > 0 else None])
     while len(data) < end + 4 + length:
-        data += _recv(sock)
+        data += recv(sock)
     if not data.startswith(b"HTTP/1.1 200"):
         raise RuntimeError(f"not a 200: {data[:200]!r}")
 
 
-def _recv(sock: socket.socket) -> bytes:
-    chunk = sock.recv(65536)
-    if not chunk:
-        raise RuntimeError("the hop closed the connection")
-    return chunk
-
-
-def _connect(port: int) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", port))
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return sock
-
-
 def keep_alive(port: int, calls: int) -> list[float]:
-    with _connect(port) as sock:
+    with connect(port) as sock:
         for _ in range(5):  # wakes the hop
             sock.sendall(CHAT)
             _reply(sock)
@@ -93,26 +73,16 @@ def keep_alive(port: int, calls: int) -> list[float]:
 
 def cold(port: int) -> float:
     time.sleep(IDLE_S)
-    with _connect(port) as sock:
+    with connect(port) as sock:
         started = time.perf_counter()
         sock.sendall(CHAT)
         _reply(sock)
         return (time.perf_counter() - started) * 1e6
 
 
-def stream(port: int) -> float:
-    """Time to the first event of a stream on a new connection, then read to its end."""
-    with _connect(port) as sock:
-        started = time.perf_counter()
-        sock.sendall(STREAM)
-        data = b""
-        first = 0.0
-        while b"data: [DONE]" not in data:
-            chunk = _recv(sock)
-            if not first and b"data: {" in data[-8:] + chunk:
-                first = time.perf_counter()
-            data += chunk
-    return (first - started) * 1e6
+def new_stream(port: int) -> float:
+    """Time to the first event of a stream on a new connection (`benchmarks.run.stream`)."""
+    return stream(port)[0]
 
 
 _KEPT: dict[int, socket.socket] = {}  # each hop's kept-alive connection for `kept_stream`
@@ -123,13 +93,13 @@ def kept_stream(port: int) -> float:
     chunked body's last chunk: the next stream goes on the same connection)."""
     sock = _KEPT.get(port)
     if sock is None:
-        sock = _KEPT[port] = _connect(port)
+        sock = _KEPT[port] = connect(port)
     started = time.perf_counter()
     sock.sendall(STREAM)
     data = b""
     first = 0.0
     while not data.endswith(b"\r\n0\r\n\r\n"):
-        chunk = _recv(sock)
+        chunk = recv(sock)
         if not first and b"data: {" in data[-8:] + chunk:
             first = time.perf_counter()
         data += chunk
@@ -171,14 +141,11 @@ def main() -> int:
             for hop in turn if rnd % 2 == 0 else turn[::-1]:
                 port = ports[hops.index(hop)]
                 hop.add("p50_us", statistics.median(keep_alive(port, args.calls)))
-            for key, measure, n in (("cold_us", cold, args.cold), ("ttfb_us", stream, args.streams),
+            for key, measure, n in (("cold_us", cold, args.cold), ("ttfb_us", new_stream, args.streams),
                                     ("kept_ttfb_us", kept_stream, args.streams)):  # fmt: skip
-                samples: dict[str, list[float]] = {hop.name: [] for hop in hops}
-                for i in range(n):  # call by call, rotated: drift within the block hits every hop alike
-                    for hop in hops[i % len(hops) :] + hops[: i % len(hops)]:
-                        samples[hop.name].append(measure(ports[hops.index(hop)]))
-                for hop in hops:
-                    hop.add(key, statistics.median(samples[hop.name]))
+                turns = interleaved(measure, ports, n)  # call by call: drift within the block hits every hop alike
+                for i, hop in enumerate(hops):
+                    hop.add(key, statistics.median(turn[i] for turn in turns))
             print(f"round {rnd + 1}/{args.rounds} done", file=sys.stderr, flush=True)
         report(hops)
         return 0
