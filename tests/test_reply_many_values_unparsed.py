@@ -7,6 +7,8 @@ and `model_version`, the record's checkpoint, among them)."""
 from __future__ import annotations
 
 import asyncio
+import random
+import sys
 import tracemalloc
 from collections.abc import Callable
 from typing import Any
@@ -181,18 +183,20 @@ def test_the_openai_sdk_gets_an_embeddings_reply_of_many_vectors_whole_and_the_r
     [
         ([], {"parameters": {"a": {"b": {"c": {"note": "bob@example.org"}}}}}, True),  # (nested four levels)
         ([], {"id": "r" * (1 << 17)}, True),  # (past the last 64 KiB the members after them are looked for in)
-        ([{"data": [[[[1]]]]}], {"parameters": {"a": {"b": {"c": {"note": "bob@example.org"}}}}}, False),
+        ([{"data": [[[[1]]]]}], {"parameters": {"a": {"b": {"c": {"note": "bob@example.org"}}}}}, True),
+        ([{"data": [[[[1]]]]}], {"id": "r" * (1 << 17)}, True),
     ],
-    ids=["deep", "long", "deep-outputs"],
+    ids=["deep", "long", "deep-outputs", "deep-outputs-long"],
 )
 def test_an_oip_reply_cut_whose_members_after_its_outputs_are_not_found_from_its_end_is_not_parsed_whole(
     outputs: list[Any], after: dict[str, Any], read: bool
 ) -> None:
     """A reply whose members after its `outputs` are not found from its end (nested deeper than three levels, or
     longer than the bytes searched) was parsed whole from 2026-12-05 (d12bd55: a million tiny outputs, 12 MiB, 1.2 s of
-    the loop's turn, where 0.08 s before it), then cut with those members unread (76f20ac): they are now found after
-    its outputs walked from the cut (`oip._list_end`, 0.2-0.3 s); where that walk does not find their end (an output
-    past those read nested four levels), it is cut as before, those members unread. Its output `scan:truncated`."""
+    the loop's turn, where 0.08 s before it), then cut with those members unread (76f20ac), then read after its outputs
+    walked from the cut, but for an output past those read nested four levels (its `model_name` unread: the walk read
+    three): they are now found after the outputs' end, read from the cut at any depth (`oip._list_end`). Its output
+    `scan:truncated`."""
     body = orjson.dumps({"outputs": [{"data": [1]}] * MILLION + outputs, "model_name": "m", **after})
     cut = oip.many_outputs(body)
     assert cut is not body and len(cut) < len(body) // 10
@@ -245,12 +249,6 @@ def test_an_oip_and_a_kserve_reply_cut_read_their_members_before_a_member_ending
     assert event["model_name"] == "m" and len(event["outputs"]) == MAX_STRINGS + 1
 
 
-def _depth(value: Any) -> int:
-    if isinstance(value, dict):
-        value = list(value.values())
-    return 1 + max(map(_depth, value), default=0) if isinstance(value, list) else 0
-
-
 @settings(max_examples=400, deadline=None)
 @given(
     st.lists(JSON_VALUES, min_size=2, max_size=6)
@@ -258,20 +256,18 @@ def _depth(value: Any) -> int:
     st.dictionaries(st.text(alphabet='ab":\\]', max_size=3), JSON_VALUES, max_size=3),
     st.lists(JSON_VALUES, max_size=3),
 )
-def test_a_cut_lists_end_is_where_it_ends_or_not_found(values: list[Any], members: dict[str, Any], last: Any) -> None:
+def test_a_cut_lists_end_is_where_it_ends(values: list[Any], members: dict[str, Any], last: Any) -> None:
     """Values and members written by hand, strings with quotes, brackets and backslashes in them, a member after the
-    list that is a list itself last (where the walk from the end may stop): the list's end is found where it is, or
-    not at all; and found wherever its values are nested at most three levels (walked from the cut)."""
+    list that is a list itself last (where a walk from the end stopped): the list's end is found where it is, however
+    deep its values and the members after it (until 2026-12-05 not at all where both were nested four levels)."""
     head = b'{"data":[' + orjson.dumps(values[0])
     cut = len(head)
     head += b"".join(b"," + orjson.dumps(value) for value in values[1:])
     closed = len(head)
     head += b"]," + orjson.dumps({**members, "x": last})[1:]
     assert orjson.loads(head)["data"] == values
-    found = oip._list_end(head, cut)
-    assert found in (closed, -1)
-    if max(map(_depth, values)) <= 3:
-        assert found == closed
+    assert oip._list_end(head, cut) == closed
+    assert oip._list_end(head[: closed - 1], cut) == -1  # (cut short: no end)
 
 
 def _nested(value: Any, kinds: str) -> Any:
@@ -307,16 +303,50 @@ def test_a_reply_cut_reads_its_members_after_a_value_nested_over_16_levels(kinds
 
 def test_values_whose_strings_hold_brackets_are_read_in_bounded_memory() -> None:
     """Their strings were taken out with one `split` of the whole list: 2 MiB of `["["]` held 41 MB of pieces (16 MiB,
-    333 MB); now a piece at a time (`oip._unquoted`)."""
-    text = b",".join([b'["["]', b'{"]":"}"}'] * (1 << 17))  # 2 MiB, a pair of values repeated: no one value repeats
+    333 MB); now a piece at a time (`oip._piece_depths`)."""
+    values = b",".join([b'["["]', b'{"]":"}"}'] * (1 << 17))  # 2 MiB, a pair of values repeated: no one value repeats
+    head = b'{"data":[0,' + values + b'],"x":["]"]}'
     tracemalloc.start()
     try:
-        found = oip._values_only(text)
+        found = oip._list_end(head, 10)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert found and not oip._values_only(text + b"]")
-    assert peak < 4 * len(text), peak
+    assert found == 11 + len(values)
+    assert oip._list_end(head.replace(b'],"x"', b']],"x"'), 10) == 11 + len(values)  # (one more closed: at its first)
+    assert peak < 4 * len(head), peak
+
+
+def _geometric(size: int) -> bytes:
+    """Values nested 1 to 59 levels, each level's count 16/17 of the one above it, in no order, to `size` bytes."""
+    chains = [b"[" * depth + b"1" + b"]" * depth for depth in range(1, 60)]
+    counts = [max(1, int(600 * (16 / 17) ** depth)) for depth in range(1, 60)]
+    drawn = random.Random(0).choices(chains, counts, k=size // 20)
+    return b",".join(drawn)
+
+
+@pytest.mark.interpreted
+def test_a_cut_lists_end_reads_values_nested_ever_fewer_deeper_in_few_passes() -> None:
+    """Each level of such values' innermost pairs took out just over 1/16 of what was left, so that it was taken out
+    level by level, a pass over most of the list each: ~57 passes, 25 times its bytes (16 MiB: 1.2 s of CPU in one turn
+    of the loop). The passes now read at most as many bytes as a valley they leave costs (`oip._VALLEY_COST`): under
+    twice its bytes (0.3 s). Counted as the bytes `bytes.replace` is called on (`sys.setprofile`: interpreted)."""
+    values = _geometric(1 << 21)
+    head = b'{"data":[0,' + values + b'],"model":"m"}'
+    read = 0
+
+    def counting(frame: Any, event: str, arg: Any) -> None:
+        nonlocal read
+        if event == "c_call" and getattr(arg, "__name__", "") == "replace" and isinstance(arg.__self__, bytes):
+            read += len(arg.__self__)
+
+    sys.setprofile(counting)
+    try:
+        found = oip._list_end(head, 10)
+    finally:
+        sys.setprofile(None)
+    assert found == 11 + len(values)
+    assert read < 4 * len(head), read / len(head)
 
 
 _SHALLOW = st.none() | st.integers(-(2**63), 2**63 - 1) | st.text(alphabet='ab":\\ {}[],', max_size=6)

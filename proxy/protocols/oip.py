@@ -15,10 +15,12 @@ import functools
 import hashlib
 import json
 import logging
+import operator
 import re
 import struct
 import urllib.parse
 from collections.abc import Awaitable, Callable, Iterable
+from itertools import accumulate, repeat
 from typing import Any, Final
 
 import orjson
@@ -821,151 +823,106 @@ _LIST_REST: Final = b"(?:" + _WS + b"," + _WS + _json_value(3) + b")*+" + _WS + 
 _OUTPUTS_END: Final = re.compile(
     _LIST_REST + _WS + b"(?:," + _WS + _JSON_STRING + _WS + b":" + _WS + _json_value(3) + _WS + b")*+" + rb"\}" + _WS
 )  # fmt: skip
-# a JSON string read backwards (its bytes reversed): a quote its escape's backslash follows is in it (one followed by
-# backslashes outside a string, `\\"` before a string, is no JSON)
-_REVERSED_STRING: Final = rb'"(?:[^"\\]++|\\|"(?=\\))*+"'
-
-
-def _json_value_reversed(depth: int) -> bytes:
-    """`_json_value` of JSON text read backwards (its bytes reversed)."""
-    string, scalar = _REVERSED_STRING, rb"[-+.0-9A-Za-z]++"
-    if depth == 0:
-        return b"(?:" + string + b"|" + scalar + b")"
-    inner = _json_value_reversed(depth - 1)
-    items = inner + _WS + b"(?:," + _WS + inner + _WS + b")*+"
-    member = inner + _WS + b":" + _WS + string + _WS  # (a member backwards: its value, then its name)
-    members = member + b"(?:," + _WS + member + b")*+"
-    return (b"(?:" + string + b"|" + scalar + rb"|\]" + _WS + b"(?:" + items + rb")?\[|\}" + _WS + b"(?:" + members
-            + rb")?\{)")  # fmt: skip
-
-
-# the members after a reply's list, walked backwards from its last byte (its bytes reversed) to the `]` that ends the
-# list: each value nested at most three levels. Members are few and small (an OIP reply's `model_name`,
-# `model_version`, `id`, `parameters`; an embeddings reply's `model`, `usage`), so they are found from the end, not
-# by walking the list's millions of values to them (13 ns a byte: 0.2 s of 16 MiB)
-_MEMBERS_BEFORE_END: Final = re.compile(
-    _WS + rb"\}" + _WS + b"(?:" + _json_value_reversed(3) + _WS + b":" + _WS + _REVERSED_STRING + _WS + b"," + _WS
-    + rb")*+\]"
-)  # fmt: skip
-_MEMBERS_UPTO: Final = 1 << 16  # the bytes searched so, fewer than a list of `MAX_STRINGS` values holds (`v,` each)
+# where a cut list ends, read a piece of the reply at a time (`_list_end`): each piece's bytes that are no JSON structure
+# taken out (all but brackets, braces and quotes), its braces read as brackets (`_ONE_KIND`), its strings taken out
+_SCAN_PIECE: Final = 1 << 16
+_NOT_STRUCTURE: Final = bytes(byte for byte in range(256) if byte not in b'[]{}"')
+_ONE_KIND: Final = bytes.maketrans(b"{}", b"[]")
+# a valley read (`_lowest`: ~0.14 us) in bytes a level's pass over a piece reads (~4 ns each on brackets alone)
+_VALLEY_COST: Final = 16
+_FOUND_BY_BYTE: Final = 64  # bytes of a piece read byte by byte where the list's end is in it (`_closing`)
 
 
 def _list_end(head: bytes, cut: int) -> int:
-    """Where the list cut at `cut` ends (its `]`): found from the reply's end past the members after it
-    (`_MEMBERS_BEFORE_END`), in its last `_MEMBERS_UPTO` bytes, where the values between hold every bracket they close
-    (`_values_only`); else found walking those values from the cut (`_LIST_ENDS`, in C: 6-17 ns a byte, 0.1-0.3 s of
-    16 MiB of CPU), within `_LIST_UPTO` bytes of it; -1 when not so found (values nested deeper, past those bytes; JSON that
-    does not end as an object does). A member after the list whose value ends in `]` where the walk back stops (nested
-    four levels, or past the bytes searched) was taken for its end until 2026-12-05: it and those before it unread."""
-    size = len(head)
-    start = max(cut, size - _MEMBERS_UPTO)
-    matched = _MEMBERS_BEFORE_END.match(head[start:][::-1])
-    closed = -1 if matched is None else size - matched.end()
-    if closed >= 0 and _values_only(head[cut:closed]):
-        return closed
-    walked = _LIST_ENDS.match(head, cut, cut + _LIST_UPTO)
-    return -1 if walked is None else walked.start(1)
+    """Where the list cut at `cut` (after one of its values) ends: its `]`, the first bracket past the cut that closes
+    more than the values after it opened, however deep they are and whatever follows (its escapes blanked, then read
+    `_SCAN_PIECE` bytes at a time, `_piece_depths`, and within the piece that holds it halved, `_closing`): in C,
+    linear in the bytes read (30-45 ms of CPU for 16 MiB of values of one shape, 0.1-0.45 s for values nested in no
+    repeating shape); -1 where none does (JSON cut short) or a brace does (no JSON). Until 2026-12-05 it was found
+    from the reply's end, past members nested at most three levels in its last 64 KiB, else by walking values nested
+    at most three levels from the cut: with a value past the cut nested four levels and a member after the list so too
+    (or longer), not at all, the members after the list unread (an OIP reply's `model_name`)."""
+    text, start = head, cut
+    if head.find(b"\\", cut) >= 0:  # (each escape two bytes of no structure: the quote of `\"` ends no string)
+        text, start = head[cut:].replace(b"\\\\", b"  ").replace(b'\\"', b"  "), 0
+    size = len(text)
+    depth, quoted, at = 0, False, start
+    while at < size:
+        end = min(at + _SCAN_PIECE, size)
+        lowest, ended, after = _piece_depths(text, at, end, quoted)
+        if depth + lowest < 0:
+            closed = _closing(text, at, end, depth, quoted)
+            return closed - start + cut if text[closed] == 93 else -1  # (`]`)
+        depth, quoted, at = depth + ended, after, end
+    return -1
 
 
-_LIST_ENDS: Final = re.compile(_LIST_REST)
-_LIST_UPTO: Final = 1 << 24  # bytes of a list's rest so walked: as many as a reply is buffered by default
-# the bytes that are no JSON structure: all but brackets, braces and quotes (`_values_only`)
-_NOT_STRUCTURE: Final = bytes(byte for byte in range(256) if byte not in b'[]{}"')
-_UNIT_UPTO: Final = 4096  # the structure of a value looked at for one its list repeats (`_first_value`)
-# a level of a list's values' innermost pairs taking out fewer than one a `_FEW_TAKEN` bytes left: what is left is
-# read run by run (`_nested_deeper`), not level by level (a pass over all of it each: 16 MiB of values nested 17 to
-# 1,000 levels took 1.3-1.4 s so taken 16 levels deep, then walked)
-_FEW_TAKEN: Final = 16
-_STRINGS_PIECE: Final = 1 << 16  # the bytes of structure whose strings are taken out at once (`_unquoted`)
-_ONE_KIND: Final = bytes.maketrans(b"{}", b"[]")  # braces read as brackets (`_nested_deeper`)
-_CLOSING: Final = re.compile(rb"\]++")  # a run of closing brackets (`_nested_deeper`)
-
-
-def _values_only(text: bytes) -> bool:
-    """Whether JSON `text`, values of a list and the commas between them (none cut), closes no bracket or brace it did
-    not open: so the `]` after it ends their list, not a value after it (which the walk from the reply's end may have
-    stopped at). Told in C from its structure (`_NOT_STRUCTURE` taken out, each string's to its quotes): the same
-    value's repeated (a list of vectors, of outputs: 8-30 ms of CPU for 16 MiB), else its strings taken out
-    (`_unquoted`) and its innermost pairs level by level (0.1 s for 14 MiB of values whose strings hold brackets),
-    what is left of values nested deeper read run by run (`_FEW_TAKEN`, `_nested_deeper`); False when not so told
-    (the list is then walked). Values nested over 16 levels were taken for no end until 2026-12-05: an OIP reply's
-    members after its outputs unread where one past those read was."""
-    if b"\\" in text:  # escapes: a quote or a backslash escaped is none of a string's quotes (taken left to right)
-        text = text.replace(b"\\\\", b"").replace(b'\\"', b"")
-    shape = text.translate(None, _NOT_STRUCTURE)
-    unit = _first_value(shape)
-    if not shape or (unit and shape == shape[:unit] * (len(shape) // unit)):
-        return True
-    # strings taken out: those holding no bracket or brace first (each two quotes), then those that do (an even
-    # count of quotes on each side of each kept: taking two quotes side by side out moves none of them across)
+def _piece_depths(text: bytes, start: int, end: int, quoted: bool) -> tuple[int, int, bool]:
+    """Of JSON `text[start:end]` (its escapes blanked), begun in a string when `quoted`: the lowest depth a prefix of it
+    reaches and its depth at its end, from 0 (brackets and braces alike, none in a string counted), and whether it ends
+    in a string."""
+    shape = text[start:end].translate(_ONE_KIND, _NOT_STRUCTURE)
+    if quoted:
+        shape = b'"' + shape
+    # strings holding no bracket first (two quotes side by side: taking them out moves no quote's count across another)
     shape = shape.replace(b'""', b"")
-    if 34 in shape:  # (`"`)
-        unquoted = _unquoted(shape)
-        if unquoted is None:
-            return False
-        shape = unquoted
-    while shape:
-        left = len(shape)
-        shape = shape.replace(b"[]", b"").replace(b"{}", b"")
-        taken = left - len(shape)
-        if not taken:  # (no pair side by side: no JSON)
-            return False
-        if taken * _FEW_TAKEN < len(shape):
-            return _nested_deeper(shape, taken)
-    return True
-
-
-def _unquoted(shape: bytes) -> bytes | None:
-    """`shape` (brackets, braces and quotes) without its strings, each two quotes and what is between: taken out a
-    piece of about `_STRINGS_PIECE` bytes at a time (an even count of quotes in each), so that the pieces `split`
-    makes are held for that piece alone (split whole, 16 MiB of `["["]` held 333 MiB of them); None when a string is
-    not closed."""
-    pieces: list[bytes] = []
-    start, size = 0, len(shape)
-    while start < size:
-        end = min(start + _STRINGS_PIECE, size)
-        if shape.count(b'"', start, end) % 2:  # (the piece ends in a string: taken to its closing quote)
-            end = shape.find(b'"', end) + 1
-            if not end:
-                return None
-        pieces.append(b"".join(shape[start:end].split(b'"')[::2]))
-        start = end
-    return b"".join(pieces)
-
-
-def _nested_deeper(shape: bytes, taken: int) -> bool:
-    """Whether `shape`, what `_values_only` left of a list's values having taken `taken` bytes out of it at its last
-    level (a pair side by side in JSON held a pair so taken: one turn at most each two), closes none it did not open:
-    told from how deep each run of closing ones leaves it, braces read as brackets (a brace closing a bracket where
-    they meet is none of JSON's), in as many turns as pairs are left; else False."""
-    pairs = shape.count(b"[]") + shape.count(b"{}")
-    if not pairs or 2 * pairs > taken or b"[}" in shape or b"{]" in shape:
-        return False
-    closed = 0
-    for run in _CLOSING.finditer(shape.translate(_ONE_KIND)):
-        closed += run.end() - run.start()
-        if run.end() < 2 * closed:  # (opened before it: `run.end() - closed`, fewer than those closed)
-            return False
-    return 2 * closed == len(shape)
-
-
-def _first_value(shape: bytes) -> int:
-    """The bytes of the structure of the first value in `shape` (a list's values' brackets, braces and quotes), when it
-    is whole within `_UNIT_UPTO` of them and its strings hold none; else 0."""
-    closing: list[int] = []
     quoted = False
-    for at, byte in enumerate(shape[:_UNIT_UPTO]):
+    if 34 in shape:  # (`"`)
+        quoted = shape.count(b'"') % 2 == 1
+        shape = b"".join(shape.split(b'"')[::2])
+    return _lowest(shape), len(shape) - 2 * shape.count(b"]"), quoted
+
+
+def _lowest(shape: bytes) -> int:
+    """The lowest depth a prefix of `shape` (brackets only) reaches, from 0: its innermost pairs taken out level by level
+    (a pair side by side moves no depth before or after it), then what is left read from its valleys (`][`), between
+    which it opens, then closes: each one's depth summed in C (`accumulate`). Levels are taken out while the bytes they
+    read are fewer than `_VALLEY_COST` times the valleys the last left (at most its pairs): the cost of both bounded
+    together, whatever the depths (16 MiB of values nested 1 to 59 levels, each level holding 1/17 fewer, took 57
+    passes over most of it until 2026-12-05, 1.2 s)."""
+    read = 0
+    while b"[]" in shape:
+        fewer = shape.replace(b"[]", b"")
+        read += len(shape)
+        pairs = (len(shape) - len(fewer)) >> 1
+        shape = fewer
+        if read >= _VALLEY_COST * pairs:
+            break
+    if b"[]" not in shape:  # (closing brackets, then opening ones)
+        opened = shape.find(b"[")
+        return -(len(shape) if opened < 0 else opened)
+    parts = shape.split(b"][")
+    # each part's depth at its end; a valley's `]` one below it after every part but the last
+    ends: list[int] = list(
+        accumulate(map(operator.sub, map(bytes.count, parts, repeat(b"[")), map(bytes.count, parts, repeat(b"]"))))
+    )
+    return min(0, ends[-1], min(ends[:-1], default=1) - 1)
+
+
+def _closing(text: bytes, start: int, end: int, depth: int, quoted: bool) -> int:
+    """Where in JSON `text[start:end]` (its escapes blanked), begun at `depth` (in a string when `quoted`), the first
+    bracket or brace is that takes it below 0 (`_piece_depths` found one): the piece halved down to
+    `_FOUND_BY_BYTE` bytes, then read byte by byte; -1 when none does."""
+    while end - start > _FOUND_BY_BYTE:
+        middle = (start + end) // 2
+        lowest, ended, after = _piece_depths(text, start, middle, quoted)
+        if depth + lowest < 0:
+            end = middle
+        else:
+            start, depth, quoted = middle, depth + ended, after
+    for at in range(start, end):
+        byte = text[at]
         if byte == 34:  # (`"`)
             quoted = not quoted
         elif quoted:
-            return 0
+            continue
         elif byte == 91 or byte == 123:  # (`[`, `{`)
-            closing.append(byte + 2)  # (`]`, `}`)
-        elif not closing or closing.pop() != byte:
-            return 0
-        if not quoted and not closing:
-            return at + 1
-    return 0
+            depth += 1
+        elif byte == 93 or byte == 125:  # (`]`, `}`)
+            depth -= 1
+            if depth < 0:
+                return at
+    return -1
 
 
 def many_values(
