@@ -12,6 +12,7 @@ import sys
 import tracemalloc
 from collections.abc import Callable
 from typing import Any
+from unittest import mock
 
 import openai
 import orjson
@@ -369,3 +370,25 @@ def test_a_cut_lists_end_is_found_whatever_the_depth_of_its_values(
     closed = len(head)
     head += b"]," + orjson.dumps({**members, "x": [[0]]})[1:]
     assert oip._list_end(head, cut) == closed
+
+
+@pytest.mark.interpreted
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(JSON_VALUES, min_size=1, max_size=6),
+    st.lists(JSON_VALUES, max_size=2),
+    st.sampled_from([1, 2, 5, 13]),
+    st.sampled_from([1, 4]),
+)
+def test_a_cut_lists_end_is_found_across_the_pieces_it_is_read_in(
+    values: list[Any], after: list[Any], piece: int, by_byte: int
+) -> None:
+    """The pieces `_list_end` reads (64 KiB) and the bytes it reads one by one in the piece holding the end made a few
+    bytes, so that strings, escapes and nested values cross their bounds: the end is where it is, and none where the
+    reply is cut short before it."""
+    head = b'{"data":[0' + b"".join(b"," + orjson.dumps(value) for value in values)
+    closed = len(head)
+    head += b'],"x":' + orjson.dumps(after) + b"}"
+    with mock.patch.object(oip, "_SCAN_PIECE", piece), mock.patch.object(oip, "_FOUND_BY_BYTE", by_byte):
+        assert oip._list_end(head, 10) == closed
+        assert oip._list_end(head[:closed], 10) == -1
