@@ -81,6 +81,8 @@ _REASONS: Final = {status.value: status.phrase.encode("latin-1") for status in h
 
 
 _NO_FIELDS: dict[str, str] = {}  # a request's fields before its head is in
+# the parser of a connection that is over (`HttpConnection._let_go`): one that calls nothing back, so holds no connection
+_NO_PARSER: Final = httptools.HttpRequestParser(object())
 _NO_FIELD: Final[Callable[[str], str | None]] = _NO_FIELDS.get  # made once, not a bound method a request
 
 
@@ -277,6 +279,10 @@ class HttpConnection(asyncio.Protocol):
             # exception was being handled when llhttp's error was raised (in the compiled build, one an
             # awaiting coroutine's `except` block still holds: an upstream's 502 answered a 414)
             cause, self._raised = self._raised, None
+            if cause is not None:
+                # without its traceback, whose frames (the callback's, this one's, which holds it) hold this connection
+                # in a reference cycle (before 2026-12-05, helper records: freed by the collector alone)
+                cause = cause.with_traceback(None)
             if self.upgraded:
                 # what follows a request asking to upgrade is no request (the protocol it asked for, sent before the
                 # answer): not read, nor refused; the requests read before it are recorded unserved (and no head is
@@ -440,6 +446,18 @@ class HttpConnection(asyncio.Protocol):
         if self.serving is not None:
             _wake(self.serving._waiter)
         _wake(self.closed)
+        task = self._task
+        if task is None or task.done():  # (else the serve loop, as it ends)
+            self._let_go()
+
+    def _let_go(self) -> None:
+        """The connection is over, its socket closed and its serving ended: its parser, which holds it (each callback a
+        bound method of it), is let go, so that the connection, and the request it was part-way reading, is freed now
+        by reference counting. Before 2026-12-05 (helper records) the two were a reference cycle that only the cyclic
+        collector freed, which a serving process runs rarely (`gc.freeze()`, `workers.GC_THRESHOLDS`)."""
+        self.parser = _NO_PARSER
+        self._broken = True  # (nothing is read after it)
+        self._upgrade_body = None
 
     def pause_writing(self) -> None:
         if self._drained is None or self._drained.done():
@@ -805,6 +823,8 @@ class HttpConnection(asyncio.Protocol):
             self._broken = True
             self._upgrade_body = None
         self._close()
+        if self.closed.done():  # its socket closed already (else `connection_lost`, to come)
+            self._let_go()
 
     def _unserved(self) -> None:
         """The requests pipelined behind the one served when its client left, or behind the reply that closed the
@@ -1457,9 +1477,13 @@ class HttpServer:
         """Close connections idle past `idle_timeout_s`, or whose request head is late."""
         while True:
             await asyncio.sleep(self.sweep_s)
-            now = self.now()
-            for conn in list(self.connections):
-                conn.expire(now)
+            self._expire(self.now())
+
+    def _expire(self, now: float) -> None:
+        # a frame of its own: the sweep's loop variable held the last connection it looked at, closed by it, until a
+        # sweep found another (before 2026-12-05, helper records: a proxy gone quiet held it, and its request, for good)
+        for conn in list(self.connections):
+            conn.expire(now)
 
     def over_budget(self) -> Overloaded:
         """The refusal of a body that would take the bodies held past `limits.bodies_max_bytes` (counted, logged)."""

@@ -84,6 +84,12 @@ class Connection(asyncio.Protocol):
         if self._timer is not None:  # the connection is not kept alive for a timer's sake
             self._timer.cancel()
             self._timer = None
+        self.parser.close()
+
+    def abandon(self) -> None:
+        """Its connect did not end (`pool._abandon`): the transport, closed with no `connection_lost`, let go of."""
+        self.transport = None
+        self.parser.close()
 
     # -- the reply
 

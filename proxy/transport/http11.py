@@ -257,6 +257,12 @@ class ReplyParser:
         self._reason = b""
         self._tail = b""
 
+    def close(self) -> None:
+        """The connection ended: llhttp, which holds this parser (each callback a bound method of it), is let go, so
+        that the parser, and the reply it holds, is freed by reference counting with its call and connection. Before
+        2026-12-05 (helper records) the two were a reference cycle that only the cyclic collector freed."""
+        self._llhttp = None
+
     def feed(self, data: bytes) -> None:
         """The next bytes from the connection; raises UpstreamProtocolError when they are not HTTP/1.1."""
         if self.done:  # bytes after a complete reply: the connection cannot be trusted again

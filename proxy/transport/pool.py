@@ -211,6 +211,15 @@ def _reusable(conn: Connection) -> bool:
     return conn.lost is None and conn.parser.keep_alive and transport is not None and not transport.is_closing()
 
 
+def _abandon(made: list[Connection]) -> None:
+    """The connect that made these connections failed, or was cancelled (its call's client left, the connect timeout)
+    once its socket was: uvloop then closes the socket's transport without telling its connection (no
+    `connection_lost`), and the two hold each other (and the connection its reply's parser) in a reference cycle that
+    only the cyclic collector freed (before 2026-12-05, helper records). Let go of here."""
+    for conn in made:
+        conn.abandon()
+
+
 def _broken(exc: BaseException) -> BaseException:
     """What a call raises for its connection's `lost`: a copy of the proxy's own errors, not the one the connection
     keeps, whose traceback would hold the raising frames, which hold the connection (a reference cycle that kept
@@ -397,22 +406,33 @@ class ConnectionPool:
         loop = asyncio.get_running_loop()
         settings = self.upstream.tls
         context = self._ssl
+        made: list[Connection] = []  # the connection made for the socket, once it is (`_made_for`)
         try:
             async with asyncio.timeout(self.upstream.connect_timeout_s):
                 if self.tls and context is None:  # (its files on a hung mount: no connection within the timeout)
                     context = await self._context()
                 _, conn = await loop.create_connection(
-                    functools.partial(Connection, loop, self._idle_lost),
+                    functools.partial(self._made_for, loop, made),
                     self.host,
                     self.port,
                     ssl=context,
                     server_hostname=(settings.server_name if settings else None) or self.host if self.tls else None,
                 )
         except TimeoutError:  # not the reply's `timeout_s`: the upstream is not reached (502, /readyz), as over gRPC
+            _abandon(made)
             what = "TCP connect and TLS handshake" if self.tls else "TCP connect"
             raise UpstreamConnectTimeout(
                 f"no connection within connect_timeout_s {self.upstream.connect_timeout_s:g} ({what})"
             ) from None
+        except BaseException:
+            _abandon(made)
+            raise
+        return conn
+
+    def _made_for(self, loop: asyncio.AbstractEventLoop, made: list[Connection]) -> Connection:
+        """A connection for the socket being connected, kept in `made` (`_abandon`, should the connect not end)."""
+        conn = Connection(loop, self._idle_lost)
+        made.append(conn)
         return conn
 
     async def _context(self) -> ssl.SSLContext:
