@@ -12,9 +12,11 @@ import asyncio
 import collections
 import gc
 import socket
+import ssl
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httptools
 import pytest
@@ -25,6 +27,7 @@ from proxy.transport import pool as pools
 from proxy.transport.connection import Connection
 from proxy.transport.http11 import ReplyParser
 from proxy.transport.pool import ConnectionPool
+from tests.certs import Authority
 from tests.configs import ONE_UPSTREAM
 from tests.harness import LoopThread, ProxyHandle
 from tests.held import until
@@ -149,6 +152,24 @@ def test_a_client_connection_is_freed_as_it_closes(vllm, make_proxy, way: str) -
     with _collector_off() as left:
         for _ in range(3):
             _CLIENT_WAYS[way](proxy)
+        assert left(proxy) == []
+
+
+def test_a_tls_client_connection_is_freed_as_it_closes(vllm, make_proxy, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Over TLS (the listener's own accept and handshake, `HttpServer._handshake`): a call then the client's end, and a
+    client leaving mid-body."""
+    _, upstream = vllm
+    authority = Authority(tmp_path)
+    pair = authority.issue("proxy", common_name="proxy", server=True)
+    tls = f'listen:\n  http: 127.0.0.1:0\n  tls: {{cert: "{pair.cert}", key: "{pair.key}"}}'
+    proxy = make_proxy(ONE_UPSTREAM.replace("listen: {http: 127.0.0.1:0}", tls) + _LIMITS, UPSTREAM=upstream)
+    context = ssl.create_default_context(cafile=str(authority.pair.cert))
+    with _collector_off() as left:
+        for _ in range(3):
+            with context.wrap_socket(_connect(proxy), server_hostname="127.0.0.1") as sock:
+                assert _call(sock).startswith(b"HTTP/1.1 200")
+            with context.wrap_socket(_connect(proxy), server_hostname="127.0.0.1") as sock:
+                sock.sendall(_POST % 1000 + b'{"model": "m"')
         assert left(proxy) == []
 
 
