@@ -583,7 +583,11 @@ class HttpIngress:
                 await self._failed(request, conn, ex, failure, keep_alive=not internal)
             finally:
                 ex.finish()  # a no-op once `_failed` has ended it
-                # its traceback holds this frame, and so the request's body: not a cycle left for the collector
+                # its traceback holds this frame, and so the request's body: not a cycle left for the collector. Let go
+                # of by the error too: one the request keeps (`Request.failed`, raised by `HttpConnection.body`: a body
+                # malformed part-way, or late, 408) held the frames, which hold the request and its connection (before
+                # 2026-12-05, review revrecords: a cycle the collector alone freed)
+                failure.with_traceback(None)
                 failure = None
             if internal:
                 conn.closing = True  # the connection's state is unknown: it ends with this answer

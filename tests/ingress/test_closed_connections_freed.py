@@ -94,6 +94,19 @@ def _refused_mid_body(proxy: ProxyHandle) -> None:
         assert _read_to_end(sock).startswith(b"HTTP/1.1 413")
 
 
+def _body_timed_out(proxy: ProxyHandle) -> None:
+    with _connect(proxy) as sock:  # its body stops coming: 408, raised to the handler as the request's `failed`
+        sock.sendall(_POST % 1000 + b'{"model": "m"')
+        assert _read_to_end(sock).startswith(b"HTTP/1.1 408")
+
+
+def _malformed_body(proxy: ProxyHandle) -> None:
+    with _connect(proxy) as sock:  # its chunked framing broken part-way: 400, raised to the handler so too
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b'Transfer-Encoding: chunked\r\n\r\n5\r\n{"mod\r\nzz\r\n')  # fmt: skip
+        assert _read_to_end(sock).startswith(b"HTTP/1.1 400")
+
+
 def _head_timed_out(proxy: ProxyHandle) -> None:
     with _connect(proxy) as sock:
         sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n")
@@ -136,6 +149,8 @@ _CLIENT_WAYS: dict[str, Callable[[ProxyHandle], None]] = {
     "left-mid-head": _left_mid_head,
     "left-mid-body": _left_mid_body,
     "refused-mid-body-413": _refused_mid_body,
+    "body-timeout-408": _body_timed_out,
+    "malformed-body-400": _malformed_body,
     "head-timeout": _head_timed_out,
     "idle-timeout": _idle_timed_out,
     "refused-head-414": _refused_head,
