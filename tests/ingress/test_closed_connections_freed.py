@@ -188,6 +188,28 @@ def test_a_tls_client_connection_is_freed_as_it_closes(vllm, make_proxy, tmp_pat
         assert left(proxy) == []
 
 
+def test_a_tls_connection_whose_handshake_fails_is_freed(vllm, make_proxy, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Its `HttpConnection` is made before the handshake, and dropped without `connection_made` when it fails (a client
+    that does not trust the certificate, a TLS record that is no handshake)."""
+    _, upstream = vllm
+    authority = Authority(tmp_path)
+    pair = authority.issue("proxy", common_name="proxy", server=True)
+    tls = f'listen:\n  http: 127.0.0.1:0\n  tls: {{cert: "{pair.cert}", key: "{pair.key}"}}'
+    proxy = make_proxy(ONE_UPSTREAM.replace("listen: {http: 127.0.0.1:0}", tls) + _LIMITS, UPSTREAM=upstream)
+    http = proxy.process._http
+    assert http is not None
+    distrusting = ssl.create_default_context()  # (the system's CAs: not the one that issued the proxy's certificate)
+    with _collector_off() as left:
+        for _ in range(3):
+            with _connect(proxy) as sock, pytest.raises(ssl.SSLError):
+                distrusting.wrap_socket(sock, server_hostname="127.0.0.1")
+            with _connect(proxy) as sock:
+                sock.sendall(b"\x16\x03\x01\x00\x05\x01\x00\x00\x01\x00")  # a ClientHello too short
+                assert _read_to_end(sock) == b""
+        assert until(lambda: http.handshake_failures == 6)
+        assert left(proxy) == []
+
+
 def test_connections_the_drain_closes_are_freed(  # type: ignore[no-untyped-def]
     vllm, make_proxy, loop_thread: LoopThread
 ) -> None:
