@@ -172,9 +172,10 @@ class _Text:
     # phones of `555 123 4567 ` x30 then `1111 4111 1111 1111 1111` were a phone, none whole, until 2026-12-05, helper
     # detfuzz2)
     runs_on: int = -1
-    # a stream scanner's window whose tail was cut in a run of numbers that, read whole, is no phones alike (its
-    # start, read in a window before, no phone's: `_run_unaligned`): not read so back from its end either
-    unaligned: bool = False
+    # a stream scanner's window whose tail was cut in a run of numbers: the readings of the run as phones that, read
+    # whole from its start (in a window before, `_run_unaligned`), it is none of (`_ALIKE_REFUSED`, `_WRITTEN_REFUSED`,
+    # `_CARD_REFUSED`; `_UNALIGNED`: all): not read so back from its end either
+    unaligned: int = 0
     # where a stream scanner's window starts inside a run of numbers its tail was cut in (0), the run's start read in a
     # window before: its first card candidate is no run's start (`_cards`, `_in_run`); -1: not so
     in_run: int = -1
@@ -1292,6 +1293,8 @@ def _phone_among(t: _Text, start: int, end: int) -> tuple[int, int] | None:
     phone written with dashes, dots or brackets (`+44 20 7946 0958 555-123-4567`): before, neither was found."""
     if end == t.alike_end and start == t.alike_next:  # (the next of a run of phones alike, `_phones_alike`)
         return _next_alike(t, start)
+    if t.unaligned & _ROW_REFUSED and _in_tail(t, start):
+        return None  # (a row's, read whole with the number a `-` or a bracket joins before it: `_run_unaligned`)
     classes = t.classes
     # (the first of a phone's separators or of ten digits in a row, one search: each searched to the run's end for
     # each phone of a list of the other kind, 8,000 phones took 16 s, bare, or 1.3 s, written)
@@ -1361,7 +1364,11 @@ def _phone_before_card(t: _Text, start: int, end: int) -> tuple[int, int] | None
     if (
         card <= start + 9  # (nine digits at least before the card)
         or _ends_a_window(t, end)
-        or (t.classes.startswith(b"0000", start) and not _uk_five_first(t, start) and not _in_tail(t, start))
+        or (
+            t.unaligned & _CARD_REFUSED != 0  # (its first group read in a window before, `_run_unaligned`)
+            if _in_tail(t, start)
+            else t.classes.startswith(b"0000", start) and not _uk_five_first(t, start)
+        )
         or not t.classes.startswith(_FOURS_ENDING, card - 1)
         or t.after(end) in _CARD_JOINED
         or not _issued(t.raw[card : card + 4])
@@ -1405,7 +1412,7 @@ def _phones_written(t: _Text, start: int, end: int) -> tuple[int, int] | None:
         return None
     sizes = [len(group) for group in t.classes[start:end].split(b" ")]
     cut = _in_tail(t, start)
-    if cut and t.unaligned:
+    if cut and t.unaligned & _WRITTEN_REFUSED:
         return None  # (as `_phones_alike`)
     stops: dict[int, int] = {}
     count = len(sizes)
@@ -1468,8 +1475,9 @@ def _phones_alike(t: _Text, start: int, end: int) -> tuple[int, int] | None:
     # as its start may be a phone's later group; before (helper revphones2), a run longer than the tail, 257
     # characters, found whole, was none streamed, one cut in four)
     cut = _in_tail(t, start)
-    if cut and t.unaligned:
-        return None  # (a run longer than a tail holds that read whole is none: `_run_unaligned`)
+    refused = t.unaligned if cut else 0  # (a run longer than a tail holds, read whole none so: `_run_unaligned`)
+    if refused & _ALIKE_REFUSED == _ALIKE_REFUSED:
+        return None
     lead = first
     for phone in _ALIKE_CLASSES:
         size = len(phone)
@@ -1484,6 +1492,8 @@ def _phones_alike(t: _Text, start: int, end: int) -> tuple[int, int] | None:
             or classes.count(phone + b" ", first, end - size) != count - 1
         ):
             continue  # (not `count` phones of this layout, split by single spaces, from `first` to `end`)
+        if refused and refused & (1 << _ALIKE_CLASSES.index(phone)):
+            return None  # (read whole from its start, no phones of this layout alike, `_run_unaligned`)
         leads = t.raw[first : end : size + 1]
         if phone == _ALIKE_CLASSES[0]:  # (North America's)
             if leads.translate(None, b"23456789"):
@@ -2674,13 +2684,13 @@ class Detectors:
         before: str = "",
         more: int = 0,
         runs_on: bool = False,
-        unaligned: bool = False,
+        unaligned: int = 0,
         in_run: bool = False,
     ) -> frozenset[str]:
         """The labels of everything found in `text`, of which at most `limit` characters are read (max_chars;
         see the module doc); `reread`: what it starts with that was read before (a stream scanner's tail); `before`
         and `more`: a stream scanner's window's (`_Text.ahead`); `runs_on`: numbers follow its end (`_Text.runs_on`);
-        `unaligned`: the run its tail was cut in is no phones alike (`_Text.unaligned`); `in_run`: that tail starts
+        `unaligned`: the readings as phones the run its tail was cut in is none of (`_Text.unaligned`); `in_run`: that tail starts
         inside the run (`_Text.in_run`)."""
         if not self._finders or not text:
             return _NOTHING
@@ -2705,7 +2715,7 @@ class Detectors:
         before: str = "",
         more: int = 0,
         runs_on: bool = False,
-        unaligned: bool = False,
+        unaligned: int = 0,
         in_run: bool = False,
     ) -> frozenset[str]:
         """`scan` of a whole text its caller found ASCII without escapes: read as it stands, but for its control
@@ -2722,7 +2732,7 @@ class Detectors:
         before: str = "",
         more: int = 0,
         runs_on: bool = False,
-        unaligned: bool = False,
+        unaligned: int = 0,
         in_run: bool = False,
         classes: bytes = b"",
     ) -> frozenset[str]:
@@ -3227,17 +3237,25 @@ def _tail_at_a_gap(end: str, window: str = "", ahead: str = "", folded: bool = F
     return end if len(end) < 2 * _OVERLAP else end[cut:]
 
 
-def _run_unaligned(read: str, tail: str, ahead: str, carried: bool) -> bool:
-    """Whether the run of numbers a stream scanner's tail starts in (the end of `read`, its window as the detectors
-    read it; `ahead`: the character before the window) is, read whole, no phones alike (`_Text.unaligned`): its start
-    (in `read`, or `carried`, the same of the tail before, for a run going on from the window's start) is no phone of
-    a layout (`_PHONE_LAYOUTS`) after white space, an ASCII letter or at the text's start. The next window reads it
-    back from its end (`_in_tail`) only if not. False where unsure (two spaces in it too).
+def _run_unaligned(read: str, tail: str, ahead: str, carried: int) -> int:
+    """The readings as phones that the run of numbers a stream scanner's tail starts in (the end of `read`, its window
+    as the detectors read it; `ahead`: the character before the window) is none of, read whole (`_Text.unaligned`):
+    phones alike of each layout (`_ALIKE_REFUSED`), phones of layouts not alike before a card (`_WRITTEN_REFUSED`), any
+    phones before a card (`_CARD_REFUSED`), by its start (in `read`, or `carried`, the same of the tail before, for a
+    run going on from the window's start, with what of it this window holds) and by what of it `read` holds: `_UNALIGNED`
+    after an ASCII letter, a `(`, `.` or `+` no phone is read from, or another number a `-` or a bracket joins it to;
+    else what its phones as read up to the window's end are not (`_run_refused`). The next window reads it back from
+    its end (`_in_tail`) as none of those. 0 where unsure (two spaces in it; a `/` or `:` joined before it).
     Before 2026-12-05 (helper detfuzz4) a run longer than a tail holds from its start (`_held_run`) was read so,
     whatever began it: `"1 " + "555 123 4567 " * 120` streamed was phones at 154 of 1,561 two-piece cuts, a card
-    then that run phones and the card at 176, `x555 …` phones at 156, none whole."""
+    then that run phones and the card at 176, `x555 …` phones at 156, none whole; and until a later change that day
+    (helper detectors, the forty-fourth sitting) only its first phone was looked at, so a run of phones alike whose
+    first number fitted another layout (`1555 123 4567 555 …`), whose first phone a card or other phones followed, or
+    whose phones were a UK layout's beginning with a group of four before a card (`0161 496 0000 … 4111 …`, none
+    whole), was phones, and a card after them, streamed past its first 1,280 characters, and fed whole beside a second
+    output."""
     if not "0" <= tail[:1] <= "9" or not read.endswith(tail):
-        return False
+        return 0
     cut = len(read) - len(tail)
     start = len(read[:cut].rstrip(_DIGITS_AND_SPACE))
     spaces = _SPACES.match(read, start)  # (matches, if only "")
@@ -3246,28 +3264,58 @@ def _run_unaligned(read: str, tail: str, ahead: str, carried: bool) -> bool:
         # (two spaces in it: unsure. A card after them is found whole after a run of phones from them on, the run read
         # from them as a card's (`_PHONE_THEN_CARD`): read here as no phones alike, `"1 " + "555 123 4567 " * 11 + " " +
         # "555 123 4567 " * 129 + card` was no card at 275 of 1,844 cuts, none before, until 2026-12-05, helper revdetfuzz4)
-        return False
+        return 0
     if start == 0 and ahead != "":
-        return first == 0 and carried  # (the run goes on from the window before, its start read there)
+        # (the run goes on from the window before, its start read there: what this window holds of it read too)
+        if first != 0 or carried == 0 or carried == _UNALIGNED:
+            return carried if first == 0 else 0
+        return carried | _run_refused(read, 0, True)
+    led = 0
+    row = False
     if start > 0:
         joined = read[start - 1]
         led = _phone_led(read, start, first)
         if led < 0:
-            return True
-        if led == 0 and (joined in _RUN_CHARACTERS if first > start else joined not in _BREAKS_OR_LETTERS):
-            return False  # (a number's character or white space then spaces, or another joined before it: unsure)
-        first = led or first
-        if first == start and joined in _ASCII_LETTERS:
+            return _UNALIGNED
+        # (joined by a `-` or a bracket to a number before: a row's with it, whose separator `_WRITTEN_OR_TEN` finds, no
+        # phones, but a card after phones from its start is read as after any, `_phone_before_card`)
+        row = led == 0 and joined in "().-" and _ROW_JOINED.search(read, max(0, start - 64), start) is not None
+        if (
+            not row
+            and led == 0
+            and joined != "_"  # (Markdown's emphasis: read past, `_phone_led`)
+            and (joined in _RUN_CHARACTERS if first > start else joined not in _BREAKS_OR_LETTERS)
+        ):
+            return 0  # (a number's character or white space then spaces, or another joined before it: unsure)
+        if first == start and joined in _ASCII_LETTERS and not row:
             # (an ASCII letter joined to its first number: read whole, `x555 123 4567 …` is no phones, nor is a card
             # after them (`_phone_before_card` reads no phones from `555`). Read as white space (helper revdetfuzz4),
             # the run read back from its end was phones alike, and phones and the card after them were found streamed,
             # none whole: `x` + `555 123 4567 ` x120 + a card at 34 of 316 two-piece cuts, and fed whole with a second
             # output (`OutputText`), until 2026-12-05, helper detectors. The card whole was found after 120 phones,
             # not 121: `_CARD`'s candidates, tiled from the run's start, started at it one time in 19)
-            return True
-    if len(read) - first < len(_LAYOUT_LONGEST):
-        return False  # (its first phone not all read yet)
-    return _LAYOUT_FIRST.match(read, first) is None  # (its first phone not one of a layout's)
+            return _UNALIGNED
+    refused = _run_refused(read, led or first, False) | (_ROW_REFUSED if row else 0)
+    if led > 0:
+        refused |= _WRITTEN_REFUSED  # (after a country's code and its `+`: `_phones_written`)
+    if _FOUR_FIRST.match(read, first) is not None and _UK_FIVE_FIRST.match(read, first) is None:
+        refused |= _CARD_REFUSED  # (its first group of four digits or more: a row's, `_phone_before_card`)
+    return refused
+
+
+def _run_refused(read: str, first: int, going_on: bool) -> int:
+    """The readings as phones (`_Text.unaligned`) that the run of numbers at `first` in `read`, up to where it ends in
+    it, rules out, read as phones from there: alike of a layout, each begun as its phones are (`_phones_alike`), or of
+    layouts not alike (`_phones_written`); `going_on`: the run started before `read`, `first` maybe inside a phone. Its
+    end, which the next window reads again, is taken as any phone's first characters. Matched at C speed."""
+    run = _RUN_IN_READ.match(read, first)  # (matches: a digit at `first`)
+    end = run.end() if run is not None else first
+    refused = 0
+    for bit, pattern in enumerate(_ALIKE_GOING_ON if going_on else _ALIKE_FROM_START):
+        if pattern.fullmatch(read, first, end) is None:
+            refused |= 1 << bit
+    written = _WRITTEN_GOING_ON if going_on else _WRITTEN_FROM_START
+    return refused if written.fullmatch(read, first, end) is not None else refused | _WRITTEN_REFUSED
 
 
 def _phone_led(read: str, start: int, first: int) -> int:
@@ -3299,12 +3347,42 @@ _BREAKS_OR_LETTERS: Final = "\n\r\t" + _ASCII_LETTERS
 # what before a `+` joined to a number makes it no phone's (`_phone`): a word's character, a dot, another `+` or a `(`
 _PHONE_LEAD_NONE: Final = "0123456789_+.(" + _ASCII_LETTERS
 _SPACES: Final = re.compile(" *")
-# a phone of one of `_PHONE_LAYOUTS` split by spaces, a space after it (`_run_unaligned`), and the longest of them
-_LAYOUT_FIRST: Final = re.compile(
-    r"(?:[0-9]{3} [0-9]{3} [0-9]{4}|[0-9]{3} [0-9]{4} [0-9]{4}|[0-9]{4} [0-9]{3} [0-9]{4}|[0-9]{5} [0-9]{6}"
-    r"|[0-9]{5} [0-9]{3} [0-9]{3}) "
+# the readings as phones a run of numbers a stream scanner's tail was cut in is none of (`_Text.unaligned`): phones
+# alike of each of `_PHONE_LAYOUTS` (a bit each, in their order), phones of them not alike before a card, any phones
+# before a card; all of them
+_ALIKE_REFUSED: Final = (1 << len(_PHONE_LAYOUTS)) - 1
+_WRITTEN_REFUSED: Final = 1 << len(_PHONE_LAYOUTS)
+_CARD_REFUSED: Final = 2 << len(_PHONE_LAYOUTS)
+_UNALIGNED: Final = _ALIKE_REFUSED | _WRITTEN_REFUSED | _CARD_REFUSED
+# and a run a `-` or a bracket joins to a number before it, no phones but the card after phones (`_phone_among`)
+_ROW_REFUSED: Final = 4 << len(_PHONE_LAYOUTS)
+# a phone of each of `_PHONE_LAYOUTS` split by spaces, begun as its phones are (`_phones_alike`)
+
+
+def _layout_phone(layout: tuple[int, ...]) -> str:
+    """A pattern of a phone of `layout` split by spaces, begun as its phones are: North America's with 2-9, the UK's
+    with 0 then 1-9 (`_phones_alike`)."""
+    lead, digits = ("[2-9]", 1) if layout == _NORTH_AMERICAN else ("0[1-9]", 2)
+    first = f"{lead}[0-9]{{{layout[0] - digits}}}"
+    return " ".join([first, *(f"[0-9]{{{size}}}" for size in layout[1:])])
+
+
+_LAYOUT_PHONES: Final = tuple(map(_layout_phone, _PHONE_LAYOUTS))
+# a run of numbers split by single spaces as it is read up to a window's end (`_run_refused`): phones of a layout, each
+# with a space after it, from its start or from inside a phone (at most two groups of one first), then any phone's
+# first characters
+_ALIKE_FROM_START: Final = tuple(re.compile(rf"(?:{phone} )*+[0-9 ]{{0,14}}") for phone in _LAYOUT_PHONES)
+_ALIKE_GOING_ON: Final = tuple(
+    re.compile(rf"(?:[0-9]+ ){{0,2}}(?:{phone} )*+[0-9 ]{{0,14}}") for phone in _LAYOUT_PHONES
 )
-_LAYOUT_LONGEST: Final = "555 1234 5678 "
+_WRITTEN_FROM_START: Final = re.compile(rf"(?:(?:{'|'.join(_LAYOUT_PHONES)}) )*+[0-9 ]{{0,14}}")
+_WRITTEN_GOING_ON: Final = re.compile(rf"(?:[0-9]+ ){{0,2}}(?:(?:{'|'.join(_LAYOUT_PHONES)}) )*+[0-9 ]{{0,14}}")
+_RUN_IN_READ: Final = re.compile(r"[0-9]+(?: [0-9]+)* ?")
+# a number a `-` or a bracket joins to the run after it (`_run_unaligned`), read back from the run's start
+_ROW_JOINED: Final = re.compile(r"[0-9][ ().-]*\Z")
+# a first group of four digits or more, and a UK number's first group of five (`_phone_before_card`, `_uk_five_first`)
+_FOUR_FIRST: Final = re.compile(r"[0-9]{4}")
+_UK_FIVE_FIRST: Final = re.compile(r"0[1-9][0-9]{3} (?:[0-9]{6}|[0-9]{3} [0-9]{3}) ")
 
 
 def _held_run(window: str, before: str) -> int:
@@ -3444,7 +3522,7 @@ class StreamScanner:
         self._waiting_size = 0
         self._found: set[str] = set()
         self._before = ""  # the character before the tail as the detectors read it, "" at the text's start
-        self._unaligned = False  # the run the tail was cut in read whole is no phones alike (`_run_unaligned`)
+        self._unaligned = 0  # the readings as phones the run the tail was cut in is none of, whole (`_run_unaligned`)
         # whether the end of what was read, with a custom pattern, was read as not the end (`_Text.more`): read again
         # as the end, if asked for so, or as the text's (`found`, `end_text`); a `_PatternStreamScanner`'s windows read
         # no custom pattern (its tail read alone again, a local part cut at its start was an address)
@@ -3540,7 +3618,9 @@ class StreamScanner:
                 tail = _tail_at_a_gap(end, window, self._before)  # (the run held from its start, if near)
                 self._in_run = self._cards and _CUT_IN_A_RUN.match(window, len(window) - len(tail) - 2) is not None
                 self._tail = tail
-                self._unaligned = "0" <= tail[:1] <= "9" and _run_unaligned(window, tail, self._before, self._unaligned)
+                self._unaligned = (
+                    _run_unaligned(window, tail, self._before, self._unaligned) if "0" <= tail[:1] <= "9" else 0
+                )
                 self._before = _before_tail(window, end, self._tail, 2 * self.OVERLAP, self._before)
                 self._mail_open = hold and "@" in self._tail and self._detectors._mail is not None
                 return
@@ -3562,7 +3642,7 @@ class StreamScanner:
             self._in_run = self._cards and read.endswith(self._tail) and _CUT_IN_A_RUN.match(read, cut_at) is not None
             self._unaligned = _run_unaligned(read, self._tail, self._before, self._unaligned)
         else:
-            self._unaligned = False
+            self._unaligned = 0
         if len(self._tail) > len(end):  # (a run held from its start, as the detectors read the window)
             longer = _read_end(window, len(self._tail) + 1)
             self._before = longer[0] if len(longer) > len(self._tail) else self._before
@@ -3590,7 +3670,7 @@ class StreamScanner:
             self._reread("")
         self._tail = ""
         self._before = ""
-        self._unaligned = False
+        self._unaligned = 0
         self._in_run = False
 
 
