@@ -3001,8 +3001,21 @@ class Detectors:
                     found = self._find(text + "\n", False, classes=classes + b"\n")  # (LF is its own class)
                     return found | _ONLY_TRUNCATED if cut else found
             text += "\n"
-        found = self.scan(text, _fold_limit(len(text), limit))  # (all of it: the limit counts characters as they come)
+        # (all of it: the limit counts characters as they come, however many NFKC makes of them)
+        found = self.scan(text, _MOST_FOLDED * len(text)) if len(text) <= _FOLD_WHOLE else self._scan_long(text)
         return found | _ONLY_TRUNCATED if cut else found
+
+    def _scan_long(self, text: str) -> frozenset[str]:
+        """`scan_output`'s reading of a text longer than `_FOLD_WHOLE`, within the limit: folded within it, or, where
+        NFKC makes it longer than that, as a stream reads it (`StreamScanner._read_parts`), all of it, in windows each
+        folded whole (until 2026-12-05, helper detectors, cut at the limit, `scan:truncated`, its end unread)."""
+        found = self.scan(text, _fold_limit(len(text), self.max_chars))
+        if TRUNCATED not in found:
+            return found
+        scanner = self.stream()
+        scanner.feed(text[:-1] if text.endswith("\n") else text)  # (its newline, `end_text`'s, may be past the limit)
+        scanner.end_text()
+        return frozenset(scanner.found)
 
 
 # what stands for the end of a captured text past the scan limit, where the scan did not read (`Detectors.mask`)
@@ -3125,9 +3138,21 @@ _MOST_FOLDED: Final = 18
 
 def _fold_limit(length: int, max_chars: int) -> int:
     """The limit a window of `length` characters is read with: all of it as NFKC folds it (`_MOST_FOLDED` times its
-    length), but no more than the scan limit, or its own length where that is more. Folded without the scan limit's
-    bound (5f1a094), a reply of U+FDFA in pieces of a million characters held 203 MB to read one (13 MB before)."""
+    length); longer than `_FOLD_WHOLE`, no more than the scan limit, or its own length where that is more. Folded
+    without the scan limit's bound (5f1a094), a reply of U+FDFA in pieces of a million characters held 203 MB to read
+    one (13 MB before). Bound so whatever its length (helper scanend's find), a text within the limit as it comes that
+    NFKC makes longer than it (`¼` in one of the limit's length) was read whole only to the limit, `scan:truncated`, its
+    end unread, but streamed in windows each folding within it, all of it, until 2026-12-05 (helper detectors)."""
+    if length <= _FOLD_WHOLE:
+        return _MOST_FOLDED * length
     return max(length, min(_MOST_FOLDED * length, max_chars))
+
+
+# the most characters of a window folded whole whatever the scan limit (`_fold_limit`): a stream's batch, its tail and
+# a held end (`StreamScanner`), at most 18 times as many folded (~3 MB held to read it); and the pieces a longer one
+# that NFKC may make longer than the limit is read in (`StreamScanner._read_parts`)
+_FOLD_WHOLE: Final = 16_384
+_FOLD_PART: Final = 4096
 
 
 def _plain(text: str) -> bool:
@@ -3629,6 +3654,9 @@ class StreamScanner:
             # its length, a window holding U+FDFA was `scan:truncated` before 2026-12-05)
             more = self._again if hold else 0
             limit = _fold_limit(len(window), self._detectors.max_chars)
+            if _MOST_FOLDED * len(window) > limit:  # (longer than `_FOLD_WHOLE`: it may fold past the limit)
+                self._read_parts(window[len(reread) :], hold)
+                return
             self._found |= self._detectors.scan(
                 window, limit, reread, self._before, more, runs_on, self._unaligned, self._in_run
             )
@@ -3649,6 +3677,26 @@ class StreamScanner:
         else:
             self._before = _before_tail(window, end, self._tail, 2 * self.OVERLAP, self._before)
         self._mail_open = hold and "@" in self._tail and self._detectors._mail is not None
+
+    def _read_parts(self, new: str, hold: bool) -> None:
+        """Reads a window's `new` characters after its tail, with the end it held back, as if fed in pieces of
+        `_FOLD_PART` characters: each window then folds whole within `_FOLD_WHOLE` (`_fold_limit`), and the text is read
+        all of it, as the limit counts characters as they come, however many NFKC makes of them. Read at once, a
+        window folding past the limit was cut there, `scan:truncated`, its end unread, where the same text fed in
+        shorter pieces was read whole, until 2026-12-05 (helper detectors)."""
+        held = self._waiting
+        self._waiting = []
+        self._waiting_size = 0
+        for at in range(0, len(new), _FOLD_PART):
+            if self._waiting:  # (the end the window before held back)
+                self._wait(new[at : at + _FOLD_PART])
+            else:
+                self._read_window(self._tail + new[at : at + _FOLD_PART])
+        for piece in held:
+            self._wait(piece)
+        # (read as the end, as `_settle` reads it; a custom pattern's reading not, `_PatternStreamScanner`)
+        if not hold:
+            StreamScanner._settle(self)
 
     def end_text(self) -> None:
         """What was fed is a whole text (an output): its end reads as an end, not run on into the next (a
@@ -3704,11 +3752,17 @@ class _PatternStreamScanner(StreamScanner):
         scanned = self._scanned
         super().feed(piece)
         taken = self._scanned - scanned  # (what the scan limit lets be read of it)
-        if taken > 0:
-            self._long_waiting.append(piece if taken == len(piece) else piece[:taken])
-            self._long_size += taken
-            if self._long_size >= STREAM_VALUE_MAX:
-                self._long_read(True)
+        if taken > _FOLD_PART and not piece.isascii():  # (in parts, as `StreamScanner._read_parts` reads it)
+            for at in range(0, taken, _FOLD_PART):
+                self._long_add(piece[at : min(at + _FOLD_PART, taken)])
+        elif taken > 0:
+            self._long_add(piece if taken == len(piece) else piece[:taken])
+
+    def _long_add(self, piece: str) -> None:
+        self._long_waiting.append(piece)
+        self._long_size += len(piece)
+        if self._long_size >= STREAM_VALUE_MAX:
+            self._long_read(True)
 
     def _long_read(self, hold: bool) -> None:
         """Reads the tail and what waits for the custom patterns, but for the end that may be a value cut there

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -16,6 +17,7 @@ from proxy.config import DetectorSpec
 from proxy.detectors import TRUNCATED, Detectors
 from proxy.flow import Outcome
 from proxy.protocols.openai import ReplyObserver
+from tests.test_detector_card_and_phone_layouts import _streamed_differ
 
 # and a pattern of the user's, which reads the text itself: where it ends, and what is read after it
 SPECS = (
@@ -44,6 +46,14 @@ def _detectors(limit: int) -> Detectors:
 # a text the limit's characters long that NFKC makes longer (`¼`: `1⁄4`): its end is past the limit read whole, and
 # was read for the custom pattern in the stream scanner's last window until 2026-12-05 (`pii:line_end` streamed)
 @example("ana@example.org" * 7 + "00000¼+1 (415) 555-2671", 128)
+# and read whole, until 2026-12-05 (helper detectors), cut at the limit as NFKC reads it, `scan:truncated`, its end
+# unread, where the stream's windows each folded within it and read it (helper scanend's finds at 20,000 examples)
+@example(
+    "GB82 WEST 1234 5698 7654 32GB82 WEST 1234 5698 7654 32\n0000000000000000000000000000¼+1 (415) 555-2671"
+    "00000000000000¼:２００１:ｄｂ８::１",
+    128,
+)
+@example("¼¼" + "x" * 103 + " call +1 (415) 555-2671", 128)
 def test_scan_output_finds_what_a_new_stream_scanner_finds(text: str, limit: int) -> None:
     detectors = _detectors(limit)
     scanner = detectors.stream()
@@ -173,3 +183,33 @@ def test_a_whole_reply_reads_as_its_outputs_added_and_ended(choices: list[dict[s
         text.aside(key, value)
     text.finish(detectors)
     assert (outcome.output_digest, outcome.output_detected) == (expected.output_digest, expected.output_detected)
+
+
+@pytest.mark.parametrize(
+    ("text", "limit"),
+    [
+        ("¼¼" + "x" * 103 + " call +1 (415) 555-2671", 128),
+        ("ana@example.org" * 7 + "00000¼+1 (415) 555-2671", 128),
+        # longer than a window folded whole (`_FOLD_WHOLE`), read in parts
+        ("\u00bc" * 70_000 + " call +1 (415) 555-2671 or ana@example.org", 200_000),
+    ],
+)
+def test_a_text_within_the_limit_that_nfkc_makes_longer_is_read_all_of_it_whole_and_streamed(
+    text: str, limit: int
+) -> None:
+    # the limit counts characters as they come (`StreamScanner.feed`): before (helper detectors, 2026-12-05) the text
+    # read whole was cut at the limit as NFKC reads it (`¼`: `1⁄4`), `scan:truncated` and no phone, where streamed
+    # in windows each folding within it, it was read all of it (and one piece of the long one: its first window cut so,
+    # its held end read)
+    builtin = Detectors([DetectorSpec(name) for name in ("email", "phone", "credit_card", "ip_address", "iban")], limit)
+    for detectors in (builtin, _detectors(limit)):
+        found = detectors.scan_output(text)
+        assert TRUNCATED not in found and ("pii:phone" in found) == (" call " in text)
+        for size in (len(text), 50_000, 4000, 61):
+            scanner = detectors.stream()
+            for at in range(0, len(text), size):
+                scanner.feed(text[at : at + size])
+            scanner.end_text()
+            assert scanner.found == found, size
+    if limit < 1000:
+        assert _streamed_differ(builtin, text) == []
