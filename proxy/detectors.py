@@ -3752,7 +3752,8 @@ class _PatternStreamScanner(StreamScanner):
         scanned = self._scanned
         super().feed(piece)
         taken = self._scanned - scanned  # (what the scan limit lets be read of it)
-        if taken > _FOLD_PART and not piece.isascii():  # (in parts, as `StreamScanner._read_parts` reads it)
+        # (in parts, as `StreamScanner._read_parts` reads it: one NFKC may make longer, escapes too, `\\ufdfa`)
+        if taken > _FOLD_PART and (not piece.isascii() or _escapes(piece)):
             for at in range(0, taken, _FOLD_PART):
                 self._long_add(piece[at : min(at + _FOLD_PART, taken)])
         elif taken > 0:

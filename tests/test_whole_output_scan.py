@@ -192,6 +192,10 @@ def test_a_whole_reply_reads_as_its_outputs_added_and_ended(choices: list[dict[s
         ("ana@example.org" * 7 + "00000¼+1 (415) 555-2671", 128),
         # longer than a window folded whole (`_FOLD_WHOLE`), read in parts
         ("\u00bc" * 70_000 + " call +1 (415) 555-2671 or ana@example.org", 200_000),
+        # ASCII whose escapes NFKC makes longer (`\\ufdfa`, 6 characters, reads as 18): before (the review of helper
+        # detectors' change, helper revdetectors), fed in one piece the custom patterns' reading folded it at once, cut
+        # at the limit, `scan:truncated`, where in shorter pieces it was read all of it
+        ("\\ufdfa" * 30_000 + " call +1 (415) 555-2671 or ana@example.org", 200_000),
     ],
 )
 def test_a_text_within_the_limit_that_nfkc_makes_longer_is_read_all_of_it_whole_and_streamed(
