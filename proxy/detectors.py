@@ -3309,9 +3309,14 @@ def _run_unaligned(read: str, tail: str, ahead: str, carried: int) -> int:
             not row
             and led == 0
             and joined != "_"  # (Markdown's emphasis: read past, `_phone_led`)
-            and (joined in _RUN_CHARACTERS if first > start else joined not in _BREAKS_OR_LETTERS)
+            and (joined in _RUN_CHARACTERS if first > start else joined in _NUMBER_FIRST)
         ):
-            return 0  # (a number's character or white space then spaces, or another joined before it: unsure)
+            # (a number's character or white space then spaces before it, or a number's joined to it: unsure, a time's
+            # minutes or a date's its first number may be. Another joined to it, `#`, `$`, `é`, `|`, its run is read
+            # from it as whole: until the review of helper detectors' change (helper revdetectors), unsure too, and
+            # `#12 ` or `é12 ` then `555 123 4567 ` x121, or a card amid them after `$`, were phones streamed past its
+            # first 1,280 characters, none whole)
+            return 0
         if first == start and joined in _ASCII_LETTERS and not row:
             # (an ASCII letter joined to its first number: read whole, `x555 123 4567 …` is no phones, nor is a card
             # after them (`_phone_before_card` reads no phones from `555`). Read as white space (helper revdetfuzz4),
@@ -3368,7 +3373,6 @@ def _phone_led(read: str, start: int, first: int) -> int:
 
 _DIGITS_AND_SPACE: Final = "0123456789 "
 _ASCII_LETTERS: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-_BREAKS_OR_LETTERS: Final = "\n\r\t" + _ASCII_LETTERS
 # what before a `+` joined to a number makes it no phone's (`_phone`): a word's character, a dot, another `+` or a `(`
 _PHONE_LEAD_NONE: Final = "0123456789_+.(" + _ASCII_LETTERS
 _SPACES: Final = re.compile(" *")

@@ -164,6 +164,14 @@ def test_phones_led_by_a_bracket_a_dot_or_a_plus_are_read_streamed_as_whole(firs
         ("0161 496 0000 " * 121 + _CARD, set()),
         ("0161 496 0000 " * 121 + "ok", {"pii:phone"}),
         ("01632 960123 " * 121 + _CARD, {"pii:phone", "pii:credit_card"}),
+        # and a number, or the run, joined to a character no number holds (`#`, `$`, `|`, `é`): read from it as whole
+        # (before, the review of helper detectors' change, helper revdetectors: unsure, phones, and the card, streamed
+        # at 173-311 cuts, and fed whole beside a second output)
+        ("#12 " + _PHONE * 121 + "ok", set()),
+        ("see \u00e912 " + _PHONE * 121 + _CARD, set()),
+        ("$" + _PHONE * 60 + _CARD + " " + _PHONE * 61 + "ok", set()),
+        ("|12 " + "020 7946 0958 " * 121 + _CARD, set()),
+        ("ok\n" + _CARD + " " + _PHONE * 121, {"pii:credit_card"}),  # (a line's break before it, as before)
         # phones of layouts not alike, each begun as theirs are, before a card: phones and the card, streamed too
         ("020 7946 0958 " + _PHONE * 120 + _CARD, {"pii:phone", "pii:credit_card"}),
     ],
