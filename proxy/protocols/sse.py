@@ -712,7 +712,9 @@ class SseObserver(Observer):
         self._sdk_quiet = 0
         # past the blank line that ends `[DONE]` (`_STOPS`), which its client's SDK reads nothing after: what follows
         # (in the piece that holds it, a sized reply's rest) is read for the record's labels, but no error in it is the
-        # upstream's (an event no JSON, an empty one, `data: {"error": ...}`: until 2026-12-05 `upstream_error`)
+        # upstream's (an event no JSON, an empty one, `data: {"error": ...}`: until 2026-12-05 `upstream_error`), nor
+        # is a finish reason, token counts or `stopped` the record's (`_GIVEN` kept from event to event past it, undone
+        # at the end: `_unseen`; until 2026-12-05 recorded, review revstreams)
         self._past_done = False
         # past where the reply is read (`_give_up`), its events holding `error` are looked at (`_late_errors`): the
         # open event's text from its first line, at most `_MOST_TAIL` bytes (a JSON line's); `_skipping` to its end, in
@@ -936,12 +938,14 @@ class SseObserver(Observer):
                     self._late_after(lines, line, last, data)
                     break
             else:  # a blank line ends the event
-                if self._ending:  # (an error it held is now the SDK's: it stays)
-                    if self._ending & _STOPS:
+                ending = self._ending
+                if ending:  # (an error it held is now the SDK's: it stays)
+                    if ending & _STOPS:
                         self._past_done = True
-                    if self._ending & ~(_HELD | _GIVEN):
+                    if ending & ~(_HELD | _GIVEN):
                         self.ended = True
-                    self._ending = 0
+                    # (past `[DONE]`, what an event gives is none the SDK has: kept to be undone at the end, `_given`)
+                    self._ending = ending & _GIVEN if self._past_done else 0
                 if self._event is not None and not self._dispatch():
                     # (the event ended: named `error`, the upstream's; the read's events again from its first blank
                     # line, the one that ended this event or one before it)
@@ -1244,7 +1248,9 @@ class SseObserver(Observer):
         self._partial = None
         self._partial_size = 0
         self._event = None
-        self._ending &= _ENDS  # (an error the event being read held stands: its blank line is not looked for)
+        # (an error the event being read held stands: its blank line is not looked for; past `[DONE]`, what was given
+        # after it is still none)
+        self._ending &= _ENDS | _GIVEN if self._past_done or self._ending & _STOPS else _ENDS
         self._text.unread()
         self._watching = watch
 
@@ -1492,8 +1498,8 @@ class SseObserver(Observer):
             reply = reply_json(joined, self._text) if len(joined) < _LARGE else self.large_json(joined, False)
             if isinstance(reply, dict):
                 self._read_event(reply)
-                if ended:  # (an error it held is the SDK's: the blank line came)
-                    self._ending = 0
+                if ended:  # (an error it held is the SDK's: the blank line came; past `[DONE]`, nothing it gave)
+                    self._ending = self._ending & _GIVEN if self._past_done else 0
                 return self._partial is not None
         if self.typed_by_name:  # (its first line `{`: no object joined is no JSON)
             self._parsed = 2
@@ -1812,7 +1818,8 @@ class SseObserver(Observer):
         """A streamed event's finish or stop reason, or token counts, about to be recorded: the record as it was before
         it is kept until the blank line that ends the event (`_GIVEN`), where an SDK's decoder dispatches it (the openai
         and Anthropic SDKs': `json_every_event`, `typed_by_name`; not JSON lines, which have no blank lines; nor a whole
-        reply's, `_in_stream`). Whether it was kept now (the event's first)."""
+        reply's, `_in_stream`). Past `[DONE]` (its own event too), where the openai SDK stops, kept to the end: the record is
+        then as the SDK had it at `[DONE]`. Whether it was kept now (the event's first)."""
         if (
             not self._in_stream
             or self._ending & _GIVEN

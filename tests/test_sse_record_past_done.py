@@ -1,0 +1,71 @@
+"""The openai SDK stops at `[DONE]` (`Stream.__stream__` breaks at data that begins so, its event's other `data` lines
+joined to it unparsed): a finish reason, token counts or llama.cpp's `stop` in an event after it (or in its event) is
+none its client has. The bytes after it are relayed as they came and read for their labels, as they passed; the record's
+finish reasons and usage are those the SDK took before it. Until 2026-12-05 they were the record's (review revstreams:
+`data: [DONE]`, then a chunk whose `finish_reason` is `stop`, recorded `stop`). Driven with the real openai SDK through
+the proxy, and the observers at many read sizes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.event_streams import chat
+from tests.test_scan_cost import _streamed
+from tests.test_sse_events_as_the_sdk_reads_them import CHUNK, DONE, through_sdk
+from tests.test_sse_unended_last_event_as_the_sdk_reads_it import (
+    NATIVE,
+    NATIVE_STOP,
+    NATIVE_TOKENS,
+    REASONS,
+    SECOND_FINISHED,
+    USAGE,
+)
+from tests.test_tiny_sse_lines import observer_of
+from tests.test_unsized_replies_output import setup_for  # noqa: F401  # (a fixture)
+
+PRETTY = b'data: {"choices": [{"index": 0, "delta": {},\ndata: "finish_reason": "length"}]}\n\n'  # (two lines)
+
+
+@pytest.mark.parametrize(
+    ("kind", "stream", "record"),
+    [
+        ("openai", CHUNK + DONE + chat("", "stop"), ((), None, None)),
+        ("openai", CHUNK + b"data: [DONE]\n" + chat("", "stop"), ((), None, None)),  # (in its event)
+        ("openai", CHUNK + DONE + USAGE, ((), None, None)),
+        ("openai", CHUNK + DONE + PRETTY, ((), None, None)),
+        ("openai", chat("hi", "stop") + DONE + chat("", "length") + USAGE, (("stop",), None, None)),
+        ("openai", chat("hi", "stop") + USAGE + DONE + USAGE.replace(b"3", b"5"), (("stop",), 3, 4)),
+        ("openai", chat("hi", "stop") + SECOND_FINISHED + DONE + chat("", "length"), (("stop", "length"), None, None)),
+        ("llama.cpp", NATIVE + DONE + NATIVE_TOKENS + NATIVE_STOP, ((), None, None)),
+    ],
+)
+def test_nothing_after_done_is_on_the_record(kind: str, stream: bytes, record: Any) -> None:
+    for read in (1, 2, 3, 7, 13, 64, len(stream)):
+        observer, outcome = observer_of(kind)
+        _streamed(observer, stream, read)
+        got = (outcome.finish_reasons, outcome.input_tokens, outcome.output_tokens)
+        assert (got, outcome.error_type, observer.stopped) == (record, None, False), read
+
+
+def test_nothing_after_done_is_on_the_record_cut_short() -> None:
+    """Framed by its close: ended at `[DONE]`, so not cut short, and what came after it is none either."""
+    stream = CHUNK + DONE + chat("", "stop")
+    for read in (1, 5, len(stream)):
+        observer, outcome = observer_of("openai")
+        for at in range(0, len(stream), read):
+            observer.chunk(stream[at : at + read])
+        assert observer.cut_short() is False
+        observer.finish()
+        assert outcome.finish_reasons == (), read
+
+
+@pytest.mark.parametrize("after", [DONE, b"data: [DONE]\n"], ids=["after-its-event", "in-its-event"])
+def test_a_finish_reason_after_done_through_the_sdk(setup_for: Any, after: bytes) -> None:  # noqa: F811
+    """The SDK gives the one chunk before `[DONE]`, and no finish reason; the span has none (`stop` before)."""
+    got, raised, span = through_sdk(setup_for(), CHUNK + after + chat("", "stop") + USAGE, split=False)
+    assert (got, raised) == (1, "")
+    assert span.attributes.get("error.type") is None
+    assert REASONS not in span.attributes
+    assert "gen_ai.usage.output_tokens" not in span.attributes
