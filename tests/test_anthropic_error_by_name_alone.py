@@ -4,9 +4,9 @@ event under the last), whatever its data. Its `Stream.__stream__` (anthropic-sdk
 nowhere else: data `{"type": "error", ...}` in an event named `message_delta` (or another name it parses) is passed on
 as an event of that type (its `MessageStream` skips it), and in an event named `ping`, another name or none, skipped.
 The proxy took each of these for the upstream's error (`upstream_error`): the data's `type` (`erred`), and an
-`event: error` line before the data that a later `event:` line renamed (helper ssenormal). The reference is the
-project's copy of the SDK's reading (`anthropic_sdk_raises`), and the real SDK (the test extra's; 1.13.0 and 2.17.0
-read these alike) reading some of the calls through the proxy."""
+`event: error` line before the data that a later `event:` line renamed (helper ssenormal). The reference is the real
+SDK's `Stream` over the bytes (`anthropic_sdk_raises`; 1.13.0 and 2.17.0 read these alike), and the real SDK reading
+some of the calls through the proxy."""
 
 from __future__ import annotations
 

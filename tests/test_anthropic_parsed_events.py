@@ -1,17 +1,21 @@
-"""An Anthropic stream's events that the Anthropic SDK parses as JSON (helper revsse3). Its `Stream.__stream__`
-(anthropic-sdk-python 0.121.0) calls `sse.json()` on every event named `message_start`, `message_delta`,
-`message_stop`, `content_block_start`, `content_block_delta`, `content_block_stop` or `completion`, and `json.loads`
-raises at data that is no JSON: none at all (`event: message_stop` then a blank line), `data: x`, `data: [DONE]`, two
-objects joined by the decoder (two `data:` lines in one event). The observer read such an event's data as unread (or
-each object alone) and recorded a success. The reference is a copy of the SDK's decoder and of that parse (the SDK is
-not in the venv nor in the test extra); the calls also go through the proxy."""
+"""An Anthropic stream's events as the Anthropic SDK reads them (helper revsse3; anthropic 2.17.0, helper streams). Its
+`Stream.__stream__` skips an event named none (or `event:` with no value) and one named `ping`, raises at one named
+`error`, skips one without data, and calls `sse.json()` on the data of any other, where `json.loads` raises at data that
+is no JSON: `data: x`, `data: [DONE]`, two objects joined by the decoder (two `data:` lines in one event), white space.
+The observer read such an event's data as unread (or each object alone) and recorded a success; and until 2026-12-05 it
+took a named event without data (`event: message_stop` then a blank line) for one the SDK raises at, as 0.121.0 did,
+and one named a name 0.121.0 did not parse (`event: x`) for one it ignores. The reference is the real SDK's `Stream` over
+the stream's bytes; the calls also go through the proxy."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+import anthropic
+import httpx2
 import pytest
+from anthropic.types import RawMessageStreamEvent
+from pydantic import BaseModel
 
 from proxy.protocols import STREAM_ERROR
 from tests.test_scan_cost import _streamed
@@ -20,71 +24,47 @@ from tests.test_stream_close_delimited_cut import span_of
 from tests.test_tiny_sse_lines import observer_of
 from tests.test_unsized_replies_output import Reply, setup_for  # noqa: F401  # (a fixture)
 
-PARSED = {"message_start", "message_delta", "message_stop", "content_block_start", "content_block_delta",
-          "content_block_stop", "completion"}  # fmt: skip
+_CLIENT = anthropic.Anthropic(api_key="k", http_client=httpx2.Client(transport=httpx2.MockTransport(lambda _: None)))
+_REQUEST = httpx2.Request("POST", "http://upstream/v1/messages")
 
 
 def anthropic_sdk_raises(stream: bytes, objects: bool = False) -> bool:
-    """Whether the Anthropic SDK raises at `stream`: its decoder (`_iter_chunks`, each chunk's lines decoded as UTF-8,
-    fields as the WHATWG EventSource reads them) and `__stream__`'s parse of the events it names (no id nor retry
-    in these streams); with `objects`, also where such an event's JSON is no object (`MessageStream`'s
+    """Whether the Anthropic SDK raises at `stream`: its `Stream` (decoder and `__stream__`) iterated over the bytes, as
+    a Messages stream's; with `objects`, also where an event it gives is no object (JSON that is none: `MessageStream`'s
     `accumulate_event` raises `TypeError`, a client reading `event.type` `AttributeError`)."""
-    chunks, data = [], b""
-    for line in stream.splitlines(keepends=True):
-        data += line
-        if data.endswith((b"\r\r", b"\n\n", b"\r\n\r\n")):
-            chunks.append(data)
-            data = b""
-    chunks += [data] if data else []
-    name: str | None = None
-    lines: list[str] = []
+    response = httpx2.Response(200, content=stream, headers={"content-type": "text/event-stream"}, request=_REQUEST)
     try:
-        for chunk in chunks:
-            for raw_line in chunk.splitlines():
-                line = raw_line.decode("utf-8")
-                if not line:
-                    if name is None and not lines:
-                        continue
-                    event, value, name, lines = name, "\n".join(lines), None, []
-                    if event == "error":
-                        return True
-                    if event in PARSED:
-                        parsed = json.loads(value)
-                        if objects and type(parsed) is not dict:
-                            return True
-                    continue
-                if line.startswith(":"):
-                    continue
-                field, _, value = line.partition(":")
-                value = value[1:] if value.startswith(" ") else value
-                if field == "event":
-                    name = value
-                elif field == "data":
-                    lines.append(value)
-    except ValueError:  # (UnicodeDecodeError, JSONDecodeError)
+        events = list(anthropic.Stream(cast_to=RawMessageStreamEvent, response=response, client=_CLIENT))
+    except (ValueError, anthropic.APIStatusError):  # (UnicodeDecodeError, JSONDecodeError; an `error` event)
         return True
-    return False
+    return objects and not all(isinstance(event, BaseModel) for event in events)
 
 
 DELTA = b"event: content_block_delta\n"
 STREAMS = [
     (EVENT + DELTA + b"data: x\n\n" + STOP, True),
-    (EVENT + DELTA + b"\n" + STOP, True),  # (no data)
-    (EVENT + b"event: message_stop\n\n", True),  # (the last, lone)
-    (b"event: message_start\n\n" + EVENT + STOP, True),  # (the first)
+    (EVENT + DELTA + b"\n" + STOP, False),  # (no data: skipped; `upstream_error` until 2026-12-05, as 0.121.0 raised)
+    (EVENT + b"event: message_stop\n\n" + STOP, False),  # (lone, before the last)
+    (b"event: message_start\n\n" + EVENT + STOP, False),  # (the first)
+    (EVENT + b"event: message_delta\ndata: \n\n" + STOP, False),  # (data `""`)
+    (EVENT + b"event: message_delta\ndata:  \n\n" + STOP, True),  # (data ` `: white space, no JSON)
+    (EVENT + b"event: message_delta\ndata:\ndata:\n\n" + STOP, True),  # (data `\n`)
+    (EVENT + b"event: message_delta\ndata:\ndata: {}\n\n" + STOP, False),  # (`\n{}`: JSON)
+    (EVENT + b"event: x\ndata: x\n\n" + STOP, True),  # (any name but `ping` is parsed: a success until 2026-12-05)
+    (EVENT + b"event:\ndata: x\n\n" + STOP, False),  # (named none)
     (EVENT + DELTA + b"data: [DONE]\n\n" + STOP, True),
     (EVENT + DELTA + b"data: \x0b\n\n" + STOP, True),
     (EVENT + DELTA + b"data: {}\ndata: {}\n\n" + STOP, True),  # (`{}\n{}`)
     (EVENT + DELTA + b"data: {\ndata: x\n\n" + STOP, True),
     (EVENT + b"data: x\n" + DELTA + b"\n" + STOP, True),  # (named after its data)
-    (EVENT + b"event:message_stop\ndata:\n\n", True),
+    (EVENT + b"event:message_stop\ndata:\n\n" + STOP, False),
     (EVENT + DELTA + b"data: {}\ndata:\n\n" + STOP, False),  # (`{}\n`: JSON)
     (EVENT + DELTA + b"data: {\ndata: }\n\n" + STOP, False),
     (EVENT + b"event: ping\n\n" + STOP, False),  # (not parsed)
     (EVENT + b"event: ping\ndata: x\n\n" + STOP, False),
     (EVENT + b"data: x\n\n" + STOP, False),  # (no name)
     (EVENT + b"data: x\n\nevent: message_stop\ndata: {}\n\n", False),  # (the data of the event before)
-    (EVENT + b"event:  message_stop\n\n" + STOP, False),  # (` message_stop`: no name it parses)
+    (EVENT + b"event:  message_stop\n\n" + STOP, False),  # (` message_stop`, no data)
     (EVENT + STOP + b"event: message_stop\n", False),  # (never dispatched: no blank line)
 ]
 

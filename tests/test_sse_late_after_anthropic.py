@@ -3,8 +3,8 @@
 4d3700d made `_late_after` look for the openai SDK's stop at `[DONE]` in the rest of that read, for any stream with
 `_utf8` set, the Anthropic one's too: a `data: [DONE]` event there stopped the watch, and an `error` event after it (or
 a line no UTF-8 in a later read) passed as a success where the Anthropic SDK, which reads on to the body's end, raises.
-The reference is `anthropic_sdk_raises` (tests/test_anthropic_parsed_events.py), a copy of what the SDK does (the SDK
-is not in the venv)."""
+The reference is `anthropic_sdk_raises` (tests/test_anthropic_parsed_events.py): the real SDK's `Stream` over the bytes
+(anthropic 2.17.0 since 2026-12-05, a copy of 0.121.0's reading before)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Past where the observer stops reading a reply (a line past `MAX_LINE`), its record against what the client's SDK makes
 of the same bytes, on fuzzed streams (helper sselate): 2,000 seeded streams each for the openai SDK (its installed
-decoder, `sdk_fails`) and the Anthropic SDK (the copy of its reading, `anthropic_sdk_raises`; the real SDK 0.121.0,
-installed apart, gave the same counts), each a few events, then a line past `MAX_LINE` (lowered to 4 KiB here), then
+decoder, `sdk_fails`) and the Anthropic SDK (`anthropic_sdk_raises`: the installed SDK's `Stream`, 2.17.0, since
+2026-12-05; before, a copy of 0.121.0's reading, which the real 0.121.0, installed apart, matched), each a few events, then a line past `MAX_LINE` (lowered to 4 KiB here), then
 random lines of the SDKs' fields, cut in random reads. A stream counts when the SDK raises and the proxy records no
 stream error, or the other way, and the proxy had recorded none where it stopped reading (what it read before is
 `test_sse_*`'s). The counts are a measure of the late path (`_late_errors`, `_late_done`), held as bounds: on

@@ -1,15 +1,15 @@
 """Event streams read as the SDKs read them, the cases left (helper sse4).
 
-- Anthropic: an event the SDK parses (`message_start` ... `completion`: `sse.json()` in `Stream.__stream__`,
-  anthropic-sdk-python 0.121.0) whose data is JSON but no object (`[1]`, `1`, `null`, `"s"`, an array over two `data:`
+- Anthropic: an event the SDK parses (`sse.json()` in `Stream.__stream__`: 0.121.0 those named `message_start` ...
+  `completion`, 2.17.0 any named but `ping` and `error` with data) whose data is JSON but no object (`[1]`, `1`, `null`, `"s"`, an array over two `data:`
   lines): `process_data` passes it on, and `MessageStream`'s `accumulate_event` raises `TypeError`, a client reading
   `event.type` `AttributeError`. The observer did not judge an array nor a JSON text alone: recorded a success.
 - openai, past where the observer stops reading (a line past `MAX_LINE`): a `data: [DONE]` line cut between two reads
   was not found (a line no UTF-8 after it was `upstream_error` where the SDK stopped cleanly); `data: x` then `data:
   [DONE]` in one event was taken for the end (the SDK joins them, `x\n[DONE]`, and raises); an error event after
   `[DONE]`'s blank line was `upstream_error`.
-The references are copies of what the SDKs do (the openai SDK's decoder is the installed one) (the Anthropic SDK is not in the venv nor in the test extra; the fuzz of
-this sitting ran the real one, installed apart); the calls also go through the proxy."""
+The references are what the SDKs do (the openai SDK's decoder is the installed one; the Anthropic SDK's `Stream`, the
+installed 2.17.0, since 2026-12-05, a copy of 0.121.0's reading before); the calls also go through the proxy."""
 
 from __future__ import annotations
 

@@ -117,18 +117,18 @@ _LONE_EVENTS: Final = re.compile(rb"\n\n(?:event:[^\n]*\n\n)+")  # (each with th
 # `event` without a colon: its value is empty (the SDK's decoder: `event\n` sets the name to ""), so it names no event
 # and ends the name an `event: error` line before it gave (dropped as changing nothing before 2026-12-04)
 _BARE_EVENT: Final = re.compile(rb"\nevent(?=\n)")
-# one of them that an Anthropic client raises at all the same (its SSE decoder dispatches a named event without data)
-_LONE_ERROR: Final = re.compile(
-    rb"\n\nevent: ?(?:error|message_start|message_delta|message_stop|content_block_(?:start|delta|stop)|completion)\n\n"
-)  # (and one of `_PARSED_NAMES`, which it parses as JSON: no data is none)
+# one of them that an Anthropic client raises at all the same (its SSE decoder dispatches a named event without data,
+# and its `Stream.__stream__` raises at one named `error`, data or none; it skips any other without data: anthropic
+# 2.17.0, `if not sse.data: continue`; until 2026-12-05 one of the names it parses was `upstream_error` too)
+_LONE_ERROR: Final = re.compile(rb"\n\nevent: ?error\n\n")
 _ERROR_NAMES: Final = frozenset({b"event:error", b"event: error"})  # (an `event:` line naming `error`)
-# the events whose data the Anthropic SDK parses as JSON (`sse.json()` in `Stream.__stream__`, anthropic-sdk-python
-# 0.121.0; not its Managed Agents' names): at one whose data is none, none at all or two objects joined, it raises
-# (`_parsed`; helper revsse3)
-_PARSED_NAMES: Final = frozenset(
-    {b"message_start", b"message_delta", b"message_stop", b"content_block_start", b"content_block_delta",
-     b"content_block_stop", b"completion"}
-)  # fmt: skip
+# the Anthropic SDK's `Stream.__stream__` (anthropic 2.17.0) skips an event named none (`event:` with no value too, which
+# its `ServerSentEvent` makes None) and one named `ping`, whatever its data; it parses the data of any other it does not
+# skip for having none (`sse.json()`), and raises at data that is no JSON (its client at JSON that is no object: `_parsed`)
+_SKIPPED_NAMES: Final = frozenset({b"event:", b"event: ", b"event:ping", b"event: ping"})
+_OTHER_NAMES: Final = _ERROR_NAMES | _SKIPPED_NAMES
+_PING: Final = b"ping"
+_EMPTY_DATA: Final = (b"data:", b"data: ")  # (a `data` line whose value is empty: one space after the colon dropped)
 # past where a reply is read (`_late_errors`): what an event (a JSON line) that is the upstream's error holds
 # (`late_words`: a Responses `response.failed` event need hold no `error`), each looked for apart (`bytes.find`: an
 # alternation in `re` read 16 MB ten times slower) ...
@@ -308,12 +308,12 @@ _BULK_DATA: Final = re.compile(rb"^data(?::(?: ?)([^\n]*))?$", re.M)
 class _LateEvents:
     """Past where a reply is read (`SseObserver._give_up`), its events as the client's SDK decodes them, a line at a
     time (its line ends made LF): the openai SDK's `SSEDecoder` and `Stream.__stream__` (`stops`), or the Anthropic
-    SDK's (anthropic-sdk-python 0.121.0). Each line is decoded as UTF-8 (bytes that are none raise, where the SDK reads
+    SDK's (anthropic 2.17.0). Each line is decoded as UTF-8 (bytes that are none raise, where the SDK reads
     that far); `data` lines are joined by LF, the last `event` line names the event, an `id` without a NUL is kept from
     event to event, a `retry` `int` reads counts; at a blank line the event is dispatched when it has data, a name, a
     retry or an id given. The openai SDK then stops at data that begins `[DONE]`, and raises at any other that is no
-    JSON text or is the API's error (`erred`); the Anthropic SDK parses the data of the events it names
-    (`_PARSED_NAMES`: no JSON object raises), raises at one named `error`, and ignores the others, to the body's end.
+    JSON text or is the API's error (`erred`); the Anthropic SDK raises at an event named `error`, skips one named none
+    or `ping` and one without data, and parses the data of the others (no JSON object raises), to the body's end.
     An event's data past `_MOST_TAIL` bytes (as the one the reading stopped in) is not judged; its first bytes still
     say whether it begins `[DONE]`. Until 2026-12-05 this was looked for in the events holding `error` alone, and
     `[DONE]` apart (`_late_done`): 168 of 2,000 fuzzed openai streams and 72 of 2,000 Anthropic ones were recorded
@@ -606,7 +606,7 @@ class _LateEvents:
                 return _STOPPED
         elif name == _ERROR_NAME:
             return _RAISES
-        elif name not in _PARSED_NAMES:
+        elif not name or name == _PING or not (text or unknown):  # (skipped: `_SKIPPED_NAMES`, or no data)
             return _READS
         if unknown:  # (not judged: but data that no JSON text begins so is none, whatever follows)
             head = text.lstrip(_JSON_WHITE)[:1]
@@ -650,8 +650,9 @@ class SseObserver(Observer):
     _raw = b""
     _framed = b""
     # with `typed_by_name`, the open event's data as the Anthropic SDK parses it at the blank line that ends it, when
-    # named one of `_PARSED_NAMES`: 0 none (or white space), 1 one JSON object, 2 none or no object (even: the SDK
-    # raises); a class default (no work a call)
+    # named (not `_SKIPPED_NAMES`): 0 none, 1 one JSON object, 2 none or no object, 4 one empty `data` line (data `""`:
+    # skipped as none), 8 white space that is data (`data:  `, two empty lines: `\n`), which `json.loads` raises at (2, 8:
+    # the SDK raises; helper streams); a class default (no work a call)
     _parsed = 0
     # the finish reasons, `stopped` and the token counts before the open event gave some (`_given`), restored where no
     # blank line ends it (`_unseen`); a class default (no work a call)
@@ -950,7 +951,7 @@ class SseObserver(Observer):
                     # (the event ended: named `error`, the upstream's; the read's events again from its first blank
                     # line, the one that ended this event or one before it)
                     if self._name is not None and self.typed_by_name:
-                        self._named_end()
+                        self._named_end(ending, over)
                     self._name = None
                     self._tail = b"\n"
                     if self._events is not None:
@@ -962,12 +963,13 @@ class SseObserver(Observer):
                     # with `typed_by_name`, an event named `error` is the upstream's error whatever its data: the SDK's
                     # decoder dispatches a named event at its blank line, data or none, and raises at one named `error`
                     # (none, data that is no JSON, or read before the name came: each passed as a success before
-                    # 2026-12-04); so is one of `_PARSED_NAMES` whose data is no JSON (until 2026-12-05)
+                    # 2026-12-04); so is one whose data is no JSON (`_named_end`)
                     if self.typed_by_name:
-                        self._named_end()
+                        self._named_end(ending, over)
                     self._name = None
-                elif self._parsed:  # (an event not named: its data is no later event's)
+                elif self._parsed:  # (an event not named, which the Anthropic SDK skips: its data is no later event's)
                     self._parsed = 0
+                    self._skipped(ending, over)
                 over = self.ended
         if self._partial_size > MAX_LINE:
             self._give_up()
@@ -1440,12 +1442,15 @@ class SseObserver(Observer):
             # the SDK raised, until 2026-12-05)
             payload = line[5:].strip(_JSON_SPACE)
             if not payload or payload[0] != _BRACE:
-                if payload and self.typed_by_name:
-                    # (no object, joined or not: the Anthropic SDK fails at one it parses, `json.loads` raising at no JSON,
-                    # and an array, a number, a string, `null` no event: `MessageStream`'s `accumulate_event` raises
-                    # `TypeError`, a client reading `event.type` `AttributeError`; an array, a JSON text alone were not
-                    # judged until 2026-12-05, helper sse4)
-                    self._parsed = 2
+                if self.typed_by_name:
+                    if payload:
+                        # (no object, joined or not: the Anthropic SDK fails at one it parses, `json.loads` raising at no
+                        # JSON, and an array, a number, a string, `null` no event: `MessageStream`'s `accumulate_event`
+                        # raises `TypeError`, a client reading `event.type` `AttributeError`; an array, a JSON text alone
+                        # were not judged until 2026-12-05, helper sse4)
+                        self._parsed = 2
+                    elif not self._parsed & 3:  # (white space alone so far: data `""` is none to the SDK, else no JSON)
+                        self._parsed = 4 if not self._parsed and line in _EMPTY_DATA else 8
                 # (`[DONE]x` too: the openai SDKs stop at any data so begun; to them, past one space after the colon
                 # (`data:  [DONE]`) it is data that is no JSON, which they raise at: `_DONES`; until 2026-12-05 the end)
                 if payload.startswith(b"[DONE]") and (not self.json_every_event or line.startswith(_DONES)):
@@ -1497,8 +1502,11 @@ class SseObserver(Observer):
             joined = bytes(event)
             reply = reply_json(joined, self._text) if len(joined) < _LARGE else self.large_json(joined, False)
             if isinstance(reply, dict):
+                over = self.ended
                 self._read_event(reply)
                 if ended:  # (an error it held is the SDK's: the blank line came; past `[DONE]`, nothing it gave)
+                    if self.typed_by_name and (self._name is None or self._name in _SKIPPED_NAMES):
+                        self._skipped(self._ending, over)
                     self._ending = self._ending & _GIVEN if self._past_done else 0
                 return self._partial is not None
         if self.typed_by_name:  # (its first line `{`: no object joined is no JSON)
@@ -1512,20 +1520,34 @@ class SseObserver(Observer):
                 return self._unread_event()
         return self._refuse()
 
-    def _named_end(self) -> None:
-        """The blank line that ends an event of an Anthropic stream (`typed_by_name`) that is named: one named `error`
-        is the upstream's error whatever its data, and so is one the SDK parses as JSON (`_PARSED_NAMES`) whose data is
-        none (`_parsed`), which it raises at: `event: content_block_delta` with `data: x`, with no data, or with two
-        objects was a success until 2026-12-05 (helper revsse3)."""
+    def _named_end(self, ending: int, over: bool) -> None:
+        """The blank line that ends an event of an Anthropic stream (`typed_by_name`) that is named (`ending`, `over`: as
+        `_skipped` takes them): one named `error` is the upstream's error whatever its data; one named `ping` or none
+        (`event:`) the SDK skips (`_skipped`); any other whose data is no JSON object, white space that is data too
+        (`_parsed`), the SDK raises at (`json.loads`), or its client: `event: content_block_delta` with `data: x`, or
+        with two objects, was a success until 2026-12-05 (helper revsse3); one whose data is none (`event:
+        message_delta` then a blank line) it skips (anthropic 2.17.0: `upstream_error` until 2026-12-05, helper
+        streams), and so one of a name 0.121.0 did not parse, whose data is no JSON, was a success (`event: x`)."""
         parsed = self._parsed
         self._parsed = 0
-        if self._name in _ERROR_NAMES or (not parsed & 1 and self._named_parsed()):
+        if self._name in _OTHER_NAMES:  # (`error`, or a name the SDK skips: one lookup an ordinary event)
+            if self._name in _ERROR_NAMES:
+                self._stream_error()
+            else:
+                self._skipped(ending, over)
+        elif parsed & 10:
             self._stream_error()
 
-    def _named_parsed(self) -> bool:
-        """Whether the open event's name is one the Anthropic SDK parses the data of (`_PARSED_NAMES`)."""
-        name = self._name
-        return name is not None and _event_name(name) in _PARSED_NAMES
+    def _skipped(self, ending: int, over: bool) -> None:
+        """The blank line that ends an event of an Anthropic stream that its SDK skips, named none or `ping` (anthropic
+        2.17.0's `Stream.__stream__`: `if sse.event is None: continue`): its data was read for its labels, as it passed,
+        but its stop reason and token counts (`ending`: `_ending` before that line, `_GIVEN`) and its end (`message_stop`:
+        `ended` since `over`) are none its client has. Until 2026-12-05 they were recorded (review revstreams: data
+        `{"type": "message_delta", ...}` unnamed gave its stop reason)."""
+        if ending & _GIVEN:
+            self._unseen()
+        if self.ended and not over:
+            self.ended = False
 
     def _read_event(self, reply: dict[str, Any]) -> None:
         """An event's data, read as its API's clients read it: with `typed_by_name`, data without a `type` has the
@@ -1536,7 +1558,7 @@ class SseObserver(Observer):
         data, until 2026-12-05; helper ssenormal)."""
         name = self._name
         if self.typed_by_name:
-            self._parsed = 2 if self._parsed else 1  # (a second object in the event: joined, no JSON)
+            self._parsed = 2 if self._parsed & 3 else 1  # (a second object in the event: joined, no JSON)
             if name is not None and "type" not in reply:
                 reply["type"] = _event_name(name).decode("utf-8", "replace")
         self.event(reply)

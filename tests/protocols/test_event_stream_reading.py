@@ -68,9 +68,11 @@ KINDS: dict[str, tuple[type[SseObserver], list[dict[str, Any]], bool]] = {
 }
 
 
-def one_line_stream(events: list[dict[str, Any]], done: bool) -> bytes:
-    """The events as most servers send them: one `data:` line each, LF line ends."""
-    return b"".join(b"data: " + orjson.dumps(e) + b"\n\n" for e in events) + (b"data: [DONE]\n\n" if done else b"")
+def one_line_stream(events: list[dict[str, Any]], done: bool, named: bool = False) -> bytes:
+    """The events as most servers send them: one `data:` line each, LF line ends; `named`, each after an `event:` line
+    naming its type, as Anthropic's are (its SDK skips an event named none: anthropic 2.17.0)."""
+    return b"".join((b"event: %s\n" % e["type"].encode() if named else b"") + b"data: " + orjson.dumps(e) + b"\n\n"
+                    for e in events) + (b"data: [DONE]\n\n" if done else b"")  # fmt: skip
 
 
 def stream(events: list[dict[str, Any]], done: bool, end: bytes, bom: bool, pretty: list[bool]) -> bytes:
@@ -127,9 +129,9 @@ def observed(kind: type[SseObserver], pieces: list[bytes]) -> tuple[tuple[Any, .
 def reference(kind: type[SseObserver], data: bytes) -> tuple[Any, ...]:
     """The record of a stream's events (as the spec reads them) sent one line each; the line a byte order mark
     begins, said unread."""
-    events = spec_events(data)
-    lines = b"".join(b"data: " + (b"[DONE]" if e == b"[DONE]" else orjson.dumps(orjson.loads(e))) + b"\n\n"
-                     for e in events)  # fmt: skip
+    events = [e if e == b"[DONE]" else orjson.loads(e) for e in spec_events(data)]
+    done = events[-1:] == [b"[DONE]"]
+    lines = one_line_stream(events[:-1] if done else events, done, kind is MessagesObserver)
     return marked(observed(kind, [lines])[0], data.startswith(BOM))
 
 
@@ -143,7 +145,7 @@ def marked(record: tuple[Any, ...], bom: bool) -> tuple[Any, ...]:
 @pytest.mark.parametrize("end", [b"\n", b"\r\n", b"\r"], ids=["lf", "crlf", "cr"])
 def test_pretty_printed_events_with_a_bom_split_at_every_byte_read_as_one_line_events(name: str, end: bytes) -> None:
     kind, events, done = KINDS[name]
-    expected, _ = observed(kind, [one_line_stream(events, done)])
+    expected, _ = observed(kind, [one_line_stream(events, done, kind is MessagesObserver)])
     assert expected[0] == {"pii:email"} and expected[1] is not None
     expected = marked(expected, True)
     data = stream(events, done, end, bom=True, pretty=[True, False, True])
@@ -171,7 +173,8 @@ def test_any_stream_cut_anywhere_reads_as_the_spec_reads_it(
     pieces = [data[start:stop] for start, stop in zip([0, *at], [*at, len(data)], strict=True)]
     assert b"".join(pieces) == data
     got, _ = observed(kind, pieces)
-    assert got == reference(kind, data) == marked(observed(kind, [one_line_stream(events, done)])[0], bom)
+    named = kind is MessagesObserver
+    assert got == reference(kind, data) == marked(observed(kind, [one_line_stream(events, done, named)])[0], bom)
 
 
 def test_a_bom_is_dropped_only_at_the_stream_start_and_not_where_an_sdk_reads_it() -> None:

@@ -1,0 +1,88 @@
+"""An Anthropic stream's events its SDK skips (anthropic 2.17.0, `Stream.__stream__`): one named none (no `event:` line,
+`event:` with no value, or a name a byte order mark hides: `\ufeffevent` is a field it ignores) and one named `ping`,
+whatever its data, and a named one without data. Its stop reason, token counts and `message_stop` are none its client
+has, and a named event without data is no error; the data is read for its labels all the same, as it passed. Until
+2026-12-05 an unnamed `message_delta`'s stop reason was recorded, an unnamed `message_stop` ended the stream (the
+client's body ending there), and `event: message_delta` with no data was `upstream_error` (review revstreams). Driven
+with the real SDK through the proxy, and the observer at many read sizes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from proxy.detectors import TRUNCATED
+from tests.event_streams import sse
+from tests.test_anthropic_error_by_name_alone import START, anthropic_call
+from tests.test_anthropic_parsed_events import anthropic_sdk_raises
+from tests.test_sse_bom_as_the_sdks_read_it import BOM
+from tests.test_sse_sdk_remaining_cases import EVENT, STOP
+from tests.test_sse_unended_last_event_as_the_sdk_reads_it import REASONS
+from tests.test_tiny_sse_lines import observer_of
+from tests.test_unsized_replies_output import Reply, setup_for  # noqa: F401  # (a fixture)
+
+DELTA = {"type": "message_delta", "delta": {"stop_reason": "max_tokens"}, "usage": {"output_tokens": 7}}
+NAMED = sse(DELTA, "message_delta")
+UNNAMED = sse(DELTA)
+UNNAMED_STOP = sse({"type": "message_stop"})
+PRETTY = b"data: " + orjson.dumps(DELTA, option=orjson.OPT_INDENT_2).replace(b"\n", b"\ndata: ") + b"\n\n"
+
+# (a stream, the stop reason and output tokens its client has, whether it ended with `message_stop`)
+STREAMS = [
+    (START + NAMED + STOP, ("max_tokens",), 7),
+    (START + UNNAMED + STOP, (), 1),
+    (START + PRETTY + STOP, (), 1),  # (over many `data:` lines)
+    (START + b"event:\n" + UNNAMED + STOP, (), 1),
+    (START + b"event: ping\n" + UNNAMED + STOP, (), 1),
+    (START + BOM + NAMED + STOP, (), 1),  # (`\ufeffevent: message_delta`: unnamed)
+    (START + UNNAMED[:-1] + b"event: message_delta\n\n" + STOP, ("max_tokens",), 7),  # (named after its data)
+    (START + b"event: message_delta\n\n" + STOP, (), 1),  # (no data: skipped, no error)
+    (START + b"event: message_delta\ndata: \n\n" + STOP, (), 1),
+]
+
+
+@pytest.mark.parametrize(("stream", "reasons", "tokens"), STREAMS)
+def test_an_event_the_anthropic_sdk_skips_gives_nothing(stream: bytes, reasons: Any, tokens: int) -> None:
+    assert anthropic_sdk_raises(stream) is False
+    for read in (1, 2, 3, 7, 13, 64, len(stream)):
+        observer, outcome = observer_of("anthropic")
+        for at in range(0, len(stream), read):
+            observer.chunk(stream[at : at + read])
+        assert observer.cut_short() is False, read
+        observer.finish()
+        assert (outcome.finish_reasons, outcome.output_tokens, outcome.error_type) == (reasons, tokens, None), read
+
+
+@pytest.mark.parametrize("read", [1, 5, 10_000])
+def test_an_unnamed_message_stop_is_not_the_streams_end(read: int) -> None:
+    """Its client reads on to the named one: ended early without it (`upstream_incomplete`, or `upstream_reset`)."""
+    for stream, ended in ((START + UNNAMED_STOP, False), (START + UNNAMED_STOP + STOP, True)):
+        observer, outcome = observer_of("anthropic")
+        for at in range(0, len(stream), read):
+            observer.chunk(stream[at : at + read])
+        assert (observer.ended, observer.unfinished()) == (ended, not ended)
+
+
+@pytest.mark.parametrize(
+    ("stream", "reasons"),
+    [
+        (START + UNNAMED + STOP, None),
+        (START + BOM + NAMED + STOP, None),
+        (START + b"event: message_delta\n\n" + NAMED + STOP, ["max_tokens"]),
+        (START + UNNAMED_STOP + EVENT + NAMED + STOP, ["max_tokens"]),  # (a piece a line: not cut at the unnamed)
+    ],
+)
+def test_through_the_real_anthropic_sdk(setup_for: Any, stream: bytes, reasons: Any) -> None:  # noqa: F811
+    """The real SDK gives no `message_delta` it skipped, raises nothing and ends at the named `message_stop`; the span
+    has the stop reason and token counts it gave, and no error. A BOM's line is still labelled `scan:truncated`."""
+    setup = setup_for()
+    setup.upstream.reply = Reply([line + b"\n" for line in stream.split(b"\n")[:-1]], content_type="text/event-stream")
+    types, raised, span = anthropic_call(setup)
+    assert raised is None
+    assert types[-1] == "message_stop" and ("message_delta" in types) is (reasons is not None)
+    assert span.attributes.get("error.type") is None
+    assert span.attributes.get(REASONS) == reasons
+    assert span.attributes.get("gen_ai.usage.output_tokens") == (7 if reasons else 1)
+    assert (TRUNCATED in span.attributes["lineage.output.labels"]) is (BOM in stream)
