@@ -156,3 +156,41 @@ def test_an_unended_usage_chunk_is_none_through_the_sdk(setup_for: Any) -> None:
         assert raised is None and any(chunk.usage is not None for chunk in chunks) is given
         assert span.attributes.get("gen_ai.usage.output_tokens") == (4 if given else None)
         assert span.attributes.get("error.type") is None  # (its finish reason given)
+
+
+@pytest.mark.parametrize(
+    ("kind", "stream"),
+    [
+        ("openai", chat("hi")),
+        ("anthropic", START[: START.index(b"\n\n") + 2]),
+        ("responses", CREATED),
+        ("openai", b"data: [DONE]\n\n" + chat("hi")),  # (after `[DONE]`, where the SDK stopped: none either)
+    ],
+)
+def test_an_unended_only_events_model_and_id_are_none(kind: str, stream: bytes) -> None:
+    """The model and id first named in an event no blank line ended are none: the SDK gave no event (review revstreams:
+    recorded until 2026-12-05). Those an earlier event named stand."""
+    done = stream.startswith(b"data: [DONE]")
+    for cut in (0, 1, 2):
+        for read in (1, 3, len(stream)):
+            observer, outcome = observer_of(kind)
+            for at in range(0, len(stream) - cut, read):
+                observer.chunk(stream[at : min(at + read, len(stream) - cut)])
+            observer.cut_short()
+            observer.finish()
+            named = cut == 0 and not done
+            assert (outcome.response_model is None, outcome.response_id is None) == (not named, not named), (cut, read)
+    observer, outcome = observer_of("openai")
+    observer.chunk(chat("hi") + chat("there")[:-2])
+    observer.finish()
+    assert (outcome.response_model, outcome.response_id) == ("m", "c1")
+
+
+def test_an_unended_only_events_model_and_id_are_none_through_the_sdk(setup_for: Any) -> None:  # noqa: F811
+    """The openai SDK gives no chunk: the span names no response model nor id."""
+    setup = setup_for()
+    for stream, given in ((chat("hi")[:-1], False), (chat("hi"), True)):
+        got, raised, span = through_sdk(setup, stream, split=False)
+        assert (got, raised) == (int(given), "")
+        assert span.attributes.get("gen_ai.response.model") == ("m" if given else None)
+        assert span.attributes.get("gen_ai.response.id") == ("c1" if given else None)

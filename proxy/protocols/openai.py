@@ -43,7 +43,7 @@ from proxy.protocols import (
 )
 from proxy.protocols import Adapter as AdapterBase
 from proxy.protocols.oip import many_values, many_values_pattern
-from proxy.protocols.sse import SseObserver
+from proxy.protocols.sse import _GIVEN, SseObserver
 
 # path -> how the body is read; llama.cpp and vLLM also serve the paths without /v1
 OPERATIONS = {
@@ -607,9 +607,9 @@ class ReplyObserver(SseObserver):
         self._reasons_before = dict(self._reasons)
         return True
 
-    def _unseen(self) -> None:
-        super()._unseen()
-        if self._reasons_before is not None:
+    def _unseen(self, ending: int) -> None:
+        super()._unseen(ending)
+        if ending & _GIVEN and self._reasons_before is not None:
             self._reasons = self._reasons_before
             self._reasons_before = None
 

@@ -207,6 +207,14 @@ _STOPS: Final = 4
 # ... or a finish or stop reason (`_given`), which the SDK's client has only once the event is dispatched: one the reply
 # ends in before its blank line gives none, nor is its last event (`_unseen`)
 _GIVEN: Final = 8
+# ... or the reply's model or id, first named (`identify`): none to that client either, where no blank line ends the
+# event (`_unseen`); set once a stream, not held as `_given` holds the rest (+94 instructions an ordinary stream)
+_MODEL: Final = 16
+_ID: Final = 32
+# what the record holds from the open event that its SDK has only at its blank line (`_unseen`)
+_UNSEEN: Final = _GIVEN | _MODEL | _ID
+# what an event holds that ends no stream
+_KEPT: Final = _HELD | _UNSEEN
 
 
 # distinct alternative tokens read from a reply's logprobs (`SseObserver.alternatives`): a model's vocabulary is some
@@ -657,7 +665,9 @@ class SseObserver(Observer):
     # the finish reasons, `stopped` and the token counts before the open event gave some (`_given`), restored where no
     # blank line ends it (`_unseen`); a class default (no work a call)
     _before: tuple[tuple[str, ...], bool, int | None, int | None] | None = None
-    # a line of an event stream was read (a whole reply's fields are never held: `_given`); a class default
+    # a line of an event stream was read whose SDK dispatches an event at the blank line that ends it (the openai and
+    # Anthropic SDKs': `json_every_event`, `typed_by_name`; not JSON lines, which have no blank lines): what an event
+    # gives is held till then (`_given`, `identify`); a whole reply's never is; a class default
     _in_stream = False
 
     def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool) -> None:
@@ -915,7 +925,7 @@ class SseObserver(Observer):
         self._partial_size = len(last)
         if self._fresh:
             self._fresh = False
-            self._in_stream = True
+            self._in_stream = (self.json_every_event or self.typed_by_name) and not self._lines
             if lines[0].startswith(_BOM) and not (self.json_every_event or self.typed_by_name):
                 lines[0] = lines[0][3:]
         if self._lines:
@@ -943,10 +953,10 @@ class SseObserver(Observer):
                 if ending:  # (an error it held is now the SDK's: it stays)
                     if ending & _STOPS:
                         self._past_done = True
-                    if ending & ~(_HELD | _GIVEN):
+                    if ending & ~_KEPT:
                         self.ended = True
                     # (past `[DONE]`, what an event gives is none the SDK has: kept to be undone at the end, `_given`)
-                    self._ending = ending & _GIVEN if self._past_done else 0
+                    self._ending = ending & _UNSEEN if self._past_done else 0
                 if self._event is not None and not self._dispatch():
                     # (the event ended: named `error`, the upstream's; the read's events again from its first blank
                     # line, the one that ended this event or one before it)
@@ -1252,7 +1262,7 @@ class SseObserver(Observer):
         self._event = None
         # (an error the event being read held stands: its blank line is not looked for; past `[DONE]`, what was given
         # after it is still none)
-        self._ending &= _ENDS | _GIVEN if self._past_done or self._ending & _STOPS else _ENDS
+        self._ending &= _ENDS | _UNSEEN if self._past_done or self._ending & _STOPS else _ENDS
         self._text.unread()
         self._watching = watch
 
@@ -1507,7 +1517,7 @@ class SseObserver(Observer):
                 if ended:  # (an error it held is the SDK's: the blank line came; past `[DONE]`, nothing it gave)
                     if self.typed_by_name and (self._name is None or self._name in _SKIPPED_NAMES):
                         self._skipped(self._ending, over)
-                    self._ending = self._ending & _GIVEN if self._past_done else 0
+                    self._ending = self._ending & _UNSEEN if self._past_done else 0
                 return self._partial is not None
         if self.typed_by_name:  # (its first line `{`: no object joined is no JSON)
             self._parsed = 2
@@ -1544,8 +1554,8 @@ class SseObserver(Observer):
         but its stop reason and token counts (`ending`: `_ending` before that line, `_GIVEN`) and its end (`message_stop`:
         `ended` since `over`) are none its client has. Until 2026-12-05 they were recorded (review revstreams: data
         `{"type": "message_delta", ...}` unnamed gave its stop reason)."""
-        if ending & _GIVEN:
-            self._unseen()
+        if ending & _UNSEEN:
+            self._unseen(ending)
         if self.ended and not over:
             self.ended = False
 
@@ -1668,7 +1678,7 @@ class SseObserver(Observer):
         if self._partial:
             last = b"".join(self._partial)
             self._partial.clear()
-            self._in_stream = True
+            self._in_stream = (self.json_every_event or self.typed_by_name) and not self._lines
             if self._fresh and last.startswith(_BOM) and not (self.json_every_event or self.typed_by_name):
                 last = last[3:]
             if (
@@ -1693,11 +1703,11 @@ class SseObserver(Observer):
         if self._ending and self._ending & _HELD and not self._lines and not self._fresh:
             # the upstream's error in an event the reply ended in: the SDK's decoder never dispatches it (no blank line
             # ended it), and the client sees none (until 2026-12-05 it was recorded `upstream_error`)
-            self._ending &= _ENDS | _GIVEN
+            self._ending &= _ENDS | _UNSEEN
             if self.outcome.error_type == STREAM_ERROR:
                 self.outcome.error_type = None
-        if self._ending & _GIVEN:  # (its finish or stop reason too, read at its line or at the body's end just now)
-            self._unseen()
+        if self._ending & _UNSEEN:  # (its finish or stop reason too, model, id: read at its line or at the body's end)
+            self._unseen(self._ending)
         self.done()
         self._text.finish(self.detectors)
 
@@ -1717,8 +1727,8 @@ class SseObserver(Observer):
             if not plain or self._ended_early:  # (a plain one is read as an event stream then: below)
                 return self._ended_early
         outcome = self.outcome
-        if self._ending & _GIVEN:  # (a finish or stop reason in an event no blank line ended: none to the SDK)
-            self._unseen()
+        if self._ending & _UNSEEN:  # (a finish or stop reason in an event no blank line ended: none to the SDK)
+            self._unseen(self._ending)
         # (an error an event the reply ended in held is none, an NDJSON line's is: `finish`; so is the API's last event
         # there, to an SDK's decoder, which dispatches no event at the body's end; an API whose streams have no last
         # event, `ends_with_event`: the close is its end, as far as can be told)
@@ -1761,8 +1771,12 @@ class SseObserver(Observer):
         outcome = self.outcome
         if outcome.response_model is None and isinstance(reply.get("model"), str):
             outcome.response_model = reply["model"]
+            if self._in_stream:  # (none to an SDK till the blank line that ends its event: `_unseen`)
+                self._ending |= _MODEL
         if outcome.response_id is None and isinstance(reply.get("id"), str):
             outcome.response_id = reply["id"]
+            if self._in_stream:
+                self._ending |= _ID
 
     def alternatives(self, key: tuple[Any, ...], logprobs: Any) -> None:
         """The tokens a reply's logprobs give as the model's alternatives to the token it wrote (`top_logprobs`: a
@@ -1839,33 +1853,33 @@ class SseObserver(Observer):
     def _given(self) -> bool:
         """A streamed event's finish or stop reason, or token counts, about to be recorded: the record as it was before
         it is kept until the blank line that ends the event (`_GIVEN`), where an SDK's decoder dispatches it (the openai
-        and Anthropic SDKs': `json_every_event`, `typed_by_name`; not JSON lines, which have no blank lines; nor a whole
-        reply's, `_in_stream`). Past `[DONE]` (its own event too), where the openai SDK stops, kept to the end: the record is
+        and Anthropic SDKs', `_in_stream`; not JSON lines, which have no blank lines; nor a whole reply's). Past `[DONE]` (its own event too), where the openai SDK stops, kept to the end: the record is
         then as the SDK had it at `[DONE]`. Whether it was kept now (the event's first)."""
-        if (
-            not self._in_stream
-            or self._ending & _GIVEN
-            or not (self.json_every_event or self.typed_by_name)
-            or self._lines
-        ):
+        if not self._in_stream or self._ending & _GIVEN:
             return False
         self._ending |= _GIVEN
         outcome = self.outcome
         self._before = (outcome.finish_reasons, self.stopped, outcome.input_tokens, outcome.output_tokens)
         return True
 
-    def _unseen(self) -> None:
-        """The reply ended in an event that gave a finish or stop reason, or token counts, before its blank line came
-        (`_given`): the SDK's decoder never dispatched it, and its client had none of them, so the record has none (until
-        2026-12-05 it had them, and the stream was not said to end early: `data: {... "finish_reason": "stop"}` with no
-        blank line after it, then the body's end, recorded `stop` and no error; the SDK gave no finish reason; and a usage
-        chunk so sent gave `gen_ai.usage.*`, review revstreams)."""
-        self._ending &= ~_GIVEN
+    def _unseen(self, ending: int) -> None:
+        """The reply ended in an event that gave a finish or stop reason, or token counts (`ending`: `_GIVEN`), or first
+        named the reply's model or id (`_MODEL`, `_ID`), before its blank line came (`_given`): the SDK's decoder never
+        dispatched it, and its client had none of them, so the record has none (until 2026-12-05 it had them, and the
+        stream was not said to end early: `data: {... "finish_reason": "stop"}` with no blank line after it, then the
+        body's end, recorded `stop` and no error; the SDK gave no finish reason; and a usage chunk so sent gave
+        `gen_ai.usage.*`, and its model and id `gen_ai.response.*`, review revstreams)."""
+        self._ending &= ~_UNSEEN
         before = self._before
-        if before is not None:
+        if ending & _GIVEN and before is not None:
             outcome = self.outcome
             outcome.finish_reasons, self.stopped, outcome.input_tokens, outcome.output_tokens = before
             self._before = None
+        if ending & (_MODEL | _ID):  # (set where `_given` holds: `identify`)
+            if ending & _MODEL:
+                self.outcome.response_model = None
+            if ending & _ID:
+                self.outcome.response_id = None
 
     def _stream_error(self) -> None:
         """`in_band_error` where the event it is in has ended (or is no event: llama.cpp's `error:` line)."""
