@@ -86,3 +86,34 @@ def test_through_the_real_anthropic_sdk(setup_for: Any, stream: bytes, reasons: 
     assert span.attributes.get(REASONS) == reasons
     assert span.attributes.get("gen_ai.usage.output_tokens") == (7 if reasons else 1)
     assert (TRUNCATED in span.attributes["lineage.output.labels"]) is (BOM in stream)
+
+
+CACHED = {"type": "message_delta", "delta": {"stop_reason": "max_tokens"}, "usage": {"output_tokens": 7,
+          "input_tokens": 2, "cache_read_input_tokens": 100}}  # fmt: skip
+CACHED_ALONE = {"type": "message_delta", "delta": {}, "usage": {"cache_creation_input_tokens": 100}}
+LATER = sse({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 9,
+             "input_tokens": 5}}, "message_delta")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "skipped",
+    [sse(CACHED), sse(CACHED, "ping"), sse(CACHED_ALONE), b"event:\n" + sse(CACHED_ALONE)],
+    ids=["unnamed", "ping", "cache-alone", "named-none"],
+)
+def test_a_skipped_events_cached_tokens_are_none(setup_for: Any, skipped: bytes) -> None:  # noqa: F811
+    """The prompt tokens read from or written to the cache that a skipped event gives are not added to a later event's
+    `input_tokens` (review revstreams' find in helper streams' 8eb7b43: its stop reason and counts were undone, but
+    the cached ones it gave were kept, and the next event's 5 input tokens recorded as 105)."""
+    stream = START + skipped + LATER + STOP
+    assert anthropic_sdk_raises(stream) is False
+    for read in (1, 2, 7, 64, len(stream)):
+        observer, outcome = observer_of("anthropic")
+        for at in range(0, len(stream), read):
+            observer.chunk(stream[at : at + read])
+        observer.finish()
+        assert (outcome.input_tokens, outcome.output_tokens, outcome.finish_reasons) == (5, 9, ("end_turn",)), read
+    setup = setup_for()
+    setup.upstream.reply = Reply([stream], content_type="text/event-stream")
+    types, raised, span = anthropic_call(setup)
+    assert raised is None and types.count("message_delta") == 1
+    assert span.attributes.get("gen_ai.usage.input_tokens") == 5

@@ -27,7 +27,7 @@ from proxy.protocols import (
     request_strings,
     unescaped,
 )
-from proxy.protocols.sse import SseObserver
+from proxy.protocols.sse import _GIVEN, SseObserver
 
 PATHS = ("/v1/messages", "/messages")
 # the Anthropic API's paths its SDK calls here, with its key in `x-api-key`: the Messages API (read by this
@@ -112,6 +112,10 @@ class MessagesObserver(SseObserver):
     then, in block order, and the last block read stays open. Text of a block before one already read
     (no server streams so) is read after it, and the output is labelled `scan:truncated`: a value split
     across it may be missed."""
+
+    # `_cached` before a streamed event changed it, with the record `_given` kept for that event (`_before`): restored
+    # where its SDK never gives the event (an unended one, one it skips: `_unseen`); a class default (no work a call)
+    _cached_before: tuple[object, int] | None = None
 
     def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool) -> None:
         super().__init__(outcome, detectors, capture)
@@ -307,9 +311,26 @@ class MessagesObserver(SseObserver):
                     cached += count
                     given = True
             if given:
+                if cached != self._cached and self._in_stream:  # (an ordinary stream's repeat the first's: no work)
+                    self._hold_cached()
                 self._cached = cached
             if self._cached and isinstance(usage.get("input_tokens"), int):
                 self.outcome.input_tokens = usage["input_tokens"] + self._cached
+
+    def _hold_cached(self) -> None:
+        """A streamed event changes `_cached`: kept as it was, as its counts are (`_given`), to be restored where the SDK
+        never gives the event (`_unseen`). Until 2026-12-05 a skipped event's cached counts stood, added to a later
+        event's `input_tokens` (review revstreams: an unnamed `message_delta`'s 100, then 5 input tokens, recorded 105)."""
+        if not self._ending & _GIVEN:
+            self._given()
+        self._cached_before = (self._before, self._cached)
+
+    def _unseen(self, ending: int) -> None:
+        held = self._cached_before
+        if held is not None and ending & _GIVEN and held[0] is self._before:  # (this event's: `_hold_cached`)
+            self._cached = held[1]
+        self._cached_before = None
+        super()._unseen(ending)
 
     def _reason(self, reason: Any) -> None:
         if isinstance(reason, str):
