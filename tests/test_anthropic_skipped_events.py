@@ -117,3 +117,18 @@ def test_a_skipped_events_cached_tokens_are_none(setup_for: Any, skipped: bytes)
     types, raised, span = anthropic_call(setup)
     assert raised is None and types.count("message_delta") == 1
     assert span.attributes.get("gen_ai.usage.input_tokens") == 5
+
+
+def test_a_skipped_message_starts_model_and_id_are_none() -> None:
+    """The model and id a skipped `message_start` names first are none its client has (the README says so since review
+    revstreams); a named one's after it are recorded."""
+    named = START[: START.index(b"\n\n") + 2]
+    unnamed = named[named.index(b"data:") :]
+    later = named.replace(b'"m"', b'"m2"').replace(b'"msg_1"', b'"msg_2"')
+    for stream, record in ((unnamed + EVENT + STOP, (None, None)), (unnamed + later + EVENT + STOP, ("m2", "msg_2"))):
+        for read in (1, 7, len(stream)):
+            observer, outcome = observer_of("anthropic")
+            for at in range(0, len(stream), read):
+                observer.chunk(stream[at : at + read])
+            observer.finish()
+            assert (outcome.response_model, outcome.response_id) == record, read
