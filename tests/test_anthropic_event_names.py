@@ -1,9 +1,9 @@
 """A Messages stream is read as Anthropic's SDK reads it. The SDK dispatches on each event's SSE name (`event:
-content_block_delta`) and gives an event whose data has no `type` that name as its type (anthropic-sdk-python,
-`_streaming.py`: `if is_dict(data) and "type" not in data: data["type"] = sse.event`); its client then has the event's
-text. The proxy classified events by the data's `type` alone: such an event's text was not the call's output (not in
-its digest), its `message_delta` gave no stop reason nor usage, its `message_stop` no end.
-Now a named event's data without a `type` is read as the type its name gives, as the SDK reads it."""
+content_block_delta`); anthropic 0.x gave an event whose data has no `type` that name as its type (`if "type" not in
+data: data["type"] = sse.event`), and the proxy read it so (since 2026-11); anthropic 2.17.0 no longer does: such an
+event has type None (the SDK's client reads no text, stop reason nor end from it). Now the proxy reads it as 2.17.0
+does: its strings as an unknown event's (its labels), no stop reason, token counts, model, id nor `message_stop` (until
+2026-12-05 recorded; helper streams2)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
+from tests.test_anthropic_error_by_name_alone import anthropic_call
 from tests.test_stream_close_delimited_cut import span_of
 from tests.test_unsized_replies_output import EMAIL, OUT, Reply, setup_for  # noqa: F401  # (a fixture)
 
@@ -42,22 +43,28 @@ def stream(typed: bool, framing: str, pretty: bool = False) -> Reply:
     return Reply([one(event) for event in EVENTS], framing=framing, content_type="text/event-stream")
 
 
-@pytest.mark.parametrize(("framing", "pretty"), [("chunked", False), ("close", False), ("chunked", True)])
-def test_an_event_named_but_untyped_is_read_as_its_name_says(setup_for: Any, framing: str, pretty: bool) -> None:  # noqa: F811
+@pytest.mark.parametrize("pretty", [False, True])
+def test_an_event_named_but_untyped_has_no_type(setup_for: Any, pretty: bool) -> None:  # noqa: F811
+    """Through the real SDK: each event's type is None, and the record has none of what a typed event gives (the stream
+    never ended, to the SDK's client: `upstream_incomplete`, as a stream without `message_stop` is); its text is read
+    for its labels all the same."""
     setup = setup_for()
-    recorded = []
-    for typed in (True, False):
-        flow = f"flow-{framing}-{'pretty' if pretty else 'line'}-{'typed' if typed else 'named'}"
-        response, _ = setup.call("/v1/messages", flow, stream(typed, framing, pretty))
-        assert response.status_code == 200
-        span = span_of(setup, response.headers["x-trace-id"])
-        attributes = {key: span.attributes.get(key) for key in READ}
-        attributes["lineage.output.labels"] = [x for x in attributes["lineage.output.labels"] if x != flow]
-        attributes["first_token"] = bool(span.events)
-        recorded.append(attributes)
-    typed_record, named_record = recorded
-    assert typed_record["lineage.output.labels"] == [EMAIL] and typed_record["error.type"] is None
-    assert named_record == typed_record
+    setup.upstream.reply = stream(False, "chunked", pretty)
+    types, raised, span = anthropic_call(setup, "flow-untyped")
+    assert (types, raised) == ([None] * len(EVENTS), None)
+    attributes = {key: span.attributes.get(key) for key in READ}
+    assert attributes == {
+        "lineage.output.digest": None,
+        "gen_ai.response.finish_reasons": None,
+        "gen_ai.usage.output_tokens": None,
+        "gen_ai.response.id": None,
+        "lineage.output.labels": ["flow-untyped", EMAIL],
+        "error.type": "upstream_incomplete",
+    }
+    setup.upstream.reply = stream(True, "chunked", pretty)
+    types, raised, span = anthropic_call(setup, "flow-typed")
+    assert (types, raised) == ([event["type"] for event in EVENTS], None)
+    assert span.attributes.get("gen_ai.response.finish_reasons") == ["end_turn"]
 
 
 def test_an_event_named_error_is_the_upstreams_error(setup_for: Any) -> None:  # noqa: F811

@@ -63,7 +63,10 @@ STREAMS = [
     (EVENT + b"event: ping\n\n" + STOP, False),  # (not parsed)
     (EVENT + b"event: ping\ndata: x\n\n" + STOP, False),
     (EVENT + b"data: x\n\n" + STOP, False),  # (no name)
-    (EVENT + b"data: x\n\nevent: message_stop\ndata: {}\n\n", False),  # (the data of the event before)
+    (
+        EVENT + b'data: x\n\nevent: message_stop\ndata: {"type": "message_stop"}\n\n',
+        False,
+    ),  # (the data of the event before)
     (EVENT + b"event:  message_stop\n\n" + STOP, False),  # (` message_stop`, no data)
     (EVENT + STOP + b"event: message_stop\n", False),  # (never dispatched: no blank line)
 ]

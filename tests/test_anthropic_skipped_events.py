@@ -40,6 +40,8 @@ STREAMS = [
     (START + UNNAMED[:-1] + b"event: message_delta\n\n" + STOP, ("max_tokens",), 7),  # (named after its data)
     (START + b"event: message_delta\n\n" + STOP, (), 1),  # (no data: skipped, no error)
     (START + b"event: message_delta\ndata: \n\n" + STOP, (), 1),
+    # (data without a `type`: 2.17.0 gives it type None, not its name's; its stop reason recorded until 2026-12-05)
+    (START + b"event: message_delta\n" + sse({k: v for k, v in DELTA.items() if k != "type"}) + STOP, (), 1),
 ]
 
 

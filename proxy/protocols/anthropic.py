@@ -119,7 +119,7 @@ class MessagesObserver(SseObserver):
 
     def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool) -> None:
         super().__init__(outcome, detectors, capture)
-        self.typed_by_name = True  # an event's data without a `type` is the type its name says, as the SDK reads it
+        self.typed_by_name = True  # an event is skipped, parsed or raised at by its name, as the SDK reads it
         self._block: int | None = None  # the content block whose text is read as it comes
         self._closed = False  # its content_block_stop came
         self._later: dict[int, list[str]] = {}  # content block index -> text waiting for the block above

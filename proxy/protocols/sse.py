@@ -707,7 +707,7 @@ class SseObserver(Observer):
         self._event: bytearray | None = None
         self._event_lines = 0
         # the open event's `event:` line, until the blank line that ends it; read only by an observer whose API's
-        # clients type an event by its name when its data has no `type` (`typed_by_name`: Anthropic's SDK)
+        # clients dispatch an event by its name (`typed_by_name`: Anthropic's SDK, which skips or raises by it)
         self._name: bytes | None = None
         self.typed_by_name = False
         # the distinct tokens a reply's logprobs gave as the model's alternatives, read once each (`alternatives`);
@@ -1560,17 +1560,14 @@ class SseObserver(Observer):
             self.ended = False
 
     def _read_event(self, reply: dict[str, Any]) -> None:
-        """An event's data, read as its API's clients read it: with `typed_by_name`, data without a `type` has the
-        type its `event:` line names (anthropic-sdk-python: `if "type" not in data: data["type"] = sse.event`,
-        its client then has its text). An `event:` line after the event's data comes too late to type it. Whether
+        """An event's data, read as its API's clients read it: with `typed_by_name`, data without a `type` has none
+        (anthropic 2.17.0 gives it type None, not the name its `event:` line says, which 0.x SDKs gave it: until
+        2026-12-05 so read, its stop reason recorded; helper streams2), its strings read as an unknown event's. Whether
         the event is the upstream's error is told by its name at the blank line that ends it (`_named_end`), the last
         `event:` line's: an `event: error` line a later one renames is none (it was `upstream_error`, read at the
         data, until 2026-12-05; helper ssenormal)."""
-        name = self._name
         if self.typed_by_name:
             self._parsed = 2 if self._parsed & 3 else 1  # (a second object in the event: joined, no JSON)
-            if name is not None and "type" not in reply:
-                reply["type"] = _event_name(name).decode("utf-8", "replace")
         self.event(reply)
 
     def _refuse(self) -> bool:
