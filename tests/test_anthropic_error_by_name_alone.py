@@ -66,7 +66,7 @@ def anthropic_call(setup: Any, labels: str | None = None) -> tuple[list[str], Ex
         )
         try:
             types = [event.type for event in raw.parse()]
-        except anthropic.APIStatusError as error:
+        except (anthropic.APIStatusError, ValueError) as error:  # (an `error` event; data no JSON: JSONDecodeError)
             raised = error
     finally:
         client.close()
@@ -83,3 +83,14 @@ def test_through_the_real_anthropic_sdk(setup_for: Any, stream: bytes, raises: b
     if not raises:
         assert types[-1] == "message_stop"
     assert span.attributes.get("error.type") == ("upstream_error" if raises else None)
+
+
+def test_bare_data_lines_through_the_real_sdk(setup_for: Any) -> None:  # noqa: F811
+    """`data` lines without a colon, through the proxy to the real SDK: two in a named event raise (data `\\n`), and the
+    span says so; one is skipped (data `""`), no error."""
+    for lines, raises in ((b"data\ndata\n", True), (b"data\n", False)):
+        setup = setup_for()
+        stream = START + b"event: message_delta\n" + lines + b"\n" + STOP
+        setup.upstream.reply = Reply([stream], content_type="text/event-stream")
+        types, raised, span = anthropic_call(setup)
+        assert (raised is not None, span.attributes.get("error.type")) == (raises, "upstream_error" if raises else None)

@@ -69,6 +69,14 @@ STREAMS = [
     ),  # (the data of the event before)
     (EVENT + b"event:  message_stop\n\n" + STOP, False),  # (` message_stop`, no data)
     (EVENT + STOP + b"event: message_stop\n", False),  # (never dispatched: no blank line)
+    # (`data` without a colon: a `data` line with an empty value; dropped as framing until 2026-12-05, helper streams2)
+    (EVENT + b"event: message_delta\ndata\ndata\n\n" + STOP, True),  # (data `\n`)
+    (EVENT + b"event: message_delta\ndata:\ndata\n\n" + STOP, True),
+    (EVENT + b"event: message_delta\ndata\n\n" + STOP, False),  # (data `""`: skipped)
+    (EVENT + DELTA + b"data\ndata: {}\n\n" + STOP, False),  # (`\n{}`: JSON)
+    (EVENT + DELTA + b"data: {}\ndata\n\n" + STOP, False),  # (`{}\n`)
+    (EVENT + b"event: ping\ndata\ndata\n\n" + STOP, False),
+    (EVENT + b"data\ndata\n\n" + STOP, False),  # (no name)
 ]
 
 

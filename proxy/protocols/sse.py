@@ -117,6 +117,10 @@ _LONE_EVENTS: Final = re.compile(rb"\n\n(?:event:[^\n]*\n\n)+")  # (each with th
 # `event` without a colon: its value is empty (the SDK's decoder: `event\n` sets the name to ""), so it names no event
 # and ends the name an `event: error` line before it gave (dropped as changing nothing before 2026-12-04)
 _BARE_EVENT: Final = re.compile(rb"\nevent(?=\n)")
+# `data` without a colon: a `data` line whose value is empty (the SDK's decoder: `line.partition(":")`), which the
+# Anthropic SDK joins to the event's others (two so: data `\n`, which its `json.loads` raises at; one: `""`, skipped);
+# read as `data:` in an Anthropic stream (`typed_by_name`); dropped as framing until 2026-12-05 (helper streams2)
+_BARE_DATA: Final = re.compile(rb"\ndata(?=\n)")
 # one of them that an Anthropic client raises at all the same (its SSE decoder dispatches a named event without data,
 # and its `Stream.__stream__` raises at one named `error`, data or none; it skips any other without data: anthropic
 # 2.17.0, `if not sse.data: continue`; until 2026-12-05 one of the names it parses was `upstream_error` too)
@@ -1123,6 +1127,8 @@ class SseObserver(Observer):
         return data
 
     def _dropped(self, data: bytes) -> bytes:
+        if self.typed_by_name and b"\ndata\n" in data:  # (data, to the Anthropic SDK: `_BARE_DATA`)
+            data = _BARE_DATA.sub(b"\ndata:", data)
         if _NO_OP_LINE.search(data) is not None:  # (blank lines alone: not searched for the others)
             data = _NO_OP_LINES.sub(b"", data)
         if b"\nevent\n" in data:  # (an `event:` line naming none, read as one)
@@ -1589,6 +1595,8 @@ class SseObserver(Observer):
             self._name = line
         elif line == b"event":  # (an empty name: `_BARE_EVENT`)
             self._name = b"event:"
+        elif line == b"data" and self.typed_by_name:  # (an empty value, a read's first line: `_BARE_DATA`)
+            return self._data_line(b"data:")
         elif not line.startswith(_FIELDS) and line not in _BARE_FIELDS and VISIBLE.search(line) is not None:
             if not line.startswith(_ERROR):
                 return self._refuse()
