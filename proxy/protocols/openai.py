@@ -43,7 +43,7 @@ from proxy.protocols import (
 )
 from proxy.protocols import Adapter as AdapterBase
 from proxy.protocols.oip import many_values, many_values_pattern
-from proxy.protocols.sse import _GIVEN, SseObserver
+from proxy.protocols.sse import _GIVEN, _OWN, SseObserver
 
 # path -> how the body is read; llama.cpp and vLLM also serve the paths without /v1
 OPERATIONS = {
@@ -71,6 +71,7 @@ NATIVE = {
     "/v1/rerank": "rerank",
     "/v1/reranking": "rerank",
 }
+_FINGERPRINT: Final = "lineage.checkpoint.fingerprint"  # (a reply's `system_fingerprint`: `_meta`)
 # gen_ai.operation.name of each (the Responses API is a chat in the GenAI conventions' terms)
 _GEN_AI_OPERATION: Final = {"chat": "chat", "text_completion": "text_completion", "embeddings": "embeddings",
                      "responses": "chat", "completion": "text_completion", "infill": "text_completion",
@@ -467,6 +468,10 @@ class ReplyObserver(SseObserver):
     # `_reasons` before the open event gave some (`SseObserver._given`), restored where no blank line ends it; a class
     # default (no work a call)
     _reasons_before: dict[int, str] | None = None
+    # the `system_fingerprint` recorded (`_meta`), and before the open event changed it (`_OWN`), restored where the SDK
+    # never gives that event (`_unseen`: no blank line ended it, or past `[DONE]`); class defaults (no work a call)
+    _fingerprint: str | None = None
+    _fingerprint_before: str | None = None
 
     def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool, embeddings: bool = False) -> None:
         super().__init__(outcome, detectors, capture)
@@ -612,6 +617,12 @@ class ReplyObserver(SseObserver):
         if ending & _GIVEN and self._reasons_before is not None:
             self._reasons = self._reasons_before
             self._reasons_before = None
+        if ending & _OWN:
+            before = self._fingerprint = self._fingerprint_before
+            if before is None:
+                self.outcome.extra.pop(_FINGERPRINT, None)
+            else:
+                self.outcome.extra[_FINGERPRINT] = before
 
     def _wait(self, index: int, text: str) -> None:
         """A piece of the text of a choice other than the one read as it comes: read now if it is this
@@ -722,8 +733,14 @@ class ReplyObserver(SseObserver):
     def _meta(self, reply: dict[str, Any]) -> None:
         self.identify(reply)
         fingerprint = reply.get("system_fingerprint")
-        if isinstance(fingerprint, str):
-            self.outcome.extra["lineage.checkpoint.fingerprint"] = fingerprint
+        # (each chunk of a chat stream names it: recorded where it changes, held till its event's blank line as the model
+        # is, `_OWN`; one after `[DONE]`, or in an event the body ended in before its blank line, was recorded until
+        # 2026-12-05: helper streams2)
+        if isinstance(fingerprint, str) and fingerprint != self._fingerprint:
+            if self._in_stream and not self._ending & _OWN:  # (the event's first change: what it was before)
+                self._ending |= _OWN
+                self._fingerprint_before = self._fingerprint
+            self._fingerprint = self.outcome.extra[_FINGERPRINT] = fingerprint
         self.usage(reply.get("usage"), "prompt_tokens", "completion_tokens")
 
     def _native(self, reply: dict[str, Any], streamed: bool) -> bool:

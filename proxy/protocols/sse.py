@@ -215,8 +215,11 @@ _GIVEN: Final = 8
 # event (`_unseen`); set once a stream, not held as `_given` holds the rest (+94 instructions an ordinary stream)
 _MODEL: Final = 16
 _ID: Final = 32
+# ... or a field of the record a subclass keeps of its own, changed (the openai adapter's `system_fingerprint`): restored
+# by its `_unseen`, as the model is
+_OWN: Final = 64
 # what the record holds from the open event that its SDK has only at its blank line (`_unseen`)
-_UNSEEN: Final = _GIVEN | _MODEL | _ID
+_UNSEEN: Final = _GIVEN | _MODEL | _ID | _OWN
 # what an event holds that ends no stream
 _KEPT: Final = _HELD | _UNSEEN
 
