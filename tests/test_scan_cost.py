@@ -670,6 +670,42 @@ def test_id_and_retry_lines_are_not_read_one_by_one() -> None:
         assert outcome.output_detected == {"pii:email"} and observer.ended
 
 
+def test_data_lines_without_a_colon_in_an_anthropic_stream_are_read_a_run_at_once() -> None:
+    """In an Anthropic stream a `data` line without a colon is a `data:` line with an empty value, as its SDK reads it:
+    each was read as one, a Python step, and past 65,536 of them the rest of the reply was not read, so that an event of
+    them, whose data `\\n\\n...` the SDK raises at, passed as a success, labelled `scan:truncated` (review revstreams2).
+    A run of them, comments and `data:` lines between them too, is read at once, as two (the SDK's JSON reads the data
+    alike), however the stream is cut."""
+    from proxy.protocols import sse
+    from tests.test_anthropic_parsed_events import anthropic_sdk_raises
+    from tests.test_sse_sdk_remaining_cases import EVENT, STOP
+    from tests.test_tiny_sse_lines import observer_of
+
+    text = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": " ana@example.org"}}
+    said = b"event: content_block_delta\ndata: " + orjson.dumps(text) + b"\n\n"
+    run = b"data\n" * 50_000 + b"data\n: ping\n" * 20_000 + b"data:\ndata\n" * 1_000
+    for name, raises in ((b"event: message_delta\n", True), (b"", False)):  # (an event named none: skipped)
+        stream = EVENT + said + name + run + b"\n" + said + STOP
+        assert anthropic_sdk_raises(stream) is raises
+        observer, outcome = observer_of("anthropic")
+        assert python_lines(partial(_streamed, observer, stream, 65_536), sse.__file__) < 2_000  # (before: 1,187,516)
+        assert (outcome.error_type, outcome.output_detected) == ("upstream_error" if raises else None, {"pii:email"})
+    for lines in (
+        b"data\ndata\ndata\n",
+        b"data\n:\ndata\n \ndata\n",
+        b"data:\ndata\ndata:\n",
+        b"data\n",
+        b"data\ndata:\n",
+    ):
+        for name in (b"event: message_delta\n", b""):
+            for stream in (EVENT + name + lines + b"\n" + STOP, EVENT + name + b"data: {}\n" + lines + b"\n" + STOP):
+                raises = anthropic_sdk_raises(stream)
+                for read in (1, 2, 3, 7, 64, len(stream)):
+                    observer, outcome = observer_of("anthropic")
+                    _streamed(observer, stream, read)
+                    assert (outcome.error_type == "upstream_error") is raises, (stream, read)
+
+
 def test_where_a_cut_text_is_cut_before_a_custom_value_is_looked_for_so_far_past_the_cut(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -119,8 +119,15 @@ _LONE_EVENTS: Final = re.compile(rb"\n\n(?:event:[^\n]*\n\n)+")  # (each with th
 _BARE_EVENT: Final = re.compile(rb"\nevent(?=\n)")
 # `data` without a colon: a `data` line whose value is empty (the SDK's decoder: `line.partition(":")`), which the
 # Anthropic SDK joins to the event's others (two so: data `\n`, which its `json.loads` raises at; one: `""`, skipped);
-# read as `data:` in an Anthropic stream (`typed_by_name`); dropped as framing until 2026-12-05 (helper streams2)
-_BARE_DATA: Final = re.compile(rb"\ndata(?=\n)")
+# read as `data:` in an Anthropic stream (`typed_by_name`); dropped as framing until 2026-12-05 (helper streams2). A run
+# of the lines that change nothing (`_NO_OP_LINES`) and of `data` lines whose value is empty (`data:` too) is read as
+# the SDK reads it at once (`_bare_data`): none, one or two `data:` lines, as JSON reads their data alike (white space,
+# or a line end in a string: one more changes nothing; two make data `\n`, one `""`). Each was read as `data:` a Python
+# step, and past `MAX_STRINGS` of them the rest of the reply was not read: an event of them, which the SDK raises at,
+# passed as a success (review revstreams2)
+_BARE_DATA: Final = re.compile(
+    rb"\n(?::[^\n]*|[ \t]+|(?:id|retry)(?::[^\n]*)?|data:?)(?:\n(?::[^\n]*|[ \t]+|(?:id|retry)(?::[^\n]*)?|data:?))*(?=\n)"
+)
 # one of them that an Anthropic client raises at all the same (its SSE decoder dispatches a named event without data,
 # and its `Stream.__stream__` raises at one named `error`, data or none; it skips any other without data: anthropic
 # 2.17.0, `if not sse.data: continue`; until 2026-12-05 one of the names it parses was `upstream_error` too)
@@ -290,6 +297,12 @@ def _json_text(data: bytes | bytearray) -> bool:
     except (ValueError, RecursionError):  # (UnicodeDecodeError and JSONDecodeError are ValueErrors)
         return False
     return True
+
+
+def _bare_data(run: re.Match[bytes]) -> bytes:
+    """A run of lines (`_BARE_DATA`) as the Anthropic SDK reads it: its `data` lines, each with an empty value."""
+    count = run.group().count(b"\ndata")  # (each of its lines begins `\n`, and holds no other)
+    return b"" if not count else b"\ndata:" if count == 1 else b"\ndata:\ndata:"
 
 
 def _event_name(line: bytes) -> bytes:
@@ -1131,8 +1144,8 @@ class SseObserver(Observer):
 
     def _dropped(self, data: bytes) -> bytes:
         if self.typed_by_name and b"\ndata\n" in data:  # (data, to the Anthropic SDK: `_BARE_DATA`)
-            data = _BARE_DATA.sub(b"\ndata:", data)
-        if _NO_OP_LINE.search(data) is not None:  # (blank lines alone: not searched for the others)
+            data = _BARE_DATA.sub(_bare_data, data)
+        elif _NO_OP_LINE.search(data) is not None:  # (blank lines alone: not searched for the others)
             data = _NO_OP_LINES.sub(b"", data)
         if b"\nevent\n" in data:  # (an `event:` line naming none, read as one)
             data = _BARE_EVENT.sub(b"\nevent:", data)
