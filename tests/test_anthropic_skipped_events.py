@@ -17,6 +17,7 @@ from proxy.detectors import TRUNCATED
 from tests.event_streams import sse
 from tests.test_anthropic_error_by_name_alone import START, anthropic_call
 from tests.test_anthropic_parsed_events import anthropic_sdk_raises
+from tests.test_scan_cost import _streamed
 from tests.test_sse_bom_as_the_sdks_read_it import BOM
 from tests.test_sse_sdk_remaining_cases import EVENT, STOP
 from tests.test_sse_unended_last_event_as_the_sdk_reads_it import REASONS
@@ -29,7 +30,7 @@ UNNAMED = sse(DELTA)
 UNNAMED_STOP = sse({"type": "message_stop"})
 PRETTY = b"data: " + orjson.dumps(DELTA, option=orjson.OPT_INDENT_2).replace(b"\n", b"\ndata: ") + b"\n\n"
 
-# (a stream, the stop reason and output tokens its client has, whether it ended with `message_stop`)
+# (a stream, then the stop reason and output tokens its client has; every one ends with a named `message_stop`)
 STREAMS = [
     (START + NAMED + STOP, ("max_tokens",), 7),
     (START + UNNAMED + STOP, (), 1),
@@ -61,7 +62,7 @@ def test_an_event_the_anthropic_sdk_skips_gives_nothing(stream: bytes, reasons: 
 def test_an_unnamed_message_stop_is_not_the_streams_end(read: int) -> None:
     """Its client reads on to the named one: ended early without it (`upstream_incomplete`, or `upstream_reset`)."""
     for stream, ended in ((START + UNNAMED_STOP, False), (START + UNNAMED_STOP + STOP, True)):
-        observer, outcome = observer_of("anthropic")
+        observer, _ = observer_of("anthropic")
         for at in range(0, len(stream), read):
             observer.chunk(stream[at : at + read])
         assert (observer.ended, observer.unfinished()) == (ended, not ended)
@@ -110,9 +111,7 @@ def test_a_skipped_events_cached_tokens_are_none(setup_for: Any, skipped: bytes)
     assert anthropic_sdk_raises(stream) is False
     for read in (1, 2, 7, 64, len(stream)):
         observer, outcome = observer_of("anthropic")
-        for at in range(0, len(stream), read):
-            observer.chunk(stream[at : at + read])
-        observer.finish()
+        _streamed(observer, stream, read)
         assert (outcome.input_tokens, outcome.output_tokens, outcome.finish_reasons) == (5, 9, ("end_turn",)), read
     setup = setup_for()
     setup.upstream.reply = Reply([stream], content_type="text/event-stream")
@@ -130,7 +129,5 @@ def test_a_skipped_message_starts_model_and_id_are_none() -> None:
     for stream, record in ((unnamed + EVENT + STOP, (None, None)), (unnamed + later + EVENT + STOP, ("m2", "msg_2"))):
         for read in (1, 7, len(stream)):
             observer, outcome = observer_of("anthropic")
-            for at in range(0, len(stream), read):
-                observer.chunk(stream[at : at + read])
-            observer.finish()
+            _streamed(observer, stream, read)
             assert (outcome.response_model, outcome.response_id) == record, read

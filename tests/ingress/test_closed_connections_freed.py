@@ -31,6 +31,7 @@ from tests.certs import Authority
 from tests.configs import ONE_UPSTREAM
 from tests.harness import LoopThread, ProxyHandle
 from tests.held import until
+from tests.ingress.test_wire import connect, read_all
 from tests.servers.raw_origin import proxy_in_front, request_body
 from tests.servers.vllm_like import SERVED
 
@@ -43,17 +44,6 @@ _REPLY = (
 )
 # the types whose objects a closed connection must not leave in a reference cycle
 _KINDS = (HttpConnection, Request, httptools.HttpRequestParser, httptools.HttpResponseParser, Connection, ReplyParser)
-
-
-def _connect(proxy: ProxyHandle) -> socket.socket:
-    return socket.create_connection(("127.0.0.1", proxy.bound.http.port), timeout=10)
-
-
-def _read_to_end(sock: socket.socket) -> bytes:
-    got = b""
-    while chunk := sock.recv(65536):
-        got += chunk
-    return got
 
 
 def _call(sock: socket.socket) -> bytes:
@@ -70,78 +60,78 @@ def _call(sock: socket.socket) -> bytes:
 
 
 def _served_then_left(proxy: ProxyHandle) -> None:
-    with _connect(proxy) as sock:  # a call answered, then the client's end of the connection
+    with connect(proxy) as sock:  # a call answered, then the client's end of the connection
         assert _call(sock).startswith(b"HTTP/1.1 200")
 
 
 def _left_mid_head(proxy: ProxyHandle) -> None:
-    with _connect(proxy) as sock:
+    with connect(proxy) as sock:
         sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Le")
 
 
 def _left_mid_body(proxy: ProxyHandle) -> None:
     http = proxy.process._http
     assert http is not None
-    with _connect(proxy) as sock:  # its handler waits for the rest of the body when the client leaves
+    with connect(proxy) as sock:  # its handler waits for the rest of the body when the client leaves
         sock.sendall(_POST % 1000 + b'{"model": "m"')
         assert until(lambda: any(c.serving is not None for c in http.connections))
 
 
 def _refused_mid_body(proxy: ProxyHandle) -> None:
-    with _connect(proxy) as sock:  # 413, the proxy's end of writing, its reading of what still comes
+    with connect(proxy) as sock:  # 413, the proxy's end of writing, its reading of what still comes
         sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
                      b"%x\r\n%s\r\n" % (4000, b"y" * 4000))  # fmt: skip
-        assert _read_to_end(sock).startswith(b"HTTP/1.1 413")
+        assert read_all(sock).startswith(b"HTTP/1.1 413")
 
 
 def _body_timed_out(proxy: ProxyHandle) -> None:
-    with _connect(proxy) as sock:  # its body stops coming: 408, raised to the handler as the request's `failed`
+    with connect(proxy) as sock:  # its body stops coming: 408, raised to the handler as the request's `failed`
         sock.sendall(_POST % 1000 + b'{"model": "m"')
-        assert _read_to_end(sock).startswith(b"HTTP/1.1 408")
+        assert read_all(sock).startswith(b"HTTP/1.1 408")
 
 
 def _malformed_body(proxy: ProxyHandle) -> None:
-    with _connect(proxy) as sock:  # its chunked framing broken part-way: 400, raised to the handler so too
+    with connect(proxy) as sock:  # its chunked framing broken part-way: 400, raised to the handler so too
         sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                      b'Transfer-Encoding: chunked\r\n\r\n5\r\n{"mod\r\nzz\r\n')  # fmt: skip
-        assert _read_to_end(sock).startswith(b"HTTP/1.1 400")
+        assert read_all(sock).startswith(b"HTTP/1.1 400")
 
 
 def _head_timed_out(proxy: ProxyHandle) -> None:
-    with _connect(proxy) as sock:
+    with connect(proxy) as sock:
         sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n")
-        assert _read_to_end(sock) == b""  # closed by the proxy (header_timeout_s)
+        assert read_all(sock) == b""  # closed by the proxy (header_timeout_s)
 
 
 def _idle_timed_out(proxy: ProxyHandle) -> None:
-    with _connect(proxy) as sock:
+    with connect(proxy) as sock:
         assert _call(sock).startswith(b"HTTP/1.1 200")
-        assert _read_to_end(sock) == b""  # closed by the proxy (idle_timeout_s)
+        assert read_all(sock) == b""  # closed by the proxy (idle_timeout_s)
 
 
 def _refused_head(proxy: ProxyHandle) -> None:
-    with _connect(proxy) as sock:  # refused by a parser callback (the target's length): its error raised through it
+    with connect(proxy) as sock:  # refused by a parser callback (the target's length): its error raised through it
         sock.sendall(b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert _read_to_end(sock).startswith(b"HTTP/1.1 414")
+        assert read_all(sock).startswith(b"HTTP/1.1 414")
 
 
 def _malformed(proxy: ProxyHandle) -> None:
-    with _connect(proxy) as sock:  # refused by llhttp, after a request pipelined before it is answered
+    with connect(proxy) as sock:  # refused by llhttp, after a request pipelined before it is answered
         sock.sendall(_POST % len(_CHAT) + _CHAT + b"GET / HTTP/1.1\r\nHost: x\r\nBad Field\r\n\r\n")
-        assert b"HTTP/1.1 400" in _read_to_end(sock)
+        assert b"HTTP/1.1 400" in read_all(sock)
 
 
 def _left_pipelined(proxy: ProxyHandle) -> None:
-    with _connect(proxy) as sock:  # two requests sent, then the client's end of writing and reading
+    with connect(proxy) as sock:  # two requests sent, then the client's end of writing and reading
         sock.sendall((_POST % len(_CHAT) + _CHAT) * 2)
 
 
 def _upgrade_asked(proxy: ProxyHandle) -> None:
-    with _connect(proxy) as sock:  # served, then the connection closed, what follows read with a parser of its own
+    with connect(proxy) as sock:  # served, then the connection closed, what follows read with a parser of its own
         sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n"
                      b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(_CHAT), _CHAT)
                      + _POST % len(_CHAT) + _CHAT)  # fmt: skip
-        assert _read_to_end(sock).startswith(b"HTTP/1.1 200")
+        assert read_all(sock).startswith(b"HTTP/1.1 200")
 
 
 _CLIENT_WAYS: dict[str, Callable[[ProxyHandle], None]] = {
@@ -181,9 +171,9 @@ def test_a_tls_client_connection_is_freed_as_it_closes(vllm, make_proxy, tmp_pat
     context = ssl.create_default_context(cafile=str(authority.pair.cert))
     with _collector_off() as left:
         for _ in range(3):
-            with context.wrap_socket(_connect(proxy), server_hostname="127.0.0.1") as sock:
+            with context.wrap_socket(connect(proxy), server_hostname="127.0.0.1") as sock:
                 assert _call(sock).startswith(b"HTTP/1.1 200")
-            with context.wrap_socket(_connect(proxy), server_hostname="127.0.0.1") as sock:
+            with context.wrap_socket(connect(proxy), server_hostname="127.0.0.1") as sock:
                 sock.sendall(_POST % 1000 + b'{"model": "m"')
         assert left(proxy) == []
 
@@ -201,11 +191,11 @@ def test_a_tls_connection_whose_handshake_fails_is_freed(vllm, make_proxy, tmp_p
     distrusting = ssl.create_default_context()  # (the system's CAs: not the one that issued the proxy's certificate)
     with _collector_off() as left:
         for _ in range(3):
-            with _connect(proxy) as sock, pytest.raises(ssl.SSLError):
+            with connect(proxy) as sock, pytest.raises(ssl.SSLError):
                 distrusting.wrap_socket(sock, server_hostname="127.0.0.1")
-            with _connect(proxy) as sock:
+            with connect(proxy) as sock:
                 sock.sendall(b"\x16\x03\x01\x00\x05\x01\x00\x00\x01\x00")  # a ClientHello too short
-                _read_to_end(sock)  # (closed by the proxy)
+                read_all(sock)  # (closed by the proxy)
         assert until(lambda: http.handshake_failures == 6)
         assert left(proxy) == []
 
@@ -223,7 +213,7 @@ def test_connections_the_drain_closes_are_freed(  # type: ignore[no-untyped-def]
     pool = proxy.process.pool.pool(proxy.config.upstreams[0])
     held = b'{"model": "%s", "messages": [{"role": "user", "content": "__slow__"}]}' % SERVED.encode()
     with _collector_off() as left:
-        idle, head, body, call = _connect(proxy), _connect(proxy), _connect(proxy), _connect(proxy)
+        idle, head, body, call = connect(proxy), connect(proxy), connect(proxy), connect(proxy)
         with idle, head, body, call:
             assert _call(idle).startswith(b"HTTP/1.1 200")
             head.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n")
@@ -233,7 +223,7 @@ def test_connections_the_drain_closes_are_freed(  # type: ignore[no-untyped-def]
             assert until(lambda: sum(c.serving is not None for c in http.connections) == 2)
             loop_thread.run(proxy.process.stop())
             for sock in (idle, head, body, call):
-                _read_to_end(sock)
+                read_all(sock)
         assert left(proxy, pool) == []
 
 
@@ -281,7 +271,7 @@ def test_an_upstream_connection_is_freed_as_it_ends(  # type: ignore[no-untyped-
         pool = proxy.process.pool.pool(proxy.config.upstreams[0])
         with _collector_off() as left:
             for _ in range(3):
-                with _connect(proxy) as sock:
+                with connect(proxy) as sock:
                     assert _call(sock).startswith(b"HTTP/1.1 " + status)
                 assert until(lambda: ended(pool))  # the call's upstream connection ended
             assert left(proxy, pool) == []
@@ -314,9 +304,9 @@ def test_an_upstream_connection_whose_connect_is_cancelled_once_made_is_freed(  
     monkeypatch.setattr(pools, "IDLE_S", 0.0)  # each call connects (the discovery's connection is not taken)
     with _collector_off() as left:
         for _ in range(3):
-            with _connect(proxy) as sock:
+            with connect(proxy) as sock:
                 sock.sendall(_POST % len(_CHAT) + _CHAT)
-                assert _read_to_end(sock) == b""  # its handler cancelled: no answer, the connection closed
+                assert read_all(sock) == b""  # its handler cancelled: no answer, the connection closed
         assert left(proxy, pool) == []
 
 
