@@ -798,6 +798,7 @@ class CheckpointBook:
             hint = plaintext_hint(unreached) or await protocol_hint(upstream, self._fetch, unreached)
             log.warning("upstream %s: metadata not reachable at %s: %s%s", name, where,
                         unreached_reason(unreached, upstream), hint)  # fmt: skip
+            unreached = None  # not kept by this frame, which its traceback holds (a reference cycle)
         if self.stale(name):  # (a round begun before the change may have answered it with what it changed)
             known.scales_unknown()
             if self._read[name] < self._replaced[name]:
