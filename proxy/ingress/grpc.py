@@ -1773,15 +1773,17 @@ async def _write(rpc: Any, message: bytes) -> bool:
 
 async def _stop(rpc: Any, writer: asyncio.Task[None], complete: bool) -> None:
     """A relayed stream's end: unless the upstream's call ended by itself (`complete`), it is cancelled (the
-    client left, the drain cut the call, the proxy ended it); the writer (`_pump`) is stopped and waited for."""
+    client left, the drain cut the call, the proxy ended it); the writer (`_pump`) is stopped and waited for. What it
+    raised is not kept by this frame: raised here, its traceback held this frame, which holds the writer, which holds
+    it, a reference cycle with the call's frames and Exchange (a write that met the upstream's end in grpc's core)."""
     if not complete:
         rpc.cancel()
     if not writer.done():
         writer.cancel()
     try:
         await writer
-    except (asyncio.CancelledError, grpc.aio.AioRpcError, ProxyError):
-        pass
+    except (asyncio.CancelledError, grpc.aio.AioRpcError, ProxyError) as error:
+        error.__traceback__ = None
 
 
 def _unchained(error: ProxyError) -> None:

@@ -141,27 +141,42 @@ def _frames_left(
     code: grpc.StatusCode,
     timeout: float = 10,
 ) -> list[str]:
-    """The proxy's frames that 3 calls ended with `code` left in reference cycles (their functions' names)."""
+    """What of the proxy's 3 calls ended with `code` left in reference cycles (`left`)."""
+
+    def once(channel: grpc.Channel) -> None:
+        with pytest.raises(grpc.RpcError) as refused:
+            call(channel, metadata, timeout)
+        assert refused.value.code() == code, refused.value
+
+    return left(proxy, once)
+
+
+def left(proxy: ProxyHandle, once: Callable[[grpc.Channel], None]) -> list[str]:
+    """What 3 calls `once` makes left in reference cycles of the proxy's own: its frames (their functions' names) and
+    its objects (their types' names: an Exchange, a Call, an observer), with the collector off while they ran."""
     with grpc.insecure_channel(proxy.grpc) as channel:
         gc.collect()
         gc.disable()
         try:
             for _ in range(3):
-                with pytest.raises(grpc.RpcError) as refused:
-                    call(channel, metadata, timeout)
-                assert refused.value.code() == code, refused.value
+                once(channel)
             gc.set_debug(gc.DEBUG_SAVEALL)
             gc.collect()
-            left = [
-                o.f_code.co_name
+            found = [
+                o.f_code.co_name if type(o).__name__ == "frame" else type(o).__qualname__
                 for o in gc.garbage
-                if type(o).__name__ == "frame" and _proxys(o.f_code.co_filename) and o.f_code.co_name not in _BACKGROUND
+                if (
+                    type(o).__name__ == "frame"
+                    and _proxys(o.f_code.co_filename)
+                    and o.f_code.co_name not in _BACKGROUND
+                )
+                or type(o).__module__.startswith(_A_CALLS)
             ]
         finally:
             gc.set_debug(0)
             gc.garbage.clear()
             gc.enable()
-    return left
+    return found
 
 
 # a proxy's background tasks, not a call's: an earlier test's proxy (the loop is shared), stopped, may leave their
@@ -169,6 +184,11 @@ def _frames_left(
 _BACKGROUND = frozenset({
     "_sweep", "_flush_loop", "_snapshot_loop", "_publish_metrics", "_beat", "_keep_fresh", "_reload_queued",
 })  # fmt: skip
+
+
+# where the objects of a call are defined (its Exchange, Call, Outcome, observers, the listener's per-call state), not
+# a process's (its pipeline, recorder, whose background tasks an earlier test's stopped proxy may still end)
+_A_CALLS = ("proxy.exchange", "proxy.flow", "proxy.protocols.", "proxy.ingress.")
 
 
 def _proxys(filename: str) -> bool:
