@@ -4,15 +4,21 @@ outage and, at shutdown, the counts it could not send, naming the transport as `
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import requests
+import urllib3
 from aiohttp import web
 
-from proxy.record.openlineage import _describe
+from proxy.config import parse
+from proxy.record.openlineage import OpenLineageRecorder, _describe, log
 from tests.harness import LoopThread, ServeProcess, serving
 from tests.servers.vllm_like import SERVED
 
@@ -69,7 +75,35 @@ def test_a_transport_url_s_password_is_in_no_log_line(vllm: Any, refusing: int, 
     ("https://tok3n@marquez:5000/x?y=1", "http https://***@marquez:5000/x?y=1"),  # a bare userinfo may be a token
     ("http://u:p@ss@marquez:5000", "http http://u:***@marquez:5000"),  # up to the authority's last @
     ("http://marquez:5000/api?user=a@b", "http http://marquez:5000/api?user=a@b"),  # no userinfo: as written
+    ("http://localhost/xyz/q9s3cr@gateway", "http http://***@gateway"),  # what may be a token (`token_hidden`)
 ])  # fmt: skip
 def test_describe_hides_a_url_s_userinfo_secret(url: str, shown: str) -> None:
     assert _describe({"type": "http", "url": url, "auth": {"type": "api_key", "apiKey": "k"}}) == shown
     assert _describe({"type": "file", "log_file_path": "/var/ol.jsonl"}) == "file /var/ol.jsonl"
+
+
+BASE = "listen: {http: '127.0.0.1:0'}\nroutes: [{model: '*', upstream: m}]\nupstreams: [{name: m, url: 'http://h:1'}]\n"
+TOKEN_URL = "http://localhost/xyz/q9s3cr@gateway"  # loads (as `http://gw/models/m@default` does): host `localhost`
+
+
+def test_what_may_be_a_token_before_a_one_label_hosts_path_at_is_in_no_log_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # the transport as the config's words show it, and requests' own error text (its path and host quoted) as the
+    # recorder logs it; a composite's inner transport too. Before 2026-12-06 both quoted `q9s3cr`
+    transport = {"type": "composite", "transports": [{"type": "http", "url": TOKEN_URL}]}
+    settings = parse(BASE + f"lineage: {{store: null, openlineage: {{transport: {json.dumps(transport)}}}}}\n", env={})
+    assert settings.lineage.openlineage is not None
+    recorder = OpenLineageRecorder(settings.lineage.openlineage)
+    pool = urllib3.HTTPConnectionPool("localhost", 80)
+    error = requests.ConnectionError(urllib3.exceptions.MaxRetryError(pool, "/xyz/q9s3cr@gateway/api/v1/lineage"))
+    caplog.set_level(logging.WARNING, "lineage_proxy.openlineage")
+    log.warning("openlineage: cannot send events to %s (%s)", _describe({"type": "http", "url": TOKEN_URL}), error)
+    asyncio.run(recorder.stop())
+    log.warning("after the stop: %s", TOKEN_URL)  # its filter gone with it
+    said = [record.getMessage() for record in caplog.records]
+    assert said[0].startswith("openlineage: cannot send events to http http://***@gateway (HTTPConnectionPool(host="), (
+        said
+    )
+    assert "url: /***@gateway/api/v1/lineage" in said[0] and "q9s3cr" not in said[0], said
+    assert said[1] == f"after the stop: {TOKEN_URL}"

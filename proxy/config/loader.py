@@ -266,6 +266,21 @@ def _token_at(url: str) -> tuple[int, int] | None:
     return None
 
 
+def token_hidden(text: str, url: str) -> str:
+    """`text` (`url` itself, or a message that quotes it or its parts: an HTTP client's error) with what may be a token
+    before the path's `@` after a host of one label (`_token_at`) hidden as `shown_url` hides it: the whole of it, its
+    path's part (`/xyz/q9s3cr` of `http://localhost/xyz/q9s3cr@gateway`, quoted by requests' errors) and its host, the
+    token's first piece. Unchanged for a URL holding no such `@`."""
+    found = _token_at(url)
+    if found is None:
+        return text
+    start, at = found
+    slash = url.find("/", start)
+    for part, shown in ((url[start:at], "***"), (url[slash:at], "/***"), (url[start:slash], "***")):
+        text = text.replace(part, shown)
+    return text
+
+
 def store_userinfo(store: str) -> tuple[int, int] | None:
     """`_slashed_userinfo` for a PostgreSQL URL, as libpq reads it: a userinfo up to an `@` before its first `/` alone,
     and after that `/` a database's name, then a query of `key=value` pairs. So an `@` there is taken for a userinfo's

@@ -65,7 +65,7 @@ from openlineage.client.uuid import generate_new_uuid
 from proxy import __version__
 from proxy.baseline import NO_WEIGHTS
 from proxy.config import OpenLineage
-from proxy.config.loader import redact_userinfo
+from proxy.config.loader import redact_userinfo, token_hidden
 from proxy.files import sync_directory
 from proxy.flow import DENY, Call, Decision, Outcome, digest_cut
 from proxy.record.edges import FLOWS_KEPT_BYTES, edge_key, flow_size
@@ -253,6 +253,11 @@ class OpenLineageRecorder:
         self._sidecar = sidecar
         self._transport = transport  # None: built from settings on the sender thread (it may do I/O)
         self._target = _describe(settings.transport)
+        # what may be a token in a transport's URL (`token_hidden`), hidden in every line this module logs: the errors
+        # of requests and httpx quote the URL's path and host, which hold it
+        self._hiding = _Hiding(_urls(settings.transport))
+        if self._hiding.urls:
+            log.addFilter(self._hiding)
         self._queue: queue.Queue[_Item] = queue.Queue(maxsize=settings.queue_size)
         # the flows seen (their first event sent), and this window's counts: each at most `kept_bytes` of flows
         # (`flow_size`), as many as the edge store's writer remembers. Past it, the flows seen are forgotten
@@ -440,7 +445,10 @@ class OpenLineageRecorder:
         """`_stop`, once (`StopOnce`): a second stop neither waits for a stuck sender again nor says twice
         what it did not send."""
         self._stopping = True
-        await self._stop_once.run(self._stop)
+        try:
+            await self._stop_once.run(self._stop)
+        finally:
+            log.removeFilter(self._hiding)
 
     async def _stop(self) -> None:
         if self._task is not None:
@@ -1557,10 +1565,45 @@ def _error(exc: BaseException) -> str:
 
 def _describe(transport: Mapping[str, Any]) -> str:
     """Where events go, for log lines: never the auth or headers a transport config may hold, nor the
-    secret a URL's userinfo may (`http://user:***@host`)."""
+    secret a URL's userinfo may (`http://user:***@host`), nor what may be a token before its path's `@` after a host
+    of one label (`http://***@gateway`: `token_hidden`)."""
     kind = transport.get("type", "?")
     where = transport.get("url") or transport.get("log_file_path") or transport.get("topic") or ""
+    if isinstance(where, str) and "url" in transport:
+        where = token_hidden(where, where)
     return redact_userinfo(f"{kind} {where}".strip())
+
+
+def _urls(config: Any) -> tuple[str, ...]:
+    """The URLs of a transport config's http(s) transports (a composite's and a transform's inner ones too)."""
+    if isinstance(config, list):
+        return tuple(url for item in config for url in _urls(item))
+    if not isinstance(config, Mapping):
+        return ()
+    inner = tuple(url for value in config.values() for url in _urls(value))
+    url = config.get("url")
+    return (url, *inner) if config.get("type") in _USERINFO_TRANSPORTS and isinstance(url, str) else inner
+
+
+class _Hiding(logging.Filter):
+    """Hides in a log line (its text and its exception's) what may be a token in `urls` (`token_hidden`)."""
+
+    def __init__(self, urls: Iterable[str]) -> None:
+        super().__init__()
+        self.urls = tuple(url for url in urls if token_hidden(url, url) != url)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        said = shown = record.getMessage()
+        for url in self.urls:
+            shown = token_hidden(shown, url)
+        if shown != said:
+            record.msg, record.args = shown, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            for url in self.urls:
+                record.exc_text = token_hidden(record.exc_text, url)
+        return True
 
 
 _USERINFO_TRANSPORTS = ("http", "async_http")  # openlineage-python's: they log their URL (and config) as given

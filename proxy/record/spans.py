@@ -23,6 +23,7 @@ import orjson
 
 from proxy import __version__
 from proxy.config import Telemetry, Upstream
+from proxy.config.loader import token_hidden
 from proxy.flow import DENY, INVALID_API_KEY, NAME_MAX_CHARS, Call, Decision, Outcome, TraceContext
 from proxy.labels import sorted_labels
 from proxy.logs import json_line
@@ -742,5 +743,7 @@ def _server(upstream: Upstream, over_grpc: bool) -> tuple[str | None, int | None
         return host.strip("[]"), int(port)
     if upstream.url:
         parts = urlsplit(upstream.url)
-        return parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+        # a host of one label before what may be a token's end (`token_hidden`): the token's first piece, not shown
+        shown = "***" if token_hidden(upstream.url, upstream.url) != upstream.url else parts.hostname
+        return shown, parts.port or (443 if parts.scheme == "https" else 80)
     return None, None
