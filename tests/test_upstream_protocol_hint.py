@@ -68,9 +68,11 @@ def test_what_may_be_a_token_before_the_path_s_at_is_not_quoted(
     """A url of a one-label host whose path holds an `@` before a host's name loads (`gw/models/m@default`), though a
     token of lower-case letters holding a `/` gives the same text (the config's words hide it: `shown_url`); its host
     is then the token's first piece, which no server answers, and this warning quoted the token at each start (the
-    review of 2026-12-05 found it). Port 80 of this host: refused, or any answer but a listing."""
+    review of 2026-12-05 found it). The host is `invalid`, a name that never resolves (RFC 6761): no port is asked of
+    any server (it was localhost's port 80, which the test did not own); a port the test owns cannot be given, as a
+    host with a port is not this case (`_token_at`)."""
     caplog.set_level(logging.WARNING, "lineage_proxy")
-    make_proxy(CONFIG, wait="probed", UPSTREAM="http://localhost/xyz/q9s3cr@gateway")
+    make_proxy(CONFIG, wait="probed", UPSTREAM="http://invalid/xyz/q9s3cr@gateway")
     [warning] = warnings(caplog)
     assert warning.startswith("upstream models: metadata not reachable at http://***@gateway: "), warning
     assert "s3cr" not in warning, warning
