@@ -92,17 +92,26 @@ def recv(sock: socket.socket) -> bytes:
 def stream(port: int) -> tuple[float, float]:
     """A streamed chat call (`STREAM`) on a new connection: µs to its first event and to its last."""
     with connect(port) as sock:
-        started = time.perf_counter()
-        sock.sendall(STREAM)
-        data = b""
-        first = 0.0
-        while b"data: [DONE]" not in data:
-            chunk = recv(sock)
-            if not first and b"data: {" in data[-8:] + chunk:
-                first = time.perf_counter()
-            data += chunk
-        last = time.perf_counter()
-    return (first - started) * 1e6, (last - started) * 1e6
+        return stream_on(sock, _done)
+
+
+def stream_on(sock: socket.socket, ended: Callable[[bytes], bool]) -> tuple[float, float]:
+    """A streamed chat call (`STREAM`) on `sock`, read until `ended(what came)`: µs to its first event and to then."""
+    started = time.perf_counter()
+    sock.sendall(STREAM)
+    data = b""
+    first = 0.0
+    while not ended(data):
+        chunk = recv(sock)
+        if not first and b"data: {" in data[-8:] + chunk:
+            first = time.perf_counter()
+        data += chunk
+    return (first - started) * 1e6, (time.perf_counter() - started) * 1e6
+
+
+def _done(data: bytes) -> bool:
+    """Whether a stream's last event came (its connection then closed: not read to its body's end)."""
+    return b"data: [DONE]" in data
 
 
 T = TypeVar("T")

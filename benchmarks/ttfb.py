@@ -31,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.run import BODY, HEADERS, STREAM, Bench, Hop, connect, free_port, interleaved, recv, stream
+from benchmarks.run import BODY, HEADERS, Bench, Hop, connect, free_port, interleaved, recv, stream, stream_on
 from benchmarks.upstreams import nginx_streaming_upstream_conf
 
 HERE = Path(__file__).resolve().parent
@@ -94,16 +94,11 @@ def kept_stream(port: int) -> float:
     sock = _KEPT.get(port)
     if sock is None:
         sock = _KEPT[port] = connect(port)
-    started = time.perf_counter()
-    sock.sendall(STREAM)
-    data = b""
-    first = 0.0
-    while not data.endswith(b"\r\n0\r\n\r\n"):
-        chunk = recv(sock)
-        if not first and b"data: {" in data[-8:] + chunk:
-            first = time.perf_counter()
-        data += chunk
-    return (first - started) * 1e6
+    return stream_on(sock, _body_ended)[0]
+
+
+def _body_ended(data: bytes) -> bool:
+    return data.endswith(b"\r\n0\r\n\r\n")
 
 
 def main() -> int:
