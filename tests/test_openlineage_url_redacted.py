@@ -16,9 +16,10 @@ import pytest
 import requests
 import urllib3
 from aiohttp import web
+from openlineage.client.transport import get_default_factory
 
 from proxy.config import parse
-from proxy.record.openlineage import OpenLineageRecorder, _describe, log
+from proxy.record.openlineage import OpenLineageRecorder, _describe, _without_userinfo, log
 from tests.harness import LoopThread, ServeProcess, serving
 from tests.servers.vllm_like import SERVED
 
@@ -99,9 +100,15 @@ def test_what_may_be_a_token_before_a_one_label_hosts_path_at_is_in_no_log_line(
     error = requests.ConnectionError(urllib3.exceptions.MaxRetryError(pool, "/xyz/q9s3cr@gateway/api/v1/lineage"))
     caplog.set_level(logging.WARNING, "lineage_proxy.openlineage")
     log.warning("openlineage: cannot send events to %s (%s)", _describe({"type": "http", "url": TOKEN_URL}), error)
+    caplog.set_level(logging.DEBUG, "openlineage")  # openlineage-python's own: the transport's URL and config
+    get_default_factory().create(_without_userinfo(transport)).close()
+    caplog.set_level(logging.WARNING, "openlineage")
     asyncio.run(recorder.stop())
     log.warning("after the stop: %s", TOKEN_URL)  # its filter gone with it
-    said = [record.getMessage() for record in caplog.records]
+    said = [record.getMessage() for record in caplog.records if record.name == log.name]
+    built = [record.getMessage() for record in caplog.records if record.name.startswith("openlineage.")]
+    assert any("endpoint `http://***/***/api/v1/lineage`" in line for line in built), built  # urljoin keeps /xyz/
+    assert not any("q9s3cr" in line for line in built), built
     assert said[0].startswith("openlineage: cannot send events to http http://***@gateway (HTTPConnectionPool(host="), (
         said
     )

@@ -269,16 +269,19 @@ def _token_at(url: str) -> tuple[int, int] | None:
 def token_hidden(text: str, url: str) -> str:
     """`text` (`url` itself, or a message that quotes it or its parts: an HTTP client's error) with what may be a token
     before the path's `@` after a host of one label (`_token_at`) hidden as `shown_url` hides it: the whole of it, its
-    path's part (`/xyz/q9s3cr` of `http://localhost/xyz/q9s3cr@gateway`, quoted by requests' errors) and its host, the
-    token's first piece. Unchanged for a URL holding no such `@`."""
+    path's part (`/xyz/q9s3cr` of `http://localhost/xyz/q9s3cr@gateway`, quoted by requests' errors), what of it
+    comes before a `/` (`/xyz/`: a URL joined with a relative endpoint, `http://localhost/xyz/api/v1/lineage`, keeps
+    it) and its host, the token's first piece. Unchanged for a URL holding no such `@`."""
     found = _token_at(url)
     if found is None:
         return text
     start, at = found
     slash = url.find("/", start)
-    for part, shown in ((url[start:at], "***"), (url[slash:at], "/***"), (url[start:slash], "***")):
-        text = text.replace(part, shown)
-    return text
+    text = text.replace(url[start:at], "***").replace(url[slash:at], "/***")
+    ends = [index for index in range(at - 1, slash, -1) if url[index] == "/"]
+    for end in ends:  # the longest first
+        text = text.replace(url[slash : end + 1], "/***/")
+    return text.replace(url[start:slash], "***")
 
 
 def store_userinfo(store: str) -> tuple[int, int] | None:

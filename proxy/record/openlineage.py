@@ -253,11 +253,12 @@ class OpenLineageRecorder:
         self._sidecar = sidecar
         self._transport = transport  # None: built from settings on the sender thread (it may do I/O)
         self._target = _describe(settings.transport)
-        # what may be a token in a transport's URL (`token_hidden`), hidden in every line this module logs: the errors
-        # of requests and httpx quote the URL's path and host, which hold it
+        # what may be a token in a transport's URL (`token_hidden`), hidden in every line this module logs (the errors
+        # of requests and httpx quote the URL's path and host, which hold it) and openlineage-python's transports do
         self._hiding = _Hiding(_urls(settings.transport))
         if self._hiding.urls:
-            log.addFilter(self._hiding)
+            for logger in _HIDING_IN:
+                logger.addFilter(self._hiding)
         self._queue: queue.Queue[_Item] = queue.Queue(maxsize=settings.queue_size)
         # the flows seen (their first event sent), and this window's counts: each at most `kept_bytes` of flows
         # (`flow_size`), as many as the edge store's writer remembers. Past it, the flows seen are forgotten
@@ -448,7 +449,8 @@ class OpenLineageRecorder:
         try:
             await self._stop_once.run(self._stop)
         finally:
-            log.removeFilter(self._hiding)
+            for logger in _HIDING_IN:
+                logger.removeFilter(self._hiding)
 
     async def _stop(self) -> None:
         if self._task is not None:
@@ -1583,6 +1585,15 @@ def _urls(config: Any) -> tuple[str, ...]:
     inner = tuple(url for value in config.values() for url in _urls(value))
     url = config.get("url")
     return (url, *inner) if config.get("type") in _USERINFO_TRANSPORTS and isinstance(url, str) else inner
+
+
+# the loggers whose lines may quote a transport's URL: this module's, and openlineage-python's http transports' (their
+# config at debug, as built; async_http's errors, httpx's text)
+_HIDING_IN = (
+    log,
+    logging.getLogger("openlineage.client.transport.http"),
+    logging.getLogger("openlineage.client.transport.async_http"),
+)
 
 
 class _Hiding(logging.Filter):
