@@ -7,15 +7,19 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+import httpx2
 import pytest
 import requests
 import urllib3
 from aiohttp import web
+from openlineage.client.event_v2 import Job, Run, RunEvent, RunState
 from openlineage.client.transport import get_default_factory
 
 from proxy.config import parse
@@ -114,3 +118,31 @@ def test_what_may_be_a_token_before_a_one_label_hosts_path_at_is_in_no_log_line(
     )
     assert "url: /***@gateway/api/v1/lineage" in said[0] and "q9s3cr" not in said[0], said
     assert said[1] == f"after the stop: {TOKEN_URL}"
+
+
+def test_what_may_be_a_token_is_in_no_line_of_the_http_clients_and_the_composite_while_the_recorder_runs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # a composite goes on past a transport that fails (`continue_on_failure: true`, the default) and logs its error's
+    # text at warning; urllib3 logs each retry, quoting the path (the session's retries are mounted on the url: one
+    # ending in a `/` prefixes the endpoint's), and httpx2 each request of an async_http transport at info. Before
+    # the review of 2026-12-06 those three quoted `q9s3cr` (unfiltered loggers). `invalid` never resolves (RFC 6761)
+    url = "http://invalid/xyz/q9s3cr@gateway/"
+    parts = [{"type": "http", "url": url, "retry": {"total": 1, "backoff_factor": 0}}, {"type": "console"}]
+    transport = {"type": "composite", "transports": parts}
+    settings = parse(BASE + f"lineage: {{store: null, openlineage: {{transport: {json.dumps(transport)}}}}}\n", env={})
+    assert settings.lineage.openlineage is not None
+    recorder = OpenLineageRecorder(settings.lineage.openlineage)
+    caplog.set_level(logging.INFO)
+    event = RunEvent(eventType=RunState.COMPLETE, eventTime=datetime.now(UTC).isoformat(),
+                     run=Run(runId=str(uuid.uuid4())), job=Job(namespace="ns", name="job"), producer="test")  # fmt: skip
+    get_default_factory().create(_without_userinfo(transport)).emit(event)
+    mocked = httpx2.MockTransport(lambda request: httpx2.Response(201))
+    with httpx2.Client(transport=mocked) as client:  # (a reachable backend's, as an async_http transport's client)
+        client.post(f"{url}api/v1/lineage", content=b"{}")
+    asyncio.run(recorder.stop())
+    lines = [(record.name, record.getMessage()) for record in caplog.records]
+    names = {name for name, _ in lines}
+    assert {"urllib3.connectionpool", "openlineage.client.transport.composite", "httpx2"} <= names, lines
+    assert not [line for line in lines if "q9s3cr" in line[1] or "'invalid'" in line[1]], lines
+    assert any("POST http://***@gateway/api/v1/lineage" in said for name, said in lines if name == "httpx2"), lines
