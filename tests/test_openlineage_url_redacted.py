@@ -23,6 +23,7 @@ from openlineage.client.event_v2 import Job, Run, RunEvent, RunState
 from openlineage.client.transport import get_default_factory
 
 from proxy.config import parse
+from proxy.config.loader import token_hidden
 from proxy.record.openlineage import OpenLineageRecorder, _describe, _without_userinfo, log
 from tests.harness import LoopThread, ServeProcess, serving
 from tests.servers.vllm_like import SERVED
@@ -146,3 +147,16 @@ def test_what_may_be_a_token_is_in_no_line_of_the_http_clients_and_the_composite
     assert {"urllib3.connectionpool", "openlineage.client.transport.composite", "httpx2"} <= names, lines
     assert not [line for line in lines if "q9s3cr" in line[1] or "'invalid'" in line[1]], lines
     assert any("POST http://***@gateway/api/v1/lineage" in said for name, said in lines if name == "httpx2"), lines
+
+
+@pytest.mark.parametrize(("text", "url", "shown"), [
+    # a host of one letter or two is hidden where it stands as a host, not in every word holding it: until the review
+    # of 2026-12-06 `the sender thread` read `t***e sender t***read` while the recorder ran
+    ("the sender thread: host='h', h:80, //h/", "http://h/xyz/q9s3cr@gw", "the sender thread: host='***', ***:80, //***/"),
+    ("gwen's gw-2 gw.example gw.", "http://gw/xyz/q9s3cr@default", "gwen's gw-2 gw.example ***."),
+    # as urllib3 and httpx2 write it, in lower case (until that review quoted: `desktop-7qk2m`)
+    ("HTTPConnectionPool(host='desktop-7qk2m', port=80)", "http://DESKTOP-7QK2M/xyz/q9s3cr@gw",
+     "HTTPConnectionPool(host='***', port=80)"),
+])  # fmt: skip
+def test_a_one_label_host_before_what_may_be_a_token_is_hidden_as_a_host(text: str, url: str, shown: str) -> None:
+    assert token_hidden(text, url) == shown

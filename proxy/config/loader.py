@@ -271,7 +271,9 @@ def token_hidden(text: str, url: str) -> str:
     before the path's `@` after a host of one label (`_token_at`) hidden as `shown_url` hides it: the whole of it, its
     path's part (`/xyz/q9s3cr` of `http://localhost/xyz/q9s3cr@gateway`, quoted by requests' errors), what of it
     comes before a `/` (`/xyz/`: a URL joined with a relative endpoint, `http://localhost/xyz/api/v1/lineage`, keeps
-    it) and its host, the token's first piece. Unchanged for a URL holding no such `@`."""
+    it) and its host, the token's first piece, where it stands as a host, in any case (urllib3 and httpx2 write it in
+    lower case; until the review of 2026-12-06 written as in the URL, and in every word too: host `h` made `the` `t***e`).
+    Unchanged for a URL holding no such `@`."""
     found = _token_at(url)
     if found is None:
         return text
@@ -281,7 +283,7 @@ def token_hidden(text: str, url: str) -> str:
     ends = [index for index in range(at - 1, slash, -1) if url[index] == "/"]
     for end in ends:  # the longest first
         text = text.replace(url[slash : end + 1], "/***/")
-    return text.replace(url[start:slash], "***")
+    return re.sub(rf"(?<![\w.-]){re.escape(url[start:slash])}(?![\w-]|\.\w)", "***", text, flags=re.IGNORECASE)
 
 
 def store_userinfo(store: str) -> tuple[int, int] | None:
