@@ -56,8 +56,8 @@ class JsonFormatter(logging.Formatter):
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
                 line[key] = value
-        if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
+        if record.exc_info:  # its text as a filter may have left it (what may be a token hidden: `openlineage._Hiding`)
+            line["exception"] = record.exc_text or self.formatException(record.exc_info)
         return json_line(orjson.dumps(line, default=str).decode())
 
 

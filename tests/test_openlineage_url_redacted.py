@@ -24,6 +24,7 @@ from openlineage.client.transport import get_default_factory
 
 from proxy.config import parse
 from proxy.config.loader import token_hidden
+from proxy.logs import JsonFormatter, TextFormatter
 from proxy.record.openlineage import OpenLineageRecorder, _describe, _without_userinfo, log
 from tests.harness import LoopThread, ServeProcess, serving
 from tests.servers.vllm_like import SERVED
@@ -147,6 +148,25 @@ def test_what_may_be_a_token_is_in_no_line_of_the_http_clients_and_the_composite
     assert {"urllib3.connectionpool", "openlineage.client.transport.composite", "httpx2"} <= names, lines
     assert not [line for line in lines if "q9s3cr" in line[1] or "'invalid'" in line[1]], lines
     assert any("POST http://***@gateway/api/v1/lineage" in said for name, said in lines if name == "httpx2"), lines
+
+
+def test_what_may_be_a_token_is_in_no_traceback_of_a_json_log_line(caplog: pytest.LogCaptureFixture) -> None:
+    # the composite logs its failed transport's error with its traceback at debug (requests' text, the path and host);
+    # the recorder's filter hides it in the record's traceback text, which the JSON lines did not read (they formatted
+    # the exception again: until the review of 2026-12-06 `"exception"` quoted `q9s3cr`)
+    url = "http://invalid/xyz/q9s3cr@gateway/v1"
+    transport = {"type": "composite", "transports": [{"type": "http", "url": url}, {"type": "console"}]}
+    settings = parse(BASE + f"lineage: {{store: null, openlineage: {{transport: {json.dumps(transport)}}}}}\n", env={})
+    assert settings.lineage.openlineage is not None
+    recorder = OpenLineageRecorder(settings.lineage.openlineage)
+    caplog.set_level(logging.DEBUG, "openlineage.client.transport.composite")
+    event = RunEvent(eventType=RunState.COMPLETE, eventTime=datetime.now(UTC).isoformat(),
+                     run=Run(runId=str(uuid.uuid4())), job=Job(namespace="ns", name="job"), producer="test")  # fmt: skip
+    get_default_factory().create(_without_userinfo(transport)).emit(event)
+    asyncio.run(recorder.stop())
+    [failed] = [record for record in caplog.records if record.exc_info]
+    assert "Caused by NameResolutionError" in JsonFormatter().format(failed), failed.exc_text
+    assert "q9s3cr" not in JsonFormatter().format(failed) + TextFormatter().format(failed)
 
 
 @pytest.mark.parametrize(("text", "url", "shown"), [
