@@ -284,8 +284,9 @@ class Decision:
 class KeyMemo:
     """A connection's last key and its digest (`pipeline.Pipeline.key_digest`): a client sends the same Authorization on
     every call of a keep-alive connection, which is then hashed once, not on each call (a SHA-256 and its hex, ~2 %
-    of a call's CPU). One a connection, never shared: a key is compared only with one sent on the same
-    connection, and is held no longer than the connection is (the config itself holds digests only)."""
+    of a call's CPU). One a connection, never shared: held no longer than the connection is (the config itself holds
+    digests only; its callers' keys are hashed once a process too, `Pipeline._digest_of`: a key no caller owns, only
+    here)."""
 
     auth: str | None  # the Authorization (as `key_digest` reads it, x-api-key folded in)
     digest: str

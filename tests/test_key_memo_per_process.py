@@ -1,0 +1,115 @@
+"""A caller's key is hashed once a process (`Pipeline._digest_of`), not once a connection: a client that opens a
+connection for each stream or call had its key hashed on each, 12-17 µs of the request's admission after an idle
+spell. Only keys a caller owns are kept, bounded, and for no longer than the config naming their caller is in force;
+a key no caller owns, or a malformed one, is hashed each time and kept nowhere."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import orjson
+import pytest
+
+from proxy.config import parse
+from proxy.errors import InvalidRequest, ProxyError
+from proxy.flow import KeyMemo
+from proxy.ingress.http import _exchange
+from proxy.pipeline import CALLER_KEY_MAX_CHARS, CALLERS_KEYS_MAX, Pipeline
+from tests.harness import offline_pipeline
+
+# they count digests by replacing what the compiled modules call (tests/conftest.py: run with the modules interpreted)
+pytestmark = pytest.mark.interpreted
+
+KEY = "sk-process-key"
+CONFIG = """
+listen: {{http: 127.0.0.1:8080}}
+upstreams: [{{name: vllm, url: "http://127.0.0.1:1", checkpoint: m@1}}]
+routes: [{{model: "*", upstream: vllm}}]
+callers: [{callers}]
+policy: {{anonymous: deny}}
+lineage: {{store: {store}}}
+"""
+APP = "{{name: app, api_key_sha256: {sha}, purposes: [assistant], default_purpose: assistant}}"
+OTHER = "{name: other, api_key_sha256: " + "0" * 64 + ", purposes: [assistant], default_purpose: assistant}"
+CHAT = orjson.dumps({"model": "m", "messages": [{"role": "user", "content": "hello"}]})
+SHA = hashlib.sha256(KEY.encode()).hexdigest()
+
+
+@pytest.fixture
+def keyed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The fields hashed (`Pipeline._key_digest`), in order."""
+    hashed: list[str] = []
+    digest = Pipeline._key_digest
+
+    def counted(auth: str) -> str:
+        hashed.append(auth)
+        return digest(auth)
+
+    monkeypatch.setattr(Pipeline, "_key_digest", staticmethod(counted))
+    return hashed
+
+
+def pipeline(tmp_path: Path, callers: str) -> Pipeline:
+    return offline_pipeline(parse(CONFIG.format(callers=callers, store=tmp_path / "lineage.db")))
+
+
+def admitted(pipe: Pipeline, authorization: str) -> str | None:
+    """The caller of one chat call sent with `authorization` on a connection of its own (a new `KeyMemo`)."""
+    header = {"authorization": authorization}.get
+    ex = _exchange(pipe, "POST", "/v1/chat/completions", header)
+    ex.key_memo = KeyMemo()
+    ex.admit(CHAT, header, (), deferred=True)
+    assert ex.call is not None and ex.decision is not None
+    assert ex.call.key_sha256 == hashlib.sha256(authorization.partition(" ")[2].strip().encode()).hexdigest()
+    return ex.decision.caller
+
+
+def test_a_callers_key_is_hashed_once_whatever_connection_it_comes_on(tmp_path: Path, keyed: list[str]) -> None:
+    pipe = pipeline(tmp_path, APP.format(sha=SHA))
+    assert [admitted(pipe, f"Bearer {KEY}") for _ in range(5)] == ["app"] * 5
+    assert keyed == [f"Bearer {KEY}"]  # (before: hashed on each of the 5 connections)
+    # who the key says made a call, as a refusal's record names it, and a data-free call's check: from the same
+    assert pipe.caller_name({"authorization": f"Bearer {KEY}"}.get) == "app"
+    assert pipe.identify_only({"authorization": f"Bearer {KEY}"}.get) == "app"
+    assert keyed == [f"Bearer {KEY}"]
+
+
+def test_a_key_no_caller_owns_or_a_malformed_one_is_hashed_each_time_and_kept_nowhere(
+    tmp_path: Path, keyed: list[str]
+) -> None:
+    pipe = pipeline(tmp_path, APP.format(sha=SHA))
+    for _ in range(3):
+        with pytest.raises(ProxyError) as refused:
+            admitted(pipe, "Bearer sk-nobody")
+        assert refused.value.code == "invalid_api_key"
+        with pytest.raises(InvalidRequest):
+            admitted(pipe, f"Basic {KEY}")
+    # each time (a refusal's caller is read again for its record, `Exchange.admit`: twice a call)
+    assert set(keyed) == {"Bearer sk-nobody", f"Basic {KEY}"}
+    assert keyed.count("Bearer sk-nobody") >= 3 and keyed.count(f"Basic {KEY}") >= 3
+    assert pipe.callers_keys == {}
+
+
+def test_the_keys_kept_are_bounded_however_a_callers_key_is_written(tmp_path: Path, keyed: list[str]) -> None:
+    pipe = pipeline(tmp_path, APP.format(sha=SHA))
+    for spaces in range(1, CALLERS_KEYS_MAX + 50):  # the same key, as many ways as a field can pad it
+        assert admitted(pipe, "Bearer" + " " * spaces + KEY) == "app"
+        assert len(pipe.callers_keys) <= CALLERS_KEYS_MAX
+    padded = "Bearer " + KEY + " " * CALLER_KEY_MAX_CHARS  # longer than a key: hashed, not kept
+    assert admitted(pipe, padded) == "app"
+    assert padded not in pipe.callers_keys
+    assert admitted(pipe, "Bearer" + " " * (CALLERS_KEYS_MAX + 49) + KEY) == "app"  # kept: not hashed again
+    assert keyed.count(padded) == 1 and len(keyed) == CALLERS_KEYS_MAX + 50  # each way once, and the padded
+
+
+def test_a_reload_keeps_none_of_the_keys_the_config_before_it_kept(tmp_path: Path, keyed: list[str]) -> None:
+    before = pipeline(tmp_path, APP.format(sha=SHA))
+    assert admitted(before, f"Bearer {KEY}") == "app"
+    assert before.callers_keys == {f"Bearer {KEY}": SHA}
+    after = pipeline(tmp_path, OTHER)  # its caller removed: the key is no one's now
+    with pytest.raises(ProxyError) as refused:
+        admitted(after, f"Bearer {KEY}")
+    assert refused.value.code == "invalid_api_key"
+    assert after.callers_keys == {}
+    assert keyed == [f"Bearer {KEY}"] * 2
