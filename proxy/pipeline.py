@@ -289,6 +289,7 @@ class Pipeline:
         # the Authorization fields that name this config's callers, with their keys' digests (`_digest_of`): held in
         # memory while this config is in force, never written anywhere
         self.callers_keys: dict[str, str] = {}
+        self.retired = False  # a reload put another config in force (`retire`): no key is kept any more
 
     def trace(self, header: Header) -> TraceContext:
         return trace_context(header("traceparent"), header("tracestate"), self.sample_ratio)
@@ -320,17 +321,25 @@ class Pipeline:
         spell (cold caches; 1-2 µs hot) and a dict look-up a fraction of that. Only a key whose digest a caller has is
         kept (a key no caller owns is hashed each time and held by nothing: an unknown client cannot fill this), at
         most `CALLERS_KEYS_MAX` fields of at most `CALLER_KEY_MAX_CHARS`, and for no longer than the config that names
-        its caller is in force (a reload makes a new Pipeline). A key is compared with one kept only once their hashes
-        (str's SipHash, keyed at random by each process) match; the digest is matched as before (`Policy.caller`)."""
+        its caller is in force (a reload makes a new Pipeline, and `retire`s this one). A key is compared with one kept
+        only once their hashes (str's SipHash, keyed at random by each process) match; the digest is matched as before
+        (`Policy.caller`)."""
         known = self.callers_keys
         digest = known.get(auth)
         if digest is None:
             digest = self._key_digest(auth)
-            if digest in self.policy.callers_by_key and len(auth) <= CALLER_KEY_MAX_CHARS:
+            if digest in self.policy.callers_by_key and len(auth) <= CALLER_KEY_MAX_CHARS and not self.retired:
                 if len(known) >= CALLERS_KEYS_MAX:  # (the fields of a known key written many ways: begun again)
                     known.clear()
                 known[auth] = digest
         return digest
+
+    def retire(self) -> None:
+        """A reload put another config in force: the callers' keys this one kept are let go now, and no more are kept
+        (a call it decided holds it till that call ends, a stream's for as long as it runs; a caller the reload removed
+        had its key held so, the review's find, helper revadmit)."""
+        self.retired = True
+        self.callers_keys.clear()
 
     @staticmethod
     def _key_digest(auth: str) -> str:

@@ -819,7 +819,8 @@ class ProxyProcess:
             if self._grpc is not None:
                 self._grpc.end_retired_watches()  # relayed to a server the config may no longer name
         self.config = new
-        self.ref.current = Pipeline(new, self.runtime)
+        retired, self.ref.current = self.ref.current, Pipeline(new, self.runtime)
+        retired.retire()  # (the calls it decided may hold it a while yet: not the keys it kept)
         if self._beats is not None:
             self._beats.runs(self._index, new.digest)
         if new.logging != old.logging:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
+import openai
 import orjson
 import pytest
 
@@ -16,7 +18,8 @@ from proxy.errors import InvalidRequest, ProxyError
 from proxy.flow import KeyMemo
 from proxy.ingress.http import _exchange
 from proxy.pipeline import CALLER_KEY_MAX_CHARS, CALLERS_KEYS_MAX, Pipeline
-from tests.harness import offline_pipeline
+from tests.harness import LoopThread, offline_pipeline
+from tests.servers.vllm_like import SERVED
 
 # they count digests by replacing what the compiled modules call (tests/conftest.py: run with the modules interpreted)
 pytestmark = pytest.mark.interpreted
@@ -29,6 +32,14 @@ routes: [{{model: "*", upstream: vllm}}]
 callers: [{callers}]
 policy: {{anonymous: deny}}
 lineage: {{store: {store}}}
+"""
+# a proxy started with this, its callers as `CONFIG`'s
+RUNNING = """
+listen: {{http: 127.0.0.1:0}}
+upstreams: [{{name: vllm, url: "${{UPSTREAM}}"}}]
+routes: [{{model: "*", upstream: vllm}}]
+callers: [{callers}]
+policy: {{anonymous: deny}}
 """
 APP = "{{name: app, api_key_sha256: {sha}, purposes: [assistant], default_purpose: assistant}}"
 OTHER = "{name: other, api_key_sha256: " + "0" * 64 + ", purposes: [assistant], default_purpose: assistant}"
@@ -113,3 +124,28 @@ def test_a_reload_keeps_none_of_the_keys_the_config_before_it_kept(tmp_path: Pat
     assert refused.value.code == "invalid_api_key"
     assert after.callers_keys == {}
     assert keyed == [f"Bearer {KEY}"] * 2
+
+
+def test_a_reload_lets_go_of_the_keys_a_call_still_running_keeps_its_config_for(
+    vllm: Any, make_proxy: Any, loop_thread: LoopThread, tmp_path: Path
+) -> None:
+    """(The review's find, helper revadmit.) A call decided by the config before a reload (a stream's) holds that
+    config's Pipeline until it ends: its callers' keys were held with it, a caller the reload removed too."""
+    _, upstream = vllm
+    proxy = make_proxy(RUNNING.format(callers=APP.format(sha=SHA)), UPSTREAM=upstream)
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key=KEY, max_retries=0)
+    client.chat.completions.create(model=SERVED, messages=[{"role": "user", "content": "hello"}])
+    running = proxy.process.ref.current  # as a call decided by it holds it (`Exchange.pipeline`)
+    assert running.callers_keys == {f"Bearer {KEY}": SHA}
+    path = tmp_path / "reloaded.yaml"
+    path.write_text(RUNNING.format(callers=OTHER).replace("${UPSTREAM}", upstream))
+
+    async def reload() -> bool:
+        return bool(proxy.process.reload(str(path)))
+
+    assert loop_thread.run(reload())
+    assert running.callers_keys == {}  # (before: {"Bearer sk-process-key": SHA}, the removed caller's key)
+    assert running.caller_name({"authorization": f"Bearer {KEY}"}.get) == "app"  # read by it still, kept no more
+    assert running.callers_keys == {}
+    with pytest.raises(openai.AuthenticationError):
+        client.chat.completions.create(model=SERVED, messages=[{"role": "user", "content": "hello"}])
