@@ -21,8 +21,8 @@ from proxy.pipeline import CALLER_KEY_MAX_CHARS, CALLERS_KEYS_MAX, Pipeline
 from tests.harness import LoopThread, offline_pipeline
 from tests.servers.vllm_like import SERVED
 
-# they count digests by replacing what the compiled modules call (tests/conftest.py: run with the modules interpreted)
-pytestmark = pytest.mark.interpreted
+# those counting digests replace what the compiled modules call (tests/conftest.py: run with the modules interpreted)
+interpreted = pytest.mark.interpreted
 
 KEY = "sk-process-key"
 CONFIG = """
@@ -76,6 +76,7 @@ def admitted(pipe: Pipeline, authorization: str) -> str | None:
     return ex.decision.caller
 
 
+@interpreted
 def test_a_callers_key_is_hashed_once_whatever_connection_it_comes_on(tmp_path: Path, keyed: list[str]) -> None:
     pipe = pipeline(tmp_path, APP.format(sha=SHA))
     assert [admitted(pipe, f"Bearer {KEY}") for _ in range(5)] == ["app"] * 5
@@ -86,6 +87,7 @@ def test_a_callers_key_is_hashed_once_whatever_connection_it_comes_on(tmp_path: 
     assert keyed == [f"Bearer {KEY}"]
 
 
+@interpreted
 def test_a_key_no_caller_owns_or_a_malformed_one_is_hashed_each_time_and_kept_nowhere(
     tmp_path: Path, keyed: list[str]
 ) -> None:
@@ -102,6 +104,7 @@ def test_a_key_no_caller_owns_or_a_malformed_one_is_hashed_each_time_and_kept_no
     assert pipe.callers_keys == {}
 
 
+@interpreted
 def test_the_keys_kept_are_bounded_however_a_callers_key_is_written(tmp_path: Path, keyed: list[str]) -> None:
     pipe = pipeline(tmp_path, APP.format(sha=SHA))
     for spaces in range(1, CALLERS_KEYS_MAX + 50):  # the same key, as many ways as a field can pad it
@@ -114,6 +117,7 @@ def test_the_keys_kept_are_bounded_however_a_callers_key_is_written(tmp_path: Pa
     assert keyed.count(padded) == 1 and len(keyed) == CALLERS_KEYS_MAX + 50  # each way once, and the padded
 
 
+@interpreted
 def test_a_reload_keeps_none_of_the_keys_the_config_before_it_kept(tmp_path: Path, keyed: list[str]) -> None:
     before = pipeline(tmp_path, APP.format(sha=SHA))
     assert admitted(before, f"Bearer {KEY}") == "app"
