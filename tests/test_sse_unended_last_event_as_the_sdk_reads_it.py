@@ -15,6 +15,7 @@ from openai._streaming import SSEDecoder
 
 from tests.event_streams import chat, openai_chat, sse
 from tests.test_anthropic_error_by_name_alone import START, anthropic_call
+from tests.test_anthropic_parsed_events import anthropic_sdk_raises
 from tests.test_sse_events_as_the_sdk_reads_them import CHUNK, DONE, through_sdk
 from tests.test_tiny_sse_lines import observer_of
 from tests.test_unsized_replies_output import Reply, setup_for  # noqa: F401  # (a fixture)
@@ -194,3 +195,38 @@ def test_an_unended_only_events_model_and_id_are_none_through_the_sdk(setup_for:
         assert (got, raised) == (int(given), "")
         assert span.attributes.get("gen_ai.response.model") == ("m" if given else None)
         assert span.attributes.get("gen_ai.response.id") == ("c1" if given else None)
+
+
+# (cut JSON; a whole object; no JSON)
+FIRST_LINES = [CHUNK[: CHUNK.index(b"}") + 1], CHUNK[:-2], b"data: x", b"data: {"]
+
+
+@pytest.mark.parametrize("first", FIRST_LINES, ids=["cut-json", "object", "no-json", "brace"])
+def test_a_body_of_one_data_line_without_its_line_end_is_no_error(first: bytes) -> None:
+    """The body holds no line end: the SDKs' decoders dispatch no event, and neither SDK raises; the record has no
+    error of the upstream's, at any read (ended before its last event: `cut_short`). Until 2026-12-06 one whose data was
+    no JSON object was `upstream_error` (review revstreams' fuzz), where one after an event was none."""
+    assert list(SSEDecoder().iter_bytes(iter([first]))) == []
+    assert anthropic_sdk_raises(first) is False
+    for kind in ("openai", "anthropic"):
+        for read in (1, 3, 7, len(first)):
+            observer, outcome = observer_of(kind)
+            for at in range(0, len(first), read):
+                observer.chunk(first[at : at + read])
+            cut_short = observer.cut_short()
+            observer.finish()
+            assert (outcome.error_type, cut_short) == (None, True), (kind, read)
+
+
+@pytest.mark.parametrize("framing", ["chunked", "close", "sized"])
+def test_a_body_of_one_data_line_without_its_line_end_through_the_sdks(setup_for: Any, framing: str) -> None:  # noqa: F811
+    """Through the proxy, the openai SDK gives no chunk and the Anthropic SDK no event, each raising nothing: the span
+    says the stream ended before its last event, not that the upstream sent an error."""
+    setup = setup_for()
+    ended_early = "upstream_reset" if framing == "close" else "upstream_incomplete"
+    for first in FIRST_LINES:
+        got, raised, span = through_sdk(setup, first, framing, split=False)
+        assert (got, raised, span.attributes.get("error.type")) == (0, "", ended_early), first
+        setup.upstream.reply = Reply([first], framing=framing, content_type="text/event-stream")
+        types, anthropic_raised, span = anthropic_call(setup)
+        assert (types, anthropic_raised, span.attributes.get("error.type")) == ([], None, ended_early), first

@@ -1721,9 +1721,11 @@ class SseObserver(Observer):
             self._late_read(b"", True)
         if self._event is not None:  # an event the reply ended in (before its blank line): read, as it passed
             self._dispatch(False)
-        if self._ending and self._ending & _HELD and not self._lines and not self._fresh:
+        if self._ending and self._ending & _HELD and not self._lines and (not self._fresh or self._in_stream):
             # the upstream's error in an event the reply ended in: the SDK's decoder never dispatches it (no blank line
-            # ended it), and the client sees none (until 2026-12-05 it was recorded `upstream_error`)
+            # ended it), and the client sees none (until 2026-12-05 it was recorded `upstream_error`); the stream's first
+            # line too, where the body holds no line end (`_in_stream`; not a whole reply's error, `_fresh`: until
+            # 2026-12-06 one `data:` line cut before its end was `upstream_error`, review revstreams' fuzz)
             self._ending &= _ENDS | _UNSEEN
             if self.outcome.error_type == STREAM_ERROR:
                 self.outcome.error_type = None
@@ -1756,7 +1758,8 @@ class SseObserver(Observer):
         ends = self._ending & _ENDS and not (self.json_every_event or self.typed_by_name)
         return (not self.ended and not ends and not self.stopped and not self._sniff
                 and self._kept is None and self._partial is not None and not outcome.finish_reasons
-                and (not outcome.error_type or (self._ending & _HELD != 0 and not self._lines and not self._fresh))
+                and (not outcome.error_type or (self._ending & _HELD != 0 and not self._lines
+                                                  and (not self._fresh or self._in_stream)))
                 and self.ends_with_event())  # fmt: skip
 
     def ends_with_event(self) -> bool:
