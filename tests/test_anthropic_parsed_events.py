@@ -98,3 +98,19 @@ def observed_as_the_sdk_reads_it(make_setup: Any, stream: bytes, fails: bool, fl
     assert response.status_code == 200
     span = span_of(setup, response.headers["x-trace-id"])
     assert span.attributes.get("error.type") == ("upstream_error" if fails else None)
+
+
+@pytest.mark.parametrize("line", [b"data:\n", b"data: \n", b"data:  \n"])
+def test_a_long_run_of_empty_data_lines_through_the_real_sdk(setup_for: Any, line: bytes) -> None:  # noqa: F811
+    """A named event of 100,000 `data:` lines whose value is empty or white space: the SDK raises at its data (`\\n...`),
+    and the span says `upstream_error`; until 2026-12-06 the reading stopped past 65,536 of them and the call passed as a
+    success, labelled `scan:truncated` (review revstreams2's `empty_data_colon_runs`, helper streams3)."""
+    from tests.test_anthropic_error_by_name_alone import anthropic_call
+
+    stream = EVENT + b"event: message_delta\n" + line * 100_000 + b"\n" + STOP
+    setup = setup_for()
+    setup.upstream.reply = Reply([stream], content_type="text/event-stream")
+    types, raised, span = anthropic_call(setup)
+    assert isinstance(raised, ValueError)  # (json.loads: JSONDecodeError)
+    assert span.attributes.get("error.type") == "upstream_error"
+    assert "scan:truncated" not in span.attributes.get("lineage.output.labels", ())

@@ -706,6 +706,36 @@ def test_data_lines_without_a_colon_in_an_anthropic_stream_are_read_a_run_at_onc
                     assert (outcome.error_type == "upstream_error") is raises, (stream, read)
 
 
+def test_empty_data_lines_with_a_colon_in_an_anthropic_stream_are_read_a_run_at_once() -> None:
+    """`data:` lines whose value is empty (`data:`, `data: `) or white space (`data:  `, `data:\t`) are read a run at once
+    too: each was a Python step, and past 65,536 of them the rest of the reply was not read, so that a named event of
+    100,000 `data:` lines, whose data the SDK raises at, passed as a success labelled `scan:truncated` (review
+    revstreams2's `empty_data_colon_runs`). One alone is read as it is (data `""`, skipped; white space, raised at)."""
+    from proxy.protocols import sse
+    from tests.test_anthropic_parsed_events import anthropic_sdk_raises
+    from tests.test_sse_sdk_remaining_cases import EVENT, STOP
+    from tests.test_tiny_sse_lines import observer_of
+
+    text = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": " ana@example.org"}}
+    said = b"event: content_block_delta\ndata: " + orjson.dumps(text) + b"\n\n"
+    for run in (b"data:\n" * 100_000, b"data: \n" * 100_000, b"data:  \n" * 50_000 + b"data:\t\n: c\n" * 20_000):
+        for name, raises in ((b"event: message_delta\n", True), (b"", False)):  # (an event named none: skipped)
+            stream = EVENT + said + name + run + b"\n" + said + STOP
+            assert anthropic_sdk_raises(stream) is raises
+            observer, outcome = observer_of("anthropic")
+            assert python_lines(partial(_streamed, observer, stream, 65_536), sse.__file__) < 2_000
+            error = "upstream_error" if raises else None
+            assert (outcome.error_type, outcome.output_detected) == (error, {"pii:email"})
+    for lines in (b"data:\n", b"data: \n", b"data:  \n", b"data:\t\n", b"data:\n: c\ndata: \n", b"data: \ndata\n"):
+        for name in (b"event: message_delta\n", b""):
+            for stream in (EVENT + name + lines + b"\n" + STOP, EVENT + name + b"data: {}\n" + lines + b"\n" + STOP):
+                raises = anthropic_sdk_raises(stream)
+                for read in (1, 2, 3, 7, 64, len(stream)):
+                    observer, outcome = observer_of("anthropic")
+                    _streamed(observer, stream, read)
+                    assert (outcome.error_type == "upstream_error") is raises, (stream, read)
+
+
 def test_where_a_cut_text_is_cut_before_a_custom_value_is_looked_for_so_far_past_the_cut(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -122,12 +122,15 @@ _BARE_EVENT: Final = re.compile(rb"\nevent(?=\n)")
 # read as `data:` in an Anthropic stream (`typed_by_name`); dropped as framing until 2026-12-05 (helper streams2). A run
 # of the lines that change nothing (`_NO_OP_LINES`) and of `data` lines whose value is empty (`data:` too) is read as
 # the SDK reads it at once (`_bare_data`): none, one or two `data:` lines, as JSON reads their data alike (white space,
-# or a line end in a string: one more changes nothing; two make data `\n`, one `""`). Each was read as `data:` a Python
-# step, and past `MAX_STRINGS` of them the rest of the reply was not read: an event of them, which the SDK raises at,
-# passed as a success (review revstreams2)
+# or a line end in a string: one more changes nothing; two make data `\n`, one `""` or its own white space). Each was
+# read as `data:` a Python step, and past `MAX_STRINGS` of them the rest of the reply was not read: an event of them,
+# which the SDK raises at, passed as a success (review revstreams2); so were `data:` lines (a colon, a value of white
+# space or none: `_EMPTY_DATA_LINE`) until 2026-12-06 (review revstreams2's `empty_data_colon_runs`, helper streams3)
 _BARE_DATA: Final = re.compile(
-    rb"\n(?::[^\n]*|[ \t]+|(?:id|retry)(?::[^\n]*)?|data:?)(?:\n(?::[^\n]*|[ \t]+|(?:id|retry)(?::[^\n]*)?|data:?))*(?=\n)"
+    rb"\n(?::[^\n]*|[ \t]+|(?:id|retry)(?::[^\n]*)?|data(?::[ \t]*)?)"
+    rb"(?:\n(?::[^\n]*|[ \t]+|(?:id|retry)(?::[^\n]*)?|data(?::[ \t]*)?))*(?=\n)"
 )
+_EMPTY_DATA_LINE: Final = re.compile(rb"\ndata(?::[ \t]*)?\n")  # (where a read holds one: `_dropped`)
 # one of them that an Anthropic client raises at all the same (its SSE decoder dispatches a named event without data,
 # and its `Stream.__stream__` raises at one named `error`, data or none; it skips any other without data: anthropic
 # 2.17.0, `if not sse.data: continue`; until 2026-12-05 one of the names it parses was `upstream_error` too)
@@ -300,9 +303,17 @@ def _json_text(data: bytes | bytearray) -> bool:
 
 
 def _bare_data(run: re.Match[bytes]) -> bytes:
-    """A run of lines (`_BARE_DATA`) as the Anthropic SDK reads it: its `data` lines, each with an empty value."""
-    count = run.group().count(b"\ndata")  # (each of its lines begins `\n`, and holds no other)
-    return b"" if not count else b"\ndata:" if count == 1 else b"\ndata:\ndata:"
+    """A run of lines (`_BARE_DATA`) as the Anthropic SDK reads it: its `data` lines, each with a value of white space
+    or none; one alone as it is (`data:`, `data: `: data `""`, which the SDK skips; `data:  `: white space, which it
+    raises at), two or more as two empty ones (data `\n` or more white space, which it raises at)."""
+    lines = run.group()
+    count = lines.count(b"\ndata")  # (each of its lines begins `\n`, and holds no other)
+    if count != 1:
+        return b"\ndata:\ndata:" if count else b""
+    at = lines.index(b"\ndata")
+    end = lines.find(b"\n", at + 1)
+    line = lines[at:end] if end >= 0 else lines[at:]
+    return line if len(line) > 5 else b"\ndata:"  # (`data` without a colon: `data:`)
 
 
 def _event_name(line: bytes) -> bytes:
@@ -1143,7 +1154,8 @@ class SseObserver(Observer):
         return data
 
     def _dropped(self, data: bytes) -> bytes:
-        if self.typed_by_name and b"\ndata\n" in data:  # (data, to the Anthropic SDK: `_BARE_DATA`)
+        # (data, to the Anthropic SDK: `_BARE_DATA`)
+        if self.typed_by_name and _EMPTY_DATA_LINE.search(data) is not None:
             data = _BARE_DATA.sub(_bare_data, data)
         elif _NO_OP_LINE.search(data) is not None:  # (blank lines alone: not searched for the others)
             data = _NO_OP_LINES.sub(b"", data)
