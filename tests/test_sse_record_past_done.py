@@ -10,10 +10,16 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from openai._streaming import SSEDecoder
 
-from tests.event_streams import chat
+from proxy.protocols.sse import MAX_LINE
+from tests.event_streams import chat, sse
+from tests.test_anthropic_error_by_name_alone import START
+from tests.test_anthropic_parsed_events import anthropic_sdk_raises
 from tests.test_scan_cost import _streamed
 from tests.test_sse_events_as_the_sdk_reads_them import CHUNK, DONE, through_sdk
+from tests.test_sse_sdk_remaining_cases import EVENT as EVENT_DELTA
+from tests.test_sse_sdk_remaining_cases import STOP
 from tests.test_sse_unended_last_event_as_the_sdk_reads_it import (
     NATIVE,
     NATIVE_STOP,
@@ -106,3 +112,66 @@ def test_a_system_fingerprint_after_done_through_the_sdk(setup_for: Any) -> None
     got, raised, span = through_sdk(setup_for(), printed("fp") + DONE + printed("fp_late", "stop"), split=False)
     assert (got, raised) == (1, "")
     assert span.attributes.get(FINGERPRINT) == "fp"
+
+
+# (a comment past the line limit by more than a read: the reading stops in it, `_give_up`)
+LONG = b": " + b"x" * (MAX_LINE + 200_000)
+
+
+@pytest.mark.parametrize("tail", [b"", b"\n", b"\n\n", b"\n\n" + DONE], ids=["none", "line-end", "blank", "done"])
+def test_the_last_events_marks_are_undone_past_a_line_too_long(tail: bytes) -> None:
+    """The last event (`stop`, fingerprint `fp2`), then in its event a line past `MAX_LINE` the body ends in: the SDK never
+    dispatches that event, and its client has no finish reason and the fingerprint before (`fp`). The reading stops at
+    the long line; what the event gave is undone at the end unless a blank line ends it (review revstreams2's
+    `give_up_keeps_unseen`: until 2026-12-06 `stop` and `fp2` stood, dropped as held without being undone)."""
+    stream = printed("fp") + printed("fp2", "stop")[:-1] + LONG + tail
+    given = tail.startswith(b"\n\n")
+    assert len(list(SSEDecoder().iter_bytes(iter([stream])))) == 1 + given + (tail.endswith(DONE))
+    observer, outcome = observer_of("openai")
+    _streamed(observer, stream, 65_536)
+    record = (outcome.finish_reasons, outcome.extra.get(FINGERPRINT), outcome.error_type)
+    assert record == ((("stop",), "fp2", None) if given else ((), "fp", None))
+
+
+DELTA = sse({"type": "message_delta", "delta": {"stop_reason": "max_tokens"}, "usage": {"output_tokens": 7}},
+            "message_delta")  # fmt: skip
+
+
+@pytest.mark.parametrize("tail", [b"", b"\n", b"\n\n" + STOP], ids=["none", "line-end", "blank"])
+@pytest.mark.parametrize("named", [True, False], ids=["named", "unnamed"])
+def test_an_anthropic_last_events_marks_are_undone_past_a_line_too_long(tail: bytes, named: bool) -> None:
+    """As the Anthropic SDK reads it: its stop reason and tokens are the record's where a blank line ends it and it is
+    named (an unnamed one it skips), at any line the reading stopped at."""
+    delta = DELTA if named else DELTA[DELTA.index(b"data:") :]
+    stream = START + delta[:-1] + LONG + tail
+    assert anthropic_sdk_raises(stream) is False
+    observer, outcome = observer_of("anthropic")
+    _streamed(observer, stream, 65_536)
+    given = named and bool(tail[2:])
+    assert (outcome.finish_reasons, outcome.output_tokens) == ((("max_tokens",), 7) if given else ((), 1))
+    assert outcome.error_type is None
+
+
+def test_the_last_events_marks_past_a_line_too_long_through_the_sdk(setup_for: Any) -> None:  # noqa: F811
+    """The openai SDK gives one chunk (`fp`), no finish reason; the span has neither `stop` nor `fp2`."""
+    stream = printed("fp") + printed("fp2", "stop")[:-1] + LONG
+    got, raised, span = through_sdk(setup_for(), stream, split=False)
+    assert (got, raised) == (1, "")
+    assert span.attributes.get(FINGERPRINT) == "fp"
+    assert REASONS not in span.attributes
+
+
+@pytest.mark.parametrize(
+    ("data", "raises"),
+    [(b"data: {}\n", True), (b"data:\n", False), (b"", False)],
+    ids=["object", "empty", "none"],
+)
+def test_an_anthropic_events_data_past_a_line_too_long_is_joined_to_its_first(data: bytes, raises: bool) -> None:
+    """A named event's object, a line past `MAX_LINE`, then another object in the event: the SDK joins them,
+    `{...}\\n{}`, and raises at it; the reading past the long line starts from the event's data so far (until 2026-12-06
+    from none: a success)."""
+    stream = START + EVENT_DELTA[:-1] + LONG + b"\n" + data + b"\n" + STOP
+    assert anthropic_sdk_raises(stream) is raises
+    observer, outcome = observer_of("anthropic")
+    _streamed(observer, stream, 65_536)
+    assert outcome.error_type == ("upstream_error" if raises else None)

@@ -204,6 +204,10 @@ _SDK_OPEN: Final = _SDK_DATA | _SDK_CONTENT_LINE
 # (matched at the last line's start, after a blank line or at the read's: `_open_data`; searched for, Python's `re` tried
 # the pattern at every byte, 5.9 us a 259-byte read; helper ssefast)
 _SDK_OPEN_DATA: Final = re.compile(rb"data:(?! ?\[DONE\])[ \t]*[^ \t\n][^\n]*\n\Z")
+# an Anthropic event's data so far as `_parsed` says its SDK parses it, seeding `_LateEvents` (`_give_up`): one object,
+# no JSON, data `""`, white space that is data (`\n`); until 2026-12-06 none, and an object then a line past `MAX_LINE`
+# then another object in a named event, `{...}\n{...}`, which the SDK raises at, passed as a success (helper streams3)
+_PARSED_DATA: Final = {1: [b"{}"], 2: [b"x"], 4: [b""], 8: [b"", b""]}
 # the first bytes of a line too long to keep, past where a reply is read (`_LateEvents`): its field, and whether its
 # value begins `[DONE]`
 _LATE_HEAD: Final = 16
@@ -379,6 +383,9 @@ class _LateEvents:
         self.judged = 0
         # of them, those holding what the API's error holds (`_late_errors`'s count, where it reads on past the bound)
         self.worded = 0
+        # the open event holds what the record has from it only once its SDK gives it (the observer's `_UNSEEN`): its
+        # next dispatch (or none, at its blank line) says whether the SDK gave it (`_settle`)
+        self.held = False
 
     def feed(self, observer: SseObserver, data: bytes, last: bool = False) -> None:
         """A piece of the reply (`last`: its end); once the SDK stopped in it or raised (the upstream's error), nothing
@@ -421,7 +428,9 @@ class _LateEvents:
                     return
                 text = text[end + 2 :]
                 whole -= end + 2
-        if whole and (bad >= 0 or self.data or self.name or self.unknown or not self._plain(observer, text, whole)):
+        if whole and (
+            bad >= 0 or self.data or self.name or self.unknown or self.held or not self._plain(observer, text, whole)
+        ):
             # (the whole lines, an event a block: all but the last end at a blank line; an ordinary event, a `data`
             # line opening it, judged at once)
             blocks = text[:whole].split(b"\n\n")
@@ -619,6 +628,9 @@ class _LateEvents:
         name = self.name
         unknown = self.unknown
         if not data and not name and not self.retry and not self.id and not unknown:
+            if self.held:  # (the held event not dispatched: none to the SDK)
+                self.held = False
+                observer._late_given(False)
             return _READS
         if name or self.retry or unknown:
             self.name = b""
@@ -636,7 +648,17 @@ class _LateEvents:
 
     def _judge(self, observer: SseObserver, text: bytes, name: bytes, unknown: bool) -> int:
         """What the SDK makes of an event it dispatches, its data `text` (`unknown`: more than that), named `name`; past
-        `MAX_STRINGS` of them, nothing more is judged (`_BOUND`)."""
+        `MAX_STRINGS` of them, nothing more is judged (`_BOUND`). The held event (`held`) is given where the SDK reads
+        on at it, but for an Anthropic one it skips (named none, `ping`, or no data): `SseObserver._late_given`."""
+        if self.held:
+            self.held = False
+            verdict = self._verdict(observer, text, name, unknown)
+            skipped = not self.stops and (not name or name == _PING or not (text or unknown))
+            observer._late_given(verdict == _READS and not skipped)
+            return verdict
+        return self._verdict(observer, text, name, unknown)
+
+    def _verdict(self, observer: SseObserver, text: bytes, name: bytes, unknown: bool) -> int:
         self.judged += 1
         if self.judged > MAX_STRINGS:
             return _BOUND
@@ -1281,6 +1303,8 @@ class SseObserver(Observer):
             elif sdk > 0 and sdk & _SDK_DATA:
                 events.data.append(b"")
                 events.unknown = True
+            elif self._parsed:  # (an Anthropic event's data so far, as its SDK parses it: one object, none, `""`, `\n`)
+                events.data += _PARSED_DATA[self._parsed]
             if sdk > 0:
                 events.id = sdk & _SDK_ID_GIVEN != 0
                 events.retry = sdk & _SDK_RETRIES != 0
@@ -1288,15 +1312,19 @@ class SseObserver(Observer):
                     events.name = b"?"
             if self._name is not None:
                 events.name = _event_name(self._name)
+            # (what the open event gave the record, its SDK has only if it gives the event: settled at its end)
+            events.held = self._ending & _UNSEEN != 0 and not (self._past_done or self._ending & _STOPS)
             watch = False
             for piece in partial:
                 self._late_read(piece)
         self._partial = None
         self._partial_size = 0
         self._event = None
-        # (an error the event being read held stands: its blank line is not looked for; past `[DONE]`, what was given
-        # after it is still none)
-        self._ending &= _ENDS | _UNSEEN if self._past_done or self._ending & _STOPS else _ENDS
+        # (an error the event being read held stands: its blank line is not looked for; what it gave the record is kept
+        # as held, `_UNSEEN`, undone at the end unless its SDK gives it (`_late_given`); past `[DONE]`, what was given
+        # after it is still none. Until 2026-12-06 it was dropped as held, not undone: a finish reason in the last
+        # event, then a line past `MAX_LINE` the body ended in, stood, review revstreams2's `give_up_keeps_unseen`)
+        self._ending &= _ENDS | _UNSEEN
         self._text.unread()
         self._watching = watch
 
@@ -1307,6 +1335,19 @@ class SseObserver(Observer):
         if events is None:
             return
         events.feed(self, data, last)
+
+    def _late_given(self, given: bool) -> None:
+        """Past where the reply is read (`_give_up`), the event it stopped in, which gave the record a finish or stop
+        reason, token counts, the model or id (`_UNSEEN`), has ended: kept where its SDK gave it (`given`), else undone
+        (`_unseen`), as where the reply is read (a blank line, `_skipped`)."""
+        ending = self._ending
+        if not ending & _UNSEEN:
+            return
+        if given:
+            self._ending = ending & ~_UNSEEN
+            self._before = None
+        else:
+            self._unseen(ending)
 
     def _late_reread(self, data: bytes, named: bool = False) -> None:
         """The reading stopped in the read `data` (framed: `_framing_dropped`): the SDK's reading of it again from its
@@ -1332,6 +1373,7 @@ class SseObserver(Observer):
                 events.unknown = False
             else:
                 events.data = seed.data[:1]
+            events.held = seed.held
         sdk = self._sdk
         events.id = sdk > 0 and sdk & _SDK_ID_GIVEN != 0
         self._late_read(self._raw if self._framed is data else data)
@@ -1348,7 +1390,16 @@ class SseObserver(Observer):
         while lines[at] is not line:
             at += 1
         if self._events is not None:
-            self._late_reread(data, b"" not in lines[:at])
+            named = b"" not in lines[:at]
+            held = self._events.held and not named
+            self._late_reread(data, named)
+            if held:
+                # (its event the reread read after others: given where a blank line ends it in the read, as the SDK
+                # gives an event with data; else the next event the SDK dispatches is it)
+                if b"" in lines[at + 1 :]:
+                    self._late_given(True)
+                elif self._events is not None:
+                    self._events.held = True
             return
         self._tail = b"\n"
         self._late_errors(b"\n".join([*lines[at + 1 :], last]))
