@@ -8,8 +8,10 @@ with the real SDK through the proxy, and the observer at many read sizes."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 
@@ -21,6 +23,7 @@ from tests.test_scan_cost import _streamed
 from tests.test_sse_bom_as_the_sdks_read_it import BOM
 from tests.test_sse_sdk_remaining_cases import EVENT, STOP
 from tests.test_sse_unended_last_event_as_the_sdk_reads_it import REASONS
+from tests.test_stream_close_delimited_cut import span_of
 from tests.test_tiny_sse_lines import observer_of
 from tests.test_unsized_replies_output import Reply, setup_for  # noqa: F401  # (a fixture)
 
@@ -131,3 +134,39 @@ def test_a_skipped_message_starts_model_and_id_are_none() -> None:
             observer, outcome = observer_of("anthropic")
             _streamed(observer, stream, read)
             assert (outcome.response_model, outcome.response_id) == record, read
+
+
+CHECKPOINT = ("gen_ai.response.model", "lineage.checkpoint", "lineage.checkpoint.source")
+
+
+def _checkpoint_of(setup: Any, pieces: list[bytes]) -> tuple[Any, ...]:
+    """A Messages stream through the proxy, its first piece taken by the client before the upstream sends the rest (so
+    the proxy reads it alone): the span's response model and checkpoint."""
+    gate = asyncio.Event()
+    setup.upstream.reply = Reply(pieces, content_type="text/event-stream", gate=gate)
+    body = {"model": "q", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    got = b""
+    with httpx.stream("POST", f"{setup.proxy.url}/v1/messages", json=body, timeout=30) as response:
+        chunks = response.iter_raw()
+        while len(got) < len(pieces[0]):
+            got += next(chunks)
+        setup.loop_thread.loop.call_soon_threadsafe(gate.set)
+        got += b"".join(chunks)
+    assert got == b"".join(pieces)
+    attributes = span_of(setup, response.headers["x-trace-id"]).attributes
+    return tuple(attributes.get(key) for key in CHECKPOINT)
+
+
+def test_a_skipped_message_starts_model_names_no_checkpoint_at_any_cut(setup_for: Any) -> None:  # noqa: F811
+    """An unnamed `message_start` naming a model the upstream's metadata does not know: the SDK skips it, and the
+    record's checkpoint is the same however the reads cut it (review revstreams' `repro_checkpoint_cut`: cut before its
+    blank line, the proxy took the checkpoint from its model, `claude-x` with source `response`, before undoing the
+    model at the blank line); a named one names it at any cut."""
+    setup = setup_for()
+    named = START[: START.index(b"\n\n") + 2].replace(b'"m"', b'"claude-x"')
+    unnamed = named[named.index(b"data:") :]
+    for start in (unnamed, named):
+        whole = _checkpoint_of(setup, [start + EVENT, STOP])
+        assert (whole[0] == "claude-x") is (start is named)
+        assert _checkpoint_of(setup, [start[:-1], b"\n" + EVENT + STOP]) == whole, start
+        assert _checkpoint_of(setup, [start[:-2], b"\n\n" + EVENT + STOP]) == whole, start

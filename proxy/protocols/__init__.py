@@ -1456,6 +1456,12 @@ class Observer:
     def finish(self) -> None:
         raise NotImplementedError
 
+    def model_held(self) -> bool:
+        """Whether the reply's model on the record (`Outcome.response_model`) was named in an event its client's SDK has
+        not been given yet (no blank line ended it: `sse.SseObserver`), which may yet be undone: nothing is decided by
+        it until then (the checkpoint it names, `Exchange.chunk`)."""
+        return False
+
 
 class Adapter:
     """One wire protocol as the ingresses see it.

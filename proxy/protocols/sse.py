@@ -1865,6 +1865,9 @@ class SseObserver(Observer):
             if self._in_stream:
                 self._ending |= _ID
 
+    def model_held(self) -> bool:
+        return self._ending & _MODEL != 0
+
     def alternatives(self, key: tuple[Any, ...], logprobs: Any) -> None:
         """The tokens a reply's logprobs give as the model's alternatives to the token it wrote (`top_logprobs`: a
         chat or Responses reply's `[{"token", "top_logprobs": [{"token"}]}]`, a chat reply's under `content` and
