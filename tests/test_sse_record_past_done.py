@@ -175,3 +175,44 @@ def test_an_anthropic_events_data_past_a_line_too_long_is_joined_to_its_first(da
     observer, outcome = observer_of("anthropic")
     _streamed(observer, stream, 65_536)
     assert outcome.error_type == ("upstream_error" if raises else None)
+
+
+@pytest.mark.parametrize("value", [b"x", b"{", b"[", b" "], ids=["no-json", "brace", "bracket", "white"])
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_an_events_object_then_a_data_line_too_long_is_judged_whole(kind: str, value: bytes) -> None:
+    """An event's object, then in that event a `data` line past `MAX_LINE`: the SDK joins them, `{...}\\n...`, and raises
+    at it (`json.loads`: extra data) unless the long value is white space. The reading stops at the long line; what it
+    knows of the event's data, an object then more, is judged so (review revstreams3: from 2026-12-06 the Anthropic event
+    so sent, whose data so far was seeded `{}`, passed as a success, its stop reason and tokens kept, where before the
+    seed it was `upstream_error`; the openai chunk so sent, and a long value that begins as JSON may, `{`, passed so
+    before)."""
+    long = b"data: " + value * (MAX_LINE + 200_000)
+    if kind == "openai":
+        stream = printed("fp") + printed("fp2", "stop")[:-1] + long + b"\n\n" + DONE
+        raises = value != b" "
+        try:
+            [event.json() for event in SSEDecoder().iter_bytes(iter([stream])) if event.data != "[DONE]"]
+        except ValueError:
+            assert raises
+        else:
+            assert not raises
+    else:
+        stream = START + DELTA[:-1] + long + b"\n\n" + STOP
+        raises = anthropic_sdk_raises(stream)
+        assert raises is (value != b" ")
+    observer, outcome = observer_of(kind)
+    _streamed(observer, stream, 65_536)
+    assert outcome.error_type == ("upstream_error" if raises else None)
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_an_events_object_begun_then_a_data_line_too_long_reads_on(kind: str) -> None:
+    """The neighbour: an object whose first line is `{` alone, its string value a line past `MAX_LINE`: one JSON text,
+    which the SDK reads on at; not `upstream_error`."""
+    value = b'data: {\ndata: "a": "' + b"x" * (MAX_LINE + 200_000) + b'"}\n\n'
+    stream = (CHUNK + value + DONE) if kind == "openai" else (START + b"event: message_delta\n" + value + STOP)
+    if kind == "anthropic":
+        assert anthropic_sdk_raises(stream) is False
+    observer, outcome = observer_of(kind)
+    _streamed(observer, stream, 65_536)
+    assert outcome.error_type is None

@@ -386,6 +386,9 @@ class _LateEvents:
         # the open event holds what the record has from it only once its SDK gives it (the observer's `_UNSEEN`): its
         # next dispatch (or none, at its blank line) says whether the SDK gave it (`_settle`)
         self.held = False
+        # the open event's data begins with one whole JSON object (`{}`: `_give_up`'s seed of the data so far, as the SDK
+        # parses it): with more than white space after it, none whatever follows (`json.loads`: extra data; `_verdict`)
+        self.whole = False
 
     def feed(self, observer: SseObserver, data: bytes, last: bool = False) -> None:
         """A piece of the reply (`last`: its end); once the SDK stopped in it or raised (the upstream's error), nothing
@@ -644,7 +647,9 @@ class _LateEvents:
             self.joined = False
             unknown = False  # (judged: never JSON)
             data = [data[0][:_LATE_HEAD], b"[DONE]"]  # (its first bytes still say whether it begins `[DONE]`)
-        return self._judge(observer, data[0] if len(data) == 1 else b"\n".join(data), name, unknown)
+        verdict = self._judge(observer, data[0] if len(data) == 1 else b"\n".join(data), name, unknown)
+        self.whole = False
+        return verdict
 
     def _judge(self, observer: SseObserver, text: bytes, name: bytes, unknown: bool) -> int:
         """What the SDK makes of an event it dispatches, its data `text` (`unknown`: more than that), named `name`; past
@@ -671,6 +676,11 @@ class _LateEvents:
             return _READS
         if unknown:  # (not judged: but data that no JSON text begins so is none, whatever follows)
             head = text.lstrip(_JSON_WHITE)[:1]
+            if self.whole and text[2:].strip(_JSON_WHITE):
+                # (an object, then more: `{...}\nx`, as a line past `MAX_LINE` after it in its event; until review
+                # revstreams3 judged by its head alone, `{`, read on, where the SDK raises; an Anthropic event so, seeded
+                # `{}` (`_PARSED_DATA`) on 2026-12-06, had been `upstream_error` before, seeded nothing)
+                return _RAISES
             return _RAISES if head and head not in _JSON_STARTS else _READS
         try:
             parsed = orjson.loads(text)
@@ -1300,11 +1310,13 @@ class SseObserver(Observer):
             elif sdk > 0 and sdk & (_SDK_ALONE | _SDK_CONTENT_LINE):
                 # (a value, no `_event`: one JSON object read alone, as `_sdk_events` has it; one is as good as another)
                 events.data.append(b"{}")
+                events.whole = True
             elif sdk > 0 and sdk & _SDK_DATA:
                 events.data.append(b"")
                 events.unknown = True
             elif self._parsed:  # (an Anthropic event's data so far, as its SDK parses it: one object, none, `""`, `\n`)
                 events.data += _PARSED_DATA[self._parsed]
+                events.whole = self._parsed == 1
             if sdk > 0:
                 events.id = sdk & _SDK_ID_GIVEN != 0
                 events.retry = sdk & _SDK_RETRIES != 0
@@ -1373,6 +1385,7 @@ class SseObserver(Observer):
                 events.unknown = False
             else:
                 events.data = seed.data[:1]
+                events.whole = seed.whole
             events.held = seed.held
         sdk = self._sdk
         events.id = sdk > 0 and sdk & _SDK_ID_GIVEN != 0
