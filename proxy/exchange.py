@@ -9,6 +9,7 @@ call's moments, each a method here, each calling only downward (pipeline, policy
     ex.forwarded()                            # admit(deferred=True): once the request is handed to the upstream
     ex.head(status, header, content_length)   # the reply's head
     ex.whole(body) | ex.chunk(piece) -> last? # observe; before writing the last piece: finish+recorded
+                                              # (`ex.may_end(piece)` False: written first, observed after)
     ex.finish(error_type)                     # idempotent: the only way a call is recorded
     await ex.recorded()                       # a new flow is durable before the reply completes
 
@@ -728,6 +729,17 @@ class Exchange:
             self.outcome.upstream_ns = self.outcome.now_ns()
             return True
         return False
+
+    def may_end(self, data: bytes) -> bool:
+        """Whether `data`, the next piece of a streamed reply, may hold its end (`chunk` True): False only when it
+        cannot, so the ingress writes it to the client first and reads it after (`chunk`, before its next read). A sized
+        reply's end is its last byte (`_left`); an unsized one's its observer's last event (`Observer.may_end`), or in
+        a compressed one the coding's end too, not told without decoding (True)."""
+        left = self._left
+        if left is not None:
+            return len(data) >= left
+        observer = self._observer
+        return observer is not None and (self._coding != 0 or observer.may_end(data))
 
     def cut_short(self) -> bool:
         """A reply framed by its connection's close has ended: whether its event stream closed before its end (no

@@ -117,6 +117,10 @@ class MessagesObserver(SseObserver):
     # where its SDK never gives the event (an unended one, one it skips: `_unseen`); a class default (no work a call)
     _cached_before: tuple[object, int] | None = None
 
+    def _ends_in(self, data: bytes) -> bool:
+        """`message_stop` ends a reply (`event`), its type perhaps written with `\\u` escapes; `[DONE]` too."""
+        return b"message_stop" in data or b"\\u" in data or b"[DONE]" in data
+
     def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool) -> None:
         super().__init__(outcome, detectors, capture)
         self.typed_by_name = True  # an event is skipped, parsed or raised at by its name, as the SDK reads it

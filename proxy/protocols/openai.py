@@ -861,6 +861,17 @@ class ResponsesObserver(SseObserver):
         """Its streams end with `response.completed` (`response.incomplete`, `response.failed`)."""
         return True
 
+    def _ends_in(self, data: bytes) -> bool:
+        """`response.completed`, `response.incomplete` and `response.failed` end a reply (`event`), their types perhaps
+        written with `\\u` escapes; `[DONE]` too."""
+        return (
+            b"response.completed" in data
+            or b"response.incomplete" in data
+            or b"response.failed" in data
+            or b"\\u" in data
+            or b"[DONE]" in data
+        )
+
     def whole(self, reply: dict[str, Any]) -> None:
         self._response(reply)
         output = reply.get("output")

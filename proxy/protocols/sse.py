@@ -1047,6 +1047,29 @@ class SseObserver(Observer):
         if self._partial_size > MAX_LINE:
             self._give_up()
 
+    def may_end(self, data: bytes) -> bool:
+        """Whether reading `data` may end the reply (`ended`): True when a line or an event is open (a marker may be
+        split across pieces, or an event's data across lines), a last event waits for its blank line (`_ENDS`), the
+        reply is not yet known to be an event stream (`_keep` may read it as one), or `data` holds an end's marker
+        (`_ends_in`). Once the reply is not read (`_give_up`), nothing sets `ended` again."""
+        if self._partial is None:
+            return self.ended
+        return (
+            self.ended
+            or self._ending & _ENDS != 0
+            or len(self._partial) != 0
+            or self._event is not None
+            or self._sniff
+            or self._kept is not None
+            or self._ends_in(data)
+        )
+
+    def _ends_in(self, data: bytes) -> bool:
+        """Whether `data` holds what may be the reply's last event: `[DONE]` (`_data_line`: any observer's, never
+        escaped, as it is no JSON). An observer whose `event` sets `ended` adds its API's last events' types, and JSON's
+        `\\u` escape, in which any of their letters may be written."""
+        return b"[DONE]" in data
+
     def _sdk_events(self, data: bytes) -> None:
         """A read's whole lines (from a line's start; line ends made LF), as the openai SDK's decoder reads them: an event
         it dispatches at a blank line without data (`_SDK_LINE`) is the upstream's error (its `json.loads` raises),
