@@ -11,13 +11,16 @@ against the client connection's writes."""
 from __future__ import annotations
 
 import asyncio
+import random
 import threading
 from typing import Any
 
 import orjson
 import pytest
 
+from proxy.detectors import Detectors, DetectorSpec
 from proxy.exchange import Exchange
+from proxy.flow import Outcome
 from proxy.ingress.wire import HttpConnection
 from tests.ingress.test_wire import connect
 from tests.test_events_after_stream_end import anthropic, chat, sse
@@ -166,3 +169,43 @@ def test_a_last_event_whose_type_is_written_with_escapes_goes_after_its_record(
     setup = setup_for()
     writes, records = _writes_at_the_record(monkeypatch)
     _ends_after_its_record(setup, path, [EVENTS[path][0], ESCAPED[path]], "chunked", writes, records)
+
+
+# pieces of streams of each API, ends, errors and framing, and the forms near them (no Content-Type, JSON lines, a charset
+# that keeps the reply until `keep_max`, then read as an event stream from its start)
+FRAGMENTS = [
+    *EVENTS["/v1/chat/completions"], *EVENTS["/v1/messages"], *EVENTS["/v1/responses"], *ESCAPED.values(),
+    b"data:[DONE]\n\n", b"data: [DONE]x\n\n", anthropic("message_stop").split(b"\n", 1)[1],
+    b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error"}}\n\n', sse({"type": "error"}),
+    sse({"type": "response.failed", "response": {"id": "r"}}), b'data: {\ndata: "type": "message_stop"\ndata: }\n\n',
+    b'data: {\ndata: "type": "response.completed"\ndata: }\n\n', b": ping\n\n", b"\n", b"\r\n", b"\r", b"data\n",
+    b"data: \n", b"event: ping\n", b"id: 1\n", b'{"type":"message_stop"}\n', b'{"response": "x", "done": true}\n',
+    b"data: x\n\n", b'data: {"a":1}\ndata: {"b":2}\n\n',
+]  # fmt: skip
+TYPES = ["text/event-stream", None, "application/x-ndjson", "text/plain; charset=latin-1"]
+
+
+@pytest.mark.parametrize("observer", ["openai.ReplyObserver", "openai.ResponsesObserver", "anthropic.MessagesObserver",
+                                      "ollama.OllamaObserver", "tgi.TgiObserver"])  # fmt: skip
+def test_a_piece_its_observer_says_cannot_end_the_reply_never_ends_it(observer: str) -> None:
+    """`Observer.may_end` False, reading the piece leaves `ended` False: streams of pieces of every API's, split at
+    random (seeded), under each Content-Type (review revearly: the reply kept for its charset, read as an event stream
+    once past `keep_max`, holds whole events from pieces gone before, `_kept`; no test said so)."""
+    module, name = observer.split(".")
+    kind = getattr(__import__(f"proxy.protocols.{module}", fromlist=[name]), name)
+    rnd = random.Random(observer)
+    early = 0
+    for _ in range(300):
+        content_type = rnd.choice(TYPES)
+        body = b"".join(rnd.choice(FRAGMENTS) for _ in range(rnd.randint(1, 8)))
+        reader = kind(Outcome(started_ns=0), Detectors([DetectorSpec("email")], keep_max=rnd.choice([40, 300])), True)
+        reader.head(200, {"content-type": content_type}.get if content_type else lambda name: None)
+        at = 0
+        while at < len(body) and not reader.ended:
+            piece = body[at : at + rnd.choice([1, 2, 3, 7, 20, 90])]
+            at += len(piece)
+            ends = reader.may_end(piece)
+            reader.chunk(piece)
+            assert ends or not reader.ended, (content_type, body, at)
+            early += not ends
+    assert early > 100  # (pieces said to be unable to end it: not all read first)
