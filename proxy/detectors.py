@@ -3270,7 +3270,8 @@ def _run_unaligned(read: str, tail: str, ahead: str, carried: int) -> int:
     run going on from the window's start, with what of it this window holds) and by what of it `read` holds: `_UNALIGNED`
     after an ASCII letter, a `(`, `.` or `+` no phone is read from, or another number a `-` or a bracket joins it to;
     else what its phones as read up to the window's end are not (`_run_refused`). The next window reads it back from
-    its end (`_in_tail`) as none of those. 0 where unsure (two spaces in it; a `/` or `:` joined before it).
+    its end (`_in_tail`) as none of those. 0 where unsure: two spaces in it (a `/`, a `:`, a `-` or a `)` joined before
+    it too until 2026-12-06, helper joins: read from its first number now, as whole).
     Before 2026-12-05 (helper detfuzz4) a run longer than a tail holds from its start (`_held_run`) was read so,
     whatever began it: `"1 " + "555 123 4567 " * 120` streamed was phones at 154 of 1,561 two-piece cuts, a card
     then that run phones and the card at 176, `x555 …` phones at 156, none whole; and until a later change that day
@@ -3305,18 +3306,12 @@ def _run_unaligned(read: str, tail: str, ahead: str, carried: int) -> int:
         # (joined by a `-` or a bracket to a number before: a row's with it, whose separator `_WRITTEN_OR_TEN` finds, no
         # phones, but a card after phones from its start is read as after any, `_phone_before_card`)
         row = led == 0 and joined in "().-" and _ROW_JOINED.search(read, max(0, start - 64), start) is not None
-        if (
-            not row
-            and led == 0
-            and joined != "_"  # (Markdown's emphasis: read past, `_phone_led`)
-            and (joined in _RUN_CHARACTERS if first > start else joined in _NUMBER_FIRST)
-        ):
-            # (a number's character or white space then spaces before it, or a number's joined to it: unsure, a time's
-            # minutes or a date's its first number may be. Another joined to it, `#`, `$`, `é`, `|`, its run is read
-            # from it as whole: until the review of helper detectors' change (helper revdetectors), unsure too, and
-            # `#12 ` or `é12 ` then `555 123 4567 ` x121, or a card amid them after `$`, were phones streamed past its
-            # first 1,280 characters, none whole)
-            return 0
+        # (any other character joined before it, or white space then spaces: read from its first number, as whole,
+        # `_phones_alike` and `_phone_before_card` read it; a time's minutes first, `12:30 555 …`, make it a row's. Read
+        # as unsure, a number's character joined (`/`, `:`, `-`, `)`) or white space then spaces, the run read back
+        # from its end was phones alike: `12/` + `0161 496 0000 ` x121 + a card, or `12:30 ` + `555 123 4567 ` x121,
+        # phones (and the card) at 25-63 of ~230 two-piece cuts, and fed whole beside a second output, none whole,
+        # until 2026-12-06, helper joins; `#`, `$`, `é`, `|` since the sitting before, helper revdetectors)
         if first == start and joined in _ASCII_LETTERS and not row:
             # (an ASCII letter joined to its first number: read whole, `x555 123 4567 …` is no phones, nor is a card
             # after them (`_phone_before_card` reads no phones from `555`). Read as white space (helper revdetfuzz4),
