@@ -174,7 +174,8 @@ class _Text:
     runs_on: int = -1
     # a stream scanner's window whose tail was cut in a run of numbers: the readings of the run as phones that, read
     # whole from its start (in a window before, `_run_unaligned`), it is none of (`_ALIKE_REFUSED`, `_WRITTEN_REFUSED`,
-    # `_CARD_REFUSED`; `_UNALIGNED`: all): not read so back from its end either
+    # `_CARD_REFUSED`; `_UNALIGNED`: all): not read so back from its end either; and what rest of a phone written its
+    # first groups may be, read so from the run's start (`_REST_SHIFT`, `_written_rest`)
     unaligned: int = 0
     # where a stream scanner's window starts inside a run of numbers its tail was cut in (0), the run's start read in a
     # window before: its first card candidate is no run's start (`_cards`, `_in_run`); -1: not so
@@ -1430,6 +1431,9 @@ def _phones_written(t: _Text, start: int, end: int) -> tuple[int, int] | None:
         count -= len(layout)
     if (count > 0 and not (cut and _layout_cut(sizes, count))) or len(stops) < 2:
         return None
+    rests = t.unaligned >> _REST_SHIFT if cut else 0
+    if rests and tuple(sizes[:count]) not in _REST_SIZES[rests]:
+        return None  # (read from the run's start, the window before's, the phones are not so: `_written_rest`)
     first = stop + 1
     if _phone(t, first, stops[first]) != (first, stops[first]):
         return None  # (the next are read so one after another, `_next_alike`, as `_phones_alike`'s are)
@@ -3269,7 +3273,8 @@ def _run_unaligned(read: str, tail: str, ahead: str, carried: int) -> int:
     phones before a card (`_CARD_REFUSED`), by its start (in `read`, or `carried`, the same of the tail before, for a
     run going on from the window's start, with what of it this window holds) and by what of it `read` holds: `_UNALIGNED`
     after an ASCII letter, a `(`, `.` or `+` no phone is read from, or another number a `-` or a bracket joins it to;
-    else what its phones as read up to the window's end are not (`_run_refused`). The next window reads it back from
+    else what its phones as read up to the window's end are not (`_run_refused`), and where the tail starts in a phone
+    of phones written read from its start (`_written_rest`). The next window reads it back from
     its end (`_in_tail`) as none of those. 0 where unsure: two spaces in it (a `/`, a `:`, a `-` or a `)` joined before
     it too until 2026-12-06, helper joins: read from its first number now, as whole).
     Before 2026-12-05 (helper detfuzz4) a run longer than a tail holds from its start (`_held_run`) was read so,
@@ -3293,9 +3298,10 @@ def _run_unaligned(read: str, tail: str, ahead: str, carried: int) -> int:
         return 0
     if start == 0 and ahead != "":
         # (the run goes on from the window before, its start read there: what this window holds of it read too)
-        if first != 0 or carried == 0 or carried == _UNALIGNED:
-            return carried if first == 0 else 0
-        return carried | _run_refused(read, 0, True)
+        refusals = carried & _REFUSALS
+        if first != 0 or refusals == 0 or refusals == _UNALIGNED:
+            return refusals if first == 0 else 0
+        return refusals | _run_refused(read, 0, cut, carried >> _REST_SHIFT if refusals & _WRITTEN_REFUSED == 0 else -1)
     led = 0
     row = False
     if start > 0:
@@ -3320,7 +3326,7 @@ def _run_unaligned(read: str, tail: str, ahead: str, carried: int) -> int:
             # output (`OutputText`), until 2026-12-05, helper detectors. The card whole was found after 120 phones,
             # not 121: `_CARD`'s candidates, tiled from the run's start, started at it one time in 19)
             return _UNALIGNED
-    refused = _run_refused(read, led or first, False) | (_ROW_REFUSED if row else 0)
+    refused = _run_refused(read, led or first, cut) | (_ROW_REFUSED if row else 0)
     if led > 0:
         refused |= _WRITTEN_REFUSED  # (after a country's code and its `+`: `_phones_written`)
     if _FOUR_FIRST.match(read, first) is not None and _UK_FIVE_FIRST.match(read, first) is None:
@@ -3328,19 +3334,76 @@ def _run_unaligned(read: str, tail: str, ahead: str, carried: int) -> int:
     return refused
 
 
-def _run_refused(read: str, first: int, going_on: bool) -> int:
+# (`_run_refused`'s run read from its start)
+_FROM_START: Final = -2
+
+
+def _run_refused(read: str, first: int, cut: int, rests: int = _FROM_START) -> int:
     """The readings as phones (`_Text.unaligned`) that the run of numbers at `first` in `read`, up to where it ends in
     it, rules out, read as phones from there: alike of a layout, each begun as its phones are (`_phones_alike`), or of
-    layouts not alike (`_phones_written`); `going_on`: the run started before `read`, `first` maybe inside a phone. Its
-    end, which the next window reads again, is taken as any phone's first characters. Matched at C speed."""
+    layouts not alike (`_phones_written`), and where `cut` (the tail's start) is in a phone of these (`_written_rest`);
+    `rests`: the run started before `read`, `first` maybe inside a phone, the rest of it the window before read it to
+    (`_REST_SIZES`; 0: not read so, -1: no phones written). Its end, which the next window reads again, is taken as any
+    phone's first characters. Matched at C speed, once each."""
     run = _RUN_IN_READ.match(read, first)  # (matches: a digit at `first`)
     end = run.end() if run is not None else first
     refused = 0
-    for bit, pattern in enumerate(_ALIKE_GOING_ON if going_on else _ALIKE_FROM_START):
+    for bit, pattern in enumerate(_ALIKE_FROM_START if rests == _FROM_START else _ALIKE_GOING_ON):
         if pattern.fullmatch(read, first, end) is None:
             refused |= 1 << bit
-    written = _WRITTEN_GOING_ON if going_on else _WRITTEN_FROM_START
-    return refused if written.fullmatch(read, first, end) is not None else refused | _WRITTEN_REFUSED
+    if rests == _FROM_START:
+        return refused | _written_rest(read, first, end, cut)
+    if rests > 0:
+        return refused | _written_on(read, end, rests, cut)
+    return (
+        refused
+        if rests == 0 and _WRITTEN_GOING_ON.fullmatch(read, first, end) is not None
+        else refused | _WRITTEN_REFUSED
+    )
+
+
+def _written_rest(read: str, first: int, end: int, cut: int) -> int:
+    """Whether the run of numbers from `first` to `end` in `read` is phones of `_PHONE_LAYOUTS` one after another, each
+    begun as theirs are, then any phone's first characters (`_WRITTEN_PHONES`): if so, where in a phone of them `cut`, a
+    stream scanner's tail's start, is, as the sizes of its groups from there on (bits of `_Text.unaligned` above
+    `_REST_SHIFT`), else `_WRITTEN_REFUSED`. The next window reads the run back from its end (`_phones_written`) to that
+    rest only: read back to any phone's later groups, `see 212 ` then `020 7946 0958 ` x121 and a card (3-3-4 then
+    4-3-4s from its start, a `212` left before 3-4-4s from its end, no phones whole) was phones and the card streamed
+    past its first 1,280 characters, until 2026-12-06 (helper joins). Each phone is one layout's at most (read from its
+    first groups): matched to `cut`, then on from there, the run is read once."""
+    phones = _WRITTEN_PHONES.match(read, first, cut)  # (matches, if only "")
+    done = phones.end() if phones is not None else first
+    tiled = _WRITTEN_PHONES.match(read, done, end)  # (matches, if only "")
+    if end - (tiled.end() if tiled is not None else done) > 14:
+        return _WRITTEN_REFUSED
+    if done >= cut:
+        return _REST_INDEX[_AT_A_PHONE] << _REST_SHIFT
+    sizes = tuple(map(len, read[done:cut].split()))
+    north = "2" <= read[done] <= "9"
+    if not north and (read[done] != "0" or read[done + 1] == "0"):
+        return _WRITTEN_REFUSED  # (begun as no phone of a layout is)
+    rests = frozenset(
+        layout[len(sizes) :]
+        for layout in _PHONE_LAYOUTS
+        if layout[: len(sizes)] == sizes and north == (layout == _NORTH_AMERICAN)
+    )
+    return _REST_INDEX.get(rests, 0) << _REST_SHIFT if rests else _WRITTEN_REFUSED
+
+
+def _written_on(read: str, end: int, rests: int, cut: int) -> int:
+    """`_written_rest` of a run going on from a window's start in `read` to `end`, the rest of a phone `rests` the
+    window before read it to (`_REST_SIZES`) first: `_WRITTEN_REFUSED` when no such rest starts it."""
+    for rest in _REST_SIZES[rests]:
+        at = 0
+        for size in rest:
+            gap = read.find(" ", at, at + size + 1)
+            if gap != at + size:
+                break
+            at = gap + 1
+        else:
+            if at <= cut:
+                return _written_rest(read, at, end, cut)
+    return _WRITTEN_REFUSED
 
 
 def _phone_led(read: str, start: int, first: int) -> int:
@@ -3380,6 +3443,10 @@ _CARD_REFUSED: Final = 2 << len(_PHONE_LAYOUTS)
 _UNALIGNED: Final = _ALIKE_REFUSED | _WRITTEN_REFUSED | _CARD_REFUSED
 # and a run a `-` or a bracket joins to a number before it, no phones but the card after phones (`_phone_among`)
 _ROW_REFUSED: Final = 4 << len(_PHONE_LAYOUTS)
+_REFUSALS: Final = _UNALIGNED | _ROW_REFUSED
+# and above them, where the tail starts in a phone of phones written from the run's start (`_written_rest`): the index
+# in `_REST_SIZES` of the sizes of that phone's groups from there on (0: not read so); at a phone's start, `()`
+_REST_SHIFT: Final = len(_PHONE_LAYOUTS) + 3
 # a phone of each of `_PHONE_LAYOUTS` split by spaces, begun as its phones are (`_phones_alike`)
 
 
@@ -3402,6 +3469,28 @@ _ALIKE_GOING_ON: Final = tuple(
 _WRITTEN_FROM_START: Final = re.compile(rf"(?:(?:{'|'.join(_LAYOUT_PHONES)}) )*+[0-9 ]{{0,14}}")
 _WRITTEN_GOING_ON: Final = re.compile(rf"(?:[0-9]+ ){{0,2}}(?:(?:{'|'.join(_LAYOUT_PHONES)}) )*+[0-9 ]{{0,14}}")
 _RUN_IN_READ: Final = re.compile(r"[0-9]+(?: [0-9]+)* ?")
+_WRITTEN_PHONES: Final = re.compile(rf"(?:(?:{'|'.join(_LAYOUT_PHONES)}) )*+")
+
+
+def _rest_sizes() -> tuple[frozenset[tuple[int, ...]], ...]:
+    """Every set of rests of phones `_written_rest` may read, by their first groups, each once; an empty one first."""
+    found: list[frozenset[tuple[int, ...]]] = [frozenset(), _AT_A_PHONE]
+    for layout in _PHONE_LAYOUTS:
+        for count in range(1, len(layout)):
+            for north in (False, True):
+                rests = frozenset(
+                    other[count:]
+                    for other in _PHONE_LAYOUTS
+                    if other[:count] == layout[:count] and north == (other == _NORTH_AMERICAN)
+                )
+                if rests and rests not in found:
+                    found.append(rests)
+    return tuple(found)
+
+
+_AT_A_PHONE: Final[frozenset[tuple[int, ...]]] = frozenset(((),))
+_REST_SIZES: Final = _rest_sizes()
+_REST_INDEX: Final = {rests: index for index, rests in enumerate(_REST_SIZES)}
 # a number a `-` or a bracket joins to the run after it (`_run_unaligned`), read back from the run's start
 _ROW_JOINED: Final = re.compile(r"[0-9][ ().-]*\Z")
 # a first group of four digits or more, and a UK number's first group of five (`_phone_before_card`, `_uk_five_first`)

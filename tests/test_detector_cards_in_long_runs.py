@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from proxy import protocols
 from proxy.flow import Outcome
 from tests.test_detector_card_and_phone_layouts import ALL, _streamed_differ
+from tests.test_stream_window_edges_read_as_whole import _streamed
 
 _CARD = "4111 1111 1111 1111"
 _PHONE = "555 123 4567 "
@@ -214,3 +215,28 @@ def test_a_long_run_a_slash_a_colon_or_a_dash_joins_a_number_to_is_read_streamed
     assert ALL.scan_output(text) == _outputs([text]) == found
     assert _outputs([text, "ok"]) == found
     assert _streamed_differ(ALL, text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        # a number first that with the first phones' groups makes phones of layouts not alike from the run's start
+        # (`212 020 7946`, 3-3-4, then `0958 020 7946`, 4-3-4, ...), read back from its end another way (3-3-4s, `212`
+        # left over): no phones before the card whole, nor the card
+        ("see 212 " + "020 7946 0958 " * 121 + _CARD, set()),
+        ("see \u00b212 " + "020 7946 0958 " * 121 + _CARD, set()),
+        ("555 " + "020 7946 0958 " * 121 + _CARD, set()),
+        # phones of layouts not alike that are so both ways: phones and the card, streamed too
+        (_PHONE + "020 7946 0958 " * 121 + _CARD, {"pii:phone", "pii:credit_card"}),
+    ],
+)
+def test_phones_written_from_a_long_runs_start_are_read_so_streamed_as_whole(text: str, found: set[str]) -> None:
+    # before (helper joins): a window cut in the run past its first 1,280 characters read it back from its end to any
+    # phone's later groups (`_layout_cut`), the window before having read it from its start as phones written another
+    # way: phones and the card at 45 of 75 two-piece cuts (every 7th), none whole
+    assert ALL.scan_output(text) == found
+    assert _streamed_differ(ALL, text) == []
+    long = text.replace("020 7946 0958 " * 121, "020 7946 0958 " * 700)  # (cut in several windows)
+    assert ALL.scan_output(long) == found
+    for sizes in ([97], [500], [1333], [4000, 7]):
+        assert _streamed(ALL.stream(), long, sizes) == found
