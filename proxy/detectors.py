@@ -921,6 +921,19 @@ def _minutes_before(t: _Text, start: int, end: int) -> int:
     return gap
 
 
+def _after_minutes(t: _Text, start: int) -> int:
+    """Where a run of numbers split by spaces at `start` goes on past a time's minutes (`HH:MM`) it begins with, read
+    without them as one phone after them is (`_minutes_before`): `at 12:30 555 123 4567 555 123 4568`, or a card
+    after that phone, were read from the minutes, a row's, and none was found, until 2026-12-06 (helper revjoins)."""
+    classes = t.classes
+    if t.before(start) == 58 and t.before(start - 1) == 48 and classes.startswith(_MINUTES_THEN_DIGIT, start):
+        return start + 3
+    return start
+
+
+_MINUTES_THEN_DIGIT: Final = b"00 0"
+
+
 def _iban_head(t: _Text, start: int) -> bool:
     """Whether the digits at `start` end a word of two letters and two digits, an IBAN's first group (`DE89 …`)."""
     word = t.classes[max(0, start - 3) : start + 3].translate(_LEADS)
@@ -1301,7 +1314,8 @@ def _phone_among(t: _Text, start: int, end: int) -> tuple[int, int] | None:
     # each phone of a list of the other kind, 8,000 phones took 16 s, bare, or 1.3 s, written)
     lead = _WRITTEN_OR_TEN.search(classes, start, end)
     if lead is None:  # (spaced digits alone: a row's, unless it holds a run of ten digits; read at C speed)
-        return _phone_after_card(t, start, end) or _phone_before_card(t, start, end) or _phones_alike(t, start, end)
+        first = _after_minutes(t, start)  # (`12:30 555 123 4567 555 123 4568`: the phones after the time's minutes)
+        return _phone_after_card(t, first, end) or _phone_before_card(t, first, end) or _phones_alike(t, first, end)
     if t.before(start) == 43:  # (`+44 20 7946 0958 555-…`, `+44 … 13800138000`: the spaces before the next end it)
         written = _WRITTEN_AS_A_PHONE.search(classes, start, end)
         gap = classes.rfind(b" ", start, written.start() if written is not None else lead.start())
@@ -1362,6 +1376,7 @@ def _phone_before_card(t: _Text, start: int, end: int) -> tuple[int, int] | None
     None when the run is not so. Since 2026-12-05: before, the run was a row's, and neither was found (`_cards` finds
     the card, `_PHONE_THEN_CARD`)."""
     card = end - 19
+    start = _after_minutes(t, start)  # (`at 12:30 555 123 4567 4111 …`: read without the time's minutes)
     if (
         card <= start + 9  # (nine digits at least before the card)
         or _ends_a_window(t, end)
@@ -3291,6 +3306,8 @@ def _run_unaligned(read: str, tail: str, ahead: str, carried: int) -> int:
     start = len(read[:cut].rstrip(_DIGITS_AND_SPACE))
     spaces = _SPACES.match(read, start)  # (matches, if only "")
     first = spaces.end() if spaces is not None else start
+    if start > 1 and read[start - 1] == ":" and "0" <= read[start - 2] <= "9" and _MINUTES.match(read, start):
+        first = start + 3  # (a time's minutes: read without them, as whole, `_after_minutes`)
     if read.find("  ", first, cut) >= 0:
         # (two spaces in it: unsure. A card after them is found whole after a run of phones from them on, the run read
         # from them as a card's (`_PHONE_THEN_CARD`): read here as no phones alike, `"1 " + "555 123 4567 " * 11 + " " +
@@ -3429,6 +3446,7 @@ def _phone_led(read: str, start: int, first: int) -> int:
     return 0
 
 
+_MINUTES: Final = re.compile(r"[0-9]{2} [0-9]")
 _DIGITS_AND_SPACE: Final = "0123456789 "
 _ASCII_LETTERS: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 # what before a `+` joined to a number makes it no phone's (`_phone`): a word's character, a dot, another `+` or a `(`

@@ -201,8 +201,9 @@ def test_a_long_run_its_start_makes_no_phones_streamed_or_beside_a_second_output
         ("/" + "020 7946 0958 " * 60 + _CARD + " " + "020 7946 0958 " * 61 + "ok", set()),
         ("a)" + _PHONE * 60 + _CARD + " " + _PHONE * 61 + "ok", set()),
         ("12: " + "0161 496 0000 " * 121 + "ok", {"pii:phone"}),
-        # a time's minutes, or a date's last number, first in the run: a row's whole, no phones
-        ("12:30 " + _PHONE * 121 + "ok", set()),
+        # a date's last number first in the run: a row's whole, no phones; a time's minutes: read without them
+        # (`test_phones_after_a_times_minutes_are_found_whole_and_streamed`)
+        ("12:30 " + _PHONE * 121 + "ok", {"pii:phone"}),
         ("2024/01/15 " + _PHONE * 121 + _CARD, set()),
     ],
 )
@@ -215,6 +216,31 @@ def test_a_long_run_a_slash_a_colon_or_a_dash_joins_a_number_to_is_read_streamed
     assert ALL.scan_output(text) == _outputs([text]) == found
     assert _outputs([text, "ok"]) == found
     assert _streamed_differ(ALL, text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("at 12:30 555 123 4567 555 123 4568 ok", [("555 123 4567", "pii:phone"), ("555 123 4568", "pii:phone")]),
+        ("at 12:30 555 123 4567 " + _CARD, [("555 123 4567", "pii:phone"), (_CARD, "pii:credit_card")]),
+        ("at 12:30 " + _CARD + " 555 123 4567", [(_CARD, "pii:credit_card"), ("555 123 4567", "pii:phone")]),
+        ("at 9:05:30 020 7946 0958 020 7946 0959", [("020 7946 0958", "pii:phone"), ("020 7946 0959", "pii:phone")]),
+        # as before: one phone after the minutes; a number between, a row
+        ("at 12:30 555 123 4567", [("555 123 4567", "pii:phone")]),
+        ("at 12:30 45 555 123 4567 555 123 4568", []),
+    ],
+)
+def test_phones_after_a_times_minutes_are_found_whole_and_streamed(text: str, found: list[tuple[str, str]]) -> None:
+    # before (the review of helper joins' change, helper revjoins): the run was read from the time's minutes, `30 555
+    # 123 4567 …`, a row's, and phones alike or a card after a phone were none, though one phone alone was found
+    raw = text.encode()
+    assert [(raw[f.start : f.end].decode(), f.label) for f in ALL.findings(text)] == found
+    assert _streamed_differ(ALL, text) == []
+    labels = {label for _, label in found}
+    long = text.replace("555 123 4567 ", _PHONE * 121).replace("020 7946 0958 ", "020 7946 0958 " * 121)
+    assert ALL.scan_output(long) == _outputs([long, "ok"]) == labels
+    for sizes in ([97], [500], [1333], [4000, 7]):
+        assert _streamed(ALL.stream(), long, sizes) == labels
 
 
 @pytest.mark.parametrize(
