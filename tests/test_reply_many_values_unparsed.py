@@ -418,3 +418,69 @@ def test_a_cut_lists_end_reads_values_of_one_shape_without_their_valleys(
     head = b'{"data":[0,' + values + b'],"model":"m","x":[[[[0]]]]}'
     assert oip._list_end(head, 10) == 11 + len(values)
     assert summed < len(head) // 100, summed  # (those of the piece holding the end, a few thousand: ~2 in 10 before)
+
+
+def _oip_outcome(body: bytes) -> Outcome:
+    outcome = Outcome(started_ns=0)
+    observer = oip.RestReplyObserver(outcome, EMAIL, False, None)
+    observer.body(body)
+    observer.finish()
+    return outcome
+
+
+@pytest.mark.parametrize("nested", [b"[1}", b'{"a":[[2]}}', b"[[[[[1]]]]}"], ids=["1", "3", "5"])
+@pytest.mark.parametrize("count", [10, MAX_STRINGS + 9], ids=["few", "many"])
+def test_a_reply_whose_outputs_past_those_read_close_a_bracket_with_a_brace_is_read_as_no_json(
+    nested: bytes, count: int
+) -> None:
+    """A `}` closing a `[` among an OIP reply's outputs (no JSON: its client's `json.loads` fails) leaves it unread, its
+    model unrecorded, as a reply of few outputs is, however many it has. Before this change one of more than 65,537,
+    whose outputs past those read were told from their brackets and braces read alike, was read as its first 65,537,
+    its `model_name` after them recorded (`m`)."""
+    outputs = orjson.dumps({"outputs": [{"data": [1]}] * count})[:-2]
+    body = outputs + b',{"data":' + nested + b'},{"data":[2]}],"model_name":"m","model_version":"1"}'
+    outcome = _oip_outcome(body)
+    assert outcome.response_model is None
+    assert outcome.output_detected == {TRUNCATED} and outcome.output_digest is None
+    assert oip.many_outputs(body) is body  # (parsed whole: no JSON)
+    vectors = _vectors(count)[:-1].replace(b'],"model"', b",[" + nested + b'],"model"') + b"}"
+    read = openai_protocol.many_values(vectors, openai_protocol._MANY_EMBEDDINGS, openai_protocol._DATA_NAMED)[0]
+    assert read is vectors
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(JSON_VALUES, st.text(alphabet="[{", max_size=30)), min_size=1, max_size=4),
+    st.integers(0, 10_000),
+    st.sampled_from([5, 64, 1 << 16]),
+)
+def test_a_cut_lists_values_closing_a_bracket_with_a_brace_are_no_json(
+    nested: list[tuple[Any, str]], where: int, piece: int
+) -> None:
+    """One closing bracket or brace among the values turned into the other kind: the list's end is `NO_JSON` where that
+    one closes what it does not match (as a stack of them reads it), else where it is."""
+    values = [_nested(value, kinds) for value, kinds in nested]
+    written = b"".join(b"," + orjson.dumps(value) for value in values)
+    closers = [at for at, byte in enumerate(written) if byte in b"]}"]
+    if not closers:
+        return
+    at = closers[where % len(closers)]
+    changed = written[:at] + (b"}" if written[at] == 93 else b"]") + written[at + 1 :]
+    head = b'{"data":[0' + changed + b'],"x":[[0]]}'
+    stack: list[int] = []
+    quoted, escaped, want = False, False, 10 + len(changed)
+    for index, byte in enumerate(head[10:], 10):  # (a stack of them, strings and escapes read)
+        if quoted:
+            quoted, escaped = (quoted, False) if escaped else (byte != 34, byte == 92)
+        elif byte == 34:
+            quoted = True
+        elif byte in b"[{":
+            stack.append(byte)
+        elif byte in b"]}" and not stack:  # (the list's end)
+            want = index if byte == 93 else oip.NO_JSON
+            break
+        elif byte in b"]}" and stack.pop() + 2 != byte:
+            want = oip.NO_JSON
+            break
+    with mock.patch.object(oip, "_SCAN_PIECE", piece):
+        assert oip._list_end(head, 10) == want

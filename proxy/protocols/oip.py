@@ -824,10 +824,12 @@ _OUTPUTS_END: Final = re.compile(
     _LIST_REST + _WS + b"(?:," + _WS + _JSON_STRING + _WS + b":" + _WS + _json_value(3) + _WS + b")*+" + rb"\}" + _WS
 )  # fmt: skip
 # where a cut list ends, read a piece of the reply at a time (`_list_end`): each piece's bytes that are no JSON structure
-# taken out (all but brackets, braces and quotes), its braces read as brackets (`_ONE_KIND`), its strings taken out
+# taken out (all but brackets, braces and quotes), its strings taken out (`_structure`)
 _SCAN_PIECE: Final = 1 << 16
 _NOT_STRUCTURE: Final = bytes(byte for byte in range(256) if byte not in b'[]{}"')
 _ONE_KIND: Final = bytes.maketrans(b"{}", b"[]")
+_CLOSED_BY: Final = bytes.maketrans(b"[{", b"]}")  # an opening bracket's or brace's closing one (`_kinds_close`)
+_RUNS: Final = re.compile(rb"[\[{]++|[\]}]++")  # runs of opening and of closing ones (`_kinds_close`)
 # a valley read (`_lowest`: ~0.14 us) in bytes a level's pass over a piece reads (~4 ns each on brackets alone)
 _VALLEY_COST: Final = 16
 _FOUND_BY_BYTE: Final = 64  # bytes of a piece read byte by byte where the list's end is in it (`_closing`)
@@ -835,6 +837,7 @@ _FOUND_BY_BYTE: Final = 64  # bytes of a piece read byte by byte where the list'
 # `_PERIOD_UPTO` of its start
 _PERIOD_KEY: Final = 64
 _PERIOD_UPTO: Final = 4096
+NO_JSON: Final = -2  # `_list_end` of values whose brackets and braces do not match: no JSON, as no reader reads it
 
 
 def _list_end(head: bytes, cut: int) -> int:
@@ -842,30 +845,41 @@ def _list_end(head: bytes, cut: int) -> int:
     more than the values after it opened, however deep they are and whatever follows (its escapes blanked, then read
     `_SCAN_PIECE` bytes at a time, `_piece_depths`, and within the piece that holds it halved, `_closing`): in C,
     linear in the bytes read (25-45 ms of CPU for 16 MiB of values of one shape, 0.06-0.5 s for values nested in no
-    repeating shape); -1 where none does (JSON cut short) or a brace does (no JSON). Until 2026-12-05 it was found
-    from the reply's end, past members nested at most three levels in its last 64 KiB, else by walking values nested
-    at most three levels from the cut: with a value past the cut nested four levels and a member after the list so too
-    (or longer), not at all, the members after the list unread (an OIP reply's `model_name`)."""
+    repeating shape); -1 where none does (JSON cut short); `NO_JSON` where a brace does, or a bracket closes a brace
+    or a brace a bracket before it (`_kinds_close`, once a brace is among the values: no JSON, which until 2026-12-06
+    was read as the list's values where the two met below its end). Until 2026-12-05 it was found from the reply's
+    end, past members nested at most three levels in its last 64 KiB, else by walking values nested at most three
+    levels from the cut: with a value past the cut nested four levels and a member after the list so too (or longer),
+    not at all, the members after the list unread (an OIP reply's `model_name`)."""
     text, start = head, cut
     if head.find(b"\\", cut) >= 0:  # (each escape two bytes of no structure: the quote of `\"` ends no string)
         text, start = head[cut:].replace(b"\\\\", b"  ").replace(b'\\"', b"  "), 0
     size = len(text)
     depth, quoted, at = 0, False, start
+    opened: bytearray | None = None  # the brackets and braces open, once a brace is among them (`_kinds_close`)
     while at < size:
         end = min(at + _SCAN_PIECE, size)
-        lowest, ended, after = _piece_depths(text, at, end, quoted)
+        shape, after = _structure(text, at, end, quoted)
+        if opened is None and (123 in shape or 125 in shape):  # (`{`, `}`)
+            opened = bytearray(b"[" * depth)
+        if opened is None:
+            lowest, ended = _lowest(shape), len(shape) - 2 * shape.count(b"]")
+        else:
+            closes = _kinds_close(shape, opened)
+            if closes is None:
+                return NO_JSON
+            lowest, ended = (-depth - 1 if closes else 0), len(opened) - depth
         if depth + lowest < 0:
             closed = _closing(text, at, end, depth, quoted)
-            return closed - start + cut if text[closed] == 93 else -1  # (`]`)
+            return closed - start + cut if text[closed] == 93 else NO_JSON  # (`]`)
         depth, quoted, at = depth + ended, after, end
     return -1
 
 
-def _piece_depths(text: bytes, start: int, end: int, quoted: bool) -> tuple[int, int, bool]:
-    """Of JSON `text[start:end]` (its escapes blanked), begun in a string when `quoted`: the lowest depth a prefix of it
-    reaches and its depth at its end, from 0 (brackets and braces alike, none in a string counted), and whether it ends
-    in a string."""
-    shape = text[start:end].translate(_ONE_KIND, _NOT_STRUCTURE)
+def _structure(text: bytes, start: int, end: int, quoted: bool) -> tuple[bytes, bool]:
+    """JSON `text[start:end]` (its escapes blanked), begun in a string when `quoted`, as its brackets and braces none
+    of its strings holds, and whether it ends in a string."""
+    shape = text[start:end].translate(None, _NOT_STRUCTURE)
     if quoted:
         shape = b'"' + shape
     # strings holding no bracket first (two quotes side by side: taking them out moves no quote's count across another)
@@ -874,6 +888,15 @@ def _piece_depths(text: bytes, start: int, end: int, quoted: bool) -> tuple[int,
     if 34 in shape:  # (`"`)
         quoted = shape.count(b'"') % 2 == 1
         shape = b"".join(shape.split(b'"')[::2])
+    return shape, quoted
+
+
+def _piece_depths(text: bytes, start: int, end: int, quoted: bool) -> tuple[int, int, bool]:
+    """Of JSON `text[start:end]` (its escapes blanked), begun in a string when `quoted`: the lowest depth a prefix of it
+    reaches and its depth at its end, from 0 (brackets and braces alike, none in a string counted), and whether it ends
+    in a string."""
+    shape, quoted = _structure(text, start, end, quoted)
+    shape = shape.translate(_ONE_KIND)
     return _lowest(shape), len(shape) - 2 * shape.count(b"]"), quoted
 
 
@@ -908,16 +931,48 @@ def _lowest(shape: bytes) -> int:
 
 
 def _period(shape: bytes) -> int:
-    """The length of a block `shape` (brackets only) is copies of, the last perhaps in part, which opens as many as
-    it closes: each copy then begins at depth 0, so that the lowest depth a prefix of `shape` reaches is the block's;
+    """The length of a block `shape` (brackets and braces) is copies of, the last perhaps in part, which opens as many
+    as it closes: each copy then begins at depth 0, so that the lowest depth a prefix of `shape` reaches is the block's;
     0 where none is so found (a list's values of one shape are; the block is where the first `_PERIOD_KEY` bytes
     are next, checked in C: `memcmp`)."""
     if len(shape) < 2 * _PERIOD_KEY:
         return 0
     period = shape.find(shape[:_PERIOD_KEY], 1, _PERIOD_UPTO + _PERIOD_KEY)
-    if period < 0 or 2 * shape.count(b"]", 0, period) != period or shape[period:] != shape[:-period]:
+    if period < 0 or 2 * (shape.count(b"]", 0, period) + shape.count(b"}", 0, period)) != period:
         return 0
-    return period
+    return period if shape[period:] == shape[:-period] else 0
+
+
+def _kinds_close(shape: bytes, opened: bytearray) -> bool | None:
+    """Whether `shape` (brackets and braces), begun with `opened` open, closes one more than those (the list's end):
+    `opened` then those open where it ends. None where a bracket closes a brace or a brace a bracket before then (no
+    JSON). Its pairs side by side taken out level by level while a level takes out one byte of `_VALLEY_COST` or
+    more (none of them unmatched: the values of an OIP reply's outputs, `{"data":[1]}`, each at once), then what is
+    left read run by run, each run of closing ones against those it closes (`_RUNS`): Python steps a run. A shape
+    that repeats a block is read as two copies and the rest (`_period`: each copy closes what the one before opened,
+    as the second does)."""
+    period = _period(shape)
+    if period and len(shape) >= 2 * period:
+        shape = shape[: 2 * period] + shape[len(shape) - len(shape) % period :]
+    while True:
+        fewer = shape.replace(b"[]", b"")
+        if b"{}" in fewer:
+            fewer = fewer.replace(b"{}", b"")
+        taken = len(shape) - len(fewer)
+        shape = fewer
+        if not taken or taken * _VALLEY_COST < len(fewer):
+            break
+    for run in _RUNS.findall(shape):
+        if run[0] == 91 or run[0] == 123:  # (`[`, `{`)
+            opened += run
+            continue
+        count = len(run)
+        if count > len(opened):  # (the list's end in it: a bracket, `_closing` finds)
+            return None if len(opened) and opened[::-1].translate(_CLOSED_BY) != run[: len(opened)] else True
+        if opened[-1 : -count - 1 : -1].translate(_CLOSED_BY) != run:
+            return None
+        del opened[-count:]
+    return False
 
 
 def _closing(text: bytes, start: int, end: int, depth: int, quoted: bool) -> int:
@@ -985,7 +1040,7 @@ def many_values(
     else:
         closed = _list_end(head, cut)
     if closed < 0:
-        return (head[:cut] + b"]}", cut, -1) if after_unread else (head, 0, -1)
+        return (head[:cut] + b"]}", cut, -1) if after_unread and closed != NO_JSON else (head, 0, -1)
     return head[:cut] + b"]" + head[closed + 1 :], cut, closed
 
 
