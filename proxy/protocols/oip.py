@@ -830,8 +830,8 @@ _NOT_STRUCTURE: Final = bytes(byte for byte in range(256) if byte not in b'[]{}"
 _ONE_KIND: Final = bytes.maketrans(b"{}", b"[]")
 _CLOSED_BY: Final = bytes.maketrans(b"[{", b"]}")  # an opening bracket's or brace's closing one (`_kinds_close`)
 _RUNS: Final = re.compile(rb"[\[{]++|[\]}]++")  # runs of opening and of closing ones (`_kinds_close`)
-# a valley read (`_lowest`: ~0.14 us) in bytes a level's pass over a piece reads (~4 ns each on brackets alone)
-_VALLEY_COST: Final = 16
+# a valley read (`_lowest`: ~0.14 us) in bytes a level's pass over a piece reads (~4-6 ns each on brackets alone)
+_VALLEY_COST: Final = 32
 _FOUND_BY_BYTE: Final = 64  # bytes of a piece read byte by byte where the list's end is in it (`_closing`)
 # a block a piece's structure repeats (`_period`): found where its first `_PERIOD_KEY` bytes are next, within
 # `_PERIOD_UPTO` of its start
@@ -844,7 +844,7 @@ def _list_end(head: bytes, cut: int) -> int:
     """Where the list cut at `cut` (after one of its values) ends: its `]`, the first bracket past the cut that closes
     more than the values after it opened, however deep they are and whatever follows (its escapes blanked, then read
     `_SCAN_PIECE` bytes at a time, `_piece_depths`, and within the piece that holds it halved, `_closing`): in C,
-    linear in the bytes read (25-45 ms of CPU for 16 MiB of values of one shape, 0.06-0.5 s for values nested in no
+    linear in the bytes read (25-45 ms of CPU for 16 MiB of values of one shape, 0.06-0.36 s for values nested in no
     repeating shape); -1 where none does (JSON cut short); `NO_JSON` where a brace does, or a bracket closes a brace
     or a brace a bracket before it (`_kinds_close`, once a brace is among the values: no JSON, which until 2026-12-06
     was read as the list's values where the two met below its end). Until 2026-12-05 it was found from the reply's
@@ -882,12 +882,14 @@ def _structure(text: bytes, start: int, end: int, quoted: bool) -> tuple[bytes, 
     shape = text[start:end].translate(None, _NOT_STRUCTURE)
     if quoted:
         shape = b'"' + shape
-    # strings holding no bracket first (two quotes side by side: taking them out moves no quote's count across another)
-    shape = shape.replace(b'""', b"")
     quoted = False
     if 34 in shape:  # (`"`)
-        quoted = shape.count(b'"') % 2 == 1
-        shape = b"".join(shape.split(b'"')[::2])
+        # strings holding no bracket first (two quotes side by side: taking them out moves no quote's count across
+        # another)
+        shape = shape.replace(b'""', b"")
+        if 34 in shape:
+            quoted = shape.count(b'"') % 2 == 1
+            shape = b"".join(shape.split(b'"')[::2])
     return shape, quoted
 
 
@@ -903,21 +905,21 @@ def _piece_depths(text: bytes, start: int, end: int, quoted: bool) -> tuple[int,
 def _lowest(shape: bytes) -> int:
     """The lowest depth a prefix of `shape` (brackets only) reaches, from 0: its innermost pairs taken out level by level
     (a pair side by side moves no depth before or after it), then what is left read from its valleys (`][`), between
-    which it opens, then closes: each one's depth summed in C (`accumulate`). Levels are taken out while the bytes they
-    read are fewer than `_VALLEY_COST` times the valleys the last left (at most its pairs): the cost of both bounded
-    together, whatever the depths (16 MiB of values nested 1 to 59 levels, each level holding 1/17 fewer, took 57
-    passes over most of it until 2026-12-05, 1.2 s). A `shape` that repeats a block is read as that block (`_period`):
-    values of one shape four levels deep or more had each of their valleys summed, 16 MiB of `[[[[]]]]` 0.53 s."""
+    which it opens, then closes: each one's depth summed in C (`accumulate`). Levels are taken out while the passes
+    left, their bytes shrinking as the last pass's did, would read fewer than `_VALLEY_COST` times the valleys it left
+    (at most its pairs): values nested a few levels are taken out whole (summed from the second level on, 16 MiB of
+    values nested 3 to 6 levels took 0.49 s until 2026-12-06, 0.28 s before 2026-12-05), values nested deeper in few
+    passes (16 MiB of values nested 1 to 59 levels, each level holding 1/17 fewer, took 57 passes over most of it until
+    2026-12-05, 1.2 s). A `shape` that repeats a block is read as that block (`_period`): values of one shape four
+    levels deep or more had each of their valleys summed, 16 MiB of `[[[[]]]]` 0.53 s."""
     period = _period(shape)
     if period:
         shape = shape[:period]
-    read = 0
     while b"[]" in shape:
         fewer = shape.replace(b"[]", b"")
-        read += len(shape)
-        pairs = (len(shape) - len(fewer)) >> 1
+        left, taken = len(fewer), len(shape) - len(fewer)
         shape = fewer
-        if read >= _VALLEY_COST * pairs:
+        if left * left >= _VALLEY_COST * (taken >> 1) * taken:  # (`left / taken * left`: what passes so shrinking read)
             break
     if b"[]" not in shape:  # (closing brackets, then opening ones)
         opened = shape.find(b"[")
