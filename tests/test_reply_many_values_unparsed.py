@@ -327,12 +327,16 @@ def _geometric(size: int) -> bytes:
 
 
 @pytest.mark.interpreted
-def test_a_cut_lists_end_reads_values_nested_ever_fewer_deeper_in_few_passes() -> None:
+@pytest.mark.parametrize("first", [b"", b'{"data":[1]},'], ids=["brackets", "a-brace-first"])
+def test_a_cut_lists_end_reads_values_nested_ever_fewer_deeper_in_few_passes(first: bytes) -> None:
     """Each level of such values' innermost pairs took out just over 1/16 of what was left, so that it was taken out
     level by level, a pass over most of the list each: ~57 passes, 25 times its bytes (16 MiB: 1.2 s of CPU in one turn
     of the loop). The passes now read at most as many bytes as a valley they leave costs (`oip._VALLEY_COST`): under
-    twice its bytes (0.3 s). Counted as the bytes `bytes.replace` is called on (`sys.setprofile`: interpreted)."""
-    values = _geometric(1 << 21)
+    twice its bytes (0.3 s). Counted as the bytes `bytes.replace` is called on (`sys.setprofile`: interpreted). With a
+    brace among them (an OIP reply's outputs, objects), read kind by kind (`oip._kinds_close`), they were taken out so
+    again until the review of helper bigreply2's change, ~38 times its bytes (1.2 s): its passes now stop as many bytes
+    before as a run of closing ones left for Python costs (`oip._RUN_COST`)."""
+    values = first + _geometric(1 << 21)
     head = b'{"data":[0,' + values + b'],"model":"m"}'
     read = 0
 

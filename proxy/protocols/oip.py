@@ -832,6 +832,8 @@ _CLOSED_BY: Final = bytes.maketrans(b"[{", b"]}")  # an opening bracket's or bra
 _RUNS: Final = re.compile(rb"[\[{]++|[\]}]++")  # runs of opening and of closing ones (`_kinds_close`)
 # a valley read (`_lowest`: ~0.14 us) in bytes a level's pass over a piece reads (~4-6 ns each on brackets alone)
 _VALLEY_COST: Final = 32
+# a run left for Python (`_kinds_close`: ~0.35 us interpreted) in bytes a level's pass reads (`[]`, then `{}`)
+_RUN_COST: Final = 64
 _FOUND_BY_BYTE: Final = 64  # bytes of a piece read byte by byte where the list's end is in it (`_closing`)
 # a block a piece's structure repeats (`_period`): found where its first `_PERIOD_KEY` bytes are next, within
 # `_PERIOD_UPTO` of its start
@@ -948,9 +950,12 @@ def _period(shape: bytes) -> int:
 def _kinds_close(shape: bytes, opened: bytearray) -> bool | None:
     """Whether `shape` (brackets and braces), begun with `opened` open, closes one more than those (the list's end):
     `opened` then those open where it ends. None where a bracket closes a brace or a brace a bracket before then (no
-    JSON). Its pairs side by side taken out level by level while a level takes out one byte of `_VALLEY_COST` or
-    more (none of them unmatched: the values of an OIP reply's outputs, `{"data":[1]}`, each at once), then what is
-    left read run by run, each run of closing ones against those it closes (`_RUNS`): Python steps a run. A shape
+    JSON). Its pairs side by side taken out level by level (none of them unmatched: the values of an OIP reply's
+    outputs, `{"data":[1]}`, each at once) while the passes left, shrinking as the last did, would read fewer bytes
+    than `_RUN_COST` times the runs it left (at most the bytes it took out; until the review of helper bigreply2's
+    change, while a pass took out one byte of `_VALLEY_COST`: values nested 1 to 59 levels, a brace among them, 57
+    passes, 1.2 s for 16 MiB), then what is left read run by run, each run of closing ones against those it closes
+    (`_RUNS`): Python steps a run. A shape
     that repeats a block is read as two copies and the rest (`_period`: each copy closes what the one before opened,
     as the second does)."""
     period = _period(shape)
@@ -960,9 +965,9 @@ def _kinds_close(shape: bytes, opened: bytearray) -> bool | None:
         fewer = shape.replace(b"[]", b"")
         if b"{}" in fewer:
             fewer = fewer.replace(b"{}", b"")
-        taken = len(shape) - len(fewer)
+        left, taken = len(fewer), len(shape) - len(fewer)
         shape = fewer
-        if not taken or taken * _VALLEY_COST < len(fewer):
+        if not taken or left * left >= _RUN_COST * taken * taken:
             break
     for run in _RUNS.findall(shape):
         if run[0] == 91 or run[0] == 123:  # (`[`, `{`)
