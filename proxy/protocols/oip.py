@@ -1015,10 +1015,11 @@ def many_values(
     """A reply's JSON without its list's values past the first `MAX_STRINGS` + 1 (`pattern`, `many_values_pattern`):
     those, then the members after the list (after where it ends, `_list_end`), so that the reply is read as one of too
     many values (`read_reply`: the first `MAX_STRINGS` read, `scan:truncated`, no digest) without the rest being
-    built. Returned with where the values were cut and where the list ended. `head` itself (and 0, -1) when not so
-    matched over its first `_MANY_TENSORS_UPTO` bytes past the first of `named` (read whole, as before), when too few
-    of those bytes are braces and brackets (counted in C) for so many values (a large tensor's flat data: not walked),
-    when its rest names one of `named` again (its client reads that list, the last of a name) or may (a `\\u`
+    built. Returned with where the values were cut and where the list ended (`head`, 0 and `NO_JSON` where its
+    brackets and braces past the cut do not match: no JSON). `head` itself (and 0, -1) when not so matched over its
+    first `_MANY_TENSORS_UPTO` bytes past the first of `named` (read whole, as before), when too few of those bytes
+    are braces and brackets (counted in C) for so many values (a large tensor's flat data: not walked), when its rest
+    names one of `named` again (its client reads that list, the last of a name) or may (a `\\u`
     escape), or when where the list ends is not found (read whole; but `after_unread`, an OIP reply's, is cut all the
     same, the members after it unread, as all were before 2026-12-05: its output is `scan:truncated` already, and a
     million tiny outputs parsed whole took 1.2 s, where 0.08 s). `ends`: cut only when the rest is whole JSON in the
@@ -1047,7 +1048,7 @@ def many_values(
     else:
         closed = _list_end(head, cut)
     if closed < 0:
-        return (head[:cut] + b"]}", cut, -1) if after_unread and closed != NO_JSON else (head, 0, -1)
+        return (head[:cut] + b"]}", cut, -1) if after_unread and closed != NO_JSON else (head, 0, closed)
     return head[:cut] + b"]" + head[closed + 1 :], cut, closed
 
 
@@ -1292,7 +1293,13 @@ class RestReplyObserver(Observer):
         except InvalidRequest:
             self._unread(data)
             return
-        read, cut, _ = many_values(head, after_unread=True)
+        read, cut, closed = many_values(head, after_unread=True)
+        if closed == NO_JSON and self._text.charset is None:
+            # (no JSON past the first outputs, a bracket closing a brace: unread as parsing it whole tells, 1.5 s of 12
+            # MiB of tiny outputs until the review of helper bigreply2's change; in a charset it may be other JSON)
+            self._ended_early = False
+            self._unread(data)
+            return
         if read is not head and self._text.charset is not None:
             # read in the charset its type names, as its client reads it (`_in_charset`), its rest may be other JSON
             # (`"+AG8-utputs"`, `"outputs"` in UTF-7): parsed whole
