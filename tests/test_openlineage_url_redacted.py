@@ -136,6 +136,7 @@ def test_what_may_be_a_token_is_in_no_line_of_the_http_clients_and_the_composite
     assert settings.lineage.openlineage is not None
     recorder = OpenLineageRecorder(settings.lineage.openlineage)
     caplog.set_level(logging.INFO)
+    caplog.set_level(logging.DEBUG, "urllib3.util.retry")  # (each retry's path at debug: until the reread, quoted)
     event = RunEvent(eventType=RunState.COMPLETE, eventTime=datetime.now(UTC).isoformat(),
                      run=Run(runId=str(uuid.uuid4())), job=Job(namespace="ns", name="job"), producer="test")  # fmt: skip
     get_default_factory().create(_without_userinfo(transport)).emit(event)
@@ -145,7 +146,8 @@ def test_what_may_be_a_token_is_in_no_line_of_the_http_clients_and_the_composite
     asyncio.run(recorder.stop())
     lines = [(record.name, record.getMessage()) for record in caplog.records]
     names = {name for name, _ in lines}
-    assert {"urllib3.connectionpool", "openlineage.client.transport.composite", "httpx2"} <= names, lines
+    clients = {"urllib3.connectionpool", "urllib3.util.retry", "httpx2"}
+    assert {*clients, "openlineage.client.transport.composite"} <= names, lines
     assert not [line for line in lines if "q9s3cr" in line[1] or "'invalid'" in line[1]], lines
     assert any("POST http://***@gateway/api/v1/lineage" in said for name, said in lines if name == "httpx2"), lines
 

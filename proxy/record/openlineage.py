@@ -1589,15 +1589,16 @@ def _urls(config: Any) -> tuple[str, ...]:
 
 # the loggers whose lines may quote a transport's URL: this module's, and openlineage-python's http transports' (their
 # config at debug, as built; async_http's errors, httpx's text), its composite's (an inner transport's error, at
-# warning: requests' quotes the path and host) and their HTTP clients' (urllib3's retries, at warning, the path;
-# httpx2's requests, at info, the URL; its connections, at debug, the host). Until the review of 2026-12-06 those last
-# four quoted it
+# warning: requests' quotes the path and host) and their HTTP clients' (urllib3's retries, at warning, the path, and
+# its retry's at debug; httpx2's requests, at info, the URL; its connections, at debug, the host). Until the review of
+# 2026-12-06 those last four quoted it; urllib3's retry's debug line until its reread
 _HIDING_IN = (
     log,
     logging.getLogger("openlineage.client.transport.http"),
     logging.getLogger("openlineage.client.transport.async_http"),
     logging.getLogger("openlineage.client.transport.composite"),
     logging.getLogger("urllib3.connectionpool"),
+    logging.getLogger("urllib3.util.retry"),
     logging.getLogger("httpx2"),
     logging.getLogger("httpcore2.connection"),
 )
