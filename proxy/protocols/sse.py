@@ -384,7 +384,8 @@ class _LateEvents:
         # of them, those holding what the API's error holds (`_late_errors`'s count, where it reads on past the bound)
         self.worded = 0
         # the open event holds what the record has from it only once its SDK gives it (the observer's `_UNSEEN`): its
-        # next dispatch (or none, at its blank line) says whether the SDK gave it (`_settle`)
+        # next dispatch (or none, at its blank line) says whether the SDK gave it (`_judge`, `_dispatch`: the observer's
+        # `_late_given`)
         self.held = False
         # the open event's data begins with one whole JSON object (`{}`: `_give_up`'s seed of the data so far, as the SDK
         # parses it): with more than white space after it, none whatever follows (`json.loads`: extra data; `_verdict`)
