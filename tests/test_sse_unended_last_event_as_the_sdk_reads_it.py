@@ -197,7 +197,7 @@ def test_an_unended_only_events_model_and_id_are_none_through_the_sdk(setup_for:
         assert span.attributes.get("gen_ai.response.id") == ("c1" if given else None)
 
 
-# (cut JSON; a whole object; no JSON)
+# (cut JSON; a whole object; no JSON; an object's first brace alone)
 FIRST_LINES = [CHUNK[: CHUNK.index(b"}") + 1], CHUNK[:-2], b"data: x", b"data: {"]
 
 
