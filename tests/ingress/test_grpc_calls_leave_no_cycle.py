@@ -9,6 +9,7 @@ interpreted, where frames exist."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -27,6 +28,7 @@ ZONED = (
     + "zones: [{name: health, labels: [health], allow_purposes: [research]}]\n"
 )
 HEALTH, FAIL, HOLD = ("x-data-labels", "health"), ("x-how", "fail"), ("x-how", "hold")
+HOLDING = threading.Event()  # the upstream holds a call (`hold`): the proxy has it, relayed
 
 
 class Upstream(grpc.GenericRpcHandler):  # type: ignore[misc]
@@ -55,6 +57,7 @@ class Upstream(grpc.GenericRpcHandler):  # type: ignore[misc]
         if how == "fail":
             await context.abort(grpc.StatusCode.UNAVAILABLE, "going away")
         if how == "hold":
+            HOLDING.set()
             await asyncio.Event().wait()
 
 
@@ -89,7 +92,9 @@ def _ends(
 
 
 def _cancelled(channel: grpc.Channel) -> None:
+    HOLDING.clear()
     future = channel.unary_unary(INFER).future(_request(), metadata=[HOLD])
+    assert HOLDING.wait(10)  # cancelled once the proxy has relayed it, not before it saw the call (the reread's find)
     future.cancel()
     with pytest.raises(grpc.FutureCancelledError):
         future.result(timeout=10)
