@@ -143,6 +143,14 @@ def test_phones_led_by_a_bracket_a_dot_or_a_plus_are_read_streamed_as_whole(firs
     assert _streamed_differ(ALL, text) == []
 
 
+def _read_as_whole_alone_beside_another_and_streamed(text: str, found: set[str]) -> None:
+    """`text` found as `found` read whole and fed whole beside a second output, and streamed in two pieces as whole
+    wherever `_streamed_differ` cuts it."""
+    assert ALL.scan_output(text) == _outputs([text]) == found
+    assert _outputs([text, "ok"]) == found
+    assert _streamed_differ(ALL, text) == []
+
+
 @pytest.mark.parametrize(
     ("text", "found"),
     [
@@ -184,9 +192,7 @@ def test_a_long_run_its_start_makes_no_phones_streamed_or_beside_a_second_output
     # the run's first phone alone, and a window cut in the run past its first 1,280 characters read it back from its
     # end as phones alike (and phones before the card): phones, and the card, at 24-49 of ~230 two-piece cuts (every
     # 7th), and always fed whole beside a second output, none whole
-    assert ALL.scan_output(text) == _outputs([text]) == found
-    assert _outputs([text, "ok"]) == found
-    assert _streamed_differ(ALL, text) == []
+    _read_as_whole_alone_beside_another_and_streamed(text, found)
 
 
 @pytest.mark.parametrize(
@@ -213,9 +219,7 @@ def test_a_long_run_a_slash_a_colon_or_a_dash_joins_a_number_to_is_read_streamed
     # before (helper joins): `_run_unaligned` read such a run as unsure, and a window cut in it past its first 1,280
     # characters read it back from its end as phones alike (and phones before the card): phones, and the card, at
     # 25-63 of ~230 two-piece cuts (every 7th), and always fed whole beside a second output, none whole
-    assert ALL.scan_output(text) == _outputs([text]) == found
-    assert _outputs([text, "ok"]) == found
-    assert _streamed_differ(ALL, text) == []
+    _read_as_whole_alone_beside_another_and_streamed(text, found)
 
 
 @pytest.mark.parametrize(

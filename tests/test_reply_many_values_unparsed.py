@@ -30,6 +30,7 @@ from tests.protocols.test_oip_grpc import EMAIL
 from tests.protocols.test_registry import JSON_VALUES
 from tests.servers.otlp_receiver import OtlpReceiver
 from tests.servers.raw_origin import proxy_in_front, request_body
+from tests.test_oip_reply_many_outputs_unparsed import _read as oip_read
 
 ADDRESS = "alice@example.com"
 MILLION = 1_000_000
@@ -444,14 +445,6 @@ def test_a_cut_lists_end_takes_out_values_nested_a_few_levels_in_no_order_whole(
     assert summed < len(values) // 100, summed  # (~1 a value before: 1 in 9 bytes)
 
 
-def _oip_outcome(body: bytes) -> Outcome:
-    outcome = Outcome(started_ns=0)
-    observer = oip.RestReplyObserver(outcome, EMAIL, False, None)
-    observer.body(body)
-    observer.finish()
-    return outcome
-
-
 @pytest.mark.parametrize("nested", [b"[1}", b'{"a":[[2]}}', b"[[[[[1]]]]}"], ids=["1", "3", "5"])
 @pytest.mark.parametrize("count", [10, MAX_STRINGS + 9], ids=["few", "many"])
 def test_a_reply_whose_outputs_past_those_read_close_a_bracket_with_a_brace_is_read_as_no_json(
@@ -463,7 +456,7 @@ def test_a_reply_whose_outputs_past_those_read_close_a_bracket_with_a_brace_is_r
     its `model_name` after them recorded (`m`)."""
     outputs = orjson.dumps({"outputs": [{"data": [1]}] * count})[:-2]
     body = outputs + b',{"data":' + nested + b'},{"data":[2]}],"model_name":"m","model_version":"1"}'
-    outcome = _oip_outcome(body)
+    outcome = oip_read(body)
     assert outcome.response_model is None
     assert outcome.output_detected == {TRUNCATED} and outcome.output_digest is None
     assert oip.many_outputs(body) is body  # (parsed whole: no JSON)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -83,21 +84,29 @@ def test_a_first_event_that_cannot_end_the_reply_reaches_the_client_before_it_is
         return chunk(self, data)
 
     monkeypatch.setattr(Exchange, "chunk", read_once_the_client_has_it)
-    gate = asyncio.Event()
-    setup.upstream.reply = Reply([first, last], framing=framing, content_type="text/event-stream", gate=gate)
     flow = f"flow-early-{framing}-{path.rsplit('/', 1)[1]}"
-    sock = connect(setup.proxy)
-    try:
-        sock.sendall(request(path, flow))
-        got = read_until(sock, first)
-        client_has.set()
-        setup.loop_thread.loop.call_soon_threadsafe(gate.set)  # the upstream sends its last event now
-        got += read_until(sock, last) if framing == "sized" else read_until(sock, b"\r\n0\r\n\r\n")
-    finally:
-        sock.close()
+    got = _relayed(setup, path, flow, [first, last], framing, client_has.set)
     assert got.startswith(b"HTTP/1.1 200 ") and waited == [True]
     setup.loop_thread.run(setup.proxy.process.runtime.sinks.flush())
     assert stored_output_labels(setup.store)[flow] == [flow, EMAIL]  # read all the same, after its client had it
+
+
+def _relayed(setup: Any, path: str, flow: str, pieces: list[bytes], framing: str,
+             client_has: Callable[[], None] = lambda: None) -> bytes:  # fmt: skip
+    """One streamed call through a raw socket whose upstream sends its reply's two `pieces`, the second once the client
+    has the first (`client_has` called then): what the client read."""
+    gate = asyncio.Event()
+    setup.upstream.reply = Reply(pieces, framing=framing, content_type="text/event-stream", gate=gate)
+    sock = connect(setup.proxy)
+    try:
+        sock.sendall(request(path, flow))
+        got = read_until(sock, pieces[0])
+        client_has()
+        setup.loop_thread.loop.call_soon_threadsafe(gate.set)  # the upstream sends its second piece now
+        got += read_until(sock, pieces[1]) if framing == "sized" else read_until(sock, b"\r\n0\r\n\r\n")
+    finally:
+        sock.close()
+    return got
 
 
 def _writes_at_the_record(monkeypatch: pytest.MonkeyPatch) -> tuple[list[bytes], list[int]]:
@@ -125,16 +134,7 @@ def _ends_after_its_record(setup: Any, path: str, pieces: list[bytes], framing: 
     """One call whose reply comes in `pieces` (the last one holding the reply's end), the next sent once the client has
     the one before: the piece that ends it is written after the call's record, the ones before it before."""
     del writes[:], records[:]
-    gate = asyncio.Event()
-    setup.upstream.reply = Reply(pieces, framing=framing, content_type="text/event-stream", gate=gate)
-    sock = connect(setup.proxy)
-    try:
-        sock.sendall(request(path, "flow-split"))
-        read_until(sock, pieces[0])
-        setup.loop_thread.loop.call_soon_threadsafe(gate.set)
-        read_until(sock, pieces[1]) if framing == "sized" else read_until(sock, b"\r\n0\r\n\r\n")
-    finally:
-        sock.close()
+    _relayed(setup, path, "flow-split", pieces, framing)
     [at] = records
     assert writes[at] == framed(pieces[1], framing), (pieces, writes, at)  # the first write after the record
     assert b"".join(writes[:at]).endswith(framed(pieces[0], framing))
