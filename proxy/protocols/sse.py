@@ -1821,7 +1821,7 @@ class SseObserver(Observer):
             self._late_read(b"", True)
         if self._event is not None:  # an event the reply ended in (before its blank line): read, as it passed
             self._dispatch(False)
-        if self._ending and self._ending & _HELD and not self._lines and (not self._fresh or self._in_stream):
+        if self._error_unended():
             # the upstream's error in an event the reply ended in: the SDK's decoder never dispatches it (no blank line
             # ended it), and the client sees none (until 2026-12-05 it was recorded `upstream_error`); the stream's first
             # line too, where the body holds no line end (`_in_stream`; not a whole reply's error, `_fresh`: until
@@ -1858,9 +1858,14 @@ class SseObserver(Observer):
         ends = self._ending & _ENDS and not (self.json_every_event or self.typed_by_name)
         return (not self.ended and not ends and not self.stopped and not self._sniff
                 and self._kept is None and self._partial is not None and not outcome.finish_reasons
-                and (not outcome.error_type or (self._ending & _HELD != 0 and not self._lines
-                                                  and (not self._fresh or self._in_stream)))
+                and (not outcome.error_type or self._error_unended())
                 and self.ends_with_event())  # fmt: skip
+
+    def _error_unended(self) -> bool:
+        """Whether the upstream's error the record holds is in an event the body ended in before its blank line, or in
+        the stream's first line with no line end after it (`_in_stream`; not a whole reply's, `_fresh`): one the SDK's
+        decoder never dispatches (`finish` drops it; `cut_short` reads such a body as cut)."""
+        return self._ending & _HELD != 0 and not self._lines and (not self._fresh or self._in_stream)
 
     def ends_with_event(self) -> bool:
         """Whether the API's streams end with an event of their own (`data: [DONE]`, `message_stop`,
