@@ -1612,17 +1612,64 @@ class _Hiding(logging.Filter):
         self.urls = tuple(url for url in urls if token_hidden(url, url) != url)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        said = shown = record.getMessage()
-        for url in self.urls:
-            shown = token_hidden(shown, url)
-        if shown != said:
-            record.msg, record.args = shown, None
+        try:
+            said = shown = record.getMessage()
+        except Exception:
+            # a call whose arguments do not fit its format: left for the handler to fail on, as it does without this
+            # filter (`handleError`, which prints the format and arguments), those hidden. Until 2026-12-06 raised
+            # here, in the caller's code (a library's thread)
+            self._hide_parts(record)
+        else:
+            for url in self.urls:
+                shown = token_hidden(shown, url)
+            if shown != said:
+                record.msg, record.args = shown, None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
             for url in self.urls:
                 record.exc_text = token_hidden(record.exc_text, url)
         return True
+
+    def _hidden(self, text: str) -> str:
+        for url in self.urls:
+            text = token_hidden(text, url)
+        return text
+
+    def _hide_parts(self, record: logging.LogRecord) -> None:
+        """A record that cannot be formatted, its format and arguments hidden: a string argument as a string (it fails
+        as it did), any other whose repr quotes what may be a token as that repr hidden (`_Shown`)."""
+        if isinstance(record.msg, str):
+            record.msg = self._hidden(record.msg)
+        args = record.args
+        if isinstance(args, Mapping):
+            record.args = {key: self._part(value) for key, value in args.items()}
+        elif isinstance(args, tuple):
+            record.args = tuple(self._part(value) for value in args)
+
+    def _part(self, value: object) -> object:
+        if isinstance(value, str):
+            return self._hidden(value)
+        try:
+            said = repr(value)
+        except Exception:
+            return value  # (nor does `handleError` show it)
+        shown = self._hidden(said)
+        return value if shown == said else _Shown(shown)
+
+
+class _Shown:
+    """An argument of a log call that could not be formatted, as `handleError` prints it (its repr), hidden."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+    __str__ = __repr__
 
 
 _USERINFO_TRANSPORTS = ("http", "async_http")  # openlineage-python's: they log their URL (and config) as given
