@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -20,12 +21,13 @@ import requests
 import urllib3
 from aiohttp import web
 from openlineage.client.event_v2 import Job, Run, RunEvent, RunState
-from openlineage.client.transport import get_default_factory
+from openlineage.client.transport import Transport, get_default_factory
 
 from proxy.config import parse
 from proxy.config.loader import token_hidden
 from proxy.logs import JsonFormatter, TextFormatter
-from proxy.record.openlineage import OpenLineageRecorder, _describe, _without_userinfo, log
+from proxy.record import openlineage
+from proxy.record.openlineage import _HIDING_IN, OpenLineageRecorder, _describe, _without_userinfo, log
 from tests.harness import LoopThread, ServeProcess, serving
 from tests.servers.vllm_like import SERVED
 
@@ -210,3 +212,62 @@ def test_a_log_call_whose_arguments_do_not_fit_its_format_goes_to_handle_error_w
     assert "Arguments: ('http://***@gateway',)" in printed, printed
     assert "Arguments: {'url': 'http://***@gateway', 'error': ValueError('http://***@gateway')}" in printed, printed
     assert "q9s3cr" not in printed, printed
+
+
+class SlowToStop(Transport):
+    """A transport whose own thread, as async_http's worker, is still posting an event when the stop gives up waiting
+    for the sender: its close (by the sender) waits for that thread, which logs its failure as async_http's does,
+    quoting the URL, once `go` is set."""
+
+    kind = "slow-to-stop"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.go = threading.Event()
+        self.closing = threading.Event()
+        self.thread = threading.Thread(target=self._post, daemon=True)
+        self.thread.start()
+
+    def emit(self, event: Any) -> None:
+        pass
+
+    def _post(self) -> None:
+        assert self.go.wait(30)
+        logging.getLogger("openlineage.client.transport.async_http").error(
+            "Failed to emit event (event_id) %s to %s due to exception", "e-1", self.url
+        )
+
+    def close(self, timeout: float = -1) -> bool:
+        self.closing.set()
+        self.thread.join()
+        return True
+
+
+def test_what_may_be_a_token_is_in_no_line_a_transport_s_thread_logs_after_a_stop_that_gave_up_waiting(
+    loop_thread: LoopThread, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # the stop waits STOP_WAIT_S for the sender, which closes the transport, then gives up; the filter came off the
+    # loggers with it, while the transport's thread went on and logged its failure: until 2026-12-06 quoting `q9s3cr`.
+    # It stays until the sender thread ends (the close waited for the transport's thread), then comes off
+    monkeypatch.setattr(openlineage, "STOP_WAIT_S", 0.05)  # the stop gives up on the sender (held in the close)
+    transport = {"type": "async_http", "url": TOKEN_URL}
+    settings = parse(BASE + f"lineage: {{store: null, openlineage: {{transport: {json.dumps(transport)}}}}}\n", env={})
+    assert settings.lineage.openlineage is not None
+    slow = SlowToStop(TOKEN_URL)
+    recorder = OpenLineageRecorder(settings.lineage.openlineage, transport=slow)
+    caplog.set_level(logging.ERROR, "openlineage.client.transport.async_http")
+
+    async def run() -> None:
+        recorder.start()
+        await recorder.stop()
+
+    try:
+        loop_thread.run(run())
+        assert slow.closing.wait(30) and recorder._thread.is_alive()  # the stop is over; the close is not
+    finally:
+        slow.go.set()
+    recorder._thread.join(30)
+    assert not recorder._thread.is_alive()
+    [failed] = [record.getMessage() for record in caplog.records if record.name.endswith("async_http")]
+    assert failed == "Failed to emit event (event_id) e-1 to http://***@gateway due to exception", failed
+    assert not [logger for logger in _HIDING_IN if recorder._hiding in logger.filters]  # off once the sender ended

@@ -257,8 +257,11 @@ class OpenLineageRecorder:
         # of requests and httpx quote the URL's path and host, which hold it) and openlineage-python's transports do
         self._hiding = _Hiding(_urls(settings.transport))
         if self._hiding.urls:
-            for logger in _HIDING_IN:
-                logger.addFilter(self._hiding)
+            _attach(self._hiding)
+        # what keeps that filter on (`_unhide`): the stop, until it ends, and the sender thread, once started, until it
+        # ends: it closes the transport (an async_http one's own thread, which logs its failures quoting the URL, ends
+        # within that close), and outlives a stop that gave up waiting for it. Until 2026-12-06 the stop alone
+        self._hidden_for = {"stop"}
         self._queue: queue.Queue[_Item] = queue.Queue(maxsize=settings.queue_size)
         # the flows seen (their first event sent), and this window's counts: each at most `kept_bytes` of flows
         # (`flow_size`), as many as the edge store's writer remembers. Past it, the flows seen are forgotten
@@ -300,7 +303,7 @@ class OpenLineageRecorder:
         # the stop has taken what is not sent, to spool it (`_collect`): the sender sends no count event after it
         self._closed = False
         self._spool = _Spool(settings.spool)
-        self._thread = threading.Thread(target=self._send_loop, name="openlineage-sender", daemon=True)
+        self._thread = threading.Thread(target=self._sender, name="openlineage-sender", daemon=True)
         self._task: asyncio.Task[None] | None = None
         self._stop_once = StopOnce()
         self._stopping = False  # `stop` was called: a flush from then on does nothing
@@ -329,6 +332,8 @@ class OpenLineageRecorder:
     # -- the event loop's side
 
     def start(self) -> None:
+        with _HIDING_LOCK:
+            self._hidden_for.add("sender")
         self._thread.start()
         self._task = asyncio.get_running_loop().create_task(self._snapshot_loop())
 
@@ -449,8 +454,16 @@ class OpenLineageRecorder:
         try:
             await self._stop_once.run(self._stop)
         finally:
-            for logger in _HIDING_IN:
-                logger.removeFilter(self._hiding)
+            self._unhide("stop")
+
+    def _unhide(self, holder: str) -> None:
+        """`holder` (the stop, the sender thread) no longer needs the filter hiding what may be a token: it comes off
+        the loggers once neither does."""
+        with _HIDING_LOCK:
+            self._hidden_for.discard(holder)
+            if self._hidden_for or not self._hiding.urls:
+                return
+        _detach(self._hiding)
 
     async def _stop(self) -> None:
         if self._task is not None:
@@ -585,6 +598,13 @@ class OpenLineageRecorder:
         )
 
     # -- the sender thread's side
+
+    def _sender(self) -> None:
+        """The sender thread: `_send_loop`, then its hold on the filter hiding what may be a token let go."""
+        try:
+            self._send_loop()
+        finally:
+            self._unhide("sender")
 
     def _send_loop(self) -> None:
         """`_send_all`; should it raise (not a failed send, which `_emit` takes: a custom transport's SystemExit, a
@@ -1602,6 +1622,24 @@ _HIDING_IN = (
     logging.getLogger("httpx2"),
     logging.getLogger("httpcore2.connection"),
 )
+
+
+# held while `_Hiding` filters are put on and taken off `_HIDING_IN`'s loggers (by the event loop's thread and by sender
+# threads), each list replaced, not changed: a thread logging on one reads its list as it was (`list.remove` while it
+# read could skip the filter after the one removed, another recorder's)
+_HIDING_LOCK = threading.Lock()
+
+
+def _attach(hiding: logging.Filter) -> None:
+    with _HIDING_LOCK:
+        for logger in _HIDING_IN:
+            logger.filters = [*logger.filters, hiding]
+
+
+def _detach(hiding: logging.Filter) -> None:
+    with _HIDING_LOCK:
+        for logger in _HIDING_IN:
+            logger.filters = [found for found in logger.filters if found is not hiding]
 
 
 class _Hiding(logging.Filter):
