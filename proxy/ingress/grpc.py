@@ -20,6 +20,7 @@ import asyncio
 import contextvars
 import functools
 import logging
+import traceback
 from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Any, Final, NoReturn
@@ -1784,6 +1785,14 @@ async def _stop(rpc: Any, writer: asyncio.Task[None], complete: bool) -> None:
         await writer
     except (asyncio.CancelledError, grpc.aio.AioRpcError, ProxyError) as error:
         error.__traceback__ = None
+    except Exception as error:  # a defect's: raised on (logged, answered INTERNAL: `_Ends.close`) as a new error
+        # from it, with where it was raised: the writer keeps this one, and whatever traceback it had (the writer's
+        # frames, which hold the relay's task; this frame, which holds the writer; the relay's, which holds it too) made
+        # a cycle. Until 2026-12-06 raised on as it was
+        where = traceback.extract_tb(error.__traceback__)[-1:]
+        error.__traceback__ = None
+        at = f" (raised at {where[0].filename}:{where[0].lineno} in {where[0].name})" if where else ""
+        raise RuntimeError(f"the relay's writer failed: {type(error).__name__}: {error}{at}") from error
 
 
 def _unchained(error: ProxyError) -> None:

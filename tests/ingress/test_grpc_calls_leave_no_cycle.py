@@ -9,6 +9,8 @@ interpreted, where frames exist."""
 from __future__ import annotations
 
 import asyncio
+import itertools
+import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -16,6 +18,7 @@ from typing import Any
 import grpc
 import pytest
 
+from proxy.ingress import grpc as grpc_ingress
 from tests.harness import LoopThread, ProxyHandle, dead_port
 from tests.ingress.grpc_proxied import proxied
 from tests.ingress.test_grpc import CONFIG, SERVICE, _request
@@ -137,3 +140,32 @@ def test_a_grpc_call_whose_upstream_is_unreachable_leaves_none_of_the_proxys_obj
 ) -> None:
     proxy = make_proxy(ZONED, wait="none", UPSTREAM=f"127.0.0.1:{dead_port()}", OTLP=f"http://127.0.0.1:{otlp.port}")
     assert left(proxy, _ends(UNAVAILABLE, call)) == []
+
+
+class WriteFailed(RuntimeError):
+    """What a writer raises that `_stop` does not expect (neither a cancel, nor grpc's error, nor a ProxyError)."""
+
+
+@pytest.mark.interpreted
+@pytest.mark.parametrize("method", [STREAM, ECHO], ids=["stream", "passthrough"])
+def test_a_stream_whose_writer_fails_with_an_error_of_another_type_leaves_none_of_the_proxys_objects_in_a_cycle(
+    proxy: ProxyHandle, monkeypatch: pytest.MonkeyPatch, method: str
+) -> None:
+    # each stream's second write fails with what `_stop` did not catch (`WriteFailed`), its upstream's call half-closed
+    # first, which the upstream then ends OK: the error went on through `_stop`, whose frame its traceback held, with
+    # the writer, which held it: until 2026-12-06 a cycle (only the types `_stop` catches had their traceback dropped)
+    writes = itertools.count()
+    write = grpc_ingress._write
+
+    async def failing(rpc: Any, message: bytes) -> bool:
+        if next(writes) % 2 == 0:  # (each stream's first; the streams run one after the other)
+            return await write(rpc, message)
+        await rpc.done_writing()
+        raise WriteFailed("injected")
+
+    monkeypatch.setattr(grpc_ingress, "_write", failing)
+    # its log line (the error, logged as internal) kept by no handler: pytest's keep their records, and with them the
+    # error, which kept the cycle from the collector's garbage
+    monkeypatch.setattr(grpc_ingress.log, "propagate", False)
+    monkeypatch.setattr(grpc_ingress.log, "handlers", [logging.NullHandler()])
+    assert left(proxy, _ends(grpc.StatusCode.INTERNAL, lambda channel: _stream(channel, method=method))) == []
