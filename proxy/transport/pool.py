@@ -46,6 +46,7 @@ import orjson
 
 from proxy.checkpoints import METADATA_TIMEOUT_S, MetadataStatus
 from proxy.config import Upstream
+from proxy.config.loader import token_hidden
 from proxy.errors import Overloaded
 from proxy.tls import client_context_in_thread
 from proxy.transport import MetadataTooLarge, UpstreamClosed, UpstreamConnectTimeout, UpstreamProtocolError
@@ -229,6 +230,18 @@ def _broken(exc: BaseException) -> BaseException:
     return UpstreamClosed(f"the upstream connection broke: {type(exc).__name__}: {exc}")
 
 
+def _token_hidden_in(exc: OSError, url: str) -> None:
+    """A failed connect's words with what may be a token in `url` hidden (`token_hidden`), in place, for every reader
+    of them (a call's error reply and record, the metadata's warning, a traceback): a TLS handshake that met a
+    certificate not for the url's host names it, "Hostname mismatch, certificate is not valid for 'gw'", and such a
+    host is the token's first piece. Until 2026-12-06 quoted."""
+    if isinstance(exc.strerror, str):
+        exc.strerror = token_hidden(exc.strerror, url)
+    exc.args = tuple(token_hidden(arg, url) if isinstance(arg, str) else arg for arg in exc.args)
+    if isinstance(exc, ssl.SSLCertVerificationError) and isinstance(exc.verify_message, str):
+        exc.verify_message = token_hidden(exc.verify_message, url)
+
+
 class ConnectionPool:
     """The connections to one upstream."""
 
@@ -243,6 +256,8 @@ class ConnectionPool:
         default = parts.port is None or parts.port == (443 if self.tls else 80)
         host = f"[{self.host}]" if ":" in self.host else self.host
         self.host_header = (host if default else f"{host}:{self.port}").encode("latin-1")
+        # a url whose host may be a token's first piece (`token_hidden`): hidden in the words of a failed connect
+        self._token_url = upstream.url if token_hidden(upstream.url, upstream.url) != upstream.url else None
         self.idle: list[Connection] = []
         self.open = 0
         self.waiters: collections.deque[asyncio.Future[None]] = collections.deque()
@@ -424,8 +439,10 @@ class ConnectionPool:
             raise UpstreamConnectTimeout(
                 f"no connection within connect_timeout_s {self.upstream.connect_timeout_s:g} ({what})"
             ) from None
-        except BaseException:
+        except BaseException as exc:
             _abandon(made)
+            if self._token_url is not None and isinstance(exc, OSError):
+                _token_hidden_in(exc, self._token_url)
             raise
         return conn
 
