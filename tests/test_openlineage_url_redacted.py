@@ -214,6 +214,30 @@ def test_a_log_call_whose_arguments_do_not_fit_its_format_goes_to_handle_error_w
     assert "q9s3cr" not in printed, printed
 
 
+def test_a_log_call_whose_message_is_not_a_string_and_whose_arguments_do_not_fit_it_hides_what_may_be_a_token(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the review's find (helper revsmalls3): a message that is not a string (an exception, as `log.error(error, ...)`)
+    # was left as it was when its arguments did not fit it: `handleError` printed its repr, `Message:
+    # ValueError('http://localhost/xyz/q9s3cr@gateway')`, the token in it
+    settings = parse(BASE + f"lineage: {{store: null, openlineage: {{transport: {{type: http, url: '{TOKEN_URL}'}}}}}}\n",
+                     env={})  # fmt: skip
+    assert settings.lineage.openlineage is not None
+    recorder = OpenLineageRecorder(settings.lineage.openlineage)
+    handler = logging.StreamHandler()
+    monkeypatch.setattr(log, "propagate", False)
+    log.addHandler(handler)
+    try:
+        log.warning(ValueError(TOKEN_URL), "an argument for no placeholder")
+    finally:
+        log.removeHandler(handler)
+        asyncio.run(recorder.stop())
+    printed = capsys.readouterr().err
+    assert printed.count("--- Logging error ---") == 1, printed
+    assert "Message: ValueError('http://***@gateway')" in printed, printed
+    assert "q9s3cr" not in printed, printed
+
+
 class SlowToStop(Transport):
     """A transport whose own thread, as async_http's worker, is still posting an event when the stop gives up waiting
     for the sender: its close (by the sender) waits for that thread, which logs its failure as async_http's does,

@@ -1677,8 +1677,8 @@ class _Hiding(logging.Filter):
     def _hide_parts(self, record: logging.LogRecord) -> None:
         """A record that cannot be formatted, its format and arguments hidden: a string argument as a string (it fails
         as it did), any other whose repr quotes what may be a token as that repr hidden (`_Shown`)."""
-        if isinstance(record.msg, str):
-            record.msg = self._hidden(record.msg)
+        # (a message not a string, an exception, likewise: until the review of 2026-12-06 left as it was)
+        record.msg = self._part(record.msg)
         args = record.args
         if isinstance(args, Mapping):
             record.args = {key: self._part(value) for key, value in args.items()}
