@@ -1183,8 +1183,10 @@ class GrpcIngress:
         message, decided again whenever a later message adds labels (a denial, or a malformed message,
         ends the stream); the span ends with the stream. Messages go each way one at a time, each write
         awaited before the next read (back-pressure both ways); the lineage goes as initial metadata,
-        with the first reply, and again, as it stands at the end, with the status. (`requests`: grpc's iterator over
-        `context.read`, which is read instead.)"""
+        with the first reply, and again, as it stands at the end, with the status. A reply after the first is written
+        to the client before it is read (`Exchange.stream_message`), in the same turn, before the upstream's next is
+        awaited: what ends the call is its upstream's status, and reading a reply decides nothing about what is
+        written. (`requests`: grpc's iterator over `context.read`, which is read instead.)"""
         try:
             first: Any = await self._request(context, self.room)
         except asyncio.CancelledError:  # grpc failed it before its first message was whole: recorded
@@ -1220,9 +1222,10 @@ class GrpcIngress:
                     ex.forwarded()  # a reply before the first message was sent (a no-op once the writer ran it)
                 while message is not _EOF:
                     quiet.heard()
-                    ex.stream_message(message)
                     lineage = None
-                    if not sent_metadata:  # the first reply: the lineage (its labels with this reply's) goes first
+                    later = sent_metadata
+                    if not later:  # the first reply: read first, the lineage (its labels with this reply's) goes first
+                        ex.stream_message(message)
                         lineage = [*_pass(await rpc.initial_metadata()), *ex.lineage_headers()]
                         sent_metadata = True
                     try:
@@ -1232,6 +1235,11 @@ class GrpcIngress:
                     except Exception:
                         ends.unsent = True  # grpc could not send it: the client's side of the call is gone
                         raise
+                    finally:
+                        # a later reply cannot end the call (its upstream's status does) nor change what is written:
+                        # its client has it before it is read, in this turn (until 2026-12-06 read first, as the first)
+                        if later:
+                            ex.stream_message(message)
                     message = b""  # passed on: not held while the next is awaited (`_pump`)
                     message = await rpc.read()
                 ex.outcome.status = 0

@@ -1,0 +1,102 @@
+"""A ModelStreamInfer reply after the first goes to its client before the reply's observer reads it
+(`Exchange.stream_message`): a later reply cannot end the call (its upstream's status does) and reading it decides
+nothing about what is written, so until 2026-12-06 every one waited for its reading before its client had it. The
+first is still read first (its labels go with it, in the initial metadata), and the record is what reading each reply
+first made it: each reply read once, in order, before the upstream's next is awaited.
+
+The order is watched in the proxy's process (`interpreted`: the call patched is a direct call once compiled): the
+observer's reading of the second reply waits until the client has it."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import grpc
+import pytest
+from tritonclient.grpc import service_pb2
+
+from proxy.exchange import Exchange
+from proxy.flow import Outcome
+from proxy.protocols.oip_grpc import MODEL_STREAM_INFER, ReplyObserver
+from tests.harness import LoopThread, ProxyHandle
+from tests.ingress.grpc_proxied import proxied
+from tests.ingress.test_grpc_stream_forwarded import CONFIG, _reply, _request
+from tests.record.test_sinks import Sink
+from tests.servers.otlp_receiver import OtlpReceiver
+
+
+def _error(text: str) -> bytes:
+    """Triton's in-band answer to one request of a stream: its `error_message` (the stream goes on, OK)."""
+    data: bytes = service_pb2.ModelStreamInferResponse(error_message=text).SerializeToString()
+    return data
+
+
+# a clean first reply, a second naming a mail address, a third Triton's error for its request
+REPLIES = [_reply("all clear"), _reply("write to bob@example.com"), _error("request 3 failed")]
+
+
+class Upstream(grpc.GenericRpcHandler):  # type: ignore[misc]
+    """ModelStreamInfer answering its n-th message with `REPLIES[n]`."""
+
+    def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        return grpc.stream_stream_rpc_method_handler(self._infer) if details.method == MODEL_STREAM_INFER else None
+
+    async def _infer(self, requests: AsyncIterator[bytes], context: Any) -> AsyncIterator[bytes]:
+        n = 0
+        async for _ in requests:
+            yield REPLIES[n]
+            n += 1
+
+
+@pytest.fixture
+def proxy(loop_thread: LoopThread, otlp: OtlpReceiver, make_proxy: Any) -> Iterator[tuple[ProxyHandle, Sink]]:
+    with proxied(loop_thread, otlp, make_proxy, CONFIG, Upstream()) as handle:
+        records = Sink("records", durable=True, holds=False)  # given each call's record as it ends
+        handle.process.runtime.sinks.swap(records.name, records)  # type: ignore[arg-type]
+        yield handle, records
+
+
+@pytest.mark.interpreted
+def test_a_later_reply_reaches_the_client_before_it_is_read_and_the_record_is_as_read_first(
+    proxy: tuple[ProxyHandle, Sink], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The observer's reading of the second reply waits (at most 5 s) for the client to have it: read first, as
+    before, the client had it only once the wait ran out. Its labels are in the trailing lineage and the record, which
+    are those of the three replies read in order, as an observer given them alone reads them."""
+    handle, records = proxy
+    client_has = threading.Event()
+    read: list[bytes] = []
+    waited: list[bool] = []
+    stream_message = Exchange.stream_message
+
+    def read_once_the_client_has_it(self: Exchange, message: bytes) -> None:
+        read.append(message)
+        if len(read) == 2:
+            waited.append(client_has.wait(5))
+        stream_message(self, message)
+
+    monkeypatch.setattr(Exchange, "stream_message", read_once_the_client_has_it)
+    with grpc.insecure_channel(handle.grpc) as channel:
+        call = channel.stream_stream(MODEL_STREAM_INFER)(iter([_request(f"ask {n}") for n in range(3)]), timeout=20)
+        replies = [next(call), next(call)]
+        client_has.set()
+        replies += list(call)
+        assert call.code() == grpc.StatusCode.OK
+        initial, trailing = dict(call.initial_metadata()), dict(call.trailing_metadata())
+    assert replies == REPLIES and read == REPLIES  # each read once, in order
+    reference = Outcome(0)
+    observer = ReplyObserver(reference, handle.process.ref.current.detectors, True)
+    for reply in REPLIES:
+        observer.stream_message(reply)
+    observer.finish()
+    ((recorded, decision, outcome),) = records.ended
+    assert outcome.output_detected == reference.output_detected == {"pii:email"}
+    assert outcome.output_digest == reference.output_digest and outcome.content == reference.content
+    assert outcome.error_type == reference.error_type == "upstream_error" and outcome.status == 0
+    assert outcome.response_model == reference.response_model == "streams"
+    assert initial["x-data-labels"] == ""  # the first reply's: read before it was written
+    assert "pii:email" in trailing["x-data-labels"].split(",") and trailing["x-trace-id"] == initial["x-trace-id"]
+    assert trailing["x-lineage-decision"] == decision.action == "allow"
+    assert waited == [True]  # the client had the second reply before it was read
