@@ -9,6 +9,7 @@ observer's reading of the second reply waits until the client has it."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -19,6 +20,7 @@ from tritonclient.grpc import service_pb2
 
 from proxy.exchange import Exchange
 from proxy.flow import Outcome
+from proxy.ingress.grpc import _Quiet
 from proxy.protocols.oip_grpc import MODEL_STREAM_INFER, ReplyObserver
 from tests.harness import LoopThread, ProxyHandle
 from tests.ingress.grpc_proxied import proxied
@@ -100,3 +102,46 @@ def test_a_later_reply_reaches_the_client_before_it_is_read_and_the_record_is_as
     assert "pii:email" in trailing["x-data-labels"].split(",") and trailing["x-trace-id"] == initial["x-trace-id"]
     assert trailing["x-lineage-decision"] == decision.action == "allow"
     assert waited == [True]  # the client had the second reply before it was read
+
+
+@pytest.mark.interpreted
+def test_a_later_reply_whose_write_is_cancelled_is_read_once_and_on_the_record(
+    proxy: tuple[ProxyHandle, Sink], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The handler cancelled as the second reply is written (grpc cancels it so when its client leaves): the reply,
+    which its client may have had, is read all the same, once (the `finally`), before the call's record is made: its
+    email is among the record's output labels, the call recorded as its client's leaving. (The review's test of the
+    failed later write the change left untested, helper revgrpcfirst.)"""
+    handle, records = proxy
+    read: list[bytes] = []
+    handler: list[asyncio.Task[Any] | None] = []
+    heard = 0
+    stream_message, quiet_heard = Exchange.stream_message, _Quiet.heard
+
+    def reading(self: Exchange, message: bytes) -> None:
+        if not handler:
+            handler.append(asyncio.current_task())  # the first reply's reading is the handler's
+        read.append(message)
+        stream_message(self, message)
+
+    def hearing(self: _Quiet) -> None:
+        nonlocal heard
+        task = asyncio.current_task()
+        # the handler's, once it read the first reply (the writer's are the client's messages sent)
+        if handler and task is handler[0]:
+            heard += 1
+            if heard == 1 and task is not None:  # the second reply, about to be written: its client leaves
+                task.cancel()
+        quiet_heard(self)
+
+    monkeypatch.setattr(Exchange, "stream_message", reading)
+    monkeypatch.setattr(_Quiet, "heard", hearing)
+    with grpc.insecure_channel(handle.grpc) as channel:
+        call = channel.stream_stream(MODEL_STREAM_INFER)(iter([_request(f"ask {n}") for n in range(3)]), timeout=20)
+        assert next(call) == REPLIES[0]
+        with pytest.raises(grpc.RpcError):
+            list(call)
+    ((recorded, decision, outcome),) = records.ended
+    assert read == REPLIES[:2]  # each read once: the first before its write, the second after its cancelled one
+    assert outcome.output_detected == {"pii:email"} and decision.action == "allow"
+    assert outcome.error_type == "client_disconnected"
