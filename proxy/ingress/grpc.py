@@ -1247,7 +1247,11 @@ class GrpcIngress:
             except (Exception, asyncio.CancelledError) as exc:
                 relayed = exc
             quiet.stop()
-            await _stop(rpc, writer, complete)
+            try:
+                await _stop(rpc, writer, complete)
+            except BaseException:  # the writer's failure: `relayed` not kept by this frame, which its traceback holds
+                relayed = None
+                raise
             failed = _relay_failure(ex, context, ended, relayed, initial=not sent_metadata)
             if failed is not None:
                 relayed = None  # (neither kept by this frame, which the traceback of what it raises holds: a cycle)
@@ -1599,7 +1603,11 @@ class GrpcIngress:
             except (Exception, asyncio.CancelledError) as exc:
                 relayed = exc
             quiet.stop()
-            await _stop(rpc, writer, complete)
+            try:
+                await _stop(rpc, writer, complete)
+            except BaseException:  # the writer's failure: `relayed` not kept by this frame, which its traceback holds
+                relayed = None
+                raise
             failed = _relay_failure(ex, context, ended, relayed, passed_on=True)
             if failed is not None:
                 relayed = None  # (neither kept by this frame, which the traceback of what it raises holds: a cycle)

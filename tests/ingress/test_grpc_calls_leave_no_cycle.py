@@ -148,19 +148,25 @@ class WriteFailed(RuntimeError):
 
 @pytest.mark.interpreted
 @pytest.mark.parametrize("method", [STREAM, ECHO], ids=["stream", "passthrough"])
+@pytest.mark.parametrize("upstream", ["half_closed", "cancelled"])
 def test_a_stream_whose_writer_fails_with_an_error_of_another_type_leaves_none_of_the_proxys_objects_in_a_cycle(
-    proxy: ProxyHandle, monkeypatch: pytest.MonkeyPatch, method: str
+    proxy: ProxyHandle, monkeypatch: pytest.MonkeyPatch, method: str, upstream: str
 ) -> None:
     # each stream's second write fails with what `_stop` did not catch (`WriteFailed`), its upstream's call half-closed
     # first, which the upstream then ends OK: the error went on through `_stop`, whose frame its traceback held, with
-    # the writer, which held it: until 2026-12-06 a cycle (only the types `_stop` catches had their traceback dropped)
+    # the writer, which held it: until 2026-12-06 a cycle (only the types `_stop` catches had their traceback dropped).
+    # Or the upstream's call cancelled first: the relay's read failed too (CANCELLED, kept in the relay's frame, which
+    # its traceback held) and `_stop` raised before the relay let it go: a cycle until 2026-12-06 (the lead's)
     writes = itertools.count()
     write = grpc_ingress._write
 
     async def failing(rpc: Any, message: bytes) -> bool:
         if next(writes) % 2 == 0:  # (each stream's first; the streams run one after the other)
             return await write(rpc, message)
-        await rpc.done_writing()
+        if upstream == "cancelled":
+            rpc.cancel()
+        else:
+            await rpc.done_writing()
         raise WriteFailed("injected")
 
     monkeypatch.setattr(grpc_ingress, "_write", failing)
