@@ -213,7 +213,8 @@ class Exchange:
                 found,
             )
         except ProxyError as error:  # recorded as its caller's (`finish`), when the key says who that is
-            error.caller = pipeline.caller_name(header, peer, self.x_api_key)
+            if error.caller is None:  # (a key no caller owns, refused as such, says so: not hashed again)
+                error.caller = pipeline.caller_name(header, peer, self.x_api_key)
             raise
         self._stored = read.stored
         decision = self.decision = pipeline.decide(call)
@@ -300,7 +301,8 @@ class Exchange:
                 adapter.name, header, self.trace, peer, self.x_api_key, recorded=False,
             )  # fmt: skip
         except ProxyError as error:
-            error.caller = pipeline.caller_name(header, peer, self.x_api_key)
+            if error.caller is None:  # (as `admit`'s)
+                error.caller = pipeline.caller_name(header, peer, self.x_api_key)
             raise
         if refused_by_head(call, pipeline.policy, bool(target.model)) is None:
             return
@@ -438,7 +440,8 @@ class Exchange:
         try:
             pipeline.check_purpose(header, call.peer, self.x_api_key)
         except ProxyError as error:
-            error.caller = pipeline.caller_name(header, call.peer, self.x_api_key)
+            if error.caller is None:  # (as `admit`'s)
+                error.caller = pipeline.caller_name(header, call.peer, self.x_api_key)
             trace = self.trace.sibling()
             refused = self.refused = Exchange(pipeline, self.adapter, self.target, trace, dict(self.outcome.extra))
             refused.outcome.client = self.outcome.client

@@ -98,10 +98,31 @@ def test_a_key_no_caller_owns_or_a_malformed_one_is_hashed_each_time_and_kept_no
         assert refused.value.code == "invalid_api_key"
         with pytest.raises(InvalidRequest):
             admitted(pipe, f"Basic {KEY}")
-    # each time (a refusal's caller is read again for its record, `Exchange.admit`: twice a call)
+    # each time (a malformed one is read again for its refusal's record, `Exchange.admit`, but never hashed)
     assert set(keyed) == {"Bearer sk-nobody", f"Basic {KEY}"}
-    assert keyed.count("Bearer sk-nobody") >= 3 and keyed.count(f"Basic {KEY}") >= 3
+    assert keyed.count("Bearer sk-nobody") == 3 and keyed.count(f"Basic {KEY}") >= 3
     assert pipe.callers_keys == {}
+
+
+@interpreted
+@pytest.mark.parametrize("refused_by", ["purpose", "size"])
+def test_a_key_no_caller_owns_is_hashed_once_a_call_whatever_refuses_it(
+    tmp_path: Path, keyed: list[str], refused_by: str
+) -> None:
+    """Refused before the call is read (a purpose `policy.known_purposes` does not list, a body past
+    `READ_UNIDENTIFIED_MAX`: the key checked first), the refusal's caller, for its record, is the key's digest the
+    connection's memo has: before 2026-12-06 (helper idle) hashed again (`Pipeline.caller_name` without the memo)."""
+    config = CONFIG.replace("policy: {{anonymous: deny}}", "policy: {{anonymous: deny, known_purposes: [assistant]}}")
+    pipe = offline_pipeline(parse(config.format(callers=APP.format(sha=SHA), store=tmp_path / "lineage.db")))
+    purpose, body = ("made-up", CHAT) if refused_by == "purpose" else ("assistant", b" " * (1 << 20) + CHAT)
+    for _ in range(3):
+        header = {"authorization": "Bearer sk-nobody", "x-purpose": purpose}.get
+        ex = _exchange(pipe, "POST", "/v1/chat/completions", header)
+        ex.key_memo = KeyMemo()  # a connection of its own
+        with pytest.raises(ProxyError) as refused:
+            ex.admit(body, header, (), deferred=True)
+        assert refused.value.code == "invalid_api_key" and refused.value.caller == "(unknown key)"
+    assert keyed == ["Bearer sk-nobody"] * 3  # (before: 6, twice a call)
 
 
 @interpreted
