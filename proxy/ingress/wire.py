@@ -223,6 +223,9 @@ class HttpConnection(asyncio.Protocol):
         self.forwarded = forwarded_pieces(peername, tls)
         self.client = client_of(peername)
         self._arm(server.idle_timeout_s)
+        # its serve loop begun now, waiting for the first request as it waits for a kept-alive connection's next one: made
+        # between the connection's accept and its first bytes, not after the request is read, on the way to the upstream
+        self._task = self._loop.create_task(self._serve())
 
     def data_received(self, data: bytes) -> None:
         if self._upgrade_body is not None:
@@ -987,7 +990,8 @@ class HttpConnection(asyncio.Protocol):
         self.closing = True
         self.draining = True
         if self.serving is None and not self.queue:
-            if self._wake is not None and not self._wake.done():
+            task = self._task
+            if task is not None and not task.done():  # waiting, or yet to run its first step (`connection_made`)
                 _wake(self._wake)  # the serve loop closes
             else:
                 self._head_cut()
