@@ -88,3 +88,23 @@ def test_the_openai_sdk_through_the_proxy(setup_for: Any, stream: bytes, raised:
     _, sdk_raised, span = through_sdk(setup_for(), stream, split=False)
     assert sdk_raised == raised
     assert span.attributes.get("error.type") == ("upstream_error" if raised else None)
+
+
+@pytest.mark.parametrize("line", [b"data:\n", b"data:  \n"], ids=["empty", "white"])
+@pytest.mark.parametrize("count", [100_000, 300_000])
+@pytest.mark.parametrize("after", [b"", b'data: {"a": 1}\n', b"data: x\n"], ids=["none", "object", "no-json"])
+def test_an_event_of_many_empty_data_lines_is_judged_past_where_the_reading_stops(
+    line: bytes, count: int, after: bytes
+) -> None:
+    """An event of `count` `data` lines whose value is white space or none: the SDK joins them, data of white space, and
+    raises at it (`json.loads`), unless a value that is JSON follows in the event. Past 65,536 of them the reading stops
+    (`_unread_event`); the SDK's reading of the rest knows the data so far is white space, and keeps it so however many
+    lines come (until 2026-12-06 seeded unknown, and past `_MOST_TAIL` bytes not judged: a success `scan:truncated`
+    where the SDK raises, review revstreams3 and /tmp/s46/streams3/openai_empty_data_runs.py)."""
+    stream = CHUNK + line * count + after + b"\n" + CHUNK + DONE
+    raises = not after.startswith(b"data: {")
+    assert sdk_raises(stream) is raises
+    for read in (65_536, len(stream)):
+        observer, outcome = observer_of("openai")
+        _streamed(observer, stream, read)
+        assert (outcome.error_type == STREAM_ERROR) is raises, read
