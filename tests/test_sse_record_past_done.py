@@ -216,3 +216,52 @@ def test_an_events_object_begun_then_a_data_line_too_long_reads_on(kind: str) ->
     observer, outcome = observer_of(kind)
     _streamed(observer, stream, 65_536)
     assert outcome.error_type is None
+
+
+def anthropic_given(stream: bytes) -> tuple[tuple[str, ...], int | None]:
+    """The stop reason and output tokens the Anthropic SDK's client has from `stream` (its `Stream` over the bytes): those
+    of the last `message_delta` event it gives."""
+    from anthropic import Stream
+    from anthropic.types import RawMessageStreamEvent
+    from httpx2 import Response
+
+    from tests.test_anthropic_parsed_events import _CLIENT, _REQUEST
+
+    response = Response(200, content=stream, headers={"content-type": "text/event-stream"}, request=_REQUEST)
+    given: tuple[tuple[str, ...], int | None] = ((), 1)
+    for event in Stream(cast_to=RawMessageStreamEvent, response=response, client=_CLIENT):
+        if event.type == "message_delta":
+            given = ((event.delta.stop_reason,) if event.delta.stop_reason else (), event.usage.output_tokens)
+    return given
+
+
+@pytest.mark.parametrize(
+    "renamed", [b"event\n", b"event: ping\n", b"event: message_delta\n", b""], ids=["bare", "ping", "named", "none"]
+)
+@pytest.mark.parametrize("stop", ["long", "refused"])
+def test_an_anthropic_events_marks_past_where_the_reading_stops_in_one_read_are_its_names(
+    stop: str, renamed: bytes
+) -> None:
+    """A named `message_delta` (`end_turn`, 9 tokens), then in its event what stops the reading (its data past `MAX_LINE`:
+    a `{` line, a long value, then another line; or lines past `_MOST_REFUSED` that are no field, which the SDK ignores), a
+    line naming it anew (or none) and its blank line, all in one read: the SDK gives the event, and its stop reason, only
+    if the name it has at that blank line is one it does not skip (a bare `event` line names none; `ping`), and raises
+    at it if its data is no JSON (an object, then more). The read is read again as the SDK reads it; until 2026-12-06 the
+    marks were kept wherever a blank line came after the stop in that read: `end_turn` where the SDK skipped the event
+    (review revstreams3's min679)."""
+    delta = sse({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 9}})
+    long = b'data: {"a": "' + b"x" * (MAX_LINE + 5_000) + b"\ndata: {}\n"
+    rest = long if stop == "long" else b"xx\n" * 16
+    stream = START + b"event: message_delta\n" + delta[:-1] + rest + renamed + b"\n" + STOP
+    skipped = renamed in (b"event\n", b"event: ping\n")
+    raises = anthropic_sdk_raises(stream)
+    assert raises is (stop == "long" and not skipped)
+    given = ((), 1) if raises else anthropic_given(stream)
+    assert raises or given == (((), 1) if skipped else (("end_turn",), 9))
+    for read in (64, 65_536, len(stream)):
+        observer, outcome = observer_of("anthropic")
+        _streamed(observer, stream, read)
+        if raises:
+            assert outcome.error_type == "upstream_error", read
+        else:
+            assert (outcome.finish_reasons, outcome.output_tokens, outcome.error_type) == (*given, None), read

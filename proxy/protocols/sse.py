@@ -390,9 +390,6 @@ class _LateEvents:
         # next dispatch (or none, at its blank line) says whether the SDK gave it (`_judge`, `_dispatch`: the observer's
         # `_late_given`)
         self.held = False
-        # the open event's data begins with one whole JSON object (`{}`: `_give_up`'s seed of the data so far, as the SDK
-        # parses it): with more than white space after it, none whatever follows (`json.loads`: extra data; `_verdict`)
-        self.whole = False
 
     def feed(self, observer: SseObserver, data: bytes, last: bool = False) -> None:
         """A piece of the reply (`last`: its end); once the SDK stopped in it or raised (the upstream's error), nothing
@@ -660,9 +657,7 @@ class _LateEvents:
             self.joined = False
             unknown = False  # (judged: never JSON)
             data = [data[0][:_LATE_HEAD], b"[DONE]"]  # (its first bytes still say whether it begins `[DONE]`)
-        verdict = self._judge(observer, data[0] if len(data) == 1 else b"\n".join(data), name, unknown)
-        self.whole = False
-        return verdict
+        return self._judge(observer, data[0] if len(data) == 1 else b"\n".join(data), name, unknown)
 
     def _judge(self, observer: SseObserver, text: bytes, name: bytes, unknown: bool) -> int:
         """What the SDK makes of an event it dispatches, its data `text` (`unknown`: more than that), named `name`; past
@@ -688,12 +683,15 @@ class _LateEvents:
         elif not name or name == _PING or not (text or unknown):  # (skipped: `_SKIPPED_NAMES`, or no data)
             return _READS
         if unknown:  # (not judged: but data that no JSON text begins so is none, whatever follows)
-            head = text.lstrip(_JSON_WHITE)[:1]
-            if self.whole and text[2:].strip(_JSON_WHITE):
-                # (an object, then more: `{...}\nx`, as a line past `MAX_LINE` after it in its event; until review
-                # revstreams3 judged by its head alone, `{`, read on, where the SDK raises; an Anthropic event so, seeded
-                # `{}` (`_PARSED_DATA`) on 2026-12-06, had been `upstream_error` before, seeded nothing)
+            text = text.lstrip(_JSON_WHITE)
+            cut = text.find(b"\n")
+            if cut > 0 and text[cut:].strip(_JSON_WHITE) and _json_text(text[:cut]):
+                # (a value that is a JSON text, then more: `{...}\nx`, as a line past `MAX_LINE` after an object in its
+                # event; none whatever follows, `json.loads`: extra data. Until review revstreams3 judged by its head
+                # alone, `{`, read on, where the SDK raises; until 2026-12-06 only where `_give_up` seeded the object,
+                # not where the reread read it: a named `message_delta`, then a long line in one read, review min679)
                 return _RAISES
+            head = text[:1]
             return _RAISES if head and head not in _JSON_STARTS else _READS
         try:
             parsed = orjson.loads(text)
@@ -1341,12 +1339,13 @@ class SseObserver(Observer):
                 events.data.append(b"[DONE]")
                 events.unknown = True
             elif self._event is not None:  # (an event whose data is not one JSON text alone, so far)
+                if self._parsed == 1:  # (an Anthropic event's object before it: `{...}\n{...`, no JSON)
+                    events.data.append(b"{}")
                 events.data.append(bytes(self._event[:_MOST_TAIL]))
                 events.unknown = len(self._event) > _MOST_TAIL
             elif sdk > 0 and sdk & (_SDK_ALONE | _SDK_CONTENT_LINE):
                 # (a value, no `_event`: one JSON object read alone, as `_sdk_events` has it; one is as good as another)
                 events.data.append(b"{}")
-                events.whole = True
             elif sdk > 0 and sdk & _SDK_DATA:
                 # (`data` lines whose values are white space or none, no other: data that is white space, which the SDK's
                 # `json.loads` raises at unless a value follows; two, as `_PARSED_DATA`'s white space, so that the reread
@@ -1355,7 +1354,6 @@ class SseObserver(Observer):
                 events.data += (b"", b"")
             elif self._parsed:  # (an Anthropic event's data so far, as its SDK parses it: one object, none, `""`, `\n`)
                 events.data += _PARSED_DATA[self._parsed]
-                events.whole = self._parsed == 1
             if sdk > 0:
                 events.id = sdk & _SDK_ID_GIVEN != 0
                 events.retry = sdk & _SDK_RETRIES != 0
@@ -1413,7 +1411,7 @@ class SseObserver(Observer):
         events = self._events = _LateEvents(self.json_every_event, self.late_words())
         events.unknown = True
         if named and seed is not None:
-            # (as `_give_up` seeded it: its name, its first `data` line's first bytes (`[DONE]`'s too), its lines joined
+            # (as `_give_up` seeded it: its name, its data so far (`[DONE]`'s first bytes too), its lines joined
             # where the SDK raises at them, `retry`; the read's `data` lines before the stop, again, then change nothing
             # but a `[DONE]` line after another: a `[DONE]` event cut at a line past `MAX_LINE` in one read, the error
             # event after it was `upstream_error` where the SDK stopped, helper sselate2)
@@ -1422,9 +1420,8 @@ class SseObserver(Observer):
             if seed.data and not seed.unknown and len(seed.data) > 1:  # (`_SDK_JOINED`)
                 events.data = seed.data
                 events.unknown = False
-            else:
-                events.data = seed.data[:1]
-                events.whole = seed.whole
+            else:  # (with an Anthropic event's object before it: `_give_up`; until 2026-12-06 its first alone)
+                events.data = seed.data
             events.held = seed.held
         sdk = self._sdk
         events.id = sdk > 0 and sdk & _SDK_ID_GIVEN != 0
@@ -1447,9 +1444,18 @@ class SseObserver(Observer):
             self._late_reread(data, named)
             if held:
                 # (its event the reread read after others: given where a blank line ends it in the read, as the SDK
-                # gives an event with data; else the next event the SDK dispatches is it)
+                # gives an event with data, but for an Anthropic one named none or `ping` at that line, which its SDK
+                # skips (a bare `event` line after the stop kept `end_turn` until 2026-12-06, review revstreams3's
+                # min679); else the next event the SDK dispatches is it)
                 if b"" in lines[at + 1 :]:
-                    self._late_given(True)
+                    name = self._name
+                    if self.typed_by_name:
+                        found = _LATE_NAME.match(b"\n".join(lines[at + 1 : lines.index(b"", at + 1)]))
+                        if found is not None:
+                            name = found[1]
+                    self._late_given(
+                        not self.typed_by_name or (name is not None and _event_name(name) not in (b"", _PING))
+                    )
                 elif self._events is not None:
                     self._events.held = True
             return
