@@ -3276,7 +3276,8 @@ def _tail_at_a_gap(end: str, window: str = "", ahead: str = "", folded: bool = F
                     return window[run:]
             first = _FIRST_GAP.match(end)  # (matches, if only "")
             start = first.end() if first is not None else 0
-        return end[start:]
+        past = _past_spaces(end, start)
+        return end[past if past >= 0 else start :]
     # none: a shorter end is all the window read, which starts where the tail before it did, or where the text does
     return end if len(end) < 2 * _OVERLAP else end[cut:]
 
@@ -3308,11 +3309,16 @@ def _run_unaligned(read: str, tail: str, ahead: str, carried: int) -> int:
     first = spaces.end() if spaces is not None else start
     if start > 1 and read[start - 1] == ":" and "0" <= read[start - 2] <= "9" and _MINUTES.match(read, start):
         first = start + 3  # (a time's minutes: read without them, as whole, `_after_minutes`)
-    if read.find("  ", first, cut) >= 0:
-        # (two spaces in it: unsure. A card after them is found whole after a run of phones from them on, the run read
-        # from them as a card's (`_PHONE_THEN_CARD`): read here as no phones alike, `"1 " + "555 123 4567 " * 11 + " " +
-        # "555 123 4567 " * 129 + card` was no card at 275 of 1,844 cuts, none before, until 2026-12-05, helper revdetfuzz4)
-        return 0
+    double = read.rfind("  ", first, cut)
+    if double >= 0:
+        # (two spaces in it: whole, the run read from its first number is a row's, no phones (`_phones_alike`,
+        # `_phones_written` read single spaces), but a card after phones is read from the last two spaces on
+        # (`_PHONE_THEN_CARD`), as after white space. Read as no phones alike, `"1 " + "555 123 4567 " * 11 + " " +
+        # "555 123 4567 " * 129 + card` was no card at 275 of 1,844 cuts, none before, until 2026-12-05, helper
+        # revdetfuzz4; read as unsure, back from its end, phones, none whole: `12  ` or `12:30  ` then `555 123 4567 `
+        # x121, at 1,317 of 1,584 two-piece cuts, until 2026-12-06, helper joins2)
+        after = _SPACES.match(read, double)  # (matches, if only "")
+        return _ROW_REFUSED | _refused_from(read, after.end() if after is not None else double, cut, 0)
     if start == 0 and ahead != "":
         # (the run goes on from the window before, its start read there: what this window holds of it read too)
         refusals = carried & _REFUSALS
@@ -3343,7 +3349,13 @@ def _run_unaligned(read: str, tail: str, ahead: str, carried: int) -> int:
             # output (`OutputText`), until 2026-12-05, helper detectors. The card whole was found after 120 phones,
             # not 121: `_CARD`'s candidates, tiled from the run's start, started at it one time in 19)
             return _UNALIGNED
-    refused = _run_refused(read, led or first, cut) | (_ROW_REFUSED if row else 0)
+    return _refused_from(read, first, cut, led) | (_ROW_REFUSED if row else 0)
+
+
+def _refused_from(read: str, first: int, cut: int, led: int) -> int:
+    """`_run_unaligned`'s readings as phones ruled out for a run of numbers read from `first` in `read` (its first phone
+    from `led`, past a country's code, when not 0: `_phone_led`)."""
+    refused = _run_refused(read, led or first, cut)
     if led > 0:
         refused |= _WRITTEN_REFUSED  # (after a country's code and its `+`: `_phones_written`)
     if _FOUR_FIRST.match(read, first) is not None and _UK_FIVE_FIRST.match(read, first) is None:
@@ -3540,8 +3552,26 @@ def _held_run(window: str, before: str) -> int:
     back = _GROUPS_BEFORE.match(window[low : gap + 1][::-1])  # (matches: `window[gap]` is white space)
     start = gap + 1 - (back.end() if back is not None else 1)
     if start > low or (start == 0 and (before == "" or _A_NUMBER.match(window) is None)):
-        return start
+        return _past_spaces(window, start)
     return -1
+
+
+def _past_spaces(window: str, start: int) -> int:
+    """Where a stream tail that would start at `start` in `window` starts: past the last of two spaces or more between
+    a run of numbers and a number before it, at the run's first number, so that `_run_unaligned` reads the run with that
+    number, one row whole (`_ROW_ON`), which `_GROUPS_BEFORE` ends at the two spaces. Read from the spaces, the next
+    window read the run as after white space, phones alike: `12  ` then `555 123 4567 ` x121, phones streamed at the
+    cuts past its first 261 characters, none whole, until 2026-12-06, helper joins2. -1 when the spaces begin
+    `window`, what is before them unknown (a stretch of the window: the tail is read from the cut then)."""
+    if start > 0 and window.startswith("  ", start - 1) and "0" <= window[start + 1 : start + 2] <= "9":
+        number = window[max(0, start - _OVERLAP) : start].rstrip(" ")[-1:].translate(_DECIMALS)
+        if number in _ROW_JOINERS:  # (or "": the spaces begin `window`, what is before them unknown: the cut's)
+            return start + 1 if number else -1
+    return start
+
+
+# what joins numbers split by spaces into one row read whole (`_ROW_ON`): a digit, a bracket, a dot or a dash
+_ROW_JOINERS: Final = "0123456789().-"
 
 
 # how many characters more than its `2 * _OVERLAP` a stream tail reads back for the start of a run of numbers it was
