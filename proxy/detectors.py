@@ -924,7 +924,8 @@ def _minutes_before(t: _Text, start: int, end: int) -> int:
 def _after_minutes(t: _Text, start: int) -> int:
     """Where a run of numbers split by spaces at `start` goes on past a time's minutes (`HH:MM`) it begins with, read
     without them as one phone after them is (`_minutes_before`): `at 12:30 555 123 4567 555 123 4568`, or a card
-    after that phone, were read from the minutes, a row's, and none was found, until 2026-12-06 (helper revjoins)."""
+    after that phone, were read from the minutes, a row's, and none was found, until 2026-12-06 (helper revjoins). A
+    stream scanner's tail cut in such a run reads it so too (`_run_unaligned`, on the few characters about `start`)."""
     classes = t.classes
     if t.before(start) == 58 and t.before(start - 1) == 48 and classes.startswith(_MINUTES_THEN_DIGIT, start):
         return start + 3
@@ -3307,8 +3308,8 @@ def _run_unaligned(read: str, tail: str, ahead: str, carried: int) -> int:
     start = len(read[:cut].rstrip(_DIGITS_AND_SPACE))
     spaces = _SPACES.match(read, start)  # (matches, if only "")
     first = spaces.end() if spaces is not None else start
-    if start > 1 and read[start - 1] == ":" and "0" <= read[start - 2] <= "9" and _MINUTES.match(read, start):
-        first = start + 3  # (a time's minutes: read without them, as whole, `_after_minutes`)
+    if start > 1 and read[start - 1] == ":" and _after_minutes(_Text(read[start - 2 : start + 4]), 2) > 2:
+        first = start + 3  # (a time's minutes: read without them, as whole)
     double = read.rfind("  ", first, cut)
     if double >= 0:
         # (two spaces in it: whole, the run read from its first number is a row's, no phones (`_phones_alike`,
@@ -3458,7 +3459,6 @@ def _phone_led(read: str, start: int, first: int) -> int:
     return 0
 
 
-_MINUTES: Final = re.compile(r"[0-9]{2} [0-9]")
 _DIGITS_AND_SPACE: Final = "0123456789 "
 _ASCII_LETTERS: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 # what before a `+` joined to a number makes it no phone's (`_phone`): a word's character, a dot, another `+` or a `(`
@@ -3799,12 +3799,18 @@ class StreamScanner:
         end = _read_end(window, 2 * self.OVERLAP)
         self._tail = _tail_at_a_gap(end, window, self._before, True)
         self._in_run = False
-        if "0" <= self._tail[:1] <= "9":  # (the window as the detectors read it, all of it: the run's start in it)
+        if "0" <= self._tail[:1].translate(_DECIMALS) <= "9":  # (the window as the detectors read it, all of it)
             reading, whole = _reading(window, len(window), True)
-            read = reading if whole is None else whole
-            cut_at = len(read) - len(self._tail) - 2
-            self._in_run = self._cards and read.endswith(self._tail) and _CUT_IN_A_RUN.match(read, cut_at) is not None
-            self._unaligned = _run_unaligned(read, self._tail, self._before, self._unaligned)
+            read, tail = reading if whole is None else whole, self._tail
+            if not read.isascii():
+                # (left as they stand where the fold leaves an escape's first character, `_read_once`, its digits as the
+                # detectors read them: read as none, the minutes after `１２:` were a run's first number, a row's, phones
+                # alike after them none streamed past its first 1,280 characters, found whole, until 2026-12-06, helper
+                # joins2)
+                read, tail = read.translate(_DECIMALS), tail.translate(_DECIMALS)
+            cut_at = len(read) - len(tail) - 2
+            self._in_run = self._cards and read.endswith(tail) and _CUT_IN_A_RUN.match(read, cut_at) is not None
+            self._unaligned = _run_unaligned(read, tail, self._before, self._unaligned)
         else:
             self._unaligned = 0
         if len(self._tail) > len(end):  # (a run held from its start, as the detectors read the window)

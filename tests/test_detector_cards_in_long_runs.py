@@ -274,6 +274,23 @@ def test_phones_after_a_times_minutes_are_found_whole_and_streamed(text: str, fo
 @pytest.mark.parametrize(
     ("text", "found"),
     [
+        # a time's hour in digits of another script (fullwidth, Arabic-Indic: read as ASCII's) in a reply holding a `%`
+        # or a `&` (what the fold leaves an escape's first character in is kept as it stands, `_read_once`)
+        ("100% at \uff11\uff12:30 " + _PHONE * 121 + "ok", {"pii:phone"}),
+        ("a&b at \u0661\u0662:30 " + _PHONE * 121 + _CARD, {"pii:phone", "pii:credit_card"}),
+        ("100% \u0661\u0662  " + _PHONE * 121 + "ok", set()),  # (and a number so written before two spaces)
+    ],
+)
+def test_a_long_run_after_a_time_in_other_digits_is_read_streamed_as_whole(text: str, found: set[str]) -> None:
+    # before (helper joins2): the tail's run was read in the window as it stood, its digits not ASCII, so the hour
+    # was none and the minutes were the run's first number, a row's: no phones (nor the card) at the cuts past its
+    # first 1,280 characters, found whole; the time's minutes were skipped by a copy of `_after_minutes` on the string
+    _read_as_whole_alone_beside_another_and_streamed(text, found)
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
         # a number first that with the first phones' groups makes phones of layouts not alike from the run's start
         # (`212 020 7946`, 3-3-4, then `0958 020 7946`, 4-3-4, ...), read back from its end another way (3-3-4s, `212`
         # left over): no phones before the card whole, nor the card
