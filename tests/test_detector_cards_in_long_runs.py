@@ -181,6 +181,9 @@ def _read_as_whole_alone_beside_another_and_streamed(text: str, found: set[str])
         ("$" + _PHONE * 60 + _CARD + " " + _PHONE * 61 + "ok", set()),
         ("|12 " + "020 7946 0958 " * 121 + _CARD, set()),
         ("ok\n" + _CARD + " " + _PHONE * 121, {"pii:credit_card"}),  # (a line's break before it, as before)
+        # a card first, the run begun by no phone of a layout: the card alone, no phones alike, after a time's minutes
+        # too (one phone after it is found: `4111 1111 1111 1111 555 123 4567`, `_phone_after_card`)
+        ("at 12:30 " + _CARD + " " + _PHONE * 121 + "ok", {"pii:credit_card"}),
         # phones of layouts not alike, each begun as theirs are, before a card: phones and the card, streamed too
         ("020 7946 0958 " + _PHONE * 120 + _CARD, {"pii:phone", "pii:credit_card"}),
     ],
