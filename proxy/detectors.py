@@ -3563,8 +3563,9 @@ def _past_spaces(window: str, start: int) -> int:
     window read the run as after white space, phones alike: `12  ` then `555 123 4567 ` x121, phones streamed at the
     cuts past its first 261 characters, none whole, until 2026-12-06, helper joins2. -1 when the spaces begin
     `window`, what is before them unknown (a stretch of the window: the tail is read from the cut then)."""
-    if start > 0 and window.startswith("  ", start - 1) and "0" <= window[start + 1 : start + 2] <= "9":
-        number = window[max(0, start - _OVERLAP) : start].rstrip(" ")[-1:].translate(_DECIMALS)
+    pair = window[start - 1 : start + 1] if start > 0 else ""
+    if (pair == "  " or pair.translate(_AS_READ) == "  ") and "0" <= window[start + 1 : start + 2] <= "9":
+        number = window[max(0, start - _OVERLAP) : start].translate(_AS_READ).rstrip(" ")[-1:]
         if number in _ROW_JOINERS:  # (or "": the spaces begin `window`, what is before them unknown: the cut's)
             return start + 1 if number else -1
     return start
@@ -3572,6 +3573,14 @@ def _past_spaces(window: str, start: int) -> int:
 
 # what joins numbers split by spaces into one row read whole (`_ROW_ON`): a digit, a bracket, a dot or a dash
 _ROW_JOINERS: Final = "0123456789().-"
+# digits and spaces as the detectors read them (NFKC), one character each: a window the fold leaves as it stands where
+# it holds an escape's first character (`_read_once`) is read so for a run's start (`_past_spaces`, `StreamScanner`)
+_AS_READ: Final = {
+    **_DECIMALS,
+    **dict.fromkeys(
+        map(ord, "\u00a0\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u3000"), " "
+    ),
+}
 
 
 # how many characters more than its `2 * _OVERLAP` a stream tail reads back for the start of a run of numbers it was
@@ -3807,7 +3816,7 @@ class StreamScanner:
                 # detectors read them: read as none, the minutes after `１２:` were a run's first number, a row's, phones
                 # alike after them none streamed past its first 1,280 characters, found whole, until 2026-12-06, helper
                 # joins2)
-                read, tail = read.translate(_DECIMALS), tail.translate(_DECIMALS)
+                read, tail = read.translate(_AS_READ), tail.translate(_AS_READ)
             cut_at = len(read) - len(tail) - 2
             self._in_run = self._cards and read.endswith(tail) and _CUT_IN_A_RUN.match(read, cut_at) is not None
             self._unaligned = _run_unaligned(read, tail, self._before, self._unaligned)
