@@ -3564,10 +3564,16 @@ def _past_spaces(window: str, start: int) -> int:
     cuts past its first 261 characters, none whole, until 2026-12-06, helper joins2. -1 when the spaces begin
     `window`, what is before them unknown (a stretch of the window: the tail is read from the cut then)."""
     pair = window[start - 1 : start + 1] if start > 0 else ""
-    if (pair == "  " or pair.translate(_AS_READ) == "  ") and "0" <= window[start + 1 : start + 2] <= "9":
+    # (and dashes after them joined to its first number, a row's with it too, `_ROW_ON`: read from the dash on, as
+    # after white space, `12  -555 123 4567 ` + `555 123 4567 ` x120 was phones streamed, none whole, until the
+    # review of helper joins2's change)
+    joiners = window[start + 1 : start + 9]
+    joined = len(joiners) - len(joiners.lstrip(" -"))
+    first = window[start + 1 + joined : start + 2 + joined]
+    if (pair == "  " or pair.translate(_AS_READ) == "  ") and "0" <= first <= "9":
         number = window[max(0, start - _OVERLAP) : start].translate(_AS_READ).rstrip(" ")[-1:]
         if number in _ROW_JOINERS:  # (or "": the spaces begin `window`, what is before them unknown: the cut's)
-            return start + 1 if number else -1
+            return start + 1 + joined if number else -1
     return start
 
 
