@@ -3586,6 +3586,7 @@ _AS_READ: Final = {
     **dict.fromkeys(
         map(ord, "\u00a0\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u3000"), " "
     ),
+    **dict.fromkeys(map(ord, "\ufe13\ufe55\uff1a"), ":"),  # (a time's colon: `_run_unaligned` reads its minutes)
 }
 
 
