@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from proxy.detectors import TRUNCATED
 from proxy.flow import Outcome
-from proxy.protocols import MAX_STRINGS, kserve, oip, sse
+from proxy.protocols import MAX_STRINGS, kserve, oip, oip_generate, sse
 from proxy.protocols import openai as openai_protocol
 from tests.configs import ONE_UPSTREAM
 from tests.harness import LoopThread, ProxyHandle
@@ -574,3 +574,75 @@ def test_a_cut_lists_end_takes_out_chains_of_brackets_a_brace_among_them_whole(
     head = b'{"data":[0,' + values + b'],"model":"m","x":[[[[0]]]]}'
     assert oip._list_end(head, 10) == 11 + len(values)
     assert stepped < len(values) // 100, stepped  # (~2 a value before: 1 in 8 to 1 in 16 bytes)
+
+
+def _read_as(observer: Any, body: bytes, how: str) -> tuple[Outcome, bool | None]:
+    """`body` read by `observer` (its outcome's): a sized reply's (`body`), one kept as it passed and read at its close
+    (`kept`: whether it was said cut short too), or an event stream's one event (`event`)."""
+    observer.head(200, {"content-type": "text/event-stream" if how == "event" else "application/json"}.get)
+    cut = None
+    if how == "body":
+        observer.body(body)
+    elif how == "kept":
+        for at in range(0, len(body), 1 << 20):
+            observer.chunk(body[at : at + (1 << 20)])
+        cut = observer.cut_short()
+    else:
+        observer.chunk(b"data: " + body + b"\n\n")
+    observer.finish()
+    return observer.outcome, cut
+
+
+_INVALID = {  # (a reply's start, a value, the value with a `}` closing a `[`, the reply's end)
+    "kserve": (b'{"predictions":[', b"[0.5]", b"[1}", b'],"model_name":"m"}'),
+    "embeddings": (
+        b'{"object":"list","data":[',
+        b'{"object":"embedding","index":0,"embedding":[0.5]}',
+        b'{"embedding":[1}}',
+        b'],"model":"emb-1","usage":{"prompt_tokens":7,"total_tokens":7}}',
+    ),
+    "infer_stream": (b'{"model_name":"m","outputs":[', b'{"data":[1]}', b'{"data":[1}}', b'],"id":"x"}'),
+}
+
+
+def _observer(api: str) -> Any:
+    outcome = Outcome(started_ns=1)
+    if api == "kserve":
+        return kserve.ReplyObserver(outcome, EMAIL, False)
+    if api == "embeddings":
+        return openai_protocol.ReplyObserver(outcome, EMAIL, False, True)
+    return oip_generate.GenerateObserver(outcome, EMAIL, False)
+
+
+@pytest.mark.interpreted  # (counts what a compiled module hands to a function it imported)
+@pytest.mark.parametrize(
+    ("api", "how"),
+    [("kserve", "body"), ("kserve", "kept"), ("embeddings", "body"), ("embeddings", "kept"), ("infer_stream", "body"),
+     ("infer_stream", "kept"), ("infer_stream", "event")],
+)  # fmt: skip
+def test_a_reply_of_many_values_whose_brackets_do_not_match_is_read_as_no_json_unparsed(
+    monkeypatch: pytest.MonkeyPatch, api: str, how: str
+) -> None:
+    """A KServe V1, embeddings or `/infer_stream` reply of more than 65,537 values whose brackets and braces past those
+    do not match (`oip._list_end`: `NO_JSON`) was parsed whole to be told no JSON (12 MiB: 0.5-2 s of CPU interpreted,
+    a kept one's parsed again to be told whether it was cut short), where an OIP `/infer` reply so written was not: it
+    is now none unparsed, as OIP's is, its record the same as one of few values so written (helper bigreply3)."""
+    start, value, bad, end = _INVALID[api]
+    parsed: list[int] = []
+    for module, name in [(sse, "reply_json"), (sse, "ends_early"), (kserve, "reply_json"), (kserve, "ends_early"),
+                         (openai_protocol, "reply_json"), (oip_generate, "reply_json")]:  # fmt: skip
+        original = getattr(module, name)
+
+        def counting(data: bytes, *args: Any, original: Any = original) -> Any:
+            parsed.append(len(data))
+            return original(data, *args)
+
+        monkeypatch.setattr(module, name, counting)
+    few = _read_as(_observer(api), start + b",".join([value] * 10 + [bad, value]) + end, how)
+    many_body = start + b",".join([value] * (MAX_STRINGS + 9) + [bad, value]) + end
+    parsed.clear()
+    many = _read_as(_observer(api), many_body, how)
+    assert (many[0].response_model, many[0].output_detected, many[0].output_digest, many[1]) == (
+        few[0].response_model, few[0].output_detected, few[0].output_digest, few[1]
+    ) == (None, {TRUNCATED}, None, None if how != "kept" else False)  # fmt: skip
+    assert max(parsed, default=0) < len(many_body) // 10, parsed

@@ -48,6 +48,7 @@ from proxy.protocols import (
 from proxy.protocols import Adapter as AdapterBase
 from proxy.protocols.charsets import codec_of, readings
 from proxy.protocols.oip import (
+    NO_JSON,
     ModelVersions,
     RestReplyObserver,
     _strings,
@@ -384,6 +385,10 @@ class ReplyObserver(RestReplyObserver):
         read, cut, closed = data, 0, -1
         if self._text.charset is None:  # (one in a charset is read whole, in it: its rest may be other JSON)
             read, cut, closed = many_values(data, _MANY_PREDICTIONS, _OUTPUTS_NAMED)
+            if closed == NO_JSON:  # (no JSON past the first values: unread as parsing it whole tells, as OIP's is)
+                self._ended_early = False
+                self._unread(data)
+                return
         reply = reply_json(read, self._text, True)
         if read is not data and _structured(reply):  # (the model's reply is its `data`: read whole, as before)
             read = data

@@ -1026,7 +1026,7 @@ def many_values(
     those, then the members after the list (after where it ends, `_list_end`), so that the reply is read as one of too
     many values (`read_reply`: the first `MAX_STRINGS` read, `scan:truncated`, no digest) without the rest being
     built. Returned with where the values were cut and where the list ended (`head`, 0 and `NO_JSON` where its
-    brackets and braces past the cut do not match: no JSON). `head` itself (and 0, -1) when not so matched over its
+    brackets and braces past the cut do not match: no JSON, which its caller need not parse to be told, `ends` too). `head` itself (and 0, -1) when not so matched over its
     first `_MANY_TENSORS_UPTO` bytes past the first of `named` (read whole, as before), when too few of those bytes
     are braces and brackets (counted in C) for so many values (a large tensor's flat data: not walked), when its rest
     names one of `named` again (its client reads that list, the last of a name) or may (a `\\u`
@@ -1052,8 +1052,8 @@ def many_values(
         return head, 0, -1
     if ends:  # (13 ns a byte of the rest: 0.76 s of 59 MB)
         ended = _OUTPUTS_END.fullmatch(head, cut)
-        if ended is None:
-            return head, 0, -1
+        if ended is None:  # (parsed whole; but not where its brackets and braces say it is no JSON)
+            return head, 0, -1 if _list_end(head, cut) != NO_JSON else NO_JSON
         closed = ended.start(1)
     else:
         closed = _list_end(head, cut)

@@ -43,6 +43,7 @@ from proxy.flow import Outcome
 from proxy.protocols import (
     _JSON_HEAD,
     MAX_STRINGS,
+    NOT_JSON,
     STREAM_ERROR,
     VISIBLE,
     Header,
@@ -1813,7 +1814,8 @@ class SseObserver(Observer):
                 if not self._read_whole(data):
                     if self.outcome.error_type:
                         self._text.unread()  # cut short (`Exchange.finish` says why): what passed was not read
-                    elif ends_early(data):  # its JSON broke off: not read, and said to be (`cut_short`)
+                    elif not self._told_no_json and ends_early(data):  # its JSON broke off: not read, and said
+                        # to be (`cut_short`)
                         self._ended_early = True
                         self._text.unread()
                     else:  # no JSON object: an event stream after all, as a whole reply is read (`body`)
@@ -2084,6 +2086,19 @@ class SseObserver(Observer):
         """A large event's data, or whole reply (`whole`), of `_LARGE` bytes or more, read as JSON (`reply_json`); a subclass
         may read less of it where its client would read what it reads the same."""
         return reply_json(data, self._text, whole)
+
+    # a whole reply `large_json` told no JSON unparsed (`no_json`): not parsed at its end either, to be told whether
+    # it was cut short (`_read_kept`); a class default (no work a call)
+    _told_no_json = False
+
+    def no_json(self, whole: bool) -> Any:
+        """What `large_json` gives for data a subclass tells no JSON without parsing it (`oip.NO_JSON`: a bracket past
+        the values read closes a brace, or a brace a bracket): `NOT_JSON`, as `reply_json` leaves it (its text's
+        `source` None); a `whole` reply's JSON so ends before its end, not cut short (`ends_early`, not asked)."""
+        self._text.source = None
+        if whole:
+            self._told_no_json = True
+        return NOT_JSON
 
     def whole(self, reply: dict[str, Any]) -> None:
         """A reply that was not streamed."""
