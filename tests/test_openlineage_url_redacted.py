@@ -5,6 +5,7 @@ outage and, at shutdown, the counts it could not send, naming the transport as `
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import threading
@@ -186,13 +187,10 @@ def test_a_one_label_host_before_what_may_be_a_token_is_hidden_as_a_host(text: s
     assert token_hidden(text, url) == shown
 
 
-def test_a_log_call_whose_arguments_do_not_fit_its_format_goes_to_handle_error_with_what_may_be_a_token_hidden(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    # the recorder's filter formatted the record itself: a call of too few arguments for its format raised TypeError in
-    # the caller's code (a library's thread), where logging without the filter gives it to the handler's `handleError`
-    # (its format and arguments printed to stderr). Until 2026-12-06 it raised. (Not propagated: pytest's own handler
-    # raises in `handleError`.)
+@contextlib.contextmanager
+def _recording_to_stderr(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A recorder of a transport URL holding what may be a token, its filter on `log`, whose lines go to stderr by
+    a handler of logging's own (not propagated: pytest's own handler raises in `handleError`)."""
     settings = parse(BASE + f"lineage: {{store: null, openlineage: {{transport: {{type: http, url: '{TOKEN_URL}'}}}}}}\n",
                      env={})  # fmt: skip
     assert settings.lineage.openlineage is not None
@@ -201,12 +199,22 @@ def test_a_log_call_whose_arguments_do_not_fit_its_format_goes_to_handle_error_w
     monkeypatch.setattr(log, "propagate", False)
     log.addHandler(handler)
     try:
-        token = TOKEN_URL
-        log.warning("cannot send events to %s (%s)", token)
-        log.warning("cannot send events to %(url)s (%(why)s)", {"url": token, "error": ValueError(token)})
+        yield
     finally:
         log.removeHandler(handler)
         asyncio.run(recorder.stop())
+
+
+def test_a_log_call_whose_arguments_do_not_fit_its_format_goes_to_handle_error_with_what_may_be_a_token_hidden(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the recorder's filter formatted the record itself: a call of too few arguments for its format raised TypeError in
+    # the caller's code (a library's thread), where logging without the filter gives it to the handler's `handleError`
+    # (its format and arguments printed to stderr). Until 2026-12-06 it raised
+    with _recording_to_stderr(monkeypatch):
+        token = TOKEN_URL
+        log.warning("cannot send events to %s (%s)", token)
+        log.warning("cannot send events to %(url)s (%(why)s)", {"url": token, "error": ValueError(token)})
     printed = capsys.readouterr().err
     assert printed.count("--- Logging error ---") == 2, printed
     assert "Arguments: ('http://***@gateway',)" in printed, printed
@@ -220,18 +228,8 @@ def test_a_log_call_whose_message_is_not_a_string_and_whose_arguments_do_not_fit
     # the review's find (helper revsmalls3): a message that is not a string (an exception, as `log.error(error, ...)`)
     # was left as it was when its arguments did not fit it: `handleError` printed its repr, `Message:
     # ValueError('http://localhost/xyz/q9s3cr@gateway')`, the token in it
-    settings = parse(BASE + f"lineage: {{store: null, openlineage: {{transport: {{type: http, url: '{TOKEN_URL}'}}}}}}\n",
-                     env={})  # fmt: skip
-    assert settings.lineage.openlineage is not None
-    recorder = OpenLineageRecorder(settings.lineage.openlineage)
-    handler = logging.StreamHandler()
-    monkeypatch.setattr(log, "propagate", False)
-    log.addHandler(handler)
-    try:
+    with _recording_to_stderr(monkeypatch):
         log.warning(ValueError(TOKEN_URL), "an argument for no placeholder")
-    finally:
-        log.removeHandler(handler)
-        asyncio.run(recorder.stop())
     printed = capsys.readouterr().err
     assert printed.count("--- Logging error ---") == 1, printed
     assert "Message: ValueError('http://***@gateway')" in printed, printed

@@ -13,6 +13,7 @@ import tritonclient.grpc as grpcclient
 
 from proxy.logs import ACCESS
 from tests.harness import LoopThread, ProxyHandle
+from tests.record.test_sinks import Sink
 from tests.servers.otlp_receiver import OtlpReceiver, ReceivedSpan
 
 INFER = "/inference.GRPCInferenceService/ModelInfer"
@@ -61,6 +62,21 @@ def proxied(
         loop_thread.run(proxy.process.stop())
     finally:
         loop_thread.run(server.stop(None))
+
+
+@contextlib.contextmanager
+def proxied_recording(
+    loop_thread: LoopThread,
+    otlp: OtlpReceiver,
+    make_proxy: Callable[..., ProxyHandle],
+    config: str,
+    handler: grpc.GenericRpcHandler,
+) -> Iterator[tuple[ProxyHandle, Sink]]:
+    """`proxied`, and a sink given each call's record as it ends."""
+    with proxied(loop_thread, otlp, make_proxy, config, handler) as handle:
+        records = Sink("records", durable=True, holds=False)
+        handle.process.runtime.sinks.swap(records.name, records)  # type: ignore[arg-type]
+        yield handle, records
 
 
 @contextlib.contextmanager

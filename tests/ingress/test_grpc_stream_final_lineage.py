@@ -15,7 +15,7 @@ import grpc
 import pytest
 
 from tests.harness import LoopThread, ProxyHandle
-from tests.ingress.grpc_proxied import proxied
+from tests.ingress.grpc_proxied import proxied_recording
 from tests.ingress.test_grpc_stream_forwarded import CONFIG, MODEL_STREAM_INFER, Upstream, _reply, _request
 from tests.record.test_sinks import Sink
 from tests.servers.otlp_receiver import OtlpReceiver
@@ -24,10 +24,8 @@ from tests.servers.otlp_receiver import OtlpReceiver
 @pytest.fixture
 def proxy(loop_thread: LoopThread, otlp: OtlpReceiver, make_proxy: Any) -> Iterator[tuple[ProxyHandle, Sink]]:
     """The proxy in front of an upstream whose every reply names a mail address; `Sink`: each call's record."""
-    with proxied(loop_thread, otlp, make_proxy, CONFIG, Upstream()) as handle:
-        records = Sink("records", durable=True, holds=False)  # given each call's record as it ends
-        handle.process.runtime.sinks.swap(records.name, records)  # type: ignore[arg-type]
-        yield handle, records
+    with proxied_recording(loop_thread, otlp, make_proxy, CONFIG, Upstream()) as recording:
+        yield recording
 
 
 def test_a_streams_trailers_carry_its_lineage_as_it_stands_at_its_end(proxy: tuple[ProxyHandle, Sink]) -> None:

@@ -18,7 +18,7 @@ from proxy.flow import Call, TraceContext
 from proxy.protocols import text_digest
 from proxy.protocols.oip_grpc import ADAPTER, MODEL_STREAM_INFER
 from tests.harness import LoopThread, ProxyHandle
-from tests.ingress.grpc_proxied import proxied
+from tests.ingress.grpc_proxied import proxied_recording
 from tests.ingress.test_grpc import _traceparent
 from tests.record.test_sinks import Sink
 from tests.servers.otlp_receiver import OtlpReceiver
@@ -80,10 +80,8 @@ class Upstream(grpc.GenericRpcHandler):  # type: ignore[misc]
 
 @pytest.fixture
 def proxy(loop_thread: LoopThread, otlp: OtlpReceiver, make_proxy: Any) -> Iterator[tuple[ProxyHandle, Sink]]:
-    with proxied(loop_thread, otlp, make_proxy, CONFIG, Upstream()) as handle:
-        records = Sink("records", durable=True, holds=False)  # given each call's record as it ends
-        handle.process.runtime.sinks.swap(records.name, records)  # type: ignore[arg-type]
-        yield handle, records
+    with proxied_recording(loop_thread, otlp, make_proxy, CONFIG, Upstream()) as recording:
+        yield recording
 
 
 FIRST, SECOND = "mail ana@example.org please", "and thanks"

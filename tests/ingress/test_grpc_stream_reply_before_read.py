@@ -23,7 +23,7 @@ from proxy.flow import Outcome
 from proxy.ingress.grpc import _Quiet
 from proxy.protocols.oip_grpc import MODEL_STREAM_INFER, ReplyObserver
 from tests.harness import LoopThread, ProxyHandle
-from tests.ingress.grpc_proxied import proxied
+from tests.ingress.grpc_proxied import proxied_recording
 from tests.ingress.test_grpc_stream_forwarded import CONFIG, _reply, _request
 from tests.record.test_sinks import Sink
 from tests.servers.otlp_receiver import OtlpReceiver
@@ -54,10 +54,8 @@ class Upstream(grpc.GenericRpcHandler):  # type: ignore[misc]
 
 @pytest.fixture
 def proxy(loop_thread: LoopThread, otlp: OtlpReceiver, make_proxy: Any) -> Iterator[tuple[ProxyHandle, Sink]]:
-    with proxied(loop_thread, otlp, make_proxy, CONFIG, Upstream()) as handle:
-        records = Sink("records", durable=True, holds=False)  # given each call's record as it ends
-        handle.process.runtime.sinks.swap(records.name, records)  # type: ignore[arg-type]
-        yield handle, records
+    with proxied_recording(loop_thread, otlp, make_proxy, CONFIG, Upstream()) as recording:
+        yield recording
 
 
 @pytest.mark.interpreted
