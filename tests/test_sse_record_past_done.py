@@ -18,6 +18,7 @@ from tests.test_anthropic_error_by_name_alone import START
 from tests.test_anthropic_parsed_events import anthropic_sdk_raises
 from tests.test_scan_cost import _streamed
 from tests.test_sse_events_as_the_sdk_reads_them import CHUNK, DONE, through_sdk
+from tests.test_sse_sdk_leftovers import sdk_fails
 from tests.test_sse_sdk_remaining_cases import EVENT as EVENT_DELTA
 from tests.test_sse_sdk_remaining_cases import STOP
 from tests.test_sse_unended_last_event_as_the_sdk_reads_it import (
@@ -293,3 +294,28 @@ def test_a_data_line_too_long_no_json_token_begins_in_a_pretty_event_is_judged(k
         observer, outcome = observer_of(kind)
         _streamed(observer, stream, read)
         assert outcome.error_type == "upstream_error", read
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_an_event_begun_in_a_read_before_the_one_the_reading_stops_in_is_not_judged_by_its_head(kind: str) -> None:
+    """A pretty-printed event (`{"a": 1` then `, ...}`; an Anthropic one named in its second line) cut between reads at
+    its second line's start, its blank line in the next read, and in that read after it a pretty-printed event whose second
+    `data` line is past `MAX_LINE` (JSON): the SDK reads on, and so does the record. The read the reading stopped in is
+    read again from its start, as the SDK reads it, the event open there begun in the read before (read already where
+    the reply was read): until review revstreams4b its data was judged by the first line of it in that read, `,` that no
+    JSON text begins, `upstream_error` (the fuzz of valid pretty-printed streams: 3 of 4 false errors in 1,500 openai
+    streams were so)."""
+    name = b"event: content_block_delta\n" if kind == "anthropic" else b""
+    long = b'data: {"type": "content_block_delta",\ndata: "p": "' + b"x" * (MAX_LINE + 5_000) + b'"}\n\n'
+    first, end = (CHUNK, DONE) if kind == "openai" else (START, STOP)
+    reads = [first + b'data: {"a": 1\n', name + b'data: , "type": "content_block_delta"}\n\n' + name + long + end]
+    stream = b"".join(reads)
+    if kind == "openai":
+        assert not sdk_fails(reads)
+    else:
+        assert not anthropic_sdk_raises(stream)
+    observer, outcome = observer_of(kind)
+    for read in reads:
+        observer.chunk(read)
+    observer.finish()
+    assert outcome.error_type is None

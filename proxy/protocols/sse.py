@@ -380,6 +380,9 @@ class _LateEvents:
         self.data: list[bytes] = []  # the open event's `data` values
         self.size = 0
         self.unknown = False  # the open event's data is not all in `data` (past `_MOST_TAIL`, or read before)
+        # its data began in a read before (`SseObserver._late_reread`'s first event): its first value kept is none of its
+        # data's first, nothing said of its head (`_verdict`)
+        self.headless = False
         # a `data` line beginning `[DONE]` after another in the open event: joined (`...\n[DONE]`), its data is no JSON
         # text whatever the lines before held (`D` is none outside a string, and a line end none inside one)
         self.joined = False
@@ -688,6 +691,13 @@ class _LateEvents:
         elif not name or name == _PING or not (text or unknown):  # (skipped: `_SKIPPED_NAMES`, or no data)
             return _READS
         if unknown:  # (not judged: but data that no JSON text begins so is none, whatever follows)
+            if self.headless:
+                # (begun in a read before, read already where the reply was read: its head is none of what is kept; a
+                # pretty-printed event cut between reads, then a line past `MAX_LINE` in the next read after its blank
+                # line, was `upstream_error` from its last line's `:` or `1` (a JSON text, then more) until review
+                # revstreams4b)
+                self.headless = False
+                return _READS
             text = text.lstrip(_JSON_WHITE)
             cut = text.find(b"\n")
             if cut > 0 and text[cut:].strip(_JSON_WHITE) and _json_text(text[:cut]):
@@ -1419,6 +1429,7 @@ class SseObserver(Observer):
         seed = self._events
         events = self._events = _LateEvents(self.json_every_event, self.late_words())
         events.unknown = True
+        events.headless = not (named and seed is not None)
         if named and seed is not None:
             # (as `_give_up` seeded it: its name, its data so far (`[DONE]`'s first bytes too), its lines joined
             # where the SDK raises at them, `retry`; the read's `data` lines before the stop, again, then change nothing
