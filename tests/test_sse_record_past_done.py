@@ -319,3 +319,21 @@ def test_an_event_begun_in_a_read_before_the_one_the_reading_stops_in_is_not_jud
         observer.chunk(read)
     observer.finish()
     assert outcome.error_type is None
+
+
+def test_an_id_after_the_stop_in_its_read_gives_no_blank_line_before_it_an_event() -> None:
+    """A pretty-printed event whose second `data` line is past `MAX_LINE` (JSON), a blank line more, then an `id` line, in one
+    read, and `[DONE]` in the next: the openai SDK dispatches no event at the second blank line (no id yet: its decoder gives
+    one at a blank line only with a name, data, an id or a retry), and stops at `[DONE]`. The read is read again from its
+    start with the id its decoder had there; until review revstreams4b with the one it had at the read's end, the `id`
+    line after the stop counted, the extra blank line an empty event whose data `json.loads` raises at:
+    `upstream_error` (the fuzz of valid pretty-printed streams: 2 of 1,500 openai streams)."""
+    long = b'data: {"a":\ndata: "' + b"x" * (MAX_LINE + 5_000) + b'"}\n\n\nid: 1\n'
+    stream = CHUNK + long + DONE
+    assert not sdk_fails([stream])
+    for reads in ([CHUNK + long, DONE], [CHUNK, long, DONE]):
+        observer, outcome = observer_of("openai")
+        for read in reads:
+            observer.chunk(read)
+        observer.finish()
+        assert outcome.error_type is None, len(reads)

@@ -750,6 +750,10 @@ class SseObserver(Observer):
     # the read `_framing_dropped` was given last and what it gave (`_late_reread`)
     _raw = b""
     _framed = b""
+    # `_sdk` at the start of the read `_sdk_events` last looked at, and that read (`_late_reread`, which reads it again
+    # from its start; class defaults: no work a call, nor an ordinary read, which leaves `_sdk` 0)
+    _sdk_start = 0
+    _sdk_read = b""
     # with `typed_by_name`, the open event's data as the Anthropic SDK parses it at the blank line that ends it, when
     # named (not `_SKIPPED_NAMES`): 0 none, 1 one JSON object, 2 none or no object, 4 one empty `data` line (data `""`:
     # skipped as none), 8 white space that is data (`data:  `, two empty lines: `\n`), which `json.loads` raises at (2, 8:
@@ -1108,7 +1112,8 @@ class SseObserver(Observer):
         (`_data_line`). Looked at in C but for the events that hold such a line (each a Python step: past `MAX_STRINGS`
         of them at which the SDK dispatches nothing, the rest is not looked at) or that follow an id. Before 2026-12-05
         an empty event was found only whole in a read, after a blank line, and the id an earlier event gave not kept."""
-        state = self._sdk
+        state = self._sdk_start = self._sdk
+        self._sdk_read = data
         if state == _SDK_OPEN and data[0] == _LF:  # (an ordinary event's blank line: dispatched with data)
             state = self._sdk = 0
             if len(data) == 1:
@@ -1443,9 +1448,13 @@ class SseObserver(Observer):
             else:  # (with an Anthropic event's object before it: `_give_up`; until 2026-12-06 its first alone)
                 events.data = seed.data
             events.held = seed.held
-        sdk = self._sdk
+        # (the id the SDK's decoder had at the read's start: `_sdk` is at its end, an `id` line after the stop in it
+        # counted, and an extra blank line before that was an empty event dispatched, `upstream_error` where the SDK read
+        # on, until review revstreams4b)
+        raw = self._raw if self._framed is data else data
+        sdk = self._sdk_start if self._sdk_read is raw else 0  # (a read it did not look at: `_sdk` 0 before and after)
         events.id = sdk > 0 and sdk & _SDK_ID_GIVEN != 0
-        self._late_read(self._raw if self._framed is data else data)
+        self._late_read(raw)
 
     def _late_after(self, lines: list[bytes], line: bytes, last: bytes, data: bytes) -> None:
         """The reading stopped at `line`, one of a read's `lines` (`last`: its line not yet whole; `data`: the read):
