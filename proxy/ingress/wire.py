@@ -737,11 +737,8 @@ class HttpConnection(asyncio.Protocol):
     # -- serving
 
     def _kick(self) -> None:
-        if self._task is None:
-            if self.queue:
-                self._task = self._loop.create_task(self._serve())
-        else:
-            _wake(self._wake)
+        # (the serve loop, begun at `connection_made`, waits for a request: made here until 2026-12-06, helper idle)
+        _wake(self._wake)
 
     async def _serve(self) -> None:
         server = self.server
