@@ -150,13 +150,13 @@ class GenerateObserver(SseObserver):
 
     def large_json(self, data: bytes, whole: bool) -> Any:
         """An inference response of over `MAX_STRINGS` outputs (MLServer's `infer_stream`, an event, or one JSON object)
-        read in its first `MAX_STRINGS` + 1 (`oip.many_outputs`), as `/infer`'s is: `read_reply` records it
-        `scan:truncated`, without a digest, the rest unread (the outputs after them, the fields after `outputs`); until
-        2026-12-05 orjson built a million tiny outputs to have all but 65,536 passed over, 3.5-3.7 s interpreted. Parsed
-        whole, as before, where `many_outputs` reads it so (`outputs` named again after them), where those read are not
-        all objects (a generate reply's field, every string read: `_generated`), and where a whole reply's type names a
-        charset (read in it, `reply_json`) or its rest is not whole JSON (so a reply framed by its close is told cut
-        short as before: `SseObserver.cut_short`). One whose outputs past those close a bracket with a brace
+        read in its first `MAX_STRINGS` + 1 (`oip.many_values`, `after_unread`), as `/infer`'s is: `read_reply` records
+        it `scan:truncated`, without a digest, the rest unread (the outputs after them, the fields after `outputs`);
+        until 2026-12-05 orjson built a million tiny outputs to have all but 65,536 passed over, 3.5-3.7 s interpreted.
+        Parsed whole, as before, where `many_values` reads it so (`outputs` named again after them), where those read
+        are not all objects (a generate reply's field, every string read: `_generated`), and where a whole reply's type
+        names a charset (read in it, `reply_json`) or its rest is not whole JSON (so a reply framed by its close is told
+        cut short as before: `SseObserver.cut_short`). One whose outputs past those close a bracket with a brace
         (`NO_JSON`) is none, unparsed, as its client's parse fails (`no_json`: 12 MiB parsed whole to be told, 1.5-2 s,
         until 2026-12-06)."""
         if not whole or self._text.charset is None:  # (an event's data is UTF-8)
