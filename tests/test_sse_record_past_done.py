@@ -337,3 +337,22 @@ def test_an_id_after_the_stop_in_its_read_gives_no_blank_line_before_it_an_event
             observer.chunk(read)
         observer.finish()
         assert outcome.error_type is None, len(reads)
+
+
+@pytest.mark.parametrize("cut", [20, 40], ids=["in-its-name", "in-its-data"])
+def test_an_anthropic_event_begun_in_the_read_before_leaves_the_next_events_head_judged(cut: int) -> None:
+    """An Anthropic event cut between reads (`cut` bytes into it), then in the next read a pretty-printed event whose
+    `data` line past `MAX_LINE` no JSON token begins: the SDK raises at it, and so does the record. The event begun in
+    the read before is not judged by its head, its name unread in that read (skipped, as the SDK's reading of the read
+    alone has it); until the review of 2026-12-06 that left the rule set for the next event unknown, read on where the
+    SDK raises (cut in its data line)."""
+    name = b"event: content_block_delta\n"
+    first = b'{"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "hi"}}'
+    pretty = b'data: {\ndata:  "type": "content_block_delta",\ndata: ' + b"x" * (MAX_LINE + 5_000)
+    stream = START + name + b"data: " + first + b"\n\n" + name + pretty + b'\ndata:  "index": 0\ndata: }\n\n' + STOP
+    assert anthropic_sdk_raises(stream)
+    observer, outcome = observer_of("anthropic")
+    for read in (stream[: len(START) + cut], stream[len(START) + cut :]):
+        observer.chunk(read)
+    observer.finish()
+    assert outcome.error_type == "upstream_error"

@@ -681,6 +681,9 @@ class _LateEvents:
 
     def _verdict(self, observer: SseObserver, text: bytes, name: bytes, unknown: bool) -> int:
         self.judged += 1
+        # (the first event dispatched alone, whatever judges it: an Anthropic one unnamed in the read, its name before
+        # it, kept it set until the review of 2026-12-06, and the next event unknown was read on where the SDK raises)
+        headless, self.headless = self.headless, False
         if self.judged > MAX_STRINGS:
             return _BOUND
         if self.stops:
@@ -691,12 +694,11 @@ class _LateEvents:
         elif not name or name == _PING or not (text or unknown):  # (skipped: `_SKIPPED_NAMES`, or no data)
             return _READS
         if unknown:  # (not judged: but data that no JSON text begins so is none, whatever follows)
-            if self.headless:
+            if headless:
                 # (begun in a read before, read already where the reply was read: its head is none of what is kept; a
                 # pretty-printed event cut between reads, then a line past `MAX_LINE` in the next read after its blank
                 # line, was `upstream_error` from its last line's `:` or `1` (a JSON text, then more) until review
                 # revstreams4b)
-                self.headless = False
                 return _READS
             text = text.lstrip(_JSON_WHITE)
             cut = text.find(b"\n")
