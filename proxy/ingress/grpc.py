@@ -1184,7 +1184,7 @@ class GrpcIngress:
         ends the stream); the span ends with the stream. Messages go each way one at a time, each write
         awaited before the next read (back-pressure both ways); the lineage goes as initial metadata,
         with the first reply, and again, as it stands at the end, with the status. A reply after the first is written
-        to the client before it is read (`Exchange.stream_message`), in the same turn, before the upstream's next is
+        to the client before it is read (`Exchange.stream_message`), once its write returns, before the upstream's next is
         awaited: what ends the call is its upstream's status, and reading a reply decides nothing about what is
         written. (`requests`: grpc's iterator over `context.read`, which is read instead.)"""
         try:
@@ -1237,7 +1237,7 @@ class GrpcIngress:
                         raise
                     finally:
                         # a later reply cannot end the call (its upstream's status does) nor change what is written:
-                        # its client has it before it is read, in this turn (until 2026-12-06 read first, as the first)
+                        # its client has it before it is read, once the write returns (until 2026-12-06 read first, as the first)
                         if later:
                             ex.stream_message(message)
                     message = b""  # passed on: not held while the next is awaited (`_pump`)
