@@ -1444,11 +1444,10 @@ class SseObserver(Observer):
             # event after it was `upstream_error` where the SDK stopped, helper sselate2)
             events.name = seed.name
             events.retry = seed.retry
+            # (with an Anthropic event's object before it: `_give_up`; until 2026-12-06 its first alone)
+            events.data = seed.data
             if seed.data and not seed.unknown and len(seed.data) > 1:  # (`_SDK_JOINED`)
-                events.data = seed.data
                 events.unknown = False
-            else:  # (with an Anthropic event's object before it: `_give_up`; until 2026-12-06 its first alone)
-                events.data = seed.data
             events.held = seed.held
         # (the id the SDK's decoder had at the read's start: `_sdk` is at its end, an `id` line after the stop in it
         # counted, and an extra blank line before that was an empty event dispatched, `upstream_error` where the SDK read
