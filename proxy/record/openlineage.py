@@ -1651,22 +1651,20 @@ class _Hiding(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
-            said = shown = record.getMessage()
+            said = record.getMessage()
         except Exception:
             # a call whose arguments do not fit its format: left for the handler to fail on, as it does without this
             # filter (`handleError`, which prints the format and arguments), those hidden. Until 2026-12-06 raised
             # here, in the caller's code (a library's thread)
             self._hide_parts(record)
         else:
-            for url in self.urls:
-                shown = token_hidden(shown, url)
+            shown = self._hidden(said)
             if shown != said:
                 record.msg, record.args = shown, None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            for url in self.urls:
-                record.exc_text = token_hidden(record.exc_text, url)
+            record.exc_text = self._hidden(record.exc_text)
         return True
 
     def _hidden(self, text: str) -> str:
