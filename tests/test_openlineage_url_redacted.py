@@ -178,7 +178,18 @@ def test_what_may_be_a_token_is_in_no_traceback_of_a_json_log_line(caplog: pytes
     # a host of one letter or two is hidden where it stands as a host, not in every word holding it: until the review
     # of 2026-12-06 `the sender thread` read `t***e sender t***read` while the recorder ran
     ("the sender thread: host='h', h:80, //h/", "http://h/xyz/q9s3cr@gw", "the sender thread: host='***', ***:80, //***/"),
-    ("gwen's gw-2 gw.example gw.", "http://gw/xyz/q9s3cr@default", "gwen's gw-2 gw.example ***."),
+    ("gwen's gw-2 gw.example gw, discarding connection: gw.", "http://gw/xyz/q9s3cr@default",
+     "gwen's gw-2 gw.example gw, discarding connection: ***."),
+    # a host spelled as a word is hidden where the words name it, not in the library's words holding that word: until
+    # 2026-12-06 urllib3's `Name or *** not known`, OpenSSL's `certificate is not *** for` (those of a TLS handshake:
+    # tests/test_upstream_tls_token_host.py)
+    ("Failed to resolve 'service' ([Errno -2] Name or service not known)", "http://service/xyz/q9s3cr@gw",
+     "Failed to resolve '***' ([Errno -2] Name or service not known)"),
+    ("Connection to valid timed out. (connect timeout=5); Resetting dropped connection: valid",
+     "http://valid/xyz/q9s3cr@gw", "Connection to *** timed out. (connect timeout=5); Resetting dropped connection: ***"),
+    ("Starting new HTTPS connection (1): known:443; NameResolutionError(\"<...>: Failed to resolve \\'known\\' (...)\")",
+     "https://known/xyz/q9s3cr@gw",
+     "Starting new HTTPS connection (1): ***:443; NameResolutionError(\"<...>: Failed to resolve \\'***\\' (...)\")"),
     # as urllib3 and httpx2 write it, in lower case (until that review quoted: `desktop-7qk2m`)
     ("HTTPConnectionPool(host='desktop-7qk2m', port=80)", "http://DESKTOP-7QK2M/xyz/q9s3cr@gw",
      "HTTPConnectionPool(host='***', port=80)"),

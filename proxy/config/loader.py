@@ -266,14 +266,25 @@ def _token_at(url: str) -> tuple[int, int] | None:
     return None
 
 
+# where an HTTP client's or TLS library's words name a host (`{host}`, escaped), as a word: quoted (`'gw'`,
+# `host='gw'`, `\'gw\'` in a repr's repr), in a URL (`//gw`), a key's value (`host=gw`), before its port or path
+# (`gw:443`, `gw/`), after `to ` (urllib3's `Connection to gw timed out.`) or after `: ` ending a clause (urllib3's
+# `discarding connection: gw.`, `Resetting dropped connection: gw`)
+_AS_HOST = (
+    r"(?<![\w.-])(?:(?<=['\"`]){host}(?=\\?['\"`])|(?:(?<=//)|(?<==)|(?<=\bto )){host}|{host}(?=:\d|/)"
+    r"|(?<=: ){host}(?=\Z|\n|[.,;)](?:\s|\Z)))(?![\w-]|\.\w)"
+)
+
+
 def token_hidden(text: str, url: str) -> str:
     """`text` (`url` itself, or a message that quotes it or its parts: an HTTP client's error) with what may be a token
     before the path's `@` after a host of one label (`_token_at`) hidden as `shown_url` hides it: the whole of it, its
     path's part (`/xyz/q9s3cr` of `http://localhost/xyz/q9s3cr@gateway`, quoted by requests' errors), what of it
     comes before a `/` (`/xyz/`: a URL joined with a relative endpoint, `http://localhost/xyz/api/v1/lineage`, keeps
-    it) and its host, the token's first piece, where it stands as a host, in any case (urllib3 and httpx2 write it in
-    lower case; until the review of 2026-12-06 written as in the URL, and in every word too: host `h` made `the` `t***e`).
-    Unchanged for a URL holding no such `@`."""
+    it) and its host, the token's first piece, where it stands as a host (`_AS_HOST`), in any case (urllib3 and httpx2
+    write it in lower case; until the review of 2026-12-06 written as in the URL, and in every word too: host `h` made
+    `the` `t***e`; until 2026-12-06 in every word it is: host `valid` made OpenSSL's `certificate is not valid for`
+    `not *** for`, `ssl` its `[SSL: ...]` `[***: ...]`). Unchanged for a URL holding no such `@`."""
     found = _token_at(url)
     if found is None:
         return text
@@ -283,7 +294,7 @@ def token_hidden(text: str, url: str) -> str:
     ends = [index for index in range(at - 1, slash, -1) if url[index] == "/"]
     for end in ends:  # the longest first
         text = text.replace(url[slash : end + 1], "/***/")
-    return re.sub(rf"(?<![\w.-]){re.escape(url[start:slash])}(?![\w-]|\.\w)", "***", text, flags=re.IGNORECASE)
+    return re.sub(_AS_HOST.format(host=re.escape(url[start:slash])), "***", text, flags=re.IGNORECASE)
 
 
 def store_userinfo(store: str) -> tuple[int, int] | None:
