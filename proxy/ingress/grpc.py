@@ -1792,7 +1792,10 @@ async def _stop(rpc: Any, writer: asyncio.Task[None], complete: bool) -> None:
     """A relayed stream's end: unless the upstream's call ended by itself (`complete`), it is cancelled (the
     client left, the drain cut the call, the proxy ended it); the writer (`_pump`) is stopped and waited for. What it
     raised is not kept by this frame: raised here, its traceback held this frame, which holds the writer, which holds
-    it, a reference cycle with the call's frames and Exchange (a write that met the upstream's end in grpc's core)."""
+    it, a reference cycle with the call's frames and Exchange (a write that met the upstream's end in grpc's core).
+    A SystemExit or KeyboardInterrupt (no Exception) goes on as it is, its traceback with it: asyncio raised it out of
+    the loop as the writer did (the process is ending: a cycle left costs nothing, where it was raised is its last
+    words)."""
     if not complete:
         rpc.cancel()
     if not writer.done():
