@@ -31,13 +31,17 @@ def problems(http: str = "127.0.0.1:8080", grpc: str = "127.0.0.1:8081", upstrea
         ("http://127.0.0.1:8001", "127.0.0.1:8001"),
         ("grpc://triton.internal:8001/", "triton.internal:8001"),
         ("https://user:secret@[::1]:8001", "[::1]:8001"),
+        # the address after a password holding a `/` or what may be a token: until 2026-12-06 the text before the
+        # first `/`, a piece of either (`write 'ops:12'`, `write 'gw'`)
+        ("http://ops:12/secret@triton:8001", "triton:8001"),
+        ("http://gw/xyz/secret@triton:8001/v2", "triton:8001"),
     ],
 )
 def test_a_grpc_upstream_written_as_a_url_is_a_problem(written: str, write: str) -> None:
     [problem] = problems(upstream=written)
     assert problem.startswith("upstreams[0].grpc: expected host:port without a scheme, got ")
     assert problem.endswith(f"(write {write!r})")
-    assert "secret" not in problem
+    assert "secret" not in problem and "'ops:12'" not in problem and "'gw'" not in problem, problem
 
 
 def test_a_listener_written_as_a_url_is_a_problem() -> None:

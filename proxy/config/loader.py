@@ -721,11 +721,18 @@ def parse_address(text: str, zero_ok: bool = True) -> Address:
     `zero_ok` (a listener), not for an address to connect to."""
     _, sep, rest = text.partition("://")
     if sep:  # `http://host:port`: a listener would fail to start, a grpc upstream never resolve, after `check` said ok
-        address = rest.split("/", 1)[0].rpartition("@")[2] or "host:port"
+        # the address after a userinfo holding a `/` or what may be a token (`http://gw/xyz/q9s3cr@gateway:8001`):
+        # until 2026-12-06 the text before its first `/`, a piece of it (`write 'gw'`)
+        userinfo = _slashed_userinfo(text) or _token_at(text)
+        after = rest if userinfo is None else text[userinfo[1] + 1 :]
+        address = after.split("/", 1)[0].rpartition("@")[2] or "host:port"
         raise ValueError(f"expected host:port without a scheme, got {shown_url(text)!r} (write {address!r})")
     if "@" in text:  # `user:password@host:port`: no host holds an `@`, and grpc would take it all as the host's name
         address = text.rpartition("@")[2] or "host:port"
-        raise ValueError(f"a host:port holds no user or password, got {redact_userinfo(text)!r} (write {address!r})")
+        # all before the last `@` its user and password, one holding a `/` too (`gw/xyz/q9s3cr@gateway:8001`: until
+        # 2026-12-06 quoted whole, as `redact_userinfo` reads a userinfo to a `/`)
+        shown = shown_url(text, (0, text.rfind("@")))
+        raise ValueError(f"a host:port holds no user or password, got {shown!r} (write {address!r})")
     if text.startswith("["):
         host, sep, port = text[1:].partition("]:")
     else:
