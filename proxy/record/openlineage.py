@@ -255,10 +255,11 @@ class OpenLineageRecorder:
         self._target = _describe(settings.transport)
         # what may be a token in a transport's URL (`token_hidden`), hidden in every line this module logs (the errors
         # of requests and httpx quote the URL's path and host, which hold it) and openlineage-python's transports do
-        self._hiding = _Hiding(_urls(settings.transport))
-        if self._hiding.urls:
-            _attach(self._hiding)
-        # what keeps that filter on (`_unhide`): the stop, until it ends, and the sender thread, once started, until it
+        self._hiding = tuple(url for url in _urls(settings.transport) if token_hidden(url, url) != url)
+        if self._hiding:
+            with _HIDING_LOCK:
+                _HIDING.hide(self._hiding)
+        # what keeps them hidden (`_unhide`): the stop, until it ends, and the sender thread, once started, until it
         # ends: it closes the transport (an async_http one's own thread, which logs its failures quoting the URL, ends
         # within that close), and outlives a stop that gave up waiting for it. Until 2026-12-06 the stop alone
         self._hidden_for = {"stop"}
@@ -457,13 +458,14 @@ class OpenLineageRecorder:
             self._unhide("stop")
 
     def _unhide(self, holder: str) -> None:
-        """`holder` (the stop, the sender thread) no longer needs the filter hiding what may be a token: it comes off
-        the loggers once neither does."""
+        """`holder` (the stop, the sender thread) no longer needs what may be a token hidden: it is shown again once
+        neither does (and no other recorder hides it)."""
         with _HIDING_LOCK:
             self._hidden_for.discard(holder)
-            if self._hidden_for or not self._hiding.urls:
+            if self._hidden_for or not self._hiding:
                 return
-        _detach(self._hiding)
+            _HIDING.show(self._hiding)
+            self._hiding = ()  # (once: another recorder may hide the same URL)
 
     async def _stop(self) -> None:
         if self._task is not None:
@@ -1624,74 +1626,90 @@ _HIDING_IN = (
 )
 
 
-# held while `_Hiding` filters are put on and taken off `_HIDING_IN`'s loggers (by the event loop's thread and by sender
-# threads), each list replaced, not changed: a thread logging on one reads its list as it was (`list.remove` while it
-# read could skip the filter after the one removed, another recorder's)
+# held while the URLs `_HIDING` hides change (by the event loop's thread and by sender threads)
 _HIDING_LOCK = threading.Lock()
 
 
-def _attach(hiding: logging.Filter) -> None:
-    with _HIDING_LOCK:
-        for logger in _HIDING_IN:
-            logger.filters = [*logger.filters, hiding]
-
-
-def _detach(hiding: logging.Filter) -> None:
-    with _HIDING_LOCK:
-        for logger in _HIDING_IN:
-            logger.filters = [found for found in logger.filters if found is not hiding]
-
-
 class _Hiding(logging.Filter):
-    """Hides in a log line (its text and its exception's) what may be a token in `urls` (`token_hidden`)."""
+    """Hides in a log line (its text and its exception's) what may be a token in the URLs of the recorders that need it
+    (`hide`, until `show`: `token_hidden`). One for the process, put on `_HIDING_IN`'s loggers by each such recorder
+    where it is not on, and never taken off, its URLs changed instead: no list of a logger's filters is replaced, nor
+    changed while another thread reads it. Until 2026-12-06 one a recorder, put on and taken off by replacing each
+    logger's list (`list.remove` under a thread logging could skip the filter after it), which lost a filter another
+    thread added in between (`addFilter` takes no lock of ours)."""
 
-    def __init__(self, urls: Iterable[str]) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.urls = tuple(url for url in urls if token_hidden(url, url) != url)
+        self.urls: tuple[str, ...] = ()  # replaced, never changed: a thread logging reads it once
+        self._held: dict[str, int] = {}  # each URL's recorders (a reload's two may share one)
+
+    def hide(self, urls: Iterable[str]) -> None:
+        """`urls` hidden (with `_HIDING_LOCK` held) until as many `show` calls."""
+        for url in urls:
+            self._held[url] = self._held.get(url, 0) + 1
+        self.urls = tuple(self._held)
+        for logger in _HIDING_IN:  # (appended in place, where not on already)
+            logger.addFilter(self)
+
+    def show(self, urls: Iterable[str]) -> None:
+        """One `hide` of `urls` over (with `_HIDING_LOCK` held)."""
+        for url in urls:
+            self._held[url] -= 1
+            if not self._held[url]:
+                del self._held[url]
+        self.urls = tuple(self._held)
 
     def filter(self, record: logging.LogRecord) -> bool:
+        urls = self.urls
+        if not urls:
+            return True
         try:
             said = record.getMessage()
         except Exception:
             # a call whose arguments do not fit its format: left for the handler to fail on, as it does without this
             # filter (`handleError`, which prints the format and arguments), those hidden. Until 2026-12-06 raised
             # here, in the caller's code (a library's thread)
-            self._hide_parts(record)
+            self._hide_parts(record, urls)
         else:
-            shown = self._hidden(said)
+            shown = _hidden(said, urls)
             if shown != said:
                 record.msg, record.args = shown, None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = self._hidden(record.exc_text)
+            record.exc_text = _hidden(record.exc_text, urls)
         return True
 
-    def _hidden(self, text: str) -> str:
-        for url in self.urls:
-            text = token_hidden(text, url)
-        return text
-
-    def _hide_parts(self, record: logging.LogRecord) -> None:
+    def _hide_parts(self, record: logging.LogRecord, urls: tuple[str, ...]) -> None:
         """A record that cannot be formatted, its format and arguments hidden: a string argument as a string (it fails
         as it did), any other whose repr quotes what may be a token as that repr hidden (`_Shown`)."""
         # (a message not a string, an exception, likewise: until the review of 2026-12-06 left as it was)
-        record.msg = self._part(record.msg)
+        record.msg = _part(record.msg, urls)
         args = record.args
         if isinstance(args, Mapping):
-            record.args = {key: self._part(value) for key, value in args.items()}
+            record.args = {key: _part(value, urls) for key, value in args.items()}
         elif isinstance(args, tuple):
-            record.args = tuple(self._part(value) for value in args)
+            record.args = tuple(_part(value, urls) for value in args)
 
-    def _part(self, value: object) -> object:
-        if isinstance(value, str):
-            return self._hidden(value)
-        try:
-            said = repr(value)
-        except Exception:
-            return value  # (nor does `handleError` show it)
-        shown = self._hidden(said)
-        return value if shown == said else _Shown(shown)
+
+_HIDING = _Hiding()
+
+
+def _hidden(text: str, urls: tuple[str, ...]) -> str:
+    for url in urls:
+        text = token_hidden(text, url)
+    return text
+
+
+def _part(value: object, urls: tuple[str, ...]) -> object:
+    if isinstance(value, str):
+        return _hidden(value, urls)
+    try:
+        said = repr(value)
+    except Exception:
+        return value  # (nor does `handleError` show it)
+    shown = _hidden(said, urls)
+    return value if shown == said else _Shown(shown)
 
 
 class _Shown:
