@@ -88,10 +88,12 @@ def test_a_tls_failure_hides_a_host_spelled_as_a_word_where_it_names_the_host_al
     # `certificate is not *** for '***'` (`valid`), `*** verify failed` (`certificate`)
     caplog.set_level(logging.INFO)
     url = f"https://{host}/xyz/q9s3cr@gateway"
-    make_proxy(
-        CONFIG.format(url=url, ca=mismatched.pair.cert, host=host), wait="probed", OTLP=f"http://127.0.0.1:{otlp.port}"
-    )
+    config = CONFIG.format(url=url, ca=mismatched.pair.cert, host=host)
+    proxy = make_proxy(config, wait="probed", OTLP=f"http://127.0.0.1:{otlp.port}")
+    reply = httpx.post(f"{proxy.url}/v1/chat/completions", timeout=10,
+                       json={"model": SERVED, "messages": [{"role": "user", "content": "hi"}]})  # fmt: skip
     lines = [record.getMessage() + (record.exc_text or "") for record in caplog.records]
     said = "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: Hostname mismatch, certificate is not valid for '***'."
+    assert reply.status_code == 502 and said in reply.json()["error"]["message"], reply.text
     assert any(f"metadata not reachable at https://***@gateway: {said}" in line for line in lines), lines
-    assert not [line for line in lines if f"'{host}'" in line or "q9s3cr" in line], lines
+    assert not [text for text in [reply.text, *lines] if f"'{host}'" in text or "q9s3cr" in text], lines
