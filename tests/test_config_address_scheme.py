@@ -35,6 +35,15 @@ def problems(http: str = "127.0.0.1:8080", grpc: str = "127.0.0.1:8081", upstrea
         # first `/`, a piece of either (`write 'ops:12'`, `write 'gw'`)
         ("http://ops:12/secret@triton:8001", "triton:8001"),
         ("http://gw/xyz/secret@triton:8001/v2", "triton:8001"),
+        # found reviewing smalls4's change (2026-12-06): with no host:port after the `@` (a port mistyped, none) quoted
+        # whole, `write 'ops:12'` / `'gw'`; a query or fragment (a key) quoted by the address to write, `write
+        # 'triton:8001?key=secret'` (for a token's URL since that change, before it `write 'gw'`)
+        ("http://ops:12/secret@triton:80x", "triton:80x"),
+        ("http://gw/xyz/secret@triton:80x", "triton:80x"),
+        ("http://gw/xyz/secret@", "host:port"),
+        ("http://gw/xyz/tok@triton:8001?key=secret", "triton:8001"),
+        ("http://u:p@triton:8001#secret", "triton:8001"),
+        ("http://triton:8001?key=secret", "triton:8001"),
     ],
 )
 def test_a_grpc_upstream_written_as_a_url_is_a_problem(written: str, write: str) -> None:

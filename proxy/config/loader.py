@@ -722,13 +722,17 @@ def parse_address(text: str, zero_ok: bool = True) -> Address:
     _, sep, rest = text.partition("://")
     if sep:  # `http://host:port`: a listener would fail to start, a grpc upstream never resolve, after `check` said ok
         # the address after a userinfo holding a `/` or what may be a token (`http://gw/xyz/q9s3cr@gateway:8001`):
-        # until 2026-12-06 the text before its first `/`, a piece of it (`write 'gw'`)
+        # until 2026-12-06 the text before its first `/`, a piece of it (`write 'gw'`). With no host[:port] after its
+        # `@` (`@gateway:80x`, `@`), all before the last `@`, as below: until the review of 2026-12-06 quoted whole
         userinfo = _slashed_userinfo(text) or _token_at(text)
+        if userinfo is None and "@" in rest:
+            userinfo = (len(text) - len(rest), text.rfind("@"))
         after = rest if userinfo is None else text[userinfo[1] + 1 :]
-        address = after.split("/", 1)[0].rpartition("@")[2] or "host:port"
-        raise ValueError(f"expected host:port without a scheme, got {shown_url(text)!r} (write {address!r})")
+        # (to its path, query or fragment, which may hold a key: until the review of 2026-12-06 `write 'h:1?key=...'`)
+        address = re.split(r"[/?#]", after, maxsplit=1)[0].rpartition("@")[2] or "host:port"
+        raise ValueError(f"expected host:port without a scheme, got {shown_url(text, userinfo)!r} (write {address!r})")
     if "@" in text:  # `user:password@host:port`: no host holds an `@`, and grpc would take it all as the host's name
-        address = text.rpartition("@")[2] or "host:port"
+        address = re.split(r"[/?#]", text.rpartition("@")[2], maxsplit=1)[0] or "host:port"
         # all before the last `@` its user and password, one holding a `/` too (`gw/xyz/q9s3cr@gateway:8001`: until
         # 2026-12-06 quoted whole, as `redact_userinfo` reads a userinfo to a `/`)
         shown = shown_url(text, (0, text.rfind("@")))
@@ -738,9 +742,10 @@ def parse_address(text: str, zero_ok: bool = True) -> Address:
     else:
         host, sep, port = text.rpartition(":")
     if sep and host and port.isdecimal() and not (0 if zero_ok else 1) <= int(port) <= 65535:
-        raise ValueError(f"{_port_range(port, zero_ok)} in {text!r}")
+        raise ValueError(f"{_port_range(port, zero_ok)} in {shown_url(text)!r}")
     if not sep or not host or not port.isdecimal():  # (the digits `int` reads: not `²`)
-        raise ValueError(f"expected host:port, got {text!r}")
+        # its query and fragment hidden (`h:1?key=...`: until the review of 2026-12-06 quoted)
+        raise ValueError(f"expected host:port, got {shown_url(text)!r}")
     return Address(host, int(port))
 
 
