@@ -132,6 +132,10 @@ def _composite_urls(path: str, transport: Mapping[str, Any]) -> Iterator[tuple[s
 # (a name may hold an `_`, as a compose service's does, `otel_collector`, and end in a `.`; and letters not ASCII, an
 # IDN's, `bücher.example`, which every reader takes: until the review of 2026-12-05 one after `ops:12/34@` loaded)
 _HOST_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|\w(?:[\w.-]*\w)?\.?)(?::[0-9]{0,5})?")
+# a host whose port is mistyped (`triton:80x`, `triton:800000`; `triton:` is `_HOST_PORT`'s): after a path's `@`, as much
+# a userinfo's end as a host:port (`_slashed_userinfo`: until 2026-12-06 `http://ops:12/s3cret@triton:80x` loaded, host
+# `ops`, the password sent as the path). One holding no digit is no port's (Vertex AI's `@20240620:rawPredict`)
+_MISTYPED_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|\w(?:[\w.-]*\w)?\.?):[^/?#@]*[0-9][^/?#@]*")
 # what follows a PostgreSQL URL's userinfo: a host[:port], or a list of them libpq tries in turn (`db1:5432,db2`), a
 # host a name, an IPv6 address or a socket's directory (`%2Fvar%2Frun%2Fpostgresql`: until the review of 2026-12-05 no
 # host); and with `_LIBPQ_HOSTS` (`_query_at`) an empty one too, libpq's default (`@/lineage`, `@:5432/`, `db1,,db2`)
@@ -163,8 +167,8 @@ def _slashed_userinfo(url: str) -> tuple[int, int] | None:
     `@` is: a URL reader ends the authority at the first of them (urllib's, yarl's, urllib3's), so
     `http://ops:12/34@collector:4318` is host `ops`, port 12 and path `/34@collector:4318` (the credentials dropped, the
     wrong host used; one of letters, `ops:s3cr/et@`, a port it refuses). Taken for one when a piece of what follows
-    (split at `/`, `?` and `#` alike: `12/34?56`, `12?34/56`) ends in an `@` then a host[:port], unless the text cannot
-    be a userinfo and a host:
+    (split at `/`, `?` and `#` alike: `12/34?56`, `12?34/56`) ends in an `@` then a host[:port] (or a host whose port
+    is mistyped, `_MISTYPED_PORT`: `@triton:80x`), unless the text cannot be a userinfo and a host:
     - a version, digits alone with no port (`_NUMBERED`: `claude-3-5-sonnet@20240620`), after a host or a host:port:
       the `@` is the path's; after a `:` that begins no port (`u:/s3cret@20240620`, `ops:&?/x@1`) it is a password's;
     - a `:` in the authority the reader ends (`ops:12`, `h:8000`) makes it a password holding the mark, which may hold
@@ -209,7 +213,7 @@ def _slashed_userinfo(url: str) -> tuple[int, int] | None:
         while stop < len(url) and url[stop] not in "/?#":
             stop += 1
         at = url.rfind("@", piece, stop)
-        if at < 0 or not _HOST_PORT.fullmatch(url, at + 1, stop):
+        if at < 0 or not (_HOST_PORT.fullmatch(url, at + 1, stop) or _MISTYPED_PORT.fullmatch(url, at + 1, stop)):
             continue
         version = port and _NUMBERED.fullmatch(url, at + 1, stop) and not _IPV4.fullmatch(url, at + 1, stop)
         if version and not _base64_marked(url, start, slash, at):
