@@ -53,6 +53,37 @@ def test_a_grpc_upstream_written_as_a_url_is_a_problem(written: str, write: str)
     assert "secret" not in problem and "'ops:12'" not in problem and "'gw'" not in problem, problem
 
 
+NO_HOST = (
+    "a host holds no '/', '?', '#' or white space, got {shown!r} (write host:port, the server's name or address and "
+    "its port alone: an address holds no path, query or key)"
+)
+
+
+@pytest.mark.parametrize(
+    ("written", "shown"),
+    [
+        # found reviewing smalls4's change (2026-12-06): these loaded, the host `gw/xyz/secret` (never resolved; a
+        # token of base64 holds a `/`), `triton?key=secret`, `gate way`
+        ("gw/xyz/secret:8001", "***:8001"),
+        ("aB3/x+Yz/secret:8001", "***:8001"),
+        ("[::1/secret]:8001", "[***]:8001"),
+        ("triton?key=secret:8001", "triton?***"),
+        ("triton#secret:8001", "triton#***"),
+        ("gate way:8001", "gate way:8001"),
+        # refused, the host quoted: `expected host:port, got 'gw/xyz/secret:80x'`
+        ("gw/xyz/secret:8001?key=secret", "***:8001?***"),
+        ("gw/xyz/secret:80x", "***:80x"),
+        ("gw/xyz/secret", "***"),
+    ],
+)
+def test_a_host_holding_a_slash_query_or_white_space_is_a_problem_that_hides_it(written: str, shown: str) -> None:
+    assert problems(upstream=written) == ["upstreams[0].grpc: " + NO_HOST.format(shown=shown)]
+
+
+def test_a_listener_holding_a_slash_is_a_problem_that_hides_it() -> None:
+    assert problems(http="0.0.0.0/secret:8080") == ["listen.http: " + NO_HOST.format(shown="***:8080")]
+
+
 def test_a_listener_written_as_a_url_is_a_problem() -> None:
     assert problems(http="http://127.0.0.1:8080", grpc="grpc://0.0.0.0:8081") == [
         "listen.http: expected host:port without a scheme, got 'http://127.0.0.1:8080' (write '127.0.0.1:8080')",

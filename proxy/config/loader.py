@@ -136,6 +136,9 @@ _HOST_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|\w(?:[\w.-]*\w)?\.?)(?::[0-9]{0,
 # a userinfo's end as a host:port (`_slashed_userinfo`: until 2026-12-06 `http://ops:12/s3cret@triton:80x` loaded, host
 # `ops`, the password sent as the path). One holding no digit is no port's (Vertex AI's `@20240620:rawPredict`)
 _MISTYPED_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|\w(?:[\w.-]*\w)?\.?):[^/?#@]*[0-9][^/?#@]*")
+# what no host's name holds, nor an IPv6 address: a listener's or a gRPC upstream's address holding one is a URL's path,
+# query or fragment, or a token (`parse_address`)
+_NO_HOSTS = re.compile(r"[/?#\s]")
 # what follows a PostgreSQL URL's userinfo: a host[:port], or a list of them libpq tries in turn (`db1:5432,db2`), a
 # host a name, an IPv6 address or a socket's directory (`%2Fvar%2Frun%2Fpostgresql`: until the review of 2026-12-05 no
 # host); and with `_LIBPQ_HOSTS` (`_query_at`) an empty one too, libpq's default (`@/lineage`, `@:5432/`, `db1,,db2`)
@@ -745,6 +748,14 @@ def parse_address(text: str, zero_ok: bool = True) -> Address:
         host, sep, port = text[1:].partition("]:")
     else:
         host, sep, port = text.rpartition(":")
+    name = host if sep else text
+    if _NO_HOSTS.search(name):  # (`gw/xyz/q9s3cr:8001`: until 2026-12-06 it loaded, host `gw/xyz/q9s3cr`)
+        # one holding a `/` may be a token of base64 (`aB3/x+Yz/Q9:8001`): hidden whole, its port shown (until
+        # 2026-12-06 one refused for its port, `gw/xyz/q9s3cr:80x`, was quoted whole)
+        shown = ("[***]:" if text.startswith("[") else "***:") + port if sep else "***"
+        shown = shown_url(shown if "/" in name else text)  # (its query and fragment hidden too)
+        raise ValueError(f"a host holds no '/', '?', '#' or white space, got {shown!r} (write host:port, the server's "
+                         "name or address and its port alone: an address holds no path, query or key)")  # fmt: skip
     if sep and host and port.isdecimal() and not (0 if zero_ok else 1) <= int(port) <= 65535:
         raise ValueError(f"{_port_range(port, zero_ok)} in {shown_url(text)!r}")
     if not sep or not host or not port.isdecimal():  # (the digits `int` reads: not `²`)
