@@ -226,6 +226,27 @@ def test_an_at_before_a_colon_and_no_digit_loads(config: str, path: str, url: st
     assert parse(BASE + config % url, env={})
 
 
+DIGEST = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"https://models.example.com/v1/models/llama@{DIGEST}",
+        f"http://gw/models/llama@{DIGEST}/v1",
+        f"https://models.example.com:8443/models/llama@{DIGEST}",
+        "https://models.example.com/v1/snapshots/m@2024-06-20T12:00:00Z",
+    ],
+)
+@pytest.mark.parametrize(("config", "path"), PLACES, ids=IDS)
+def test_an_at_before_a_digest_or_a_time_loads(config: str, path: str, url: str) -> None:
+    """Found reviewing urls2's change (2026-12-06): a model pinned by its digest (`m@sha256:<hex>`, as OCI names
+    one) or a time after a path's `@` held a `:` then digits, so was taken for a host whose port is mistyped and
+    refused as a password holding a `/`; before that change they loaded. A mistyped port is a port's length and a
+    little more, no `:` in it (`_MISTYPED_PORT`)."""
+    assert parse(BASE + config % url, env={})
+
+
 @pytest.mark.parametrize("url", ["http://tok/en1z@collector:4318/v1/models/a@b", "http://us/er1z@h:1/a@b:2"])
 @pytest.mark.parametrize(("config", "path"), PLACES, ids=IDS)
 def test_a_token_holding_a_slash_is_hidden_before_a_later_at(config: str, path: str, url: str) -> None:

@@ -134,8 +134,10 @@ def _composite_urls(path: str, transport: Mapping[str, Any]) -> Iterator[tuple[s
 _HOST_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|\w(?:[\w.-]*\w)?\.?)(?::[0-9]{0,5})?")
 # a host whose port is mistyped (`triton:80x`, `triton:800000`; `triton:` is `_HOST_PORT`'s): after a path's `@`, as much
 # a userinfo's end as a host:port (`_slashed_userinfo`: until 2026-12-06 `http://ops:12/s3cret@triton:80x` loaded, host
-# `ops`, the password sent as the path). One holding no digit is no port's (Vertex AI's `@20240620:rawPredict`)
-_MISTYPED_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|\w(?:[\w.-]*\w)?\.?):[^/?#@]*[0-9][^/?#@]*")
+# `ops`, the password sent as the path). One holding no digit is no port's (Vertex AI's `@20240620:rawPredict`), nor
+# one of more than 7 characters (a port's 5 and 2 more) or holding a `:` (but for one doubled, `@triton::1`): a digest's
+# (`m@sha256:9f86d0...`) or a time's (`@2024-06-20T12:00:00Z`), which loaded until urls2's change and since its review
+_MISTYPED_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|\w(?:[\w.-]*\w)?\.?)::?(?=[^/?#@:]*[0-9])[^/?#@:]{1,7}")
 # what no host's name holds, nor an IPv6 address: a listener's or a gRPC upstream's address holding one is a URL's path,
 # query or fragment, or a token (`parse_address`)
 _NO_HOSTS = re.compile(r"[/?#\s]")
