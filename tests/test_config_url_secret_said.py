@@ -75,6 +75,9 @@ def test_a_url_query_is_not_quoted(config: str, said: str) -> None:
         # a query or fragment after it (a key): quoted by the address to write until the review of 2026-12-06
         (f"u:pw@triton:8001?key={SECRET}", "triton:8001"),
         (f"gw/xyz/tok@gateway:8001#{SECRET}", "gateway:8001"),
+        # white space around it (a quoted YAML string): kept in the address to write until the review of urls2's change
+        (f"gw/xyz/{SECRET}@gateway:8001 ", "gateway:8001"),
+        (f"u:{SECRET}@ triton:8001", "triton:8001"),
     ],
 )
 def test_a_grpc_address_with_a_user_and_password_is_a_problem_that_hides_it(written: str, write: str) -> None:
@@ -87,6 +90,23 @@ def test_an_address_with_a_query_is_a_problem_that_hides_it() -> None:
     # quoted whole until the review of 2026-12-06: `expected host:port, got 'triton:8001?key=s3cretXYZ'`
     found = problems(BASE + f"upstreams: [{{name: m, grpc: 'triton:8001?key={SECRET}', protocol: oip}}]\n")
     assert found == ["upstreams[0].grpc: expected host:port, got 'triton:8001?***'"], found
+
+
+@pytest.mark.parametrize(
+    ("written", "said"),
+    [
+        (f"triton:8001/aB3/x+Yz/{SECRET}", "expected host:port, got 'triton:8001/***'"),
+        (f"[::1]:8001/{SECRET}", "expected host:port, got '[::1]:8001/***'"),
+        (f"gate way:8001/{SECRET}", "a host holds no '/', '?', '#' or white space, got 'gate way:8001/***'"),
+        (f"gw/xyz:80/{SECRET}", "a host holds no '/', '?', '#' or white space, got '***:80/***'"),
+    ],
+)
+def test_an_address_with_a_path_is_a_problem_that_hides_it(written: str, said: str) -> None:
+    """Found reviewing urls2's change (2026-12-06): what follows a `/` after the port (a path, which may be a token of
+    base64, `aB3/x+Yz/Q9`) was quoted whole, `expected host:port, got 'triton:8001/aB3/x+Yz/Q9'`."""
+    found = problems(BASE + f"upstreams: [{{name: m, grpc: '{written}', protocol: oip}}]\n")
+    assert len(found) == 1 and found[0].startswith(f"upstreams[0].grpc: {said}"), found
+    assert SECRET not in found[0], found
 
 
 def test_a_listener_with_a_user_and_password_is_a_problem() -> None:

@@ -738,10 +738,11 @@ def parse_address(text: str, zero_ok: bool = True) -> Address:
             userinfo = (len(text) - len(rest), text.rfind("@"))
         after = rest if userinfo is None else text[userinfo[1] + 1 :]
         # (to its path, query or fragment, which may hold a key: until the review of 2026-12-06 `write 'h:1?key=...'`)
-        address = re.split(r"[/?#]", after, maxsplit=1)[0].rpartition("@")[2] or "host:port"
+        address = re.split(r"[/?#]", after, maxsplit=1)[0].rpartition("@")[2].strip() or "host:port"
         raise ValueError(f"expected host:port without a scheme, got {shown_url(text, userinfo)!r} (write {address!r})")
     if "@" in text:  # `user:password@host:port`: no host holds an `@`, and grpc would take it all as the host's name
-        address = re.split(r"[/?#]", text.rpartition("@")[2], maxsplit=1)[0] or "host:port"
+        # (white space around it dropped: until the review of urls2's change `write 'gateway:8001 '`)
+        address = re.split(r"[/?#]", text.rpartition("@")[2], maxsplit=1)[0].strip() or "host:port"
         # all before the last `@` its user and password, one holding a `/` too (`gw/xyz/q9s3cr@gateway:8001`: until
         # 2026-12-06 quoted whole, as `redact_userinfo` reads a userinfo to a `/`)
         shown = shown_url(text, (0, text.rfind("@")))
@@ -755,15 +756,22 @@ def parse_address(text: str, zero_ok: bool = True) -> Address:
         # one holding a `/` may be a token of base64 (`aB3/x+Yz/Q9:8001`): hidden whole, its port shown (until
         # 2026-12-06 one refused for its port, `gw/xyz/q9s3cr:80x`, was quoted whole)
         shown = ("[***]:" if text.startswith("[") else "***:") + port if sep else "***"
-        shown = shown_url(shown if "/" in name else text)  # (its query and fragment hidden too)
+        shown = _address_shown(shown if "/" in name else text)  # (its path, query and fragment hidden too)
         raise ValueError(f"a host holds no '/', '?', '#' or white space, got {shown!r} (write host:port, the server's "
                          "name or address and its port alone: an address holds no path, query or key)")  # fmt: skip
     if sep and host and port.isdecimal() and not (0 if zero_ok else 1) <= int(port) <= 65535:
         raise ValueError(f"{_port_range(port, zero_ok)} in {shown_url(text)!r}")
     if not sep or not host or not port.isdecimal():  # (the digits `int` reads: not `²`)
-        # its query and fragment hidden (`h:1?key=...`: until the review of 2026-12-06 quoted)
-        raise ValueError(f"expected host:port, got {shown_url(text)!r}")
+        # its query and fragment hidden (`h:1?key=...`: until the review of 2026-12-06 quoted), and its path
+        raise ValueError(f"expected host:port, got {_address_shown(text)!r}")
     return Address(host, int(port))
+
+
+def _address_shown(text: str) -> str:
+    """An address as a problem quotes it: what follows a `/` hidden (`triton:8001/***`: a path, which may be a token of
+    base64, `aB3/x+Yz/Q9`; until the review of urls2's change quoted), its query and fragment too (`shown_url`)."""
+    head, slash, _ = text.partition("/")
+    return shown_url(head + ("/***" if slash else ""))
 
 
 class _Section:
