@@ -42,6 +42,34 @@ def test_a_grpc_traces_endpoint_whose_port_is_none_is_a_problem(endpoint: str) -
                for problem in caught.value.problems)  # fmt: skip
 
 
+NO_HOST = "a host holds no '/', '?', '#' or white space, got "
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "said"),
+    [
+        ("gw/xyz/s3cret:4317", NO_HOST + "'***:4317'"),
+        ("gw/xyz/s3cret", NO_HOST + "'***'"),
+        ("gate way:4317", NO_HOST + "'gate way:4317'"),
+        ("collector:4317/v1/s3cret", "expected host:port, got 'collector:4317/***'"),
+        ("collector:4317?key=s3cret", "expected host:port, got 'collector:4317?***'"),
+    ],
+)
+@pytest.mark.parametrize("key", ["endpoint", "traces_endpoint", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"])
+def test_a_grpc_endpoint_without_a_scheme_is_a_host_and_port_alone(key: str, endpoint: str, said: str) -> None:
+    """Found reviewing urls2's change (2026-12-06): without a scheme, the exporter reads a `/`, `?` or `#` as the end
+    of its host and port and drops the rest (`gw/xyz/s3cret:4317`: host `gw`, port 4317, what may be a token dropped;
+    `collector:4317?key=...`: the key never sent), and a host holding white space is never resolved: they loaded.
+    They are said as a gRPC upstream's address is (`parse_address`), what may be a token hidden."""
+    env = {**GRPC, key: endpoint} if key.startswith("OTEL_") else {}
+    text = "" if env else f'telemetry: {{exporter: otlp, protocol: grpc, {key}: "{endpoint}"}}\n'
+    with pytest.raises(ConfigError) as caught:
+        parse(BASE + text, env=env)
+    path = "telemetry.traces_endpoint" if env else f"telemetry.{key}"
+    [problem] = caught.value.problems
+    assert problem.startswith(f"{path}: {said}") and "s3cret" not in problem, problem
+
+
 def test_a_grpc_endpoint_as_host_port_is_taken_as_the_traces_endpoint_is() -> None:
     """`telemetry.endpoint: collector:4317` under gRPC, which the exporter takes (as the traces endpoint's), was
     refused as no http:// URL; a port that is none still is."""

@@ -770,8 +770,8 @@ def parse_address(text: str, zero_ok: bool = True) -> Address:
 def _address_shown(text: str) -> str:
     """An address as a problem quotes it: what follows a `/` hidden (`triton:8001/***`: a path, which may be a token of
     base64, `aB3/x+Yz/Q9`; until the review of urls2's change quoted), its query and fragment too (`shown_url`)."""
-    head, slash, _ = text.partition("/")
-    return shown_url(head + ("/***" if slash else ""))
+    head, slash, path = text.partition("/")
+    return shown_url(head + slash + ("***" if path else ""))
 
 
 class _Section:
@@ -1480,6 +1480,13 @@ class _Reader:
             ):  # neither sink sends a userinfo (each connects to the host alone): said, not dropped
                 self.problem(path, f"a user or password in {shown_url(endpoint)!r} is not sent to the collector: give "
                              "its credentials as telemetry.headers (authorization: Basic ...)")  # fmt: skip
+            elif grpc_target and _NO_HOSTS.search(endpoint):  # a host[:port], as a gRPC upstream's (`parse_address`)
+                # (`gw/xyz/q9s3cr:4317`, `collector:4317/v1`, `gate way:4317`: until the review of urls2's change it
+                # loaded, the exporter connecting to `gw` and dropping the rest, a path, a query)
+                try:
+                    parse_address(endpoint, zero_ok=False)
+                except ValueError as exc:
+                    self.problem(path, str(exc))
         return endpoint
 
     def flat_values(self, path: str, mapping: dict[Any, Any]) -> dict[Any, Any]:
