@@ -75,7 +75,7 @@ def test_a_url_query_is_not_quoted(config: str, said: str) -> None:
         # a query or fragment after it (a key): quoted by the address to write until the review of 2026-12-06
         (f"u:pw@triton:8001?key={SECRET}", "triton:8001"),
         (f"gw/xyz/tok@gateway:8001#{SECRET}", "gateway:8001"),
-        # white space around it (a quoted YAML string): kept in the address to write until the review of urls2's change
+        # white space around it (a quoted YAML string): kept in the address to write until urls2's review
         (f"gw/xyz/{SECRET}@gateway:8001 ", "gateway:8001"),
         (f"u:{SECRET}@ triton:8001", "triton:8001"),
     ],

@@ -136,7 +136,7 @@ _HOST_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|\w(?:[\w.-]*\w)?\.?)(?::[0-9]{0,
 # a userinfo's end as a host:port (`_slashed_userinfo`: until 2026-12-06 `http://ops:12/s3cret@triton:80x` loaded, host
 # `ops`, the password sent as the path). One holding no digit is no port's (Vertex AI's `@20240620:rawPredict`), nor
 # one of more than 7 characters (a port's 5 and 2 more) or holding a `:` (but for one doubled, `@triton::1`): a digest's
-# (`m@sha256:9f86d0...`) or a time's (`@2024-06-20T12:00:00Z`), which loaded until urls2's change and since its review
+# (`m@sha256:9f86d0...`) or a time's (`@2024-06-20T12:00:00Z`), refused from 2026-12-06 to that day's review
 _MISTYPED_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|\w(?:[\w.-]*\w)?\.?)::?(?=[^/?#@:]*[0-9])[^/?#@:]{1,7}")
 # what no host's name holds, nor an IPv6 address: a listener's or a gRPC upstream's address holding one is a URL's path,
 # query or fragment, or a token (`parse_address`)
@@ -741,7 +741,7 @@ def parse_address(text: str, zero_ok: bool = True) -> Address:
         address = re.split(r"[/?#]", after, maxsplit=1)[0].rpartition("@")[2].strip() or "host:port"
         raise ValueError(f"expected host:port without a scheme, got {shown_url(text, userinfo)!r} (write {address!r})")
     if "@" in text:  # `user:password@host:port`: no host holds an `@`, and grpc would take it all as the host's name
-        # (white space around it dropped: until the review of urls2's change `write 'gateway:8001 '`)
+        # (white space around it dropped: until the review of 2026-12-06 `write 'gateway:8001 '`)
         address = re.split(r"[/?#]", text.rpartition("@")[2], maxsplit=1)[0].strip() or "host:port"
         # all before the last `@` its user and password, one holding a `/` too (`gw/xyz/q9s3cr@gateway:8001`: until
         # 2026-12-06 quoted whole, as `redact_userinfo` reads a userinfo to a `/`)
@@ -769,7 +769,7 @@ def parse_address(text: str, zero_ok: bool = True) -> Address:
 
 def _address_shown(text: str) -> str:
     """An address as a problem quotes it: what follows a `/` hidden (`triton:8001/***`: a path, which may be a token of
-    base64, `aB3/x+Yz/Q9`; until the review of urls2's change quoted), its query and fragment too (`shown_url`)."""
+    base64, `aB3/x+Yz/Q9`; until the review of 2026-12-06 quoted), its query and fragment too (`shown_url`)."""
     head, slash, path = text.partition("/")
     return shown_url(head + slash + ("***" if path else ""))
 
@@ -1481,7 +1481,7 @@ class _Reader:
                 self.problem(path, f"a user or password in {shown_url(endpoint)!r} is not sent to the collector: give "
                              "its credentials as telemetry.headers (authorization: Basic ...)")  # fmt: skip
             elif grpc_target and _NO_HOSTS.search(endpoint):  # a host[:port], as a gRPC upstream's (`parse_address`)
-                # (`gw/xyz/q9s3cr:4317`, `collector:4317/v1`, `gate way:4317`: until the review of urls2's change it
+                # (`gw/xyz/q9s3cr:4317`, `collector:4317/v1`, `gate way:4317`: until the review of 2026-12-06 it
                 # loaded, the exporter connecting to `gw` and dropping the rest, a path, a query)
                 try:
                     parse_address(endpoint, zero_ok=False)
