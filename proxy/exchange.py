@@ -68,7 +68,7 @@ from proxy.flow import (
     quoted_name,
 )
 from proxy.labels import MAX_CALL_LABELS, reply_labels
-from proxy.pipeline import Pipeline, carried_too_many
+from proxy.pipeline import KEY_FIELDS, Pipeline, carried_too_many
 from proxy.policy import refused_by_head
 from proxy.protocols import STREAM_ERROR, Adapter, Header, NotItsBody, Observer, Request, Target, passthrough
 from proxy.protocols.oip import RestReplyObserver
@@ -181,12 +181,12 @@ class Exchange:
         pipeline = self.pipeline
         try:
             if pipeline.known_purposes is not None:  # an unknown purpose: refused before anything else is read
-                pipeline.check_purpose(header, peer, self.x_api_key)
+                pipeline.check_purpose(header, peer, self.x_api_key, self.key_memo)
             if len(body) > READ_UNIDENTIFIED_MAX and not pipeline.policy.audit:
                 # a key no caller owns, or none where anonymous calls are denied, is refused before a large
                 # body is parsed: reading one costs the event loop up to seconds, which an unknown client
                 # should not be able to spend (a small one is read, so its labels are in the record)
-                pipeline.identify_only(header, peer, self.x_api_key)
+                pipeline.identify_only(header, peer, self.x_api_key, self.key_memo)
             try:
                 read = self.adapter.read(self.target, body, header)
             except InvalidRequest:  # (no call in the common path: a try costs nothing till it raises)
@@ -213,8 +213,9 @@ class Exchange:
                 found,
             )
         except ProxyError as error:  # recorded as its caller's (`finish`), when the key says who that is
-            if error.caller is None:  # (a key no caller owns, refused as such, says so: not hashed again)
-                error.caller = pipeline.caller_name(header, peer, self.x_api_key)
+            # (a key no caller owns, refused as such, says so: not hashed again; a malformed one names no one)
+            if error.caller is None and error.param not in KEY_FIELDS:
+                error.caller = pipeline.caller_name(header, peer, self.x_api_key, self.key_memo)
             raise
         self._stored = read.stored
         decision = self.decision = pipeline.decide(call)

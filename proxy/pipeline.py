@@ -343,6 +343,7 @@ class Pipeline:
 
     @staticmethod
     def _key_digest(auth: str) -> str:
+        """The digest of a key sent as `Bearer <key>`; else an InvalidRequest whose `param` is in `KEY_FIELDS`."""
         scheme, _, key = auth.partition(" ")
         key = key.strip()
         if scheme.lower() != "bearer" or not key:
@@ -352,12 +353,15 @@ class Pipeline:
         digest.update(key.encode("utf-8", "surrogateescape"))
         return digest.hexdigest()
 
-    def check_purpose(self, header: Header, peer: tuple[str, ...] = (), x_api_key: bool = False) -> None:
+    def check_purpose(
+        self, header: Header, peer: tuple[str, ...] = (), x_api_key: bool = False, memo: KeyMemo | None = None
+    ) -> None:
         """Refuse a call whose `x-purpose` `policy.known_purposes` does not list (UnknownPurpose, 400), before its
         request is read: recorded under UNKNOWN_PURPOSE (`Exchange.finish`), so a caller naming a new purpose on every
         call makes one flow of them, not a lineage store row each. A key no caller owns (or none, where anonymous
         calls are denied) is refused as such first (401): an unknown client learns nothing of the purposes. An
-        `x-purpose` that is no purpose, or names several, is left to `call` to refuse as such."""
+        `x-purpose` that is no purpose, or names several, is left to `call` to refuse as such. `memo`: the
+        connection's (`key_digest`); the refusal names the caller the key says (its record), not looked up again."""
         known = self.known_purposes
         if known is None:
             return
@@ -367,8 +371,9 @@ class Pipeline:
         purpose = given_label(given)
         if purpose is None or known.knows(purpose):
             return
-        self.identify_only(header, peer, x_api_key)
-        raise unknown_purpose(purpose)
+        refused = unknown_purpose(purpose)
+        refused.caller = self.identify_only(header, peer, x_api_key, memo)
+        raise refused
 
     def call(
         self,
@@ -875,11 +880,13 @@ class Pipeline:
             why, extra={"trace_id": call.trace.trace_id_hex},
         )  # fmt: skip
 
-    def caller_name(self, header: Header, peer: tuple[str, ...] = (), x_api_key: bool = False) -> str | None:
+    def caller_name(
+        self, header: Header, peer: tuple[str, ...] = (), x_api_key: bool = False, memo: KeyMemo | None = None
+    ) -> str | None:
         """Who the key (or certificate) says made a call, as its record names it: a caller, `UNKNOWN_KEY`,
         or None (anonymous; also for a malformed Authorization header)."""
         try:
-            return self._name(self.key_digest(header, x_api_key), peer)
+            return self._name(self.key_digest(header, x_api_key, memo), peer)
         except ProxyError:
             return None
 
@@ -887,10 +894,12 @@ class Pipeline:
         caller = self.policy.caller(digest, peer)
         return caller.name if caller is not None else (UNKNOWN_KEY if digest is not None else None)
 
-    def identify_only(self, header: Header, peer: tuple[str, ...] = (), x_api_key: bool = False) -> str | None:
+    def identify_only(
+        self, header: Header, peer: tuple[str, ...] = (), x_api_key: bool = False, memo: KeyMemo | None = None
+    ) -> str | None:
         """For calls that carry no data (metadata, health): only the caller's key (or certificate) is
-        checked. Returns the caller's name (None: anonymous, where allowed)."""
-        name = self._name(self.key_digest(header, x_api_key), peer)
+        checked. Returns the caller's name (None: anonymous, where allowed). `memo`: as `key_digest`'s."""
+        name = self._name(self.key_digest(header, x_api_key, memo), peer)
         if name == UNKNOWN_KEY:
             raise _unknown_key()
         if name is None and not self.policy.anonymous_allowed and not self.policy.audit:
@@ -904,6 +913,11 @@ class Pipeline:
 
 def _always() -> bool:
     return True
+
+
+# the `param` of a refusal of the key's fields themselves (malformed: `_key_digest`, `_with_x_api_key`): such a
+# refusal names no caller (`caller_name`), so its record's caller is not read from them again
+KEY_FIELDS: Final = frozenset(("authorization", "x-api-key"))
 
 
 def _with_x_api_key(auth: str | None, given: str | None) -> str | None:

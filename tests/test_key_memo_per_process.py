@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from proxy.config import parse
-from proxy.errors import InvalidRequest, ProxyError
+from proxy.errors import InvalidRequest, ProxyError, UnknownPurpose
 from proxy.flow import KeyMemo
 from proxy.ingress.http import _exchange
 from proxy.pipeline import CALLER_KEY_MAX_CHARS, CALLERS_KEYS_MAX, Pipeline
@@ -98,9 +98,10 @@ def test_a_key_no_caller_owns_or_a_malformed_one_is_hashed_each_time_and_kept_no
         assert refused.value.code == "invalid_api_key"
         with pytest.raises(InvalidRequest):
             admitted(pipe, f"Basic {KEY}")
-    # each time (a malformed one is read again for its refusal's record, `Exchange.admit`, but never hashed)
+    # each time, and once a call: a malformed one names no one, so its refusal's record does not read it again
+    # (before 2026-12-06, helper hot: twice, `Exchange.admit` asked `Pipeline.caller_name`, which refused it again)
     assert set(keyed) == {"Bearer sk-nobody", f"Basic {KEY}"}
-    assert keyed.count("Bearer sk-nobody") == 3 and keyed.count(f"Basic {KEY}") >= 3
+    assert keyed.count("Bearer sk-nobody") == 3 and keyed.count(f"Basic {KEY}") == 3
     assert pipe.callers_keys == {}
 
 
@@ -123,6 +124,41 @@ def test_a_key_no_caller_owns_is_hashed_once_a_call_whatever_refuses_it(
             ex.admit(body, header, (), deferred=True)
         assert refused.value.code == "invalid_api_key" and refused.value.caller == "(unknown key)"
     assert keyed == ["Bearer sk-nobody"] * 3  # (before: 6, twice a call)
+
+
+@interpreted
+@pytest.mark.parametrize("refused_by", ["purpose", "size"])
+def test_a_callers_key_is_looked_up_once_a_call_when_its_key_is_checked_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refused_by: str
+) -> None:
+    """With `policy.known_purposes`, a purpose it does not list is refused once the key is checked (`check_purpose`),
+    and a body past `READ_UNIDENTIFIED_MAX` is read once it is: the key's digest is the connection's memo's from then
+    on, the refusal's caller the one the check named. Before 2026-12-06 (helper hot) a caller's key was looked up
+    twice a call on a new connection (`Pipeline._digest_of`: the check without the memo, then the call or the
+    refusal's record)."""
+    looked_up: list[str] = []
+    digest_of = Pipeline._digest_of
+
+    def counted(self: Pipeline, auth: str) -> str:
+        looked_up.append(auth)
+        return digest_of(self, auth)
+
+    monkeypatch.setattr(Pipeline, "_digest_of", counted)
+    config = CONFIG.replace("policy: {{anonymous: deny}}", "policy: {{anonymous: deny, known_purposes: [assistant]}}")
+    pipe = offline_pipeline(parse(config.format(callers=APP.format(sha=SHA), store=tmp_path / "lineage.db")))
+    purpose, body = ("made-up", CHAT) if refused_by == "purpose" else ("assistant", b" " * (1 << 20) + CHAT)
+    for _ in range(3):
+        header = {"authorization": f"Bearer {KEY}", "x-purpose": purpose}.get
+        ex = _exchange(pipe, "POST", "/v1/chat/completions", header)
+        ex.key_memo = KeyMemo()  # a connection of its own
+        if refused_by == "purpose":
+            with pytest.raises(ProxyError) as refused:
+                ex.admit(body, header, (), deferred=True)
+            assert type(refused.value) is UnknownPurpose and refused.value.caller == "app"
+        else:
+            ex.admit(body, header, (), deferred=True)
+            assert ex.call is not None and ex.call.key_sha256 == SHA
+    assert looked_up == [f"Bearer {KEY}"] * 3  # (before: 6, twice a call)
 
 
 @interpreted
