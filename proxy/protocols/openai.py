@@ -19,6 +19,7 @@ from proxy.config import Upstream
 from proxy.detectors import Detectors
 from proxy.errors import InvalidRequest
 from proxy.flow import UPSTREAM, Checkpoint, Outcome, ProtocolName
+from proxy.protocols import _FEW as _FEW_FLAT
 from proxy.protocols import (
     LOADERS,
     NOT_DATA,
@@ -28,6 +29,7 @@ from proxy.protocols import (
     MetadataStatus,
     Request,
     Target,
+    _flat_named,
     join_text_parts,
     load_request_json,
     named_as_fields,
@@ -223,13 +225,18 @@ def read_request(operation: str, body: bytes) -> Request:
     if not isinstance(model, str) or not model:
         raise InvalidRequest("'model' is required and must be a string", param="model")
     walked = True  # (the messages' objects past `MAX_STRINGS` not looked at: unscanned)
+    plain = False
     if operation == "chat":
         messages = data.get("messages")
         if not isinstance(messages, list):
             raise InvalidRequest("'messages' is required and must be a list", param="messages")
-        walked = nested_named_as_fields(messages, _MESSAGE_NAMED, _MESSAGE_INNER, _MESSAGE_BELOW)
-    joined, all_joined = join_text_parts(
-        data.get("messages") if operation != "responses" else data.get("input"), size=len(body)
+        plain = _plain_messages(messages)
+        if not plain:
+            walked = nested_named_as_fields(messages, _MESSAGE_NAMED, _MESSAGE_INNER, _MESSAGE_BELOW)
+    joined, all_joined = (
+        ((), True)
+        if plain
+        else join_text_parts(data.get("messages") if operation != "responses" else data.get("input"), size=len(body))
     )
     texts: list[str] = []
     reprinted: list[str] = []  # numbers of tool calls' arguments as servers print them (most calls: none)
@@ -239,7 +246,7 @@ def read_request(operation: str, body: bytes) -> Request:
     # (a request already cut short is not looked through again: its parts may be millions)
     whole = (
         whole
-        and not ("prompt_embeds" in data or unread_parts(data.get("messages")) or own_template(data))
+        and not ("prompt_embeds" in data or (not plain and unread_parts(data.get("messages"))) or own_template(data))
         and not (token_ids(data.get("prompt")) or token_ids(data.get("input")) or token_ids(data.get("content")))
     )
     names = _PARAMS  # (a module's constant, read once: compiled, each read is a lookup in the module's dict)
@@ -275,6 +282,21 @@ def read_request(operation: str, body: bytes) -> Request:
     return Request(model, _GEN_AI_OPERATION[operation], stream, tuple(texts), tuple(params), unscanned=not whole,
                    version=None if lora is None else lora_version(lora), joined=joined,
                    decoded=unescaped(body, texts, reprinted), builds_on=builds_on, stored=stored)  # fmt: skip
+
+
+def _plain_messages(messages: list[Any]) -> bool:
+    """Whether a chat's messages are a few objects of scalars whose keys are all a message's fields (`_flat_named`), at
+    most one of them a system text (most chats: a system prompt and a user's text): then nothing under them is a
+    struct Go reads (`nested_named_as_fields`), no parts are run together (`join_text_parts`: one system text runs
+    into nothing) and none is a file or embeddings the proxy cannot read (`unread_parts`). Those three walks, each a
+    function's code to bring in after an idle spell, are left out (`benchmarks/README.md`, admission)."""
+    if len(messages) > _FEW_FLAT or not _flat_named(messages, _MESSAGE_NAMED):
+        return False
+    systems = 0
+    for message in messages:
+        if message.get("role") == "system" and type(message.get("content")) is str:
+            systems += 1
+    return systems < 2
 
 
 def read_native(operation: str, body: bytes) -> Request:
