@@ -12,14 +12,20 @@ from typing import Any
 import openai
 import orjson
 import pytest
+import tritonclient.grpc as grpcclient
+from tritonclient.utils import InferenceServerException
 
 from proxy.config import parse
 from proxy.errors import InvalidRequest, ProxyError, UnknownPurpose
 from proxy.flow import KeyMemo
 from proxy.ingress.http import _exchange
 from proxy.pipeline import CALLER_KEY_MAX_CHARS, CALLERS_KEYS_MAX, Pipeline
-from tests.harness import LoopThread, offline_pipeline
+from tests.harness import LoopThread, dead_port, offline_pipeline
+from tests.ingress.test_hostile_http import raw
 from tests.servers.vllm_like import SERVED
+from tests.test_expect_refused_key import first_answer
+from tests.transport.test_grpc import CONFIG as GRPC_CONFIG
+from tests.transport.test_grpc import simple_inputs
 
 # those counting digests replace what the compiled modules call (tests/conftest.py: run with the modules interpreted)
 interpreted = pytest.mark.interpreted
@@ -210,3 +216,47 @@ def test_a_reload_lets_go_of_the_keys_a_call_still_running_keeps_its_config_for(
     assert running.callers_keys == {}
     with pytest.raises(openai.AuthenticationError):
         client.chat.completions.create(model=SERVED, messages=[{"role": "user", "content": "hello"}])
+
+
+def _answered(got: bytes, sock: Any) -> bytes:
+    """The rest of an answer `first_answer` began, to the connection's end."""
+    with sock:
+        while piece := sock.recv(65536):
+            got += piece
+    return got
+
+
+@interpreted
+@pytest.mark.parametrize("expects", [False, True], ids=["body", "100-continue"])
+def test_a_malformed_key_is_read_once_a_call_the_http_listener_refuses(
+    vllm: Any, make_proxy: Any, keyed: list[str], expects: bool
+) -> None:
+    """(The review's find, helper revhot.) `Exchange.admit` left a malformed Authorization's refusal naming no one,
+    but the listener's answer read it again for its record (`HttpIngress._failed`: `Pipeline.caller_name`), as it did
+    a call refused at its head (`Expect: 100-continue`): still twice a call at the socket."""
+    _, upstream = vllm
+    proxy = make_proxy(RUNNING.format(callers=APP.format(sha=SHA)), UPSTREAM=upstream)
+    port = proxy.bound.http.port
+    for _ in range(3):
+        if expects:
+            got = _answered(*first_answer(port, "Basic eDp5"))
+        else:
+            got = raw(port, "POST /v1/chat/completions HTTP/1.1\r\nAuthorization: Basic eDp5")
+        assert got.startswith(b"HTTP/1.1 400 ") and b"'Bearer <key>'" in got, got[:400]
+    assert keyed == ["Basic eDp5"] * 3  # (before: 6)
+
+
+@interpreted
+def test_a_malformed_key_is_read_once_a_call_the_grpc_listener_refuses(
+    make_proxy: Any, otlp: Any, keyed: list[str]
+) -> None:
+    """(The review's find, helper revhot.) A gRPC call's refusal read a malformed Authorization again for its record
+    (`_Ends.close`: `Pipeline.caller_name`), after `Exchange.admit` had stopped doing so."""
+    proxy = make_proxy(GRPC_CONFIG, wait="probed", OIP_GRPC=f"127.0.0.1:{dead_port()}",
+                       OTLP=f"http://127.0.0.1:{otlp.port}")  # fmt: skip
+    client = grpcclient.InferenceServerClient(proxy.grpc)
+    for _ in range(3):
+        with pytest.raises(InferenceServerException) as refused:
+            client.infer("simple", simple_inputs([1], [2]), headers={"authorization": "Basic eDp5"})
+        assert refused.value.status() == "StatusCode.INVALID_ARGUMENT" and "Bearer <key>" in refused.value.message()
+    assert keyed == ["Basic eDp5"] * 3  # (before: 6)
