@@ -295,15 +295,15 @@ class Exchange:
             return  # (a shared path's body may be passthrough's: `NotItsBody`)
         try:
             if pipeline.known_purposes is not None:
-                pipeline.check_purpose(header, peer, self.x_api_key)
+                pipeline.check_purpose(header, peer, self.x_api_key, self.key_memo)
             call = pipeline.call(
                 # (a body that may name no model is taken to name none: where that is refused first, its body decides)
                 Request(target.model, target.operation, version=target.version, unrouted=target.model_optional),
-                adapter.name, header, self.trace, peer, self.x_api_key, recorded=False,
+                adapter.name, header, self.trace, peer, self.x_api_key, recorded=False, memo=self.key_memo,
             )  # fmt: skip
         except ProxyError as error:
             if error.caller is None:  # (as `admit`'s)
-                error.caller = pipeline.caller_name(header, peer, self.x_api_key)
+                error.caller = pipeline.caller_name(header, peer, self.x_api_key, self.key_memo)
             raise
         if refused_by_head(call, pipeline.policy, bool(target.model)) is None:
             return

@@ -21,7 +21,7 @@ from proxy.flow import KeyMemo
 from proxy.ingress.http import _exchange
 from proxy.pipeline import CALLER_KEY_MAX_CHARS, CALLERS_KEYS_MAX, Pipeline
 from tests.harness import LoopThread, dead_port, offline_pipeline
-from tests.ingress.test_hostile_http import raw
+from tests.ingress.test_hostile_http import BODY, raw
 from tests.servers.vllm_like import SERVED
 from tests.test_expect_refused_key import first_answer
 from tests.transport.test_grpc import CONFIG as GRPC_CONFIG
@@ -47,6 +47,7 @@ routes: [{{model: "*", upstream: vllm}}]
 callers: [{callers}]
 policy: {{anonymous: deny}}
 """
+KNOWN = RUNNING.replace("policy: {{anonymous: deny}}", "policy: {{anonymous: deny, known_purposes: [assistant]}}")
 APP = "{{name: app, api_key_sha256: {sha}, purposes: [assistant], default_purpose: assistant}}"
 OTHER = "{name: other, api_key_sha256: " + "0" * 64 + ", purposes: [assistant], default_purpose: assistant}"
 CHAT = orjson.dumps({"model": "m", "messages": [{"role": "user", "content": "hello"}]})
@@ -132,24 +133,30 @@ def test_a_key_no_caller_owns_is_hashed_once_a_call_whatever_refuses_it(
     assert keyed == ["Bearer sk-nobody"] * 3  # (before: 6, twice a call)
 
 
+@pytest.fixture
+def looked_up(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The fields looked up among the callers' keys (`Pipeline._digest_of`: a dict look-up, or a hash), in order."""
+    fields: list[str] = []
+    digest_of = Pipeline._digest_of
+
+    def counted(self: Pipeline, auth: str) -> str:
+        fields.append(auth)
+        return digest_of(self, auth)
+
+    monkeypatch.setattr(Pipeline, "_digest_of", counted)
+    return fields
+
+
 @interpreted
 @pytest.mark.parametrize("refused_by", ["purpose", "size"])
 def test_a_callers_key_is_looked_up_once_a_call_when_its_key_is_checked_first(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refused_by: str
+    tmp_path: Path, looked_up: list[str], refused_by: str
 ) -> None:
     """With `policy.known_purposes`, a purpose it does not list is refused once the key is checked (`check_purpose`),
     and a body past `READ_UNIDENTIFIED_MAX` is read once it is: the key's digest is the connection's memo's from then
     on, the refusal's caller the one the check named. Before 2026-12-06 (helper hot) a caller's key was looked up
     twice a call on a new connection (`Pipeline._digest_of`: the check without the memo, then the call or the
     refusal's record)."""
-    looked_up: list[str] = []
-    digest_of = Pipeline._digest_of
-
-    def counted(self: Pipeline, auth: str) -> str:
-        looked_up.append(auth)
-        return digest_of(self, auth)
-
-    monkeypatch.setattr(Pipeline, "_digest_of", counted)
     config = CONFIG.replace("policy: {{anonymous: deny}}", "policy: {{anonymous: deny, known_purposes: [assistant]}}")
     pipe = offline_pipeline(parse(config.format(callers=APP.format(sha=SHA), store=tmp_path / "lineage.db")))
     purpose, body = ("made-up", CHAT) if refused_by == "purpose" else ("assistant", b" " * (1 << 20) + CHAT)
@@ -244,6 +251,32 @@ def test_a_malformed_key_is_read_once_a_call_the_http_listener_refuses(
             got = raw(port, "POST /v1/chat/completions HTTP/1.1\r\nAuthorization: Basic eDp5")
         assert got.startswith(b"HTTP/1.1 400 ") and b"'Bearer <key>'" in got, got[:400]
     assert keyed == ["Basic eDp5"] * 3  # (before: 6)
+
+
+@interpreted
+@pytest.mark.parametrize("purpose", ["assistant", "made-up"], ids=["served", "unknown-purpose"])
+def test_a_callers_key_is_looked_up_once_a_call_that_waits_for_100_continue(
+    vllm: Any, make_proxy: Any, looked_up: list[str], purpose: str
+) -> None:
+    """(The review's find, helper revhot.) A call sent with `Expect: 100-continue` (curl's, for a body over 1 MiB) has
+    its key checked at its head (`Pipeline.identify_only`, `Exchange.refuse_at_head`), then with its body: each
+    without the connection's memo, a caller's key was looked up three times on a new connection, twice where its
+    purpose `policy.known_purposes` does not list refused it at its head."""
+    _, upstream = vllm
+    proxy = make_proxy(KNOWN.format(callers=APP.format(sha=SHA)), UPSTREAM=upstream)
+    port = proxy.bound.http.port
+    for _ in range(3):
+        got, sock = first_answer(port, f"Bearer {KEY}\r\nx-purpose: {purpose}")
+        if purpose == "assistant":
+            assert got == b"HTTP/1.1 100 Continue\r\n\r\n", got[:200]
+            sock.sendall(BODY)
+            with sock:
+                got = sock.recv(65536)
+            assert got.startswith(b"HTTP/1.1 200 "), got[:400]
+        else:
+            got = _answered(got, sock)
+            assert got.startswith(b"HTTP/1.1 400 ") and b"policy.known_purposes" in got, got[:400]
+    assert looked_up == [f"Bearer {KEY}"] * 3  # (before: 9 served, 6 refused)
 
 
 @interpreted

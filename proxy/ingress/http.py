@@ -537,7 +537,7 @@ class HttpIngress:
                     # the client waits for 100 Continue to send its body: a call its key refuses, or its purpose, is
                     # answered now, before it is asked for a body that would be read for nothing (the connection
                     # then closes)
-                    pipeline.identify_only(header, conn.peer, ex.x_api_key)
+                    pipeline.identify_only(header, conn.peer, ex.x_api_key, ex.key_memo)
                     ex.refuse_at_head(header, conn.peer)
                 body = await conn.body(request)
             if coding is None:
@@ -607,7 +607,7 @@ class HttpIngress:
         read_by = ex.adapter if ex.call is not None and request.complete else None
         # refused before it was read: its caller, when the key says (a malformed key names no one: not read again)
         if ex.call is None and error.caller is None and error.param not in KEY_FIELDS:
-            error.caller = ex.pipeline.caller_name(request.header, conn.peer, ex.x_api_key)
+            error.caller = ex.pipeline.caller_name(request.header, conn.peer, ex.x_api_key, ex.key_memo)
         ex.finish(error)
         try:
             await ex.recorded()
