@@ -293,3 +293,26 @@ def test_a_malformed_key_is_read_once_a_call_the_grpc_listener_refuses(
             client.infer("simple", simple_inputs([1], [2]), headers={"authorization": "Basic eDp5"})
         assert refused.value.status() == "StatusCode.INVALID_ARGUMENT" and "Bearer <key>" in refused.value.message()
     assert keyed == ["Basic eDp5"] * 3  # (before: 6)
+
+
+@interpreted
+def test_a_callers_key_is_looked_up_once_a_call_its_client_leaves_after_100_continue(
+    vllm: Any, make_proxy: Any, otlp: Any, looked_up: list[str]
+) -> None:
+    """(The review's find, helper revhot.) A call whose client leaves after `100 Continue`, its body sent in part, is
+    recorded as its caller's (`HttpIngress._unread`): its key, checked at its head, was looked up again for that
+    without the connection's memo (twice a call on a new connection)."""
+    _, upstream = vllm
+    config = RUNNING.format(callers=APP.format(sha=SHA)) + 'telemetry: {exporter: otlp, endpoint: "${OTLP}"}\n'
+    proxy = make_proxy(config, UPSTREAM=upstream, OTLP=f"http://127.0.0.1:{otlp.port}")
+    for call in range(3):
+        trace_id = f"{0x5EED0 + call:032x}"
+        got, sock = first_answer(
+            proxy.bound.http.port, f"Bearer {KEY}\r\ntraceparent: 00-{trace_id}-00000000000000a1-01"
+        )
+        with sock:
+            assert got == b"HTTP/1.1 100 Continue\r\n\r\n", got[:200]
+            sock.sendall(BODY[:5])
+        span = otlp.by_trace(trace_id)
+        assert span.attributes["error.type"] == "client_disconnected" and span.attributes["lineage.caller"] == "app"
+    assert looked_up == [f"Bearer {KEY}"] * 3  # (before: 6)

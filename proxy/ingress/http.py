@@ -631,7 +631,7 @@ class HttpIngress:
             )
         else:
             ended = LeftUnread("the client left before its request had arrived whole")
-        ended.caller = ex.pipeline.caller_name(request.header, conn.peer, ex.x_api_key)
+        ended.caller = ex.pipeline.caller_name(request.header, conn.peer, ex.x_api_key, ex.key_memo)
         return ended
 
     def record_unserved(self, request: Request, conn: HttpConnection, whole: bool) -> None:
