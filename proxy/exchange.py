@@ -441,7 +441,7 @@ class Exchange:
         try:
             pipeline.check_purpose(header, call.peer, self.x_api_key)
         except ProxyError as error:
-            if error.caller is None:  # (as `admit`'s)
+            if error.caller is None and error.param not in KEY_FIELDS:  # (as `admit`'s)
                 error.caller = pipeline.caller_name(header, call.peer, self.x_api_key)
             trace = self.trace.sibling()
             refused = self.refused = Exchange(pipeline, self.adapter, self.target, trace, dict(self.outcome.extra))

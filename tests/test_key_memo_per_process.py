@@ -17,13 +17,20 @@ from tritonclient.utils import InferenceServerException
 
 from proxy.config import parse
 from proxy.errors import InvalidRequest, ProxyError, UnknownPurpose
+from proxy.exchange import Exchange
 from proxy.flow import KeyMemo
 from proxy.ingress.http import _exchange
 from proxy.pipeline import CALLER_KEY_MAX_CHARS, CALLERS_KEYS_MAX, Pipeline
+from proxy.protocols import GRPC_ADAPTERS
+from proxy.protocols.oip_grpc import MODEL_STREAM_INFER
 from tests.harness import LoopThread, dead_port, offline_pipeline
+from tests.ingress.grpc_proxied import Answering, proxied
+from tests.ingress.test_grpc_stream_purpose_reload_gone import CONFIG as STREAMED
+from tests.ingress.test_grpc_stream_purpose_reload_gone import message, reloaded
 from tests.ingress.test_hostile_http import BODY, raw
 from tests.servers.vllm_like import SERVED
 from tests.test_expect_refused_key import first_answer
+from tests.test_reload import reload
 from tests.transport.test_grpc import CONFIG as GRPC_CONFIG
 from tests.transport.test_grpc import simple_inputs
 
@@ -316,3 +323,28 @@ def test_a_callers_key_is_looked_up_once_a_call_its_client_leaves_after_100_cont
         span = otlp.by_trace(trace_id)
         assert span.attributes["error.type"] == "client_disconnected" and span.attributes["lineage.caller"] == "app"
     assert looked_up == [f"Bearer {KEY}"] * 3  # (before: 6)
+
+
+@interpreted
+def test_a_malformed_key_a_reload_refuses_on_a_streams_later_message_is_read_once(
+    loop_thread: LoopThread, otlp: Any, make_proxy: Any, tmp_path: Path, keyed: list[str]
+) -> None:
+    """(The review's find, helper revhot.) A stream opened while no caller had a key passes any Authorization on; a
+    reload that gives callers keys and puts `policy.known_purposes` in force refuses its later message for that key
+    (`Exchange._purpose_unknown`, `Pipeline.check_purpose`), whose refusal's record read a malformed one again."""
+    header = {"x-purpose": "ads", "authorization": "Basic eDp5"}.get
+    with proxied(loop_thread, otlp, make_proxy, STREAMED.replace("POLICY\n", ""), Answering()) as proxy:
+        process = proxy.process
+        adapter = GRPC_ADAPTERS[0]
+        target = adapter.match("POST", MODEL_STREAM_INFER)
+        assert target is not None
+        pipe = process.ref.current
+        ex = Exchange(pipe, adapter, target, pipe.trace(header))
+        ex.admit(message(), header, (), deferred=True)
+        ex.forwarded()
+        assert keyed == []  # (no caller has a key: the field is the upstream's)
+        text = STREAMED.replace("POLICY", f"  known_purposes: [support]\ncallers: [{APP.format(sha=SHA)}]")
+        assert reload(proxy, loop_thread, reloaded(tmp_path, process, otlp, text))
+        refusal = ex.readmit(message(), header, process.ref.current)
+        assert refusal is not None and refusal.param == "authorization" and refusal.caller is None, refusal
+    assert keyed == ["Basic eDp5"]  # (before: twice)
