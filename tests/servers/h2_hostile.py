@@ -95,6 +95,13 @@ class HostileClient:
             self.sock.sendall(frame(DATA, _END_STREAM if end else 0, stream, payload))
         self._count(stream, len(payload))
 
+    def grant(self, stream: int, n: int) -> None:
+        """WINDOW_UPDATE of `n` bytes for `stream` and the connection: the listener may send that much more of its
+        replies (this client sends none otherwise, so a reply past the windows stalls the listener's write)."""
+        increment = n.to_bytes(4, "big")
+        with self._send:
+            self.sock.sendall(frame(WINDOW_UPDATE, 0, 0, increment) + frame(WINDOW_UPDATE, 0, stream, increment))
+
     def ping(self, timeout: float = 10.0) -> None:
         """A PING, returning once the listener acknowledged it: it has read every frame sent before it."""
         with self.cond:
