@@ -1186,7 +1186,8 @@ class GrpcIngress:
         with the first reply, and again, as it stands at the end, with the status. A reply after the first is written
         to the client before it is read (`Exchange.stream_message`), once its write returns, before the upstream's next is
         awaited: what ends the call is its upstream's status, and reading a reply decides nothing about what is
-        written. (`requests`: grpc's iterator over `context.read`, which is read instead.)"""
+        written; a later message denied during that write has its record (`Exchange.refused`) given what the reply says
+        as the relay ends. (`requests`: grpc's iterator over `context.read`, which is read instead.)"""
         try:
             first: Any = await self._request(context, self.room)
         except asyncio.CancelledError:  # grpc failed it before its first message was whole: recorded
@@ -1255,6 +1256,11 @@ class GrpcIngress:
             failed = _relay_failure(ex, context, ended, relayed, initial=not sent_metadata)
             if failed is not None:
                 relayed = None  # (neither kept by this frame, which the traceback of what it raises holds: a cycle)
+                if ex.refused is not None:
+                    # a later message denied while a reply was being written: its record was begun as the stream's
+                    # stood then, and that reply was read once its write returned; the denial's record has what it
+                    # says (the model's version), as when a later reply was read before its write (until 2026-12-06)
+                    ex.refused.outcome.extra.update(ex.outcome.extra)
                 try:
                     raise quiet.failure(ex, ended) or failed
                 finally:

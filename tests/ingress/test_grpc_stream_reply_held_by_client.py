@@ -10,6 +10,9 @@ while the write waits. Nothing of the proxy is patched: these hold compiled, whe
   of it and the status; the record is the replies read.
 - Its client resets the stream (RST_STREAM) while the write waits: grpc fails the write outright; the reply is read
   all the same and on the record, which says the client left.
+- A later message of the client's is denied while the write waits: the denied message's own record (`Exchange.refused`)
+  names the model version the reply being written names, as the stream's does (until 2026-12-06 it was the stream's
+  attributes as they stood at the denial, the reply unread: no version).
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ from tests.servers.h2_wire import frame
 from tests.servers.otlp_receiver import OtlpReceiver
 
 WINDOW = 65_535  # HTTP/2's initial windows, the connection's and a stream's: the client grants no more unless told
+# a message labelled `health` is denied: its zone allows only `research`, and the stream's purpose is `assistant`
+ZONED = CONFIG + "zones:\n  - {name: health, labels: [health], allow_purposes: [research]}\n"
 CANCEL = 8  # RST_STREAM's error code a client's cancel sends
 
 
@@ -53,6 +58,14 @@ def _reply(text: str, version: str = "", padding: int = 0) -> bytes:
         response.outputs.add(name="PAD", datatype="UINT8", shape=[padding])
         response.raw_output_contents.append(bytes(padding))
     data: bytes = reply.SerializeToString()
+    return data
+
+
+def _labelled(text: str, labels: str) -> bytes:
+    """`_request(text)` carrying `labels` (its `data_labels` parameter)."""
+    message = service_pb2.ModelInferRequest.FromString(_request(text))
+    message.parameters["data_labels"].string_param = labels
+    data: bytes = message.SerializeToString()
     return data
 
 
@@ -87,7 +100,7 @@ def upstream() -> Upstream:
 def proxy(
     loop_thread: LoopThread, otlp: OtlpReceiver, make_proxy: Any, upstream: Upstream
 ) -> Iterator[tuple[ProxyHandle, Sink]]:
-    with proxied_recording(loop_thread, otlp, make_proxy, CONFIG, upstream) as recording:
+    with proxied_recording(loop_thread, otlp, make_proxy, ZONED, upstream) as recording:
         yield recording
 
 
@@ -155,3 +168,24 @@ def test_a_later_reply_whose_write_its_client_resets_is_read_and_on_the_record(
     ((call, decision, outcome),) = records.ended
     assert outcome.error_type == "client_disconnected" and outcome.status == grpc.StatusCode.CANCELLED.value[0]
     assert outcome.output_detected == {"pii:email"} and outcome.extra["lineage.model.version"] == "2"
+
+
+def test_a_later_message_denied_while_a_reply_is_written_is_recorded_with_that_replys_model_version(
+    proxy: tuple[ProxyHandle, Sink], client: HostileClient, upstream: Upstream
+) -> None:
+    """The third message, labelled `health`, is denied while the second reply's write waits (the upstream's call is
+    cancelled: the denial is known); the client then takes the reply and gets PERMISSION_DENIED. The denied message's
+    record and the stream's both name version 2, which only the reply being written at the denial says."""
+    _, records = proxy
+    stream = _held(client, _request("ask 0"), _request("ask 1"))
+    client.data(stream, _framed(_labelled("ask 2", "health")))
+    assert upstream.ended.wait(20)  # the proxy denied the message and cancelled the upstream's call
+    client.grant(stream, 8 * WINDOW)
+    assert client.wait(lambda: client.ended.get(stream) == "status", 20), client.ended
+    assert client.replied[stream] == sum(len(_framed(reply)) for reply in REPLIES)
+    by_action = {decision.action: outcome for _, decision, outcome in records.ended}
+    assert sorted(by_action) == ["allow", "deny"]
+    denied = grpc.StatusCode.PERMISSION_DENIED.value[0]
+    assert by_action["allow"].status == by_action["deny"].status == denied
+    assert by_action["allow"].extra["lineage.model.version"] == "2"
+    assert by_action["deny"].extra.get("lineage.model.version") == "2"
