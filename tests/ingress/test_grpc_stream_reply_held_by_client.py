@@ -121,13 +121,15 @@ def _held(client: HostileClient, *messages: bytes, end: bool = False) -> int:
     return stream
 
 
-def _unread(loop_thread: LoopThread) -> bool:
-    """Whether the stream's call (the one Exchange the proxy holds with a reply observed) has not read its second
-    reply yet: the model's version that reply names is not on its outcome. Looked for on the proxy's loop, among the
-    live objects: nothing of the proxy is patched, so this holds compiled."""
+def _unread(loop_thread: LoopThread, client: HostileClient) -> bool:
+    """Whether the stream's call (the proxy's Exchange of `client`'s connection, under way, a reply observed) has not
+    read its second reply yet: the model's version that reply names is not on its outcome. Looked for on the proxy's
+    loop, among the live objects: nothing of the proxy is patched, so this holds compiled."""
+    port = client.sock.getsockname()[1]
 
     async def look() -> bool:
-        (ex,) = [one for one in gc.get_objects() if isinstance(one, Exchange) and one.outcome.first_token_ns]
+        (ex,) = [one for one in gc.get_objects() if isinstance(one, Exchange) and one.outcome.client == ("127.0.0.1", port)
+                 and one.outcome.first_token_ns and not one.outcome.ended_ns]  # fmt: skip
         return "lineage.model.version" not in ex.outcome.extra
 
     return loop_thread.run(look())
@@ -141,7 +143,7 @@ def test_a_later_reply_is_written_before_it_is_read_and_recorded_once_written(
     the record is the replies read in order."""
     _, records = proxy
     stream = _held(client, _request("ask 0"), _request("ask 1"), end=True)
-    assert _unread(loop_thread)
+    assert _unread(loop_thread, client)
     client.grant(stream, 8 * WINDOW)
     assert client.wait(lambda: client.ended.get(stream) == "status", 20), client.ended
     assert client.replied[stream] == sum(len(_framed(reply)) for reply in REPLIES)
@@ -161,7 +163,7 @@ def test_a_later_reply_whose_write_its_client_resets_is_read_and_on_the_record(
     recorded as its client's leaving (CANCELLED)."""
     _, records = proxy
     stream = _held(client, _request("ask 0"), _request("ask 1"))
-    assert _unread(loop_thread)
+    assert _unread(loop_thread, client)
     with client._send:
         client.sock.sendall(frame(RST_STREAM, 0, stream, CANCEL.to_bytes(4, "big")))
     until(lambda: bool(records.ended), 20)
