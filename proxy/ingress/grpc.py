@@ -1843,8 +1843,8 @@ class _Ends:
     def __init__(self, ingress: GrpcIngress, ex: Exchange, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         self._ingress, self._ex, self._context = ingress, ex, context
         self._generation = _SERVER.get()  # the server the call came to (a reload may start another meanwhile)
-        # a streamed reply's write failed: grpc's error (the call's client side is gone) goes on to grpc as it
-        # is, and the call is recorded as one its client left
+        # a streamed reply's write failed: grpc's error (the call's client side is gone) goes on to grpc as a
+        # cancel (`close`), and the call is recorded as one its client left
         self.unsent = False
 
     async def close(self, error: BaseException | None) -> None:
@@ -1883,6 +1883,12 @@ class _Ends:
             if ex.refused is not None:  # the client left before its stream's denial was answered
                 ex.refused.finish(CLIENT_GONE)
         if error is not None:
+            if isinstance(error, grpc.aio.InternalError):
+                # grpc's core failed a send (ExecuteBatchError): the client left, recorded so (`unsent`, `_initial`; any
+                # other is answered INTERNAL, above). Told grpc as a cancel, which grpc.aio logs at DEBUG: raised on, it
+                # logged it at ERROR with a traceback whenever the call was not yet marked closed, a race of its core
+                # (until 2026-12-06)
+                error = asyncio.CancelledError()
             try:
                 raise error
             finally:  # not kept by this frame, which its traceback holds (a reference cycle)
