@@ -7,6 +7,7 @@ and `model_version`, the record's checkpoint, among them)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import sys
 import tracemalloc
@@ -78,6 +79,28 @@ def _parsed(monkeypatch: pytest.MonkeyPatch, *modules: Any) -> list[int]:
 
     for module in modules:
         monkeypatch.setattr(module, "reply_json", counting, raising=False)
+    return sizes
+
+
+@pytest.fixture
+def built(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The JSON texts values were built from, by size: those orjson read, and all Python's `json` was handed (which
+    builds as it reads: 12 MiB of tiny values 1.3-2 s to fail); not those orjson refused, which cost it none (14 MiB
+    70 ms). orjson and `json` are looked up at each call by compiled modules too: counted compiled as interpreted."""
+    sizes: list[int] = []
+    orjson_loads, json_loads = orjson.loads, json.loads
+
+    def counted_orjson(data: Any) -> Any:
+        value = orjson_loads(data)
+        sizes.append(len(data))
+        return value
+
+    def counted_json(text: str, **kw: Any) -> Any:
+        sizes.append(len(text))
+        return json_loads(text, **kw)
+
+    monkeypatch.setattr(orjson, "loads", counted_orjson)
+    monkeypatch.setattr(json, "loads", counted_json)
     return sizes
 
 
@@ -646,3 +669,43 @@ def test_a_reply_of_many_values_whose_brackets_do_not_match_is_read_as_no_json_u
         few[0].response_model, few[0].output_detected, few[0].output_digest, few[1]
     ) == (None, {TRUNCATED}, None, None if how != "kept" else False)  # fmt: skip
     assert max(parsed, default=0) < len(many_body) // 10, parsed
+
+
+_NESTED = {  # (a value nested past three levels, as the reply's end in the shape matched is not)
+    "embeddings": b'{"object":"embedding","index":1,"embedding":[[[0.5]]]}',
+    "infer_stream": b'{"name":"o","data":[[[1]]]}',
+}
+
+
+@pytest.mark.interpreted  # (counts what a compiled module hands to a function of its own)
+@pytest.mark.parametrize(("api", "how"), [("embeddings", "kept"), ("infer_stream", "body"), ("infer_stream", "kept")])
+def test_a_whole_reply_of_many_values_nested_deeper_is_parsed_whole_without_its_lists_end_looked_for(
+    monkeypatch: pytest.MonkeyPatch,
+    built: list[int],
+    api: str,
+    how: str,
+) -> None:
+    """A whole `/infer_stream` reply, or an embeddings one kept as it passed, of more than 65,537 values, one past those
+    nested deeper than the shape matched (`oip._OUTPUTS_END`), is parsed whole, as its JSON alone tells whether it was
+    cut short: its list's end was looked for first (`oip._list_end`, 30-220 ms of 14 MiB), to be told no JSON, which
+    orjson's parse tells where it refuses it. Now looked for only there (`oip.whole_json`), once, as before."""
+    start, value, bad, end = _INVALID[api]
+    looked: list[int] = []
+    list_end = oip._list_end
+
+    def counting(head: bytes, cut: int) -> int:
+        looked.append(cut)
+        return list_end(head, cut)
+
+    monkeypatch.setattr(oip, "_list_end", counting)
+    body = start + b",".join([value] * (MAX_STRINGS + 9) + [_NESTED[api], value]) + end
+    outcome, cut = _read_as(_observer(api), body, how)
+    assert (looked, built.count(len(body))) == ([], 1)
+    assert (outcome.response_model, cut) == (
+        "m" if api == "infer_stream" else "emb-1",
+        None if how == "body" else False,
+    )
+    refused = start + b",".join([value] * (MAX_STRINGS + 9) + [_NESTED[api], bad, value]) + end
+    built.clear()
+    outcome, cut = _read_as(_observer(api), refused, how)
+    assert (len(looked), built.count(len(refused)), outcome.output_detected) == (1, 0, {TRUNCATED})

@@ -24,6 +24,7 @@ from proxy.protocols.oip import (
     HEADER_LENGTH,
     LABELS_PARAMETER,
     NO_JSON,
+    UNMATCHED,
     StreamNames,
     _json_part,
     _request_json,
@@ -41,6 +42,7 @@ from proxy.protocols.oip import (
     refuse_many_tensors,
     rest_sequence,
     split_path,
+    whole_json,
 )
 from proxy.protocols.oip import (
     ADAPTER as INFER,
@@ -160,7 +162,10 @@ class GenerateObserver(SseObserver):
         (`NO_JSON`) is none, unparsed, as its client's parse fails (`no_json`: 12 MiB parsed whole to be told, 1.5-2 s,
         until 2026-12-06)."""
         if not whole or self._text.charset is None:  # (an event's data is UTF-8)
-            cut, _, closed = many_values(data, ends=whole, after_unread=True)  # (`oip.many_outputs`)
+            cut, at, closed = many_values(data, ends=whole, after_unread=True)  # (`oip.many_outputs`)
+            if closed == UNMATCHED:  # (a whole reply in no charset)
+                reply = whole_json(data, at, self._text)
+                return self.no_json(whole) if reply is None else reply
             if closed == NO_JSON:
                 return self.no_json(whole)
             if cut is not data:

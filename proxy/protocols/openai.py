@@ -44,7 +44,7 @@ from proxy.protocols import (
     user_strings,
 )
 from proxy.protocols import Adapter as AdapterBase
-from proxy.protocols.oip import NO_JSON, many_values, many_values_pattern
+from proxy.protocols.oip import NO_JSON, UNMATCHED, many_values, many_values_pattern, whole_json
 from proxy.protocols.sse import _GIVEN, _OWN, SseObserver
 
 # path -> how the body is read; llama.cpp and vLLM also serve the paths without /v1
@@ -516,7 +516,10 @@ class ReplyObserver(SseObserver):
         none, unparsed, as its client's parse fails (`no_json`: 12 MiB were parsed whole to be told, 0.5-1 s, until
         2026-12-06)."""
         if self._embeddings and whole and self._text.charset is None:
-            read, _, closed = many_values(data, _MANY_EMBEDDINGS, _DATA_NAMED, self._kept_size > 0)
+            read, cut, closed = many_values(data, _MANY_EMBEDDINGS, _DATA_NAMED, self._kept_size > 0)
+            if closed == UNMATCHED:  # (kept: parsed whole)
+                reply = whole_json(data, cut, self._text)
+                return self.no_json(whole) if reply is None else reply
             if closed == NO_JSON:
                 return self.no_json(whole)
             if read is not data:
