@@ -72,7 +72,7 @@ def test_a_reply_of_a_million_tiny_outputs_has_only_those_read_parsed(monkeypatc
 def test_only_the_outputs_are_cut_and_the_fields_before_them_are_read() -> None:
     parameters = {"sequence_end": True, "note": {"by": ["bob@example.org"]}}
     body = _body(MAX_STRINGS + 2, id="r1", parameters=parameters).replace(b",", b" ,\n ")
-    cut = orjson.loads(oip.many_outputs(body))
+    cut = orjson.loads(oip.many_values(body, after_unread=True)[0])
     assert cut["parameters"] == parameters and cut["id"] == "r1"
     assert cut["outputs"] == _outputs(MAX_STRINGS + 2)[: MAX_STRINGS + 1]
     outcome = _read(body)
@@ -105,10 +105,10 @@ def test_a_reply_naming_outputs_again_after_many_is_read_as_its_client_reads_it(
     address = b'[{"name": "o", "datatype": "BYTES", "shape": [1], "data": ["bob@example.org"]}]'
     body = _body(MAX_STRINGS + 1).replace(ADDRESS.encode(), b"x")[:-1] + b", " + key + b": " + address + b"}"
     assert len(json.loads(body)["outputs"]) == 1  # (what its client reads)
-    assert oip.many_outputs(body) is body
+    assert oip.many_values(body, after_unread=True)[0] is body
     assert _read(body).output_detected == {"pii:email"}
     later = body.replace(key + b": " + address, b'"parameters": {"a": "\\"a\\\\"}')  # escapes, no `outputs`: cut
-    assert oip.many_outputs(later) is not later
+    assert oip.many_values(later, after_unread=True)[0] is not later
 
 
 def test_a_reply_of_many_outputs_in_a_charset_is_read_as_its_client_reads_it() -> None:
@@ -118,7 +118,7 @@ def test_a_reply_of_many_outputs_in_a_charset_is_read_as_its_client_reads_it() -
     address = b'[{"name": "o", "datatype": "BYTES", "shape": [1], "data": ["bob@example.org"]}]'
     body = _body(MAX_STRINGS + 1).replace(ADDRESS.encode(), b"x")[:-1] + b', "+AG8-utputs": ' + address + b"}"
     assert len(json.loads(body.decode("utf-7"))["outputs"]) == 1  # (what its client reads)
-    assert oip.many_outputs(body) is not body  # (read as UTF-8, cut)
+    assert oip.many_values(body, after_unread=True)[0] is not body  # (read as UTF-8, cut)
     outcome = Outcome(started_ns=0)
     observer = oip.RestReplyObserver(outcome, EMAIL, False, None)
     observer.head(200, lambda name: "application/json; charset=utf-7" if name == "content-type" else None)
@@ -141,7 +141,7 @@ def _closed(body: bytes) -> tuple[bool, Outcome]:
 @pytest.mark.parametrize("after", [b"", b' , "parameters" : {"a": [1]} '])
 def test_a_reply_of_many_outputs_framed_by_its_close_is_told_whole_or_cut(after: bytes) -> None:
     body = _body(MAX_STRINGS + 10)[:-1] + after + b"}\n"
-    assert oip.many_outputs(body) is not body  # (its outputs past the bound unparsed)
+    assert oip.many_values(body, after_unread=True)[0] is not body  # (its outputs past the bound unparsed)
     said_cut, outcome = _closed(body)
     assert not said_cut and outcome.output_detected == {"pii:email", TRUNCATED}
     for end in (len(body) - 2, len(body) - len(after) - 3, len(body) - 100):  # its brace, its list's end, an output's
@@ -160,7 +160,7 @@ def test_a_reply_of_many_outputs_framed_by_its_close_is_told_whole_or_cut(after:
     ids=["at-the-bound", "large-tensor", "deep-outputs", "no-outputs"],
 )
 def test_a_reply_not_matched_as_too_many_outputs_is_parsed_whole(body: bytes) -> None:
-    assert oip.many_outputs(body) is body
+    assert oip.many_values(body, after_unread=True)[0] is body
 
 
 MANY = _body(200_000)  # 11.6 MB: under `limits.buffer_max_bytes`, so read whole

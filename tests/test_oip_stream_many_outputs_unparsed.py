@@ -1,5 +1,5 @@
 """An MLServer `/infer_stream` (or `/generate_stream`, `/generate`) reply of more outputs than the proxy reads, an SSE
-event or one JSON object, is read in its first `MAX_STRINGS` + 1 outputs (`oip.many_outputs`), as `/infer`'s is: passed
+event or one JSON object, is read in its first `MAX_STRINGS` + 1 outputs (`oip.many_values`), as `/infer`'s is: passed
 on whole, its output `scan:truncated`, no digest. Until 2026-12-05 `GenerateObserver` parsed each whole: a million tiny
 outputs 3.25 s as one object, 3.61 s as one event (interpreted), on the event loop. Counted here in outputs parsed."""
 
@@ -126,7 +126,7 @@ def test_a_reply_or_event_its_client_reads_otherwise_is_parsed_whole(
     # parsed whole, as before (a string among the first ones: once their cut was read, 65,537 outputs, no tensors)
     assert parsed.count(outputs) == 2 and len(parsed) <= 4
     # and recorded as when every reply was parsed whole (before 2026-12-05)
-    monkeypatch.setattr(oip_generate, "many_outputs", lambda head, tensors=False: head, raising=False)
+    monkeypatch.setattr(oip_generate, "many_values", lambda head, **_: (head, 0, -1))  # (none cut)
     assert (whole.output_detected, whole.output_digest) == (_whole(body).output_detected, _whole(body).output_digest)
     assert stream.output_detected == _streamed(body).output_detected
     if outputs == 1:  # (its one output's address read)

@@ -169,7 +169,7 @@ def test_an_oip_reply_cut_reads_its_model_and_parameters_after_its_outputs() -> 
     outputs = [{"name": "o", "datatype": "FP32", "shape": [1], "data": [1.5]}] * (MAX_STRINGS + 5)
     body = orjson.dumps({"outputs": outputs, "model_name": "m", "model_version": "1", "id": "r1",
                          "parameters": {"note": "bob@example.org \\\"]"}})  # fmt: skip
-    assert len(orjson.loads(oip.many_outputs(body))["outputs"]) == MAX_STRINGS + 1
+    assert len(orjson.loads(oip.many_values(body, after_unread=True)[0])["outputs"]) == MAX_STRINGS + 1
     outcome = Outcome(started_ns=0)
     observer = oip.RestReplyObserver(outcome, EMAIL, False, None)
     observer.body(body)
@@ -223,7 +223,7 @@ def test_an_oip_reply_cut_whose_members_after_its_outputs_are_not_found_from_its
     three): they are now found after the outputs' end, read from the cut at any depth (`oip._list_end`). Its output
     `scan:truncated`."""
     body = orjson.dumps({"outputs": [{"data": [1]}] * MILLION + outputs, "model_name": "m", **after})
-    cut = oip.many_outputs(body)
+    cut = oip.many_values(body, after_unread=True)[0]
     assert cut is not body and len(cut) < len(body) // 10
     assert len(orjson.loads(cut)["outputs"]) == MAX_STRINGS + 1
     outcome = Outcome(started_ns=0)
@@ -270,7 +270,9 @@ def test_an_oip_and_a_kserve_reply_cut_read_their_members_before_a_member_ending
     assert outcome.output_detected == {TRUNCATED}
     predictions = orjson.dumps({"predictions": [[0.5]] * (MAX_STRINGS + 5), "note": "bob@example.org"})
     assert _kserve(_with_after(predictions, after)).output_detected == {"pii:email"}
-    event = orjson.loads(oip.many_outputs(_with_after(body, after)))  # (an MLServer `infer_stream` event's)
+    event = orjson.loads(
+        oip.many_values(_with_after(body, after), after_unread=True)[0]
+    )  # (an MLServer `infer_stream` event's)
     assert event["model_name"] == "m" and len(event["outputs"]) == MAX_STRINGS + 1
 
 
@@ -310,7 +312,7 @@ def test_a_reply_cut_reads_its_members_after_a_value_nested_over_16_levels(kinds
     record's checkpoint) among them; an embeddings reply was parsed whole."""
     outputs = [{"data": [1]}] * (MAX_STRINGS + 9) + [_nested({"data": [ADDRESS]}, kinds), {"data": [2]}]
     body = orjson.dumps({"outputs": outputs, "model_name": "m", "model_version": "1", "id": "r1"})
-    event = orjson.loads(oip.many_outputs(body))  # (an MLServer `infer_stream` event's)
+    event = orjson.loads(oip.many_values(body, after_unread=True)[0])  # (an MLServer `infer_stream` event's)
     assert event["model_name"] == "m" and len(event["outputs"]) == MAX_STRINGS + 1
     outcome = Outcome(started_ns=0)
     observer = oip.RestReplyObserver(outcome, EMAIL, False, None)
@@ -482,7 +484,7 @@ def test_a_reply_whose_outputs_past_those_read_close_a_bracket_with_a_brace_is_r
     outcome = oip_read(body)
     assert outcome.response_model is None
     assert outcome.output_detected == {TRUNCATED} and outcome.output_digest is None
-    assert oip.many_outputs(body) is body  # (parsed whole: no JSON)
+    assert oip.many_values(body, after_unread=True)[0] is body  # (parsed whole: no JSON)
     vectors = _vectors(count)[:-1].replace(b'],"model"', b",[" + nested + b'],"model"') + b"}"
     read = openai_protocol.many_values(vectors, openai_protocol._MANY_EMBEDDINGS, openai_protocol._DATA_NAMED)[0]
     assert read is vectors

@@ -386,7 +386,6 @@ class ReplyObserver(RestReplyObserver):
         if self._text.charset is None:  # (one in a charset is read whole, in it: its rest may be other JSON)
             read, cut, closed = many_values(data, _MANY_PREDICTIONS, _OUTPUTS_NAMED)
             if closed == NO_JSON:  # (no JSON past the first values: unread as parsing it whole tells, as OIP's is)
-                self._ended_early = False
                 self._unread(data)
                 return
         reply = reply_json(read, self._text, True)
@@ -394,8 +393,7 @@ class ReplyObserver(RestReplyObserver):
             read = data
             reply = reply_json(data, self._text, True)
         if reply is NOT_JSON or (type(reply) is not dict and type(reply) is not list):
-            self._ended_early = reply is NOT_JSON and ends_early(data)
-            self._unread(data)
+            self._unread(data, reply is NOT_JSON and ends_early(data))
             return
         if _structured(reply):  # KServe's reply to a structured CloudEvent: the model's reply is its `data`
             self._text.aside_strings("cloudevent", {name: item for name, item in reply.items() if name != "data"})

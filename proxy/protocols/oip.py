@@ -1081,13 +1081,6 @@ def whole_json(head: bytes, cut: int, text: OutputText) -> Any:
     return value
 
 
-def many_outputs(head: bytes, ends: bool = False) -> bytes:
-    """An OIP reply's JSON cut after its first `MAX_STRINGS` + 1 outputs, the members after them kept where found
-    (`many_values`, `after_unread`);
-    `head` itself when not so cut."""
-    return many_values(head, _MANY_OUTPUTS, _OUTPUTS_NAMED, ends, True)[0]
-
-
 def check_count(count: int, what: str = TENSORS) -> None:
     """Refuse a request of more than `MAX_STRINGS` tensors (inputs and requested outputs together; over gRPC, of
     parameters too: `what`), as a body of too many JSON objects is (`load_request_value`): each is read in Python
@@ -1302,9 +1295,7 @@ class RestReplyObserver(Observer):
         self._kept: list[bytes] | None = None  # the pieces of a reply passed on as it arrives
         self._kept_size = 0  # their bytes; -1 once past `detectors.keep_max`
         self._ended_early = False  # a reply whose JSON ends before its value does (`cut_short`)
-        self._cut_head: bytes | None = (
-            None  # a reply's JSON read only up to its outputs past the bound (`many_outputs`)
-        )
+        self._cut_head: bytes | None = None  # a reply's JSON read only up to its outputs past the bound (`many_values`)
         self._cut_at = 0  # where it was cut
 
     def head(self, status: int, header: Header) -> None:
@@ -1326,7 +1317,6 @@ class RestReplyObserver(Observer):
         if closed == NO_JSON and self._text.charset is None:
             # (no JSON past the first outputs, a bracket closing a brace: unread as parsing it whole tells, 1.5 s of 12
             # MiB of tiny outputs until the review of helper bigreply2's change; in a charset it may be other JSON)
-            self._ended_early = False
             self._unread(data)
             return
         if read is not head and self._text.charset is not None:
@@ -1335,15 +1325,16 @@ class RestReplyObserver(Observer):
             read = head
         reply = reply_json(read, self._text, True)
         if not isinstance(reply, dict):
-            self._ended_early = reply is NOT_JSON and ends_early(head)
-            self._unread(data)
+            self._unread(data, reply is NOT_JSON and ends_early(head))
             return
         if read is not head:  # (whether the rest ends as JSON: asked only of a reply framed by its close, `cut_short`)
             self._cut_head, self._cut_at = head, cut
         self.outcome.output_digest = read_reply(self._text, self.detectors, reply, binary)
 
-    def _unread(self, data: bytes) -> None:
-        """A reply that is no JSON object: unread, and said to be unless it held only white space (no content)."""
+    def _unread(self, data: bytes, ended_early: bool = False) -> None:
+        """A reply that is no JSON object: unread, and said to be unless it held only white space (no content);
+        `ended_early`: its JSON ends before its value does (`cut_short`)."""
+        self._ended_early = ended_early
         if VISIBLE.search(data) is not None:
             self._text.unread()
 

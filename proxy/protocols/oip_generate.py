@@ -162,7 +162,7 @@ class GenerateObserver(SseObserver):
         (`NO_JSON`) is none, unparsed, as its client's parse fails (`no_json`: 12 MiB parsed whole to be told, 1.5-2 s,
         until 2026-12-06)."""
         if not whole or self._text.charset is None:  # (an event's data is UTF-8)
-            cut, at, closed = many_values(data, ends=whole, after_unread=True)  # (`oip.many_outputs`)
+            cut, at, closed = many_values(data, ends=whole, after_unread=True)
             if closed == UNMATCHED:  # (a whole reply in no charset)
                 reply = whole_json(data, at, self._text)
                 return self.no_json(whole) if reply is None else reply
