@@ -26,6 +26,7 @@ from tests.ingress.test_request_json_utf16 import OIP_RAW_CONFIG
 from tests.protocols.test_oip_grpc import EMAIL
 from tests.servers.otlp_receiver import OtlpReceiver
 from tests.servers.raw_origin import proxy_in_front, request_body
+from tests.test_oip_stream_many_outputs_unparsed import parsed  # noqa: F401  # (a fixture)
 
 ADDRESS = "alice@example.com"
 
@@ -49,23 +50,14 @@ def _read(body: bytes) -> Outcome:
     return outcome
 
 
-@pytest.mark.interpreted  # (counts what a compiled module hands to a function of its own)
-def test_a_reply_of_a_million_tiny_outputs_has_only_those_read_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
-    built: list[int] = []
-    read_reply = oip.read_reply
-
-    def counting(text: Any, detectors: Any, reply: dict[str, Any], *args: Any) -> str | None:
-        built.append(len(reply["outputs"]))
-        return read_reply(text, detectors, reply, *args)
-
-    monkeypatch.setattr(oip, "read_reply", counting)
+def test_a_reply_of_a_million_tiny_outputs_has_only_those_read_parsed(parsed: list[int]) -> None:  # noqa: F811
     cut = _read(_body(1_000_000))
-    assert built == [MAX_STRINGS + 1]  # one past the bound, to say so (1,000,000 before)
+    assert parsed == [MAX_STRINGS + 1]  # one past the bound, to say so (1,000,000 before)
     assert cut.output_detected == {"pii:email", TRUNCATED}  # the first read, the rest not
     assert cut.response_model == "m:1"
-    built.clear()
+    parsed.clear()
     whole = _read(_body(MAX_STRINGS))  # at the bound: parsed whole, as before
-    assert built == [MAX_STRINGS]
+    assert parsed == [MAX_STRINGS]
     assert whole.response_model == "m:1" and "pii:email" in whole.output_detected
 
 

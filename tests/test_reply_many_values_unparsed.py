@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from proxy.detectors import TRUNCATED
 from proxy.flow import Outcome
-from proxy.protocols import MAX_STRINGS, kserve, oip, oip_generate, sse
+from proxy.protocols import MAX_STRINGS, kserve, oip, oip_generate
 from proxy.protocols import openai as openai_protocol
 from tests.configs import ONE_UPSTREAM
 from tests.harness import LoopThread, ProxyHandle
@@ -68,20 +68,6 @@ def _embeddings(body: bytes, pieces: int = 0) -> tuple[Outcome, bool]:
     return outcome, cut
 
 
-def _parsed(monkeypatch: pytest.MonkeyPatch, *modules: Any) -> list[int]:
-    """The bytes of each JSON text `modules` hand `reply_json`."""
-    sizes: list[int] = []
-    reply_json = sse.reply_json
-
-    def counting(data: bytes, *args: Any) -> Any:
-        sizes.append(len(data))
-        return reply_json(data, *args)
-
-    for module in modules:
-        monkeypatch.setattr(module, "reply_json", counting, raising=False)
-    return sizes
-
-
 @pytest.fixture
 def built(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The JSON texts values were built from, by size: those orjson read, and all Python's `json` was handed (which
@@ -110,16 +96,13 @@ def _predictions(count: int, item: Any = (0.5,)) -> list[Any]:
     return values
 
 
-@pytest.mark.interpreted  # (counts what a compiled module hands to a function it imported)
-def test_a_kserve_reply_of_a_million_predictions_has_only_those_read_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
-    parsed = _parsed(monkeypatch, kserve)
+def test_a_kserve_reply_of_a_million_predictions_has_only_those_read_parsed(built: list[int]) -> None:
     body = orjson.dumps({"predictions": _predictions(MILLION)})  # 6.9 MB
     outcome = _kserve(body)
-    assert len(parsed) == 1 and parsed[0] < len(body) // 10  # (the whole body before)
+    assert len(built) == 1 and built[0] < len(body) // 10  # (the whole body before)
     # numbers are no labelled data: those unread hold no string, so the labels are whole; no digest of a part
     assert outcome.output_detected == {"pii:email"}
     assert outcome.output_digest is None
-    parsed.clear()
     whole = _kserve(orjson.dumps({"predictions": _predictions(MAX_STRINGS)}))  # at the bound: parsed whole
     assert whole.output_detected == {"pii:email"} and whole.output_digest is not None
 
@@ -142,14 +125,12 @@ def _vectors(count: int) -> bytes:
     return orjson.dumps({"object": "list", "data": data, "model": "emb-1", "usage": usage})  # (OpenAI's order)
 
 
-@pytest.mark.interpreted  # (counts what a compiled module hands to a function it imported)
 def test_an_embeddings_reply_of_a_million_vectors_has_only_those_read_parsed_and_its_model_after_them(
-    monkeypatch: pytest.MonkeyPatch,
+    built: list[int],
 ) -> None:
-    parsed = _parsed(monkeypatch, openai_protocol, sse)  # (sse's before 2026-12-05)
     body = _vectors(MILLION)  # 47 MB
     outcome, _ = _embeddings(body)
-    assert len(parsed) == 1 and parsed[0] < len(body) // 10  # (the whole body before)
+    assert len(built) == 1 and built[0] < len(body) // 10  # (the whole body before)
     assert outcome.response_model == "emb-1" and outcome.input_tokens == 7  # (after the vectors)
     assert outcome.output_detected == frozenset()
 
@@ -490,29 +471,22 @@ def test_a_reply_whose_outputs_past_those_read_close_a_bracket_with_a_brace_is_r
     assert read is vectors
 
 
-def _oip_read_framed_by_close(body: bytes, content_type: str) -> tuple[Outcome, bool, list[int]]:
-    """An OIP reply kept as it passed and read at its close: its outcome, whether it was said cut short, and the sizes
-    of the JSON `reply_json` parsed."""
+def _oip_read_framed_by_close(body: bytes, content_type: str) -> tuple[Outcome, bool]:
+    """An OIP reply kept as it passed and read at its close: its outcome, and whether it was said cut short."""
     outcome = Outcome(started_ns=0)
     observer = oip.RestReplyObserver(outcome, EMAIL, False, None)
     observer.head(200, {"content-type": content_type}.get)
-    parsed: list[int] = []
-    reply_json = oip.reply_json
-
-    def parsing(data: bytes, *args: Any) -> Any:
-        parsed.append(len(data))
-        return reply_json(data, *args)
-
-    with mock.patch.object(oip, "reply_json", parsing):
-        observer.chunk(body)
-        cut = observer.cut_short()
-        observer.finish()
-    return outcome, cut, parsed
+    observer.chunk(body)
+    cut = observer.cut_short()
+    observer.finish()
+    return outcome, cut
 
 
-@pytest.mark.interpreted  # (counts what a compiled module hands to a function it imported)
 @pytest.mark.parametrize("charset", ["", "; charset=utf-7"], ids=["utf-8", "utf-7"])
-def test_a_reply_of_many_outputs_whose_brackets_do_not_match_is_unread_unparsed(charset: str) -> None:
+def test_a_reply_of_many_outputs_whose_brackets_do_not_match_is_unread_unparsed(
+    built: list[int],
+    charset: str,
+) -> None:
     """A reply of more than 65,537 outputs whose brackets and braces past those do not match (`_list_end`: `NO_JSON`)
     was parsed whole to be told no JSON (1.5 s of CPU for 12 MiB of tiny outputs, the bad brace near their end): it is
     now unread unparsed, as the same of few outputs is read (unread, not cut short, its model unrecorded), since
@@ -521,8 +495,9 @@ def test_a_reply_of_many_outputs_whose_brackets_do_not_match_is_unread_unparsed(
     nested = b'{"data":[1}},{"data":[2]}],"model_name":"m","model_version":"1"}'
     few = orjson.dumps({"outputs": [{"data": [1]}] * 10})[:-2] + b"," + nested
     many = orjson.dumps({"outputs": [{"data": [1]}] * (MAX_STRINGS + 9)})[:-2] + b"," + nested
-    read_few, cut_few, _ = _oip_read_framed_by_close(few, "application/json" + charset)
-    read_many, cut_many, parsed = _oip_read_framed_by_close(many, "application/json" + charset)
+    read_few, cut_few = _oip_read_framed_by_close(few, "application/json" + charset)
+    built.clear()
+    read_many, cut_many = _oip_read_framed_by_close(many, "application/json" + charset)
     assert (
         (read_many.response_model, read_many.output_detected, read_many.output_digest, cut_many)
         == (
@@ -533,7 +508,7 @@ def test_a_reply_of_many_outputs_whose_brackets_do_not_match_is_unread_unparsed(
         )
         == (None, {TRUNCATED}, None, False)
     )
-    assert (len(many) in parsed) == bool(charset), parsed
+    assert (len(many) in built) == bool(charset), built
 
 
 @settings(max_examples=300, deadline=None)
@@ -639,38 +614,29 @@ def _observer(api: str) -> Any:
     return oip_generate.GenerateObserver(outcome, EMAIL, False)
 
 
-@pytest.mark.interpreted  # (counts what a compiled module hands to a function it imported)
 @pytest.mark.parametrize(
     ("api", "how"),
     [("kserve", "body"), ("kserve", "kept"), ("embeddings", "body"), ("embeddings", "kept"), ("infer_stream", "body"),
      ("infer_stream", "kept"), ("infer_stream", "event")],
 )  # fmt: skip
 def test_a_reply_of_many_values_whose_brackets_do_not_match_is_read_as_no_json_unparsed(
-    monkeypatch: pytest.MonkeyPatch, api: str, how: str
+    built: list[int],
+    api: str,
+    how: str,
 ) -> None:
     """A KServe V1, embeddings or `/infer_stream` reply of more than 65,537 values whose brackets and braces past those
     do not match (`oip._list_end`: `NO_JSON`) was parsed whole to be told no JSON (12 MiB: 0.5-2 s of CPU interpreted,
     a kept one's parsed again to be told whether it was cut short), where an OIP `/infer` reply so written was not: it
     is now none unparsed, as OIP's is, its record the same as one of few values so written (helper bigreply3)."""
     start, value, bad, end = _INVALID[api]
-    parsed: list[int] = []
-    for module, name in [(sse, "reply_json"), (sse, "ends_early"), (kserve, "reply_json"), (kserve, "ends_early"),
-                         (openai_protocol, "reply_json"), (oip_generate, "reply_json")]:  # fmt: skip
-        original = getattr(module, name)
-
-        def counting(data: bytes, *args: Any, original: Any = original) -> Any:
-            parsed.append(len(data))
-            return original(data, *args)
-
-        monkeypatch.setattr(module, name, counting)
     few = _read_as(_observer(api), start + b",".join([value] * 10 + [bad, value]) + end, how)
     many_body = start + b",".join([value] * (MAX_STRINGS + 9) + [bad, value]) + end
-    parsed.clear()
+    built.clear()
     many = _read_as(_observer(api), many_body, how)
     assert (many[0].response_model, many[0].output_detected, many[0].output_digest, many[1]) == (
         few[0].response_model, few[0].output_detected, few[0].output_digest, few[1]
     ) == (None, {TRUNCATED}, None, None if how != "kept" else False)  # fmt: skip
-    assert max(parsed, default=0) < len(many_body) // 10, parsed
+    assert max(built, default=0) < len(many_body) // 10, built  # (orjson refuses it whole at most: `oip.whole_json`)
 
 
 _NESTED = {  # (a value nested past three levels, as the reply's end in the shape matched is not)
