@@ -1028,16 +1028,17 @@ def many_values(
     those, then the members after the list (after where it ends, `_list_end`), so that the reply is read as one of too
     many values (`read_reply`: the first `MAX_STRINGS` read, `scan:truncated`, no digest) without the rest being built.
     Returned with where the values were cut and where the list ended (`head`, 0 and `NO_JSON` where its brackets and
-    braces past the cut do not match: no JSON, which its caller need not parse to be told, `ends` too). `head` itself
-    (and 0, -1) when not so matched over its first `_MANY_TENSORS_UPTO` bytes past the first of `named` (read whole, as
-    before), when too few of those bytes are braces and brackets (counted in C) for so many values (a large tensor's
-    flat data: not walked), when its rest names one of `named` again (its client reads that list, the last of a name) or
-    may (a `\\u` escape), or when where the list ends is not found (read whole; but `after_unread`, an OIP reply's, is
-    cut all the same, the members after it unread, as all were before 2026-12-05: its output is `scan:truncated`
-    already, and a million tiny outputs parsed whole took 1.2 s, where 0.08 s). `ends`: cut only when the rest is whole
-    JSON in the shape matched (`_OUTPUTS_END`, in C, which tells where the list ends), as a whole reply is read where
-    whether it was cut short is told by its JSON alone (`oip_generate.GenerateObserver.large_json`); else `head`, the
-    cut and `UNMATCHED`, for its caller to parse whole (`whole_json`)."""
+    braces past the cut do not match: no JSON, which its caller need not parse to be told; with `ends`, `UNMATCHED`:
+    below). `head` itself (and 0, -1) when not so matched over its first `_MANY_TENSORS_UPTO` bytes past the first of
+    `named` (read whole, as before), when too few of those bytes are braces and brackets (counted in C) for so many
+    values (a large tensor's flat data: not walked), when its rest names one of `named` again (its client reads that
+    list, the last of a name) or may (a `\\u` escape), or when where the list ends is not found (read whole; but
+    `after_unread`, an OIP reply's, is cut all the same, the members after it unread, as all were before 2026-12-05: its
+    output is `scan:truncated` already, and a million tiny outputs parsed whole took 1.2 s, where 0.08 s). `ends`: cut
+    only when the rest is whole JSON in the shape matched (`_OUTPUTS_END`, in C, which tells where the list ends), as a
+    whole reply is read where whether it was cut short is told by its JSON alone
+    (`oip_generate.GenerateObserver.large_json`); else `head`, the cut and `UNMATCHED`, for its caller to parse whole
+    (`whole_json`)."""
     if len(head) < _MANY_TENSORS_FROM:
         return head, 0, -1
     found = min((at for at in (head.find(name) for name in named) if at >= 0), default=-1)
