@@ -1697,8 +1697,8 @@ class SseObserver(Observer):
         if self.json_every_event:
             if not _json_text(event):  # the SDK's `json.loads` raises at its data
                 self.in_band_error()
-                if ended:
-                    self._ending = 0
+                if ended:  # (past `[DONE]`, what an event gave kept to be undone at the end: until 2026-12-06 dropped)
+                    self._ending = self._ending & _UNSEEN if self._past_done else 0
             elif self._event_lines == 1:  # (a JSON text alone, `data: 1`: passed as one that opens no event is)
                 return self._unread_event()
         return self._refuse()
