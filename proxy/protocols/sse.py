@@ -307,6 +307,58 @@ def _json_text(data: bytes | bytearray) -> bool:
     return True
 
 
+def _json_may_begin(data: bytes | bytearray) -> bool:
+    """Whether some JSON text, as the SDKs' `json.loads` reads one, begins with `data` (what is kept of an event's data,
+    more not kept after it): Python's parser fails at the first byte past which no text can go on, which is the end of
+    `data` (or the token it cuts) only where one can."""
+    text = data.decode("utf-8", "replace")  # (a character cut at the end: none outside a string either way)
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as error:
+        rest = text[error.pos :]
+        message = error.msg
+        if message.startswith("Unterminated string"):
+            return True
+        if message.startswith("Invalid \\u"):  # (`\u` and up to 4 hex digits at the end, the string's end not yet)
+            return len(rest) <= 5 and all(c in _HEX for c in rest[1:])
+        if message == "Expecting value":
+            return any(word.startswith(rest) for word in _JSON_WORDS)
+        if message in _JSON_AFTER_VALUE and rest:  # (a number the end cuts: `1.`, `1e-`)
+            number = _JSON_NUMBER_END.search(text, 0, error.pos)
+            return number is not None and _JSON_NUMBER_START.fullmatch(number.group() + rest) is not None
+        return not rest and message.startswith("Expecting")
+    except RecursionError:  # (not told: read on)
+        return True
+    return True
+
+
+def _in_string(data: bytes | bytearray) -> bool:
+    """Whether `data`, a JSON text's first bytes (`_json_may_begin`), ends in a string, to Python's parser."""
+    text = data.decode("utf-8", "replace")
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as error:
+        return error.msg.startswith("Unterminated string") or (
+            error.msg.startswith("Invalid \\u") and len(text) - error.pos <= 5
+        )
+    except RecursionError:
+        return False
+    return False
+
+
+def _ends_in_string(data: bytes | bytearray) -> bool:
+    """Whether whole lines of an event's data, `data`, end in a string (a line end, or the data's end, in it: no JSON
+    whatever follows): its first `_MOST_TAIL` bytes read by `_in_string`, the quotes past them not escaped counted in C
+    (`_LateEvents._quotes`). False where a backslash ends those bytes (not told)."""
+    head = bytes(data[:_MOST_TAIL])
+    if head.endswith(b"\\"):
+        return False
+    rest = bytes(data[_MOST_TAIL:])
+    if _BACKSLASH in rest:
+        rest = _ESCAPES.sub(b"", rest)
+    return _in_string(head) != (rest.count(b'"') & 1 == 1)
+
+
 def _bare_data(run: re.Match[bytes]) -> bytes:
     """A run of lines (`_BARE_DATA`) as the Anthropic SDK reads it: its `data` lines, each with a value of white space
     or none; one alone as it is (`data:`, `data: `: data `""`, which the SDK skips; `data:  `: white space, which it
@@ -335,13 +387,17 @@ _BOUND: Final = 3
 _COLON: Final = ord(":")
 # the Anthropic SDK's name of an error event (`event: error`, one space after the colon dropped)
 _ERROR_NAME: Final = b"error"
-# what a JSON text (as Python's `json.loads` reads it: `NaN`, `Infinity` too) begins with, after white space
-_JSON_STARTS: Final = b'{["-0123456789tfnNI'
 _JSON_WHITE: Final = b" \t\n\r"
-# a line of an event's data, after its first, whose first byte but white space begins no JSON token: the line end before
-# it is in a string (no JSON: a control character) or between tokens, where no token begins so; either way no JSON text,
-# whatever the data past what is kept holds (`_LateEvents._verdict`)
-_NO_TOKEN_LINE: Final = re.compile(rb'\n[ \t]*[^ \t\n{}\[\],:"0-9tfnNI-]')
+# what `_json_may_begin` reads past where Python's parser stops: a word a value may begin (a number's sign), what stops
+# it after a value, a number ending there and what a number's first characters may be
+_JSON_WORDS: Final = ("true", "false", "null", "NaN", "Infinity", "-Infinity")
+_JSON_AFTER_VALUE: Final = frozenset({"Expecting ',' delimiter", "Extra data"})
+_JSON_NUMBER_END: Final = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?\Z")
+_JSON_NUMBER_START: Final = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.(?:[0-9]+(?:[eE][-+]?[0-9]*)?)?|[eE][-+]?[0-9]*)?")
+_HEX: Final = "0123456789abcdefABCDEF"
+# a JSON escape's backslash and the byte it escapes (`_LateEvents._quotes`)
+_BACKSLASH: Final = ord("\\")
+_ESCAPES: Final = re.compile(rb"\\[\s\S]")
 # whole events of one `data` line each, an `event` line before it or none (`_LateEvents._plain`): most reads are only
 # these, judged a read at a time in C; and the field names that begin their lines, one space after the colon
 _PLAIN_EVENTS: Final = re.compile(rb"(?:(?:event:[^\n]*\n)?data:[^\n]*\n\n)+")
@@ -377,6 +433,11 @@ class _LateEvents:
         self.pending = False  # (the decoder holds the first bytes of a sequence cut between pieces)
         self.line = b""  # the line not yet whole (its first `_LATE_HEAD` bytes once past `_MOST_TAIL`: `long`)
         self.long = False
+        # in such a line, past those bytes: its quotes (`_quotes`); and whether the open event's data, its first bytes
+        # kept, has a line end in a string, where the line ended in one (`_data`): no JSON, whatever follows
+        self.quoted = False
+        self.escaped = False
+        self.broken = False
         self.data: list[bytes] = []  # the open event's `data` values
         self.size = 0
         self.unknown = False  # the open event's data is not all in `data` (past `_MOST_TAIL`, or read before)
@@ -417,7 +478,10 @@ class _LateEvents:
             if end < 0 or 0 <= bad < end:
                 if bad >= 0:
                     self._over(observer, _RAISES)
+                else:
+                    self._quotes(data)
                 return
+            self._quotes(data[:end])
             self._field(self.line, True)
             self.line = b""
             self.long = False
@@ -486,8 +550,23 @@ class _LateEvents:
         if len(rest) > _MOST_TAIL:
             self.line = rest[:_LATE_HEAD]
             self.long = True
+            self.quoted = self.escaped = False
+            self._quotes(rest[_LATE_HEAD:])
         else:
             self.line = rest
+
+    def _quotes(self, piece: bytes) -> None:
+        """A piece of the line too long to keep past its first `_LATE_HEAD` bytes (`long`): whether the quotes in it not
+        escaped are odd in number (`quoted`), a backslash that ends it escaping the next piece's first byte (`escaped`);
+        in C, a few steps a piece. (A backslash outside a string is no JSON whatever this says.)"""
+        if self.escaped:
+            piece = piece[1:]
+            self.escaped = False
+        if _BACKSLASH in piece:
+            piece = _ESCAPES.sub(b"", piece)
+            self.escaped = piece.endswith(b"\\")
+        if piece.count(b'"') & 1:
+            self.quoted = not self.quoted
 
     def _plain(self, observer: SseObserver, text: bytes, whole: int) -> bool:
         """Whether the whole lines of `text` (to `whole`), nothing open before them, are events of one `data` line each
@@ -641,6 +720,12 @@ class _LateEvents:
         self.data.append(value)
         if long or self.size > _MOST_TAIL:
             self.unknown = True
+            # (a line past `_MOST_TAIL` in a string from its first bytes kept, its quotes past them even, or out of one
+            # and odd: until 2026-12-06 read on, an unended string as `data: {"a": "xxx...` the SDK raises at)
+            if long:
+                self.broken = not value.endswith(b"\\") and _in_string(b"\n".join(self.data)) != self.quoted
+            else:  # (its lines whole, the last past `_MOST_TAIL`)
+                self.broken = _ends_in_string(b"\n".join(self.data))
 
     def _dispatch(self, observer: SseObserver) -> int:
         """A blank line: the event it ends, when the SDK dispatches it (or its data may have begun before: not judged),
@@ -657,9 +742,13 @@ class _LateEvents:
             self.name = b""
             self.retry = False
             self.unknown = False
+        broken = self.broken
+        self.broken = False
         if data:
             self.data = []
             self.size = 0
+        if broken and unknown and not data[0].startswith(b"[DONE]"):  # (no JSON, whatever follows: as data `x`)
+            data = [b"x"]
         joined = self.joined
         if joined:
             self.joined = False
@@ -700,20 +789,13 @@ class _LateEvents:
                 # line, was `upstream_error` from its last line's `:` or `1` (a JSON text, then more) until review
                 # revstreams4b)
                 return _READS
-            text = text.lstrip(_JSON_WHITE)
-            cut = text.find(b"\n")
-            if cut > 0 and text[cut:].strip(_JSON_WHITE) and _json_text(text[:cut]):
-                # (a value that is a JSON text, then more: `{...}\nx`, as a line past `MAX_LINE` after an object in its
-                # event; none whatever follows, `json.loads`: extra data. Until review revstreams3 judged by its head
-                # alone, `{`, read on, where the SDK raises; until 2026-12-06 only where `_give_up` seeded the object,
-                # not where the reread read it: a named `message_delta`, then a long line in one read, review min679)
+            if not self.stops and text.lstrip(_JSON_WHITE)[:1] not in (b"", b"{"):  # (no object: its client fails)
                 return _RAISES
-            head = text[:1]
-            if head and head not in _JSON_STARTS:
-                return _RAISES
-            # (a line no token begins: until 2026-12-06 read on, where the SDK raises, as a pretty-printed event that a
-            # `data: xxx...` line past `MAX_LINE` is in; helper streams4's fuzz)
-            return _RAISES if _NO_TOKEN_LINE.search(text) is not None else _READS
+            # (no JSON text begins so, whatever follows: `{...}\nx`, a JSON text then more, as a line past `MAX_LINE` after
+            # an object in its event (until review revstreams3 read on, judged by its head alone); a line no token
+            # begins (until helper streams4, 2026-12-06); a token a line past `MAX_LINE` begins where none can go, as
+            # `{"a": 1,` then `{...`, or `[DONE]` in an Anthropic event (until 2026-12-06, helper streams5's fuzz))
+            return _READS if _json_may_begin(text) else _RAISES
         try:
             parsed = orjson.loads(text)
         except orjson.JSONDecodeError:  # (what orjson refuses, Python's `json`, the SDK's, may read: `NaN`, ...)
@@ -756,6 +838,9 @@ class SseObserver(Observer):
     # from its start; class defaults: no work a call, nor an ordinary read, which leaves `_sdk` 0)
     _sdk_start = 0
     _sdk_read = b""
+    # the open event as `_give_up` had it where the reading stopped at a line in a read, not its last (`_seed`'s `event`,
+    # `size`, `ending`), for `_late_after`; a class default
+    _stop: tuple[bytearray | None, int, int] | None = None
     # with `typed_by_name`, the open event's data as the Anthropic SDK parses it at the blank line that ends it, when
     # named (not `_SKIPPED_NAMES`): 0 none, 1 one JSON object, 2 none or no object, 4 one empty `data` line (data `""`:
     # skipped as none), 8 white space that is data (`data:  `, two empty lines: `\n`), which `json.loads` raises at (2, 8:
@@ -1355,38 +1440,14 @@ class SseObserver(Observer):
             # (the SDK reads on: from the line not yet whole, which begins at a line's start, in the event open there as
             # its decoder holds it)
             self._events = events = _LateEvents(self.json_every_event, self.late_words())
-            sdk = self._sdk
-            if sdk > 0 and sdk & _SDK_DONE:  # (its first `data` line `[DONE]`'s: the SDK stops, whatever follows)
-                events.data.append(b"[DONE]")
-                events.unknown = True
-            elif sdk > 0 and sdk & _SDK_JOINED:  # (a value, then another: `x\n[DONE]` too, no JSON joined)
-                events.data += (b"{}", b"{}")
-            elif self._ending & _STOPS:  # (`[DONE]`'s, read: its blank line not yet)
-                events.data.append(b"[DONE]")
-                events.unknown = True
-            elif self._event is not None:  # (an event whose data is not one JSON text alone, so far)
-                if self._parsed == 1:  # (an Anthropic event's object before it: `{...}\n{...`, no JSON)
-                    events.data.append(b"{}")
-                events.data.append(bytes(self._event[:_MOST_TAIL]))
-                events.unknown = len(self._event) > _MOST_TAIL
-            elif sdk > 0 and sdk & (_SDK_ALONE | _SDK_CONTENT_LINE):
-                # (a value, no `_event`: one JSON object read alone, as `_sdk_events` has it; one is as good as another)
-                events.data.append(b"{}")
-            elif sdk > 0 and sdk & _SDK_DATA:
-                # (`data` lines whose values are white space or none, no other: data that is white space, which the SDK's
-                # `json.loads` raises at unless a value follows; two, as `_PARSED_DATA`'s white space, so that the reread
-                # (`_late_reread`) keeps them known. Until 2026-12-06 seeded unknown: an event of 100,000 `data:` lines
-                # passed as a success, review revstreams3)
-                events.data += (b"", b"")
-            elif self._parsed:  # (an Anthropic event's data so far, as its SDK parses it: one object, none, `""`, `\n`)
-                events.data += _PARSED_DATA[self._parsed]
-            if sdk > 0:
-                events.id = sdk & _SDK_ID_GIVEN != 0
-                events.retry = sdk & _SDK_RETRIES != 0
-                if sdk & _SDK_NAMED:
-                    events.name = b"?"
-            if self._name is not None:
-                events.name = _event_name(self._name)
+            event = self._event
+            if self._partial_size <= MAX_LINE:
+                # (at a line in the read, not its last: the decoder's state at the read's end is a later event's where a
+                # blank line follows in the read, `_late_after`'s to tell; the open event as the observer has it kept)
+                self._stop = (event, len(event or b""), self._ending)
+            if self._ending & _HELD:  # (its error, no JSON, `erred`: the SDK's only if it dispatches the event)
+                self.outcome.error_type = None
+            self._seed(events, self._sdk, event, len(event or b""), self._ending)
             # (what the open event gave the record, its SDK has only if it gives the event: settled at its end)
             events.held = self._ending & _UNSEEN != 0 and not (self._past_done or self._ending & _STOPS)
             watch = False
@@ -1402,6 +1463,46 @@ class SseObserver(Observer):
         self._ending &= _ENDS | _UNSEEN
         self._text.unread()
         self._watching = watch
+
+    def _seed(self, events: _LateEvents, sdk: int, event: bytes | bytearray | None, size: int, ending: int) -> None:
+        """`events` (`_give_up`'s) as the SDK's decoder holds the event the reading stopped in: its data so far (`event`,
+        of `size` bytes; `ending`, `_ending` there), a retry, an id, a name (`sdk`: `_sdk` there)."""
+        events.data = []
+        events.unknown = events.joined = events.broken = False
+        if sdk > 0 and sdk & _SDK_DONE:  # (its first `data` line `[DONE]`'s: the SDK stops, whatever follows)
+            events.data.append(b"[DONE]")
+            events.unknown = True
+        elif sdk > 0 and sdk & _SDK_JOINED:  # (a value, then another: `x\n[DONE]` too, no JSON joined)
+            events.data += (b"{}", b"{}")
+        elif ending & _STOPS:  # (`[DONE]`'s, read: its blank line not yet)
+            events.data.append(b"[DONE]")
+            events.unknown = True
+        elif ending & _HELD:  # (no JSON so far, or the API's error: `in_band_error`; the SDK raises at either)
+            events.data.append(b"x")
+        elif event is not None:  # (an event whose data is not one JSON text alone, so far)
+            if self._parsed == 1:  # (an Anthropic event's object before it: `{...}\n{...`, no JSON)
+                events.data.append(b"{}")
+            # (its lines whole: one a string is open at the end of is no JSON whatever follows, a line past `MAX_LINE` in
+            # one read as `data: {"a": "xxx...`; until 2026-12-06 read on, helper streams5's fuzz)
+            broken = _ends_in_string(event)
+            events.data.append(b"x" if broken else bytes(event[:_MOST_TAIL]))
+            events.unknown = size > _MOST_TAIL and not broken
+        elif sdk > 0 and sdk & (_SDK_ALONE | _SDK_CONTENT_LINE):
+            # (a value, no `_event`: one JSON object read alone, as `_sdk_events` has it; one is as good as another)
+            events.data.append(b"{}")
+        elif sdk > 0 and sdk & _SDK_DATA:
+            # (`data` lines whose values are white space or none, no other: data that is white space, which the SDK's
+            # `json.loads` raises at unless a value follows; two, as `_PARSED_DATA`'s white space, so that the reread
+            # (`_late_reread`) keeps them known. Until 2026-12-06 seeded unknown: an event of 100,000 `data:` lines
+            # passed as a success, review revstreams3)
+            events.data += (b"", b"")
+        elif self._parsed:  # (an Anthropic event's data so far, as its SDK parses it: one object, none, `""`, `\n`)
+            events.data += _PARSED_DATA[self._parsed]
+        events.id = sdk > 0 and sdk & _SDK_ID_GIVEN != 0
+        events.retry = sdk > 0 and sdk & _SDK_RETRIES != 0
+        events.name = b"?" if sdk > 0 and sdk & _SDK_NAMED else b""
+        if self._name is not None:
+            events.name = _event_name(self._name)
 
     def _late_read(self, data: bytes, last: bool = False) -> None:
         """A piece of a reply past where it is read, its line ends made LF (`last`: its end), as the client's SDK reads
@@ -1430,6 +1531,7 @@ class SseObserver(Observer):
         stop read already judged again (as they were), `[DONE]`'s blank line passed before it stopped nothing after.
         `named`: the event open at the read's start is the one the reading stopped in (no blank line before the stop),
         its name so far (`_name`, perhaps from a read before) its name unless a line in the read names it otherwise."""
+        self._stop = None
         if self._past_done:
             self._events = None
             return
@@ -1471,6 +1573,14 @@ class SseObserver(Observer):
         if self._events is not None:
             named = b"" not in lines[:at]
             held = self._events.held and not named
+            stop = self._stop
+            self._stop = None
+            if named and stop is not None and b"" in lines[at + 1 :]:
+                # (a blank line after it in the read: `_give_up` seeded the event from the decoder's state at the read's
+                # end, a later event's (until 2026-12-06: a pretty event with a line past `MAX_LINE`, `[DONE]` after it
+                # in the read, stopped as at `[DONE]` where the SDK raises); its state at the read's start, this event's)
+                raw = self._raw if self._framed is data else data
+                self._seed(self._events, self._sdk_start if self._sdk_read is raw else 0, *stop)
             self._late_reread(data, named)
             if held:
                 # (its event the reread read after others: given where a blank line ends it in the read, as the SDK
