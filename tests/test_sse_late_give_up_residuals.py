@@ -52,11 +52,22 @@ def _records(kind: str, stream: bytes, reads: tuple[int, ...]) -> list[str | Non
         (b'"p": tru' + b"e" * LONG, True),  # (`true`, then more: no token)
         (b'"p": [' + b'"x", ' * (LONG // 5) + b'"x"],', False),  # (strings: their quotes even)
         (b'"p": "' + b"x" * LONG + b'",', False),
+        (b'"p": 1' + b"0" * LONG + b".5,", False),  # (its integer part past the digits `int` reads: not told, no raise)
         (b'"p": "' + b"x" * LONG, True),  # (a string the line ends in)
         (b'"p": "' + b'x\\"' * (LONG // 3) + b"\\\\" + b'",', False),  # (escaped quotes, an escaped backslash)
         (b'"p": "' + b'x\\"' * (LONG // 3) + b'\\",', True),  # (its last quote escaped: the line ends in the string)
     ],
-    ids=["array-for-key", "array", "true-then-more", "strings", "string", "string-unended", "escapes", "escaped-quote"],
+    ids=[
+        "array-for-key",
+        "array",
+        "true-then-more",
+        "strings",
+        "string",
+        "long-float",
+        "string-unended",
+        "escapes",
+        "escaped-quote",
+    ],
 )
 def test_a_long_line_in_a_pretty_event_is_judged_by_what_json_can_begin(kind: str, value: bytes, raises: bool) -> None:
     """A pretty-printed event, a `data` line past `MAX_LINE` in it (past what is kept of a line too: its first bytes, and

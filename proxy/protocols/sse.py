@@ -327,7 +327,7 @@ def _json_may_begin(data: bytes | bytearray) -> bool:
             number = _JSON_NUMBER_END.search(text, 0, error.pos)
             return number is not None and _JSON_NUMBER_START.fullmatch(number.group() + rest) is not None
         return not rest and message.startswith("Expecting")
-    except RecursionError:  # (not told: read on)
+    except (ValueError, RecursionError):  # (not told: read on; an integer of more digits than `int` reads, cut)
         return True
     return True
 
@@ -341,7 +341,7 @@ def _in_string(data: bytes | bytearray) -> bool:
         return error.msg.startswith("Unterminated string") or (
             error.msg.startswith("Invalid \\u") and len(text) - error.pos <= 5
         )
-    except RecursionError:
+    except (ValueError, RecursionError):  # (an integer past the digits `int` reads: out of a string)
         return False
     return False
 
