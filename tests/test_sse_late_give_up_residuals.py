@@ -131,3 +131,27 @@ def test_counts_past_done_stay_off_the_record_after_an_event_no_json() -> None:
         observer.chunk(stream[read:])
         observer.finish()
         assert (outcome.input_tokens, outcome.output_tokens) == (None, None), read
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+@pytest.mark.parametrize("lines", [3, 20], ids=["few-lines", "many-lines"])
+def test_a_line_ending_in_a_string_in_an_event_of_many_lines_in_one_read(kind: str, lines: int) -> None:
+    """Past where the reading stops, a pretty-printed event whole in one read, a line in it past what is kept of an
+    event's data (`_MOST_TAIL`) ending in a string: no JSON, which the SDK raises at, however many lines the event has.
+    Until review revstreams5, one of 16 lines or more (read in C, `_LateEvents._bulk`) was not judged so and read on
+    where one of fewer was `upstream_error`; the same event with the string ended is none either way."""
+    keys = b"".join(b'data:  "k%d": 1,\n' % i for i in range(lines))
+    stop = b'data: {"p": "' + b"x" * LONG + b'"}\n\n'  # (the reading stops in it: the SDK reads on at it)
+    head = CHUNK if kind == "openai" else START + b"event: content_block_delta\n"
+    name = b"" if kind == "openai" else b"event: content_block_delta\n"
+    for end, raises in ((b"\n", True), (b'",\n', False)):
+        event = name + b"data: {\n" + keys + b'data:  "q": "' + b"y" * 70_000 + end + b'data:  "z": 1\ndata: }\n\n'
+        stream = head + stop + event + (DONE if kind == "openai" else STOP)
+        assert _sdk_raises(kind, stream) is raises
+        observer, outcome = observer_of(kind)
+        for piece in (stream[: len(head) + MAX_LINE + 50], stream[len(head) + MAX_LINE + 50 : len(head) + len(stop)]):
+            observer.chunk(piece)
+        assert observer._partial is None  # (the reading stopped)
+        observer.chunk(stream[len(head) + len(stop) :])  # (the event whole in this read)
+        observer.finish()
+        assert outcome.error_type == ("upstream_error" if raises else None)
