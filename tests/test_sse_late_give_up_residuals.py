@@ -155,3 +155,24 @@ def test_a_line_ending_in_a_string_in_an_event_of_many_lines_in_one_read(kind: s
         observer.chunk(stream[len(head) + len(stop) :])  # (the event whole in this read)
         observer.finish()
         assert outcome.error_type == ("upstream_error" if raises else None)
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_kept_data_nested_deeper_than_the_sdk_parses_is_no_json(kind: str) -> None:
+    """Past where the reading stops, an event whose data is past what is kept of it (`_MOST_TAIL`), nested deeper in
+    what is kept than Python's `json.loads` (the SDKs') parses: it raises `RecursionError` whatever follows, as it does
+    at such data kept whole, which is `upstream_error`. Until review revstreams5 `_json_may_begin` took the
+    `RecursionError` for not told, and the stream passed as a success."""
+    stop = b'data: {"p": "' + b"x" * LONG + b'"}\n\n'  # (the reading stops in it: the SDK reads on at it)
+    head = CHUNK if kind == "openai" else START + b"event: content_block_delta\n"
+    name = b"" if kind == "openai" else b"event: content_block_delta\n"
+    event = name + b'data: {"a": ' + b"[" * 70_000 + b"]" * 70_000 + b"}\n\n"
+    stream = head + stop + event + (DONE if kind == "openai" else STOP)
+    with pytest.raises(RecursionError):
+        _sdk_raises(kind, stream)
+    observer, outcome = observer_of(kind)
+    observer.chunk(stream[: len(head) + MAX_LINE + 50])
+    assert observer._partial is None  # (the reading stopped)
+    observer.chunk(stream[len(head) + MAX_LINE + 50 :])  # (the event whole in this read)
+    observer.finish()
+    assert outcome.error_type == "upstream_error"

@@ -327,7 +327,9 @@ def _json_may_begin(data: bytes | bytearray) -> bool:
             number = _JSON_NUMBER_END.search(text, 0, error.pos)
             return number is not None and _JSON_NUMBER_START.fullmatch(number.group() + rest) is not None
         return not rest and message.startswith("Expecting")
-    except (ValueError, RecursionError):  # (not told: read on; an integer of more digits than `int` reads, cut)
+    except RecursionError:  # (nested deeper than it parses: it raises whatever follows, as at `_json_text`)
+        return False
+    except ValueError:  # (not told: read on; an integer of more digits than `int` reads, cut)
         return True
     return True
 
