@@ -176,3 +176,22 @@ def test_kept_data_nested_deeper_than_the_sdk_parses_is_no_json(kind: str) -> No
     observer.chunk(stream[len(head) + MAX_LINE + 50 :])  # (the event whole in this read)
     observer.finish()
     assert outcome.error_type == "upstream_error"
+
+
+@pytest.mark.parametrize(("tail", "raises"), [(b"data: [DONE]\n\n", False), (b"", True)], ids=["done-first", "none"])
+def test_a_byte_no_utf8_in_the_last_line_of_the_read_stopped_in_is_read_as_the_sdk_reads_it(
+    tail: bytes, raises: bool
+) -> None:
+    """The reading stops at a line of a read (a pretty event's data past `MAX_LINE`, whole), the read's last line not
+    yet whole holding a byte that is no UTF-8: the openai SDK decodes it only where it reads that far, not past
+    `[DONE]` before it. Until review revstreams5 `_give_up` read that line from the decoder's state at the read's end
+    before the read was read again, and it was `upstream_error` either way."""
+    event = b'data: {\ndata:  "p": "' + b"x" * (MAX_LINE + 10) + b'"\ndata: }\n\n'
+    stream = CHUNK + event + tail + b"\xff"
+    assert sdk_fails([stream]) is raises
+    observer, outcome = observer_of("openai")
+    observer.chunk(CHUNK)
+    observer.chunk(stream[len(CHUNK) :])  # (the stop at a whole line of this read)
+    assert observer._partial is None
+    observer.finish()
+    assert outcome.error_type == ("upstream_error" if raises else None)

@@ -1456,8 +1456,12 @@ class SseObserver(Observer):
             # (what the open event gave the record, its SDK has only if it gives the event: settled at its end)
             events.held = self._ending & _UNSEEN != 0 and not (self._past_done or self._ending & _STOPS)
             watch = False
-            for piece in partial:
-                self._late_read(piece)
+            if self._partial_size > MAX_LINE or self._lines:
+                # (at a line in a read, the read is read again from its start, its last line too (`_late_reread`): fed
+                # here, past the read's events, a byte no UTF-8 in it was `upstream_error` where the SDK stopped at
+                # `[DONE]` before it, until review revstreams5)
+                for piece in partial:
+                    self._late_read(piece)
         self._partial = None
         self._partial_size = 0
         self._event = None
