@@ -3190,8 +3190,19 @@ def _plain_classes(text: str) -> bytes:
     return b"" if _CONTROL_CLASS in classes else classes
 
 
-# what the detectors drop: a text without them reads as with them (`_read_once`)
-_DROPPED: Final[dict[int, str | None]] = {code: None for code, to in _FOLD.items() if to is None}
+# what the detectors drop, and digits, spaces and a time's colon as they read them (NFKC, `_DECIMALS`), one character
+# each: a text so translated reads as it does, and a stretch the fold leaves as it stands (`_read_once`) is read so for
+# the runs of numbers in it (`_held_run`, `_past_spaces`, `_run_unaligned`). Read as none there, the minutes after
+# `１２:` were a run's first number, a row's: `100% at １２:30 ` then phones alike, none streamed past the run's first
+# 1,280 characters, found whole, until 2026-12-06, helper joins2 (who translated that window alone)
+_AS_READ: Final[dict[int, str | None]] = {
+    **{code: None for code, to in _FOLD.items() if to is None},
+    **_DECIMALS,
+    **dict.fromkeys(
+        map(ord, "\u00a0\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u3000"), " "
+    ),
+    **dict.fromkeys(map(ord, "\ufe13\ufe55\uff1a"), ":"),  # (a time's colon: `_run_unaligned` reads its minutes)
+}
 # an ASCII character with the marks over it (`_MARKS_ON_ASCII`)
 _MARKED_ASCII: Final = re.compile(f"[\x00-\x7f][{_MARK_CLASS}]+")
 
@@ -3204,14 +3215,17 @@ def _unmarked(marked: re.Match[str]) -> str:
 
 def _read_once(stretch: str) -> str:
     """`stretch` folded, to be read again with what comes after it (and folded again then): a text the fold leaves
-    none of the characters escapes start with. Else the stretch less the characters the detectors drop: a folded one's
-    escapes, decoded, would be decoded twice (`alice\\u002540example.com` read as `alice@example.com`, where read whole
-    it is `alice%40example.com`), and one cut at its end (`\\u005cu00`) read as it does not with what follows; the marks
-    over its ASCII characters read as the fold reads them. So is a stretch ending in an HTML escape its `;` may follow
-    (`_ESCAPE_CUT`): a reply streamed as `alice&#64` and `;example.com` was read `alice@;example.com`, no address."""
+    none of the characters escapes start with. Else the stretch less the characters the detectors drop, its digits and
+    spaces as they read them (`_AS_READ`: read as none, a run of phones in fullwidth digits in a reply holding a `%` was
+    read from the cut past its first 1,280 characters, phones streamed at 14 cuts, none whole, until 2026-12-06, helper
+    joins3): a folded one's escapes, decoded, would be decoded twice (`alice\\u002540example.com` read as
+    `alice@example.com`, where read whole it is `alice%40example.com`), and one cut at its end (`\\u005cu00`) read as it
+    does not with what follows; the marks over its ASCII characters read as the fold reads them. So is a stretch ending
+    in an HTML escape its `;` may follow (`_ESCAPE_CUT`): a reply streamed as `alice&#64` and `;example.com` was read
+    `alice@;example.com`, no address."""
     reading = folded(stretch, _MOST_FOLDED * len(stretch) + _MOST_FOLDED)[0]
     if "\\" in reading or "%" in reading or "&" in reading or _ESCAPE_CUT.search(stretch) is not None:
-        return _MARKED_ASCII.sub(_unmarked, stretch.translate(_DROPPED))
+        return _MARKED_ASCII.sub(_unmarked, stretch.translate(_AS_READ))
     return reading
 
 
@@ -3570,8 +3584,8 @@ def _past_spaces(window: str, start: int) -> int:
     joiners = window[start + 1 : start + 9]
     joined = len(joiners) - len(joiners.lstrip(" -"))
     first = window[start + 1 + joined : start + 2 + joined]
-    if (pair == "  " or pair.translate(_AS_READ) == "  ") and "0" <= first <= "9":
-        number = window[max(0, start - _OVERLAP) : start].translate(_AS_READ).rstrip(" ")[-1:]
+    if pair == "  " and "0" <= first <= "9":
+        number = window[max(0, start - _OVERLAP) : start].rstrip(" ")[-1:]
         if number in _ROW_JOINERS:  # (or "": the spaces begin `window`, what is before them unknown: the cut's)
             return start + 1 + joined if number else -1
     return start
@@ -3579,15 +3593,6 @@ def _past_spaces(window: str, start: int) -> int:
 
 # what joins numbers split by spaces into one row read whole (`_ROW_ON`): a digit, a bracket, a dot or a dash
 _ROW_JOINERS: Final = "0123456789().-"
-# digits and spaces as the detectors read them (NFKC), one character each: a window the fold leaves as it stands where
-# it holds an escape's first character (`_read_once`) is read so for a run's start (`_past_spaces`, `StreamScanner`)
-_AS_READ: Final = {
-    **_DECIMALS,
-    **dict.fromkeys(
-        map(ord, "\u00a0\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u3000"), " "
-    ),
-    **dict.fromkeys(map(ord, "\ufe13\ufe55\uff1a"), ":"),  # (a time's colon: `_run_unaligned` reads its minutes)
-}
 
 
 # how many characters more than its `2 * _OVERLAP` a stream tail reads back for the start of a run of numbers it was
@@ -3815,15 +3820,9 @@ class StreamScanner:
         end = _read_end(window, 2 * self.OVERLAP)
         self._tail = _tail_at_a_gap(end, window, self._before, True)
         self._in_run = False
-        if "0" <= self._tail[:1].translate(_DECIMALS) <= "9":  # (the window as the detectors read it, all of it)
+        if "0" <= self._tail[:1] <= "9":  # (the window as the detectors read it, all of it)
             reading, whole = _reading(window, len(window), True)
             read, tail = reading if whole is None else whole, self._tail
-            if not read.isascii():
-                # (left as they stand where the fold leaves an escape's first character, `_read_once`, its digits as the
-                # detectors read them: read as none, the minutes after `１２:` were a run's first number, a row's, phones
-                # alike after them none streamed past its first 1,280 characters, found whole, until 2026-12-06, helper
-                # joins2)
-                read, tail = read.translate(_AS_READ), tail.translate(_AS_READ)
             cut_at = len(read) - len(tail) - 2
             self._in_run = self._cards and read.endswith(tail) and _CUT_IN_A_RUN.match(read, cut_at) is not None
             self._unaligned = _run_unaligned(read, tail, self._before, self._unaligned)
