@@ -239,10 +239,15 @@ def _a_letter_at(raw: bytes, index: int) -> bool:
 
 def _a_letter_before(raw: bytes, index: int) -> bool:
     """Whether the character whose UTF-8 ends at `index` is a letter, a mark or a digit."""
+    return _a_letter_at(raw, _lead_before(raw, index))
+
+
+def _lead_before(raw: bytes, index: int) -> int:
+    """Where the character whose UTF-8 ends at `index` starts."""
     lead = index - 1
     while lead > 0 and index - lead < 4 and 0x80 <= raw[lead] < 0xC0:
         lead -= 1
-    return _a_letter_at(raw, lead)
+    return lead
 
 
 # Where a run of underscores starts, or ends, counted in C, in steps that double, then halve: read a byte at a time in
@@ -909,16 +914,42 @@ def _minutes_before(t: _Text, start: int, end: int) -> int:
     they were read with them, and masked `12:[pii:phone]`. After a word's colon, a first group without a dot is no
     minutes but the phone's (`Phone:555 123-4567`, `Fax:(555) 123-4567`: before 2026-12-05 it was read as minutes, and no phone was found);
     one with a dot is still read apart (`M:155.90 (148.35%)`, `arXiv:2412.20317 (2024)`)."""
-    if t.before(start) != 58:
+    colon = _colon_before(t, start)
+    if colon < 0:
         return -1
-    if t.before(start - 1) == 48 and start + 2 < end and t.classes[start + 1] == 48 and t.classes[start + 2] == 32:
+    hour = _a_digit_before(t, colon)
+    if hour and start + 2 < end and t.classes[start + 1] == 48 and t.classes[start + 2] == 32:
         return start + 2  # (a time's two digits of minutes, then a space)
     gap = t.classes.find(b" ", start, end)
     if gap < 0 or _WRITTEN_AS_A_PHONE.search(t.classes, gap, end) is None:
         return -1
-    if t.before(start - 1) != 48 and t.classes.find(b".", start, gap) < 0 and t.classes.count(48, gap, end) < 9:
+    if not hour and t.classes.find(b".", start, gap) < 0 and t.classes.count(48, gap, end) < 9:
         return -1  # (a word's number before a whole phone is its own, `Room:12 555-123-4567`)
     return gap
+
+
+def _colon_before(t: _Text, index: int) -> int:
+    """Where the colon before `index` starts, ASCII's or one NFKC reads as it (`12：30`, fullwidth); -1: none."""
+    byte = t.before(index)
+    if byte == 58:
+        return index - 1
+    if byte == 126 and t.raw[index - 3 : index] in _WIDE_COLONS:
+        return index - 3
+    return -1
+
+
+def _a_digit_before(t: _Text, index: int) -> bool:
+    """Whether the character before `index` is a digit, ASCII's or another script's. Read as none in a time (`１２:30`,
+    `١٢:30`, and `12：30`, its colon fullwidth: `_colon_before`), its minutes were masked with the phone after them,
+    `at １２:[pii:phone]` (`at 12:30 [pii:phone]` in ASCII), until 2026-12-06 (helper joins3)."""
+    byte = t.before(index)
+    if byte != 126:
+        return byte == 48
+    return t.raw[_lead_before(t.raw, index) : index].decode("utf-8", "replace").isdecimal()
+
+
+# the colons NFKC reads as `:` (fullwidth, small, vertical), as UTF-8 (three bytes each)
+_WIDE_COLONS: Final = frozenset(colon.encode() for colon in "\ufe13\ufe55\uff1a")
 
 
 def _after_minutes(t: _Text, start: int) -> int:
@@ -926,8 +957,7 @@ def _after_minutes(t: _Text, start: int) -> int:
     without them as one phone after them is (`_minutes_before`): `at 12:30 555 123 4567 555 123 4568`, or a card
     after that phone, were read from the minutes, a row's, and none was found, until 2026-12-06 (helper revjoins). A
     stream scanner's tail cut in such a run reads it so too (`_run_unaligned`, on the few characters about `start`)."""
-    classes = t.classes
-    if t.before(start) == 58 and t.before(start - 1) == 48 and classes.startswith(_MINUTES_THEN_DIGIT, start):
+    if t.classes.startswith(_MINUTES_THEN_DIGIT, start) and _a_digit_before(t, _colon_before(t, start)):
         return start + 3
     return start
 
@@ -1271,6 +1301,12 @@ def _phones_searched(t: _Text) -> Iterator[tuple[int, int]]:
             if phone is not None:
                 pos = phone[1]
         if phone is not None:
+            double = t.classes.rfind(b"  ", phone[0], phone[1])
+            if double >= 0 and t.raw[phone[0]] != 43:
+                # (two spaces or more in it, a phone after them but a country's code after a `+`: that phone alone, as
+                # after a no-break space; with them, `12  555 123 4567` was masked `[pii:phone]` until 2026-12-06,
+                # helper joins3)
+                phone = _phone(t, t.classes.find(b"0", double), phone[1]) or phone
             yield phone
         elif row > pos:
             pos = row  # a row of numbers, none of its pieces a phone alone: no tail of it is read as one either

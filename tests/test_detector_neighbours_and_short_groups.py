@@ -39,6 +39,18 @@ CARDS_ONLY = Detectors([DetectorSpec("credit_card")])
         ("12:30 1234 5678 9012", "12:30 [pii:phone]"),  # before: `12:[pii:phone]`
         ("at 12:30 555 123 4567 ok", "at 12:30 [pii:phone] ok"),
         ("at 10:30 555-123-4567", "at 10:30 [pii:phone]"),  # as before
+        # a time's hour in digits of another script, or its colon fullwidth, as in ASCII: before (helper joins3),
+        # `at １２:[pii:phone] ok`, and phones alike after it captured folded, `at 12:30 [pii:phone] [pii:phone] ok`
+        ("at \uff11\uff12:30 555 123 4567 ok", "at \uff11\uff12:30 [pii:phone] ok"),
+        ("at \u0661\u0662:30 555 123 4567 555 123 4568 ok", "at \u0661\u0662:30 [pii:phone] [pii:phone] ok"),
+        ("at 12\uff1a30 555 123 4567 ok", "at 12\uff1a30 [pii:phone] ok"),
+        # a number, two spaces or more, then a phone: the phone alone, as after a no-break space; before (helper
+        # joins3), masked with the number, `[pii:phone] ok`
+        ("12  555 123 4567 ok", "12  [pii:phone] ok"),
+        ("12   (555) 123-4567 ok", "12   [pii:phone] ok"),
+        ("12  555 123 4567 4111 1111 1111 1111", "12  [pii:phone] [pii:credit_card]"),
+        ("12 \u00a0555 123 4567 ok", "12 \u00a0[pii:phone] ok"),  # (as before)
+        ("+1  555 123 4567 ok", "[pii:phone] ok"),  # (a country's code after a `+`: the phone's, as before)
     ],
 )
 def test_values_side_by_side_are_each_masked_as_far_as_they_go(text: str, masked: str) -> None:
