@@ -3571,8 +3571,10 @@ def _rest_sizes() -> tuple[frozenset[tuple[int, ...]], ...]:
 _AT_A_PHONE: Final[frozenset[tuple[int, ...]]] = frozenset(((),))
 _REST_SIZES: Final = _rest_sizes()
 _REST_INDEX: Final = {rests: index for index, rests in enumerate(_REST_SIZES)}
-# a number a `-` or a bracket joins to the run after it (`_run_unaligned`), read back from the run's start
-_ROW_JOINED: Final = re.compile(r"[0-9][ ().-]*\Z")
+# a number a `-` or a bracket joins to the run after it (`_run_unaligned`), read back from the run's start, as far as
+# `_PHONE` reaches (`_PHONE_REACH`: further, read whole as no number's; `12  ` and 40 dashes before phones alike were
+# none streamed past the run's first 1,280 characters, phones whole, until 2026-12-06, helper joins3)
+_ROW_JOINED: Final = re.compile(r"[0-9][ ().-]{0,24}\Z")
 # a first group of four digits or more, and a UK number's first group of five (`_phone_before_card`, `_uk_five_first`)
 _FOUR_FIRST: Final = re.compile(r"[0-9]{4}")
 _UK_FIVE_FIRST: Final = re.compile(r"0[1-9][0-9]{3} (?:[0-9]{6}|[0-9]{3} [0-9]{3}) ")
@@ -3616,15 +3618,26 @@ def _past_spaces(window: str, start: int) -> int:
     pair = window[start - 1 : start + 1] if start > 0 else ""
     # (and dashes after them joined to its first number, a row's with it too, `_ROW_ON`: read from the dash on, as
     # after white space, `12  -555 123 4567 ` + `555 123 4567 ` x120 was phones streamed, none whole, until the
-    # review of helper joins2's change)
-    joiners = window[start + 1 : start + 9]
+    # review of helper joins2's change; so as far as `_PHONE` reaches, 24 characters between the number's last digit
+    # and the run's first, not 8 past the two spaces: `12  ` and 9-22 dashes were phones streamed, none whole, until
+    # 2026-12-06, helper joins3)
+    joiners = window[start + 1 : start + 1 + _PHONE_REACH]
     joined = len(joiners) - len(joiners.lstrip(" -"))
-    first = window[start + 1 + joined : start + 2 + joined]
-    if pair == "  " and "0" <= first <= "9":
-        number = window[max(0, start - _OVERLAP) : start].rstrip(" ")[-1:]
+    at = start + 1 + joined
+    if pair == "  " and "0" <= window[at : at + 1] <= "9":
+        low = max(0, start - _OVERLAP)
+        before = window[low:start]
+        number = before.rstrip(" ")[-1:]
         if number in _ROW_JOINERS:  # (or "": the spaces begin `window`, what is before them unknown: the cut's)
-            return start + 1 + joined if number else -1
+            if not number:
+                return -1
+            if at - low - len(before.rstrip(" ().-")) <= _PHONE_REACH:
+                return at
     return start
+
+
+# the most characters between two digits `_PHONE` reads as one candidate's (its `{6,24}`)
+_PHONE_REACH: Final = 24
 
 
 # what joins numbers split by spaces into one row read whole (`_ROW_ON`): a digit, a bracket, a dot or a dash

@@ -256,6 +256,26 @@ def test_a_long_run_a_number_and_two_spaces_are_before_is_read_streamed_as_whole
 @pytest.mark.parametrize(
     ("text", "found"),
     [
+        # more than 8 dashes or spaces after the two spaces, as far as `_PHONE` reaches (24 characters between the
+        # number's last digit and the run's first): one row whole, no phones
+        ("12  " + "-" * 9 + _PHONE * 121 + "ok", set()),
+        ("12  " + " -" * 9 + " " + _PHONE * 121 + _CARD, {"pii:credit_card"}),
+        # further: the run read alone, phones
+        ("12  " + "-" * 40 + _PHONE * 121 + "ok", {"pii:phone"}),
+    ],
+)
+def test_a_long_run_many_dashes_after_a_number_and_two_spaces_are_before_is_read_streamed_as_whole(
+    text: str, found: set[str]
+) -> None:
+    # before (helper joins3): a tail looked 8 characters past the two spaces for the run's first number, and read from
+    # the spaces, the next window read the run as after white space, phones at 92 of 110 two-piece cuts, none whole; a
+    # number 40 dashes before was read joined to the run (`_ROW_JOINED`), no phones at 11 cuts past 1,400 characters
+    _read_as_whole_alone_beside_another_and_streamed(text, found)
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
         ("at 12:30 555 123 4567 555 123 4568 ok", [("555 123 4567", "pii:phone"), ("555 123 4568", "pii:phone")]),
         ("at 12:30 555 123 4567 " + _CARD, [("555 123 4567", "pii:phone"), (_CARD, "pii:credit_card")]),
         ("at 12:30 " + _CARD + " 555 123 4567", [(_CARD, "pii:credit_card"), ("555 123 4567", "pii:phone")]),
