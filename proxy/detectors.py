@@ -3722,16 +3722,16 @@ def _unended(window: str) -> int:
 # a space NFKC reads as one (no-break, en, em, thin, ideographic: before 2026-12-05 a matrix's numbers split by no-break
 # spaces, cut in a row, were read to the cut, and a row's first ten digits were a `pii:phone` at 220 of 543 cuts); one
 # or more of them, as a table's aligned columns are split (before 2026-12-05 one only: 84 of 543 cuts with two spaces)
-_UNENDED: Final = re.compile(r"\S*(?:[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+[0-9().+/:-]+(?=\s|\Z))*")
+_UNENDED: Final = re.compile(r"\S*(?:[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+[\d().+/:-]+(?=\s|\Z))*")
 
 
 # a number, then spaces or tabs up to a window's end where `_unended` holds back a number after them: the run of numbers
 # goes on on its line (`_Text.runs_on`). Not past a newline: a card written digit by digit before a matrix's first row,
 # its run ended, is read where it ends
-_NUMBER_FIRST: Final = "0123456789().+/:-"
+_NUMBER_FIRST: Final = frozenset("0123456789().+/:-" + "".join(map(chr, _DECIMALS)))
 # a digit, one space or dash, a digit: where a stream scanner's tail starts in a run of numbers `_CARD` reads on through
 _CUT_IN_A_RUN: Final = re.compile(r"[0-9][ -][0-9]")
-_RUNS_ON: Final = re.compile(r"[0-9().+/:-][ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+\Z")
+_RUNS_ON: Final = re.compile(r"[\d().+/:-][ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+\Z")
 
 
 class StreamScanner:
