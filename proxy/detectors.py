@@ -933,7 +933,7 @@ def _colon_before(t: _Text, index: int) -> int:
     byte = t.before(index)
     if byte == 58:
         return index - 1
-    if byte == 126 and t.raw[index - 3 : index] in _WIDE_COLONS:
+    if byte == 126 and index >= 3 and t.raw[index - 3 : index] in _WIDE_COLONS:  # (compiled: no negative slice)
         return index - 3
     return -1
 
