@@ -3722,16 +3722,28 @@ def _unended(window: str) -> int:
 # a space NFKC reads as one (no-break, en, em, thin, ideographic: before 2026-12-05 a matrix's numbers split by no-break
 # spaces, cut in a row, were read to the cut, and a row's first ten digits were a `pii:phone` at 220 of 543 cuts); one
 # or more of them, as a table's aligned columns are split (before 2026-12-05 one only: 84 of 543 cuts with two spaces)
-_UNENDED: Final = re.compile(r"\S*(?:[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+[\d().+/:-]+(?=\s|\Z))*")
+# what NFKC makes of a number's character that is no digit (`²`, `①`, `⒈`): a digit, with a bracket or a dot
+_NUMERAL: Final = re.compile(r"[().+/:-]*[0-9][0-9().+/:-]*")
+# (a number: its characters as the detectors read them, `_NUMERALS`, in any script's digits: before 2026-12-06, helper
+# joins3, ASCII's alone; and in characters NFKC reads as digits, `⁵⁵⁵ ¹²³ ⁴⁵⁶⁷`, `①`: before, the review of helper
+# joins3's change, not, and such phones and a card were none fed beside a second output, streamed at 313 of 1,593 cuts)
+_NUMERALS: Final = "".join(
+    char
+    for char in filter(str.isnumeric, map(chr, range(0x80, 0x20000)))
+    if char.isdecimal() or _NUMERAL.fullmatch(unicodedata.normalize("NFKC", char)) is not None
+)
+_UNENDED: Final = re.compile(
+    rf"\S*(?:[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+[0-9().+/:{re.escape(_NUMERALS)}-]+(?=\s|\Z))*"
+)
 
 
 # a number, then spaces or tabs up to a window's end where `_unended` holds back a number after them: the run of numbers
 # goes on on its line (`_Text.runs_on`). Not past a newline: a card written digit by digit before a matrix's first row,
 # its run ended, is read where it ends
-_NUMBER_FIRST: Final = frozenset("0123456789().+/:-" + "".join(map(chr, _DECIMALS)))
+_NUMBER_FIRST: Final = frozenset("0123456789().+/:-" + _NUMERALS)
 # a digit, one space or dash, a digit: where a stream scanner's tail starts in a run of numbers `_CARD` reads on through
 _CUT_IN_A_RUN: Final = re.compile(r"[0-9][ -][0-9]")
-_RUNS_ON: Final = re.compile(r"[\d().+/:-][ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+\Z")
+_RUNS_ON: Final = re.compile(rf"[0-9().+/:{re.escape(_NUMERALS)}-][ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+\Z")
 
 
 class StreamScanner:

@@ -325,6 +325,8 @@ def test_a_long_run_after_a_time_in_other_digits_is_read_streamed_as_whole(text:
 
 _FULLWIDTH = str.maketrans("0123456789", "\uff10\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18\uff19")
 _ARABIC_INDIC = str.maketrans("0123456789", "\u0660\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669")
+_SUPERSCRIPT = str.maketrans("0123456789", "\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079")
+_SUBSCRIPT = str.maketrans("0123456789", "\u2080\u2081\u2082\u2083\u2084\u2085\u2086\u2087\u2088\u2089")
 
 
 @pytest.mark.parametrize(
@@ -356,6 +358,10 @@ def test_a_long_run_of_phones_in_other_digits_in_a_reply_holding_a_percent_sign_
         ("12  " + _PHONE.translate(_FULLWIDTH) * 30 + _CARD.translate(_FULLWIDTH), {"pii:credit_card"}),
         ("\u00e9 " + _PHONE * 121 + _CARD.translate(_ARABIC_INDIC), {"pii:phone", "pii:credit_card"}),
         ("\u00e9 " + (_PHONE * 121 + _CARD).translate(_FULLWIDTH), {"pii:phone", "pii:credit_card"}),
+        # in characters NFKC reads as digits, no script's digits (superscripts, subscripts): before (the review of
+        # helper joins3's change), none fed beside a second output, and streamed at 313 of 1,593 cuts
+        ("\u00e9 " + (_PHONE * 121 + _CARD).translate(_SUPERSCRIPT), {"pii:phone", "pii:credit_card"}),
+        ("\u00e9 " + (_PHONE * 121 + _CARD).translate(_SUBSCRIPT), {"pii:phone", "pii:credit_card"}),
     ],
 )
 def test_numbers_in_other_digits_ending_a_stream_window_are_held_back_as_ascii_ones(text: str, found: set[str]) -> None:
