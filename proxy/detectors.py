@@ -3231,13 +3231,24 @@ def _plain_classes(text: str) -> bytes:
 # the runs of numbers in it (`_held_run`, `_past_spaces`, `_run_unaligned`). Read as none there, the minutes after
 # `１２:` were a run's first number, a row's: `100% at １２:30 ` then phones alike, none streamed past the run's first
 # 1,280 characters, found whole, until 2026-12-06, helper joins2 (who translated that window alone)
+# (and so a digit, a space, a bracket, a dot, a plus, a slash, a colon or a dash NFKC makes of one character, and the
+# dashes and stops the fold reads as `-` and `.`: `_NUMBER_FORMS`. Left as they stood, superscript digits, `¹²³`, or
+# fullwidth dashes, `－`, were read as none, and `100% 1 ` then phones alike in superscript digits, or `100% 12  ` and
+# nine `－` before phones alike, were phones streamed at 408 and 1,317 cuts, none whole, until the review of helper
+# joins3's change)
+_NUMBER_FORMS: Final = {
+    ord(char): read
+    for char in map(chr, range(0x80, 0x20000))
+    if unicodedata.decomposition(char)
+    and len(read := unicodedata.normalize("NFKC", char)) == 1
+    and read in "0123456789 ().+/:-"
+}
 _AS_READ: Final[dict[int, str | None]] = {
     **{code: None for code, to in _FOLD.items() if to is None},
     **_DECIMALS,
-    **dict.fromkeys(
-        map(ord, "\u00a0\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u3000"), " "
-    ),
-    **dict.fromkeys(map(ord, "\ufe13\ufe55\uff1a"), ":"),  # (a time's colon: `_run_unaligned` reads its minutes)
+    **_NUMBER_FORMS,  # (spaces NFKC reads as one, and a time's colon: `_run_unaligned` reads its minutes)
+    **dict.fromkeys(map(ord, _DASHES), "-"),
+    **dict.fromkeys(map(ord, _STOPS), "."),
 }
 # an ASCII character with the marks over it (`_MARKS_ON_ASCII`)
 _MARKED_ASCII: Final = re.compile(f"[\x00-\x7f][{_MARK_CLASS}]+")
@@ -3722,16 +3733,10 @@ def _unended(window: str) -> int:
 # a space NFKC reads as one (no-break, en, em, thin, ideographic: before 2026-12-05 a matrix's numbers split by no-break
 # spaces, cut in a row, were read to the cut, and a row's first ten digits were a `pii:phone` at 220 of 543 cuts); one
 # or more of them, as a table's aligned columns are split (before 2026-12-05 one only: 84 of 543 cuts with two spaces)
-# what NFKC makes of a number's character that is no digit (`²`, `①`, `⒈`): a digit, with a bracket or a dot
-_NUMERAL: Final = re.compile(r"[().+/:-]*[0-9][0-9().+/:-]*")
 # (a number: its characters as the detectors read them, `_NUMERALS`, in any script's digits: before 2026-12-06, helper
 # joins3, ASCII's alone; and in characters NFKC reads as digits, `⁵⁵⁵ ¹²³ ⁴⁵⁶⁷`, `①`: before, the review of helper
 # joins3's change, not, and such phones and a card were none fed beside a second output, streamed at 313 of 1,593 cuts)
-_NUMERALS: Final = "".join(
-    char
-    for char in filter(str.isnumeric, map(chr, range(0x80, 0x20000)))
-    if char.isdecimal() or _NUMERAL.fullmatch(unicodedata.normalize("NFKC", char)) is not None
-)
+_NUMERALS: Final = "".join(chr(code) for code, read in {**_DECIMALS, **_NUMBER_FORMS}.items() if "0" <= read <= "9")
 _UNENDED: Final = re.compile(
     rf"\S*(?:[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+[0-9().+/:{re.escape(_NUMERALS)}-]+(?=\s|\Z))*"
 )
