@@ -76,6 +76,11 @@ NO_HOST = (
         ("gw/xyz/secret:8001?key=secret", "***:8001?***"),
         ("gw/xyz/secret:80x", "***:80x"),
         ("gw/xyz/secret", "***"),
+        # found by the reread of 2026-12-06: a `:` in the path after the port, what followed it was shown as the port
+        ("triton:8001/user:secret", "***"),
+        ("gw/xyz:8001/k:secret", "***"),
+        ("gate way:8001/k:secret/x", "***"),
+        ("[::1/x]:8001/k:secret", "[***]:8001/***"),
     ],
 )
 def test_a_host_holding_a_slash_query_or_white_space_is_a_problem_that_hides_it(written: str, shown: str) -> None:

@@ -754,8 +754,11 @@ def parse_address(text: str, zero_ok: bool = True) -> Address:
     name = host if sep else text
     if _NO_HOSTS.search(name):  # (`gw/xyz/q9s3cr:8001`: until 2026-12-06 it loaded, host `gw/xyz/q9s3cr`)
         # one holding a `/` may be a token of base64 (`aB3/x+Yz/Q9:8001`): hidden whole, its port shown (until
-        # 2026-12-06 one refused for its port, `gw/xyz/q9s3cr:80x`, was quoted whole)
-        shown = ("[***]:" if text.startswith("[") else "***:") + port if sep else "***"
+        # 2026-12-06 one refused for its port, `gw/xyz/q9s3cr:80x`, was quoted whole); but for what follows a `:` in a
+        # path, no port (`triton:8001/user:s3cret`: until the reread of 2026-12-06 shown as the port, `***:s3cret`)
+        bracketed = text.startswith("[")
+        port_shown = sep and (bracketed or ":" not in name)
+        shown = ("[***]:" if bracketed else "***:") + port if port_shown else "***"
         shown = _address_shown(shown if "/" in name else text)  # (its path, query and fragment hidden too)
         raise ValueError(f"a host holds no '/', '?', '#' or white space, got {shown!r} (write host:port, the server's "
                          "name or address and its port alone: an address holds no path, query or key)")  # fmt: skip
