@@ -195,3 +195,25 @@ def test_a_byte_no_utf8_in_the_last_line_of_the_read_stopped_in_is_read_as_the_s
     assert observer._partial is None
     observer.finish()
     assert outcome.error_type == ("upstream_error" if raises else None)
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+@pytest.mark.parametrize("lines", [3, 20], ids=["few-lines", "many-lines"])
+def test_the_line_past_what_is_kept_ending_in_a_string_closed_on_the_next(kind: str, lines: int) -> None:
+    """As above, the string the line past `_MOST_TAIL` ends in closed on the next line (`y",`): no JSON (a line end in
+    a string), which one of fewer lines was judged (`_data`, at that line) and, until the reread of 2026-12-06, one of
+    16 lines or more (`_bulk`, at its last line, its quotes then even) read on, a success where the SDK raises."""
+    keys = b"".join(b'data:  "k%d": 1,\n' % i for i in range(lines))
+    stop = b'data: {"p": "' + b"x" * LONG + b'"}\n\n'
+    head = CHUNK if kind == "openai" else START + b"event: content_block_delta\n"
+    name = b"" if kind == "openai" else b"event: content_block_delta\n"
+    event = name + b"data: {\n" + keys + b'data:  "q": "' + b"y" * 70_000 + b'\ndata: y",\ndata:  "z": 1\ndata: }\n\n'
+    stream = head + stop + event + (DONE if kind == "openai" else STOP)
+    assert _sdk_raises(kind, stream)
+    observer, outcome = observer_of(kind)
+    for piece in (stream[: len(head) + MAX_LINE + 50], stream[len(head) + MAX_LINE + 50 : len(head) + len(stop)]):
+        observer.chunk(piece)
+    assert observer._partial is None  # (the reading stopped)
+    observer.chunk(stream[len(head) + len(stop) :])  # (the event whole in this read)
+    observer.finish()
+    assert outcome.error_type == "upstream_error"
