@@ -677,3 +677,29 @@ def test_a_whole_reply_of_many_values_nested_deeper_is_parsed_whole_without_its_
     built.clear()
     outcome, cut = _read_as(_observer(api), refused, how)
     assert (len(looked), built.count(len(refused)), outcome.output_detected) == (1, 0, {TRUNCATED})
+
+
+@pytest.mark.parametrize(("api", "how"), [("embeddings", "kept"), ("infer_stream", "body"), ("infer_stream", "kept")])
+def test_a_whole_reply_of_many_values_orjson_refuses_is_handed_to_it_once(
+    monkeypatch: pytest.MonkeyPatch, api: str, how: str
+) -> None:
+    """Such a reply (a value nested deeper) that orjson refuses and a client's `json` reads (`NaN`), its brackets
+    matched: read as that client reads it, orjson handed it once (`oip.whole_json`). Until the reread of 2026-12-06
+    `whole_json` passed it to `reply_json`, which had orjson refuse it again (up to 70 ms of 14 MiB)."""
+    start, value, _, end = _INVALID[api]
+    nested = _NESTED[api].replace(b"[[[0.5]]]", b"[[[NaN]]]").replace(b"[[[1]]]", b"[[[NaN]]]")
+    body = start + b",".join([value] * (MAX_STRINGS + 9) + [nested, value]) + end
+    handed: list[int] = []
+    orjson_loads = orjson.loads
+
+    def counted(data: Any) -> Any:
+        handed.append(len(data))
+        return orjson_loads(data)
+
+    monkeypatch.setattr(orjson, "loads", counted)
+    outcome, cut = _read_as(_observer(api), body, how)
+    assert (outcome.response_model, cut) == (
+        "m" if api == "infer_stream" else "emb-1",
+        None if how == "body" else False,
+    )
+    assert handed.count(len(body)) == 1

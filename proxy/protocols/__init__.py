@@ -1966,13 +1966,19 @@ def reply_json(data: bytes, text: OutputText, whole: bool = False) -> Any:
     try:
         value = orjson.loads(data)
     except orjson.JSONDecodeError:
-        text.source = None  # (read by Python's `json`: its integers have their digits)
-        value = _client_json(data, text, whole)
-        return _in_charset(data, text, value) if text.charset is not None and whole else value
+        return refused_json(data, text, whole)
     text.source = data
     if text.charset is not None and whole:  # (one check of a reply that names none)
         return _in_charset(data, text, value)
     return value
+
+
+def refused_json(data: bytes, text: OutputText, whole: bool = False) -> Any:
+    """`reply_json` of `data` orjson has refused: read as its client reads it (`_client_json`), not parsed by orjson
+    again."""
+    text.source = None  # (read by Python's `json`: its integers have their digits)
+    value = _client_json(data, text, whole)
+    return _in_charset(data, text, value) if text.charset is not None and whole else value
 
 
 def _in_charset(data: bytes, text: OutputText, value: Any) -> Any:
