@@ -68,7 +68,7 @@ from proxy.flow import (
     quoted_name,
 )
 from proxy.labels import MAX_CALL_LABELS, reply_labels
-from proxy.pipeline import KEY_FIELDS, Pipeline, carried_too_many
+from proxy.pipeline import Pipeline, carried_too_many
 from proxy.policy import refused_by_head
 from proxy.protocols import STREAM_ERROR, Adapter, Header, NotItsBody, Observer, Request, Target, passthrough
 from proxy.protocols.oip import RestReplyObserver
@@ -213,9 +213,7 @@ class Exchange:
                 found,
             )
         except ProxyError as error:  # recorded as its caller's (`finish`), when the key says who that is
-            # (a key no caller owns, refused as such, says so: not hashed again; a malformed one names no one)
-            if error.caller is None and error.param not in KEY_FIELDS:
-                error.caller = pipeline.caller_name(header, peer, self.x_api_key, self.key_memo)
+            pipeline.name_refused(error, header, peer, self.x_api_key, self.key_memo)
             raise
         self._stored = read.stored
         decision = self.decision = pipeline.decide(call)
@@ -302,8 +300,7 @@ class Exchange:
                 adapter.name, header, self.trace, peer, self.x_api_key, recorded=False, memo=self.key_memo,
             )  # fmt: skip
         except ProxyError as error:
-            if error.caller is None:  # (as `admit`'s)
-                error.caller = pipeline.caller_name(header, peer, self.x_api_key, self.key_memo)
+            pipeline.name_refused(error, header, peer, self.x_api_key, self.key_memo)  # (as `admit`'s)
             raise
         if refused_by_head(call, pipeline.policy, bool(target.model)) is None:
             return
@@ -441,8 +438,7 @@ class Exchange:
         try:
             pipeline.check_purpose(header, call.peer, self.x_api_key)
         except ProxyError as error:
-            if error.caller is None and error.param not in KEY_FIELDS:  # (as `admit`'s)
-                error.caller = pipeline.caller_name(header, call.peer, self.x_api_key)
+            pipeline.name_refused(error, header, call.peer, self.x_api_key)  # (as `admit`'s)
             trace = self.trace.sibling()
             refused = self.refused = Exchange(pipeline, self.adapter, self.target, trace, dict(self.outcome.extra))
             refused.outcome.client = self.outcome.client

@@ -343,7 +343,7 @@ class Pipeline:
 
     @staticmethod
     def _key_digest(auth: str) -> str:
-        """The digest of a key sent as `Bearer <key>`; else an InvalidRequest whose `param` is in `KEY_FIELDS`."""
+        """The digest of a key sent as `Bearer <key>`; else an InvalidRequest whose `param` is in `_KEY_FIELDS`."""
         scheme, _, key = auth.partition(" ")
         key = key.strip()
         if scheme.lower() != "bearer" or not key:
@@ -880,6 +880,20 @@ class Pipeline:
             why, extra={"trace_id": call.trace.trace_id_hex},
         )  # fmt: skip
 
+    def name_refused(
+        self,
+        error: ProxyError,
+        header: Header,
+        peer: tuple[str, ...] = (),
+        x_api_key: bool = False,
+        memo: KeyMemo | None = None,
+    ) -> None:
+        """A refusal (`error`) given the caller its key says (`caller_name`), for its record, where it names none yet: a
+        key no caller owns, refused as such, says so already (not hashed again), and a refusal of the key's fields
+        themselves (`_KEY_FIELDS`: malformed) names no one (not read again)."""
+        if error.caller is None and error.param not in _KEY_FIELDS:
+            error.caller = self.caller_name(header, peer, x_api_key, memo)
+
     def caller_name(
         self, header: Header, peer: tuple[str, ...] = (), x_api_key: bool = False, memo: KeyMemo | None = None
     ) -> str | None:
@@ -917,7 +931,7 @@ def _always() -> bool:
 
 # the `param` of a refusal of the key's fields themselves (malformed: `_key_digest`, `_with_x_api_key`): such a
 # refusal names no caller (`caller_name`), so its record's caller is not read from them again
-KEY_FIELDS: Final = frozenset(("authorization", "x-api-key"))
+_KEY_FIELDS: Final = frozenset(("authorization", "x-api-key"))
 
 
 def _with_x_api_key(auth: str | None, given: str | None) -> str | None:

@@ -47,7 +47,7 @@ from proxy.errors import (
 from proxy.exchange import CLIENT_GONE, DRAIN_CUT, Exchange
 from proxy.ingress.grpc_entry import bound1, bound3
 from proxy.ingress.listening import Listeners, listening, sockets, still_listening
-from proxy.pipeline import KEY_FIELDS, Pipeline, PipelineRef
+from proxy.pipeline import Pipeline, PipelineRef
 from proxy.protocols import GRPC_ADAPTERS, Adapter, Header, Target
 from proxy.protocols.oip import KEY_BIN, binary_text, header_text
 from proxy.protocols.oip_grpc import HEALTH_CHECK, HEALTH_WATCH, PASSTHROUGH
@@ -1863,10 +1863,9 @@ class _Ends:
         try:
             if isinstance(error, ProxyError):
                 _unchained(error)
-                # refused before it was read: its caller, if known (a malformed key names no one: not read again)
-                if ex.call is None and error.caller is None and error.param not in KEY_FIELDS:
+                if ex.call is None:  # refused before it was read: its caller, if known
                     context = self._context
-                    error.caller = ex.pipeline.caller_name(_read(context).found.get, self._ingress._peer(context))
+                    ex.pipeline.name_refused(error, _read(context).found.get, self._ingress._peer(context))
                 try:
                     # the upstream's initial metadata, before its status (`_upstream_error`) and the record
                     unsent = await self._initial(error.initial) if error.initial else None

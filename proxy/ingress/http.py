@@ -56,7 +56,7 @@ from proxy.ingress.wire import (
     list_members,
     status_line,
 )
-from proxy.pipeline import KEY_FIELDS, Pipeline, PipelineRef
+from proxy.pipeline import Pipeline, PipelineRef
 from proxy.policy import Policy
 from proxy.protocols import HTTP_ADAPTERS, STREAM_ERROR, Adapter, Header, MetadataStatus, Target
 from proxy.protocols.anthropic import x_api_key_path
@@ -605,9 +605,8 @@ class HttpIngress:
         # the adapter that read its body as a call, if one did (`shape_root`): `finish` makes a call of one refused
         # before, for its record
         read_by = ex.adapter if ex.call is not None and request.complete else None
-        # refused before it was read: its caller, when the key says (a malformed key names no one: not read again)
-        if ex.call is None and error.caller is None and error.param not in KEY_FIELDS:
-            error.caller = ex.pipeline.caller_name(request.header, conn.peer, ex.x_api_key, ex.key_memo)
+        if ex.call is None:  # refused before it was read: its caller, when the key says
+            ex.pipeline.name_refused(error, request.header, conn.peer, ex.x_api_key, ex.key_memo)
         ex.finish(error)
         try:
             await ex.recorded()
