@@ -207,19 +207,37 @@ def test_an_at_before_a_host_stays_refused(url: str, secret: str) -> None:
         ("http://ops:12/s3cret1z@triton:800000/v1", "s3cret1z"),
         ("http://ops:12/s3cret1z@[::1]:8o01", "s3cret1z"),
         ("http://api.example.com/s3cret1z@triton:80x", "s3cret1z"),
+        # found by the reread of 2026-12-06: a port of digits alone past 7 characters or not ASCII's, a scheme's name
+        # for it, white space around its `:`: they loaded, host `ops` or `gw`
+        ("http://ops:12/s3cret1z@triton:http", "s3cret1z"),
+        ("http://gw/xyz/s3cret1z@triton:HTTPS/v1", "xyz/s3cret1z"),
+        ("http://ops:12/s3cret1z@triton:80800800", "s3cret1z"),
+        ("http://gw/xyz/s3cret1z@triton:\uff18\uff10\uff10\uff11", "xyz/s3cret1z"),  # (`８００１`, fullwidth)
+        ("http://ops:12/s3cret1z@triton :8001", "s3cret1z"),
+        ("http://gw/xyz/s3cret1z@triton: 8001/v1", "xyz/s3cret1z"),
     ],
 )
 @pytest.mark.parametrize(("config", "path"), PLACES, ids=IDS)
 def test_an_at_before_a_host_whose_port_is_mistyped_is_refused(config: str, path: str, url: str, secret: str) -> None:
     """Found reviewing smalls4's change (2026-12-06): a host[:port] after the `@` made the user:password, a typo in
     its port did not, so the URL loaded, every reader connecting to the host written first (`ops`, port 12; `gw`)
-    and sending the password as the path. A port holding a digit is one mistyped; none is no port (below)."""
+    and sending the password as the path. A port holding a digit is one mistyped, and so is one of digits alone
+    however long or in whatever script, a scheme's name (`:http`, the port's service name) and white space around its
+    `:`, which no path holds unescaped; a word is no port (below)."""
     assert urlsplit(url).hostname == yarl.URL(url).host == url.split("//")[1].split("/")[0].split(":")[0]
     problem = _refused(config % url, path, secret, [SLASH])
     assert "scheme://user:pa%2Fss@host for credentials, scheme://host/a%40b for a path" in problem, problem
 
 
-@pytest.mark.parametrize("url", [f"{VERTEX}:rawPredict", "https://api.example.com/v1/models/m@default:latest"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"{VERTEX}:rawPredict",
+        f"{VERTEX.replace('@20240620', '@20241022')}:streamRawPredict",
+        "https://api.example.com/v1/models/m@default:latest",
+        "http://gw/models/m@default:latest",
+    ],
+)
 @pytest.mark.parametrize(("config", "path"), PLACES, ids=IDS)
 def test_an_at_before_a_colon_and_no_digit_loads(config: str, path: str, url: str) -> None:
     """A method after Vertex AI's model version (`:rawPredict`) or a tag's: no port, so no host's, as before."""
@@ -364,6 +382,8 @@ def test_a_postgresql_stores_password_holding_a_slash_is_refused() -> None:
         ("postgresql://ops:zq/et1z@db!x/lineage", "zq"),
         ("postgresql://ops:12/34@2130706433/lineage", "12/34"),  # (loaded: host `ops`, port 12)
         ("postgresql://ops:12/s3cret1z@db:54x/lineage", "s3cret1z"),  # (a port mistyped: libpq's too)
+        ("postgresql://ops:12/s3cret1z@db:http/lineage", "s3cret1z"),
+        ("postgresql://ops:12/s3cret1z@db :5432/lineage", "s3cret1z"),
     ],
 )
 def test_a_postgresql_stores_password_holding_a_slash_is_said_in_the_configs_words(url: str, secret: str) -> None:

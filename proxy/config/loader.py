@@ -136,8 +136,15 @@ _HOST_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|\w(?:[\w.-]*\w)?\.?)(?::[0-9]{0,
 # a userinfo's end as a host:port (`_slashed_userinfo`: until 2026-12-06 `http://ops:12/s3cret@triton:80x` loaded, host
 # `ops`, the password sent as the path). One holding no digit is no port's (Vertex AI's `@20240620:rawPredict`), nor
 # one of more than 7 characters (a port's 5 and 2 more) or holding a `:` (but for one doubled, `@triton::1`): a digest's
-# (`m@sha256:9f86d0...`) or a time's (`@2024-06-20T12:00:00Z`), refused from 2026-12-06 to that day's review
-_MISTYPED_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|\w(?:[\w.-]*\w)?\.?)::?(?=[^/?#@:]*[0-9])[^/?#@:]{1,7}")
+# (`m@sha256:9f86d0...`) or a time's (`@2024-06-20T12:00:00Z`), refused from 2026-12-06 to that day's review. But digits
+# alone are a port's, of any length or script (`@triton:80800800`, `@triton:８００１`: `int` reads them, no URL reader
+# does), and so is a scheme's name (`@triton:http`, the port's service name to a resolver, where a path's word after a
+# `:` is a method's or a tag's, `:rawPredict`, `:latest`), with white space around the host or its `:` too
+# (`@triton :8001`), which no path holds unescaped: each loaded until the reread of 2026-12-06, host `ops` or `gw`
+_MISTYPED_PORT = re.compile(
+    r"\s*(?:\[[0-9A-Fa-f:.]+\]|\w(?:[\w.-]*\w)?\.?)\s*"
+    r"(?::\s*(?:\d+|(?i:https?))\s*|::?(?=[^/?#@:]*\d)[^/?#@:]{1,7})"
+)
 # what no host's name holds, nor an IPv6 address: a listener's or a gRPC upstream's address holding one is a URL's path,
 # query or fragment, or a token (`parse_address`)
 _NO_HOSTS = re.compile(r"[/?#\s]")
