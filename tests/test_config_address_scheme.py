@@ -5,6 +5,11 @@ said ok, a listener then failed to start ("name or service not known") and a gRP
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from proxy.config import parse
@@ -102,3 +107,47 @@ def test_host_port_forms_still_read() -> None:
     config = parse(CONFIG.format(http="localhost:8080", grpc="[::1]:8081", upstream="triton.internal:8001"))
     assert (config.listen.http.host, config.listen.http.port) == ("localhost", 8080)
     assert config.upstreams[0].grpc == "triton.internal:8001"
+
+
+URL_FORM, USER = "expected host:port without a scheme", "a host:port holds no user or password"
+
+
+@pytest.mark.parametrize(
+    ("written", "said", "shown", "write"),
+    [
+        ("http://triton:8001/aB3/x+Yz/secret", URL_FORM, "http://triton:8001/***", "triton:8001"),
+        ("grpc://0.0.0.0:8081/v2/secret?x=1", URL_FORM, "grpc://0.0.0.0:8081/***", "0.0.0.0:8081"),
+        ("http://u:secret@triton:8001/k/secret", URL_FORM, "http://u:***@triton:8001/***", "triton:8001"),
+        ("u:secret@triton:8001/aB3/x+Yz/secret", USER, "u:***@triton:8001/***", "triton:8001"),
+    ],
+)
+@pytest.mark.parametrize("where", ["http", "grpc", "upstream"])
+def test_an_address_written_as_a_url_hides_its_path(
+    written: str, said: str, shown: str, write: str, where: str
+) -> None:
+    """Found by the reread of 2026-12-06: the URL form of an address, or one after a user and password, was quoted
+    with its path, where a token may sit (`got 'http://triton:8001/aB3/x+Yz/...'`), as the address form's path is not
+    (`triton:8001/***`)."""
+    path = {"http": "listen.http", "grpc": "listen.grpc", "upstream": "upstreams[0].grpc"}[where]
+    assert problems(**{where: written}) == [f"{path}: {said}, got {shown!r} (write {write!r})"]
+
+
+def test_check_hides_an_addresss_path(tmp_path: Path) -> None:
+    """`lineage-proxy check` says it so, through the CLI."""
+    config = tmp_path / "proxy.yaml"
+    config.write_text(CONFIG.format(http="127.0.0.1:8080", grpc="http://0.0.0.0:8081/aB3/x+Yz/secret",
+                                    upstream="127.0.0.1:8001"))  # fmt: skip
+    done = check(config)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    said = done.stdout + done.stderr
+    assert (
+        "listen.grpc: expected host:port without a scheme, got 'http://0.0.0.0:8081/***' (write '0.0.0.0:8081')" in said
+    )
+    assert "secret" not in said and "x+Yz" not in said, said
+
+
+def check(config: Path) -> subprocess.CompletedProcess[str]:
+    """`lineage-proxy check --config` run as a user runs it, this tree's proxy imported."""
+    root = str(Path(__file__).parent.parent)
+    return subprocess.run([sys.executable, "-m", "proxy", "check", "--config", str(config)], capture_output=True,
+                          text=True, timeout=60, cwd=root, env={**os.environ, "PYTHONPATH": root})  # fmt: skip

@@ -746,13 +746,15 @@ def parse_address(text: str, zero_ok: bool = True) -> Address:
         after = rest if userinfo is None else text[userinfo[1] + 1 :]
         # (to its path, query or fragment, which may hold a key: until the review of 2026-12-06 `write 'h:1?key=...'`)
         address = re.split(r"[/?#]", after, maxsplit=1)[0].rpartition("@")[2].strip() or "host:port"
-        raise ValueError(f"expected host:port without a scheme, got {shown_url(text, userinfo)!r} (write {address!r})")
+        # (its path hidden too: `http://triton:8001/aB3/x+Yz/Q9`, a token of base64, quoted until the reread of 2026-12-06)
+        shown = _address_shown(text, userinfo)
+        raise ValueError(f"expected host:port without a scheme, got {shown!r} (write {address!r})")
     if "@" in text:  # `user:password@host:port`: no host holds an `@`, and grpc would take it all as the host's name
         # (white space around it dropped: until the review of 2026-12-06 `write 'gateway:8001 '`)
         address = re.split(r"[/?#]", text.rpartition("@")[2], maxsplit=1)[0].strip() or "host:port"
         # all before the last `@` its user and password, one holding a `/` too (`gw/xyz/q9s3cr@gateway:8001`: until
         # 2026-12-06 quoted whole, as `redact_userinfo` reads a userinfo to a `/`)
-        shown = shown_url(text, (0, text.rfind("@")))
+        shown = _address_shown(text, (0, text.rfind("@")))  # (and its path: `u:***@triton:8001/***`)
         raise ValueError(f"a host:port holds no user or password, got {shown!r} (write {address!r})")
     if text.startswith("["):
         host, sep, port = text[1:].partition("]:")
@@ -777,11 +779,15 @@ def parse_address(text: str, zero_ok: bool = True) -> Address:
     return Address(host, int(port))
 
 
-def _address_shown(text: str) -> str:
-    """An address as a problem quotes it: what follows a `/` hidden (`triton:8001/***`: a path, which may be a token of
-    base64, `aB3/x+Yz/Q9`; until the review of 2026-12-06 quoted), its query and fragment too (`shown_url`)."""
-    head, slash, path = text.partition("/")
-    return shown_url(head + slash + ("***" if path else ""))
+def _address_shown(text: str, userinfo: tuple[int, int] | None = None) -> str:
+    """An address, or a URL where one goes, as a problem quotes it: its password, query and fragment hidden
+    (`shown_url`, `userinfo` its), and what follows the `/` after its host (`triton:8001/***`, `http://triton:8001/***`:
+    a path, which may be a token of base64, `aB3/x+Yz/Q9`; until the review of 2026-12-06 quoted, a URL's and one after
+    a user and password until the reread that day)."""
+    shown = shown_url(text, userinfo)
+    start = shown.find("://") + 3 if "://" in shown else 0
+    head, slash, path = shown[start:].partition("/")
+    return shown[:start] + head + slash + ("***" if path else "")
 
 
 class _Section:
