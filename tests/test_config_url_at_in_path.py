@@ -27,7 +27,7 @@ UPSTREAM = "upstreams: [{name: m, url: 'http://127.0.0.1:9'}]\n"
 HINT = "a password holding '/' must be percent-encoded as %2F (a user's too), and an '@' in a path as %40"
 PLACES = [
     ("upstreams: [{name: m, url: '%s'}]\n", "upstreams[0].url"),
-    (UPSTREAM + "telemetry: {exporter: otlp, endpoint: '%s'}\n", "telemetry.endpoint"),
+    (UPSTREAM + "telemetry: {exporter: otlp, protocol: http/protobuf, endpoint: '%s'}\n", "telemetry.endpoint"),
     (UPSTREAM + "lineage: {store: null, openlineage: {url: '%s'}}\n", "lineage.openlineage.url"),
 ]
 IDS = ["upstream url", "otlp endpoint", "openlineage url"]
@@ -89,7 +89,9 @@ def test_an_at_in_a_path_is_refused_saying_to_write_it_escaped(url: str) -> None
 )
 def test_an_at_before_no_host_in_a_query_of_pairs_or_after_an_ipv6_host_loads(url: str) -> None:
     """(`[::1]`: no userinfo begins with a `[`, so the `@` is the path's)"""
-    assert parse(BASE + UPSTREAM + f"telemetry: {{exporter: otlp, endpoint: '{url}'}}\n", env={})
+    assert parse(
+        BASE + UPSTREAM + f"telemetry: {{exporter: otlp, protocol: http/protobuf, endpoint: '{url}'}}\n", env={}
+    )
 
 
 CONFIG = """listen: {http: "127.0.0.1:0"}

@@ -31,8 +31,9 @@ UPSTREAM = "upstreams: [{name: m, url: 'http://127.0.0.1:9'}]\n"
 OPENLINEAGE = UPSTREAM + "lineage: {store: null, openlineage: {transport: %s}}\n"
 PLACES = [
     ("upstreams: [{name: m, url: '%s'}]\n", "upstreams[0].url"),
-    (UPSTREAM + "telemetry: {exporter: otlp, endpoint: '%s'}\n", "telemetry.endpoint"),
-    (UPSTREAM + "telemetry: {exporter: otlp, traces_endpoint: '%s'}\n", "telemetry.traces_endpoint"),
+    (UPSTREAM + "telemetry: {exporter: otlp, protocol: http/protobuf, endpoint: '%s'}\n", "telemetry.endpoint"),
+    (UPSTREAM + "telemetry: {exporter: otlp, protocol: http/protobuf, traces_endpoint: '%s'}\n",
+     "telemetry.traces_endpoint"),
     (UPSTREAM + "lineage: {store: null, openlineage: {url: '%s'}}\n", "lineage.openlineage.url"),
     (OPENLINEAGE % "{type: http, url: '%s'}", "lineage.openlineage.transport.url"),
     (OPENLINEAGE % "{type: composite, transports: {marquez: {type: http, url: '%s'}}}",
@@ -57,6 +58,12 @@ IDS = [
     "async_http transport",
     "composite async_http",
     "transform",
+]
+# the telemetry endpoints over gRPC, where a URL's path is refused for its own sake (`_grpc_dropped`): a userinfo is said
+# before it
+GRPC_PLACES = [
+    (UPSTREAM + "telemetry: {exporter: otlp, protocol: grpc, endpoint: '%s'}\n", "telemetry.endpoint"),
+    (UPSTREAM + "telemetry: {exporter: otlp, protocol: grpc, traces_endpoint: '%s'}\n", "telemetry.traces_endpoint"),
 ]
 ENDPOINTS = [
     ("OTEL_EXPORTER_OTLP_ENDPOINT", "telemetry.endpoint"),
@@ -132,7 +139,7 @@ def test_a_password_written_escaped_is_read_with_its_host() -> None:
 )
 def test_a_query_of_pairs_after_a_port_is_refused_and_loads_escaped(url: str) -> None:
     """It cannot be told from `ops:1/2?3=4@h` (a password `4318/v1/traces?user=alice`): the `@` is written %40."""
-    config = UPSTREAM + "telemetry: {exporter: otlp, endpoint: '%s'}\n"
+    config = UPSTREAM + "telemetry: {exporter: otlp, protocol: http/protobuf, endpoint: '%s'}\n"
     problem = _refused(config % url, "telemetry.endpoint", "alice@", [QUERY])
     assert "scheme://host/?a%40b for a query" in problem, problem
     escaped = url.replace("@", "%40")
@@ -217,7 +224,7 @@ def test_an_at_before_a_host_stays_refused(url: str, secret: str) -> None:
         ("http://gw/xyz/s3cret1z@triton: 8001/v1", "xyz/s3cret1z"),
     ],
 )
-@pytest.mark.parametrize(("config", "path"), PLACES, ids=IDS)
+@pytest.mark.parametrize(("config", "path"), PLACES + GRPC_PLACES, ids=[*IDS, "otlp grpc", "traces grpc"])
 def test_an_at_before_a_host_whose_port_is_mistyped_is_refused(config: str, path: str, url: str, secret: str) -> None:
     """Found reviewing smalls4's change (2026-12-06): a host[:port] after the `@` made the user:password, a typo in
     its port did not, so the URL loaded, every reader connecting to the host written first (`ops`, port 12; `gw`)

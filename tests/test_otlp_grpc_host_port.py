@@ -5,6 +5,11 @@ with it, once `telemetry.traces_endpoint` was checked as an http(s) URL; one who
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from proxy.config import parse
@@ -43,6 +48,10 @@ def test_a_grpc_traces_endpoint_whose_port_is_none_is_a_problem(endpoint: str) -
 
 
 NO_HOST = "a host holds no '/', '?', '#' or white space, got "
+DROPPED = (
+    "an OTLP/gRPC endpoint is host:port or scheme://host:port, with no path, query or fragment (its exporter connects "
+    "to the host and port alone, the rest dropped), got "
+)
 
 
 @pytest.mark.parametrize(
@@ -51,8 +60,10 @@ NO_HOST = "a host holds no '/', '?', '#' or white space, got "
         ("gw/xyz/s3cret:4317", NO_HOST + "'***:4317'"),
         ("gw/xyz/s3cret", NO_HOST + "'***'"),
         ("gate way:4317", NO_HOST + "'gate way:4317'"),
-        ("collector:4317/v1/s3cret", "expected host:port, got 'collector:4317/***'"),
-        ("collector:4317?key=s3cret", "expected host:port, got 'collector:4317?***'"),
+        # (until the reread of 2026-12-06 `expected host:port, got 'collector:4317/***'`, saying neither why nor what)
+        ("collector:4317/v1/s3cret", DROPPED + "'collector:4317/***' (write 'collector:4317')"),
+        ("collector:4317?key=s3cret", DROPPED + "'collector:4317?***' (write 'collector:4317')"),
+        ("collector:4317/", DROPPED + "'collector:4317/' (write 'collector:4317')"),
     ],
 )
 @pytest.mark.parametrize("key", ["endpoint", "traces_endpoint", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"])
@@ -80,3 +91,68 @@ def test_a_grpc_endpoint_as_host_port_is_taken_as_the_traces_endpoint_is() -> No
         parse(base + "telemetry: {exporter: otlp, protocol: grpc, endpoint: collector:99999}\n", env={})
     assert any(problem.startswith(("telemetry.endpoint: expected", "telemetry.endpoint: the port must be 1-65535"))
                for problem in caught.value.problems)  # fmt: skip
+
+
+OVER_HTTP = "; or protocol: http/protobuf, whose endpoint is a URL, its path and query sent)"
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "said"),
+    [
+        (
+            "http://collector:4317/v1/traces",
+            DROPPED + "'http://collector:4317/***' (write 'http://collector:4317'" + OVER_HTTP,
+        ),
+        (
+            "http://collector:4317?x=s3cret",
+            DROPPED + "'http://collector:4317?***' (write 'http://collector:4317'" + OVER_HTTP,
+        ),
+        (
+            "https://collector/aB3/x+Yz/s3cret",
+            DROPPED + "'https://collector/***' (write 'https://collector'" + OVER_HTTP,
+        ),
+        ("https://collector:4317#s3cret", DROPPED + "'https://collector:4317#***' (write 'https://collector:4317')"),
+        # (a port after what may be a token: the first piece, `gw`, is what the exporter would resolve)
+        ("http://gw/xyz/s3cret:4317", DROPPED + "'http://***' (write 'http://host:port'" + OVER_HTTP),
+    ],
+)
+@pytest.mark.parametrize("key", ["endpoint", "traces_endpoint", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"])
+def test_a_grpc_endpoint_with_a_scheme_holds_no_path_query_or_fragment(key: str, endpoint: str, said: str) -> None:
+    """Found by the reread of 2026-12-06: the gRPC exporter connects to a URL's host and port alone (as
+    opentelemetry-exporter-otlp-proto-grpc does, keeping its `netloc`), so a path, query or fragment loaded and was
+    dropped unsaid, a collector's key in a query never sent, `http://collector:4318/v1/traces` (an OTLP/HTTP endpoint
+    under the default protocol) spoken gRPC to, and the first piece of `http://gw/xyz/...:4317` resolved."""
+    env = {**GRPC, key: endpoint} if key.startswith("OTEL_") else {}
+    text = "" if env else f'telemetry: {{exporter: otlp, protocol: grpc, {key}: "{endpoint}"}}\n'
+    with pytest.raises(ConfigError) as caught:
+        parse(BASE + text, env=env)
+    path = "telemetry.traces_endpoint" if env else f"telemetry.{key}"
+    assert caught.value.problems == [f"{path}: {said}"]
+
+
+@pytest.mark.parametrize("endpoint", ["http://collector:4317/", "https://api.honeycomb.io/", "http://[::1]:4317"])
+def test_a_grpc_endpoint_ending_in_a_slash_alone_loads(endpoint: str) -> None:
+    """A `/` alone ends a URL's authority (`OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4317/`): no path."""
+    text = f'telemetry: {{exporter: otlp, protocol: grpc, traces_endpoint: "{endpoint}"}}\n'
+    assert parse(BASE + text, env={}).telemetry.traces_endpoint == endpoint
+
+
+def test_a_path_is_an_otlp_http_endpoints() -> None:
+    """The same URL over OTLP/HTTP, whose exporter sends its path and query, loads as before."""
+    text = 'telemetry: {exporter: otlp, protocol: http/protobuf, endpoint: "http://collector:4318/v1/traces?x=1"}\n'
+    assert parse(BASE + text, env={}).telemetry.endpoint == "http://collector:4318/v1/traces?x=1"
+
+
+def test_check_says_a_grpc_endpoints_path_is_dropped(tmp_path: Path) -> None:
+    """`lineage-proxy check` says it so, through the CLI, and the mistyped port after a path's `@` too."""
+    config = tmp_path / "proxy.yaml"
+    config.write_text(BASE + 'telemetry: {exporter: otlp, endpoint: "http://collector:4317/v1/s3cret"}\n'
+                      "lineage: {store: null, openlineage: {url: 'http://ops:12/s3cret@marquez:http'}}\n")  # fmt: skip
+    root = str(Path(__file__).parent.parent)  # this tree's proxy, not the one installed
+    done = subprocess.run([sys.executable, "-m", "proxy", "check", "--config", str(config)], capture_output=True,
+                          text=True, timeout=60, cwd=root, env={**os.environ, "PYTHONPATH": root})  # fmt: skip
+    said = done.stdout + done.stderr
+    assert done.returncode == 1 and "Traceback" not in said, said
+    assert f"telemetry.endpoint: {DROPPED}'http://collector:4317/***' (write 'http://collector:4317'" in said, said
+    assert "lineage.openlineage.url: a password holding '/' must be percent-encoded as %2F" in said, said
+    assert "'http://ops:***@marquez:http'" in said and "s3cret" not in said, said

@@ -779,6 +779,28 @@ def parse_address(text: str, zero_ok: bool = True) -> Address:
     return Address(host, int(port))
 
 
+def _grpc_dropped(endpoint: str, parts: SplitResult) -> str | None:
+    """What an OTLP/gRPC endpoint holds past its host and port, which its exporter drops (`OtlpGrpcSink` connects to
+    the host and port alone, as opentelemetry-exporter-otlp-proto-grpc, which keeps a URL's `netloc`): a path, query
+    or fragment, said with what to write (`http://collector:4317/v1/traces`, `http://collector:4317?key=...`: until the
+    reread of 2026-12-06 they loaded, the rest dropped unsaid; `collector:4317/v1`, without a scheme, was `expected
+    host:port`). A URL's `/` alone is no path (`http://collector:4317/`); without a scheme the endpoint is a gRPC
+    target, which holds none (`collector:4317/`: grpc's resolver reads `4317/` as its port). None when there is no
+    such rest, or no port before it without a scheme (`gw/xyz/q9s3cr:4317`: said as an address, `parse_address`)."""
+    url = "://" in endpoint
+    if parts.path in (("", "/") if url else ("",)) and "?" not in endpoint and "#" not in endpoint:
+        return None
+    if not url and parts.port is None:
+        return None
+    write, shown = f"{parts.scheme}://{parts.netloc}" if url else parts.netloc, _address_shown(endpoint)
+    if parts.port is None and ":" in parts.path:  # (`http://gw/xyz/q9s3cr:4317`: a port after what may be a token)
+        write, shown = f"{parts.scheme}://host:port", f"{parts.scheme}://***"
+    sent = url and (parts.path not in ("", "/") or "?" in endpoint)  # (what OTLP/HTTP would send)
+    other = "; or protocol: http/protobuf, whose endpoint is a URL, its path and query sent" if sent else ""
+    return (f"an OTLP/gRPC endpoint is host:port or scheme://host:port, with no path, query or fragment (its exporter "
+            f"connects to the host and port alone, the rest dropped), got {shown!r} (write {write!r}{other})")  # fmt: skip
+
+
 def _address_shown(text: str, userinfo: tuple[int, int] | None = None) -> str:
     """An address, or a URL where one goes, as a problem quotes it: its password, query and fragment hidden
     (`shown_url`, `userinfo` its), and what follows the `/` after its host (`triton:8001/***`, `http://triton:8001/***`:
@@ -1496,6 +1518,8 @@ class _Reader:
             ):  # neither sink sends a userinfo (each connects to the host alone): said, not dropped
                 self.problem(path, f"a user or password in {shown_url(endpoint)!r} is not sent to the collector: give "
                              "its credentials as telemetry.headers (authorization: Basic ...)")  # fmt: skip
+            elif protocol == "grpc" and (dropped := _grpc_dropped(endpoint, parts)) is not None:
+                self.problem(path, dropped)
             elif grpc_target and _NO_HOSTS.search(endpoint):  # a host[:port], as a gRPC upstream's (`parse_address`)
                 # (`gw/xyz/q9s3cr:4317`, `collector:4317/v1`, `gate way:4317`: until the review of 2026-12-06 it
                 # loaded, the exporter connecting to `gw` and dropping the rest, a path, a query)
