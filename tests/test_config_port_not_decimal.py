@@ -53,3 +53,48 @@ def test_a_postgresql_store_port_of_digits_no_int_reads_is_a_problem() -> None:
     with pytest.raises(ConfigError) as caught:
         parse(text + 'lineage:\n  store: "postgresql://u@h:\u00b2/db"\n')
     assert caught.value.problems == ["lineage.store: the PostgreSQL URL's port '\u00b2' is not a port (1-65535)"]
+
+
+FULLWIDTH = (
+    "\uff18\uff10\uff10\uff11"  # `８００１`: decimal digits `int` reads as 8001, no URL reader, grpc nor libpq does
+)
+
+
+def test_a_port_of_digits_not_asciis_is_a_problem() -> None:
+    """Found by the reread of 2026-12-06: `int` reads `８００１` as 8001, so an address and a store's URL took it (a
+    listener listened on 8001, a gRPC upstream and a store never connected: grpc's resolver and libpq refuse it),
+    and a URL was refused as no http:// URL, which sends a user looking at the scheme."""
+    written = {"url": f"http://model:{FULLWIDTH}/v1", "otlp": f"collector:{FULLWIDTH}",
+               "marquez": f"http://marquez:{FULLWIDTH}", "http": f"0.0.0.0:{FULLWIDTH}", "grpc": f"triton:{FULLWIDTH}"}  # fmt: skip
+    said = f"the port must be written in ASCII digits (0-9), got {FULLWIDTH} in "
+    assert problems(**written) == [
+        f"listen.http: {said}'0.0.0.0:{FULLWIDTH}'",
+        f"upstreams[0].grpc: {said}'triton:{FULLWIDTH}'",
+        f"upstreams[1].url: {said}'http://model:{FULLWIDTH}/v1'",
+        f"telemetry.endpoint: {said}'collector:{FULLWIDTH}'",
+        f"lineage.openlineage.url: {said}'http://marquez:{FULLWIDTH}'",
+    ]
+
+
+def test_a_postgresql_store_port_of_digits_not_asciis_is_a_problem() -> None:
+    from proxy.config import parse
+    from proxy.errors import ConfigError
+
+    text = 'listen: {http: "127.0.0.1:0"}\nupstreams:\n  - {name: web, url: "http://m:8000"}\nroutes:\n  - {model: "*", upstream: web}\n'
+    with pytest.raises(ConfigError) as caught:
+        parse(text + f'lineage:\n  store: "postgresql://u:s3cret@h:{FULLWIDTH}/db"\n')
+    assert caught.value.problems == [
+        f"lineage.store: the port must be written in ASCII digits (0-9), got {FULLWIDTH} in the PostgreSQL URL"
+    ]
+
+
+@pytest.mark.parametrize("url", ["http://model :8000/v1", "http:// model:8000", "http://model: 8000"])
+def test_a_urls_host_holding_white_space_is_a_problem(url: str) -> None:
+    """Found by the reread of 2026-12-06: `http://model :8000` loaded at every URL key, host `model ` to urllib and
+    yarl, which no resolver finds: each call failed at connect, after `check` said ok."""
+    written = {"url": url, "marquez": url.replace("model", "marquez"), "otlp": url.replace("model", "collector")}
+    assert problems(**written) == [
+        f"upstreams[1].url: a host:port holds no white space in {url!r}",
+        f"telemetry.endpoint: a host:port holds no white space in {written['otlp']!r}",
+        f"lineage.openlineage.url: a host:port holds no white space in {written['marquez']!r}",
+    ]

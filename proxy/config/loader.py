@@ -148,6 +148,8 @@ _MISTYPED_PORT = re.compile(
 # what no host's name holds, nor an IPv6 address: a listener's or a gRPC upstream's address holding one is a URL's path,
 # query or fragment, or a token (`parse_address`)
 _NO_HOSTS = re.compile(r"[/?#\s]")
+# what no URL's host holds either (`http://triton :8001`: `_split`)
+_SPACED = re.compile(r"\s")
 # what follows a PostgreSQL URL's userinfo: a host[:port], or a list of them libpq tries in turn (`db1:5432,db2`), a
 # host a name, an IPv6 address or a socket's directory (`%2Fvar%2Frun%2Fpostgresql`: until the review of 2026-12-05 no
 # host); and with `_LIBPQ_HOSTS` (`_query_at`) an empty one too, libpq's default (`@/lineage`, `@:5432/`, `db1,,db2`)
@@ -377,7 +379,9 @@ def _query_at(store: str, host: int, query: int, at: int) -> bool:
 def _split(url: str) -> SplitResult | None:
     """`url`'s parts, or None if it is no URL the proxy can connect to: `http://[::1` (an unclosed IPv6 address) or
     a port that is not one (`:99999`, `:abc`), which `urlsplit` or the connection's `.port` raise on, or one whose
-    user or password holds a `/`, `?` or `#` written unescaped (`_slashed_userinfo`: `urlsplit` reads another host)."""
+    user or password holds a `/`, `?` or `#` written unescaped (`_slashed_userinfo`: `urlsplit` reads another host),
+    or whose host holds white space (`http://triton :8001`, host `triton ` to every reader, which no resolver finds:
+    until the reread of 2026-12-06 it loaded)."""
     if _slashed_userinfo(url) is not None:
         return None
     try:
@@ -385,7 +389,7 @@ def _split(url: str) -> SplitResult | None:
         parts.port  # noqa: B018 (read for the ValueError it raises)
     except ValueError:
         return None
-    return parts
+    return None if _SPACED.search(parts.hostname or "") else parts
 
 
 def _http_url(url: str) -> SplitResult | None:
@@ -689,6 +693,17 @@ def _v1_base_warning(path: str, url: str) -> str | None:
     )
 
 
+def _not_ascii(port: str) -> str | None:
+    """What a port of digits `int` reads that are not ASCII's must be (`８００１`, fullwidth): grpc's resolver, libpq and
+    URL readers refuse them, so a gRPC upstream or a store so written never connected (until the reread of 2026-12-06
+    they loaded, and a listener so written listened on 8001). None for any other port."""
+    return (
+        f"the port must be written in ASCII digits (0-9), got {port}"
+        if port.isdecimal() and not port.isascii()
+        else None
+    )
+
+
 def _port_range(port: str, zero_ok: bool) -> str:
     """What a port must be, said when a `host:port` or a URL's port is a number out of range (`:99999`)."""
     return f"the port must be 1-65535{' (or 0: any free port)' if zero_ok else ''}, got {port}"
@@ -726,8 +741,12 @@ def _url_problem(url: str) -> str | None:
         netloc = urlsplit(url).netloc
     except ValueError:
         return None
+    if _SPACED.search(netloc.rpartition("@")[2]):
+        return "a host:port holds no white space"
     after_host = netloc.rpartition("@")[2].rpartition("]")[2]  # `[v6]:port`: what follows the address
     sep, port = after_host.rpartition(":")[1:]
+    if sep and (said := _not_ascii(port)) is not None:
+        return said
     # (`isdecimal`: the digits `int` reads; `isdigit` is true of `²` too, which `int` refuses)
     return _port_range(port, zero_ok=False) if sep and port.isdecimal() and int(port) > 65535 else None
 
@@ -771,6 +790,8 @@ def parse_address(text: str, zero_ok: bool = True) -> Address:
         shown = _address_shown(shown if "/" in name else text)  # (its path, query and fragment hidden too)
         raise ValueError(f"a host holds no '/', '?', '#' or white space, got {shown!r} (write host:port, the server's "
                          "name or address and its port alone: an address holds no path, query or key)")  # fmt: skip
+    if sep and host and (said := _not_ascii(port)) is not None:
+        raise ValueError(f"{said} in {_address_shown(text)!r}")
     if sep and host and port.isdecimal() and not (0 if zero_ok else 1) <= int(port) <= 65535:
         raise ValueError(f"{_port_range(port, zero_ok)} in {shown_url(text)!r}")
     if not sep or not host or not port.isdecimal():  # (the digits `int` reads: not `²`)
@@ -1622,7 +1643,9 @@ class _Reader:
         if not params.get("dbname"):
             self.problem("lineage.store", "the PostgreSQL URL names no database: postgresql://user@host:5432/DB")
         for port in str(params.get("port") or "").split(","):  # one a host (`h1:5432,h2:5433`); none: libpq's 5432
-            if port and not (port.isdecimal() and 0 < int(port) < 65536):  # libpq says so only when it connects
+            if (said := _not_ascii(port)) is not None:
+                self.problem("lineage.store", f"{said} in the PostgreSQL URL")
+            elif port and not (port.isdecimal() and 0 < int(port) < 65536):  # libpq says so only when it connects
                 self.problem("lineage.store", f"the PostgreSQL URL's port {port!r} is not a port (1-65535)")
 
     def openlineage(self, raw: Any) -> OpenLineage | None:
