@@ -95,6 +95,8 @@ def test_a_urls_host_holding_white_space_is_a_problem(url: str) -> None:
     written = {"url": url, "marquez": url.replace("model", "marquez"), "otlp": url.replace("model", "collector")}
     assert problems(**written) == [
         f"upstreams[1].url: a host:port holds no white space in {url!r}",
-        f"telemetry.endpoint: a host:port holds no white space in {written['otlp']!r}",
+        # (over gRPC its path hidden, as an address's: quoted until the review of 2026-12-06)
+        f"telemetry.endpoint: a host:port holds no white space in {written['otlp'].replace('/v1', '/***')!r}",
         f"lineage.openlineage.url: a host:port holds no white space in {written['marquez']!r}",
     ]
+

@@ -47,7 +47,8 @@ def problems(text: str) -> list[str]:
         ),
         (
             UPSTREAM + f"telemetry: {{exporter: otlp, traces_endpoint: 'http://c:99999/v1/traces?key={SECRET}'}}\n",
-            "telemetry.traces_endpoint: the port must be 1-65535, got 99999 in 'http://c:99999/v1/traces?***'",
+            # (over gRPC, the default, its path hidden too, as an address's: quoted until the review of 2026-12-06)
+            "telemetry.traces_endpoint: the port must be 1-65535, got 99999 in 'http://c:99999/***'",
         ),
         (
             UPSTREAM + f"lineage: {{store: null, openlineage: {{url: 'htp://ol:5000/?api_key={SECRET}'}}}}\n",

@@ -157,3 +157,35 @@ def test_check_says_a_grpc_endpoints_path_is_dropped(tmp_path: Path) -> None:
     assert f"telemetry.endpoint: {DROPPED}'http://collector:4317/***' (write 'http://collector:4317'" in said, said
     assert "lineage.openlineage.url: a password holding '/' must be percent-encoded as %2F" in said, said
     assert "'http://ops:***@marquez:http'" in said and "s3cret" not in said, said
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "said"),
+    [
+        # (until urls3's change `'collector :4317/***'`, said as an address; that change quoted the path)
+        ("collector :4317/aB3/x+Yz/s3cret", "a host:port holds no white space in 'collector :4317/***'"),
+        ("http://collector :4317/aB3/x+Yz/s3cret", "a host:port holds no white space in 'http://collector :4317/***'"),
+        (
+            "collector:\uff14\uff13\uff11\uff17/aB3/x+Yz/s3cret",  # (`４３１７`, fullwidth)
+            "the port must be written in ASCII digits (0-9), got \uff14\uff13\uff11\uff17 in "
+            "'collector:\uff14\uff13\uff11\uff17/***'",
+        ),
+        ("collector:99999/aB3/x+Yz/s3cret", "the port must be 1-65535, got 99999 in 'collector:99999/***'"),
+        (
+            "https://collector:99999/aB3/x+Yz/s3cret",
+            "the port must be 1-65535, got 99999 in 'https://collector:99999/***'",
+        ),
+    ],
+)
+@pytest.mark.parametrize("key", ["endpoint", "traces_endpoint", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"])
+def test_a_grpc_endpoint_refused_for_its_host_or_port_hides_its_path(key: str, endpoint: str, said: str) -> None:
+    """Found reviewing urls3's change (2026-12-06): a gRPC endpoint's path is hidden wherever it is refused (an
+    address's, `parse_address`; one with a scheme, `_grpc_dropped`), where a token may sit, but one refused for white
+    space in its host:port, a port not ASCII's or out of range was quoted whole, path and all."""
+    env = {**GRPC, key: endpoint} if key.startswith("OTEL_") else {}
+    text = "" if env else f'telemetry: {{exporter: otlp, protocol: grpc, {key}: "{endpoint}"}}\n'
+    with pytest.raises(ConfigError) as caught:
+        parse(BASE + text, env=env)
+    path = "telemetry.traces_endpoint" if env else f"telemetry.{key}"
+    assert caught.value.problems == [f"{path}: {said}"]
+    assert not any("s3cret" in problem or "x+Yz" in problem for problem in caught.value.problems)

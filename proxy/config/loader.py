@@ -1532,8 +1532,11 @@ class _Reader:
             parts = _http_url(url)
             if parts is None:
                 url_problem = _url_problem(url)
-                self.problem(path, f"{url_problem} in {shown_url(endpoint)!r}" if url_problem else
-                             f"expected an http:// or https:// URL, got {shown_url(endpoint)!r}")  # fmt: skip
+                # over gRPC its path hidden, as wherever else one is refused (`_grpc_dropped`, `parse_address`): until
+                # the review of 2026-12-06 quoted when its host:port was the problem (`collector :4317/aB3/x+Yz/...`)
+                shown = _address_shown(endpoint) if protocol == "grpc" else shown_url(endpoint)
+                self.problem(path, f"{url_problem} in {shown!r}" if url_problem else
+                             f"expected an http:// or https:// URL, got {shown!r}")  # fmt: skip
             elif (
                 "@" in parts.netloc
             ):  # neither sink sends a userinfo (each connects to the host alone): said, not dropped
