@@ -100,3 +100,15 @@ def test_a_urls_host_holding_white_space_is_a_problem(url: str) -> None:
         f"lineage.openlineage.url: a host:port holds no white space in {written['marquez']!r}",
     ]
 
+
+@pytest.mark.parametrize("url", ["http://[::1] :8000/v1", "http://[::1] /v1", "http://[::1]\u00a0:8000"])
+def test_an_ipv6_hosts_url_holding_white_space_after_it_is_a_problem(url: str) -> None:
+    """Found reviewing urls3's change (2026-12-06): white space after an IPv6 address's `]` (`http://[::1] :8000`) was
+    not in what the check read (urllib's `hostname`, `::1`), so it loaded at every URL key, where yarl (aiohttp)
+    raises `Invalid IPv6 URL` and urllib3 (requests: OpenLineage's http transport) `contains invalid character`."""
+    written = {"url": url, "marquez": url, "otlp": url}
+    assert problems(**written) == [
+        f"upstreams[1].url: a host:port holds no white space in {url!r}",
+        f"telemetry.endpoint: a host:port holds no white space in {url.replace('/v1', '/***')!r}",
+        f"lineage.openlineage.url: a host:port holds no white space in {url!r}",
+    ]

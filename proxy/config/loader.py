@@ -380,8 +380,8 @@ def _split(url: str) -> SplitResult | None:
     """`url`'s parts, or None if it is no URL the proxy can connect to: `http://[::1` (an unclosed IPv6 address) or
     a port that is not one (`:99999`, `:abc`), which `urlsplit` or the connection's `.port` raise on, or one whose
     user or password holds a `/`, `?` or `#` written unescaped (`_slashed_userinfo`: `urlsplit` reads another host),
-    or whose host holds white space (`http://triton :8001`, host `triton ` to every reader, which no resolver finds:
-    until the reread of 2026-12-06 it loaded)."""
+    or whose host:port holds white space (`_spaced`: `http://triton :8001`, host `triton ` to every reader, which no
+    resolver finds: until the reread of 2026-12-06 it loaded)."""
     if _slashed_userinfo(url) is not None:
         return None
     try:
@@ -389,7 +389,14 @@ def _split(url: str) -> SplitResult | None:
         parts.port  # noqa: B018 (read for the ValueError it raises)
     except ValueError:
         return None
-    return None if _SPACED.search(parts.hostname or "") else parts
+    return None if _spaced(parts.netloc) else parts
+
+
+def _spaced(netloc: str) -> bool:
+    """Whether a URL's host:port (its authority less any userinfo) holds white space, which no host nor port does:
+    after an IPv6 address's `]` too (`http://[::1] :8000`, where urllib's `hostname` is `::1`, yarl raises and urllib3
+    refuses: until the review of 2026-12-06 it loaded)."""
+    return _SPACED.search(netloc.rpartition("@")[2]) is not None
 
 
 def _http_url(url: str) -> SplitResult | None:
@@ -741,7 +748,7 @@ def _url_problem(url: str) -> str | None:
         netloc = urlsplit(url).netloc
     except ValueError:
         return None
-    if _SPACED.search(netloc.rpartition("@")[2]):
+    if _spaced(netloc):
         return "a host:port holds no white space"
     after_host = netloc.rpartition("@")[2].rpartition("]")[2]  # `[v6]:port`: what follows the address
     sep, port = after_host.rpartition(":")[1:]
