@@ -222,6 +222,10 @@ def test_an_at_before_a_host_stays_refused(url: str, secret: str) -> None:
         ("http://gw/xyz/s3cret1z@triton:\uff18\uff10\uff10\uff11", "xyz/s3cret1z"),  # (`８００１`, fullwidth)
         ("http://ops:12/s3cret1z@triton :8001", "s3cret1z"),
         ("http://gw/xyz/s3cret1z@triton: 8001/v1", "xyz/s3cret1z"),
+        # found reviewing that change: its `:` fullwidth too, as a CJK input method writes it with fullwidth digits
+        # (`triton：８００１`, `triton：8001`): they loaded so, host `ops` or `gw`
+        ("http://ops:12/s3cret1z@triton\uff1a\uff18\uff10\uff10\uff11", "s3cret1z"),
+        ("http://gw/xyz/s3cret1z@triton\uff1a8001/v1", "xyz/s3cret1z"),
     ],
 )
 @pytest.mark.parametrize(("config", "path"), PLACES + GRPC_PLACES, ids=[*IDS, "otlp grpc", "traces grpc"])

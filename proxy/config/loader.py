@@ -140,10 +140,12 @@ _HOST_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|\w(?:[\w.-]*\w)?\.?)(?::[0-9]{0,
 # alone are a port's, of any length or script (`@triton:80800800`, `@triton:８００１`: `int` reads them, no URL reader
 # does), and so is a scheme's name (`@triton:http`, the port's service name to a resolver, where a path's word after a
 # `:` is a method's or a tag's, `:rawPredict`, `:latest`), with white space around the host or its `:` too
-# (`@triton :8001`), which no path holds unescaped: each loaded until the reread of 2026-12-06, host `ops` or `gw`
+# (`@triton :8001`), which no path holds unescaped: each loaded until the reread of 2026-12-06, host `ops` or `gw`; and
+# a fullwidth `：` before such a port, as a CJK input method writes it with its digits (`@triton：８００１`: until the
+# review of 2026-12-06 it loaded so)
 _MISTYPED_PORT = re.compile(
     r"\s*(?:\[[0-9A-Fa-f:.]+\]|\w(?:[\w.-]*\w)?\.?)\s*"
-    r"(?::\s*(?:\d+|(?i:https?))\s*|::?(?=[^/?#@:]*\d)[^/?#@:]{1,7})"
+    r"(?:[:\uff1a]\s*(?:\d+|(?i:https?))\s*|::?(?=[^/?#@:]*\d)[^/?#@:]{1,7})"
 )
 # what no host's name holds, nor an IPv6 address: a listener's or a gRPC upstream's address holding one is a URL's path,
 # query or fragment, or a token (`parse_address`)
@@ -234,7 +236,9 @@ def _slashed_userinfo(url: str) -> tuple[int, int] | None:
             continue
         if not password and url.find(":", slash, at) < 0:  # a user's name or token, without a password
             deep = named and query < 0 and not fragment and url.count("/", slash, at) > 1 and "//" not in url[slash:at]
-            deep = deep and url.find(":", at, stop) < 0
+            # (nor before a host whose port is mistyped: `@triton：8001`, its `:` fullwidth, loaded so until the
+            # review of 2026-12-06)
+            deep = deep and url.find(":", at, stop) < 0 and not _MISTYPED_PORT.fullmatch(url, at + 1, stop)
             # (a one-label name, then a dotted host's after the `@`: a reader takes `aB3/x+Yz/Q9@api.example.com` for
             # a token and its host, where `gw/models/m@default` reads as a path)
             deep = deep and not ("." not in head and _DOTTED_HOST.fullmatch(url, at + 1, stop))
