@@ -847,11 +847,14 @@ class Exchange:
 
     # -- the end
 
-    def finish(self, error: ProxyError | str | None = None, *, along: Durable | None = None) -> None:
+    def finish(
+        self, error: ProxyError | str | None = None, *, along: Durable | None = None, until: Durable | None = None
+    ) -> None:
         """Record the call: once, whatever path it took. `error`: why it failed, if it did. Called again with an error
         while its record waits for the durable write its reply waits for (`recorded`), the call ended so after all: its
         client left, or the drain cut it, and never got the reply (`_unanswered`). `along`: another write its reply
-        waits for (`finish_with`), its record held for it as for its own."""
+        waits for (`finish_with`), its record held for it as for its own. `until`: the answer's send, which the record
+        is held for too (`FanOut.on_end`), and `recorded` does not wait for."""
         if self._replacing is not None:  # (an update's end without a reply: `_replaces`)
             self._replaced()
         if self._finished:
@@ -909,7 +912,7 @@ class Exchange:
             stats.decided(decision.action)
         self._checkpoint_from_response()
         labels = self.edge_labels()
-        self._durable = runtime.sinks.on_end(call, decision, outcome, labels, along)
+        self._durable = runtime.sinks.on_end(call, decision, outcome, labels, along, until)
         if decision.forwards and self._sequences:
             sequences = runtime.sequences
             for sequence in self._sequences:  # its output too, which the model's state may keep
@@ -923,15 +926,16 @@ class Exchange:
             unread = outcome.error_type or not outcome.finish_reasons
             runtime.stored.remember(outcome.response_id, labels | {TRUNCATED} if unread else labels)
 
-    def finish_with(self, other: Exchange, error: ProxyError) -> None:
+    def finish_with(self, other: Exchange, error: ProxyError, until: Durable | None = None) -> None:
         """Record the call and `other`, which its answer answers too (a stream's denied message: the stream's status
         is its refusal's), with `error`: each record held for both their writes (`FanOut._hold`), let go together by
         `other.recorded(self)`. Held for its own alone, one with no write pending went out at once, and a client that
-        left in the other's wait had it recorded as answered, with a status that never went out."""
+        left in the other's wait had it recorded as answered, with a status that never went out. `until`: that status's
+        send, which both records are held for too (`finish`)."""
         gate: Durable = concurrent.futures.Future()  # holds this one's record until `other`'s holds it too
         try:
-            self.finish(error, along=gate)
-            other.finish(error, along=self._durable)  # this one's write, and the gate
+            self.finish(error, along=gate, until=until)
+            other.finish(error, along=self._durable, until=until)  # this one's write, and the gate
         finally:  # this one's now held for its own write only, till `other.recorded(self)` marks it (never for good)
             gate.set_result(None)
 

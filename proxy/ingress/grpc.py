@@ -17,6 +17,7 @@ next passthrough call). Handlers keep what was raised (`failure`), then end the 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextvars
 import functools
 import logging
@@ -51,6 +52,7 @@ from proxy.pipeline import Pipeline, PipelineRef
 from proxy.protocols import GRPC_ADAPTERS, Adapter, Header, Target
 from proxy.protocols.oip import KEY_BIN, binary_text, header_text
 from proxy.protocols.oip_grpc import HEALTH_CHECK, HEALTH_WATCH, PASSTHROUGH
+from proxy.record.sinks import Durable
 from proxy.tls import ListenerFiles, check_pair, identities_from_auth_context, listener_files
 from proxy.transport.grpc_channels import (
     GrpcChannels,
@@ -976,19 +978,22 @@ class GrpcIngress:
         return grpc.StatusCode.CANCELLED.value[0], CLIENT_GONE
 
     @staticmethod
-    async def _abort(context: grpc.aio.ServicerContext[Any, Any], ex: Exchange, error: ProxyError) -> NoReturn:
+    async def _abort(
+        context: grpc.aio.ServicerContext[Any, Any], ex: Exchange, error: ProxyError, sent: Durable
+    ) -> NoReturn:
         """End the call with `error`: recorded first (with the status it is answered with), then the status
-        with the lineage as trailers."""
+        with the lineage as trailers. The record is held until the caller says the status's send is done (`sent`):
+        grpc fails it for a client gone (`_Ends.close`), which the record then says."""
         code = _STATUS.get(error.grpc_code, grpc.StatusCode.UNKNOWN)
         answered = ex.refused or ex  # a stream ended by a denied message: it is that message's answer
         for one in (ex, answered) if answered is not ex else (ex,):
             if one.outcome.status is None:
                 one.outcome.status = code.value[0]
         if answered is ex:
-            ex.finish(error)
+            ex.finish(error, until=sent)
             await ex.recorded()
         else:  # one status answers both: their records go as it does (`finish_with`)
-            ex.finish_with(answered, error)
+            ex.finish_with(answered, error, sent)
             await answered.recorded(ex)
         await context.abort(code, error.message, (*error.trailers, *answered.lineage_headers()))
         raise AssertionError("unreachable: abort raises")
@@ -1866,15 +1871,21 @@ class _Ends:
                 if ex.call is None:  # refused before it was read: its caller, if known
                     context = self._context
                     ex.pipeline.name_refused(error, _read(context).found.get, self._ingress._peer(context))
+                sent: Durable = concurrent.futures.Future()  # the status's send: the record is held until it is done
                 try:
                     # the upstream's initial metadata, before its status (`_upstream_error`) and the record
                     unsent = await self._initial(error.initial) if error.initial else None
                     if unsent is None:
-                        await self._ingress._abort(self._context, ex, error)  # raises: the status goes to the client
+                        await self._ingress._abort(self._context, ex, error, sent)  # raises: the status goes out
                     error = unsent  # the client is gone (recorded so): no status to send it; grpc's error goes on
                 except asyncio.CancelledError:  # while its answer waited for the record's write: it never went out
                     self._gone()
                     raise
+                except grpc.aio.InternalError as failed:  # grpc could not send the status (ExecuteBatchError): the
+                    self._gone()  # client left after the call was refused; its record, held till now, says so
+                    error = failed
+                finally:
+                    sent.set_result(None)
             elif error is not None and (self.unsent or isinstance(error, asyncio.CancelledError)):
                 self._gone()
         finally:

@@ -210,6 +210,8 @@ class FanOut:
         self._held: dict[int, tuple[Call, Decision, Outcome, frozenset[str]]] = {}
         # of those, the ones whose answer a task waits to hand over (`awaited`): let go by it (`let_go`), not by the write
         self._awaited: set[int] = set()
+        # of those, the ones held until their answer is sent too (`on_end`'s `until`: a gRPC status), by the same id
+        self._sending: dict[int, Durable] = {}
         # of the calls queued since the last turn, those `_release` queued: the durable sinks took them before
         self._released = 0
 
@@ -253,11 +255,14 @@ class FanOut:
 
     def on_end(
         self, call: Call, decision: Decision, outcome: Outcome, output_labels: frozenset[str],
-        along: Durable | None = None,
+        along: Durable | None = None, until: Durable | None = None,
     ) -> Durable | None:  # fmt: skip
         """Record one call: the durable sinks now; the others on the loop's next turn, or, while a durable write the
         reply waits for is in flight, once it is done (`_hold`). `along`: another call's write its reply waits for too
-        (a stream's, whose status answers its denied message): the record is held for it as for its own."""
+        (a stream's, whose status answers its denied message): the record is held for it as for its own. `until`: the
+        answer's own send (a gRPC refusal's status, which grpc may fail to send to a client gone: the ingress then says
+        so in the record), which the record is held for too, and which the returned write, the one the reply waits
+        for, does not include."""
         durable: Durable | None = None
         sinks, ends = self._durable, self._durable_ends
         for i in range(len(ends)):
@@ -270,7 +275,12 @@ class FanOut:
                 durable = future if durable is None else _both(durable, future)
         if along is not None and not along.done():
             durable = along if durable is None else _both(durable, along)
-        if durable is not None and not durable.done() and self._hold(durable, call, decision, outcome, output_labels):
+        held = durable
+        if until is not None and not until.done():
+            held = until if durable is None or durable.done() else _both(durable, until)
+        if held is not None and not held.done() and self._hold(held, call, decision, outcome, output_labels):
+            if held is not durable:
+                self._sending[id(outcome)] = held
             return durable
         self._queue(call, decision, outcome, output_labels)
         return durable
@@ -312,7 +322,8 @@ class FanOut:
         yet `written` (cancelled before), the write's done callback lets it go."""
         key = id(outcome)
         self._awaited.discard(key)
-        if not written:
+        sending = self._sending.get(key)
+        if not written or (sending is not None and not sending.done()):  # (then let go by its done callback)
             return
         if later:
             _running_loop().call_soon(self._release, key)
@@ -329,6 +340,7 @@ class FanOut:
         return id(outcome) in self._held
 
     def _release(self, key: int) -> None:
+        self._sending.pop(key, None)
         held = self._held.pop(key, None)
         if held is not None:
             self._released += 1

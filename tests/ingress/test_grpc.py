@@ -208,7 +208,7 @@ class _Ended:
         self.target = types.SimpleNamespace(operation="ModelInfer")
         self.trace = types.SimpleNamespace(trace_id_hex="0af7651916cd43dd8448eb211c80319c")
 
-    def finish(self, error: object = None) -> None:
+    def finish(self, error: object = None, until: object = None) -> None:
         if not self.outcome.ended_ns:
             self.outcome.ended_ns = 2
             self.errors.append(error)

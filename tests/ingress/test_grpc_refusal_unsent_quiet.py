@@ -1,0 +1,134 @@
+"""A refusal's status grpc could not send: the client left (RST_STREAM, or its connection closed) after the call was
+read and refused, before the status went out. grpc's abort then fails its send (ExecuteBatchError). Until 2026-12-06
+that error went on to grpc, which logged it at ERROR with a traceback ("ExecuteBatchError raised in core by servicer
+method") unless it had marked the call closed first (a race of its core), and the call's record, written before the
+status went out, said PERMISSION_DENIED, a status its client never had (a raw HTTP/2 client that sends a denied call's
+message and RST_STREAM in one write: 23 of 40 such records said PERMISSION_DENIED). The record is now held until the
+status's send is done (`_Ends.close`, `FanOut.on_end`'s `until`); one grpc could not send is recorded as a refusal whose
+answer never went out (`_Ends._gone`): its denial kept (decision, rule, reason, its code as error.type: counted once,
+as `Exchange._unanswered` keeps it), its status CANCELLED; grpc is told a cancel, which it logs at DEBUG.
+
+Which of grpc's ways of seeing the client leave a departure meets is a race inside grpc; here the abort's send fails
+as grpc's does when the client is gone (grpc's context wrapped: `interpreted`), after turns of the loop as grpc's
+batch takes (its completion comes from grpc's poller), so a record not held would have gone to the span and access
+line first. The client that stays gets the status, and its record says so."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import pytest
+from grpc._cython import cygrpc
+
+from proxy.ingress.grpc import GrpcIngress
+from tests.configs import ONE_GRPC_UPSTREAM
+from tests.harness import LoopThread, ProxyHandle
+from tests.ingress.grpc_proxied import INFER, proxied, recorded, traced
+from tests.ingress.test_grpc import Holding, _request
+from tests.servers.otlp_receiver import OtlpReceiver
+
+# GrpcIngress's handler replaced by patching: with the modules compiled, grpc would still call the compiled one
+pytestmark = pytest.mark.interpreted
+
+CONFIG = (
+    ONE_GRPC_UPSTREAM
+    + """
+zones:
+  - name: health
+    labels: [health]
+    allow_purposes: [research]
+policy: {anonymous: allow, default_purpose: assistant}
+telemetry: {exporter: otlp, endpoint: "${OTLP}"}
+logging: {access: true}
+lineage: {store: "${STORE}"}
+"""
+)
+DENIED = ("x-data-labels", "health")  # data of the zone `health`, for the default purpose: PERMISSION_DENIED
+TURNS = 3  # turns of the loop the failed send takes (a record handed to the other sinks goes on the next)
+
+
+async def _turns(n: int) -> None:
+    """`n` turns of the event loop: each callback scheduled before them has run."""
+    loop = asyncio.get_running_loop()
+    for _ in range(n):
+        turned = loop.create_future()
+        loop.call_soon(turned.set_result, None)
+        await turned
+
+
+class _Unsent:
+    """grpc's context for a handler, but for its `abort`, whose send fails as grpc's batch does for a client gone (after
+    `TURNS` turns of the loop); `ended` set once grpc.aio is done with the handler (and has logged what it raised)."""
+
+    def __init__(self, context: Any, ended: threading.Event) -> None:
+        self._context = context
+        context.add_done_callback(lambda _: ended.set())
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
+
+    async def abort(self, code: grpc.StatusCode, details: str, trailing_metadata: Any = ()) -> None:
+        await _turns(TURNS)
+        raise cygrpc.ExecuteBatchError(
+            'Failed "execute_batch": (SendInitialMetadataOperation, SendStatusFromServerOperation)'
+        )
+
+
+@pytest.fixture
+def ended(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> threading.Event:
+    """The unary handler given `_Unsent` for its context when the test is parametrized `left`."""
+    done = threading.Event()
+    unary = GrpcIngress.unary
+
+    async def unsent(self: GrpcIngress, adapter: Any, target: Any, method: str, requests: Any, context: Any) -> Any:
+        return await unary(self, adapter, target, method, requests, _Unsent(context, done))
+
+    if request.node.callspec.params["left"]:
+        monkeypatch.setattr(GrpcIngress, "unary", unsent)
+    return done
+
+
+@pytest.fixture
+def proxy(
+    loop_thread: LoopThread, otlp: OtlpReceiver, make_proxy: Any, ended: threading.Event
+) -> Iterator[ProxyHandle]:
+    with proxied(loop_thread, otlp, make_proxy, CONFIG, Holding()) as handle:
+        yield handle
+
+
+@pytest.mark.parametrize("left", [False, True], ids=["stays", "left"])
+def test_a_refusal_grpc_could_not_send_is_recorded_as_its_clients_leaving_not_logged_as_an_error(
+    proxy: ProxyHandle,
+    otlp: OtlpReceiver,
+    ended: threading.Event,
+    caplog: pytest.LogCaptureFixture,
+    left: bool,
+) -> None:
+    """Refused PERMISSION_DENIED: the client that stays has that status, and its record says so; for the one that left
+    (the abort's send failed) grpc logs nothing at ERROR or above (before: "ExecuteBatchError raised in core by servicer
+    method", with grpc's traceback), and its record says CANCELLED, the denial kept (before: PERMISSION_DENIED)."""
+    caplog.set_level(logging.DEBUG, logger="grpc._cython.cygrpc")
+    caplog.set_level(logging.INFO, logger="lineage_proxy.access")
+    trace_id, parent = traced(int(left), 0x5E7D0000)
+    with grpc.insecure_channel(proxy.grpc) as channel:
+        call = channel.unary_unary(INFER).future(_request(), metadata=[DENIED, ("traceparent", parent)], timeout=20)
+        if left:
+            assert ended.wait(20)  # grpc.aio is done with the handler, what it raised logged
+            call.cancel()  # (no status came: grpc sends none for a handler that raised so)
+        else:
+            with pytest.raises(grpc.RpcError) as refused:
+                call.result()
+            assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        span, line = recorded(otlp, caplog, trace_id)
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == []
+    status = grpc.StatusCode.CANCELLED if left else grpc.StatusCode.PERMISSION_DENIED
+    assert span.attributes["lineage.decision"] == "deny"
+    assert "purpose" in span.status_message and span.attributes["lineage.rule"] == "zone:health"
+    assert span.attributes["error.type"] == line.code == "purpose_denied"  # the denial's code, counted once
+    assert span.attributes["rpc.grpc.status_code"] == line.status == status.value[0]
