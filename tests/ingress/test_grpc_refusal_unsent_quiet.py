@@ -24,12 +24,13 @@ from typing import Any
 import grpc
 import pytest
 from grpc._cython import cygrpc
+from tritonclient.grpc import service_pb2
 
 from proxy.ingress.grpc import GrpcIngress
 from tests.configs import ONE_GRPC_UPSTREAM
 from tests.harness import LoopThread, ProxyHandle
 from tests.ingress.grpc_proxied import INFER, proxied, recorded, traced
-from tests.ingress.test_grpc import Holding, _request
+from tests.ingress.test_grpc import SERVICE, Holding, _request
 from tests.servers.otlp_receiver import OtlpReceiver
 
 # GrpcIngress's handler replaced by patching: with the modules compiled, grpc would still call the compiled one
@@ -81,15 +82,24 @@ class _Unsent:
 
 @pytest.fixture
 def ended(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> threading.Event:
-    """The unary handler given `_Unsent` for its context when the test is parametrized `left`."""
+    """The handlers given `_Unsent` for their context when the test is parametrized `left`."""
     done = threading.Event()
-    unary = GrpcIngress.unary
+    for name in ("unary", "stream"):
+        handler = getattr(GrpcIngress, name)
 
-    async def unsent(self: GrpcIngress, adapter: Any, target: Any, method: str, requests: Any, context: Any) -> Any:
-        return await unary(self, adapter, target, method, requests, _Unsent(context, done))
+        async def unsent(
+            self: GrpcIngress,
+            adapter: Any,
+            target: Any,
+            method: str,
+            requests: Any,
+            context: Any,
+            handler: Any = handler,
+        ) -> Any:
+            return await handler(self, adapter, target, method, requests, _Unsent(context, done))
 
-    if request.node.callspec.params["left"]:
-        monkeypatch.setattr(GrpcIngress, "unary", unsent)
+        if request.node.callspec.params["left"]:
+            monkeypatch.setattr(GrpcIngress, name, unsent)
     return done
 
 
@@ -132,3 +142,53 @@ def test_a_refusal_grpc_could_not_send_is_recorded_as_its_clients_leaving_not_lo
     assert "purpose" in span.status_message and span.attributes["lineage.rule"] == "zone:health"
     assert span.attributes["error.type"] == line.code == "purpose_denied"  # the denial's code, counted once
     assert span.attributes["rpc.grpc.status_code"] == line.status == status.value[0]
+
+
+def _labelled(labels: str) -> bytes:
+    """`_request()` carrying `labels` (its `data_labels` parameter)."""
+    message = service_pb2.ModelInferRequest.FromString(_request())
+    message.parameters["data_labels"].string_param = labels
+    data: bytes = message.SerializeToString()
+    return data
+
+
+@pytest.mark.parametrize("left", [False, True], ids=["stays", "left"])
+def test_a_streams_denied_message_whose_status_grpc_could_not_send_is_recorded_so_with_the_stream(
+    proxy: ProxyHandle,
+    otlp: OtlpReceiver,
+    ended: threading.Event,
+    caplog: pytest.LogCaptureFixture,
+    left: bool,
+) -> None:
+    """A ModelStreamInfer's later message adds `health` and is refused: one status answers the stream and that message,
+    two records held for it (`Exchange.finish_with`). Its client gone as it goes out, both say CANCELLED, nothing at
+    ERROR; its client there, both say PERMISSION_DENIED, as it got."""
+    caplog.set_level(logging.DEBUG, logger="grpc._cython.cygrpc")
+    trace_id, parent = traced(2 + int(left), 0x5E7D0000)
+    later = threading.Event()
+
+    def messages() -> Iterator[bytes]:
+        yield _request()
+        later.wait(20)
+        yield _labelled("health")
+
+    with grpc.insecure_channel(proxy.grpc) as channel:
+        call = channel.stream_stream(SERVICE + "ModelStreamInfer")(
+            messages(), metadata=[("traceparent", parent)], timeout=20
+        )
+        next(call)  # the first message's reply: the stream was allowed
+        later.set()
+        if left:
+            assert ended.wait(20)
+            call.cancel()
+        else:
+            with pytest.raises(grpc.RpcError) as refused:
+                next(call)
+            assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        spans = otlp.wait_for(lambda got: len([s for s in got if s.trace_id == trace_id]) == 2)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    status = (grpc.StatusCode.CANCELLED if left else grpc.StatusCode.PERMISSION_DENIED).value[0]
+    got = sorted((s.attributes["lineage.decision"], s.attributes.get("error.type", ""), s.attributes["rpc.grpc.status_code"])
+                 for s in spans if s.trace_id == trace_id)  # fmt: skip
+    # the stream (what was forwarded) ended by its message's refusal, and that message, denied: the refusal's type kept
+    assert got == [("allow", "purpose_denied", status), ("deny", "purpose_denied", status)], got
