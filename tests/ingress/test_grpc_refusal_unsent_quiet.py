@@ -31,10 +31,12 @@ from tests.configs import ONE_GRPC_UPSTREAM
 from tests.harness import LoopThread, ProxyHandle
 from tests.ingress.grpc_proxied import INFER, proxied, recorded, traced
 from tests.ingress.test_grpc import SERVICE, Holding, _request
+from tests.servers.h2_hostile import RST_STREAM, HostileClient
+from tests.servers.h2_wire import DATA, frame
 from tests.servers.otlp_receiver import OtlpReceiver
 
-# GrpcIngress's handler replaced by patching: with the modules compiled, grpc would still call the compiled one
-pytestmark = pytest.mark.interpreted
+# GrpcIngress's handler replaced by patching (but in the last test): compiled, grpc would still call the compiled one
+interpreted = pytest.mark.interpreted
 
 CONFIG = (
     ONE_GRPC_UPSTREAM
@@ -50,6 +52,8 @@ lineage: {store: "${STORE}"}
 """
 )
 DENIED = ("x-data-labels", "health")  # data of the zone `health`, for the default purpose: PERMISSION_DENIED
+END_STREAM = 0x1
+CANCEL = (8).to_bytes(4, "big")  # RST_STREAM's error code, as a gRPC client's cancel sends it
 TURNS = 3  # turns of the loop the failed send takes (a record handed to the other sinks goes on the next)
 
 
@@ -111,6 +115,7 @@ def proxy(
         yield handle
 
 
+@interpreted
 @pytest.mark.parametrize("left", [False, True], ids=["stays", "left"])
 def test_a_refusal_grpc_could_not_send_is_recorded_as_its_clients_leaving_not_logged_as_an_error(
     proxy: ProxyHandle,
@@ -152,6 +157,7 @@ def _labelled(labels: str) -> bytes:
     return data
 
 
+@interpreted
 @pytest.mark.parametrize("left", [False, True], ids=["stays", "left"])
 def test_a_streams_denied_message_whose_status_grpc_could_not_send_is_recorded_so_with_the_stream(
     proxy: ProxyHandle,
@@ -192,3 +198,37 @@ def test_a_streams_denied_message_whose_status_grpc_could_not_send_is_recorded_s
                  for s in spans if s.trace_id == trace_id)  # fmt: skip
     # the stream (what was forwarded) ended by its message's refusal, and that message, denied: the refusal's type kept
     assert got == [("allow", "purpose_denied", status), ("deny", "purpose_denied", status)], got
+
+
+def test_a_refusal_whose_client_reset_the_stream_with_its_message_is_never_recorded_as_answered(
+    loop_thread: LoopThread, otlp: OtlpReceiver, make_proxy: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The race unwrapped, as a raw HTTP/2 client makes it (compiled too): a denied ModelInfer's message and RST_STREAM
+    in one write, so grpc has the reset before the handler answers. Each call is recorded as its client's leaving:
+    `client_disconnected` when grpc cancelled the handler first, else the denial with CANCELLED (before 2026-12-06, 23
+    of 40 such calls were recorded PERMISSION_DENIED, a status that never went out)."""
+    caplog.set_level(logging.DEBUG, logger="grpc._cython.cygrpc")
+    message = _request()
+    body = b"\x00" + len(message).to_bytes(4, "big") + message
+    ids = []
+    with proxied(loop_thread, otlp, make_proxy, CONFIG, Holding()) as proxy:
+        port = int(proxy.grpc.rsplit(":", 1)[1])
+        for n in range(10):
+            trace_id, parent = traced(n, 0x5E7E0000)
+            ids.append(trace_id)
+            client = HostileClient(port)
+            try:
+                stream = client.open(SERVICE + "ModelInfer", ("traceparent", parent.encode()), (DENIED[0], b"health"))
+                with client._send:
+                    client.sock.sendall(frame(DATA, END_STREAM, stream, body) + frame(RST_STREAM, 0, stream, CANCEL))
+                client.ping()  # the listener has read both
+            finally:
+                client.close()
+        spans = [otlp.by_trace(trace_id) for trace_id in ids]
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    cancelled = grpc.StatusCode.CANCELLED.value[0]
+    got = {
+        (s.attributes["lineage.decision"], s.attributes["error.type"], s.attributes["rpc.grpc.status_code"])
+        for s in spans
+    }
+    assert got <= {("deny", "client_disconnected", cancelled), ("deny", "purpose_denied", cancelled)}, got
