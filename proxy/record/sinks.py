@@ -279,8 +279,8 @@ class FanOut:
         if until is not None and not until.done():
             held = until if durable is None or durable.done() else _both(durable, until)
         if held is not None and not held.done() and self._hold(held, call, decision, outcome, output_labels):
-            if held is not durable:
-                self._sending[id(outcome)] = held
+            if held is not durable and until is not None:
+                self._sending[id(outcome)] = until
             return durable
         self._queue(call, decision, outcome, output_labels)
         return durable
@@ -336,8 +336,15 @@ class FanOut:
         return len(self._calls) + len(self._held)
 
     def holds(self, outcome: Outcome) -> bool:
-        """Whether the call's record waits for its durable write (`_hold`): its outcome may still change."""
-        return id(outcome) in self._held
+        """Whether the call's record waits for its durable write (`_hold`): its outcome may still change. Not once the
+        send of the answer it is held for is done (`on_end`'s `until`; the record goes on the loop's next turn): what
+        its client got is said by then, and a later end (a stream's, whose denied message that status answered) said
+        its client never got it."""
+        key = id(outcome)
+        if key not in self._held:
+            return False
+        sending = self._sending.get(key)
+        return sending is None or not sending.done()
 
     def _release(self, key: int) -> None:
         self._sending.pop(key, None)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -198,6 +199,71 @@ def test_a_streams_denied_message_whose_status_grpc_could_not_send_is_recorded_s
                  for s in spans if s.trace_id == trace_id)  # fmt: skip
     # the stream (what was forwarded) ended by its message's refusal, and that message, denied: the refusal's type kept
     assert got == [("allow", "purpose_denied", status), ("deny", "purpose_denied", status)], got
+
+
+class _Slow:
+    """grpc's context for a handler, but for its `abort`, whose send takes `SLOW_S` (a client slow to take it): the wall
+    time it is called at noted (`called_ns`), then grpc's own abort."""
+
+    SLOW_S = 0.2
+    called_ns: list[int] = []
+
+    def __init__(self, context: Any) -> None:
+        self._context = context
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
+
+    async def abort(self, code: grpc.StatusCode, details: str, trailing_metadata: Any = ()) -> None:
+        _Slow.called_ns.append(time.time_ns())
+        await asyncio.sleep(self.SLOW_S)
+        await self._context.abort(code, details, trailing_metadata)
+
+
+@interpreted
+def test_a_streams_denied_message_answered_is_not_recorded_as_unanswered_once_its_status_is_sent(
+    loop_thread: LoopThread,
+    otlp: OtlpReceiver,
+    make_proxy: Any,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A ModelStreamInfer's later message refused, its client there: the status answers both, and the message's record,
+    held until it is sent, ends when it was refused, with the stream's. Before (review revgrpc3), the handler's end,
+    between the status's send and the record's release on the loop's next turn, took it for a client that left before
+    its stream's denial was answered (`Exchange._unanswered`): the record ended after the status went out (a status
+    slow to send: 0.2 s later than it was refused)."""
+    stream = GrpcIngress.stream
+
+    async def slow(self: GrpcIngress, adapter: Any, target: Any, method: str, requests: Any, context: Any) -> Any:
+        return await stream(self, adapter, target, method, requests, _Slow(context))
+
+    monkeypatch.setattr(GrpcIngress, "stream", slow)
+    _Slow.called_ns.clear()
+    trace_id, parent = traced(4, 0x5E7D0000)
+    later = threading.Event()
+
+    def messages() -> Iterator[bytes]:
+        yield _request()
+        later.wait(20)
+        yield _labelled("health")
+
+    with proxied(loop_thread, otlp, make_proxy, CONFIG, Holding()) as proxy:
+        with grpc.insecure_channel(proxy.grpc) as channel:
+            call = channel.stream_stream(SERVICE + "ModelStreamInfer")(
+                messages(), metadata=[("traceparent", parent)], timeout=20
+            )
+            next(call)
+            later.set()
+            with pytest.raises(grpc.RpcError) as refused:
+                next(call)
+            assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        spans = otlp.wait_for(lambda got: len([s for s in got if s.trace_id == trace_id]) == 2)
+    denied = next(s for s in spans if s.trace_id == trace_id and s.attributes["lineage.decision"] == "deny")
+    assert (denied.attributes["error.type"], denied.attributes["rpc.grpc.status_code"]) == ("purpose_denied", 7)
+    [called_ns] = _Slow.called_ns
+    # ended before its status's send began (a margin of a quarter of that send for the clocks: wall, monotonic)
+    assert denied.end_ns < called_ns + _Slow.SLOW_S * 1e9 / 4, (denied.end_ns - called_ns) / 1e9
 
 
 def test_a_refusal_whose_client_reset_the_stream_with_its_message_is_never_recorded_as_answered(
