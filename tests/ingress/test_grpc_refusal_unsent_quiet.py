@@ -35,6 +35,7 @@ from tests.ingress.test_grpc import SERVICE, Holding, _request
 from tests.servers.h2_hostile import RST_STREAM, HostileClient
 from tests.servers.h2_wire import DATA, frame
 from tests.servers.otlp_receiver import OtlpReceiver
+from tests.test_metrics import samples
 
 # GrpcIngress's handler replaced by patching (but in the last test): compiled, grpc would still call the compiled one
 interpreted = pytest.mark.interpreted
@@ -148,6 +149,54 @@ def test_a_refusal_grpc_could_not_send_is_recorded_as_its_clients_leaving_not_lo
     assert "purpose" in span.status_message and span.attributes["lineage.rule"] == "zone:health"
     assert span.attributes["error.type"] == line.code == "purpose_denied"  # the denial's code, counted once
     assert span.attributes["rpc.grpc.status_code"] == line.status == status.value[0]
+
+
+class Refusing(grpc.GenericRpcHandler):  # type: ignore[misc]
+    """An OIP upstream that answers each ModelInfer with the status `code`."""
+
+    def __init__(self, code: grpc.StatusCode) -> None:
+        self.code = code
+
+    def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        return grpc.unary_unary_rpc_method_handler(self._infer) if details.method == INFER else None
+
+    async def _infer(self, request: bytes, context: Any) -> bytes:
+        await context.abort(self.code, "the upstream's own")
+        raise AssertionError("unreachable: abort raises")
+
+
+@interpreted
+@pytest.mark.parametrize("left", [True], ids=["left"])
+@pytest.mark.parametrize(("code", "kind"), [("INTERNAL", "INTERNAL"), ("NOT_FOUND", "client_disconnected")])
+def test_an_upstreams_status_grpc_could_not_send_is_recorded_as_its_clients_leaving(
+    loop_thread: LoopThread,
+    otlp: OtlpReceiver,
+    make_proxy: Any,
+    ended: threading.Event,
+    caplog: pytest.LogCaptureFixture,
+    left: bool,
+    code: str,
+    kind: str,
+) -> None:
+    """An upstream's error status, passed on as a refusal's is (`_abort`), whose send fails for a client gone: nothing
+    at ERROR, its record CANCELLED, and its type the upstream's error where it has one (counted then, once), else its
+    client's leaving, as `Exchange._unanswered` says it; counted once either way."""
+    caplog.set_level(logging.DEBUG, logger="grpc._cython.cygrpc")
+    caplog.set_level(logging.INFO, logger="lineage_proxy.access")
+    trace_id, parent = traced(6 + int(code == "NOT_FOUND"), 0x5E7D0000)
+    with proxied(loop_thread, otlp, make_proxy, CONFIG, Refusing(getattr(grpc.StatusCode, code))) as proxy:
+        with grpc.insecure_channel(proxy.grpc) as channel:
+            call = channel.unary_unary(INFER).future(_request(), metadata=[("traceparent", parent)], timeout=20)
+            assert ended.wait(20)
+            call.cancel()
+            span, line = recorded(otlp, caplog, trace_id)
+        errors = {labels: n for (name, labels), n in samples(proxy.process.metrics_text()).items()
+                  if name == "lineage_proxy_errors_total" and n}  # fmt: skip
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert span.attributes["lineage.decision"] == "allow"
+    assert span.attributes["error.type"] == line.code == kind
+    assert span.attributes["rpc.grpc.status_code"] == line.status == grpc.StatusCode.CANCELLED.value[0]
+    assert errors == {(("type", kind),): 1}
 
 
 def _labelled(labels: str) -> bytes:
