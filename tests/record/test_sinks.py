@@ -86,6 +86,52 @@ def test_durable_sinks_run_at_once_and_the_others_on_the_next_turn() -> None:
     asyncio.run(scenario())
 
 
+def test_a_record_held_for_its_answers_send_goes_once_it_is_done_and_is_said_as_it_ended_from_then() -> None:
+    """`on_end`'s `until` (a gRPC status's send): the record is held for it as for its durable write, which alone the
+    reply waits for (the write returned), and is let go by its end, not by the task that waited for the write
+    (`let_go`). From the moment the send is done, what the client got is said: the record no longer `holds` (before,
+    review revgrpc3: held till the loop's next turn, a stream's end took its denied message, answered, for one whose
+    client left)."""
+    edges, spans = Sink("edges", durable=True), Sink("spans", durable=False)
+    sinks = FanOut([edges, spans])
+    trace = TraceContext(trace_id=1, span_id=2)
+
+    def end(model: str, until: Durable) -> tuple[Outcome, Durable | None]:
+        outcome = Outcome(started_ns=1)
+        call = Call("oip", "infer", model, trace)
+        return outcome, sinks.on_end(call, Decision(ALLOW, None), outcome, frozenset(), None, until)
+
+    async def turns() -> None:
+        for _ in range(3):
+            await asyncio.sleep(0)
+
+    async def scenario() -> None:
+        edges.future = None  # a flow seen before: no write to wait for
+        sent: Durable = concurrent.futures.Future()
+        outcome, durable = end("a", sent)
+        assert durable is None  # the send is not the reply's to wait for
+        await turns()
+        assert spans.seen == [] and sinks.holds(outcome)
+        sent.set_result(None)
+        assert not sinks.holds(outcome)  # sent: said as it ended, though let go on the next turn
+        await turns()
+        assert spans.seen == ["a"] and sinks.pending() == 0
+        edges.future = concurrent.futures.Future()  # a new flow: its write in flight
+        sent = concurrent.futures.Future()
+        outcome, durable = end("b", sent)
+        assert durable is edges.future
+        sinks.awaited(outcome)
+        durable.set_result(None)
+        sinks.let_go(outcome, True)  # the write done, the reply handed over: the send is still in flight
+        await turns()
+        assert spans.seen == ["a"] and sinks.holds(outcome)
+        sent.set_result(None)
+        await turns()
+        assert spans.seen == ["a", "b"] and sinks.pending() == 0
+
+    asyncio.run(scenario())
+
+
 def test_without_an_event_loop_every_sink_runs_at_once() -> None:
     spans = Sink("spans", durable=False)
     _end(FanOut([spans]), "a")
