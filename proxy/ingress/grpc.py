@@ -108,6 +108,11 @@ log = logging.getLogger("lineage_proxy.grpc")
 _SERVER: contextvars.ContextVar[int] = contextvars.ContextVar("lineage_proxy_grpc_server", default=0)
 
 Metadata = Sequence[tuple[str, str | bytes]]
+# The caller's metadata as grpc.aio handed it to `GrpcIngress.service` (`HandlerCallDetails.invocation_metadata`), set
+# there in the call's own task, where its handler runs next (`_received`): grpc.aio builds it for that look-up, and
+# `context.invocation_metadata()` builds it again (a namedtuple a key, in Python): ~14,500 instructions of a small
+# ModelInfer's, before its request went upstream (callgrind; until 2026-12-06 it was built twice a call)
+_ARRIVED: contextvars.ContextVar[Metadata | None] = contextvars.ContextVar("lineage_proxy_grpc_metadata", default=None)
 # a health watch's request, at most (a HealthCheckRequest names a service): a watch holds it for as long as it lasts (grpc
 # keeps it in its call), counted in limits.bodies_max_bytes; unbounded, watches held that budget for good (`watch`)
 WATCH_REQUEST_BYTES: Final = 4096
@@ -269,7 +274,11 @@ def _spaced_tracestate(pairs: list[tuple[str, str | bytes]]) -> list[tuple[str, 
 
 
 def _received(context: grpc.aio.ServicerContext[Any, Any]) -> Metadata:
-    """The caller's metadata, read once a call: grpc builds it anew (a namedtuple a key, in Python) each time."""
+    """The caller's metadata, read once a call: as `service` was given it (`_ARRIVED`), else from `context`, which
+    builds it anew (a namedtuple a key, in Python) each time."""
+    arrived = _ARRIVED.get()
+    if arrived is not None:
+        return arrived
     return context.invocation_metadata() or ()
 
 
@@ -773,10 +782,11 @@ class GrpcIngress:
         # watch WATCH_RESERVE of them (`_RESERVES`)
         if self.calls >= self._max_calls and self.calls >= self._max_calls + _RESERVES.get(method, 0):
             return self._busy_handler
-        task = asyncio.current_task()
+        task = asyncio.current_task(self._loop)  # (the loop given: no getpid() system call, `_loop`)
         if task is not None:
             self.calls += 1
             task.add_done_callback(self._ended)
+            _ARRIVED.set(details.invocation_metadata)  # (this task's context only: its handler's, `_received`)
         handler = self._handlers.get(method)
         if handler is not None:
             return handler
@@ -961,7 +971,7 @@ class GrpcIngress:
         spent = self._spent
         spent.append(left)
         if len(spent) == 1:  # the first since the last turn: the list is emptied on the next
-            asyncio.get_running_loop().call_soon(spent.clear)
+            (self._loop or asyncio.get_running_loop()).call_soon(spent.clear)
 
     def _ends(self, ex: Exchange, context: grpc.aio.ServicerContext[Any, Any]) -> _Ends:
         """How every call ends (`_Ends.close`)."""
@@ -1004,7 +1014,7 @@ class GrpcIngress:
         message was over grpc's receive limit), or, if it was not whole within limits.grpc_request_timeout_s of the
         call's start (`_sweep`), the seconds of them it waited for room. What a call costs: a dict entry while it
         arrives, and its room."""
-        task = asyncio.current_task()
+        task = asyncio.current_task(self._loop)
         if task is None:  # (grpc.aio runs every handler in a task of its own)
             return await context.read()
         arriving = self._arriving
@@ -1138,7 +1148,9 @@ class GrpcIngress:
                 except Exception:
                     unsent = True
                     raise
-            await ex.end()
+            ex.finish()
+            if ex.recording:  # a new flow's first edge is durable before the client has the reply
+                await ex.recorded()  # (a coroutine only then: not for a flow seen before, most calls)
         except (Exception, asyncio.CancelledError) as exc:
             failure = exc
         self.held -= held
