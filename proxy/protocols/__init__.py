@@ -1607,6 +1607,8 @@ class OutputText:
     _later_cut: bool = False
     # whether an output's element was read in other charsets beside it (`aside_readings`)
     _other_readings: bool = False
+    # a whole reply's JSON `reply_json` told cut before its end (`refused_json`): `ends_early` of it is not parsed again
+    cut_json: bytes | None = None
 
     def __init__(self, outcome: Outcome, detectors: Detectors, capture: bool, digests: bool = True) -> None:
         """`digests` False: the output's digest is the observer's own (of the reply's tensors, not its text)."""
@@ -1965,18 +1967,24 @@ def reply_json(data: bytes, text: OutputText, whole: bool = False) -> Any:
     `charset` its type names (`_in_charset`)."""
     try:
         value = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return refused_json(data, text, whole)
+    except orjson.JSONDecodeError as error:
+        return refused_json(data, text, error, whole)
     text.source = data
     if text.charset is not None and whole:  # (one check of a reply that names none)
         return _in_charset(data, text, value)
     return value
 
 
-def refused_json(data: bytes, text: OutputText, whole: bool = False) -> Any:
-    """`reply_json` of `data` orjson has refused: read as its client reads it (`_client_json`), not parsed by orjson
-    again."""
+def refused_json(data: bytes, text: OutputText, error: orjson.JSONDecodeError, whole: bool = False) -> Any:
+    """`reply_json` of `data` orjson has refused (`error`): read as its client reads it (`_client_json`), not parsed by
+    orjson again; `NOT_JSON` unread where it is JSON to that client up to its end, where it is cut (`_cut_at_end`),
+    which that client's parse fails at too: 16 MiB of vectors so cut, kept as they passed, held the loop 0.5-2 s in
+    Python's `json` until 2026-12-06."""
     text.source = None  # (read by Python's `json`: its integers have their digits)
+    if not (whole and text.charset is not None) and _cut_at_end(data, error):
+        if whole:
+            text.cut_json = data
+        return NOT_JSON  # (in a charset it names, a reading in it may be other JSON: `_in_charset`)
     value = _client_json(data, text, whole)
     return _in_charset(data, text, value) if text.charset is not None and whole else value
 
@@ -2062,14 +2070,17 @@ def _exact_value(source: bytes | None, value: Any) -> tuple[Any] | None:
         elif type(item) is list and type(exact) is list and len(item) == len(exact):
             stack.extend(zip(reversed(item), reversed(exact)))  # noqa: B905 (the lengths are equal)
     return None
-    return None
 
 
-def ends_early(data: bytes) -> bool:
+def ends_early(data: bytes, told: OutputText | None = None) -> bool:
     """Whether `data`, which no reader read as JSON (`reply_json`), is a JSON text cut before its end: what a reply
     framed by its connection's close holds when the close came before the rest. Only on that failure path: a whole
     reply is parsed once. JSON in UTF-16 or UTF-32 (`_wide_json_text`) is read as its client reads it, to its last
-    whole character (before 2026-12-05 as UTF-8: it broke off at its first byte, and a cut one was never said to be)."""
+    whole character (before 2026-12-05 as UTF-8: it broke off at its first byte, and a cut one was never said to be).
+    `told`: the reply's text, where `reply_json` told it so (`OutputText.cut_json`): not parsed again (16 MiB of vectors
+    0.07-0.2 s)."""
+    if told is not None and told.cut_json is data:
+        return True
     if data.startswith(b"\xef\xbb\xbf"):  # a byte order mark, which a client's decode drops
         data = data[3:]
     else:
@@ -2084,7 +2095,7 @@ def ends_early(data: bytes) -> bool:
                     head = decoder.decode(data[: unit * _JSON_HEAD]).encode("utf-8", "surrogatepass")
                 except UnicodeDecodeError:  # (no text in it: no JSON cut)
                     return False
-                if len(head) >= _JSON_HEAD and _fails_early(head, "utf-8", True):
+                if len(head) >= _JSON_HEAD and _fails_early(head, "utf-8", False):
                     return False
             try:
                 text = data[: len(data) - len(data) % unit].decode(encoding, "surrogatepass")
@@ -2093,19 +2104,77 @@ def ends_early(data: bytes) -> bool:
             if text and 0xD800 <= ord(text[-1]) <= 0xDBFF:  # (a pair's first half, its second cut off)
                 text = text[:-1]
             data = text.encode("utf-8", "surrogatepass")
-    if len(data) > _JSON_HEAD and _fails_early(data, "utf-8", True):
-        return False  # (no JSON from its first bytes on: not decoded whole, 0.3 s for 15 MB of binary after `{`)
+    if len(data) > _JSON_HEAD and _fails_early(data, "utf-8", False):
+        # (no JSON from its first bytes on: not decoded whole, 0.3 s for 15 MB of binary after `{`; as its client's
+        # `json` reads them, which reads `NaN`: until 2026-12-06 as orjson, which refuses it, so one there was never cut)
+        return False
     # (read as its client's `json.loads` has it, bytes that are not UTF-8 each U+FFFD: orjson says where such bytes are,
     # a cut within a character's bytes too, at 0; and where it ends, in characters: before 2026-12-05 compared with its
     # length in bytes, a reply holding text past ASCII before its cut was never said to be; helper revsse)
     text = data.decode("utf-8", "replace")
+    error = _orjson_error(text)
+    if error is not None and text.startswith(_NON_FINITE_FIRST, error.pos):
+        # (`NaN`, `Infinity`, which its client's `json` reads and orjson refuses: read on past them, `_finite_copy`;
+        # before 2026-12-06 a reply holding one was never said cut short)
+        text = _finite_copy(text)
+        error = _orjson_error(text)
+    if error is None:
+        return False
+    # orjson: "unexpected end of data"; white space alone began no JSON text: the client's `json.loads` raises at it
+    # as at an empty body (until 2026-12-05 an OIP reply of `\n` was recorded cut; helper sse2)
+    end = len(text.rstrip(" \t\r\n"))
+    return bool(end and error.pos >= end)
+
+
+def _orjson_error(text: str) -> orjson.JSONDecodeError | None:
+    """Where orjson refuses `text` (its error), None where it reads it."""
     try:
         orjson.loads(text)
-    except orjson.JSONDecodeError as exc:
-        # orjson: "unexpected end of data"; white space alone began no JSON text: the client's `json.loads` raises at it
-        # as at an empty body (until 2026-12-05 an OIP reply of `\n` was recorded cut; helper sse2)
-        end = len(text.rstrip(" \t\r\n"))
-        return bool(end and exc.pos >= end)
+    except orjson.JSONDecodeError as error:
+        return error
+    return None
+
+
+_END_OF_DATA: Final = "unexpected end of data"  # orjson's error at a JSON text cut before its end
+# `NaN`, `Infinity` and `-Infinity`, which Python's `json` reads as numbers (a client's `json.loads`) and orjson refuses,
+# each with a finite number of its length orjson reads where it stands (`_finite_copy`): only where the character
+# before it could not run on into that number (`1NaN`, `1e-Infinity` are no JSON to `json` either)
+_NON_FINITE: Final = (
+    (re.compile(r"-Infinity(?<![-+.0-9eE]-Infinity)"), "-0       "),
+    (re.compile(r"Infinity(?<![-+.0-9eE]Infinity)"), "0       "),
+    (re.compile(r"NaN(?<![-+.0-9eE]NaN)"), "0  "),
+)
+# one of them cut by the text's end (its last 9 characters searched): read as a number's sign, which orjson reads to
+# the end as the rest of a number (`[1, Na` is JSON cut as `[1, -` is; `{"a":1,Na` no JSON, as `{"a":1,-`)
+_NON_FINITE_CUT: Final = re.compile(r"(?<![-+.0-9eE])(?:-?I(?:n(?:f(?:i(?:n(?:i(?:t)?)?)?)?)?)?|Na?)\Z")
+_NON_FINITE_FIRST: Final = ("N", "I")  # where orjson refuses one of them
+_REFUSED_NON_FINITE: Final = ("unexpected character", "no digit after sign")  # what it says there
+
+
+def _finite_copy(text: str) -> str:
+    """`text` with each `NaN`, `Infinity` and `-Infinity` (and one its end cuts) as a finite number orjson reads: a text
+    orjson reads as far as a client's `json` reads it, to tell where that is (`ends_early`). Those in strings are
+    changed too, into other characters of a string: the same length, so orjson's positions are the text's."""
+    for pattern, finite in _NON_FINITE:
+        text = pattern.sub(finite, text)
+    cut = _NON_FINITE_CUT.search(text, max(len(text) - 9, 0))
+    return text if cut is None else text[: cut.start()] + "-"
+
+
+def _cut_at_end(data: bytes, error: orjson.JSONDecodeError) -> bool:
+    """Whether `data`, which orjson refused (`error`), is JSON to its client's `json` up to its end, where it is cut:
+    orjson's error is at its end, or, where it refused a `NaN` or `Infinity`, in a copy with those finite
+    (`_finite_copy`), asked only where its last byte but white space is not a bracket or brace, as a whole reply's is:
+    such a one is read as its client reads it (`_client_json`), which tells, orjson not handed it twice. (JSON in
+    UTF-16 or UTF-32, or after a byte order mark, orjson refuses at a zero byte, a byte that is no UTF-8 or the mark:
+    never at an end.)"""
+    if error.msg == _END_OF_DATA:
+        return True
+    if error.msg.startswith(_REFUSED_NON_FINITE) and not data.rstrip(b" \t\r\n").endswith((b"}", b"]")):
+        text = data.decode("utf-8", "replace")
+        if text.startswith(_NON_FINITE_FIRST, error.pos):
+            refused = _orjson_error(_finite_copy(text))
+            return refused is not None and refused.msg == _END_OF_DATA
     return False
 
 

@@ -393,7 +393,7 @@ class ReplyObserver(RestReplyObserver):
             read = data
             reply = reply_json(data, self._text, True)
         if reply is NOT_JSON or (type(reply) is not dict and type(reply) is not list):
-            self._unread(data, reply is NOT_JSON and ends_early(data))
+            self._unread(data, reply is NOT_JSON and ends_early(data, self._text))
             return
         if _structured(reply):  # KServe's reply to a structured CloudEvent: the model's reply is its `data`
             self._text.aside_strings("cloudevent", {name: item for name, item in reply.items() if name != "data"})

@@ -1075,12 +1075,12 @@ def whole_json(head: bytes, cut: int, text: OutputText) -> Any:
     such parse, 30-220 ms of CPU of 14 MiB interpreted, where orjson refuses 14 MiB in 70 ms."""
     try:
         value = orjson.loads(head)
-    except orjson.JSONDecodeError:
+    except orjson.JSONDecodeError as error:
         if _list_end(head, cut) == NO_JSON:
             return None
         # (read as a client's `json` reads it, not refused by orjson again: until the reread of 2026-12-06 passed to
         # `reply_json`, which parsed it a second time, up to 70 ms of 14 MiB)
-        return refused_json(head, text, True)
+        return refused_json(head, text, error, True)
     text.source = head  # (as `reply_json` keeps it)
     return value
 
@@ -1329,7 +1329,7 @@ class RestReplyObserver(Observer):
             read = head
         reply = reply_json(read, self._text, True)
         if not isinstance(reply, dict):
-            self._unread(data, reply is NOT_JSON and ends_early(head))
+            self._unread(data, reply is NOT_JSON and ends_early(head, self._text))
             return
         if read is not head:  # (whether the rest ends as JSON: asked only of a reply framed by its close, `cut_short`)
             self._cut_head, self._cut_at = head, cut

@@ -1957,7 +1957,7 @@ class SseObserver(Observer):
                 if not self._read_whole(data):
                     if self.outcome.error_type:
                         self._text.unread()  # cut short (`Exchange.finish` says why): what passed was not read
-                    elif not self._told_no_json and ends_early(data):
+                    elif not self._told_no_json and ends_early(data, self._text):
                         # its JSON broke off: not read, and said to be (`cut_short`)
                         self._ended_early = True
                         self._text.unread()

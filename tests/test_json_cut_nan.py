@@ -1,0 +1,210 @@
+"""A reply framed by its connection's close whose JSON holds `NaN` or an infinity (tritonclient's, numpy's missing
+values: Python's `json`, which its clients read it with, takes them) and that closed before its JSON's end was not said
+cut short: `ends_early` asked orjson, which refuses at the `NaN`, before the cut at the end. An OIP REST, KServe V1 or
+embeddings reply so cut was recorded as one that ended well (no `error.type`, only `scan:truncated`). It is now read on
+past them as its client's `json` reads them, and said cut exactly where that `json` fails at its end (helper
+bigreply5)."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from proxy.detectors import TRUNCATED
+from proxy.flow import Outcome
+from proxy.protocols import MAX_STRINGS, ends_early, kserve, oip
+from proxy.protocols import openai as openai_protocol
+from tests.protocols.test_oip_grpc import EMAIL
+from tests.test_reply_many_values_unparsed import _read_as
+from tests.test_stream_close_delimited_cut import span_of
+from tests.test_unsized_replies_output import OUT, Reply, Setup, setup_for  # noqa: F401
+
+STATUS_ERROR = 2
+MISSING = [math.nan, math.inf, -math.inf, 0.5]  # as `json.dumps` writes them: NaN, Infinity, -Infinity
+INFER = {"model_name": "iris", "model_version": "1", "id": "r-1", "outputs": [
+    {"name": "P", "datatype": "FP32", "shape": [4], "data": MISSING},
+    {"name": "TEXT", "datatype": "BYTES", "shape": [1], "data": [f"write to {OUT}"]}]}  # fmt: skip
+PREDICT = {"predictions": [MISSING, [f"write to {OUT}"]]}
+EMBEDDINGS = {"object": "list", "data": [{"object": "embedding", "index": 0, "embedding": MISSING}], "model": "m",
+              "usage": {"prompt_tokens": 1, "total_tokens": 1}}  # fmt: skip
+CALLS = {  # API -> (path, request body, reply)
+    "oip": ("/v2/models/iris/infer", {"inputs": [{"name": "X", "datatype": "BYTES", "shape": [1], "data": ["hi"]}]},
+            INFER),
+    "kserve": ("/v1/models/iris:predict", {"instances": [["hi"]]}, PREDICT),
+    "embeddings": ("/v1/embeddings", {"model": "m", "input": "hello"}, EMBEDDINGS),
+}  # fmt: skip
+
+
+def _call(setup: Setup, api: str, reply: Reply) -> tuple[httpx.Response, bytes]:
+    path, request, _ = CALLS[api]
+    setup.upstream.reply = reply
+    with httpx.stream("POST", f"{setup.proxy.url}{path}", json=request, timeout=30) as response:
+        body = b"".join(response.iter_raw())
+    return response, body
+
+
+@pytest.mark.parametrize("api", list(CALLS))
+def test_a_close_delimited_reply_holding_nan_closed_before_its_end_is_recorded_cut(setup_for: Any, api: str) -> None:  # noqa: F811
+    setup = setup_for()
+    body = json.dumps(CALLS[api][2]).encode()
+    sent = body[: len(body) - 4]  # (past its NaN and infinities: they are its first values)
+    assert sent.index(b"NaN") < sent.index(b"-Infinity") < len(sent) - 20
+    response, got = _call(setup, api, Reply([sent[:40], sent[40:]], framing="close"))
+    assert response.status_code == 200 and got == sent  # what came, and a clean end, as direct
+    span = span_of(setup, response.headers["x-trace-id"])
+    assert span.attributes.get("error.type") == "upstream_reset"
+    assert span.status_code == STATUS_ERROR
+    assert TRUNCATED in span.attributes["lineage.output.labels"]
+
+
+@pytest.mark.parametrize("api", list(CALLS))
+def test_a_whole_close_delimited_reply_holding_nan_is_not_and_is_read(setup_for: Any, api: str) -> None:  # noqa: F811
+    setup = setup_for()
+    body = json.dumps(CALLS[api][2]).encode() + b"\n"
+    response, got = _call(setup, api, Reply([body[:40], body[40:]], framing="close"))
+    assert response.status_code == 200 and got == body
+    assert json.loads(got) == json.loads(body)  # (its client's `json` reads it)
+    span = span_of(setup, response.headers["x-trace-id"])
+    assert span.attributes.get("error.type") is None
+    assert TRUNCATED not in span.attributes["lineage.output.labels"]
+
+
+def _observer(api: str) -> Any:
+    outcome = Outcome(started_ns=1)
+    if api == "oip":
+        return oip.RestReplyObserver(outcome, EMAIL, False, None)
+    if api == "kserve":
+        return kserve.ReplyObserver(outcome, EMAIL, False)
+    return openai_protocol.ReplyObserver(outcome, EMAIL, False, True)
+
+
+def _large(api: str, count: int) -> bytes:
+    """A reply of `count` values after those holding NaN and the infinities, as `json.dumps` writes it."""
+    path, request, reply = CALLS[api]
+    values = [0.25] * count
+    if api == "oip":
+        reply = {**reply, "outputs": [*reply["outputs"], {"name": "Q", "datatype": "FP32", "shape": [count],
+                                                          "data": values}]}  # fmt: skip
+    elif api == "kserve":
+        reply = {"predictions": [*reply["predictions"], *[[value] for value in values]]}
+    else:
+        vectors = [{"object": "embedding", "index": 1, "embedding": [value]} for value in values]
+        reply = {**reply, "data": [*reply["data"], *vectors]}
+    return json.dumps(reply).encode()
+
+
+@pytest.mark.parametrize("api", list(CALLS))
+@pytest.mark.parametrize("count", [20_000, MAX_STRINGS + 10], ids=["past-64KiB", "many-values"])
+def test_a_large_kept_reply_holding_nan_in_its_first_bytes_is_said_cut_where_it_is(api: str, count: int) -> None:
+    """Past 64 KiB its first bytes were asked first whether they are JSON (`_fails_early`), as orjson reads them: a NaN
+    there told no JSON, so never cut short. They are asked as its client's `json` reads them."""
+    body = _large(api, count)
+    assert body.index(b"NaN") < 1000 and len(body) > 100_000
+    whole, whole_cut = _read_as(_observer(api), body, "kept")
+    assert whole_cut is False and whole.output_detected == (set() if api == "embeddings" else {"pii:email"})
+    outcome, cut = _read_as(_observer(api), body[: len(body) * 2 // 3], "kept")
+    assert cut is True and TRUNCATED in outcome.output_detected
+
+
+@pytest.fixture
+def handed(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """The texts handed to orjson and to Python's `json` (which builds as it reads: 12 MiB of tiny values 1.3-2 s to
+    fail), by parser and size, refused or read. Both are looked up at each call by compiled modules too: counted
+    compiled as interpreted (as `test_reply_many_values_unparsed.built`)."""
+    texts: list[tuple[str, int]] = []
+    orjson_loads, json_loads = orjson.loads, json.loads
+
+    def counted_orjson(data: Any) -> Any:
+        texts.append(("orjson", len(data)))
+        return orjson_loads(data)
+
+    def counted_json(text: str, **kw: Any) -> Any:
+        texts.append(("json", len(text)))
+        return json_loads(text, **kw)
+
+    monkeypatch.setattr(orjson, "loads", counted_orjson)
+    monkeypatch.setattr(json, "loads", counted_json)
+    return texts
+
+
+@pytest.mark.parametrize("missing", [False, True], ids=["finite", "nan"])
+def test_a_kept_embeddings_reply_of_many_vectors_cut_short_is_not_handed_to_pythons_json(
+    handed: list[tuple[str, int]], missing: bool
+) -> None:
+    """16 MiB of vectors kept as they passed, cut short, were parsed by Python's `json` (`_client_json`) to be told no
+    JSON, 0.5-2 s in one loop turn, where orjson's refusal at its end already said so, then by orjson again to be told
+    cut (`ends_early`). Now handed to orjson once; one holding `NaN`, which orjson refuses, twice (the second time its
+    copy with those finite: `_finite_copy`), where it does not end in a bracket or brace, as a whole reply does; to
+    Python's `json`, not at all."""
+    body = _large("embeddings", MAX_STRINGS + 10)
+    if not missing:
+        body = body.replace(b"NaN", b"0.0").replace(b"Infinity", b"1.0")  # (-1.0 for -Infinity)
+    cut = body[: len(body) * 2 // 3]
+    assert cut[-1:] not in b"]}"  # (one that ends so may be whole: `_cut_at_end` leaves it to `_client_json`)
+    handed.clear()
+    outcome, said_cut = _read_as(_observer("embeddings"), cut, "kept")
+    assert said_cut is True and TRUNCATED in outcome.output_detected
+    assert [text for text in handed if text[1] > len(cut) // 10] == [("orjson", len(cut))] * (1 + missing), handed
+
+
+# cut JSON texts a client's `json` reads up to their end (each with an end it reads whole), and texts it fails in
+# before their end, written with `NaN` and the infinities where orjson's copy must not read on (`_NON_FINITE`)
+_CUT = {
+    b"[1, NaN, 2": b"]", b"[1, Na": b"N]", b"[N": b"aN]", b"[NaN, Infinity, -Infinity, 3": b"]", b'{"a": -Inf': b"inity}",
+    b"[Infinit": b"y]", b"[-": b"1]", b'["NaN", "1NaN", "e-Infinity", 1': b"]", b'{"NaN": NaN, "c"': b": 1}",
+    b"[null, NaN": b"]", b"Na": b"N", b"-Inf": b"inity", b'{"a": [NaN, 1], "b": "x': b'"}', b"[[NaN, 1]": b"]",
+}  # fmt: skip
+_NOT_CUT = [b'{"a":1,Na', b"[1NaN, 2", b"[1.NaN", b"[-NaN, 2", b"[1e-Infinity, 2", b"[--Infinity, 2", b"[NaNx, 1",
+            b"[1 Na", b"[0.5eNaN"]  # fmt: skip
+_WHOLE = [b"[NaN]", b"NaN", b"-Infinity", b'{"a": [Infinity]}']
+
+
+@pytest.mark.parametrize(("text", "end"), list(_CUT.items()))
+def test_json_holding_nan_cut_before_its_end_is_said_cut(text: bytes, end: bytes) -> None:
+    json.loads(text + end)  # (JSON to a client's `json` once whole)
+    with pytest.raises(ValueError):
+        json.loads(text)
+    assert ends_early(text)
+    # past the first 64 KiB, a NaN in them (asked of them first: `_fails_early`)
+    assert ends_early(b"[NaN, " + b" " * (70 << 10) + text)
+
+
+@pytest.mark.parametrize("text", _NOT_CUT)
+def test_json_a_client_fails_in_before_its_end_is_not_said_cut(text: bytes) -> None:
+    for end in {*_CUT.values(), b"", b"]", b"}", b"]}"}:  # (no end makes it JSON)
+        with pytest.raises(ValueError):
+            json.loads(text + end)
+    assert not ends_early(text)
+    assert not ends_early(b"[NaN, " + b" " * (70 << 10) + text)
+
+
+@pytest.mark.parametrize("text", _WHOLE)
+def test_whole_json_holding_nan_is_not_said_cut(text: bytes) -> None:
+    json.loads(text)
+    assert not ends_early(text) and not ends_early(text + b" " * (70 << 10))
+    assert not ends_early(b"  ") and not ends_early(b"")
+
+
+_FLOATS = st.floats(allow_nan=True, allow_infinity=True)
+_STRINGS = st.sampled_from(["NaN", "1NaN", "-Infinity", "e-Infinity", "Inf", "x"])
+_VALUES = st.recursive(
+    _FLOATS | _STRINGS | st.integers() | st.none() | st.booleans(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_STRINGS, inner, max_size=3),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_VALUES, max_size=4) | st.dictionaries(_STRINGS, _VALUES, max_size=3), st.integers(0, 2))
+def test_every_cut_of_json_holding_nan_and_infinities_is_said_cut(value: Any, indent: int) -> None:
+    text = json.dumps(value, indent=indent or None).encode()
+    assert not ends_early(text)  # (whole)
+    for end in range(1, len(text)):
+        assert ends_early(text[:end]), text[:end]
