@@ -113,6 +113,25 @@ def test_a_large_kept_reply_holding_nan_in_its_first_bytes_is_said_cut_where_it_
     assert cut is True and TRUNCATED in outcome.output_detected
 
 
+@pytest.mark.parametrize("api", list(CALLS))
+def test_a_kept_reply_holding_a_lone_surrogate_escape_cut_short_is_said_cut(api: str) -> None:
+    """A lone surrogate escape (`\\ud800`), which its client's `json` reads and orjson refuses as it refuses `NaN`, is
+    read on past in the same copy (review revbigreply5: before, such a reply cut short was never said cut)."""
+    body = _large(api, 20_000).replace(b"NaN", b"0.0").replace(b"Infinity", b"1.0")
+    body = body.replace(b'"model_name": "iris"', b'"model_name": "iris\\ud800"').replace(
+        b'"object": "list"', b'"object": "list\\udc00"'
+    )
+    body = body.replace(b'"predictions": [', b'"predictions": ["\\ud800", ')
+    assert b"\\ud800" in body or b"\\udc00" in body
+    json.loads(body)
+    with pytest.raises(orjson.JSONDecodeError, match="surrogate"):
+        orjson.loads(body)
+    whole, whole_cut = _read_as(_observer(api), body, "kept")
+    assert whole_cut is False
+    outcome, cut = _read_as(_observer(api), body[: len(body) * 2 // 3], "kept")
+    assert cut is True and TRUNCATED in outcome.output_detected
+
+
 @pytest.fixture
 def handed(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
     """The texts handed to orjson and to Python's `json` (which builds as it reads: 12 MiB of tiny values 1.3-2 s to
@@ -160,10 +179,17 @@ _CUT = {
     b"[1, NaN, 2": b"]", b"[1, Na": b"N]", b"[N": b"aN]", b"[NaN, Infinity, -Infinity, 3": b"]", b'{"a": -Inf': b"inity}",
     b"[Infinit": b"y]", b"[-": b"1]", b'["NaN", "1NaN", "e-Infinity", 1': b"]", b'{"NaN": NaN, "c"': b": 1}",
     b"[null, NaN": b"]", b"Na": b"N", b"-Inf": b"inity", b'{"a": [NaN, 1], "b": "x': b'"}', b"[[NaN, 1]": b"]",
+    # lone surrogate escapes, which its client's `json` reads and orjson refuses (`no low surrogate in string`), and
+    # one cut within the escape after a high one (orjson: `invalid escape`), a pair and an escaped backslash beside them
+    b'["\\ud800", 1': b"]", b'["\\udc00x", "\\ud83d\\ude00", "\\\\ud800", 2': b"]", b'["\\ud800\\u00': b'41"]',
+    b'{"\\uDBFF": NaN, "b"': b": 1}", b'["\\ud800\\u0041", "\\ud8': b'00"]',
 }  # fmt: skip
 _NOT_CUT = [b'{"a":1,Na', b"[1NaN, 2", b"[1.NaN", b"[-NaN, 2", b"[1e-Infinity, 2", b"[--Infinity, 2", b"[NaNx, 1",
-            b"[1 Na", b"[0.5eNaN"]  # fmt: skip
-_WHOLE = [b"[NaN]", b"NaN", b"-Infinity", b'{"a": [Infinity]}']
+            b"[1 Na", b"[0.5eNaN", b'["\\ud800\\u00zz', b'["\\ud800\\x',
+            # a control character in a string (a line's end), where white space may end a text cut short: orjson's
+            # error is at it, its client's `json`'s too
+            b'["a\n', b'["\\ud800\r', b'[NaN, "a\n\n']  # fmt: skip
+_WHOLE = [b"[NaN]", b"NaN", b"-Infinity", b'{"a": [Infinity]}', b'["\\ud800"]', b'"\\udc00\\ud800"']
 
 
 @pytest.mark.parametrize(("text", "end"), list(_CUT.items()))
@@ -193,7 +219,7 @@ def test_whole_json_holding_nan_is_not_said_cut(text: bytes) -> None:
 
 
 _FLOATS = st.floats(allow_nan=True, allow_infinity=True)
-_STRINGS = st.sampled_from(["NaN", "1NaN", "-Infinity", "e-Infinity", "Inf", "x"])
+_STRINGS = st.sampled_from(["NaN", "1NaN", "-Infinity", "e-Infinity", "Inf", "x", "\ud800", "\udc00\ud800", "\\ud800"])
 _VALUES = st.recursive(
     _FLOATS | _STRINGS | st.integers() | st.none() | st.booleans(),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_STRINGS, inner, max_size=3),

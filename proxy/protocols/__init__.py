@@ -2112,18 +2112,14 @@ def ends_early(data: bytes, told: OutputText | None = None) -> bool:
     # a cut within a character's bytes too, at 0; and where it ends, in characters: before 2026-12-05 compared with its
     # length in bytes, a reply holding text past ASCII before its cut was never said to be; helper revsse)
     text = data.decode("utf-8", "replace")
-    error = _orjson_error(text)
-    if error is not None and text.startswith(_NON_FINITE_FIRST, error.pos):
-        # (`NaN`, `Infinity`, which its client's `json` reads and orjson refuses: read on past them, `_finite_copy`;
-        # before 2026-12-06 a reply holding one was never said cut short)
-        text = _finite_copy(text)
-        error = _orjson_error(text)
-    if error is None:
-        return False
-    # orjson: "unexpected end of data"; white space alone began no JSON text: the client's `json.loads` raises at it
-    # as at an empty body (until 2026-12-05 an OIP reply of `\n` was recorded cut; helper sse2)
-    end = len(text.rstrip(" \t\r\n"))
-    return bool(end and error.pos >= end)
+    # (`NaN`, `Infinity`, a lone surrogate escape, which its client's `json` reads and orjson refuses: read on past
+    # them, `_read_on`; before 2026-12-06 a reply holding one was never said cut short)
+    error = _read_on(text, _orjson_error(text))
+    # (orjson's "unexpected end of data", not its error's place: white space alone began no JSON text, "input data is
+    # empty", as the client's `json.loads` raises at an empty body, until 2026-12-05 an OIP reply of `\n` recorded cut,
+    # helper sse2; a line's end in a string is a control character there, where both fail, until the review of
+    # 2026-12-06 said cut as white space after its end)
+    return error is not None and error.msg == _END_OF_DATA
 
 
 def _orjson_error(text: str) -> orjson.JSONDecodeError | None:
@@ -2148,13 +2144,36 @@ _NON_FINITE: Final = (
 # the end as the rest of a number (`[1, Na` is JSON cut as `[1, -` is; `{"a":1,Na` no JSON, as `{"a":1,-`)
 _NON_FINITE_CUT: Final = re.compile(r"(?<![-+.0-9eE])(?:-?I(?:n(?:f(?:i(?:n(?:i(?:t)?)?)?)?)?)?|Na?)\Z")
 _NON_FINITE_FIRST: Final = ("N", "I")  # where orjson refuses one of them
-_REFUSED_NON_FINITE: Final = ("unexpected character", "no digit after sign")  # what it says there
+# a surrogate escape, each as one of its length orjson reads (a lone one, `"\\ud800"`, Python's `json` reads, as
+# `JSON.parse` does, and orjson refuses; pairs are changed too, and one after an escaped backslash, which is no escape,
+# into other characters of a string): only where orjson refused one, as 16 MiB of emoji's pairs take 0.5-1 s
+_SURROGATE_ESCAPE: Final = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+# what orjson says where it refuses one of them (a surrogate escape: "no low surrogate in string", "invalid high
+# surrogate in string", "invalid low surrogate in string", or "invalid escape in string" where a high one's low one
+# is cut: said at the high one)
+_REFUSED_READ_ON: Final = ("unexpected character", "no digit after sign", "no low surrogate", "invalid")
+
+
+def _read_on(text: str, error: orjson.JSONDecodeError | None) -> orjson.JSONDecodeError | None:
+    """orjson's `error` of `text` where it refused what its client's `json` reads (`NaN`, `Infinity`, a lone surrogate
+    escape): its error of a copy with those read (`_finite_copy`, `_SURROGATE_ESCAPE`), each kind changed only once
+    orjson refused one of it. The copies are of the same length, so orjson's positions are the text's: it reads them
+    as far as a client's `json` reads `text`, and says where that is (`ends_early`)."""
+    finite = escapes = False
+    while error is not None:
+        if not finite and text.startswith(_NON_FINITE_FIRST, error.pos):
+            text, finite = _finite_copy(text), True
+        elif not escapes and _SURROGATE_ESCAPE.match(text, error.pos):
+            text, escapes = _SURROGATE_ESCAPE.sub(r"\\u0041", text), True
+        else:
+            return error
+        error = _orjson_error(text)
+    return None
 
 
 def _finite_copy(text: str) -> str:
-    """`text` with each `NaN`, `Infinity` and `-Infinity` (and one its end cuts) as a finite number orjson reads: a text
-    orjson reads as far as a client's `json` reads it, to tell where that is (`ends_early`). Those in strings are
-    changed too, into other characters of a string: the same length, so orjson's positions are the text's."""
+    """`text` with each `NaN`, `Infinity` and `-Infinity` (and one its end cuts) as a finite number orjson reads. Those
+    in strings are changed too, into other characters of a string."""
     for pattern, finite in _NON_FINITE:
         text = pattern.sub(finite, text)
     cut = _NON_FINITE_CUT.search(text, max(len(text) - 9, 0))
@@ -2163,18 +2182,17 @@ def _finite_copy(text: str) -> str:
 
 def _cut_at_end(data: bytes, error: orjson.JSONDecodeError) -> bool:
     """Whether `data`, which orjson refused (`error`), is JSON to its client's `json` up to its end, where it is cut:
-    orjson's error is at its end, or, where it refused a `NaN` or `Infinity`, in a copy with those finite
-    (`_finite_copy`), asked only where its last byte but white space is not a bracket or brace, as a whole reply's is:
-    such a one is read as its client reads it (`_client_json`), which tells, orjson not handed it twice. (JSON in
-    UTF-16 or UTF-32, or after a byte order mark, orjson refuses at a zero byte, a byte that is no UTF-8 or the mark:
-    never at an end.)"""
+    orjson's error is at its end, or, where it refused a `NaN`, `Infinity` or lone surrogate escape, in a copy with
+    those read (`_read_on`), asked only where its last byte but white space is not a bracket or brace, as a whole
+    reply's is: such a one is read as its client reads it (`_client_json`), which tells, orjson not handed it twice.
+    (JSON in UTF-16 or UTF-32, or after a byte order mark, orjson refuses at a zero byte, a byte that is no UTF-8 or the
+    mark: never at an end.)"""
     if error.msg == _END_OF_DATA:
         return True
-    if error.msg.startswith(_REFUSED_NON_FINITE) and not data.rstrip(b" \t\r\n").endswith((b"}", b"]")):
+    if error.msg.startswith(_REFUSED_READ_ON) and not data.rstrip(b" \t\r\n").endswith((b"}", b"]")):
         text = data.decode("utf-8", "replace")
-        if text.startswith(_NON_FINITE_FIRST, error.pos):
-            refused = _orjson_error(_finite_copy(text))
-            return refused is not None and refused.msg == _END_OF_DATA
+        refused = _read_on(text, error)
+        return refused is not None and refused.msg == _END_OF_DATA
     return False
 
 
