@@ -939,13 +939,15 @@ def _colon_before(t: _Text, index: int) -> int:
 
 
 def _a_digit_before(t: _Text, index: int) -> bool:
-    """Whether the character before `index` is a digit, ASCII's or another script's. Read as none in a time (`１２:30`,
-    `١٢:30`, and `12：30`, its colon fullwidth: `_colon_before`), its minutes were masked with the phone after them,
-    `at １２:[pii:phone]` (`at 12:30 [pii:phone]` in ASCII), until 2026-12-06 (helper joins3)."""
+    """Whether the character before `index` is a digit, ASCII's or another script's, or one NFKC reads as a digit
+    (`_NUMERALS`: `²`, `①`). Read as none in a time (`１２:30`, `١٢:30`, and `12：30`, its colon fullwidth:
+    `_colon_before`), its minutes were masked with the phone after them, `at １２:[pii:phone]` (`at 12:30 [pii:phone]` in
+    ASCII), until 2026-12-06 (helper joins3); an hour in superscript digits, `at ²:30`, until later that day (helper
+    joins4)."""
     byte = t.before(index)
     if byte != 126:
         return byte == 48
-    return t.raw[_lead_before(t.raw, index) : index].decode("utf-8", "replace").isdecimal()
+    return t.raw[_lead_before(t.raw, index) : index].decode("utf-8", "replace") in _NUMERAL_SET
 
 
 # the colons NFKC reads as `:` (fullwidth, small, vertical), as UTF-8 (three bytes each)
@@ -1699,6 +1701,13 @@ def _phone(t: _Text, start: int, end: int) -> tuple[int, int] | None:
         return None
     if _minutes_before(t, start, end) > 0:
         return None  # the phone is after them (`_searched_on`)
+    gap = t.classes.rfind(b" ", start, end) if t.classes.count(46, start, end) >= 3 else -1
+    if gap > 0 and _ipv4_ahead(t, gap + 1) == end:
+        # a number, then an IPv4 address (`1234 10.0.0.1`): before 2026-12-05 a phone; the numbers before it are read
+        # alone (`555 123 4567 10.0.0.1`, a contact line, is a phone: since a763e6e none was found), whatever the digits
+        # of the two together (the address's counted with them, `12  555 123 4567 10.0.0.1`'s 17, refused it as too
+        # many for a phone, which `12  555 123 4567` is, until 2026-12-06, helper joins4)
+        return _phone(t, start, gap)
     digits = t.classes.count(48, start, end)  # (every digit is `0` there: counted in C)
     if not 9 <= digits <= 15:
         return None
@@ -1719,11 +1728,6 @@ def _phone(t: _Text, start: int, end: int) -> tuple[int, int] | None:
         return None
     if t.classes.count(32, start, end) > 0 and _counted(t, start, end):
         return None
-    gap = t.classes.rfind(b" ", start, end) if t.classes.count(46, start, end) >= 3 else -1
-    if gap > 0 and _ipv4_ahead(t, gap + 1) == end:
-        # a number, then an IPv4 address (`1234 10.0.0.1`): before 2026-12-05 a phone; the numbers before it are read
-        # alone (`555 123 4567 10.0.0.1`, a contact line, is a phone: since a763e6e none was found)
-        return _phone(t, start, gap)
     if digits == 15 and _AMEX.fullmatch(t.classes, start, end) is not None and _card(t.raw[start:end]):
         return None  # an American Express card as written, 4-6-5 (`3782 822463 10005`): before 2026-12-05 a phone too
     return start, end
@@ -3339,6 +3343,8 @@ def _tail_at_a_gap(end: str, window: str = "", ahead: str = "", folded: bool = F
             first = _FIRST_GAP.match(end)  # (matches, if only "")
             start = first.end() if first is not None else 0
         past = _past_spaces(end, start)
+        if past < 0 and len(end) == 2 * _OVERLAP and window:
+            past = _past_spaces_in(end, start, window, folded)
         return end[past if past >= 0 else start :]
     # none: a shorter end is all the window read, which starts where the tail before it did, or where the text does
     return end if len(end) < 2 * _OVERLAP else end[cut:]
@@ -3647,6 +3653,21 @@ def _past_spaces(window: str, start: int) -> int:
     return start
 
 
+def _past_spaces_in(end: str, start: int, window: str, folded: bool) -> int:
+    """`_past_spaces` of `end`, the last characters of `window` as the detectors read them, when the spaces begin it:
+    read with the characters before it in `window`, where the number before them may be. Read as the window's start
+    (-1, what is before unknown), the tail began at the second space, and the next window read the run as after white
+    space: `12  ` then 3 to 20 dashes and `555 123 4567 ` x121 was a phone at the 4-5 cuts where a window's last 256
+    characters began at the spaces, none whole, until 2026-12-06 (helper joins4)."""
+    reach = len(end) + _PHONE_REACH + 1
+    longer = _read_end(window, reach) if folded else window[-reach:]
+    if len(longer) <= len(end) or not longer.endswith(end):
+        return -1
+    before = len(longer) - len(end)
+    past = _past_spaces(longer, start + before)
+    return past - before if past >= before else -1
+
+
 # the most characters between two digits `_PHONE` reads as one candidate's (its `{6,24}`)
 _PHONE_REACH: Final = 24
 
@@ -3737,6 +3758,7 @@ def _unended(window: str) -> int:
 # joins3, ASCII's alone; and in characters NFKC reads as digits, `⁵⁵⁵ ¹²³ ⁴⁵⁶⁷`, `①`: before, the review of helper
 # joins3's change, not, and such phones and a card were none fed beside a second output, streamed at 313 of 1,593 cuts)
 _NUMERALS: Final = "".join(chr(code) for code, read in {**_DECIMALS, **_NUMBER_FORMS}.items() if "0" <= read <= "9")
+_NUMERAL_SET: Final = frozenset(_NUMERALS)  # (a time's hour, `_a_digit_before`)
 _UNENDED: Final = re.compile(
     rf"\S*(?:[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+[0-9().+/:{re.escape(_NUMERALS)}-]+(?=\s|\Z))*"
 )

@@ -1,0 +1,64 @@
+"""The joined-runs residuals the forty-seventh sitting left (helper joins4, 2026-12-06): a reply streamed in any two
+pieces is labelled as the same reply read whole, and `mask` hides what `scan` labels. Each text is read whole, streamed
+cut at every place (`_streamed_differ`), and masked."""
+
+from __future__ import annotations
+
+import pytest
+
+from proxy.config import DetectorSpec
+from proxy.detectors import Detectors
+from tests.test_detector_card_and_phone_layouts import _streamed_differ
+
+ALL = Detectors([DetectorSpec(name) for name in ("email", "phone", "credit_card", "ip_address", "iban")])
+_PHONE = "555 123 4567 "
+_CARD = "4111 1111 1111 1111"
+
+
+def _masked_labels(text: str) -> set[str]:
+    """The labels `mask` puts in `text`."""
+    masked = ALL.mask(text)
+    return {label for label in ("pii:phone", "pii:ip_address", "pii:credit_card") if f"[{label}]" in masked}
+
+
+@pytest.mark.parametrize("dashes", [3, 7, 12, 16, 20])
+def test_a_number_two_spaces_and_dashes_before_a_long_run_is_its_row_streamed_as_whole(dashes: int) -> None:
+    # before: a window whose last 256 characters began at the two spaces read no number before them (the window held
+    # it), its tail began at the second space, and the next window read the run as after white space: a phone at cuts
+    # 381-385 (4-5 of ~1,600), none whole. `_PHONE` reaches from `12` across the spaces and up to 22 dashes to the
+    # run's first digit: one candidate, a row's, no phones
+    text = "12  " + "-" * dashes + _PHONE * 121 + "ok"
+    assert ALL.scan_output(text) == frozenset()
+    assert _streamed_differ(ALL, text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        # the numbers before an IPv4 address read alone whatever the digits of the two (before: `12  555 123 4567`'s 12
+        # and the address's 5, 17 together, refused the candidate as too many digits for a phone, and no phone)
+        ("call 12  555 123 4567 10.0.0.1 ok", "call 12  [pii:phone] [pii:ip_address] ok"),
+        ("call 12 555 123 4567 10.0.0.1 ok", "call [pii:phone] [pii:ip_address] ok"),
+        ("call 020 7946 0958 10.0.0.1 ok", "call [pii:phone] [pii:ip_address] ok"),
+        # with no-break spaces: whole reads them as spaces (no phone before), `mask` the text's own form (a phone):
+        # they disagreed
+        ("call 12\u00a0\u00a0555 123 4567 10.0.0.1 ok", "call 12\u00a0\u00a0[pii:phone] [pii:ip_address] ok"),
+        ("call 12  555 123 4567\u00a010.0.0.1 ok", "call 12  [pii:phone]\u00a0[pii:ip_address] ok"),
+        # an hour in superscript digits is a time's, as in any other digits: its minutes are not masked with the phone
+        # (before: `at ²:[pii:phone]`)
+        ("at \u00b2:30 555 123 4567 ok", "at \u00b2:30 [pii:phone] ok"),
+        ("at \u00b9\u00b2:30 555 123 4567 ok", "at \u00b9\u00b2:30 [pii:phone] ok"),
+        ("at \u2461:30 555-123-4567 ok", "at \u2461:30 [pii:phone] ok"),
+        # as before
+        ("call 555 123 4567 10.0.0.1 ok", "call [pii:phone] [pii:ip_address] ok"),
+        ("id 1234 10.0.0.1 ok", "id 1234 [pii:ip_address] ok"),
+        ("at 2:30 555 123 4567 ok", "at 2:30 [pii:phone] ok"),
+    ],
+)
+def test_a_phone_before_an_address_or_after_a_time_is_labelled_masked_and_streamed_alike(
+    text: str, masked: str
+) -> None:
+    found = ALL.scan_output(text)
+    assert ALL.mask(text) == masked
+    assert _masked_labels(text) == set(found) == set(ALL.scan(text))
+    assert _streamed_differ(ALL, text) == []
