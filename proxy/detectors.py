@@ -1331,8 +1331,12 @@ _ISO_WEEK: Final = re.compile(rb"[0-9]{4}-W[0-9]{2}(?:-[1-7])?")
 # the rest of a run of digits and a phone's separators that a phone candidate was cut in (`_PHONE` reaches 26
 # characters), to its last digit. A candidate cut so that is no phone is a row (dates, versions, token ids written with
 # spaces), read by `_phone_among` piece by piece and then skipped whole: before 2026-12-04 the search went on at the
-# cut, and the row's tail was a phone (`2024-01-15 2024-01-16 2024-[pii:phone]`, `15339 1917 11 1095 374 264 [pii:phone]`)
-_ROW_ON: Final = re.compile(rb"(?:[ ().-]*+0)*+")
+# cut, and the row's tail was a phone (`2024-01-15 2024-01-16 2024-[pii:phone]`, `15339 1917 11 1095 374 264 [pii:phone]`).
+# Its numbers each within `_PHONE`'s reach of the one before (24 separators at most): further, a number is no
+# candidate's with it, nor its row's. Read on across any gap, `555 123 4567` and 25 spaces or more before phones alike
+# made them a row, none, where a stream's window read the run after the gap alone, phones, until 2026-12-06 (helper
+# joins4)
+_ROW_ON: Final = re.compile(rb"(?:[ ().-]{0,24}+0)*+")
 
 
 def _phone_among(t: _Text, start: int, end: int) -> tuple[int, int] | None:
@@ -1701,15 +1705,14 @@ def _phone(t: _Text, start: int, end: int) -> tuple[int, int] | None:
         return None
     if _minutes_before(t, start, end) > 0:
         return None  # the phone is after them (`_searched_on`)
-    gap = t.classes.rfind(b" ", start, end) if t.classes.count(46, start, end) >= 3 else -1
-    if gap > 0 and _ipv4_ahead(t, gap + 1) == end:
-        # a number, then an IPv4 address (`1234 10.0.0.1`): before 2026-12-05 a phone; the numbers before it are read
-        # alone (`555 123 4567 10.0.0.1`, a contact line, is a phone: since a763e6e none was found), whatever the digits
-        # of the two together (the address's counted with them, `12  555 123 4567 10.0.0.1`'s 17, refused it as too
-        # many for a phone, which `12  555 123 4567` is, until 2026-12-06, helper joins4)
-        return _phone(t, start, gap)
     digits = t.classes.count(48, start, end)  # (every digit is `0` there: counted in C)
     if not 9 <= digits <= 15:
+        # (too many with an address after them: numbers split by white space alone before it read alone, as below,
+        # which `_phone_among` does not read, its pieces written as phones are; the address's digits counted with
+        # them, `12  555 123 4567 10.0.0.1`'s 17, was no phone, `12  555 123 4567` one, until 2026-12-06, helper joins4)
+        gap = _address_ending(t, start, end) if digits > 15 else -1
+        if gap > 0 and _WRITTEN_AS_A_PHONE.search(t.classes, start, gap) is None:
+            return _phone(t, start, gap)
         return None
     if digits == 13 and t.raw[start] != 43 and _isbn(t.raw[start:end].translate(None, _NOT_DIGITS)):
         return None  # a book's ISBN-13 (`978-0-306-40615-7`): no phone's country code is 978 or 979
@@ -1728,9 +1731,20 @@ def _phone(t: _Text, start: int, end: int) -> tuple[int, int] | None:
         return None
     if t.classes.count(32, start, end) > 0 and _counted(t, start, end):
         return None
+    gap = _address_ending(t, start, end)
+    if gap > 0:
+        # a number, then an IPv4 address (`1234 10.0.0.1`): before 2026-12-05 a phone; the numbers before it are read
+        # alone (`555 123 4567 10.0.0.1`, a contact line, is a phone: since a763e6e none was found)
+        return _phone(t, start, gap)
     if digits == 15 and _AMEX.fullmatch(t.classes, start, end) is not None and _card(t.raw[start:end]):
         return None  # an American Express card as written, 4-6-5 (`3782 822463 10005`): before 2026-12-05 a phone too
     return start, end
+
+
+def _address_ending(t: _Text, start: int, end: int) -> int:
+    """Where the white space before an IPv4 address that ends a phone candidate at `end` is; -1 when none ends it."""
+    gap = t.classes.rfind(b" ", start, end) if t.classes.count(46, start, end) >= 3 else -1
+    return gap if gap > 0 and _ipv4_ahead(t, gap + 1) == end else -1
 
 
 def _counted(t: _Text, start: int, end: int) -> bool:
@@ -3373,6 +3387,12 @@ def _run_unaligned(read: str, tail: str, ahead: str, carried: int) -> int:
         return 0
     cut = len(read) - len(tail)
     start = len(read[:cut].rstrip(_DIGITS_AND_SPACE))
+    wide = read.rfind(_WIDE_GAP, start, cut)
+    if wide >= 0:
+        # (more spaces than `_PHONE` reaches across end a run, `_ROW_ON`: the run starts after them, as after white
+        # space. Read on across them, `1234 5678` and 25 spaces or more before phones alike were a row's, none, at the
+        # cuts past 1,280 characters, phones whole, until 2026-12-06, helper joins4)
+        start = wide + len(_WIDE_GAP)
     spaces = _SPACES.match(read, start)  # (matches, if only "")
     first = spaces.end() if spaces is not None else start
     if start > 1 and read[start - 1] == ":" and _after_minutes(_Text(read[start - 2 : start + 4]), 2) > 2:
@@ -3670,6 +3690,8 @@ def _past_spaces_in(end: str, start: int, window: str, folded: bool) -> int:
 
 # the most characters between two digits `_PHONE` reads as one candidate's (its `{6,24}`)
 _PHONE_REACH: Final = 24
+# more spaces than it reaches across: no number before them is a candidate's with one after (`_ROW_ON`)
+_WIDE_GAP: Final = " " * (_PHONE_REACH + 1)
 
 
 # what joins numbers split by spaces into one row read whole (`_ROW_ON`): a digit, a bracket, a dot or a dash

@@ -62,3 +62,51 @@ def test_a_phone_before_an_address_or_after_a_time_is_labelled_masked_and_stream
     assert ALL.mask(text) == masked
     assert _masked_labels(text) == set(found) == set(ALL.scan(text))
     assert _streamed_differ(ALL, text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        # more spaces (or separators) than `_PHONE` reaches across after numbers a candidate holds: the run after them
+        # read alone, phones, and the numbers before as alone (before: one row across the gap whole, none; streamed,
+        # the run after the gap alone, phones at 164 of ~230 cuts, or the row at others)
+        ("555 123 4567" + " " * 25 + _PHONE * 121 + "ok", {"pii:phone"}),
+        ("1234 5678" + " " * 30 + _PHONE * 121 + _CARD, {"pii:phone", "pii:credit_card"}),
+        ("12 34 56 78" + " " * 300 + _PHONE * 121 + "ok", {"pii:phone"}),
+        ("12  34 56" + " " * 60 + _PHONE * 121 + "ok", {"pii:phone"}),
+        ("555 123 4567" + "-" * 30 + _PHONE * 121 + "ok", {"pii:phone"}),
+        ("555 123 4567" + " - " * 10 + _PHONE * 121 + "ok", {"pii:phone"}),
+        # within its reach, one row, no phones (whole as before; streamed, a phone at 3-4 cuts past 390 characters, the
+        # window's tail begun at a space of the gap: as the dashes above)
+        ("1234 5678" + " " * 24 + _PHONE * 121 + "ok", set()),
+        ("555 123 4567" + " " * 20 + _PHONE * 121 + "ok", set()),
+    ],
+)
+def test_numbers_a_wide_gap_is_after_are_no_row_with_the_run_after_it_whole_or_streamed(
+    text: str, found: set[str]
+) -> None:
+    assert ALL.scan_output(text) == found
+    assert _streamed_differ(ALL, text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        # two phones a wide gap parts are each a phone (before: one row, none; written as phones, found as before)
+        (
+            "call 555 123 4567" + " " * 30 + "555 123 4568 ok",
+            [("555 123 4567", "pii:phone"), ("555 123 4568", "pii:phone")],
+        ),
+        (
+            "call 555-123-4567" + " " * 25 + "555-123-4568",
+            [("555-123-4567", "pii:phone"), ("555-123-4568", "pii:phone")],
+        ),
+        # as before: two spaces in a row of numbers, a table's, none
+        ("call 555 123 4567  555 123 4568 ok", []),
+    ],
+)
+def test_phones_a_wide_gap_parts_are_each_found_and_masked(text: str, found: list[tuple[str, str]]) -> None:
+    raw = text.encode()
+    assert [(raw[f.start : f.end].decode(), f.label) for f in ALL.findings(text)] == found
+    assert ALL.mask(text).count("[pii:phone]") == len(found)
+    assert _streamed_differ(ALL, text) == []
