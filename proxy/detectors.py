@@ -1299,7 +1299,15 @@ def _phones_searched(t: _Text) -> Iterator[tuple[int, int]]:
         phone = _phone(t, m.start(), pos) if row == pos else None  # (cut: a window of a row, no value alone)
         dated = phone is None and _in_week_date(t, m.start())  # (a date before: read as after `2024-01-15`)
         if phone is None and (row > pos or dated or t.classes.count(48, m.start(), pos) > 15):
-            phone = _phone_among(t, m.start(), row)
+            # (a row ending in an IPv4 address: the numbers before it read alone, as `_phone` reads a candidate ending
+            # in one. Read with it, `5551234567 5551234567 10.0.0.1` was no phones whole, each alone a phone, and
+            # phones streamed where a window held the run without the address; `555 123 4567 192.168.100.200` the
+            # address a phone, the phone none, until the review of helper joins4's change); none so, as before
+            ending = _address_ending(t, m.start(), row)
+            if ending > 0:
+                alone = _unwritten_before(t, m.start(), ending)
+                phone = (_phone(t, m.start(), ending) if alone else None) or _phone_among(t, m.start(), ending)
+            phone = phone or _phone_among(t, m.start(), row)
             if phone is not None:
                 pos = phone[1]
         if phone is not None:
@@ -1711,7 +1719,7 @@ def _phone(t: _Text, start: int, end: int) -> tuple[int, int] | None:
         # which `_phone_among` does not read, its pieces written as phones are; the address's digits counted with
         # them, `12  555 123 4567 10.0.0.1`'s 17, was no phone, `12  555 123 4567` one, until 2026-12-06, helper joins4)
         gap = _address_ending(t, start, end) if digits > 15 else -1
-        if gap > 0 and _WRITTEN_AS_A_PHONE.search(t.classes, start, gap) is None:
+        if gap > 0 and _unwritten_before(t, start, gap):
             return _phone(t, start, gap)
         return None
     if digits == 13 and t.raw[start] != 43 and _isbn(t.raw[start:end].translate(None, _NOT_DIGITS)):
@@ -1745,6 +1753,13 @@ def _address_ending(t: _Text, start: int, end: int) -> int:
     """Where the white space before an IPv4 address that ends a phone candidate at `end` is; -1 when none ends it."""
     gap = t.classes.rfind(b" ", start, end) if t.classes.count(46, start, end) >= 3 else -1
     return gap if gap > 0 and _ipv4_ahead(t, gap + 1) == end else -1
+
+
+def _unwritten_before(t: _Text, start: int, gap: int) -> bool:
+    """Whether the numbers from `start` to the white space before an IPv4 address at `gap` (`_address_ending`) are
+    split by white space alone, no phone's separators written in them: read alone as one candidate (`_phone`); written
+    pieces are `_phone_among`'s (`555-123-4567 1234 10.0.0.1`: the phone, not the phone and `1234`)."""
+    return _WRITTEN_AS_A_PHONE.search(t.classes, start, gap) is None
 
 
 def _counted(t: _Text, start: int, end: int) -> bool:
