@@ -310,7 +310,10 @@ def _json_text(data: bytes | bytearray) -> bool:
 def _json_may_begin(data: bytes | bytearray) -> bool:
     """Whether some JSON text, as the SDKs' `json.loads` reads one, begins with `data` (what is kept of an event's data,
     more not kept after it): Python's parser fails at the first byte past which no text can go on, which is the end of
-    `data` (or the token it cuts) only where one can."""
+    `data` (or the token it cuts) only where one can. Runs of plain numbers past `_NUMBER_RUN` bytes are read as two
+    numbers (`_fewer_numbers`): a pretty event with one line of 1 MiB of numbers whole in a read cost ~23 ms of the event
+    loop, an object built a number, until 2026-12-06."""
+    data = _fewer_numbers(data)
     text = data.decode("utf-8", "replace")  # (a character cut at the end: none outside a string either way)
     try:
         json.loads(text)
@@ -331,6 +334,42 @@ def _json_may_begin(data: bytes | bytearray) -> bool:
         return False
     except ValueError:  # (not told: read on; an integer of more digits than `int` reads, cut)
         return True
+    return True
+
+
+def _fewer_numbers(data: bytes | bytearray) -> bytes | bytearray:
+    """`data` with each run of more than `_NUMBER_RUN` bytes of numbers (digits, commas, spaces: `_NUMBER_MARKS`) made
+    two numbers from its middle on, where orjson reads that middle as numbers: the same to Python's parser (in an array;
+    after an object's comma, where a key goes, it fails at the run's first number, kept; in a string, plain characters;
+    orjson refuses a `0` that begins more digits and more digits than a double holds, 310, where Python's `int` may
+    refuse at 4,300). In C, an object a number in orjson's parse, several times faster than Python's."""
+    marks = data.translate(_NUMBER_MARKS)
+    at = marks.find(_NUMBER_SPAN)
+    if at < 0:
+        return data
+    pieces: list[bytes | bytearray] = []
+    kept = 0
+    while at >= 0:
+        after = _NOT_MARKED.search(marks, at)
+        end = after.start() if after is not None else len(marks)
+        start = data.find(b",", at + _RUN_KEPT, end) + 1
+        stop = data.rfind(b",", start, end - _RUN_KEPT) + 1
+        if start and stop > start and _numbers(data[start:stop]):
+            pieces += (data[kept:start], b"0,0,")
+            kept = stop
+        at = marks.find(_NUMBER_SPAN, end)
+    if not pieces:
+        return data
+    pieces.append(data[kept:])
+    return b"".join(pieces)
+
+
+def _numbers(middle: bytes | bytearray) -> bool:
+    """Whether `middle` (digits, commas and spaces, a comma last) is JSON numbers each followed by a comma, to orjson."""
+    try:
+        orjson.loads(b"[" + middle + b"0]")
+    except orjson.JSONDecodeError:
+        return False
     return True
 
 
@@ -397,6 +436,13 @@ _JSON_AFTER_VALUE: Final = frozenset({"Expecting ',' delimiter", "Extra data"})
 _JSON_NUMBER_END: Final = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?\Z")
 _JSON_NUMBER_START: Final = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.(?:[0-9]+(?:[eE][-+]?[0-9]*)?)?|[eE][-+]?[0-9]*)?")
 _HEX: Final = "0123456789abcdefABCDEF"
+# runs of numbers `_json_may_begin` reads as two (`_fewer_numbers`): bytes of a run (digits, commas, spaces) marked `#`,
+# the first byte past a run, a run's least length, the bytes of its ends kept as they stand
+_NUMBER_MARKS: Final = bytes.maketrans(b"0123456789, ", b"#" * 12)
+_NOT_MARKED: Final = re.compile(rb"[^#]")
+_NUMBER_RUN: Final = 4096
+_NUMBER_SPAN: Final = b"#" * _NUMBER_RUN
+_RUN_KEPT: Final = 32
 # a JSON escape's backslash and the byte it escapes (`_LateEvents._quotes`)
 _BACKSLASH: Final = ord("\\")
 _ESCAPES: Final = re.compile(rb"\\[\s\S]")
