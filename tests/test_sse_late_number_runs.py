@@ -23,6 +23,7 @@ from tests.test_tiny_sse_lines import observer_of
 STOPPED = b'data: {\ndata: "type": "ping",\ndata: "p": "' + b"x" * (MAX_LINE + 10) + b'"\ndata: }\n\n'
 RUN = b"1," * 600_000  # (1.2 MB of numbers)
 HALF = RUN[:600_000]
+FLOATS = b"-0.0123456, " * 100_000  # (an embedding's or log probabilities' numbers: signs, points, exponents)
 
 
 def _stream(kind: str, line: bytes) -> bytes:
@@ -59,8 +60,26 @@ def parsed(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         (b'data:  "p": [' + HALF + b"1,," + HALF + b"1]", True, False),
         (b'data:  "p": 1, ' + RUN + b"1", True, True),  # (numbers where a key goes)
         (b'data:  "p": [' + RUN + b"1]x", True, True),
+        (b'data:  "p": [' + FLOATS + b"1]", False, True),  # (review revstreams6: floats end no run)
+        (b'data:  "p": [' + b"1.5e-05," * 150_000 + b"-2E+3]", False, True),
+        (b'data:  "p": [' + FLOATS + b"1e400, " + FLOATS + b"1]", False, False),  # (Python reads it, orjson not)
+        (b'data:  "p": [' + FLOATS + b"1., " + FLOATS + b"1]", True, False),  # (a point, no digit after it)
     ],
-    ids=["array", "spaced", "string", "zero-first-last", "zero-first", "no-comma", "two-commas", "keys", "then-x"],
+    ids=[
+        "array",
+        "spaced",
+        "string",
+        "zero-first-last",
+        "zero-first",
+        "no-comma",
+        "two-commas",
+        "keys",
+        "then-x",
+        "floats",
+        "exponents",
+        "past-double",
+        "point-last",
+    ],
 )
 def test_a_late_run_of_numbers_is_judged_as_the_sdk_reads_it_in_bounded_parses(
     parsed: list[int], kind: str, line: bytes, raises: bool, bounded: bool
