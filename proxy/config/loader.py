@@ -133,16 +133,14 @@ def _composite_urls(path: str, transport: Mapping[str, Any]) -> Iterator[tuple[s
 # IDN's, `bücher.example`, which every reader takes: until the review of 2026-12-05 one after `ops:12/34@` loaded)
 _HOST_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|\w(?:[\w.-]*\w)?\.?)(?::[0-9]{0,5})?")
 # a host whose port is mistyped (`triton:80x`, `triton:800000`; `triton:` is `_HOST_PORT`'s): after a path's `@`, as much
-# a userinfo's end as a host:port (`_slashed_userinfo`: until 2026-12-06 `http://ops:12/s3cret@triton:80x` loaded, host
-# `ops`, the password sent as the path). One holding no digit is no port's (Vertex AI's `@20240620:rawPredict`), nor
+# a userinfo's end as a host:port (`_slashed_userinfo`: read as a path's, `http://ops:12/s3cret@triton:80x` would load,
+# host `ops`, the password sent as the path). One holding no digit is no port's (Vertex AI's `@20240620:rawPredict`), nor
 # one of more than 7 characters (a port's 5 and 2 more) or holding a `:` (but for one doubled, `@triton::1`): a digest's
-# (`m@sha256:9f86d0...`) or a time's (`@2024-06-20T12:00:00Z`), refused from 2026-12-06 to that day's review. But digits
-# alone are a port's, of any length or script (`@triton:80800800`, `@triton:８００１`: `int` reads them, no URL reader
-# does), and so is a scheme's name (`@triton:http`, the port's service name to a resolver, where a path's word after a
-# `:` is a method's or a tag's, `:rawPredict`, `:latest`), with white space around the host or its `:` too
-# (`@triton :8001`), which no path holds unescaped: each loaded until the reread of 2026-12-06, host `ops` or `gw`; and
-# a fullwidth `：` before such a port, as a CJK input method writes it with its digits (`@triton：８００１`: until the
-# review of 2026-12-06 it loaded so)
+# (`m@sha256:9f86d0...`) or a time's (`@2024-06-20T12:00:00Z`), which load. But digits alone are a port's, of any length
+# or script (`@triton:80800800`, `@triton:８００１`: `int` reads them, no URL reader does), and so is a scheme's name
+# (`@triton:http`, the port's service name to a resolver, where a path's word after a `:` is a method's or a tag's,
+# `:rawPredict`, `:latest`), with white space around the host or its `:` too (`@triton :8001`), which no path holds
+# unescaped; and a fullwidth `：` before such a port, as a CJK input method writes it with its digits (`@triton：８００１`)
 _MISTYPED_PORT = re.compile(
     r"\s*(?:\[[0-9A-Fa-f:.]+\]|\w(?:[\w.-]*\w)?\.?)\s*"
     r"(?:[:\uff1a]\s*(?:\d+|(?i:https?))\s*|::?(?=[^/?#@:]*\d)[^/?#@:]{1,7})"
@@ -236,8 +234,8 @@ def _slashed_userinfo(url: str) -> tuple[int, int] | None:
             continue
         if not password and url.find(":", slash, at) < 0:  # a user's name or token, without a password
             deep = named and query < 0 and not fragment and url.count("/", slash, at) > 1 and "//" not in url[slash:at]
-            # (nor before a host whose port is mistyped: `@triton：8001`, its `:` fullwidth, loaded so until the
-            # review of 2026-12-06)
+            # (nor before a host whose port is mistyped: `@triton：8001`, its `:` fullwidth, which would load with the
+            # host before the path and the password sent as the path)
             deep = deep and url.find(":", at, stop) < 0 and not _MISTYPED_PORT.fullmatch(url, at + 1, stop)
             # (a one-label name, then a dotted host's after the `@`: a reader takes `aB3/x+Yz/Q9@api.example.com` for
             # a token and its host, where `gw/models/m@default` reads as a path)
@@ -385,7 +383,7 @@ def _split(url: str) -> SplitResult | None:
     a port that is not one (`:99999`, `:abc`), which `urlsplit` or the connection's `.port` raise on, or one whose
     user or password holds a `/`, `?` or `#` written unescaped (`_slashed_userinfo`: `urlsplit` reads another host),
     or whose host:port holds white space (`_spaced`: `http://triton :8001`, host `triton ` to every reader, which no
-    resolver finds: until the reread of 2026-12-06 it loaded)."""
+    resolver finds: loaded, it would fail at each connect)."""
     if _slashed_userinfo(url) is not None:
         return None
     try:
@@ -399,7 +397,7 @@ def _split(url: str) -> SplitResult | None:
 def _spaced(netloc: str) -> bool:
     """Whether a URL's host:port (its authority less any userinfo) holds white space, which no host nor port does:
     after an IPv6 address's `]` too (`http://[::1] :8000`, where urllib's `hostname` is `::1`, yarl raises and urllib3
-    refuses: until the review of 2026-12-06 it loaded)."""
+    refuses)."""
     return _SPACED.search(netloc.rpartition("@")[2]) is not None
 
 
@@ -706,8 +704,8 @@ def _v1_base_warning(path: str, url: str) -> str | None:
 
 def _not_ascii(port: str) -> str | None:
     """What a port of digits `int` reads that are not ASCII's must be (`８００１`, fullwidth): grpc's resolver, libpq and
-    URL readers refuse them, so a gRPC upstream or a store so written never connected (until the reread of 2026-12-06
-    they loaded, and a listener so written listened on 8001). None for any other port."""
+    URL readers refuse them, so a gRPC upstream or a store so written would never connect, and a listener so written
+    would listen on the port `int` reads (8001). None for any other port."""
     return (
         f"the port must be written in ASCII digits (0-9), got {port}"
         if port.isdecimal() and not port.isascii()
@@ -776,7 +774,7 @@ def parse_address(text: str, zero_ok: bool = True) -> Address:
         after = rest if userinfo is None else text[userinfo[1] + 1 :]
         # (to its path, query or fragment, which may hold a key: until the review of 2026-12-06 `write 'h:1?key=...'`)
         address = re.split(r"[/?#]", after, maxsplit=1)[0].rpartition("@")[2].strip() or "host:port"
-        # (its path hidden too: `http://triton:8001/aB3/x+Yz/Q9`, a token of base64, quoted until the reread of 2026-12-06)
+        # (its path hidden too: `http://triton:8001/aB3/x+Yz/Q9`, which may be a token of base64)
         shown = _address_shown(text, userinfo)
         raise ValueError(f"expected host:port without a scheme, got {shown!r} (write {address!r})")
     if "@" in text:  # `user:password@host:port`: no host holds an `@`, and grpc would take it all as the host's name
@@ -814,11 +812,11 @@ def parse_address(text: str, zero_ok: bool = True) -> Address:
 def _grpc_dropped(endpoint: str, parts: SplitResult) -> str | None:
     """What an OTLP/gRPC endpoint holds past its host and port, which its exporter drops (`OtlpGrpcSink` connects to
     the host and port alone, as opentelemetry-exporter-otlp-proto-grpc, which keeps a URL's `netloc`): a path, query
-    or fragment, said with what to write (`http://collector:4317/v1/traces`, `http://collector:4317?key=...`: until the
-    reread of 2026-12-06 they loaded, the rest dropped unsaid; `collector:4317/v1`, without a scheme, was `expected
-    host:port`). A URL's `/` alone is no path (`http://collector:4317/`); without a scheme the endpoint is a gRPC
-    target, which holds none (`collector:4317/`: grpc's resolver reads `4317/` as its port). None when there is no
-    such rest, or no port before it without a scheme (`gw/xyz/q9s3cr:4317`: said as an address, `parse_address`)."""
+    or fragment, said with what to write (`http://collector:4317/v1/traces`, `http://collector:4317?key=...`, and
+    `collector:4317/v1` without a scheme: loaded, the rest would be dropped unsaid). A URL's `/` alone is no path
+    (`http://collector:4317/`); without a scheme the endpoint is a gRPC target, which holds none (`collector:4317/`:
+    grpc's resolver reads `4317/` as its port). None when there is no such rest, or no port before it without a scheme
+    (`gw/xyz/q9s3cr:4317`: said as an address, `parse_address`)."""
     url = "://" in endpoint
     if parts.path in (("", "/") if url else ("",)) and "?" not in endpoint and "#" not in endpoint:
         return None
@@ -836,8 +834,7 @@ def _grpc_dropped(endpoint: str, parts: SplitResult) -> str | None:
 def _address_shown(text: str, userinfo: tuple[int, int] | None = None) -> str:
     """An address, or a URL where one goes, as a problem quotes it: its password, query and fragment hidden
     (`shown_url`, `userinfo` its), and what follows the `/` after its host (`triton:8001/***`, `http://triton:8001/***`:
-    a path, which may be a token of base64, `aB3/x+Yz/Q9`; until the review of 2026-12-06 quoted, a URL's and one after
-    a user and password until the reread that day)."""
+    a path, which may be a token of base64, `aB3/x+Yz/Q9`), a URL's and one after a user and password too."""
     shown = shown_url(text, userinfo)
     start = shown.find("://") + 3 if "://" in shown else 0
     head, slash, path = shown[start:].partition("/")
@@ -1543,8 +1540,8 @@ class _Reader:
             parts = _http_url(url)
             if parts is None:
                 url_problem = _url_problem(url)
-                # over gRPC its path hidden, as wherever else one is refused (`_grpc_dropped`, `parse_address`): until
-                # the review of 2026-12-06 quoted when its host:port was the problem (`collector :4317/aB3/x+Yz/...`)
+                # over gRPC its path hidden, as wherever else one is refused (`_grpc_dropped`, `parse_address`), when
+                # its host:port is the problem too (`collector :4317/***`)
                 shown = _address_shown(endpoint) if protocol == "grpc" else shown_url(endpoint)
                 self.problem(path, f"{url_problem} in {shown!r}" if url_problem else
                              f"expected an http:// or https:// URL, got {shown!r}")  # fmt: skip
