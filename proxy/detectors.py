@@ -940,10 +940,8 @@ def _colon_before(t: _Text, index: int) -> int:
 
 def _a_digit_before(t: _Text, index: int) -> bool:
     """Whether the character before `index` is a digit, ASCII's or another script's, or one NFKC reads as a digit
-    (`_NUMERALS`: `²`, `①`). Read as none in a time (`１２:30`, `١٢:30`, and `12：30`, its colon fullwidth:
-    `_colon_before`), its minutes were masked with the phone after them, `at １２:[pii:phone]` (`at 12:30 [pii:phone]` in
-    ASCII), until 2026-12-06 (helper joins3); an hour in superscript digits, `at ²:30`, until later that day (helper
-    joins4)."""
+    (`_NUMERALS`: `²`, `①`): a time's hour (`１２:30`, `١٢:30`, `12：30`, its colon fullwidth: `_colon_before`; `²:30`),
+    whose minutes, read as no time's, would be masked with the phone after them, `at １２:[pii:phone]`."""
     byte = t.before(index)
     if byte != 126:
         return byte == 48
@@ -1300,9 +1298,9 @@ def _phones_searched(t: _Text) -> Iterator[tuple[int, int]]:
         dated = phone is None and _in_week_date(t, m.start())  # (a date before: read as after `2024-01-15`)
         if phone is None and (row > pos or dated or t.classes.count(48, m.start(), pos) > 15):
             # (a row ending in an IPv4 address: the numbers before it read alone, as `_phone` reads a candidate ending
-            # in one. Read with it, `5551234567 5551234567 10.0.0.1` was no phones whole, each alone a phone, and
-            # phones streamed where a window held the run without the address; `555 123 4567 192.168.100.200` the
-            # address a phone, the phone none, until the review of helper joins4's change); none so, as before
+            # in one. Read with it, `5551234567 5551234567 10.0.0.1` would be no phones whole, each alone a phone, and
+            # phones streamed where a window holds the run without the address; `555 123 4567 192.168.100.200` the
+            # address a phone, the phone none); none so, the whole row's
             ending = _address_ending(t, m.start(), row)
             if ending > 0:
                 alone = _unwritten_before(t, m.start(), ending)
@@ -1342,8 +1340,7 @@ _ISO_WEEK: Final = re.compile(rb"[0-9]{4}-W[0-9]{2}(?:-[1-7])?")
 # cut, and the row's tail was a phone (`2024-01-15 2024-01-16 2024-[pii:phone]`, `15339 1917 11 1095 374 264 [pii:phone]`).
 # Its numbers each within `_PHONE`'s reach of the one before (24 separators at most): further, a number is no
 # candidate's with it, nor its row's. Read on across any gap, `555 123 4567` and 25 spaces or more before phones alike
-# made them a row, none, where a stream's window read the run after the gap alone, phones, until 2026-12-06 (helper
-# joins4)
+# would make them a row, none, where a stream's window reads the run after the gap alone, phones
 _ROW_ON: Final = re.compile(rb"(?:[ ().-]{0,24}+0)*+")
 
 
@@ -1717,7 +1714,7 @@ def _phone(t: _Text, start: int, end: int) -> tuple[int, int] | None:
     if not 9 <= digits <= 15:
         # (too many with an address after them: numbers split by white space alone before it read alone, as below,
         # which `_phone_among` does not read, its pieces written as phones are; the address's digits counted with
-        # them, `12  555 123 4567 10.0.0.1`'s 17, was no phone, `12  555 123 4567` one, until 2026-12-06, helper joins4)
+        # them, `12  555 123 4567 10.0.0.1`'s 17 would be no phone, where `12  555 123 4567` is one)
         gap = _address_ending(t, start, end) if digits > 15 else -1
         if gap > 0 and _unwritten_before(t, start, gap):
             return _phone(t, start, gap)
@@ -3405,8 +3402,8 @@ def _run_unaligned(read: str, tail: str, ahead: str, carried: int) -> int:
     wide = read.rfind(_WIDE_GAP, start, cut)
     if wide >= 0:
         # (more spaces than `_PHONE` reaches across end a run, `_ROW_ON`: the run starts after them, as after white
-        # space. Read on across them, `1234 5678` and 25 spaces or more before phones alike were a row's, none, at the
-        # cuts past 1,280 characters, phones whole, until 2026-12-06, helper joins4)
+        # space. Read on across them, `1234 5678` and 25 spaces or more before phones alike would be a row's, none, at
+        # the cuts past 1,280 characters, where whole they are phones)
         start = wide + len(_WIDE_GAP)
     spaces = _SPACES.match(read, start)  # (matches, if only "")
     first = spaces.end() if spaces is not None else start
@@ -3691,9 +3688,9 @@ def _past_spaces(window: str, start: int) -> int:
 def _past_spaces_in(end: str, start: int, window: str, folded: bool) -> int:
     """`_past_spaces` of `end`, the last characters of `window` as the detectors read them, when the spaces begin it:
     read with the characters before it in `window`, where the number before them may be. Read as the window's start
-    (-1, what is before unknown), the tail began at the second space, and the next window read the run as after white
-    space: `12  ` then 3 to 20 dashes and `555 123 4567 ` x121 was a phone at the 4-5 cuts where a window's last 256
-    characters began at the spaces, none whole, until 2026-12-06 (helper joins4)."""
+    (-1, what is before unknown), the tail would begin at the second space, and the next window read the run as after
+    white space: `12  ` then 3 to 20 dashes and `555 123 4567 ` x121 would be a phone at the 4-5 cuts where a window's
+    last 256 characters begin at the spaces, none whole."""
     reach = len(end) + _PHONE_REACH + 1
     longer = _read_end(window, reach) if folded else window[-reach:]
     if len(longer) <= len(end) or not longer.endswith(end):
