@@ -110,8 +110,8 @@ _SERVER: contextvars.ContextVar[int] = contextvars.ContextVar("lineage_proxy_grp
 Metadata = Sequence[tuple[str, str | bytes]]
 # The caller's metadata as grpc.aio handed it to `GrpcIngress.service` (`HandlerCallDetails.invocation_metadata`), set
 # there in the call's own task, where its handler runs next (`_received`): grpc.aio builds it for that look-up, and
-# `context.invocation_metadata()` builds it again (a namedtuple a key, in Python): ~14,500 instructions of a small
-# ModelInfer's, before its request went upstream (callgrind; until 2026-12-06 it was built twice a call)
+# `context.invocation_metadata()` would build it again (a namedtuple a key, in Python): ~14,500 instructions of a small
+# ModelInfer's, before its request goes upstream (callgrind)
 _ARRIVED: contextvars.ContextVar[Metadata | None] = contextvars.ContextVar("lineage_proxy_grpc_metadata", default=None)
 # a health watch's request, at most (a HealthCheckRequest names a service): a watch holds it for as long as it lasts (grpc
 # keeps it in its call), counted in limits.bodies_max_bytes; unbounded, watches held that budget for good (`watch`)
@@ -1907,9 +1907,9 @@ class _Ends:
         if error is not None:
             if isinstance(error, grpc.aio.InternalError):
                 # grpc's core failed a send (ExecuteBatchError): the client left, recorded so (`unsent`, `_initial`; any
-                # other is answered INTERNAL, above). Told grpc as a cancel, which grpc.aio logs at DEBUG: raised on, it
-                # logged it at ERROR with a traceback whenever the call was not yet marked closed, a race of its core
-                # (until 2026-12-06)
+                # other is answered INTERNAL, above). Told grpc as a cancel, which grpc.aio logs at DEBUG: raised on,
+                # it would be logged at ERROR with a traceback whenever the call is not yet marked closed, a race of its
+                # core
                 error = asyncio.CancelledError()
             try:
                 raise error
