@@ -1978,8 +1978,8 @@ def reply_json(data: bytes, text: OutputText, whole: bool = False) -> Any:
 def refused_json(data: bytes, text: OutputText, error: orjson.JSONDecodeError, whole: bool = False) -> Any:
     """`reply_json` of `data` orjson has refused (`error`): read as its client reads it (`_client_json`), not parsed by
     orjson again; `NOT_JSON` unread where it is JSON to that client up to its end, where it is cut (`_cut_at_end`),
-    which that client's parse fails at too: 16 MiB of vectors so cut, kept as they passed, held the loop 0.5-2 s in
-    Python's `json` until 2026-12-06."""
+    which that client's parse fails at too: 16 MiB of vectors so cut, kept as they passed, would hold the loop 0.5-2 s
+    in Python's `json`."""
     text.source = None  # (read by Python's `json`: its integers have their digits)
     if not (whole and text.charset is not None) and _cut_at_end(data, error):
         if whole:
@@ -2076,7 +2076,7 @@ def ends_early(data: bytes, told: OutputText | None = None) -> bool:
     """Whether `data`, which no reader read as JSON (`reply_json`), is a JSON text cut before its end: what a reply
     framed by its connection's close holds when the close came before the rest. Only on that failure path: a whole
     reply is parsed once. JSON in UTF-16 or UTF-32 (`_wide_json_text`) is read as its client reads it, to its last
-    whole character (before 2026-12-05 as UTF-8: it broke off at its first byte, and a cut one was never said to be).
+    whole character (read as UTF-8, it breaks off at its first byte, and a cut one would never be said to be).
     `told`: the reply's text, where `reply_json` told it so (`OutputText.cut_json`): not parsed again (16 MiB of vectors
     0.07-0.2 s)."""
     if told is not None and told.cut_json is data:
@@ -2106,19 +2106,18 @@ def ends_early(data: bytes, told: OutputText | None = None) -> bool:
             data = text.encode("utf-8", "surrogatepass")
     if len(data) > _JSON_HEAD and _fails_early(data, "utf-8", False):
         # (no JSON from its first bytes on: not decoded whole, 0.3 s for 15 MB of binary after `{`; as its client's
-        # `json` reads them, which reads `NaN`: until 2026-12-06 as orjson, which refuses it, so one there was never cut)
+        # `json` reads them, which reads `NaN`: orjson refuses it, so one there would never be said cut)
         return False
     # (read as its client's `json.loads` has it, bytes that are not UTF-8 each U+FFFD: orjson says where such bytes are,
-    # a cut within a character's bytes too, at 0; and where it ends, in characters: before 2026-12-05 compared with its
-    # length in bytes, a reply holding text past ASCII before its cut was never said to be; helper revsse)
+    # a cut within a character's bytes too, at 0; and where it ends, in characters, which its length in bytes is not
+    # where the text holds characters past ASCII)
     text = data.decode("utf-8", "replace")
     # (`NaN`, `Infinity`, a lone surrogate escape, which its client's `json` reads and orjson refuses: read on past
-    # them, `_read_on`; before 2026-12-06 a reply holding one was never said cut short)
+    # them, `_read_on`, else a reply holding one would never be said cut short)
     error = _read_on(text, _orjson_error(text))
-    # (orjson's "unexpected end of data", not its error's place: white space alone began no JSON text, "input data is
-    # empty", as the client's `json.loads` raises at an empty body, until 2026-12-05 an OIP reply of `\n` recorded cut,
-    # helper sse2; a line's end in a string is a control character there, where both fail, until the review of
-    # 2026-12-06 said cut as white space after its end)
+    # (orjson's "unexpected end of data", not its error's place: white space alone begins no JSON text, "input data is
+    # empty", as the client's `json.loads` raises at an empty body, an OIP reply of `\n` no reply cut; a line's end in
+    # a string is a control character there, where both fail, not white space after its end)
     return error is not None and error.msg == _END_OF_DATA
 
 

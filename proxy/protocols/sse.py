@@ -343,8 +343,9 @@ def _fewer_numbers(data: bytes | bytearray) -> bytes | bytearray:
     parser (in an array; after an object's comma, where a key goes, it fails at the run's first number, kept; in a
     string, plain characters; orjson refuses a `0` that begins more digits and a number past what a double holds, as
     `1e400` or 310 digits, where Python's `int` may refuse at 4,300). In C, an object a number in orjson's parse, several
-    times faster than Python's. Floats, as embeddings and log probabilities are, ended a run at their `-`, `.` or `e`,
-    not bounded, and a run's end was searched for at ~6 ms a MiB, until review revstreams6."""
+    times faster than Python's. Floats are numbers of a run too (embeddings, log probabilities: a run ending at their
+    `-`, `.` or `e` would leave such a line unbounded), and a run's end is matched (`_MARKED`, ~1 ms a MiB), not
+    searched for (~6 ms)."""
     marks = data.translate(_NUMBER_MARKS)
     at = marks.find(_NUMBER_SPAN)
     if at < 0:
@@ -367,7 +368,8 @@ def _fewer_numbers(data: bytes | bytearray) -> bytes | bytearray:
 
 
 def _numbers(middle: bytes | bytearray) -> bool:
-    """Whether `middle` (digits, commas and spaces, a comma last) is JSON numbers each followed by a comma, to orjson."""
+    """Whether `middle` (a run's bytes, `_NUMBER_MARKS`, a comma last) is JSON numbers each followed by a comma, to
+    orjson."""
     try:
         orjson.loads(b"[" + middle + b"0]")
     except orjson.JSONDecodeError:
