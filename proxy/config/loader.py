@@ -765,23 +765,23 @@ def parse_address(text: str, zero_ok: bool = True) -> Address:
     `zero_ok` (a listener), not for an address to connect to."""
     _, sep, rest = text.partition("://")
     if sep:  # `http://host:port`: a listener would fail to start, a grpc upstream never resolve, after `check` said ok
-        # the address after a userinfo holding a `/` or what may be a token (`http://gw/xyz/q9s3cr@gateway:8001`):
-        # until 2026-12-06 the text before its first `/`, a piece of it (`write 'gw'`). With no host[:port] after its
-        # `@` (`@gateway:80x`, `@`), all before the last `@`, as below: until the review of 2026-12-06 quoted whole
+        # the address after a userinfo holding a `/` or what may be a token (`http://gw/xyz/q9s3cr@gateway:8001`), not
+        # the text before its first `/`, a piece of it (`write 'gw'`). With no host[:port] after its `@`
+        # (`@gateway:80x`, `@`), all before the last `@`, as below, hidden as a userinfo
         userinfo = _slashed_userinfo(text) or _token_at(text)
         if userinfo is None and "@" in rest:
             userinfo = (len(text) - len(rest), text.rfind("@"))
         after = rest if userinfo is None else text[userinfo[1] + 1 :]
-        # (to its path, query or fragment, which may hold a key: until the review of 2026-12-06 `write 'h:1?key=...'`)
+        # (to its path, query or fragment, which may hold a key: not `write 'h:1?key=...'`)
         address = re.split(r"[/?#]", after, maxsplit=1)[0].rpartition("@")[2].strip() or "host:port"
         # (its path hidden too: `http://triton:8001/aB3/x+Yz/Q9`, which may be a token of base64)
         shown = _address_shown(text, userinfo)
         raise ValueError(f"expected host:port without a scheme, got {shown!r} (write {address!r})")
     if "@" in text:  # `user:password@host:port`: no host holds an `@`, and grpc would take it all as the host's name
-        # (white space around it dropped: until the review of 2026-12-06 `write 'gateway:8001 '`)
+        # (white space around it dropped: not `write 'gateway:8001 '`)
         address = re.split(r"[/?#]", text.rpartition("@")[2], maxsplit=1)[0].strip() or "host:port"
-        # all before the last `@` its user and password, one holding a `/` too (`gw/xyz/q9s3cr@gateway:8001`: until
-        # 2026-12-06 quoted whole, as `redact_userinfo` reads a userinfo to a `/`)
+        # all before the last `@` its user and password, one holding a `/` too (`gw/xyz/q9s3cr@gateway:8001`, where
+        # `redact_userinfo` reads a userinfo to a `/` and would quote it whole)
         shown = _address_shown(text, (0, text.rfind("@")))  # (and its path: `u:***@triton:8001/***`)
         raise ValueError(f"a host:port holds no user or password, got {shown!r} (write {address!r})")
     if text.startswith("["):
@@ -789,10 +789,10 @@ def parse_address(text: str, zero_ok: bool = True) -> Address:
     else:
         host, sep, port = text.rpartition(":")
     name = host if sep else text
-    if _NO_HOSTS.search(name):  # (`gw/xyz/q9s3cr:8001`: until 2026-12-06 it loaded, host `gw/xyz/q9s3cr`)
-        # one holding a `/` may be a token of base64 (`aB3/x+Yz/Q9:8001`): hidden whole, its port shown (until
-        # 2026-12-06 one refused for its port, `gw/xyz/q9s3cr:80x`, was quoted whole); but for what follows a `:` in a
-        # path, no port (`triton:8001/user:s3cret`: until the reread of 2026-12-06 shown as the port, `***:s3cret`)
+    if _NO_HOSTS.search(name):  # (`gw/xyz/q9s3cr:8001`: grpc would take `gw/xyz/q9s3cr` for the host's name)
+        # one holding a `/` may be a token of base64 (`aB3/x+Yz/Q9:8001`): hidden whole, its port shown, one refused
+        # for its port too (`gw/xyz/q9s3cr:80x`); but for what follows a `:` in a path, no port
+        # (`triton:8001/user:s3cret`, which would show as the port, `***:s3cret`)
         bracketed = text.startswith("[")
         port_shown = sep and (bracketed or ":" not in name)
         shown = ("[***]:" if bracketed else "***:") + port if port_shown else "***"
@@ -804,7 +804,7 @@ def parse_address(text: str, zero_ok: bool = True) -> Address:
     if sep and host and port.isdecimal() and not (0 if zero_ok else 1) <= int(port) <= 65535:
         raise ValueError(f"{_port_range(port, zero_ok)} in {shown_url(text)!r}")
     if not sep or not host or not port.isdecimal():  # (the digits `int` reads: not `²`)
-        # its query and fragment hidden (`h:1?key=...`: until the review of 2026-12-06 quoted), and its path
+        # its query and fragment hidden (`h:1?key=...`, which may hold a key), and its path
         raise ValueError(f"expected host:port, got {_address_shown(text)!r}")
     return Address(host, int(port))
 
@@ -1553,8 +1553,8 @@ class _Reader:
             elif protocol == "grpc" and (dropped := _grpc_dropped(endpoint, parts)) is not None:
                 self.problem(path, dropped)
             elif grpc_target and _NO_HOSTS.search(endpoint):  # a host[:port], as a gRPC upstream's (`parse_address`)
-                # (`gw/xyz/q9s3cr:4317`, `collector:4317/v1`, `gate way:4317`: until the review of 2026-12-06 it
-                # loaded, the exporter connecting to `gw` and dropping the rest, a path, a query)
+                # (`gw/xyz/q9s3cr:4317`, `collector:4317/v1`, `gate way:4317`: loaded, the exporter would connect to
+                # `gw` and drop the rest, a path, a query)
                 try:
                     parse_address(endpoint, zero_ok=False)
                 except ValueError as exc:

@@ -1071,15 +1071,15 @@ def whole_json(head: bytes, cut: int, text: OutputText) -> Any:
     """A whole reply in no charset that `many_values` left to be parsed whole (`UNMATCHED`: its rest not in the shape
     matched, a value nested past three levels) read as `reply_json` reads it; None where orjson refuses it and its
     brackets and braces past `cut` do not match (`_list_end`: `NO_JSON`), no JSON, not parsed again by a client's
-    `json` (`_client_json`: 12 MiB 1.3-2 s). The list's end is looked for only there: until 2026-12-06 before every
-    such parse, 30-220 ms of CPU of 14 MiB interpreted, where orjson refuses 14 MiB in 70 ms."""
+    `json` (`_client_json`: 12 MiB 1.3-2 s). The list's end is looked for only there: before every such parse it
+    would take 30-220 ms of CPU of 14 MiB interpreted, where orjson refuses 14 MiB in 70 ms."""
     try:
         value = orjson.loads(head)
     except orjson.JSONDecodeError as error:
         if _list_end(head, cut) == NO_JSON:
             return None
-        # (read as a client's `json` reads it, not refused by orjson again: until the reread of 2026-12-06 passed to
-        # `reply_json`, which parsed it a second time, up to 70 ms of 14 MiB)
+        # (read as a client's `json` reads it, not refused by orjson again: `reply_json` would parse it a second time,
+        # up to 70 ms of 14 MiB)
         return refused_json(head, text, error, True)
     text.source = head  # (as `reply_json` keeps it)
     return value
