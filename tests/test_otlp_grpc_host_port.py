@@ -123,12 +123,9 @@ def test_a_grpc_endpoint_with_a_scheme_holds_no_path_query_or_fragment(key: str,
     opentelemetry-exporter-otlp-proto-grpc does, keeping its `netloc`), so a path, query or fragment loaded and was
     dropped unsaid, a collector's key in a query never sent, `http://collector:4318/v1/traces` (an OTLP/HTTP endpoint
     under the default protocol) spoken gRPC to, and the first piece of `http://gw/xyz/...:4317` resolved."""
-    env = {**GRPC, key: endpoint} if key.startswith("OTEL_") else {}
-    text = "" if env else f'telemetry: {{exporter: otlp, protocol: grpc, {key}: "{endpoint}"}}\n'
-    with pytest.raises(ConfigError) as caught:
-        parse(BASE + text, env=env)
-    path = "telemetry.traces_endpoint" if env else f"telemetry.{key}"
-    assert caught.value.problems == [f"{path}: {said}"]
+    problems = _grpc_endpoint_problems(key, endpoint)
+    path = "telemetry.traces_endpoint" if key.startswith("OTEL_") else f"telemetry.{key}"
+    assert problems == [f"{path}: {said}"]
 
 
 @pytest.mark.parametrize("endpoint", ["http://collector:4317/", "https://api.honeycomb.io/", "http://[::1]:4317"])
@@ -182,10 +179,17 @@ def test_a_grpc_endpoint_refused_for_its_host_or_port_hides_its_path(key: str, e
     """Found reviewing urls3's change (2026-12-06): a gRPC endpoint's path is hidden wherever it is refused (an
     address's, `parse_address`; one with a scheme, `_grpc_dropped`), where a token may sit, but one refused for white
     space in its host:port, a port not ASCII's or out of range was quoted whole, path and all."""
+    problems = _grpc_endpoint_problems(key, endpoint)
+    path = "telemetry.traces_endpoint" if key.startswith("OTEL_") else f"telemetry.{key}"
+    assert problems == [f"{path}: {said}"]
+    assert not any("s3cret" in problem or "x+Yz" in problem for problem in problems)
+
+
+def _grpc_endpoint_problems(key: str, endpoint: str) -> list[str]:
+    """The problems of a config whose OTLP/gRPC endpoint, at `key` (a config key, or an `OTEL_` variable), is
+    `endpoint`, which must be refused."""
     env = {**GRPC, key: endpoint} if key.startswith("OTEL_") else {}
     text = "" if env else f'telemetry: {{exporter: otlp, protocol: grpc, {key}: "{endpoint}"}}\n'
     with pytest.raises(ConfigError) as caught:
         parse(BASE + text, env=env)
-    path = "telemetry.traces_endpoint" if env else f"telemetry.{key}"
-    assert caught.value.problems == [f"{path}: {said}"]
-    assert not any("s3cret" in problem or "x+Yz" in problem for problem in caught.value.problems)
+    return list(caught.value.problems)
