@@ -74,10 +74,10 @@ def test_env_values_are_taken_as_they_are_not_expanded_as_config_text() -> None:
 
 
 def test_signal_specific_variables_win_over_general_ones() -> None:
-    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://a:4318", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://b:9/in",
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://a:4318", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://b:9",
            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc"}  # fmt: skip
     telemetry = parse(BASE, env=env).telemetry
-    assert (telemetry.traces_endpoint, telemetry.protocol) == ("http://b:9/in", "grpc")
+    assert (telemetry.traces_endpoint, telemetry.protocol) == ("http://b:9", "grpc")
 
 
 def test_config_keys_win() -> None:
