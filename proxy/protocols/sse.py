@@ -727,8 +727,8 @@ class _LateEvents:
                         self.unknown = True
                         # (as `_data`: its lines whole, one ending in a string is no JSON; until review revstreams5 an
                         # event of 16 lines or more read on at it, where one of fewer was judged so. Judged at the line
-                        # past `_MOST_TAIL`, as `_data` judges it: at the last, a string closed on the next line was read
-                        # on, its quotes then even, until the reread of 2026-12-06)
+                        # past `_MOST_TAIL`, as `_data` judges it: at the last, a string closed on the next line would be
+                        # read on, its quotes then even)
                         past = joined.find(b"\n", _MOST_TAIL)
                         self.broken = _ends_in_string(joined if past < 0 else joined[:past])
         if b"event" in block:
