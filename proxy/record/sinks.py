@@ -35,6 +35,7 @@ log = logging.getLogger("lineage_proxy.record")
 Durable = concurrent.futures.Future[None]
 OnEnd = Callable[[Call, Decision, Outcome, frozenset[str]], Durable | None]  # a sink's `on_end`, bound
 _running_loop: Final = asyncio.get_running_loop  # compiled, a C static: not looked up in asyncio's module each call
+_loop_here: Final = asyncio._get_running_loop  # this thread's running loop, or None (`_on_loop`)
 
 
 class Recorder(Protocol):
@@ -581,10 +582,15 @@ def _counts(sink: Any) -> Counts | None:
 
 
 def _on_loop(loop: asyncio.AbstractEventLoop, callback: Callable[[], None], _: Durable) -> None:
-    """`callback` on `loop`'s thread (a durable write is done on the writer's); none once the loop is closed (a
-    stop has released what was held)."""
+    """`callback` on `loop`'s thread: a durable write is done on the writer's, and `call_soon_threadsafe` wakes the
+    loop for it; what is done on the loop's own thread (a gRPC refusal's status sent, which its record is held for) is
+    queued with `call_soon`, no wake-up (the loop's self-pipe written, then read on its next turn). None once the loop
+    is closed (a stop has released what was held)."""
     with contextlib.suppress(RuntimeError):
-        loop.call_soon_threadsafe(callback)
+        if _loop_here() is loop:
+            loop.call_soon(callback)
+        else:
+            loop.call_soon_threadsafe(callback)
 
 
 def _both(first: Durable, second: Durable) -> Durable:
