@@ -43,8 +43,10 @@ def problems(http: str = "127.0.0.1:8080", grpc: str = "127.0.0.1:8081", upstrea
         # found reviewing smalls4's change (2026-12-06): with no host:port after the `@` (a port mistyped, none) quoted
         # whole, `write 'ops:12'` / `'gw'`; a query or fragment (a key) quoted by the address to write, `write
         # 'triton:8001?key=secret'` (for a token's URL since that change, before it `write 'gw'`)
-        ("http://ops:12/secret@triton:80x", "triton:80x"),
-        ("http://gw/xyz/secret@triton:80x", "triton:80x"),
+        # (an address mistyped in turn, `triton:80x`, said as `write 'triton:80x'` until helper urls4's change,
+        # 2026-12-06: now only what would load is said, else `host:port`)
+        ("http://ops:12/secret@triton:80x", "host:port"),
+        ("http://gw/xyz/secret@triton:80x", "host:port"),
         ("http://gw/xyz/secret@", "host:port"),
         ("http://gw/xyz/tok@triton:8001?key=secret", "triton:8001"),
         ("http://u:p@triton:8001#secret", "triton:8001"),
@@ -151,3 +153,86 @@ def check(config: Path) -> subprocess.CompletedProcess[str]:
     root = str(Path(__file__).parent.parent)
     return subprocess.run([sys.executable, "-m", "proxy", "check", "--config", str(config)], capture_output=True,
                           text=True, timeout=60, cwd=root, env={**os.environ, "PYTHONPATH": root})  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("written", "said", "shown"),
+    [
+        ("http://ops:12/secret@triton:http", URL_FORM, "http://ops:***@triton:http"),
+        ("http://ops:12/secret@triton :8001", URL_FORM, "http://ops:***@triton :8001"),
+        ("grpc://gw/xyz/secret@triton:99999", URL_FORM, "grpc://***@triton:99999"),
+        ("u:secret@triton:http", USER, "u:***@triton:http"),
+        ("u:secret@tri ton:8001", USER, "u:***@tri ton:8001"),
+        ("u:secret@triton:\uff18\uff10\uff10\uff11", USER, "u:***@triton:\uff18\uff10\uff10\uff11"),  # (`８００１`)
+    ],
+)
+@pytest.mark.parametrize("where", ["http", "grpc", "upstream"])
+def test_the_address_said_to_write_is_one_that_loads(written: str, said: str, shown: str, where: str) -> None:
+    """Found reviewing urls3's change (2026-12-06): the address after a userinfo was said to be written as it was when
+    it was mistyped in turn (`write 'triton:http'`, `write 'triton :8001'`), and the next `check` refused what this
+    one said to write. What would not load is said `write 'host:port'`."""
+    path = {"http": "listen.http", "grpc": "listen.grpc", "upstream": "upstreams[0].grpc"}[where]
+    assert problems(**{where: written}) == [f"{path}: {said}, got {shown!r} (write 'host:port')"]
+
+
+@pytest.mark.parametrize(
+    ("written", "said"),
+    [
+        # a `://` in a path after the port: read as a URL from there until urls4's change (2026-12-06), quoting the
+        # path before it and saying `write 'x'`
+        ("triton:8001/secret://x", NO_HOST.format(shown="***")),
+        ("triton:8001/k/secret://triton:8001", NO_HOST.format(shown="***")),
+        (
+            "u:pw@triton:8001/secret://x",
+            "a host:port holds no user or password, got 'u:***@triton:8001/***' (write 'triton:8001')",
+        ),
+        # a `\` typed for the path's `/`: quoted whole until that change (`\\\\`: one in CONFIG's YAML)
+        ("triton:8001\\\\secret", "expected host:port, got 'triton:8001\\\\***'"),
+        (
+            "http://triton:8001\\\\secret",
+            "expected host:port without a scheme, got 'http://triton:8001\\\\***' (write 'host:port')",
+        ),
+    ],
+)
+def test_an_address_read_past_its_path_hides_it(written: str, said: str) -> None:
+    assert problems(upstream=written) == [f"upstreams[0].grpc: {said}"]
+
+
+@pytest.mark.parametrize(
+    ("config", "path"),
+    [
+        ("upstreams: [{name: m, url: '%s'}]\n", "upstreams[0].url"),
+        ("upstreams: [{name: m, url: 'http://h:1'}]\ntelemetry: {exporter: otlp, endpoint: '%s'}\n",
+         "telemetry.endpoint"),
+        ("upstreams: [{name: m, url: 'http://h:1'}]\n"
+         "telemetry: {exporter: otlp, protocol: http/protobuf, traces_endpoint: '%s'}\n", "telemetry.traces_endpoint"),
+        ("upstreams: [{name: m, url: 'http://h:1'}]\nlineage: {store: null, openlineage: {url: '%s'}}\n",
+         "lineage.openlineage.url"),
+    ],
+)  # fmt: skip
+def test_a_url_whose_path_begins_with_a_backslash_is_said_so_hidden(config: str, path: str) -> None:
+    """Found reviewing urls3's change: `http://collector:4317\\v1\\secret` was said as no http URL, quoted whole (a
+    token may be in a path); a `\\` typed for a `/` is said so, what follows it hidden."""
+    text = (
+        "listen: {http: '127.0.0.1:0'}\nroutes: [{model: '*', upstream: m}]\n"
+        + config % "http://collector:4317\\v1\\secret"
+    )
+    with pytest.raises(ConfigError) as caught:
+        parse(text, env={})
+    assert caught.value.problems == [
+        f"{path}: a path begins with '/', not '\\' (no host:port holds a '\\') in 'http://collector:4317\\\\***'"
+    ]
+
+
+def test_check_says_an_address_to_write_only_when_it_loads(tmp_path: Path) -> None:
+    """`lineage-proxy check` says it so, through the CLI."""
+    config = tmp_path / "proxy.yaml"
+    config.write_text(CONFIG.format(http="127.0.0.1:8080", grpc="127.0.0.1:8081",
+                                    upstream="http://ops:12/secret@triton:http"))  # fmt: skip
+    done = check(config)
+    said = done.stdout + done.stderr
+    assert done.returncode == 1 and "Traceback" not in said and "secret" not in said, said
+    assert (
+        "upstreams[0].grpc: expected host:port without a scheme, got 'http://ops:***@triton:http' (write 'host:port')"
+        in said
+    ), said

@@ -226,6 +226,14 @@ def test_an_at_before_a_host_stays_refused(url: str, secret: str) -> None:
         # (`triton：８００１`, `triton：8001`): they loaded so, host `ops` or `gw`
         ("http://ops:12/s3cret1z@triton\uff1a\uff18\uff10\uff10\uff11", "s3cret1z"),
         ("http://gw/xyz/s3cret1z@triton\uff1a8001/v1", "xyz/s3cret1z"),
+        # found reviewing that change, refused since helper urls4's (2026-12-06): white space within the host, a `:`
+        # after the port's digits, gRPC's scheme's name for the port: they loaded, host `ops` or `gw`
+        ("http://ops:12/s3cret1z@tri ton:8001", "s3cret1z"),
+        ("http://gw/xyz/s3cret1z@tri\tton:8001/v1", "xyz/s3cret1z"),
+        ("http://ops:12/s3cret1z@triton:8001:", "s3cret1z"),
+        ("http://gw/xyz/s3cret1z@triton:8001:/v1", "xyz/s3cret1z"),
+        ("http://ops:12/s3cret1z@triton:grpc", "s3cret1z"),
+        ("http://gw/xyz/s3cret1z@triton:GRPCS/v1", "xyz/s3cret1z"),
     ],
 )
 @pytest.mark.parametrize(("config", "path"), PLACES + GRPC_PLACES, ids=[*IDS, "otlp grpc", "traces grpc"])

@@ -53,7 +53,7 @@ from proxy.config.model import (
     host_sidecar,
     kserve_openai_url,
 )
-from proxy.config.otel_env import EXPORT_TIMEOUT_MAX_S, names_protocol, telemetry_from_env
+from proxy.config.otel_env import EXPORT_TIMEOUT_MAX_S, GRPC_DNS, names_protocol, telemetry_from_env
 from proxy.config.yamlfile import StrictLoader, not_utf8, shown_key, surrogate, surrogates, tab_hint, written
 from proxy.errors import ConfigError
 from proxy.files import read_bytes
@@ -140,11 +140,17 @@ _HOST_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|\w(?:[\w.-]*\w)?\.?)(?::[0-9]{0,
 # or script (`@triton:80800800`, `@triton:８００１`: `int` reads them, no URL reader does), and so is a scheme's name
 # (`@triton:http`, the port's service name to a resolver, where a path's word after a `:` is a method's or a tag's,
 # `:rawPredict`, `:latest`), with white space around the host or its `:` too (`@triton :8001`), which no path holds
-# unescaped; and a fullwidth `：` before such a port, as a CJK input method writes it with its digits (`@triton：８００１`)
+# unescaped; and a fullwidth `：` before such a port, as a CJK input method writes it with its digits (`@triton：８００１`).
+# So too white space within the host (`@tri ton:8001`), a `:` after a port of digits (`@triton:8001:`), and gRPC's
+# scheme's name for a port (`@triton:grpc`, one a gRPC upstream's user meant): no API's path holds white space
+# unescaped, nor a `:` after a tag's digits (a time's has two more digits after it, `T12:00:00Z`), nor the word `grpc`
 _MISTYPED_PORT = re.compile(
-    r"\s*(?:\[[0-9A-Fa-f:.]+\]|\w(?:[\w.-]*\w)?\.?)\s*"
-    r"(?:[:\uff1a]\s*(?:\d+|(?i:https?))\s*|::?(?=[^/?#@:]*\d)[^/?#@:]{1,7})"
+    r"\s*(?:\[[0-9A-Fa-f:.]+\]|\w(?:[\w.-]*\w)?(?:\s+\w(?:[\w.-]*\w)?)*\.?)\s*"
+    r"(?:[:\uff1a]\s*(?:\d+\s*:?|(?i:https?|grpcs?))\s*|::?(?=[^/?#@:]*\d)[^/?#@:]{1,7})"
 )
+# a URL's scheme and its `://` (RFC 3986's `scheme`), which begins an address written as a URL (`parse_address`): not
+# any `://`, one in a path (`triton:8001/s3cret://x`, read from there, quoted the path before it and said `write 'x'`)
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 # what no host's name holds, nor an IPv6 address: a listener's or a gRPC upstream's address holding one is a URL's path,
 # query or fragment, or a token (`parse_address`)
 _NO_HOSTS = re.compile(r"[/?#\s]")
@@ -349,6 +355,22 @@ def store_userinfo(store: str) -> tuple[int, int] | None:
     if query >= 0 and _query_at(store, first + 1 if first >= 0 else start, query, last):
         return None
     return start, last
+
+
+def _conninfo_pairs(store: str) -> bool:
+    """Whether a `lineage.store` is libpq's connection string of key=value pairs (`host=db dbname=lineage`), which
+    the store does not take (a PostgreSQL one is a URL), yet which would load as a SQLite file's name, a file by that
+    name made in the working directory: until 2026-12-06 it loaded so. Only pairs libpq reads, each key one of its
+    own (a file's name holding a `=`, `runs=3/lineage.db`, is none)."""
+    if "=" not in store or store.startswith(("postgresql://", "postgres://")):
+        return False
+    try:
+        from psycopg import conninfo
+
+        conninfo.conninfo_to_dict(store)
+    except Exception:  # (no psycopg, or no pairs libpq reads)
+        return False
+    return True
 
 
 def _query_at(store: str, host: int, query: int, at: int) -> bool:
@@ -752,6 +774,8 @@ def _url_problem(url: str) -> str | None:
         return None
     if _spaced(netloc):
         return "a host:port holds no white space"
+    if _backslash_at(url) >= 0:
+        return "a path begins with '/', not '\\' (no host:port holds a '\\')"
     after_host = netloc.rpartition("@")[2].rpartition("]")[2]  # `[v6]:port`: what follows the address
     sep, port = after_host.rpartition(":")[1:]
     if sep and (said := _not_ascii(port)) is not None:
@@ -763,8 +787,11 @@ def _url_problem(url: str) -> str | None:
 def parse_address(text: str, zero_ok: bool = True) -> Address:
     """`host:port` or `[v6]:port` into an Address; ValueError when malformed. Port 0 (any free port) only where
     `zero_ok` (a listener), not for an address to connect to."""
-    _, sep, rest = text.partition("://")
-    if sep:  # `http://host:port`: a listener would fail to start, a grpc upstream never resolve, after `check` said ok
+    scheme = _SCHEME.match(text)
+    rest = text[scheme.end() :] if scheme else ""
+    if (
+        scheme
+    ):  # `http://host:port`: a listener would fail to start, a grpc upstream never resolve, after `check` said ok
         # the address after a userinfo holding a `/` or what may be a token (`http://gw/xyz/q9s3cr@gateway:8001`), not
         # the text before its first `/`, a piece of it (`write 'gw'`). With no host[:port] after its `@`
         # (`@gateway:80x`, `@`), all before the last `@`, as below, hidden as a userinfo
@@ -773,13 +800,13 @@ def parse_address(text: str, zero_ok: bool = True) -> Address:
             userinfo = (len(text) - len(rest), text.rfind("@"))
         after = rest if userinfo is None else text[userinfo[1] + 1 :]
         # (to its path, query or fragment, which may hold a key: not `write 'h:1?key=...'`)
-        address = re.split(r"[/?#]", after, maxsplit=1)[0].rpartition("@")[2].strip() or "host:port"
+        address = _suggested(re.split(r"[/?#]", after, maxsplit=1)[0].rpartition("@")[2].strip(), zero_ok)
         # (its path hidden too: `http://triton:8001/aB3/x+Yz/Q9`, which may be a token of base64)
         shown = _address_shown(text, userinfo)
         raise ValueError(f"expected host:port without a scheme, got {shown!r} (write {address!r})")
     if "@" in text:  # `user:password@host:port`: no host holds an `@`, and grpc would take it all as the host's name
         # (white space around it dropped: not `write 'gateway:8001 '`)
-        address = re.split(r"[/?#]", text.rpartition("@")[2], maxsplit=1)[0].strip() or "host:port"
+        address = _suggested(re.split(r"[/?#]", text.rpartition("@")[2], maxsplit=1)[0].strip(), zero_ok)
         # all before the last `@` its user and password, one holding a `/` too (`gw/xyz/q9s3cr@gateway:8001`, where
         # `redact_userinfo` reads a userinfo to a `/` and would quote it whole)
         shown = _address_shown(text, (0, text.rfind("@")))  # (and its path: `u:***@triton:8001/***`)
@@ -809,6 +836,35 @@ def parse_address(text: str, zero_ok: bool = True) -> Address:
     return Address(host, int(port))
 
 
+def _dns_target_problem(endpoint: str) -> str | None:
+    """What is wrong with an OTLP/gRPC endpoint that is a target of grpc's DNS resolver (`GRPC_DNS`), else None:
+    `dns:///collector:4317` or `dns:collector:4317` then a host:port (`parse_address`), as grpc resolves it and
+    opentelemetry-exporter-otlp-proto-grpc passes it on (until 2026-12-06 refused as no http URL). Not one naming a DNS
+    server (`dns://8.8.8.8/collector:4317`): that exporter takes a URL's `netloc` for the collector's host:port, so
+    connects to `8.8.8.8`, and the config's endpoint must mean the same to both."""
+    target = endpoint.removeprefix("dns:///") if endpoint.startswith("dns:///") else endpoint.removeprefix(GRPC_DNS)
+    if target.startswith("//"):
+        return (f"a dns: endpoint naming a DNS server, {_address_shown(endpoint)!r}, is read by OpenTelemetry's "
+                "OTLP/gRPC exporter as the collector's host:port (its authority): write dns:///host:port, resolved "
+                "by the system's resolver")  # fmt: skip
+    try:
+        parse_address(target, zero_ok=False)
+    except ValueError as exc:
+        return f"a dns: endpoint is dns:///host:port: {exc}"
+    return None
+
+
+def _suggested(address: str, zero_ok: bool) -> str:
+    """The host:port a problem with an address says to write (the one after its scheme or its user and password) when
+    it would load, else `host:port`: one mistyped in turn (`triton:http`, `triton :8001`, after
+    `http://ops:12/s3cret@`) was said as it was, and the next `check` refused what the last one said to write."""
+    try:
+        parse_address(address, zero_ok)
+    except ValueError:
+        return "host:port"
+    return address
+
+
 def _grpc_dropped(endpoint: str, parts: SplitResult) -> str | None:
     """What an OTLP/gRPC endpoint holds past its host and port, which its exporter drops (`OtlpGrpcSink` connects to
     the host and port alone, as opentelemetry-exporter-otlp-proto-grpc, which keeps a URL's `netloc`): a path, query
@@ -834,11 +890,13 @@ def _grpc_dropped(endpoint: str, parts: SplitResult) -> str | None:
 def _address_shown(text: str, userinfo: tuple[int, int] | None = None) -> str:
     """An address, or a URL where one goes, as a problem quotes it: its password, query and fragment hidden
     (`shown_url`, `userinfo` its), and what follows the `/` after its host (`triton:8001/***`, `http://triton:8001/***`:
-    a path, which may be a token of base64, `aB3/x+Yz/Q9`), a URL's and one after a user and password too."""
+    a path, which may be a token of base64, `aB3/x+Yz/Q9`), a URL's and one after a user and password too, and what
+    follows a `\\` typed for that `/` (`triton:8001\\***`), which `shown_url` hides in a URL's host:port."""
     shown = shown_url(text, userinfo)
-    start = shown.find("://") + 3 if "://" in shown else 0
-    head, slash, path = shown[start:].partition("/")
-    return shown[:start] + head + slash + ("***" if path else "")
+    scheme = _SCHEME.match(shown)
+    start = scheme.end() if scheme else 0
+    end = min((index for index in (shown.find("/", start), shown.find("\\", start)) if index >= 0), default=-1)
+    return shown if end < 0 or end + 1 == len(shown) else shown[: end + 1] + "***"
 
 
 class _Section:
@@ -1534,7 +1592,10 @@ class _Reader:
         """An OTLP endpoint, read as its exporter reads it: over gRPC a `host:port` too (`OtlpGrpcSink`; the
         OpenTelemetry spec has it take any form the gRPC client does), an http(s) URL otherwise."""
         endpoint = self.string(path, value, optional=True)
-        if endpoint is not None:
+        if endpoint is not None and protocol == "grpc" and endpoint.startswith(GRPC_DNS):
+            if (said := _dns_target_problem(endpoint)) is not None:
+                self.problem(path, said)
+        elif endpoint is not None:
             grpc_target = protocol == "grpc" and "://" not in endpoint
             url = f"http://{endpoint}" if grpc_target else endpoint
             parts = _http_url(url)
@@ -1631,6 +1692,10 @@ class _Reader:
             except OSError as exc:
                 self.problem("lineage.password_file",
                              f"cannot read a password from {lineage.password_file!r}: {exc.strerror or exc}")  # fmt: skip
+        if store is not None and _conninfo_pairs(store):
+            self.problem("lineage.store", "a PostgreSQL store is a postgresql:// URL, postgresql://user@host:5432/DB, "
+                         "not libpq's key=value pairs, which would be a SQLite file's name (write ./ before one so "
+                         "named)")  # fmt: skip
         if store is None or not store.startswith(("postgresql://", "postgres://")):
             if lineage.password_file is not None:
                 self.problem("lineage.password_file", "only a PostgreSQL lineage.store (postgresql://...) has one")
@@ -1638,6 +1703,10 @@ class _Reader:
         slashed = store_userinfo(store)  # (said in the config's words: libpq's would quote the password)
         if slashed is not None:
             self.problem("lineage.store", f"{userinfo_hint(store, *slashed)} in {shown_url(store, slashed)!r}")
+            return
+        # (`@triton :5432`: libpq drops a space there, keeps a tab, `triton\t`, which `urlsplit` drops in turn)
+        if _spaced(re.split(r"[/?#]", store.partition("://")[2], maxsplit=1)[0]):
+            self.problem("lineage.store", f"a host:port holds no white space in {shown_url(store)!r}")
             return
         try:
             from psycopg import conninfo
@@ -1653,6 +1722,10 @@ class _Reader:
             return
         if not params.get("dbname"):
             self.problem("lineage.store", "the PostgreSQL URL names no database: postgresql://user@host:5432/DB")
+        for key in ("host", "hostaddr", "port"):  # (`?host=tri%20ton`, `@triton%20:5432`: host `triton ` to libpq)
+            items = str(params.get(key) or "").split(",")  # (a socket's directory, `/run/my sockets`, may hold one)
+            if any(_SPACED.search(item) and not item.startswith("/") for item in items):
+                self.problem("lineage.store", f"the PostgreSQL URL's {key} holds white space, which no {key} does")
         for port in str(params.get("port") or "").split(","):  # one a host (`h1:5432,h2:5433`); none: libpq's 5432
             if (said := _not_ascii(port)) is not None:
                 self.problem("lineage.store", f"{said} in the PostgreSQL URL")
@@ -1924,7 +1997,19 @@ def shown_url(text: str, userinfo: tuple[int, int] | None = None) -> str:
     for mark in ("#", "?"):
         head, sep, _ = shown.partition(mark)
         shown = head + (f"{mark}***" if sep else "")
+    if (backslash := _backslash_at(shown)) >= 0:  # (`http://triton:8000\***`: a path typed with a `\`)
+        shown = shown[: backslash + 1] + "***"
     return shown
+
+
+def _backslash_at(url: str) -> int:
+    """Where a `\\` is in a URL's host:port (after any userinfo, before its path), else -1: typed for the `/` that
+    begins a path (`http://collector:4317\\v1\\traces`, a Windows habit; WHATWG readers take it for one, urllib,
+    yarl and grpc for no port), so what follows it is a path's, which may be a token, and is hidden."""
+    scheme = _SCHEME.match(url)
+    start = scheme.end() if scheme else 0
+    end = min((index for index in (url.find(mark, start) for mark in "/?#") if index >= 0), default=len(url))
+    return url.find("\\", max(url.rfind("@", start, end) + 1, start), end)
 
 
 def read_secret(path: str) -> bytes:

@@ -12,7 +12,7 @@ are `key=value` lists with percent-encoded values; the timeout is in millisecond
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 from urllib.parse import unquote
 
 SAMPLERS = {  # OTEL_TRACES_SAMPLER → the ratio of new traces sampled (None: read OTEL_TRACES_SAMPLER_ARG)
@@ -24,6 +24,10 @@ SAMPLERS = {  # OTEL_TRACES_SAMPLER → the ratio of new traces sampled (None: r
     "parentbased_traceidratio": None,
 }
 PROTOCOLS = ("grpc", "http/protobuf")
+# what begins a target of grpc's DNS resolver, `dns:///collector:4317` (`dns:collector:4317` too): a form the spec has
+# an OTLP/gRPC endpoint take (any its gRPC client does), which opentelemetry-exporter-otlp-proto-grpc passes on to grpc
+# as written (it keeps a URL's `netloc`, and this has none), and `OtlpGrpcSink` too
+GRPC_DNS: Final = "dns:"
 
 
 # `telemetry.export_timeout_s` at most: a shutdown waits that long for the spans at most. 0 (elsewhere "no timeout")

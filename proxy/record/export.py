@@ -27,6 +27,7 @@ from typing import Any, Final, Protocol
 from urllib.parse import urlsplit
 
 from proxy import __version__
+from proxy.config.otel_env import GRPC_DNS
 from proxy.errors import PLAINTEXT_REASONS, plaintext_hint
 from proxy.record import ExportRefused
 from proxy.record.otlp import encode_request
@@ -254,13 +255,16 @@ class OtlpGrpcSink:
         import grpc
 
         options = options or SinkOptions()
-        parts = urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}")
-        # the URL's host (an IPv6 literal in its brackets, as grpc reads it) and port: an https URL's default is 443,
-        # as OpenTelemetry's SDKs take `https://api.honeycomb.io`; else OTLP/gRPC's own, 4317
-        host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
-        target = f"{host}:{parts.port or (443 if parts.scheme == 'https' else 4317)}"
         self._secure = grpc_secure(endpoint, options)
-        self._scheme = parts.scheme if "://" in endpoint else ""  # what made it TLS, for `_plaintext_hint`
+        if endpoint.startswith(GRPC_DNS):  # grpc's own target, resolved by grpc as written
+            target, self._scheme = endpoint, "dns"
+        else:
+            parts = urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}")
+            # the URL's host (an IPv6 literal in its brackets, as grpc reads it) and port: an https URL's default is
+            # 443, as OpenTelemetry's SDKs take `https://api.honeycomb.io`; else OTLP/gRPC's own, 4317
+            host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
+            target = f"{host}:{parts.port or (443 if parts.scheme == 'https' else 4317)}"
+            self._scheme = parts.scheme if "://" in endpoint else ""  # what made it TLS, for `_plaintext_hint`
         if self._secure:
             credentials = grpc.ssl_channel_credentials(root_certificates=grpc_roots(options))
             self._channel = grpc.secure_channel(target, credentials, options=GRPC_CHANNEL_OPTIONS)
@@ -309,7 +313,9 @@ class OtlpGrpcSink:
             return (" (the collector answered in plain gRPC, not TLS: an http:// endpoint given a certificate, "
                     "telemetry.certificate or OTEL_EXPORTER_OTLP_CERTIFICATE, is spoken over TLS; for a plaintext "
                     "collector give none, or set telemetry.insecure: true)")  # fmt: skip
-        said = "an https:// endpoint" if self._scheme == "https" else "an endpoint without a scheme"
+        said = {"https": "an https:// endpoint", "dns": "a dns: endpoint"}.get(
+            self._scheme, "an endpoint without a scheme"
+        )
         return (f" (the collector answered in plain gRPC, not TLS: {said} is spoken over TLS; "
                 "for a plaintext collector write the endpoint with http://, or set telemetry.insecure: true)")  # fmt: skip
 
@@ -320,10 +326,11 @@ class OtlpGrpcSink:
 def grpc_secure(endpoint: str, options: SinkOptions) -> bool:
     """Whether an OTLP/gRPC sink reaches `endpoint` over TLS. As the OpenTelemetry spec and its SDKs have it:
     `insecure` (default false) decides an endpoint without a scheme (`collector:4317`), so that one is TLS unless it
-    says plaintext; `http://` is plaintext, unless a `certificate` is given to check the backend with."""
+    says plaintext, and so does a gRPC target (`dns:///collector:4317`, `GRPC_DNS`: opentelemetry-exporter-otlp-proto-grpc
+    is plaintext for `http` alone); `http://` is plaintext, unless a `certificate` is given to check the backend with."""
     scheme = urlsplit(endpoint).scheme if "://" in endpoint else ""
     return options.insecure is not True and (
-        scheme == "https" or "://" not in endpoint or options.certificate is not None
+        scheme == "https" or "://" not in endpoint or endpoint.startswith(GRPC_DNS) or options.certificate is not None
     )
 
 
