@@ -70,6 +70,12 @@ def test_a_store_whose_host_is_read_holding_white_space_is_refused(store: str) -
         f"host=triton port=5432 dbname=lineage user=u password={SECRET}",
         "dbname=lineage",
         " host = triton dbname='edges' ",
+        # found reviewing (2026-12-06): pairs libpq refuses, a key mistyped or unknown, a quote left open, a key in
+        # capitals, loaded as a SQLite file's name, the password in it
+        f"host=triton dbname=lineage password={SECRET} sslmod=require",
+        f"host=triton dbname='lineage password={SECRET}",
+        f"HOST=triton DBNAME=lineage password={SECRET}",
+        f"sslmod=require host=triton dbname=lineage password={SECRET}",
     ],
 )
 def test_a_store_written_as_libpqs_key_value_pairs_is_refused(store: str) -> None:
@@ -88,6 +94,8 @@ def test_a_store_written_as_libpqs_key_value_pairs_is_refused(store: str) -> Non
         "postgresql://u:p@db1:5432,db2:5433/db",
         "./dbname=lineage",  # (a SQLite file so named)
         "runs=3/lineage.db",  # (`runs` is no libpq key)
+        "runs=3 host/lineage.db",  # (nor `runs`, the one key: `host` is no key, no `=` after it)
+        "data/host=a/lineage.db",  # (a directory so named: no key begins the store or follows white space)
         "lineage.db",
     ],
 )

@@ -148,6 +148,8 @@ _MISTYPED_PORT = re.compile(
     r"\s*(?:\[[0-9A-Fa-f:.]+\]|\w(?:[\w.-]*\w)?(?:\s+\w(?:[\w.-]*\w)?)*\.?)\s*"
     r"(?:[:\uff1a]\s*(?:\d+\s*:?|(?i:https?|grpcs?))\s*|::?(?=[^/?#@:]*\d)[^/?#@:]{1,7})"
 )
+# a key of libpq's key=value pairs where one is (`_conninfo_pairs`): at the start or after white space, before a `=`
+_CONNINFO_KEY: Final = re.compile(r"(?:^|(?<=\s))(\w+)\s*=")
 # a URL's scheme and its `://` (RFC 3986's `scheme`), which begins an address written as a URL (`parse_address`): not
 # any `://`, one in a path (`triton:8001/s3cret://x`, read from there, quoted the path before it and said `write 'x'`)
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
@@ -360,16 +362,21 @@ def store_userinfo(store: str) -> tuple[int, int] | None:
 def _conninfo_pairs(store: str) -> bool:
     """Whether a `lineage.store` is libpq's connection string of key=value pairs (`host=db dbname=lineage`), which
     the store does not take (a PostgreSQL one is a URL), yet which would load as a SQLite file's name, a file by that
-    name made in the working directory: until 2026-12-06 it loaded so. Only pairs libpq reads, each key one of its
-    own (a file's name holding a `=`, `runs=3/lineage.db`, is none)."""
+    name made in the working directory: until 2026-12-06 it loaded so. Pairs libpq reads, and pairs it refuses where
+    a key that begins the store or follows white space is one of its own in any case (a key mistyped beside them,
+    `sslmod=require`, a quote left open, `HOST=db`: a SQLite file's name too, the password in it); not a file's name
+    holding a `=`, `runs=3/lineage.db`, `data/host=a/lineage.db`."""
     if "=" not in store or store.startswith(("postgresql://", "postgres://")):
         return False
     try:
-        from psycopg import conninfo
+        from psycopg import conninfo, pq
 
         conninfo.conninfo_to_dict(store)
-    except Exception:  # (no psycopg, or no pairs libpq reads)
+    except ImportError:  # (no psycopg: no store of PostgreSQL's either)
         return False
+    except Exception:  # (pairs libpq refuses, or no pairs)
+        keys = {option.keyword.decode() for option in pq.Conninfo.get_defaults()}
+        return any(key.lower() in keys for key in _CONNINFO_KEY.findall(store))
     return True
 
 
