@@ -96,6 +96,7 @@ def test_a_store_written_as_libpqs_key_value_pairs_is_refused(store: str) -> Non
         "runs=3/lineage.db",  # (`runs` is no libpq key)
         "runs=3 host/lineage.db",  # (nor `runs`, the one key: `host` is no key, no `=` after it)
         "data/host=a/lineage.db",  # (a directory so named: no key begins the store or follows white space)
+        "./runs/my port=5.db",  # (a path: it begins with no key, so `./` before a name so made loads it)
         "lineage.db",
     ],
 )

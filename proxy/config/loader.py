@@ -362,10 +362,10 @@ def store_userinfo(store: str) -> tuple[int, int] | None:
 def _conninfo_pairs(store: str) -> bool:
     """Whether a `lineage.store` is libpq's connection string of key=value pairs (`host=db dbname=lineage`), which
     the store does not take (a PostgreSQL one is a URL), yet which would load as a SQLite file's name, a file by that
-    name made in the working directory: until 2026-12-06 it loaded so. Pairs libpq reads, and pairs it refuses where
-    a key that begins the store or follows white space is one of its own in any case (a key mistyped beside them,
-    `sslmod=require`, a quote left open, `HOST=db`: a SQLite file's name too, the password in it); not a file's name
-    holding a `=`, `runs=3/lineage.db`, `data/host=a/lineage.db`."""
+    name made in the working directory: until 2026-12-06 it loaded so. Pairs libpq reads, and pairs it refuses that
+    begin with a key, one of them (at the start or after white space) libpq's own in any case: a key mistyped beside
+    them, `sslmod=require`, a quote left open, `HOST=db`, a SQLite file's name too, the password in it. Not a file's
+    name holding a `=`, `runs=3/lineage.db`, `data/host=a/lineage.db`, nor a path, `./my port=5.db`."""
     if "=" not in store or store.startswith(("postgresql://", "postgres://")):
         return False
     try:
@@ -376,7 +376,8 @@ def _conninfo_pairs(store: str) -> bool:
         return False
     except Exception:  # (pairs libpq refuses, or no pairs)
         keys = {option.keyword.decode() for option in pq.Conninfo.get_defaults()}
-        return any(key.lower() in keys for key in _CONNINFO_KEY.findall(store))
+        begun = _CONNINFO_KEY.match(store.lstrip()) is not None
+        return begun and any(key.lower() in keys for key in _CONNINFO_KEY.findall(store))
     return True
 
 
