@@ -413,7 +413,8 @@ def _split(url: str) -> SplitResult | None:
     a port that is not one (`:99999`, `:abc`), which `urlsplit` or the connection's `.port` raise on, or one whose
     user or password holds a `/`, `?` or `#` written unescaped (`_slashed_userinfo`: `urlsplit` reads another host),
     or whose host:port holds white space (`_spaced`: `http://triton :8001`, host `triton ` to every reader, which no
-    resolver finds: loaded, it would fail at each connect)."""
+    resolver finds: loaded, it would fail at each connect) or a `\\` (`_backslash_at`: `http://collector\\v1`, a path
+    typed with one, host `collector\\v1` to urllib, which yarl refuses: loaded, the path quoted as the host)."""
     if _slashed_userinfo(url) is not None:
         return None
     try:
@@ -421,7 +422,7 @@ def _split(url: str) -> SplitResult | None:
         parts.port  # noqa: B018 (read for the ValueError it raises)
     except ValueError:
         return None
-    return None if _spaced(parts.netloc) else parts
+    return None if _spaced(parts.netloc) or _backslash_at(url) >= 0 else parts
 
 
 def _spaced(netloc: str) -> bool:
