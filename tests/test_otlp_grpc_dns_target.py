@@ -12,6 +12,7 @@ import socket
 import threading
 from typing import Any
 
+import grpc
 import pytest
 
 from proxy.config import parse
@@ -121,3 +122,29 @@ def test_a_dns_target_over_http_protobuf_is_no_url() -> None:
     assert caught.value.problems == [
         "telemetry.endpoint: expected an http:// or https:// URL, got 'dns:///collector:4318'"
     ]
+
+
+UNBRACKETED = (
+    "a dns: endpoint's IPv6 address is written in brackets, dns:///[::1]:4317: grpc reads {endpoint!r} as one address, "
+    "on its default port"
+)
+
+
+@pytest.mark.parametrize("endpoint", ["dns:///::1:4317", "dns:::1:4317", "dns:///2001:db8::1:4317"])
+def test_a_dns_target_of_an_ipv6_address_without_brackets_is_refused(endpoint: str) -> None:
+    """Found reviewing urls4's change: these loaded, read by the check as `[::1]:4317`, which grpc reads as the address
+    `::1:4317` (`::0.1.67.23`) on port 443: the spans sent to another address and port than the check read."""
+    with pytest.raises(ConfigError) as caught:
+        _telemetry("endpoint", endpoint)
+    assert caught.value.problems == ["telemetry.endpoint: " + UNBRACKETED.format(endpoint=endpoint)]
+
+
+def test_a_dns_target_of_an_ipv6_address_in_brackets_loads() -> None:
+    assert _telemetry("endpoint", "dns:///[::1]:4317").endpoint == "dns:///[::1]:4317"
+
+
+def test_grpc_reads_an_ipv6_address_without_brackets_whole() -> None:
+    """Why: grpc's own reading of such a target, the address it tried named in its error (port 443, not 4317)."""
+    with grpc.insecure_channel("dns:///::1:4317") as channel, pytest.raises(grpc.RpcError) as caught:
+        channel.unary_unary("/x/y")(b"", timeout=10)
+    assert "ipv6:%5B::0.1.67.23%5D:443" in caught.value.details()

@@ -850,16 +850,20 @@ def _dns_target_problem(endpoint: str) -> str | None:
     `dns:///collector:4317` or `dns:collector:4317` then a host:port (`parse_address`), as grpc resolves it and
     opentelemetry-exporter-otlp-proto-grpc passes it on (until 2026-12-06 refused as no http URL). Not one naming a DNS
     server (`dns://8.8.8.8/collector:4317`): that exporter takes a URL's `netloc` for the collector's host:port, so
-    connects to `8.8.8.8`, and the config's endpoint must mean the same to both."""
+    connects to `8.8.8.8`, and the config's endpoint must mean the same to both. Nor an IPv6 address without its
+    brackets (`dns:///::1:4317`), which grpc, given the target as written, reads whole, `::1:4317` on port 443."""
     target = endpoint.removeprefix("dns:///") if endpoint.startswith("dns:///") else endpoint.removeprefix(GRPC_DNS)
     if target.startswith("//"):
         return (f"a dns: endpoint naming a DNS server, {_address_shown(endpoint)!r}, is read by OpenTelemetry's "
                 "OTLP/gRPC exporter as the collector's host:port (its authority): write dns:///host:port, resolved "
                 "by the system's resolver")  # fmt: skip
     try:
-        parse_address(target, zero_ok=False)
+        address = parse_address(target, zero_ok=False)
     except ValueError as exc:
         return f"a dns: endpoint is dns:///host:port: {exc}"
+    if ":" in address.host and not target.startswith("["):  # (`parse_address` takes `::1:4317` for `[::1]:4317`)
+        return ("a dns: endpoint's IPv6 address is written in brackets, dns:///[::1]:4317: grpc reads "
+                f"{endpoint!r} as one address, on its default port")  # fmt: skip
     return None
 
 
