@@ -418,6 +418,21 @@ def _bare_data(run: re.Match[bytes]) -> bytes:
     return line if len(line) > 5 else b"\ndata:"  # (`data` without a colon: `data:`)
 
 
+def _line_end(data: bytes, line: bytes, equal: int) -> int:
+    """Where the line `line` of `data` ends (its line end after it), past `equal` lines equal to it; -1 if none does."""
+    at = 0
+    while True:
+        at = data.find(line, at)
+        if at < 0:
+            return -1
+        end = at + len(line)
+        if (at == 0 or data[at - 1] == _LF) and (end == len(data) or data[end] == _LF):
+            if not equal:
+                return min(end + 1, len(data))
+            equal -= 1
+        at += 1
+
+
 def _event_name(line: bytes) -> bytes:
     """An `event:` line's name (`event: x` or `event:x`), as the SDKs' decoders read it."""
     return line[7:] if line[6:7] == b" " else line[6:]
@@ -450,6 +465,19 @@ _RUN_KEPT: Final = 32
 # a JSON escape's backslash and the byte it escapes (`_LateEvents._quotes`)
 _BACKSLASH: Final = ord("\\")
 _ESCAPES: Final = re.compile(rb"\\[\s\S]")
+# a `data` line's value past `_MOST_TAIL` bytes, as JSON reads it (`_Elided`): a string's inside kept up to
+# `_STRING_KEPT` bytes, a longer one's as `_ELIDED` (the same to JSON's parser: valid characters, no quote, no
+# backslash); one no JSON reads (a control character, a bad escape) as `_BAD_STRING`, which none reads either; past
+# `_MOST_TAIL` bytes kept or `_MOST_STRINGS` strings stepped over (a Python step each), its quotes alone counted (`_quotes`)
+_STRING_KEPT: Final = 256
+_ELIDED: Final = b"..."
+_BAD_STRING: Final = b"\x01"
+_MOST_STRINGS: Final = 1024
+_QUOTE: Final = ord('"')
+# a string's inside as Python's json reads it (strict: no control character), to its end or a byte that is none of it
+_STRING_BODY: Final = re.compile(rb'[^"\\\x00-\x1f]*(?:\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})[^"\\\x00-\x1f]*)*')
+# an escape a piece's end may cut (`\`, `\u12`): read with the next piece
+_ESCAPE_CUT: Final = re.compile(rb"\\(?:u[0-9a-fA-F]{0,3})?")
 # whole events of one `data` line each, an `event` line before it or none (`_LateEvents._plain`): most reads are only
 # these, judged a read at a time in C; and the field names that begin their lines, one space after the colon
 _PLAIN_EVENTS: Final = re.compile(rb"(?:(?:event:[^\n]*\n)?data:[^\n]*\n\n)+")
@@ -462,6 +490,93 @@ _BULK_DATA: Final = re.compile(rb"^data(?::(?: ?)([^\n]*))?$", re.M)
 # values of white space run together in such data, with more than white space in it: one line end for them all changes
 # nothing the SDKs make of it (`_LateEvents._data`)
 _WHITE_VALUES: Final = re.compile(rb"\n[ \t]*(?:\n[ \t]*)+")
+
+
+class _Elided:
+    """A `data` line's value, given a piece at a time, as JSON's parser reads it, its strings' insides past
+    `_STRING_KEPT` bytes kept as `_ELIDED` (and one no JSON reads as `_BAD_STRING`): kept so, a line past `_MOST_TAIL`
+    bytes is judged whole (`_LateEvents`), a string closed past those bytes then what cannot follow it (`data: {` then
+    `data: "xxx..."` then `data: }`) no JSON, where its quotes alone were counted until 2026-12-06 and it passed as a
+    success (helper streams7). In C but a Python step a string: `find` outside one, `_STRING_BODY` inside."""
+
+    def __init__(self) -> None:
+        self.kept: list[bytes] = []
+        self.size = 0
+        self.strings = 0
+        self.in_string = False
+        self.inside = b""  # (the open string's inside so far, up to `_STRING_KEPT` bytes; `long` past them)
+        self.long = False
+        self.cut = b""  # (an escape the piece before ended in: `_ESCAPE_CUT`)
+        self.bad = False  # (a string no JSON reads: nothing after it changes that)
+
+    def feed(self, piece: bytes) -> bytes | None:
+        """None, or, past `_MOST_TAIL` bytes kept or `_MOST_STRINGS` strings, the rest of `piece` from where it stopped
+        (out of a string): its quotes are counted (`_LateEvents._quotes`)."""
+        if self.bad:
+            return None
+        if self.cut:
+            piece = self.cut + piece
+            self.cut = b""
+        at = 0
+        size = len(piece)
+        while at < size:
+            if not self.in_string:
+                quote = piece.find(b'"', at)
+                stop = size if quote < 0 else quote + 1
+                if self.size + stop - at > _MOST_TAIL or self.strings >= _MOST_STRINGS:
+                    # (kept up to `_MOST_TAIL` bytes, out of a string: its first bytes are judged, `_json_may_begin`)
+                    cut = min(at + max(_MOST_TAIL - self.size, 0), stop - 1 if quote >= 0 else size)
+                    self.kept.append(piece[at:cut])
+                    self.size += cut - at
+                    return piece[cut:]
+                self.kept.append(piece[at:stop])
+                self.size += stop - at
+                if quote < 0:
+                    return None
+                self.in_string = True
+                self.strings += 1
+                at = stop
+                continue
+            found = _STRING_BODY.match(piece, at)
+            end = found.end() if found is not None else at
+            if not self.long:
+                if len(self.inside) + end - at > _STRING_KEPT:
+                    self.long = True
+                    self.inside = b""
+                else:
+                    self.inside += piece[at:end]
+            if end == size:
+                return None
+            if piece[end] == _QUOTE:
+                self._close()
+                at = end + 1
+            elif _ESCAPE_CUT.fullmatch(piece, end) is not None:  # (the next piece's first bytes end it)
+                self.cut = piece[end:]
+                return None
+            else:  # (a control character, a bad escape)
+                self.kept += (self.inside, _BAD_STRING)
+                self.bad = True
+                return None
+        return None
+
+    def _close(self) -> None:
+        inside = _ELIDED if self.long else self.inside
+        self.kept += (inside, b'"')
+        self.size += len(inside) + 1
+        self.in_string = self.long = False
+        self.inside = b""
+
+    def value(self) -> bytes:
+        """The value so far as kept (a string open at its end: its inside so kept, and an escape cut, as they are)."""
+        if self.in_string and not self.bad:
+            return b"".join(self.kept) + (_ELIDED if self.long else self.inside) + self.cut
+        return b"".join(self.kept)
+
+
+def _elided_whole(value: bytes) -> bytes:
+    """A whole `data` line's value as `_Elided` keeps it, or as it is where that is past its bounds."""
+    elided = _Elided()
+    return value if elided.feed(value) is not None else elided.value()
 
 
 class _LateEvents:
@@ -490,6 +605,8 @@ class _LateEvents:
         self.quoted = False
         self.escaped = False
         self.broken = False
+        # a `data` line's so: its value kept as JSON reads it (`_Elided`), its head in `line`; None past its bounds
+        self.elided: _Elided | None = None
         self.data: list[bytes] = []  # the open event's `data` values
         self.size = 0
         self.unknown = False  # the open event's data is not all in `data` (past `_MOST_TAIL`, or read before)
@@ -531,10 +648,15 @@ class _LateEvents:
                 if bad >= 0:
                     self._over(observer, _RAISES)
                 else:
-                    self._quotes(data)
+                    self._elide(data)
                 return
-            self._quotes(data[:end])
-            self._field(self.line, True)
+            self._elide(data[:end])
+            elided = self.elided
+            if elided is not None:  # (kept whole as JSON reads it: as a line kept)
+                self.elided = None
+                self._field(self.line + elided.value(), False)
+            else:
+                self._field(self.line, True)
             self.line = b""
             self.long = False
             data = data[end + 1 :]
@@ -600,12 +722,31 @@ class _LateEvents:
             return
         rest = text[whole:]
         if len(rest) > _MOST_TAIL:
-            self.line = rest[:_LATE_HEAD]
             self.long = True
             self.quoted = self.escaped = False
-            self._quotes(rest[_LATE_HEAD:])
+            if rest.startswith(b"data:"):  # (its value kept as JSON reads it, `_Elided`)
+                start = 6 if rest[5:6] == b" " else 5
+                self.line = rest[:start]
+                self.elided = _Elided()
+                self._elide(rest[start:])
+            else:
+                self.line = rest[:_LATE_HEAD]
+                self._quotes(rest[_LATE_HEAD:])
         else:
             self.line = rest
+
+    def _elide(self, piece: bytes) -> None:
+        """A piece of a `data` line too long to keep (`long`): kept as JSON reads it (`_Elided`), or, past its bounds,
+        its quotes counted from there (`_quotes`, out of a string there: `quoted` says whether the line ends in one)."""
+        elided = self.elided
+        if elided is None:
+            self._quotes(piece)
+            return
+        rest = elided.feed(piece)
+        if rest is not None:
+            self.elided = None
+            self.line += elided.value()
+            self._quotes(rest)
 
     def _quotes(self, piece: bytes) -> None:
         """A piece of the line too long to keep past its first `_LATE_HEAD` bytes (`long`): whether the quotes in it not
@@ -718,6 +859,8 @@ class _LateEvents:
                 if b"\n[DONE]" in joined or (self.data and joined.startswith(b"[DONE]")):
                     self.joined = True
                 if not (self.unknown and self.data):
+                    if self.size + len(joined) >= _MOST_TAIL:  # (kept as JSON reads it, as `_data` keeps a value)
+                        joined = _elided_whole(joined)
                     if self.data:
                         joined = b"\n".join(self.data) + b"\n" + joined
                     joined = _WHITE_VALUES.sub(b"\n", joined)  # (values of white space: `_data`)
@@ -774,14 +917,17 @@ class _LateEvents:
             # string, a line end more inside one, which has one already; data of white space alone is none to both. Kept,
             # 100,000 `data:` lines were data past `_MOST_TAIL`, not judged: a success where the SDK raises)
             return
+        if not long and self.size + len(value) >= _MOST_TAIL:  # (a line whole in a read: kept as JSON reads it)
+            value = _elided_whole(value)
         self.size += len(value) + 1
         self.data.append(value)
         if long or self.size > _MOST_TAIL:
             self.unknown = True
-            # (a line past `_MOST_TAIL` in a string from its first bytes kept, its quotes past them even, or out of one
-            # and odd: until 2026-12-06 read on, an unended string as `data: {"a": "xxx...` the SDK raises at)
+            # (a line past `_MOST_TAIL` ending in a string, or in a backslash: until 2026-12-06 read on, an unended string
+            # as `data: {"a": "xxx...` the SDK raises at; its value kept as JSON reads it up to where its quotes were
+            # counted (`_elide`), from out of a string)
             if long:
-                self.broken = not value.endswith(b"\\") and _in_string(b"\n".join(self.data)) != self.quoted
+                self.broken = self.quoted or self.escaped
             else:  # (its lines whole, the last past `_MOST_TAIL`)
                 self.broken = _ends_in_string(b"\n".join(self.data))
 
@@ -1546,9 +1692,14 @@ class SseObserver(Observer):
                 events.data.append(b"{}")
             # (its lines whole: one a string is open at the end of is no JSON whatever follows, a line past `MAX_LINE` in
             # one read as `data: {"a": "xxx...`; until 2026-12-06 read on, helper streams5's fuzz)
-            broken = _ends_in_string(event)
-            events.data.append(b"x" if broken else bytes(event[:_MOST_TAIL]))
-            events.unknown = size > _MOST_TAIL and not broken
+            # (past `_MOST_TAIL` bytes, kept as JSON reads it where that is within `_Elided`'s bounds: judged whole)
+            kept = _elided_whole(bytes(event)) if size > _MOST_TAIL else b""
+            if kept and len(kept) <= _MOST_TAIL:
+                events.data.append(kept)
+            else:
+                broken = _ends_in_string(event)
+                events.data.append(b"x" if broken else bytes(event[:_MOST_TAIL]))
+                events.unknown = size > _MOST_TAIL and not broken
         elif sdk > 0 and sdk & (_SDK_ALONE | _SDK_CONTENT_LINE):
             # (a value, no `_event`: one JSON object read alone, as `_sdk_events` has it; one is as good as another)
             events.data.append(b"{}")
@@ -1587,12 +1738,16 @@ class SseObserver(Observer):
         else:
             self._unseen(ending)
 
-    def _late_reread(self, data: bytes, named: bool = False) -> None:
+    def _late_reread(self, data: bytes, named: bool = False, stop: bytes = b"", equal: int = 0) -> None:
         """The reading stopped in the read `data` (framed: `_framing_dropped`): the SDK's reading of it again from its
         start as it came, the event open there not judged (its data may have begun before), the events before the
         stop read already judged again (as they were), `[DONE]`'s blank line passed before it stopped nothing after.
         `named`: the event open at the read's start is the one the reading stopped in (no blank line before the stop),
-        its name so far (`_name`, perhaps from a read before) its name unless a line in the read names it otherwise."""
+        its name so far (`_name`, perhaps from a read before) its name unless a line in the read names it otherwise.
+        `stop`: the line it stopped at, past `_MOST_TAIL` bytes, the `equal` lines before it in the read equal to it, its
+        event's data so far to its end kept whole as JSON reads it (`_seed`): the lines after it are read into it, so that
+        `data: {`, `data: "xxx..."`, `data: }` in a read is judged whole as where it is cut between reads (helper
+        streams7)."""
         self._stop = None
         if self._past_done:
             self._events = None
@@ -1619,6 +1774,13 @@ class SseObserver(Observer):
         raw = self._raw if self._framed is data else data
         sdk = self._sdk_start if self._sdk_read is raw else 0  # (a read it did not look at: `_sdk` 0 before and after)
         events.id = sdk > 0 and sdk & _SDK_ID_GIVEN != 0
+        end = _line_end(raw, stop, equal) if stop and events.data and named and seed is not None else -1
+        if end >= 0 and seed is not None and not seed.unknown:
+            self._late_read(raw[:end])  # (its lines to the stop's end again: in its data so far, unknown)
+            if self._events is events:
+                events.unknown = False
+                self._late_read(raw[end:])
+            return
         self._late_read(raw)
 
     def _late_after(self, lines: list[bytes], line: bytes, last: bytes, data: bytes) -> None:
@@ -1643,7 +1805,12 @@ class SseObserver(Observer):
                 # in the read, stopped as at `[DONE]` where the SDK raises); its state at the read's start, this event's)
                 raw = self._raw if self._framed is data else data
                 self._seed(self._events, self._sdk_start if self._sdk_read is raw else 0, *stop)
-            self._late_reread(data, named)
+            # (a `data` line past `_MOST_TAIL` that its event's data, as `_give_up` seeded it, ends in: read whole)
+            event = stop[0] if stop is not None else None
+            if len(line) > _MOST_TAIL and event is not None and event.endswith(line[6 if line[5:6] == b" " else 5 :]):
+                self._late_reread(data, named, line, lines[:at].count(line))
+            else:
+                self._late_reread(data, named)
             if held:
                 # (its event the reread read after others: given where a blank line ends it in the read, as the SDK
                 # gives an event with data, but for an Anthropic one named none or `ping` at that line, which its SDK
