@@ -2249,11 +2249,11 @@ def _short_integers(text: str) -> str:
 
 def _cut_at_end(data: bytes, error: orjson.JSONDecodeError) -> bool:
     """Whether `data`, which orjson refused (`error`), is JSON to its client's `json` up to its end, where it is cut:
-    orjson's error is at its end, or, where it refused a `NaN`, `Infinity` or lone surrogate escape, in a copy with
-    those read (`_read_on`), asked only where its last byte but white space is not a bracket or brace, as a whole
-    reply's is: such a one is read as its client reads it (`_client_json`), which tells, orjson not handed it twice.
-    (JSON in UTF-16 or UTF-32, or after a byte order mark, orjson refuses at a zero byte, a byte that is no UTF-8 or the
-    mark: never at an end.)"""
+    orjson's error is at its end, or, where it refused a `NaN`, `Infinity`, lone surrogate escape or number past a
+    double's range, in a copy with those read (`_read_on`), asked only where its last byte but white space is not a
+    bracket or brace, as a whole reply's is: such a one is read as its client reads it (`_client_json`), which tells,
+    orjson not handed it twice. (JSON in UTF-16 or UTF-32, or after a byte order mark, orjson refuses at a zero byte,
+    a byte that is no UTF-8 or the mark: never at an end.)"""
     if error.msg == _END_OF_DATA:
         return True
     if error.msg.startswith(_REFUSED_READ_ON) and not data.rstrip(b" \t\r\n").endswith((b"}", b"]")):
