@@ -3011,7 +3011,15 @@ class Detectors:
             # read before it was cut is captured, not a value past there that reads as one only folded (`＠`)
             read = text[: _read_within(text, limit)]
             return self._masked(read, self.findings(read)), True
-        # what only the text's own form showed is masked where it stands in the folded form
+        # what only the text's own form showed is masked where it stands in the folded form: that form with the
+        # characters NFKC makes a digit, a space, a bracket or a dash read as those (`_NUMBER_FORMS`), as the fold
+        # reads them, so a row of numbers apart by no-break or thin spaces or fullwidth dashes is no phones, as `scan`
+        # reads it, where the text's own form read the numbers after a no-break space apart from the one before it
+        read = text.translate(_NUMBER_FORMS)
+        if read != text:
+            refold, _, read_spans = self._fold_around(read, self.findings(read), limit)
+            if refold == fold:
+                spans = read_spans
         return self._masked(fold, _apart(in_fold + spans)), cut
 
     def _fold_around(self, text: str, found: list[Found], limit: int) -> tuple[str, bool, list[Found]]:
