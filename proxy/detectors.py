@@ -1305,7 +1305,7 @@ def _phones_searched(t: _Text) -> Iterator[tuple[int, int]]:
             if ending > 0:
                 alone = _unwritten_before(t, m.start(), ending)
                 phone = (_phone(t, m.start(), ending) if alone else None) or _phone_among(t, m.start(), ending)
-            phone = phone or _phone_among(t, m.start(), row)
+            phone = phone or _phone_among(t, m.start(), row) or _phone_after_spaces(t, m.start(), pos, row)
             if phone is not None:
                 pos = phone[1]
         if phone is not None:
@@ -1320,6 +1320,23 @@ def _phones_searched(t: _Text) -> Iterator[tuple[int, int]]:
             pos = row  # a row of numbers, none of its pieces a phone alone: no tail of it is read as one either
         elif not dated:
             pos = _searched_on(t, m.start(), pos)
+
+
+def _phone_after_spaces(t: _Text, start: int, end: int, row: int) -> tuple[int, int] | None:
+    """The phone that is the rest of a row after its first number and two spaces or more (`12` and 13-24 spaces before
+    `555 123 4567`), read alone, as after fewer spaces, where the candidate at `start` holds the whole row (the
+    double-spaces rule in `_phones_searched`); `end`: where the candidate was cut (`_PHONE` reaches 26 characters),
+    `row`: where its row ends. Read as the cut candidate's row, such a phone was none, where 2-12 spaces or 25 and more
+    before it gave one; None when the row is not so."""
+    classes = t.classes
+    double = classes.find(b"  ", start, row)
+    if row <= end or double < 0 or classes.find(b" ", start, double) >= 0:
+        return None
+    first = classes.find(b"0", double)
+    if _PHONE.fullmatch(classes, first, row) is None or classes.find(b"  ", first, row) >= 0:
+        return None  # (the rest no one candidate, or split by two spaces again: a table's aligned columns, a row's)
+    phone = _phone(t, first, row)
+    return phone if phone is not None and phone[1] == row else None
 
 
 def _in_week_date(t: _Text, start: int) -> bool:
@@ -1382,8 +1399,11 @@ def _phone_among(t: _Text, start: int, end: int) -> tuple[int, int] | None:
     for piece in _PHONE_PIECE.finditer(classes, start, end):
         first, stop = piece.span()
         if _WRITTEN_AS_A_PHONE.search(classes, first, stop) is not None or (
-            # (bare pieces are read only in a list of phones; a Unix time's ten digits only after a `+`, `_unix_time`)
+            # (bare pieces are read only in a list of phones, and not where the run goes on past a stream's window,
+            # `_ends_a_window`: what follows may make it none, `5551234567 ` x20 then a card's groups, a table's row, no
+            # list, was a phone at 100 of 238 cuts, none whole; a Unix time's ten digits only after a `+`, `_unix_time`)
             _bare_phone(t, first, stop)
+            and not _ends_a_window(t, end)
             and _listed(t, start, end)
             and (
                 t.before(start) == 43 or not _unix_time(t.raw[first:stop]) or _called(t, start) or _dated(t, start, end)
@@ -3012,10 +3032,10 @@ class Detectors:
             read = text[: _read_within(text, limit)]
             return self._masked(read, self.findings(read)), True
         # what only the text's own form showed is masked where it stands in the folded form: that form with the
-        # characters NFKC makes a digit, a space, a bracket or a dash read as those (`_NUMBER_FORMS`), as the fold
+        # characters NFKC makes digits, spaces, brackets or dashes of read as those (`_NUMBERS_NFKC`), as the fold
         # reads them, so a row of numbers apart by no-break or thin spaces or fullwidth dashes is no phones, as `scan`
         # reads it, where the text's own form read the numbers after a no-break space apart from the one before it
-        read = text.translate(_NUMBER_FORMS)
+        read = text.translate(_NUMBERS_NFKC)
         if read != text:
             refold, _, read_spans = self._fold_around(read, self.findings(read), limit)
             if refold == fold:
@@ -3274,13 +3294,14 @@ def _plain_classes(text: str) -> bytes:
 # fullwidth dashes, `－`, were read as none, and `100% 1 ` then phones alike in superscript digits, or `100% 12  ` and
 # nine `－` before phones alike, were phones streamed at 408 and 1,317 cuts, none whole, until the review of helper
 # joins3's change)
-_NUMBER_FORMS: Final = {
+# (and every character NFKC makes such characters of, one or more: `⑫` is `12`, `⑴` `(1)`, as `mask` reads the values
+# a text's own form shows, `_mask_folded`)
+_NUMBERS_NFKC: Final = {
     ord(char): read
     for char in map(chr, range(0x80, 0x20000))
-    if unicodedata.decomposition(char)
-    and len(read := unicodedata.normalize("NFKC", char)) == 1
-    and read in "0123456789 ().+/:-"
+    if unicodedata.decomposition(char) and not (read := unicodedata.normalize("NFKC", char)).strip("0123456789 ().+/:-")
 }
+_NUMBER_FORMS: Final = {code: read for code, read in _NUMBERS_NFKC.items() if len(read) == 1}
 _AS_READ: Final[dict[int, str | None]] = {
     **{code: None for code, to in _FOLD.items() if to is None},
     **_DECIMALS,
@@ -3442,7 +3463,7 @@ def _run_unaligned(read: str, tail: str, ahead: str, carried: int) -> int:
             return _UNALIGNED
         # (joined by a `-` or a bracket to a number before: a row's with it, whose separator `_WRITTEN_OR_TEN` finds, no
         # phones, but a card after phones from its start is read as after any, `_phone_before_card`)
-        row = led == 0 and joined in "().-" and _ROW_JOINED.search(read, max(0, start - 64), start) is not None
+        row = led == 0 and joined in "().-" and _ROW_JOINED.search(read, max(0, first - 64), first) is not None
         # (any other character joined before it, or white space then spaces: read from its first number, as whole,
         # `_phones_alike` and `_phone_before_card` read it; a time's minutes first, `12:30 555 …`, make it a row's. Read
         # as unsure, a number's character joined (`/`, `:`, `-`, `)`) or white space then spaces, the run read back
@@ -3628,9 +3649,10 @@ def _rest_sizes() -> tuple[frozenset[tuple[int, ...]], ...]:
 _AT_A_PHONE: Final[frozenset[tuple[int, ...]]] = frozenset(((),))
 _REST_SIZES: Final = _rest_sizes()
 _REST_INDEX: Final = {rests: index for index, rests in enumerate(_REST_SIZES)}
-# a number a `-` or a bracket joins to the run after it (`_run_unaligned`), read back from the run's start, as far as
-# `_PHONE` reaches (`_PHONE_REACH`: further, read whole as no number's; `12  ` and 40 dashes before phones alike were
-# none streamed past the run's first 1,280 characters, phones whole, until 2026-12-06, helper joins3)
+# a number a `-` or a bracket joins to the run after it (`_run_unaligned`), read back from the run's first number (the
+# spaces after the `-` counted too: `x 12  -` and 22 spaces before phones alike were none streamed at 5 cuts, phones
+# whole), as far as `_PHONE` reaches (`_PHONE_REACH`: further, read whole as no number's; `12  ` and 40 dashes before
+# phones alike were none streamed past the run's first 1,280 characters, phones whole, until 2026-12-06, helper joins3)
 _ROW_JOINED: Final = re.compile(r"[0-9][ ().-]{0,24}\Z")
 # a first group of four digits or more, and a UK number's first group of five (`_phone_before_card`, `_uk_five_first`)
 _FOUR_FIRST: Final = re.compile(r"[0-9]{4}")
@@ -3800,7 +3822,11 @@ def _unended(window: str) -> int:
 # joins3, ASCII's alone; and in characters NFKC reads as digits, `⁵⁵⁵ ¹²³ ⁴⁵⁶⁷`, `①`: before, the review of helper
 # joins3's change, not, and such phones and a card were none fed beside a second output, streamed at 313 of 1,593 cuts)
 _NUMERALS: Final = "".join(chr(code) for code, read in {**_DECIMALS, **_NUMBER_FORMS}.items() if "0" <= read <= "9")
-_NUMERAL_SET: Final = frozenset(_NUMERALS)  # (a time's hour, `_a_digit_before`)
+# (a time's hour, `_a_digit_before`: also a character NFKC makes two digits of, `⑫`, which the fold reads as them and
+# `mask` reads in the text's own form)
+_NUMERAL_SET: Final = frozenset(_NUMERALS) | frozenset(
+    chr(code) for code, read in _NUMBERS_NFKC.items() if read.isdigit()
+)
 _UNENDED: Final = re.compile(
     rf"\S*(?:[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+[0-9().+/:{re.escape(_NUMERALS)}-]+(?=\s|\Z))*"
 )
