@@ -1389,10 +1389,10 @@ def _phone_among(t: _Text, start: int, end: int) -> tuple[int, int] | None:
             return phone
     if (
         classes[lead.start()] == 48
-        and not _listed(t, start, end)
+        and (_ends_a_window(t, end) or not _listed(t, start, end))
         and _WRITTEN_AS_A_PHONE.search(classes, lead.start(), end) is None
     ):
-        return None  # (bare numbers in a row with others: a table's, `_listed`)
+        return None  # (bare numbers in a row with others: a table's, `_listed`; or going on past a stream's window)
     # (`end` is where the row the candidate was cut in ends, `_ROW_ON`: its last piece is read whole, as it is alone,
     # `2024-01-15 2024-01-16 555-123-4567`, `4111 1111 1111 1111 555-123-4567`; before 2026-12-04 only its part within
     # `_PHONE`'s reach was, and no phone was found)
@@ -3035,7 +3035,7 @@ class Detectors:
         # characters NFKC makes digits, spaces, brackets or dashes of read as those (`_NUMBERS_NFKC`), as the fold
         # reads them, so a row of numbers apart by no-break or thin spaces or fullwidth dashes is no phones, as `scan`
         # reads it, where the text's own form read the numbers after a no-break space apart from the one before it
-        read = text.translate(_NUMBERS_NFKC)
+        read = text.translate(_NUMBERS_NFKC) if spans else text
         if read != text:
             refold, _, read_spans = self._fold_around(read, self.findings(read), limit)
             if refold == fold:
