@@ -11,6 +11,7 @@ import json
 import math
 import re
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 import httpx
@@ -219,21 +220,32 @@ _WHOLE = [b"[NaN]", b"NaN", b"-Infinity", b'{"a": [Infinity]}', b'["\\ud800"]', 
 
 @pytest.mark.parametrize(("text", "end"), list(_CUT.items()))
 def test_json_holding_nan_cut_before_its_end_is_said_cut(text: bytes, end: bytes) -> None:
-    json.loads(text + end)  # (JSON to a client's `json` once whole)
+    said_cut(text, end, b"[NaN, ")
+
+
+def said_cut(text: bytes, end: bytes, lead: bytes) -> None:
+    """`text`, JSON to a client's `json` once `end` is after it, is said cut; so past the first 64 KiB with `lead` in
+    them, asked of them first (`_fails_early`). tests/test_json_cut_huge_numbers.py asks it too."""
+    json.loads(text + end)
     with pytest.raises(ValueError):
         json.loads(text)
     assert ends_early(text)
-    # past the first 64 KiB, a NaN in them (asked of them first: `_fails_early`)
-    assert ends_early(b"[NaN, " + b" " * (70 << 10) + text)
+    assert ends_early(lead + b" " * (70 << 10) + text)
 
 
 @pytest.mark.parametrize("text", _NOT_CUT)
 def test_json_a_client_fails_in_before_its_end_is_not_said_cut(text: bytes) -> None:
-    for end in {*_CUT.values(), b"", b"]", b"}", b"]}"}:  # (no end makes it JSON)
+    not_said_cut(text, _CUT.values(), b"[NaN, ")
+
+
+def not_said_cut(text: bytes, ends: Iterable[bytes], lead: bytes) -> None:
+    """`text`, which a client's `json` fails in before its end (no end makes it JSON), is not said cut, nor past the
+    first 64 KiB with `lead` in them."""
+    for end in {*ends, b"", b"]", b"}", b"]}"}:
         with pytest.raises(ValueError):
             json.loads(text + end)
     assert not ends_early(text)
-    assert not ends_early(b"[NaN, " + b" " * (70 << 10) + text)
+    assert not ends_early(lead + b" " * (70 << 10) + text)
 
 
 @pytest.mark.parametrize("text", _WHOLE)

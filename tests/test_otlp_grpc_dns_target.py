@@ -7,9 +7,6 @@ the collector's host:port, so connects to 8.8.8.8."""
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import threading
 from typing import Any
 
 import grpc
@@ -17,10 +14,11 @@ import pytest
 
 from proxy.config import parse
 from proxy.errors import ConfigError
-from proxy.record.export import ExportRefused, SinkOptions, grpc_secure
+from proxy.record.export import SinkOptions, grpc_secure
 from proxy.record.otlp import encode_span
 from proxy.record.spans import make_sink
 from tests.servers.otlp_receiver import OtlpReceiver
+from tests.test_otlp_grpc_scheme_less_tls import first_bytes
 
 BASE = 'listen: {http: "127.0.0.1:0"}\nupstreams: [{name: u, url: "http://h:1"}]\nroutes: [{model: "*", upstream: u}]\n'
 SPAN = encode_span(trace_id=7, span_id=1, parent_span_id=None, trace_state=None, name="through-dns", kind=2,
@@ -56,31 +54,10 @@ def test_a_dns_target_from_the_environment_loads() -> None:
     assert parse(BASE, env=env).telemetry.traces_endpoint == "dns:///collector:4317"
 
 
-def _export(sink: Any) -> None:
-    with contextlib.suppress(ExportRefused):
-        sink.send([SPAN])
-
-
 def test_a_dns_target_is_spoken_over_tls_unless_insecure() -> None:
     """As opentelemetry-exporter-otlp-proto-grpc has it (plaintext for an `http` scheme alone, or `insecure`), and as
     an endpoint without a scheme is: a TLS ClientHello is what reaches the listener first."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(1)
-        listener.settimeout(10)
-        telemetry = _telemetry("endpoint", f"dns:///127.0.0.1:{listener.getsockname()[1]}", ", export_timeout_s: 1")
-        sink = make_sink(telemetry, b"", b"")
-        assert sink is not None
-        sending = threading.Thread(target=_export, args=(sink,), daemon=True)
-        sending.start()
-        try:
-            conn, _ = listener.accept()
-            with conn:
-                conn.settimeout(5)
-                assert conn.recv(1) == b"\x16"
-        finally:
-            sending.join(10)
-            sink.close()
+    assert first_bytes("dns:///127.0.0.1:{port}", None) == b"\x16"
     assert grpc_secure("dns:///collector:4317", SinkOptions())
     assert not grpc_secure("dns:///collector:4317", SinkOptions(insecure=True))
 

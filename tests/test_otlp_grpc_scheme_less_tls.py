@@ -26,8 +26,9 @@ def _export(sink: Any) -> None:
         sink.send([b""])
 
 
-def _first_bytes(endpoint: str, insecure: str | None) -> bytes:
-    """What the gRPC exporter writes first on a connection to `endpoint` (a listener that answers nothing)."""
+def first_bytes(endpoint: str, insecure: str | None) -> bytes:
+    """What the gRPC exporter writes first on a connection to `endpoint`, `{port}` in it a listener's that answers
+    nothing (tests/test_otlp_grpc_dns_target.py asks it too)."""
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(1)
@@ -54,10 +55,10 @@ def _first_bytes(endpoint: str, insecure: str | None) -> bytes:
 
 
 def test_a_scheme_less_grpc_endpoint_is_spoken_over_tls() -> None:
-    first = _first_bytes("127.0.0.1:{port}", None)
+    first = first_bytes("127.0.0.1:{port}", None)
     assert first == b"\x16", f"plaintext to a scheme-less endpoint (first byte {first!r}, not a TLS ClientHello)"
 
 
 @pytest.mark.parametrize(("endpoint", "insecure"), [("http://127.0.0.1:{port}", None), ("127.0.0.1:{port}", "true")])
 def test_plaintext_where_the_scheme_or_insecure_says(endpoint: str, insecure: str | None) -> None:
-    assert _first_bytes(endpoint, insecure) == b"P"  # the HTTP/2 preface, "PRI * HTTP/2.0"
+    assert first_bytes(endpoint, insecure) == b"P"  # the HTTP/2 preface, "PRI * HTTP/2.0"
