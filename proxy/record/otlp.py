@@ -203,37 +203,44 @@ HEADS_KEPT_BELOW: Final = 0x80  # `CallAttribute`: the values' encoded lengths w
 class CallAttribute:
     """A span attribute whose value is the call's own (a digest, the reply's id, a token count), written as
     `span_attribute` writes it from a head kept by the value's encoded length: all before the value's bytes (the
-    field's tag and size, the key, the value's tags and sizes) depends on that length alone, so a short value
-    costs one concatenation, not a join of eight parts. At most HEADS_KEPT_BELOW heads an attribute."""
+    field's tag and size, the key, the value's tags and sizes) depends on that length alone. A short value's head
+    and bytes are appended to the span's parts as two: the span's one join copies them, where their concatenation
+    was a bytes object made a value only to be copied again. At most HEADS_KEPT_BELOW heads an attribute."""
 
     def __init__(self, key: str) -> None:
         self.key = key
         self._heads: dict[int, bytes] = {}  # a string's, by its encoded length
         self._count_heads: dict[int, bytes] = {}  # an int's, by its varint's length (another tag: not a string's)
 
-    def string(self, value: str) -> bytes:
+    def string(self, parts: list[bytes], value: str) -> None:
+        """Appends to `parts` the attribute of a string value."""
         raw = value.encode("utf-8", "replace")
         size = len(raw)
         if size >= HEADS_KEPT_BELOW:
-            return span_attribute(self.key, value)
+            parts.append(span_attribute(self.key, value))
+            return
         head = self._heads.get(size)
         if head is None:
             written = span_attribute(self.key, "\0" * size)  # a value of that length: its head is the same
             head = self._heads[size] = written[: len(written) - size]
-        return head + raw
+        parts.append(head)
+        parts.append(raw)
 
-    def count(self, value: object) -> bytes:
-        """An int, as AnyValue.int_value: a token count, 1 or 2 bytes of varint (the head by that length). Any
-        other value (a bool: `object`, so compiled it is not made an int) as `span_attribute` writes it."""
+    def count(self, parts: list[bytes], value: object) -> None:
+        """Appends to `parts` the attribute of an int, as AnyValue.int_value: a token count, 1 or 2 bytes of varint
+        (the head by that length). Any other value (a bool: `object`, so compiled it is not made an int) as
+        `span_attribute` writes it."""
         if type(value) is not int or not 0 <= value < 0x4000:
-            return span_attribute(self.key, value)
+            parts.append(span_attribute(self.key, value))
+            return
         raw = _SMALL[value] if value < 0x80 else ((value >> 7) << 8 | 0x80 | value & 0x7F).to_bytes(2, "little")
         size = len(raw)
         head = self._count_heads.get(size)
         if head is None:
             written = span_attribute(self.key, 0 if size == 1 else 0x80)
             head = self._count_heads[size] = written[: len(written) - size]
-        return head + raw
+        parts.append(head)
+        parts.append(raw)
 
 
 # Span.flags (fixed32): the trace flags (sampled) and whether the parent's context is known and remote

@@ -626,26 +626,26 @@ def _call_parts(call: Call, outcome: Outcome, parts: list[bytes]) -> list[bytes]
     """`_call_block`'s parts, appended to `parts` (the flow's block): the span joins them with its own once, not
     the call's attributes joined first and copied again into the span."""
     if call.input_digest:
-        parts.append(_INPUT_DIGEST.string(call.input_digest))
+        _INPUT_DIGEST.string(parts, call.input_digest)
     if outcome.output_digest:
-        parts.append(_OUTPUT_DIGEST.string(outcome.output_digest))
+        _OUTPUT_DIGEST.string(parts, outcome.output_digest)
     response_id = outcome.response_id
     if response_id:  # the upstream's: a length read, but for one over _SHORT_CHARS characters (`bounded`)
-        parts.append(_RESPONSE_ID.string(response_id if len(response_id) <= _SHORT_CHARS else bounded(response_id)))
+        _RESPONSE_ID.string(parts, response_id if len(response_id) <= _SHORT_CHARS else bounded(response_id))
     if outcome.input_tokens is not None:
-        parts.append(_INPUT_TOKENS.count(outcome.input_tokens))
+        _INPUT_TOKENS.count(parts, outcome.input_tokens)
     if outcome.output_tokens is not None:
-        parts.append(_OUTPUT_TOKENS.count(outcome.output_tokens))
+        _OUTPUT_TOKENS.count(parts, outcome.output_tokens)
     if call.content:  # each a length read, but for one over _SHORT_CHARS characters (`_bounded_content`)
         text = input_messages(call.content)
         if len(text) > _SHORT_CHARS:
             text = _bounded_content(call.content, None, text, call.content_chars)
-        parts.append(_INPUT_MESSAGES.string(text))
+        _INPUT_MESSAGES.string(parts, text)
     if outcome.content:
         text = output_messages(outcome.content, outcome)
         if len(text) > _SHORT_CHARS:
             text = _bounded_content(outcome.content, outcome, text, outcome.content_chars)
-        parts.append(_OUTPUT_MESSAGES.string(text))
+        _OUTPUT_MESSAGES.string(parts, text)
     if outcome.first_token_ns:
         parts.append(span_attribute("gen_ai.response.time_to_first_chunk", _ttft(outcome)))
     client = outcome.client

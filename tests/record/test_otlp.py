@@ -262,21 +262,29 @@ def test_a_call_attribute_writes_what_span_attribute_writes_for_every_length_and
     order."""
     from proxy.record.otlp import HEADS_KEPT_BELOW, CallAttribute, span_attribute
 
+    def written(attribute: CallAttribute, value: object) -> bytes:
+        parts = [b"before"]  # appended to what a span has already
+        if type(value) is str:
+            attribute.string(parts, value)
+        else:
+            attribute.count(parts, value)
+        assert parts[0] == b"before"
+        return b"".join(parts[1:])
+
     text, count = CallAttribute("lineage.input.digest"), CallAttribute("gen_ai.usage.input_tokens")
     for size in (*range(HEADS_KEPT_BELOW + 40), 5, 0, 1000):
         for value in ("a" * size, "é" * size, "x" * size + "\u2028"):
-            assert text.string(value) == span_attribute("lineage.input.digest", value), (size, value[:3])
+            assert written(text, value) == span_attribute("lineage.input.digest", value), (size, value[:3])
     for value in (*range(0, 0x4100), 0x80, 5, 2**40, -1):
-        assert count.count(value) == span_attribute("gen_ai.usage.input_tokens", value), value
+        assert written(count, value) == span_attribute("gen_ai.usage.input_tokens", value), value
     for other in (True, False, 1.5):
-        assert count.count(other) == span_attribute("gen_ai.usage.input_tokens", other)
-        value = Span.FromString(count.count(other)).attributes[0].value  # a Span of that one attribute
+        assert written(count, other) == span_attribute("gen_ai.usage.input_tokens", other)
+        value = Span.FromString(written(count, other)).attributes[0].value  # a Span of that one attribute
         kind = "bool_value" if type(other) is bool else "double_value"
         assert value.WhichOneof("value") == kind and getattr(value, kind) == other
     both = CallAttribute("gen_ai.response.id")  # one attribute written both ways: a head of each kind
     for value in ("ab", 5, "c", 300, "de"):
-        written = both.string(value) if type(value) is str else both.count(value)
-        assert written == span_attribute("gen_ai.response.id", value), value
+        assert written(both, value) == span_attribute("gen_ai.response.id", value), value
 
 
 def test_a_lone_surrogate_in_a_reply_s_strings_is_written_as_valid_utf8_both_ways() -> None:
