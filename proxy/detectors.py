@@ -2536,10 +2536,11 @@ _NEEDS: dict[Finder, tuple[bytes, int, str]] = {
     _emails: (b"@", 0, ""), _ipv6s: (b":", 0, ""),
 }  # fmt: skip
 # The check a finder makes first, over the stretch it searches (from `back` characters before the first digit):
-# its class string translated by a table holds what every match does (as text). `scan` makes it before calling the
-# finder, which costs more than the check (a generator made, run and dropped) when it finds nothing, as it mostly does.
-_LEADS_IN: Final[dict[Finder, tuple[bytes, str, int]]] = {
-    _phones: (_DIALS, "000000000", 0), _ibans: (_LEADS, "aa00", 2),
+# its class string translated by a table holds what every match does. `scan` makes it before calling the finder,
+# which costs more than the check (a generator made, run and dropped) when it finds nothing, as it mostly does. Looked
+# for with `in` (a C slot: no arguments parsed, nor the stretch decoded to text to search it as a str)
+_LEADS_IN: Final[dict[Finder, tuple[bytes, bytes, int]]] = {
+    _phones: (_DIALS, b"000000000", 0), _ibans: (_LEADS, b"aa00", 2),
 }  # fmt: skip
 
 
@@ -2847,7 +2848,7 @@ class Detectors:
         `classes`, its class string when its caller made it (`scan_output`)."""
         if self._marks and not _holds_any(text, self._marks):
             return _ONLY_TRUNCATED if cut else _NOTHING  # nothing any finder looks for: not translated at all
-        found: set[str] = {TRUNCATED} if cut else set()
+        found: set[str] | None = {TRUNCATED} if cut else None  # made at the first label found: most texts have none
         t = _Text(text, classes)
         if _CONTROL_CLASS in t.classes:  # (a memchr) `alice\x00@example.com`: read without them (an ASCII text)
             t = _Text(_without_controls(text))
@@ -2872,7 +2873,7 @@ class Detectors:
             if needs is not None and needs not in classes:
                 continue
             for label, finder, fewest_digits, run in group:
-                if label in found:
+                if found is not None and label in found:
                     continue
                 if fewest_digits:
                     if digits < 0:  # "0": the digits, between the first and the last (memchr, memrchr)
@@ -2889,12 +2890,13 @@ class Detectors:
                     lead = _LEADS_IN.get(finder)
                     if lead is not None:
                         table, needle, back = lead
-                        stretch = classes[max(0, t.first - back) : t.stop].translate(table)
-                        if stretch.decode("ascii").find(needle) < 0:
+                        if needle not in classes[max(0, t.first - back) : t.stop].translate(table):
                             continue
                 for _, end in finder(t):
                     if end >= t.runs_on >= 0 and label in _RUN_LABELS:
                         continue  # (a number whose run goes on after the window: read with it, `_Text.runs_on`)
+                    if found is None:
+                        found = set()
                     found.add(label)
                     break
         return frozenset(found) if found else _NOTHING
