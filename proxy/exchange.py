@@ -1085,24 +1085,27 @@ class Exchange:
 
     def lineage_fields(self) -> bytes:
         """`lineage_headers` as an HTTP reply's header block carries them (`encode_fields` of them, byte for byte),
-        made at once: a few strings a reply, no list of tuples nor a line each to join."""
-        block = f"x-trace-id: {self.trace.trace_id_hex}\r\n"
+        made at once: two strings a reply (the decision's lines, then the block with them in it), no list of tuples
+        nor a line each to join, nor the block copied again for each line added to it."""
         decision = self.decision
         call = self.call
+        decided = ""
         if decision is not None and call is not None:
             if call.carries_data:
                 labels = reply_labels(self.output_labels())  # (bounded: REPLY_LABELS_MAX_CHARS)
                 upstream = decision.upstream
                 if decision.forwards and upstream is not None:
-                    block = (f"{block}x-lineage-decision: {decision.action}\r\nx-data-labels: {labels}\r\n"
-                             f"x-lineage-upstream: {upstream.name}\r\n")  # fmt: skip
+                    decided = (f"x-lineage-decision: {decision.action}\r\nx-data-labels: {labels}\r\n"
+                               f"x-lineage-upstream: {upstream.name}\r\n")  # fmt: skip
                 else:
-                    block = f"{block}x-lineage-decision: {decision.action}\r\nx-data-labels: {labels}\r\n"
+                    decided = f"x-lineage-decision: {decision.action}\r\nx-data-labels: {labels}\r\n"
             elif decision.action == DENY:
-                block = f"{block}x-lineage-decision: {DENY}\r\n"
+                decided = f"x-lineage-decision: {DENY}\r\n"
         checkpoint = self.outcome.checkpoint
         if checkpoint:
-            block = f"{block}x-lineage-checkpoint: {checkpoint}\r\n"
+            block = f"x-trace-id: {self.trace.trace_id_hex}\r\n{decided}x-lineage-checkpoint: {checkpoint}\r\n"
+        else:
+            block = f"x-trace-id: {self.trace.trace_id_hex}\r\n{decided}"
         return block.encode("utf-8", "surrogateescape")
 
 
