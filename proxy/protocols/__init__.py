@@ -2299,13 +2299,14 @@ def _fails_early(data: bytes, encoding: str, strict: bool) -> bool:
 
 
 def _client_json(data: bytes, text: OutputText, whole: bool) -> Any:
-    """A lone surrogate escape (`JSON.parse`, Python's `json`), a byte order mark before the JSON and an integer of
-    more than 4,300 digits (`fetch().json()`), `NaN` (Python's `json`); bytes that are not UTF-8 each as U+FFFD (a
+    """A lone surrogate escape (`JSON.parse`, Python's `json`), a byte order mark before the JSON and, in a `whole`
+    reply, an integer of more than 4,300 digits (`fetch().json()`), `NaN` (Python's `json`); bytes that are not UTF-8 each as U+FFFD (a
     browser's `fetch().json()`), `text` then labelled `scan:truncated`, as what they stood for was not read (but in a
     `whole` reply whose type names a charset Python knows, read in it too: `_in_charset` says whether it was). JSON in
     UTF-16 or UTF-32 (zero bytes in its first four, or their byte order mark), a `whole` reply's body, as Python's
     `json.loads` of the bytes reads it (httpx's `Response.json()`, so the openai SDK's; tritonclient's rapidjson
-    reads UTF-8 only); never an event's data, which SSE clients decode as UTF-8."""
+    reads UTF-8 only); never an event's data, which SSE clients decode as UTF-8. An event's data that holds an integer
+    of more than 4,300 digits is none: the SDKs' `json.loads` raises at it (a success until 2026-12-06)."""
     replaced = False  # bytes that are not UTF-8 read as U+FFFD
     try:
         wide = _wide_json_text(data) if whole else None
@@ -2322,7 +2323,7 @@ def _client_json(data: bytes, text: OutputText, whole: bool) -> Any:
             decoded = data.decode("utf-8-sig", "replace")
             replaced = True
     try:
-        value = json.loads(decoded, parse_int=_parse_int)
+        value = json.loads(decoded, parse_int=_parse_int if whole else None)
     except (ValueError, RecursionError):
         return NOT_JSON
     if replaced and not (whole and text.charset):
