@@ -7,6 +7,8 @@ first; the record must be the SDK's at every read size."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.test_anthropic_error_by_name_alone import START
@@ -57,3 +59,53 @@ def test_an_event_the_anthropic_sdk_skips_is_a_success_with_one(name: bytes) -> 
     stream = _stream("anthropic", HEAD + b"1" * 5000 + b"}\n", False, name)
     assert _sdk_raises("anthropic", stream) is False
     assert [_record("anthropic", stream, [size]) for size in (len(stream), 1000)] == [None, None]
+
+
+LONG = HEAD + b"1" * 70_000 + b"}\n"  # (past the 64 KiB of a line kept past where the reading stops)
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_a_line_past_the_kept_bytes_ending_the_integer_is_judged_as_the_sdk_reads_it(kind: str) -> None:
+    """Past where the reading stops, an event's line of an integer of 70,000 digits: the 64 KiB kept of it end in
+    the integer, which more may make a float (read on), but once its end is read it is no JSON to the SDK's
+    `json.loads`. Read whole, in pieces of 64 KiB and of 7,919 bytes: the SDK's record (until 2026-12-06 a success in
+    an Anthropic stream in pieces). In pieces of 1,000 bytes it is not yet (a success, as before)."""
+    stream = _stream(kind, LONG, True)
+    assert _sdk_raises(kind, stream) is True
+    assert [_record(kind, stream, [size]) for size in (len(stream), 65_536, 7_919)] == ["upstream_error"] * 3
+
+
+N = "1" * 5000
+# JSON texts' first bytes that end in or past an integer of more digits than `int` reads, and whether a JSON text may
+# begin so (one that does, completed so: `COMPLETIONS`)
+BEGINNINGS = [
+    ('{"q": ' + N, True),
+    ('{"q": ' + N + ".", True),
+    ('{"q": -' + N + "e+", True),
+    ('{"q": [' + N + ".5, " + N, True),
+    ('{"q": "' + N, True),
+    ('{"q": ' + N + "}", False),
+    ('{"q": ' + N + ",", False),
+    ('{"q": ' + N + ".x", False),
+    ('{"q": ' + N + ', "r": ' + N, False),
+    ('{"q": [' + N + ", " + N + ".5", False),
+]
+COMPLETIONS = ["}", "5}", "1}", ".5}", ".5]}", '"}']
+
+
+@pytest.mark.parametrize(("text", "begins"), BEGINNINGS, ids=[f"{i}" for i in range(len(BEGINNINGS))])
+def test_an_integer_past_the_digits_int_reads_in_the_kept_bytes(text: str, begins: bool) -> None:
+    """`_json_may_begin`: the integer Python's parser raised at is the number the end cuts, which may read on, or
+    it ended before (an integer, whatever follows: `json.loads` raises at every text so begun). Until 2026-12-06 read
+    on at both."""
+    from proxy.protocols.sse import _json_may_begin
+
+    def reads(whole: str) -> bool:
+        try:
+            json.loads(whole)
+        except ValueError:
+            return False
+        return True
+
+    assert any(reads(text + end) for end in COMPLETIONS) is begins
+    assert _json_may_begin(text.encode()) is begins

@@ -332,9 +332,22 @@ def _json_may_begin(data: bytes | bytearray) -> bool:
         return not rest and message.startswith("Expecting")
     except RecursionError:  # (nested deeper than it parses: it raises whatever follows, as at `_json_text`)
         return False
-    except ValueError:  # (not told: read on; an integer of more digits than `int` reads, cut)
-        return True
+    except ValueError:  # (an integer of more digits than `int` reads: `_cut_integer`)
+        return _cut_integer(text)
     return True
+
+
+def _cut_integer(text: str) -> bool:
+    """`_json_may_begin` of `text`, at which Python's parser raised at an integer of more digits than `int` reads from
+    text (4,300), which the SDKs' `json.loads` raises at too: some JSON text begins with `text` only where that integer
+    is the number its end cuts (`1111...1`, `1111...1.`, `-1111...1e+`: more of it may make it a float), judged then as
+    that number with a single digit before its point."""
+    start = len(text.rstrip(_NUMBER_CHARS))
+    digits = _LONG_INTEGER.match(text, start)
+    if digits is None:  # (the integer it raised at ends before the number the end cuts: an integer whatever follows)
+        return False
+    cut = text[: digits.start(1) + 1] + text[digits.end(1) :]
+    return _json_may_begin(cut.encode("utf-8", "surrogatepass"))
 
 
 def _fewer_numbers(data: bytes | bytearray) -> bytes | bytearray:
@@ -455,6 +468,10 @@ _JSON_AFTER_VALUE: Final = frozenset({"Expecting ',' delimiter", "Extra data"})
 _JSON_NUMBER_END: Final = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?\Z")
 _JSON_NUMBER_START: Final = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.(?:[0-9]+(?:[eE][-+]?[0-9]*)?)?|[eE][-+]?[0-9]*)?")
 _HEX: Final = "0123456789abcdefABCDEF"
+# a number the end of a JSON text's first bytes may cut, and its integer part where of more digits than Python's `int`
+# reads from text (4,300, `sys.get_int_max_str_digits()`'s default): `_cut_integer`
+_NUMBER_CHARS: Final = "0123456789.eE+-"
+_LONG_INTEGER: Final = re.compile(r"-?([0-9]{4301,})")
 # runs of numbers `_json_may_begin` reads as two (`_fewer_numbers`): bytes of a run (digits, signs, points, exponents,
 # commas, spaces) marked `#`, a run's marks, a run's least length, the bytes of its ends kept as they stand
 _NUMBER_MARKS: Final = bytes.maketrans(b"0123456789-+.eE, ", b"#" * 17)
