@@ -3039,7 +3039,7 @@ class Detectors:
         # characters NFKC makes digits, spaces, brackets or dashes of read as those (`_NUMBERS_NFKC`), as the fold
         # reads them, so a row of numbers apart by no-break or thin spaces or fullwidth dashes is no phones, as `scan`
         # reads it, where the text's own form read the numbers after a no-break space apart from the one before it
-        read = text.translate(_NUMBERS_NFKC) if spans else text
+        read = text.translate(_SEPARATORS_NFKC) if spans else text
         if read != text:
             refold, _, read_spans = self._fold_around(read, self.findings(read), limit)
             if refold == fold:
@@ -3306,6 +3306,9 @@ _NUMBERS_NFKC: Final = {
     if unicodedata.decomposition(char) and not (read := unicodedata.normalize("NFKC", char)).strip("0123456789 ().+/:-")
 }
 _NUMBER_FORMS: Final = {code: read for code, read in _NUMBERS_NFKC.items() if len(read) == 1}
+# (those of them that make no digit, spaces, brackets and dashes, as `mask` reads a text's own form: a digit NFKC
+# makes, `５`, stays as the text shows it, so a card beside it is masked where it stands, `_mask_folded`)
+_SEPARATORS_NFKC: Final = {code: read for code, read in _NUMBERS_NFKC.items() if not any(map(str.isdigit, read))}
 _AS_READ: Final[dict[int, str | None]] = {
     **{code: None for code, to in _FOLD.items() if to is None},
     **_DECIMALS,
