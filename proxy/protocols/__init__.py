@@ -2300,8 +2300,9 @@ def _fails_early(data: bytes, encoding: str, strict: bool) -> bool:
 
 def _client_json(data: bytes, text: OutputText, whole: bool) -> Any:
     """A lone surrogate escape (`JSON.parse`, Python's `json`), a byte order mark before the JSON and, in a `whole`
-    reply, an integer of more than 4,300 digits (`fetch().json()`), `NaN` (Python's `json`); bytes that are not UTF-8 each as U+FFFD (a
-    browser's `fetch().json()`), `text` then labelled `scan:truncated`, as what they stood for was not read (but in a
+    reply, an integer of more than 4,300 digits (`fetch().json()`, `upstream_error`: `_whole_json_text`), `NaN`
+    (Python's `json`); bytes that are not UTF-8 each as U+FFFD (a browser's `fetch().json()`), `text` then labelled
+    `scan:truncated`, as what they stood for was not read (but in a
     `whole` reply whose type names a charset Python knows, read in it too: `_in_charset` says whether it was). JSON in
     UTF-16 or UTF-32 (zero bytes in its first four, or their byte order mark), a `whole` reply's body, as Python's
     `json.loads` of the bytes reads it (httpx's `Response.json()`, so the openai SDK's; tritonclient's rapidjson
@@ -2323,13 +2324,31 @@ def _client_json(data: bytes, text: OutputText, whole: bool) -> Any:
             decoded = data.decode("utf-8-sig", "replace")
             replaced = True
     try:
-        value = json.loads(decoded, parse_int=_parse_int if whole else None)
+        value = _whole_json_text(decoded, text) if whole else json.loads(decoded)
     except (ValueError, RecursionError):
         return NOT_JSON
     if replaced and not (whole and text.charset):
         # (a whole reply in a charset Python knows is read in it too, `_in_charset`, which says whether that reading,
         # `requests`' `.json()`, was whole: before 2026-12-05 a Latin-1 `andré` was `scan:truncated` from this one)
         text.unread()
+    return value
+
+
+def _whole_json_text(decoded: str, text: OutputText) -> Any:
+    """A whole reply's JSON text as Python's `json` reads it, its integers read by `int` in C (`_parse_int` is a call
+    into Python an integer: a reply of many small ones and a `NaN` paid one each, until 2026-12-06). One holding an
+    integer of more digits than `int` reads from text (4,300) is read again, that integer a float as `fetch().json()`
+    reads it, for its labels; and the call is `upstream_error`: the openai, Anthropic and ollama SDKs' `.json()`
+    (Python's `json`) and tritonclient's rapidjson raise at it (a success until 2026-12-06)."""
+    try:
+        return json.loads(decoded)
+    except json.JSONDecodeError:
+        raise
+    except ValueError:  # (not the text's syntax: an integer past `int`'s digit limit)
+        value = json.loads(decoded, parse_int=_parse_int)
+    outcome = text.outcome
+    if not outcome.error_type:
+        outcome.error_type = STREAM_ERROR
     return value
 
 

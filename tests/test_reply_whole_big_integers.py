@@ -1,0 +1,110 @@
+"""A whole 200 reply holding an integer of over 4,300 digits (more than Python's `int` reads from text) was read as a
+float, as `fetch().json()` reads it, and recorded a success; the openai and Anthropic SDKs' `.json()` (Python's
+`json`: "Exceeds the limit (4300 digits) for integer string conversion") and tritonclient's `InferResult`
+(rapidjson: "Invalid integer value") raise at it. It is read so still, for its labels, and the call is
+`upstream_error`, as an event's data holding one is (`tests/test_sse_big_integers.py`). One of 4,300 digits, or such
+digits in a string or before a fraction, is read by all of them, a success as before. Driven with the real SDKs and
+tritonclient through the proxy against an upstream that frames by hand."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import anthropic
+import numpy as np
+import openai
+import orjson
+import pytest
+import tritonclient.http as httpclient
+
+from tests.event_streams import span_of
+from tests.harness import traced
+from tests.test_unsized_replies_output import CHAT, EMAIL, INFER, MESSAGE, TRUNCATED, Reply, setup_for  # noqa: F401
+
+STATUS_ERROR = 2
+TOO_LONG = b"9" * 4301  # one digit past what Python's `int` reads from text
+NUMBERS = {  # id -> (the number written into the reply, whether the clients raise at it)
+    "4301": (TOO_LONG, True),
+    "negative-5000": (b"-" + b"7" * 5000, True),
+    "in-an-array": (b"[1," + TOO_LONG + b"]", True),
+    "4300": (b"9" * 4300, False),
+    "fraction": (TOO_LONG + b".5", False),
+    "in-a-string": (b'"' + TOO_LONG + b'"', False),
+}
+FRAMINGS = ["sized", "chunked", "close"]
+
+
+def _with(reply: dict[str, Any], number: bytes) -> bytes:
+    """`reply`'s JSON with a member `n` holding `number`, its last: its fields are read before it."""
+    return orjson.dumps(reply)[:-1] + b',"n":' + number + b"}"
+
+
+def _recorded(setup: Any, trace: str, raises: bool) -> None:
+    """The call is `upstream_error` where its clients raise at the reply, a success where they read it; its output
+    read, for its labels, either way."""
+    span = span_of(setup, trace)
+    assert span.attributes.get("error.type") == ("upstream_error" if raises else None)
+    assert span.status_code == (STATUS_ERROR if raises else 0)
+    labels = span.attributes["lineage.output.labels"]
+    assert EMAIL in labels and TRUNCATED not in labels, labels
+
+
+@pytest.mark.parametrize("framing", FRAMINGS)
+@pytest.mark.parametrize("number", list(NUMBERS))
+def test_a_chat_reply_the_openai_sdk_raises_at_is_upstream_error(setup_for: Any, number: str, framing: str) -> None:  # noqa: F811
+    setup = setup_for()
+    written, raises = NUMBERS[number]
+    setup.upstream.reply = Reply([_with(CHAT, written)], framing=framing, content_type="application/json")
+    client = openai.OpenAI(base_url=f"{setup.proxy.url}/v1", api_key="k", timeout=30, max_retries=0)
+    try:
+        raw = client.chat.completions.with_raw_response.create(model="m", messages=[{"role": "user", "content": "hi"}])
+        if raises:
+            with pytest.raises(ValueError, match="4300 digits"):
+                raw.parse()
+        else:
+            assert raw.parse().choices[0].finish_reason == "stop"
+    finally:
+        client.close()
+    _recorded(setup, raw.headers["x-trace-id"], raises)
+
+
+@pytest.mark.parametrize("number", list(NUMBERS))
+def test_a_message_the_anthropic_sdk_raises_at_is_upstream_error(setup_for: Any, number: str) -> None:  # noqa: F811
+    setup = setup_for()
+    written, raises = NUMBERS[number]
+    setup.upstream.reply = Reply([_with(MESSAGE, written)], content_type="application/json")
+    client = anthropic.Anthropic(base_url=setup.proxy.url, api_key="k", timeout=30, max_retries=0)
+    try:
+        raw = client.messages.with_raw_response.create(
+            model="m", max_tokens=5, messages=[{"role": "user", "content": "hi"}]
+        )
+        if raises:
+            with pytest.raises(ValueError, match="4300 digits"):
+                raw.parse()
+        else:
+            assert raw.parse().stop_reason == "end_turn"
+    finally:
+        client.close()
+    _recorded(setup, raw.headers["x-trace-id"], raises)
+
+
+@pytest.mark.parametrize("framing", FRAMINGS)
+@pytest.mark.parametrize("number", list(NUMBERS))
+def test_an_oip_reply_tritonclient_raises_at_is_upstream_error(setup_for: Any, number: str, framing: str) -> None:  # noqa: F811
+    setup = setup_for()
+    written, raises = NUMBERS[number]
+    setup.upstream.reply = Reply([_with(INFER, written)], framing=framing, content_type="application/json")
+    client = httpclient.InferenceServerClient(setup.proxy.url.removeprefix("http://"))
+    tensor = httpclient.InferInput("X", [1], "BYTES")
+    tensor.set_data_from_numpy(np.array([b"hi"], dtype=np.object_), binary_data=False)
+    trace, headers = traced()
+    try:
+        if raises:
+            with pytest.raises(ValueError, match="Invalid integer value"):  # (rapidjson's `loads` of the body)
+                client.infer("iris", [tensor], headers=headers)
+        else:
+            assert client.infer("iris", [tensor], headers=headers).get_response()["n"] == json.loads(written)
+    finally:
+        client.close()
+    _recorded(setup, trace, raises)
