@@ -2133,11 +2133,16 @@ def _orjson_error(text: str) -> orjson.JSONDecodeError | None:
 _END_OF_DATA: Final = "unexpected end of data"  # orjson's error at a JSON text cut before its end
 # `NaN`, `Infinity` and `-Infinity`, which Python's `json` reads as numbers (a client's `json.loads`) and orjson refuses,
 # each with a finite number of its length orjson reads where it stands (`_finite_copy`): only where the character
-# before it could not run on into that number (`1NaN`, `1e-Infinity` are no JSON to `json` either)
-_NON_FINITE: Final = (
-    (re.compile(r"-Infinity(?<![-+.0-9eE]-Infinity)"), "-0       "),
-    (re.compile(r"Infinity(?<![-+.0-9eE]Infinity)"), "0       "),
-    (re.compile(r"NaN(?<![-+.0-9eE]NaN)"), "0  "),
+# before it could not run on into that number (`1NaN`, `1e-Infinity` are no JSON to `json` either). Each: the word, its
+# finite number, the pattern of one that may be so changed and of one that may not (after such a character)
+_NON_FINITE: Final = tuple(
+    (
+        word,
+        finite,
+        re.compile(rf"{word}(?<![-+.0-9eE]{word})"),
+        re.compile(rf"{word}(?<=[-+.0-9eE]{word})"),
+    )
+    for word, finite in (("-Infinity", "-0       "), ("Infinity", "0       "), ("NaN", "0  "))
 )
 # one of them cut by the text's end (its last 9 characters searched): read as a number's sign, which orjson reads to
 # the end as the rest of a number (`[1, Na` is JSON cut as `[1, -` is; `{"a":1,Na` no JSON, as `{"a":1,-`)
@@ -2201,9 +2206,11 @@ def _read_on(text: str, error: orjson.JSONDecodeError | None) -> orjson.JSONDeco
 
 def _finite_copy(text: str) -> str:
     """`text` with each `NaN`, `Infinity` and `-Infinity` (and one its end cuts) as a finite number orjson reads. Those
-    in strings are changed too, into other characters of a string."""
-    for pattern, finite in _NON_FINITE:
-        text = pattern.sub(finite, text)
+    in strings are changed too, into other characters of a string. Where none stands after a character a number runs
+    on from (`1NaN`: every reply a JSON writer writes), by `str.replace`, in C: `re.sub` stepped each, 0.4-0.7 s of a
+    kept 15 MiB of vectors `[NaN,Infinity,-Infinity,NaN]` in the loop turn that reads it, until 2026-12-06."""
+    for word, finite, changed, kept in _NON_FINITE:
+        text = text.replace(word, finite) if kept.search(text) is None else changed.sub(finite, text)
     cut = _NON_FINITE_CUT.search(text, max(len(text) - 9, 0))
     return text if cut is None else text[: cut.start()] + "-"
 
