@@ -3,11 +3,13 @@ float, as `fetch().json()` reads it, and recorded a success; the openai and Anth
 `json`: "Exceeds the limit (4300 digits) for integer string conversion") and tritonclient's `InferResult`
 (rapidjson: "Invalid integer value") raise at it. It is read so still, for its labels, and the call is
 `upstream_error`, as an event's data holding one is (`tests/test_sse_big_integers.py`). One of 4,300 digits, or such
-digits in a string or before a fraction, is read by all of them, a success as before. Driven with the real SDKs and
-tritonclient through the proxy against an upstream that frames by hand."""
+digits in a string or before a fraction, is read by all of them, a success as before. So is a reply read in the charset
+its type names, where that reading is the reply (`requests`). Driven with the real SDKs, tritonclient and `requests`
+through the proxy against an upstream that frames by hand."""
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -16,11 +18,12 @@ import numpy as np
 import openai
 import orjson
 import pytest
+import requests
 import tritonclient.http as httpclient
 
 from tests.event_streams import span_of
 from tests.harness import traced
-from tests.test_unsized_replies_output import CHAT, EMAIL, INFER, MESSAGE, TRUNCATED, Reply, setup_for  # noqa: F401
+from tests.test_unsized_replies_output import CHAT, EMAIL, INFER, MESSAGE, OUT, TRUNCATED, Reply, setup_for  # noqa: F401
 
 STATUS_ERROR = 2
 TOO_LONG = b"9" * 4301  # one digit past what Python's `int` reads from text
@@ -108,3 +111,27 @@ def test_an_oip_reply_tritonclient_raises_at_is_upstream_error(setup_for: Any, n
     finally:
         client.close()
     _recorded(setup, trace, raises)
+
+
+def _utf7_digits(text: str) -> bytes:
+    """`text` in UTF-7 with its digits in base64 (`+ADkAOQ...-`, as a UTF-7 encoder may write any character): the UTF-8
+    reading of it holds none of them."""
+    digits = text.strip("}").rsplit(" ", 1)[1]
+    return text[: -len(digits) - 1].encode() + b"+" + base64.b64encode(digits.encode("utf-16-be")).rstrip(b"=") + b"-}"
+
+
+@pytest.mark.parametrize("charset", ["utf-7", "cp500"])
+def test_a_reply_read_in_its_charset_that_requests_raises_at_is_upstream_error(setup_for: Any, charset: str) -> None:  # noqa: F811
+    """A whole reply whose UTF-8 reading is no JSON is read in the charset its type names, as `requests`' `.json()`
+    reads it (`_in_charset`): where that reading holds an integer of over 4,300 digits (written in UTF-7's base64, or
+    EBCDIC's digits), `requests` raises at it, as the openai SDK does at the UTF-8 reading. It was a success."""
+    setup = setup_for()
+    text = f'{{"predictions": ["write to {OUT}"], "n": {"9" * 4301}}}'
+    body = _utf7_digits(text) if charset == "utf-7" else text.encode(charset)
+    assert body.decode(charset) == text and b"9" * 4301 not in body
+    setup.upstream.reply = Reply([body], framing="sized", content_type=f"application/json; charset={charset}")
+    response = requests.post(f"{setup.proxy.url}/v1/models/iris:predict", json={"instances": [["hi"]]}, timeout=30)
+    assert response.status_code == 200
+    with pytest.raises(ValueError, match="4300 digits"):
+        response.json()
+    _recorded(setup, response.headers["x-trace-id"], True)

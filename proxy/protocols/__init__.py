@@ -2012,7 +2012,9 @@ def _in_charset(data: bytes, text: OutputText, value: Any) -> Any:
         if read == utf8:
             continue
         try:
-            other = json.loads(read, parse_int=_parse_int)
+            # (the reply where the UTF-8 reading is none: `requests`' `.json()` raising at an integer past 4,300 digits
+            # makes the call `upstream_error`, as the openai SDK's at the UTF-8 reading does)
+            other = _whole_json_text(read, text) if value is NOT_JSON else json.loads(read, parse_int=_parse_int)
             same = other == value
         except (ValueError, RecursionError):
             text.aside_later((_CHARSET, index), read, False)
@@ -2346,7 +2348,8 @@ def _whole_json_text(decoded: str, text: OutputText) -> Any:
     into Python an integer: a reply of many small ones and a `NaN` paid one each, until 2026-12-06). One holding an
     integer of more digits than `int` reads from text (4,300) is read again, that integer a float as `fetch().json()`
     reads it, for its labels; and the call is `upstream_error`: the openai, Anthropic and ollama SDKs' `.json()`
-    (Python's `json`) and tritonclient's rapidjson raise at it (a success until 2026-12-06)."""
+    (Python's `json`) and tritonclient's rapidjson raise at it (a success until 2026-12-06); so is a reading in the
+    charset its type names that is the reply (`_in_charset`), which `requests`' `.json()` raises at."""
     try:
         return json.loads(decoded)
     except json.JSONDecodeError:
