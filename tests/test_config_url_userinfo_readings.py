@@ -234,6 +234,12 @@ def test_an_at_before_a_host_stays_refused(url: str, secret: str) -> None:
         ("http://gw/xyz/s3cret1z@triton:8001:/v1", "xyz/s3cret1z"),
         ("http://ops:12/s3cret1z@triton:grpc", "s3cret1z"),
         ("http://gw/xyz/s3cret1z@triton:GRPCS/v1", "xyz/s3cret1z"),
+        # left by that change's review, refused since 2026-12-06: a `:` doubled or more after such a port, or one
+        # after its scheme's name (`@triton:grpc:`, `@triton:8001::`): they loaded, host `ops` or `gw`
+        ("http://ops:12/s3cret1z@triton:grpc:", "s3cret1z"),
+        ("http://gw/xyz/s3cret1z@triton:8001::/v1", "xyz/s3cret1z"),
+        ("http://ops:12/s3cret1z@triton:http:", "s3cret1z"),
+        ("http://ops:12/s3cret1z@triton:8001 : :", "s3cret1z"),
     ],
 )
 @pytest.mark.parametrize(("config", "path"), PLACES + GRPC_PLACES, ids=[*IDS, "otlp grpc", "traces grpc"])

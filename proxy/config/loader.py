@@ -143,10 +143,12 @@ _HOST_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|\w(?:[\w.-]*\w)?\.?)(?::[0-9]{0,
 # unescaped; and a fullwidth `：` before such a port, as a CJK input method writes it with its digits (`@triton：８００１`).
 # So too white space within the host (`@tri ton:8001`), a `:` after a port of digits (`@triton:8001:`), and gRPC's
 # scheme's name for a port (`@triton:grpc`, one a gRPC upstream's user meant): no API's path holds white space
-# unescaped, nor a `:` after a tag's digits (a time's has two more digits after it, `T12:00:00Z`), nor the word `grpc`
+# unescaped, nor a `:` after a tag's digits (a time's has two more digits after it, `T12:00:00Z`), nor the word `grpc`;
+# and any `:` after such a port, doubled or after its scheme's name (`@triton:8001::`, `@triton:grpc:`: until
+# 2026-12-06 they loaded, host `ops`, where one `:` after the digits was refused)
 _MISTYPED_PORT = re.compile(
     r"\s*(?:\[[0-9A-Fa-f:.]+\]|\w(?:[\w.-]*\w)?(?:\s+\w(?:[\w.-]*\w)?)*\.?)\s*"
-    r"(?:[:\uff1a]\s*(?:\d+\s*:?|(?i:https?|grpcs?))\s*|::?(?=[^/?#@:]*\d)[^/?#@:]{1,7})"
+    r"(?:[:\uff1a]\s*(?:\d+|(?i:https?|grpcs?))(?:\s*[:\uff1a])*\s*|::?(?=[^/?#@:]*\d)[^/?#@:]{1,7})"
 )
 # a key of libpq's key=value pairs where one is (`_conninfo_pairs`): at the start or after white space, before a `=`
 _CONNINFO_KEY: Final = re.compile(r"(?:^|(?<=\s))(\w+)\s*=")
