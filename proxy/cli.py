@@ -404,6 +404,18 @@ def _head(text: str) -> str:
     return parse_head(text)  # an ArgumentTypeError says what a head looks like
 
 
+def _store(text: str) -> str:
+    """A flag's lineage store, checked as the config's `lineage.store` is for libpq's key=value pairs
+    (`store_pairs_problem`): an ArgumentTypeError in the config's words, which quote none of it (its password), where
+    the command took it for a SQLite file's name and said it whole (`no lineage store there`)."""
+    from proxy.config import store_pairs_problem
+
+    said = store_pairs_problem(text)
+    if said is not None:
+        raise argparse.ArgumentTypeError(said)
+    return text
+
+
 def cmd_edges(args: argparse.Namespace) -> int:
     from proxy.edges_query import run_edges
 
@@ -498,7 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=_port, metavar="N",
                       help="the proxy's port on 127.0.0.1 (default 8080 with --keep, else any free port; "
                       "0: any free port)")  # fmt: skip
-    demo.add_argument("--store", metavar="PATH",
+    demo.add_argument("--store", type=_store, metavar="PATH",
                       help="keep the lineage store in this file (default: a temporary file deleted at exit); a new "
                       "file or one an earlier demo wrote (it marks its store): a store holding other flows (a proxy's "
                       "own record), or a PostgreSQL URL, is refused (exit 1), left as it was")  # fmt: skip
@@ -510,9 +522,9 @@ def build_parser() -> argparse.ArgumentParser:
     edges = sub.add_parser("edges", help="query the lineage store",
                            description="Which checkpoints saw which labels, for which purposes, by which "
                            "caller, how often.")  # fmt: skip
-    edges.add_argument("--store", required=True, metavar="PATH|URL",
+    edges.add_argument("--store", required=True, type=_store, metavar="PATH|URL",
                        help="the lineage store (lineage.store): a SQLite file or a postgresql:// URL")  # fmt: skip
-    edges.add_argument("--copy-to", metavar="URL",
+    edges.add_argument("--copy-to", type=_store, metavar="URL",
                        help="add every edge of --store to this PostgreSQL store (once per history) and exit")  # fmt: skip
     edges.add_argument("--key-file", metavar="FILE",
                        help="with --copy-to: the HMAC key of both stores' chains (lineage.integrity_key_file), to "
@@ -546,7 +558,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "without --key-file. --baseline with --integrity judges the flows of a record that "
                             "verifies, as a CI gate: --baseline alone reads the edge table as it stands, which "
                             "anyone who can write the store can edit.")  # fmt: skip
-    verify.add_argument("--store", required=True, metavar="PATH|URL",
+    verify.add_argument("--store", required=True, type=_store, metavar="PATH|URL",
                         help="the lineage store (lineage.store): a SQLite file or a postgresql:// URL")  # fmt: skip
     what = verify.add_mutually_exclusive_group()
     what.add_argument("--baseline", metavar="FILE", help="the approved flows (YAML) to verify against")
@@ -588,7 +600,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "1 when an input cannot be read, the record does not verify (--integrity) or the file "
                             "cannot be written. Without --integrity it draws the edge table as it stands, which "
                             "anyone who can write the store can edit.")  # fmt: skip
-    report.add_argument("--store", required=True, metavar="PATH|URL",
+    report.add_argument("--store", required=True, type=_store, metavar="PATH|URL",
                         help="the lineage store (lineage.store): a SQLite file or a postgresql:// URL")  # fmt: skip
     report.add_argument("--config", metavar="FILE", action="append",
                         help="the proxy's config: shows the policy in force and verifies against its "

@@ -4,7 +4,16 @@
 in the proxy reads YAML or the environment.
 """
 
-from proxy.config.loader import key_problem, load, parse, parse_address, read_key, read_retired_keys, read_secret
+from proxy.config.loader import (
+    key_problem,
+    load,
+    parse,
+    parse_address,
+    read_key,
+    read_retired_keys,
+    read_secret,
+    store_pairs_problem,
+)
 from proxy.config.model import (
     BUILTIN_DETECTORS,
     Address,
@@ -50,4 +59,5 @@ __all__ = [
     "read_key",
     "read_retired_keys",
     "read_secret",
+    "store_pairs_problem",
 ]

@@ -383,6 +383,17 @@ def _conninfo_pairs(store: str) -> bool:
     return True
 
 
+def store_pairs_problem(store: str) -> str | None:
+    """What is wrong with a store written as libpq's key=value pairs (`_conninfo_pairs`), else None: said of the
+    config's `lineage.store` and of each command-line flag that takes a store (`edges --store`, `--copy-to`, `verify`'s,
+    `report`'s, `demo`'s), in the same words, none of the store's (its password). Until 2026-12-06 the flags took one
+    as a SQLite file's name and quoted it whole, password and all (`no lineage store there`)."""
+    if not _conninfo_pairs(store):
+        return None
+    return ("a PostgreSQL store is a postgresql:// URL, postgresql://user@host:5432/DB, not libpq's key=value pairs, "
+            "which would be a SQLite file's name (write ./ before one so named)")  # fmt: skip
+
+
 def _query_at(store: str, host: int, query: int, at: int) -> bool:
     """Whether the `@` at `at`, after a `?` at `query` (libpq's query: `key=value` pairs), is a parameter's value's,
     as libpq reads it, rather than a userinfo's end: one in a query libpq reads (`?user=admin@server`) is, unless a
@@ -1707,10 +1718,8 @@ class _Reader:
             except OSError as exc:
                 self.problem("lineage.password_file",
                              f"cannot read a password from {lineage.password_file!r}: {exc.strerror or exc}")  # fmt: skip
-        if store is not None and _conninfo_pairs(store):
-            self.problem("lineage.store", "a PostgreSQL store is a postgresql:// URL, postgresql://user@host:5432/DB, "
-                         "not libpq's key=value pairs, which would be a SQLite file's name (write ./ before one so "
-                         "named)")  # fmt: skip
+        if store is not None and (said := store_pairs_problem(store)) is not None:
+            self.problem("lineage.store", said)
         if store is None or not store.startswith(("postgresql://", "postgres://")):
             if lineage.password_file is not None:
                 self.problem("lineage.password_file", "only a PostgreSQL lineage.store (postgresql://...) has one")
