@@ -11,6 +11,7 @@ import copy
 import errno
 import hashlib
 import importlib.util
+import ipaddress
 import math
 import os
 import re
@@ -128,10 +129,19 @@ def _composite_urls(path: str, transport: Mapping[str, Any]) -> Iterator[tuple[s
             yield from _composite_urls(where, item)
 
 
+# a host's name (a name may hold an `_`, as a compose service's does, `otel_collector`, and end in a `.`; and letters
+# not ASCII, an IDN's, `bücher.example`, which every reader takes), or an IPv4 address, its digits and dots
+_HOST_NAME = r"\w(?:[\w.-]*\w)?\.?"
 # what follows the `@` of a userinfo: a host, a name or an IPv6 address in brackets, and its port
-# (a name may hold an `_`, as a compose service's does, `otel_collector`, and end in a `.`; and letters not ASCII, an
-# IDN's, `bücher.example`, which every reader takes: until the review of 2026-12-05 one after `ops:12/34@` loaded)
-_HOST_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|\w(?:[\w.-]*\w)?\.?)(?::[0-9]{0,5})?")
+# (until the review of 2026-12-05 an IDN's after `ops:12/34@` loaded)
+_HOST_PORT = re.compile(rf"(?:\[[0-9A-Fa-f:.]+\]|{_HOST_NAME})(?::[0-9]{{0,5}})?")
+_NAMED = re.compile(_HOST_NAME)
+# what an address's host may be shown holding where it is no host (`_host_problem`): a name's characters, a list's `,`
+# and an IPv6 address's pieces, none a token's (`+`, `=`, `/`, said `***`); and what of it, past its first `:`, is
+# shown: pieces of four hex digits at most, an IPv6 address's or a port's (`c:4317:4317`), not a password's
+# (`admin:s3cret:8001`, said `admin:***:8001`)
+_HOST_SHOWN = re.compile(r"[\w.,:%-]*")
+_HEX_PIECES = re.compile(r"[0-9A-Fa-f.]{0,4}(?::[0-9A-Fa-f.]{0,4})*")
 # a host whose port is mistyped (`triton:80x`, `triton:800000`; `triton:` is `_HOST_PORT`'s): after a path's `@`, as much
 # a userinfo's end as a host:port (`_slashed_userinfo`: read as a path's, `http://ops:12/s3cret@triton:80x` would load,
 # host `ops`, the password sent as the path). One holding no digit is no port's (Vertex AI's `@20240620:rawPredict`), nor
@@ -855,7 +865,62 @@ def parse_address(text: str, zero_ok: bool = True) -> Address:
     if not sep or not host or not port.isdecimal():  # (the digits `int` reads: not `²`)
         # its query and fragment hidden (`h:1?key=...`, which may hold a key), and its path
         raise ValueError(f"expected host:port, got {_address_shown(text)!r}")
+    if (said := _host_problem(host, port, text.startswith("["), zero_ok)) is not None:
+        raise ValueError(said)
     return Address(host, int(port))
+
+
+def _host_problem(host: str, port: str, bracketed: bool, zero_ok: bool) -> str | None:
+    """What is wrong with an address's host that no resolver finds, else None: one in brackets that is no IPv6
+    address (`[c,d]:4317`), one holding a `:` that is none (`c:4317:4317`, a port written twice; `admin:s3cret:8001`),
+    a list of hosts (`c,d:4317`, which grpc's DNS resolver and a listener take for one name), or a name holding what
+    no name does (`tri*ton:8001`). Until 2026-12-06 each loaded, a listener failing at its start and a gRPC upstream or
+    an OTLP `dns:` target at each connect. Said with the address to write when one is plain (`c:4317`), what may be a
+    password in it hidden (`_HOST_SHOWN`, `_HEX_PIECES`)."""
+    if bracketed or ":" in host:
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            pass
+        else:
+            return None  # (`::1:4317` too: the address `::1`, port 4317, written `[::1]:4317` to grpc)
+    elif _NAMED.fullmatch(host):
+        return None
+    first, colon, rest = host.partition(":")
+    shown = host if _HOST_SHOWN.fullmatch(host) else "***"
+    shown = shown if not colon or _HEX_PIECES.fullmatch(rest) else f"{first}:***"
+    if bracketed:
+        shown = shown if _HEX_PIECES.fullmatch(host) or "," in host else "***"
+        return f"brackets hold an IPv6 address, got {f'[{shown}]:{port}'!r} (write 'host:port')"
+    if colon:
+        doubled = _NAMED.fullmatch(first) is not None and set(rest.split(":")) == {port}
+        address = _suggested(f"{first}:{port}", zero_ok) if doubled else "host:port"
+        return (f"a host holds no ':' but an IPv6 address's, written in brackets, [2001:db8::1]:{port}, got "
+                f"{f'{shown}:{port}'!r} (write {address!r})")  # fmt: skip
+    if "," in host:
+        address = _suggested(f"{host.partition(',')[0]}:{port}", zero_ok)
+        return f"an address names one host, got {f'{shown}:{port}'!r} (write {address!r})"
+    return (f"a host's name holds letters, digits, '.', '-' and '_', beginning and ending with a letter or digit, "
+            f"got {f'{shown}:{port}'!r} (write 'host:port')")  # fmt: skip
+
+
+def _address_problem(text: str) -> str | None:
+    """What `parse_address` says of an address to connect to (port 0 none), else None."""
+    try:
+        parse_address(text, zero_ok=False)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _unbracketed(endpoint: str) -> str | None:
+    """What is said of an OTLP/gRPC endpoint without a scheme that is an IPv6 address without its brackets and a port
+    (`::1:4317`, which `parse_address` reads as `[::1]:4317`): no URL, its exporter gives it to grpc as written, which
+    reads it whole, `::1:4317` on port 443 (`_dns_target_problem`). Until 2026-12-06 said to be no http URL."""
+    if ":" not in endpoint.rpartition(":")[0] or endpoint.startswith("["):
+        return None
+    return (f"an IPv6 address is written in brackets, [::1]:4317: grpc reads {_address_shown(endpoint)!r} as one "
+            "address, on its default port")  # fmt: skip
 
 
 def _dns_target_problem(endpoint: str) -> str | None:
@@ -1630,8 +1695,10 @@ class _Reader:
                 # over gRPC its path hidden, as wherever else one is refused (`_grpc_dropped`, `parse_address`), when
                 # its host:port is the problem too (`collector :4317/***`)
                 shown = _address_shown(endpoint) if protocol == "grpc" else shown_url(endpoint)
-                self.problem(path, f"{url_problem} in {shown!r}" if url_problem else
-                             f"expected an http:// or https:// URL, got {shown!r}")  # fmt: skip
+                # (a host:port no URL reads, `c:4317:4317`, said as a gRPC upstream's: not as no http URL)
+                said = f"{url_problem} in {shown!r}" if url_problem else None
+                said = said or (_address_problem(endpoint) or _unbracketed(endpoint) if grpc_target else None)
+                self.problem(path, said or f"expected an http:// or https:// URL, got {shown!r}")
             elif (
                 "@" in parts.netloc
             ):  # neither sink sends a userinfo (each connects to the host alone): said, not dropped
@@ -1639,13 +1706,15 @@ class _Reader:
                              "its credentials as telemetry.headers (authorization: Basic ...)")  # fmt: skip
             elif protocol == "grpc" and (dropped := _grpc_dropped(endpoint, parts)) is not None:
                 self.problem(path, dropped)
-            elif grpc_target and _NO_HOSTS.search(endpoint):  # a host[:port], as a gRPC upstream's (`parse_address`)
-                # (`gw/xyz/q9s3cr:4317`, `collector:4317/v1`, `gate way:4317`: loaded, the exporter would connect to
-                # `gw` and drop the rest, a path, a query)
-                try:
-                    parse_address(endpoint, zero_ok=False)
-                except ValueError as exc:
-                    self.problem(path, str(exc))
+            elif (
+                grpc_target
+                and (_NO_HOSTS.search(endpoint) or parts.port is not None)
+                and (said := _address_problem(endpoint)) is not None
+            ):
+                # a host[:port], as a gRPC upstream's (`parse_address`): `gw/xyz/q9s3cr:4317`, `collector:4317/v1`,
+                # `gate way:4317`, loaded, the exporter would connect to `gw` and drop the rest, a path, a query; and
+                # its host one (`c,d:4317`: until 2026-12-06 it loaded, and the exporter resolved `c,d`)
+                self.problem(path, said)
         return endpoint
 
     def flat_values(self, path: str, mapping: dict[Any, Any]) -> dict[Any, Any]:
