@@ -54,7 +54,7 @@ from proxy.config.model import (
     host_sidecar,
     kserve_openai_url,
 )
-from proxy.config.otel_env import EXPORT_TIMEOUT_MAX_S, GRPC_DNS, names_protocol, telemetry_from_env
+from proxy.config.otel_env import EXPORT_TIMEOUT_MAX_S, GRPC_TARGETS, names_protocol, telemetry_from_env
 from proxy.config.yamlfile import StrictLoader, not_utf8, shown_key, surrogate, surrogates, tab_hint, written
 from proxy.errors import ConfigError
 from proxy.files import read_bytes
@@ -923,18 +923,97 @@ def _unbracketed(endpoint: str) -> str | None:
             "address, on its default port")  # fmt: skip
 
 
-def _dns_target_problem(endpoint: str) -> str | None:
-    """What is wrong with an OTLP/gRPC endpoint that is a target of grpc's DNS resolver (`GRPC_DNS`), else None:
-    `dns:///collector:4317` or `dns:collector:4317` then a host:port (`parse_address`), as grpc resolves it and
-    opentelemetry-exporter-otlp-proto-grpc passes it on (until 2026-12-06 refused as no http URL). Not one naming a DNS
-    server (`dns://8.8.8.8/collector:4317`): that exporter takes a URL's `netloc` for the collector's host:port, so
-    connects to `8.8.8.8`, and the config's endpoint must mean the same to both. Nor an IPv6 address without its
-    brackets (`dns:///::1:4317`), which grpc, given the target as written, reads whole, `::1:4317` on port 443."""
-    target = endpoint.removeprefix("dns:///") if endpoint.startswith("dns:///") else endpoint.removeprefix(GRPC_DNS)
-    if target.startswith("//"):
+# grpc's targets no OTLP/gRPC endpoint is (`_grpc_target_problem` reads those that are, `GRPC_TARGETS`), and why: each
+# was said to be no http URL, or read as a host:port (`vsock:2:4317`, host `vsock:2`)
+_OTHER_TARGETS: Final = {
+    "xds": "xDS asks a control plane for the collector, which grpc finds through a bootstrap file the proxy neither "
+    "writes nor checks",
+    "google-c2p": "Google's direct path is xDS's too, for Google's own services",
+    "vsock": "grpcio resolves it as a host's name, which no resolver finds",
+}
+
+
+def _scheme_of(endpoint: str) -> str:
+    """The word before an endpoint's first `:`, in lower case (a target's scheme, `_OTHER_TARGETS`), or ``."""
+    scheme, colon, _ = endpoint.partition(":")
+    return scheme.lower() if colon else ""
+
+
+def _grpc_target_problem(endpoint: str) -> str | None:
+    """What is wrong with an OTLP/gRPC endpoint that is a target of one of grpc's resolvers (`GRPC_TARGETS`), else
+    None: each is given to grpc as written, as opentelemetry-exporter-otlp-proto-grpc passes it on, so it must mean
+    what grpc reads (until 2026-12-06 all but `dns:` were refused as no http URL, and `dns:/collector:4317` said to hold
+    a `/`). None names an authority (`dns://8.8.8.8/...`, `unix://run/otel.sock`): that exporter takes a URL's `netloc`
+    for the collector's host:port, so would connect to `8.8.8.8` or `run`, where grpc uses a DNS server or refuses it."""
+    scheme, _, rest = endpoint.partition(":")
+    if rest.startswith("//") and not rest.startswith("///"):
+        return _authority_problem(endpoint, scheme)
+    if scheme == "unix" or scheme == "unix-abstract":
+        return _socket_problem(endpoint, scheme, rest.removeprefix("//"))
+    target = rest.removeprefix("//").removeprefix("/")  # (`dns:///h:p`, `dns:/h:p`, `dns:h:p`: one host:port to grpc)
+    if scheme == "dns":
+        return _dns_target_problem(endpoint, target)
+    for address in target.split(","):  # (`ipv4:10.0.0.5:4317,10.0.0.6:4317`: a list grpc tries in turn)
+        if (said := _address_listed(scheme, address)) is not None:
+            return said
+    return None
+
+
+def _authority_problem(endpoint: str, scheme: str) -> str:
+    """What is said of a gRPC target naming an authority (`_grpc_target_problem`)."""
+    if scheme == "dns":
         return (f"a dns: endpoint naming a DNS server, {_address_shown(endpoint)!r}, is read by OpenTelemetry's "
                 "OTLP/gRPC exporter as the collector's host:port (its authority): write dns:///host:port, resolved "
                 "by the system's resolver")  # fmt: skip
+    form = "unix:///path or unix:path" if scheme.startswith("unix") else f"{scheme}:host:port"
+    return (f"{_endpoint_of(scheme)} names no authority, got {_address_shown(endpoint)!r}: OpenTelemetry's OTLP/gRPC "
+            f"exporter reads it as the collector's host:port and grpc refuses it (write {form})")  # fmt: skip
+
+
+def _endpoint_of(scheme: str) -> str:
+    """How a problem names an endpoint of a gRPC target's `scheme`: `a unix: endpoint`, `an ipv4: endpoint`."""
+    return f"{'an' if scheme.startswith('ipv') else 'a'} {scheme}: endpoint"
+
+
+def _socket_problem(endpoint: str, scheme: str, path: str) -> str | None:
+    """What is wrong with a Unix socket's target (`unix:/run/otel.sock`, `unix:///run/otel.sock`, `unix:otel.sock`
+    relative to the proxy's directory, `unix-abstract:otel`), else None: grpc reads a `?` or `#` in it as a query's or
+    a fragment's, which it drops, so the socket would be another (`unix:/run/otel?1.sock` is `/run/otel`)."""
+    if not path:
+        return f"a {scheme}: endpoint names its socket, got {endpoint!r} (write {scheme}:/run/otel.sock)"
+    if "?" in path or "#" in path:
+        return (f"a {scheme}: endpoint's socket holds no '?' or '#', which grpc reads as a query's or fragment's and "
+                f"drops, got {shown_url(endpoint)!r} (write %3F or %23)")  # fmt: skip
+    return None
+
+
+def _address_listed(scheme: str, address: str) -> str | None:
+    """What is wrong with one address of an `ipv4:` or `ipv6:` target's list, else None: an address of that kind and
+    its port, an IPv6 one in brackets, which grpc reads alone (`ipv4:collector:4317`, `ipv6:::1:4317` it refuses)."""
+    said = _address_problem(address)
+    if said is not None:
+        return f"{_endpoint_of(scheme)} is {scheme}:ADDRESS:PORT[,ADDRESS:PORT...]: {said}"
+    host = address[1 : address.find("]")] if address.startswith("[") else address.rpartition(":")[0]
+    try:
+        read = ipaddress.ip_address(host)
+    except ValueError:
+        read = None
+    bracketed = address.startswith("[")
+    if scheme == "ipv4" and isinstance(read, ipaddress.IPv4Address) and not bracketed:
+        return None
+    if scheme == "ipv6" and isinstance(read, ipaddress.IPv6Address) and bracketed:
+        return None
+    form = "ipv4:10.0.0.5:4317" if scheme == "ipv4" else "ipv6:[2001:db8::1]:4317"
+    return (f"{_endpoint_of(scheme)} lists {'IPv4' if scheme == 'ipv4' else 'IPv6'} addresses alone"
+            f"{', in brackets' if scheme == 'ipv6' else ''}, which grpc reads without a resolver, got "
+            f"{_address_shown(address)!r} (write {form}, or dns:///host:port for a name)")  # fmt: skip
+
+
+def _dns_target_problem(endpoint: str, target: str) -> str | None:
+    """What is wrong with a target of grpc's DNS resolver (`dns:///collector:4317`, `dns:/collector:4317`,
+    `dns:collector:4317`), `target` its host:port, else None: a host:port (`parse_address`) with its port written
+    (grpc's default there is 443, OTLP's 4317), an IPv6 address in its brackets (`dns:///::1:4317`, which grpc, given
+    the target as written, reads whole, `::1:4317` on port 443)."""
     try:
         address = parse_address(target, zero_ok=False)
     except ValueError as exc:
@@ -1683,9 +1762,13 @@ class _Reader:
         """An OTLP endpoint, read as its exporter reads it: over gRPC a `host:port` too (`OtlpGrpcSink`; the
         OpenTelemetry spec has it take any form the gRPC client does), an http(s) URL otherwise."""
         endpoint = self.string(path, value, optional=True)
-        if endpoint is not None and protocol == "grpc" and endpoint.startswith(GRPC_DNS):
-            if (said := _dns_target_problem(endpoint)) is not None:
+        if endpoint is not None and protocol == "grpc" and endpoint.startswith(GRPC_TARGETS):
+            if (said := _grpc_target_problem(endpoint)) is not None:
                 self.problem(path, said)
+        elif endpoint is not None and protocol == "grpc" and (why := _OTHER_TARGETS.get(_scheme_of(endpoint))):
+            self.problem(path, f"{_scheme_of(endpoint)}: is a gRPC target the span exporter does not send to "
+                         f"({why}): an OTLP/gRPC endpoint is host:port, http(s)://host:port or a target of dns:, "
+                         "ipv4:, ipv6:, unix: or unix-abstract:")  # fmt: skip
         elif endpoint is not None:
             grpc_target = protocol == "grpc" and "://" not in endpoint
             url = f"http://{endpoint}" if grpc_target else endpoint

@@ -24,10 +24,13 @@ SAMPLERS = {  # OTEL_TRACES_SAMPLER → the ratio of new traces sampled (None: r
     "parentbased_traceidratio": None,
 }
 PROTOCOLS = ("grpc", "http/protobuf")
-# what begins a target of grpc's DNS resolver, `dns:///collector:4317` (`dns:collector:4317` too): a form the spec has
-# an OTLP/gRPC endpoint take (any its gRPC client does), which opentelemetry-exporter-otlp-proto-grpc passes on to grpc
-# as written (it keeps a URL's `netloc`, and this has none), and `OtlpGrpcSink` too
-GRPC_DNS: Final = "dns:"
+# what begins a target of one of grpc's resolvers: its DNS resolver's, `dns:///collector:4317` (`dns:collector:4317`,
+# `dns:/collector:4317` too), a list of IPv4 or IPv6 addresses, `ipv4:10.0.0.5:4317`, `ipv6:[::1]:4317`, a Unix socket,
+# `unix:/run/otel.sock`, `unix:///run/otel.sock`, or one of Linux's abstract namespace, `unix-abstract:otel`: forms the
+# spec has an OTLP/gRPC endpoint take (any its gRPC client does), which opentelemetry-exporter-otlp-proto-grpc passes on
+# to grpc as written (it keeps a URL's `netloc`, and these have none), and `OtlpGrpcSink` too (until 2026-12-06 all but
+# `dns:` were refused as no http URL)
+GRPC_TARGETS: Final[tuple[str, ...]] = ("dns:", "ipv4:", "ipv6:", "unix:", "unix-abstract:")
 
 
 # `telemetry.export_timeout_s` at most: a shutdown waits that long for the spans at most. 0 (elsewhere "no timeout")

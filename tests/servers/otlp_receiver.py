@@ -46,6 +46,7 @@ class OtlpReceiver(trace_service_pb2_grpc.TraceServiceServicer):
         self._hang = threading.Event() if hang else None
         self._server: grpc.Server | None = None
         self.port = 0
+        self.ports: list[int] = []
 
     def Export(self, request: trace_service_pb2.ExportTraceServiceRequest, context: Any) -> Any:
         if self._hang is not None:
@@ -77,10 +78,13 @@ class OtlpReceiver(trace_service_pb2_grpc.TraceServiceServicer):
             self._cond.notify_all()
         return trace_service_pb2.ExportTraceServiceResponse()
 
-    def start(self) -> int:
+    def start(self, *also: str) -> int:
+        """Listen on a free port of 127.0.0.1, and on each of `also` (grpc's forms: `unix:/path`, `[::1]:0`), the port
+        each got kept in `ports`; returns the first's."""
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(self, self._server)
         self.port = self._server.add_insecure_port("127.0.0.1:0")
+        self.ports = [self._server.add_insecure_port(address) for address in also]
         self._server.start()
         return self.port
 
