@@ -887,11 +887,11 @@ def _host_problem(host: str, port: str, bracketed: bool, zero_ok: bool) -> str |
     elif _NAMED.fullmatch(host):
         return None
     first, colon, rest = host.partition(":")
-    shown = host if _HOST_SHOWN.fullmatch(host) else "***"
-    shown = shown if not colon or _HEX_PIECES.fullmatch(rest) else f"{first}:***"
-    if bracketed:
-        shown = shown if _HEX_PIECES.fullmatch(host) or "," in host else "***"
+    if bracketed:  # (a list's `,` shown as an IPv6 address's `:`, `[c,d]`; not `[s3cret,x]`)
+        shown = host if _HEX_PIECES.fullmatch(host.replace(",", ":")) else "***"
         return f"brackets hold an IPv6 address, got {f'[{shown}]:{port}'!r} (write 'host:port')"
+    shown = host if _HOST_SHOWN.fullmatch(host) else "***"
+    shown = shown if shown == "***" or not colon or _HEX_PIECES.fullmatch(rest) else f"{first}:***"
     if colon:
         doubled = _NAMED.fullmatch(first) is not None and set(rest.split(":")) == {port}
         address = _suggested(f"{first}:{port}", zero_ok) if doubled else "host:port"
