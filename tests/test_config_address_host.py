@@ -82,14 +82,16 @@ def test_a_dns_target_whose_host_no_resolver_finds_is_refused(target: str, said:
 @pytest.mark.parametrize(
     "address",
     ["::1:8001", "[::1]:8001", "[fe80::1%eth0]:8001", "fe80::1%eth0:8001", "2001:db8::1:8001", "my_host:8001",
-     "bücher.example:8001", "triton.:8001", "0.0.0.0:8001", "localhost:8001", "otel-collector.monitoring.svc:8001"],
+     "bücher.example:8001", "नमस्ते.example:8001", "cafe\u0301.example:8001", "triton.:8001", "0.0.0.0:8001",
+     "localhost:8001", "otel-collector.monitoring.svc:8001"],
 )  # fmt: skip
 @pytest.mark.parametrize(("config", "path"), PLACES, ids=IDS)
 def test_an_address_of_a_host_loads(config: str, path: str, address: str) -> None:
-    """A name (an IDN's, a compose service's `_`), an IPv4 address, an IPv6 one in brackets or without them (read as
-    its address and the port after its last `:`, as before), with a zone; but for an OTLP/gRPC endpoint, whose
-    exporter gives it to grpc as written, which reads an IPv6 address without brackets whole, on port 443 (refused as
-    before, now saying so)."""
+    """A name (an IDN's, one whose letters hold a combining mark too, a Devanagari vowel sign's, `नमस्ते`, or a
+    decomposed accent's, which Python's sockets write as the idna codec does, `xn--...`; a compose service's `_`), an
+    IPv4 address, an IPv6 one in brackets or without them (read as its address and the port after its last `:`, as
+    before), with a zone; but for an OTLP/gRPC endpoint, whose exporter gives it to grpc as written, which reads an IPv6
+    address without brackets whole, on port 443 (refused as before, now saying so)."""
     if path == "telemetry.endpoint" and ":" in address.rpartition(":")[0] and not address.startswith("["):
         assert _problems(config % json.dumps(address)) == [
             f"{path}: an IPv6 address is written in brackets, [::1]:4317: grpc reads {address!r} as one address, on "

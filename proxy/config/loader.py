@@ -884,7 +884,7 @@ def _host_problem(host: str, port: str, bracketed: bool, zero_ok: bool) -> str |
             pass
         else:
             return None  # (`::1:4317` too: the address `::1`, port 4317, written `[::1]:4317` to grpc)
-    elif _NAMED.fullmatch(host):
+    elif _named(host):
         return None
     first, colon, rest = host.partition(":")
     if bracketed:  # (a list's `,` shown as an IPv6 address's `:`, `[c,d]`; not `[s3cret,x]`)
@@ -902,6 +902,21 @@ def _host_problem(host: str, port: str, bracketed: bool, zero_ok: bool) -> str |
         return f"an address names one host, got {f'{shown}:{port}'!r} (write {address!r})"
     return (f"a host's name holds letters, digits, '.', '-' and '_', beginning and ending with a letter or digit, "
             f"got {f'{shown}:{port}'!r} (write 'host:port')")  # fmt: skip
+
+
+def _named(host: str) -> bool:
+    """Whether a host is a name (`_HOST_NAME`), one not ASCII's read as the idna codec writes it, as Python's sockets
+    do: `\\w` matches no combining mark, which an IDN's letters may hold (a Devanagari vowel sign, `नमस्ते.example`; a
+    decomposed accent, `cafe\\u0301.example`), and such a name loads as every other IDN's does."""
+    if _NAMED.fullmatch(host):
+        return True
+    if host.isascii():
+        return False
+    try:
+        written = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return False
+    return _NAMED.fullmatch(written) is not None
 
 
 def _address_problem(text: str) -> str | None:
