@@ -46,9 +46,13 @@ def _problems(config: str) -> list[str]:
     ("address", "said"),
     [
         ("c:4317:4317", COLON.format(port=4317, shown="c:4317:4317", to="c:4317")),
-        ("c:4317:4318", COLON.format(port=4318, shown="c:4317:4318", to="host:port")),
+        ("c:4317:4318", COLON.format(port=4318, shown="c:***:4318", to="host:port")),
         ("2001:db8:::1:4317", COLON.format(port=4317, shown="2001:db8:::1:4317", to="host:port")),
         ("admin:s3cret:8001", COLON.format(port=8001, shown="admin:***:8001", to="host:port")),
+        # (a password of hex digits, four at most, as an IPv6 address's piece: hidden all the same)
+        ("admin:1234:8001", COLON.format(port=8001, shown="admin:***:8001", to="host:port")),
+        ("root:cafe:8001", COLON.format(port=8001, shown="root:***:8001", to="host:port")),
+        ("ad,min:1234:8001", COLON.format(port=8001, shown="ad,min:***:8001", to="host:port")),
         ("tok+en:s3cret:8001", COLON.format(port=8001, shown="***:8001", to="host:port")),
         ("c,d:4317", "an address names one host, got 'c,d:4317' (write 'c:4317')"),
         ("[c,d]:4317", "brackets hold an IPv6 address, got '[c,d]:4317' (write 'host:port')"),
@@ -64,7 +68,7 @@ def _problems(config: str) -> list[str]:
 def test_an_address_whose_host_no_resolver_finds_is_refused(config: str, path: str, address: str, said: str) -> None:
     problems = _problems(config % json.dumps(address))
     assert problems == [f"{path}: {said}"]
-    assert not any("s3cret" in problem or "tok+en" in problem for problem in problems), problems
+    assert not any(secret in problem for problem in problems for secret in ("s3cret", "tok+en", "1234", "cafe"))
 
 
 @pytest.mark.parametrize(
@@ -104,13 +108,15 @@ def test_an_address_of_a_host_loads(config: str, path: str, address: str) -> Non
 def test_check_lists_each_address_whose_host_no_resolver_finds(tmp_path: Path) -> None:
     """Through the CLI: `check` says each at its key, the password hidden, exit 1."""
     config = tmp_path / "proxy.yaml"
-    config.write_text('listen: {http: "c:8080:8080"}\nupstreams: [{name: u, protocol: oip, grpc: "admin:s3cret:8001"}]'
-                      '\n' + ROUTES + 'telemetry: {protocol: grpc, endpoint: "dns:///c,d:4317"}\n')  # fmt: skip
+    config.write_text('listen: {http: "c:8080:8080", grpc: "root:cafe:8001"}\n'
+                      'upstreams: [{name: u, protocol: oip, grpc: "admin:s3cret:8001"}]\n' + ROUTES +
+                      'telemetry: {protocol: grpc, endpoint: "dns:///c,d:4317"}\n')  # fmt: skip
     root = str(Path(__file__).parent.parent)  # this tree's proxy, not the one installed
     done = subprocess.run([sys.executable, "-m", "proxy", "check", "--config", str(config)], capture_output=True,
                           text=True, timeout=60, cwd=root, env={**os.environ, "PYTHONPATH": root})  # fmt: skip
     said = done.stdout + done.stderr
-    assert done.returncode == 1 and "Traceback" not in said and "s3cret" not in said, said
+    assert done.returncode == 1 and "Traceback" not in said and "s3cret" not in said and "cafe" not in said, said
+    assert "listen.grpc: " + COLON.format(port=8001, shown="root:***:8001", to="host:port") in said, said
     assert "listen.http: " + COLON.format(port=8080, shown="c:8080:8080", to="c:8080") in said, said
     assert "upstreams[0].grpc: " + COLON.format(port=8001, shown="admin:***:8001", to="host:port") in said, said
     assert "telemetry.endpoint: a dns: endpoint is dns:///host:port: an address names one host" in said, said

@@ -138,8 +138,9 @@ _HOST_PORT = re.compile(rf"(?:\[[0-9A-Fa-f:.]+\]|{_HOST_NAME})(?::[0-9]{{0,5}})?
 _NAMED = re.compile(_HOST_NAME)
 # what an address's host may be shown holding where it is no host (`_host_problem`): a name's characters, a list's `,`
 # and an IPv6 address's pieces, none a token's (`+`, `=`, `/`, said `***`); and what of it, past its first `:`, is
-# shown: pieces of four hex digits at most, an IPv6 address's or a port's (`c:4317:4317`), not a password's
-# (`admin:s3cret:8001`, said `admin:***:8001`)
+# shown: pieces of four hex digits at most, two `:` or more among them, an IPv6 address's (`2001:db8:::1`), not one
+# piece, a password's as much (`admin:s3cret:8001`, and one of hex digits, `admin:1234:8001`, `root:cafe:8001`), said
+# `admin:***:8001`; or the port written again (`c:4317:4317`)
 _HOST_SHOWN = re.compile(r"[\w.,:%-]*")
 _HEX_PIECES = re.compile(r"[0-9A-Fa-f.]{0,4}(?::[0-9A-Fa-f.]{0,4})*")
 # a host whose port is mistyped (`triton:80x`, `triton:800000`; `triton:` is `_HOST_PORT`'s): after a path's `@`, as much
@@ -890,10 +891,11 @@ def _host_problem(host: str, port: str, bracketed: bool, zero_ok: bool) -> str |
     if bracketed:  # (a list's `,` shown as an IPv6 address's `:`, `[c,d]`; not `[s3cret,x]`)
         shown = host if _HEX_PIECES.fullmatch(host.replace(",", ":")) else "***"
         return f"brackets hold an IPv6 address, got {f'[{shown}]:{port}'!r} (write 'host:port')"
+    doubled = bool(colon) and _NAMED.fullmatch(first) is not None and set(rest.split(":")) == {port}
+    pieces = doubled or (":" in rest and _HEX_PIECES.fullmatch(host) is not None)
     shown = host if _HOST_SHOWN.fullmatch(host) else "***"
-    shown = shown if shown == "***" or not colon or _HEX_PIECES.fullmatch(rest) else f"{first}:***"
+    shown = shown if shown == "***" or not colon or pieces else f"{first}:***"
     if colon:
-        doubled = _NAMED.fullmatch(first) is not None and set(rest.split(":")) == {port}
         address = _suggested(f"{first}:{port}", zero_ok) if doubled else "host:port"
         return (f"a host holds no ':' but an IPv6 address's, written in brackets, [2001:db8::1]:{port}, got "
                 f"{f'{shown}:{port}'!r} (write {address!r})")  # fmt: skip
