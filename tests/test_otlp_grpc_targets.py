@@ -145,7 +145,14 @@ NEITHER = (
          "OTLP/gRPC exporter reads it as the collector's host:port and grpc refuses it (write unix:///path or "
          "unix:path)"),
         ("ipv4://h/127.0.0.1:4317", "an ipv4: endpoint names no authority, got 'ipv4://h/***': OpenTelemetry's "
-         "OTLP/gRPC exporter reads it as the collector's host:port and grpc refuses it (write ipv4:host:port)"),
+         "OTLP/gRPC exporter reads it as the collector's host:port and grpc refuses it (write ipv4:10.0.0.5:4317)"),
+        # (what each is written as: an address list takes no name, an abstract socket is no file's path)
+        ("ipv6://h/[::1]:4317", "an ipv6: endpoint names no authority, got 'ipv6://h/***': OpenTelemetry's "
+         "OTLP/gRPC exporter reads it as the collector's host:port and grpc refuses it (write "
+         "ipv6:[2001:db8::1]:4317)"),
+        ("unix-abstract://otel/x", "a unix-abstract: endpoint names no authority, got 'unix-abstract://otel/***': "
+         "OpenTelemetry's OTLP/gRPC exporter reads it as the collector's host:port and grpc refuses it (write "
+         "unix-abstract:name)"),
         ("unix:", "a unix: endpoint names its socket, got 'unix:' (write unix:/run/otel.sock)"),
         ("unix:/run/otel?k=s3cret", "a unix: endpoint's socket holds no '?' or '#', which grpc reads as a query's or "
          "fragment's and drops, got 'unix:/run/otel?***' (write %3F or %23)"),

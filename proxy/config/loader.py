@@ -950,6 +950,16 @@ _OTHER_TARGETS: Final = {
 }
 
 
+# how a target of grpc's other resolvers than its DNS one is written, said where one is not (`_authority_problem`,
+# `_address_listed`): an address list holds no name, an abstract socket's name is no file's path
+_TARGET_FORMS: Final = {
+    "ipv4": "ipv4:10.0.0.5:4317",
+    "ipv6": "ipv6:[2001:db8::1]:4317",
+    "unix": "unix:///path or unix:path",
+    "unix-abstract": "unix-abstract:name",
+}
+
+
 def _scheme_of(endpoint: str) -> str:
     """The word before an endpoint's first `:`, in lower case (a target's scheme, `_OTHER_TARGETS`), or ``."""
     scheme, colon, _ = endpoint.partition(":")
@@ -982,7 +992,7 @@ def _authority_problem(endpoint: str, scheme: str) -> str:
         return (f"a dns: endpoint naming a DNS server, {_address_shown(endpoint)!r}, is read by OpenTelemetry's "
                 "OTLP/gRPC exporter as the collector's host:port (its authority): write dns:///host:port, resolved "
                 "by the system's resolver")  # fmt: skip
-    form = "unix:///path or unix:path" if scheme.startswith("unix") else f"{scheme}:host:port"
+    form = _TARGET_FORMS[scheme]
     return (f"{_endpoint_of(scheme)} names no authority, got {_address_shown(endpoint)!r}: OpenTelemetry's OTLP/gRPC "
             f"exporter reads it as the collector's host:port and grpc refuses it (write {form})")  # fmt: skip
 
@@ -1020,7 +1030,7 @@ def _address_listed(scheme: str, address: str) -> str | None:
         return None
     if scheme == "ipv6" and isinstance(read, ipaddress.IPv6Address) and bracketed:
         return None
-    form = "ipv4:10.0.0.5:4317" if scheme == "ipv4" else "ipv6:[2001:db8::1]:4317"
+    form = _TARGET_FORMS[scheme]
     return (f"{_endpoint_of(scheme)} lists {'IPv4' if scheme == 'ipv4' else 'IPv6'} addresses alone"
             f"{', in brackets' if scheme == 'ipv6' else ''}, which grpc reads without a resolver, got "
             f"{_address_shown(address)!r} (write {form}, or dns:///host:port for a name)")  # fmt: skip
