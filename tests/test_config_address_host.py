@@ -120,3 +120,18 @@ def test_check_lists_each_address_whose_host_no_resolver_finds(tmp_path: Path) -
     assert "listen.http: " + COLON.format(port=8080, shown="c:8080:8080", to="c:8080") in said, said
     assert "upstreams[0].grpc: " + COLON.format(port=8001, shown="admin:***:8001", to="host:port") in said, said
     assert "telemetry.endpoint: a dns: endpoint is dns:///host:port: an address names one host" in said, said
+
+
+@pytest.mark.parametrize(
+    ("address", "to"),
+    [("dns:triton:8001", "triton:8001"), ("ipv4:10.0.0.5:8001", "10.0.0.5:8001"), ("ipv6:[::1]:8001", "[::1]:8001"),
+     ("DNS:triton:8001", "triton:8001")],
+)  # fmt: skip
+@pytest.mark.parametrize(("config", "path"), PLACES[:3], ids=IDS[:3])
+def test_an_address_written_as_a_grpc_target_is_said_so(config: str, path: str, address: str, to: str) -> None:
+    """A target of grpc's resolvers (`dns:triton:8001`, which an OTLP/gRPC endpoint may be) where an address is
+    host:port: said with the host:port to write, not as a host holding a `:` that is no IPv6 address's."""
+    assert _problems(config % json.dumps(address)) == [
+        f"{path}: an address is host:port, without a gRPC target's scheme ({address.partition(':')[0]}:), got "
+        f"{address!r} (write {to!r})"
+    ]

@@ -891,6 +891,10 @@ def _host_problem(host: str, port: str, bracketed: bool, zero_ok: bool) -> str |
     if bracketed:  # (a list's `,` shown as an IPv6 address's `:`, `[c,d]`; not `[s3cret,x]`)
         shown = host if _HEX_PIECES.fullmatch(host.replace(",", ":")) else "***"
         return f"brackets hold an IPv6 address, got {f'[{shown}]:{port}'!r} (write 'host:port')"
+    if colon and f"{first.lower()}:" in GRPC_TARGETS:  # (`dns:triton:8001`: main loaded it, grpc read it so)
+        address = _suggested(f"{rest}:{port}", zero_ok)
+        shown = f"{host}:{port}" if address != "host:port" else f"{first}:***:{port}"
+        return f"an address is host:port, without a gRPC target's scheme ({first}:), got {shown!r} (write {address!r})"
     doubled = bool(colon) and _NAMED.fullmatch(first) is not None and set(rest.split(":")) == {port}
     pieces = doubled or (":" in rest and _HEX_PIECES.fullmatch(host) is not None)
     shown = host if _HOST_SHOWN.fullmatch(host) else "***"
