@@ -392,6 +392,7 @@ class EdgeAggregator:
             self._writer.shutdown(wait=False, cancel_futures=True)
             return
         self._writer.shutdown(wait=True)  # done: nothing left to wait for
+        await _posted_before(self._loop)  # the rows its failed writes put back (`_store_failed`), in the batch now
         self.log_head("at stop")
         if interrupt is not None:
             interrupt()  # a purge's read still waiting on the database ends now
@@ -445,6 +446,19 @@ async def _within(future: concurrent.futures.Future[Any], timeout: float) -> boo
     except Exception:
         return True  # done, and failed: its owner reads why
     return True
+
+
+async def _posted_before(loop: asyncio.AbstractEventLoop | None) -> None:
+    """Once the callbacks posted to `loop` from other threads so far have run (`call_soon_threadsafe` runs them in
+    order). A failed write's rows go back to the batch so (`_store_failed`): a stop that found its writer done at
+    once (the writer's thread ran the last flush and the close while the loop's waited for a core) read the batch
+    before they were back, and said nothing of the calls it lost. `loop`: the one they are posted to (None: none are;
+    another than this stop's: they run there, not here)."""
+    if loop is not asyncio.get_running_loop():
+        return
+    posted: asyncio.Future[None] = loop.create_future()
+    loop.call_soon_threadsafe(posted.set_result, None)
+    await posted
 
 
 def _nothing() -> None:

@@ -1,15 +1,29 @@
 """A store that refuses writes until the proxy stops (its file removed while serving, a disk full) leaves counts
 that never reach it. The line a stop logged said how many flows ("3 flows' counts could not be written before
 shutdown"), not how many calls: an operator reconciling the store with the spans or access lines could not tell
-how many calls the store is missing. It names the calls too."""
+how many calls the store is missing. It names the calls too.
+
+The rows of a failed write go back to the batch on the loop (the writer thread posts them there): a stop that found
+the writer done with the store before it looked (the writer's thread ran the last flush and the close while the
+loop's waited for a core: a loaded machine) read the batch before they were back, and said nothing of them."""
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 
+from proxy.record.edges import EdgeAggregator
+from proxy.record.store import SqliteStore
 from tests.configs import ONE_UPSTREAM_STORED
+from tests.harness import LoopThread
+from tests.record.test_edges_forgotten import flow
 from tests.servers.vllm_like import SERVED
 
 
@@ -31,5 +45,47 @@ def test_a_stop_names_the_calls_its_store_never_took(vllm, make_proxy, loop_thre
         chat(proxy.url, labels)
     with caplog.at_level("ERROR", logger="lineage_proxy.edges"):
         loop_thread.run(proxy.process.stop())
+    (said,) = [r.getMessage() for r in caplog.records if "could not be written before shutdown" in r.getMessage()]
+    assert said.startswith("lineage store: 4 flows' counts, 7 calls, could not be written before shutdown"), said
+
+
+class ClosesFirst(concurrent.futures.ThreadPoolExecutor):
+    """The aggregator's writer, which runs the store's close (and so every write queued before it) before the stop that
+    handed it over looks whether it is done: what a loaded machine does now and then (the stop's thread waiting for
+    a core while the writer's runs), here every time."""
+
+    def __init__(self, close: Callable[[], None]) -> None:
+        super().__init__(max_workers=1, thread_name_prefix="edge-writer")
+        self._close = close
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
+        future = super().submit(fn, *args, **kwargs)
+        if fn == self._close:
+            concurrent.futures.wait([future])
+        return future
+
+
+def test_a_stop_whose_writer_closed_the_store_before_it_looked_names_the_calls_too(
+    loop_thread: LoopThread, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = SqliteStore(tmp_path / "lineage.db")
+    aggregator = EdgeAggregator(store, flush_interval_s=3600.0)
+    aggregator._writer = ClosesFirst(store.close)
+
+    async def start() -> None:
+        aggregator.start()
+
+    async def count(numbers: list[int]) -> None:
+        for n in numbers:
+            written = aggregator.add(flow(n))
+            if written is not None:  # a new flow's first write, as its call waits for it
+                await asyncio.gather(asyncio.wrap_future(written), return_exceptions=True)
+
+    loop_thread.run(start())
+    loop_thread.run(count([0]))
+    (tmp_path / "lineage.db").rename(tmp_path / "elsewhere.db")  # from now on every write fails
+    loop_thread.run(count([1, 2, 2, 3, 3, 3, 0]))
+    with caplog.at_level(logging.ERROR, logger="lineage_proxy.edges"):
+        loop_thread.run(aggregator.stop())
     (said,) = [r.getMessage() for r in caplog.records if "could not be written before shutdown" in r.getMessage()]
     assert said.startswith("lineage store: 4 flows' counts, 7 calls, could not be written before shutdown"), said
