@@ -80,6 +80,7 @@ class EdgeAggregator:
         self._dropping = False  # counts were dropped in this outage (`_requeue`): logged once
         self._reading: concurrent.futures.Future[Any] | None = None  # a purge's replay, on the reader thread
         self._closing = False
+        self._store_closing = False  # the stop's close is the writer's next task (`_closing_store`): no purge after
         self._stop = StopOnce()
         self.write_errors = 0
         self.new_edges = 0
@@ -244,11 +245,25 @@ class EdgeAggregator:
                 log.error("retention purge failed: %s: %s", type(exc).__name__, exc)
             elif future.result() is not None and not self._closing:  # None: nothing has expired
                 with contextlib.suppress(RuntimeError):  # the writer has shut down meanwhile
-                    self._submit(self._store.purge, days, None, future.result()).add_done_callback(_log_purge)
+                    self._submit(self._purge_open, days, future.result()).add_done_callback(_log_purge)
 
         with contextlib.suppress(RuntimeError):
             self._reading = self._reader.submit(prepare, days)
             self._reading.add_done_callback(replayed)
+
+    def _purge_open(self, days: float, prepared: Any) -> int:
+        """On the writer thread: the purge of a replay `replayed` saw end, unless the stop's close was queued before it
+        (`_store_closing`). The replay's future is done before its callback runs: a stop that found it done and
+        queued the close while the callback, past its look at `_closing`, waited for a core, had the purge run on the
+        closed store (SQLite: an ERROR line, `Cannot operate on a closed database`; PostgreSQL connects again)."""
+        if self._store_closing:
+            return 0  # (the next start purges)
+        purge: Callable[..., int] = self._store.purge  # (a store with `prepare_purge` takes what it prepared)
+        return purge(days, None, prepared)
+
+    def _closing_store(self) -> None:
+        """On the writer thread, the task before the store's close: a purge queued after it is not run."""
+        self._store_closing = True
 
     def _submit(self, fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future[None]:
         return self._writer.submit(fn, *args)
@@ -377,6 +392,7 @@ class EdgeAggregator:
         self._reader.shutdown(wait=False, cancel_futures=True)
         flows = len(self._pending)
         last = self._flush_pending()
+        self._submit(self._closing_store)
         closed = self._submit(self._store.close)
         done = await _within(closed, max(0.0, deadline - time.monotonic()))
         interrupt = getattr(self._store, "interrupt", None)
