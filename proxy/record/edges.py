@@ -405,18 +405,26 @@ class EdgeAggregator:
             among = "" if last is None or last.done() else f" (the last {flows} flows' counts among them)"
             log.error("lineage store: shutdown gave up on the store's writes after %gs: those still queued are lost%s",
                       2 * STOP_WAIT_S if interrupt is not None else STOP_WAIT_S, among)  # fmt: skip
-            self._writer.shutdown(wait=False, cancel_futures=True)
+            self._writer.shutdown(wait=False, cancel_futures=True)  # (a write cancelled puts its rows back too)
+            await self._say_unwritten()
             return
         self._writer.shutdown(wait=True)  # done: nothing left to wait for
-        await _posted_before(self._loop)  # the rows its failed writes put back (`_store_failed`), in the batch now
         self.log_head("at stop")
         if interrupt is not None:
             interrupt()  # a purge's read still waiting on the database ends now
-        if self._pending:  # requeued by a failed last write: nothing is left to retry it
+        await self._say_unwritten()
+        closed.result()  # a store that failed to close says why (the fan-out logs it)
+
+    async def _say_unwritten(self) -> None:
+        """The flows and calls of the batch at the stop, in one ERROR line: the rows of failed (or cancelled) last
+        writes, put back there (`_store_failed`), which nothing is left to retry. Read once what those writes posted
+        to the loop has run. A stop that gave up on the store's writes (its line: those queued are lost) said nothing
+        of these before."""
+        await _posted_before(self._loop)  # the rows its failed writes put back, in the batch now
+        if self._pending:
             log.error("lineage store: %d flows' counts, %d calls, could not be written before shutdown and are lost from "
                       "the store (each call's span and access line remain)", len(self._pending),
                       sum(pending[0] for pending in self._pending.values()))  # fmt: skip
-        closed.result()  # a store that failed to close says why (the fan-out logs it)
 
 
 def edge_key(decision: Decision, outcome: Outcome, output_labels: frozenset[str]) -> EdgeKey:

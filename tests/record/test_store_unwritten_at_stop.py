@@ -5,13 +5,16 @@ how many calls the store is missing. It names the calls too.
 
 The rows of a failed write go back to the batch on the loop (the writer thread posts them there): a stop that found
 the writer done with the store before it looked (the writer's thread ran the last flush and the close while the
-loop's waited for a core: a loaded machine) read the batch before they were back, and said nothing of them."""
+loop's waited for a core: a loaded machine) read the batch before they were back, and said nothing of them. A stop
+that gave up on the store's writes (its close not done within the wait) said those queued are lost, and nothing of the
+calls held in the batch: they are named there too."""
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
 import logging
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
+from proxy.record import edges as edges_module
 from proxy.record.edges import EdgeAggregator
 from proxy.record.store import SqliteStore
 from tests.configs import ONE_UPSTREAM_STORED
@@ -65,12 +69,36 @@ class ClosesFirst(concurrent.futures.ThreadPoolExecutor):
         return future
 
 
-def test_a_stop_whose_writer_closed_the_store_before_it_looked_names_the_calls_too(
-    loop_thread: LoopThread, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+class ClosesLate(concurrent.futures.ThreadPoolExecutor):
+    """The aggregator's writer, whose store's close does not end until `closes` is set (after the stop): a close the
+    stop gives up on. The writes queued before it have ended by the time it begins."""
+
+    def __init__(self, close: Callable[[], None]) -> None:
+        super().__init__(max_workers=1, thread_name_prefix="edge-writer")
+        self._close = close
+        self.closes = threading.Event()
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
+        if fn != self._close:
+            return super().submit(fn, *args, **kwargs)
+
+        def late() -> None:
+            self.closes.wait(30.0)  # (a bound, never reached: set once the stop has given up)
+            fn()
+
+        return super().submit(late)
+
+
+def _refused_stop(
+    writer: Callable[[Callable[[], None]], concurrent.futures.ThreadPoolExecutor],
+    loop_thread: LoopThread,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> list[str]:
+    """A stop of an aggregator on `writer`, its store refusing 4 flows' counts, 7 calls: the ERROR lines it logs."""
     store = SqliteStore(tmp_path / "lineage.db")
     aggregator = EdgeAggregator(store, flush_interval_s=3600.0)
-    aggregator._writer = ClosesFirst(store.close)
+    aggregator._writer = writer(store.close)
 
     async def start() -> None:
         aggregator.start()
@@ -86,6 +114,29 @@ def test_a_stop_whose_writer_closed_the_store_before_it_looked_names_the_calls_t
     (tmp_path / "lineage.db").rename(tmp_path / "elsewhere.db")  # from now on every write fails
     loop_thread.run(count([1, 2, 2, 3, 3, 3, 0]))
     with caplog.at_level(logging.ERROR, logger="lineage_proxy.edges"):
-        loop_thread.run(aggregator.stop())
-    (said,) = [r.getMessage() for r in caplog.records if "could not be written before shutdown" in r.getMessage()]
-    assert said.startswith("lineage store: 4 flows' counts, 7 calls, could not be written before shutdown"), said
+        try:
+            loop_thread.run(aggregator.stop())
+        finally:
+            if isinstance(aggregator._writer, ClosesLate):
+                aggregator._writer.closes.set()
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_a_stop_whose_writer_closed_the_store_before_it_looked_names_the_calls_too(
+    loop_thread: LoopThread, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    said = _refused_stop(ClosesFirst, loop_thread, tmp_path, caplog)
+    (unwritten,) = [line for line in said if "could not be written before shutdown" in line]
+    assert unwritten.startswith("lineage store: 4 flows' counts, 7 calls, could not be written before shutdown"), said
+
+
+@pytest.mark.interpreted  # patches STOP_WAIT_S, which a compiled module reads directly (tests/conftest.py)
+def test_a_stop_that_gave_up_on_the_stores_close_names_the_calls_it_held_too(
+    loop_thread: LoopThread, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(edges_module, "STOP_WAIT_S", 0.5, raising=False)
+    said = _refused_stop(ClosesLate, loop_thread, tmp_path, caplog)
+    (gave_up,) = [line for line in said if "shutdown gave up on the store's writes" in line]
+    assert gave_up.startswith("lineage store: shutdown gave up on the store's writes after 0.5s"), said
+    (unwritten,) = [line for line in said if "could not be written before shutdown" in line]
+    assert unwritten.startswith("lineage store: 4 flows' counts, 7 calls, could not be written before shutdown"), said
