@@ -890,7 +890,7 @@ class HttpIngress:
             )
         except InvalidRequest as refused:  # recorded as the refusal it is, nothing sent
             raise ex.refuse(refused, "connection") from None
-        # the fields as sent are read once, here (`request.header` keeps them decoded): their tuples are let go before
+        # the fields as sent are read once, here (`request.header` keeps their values): their tuples are let go before
         # the upstream wait, not kept to the call's end (the pool takes `fields`' pieces into the request's head)
         request.headers.clear()
         try:

@@ -56,7 +56,7 @@ from proxy.errors import (  # the connection's own refusals: in errors.py, where
 from proxy.flow import KeyMemo
 from proxy.tls import handshake_failure, identities_from_peercert
 from proxy.transport.batch import outbox
-from proxy.transport.http11 import keep
+from proxy.transport.http11 import keep, utf8_text
 
 log = logging.getLogger("lineage_proxy.http")
 
@@ -110,7 +110,7 @@ class Request:
         # a field by lower-case name, decoded; a field sent on several lines is one, its values joined with
         # ',' (RFC 9110 §5.3), so a second `x-data-labels` line adds labels and a second `x-purpose` is
         # refused, the same as over gRPC: never "first (or last) one wins". Set once the head is in
-        # (`HttpConnection.on_headers_complete`): a dict's own `get`, no Python frame per lookup.
+        # (`HttpConnection.on_headers_complete`): `RequestFields.get`, a value decoded when first read.
         self.header: Callable[[str], str | None] = _NO_FIELD
         self._waiter: asyncio.Future[None] | None = None
 
@@ -127,6 +127,26 @@ class Request:
         if not self.complete or self.failed is not None or self.too_large:
             return None
         return _whole(self._body)
+
+
+class RequestFields:
+    """A request's header fields by lower-case name, read with `get` (`Request.header`): a value is decoded
+    (`utf8_text`: UTF-8, surrogateescape) when it is first asked for, then kept decoded, not every value as the head
+    completes: the proxy reads a few of a call's fields (its purpose, labels, credentials), seldom Host,
+    Content-Length or Accept-Encoding (3 of the 6 values of the benchmark's call were decoded for nothing), as a
+    reply's fields are read (`ReplyFields`)."""
+
+    def __init__(self, values: dict[str, bytes | str]) -> None:
+        self.values = values  # a value as sent until it is read, then its text
+
+    def get(self, name: str) -> str | None:
+        """The field named `name` (lower-case), decoded; None when the request has none."""
+        value = self.values.get(name)
+        if value is None or isinstance(value, str):
+            return value
+        text = utf8_text(value)
+        self.values[name] = text
+        return text
 
 
 class HttpConnection(asyncio.Protocol):
@@ -539,23 +559,21 @@ class HttpConnection(asyncio.Protocol):
         # names are tokens (llhttp has checked their characters): latin-1 is exact
         raw = request.headers
         keys = _FIELD_KEYS  # (a name seen before, as most are: its key without a call)
-        try:  # values UTF-8, as nearly all are: compiled, CPython's decoder called at once (`utf8_text`)
-            fields = {(keys.get(name) or field_key(name)): value.decode() for name, value in raw}
-        except UnicodeDecodeError:  # one is not: every value decoded with surrogateescape, as it always is
-            fields = {field_key(name): value.decode("utf-8", "surrogateescape") for name, value in raw}
-        hosts = 1 if "host" in fields else 0
-        if len(fields) != len(raw):  # a field sent on several lines
-            fields, hosts = _joined(raw)
+        values: dict[str, bytes | str] = {(keys.get(name) or field_key(name)): value for name, value in raw}
+        hosts = 1 if "host" in values else 0
+        if len(values) != len(raw):  # a field sent on several lines
+            values, hosts = _joined(raw)
+        fields = RequestFields(values)
         request.header = fields.get
         if request.keep_alive and request.version == "1.0" and "close" in list_members(fields.get("connection") or ""):
             # RFC 9112 §9.3: `close` ends the connection whatever else the field lists (llhttp reads an HTTP/1.0
             # request's `keep-alive` alone)
             request.keep_alive = False
-        length = fields.get("content-length")
+        length = values.get("content-length")  # (its digits read as they came: no text made of them)
         if length is not None:
             request.content_length = int(length)  # llhttp has checked it is one number (a second is refused)
             self._unframed = ""
-        elif "transfer-encoding" in fields or request.method == "GET" or request.method == "HEAD":
+        elif "transfer-encoding" in values or request.method == "GET" or request.method == "HEAD":
             self._unframed = ""
         else:  # RFC 9112 §6.3: no body; bytes sent as one are the next request (`_malformed` says so of them)
             self._unframed = request.method
@@ -566,7 +584,7 @@ class HttpConnection(asyncio.Protocol):
             request.too_large = True
         if request.version != "1.1" and request.version != "1.0":  # llhttp reads `HTTP/2.0` (and 0.9) lines too
             request.failed = InvalidRequest(f"HTTP/{request.version}: lineage-proxy speaks HTTP/1.1 (and 1.0) here")
-        elif request.version == "1.0" and "transfer-encoding" in fields:
+        elif request.version == "1.0" and "transfer-encoding" in values:
             # RFC 9112 §6.1: the framing of an HTTP/1.0 message with Transfer-Encoding is faulty; an intermediary
             # before the proxy may have read its body otherwise (HTTP/1.0 has no chunked coding), and the next request
             # with it
@@ -1232,7 +1250,7 @@ def _method(method: bytes) -> str:
 _METHODS: Final[dict[bytes, str]] = {}
 
 
-def _joined(raw: list[tuple[bytes, bytes]]) -> tuple[dict[str, str], int]:
+def _joined(raw: list[tuple[bytes, bytes]]) -> tuple[dict[str, bytes | str], int]:
     """A head's fields by lower-case name, a field sent on several lines joined with ','; and how many
     Host lines it has."""
     fields: dict[str, str] = {}
@@ -1242,7 +1260,8 @@ def _joined(raw: list[tuple[bytes, bytes]]) -> tuple[dict[str, str], int]:
         text = value.decode("utf-8", "surrogateescape")
         fields[key] = f"{fields[key]},{text}" if key in fields else text
         hosts += key == "host"
-    return fields, hosts
+    joined: dict[str, bytes | str] = dict(fields)  # (`RequestFields`: the values decoded already)
+    return joined, hosts
 
 
 def list_members(value: str) -> set[str]:
