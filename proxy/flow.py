@@ -156,14 +156,21 @@ class TraceContext:
     # 128-bit int takes longer than making the whole context). Ids are W3C's: a trace id of 128 bits, a span id
     # of 64 (`spans.trace_context` reads 32 and 16 hex digits, or draws them), else OverflowError
     trace_id_hex: str = field(init=False, repr=False, compare=False)
+    # the ids as a span's record writes them, 16 and 8 bytes big-endian (`otlp.encode_flow_span`; the span id's
+    # in the traceparent sent upstream too): made once, here, not again by each of the call's writers
+    trace_id_bytes: bytes = field(init=False, repr=False, compare=False)
+    span_id_bytes: bytes = field(init=False, repr=False, compare=False)
 
     def __init__(
         self, trace_id: int, span_id: int, parent_span_id: int | None = None, sampled: bool = True,
         tracestate: str | None = None,
     ) -> None:  # fmt: skip
         object.__setattr__(self, "trace_id", trace_id)
-        object.__setattr__(self, "trace_id_hex", trace_id.to_bytes(16, "big").hex())
+        trace_id_bytes = trace_id.to_bytes(16, "big")
+        object.__setattr__(self, "trace_id_bytes", trace_id_bytes)
+        object.__setattr__(self, "trace_id_hex", trace_id_bytes.hex())
         object.__setattr__(self, "span_id", span_id)
+        object.__setattr__(self, "span_id_bytes", span_id.to_bytes(8, "big"))
         object.__setattr__(self, "parent_span_id", parent_span_id)
         object.__setattr__(self, "sampled", sampled)
         object.__setattr__(self, "tracestate", tracestate)
@@ -174,7 +181,7 @@ class TraceContext:
 
     def traceparent(self) -> str:
         """The header to send upstream: the proxy's span is the upstream's parent."""
-        return f"00-{self.trace_id_hex}-{self.span_id.to_bytes(8, 'big').hex()}-{'01' if self.sampled else '00'}"
+        return f"00-{self.trace_id_hex}-{self.span_id_bytes.hex()}-{'01' if self.sampled else '00'}"
 
 
 @dataclass(frozen=True, slots=True, init=False)

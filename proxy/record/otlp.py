@@ -307,8 +307,8 @@ def span_event(name: str, time_ns: int, attributes: Mapping[str, Any]) -> bytes:
 
 
 def encode_flow_span(
-    trace_id: int,
-    span_id: int,
+    trace_id: bytes,
+    span_id: bytes,
     parent_span_id: int | None,
     trace_state: str | None,
     head: bytes,
@@ -318,14 +318,15 @@ def encode_flow_span(
     events: bytes,
     status: bytes,
 ) -> bytes:
-    """The bytes `encode_span` writes, from parts a flow shares already encoded: `head` (`span_head`), `status`
-    (`span_status`), the attributes as encoded fields in parts (joined here with the rest: each copied once) and
-    the events (`span_event`). One join, no keywords."""
+    """The bytes `encode_span` writes, from parts a flow shares already encoded: the ids as 16 and 8 bytes
+    big-endian (`TraceContext.trace_id_bytes`, `span_id_bytes`), `head` (`span_head`), `status` (`span_status`),
+    the attributes as encoded fields in parts (joined here with the rest: each copied once) and the events
+    (`span_event`). One join, no keywords."""
     parts = [
-        b"\x0a\x10", trace_id.to_bytes(16, "big"), b"\x12\x08", span_id.to_bytes(8, "big"),
+        b"\x0a\x10", trace_id, b"\x12\x08", span_id,
         _str(3, trace_state) if trace_state else b"",
         b"\x22\x08" + parent_span_id.to_bytes(8, "big") if parent_span_id is not None else b"",
-        head, b"\x39", start_ns.to_bytes(8, "little"), b"\x41", end_ns.to_bytes(8, "little"),
+        head, _TIMES.pack(0x39, start_ns, 0x41, end_ns),  # one object, not a tag and 8 bytes each
     ]  # fmt: skip
     parts += attributes
     parts += (events, status, _FLAGS[parent_span_id is not None])

@@ -264,8 +264,8 @@ class SpanRecorder:
             return data if data.isascii() else json_line(data.decode()).encode()
         head, status_field, block = self._flow_block(call, decision, outcome, output_labels)
         encoded = encode_flow_span(
-            trace.trace_id,
-            trace.span_id,
+            trace.trace_id_bytes,
+            trace.span_id_bytes,
             trace.parent_span_id,
             trace.tracestate,
             head,
