@@ -128,6 +128,23 @@ def test_a_request_s_values_are_decoded_utf8_with_surrogateescape(values: list[b
     assert header("host") == "x"
 
 
+def test_a_request_s_value_is_decoded_when_first_read() -> None:
+    # (the values the proxy does not read, Host and Accept-Encoding here, are not made text; Content-Length's digits
+    # are read as they came)
+    header = request_fields(
+        b"POST /v1/models HTTP/1.1\r\nHost: x\r\nAccept-Encoding: identity\r\nX-Purpose: caf\xc3\xa9\r\n"
+        b"X-Data-Labels: a\xff\r\nContent-Length: 0\r\n\r\n"
+    )
+    fields = getattr(header, "__self__", None)
+    assert isinstance(fields, wire.RequestFields)
+    assert fields.values == {"host": b"x", "accept-encoding": b"identity", "x-purpose": b"caf\xc3\xa9",
+                             "x-data-labels": b"a\xff", "content-length": b"0"}  # fmt: skip
+    assert header("x-purpose") == "caf\xe9" and fields.values["x-purpose"] == "caf\xe9"
+    assert header("x-data-labels") == "a\udcff" and header("x-data-labels") is header("x-data-labels")
+    assert header("absent") is None and "absent" not in fields.values
+    assert fields.values["host"] == b"x"
+
+
 @settings(max_examples=100, deadline=None)
 @given(values=st.lists(TEXTS, min_size=1, max_size=6))
 def test_a_reply_s_values_are_decoded_utf8_with_surrogateescape(values: list[bytes]) -> None:
