@@ -51,6 +51,7 @@ from proxy.errors import Overloaded
 from proxy.tls import client_context_in_thread
 from proxy.transport import MetadataTooLarge, UpstreamClosed, UpstreamConnectTimeout, UpstreamProtocolError
 from proxy.transport.connection import Connection
+from proxy.transport.http11 import keep
 
 log = logging.getLogger("lineage_proxy")
 _monotonic: Final = time.monotonic  # compiled, a C static: not looked up in the time module at each use
@@ -65,6 +66,9 @@ READ_OFF_MAX: Final = 1 << 20  # bytes of a reply past its call's end read off t
 # the request line, and the list emptied)
 Fields = list[tuple[str, str]] | list[bytes] | bytes
 IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+# the request lines a pool keeps (`ConnectionPool._request_line`): of targets up to 256 characters, at most 64 of them
+_TARGET_KEPT_MAX: Final = 256
+_TARGETS_KEPT: Final = 64
 
 
 class Response:
@@ -256,6 +260,8 @@ class ConnectionPool:
         default = parts.port is None or parts.port == (443 if self.tls else 80)
         host = f"[{self.host}]" if ":" in self.host else self.host
         self.host_header = (host if default else f"{host}:{self.port}").encode("latin-1")
+        # a target's request line and the Host field's name, encoded, with its method (`_request_line`)
+        self.lines: dict[str, tuple[str, bytes]] = {}
         # a url whose host may be a token's first piece (`token_hidden`): hidden in the words of a failed connect
         self._token_url = upstream.url if token_hidden(upstream.url, upstream.url) != upstream.url else None
         self.idle: list[Connection] = []
@@ -335,7 +341,7 @@ class ConnectionPool:
     def _head(self, method: str, target: str, headers: Fields, body: bytes) -> tuple[bytes, bytes]:
         """The request's head, with its body when small (under 64 KiB: sent with the head, joined once); and what
         is left to send after it (a large body, not copied to be joined; else nothing)."""
-        lines = [f"{method} {self.prefix}{target} HTTP/1.1\r\nHost: ".encode("latin-1"), self.host_header, b"\r\n"]
+        lines = [self._request_line(method, target), self.host_header, b"\r\n"]
         if isinstance(headers, bytes):
             lines.append(headers)
         elif headers and isinstance(headers[0], bytes):  # a block in pieces: joined once, here, and let go
@@ -351,6 +357,16 @@ class ConnectionPool:
             lines.append(body)
             body = b""
         return b"".join(lines), body
+
+    def _request_line(self, method: str, target: str) -> bytes:
+        """The request line and the Host field's name, encoded. Kept by target: calls to an upstream go to the same
+        few paths (`/v1/chat/completions`), so the line is made once, not formatted and encoded again for each."""
+        kept = self.lines.get(target)
+        if kept is not None and kept[0] == method:
+            return kept[1]
+        line = f"{method} {self.prefix}{target} HTTP/1.1\r\nHost: ".encode("latin-1")
+        keep(self.lines, target, (method, line), _TARGET_KEPT_MAX, _TARGETS_KEPT)
+        return line
 
     def _idle_one(self) -> Connection | None:
         """An idle connection fit for reuse, taken from the pool (those too old or broken are dropped); None

@@ -493,3 +493,24 @@ def test_a_reload_that_changes_an_upstream_retires_its_connections() -> None:
             await pool.close()
 
     asyncio.run(main())
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    calls=st.lists(
+        st.tuples(
+            st.sampled_from(["POST", "GET", "PUT", "HEAD"]),
+            st.sampled_from(["/v1/chat/completions", "/v1/models", "/v2/models/m/infer", "/x?a=\xe9", "/" + "a" * 300])
+            | st.text(alphabet="abz/?=", max_size=8).map(lambda tail: "/t" + tail),
+        ),
+        max_size=150,
+    )
+)
+def test_a_request_line_kept_by_target_is_the_one_made_afresh(calls: list[tuple[str, str]]) -> None:
+    # (kept by target with its method: the same target asked with another method gets its own line; the table is
+    # bounded, and a long target is not kept)
+    pool = pool_module.ConnectionPool(Upstream(name="u", url="http://up.example:8081/base/"))
+    for method, target in calls:
+        head, rest = pool._head(method, target, b"", b"")
+        assert head.startswith(f"{method} /base{target} HTTP/1.1\r\nHost: up.example:8081\r\n".encode("latin-1"))
+        assert rest == b"" and len(pool.lines) <= 64 and all(len(kept) <= 256 for kept in pool.lines)
