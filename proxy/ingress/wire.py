@@ -133,8 +133,8 @@ class RequestFields:
     """A request's header fields by lower-case name, read with `get` (`Request.header`): a value is decoded
     (`utf8_text`: UTF-8, surrogateescape) when it is first asked for, then kept decoded, not every value as the head
     completes: the proxy reads a few of a call's fields (its purpose, labels, credentials), seldom Host,
-    Content-Length or Accept-Encoding (3 of the 6 values of the benchmark's call were decoded for nothing), as a
-    reply's fields are read (`ReplyFields`)."""
+    Content-Length, Content-Type or Accept-Encoding (4 of the 6 values of the benchmark's call were decoded for
+    nothing), as a reply's fields are read (`ReplyFields`)."""
 
     def __init__(self, values: dict[str, bytes | str]) -> None:
         self.values = values  # a value as sent until it is read, then its text
