@@ -311,14 +311,14 @@ class MessagesObserver(SseObserver):
             cached = 0
             for key in _CACHED_INPUT:
                 count = usage.get(key)
-                if isinstance(count, int):
+                if type(count) is int:
                     cached += count
                     given = True
             if given:
                 if cached != self._cached and self._in_stream:  # (an ordinary stream's repeat the first's: no work)
                     self._hold_cached()
                 self._cached = cached
-            if self._cached and isinstance(usage.get("input_tokens"), int):
+            if self._cached and type(usage.get("input_tokens")) is int:
                 self.outcome.input_tokens = usage["input_tokens"] + self._cached
 
     def _hold_cached(self) -> None:

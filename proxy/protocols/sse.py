@@ -2429,13 +2429,14 @@ class SseObserver(Observer):
             self.outcome.error_type = STREAM_ERROR
 
     def usage(self, usage: Any, input_key: str = "input_tokens", output_key: str = "output_tokens") -> None:
-        """The reply's token counts (in a streamed event, held until its blank line: `_given`)."""
+        """The reply's token counts (in a streamed event, held until its blank line: `_given`). A count is a JSON
+        integer: `true` is none (`type`, not `isinstance`: compiled, an `int` field would store it as 1)."""
         if isinstance(usage, dict):
-            if isinstance(usage.get(input_key), int):
+            if type(usage.get(input_key)) is int:
                 if self._in_stream and not self._ending & _GIVEN:  # (its first in the event; none in a whole reply)
                     self._given()
                 self.outcome.input_tokens = usage[input_key]
-            if isinstance(usage.get(output_key), int):
+            if type(usage.get(output_key)) is int:
                 if self._in_stream and not self._ending & _GIVEN:
                     self._given()
                 self.outcome.output_tokens = usage[output_key]
