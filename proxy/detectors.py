@@ -1305,6 +1305,8 @@ def _phones_searched(t: _Text) -> Iterator[tuple[int, int]]:
             if ending > 0:
                 alone = _unwritten_before(t, m.start(), ending)
                 phone = (_phone(t, m.start(), ending) if alone else None) or _phone_among(t, m.start(), ending)
+                # (and a phone after a number and spaces before it, as in a row: `12` and 24 spaces before them)
+                phone = phone or _phone_after_spaces(t, m.start(), pos, ending)
             phone = phone or _phone_among(t, m.start(), row) or _phone_after_spaces(t, m.start(), pos, row)
             if phone is not None:
                 pos = phone[1]
@@ -1326,17 +1328,35 @@ def _phone_after_spaces(t: _Text, start: int, end: int, row: int) -> tuple[int, 
     """The phone that is the rest of a row after its first number and two spaces or more (`12` and 13-24 spaces before
     `555 123 4567`), read alone, as after fewer spaces, where the candidate at `start` holds the whole row (the
     double-spaces rule in `_phones_searched`); `end`: where the candidate was cut (`_PHONE` reaches 26 characters),
-    `row`: where its row ends. Read as the cut candidate's row, such a phone was none, where 2-12 spaces or 25 and more
-    before it gave one; None when the row is not so."""
+    `row`: where its row ends (or the white space before an IPv4 address ending it, `_address_ending`). Read as the
+    cut candidate's row, such a phone was none, where 2-12 spaces or 25 and more before it gave one; None when the row
+    is not so. The rest may go on after two spaces more where a phone ends before them (`_phone_then_more`)."""
     classes = t.classes
     double = classes.find(b"  ", start, row)
     if row <= end or double < 0 or classes.find(b" ", start, double) >= 0:
         return None
     first = classes.find(b"0", double)
-    if _PHONE.fullmatch(classes, first, row) is None or classes.find(b"  ", first, row) >= 0:
-        return None  # (the rest no one candidate, or split by two spaces again: a table's aligned columns, a row's)
+    if _PHONE.fullmatch(classes, first, row) is None or (
+        classes.find(b"  ", first, row) >= 0 and not _phone_then_more(t, start, first, row)
+    ):
+        return None  # (the rest no one candidate, or split by two spaces again otherwise: a table's aligned columns)
     phone = _phone(t, first, row)
     return phone if phone is not None and phone[1] == row else None
+
+
+def _phone_then_more(t: _Text, start: int, first: int, row: int) -> bool:
+    """Whether the rest of a row after its first number and two spaces or more (`_phone_after_spaces`: from `first`
+    to `row`), split by two spaces again, is read as it is alone, as the row is where it is one candidate, after two
+    spaces: `555 123 4567` then `  7` after `12` is a phone, as `12  555 123 4567  7` is. So it is where a phone ends
+    before those spaces and the row has no more digits than a phone has (those of the first number before `start`, a
+    candidate's first digit, counted too); otherwise the row is a table's aligned columns (`246182`, `802 814207` and
+    `525` four spaces apart), none at two spaces either. Since 2026-12-06: before, `12` and 10-24 spaces before that
+    phone and `  7` were none."""
+    classes = t.classes
+    again = classes.find(b"  ", first, row)
+    head = classes[max(0, start - 15) : start]
+    digits = len(head) - len(head.rstrip(b"0")) + classes.count(48, start, row)
+    return digits <= 15 and _phone(t, first, again) == (first, again)
 
 
 def _in_week_date(t: _Text, start: int) -> bool:
