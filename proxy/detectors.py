@@ -109,6 +109,22 @@ _LETTERS: Final = frozenset(b"aAxX")
 _CARD_JOINED: Final = _WORDISH | {45}
 
 
+def _card_joined_before(t: _Text, start: int) -> bool:
+    """Whether a card candidate at `start` is joined to a word or a longer number before it (`_CARD_JOINED`): not so
+    after a word's ASCII letters and a dash, an id's label (`ID-4111 1111 1111 1111`, `INV-4111111111111111`: a
+    Luhn-valid card there is most likely one, as word-boundary recognizers such as Presidio's read it), where after a
+    digit and a dash (`2024-`, `a1234567-`: a longer number, a UUID's groups), a sign (` -4111…`), or letters with a
+    digit or a character not ASCII before them (`a1b-`, a hex id's) it is. Since 2026-12-06: before, a card after
+    `ID-` was none, and `mask` left it in clear."""
+    before = t.before(start)
+    if before != 45:
+        return before in _CARD_JOINED
+    classes, pos = t.classes, start - 1  # (the dash)
+    while pos > 0 and classes[pos - 1] in _LETTERS:
+        pos -= 1
+    return pos == start - 1 or t.before(pos) in _WORD
+
+
 def _luhn(digits: bytes) -> bool:
     """The Luhn check of ASCII digits, in C: every second digit from the right doubled (`_DOUBLED`)."""
     kept, doubled = digits[::-1][::2], digits[::-1][1::2]
@@ -642,7 +658,7 @@ def _cards(t: _Text) -> Iterator[tuple[int, int]]:
                 pos, run_on = within[1], -1
                 yield within
             continue
-        if t.before(start) in _CARD_JOINED or t.after(end) in _CARD_JOINED:
+        if _card_joined_before(t, start) or t.after(end) in _CARD_JOINED:
             beside = _run_beside(t, start, end)
             within = _card_within(t.raw, start, beside) if beside > 0 else None
             if within is not None and within[0] == start and _EXPIRY.fullmatch(t.raw, within[1], beside) is not None:
@@ -773,7 +789,7 @@ def _run_beside(t: _Text, start: int, end: int) -> int:
     a card with its expiry after it (MMYY) was never read. Only a card followed by an expiry (`_EXPIRY`), or one the
     rest of the run sets apart (`_set_apart`), is taken from such a run: five random groups of four were a card and a number beside it 1 time in 6 (3,250 of 20,000),
     with the expiry's month checked 1 in 90 (218), as no run of five read before."""
-    if t.before(start) in _CARD_JOINED or t.after(end) not in _RUN_GOES_ON:
+    if _card_joined_before(t, start) or t.after(end) not in _RUN_GOES_ON:
         return -1
     run = _CARD_RUN.match(t.classes, start, min(len(t.classes), start + _CARD_RUN_MOST))
     if run is None:
@@ -852,7 +868,7 @@ def _card_alone(t: _Text, start: int, end: int) -> tuple[int, int] | None:
     number and no card in it was found."""
     classes = t.classes
     token = start
-    if t.before(start) in _CARD_JOINED:  # (its first numbers end a word: the card is after them, if any)
+    if _card_joined_before(t, start):  # (its first numbers end a word: the card is after them, if any)
         token = classes.find(b" ", start, end) + 1
         if token == 0:
             return None
@@ -1146,7 +1162,7 @@ def _dictated_run(t: _Text, start: int) -> int:
     """Where a run of 13-19 single digits split by single spaces from `start` ends when an expiry follows it
     (`_expiry_after`: `4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 12 27`, a card dictated with its expiry, cut by `_CARD` at its
     19th digit inside the expiry); -1 when not so. Since 2026-12-05: before, no card was found in such a run."""
-    if t.before(start) in _CARD_JOINED:
+    if _card_joined_before(t, start):
         return -1
     run = _DICTATED.match(t.classes, start)
     if run is None or not _expiry_after(t, run.end()):
@@ -1445,7 +1461,7 @@ def _phone_after_card(t: _Text, start: int, end: int) -> tuple[int, int] | None:
         end <= start + 20  # (no number after the card: `4111 1111 1111 1111 ` ending a text)
         or not classes.startswith(_CARD_FOURS, start)
         or classes.startswith(b"0000", start + 20)
-        or t.before(start) in _CARD_JOINED
+        or _card_joined_before(t, start)
         or not _card(t.raw[start : start + 19])
     ):
         return None
