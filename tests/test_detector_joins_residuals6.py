@@ -10,6 +10,7 @@ from proxy.detectors import Detectors
 from tests.test_detector_card_and_phone_layouts import _streamed_differ
 
 ALL = Detectors([DetectorSpec(name) for name in ("email", "phone", "credit_card", "ip_address", "iban")])
+_LABELS = ("pii:phone", "pii:ip_address", "pii:credit_card")
 
 
 @pytest.mark.parametrize("spaces", [13, 18, 24])
@@ -88,3 +89,18 @@ def test_a_card_joined_otherwise_by_a_dash_is_no_card(text: str) -> None:
     assert "pii:credit_card" not in ALL.scan_output(text)
     assert "[pii:credit_card]" not in ALL.mask(text)
     assert _streamed_differ(ALL, text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("call 1111 1111 1111 192.168.010.254 ok", "call [pii:credit_card][pii:phone] ok"),
+        ("call 1111 1111 1111 192.168.100.200:8080", "call [pii:credit_card][pii:ip_address]:8080"),
+        ("call 1111 1111 1111 192.168.100.200 555 123 4567", "call [pii:credit_card][pii:phone] [pii:phone]"),
+    ],
+)
+def test_a_value_found_across_another_values_end_is_masked_to_its_own_end(text: str, masked: str) -> None:
+    # of two values that overlap, the rest of the second past the first's end is masked with its own label. Before:
+    # left in clear, `call [pii:credit_card].168.010.254 ok`, the phone or the address `scan` labels half shown
+    assert ALL.mask(text) == masked
+    assert {label for label in _LABELS if f"[{label}]" in masked} <= ALL.scan_output(text)
