@@ -109,20 +109,32 @@ _LETTERS: Final = frozenset(b"aAxX")
 _CARD_JOINED: Final = _WORDISH | {45}
 
 
+# the most letters an id's label before a dash and a card has (`_card_joined_before`): a longer word's card is in it
+_ID_LABEL_MOST: Final = 24
+
+
 def _card_joined_before(t: _Text, start: int) -> bool:
     """Whether a card candidate at `start` is joined to a word or a longer number before it (`_CARD_JOINED`): not so
     after a word's ASCII letters and a dash, an id's label (`ID-4111 1111 1111 1111`, `INV-4111111111111111`: a
     Luhn-valid card there is most likely one, as word-boundary recognizers such as Presidio's read it), where after a
     digit and a dash (`2024-`, `a1234567-`: a longer number, a UUID's groups), a sign (` -4111…`), or letters with a
-    digit or a character not ASCII before them (`a1b-`, a hex id's) it is. Since 2026-12-06: before, a card after
-    `ID-` was none, and `mask` left it in clear."""
+    digit or a character not ASCII before them (`a1b-`, a hex id's), or more than `_ID_LABEL_MOST` letters, it is.
+    A stream scanner's window that starts in those letters (its tail cut in a long token) reads them by the character
+    before it (`_Text.ahead`), and a word longer than a window's tail holds of it is no label: read to its start
+    alone, `…1` + 130 letters + `-4111 …` was a card streamed, none whole. Since 2026-12-06: before, a card after `ID-`
+    was none, and `mask` left it in clear."""
     before = t.before(start)
     if before != 45:
         return before in _CARD_JOINED
-    classes, pos = t.classes, start - 1  # (the dash)
-    while pos > 0 and classes[pos - 1] in _LETTERS:
+    classes, dash = t.classes, start - 1
+    pos, first = dash, max(0, dash - _ID_LABEL_MOST - 1)
+    while pos > first and classes[pos - 1] in _LETTERS:
         pos -= 1
-    return pos == start - 1 or t.before(pos) in _WORD
+    if pos == dash or dash - pos > _ID_LABEL_MOST or t.before(pos) in _WORD:
+        return True
+    # (a stream scanner's window starting in the word: the character before it, `_Text.ahead`, as `t.before` reads it)
+    ahead = t.ahead
+    return pos == 0 and ahead != "" and (ahead.isalnum() or not ahead.isascii())
 
 
 def _luhn(digits: bytes) -> bool:

@@ -92,6 +92,43 @@ def test_a_card_joined_otherwise_by_a_dash_is_no_card(text: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        # a stream window's tail starts in the word, past the digit before its letters, read as the text's start.
+        # Before: a card at 206 of 453 cuts
+        ("q" * 300 + "1" + "x" * 130 + "-4111 1111 1111 1111 ok", set()),
+        # a word longer than an id's label (24 letters): its card is in it, as a window starting in the word reads it
+        ("q" * 300 + "ID-4111 1111 1111 1111 ok", set()),
+        ("x" * 25 + "-4111111111111111", set()),
+        ("x" * 24 + "-4111111111111111", {"pii:credit_card"}),
+    ],
+)
+def test_a_card_after_a_dash_is_read_by_the_whole_word_before_it_streamed_too(text: str, found: set[str]) -> None:
+    assert ALL.scan_output(text) == found
+    assert _streamed_differ(ALL, text) == []
+
+
+@pytest.mark.parametrize(
+    ("ahead", "found"), [("1", set()), ("\u00e9", set()), ("q", set()), (" ", {"pii:credit_card"})]
+)
+def test_a_stream_window_starting_in_a_word_reads_its_card_by_the_character_before_it(
+    ahead: str, found: set[str]
+) -> None:
+    # a window's tail cut in a long token starts at the word's letters: the character before it joins them to a
+    # number or a longer word as in the text read whole (`1ID-4111…` none, ` ID-4111…` a card)
+    window = "ID-4111111111111111 ok"
+    assert set(ALL.scan_unfolded(window, window, ahead)) == found
+    # so cut where its tail starts so. Before: a card at these cuts, none whole
+    text = "q" * 130 + ahead + window + " ok " * 40
+    for cut in (259, 260, 261):
+        scanner = ALL.stream()
+        scanner.feed(text[:cut])
+        scanner.feed(text[cut:])
+        scanner.end_text()
+        assert scanner.found == ALL.scan_output(text) == found
+
+
+@pytest.mark.parametrize(
     ("text", "masked"),
     [
         ("call 1111 1111 1111 192.168.010.254 ok", "call [pii:credit_card][pii:phone] ok"),
