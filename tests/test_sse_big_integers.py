@@ -8,6 +8,7 @@ first; the record must be the SDK's at every read size."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -69,10 +70,66 @@ def test_a_line_past_the_kept_bytes_ending_the_integer_is_judged_as_the_sdk_read
     """Past where the reading stops, an event's line of an integer of 70,000 digits: the 64 KiB kept of it end in
     the integer, which more may make a float (read on), but once its end is read it is no JSON to the SDK's
     `json.loads`. Read whole, in pieces of 64 KiB and of 7,919 bytes: the SDK's record (until 2026-12-06 a success in
-    an Anthropic stream in pieces). In pieces of 1,000 bytes it is not yet (a success, as before)."""
+    an Anthropic stream in pieces), and of 1,000 bytes (until 2026-12-06 a success for both: each piece fewer digits than
+    `int` reads)."""
     stream = _stream(kind, LONG, True)
     assert _sdk_raises(kind, stream) is True
-    assert [_record(kind, stream, [size]) for size in (len(stream), 65_536, 7_919)] == ["upstream_error"] * 3
+    sizes = (len(stream), 65_536, 7_919, 1000)
+    assert [_record(kind, stream, [size]) for size in sizes] == ["upstream_error"] * 4
+
+
+D = b"1" * 70_000
+NUMBERS = b"[" + b"1," * 40_000 + b'2], "r": '  # (80 KB of numbers: what follows is past the 64 KiB kept)
+# past where the reading stops, an event's line (or lines) holding digits past the 64 KiB kept of it, and whether the
+# SDKs raise at it: an integer of more digits than `int` reads raises wherever it ends; a float's digits, a string's, or
+# a fraction's or an exponent's do not
+PAST = [
+    (HEAD + D + b"}\n", True),
+    (HEAD + b"-" + D + b"}\n", True),
+    (HEAD + D + b".5}\n", False),
+    (HEAD + D + b"E-5}\n", False),
+    (HEAD + D + b".x}\n", True),  # (a point and no digit: an integer, then no JSON)
+    (HEAD + b"1." + D + b"}\n", False),
+    (HEAD + b"1e-" + D + b"}\n", False),
+    (HEAD + b'"' + D + b'"}\n', False),
+    (HEAD + NUMBERS + b"7" * 4301 + b"}\n", True),
+    (HEAD + NUMBERS + b"7" * 4300 + b"}\n", False),
+    (HEAD + NUMBERS + b'"' + b"x" * 10 + b'\\"' + b"7" * 4301 + b'"}\n', False),  # (in a string, after `\"`)
+    (b"data: {\ndata: " + HEAD[7:] + D + b"\ndata: }\n", True),  # (pretty: the line end ends it)
+]
+PAST_IDS = [
+    "integer",
+    "negative",
+    "float",
+    "exponent",
+    "point-then-x",
+    "fraction",
+    "negative-exponent",
+    "in-string",
+    "after-numbers",
+    "4300-after-numbers",
+    "in-string-after-escape",
+    "pretty",
+]
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+@pytest.mark.parametrize(("event", "raises"), PAST, ids=PAST_IDS)
+def test_digits_past_the_kept_bytes_are_judged_as_the_sdk_reads_them_at_any_read_size(
+    kind: str, event: bytes, raises: bool
+) -> None:
+    """Past where the reading stops, digits past the 64 KiB kept of a line: a run of them cut into pieces is counted
+    across the pieces, so that an integer of more digits than `int` reads is no JSON at any read size, and what follows
+    the digits (a point, an exponent, a line end) is read where a piece ends before it too. The event whole in a read,
+    in pieces of 1,000, 4,301, 7,919 and 65,536 bytes, and cut right after the digits: the SDK's record. Until
+    2026-12-06 the integer in pieces of fewer digits than the bound, and every such line after 64 KiB of other bytes,
+    was read on: a success where the SDK raises."""
+    stream = _stream(kind, event, True)
+    assert _sdk_raises(kind, stream) is raises
+    head = stream.index(event)
+    cut = head + max(found.end() for found in re.finditer(rb"[0-9]{16,}", event))  # (after the last run of digits)
+    reads = [[head, size] for size in (len(stream), 1000, 4301, 7_919, 65_536)] + [[cut, 1], [cut + 1, len(stream)]]
+    assert [_record(kind, stream, sizes) for sizes in reads] == ["upstream_error" if raises else None] * len(reads)
 
 
 N = "1" * 5000

@@ -407,7 +407,7 @@ def _in_string(data: bytes | bytearray) -> bool:
 def _ends_in_string(data: bytes | bytearray) -> bool:
     """Whether whole lines of an event's data, `data`, end in a string (a line end, or the data's end, in it: no JSON
     whatever follows): its first `_MOST_TAIL` bytes read by `_in_string`, the quotes past them not escaped counted in C
-    (`_LateEvents._quotes`). False where a backslash ends those bytes (not told)."""
+    (`_Past.feed`). False where a backslash ends those bytes (not told)."""
     head = bytes(data[:_MOST_TAIL])
     if head.endswith(b"\\"):
         return False
@@ -479,13 +479,25 @@ _MARKED: Final = re.compile(rb"#*")
 _NUMBER_RUN: Final = 4096
 _NUMBER_SPAN: Final = b"#" * _NUMBER_RUN
 _RUN_KEPT: Final = 32
-# a JSON escape's backslash and the byte it escapes (`_LateEvents._quotes`)
+# a JSON escape's backslash and the byte it escapes (`_Past.feed`)
 _BACKSLASH: Final = ord("\\")
 _ESCAPES: Final = re.compile(rb"\\[\s\S]")
+# an integer of more digits than `int` reads from text (`_LONG_INTEGER`) past the bytes kept of a long line
+# (`_LateEvents._integers`): digits marked, a run of so many found with `find`; a run's digits, as `match` reads them;
+# what after an integer's digits makes it a float's (or may: the piece ends there), which `float` reads whatever its
+# digits; and the bytes before a run's first digit that make it no integer's (a fraction's, an exponent's)
+_INT_DIGITS: Final = 4300
+_DIGITS: Final = b"0123456789"
+_DIGIT_MARKS: Final = bytes.maketrans(_DIGITS, b"#" * 10)
+_LONG_RUN: Final = b"#" * (_INT_DIGITS + 1)
+_DIGIT_RUN: Final = re.compile(rb"[0-9]*")
+_FLOAT_PART: Final = re.compile(rb"\.(?:[0-9]|\Z)|[eE][-+]?(?:[0-9]|\Z)")
+_NO_INTEGER_BEFORE: Final = (b".", b"e", b"E", b"+")
+_EXPONENT: Final = (b"e", b"E")
 # a `data` line's value past `_MOST_TAIL` bytes, as JSON reads it (`_Elided`): a string's inside kept up to
 # `_STRING_KEPT` bytes, a longer one's as `_ELIDED` (the same to JSON's parser: valid characters, no quote, no
 # backslash); one no JSON reads (a control character, a bad escape) as `_BAD_STRING`, which none reads either; past
-# `_MOST_TAIL` bytes kept or `_MOST_STRINGS` strings stepped over (a Python step each), its quotes alone counted (`_quotes`)
+# `_MOST_TAIL` bytes kept or `_MOST_STRINGS` strings stepped over (a Python step each), its quotes alone counted (`_Past`)
 _STRING_KEPT: Final = 256
 _ELIDED: Final = b"..."
 _BAD_STRING: Final = b"\x01"
@@ -528,7 +540,7 @@ class _Elided:
 
     def feed(self, piece: bytes) -> bytes | None:
         """None, or, past `_MOST_TAIL` bytes kept or `_MOST_STRINGS` strings, the rest of `piece` from where it stopped
-        (out of a string): its quotes are counted (`_LateEvents._quotes`)."""
+        (out of a string): its quotes are counted (`_Past.feed`)."""
         if self.bad:
             return None
         if self.cut:
@@ -596,6 +608,113 @@ def _elided_whole(value: bytes) -> bytes:
     return value if elided.feed(value) is not None else elided.value()
 
 
+class _Past:
+    """A line past the bytes kept of it, a piece at a time (`_LateEvents`; its first bytes kept out of a string): in a
+    string at its end or not (`quoted`), and whether it holds an integer of more digits than `int` reads from text
+    (`big`), which the SDKs' `json.loads` raises at. Bounded state: the run of digits a piece ends in is carried as its
+    count, so that a line is told alike whatever the size of its pieces."""
+
+    def __init__(self) -> None:
+        self.quoted = False
+        self.escaped = False
+        # the digits of the integer the bytes so far end in, out of a string, at most one past `_INT_DIGITS`; their last
+        # two bytes, which say whether digits after them begin one; a point or an exponent after such an integer where
+        # a piece ended (`_integer_end`); whether such an integer ended in the line, out of a string: no JSON
+        self.digits = 0
+        self.before = b""
+        self.after = b""
+        self.big = False
+
+    def feed(self, piece: bytes) -> None:
+        """A piece of the line past its bytes kept: whether the quotes in it not escaped are odd in number (`quoted`), a
+        backslash that ends it escaping the next piece's first byte (`escaped`), and its integers (`_integers`); in C,
+        a few steps a piece. (A backslash outside a string is no JSON whatever this says.)"""
+        if self.escaped:
+            piece = piece[1:]
+            self.escaped = False
+        if _BACKSLASH in piece:
+            piece = _ESCAPES.sub(b"", piece)
+            self.escaped = piece.endswith(b"\\")
+        quoted = self.quoted
+        if piece.count(b'"') & 1:
+            self.quoted = not quoted
+        if self.digits or self.after or piece[-1:].isdigit() or len(piece) > _INT_DIGITS:
+            self._integers(piece, quoted)
+
+    def _integers(self, piece: bytes, quoted: bool) -> None:
+        """A piece of the line (`feed`: its escapes dropped, `quoted` whether it begins in a string): whether an integer
+        of more digits than `int` reads ends in it out of a string (`big`), at which the SDKs' `json.loads` raises
+        whatever surrounds it; the integer a piece ends in is carried as its count of digits (`digits`), so that it is
+        told alike whatever the pieces' size (until 2026-12-06 one of 70,000 digits in pieces of 1,000 bytes, each fewer
+        digits than the bound, read on where the SDK raises). In C but a step a run of more digits than the bound."""
+        size = len(piece)
+        at = 0
+        if self.after:  # (such an integer, then a point or an exponent the piece before ended in: a float's, or none)
+            after = self.after + piece[:3]
+            self.after = b""
+            self._integer_end(_INT_DIGITS + 1, after, 0)
+        if self.digits:  # (the integer the piece before ended in goes on)
+            found = _DIGIT_RUN.match(piece)
+            at = found.end() if found is not None else 0
+            if at == size:
+                self.digits = min(self.digits + at, _INT_DIGITS + 1)
+                return
+            self._integer_end(self.digits + at, piece, at)
+            self.digits = 0
+        if size - at > _INT_DIGITS:  # (runs of more digits than the bound within it)
+            marks = piece.translate(_DIGIT_MARKS)
+            start = marks.find(_LONG_RUN, at)
+            while start >= 0:
+                marked = _MARKED.match(marks, start)
+                end = marked.end() if marked is not None else start
+                if end == size:  # (the run it ends in: below)
+                    break
+                if self._integer_at(piece, start, quoted):
+                    self._integer_end(end - start, piece, end)
+                start = marks.find(_LONG_RUN, end)
+        if piece[-1:].isdigit():  # (the run it ends in, which the next piece may go on)
+            start = len(piece.rstrip(_DIGITS))
+            if start >= at and self._integer_at(piece, start, quoted):
+                self.digits = min(size - start, _INT_DIGITS + 1)
+        self.before = (self.before + piece)[-2:] if size < 2 else piece[-2:]
+
+    def _integer_at(self, piece: bytes, start: int, quoted: bool) -> bool:
+        """Whether the run of digits at `start` in `piece` is an integer's, out of a string: not a fraction's or an
+        exponent's (`1.5`, `1e5`, `1e-5`)."""
+        if quoted != (piece.count(b'"', 0, start) & 1 == 1):
+            return False
+        before = (self.before + piece[:start])[-2:] if start < 2 else piece[start - 2 : start]
+        last = before[-1:]
+        if last == b"-":
+            return before[:-1] not in _EXPONENT
+        return last not in _NO_INTEGER_BEFORE and not last.isdigit()
+
+    def _integer_end(self, digits: int, piece: bytes, end: int) -> None:
+        """An integer's `digits` ended at `end` in `piece`: past the bound, no JSON (`big`), unless a fraction or an
+        exponent follows (a float's); where the piece ends before that is told, what it ends in is carried (`after`)."""
+        if digits <= _INT_DIGITS:
+            return
+        found = _FLOAT_PART.match(piece, end)
+        if found is None:
+            self.big = True
+        elif not piece[found.end() - 1 : found.end()].isdigit():  # (`.`, `e`, `e-` the piece ends in)
+            self.after = piece[end:]
+
+    def ended(self) -> None:
+        """The line's end: an integer it ends in has ended (`big` past the bound, as one a point then a line end ends)."""
+        if self.digits > _INT_DIGITS or self.after:
+            self.big = True
+
+
+def _long_integer(data: bytes) -> bool:
+    """Whether whole lines of an event's data, `data`, hold an integer of more digits than `int` reads out of a string
+    (`_Past`): no JSON to the SDKs' `json.loads`, whatever surrounds it."""
+    past = _Past()
+    past.feed(data)
+    past.ended()
+    return past.big
+
+
 class _LateEvents:
     """Past where a reply is read (`SseObserver._give_up`), its events as the client's SDK decodes them, a line at a
     time (its line ends made LF): the openai SDK's `SSEDecoder` and `Stream.__stream__` (`stops`), or the Anthropic
@@ -619,10 +738,10 @@ class _LateEvents:
         self.pending = False  # (the decoder holds the first bytes of a sequence cut between pieces)
         self.line = b""  # the line not yet whole (its first `_LATE_HEAD` bytes once past `_MOST_TAIL`: `long`)
         self.long = False
-        # in such a line, past those bytes: its quotes (`_quotes`); and whether the open event's data, its first bytes
-        # kept, has a line end in a string, where the line ended in one (`_data`): no JSON, whatever follows
-        self.quoted = False
-        self.escaped = False
+        # in such a line, past those bytes: its quotes and integers (`past`); and whether the open event's data, its
+        # first bytes kept, has a line end in a string, where the line ended in one, or such an integer (`_data`): no
+        # JSON, whatever follows
+        self.past = _Past()
         self.broken = False
         # a `data` line's so: its value kept as JSON reads it (`_Elided`), its head in `line`; None past its bounds
         self.elided: _Elided | None = None
@@ -675,6 +794,7 @@ class _LateEvents:
                 self.elided = None
                 self._field(self.line + elided.value(), False)
             else:
+                self.past.ended()
                 self._field(self.line, True)
             self.line = b""
             self.long = False
@@ -742,7 +862,7 @@ class _LateEvents:
         rest = text[whole:]
         if len(rest) > _MOST_TAIL:
             self.long = True
-            self.quoted = self.escaped = False
+            self.past = _Past()
             if rest.startswith(b"data:"):  # (its value kept as JSON reads it, `_Elided`)
                 start = 6 if rest[5:6] == b" " else 5
                 self.line = rest[:start]
@@ -750,35 +870,24 @@ class _LateEvents:
                 self._elide(rest[start:])
             else:
                 self.line = rest[:_LATE_HEAD]
-                self._quotes(rest[_LATE_HEAD:])
+                self.past.feed(rest[_LATE_HEAD:])
         else:
             self.line = rest
 
     def _elide(self, piece: bytes) -> None:
         """A piece of a `data` line too long to keep (`long`): kept as JSON reads it (`_Elided`), or, past its bounds,
-        its quotes counted from there (`_quotes`, out of a string there: `quoted` says whether the line ends in one)."""
+        its quotes counted from there (`_Past`, out of a string there: `quoted` says whether the line ends in one)."""
         elided = self.elided
         if elided is None:
-            self._quotes(piece)
+            self.past.feed(piece)
             return
         rest = elided.feed(piece)
         if rest is not None:
             self.elided = None
-            self.line += elided.value()
-            self._quotes(rest)
-
-    def _quotes(self, piece: bytes) -> None:
-        """A piece of the line too long to keep past its first `_LATE_HEAD` bytes (`long`): whether the quotes in it not
-        escaped are odd in number (`quoted`), a backslash that ends it escaping the next piece's first byte (`escaped`);
-        in C, a few steps a piece. (A backslash outside a string is no JSON whatever this says.)"""
-        if self.escaped:
-            piece = piece[1:]
-            self.escaped = False
-        if _BACKSLASH in piece:
-            piece = _ESCAPES.sub(b"", piece)
-            self.escaped = piece.endswith(b"\\")
-        if piece.count(b'"') & 1:
-            self.quoted = not self.quoted
+            kept = elided.value()
+            self.line += kept
+            self.past.feed(kept)  # (out of a string at its end: for the integer it may end in, `_Past._integers`)
+            self.past.feed(rest)
 
     def _plain(self, observer: SseObserver, text: bytes, whole: int) -> bool:
         """Whether the whole lines of `text` (to `whole`), nothing open before them, are events of one `data` line each
@@ -892,7 +1001,7 @@ class _LateEvents:
                         # past `_MOST_TAIL`, as `_data` judges it: at the last, a string closed on the next line would be
                         # read on, its quotes then even)
                         past = joined.find(b"\n", _MOST_TAIL)
-                        self.broken = _ends_in_string(joined if past < 0 else joined[:past])
+                        self.broken = _ends_in_string(joined if past < 0 else joined[:past]) or _long_integer(joined)
         if b"event" in block:
             found = _LATE_NAME.match(block)
             if found is not None:
@@ -942,11 +1051,14 @@ class _LateEvents:
         self.data.append(value)
         if long or self.size > _MOST_TAIL:
             self.unknown = True
+            if not long:  # (its line's end, judged with it: a number it ends in has ended, `_json_may_begin`)
+                self.data.append(b"")
             # (a line past `_MOST_TAIL` ending in a string, or in a backslash: until 2026-12-06 read on, an unended string
             # as `data: {"a": "xxx...` the SDK raises at; its value kept as JSON reads it up to where its quotes were
             # counted (`_elide`), from out of a string)
             if long:
-                self.broken = self.quoted or self.escaped
+                past = self.past
+                self.broken = past.quoted or past.escaped or past.big
             else:  # (its lines whole, the last past `_MOST_TAIL`)
                 self.broken = _ends_in_string(b"\n".join(self.data))
 
@@ -1716,7 +1828,7 @@ class SseObserver(Observer):
             if kept and len(kept) <= _MOST_TAIL:
                 events.data.append(kept)
             else:
-                broken = _ends_in_string(event)
+                broken = _ends_in_string(event) or (size > _MOST_TAIL and _long_integer(bytes(event)))
                 events.data.append(b"x" if broken else bytes(event[:_MOST_TAIL]))
                 events.unknown = size > _MOST_TAIL and not broken
         elif sdk > 0 and sdk & (_SDK_ALONE | _SDK_CONTENT_LINE):
