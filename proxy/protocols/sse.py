@@ -178,8 +178,10 @@ _SDK_CONTENT: Final = re.compile(rb"^data:[ \t]*[^ \t\n]", re.M)
 _SDK_MAY: Final = re.compile(rb"\n(?:id|retry|event|data(?::[ \t]*)?\n|data:(?<=[^\n]\ndata:))")
 _SDK_MAY_FIRST: Final = re.compile(rb"id|retry|event|data(?::[ \t]*)?\n")
 # a retry as `int` reads it: ASCII white space around it (not `\x1c`-`\x1f`, which `str.isspace` counts and `int`
-# refuses: an empty event the SDK never raised at was `upstream_error`); a line past ASCII is read by `int` (`_wide_retry`)
-_SDK_RETRY: Final = re.compile(rb"^retry:[ \t\x0b\x0c]*[+-]?[0-9](?:_?[0-9])*[ \t\x0b\x0c]*$", re.M)
+# refuses: an empty event the SDK never raised at was `upstream_error`), at most 4,300 digits (`_INT_DIGITS`: `int` raises
+# past them, and a line of more was a retry, an empty event after it `upstream_error` where the SDK read on, until
+# 2026-12-06); a line past ASCII is read by `int` (`_wide_retry`)
+_SDK_RETRY: Final = re.compile(rb"^retry:[ \t\x0b\x0c]*[+-]?[0-9](?:_?[0-9]){0,4299}[ \t\x0b\x0c]*$", re.M)
 _SDK_WIDE_RETRY: Final = re.compile(rb"^retry:([^\n]*[\x80-\xff][^\n]*)$", re.M)
 _SDK_ID: Final = re.compile(rb"(?s:.*)^id(?::([^\n\x00]*))?$", re.M)  # (the last without a NUL)
 # `[DONE]` as the SDK reads it: the event's data begins so (one space after the colon dropped); it stops there
@@ -494,6 +496,8 @@ _DIGIT_RUN: Final = re.compile(rb"[0-9]*")
 _FLOAT_PART: Final = re.compile(rb"\.(?:[0-9]|\Z)|[eE][-+]?(?:[0-9]|\Z)")
 _NO_INTEGER_BEFORE: Final = (b".", b"e", b"E", b"+")
 _EXPONENT: Final = (b"e", b"E")
+# a run of the white space `int` reads around a number (`_SDK_RETRY`), in a `retry` line too long to keep (`_spaces`)
+_WHITE_RUN: Final = re.compile(rb"[ \t\x0b\x0c]+")
 # a `data` line's value past `_MOST_TAIL` bytes, as JSON reads it (`_Elided`): a string's inside kept up to
 # `_STRING_KEPT` bytes, a longer one's as `_ELIDED` (the same to JSON's parser: valid characters, no quote, no
 # backslash); one no JSON reads (a control character, a bad escape) as `_BAD_STRING`, which none reads either; past
@@ -624,11 +628,14 @@ class _Past:
         self.before = b""
         self.after = b""
         self.big = False
+        self.nul = False  # (a NUL in it: an `id` line the SDK's decoder ignores)
 
     def feed(self, piece: bytes) -> None:
         """A piece of the line past its bytes kept: whether the quotes in it not escaped are odd in number (`quoted`), a
         backslash that ends it escaping the next piece's first byte (`escaped`), and its integers (`_integers`); in C,
         a few steps a piece. (A backslash outside a string is no JSON whatever this says.)"""
+        if not self.nul and b"\x00" in piece:
+            self.nul = True
         if self.escaped:
             piece = piece[1:]
             self.escaped = False
@@ -745,6 +752,8 @@ class _LateEvents:
         self.broken = False
         # a `data` line's so: its value kept as JSON reads it (`_Elided`), its head in `line`; None past its bounds
         self.elided: _Elided | None = None
+        # a `retry` line's so: kept in `line` with its white space made short (`_spaces`)
+        self.spaced = False
         self.data: list[bytes] = []  # the open event's `data` values
         self.size = 0
         self.unknown = False  # the open event's data is not all in `data` (past `_MOST_TAIL`, or read before)
@@ -793,6 +802,9 @@ class _LateEvents:
             if elided is not None:  # (kept whole as JSON reads it: as a line kept)
                 self.elided = None
                 self._field(self.line + elided.value(), False)
+            elif self.spaced:  # (a `retry` line: judged whole, but past `_MOST_TAIL` bytes so kept)
+                self.spaced = False
+                self._field(self.line, len(self.line) > _MOST_TAIL)
             else:
                 self.past.ended()
                 self._field(self.line, True)
@@ -868,6 +880,10 @@ class _LateEvents:
                 self.line = rest[:start]
                 self.elided = _Elided()
                 self._elide(rest[start:])
+            elif rest.startswith(b"retry:"):
+                self.spaced = True
+                self.line = b""
+                self._spaces(rest)
             else:
                 self.line = rest[:_LATE_HEAD]
                 self.past.feed(rest[_LATE_HEAD:])
@@ -879,7 +895,10 @@ class _LateEvents:
         its quotes counted from there (`_Past`, out of a string there: `quoted` says whether the line ends in one)."""
         elided = self.elided
         if elided is None:
-            self.past.feed(piece)
+            if self.spaced:
+                self._spaces(piece)
+            else:
+                self.past.feed(piece)
             return
         rest = elided.feed(piece)
         if rest is not None:
@@ -888,6 +907,18 @@ class _LateEvents:
             self.line += kept
             self.past.feed(kept)  # (out of a string at its end: for the integer it may end in, `_Past._integers`)
             self.past.feed(rest)
+
+    def _spaces(self, piece: bytes) -> None:
+        """A piece of a `retry` line too long to keep (`long`), kept with each run of white space made one space, which
+        `int` reads alike (white space around a number; none in one), up to `_MOST_TAIL` bytes (an `int`'s digits are
+        at most 4,300, so that one past them is none): a line of spaces and a number is a retry to the openai SDK's
+        decoder at any read size (until 2026-12-06 one past `_MOST_TAIL` bytes was none)."""
+        if len(self.line) > _MOST_TAIL:
+            return
+        piece = _WHITE_RUN.sub(b" ", piece)
+        if piece[:1] == b" " and self.line[-1:] == b" ":
+            piece = piece[1:]
+        self.line += piece
 
     def _plain(self, observer: SseObserver, text: bytes, whole: int) -> bool:
         """Whether the whole lines of `text` (to `whole`), nothing open before them, are events of one `data` line each
@@ -1026,7 +1057,7 @@ class _LateEvents:
         elif field == b"event":
             self.name = value
         elif field == b"id":
-            if b"\x00" not in value:
+            if b"\x00" not in value and not (long and self.past.nul):  # (a NUL past its first bytes too)
                 self.id = value != b"" and self.stops  # (to the Anthropic SDK, an event it ignores)
         elif field == b"retry" and not long:
             try:
