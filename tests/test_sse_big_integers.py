@@ -80,6 +80,11 @@ def test_a_line_past_the_kept_bytes_ending_the_integer_is_judged_as_the_sdk_read
 
 D = b"1" * 70_000
 NUMBERS = b"[" + b"1," * 40_000 + b'2], "r": '  # (80 KB of numbers: what follows is past the 64 KiB kept)
+LINES = (
+    b'data: {"type": "content_block_delta", "choices": [], "r": [\n'
+    + b"data: 1,\n" * 10_000
+    + b'data: 2],\ndata: "q": '
+)
 # past where the reading stops, an event's line (or lines) holding digits past the 64 KiB kept of it, and whether the
 # SDKs raise at it: an integer of more digits than `int` reads raises wherever it ends; a float's digits, a string's, or
 # a fraction's or an exponent's do not
@@ -96,6 +101,8 @@ PAST = [
     (HEAD + NUMBERS + b"7" * 4300 + b"}\n", False),
     (HEAD + NUMBERS + b'"' + b"x" * 10 + b'\\"' + b"7" * 4301 + b'"}\n', False),  # (in a string, after `\"`)
     (b"data: {\ndata: " + HEAD[7:] + D + b"\ndata: }\n", True),  # (pretty: the line end ends it)
+    (LINES + D + b"\ndata: }\n", True),  # (a line after 64 KiB of the event's lines, not kept)
+    (LINES + b"7" * 4300 + b"\ndata: }\n", False),
 ]
 PAST_IDS = [
     "integer",
@@ -110,6 +117,8 @@ PAST_IDS = [
     "4300-after-numbers",
     "in-string-after-escape",
     "pretty",
+    "after-lines",
+    "4300-after-lines",
 ]
 
 

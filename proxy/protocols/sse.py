@@ -1017,7 +1017,9 @@ class _LateEvents:
                 joined = b"\n".join(values)
                 if b"\n[DONE]" in joined or (self.data and joined.startswith(b"[DONE]")):
                     self.joined = True
-                if not (self.unknown and self.data):
+                if self.unknown and self.data:  # (past the kept bytes: an integer too long is looked for, `_data`)
+                    self.broken = self.broken or _long_integer(joined)
+                else:
                     if self.size + len(joined) >= _MOST_TAIL:  # (kept as JSON reads it, as `_data` keeps a value)
                         joined = _elided_whole(joined)
                     if self.data:
@@ -1070,6 +1072,11 @@ class _LateEvents:
         if self.data and value.startswith(b"[DONE]"):
             self.joined = True
         if self.unknown and self.data:
+            # (a line after the kept bytes: not kept, but an integer of more digits than `int` reads in it is no JSON
+            # whatever else the data holds (a line a string is open at the start of is none either); until 2026-12-06 a
+            # pretty-printed event's line of one past 64 KiB of lines was read on)
+            if not self.broken and (self.past.big if long else _long_integer(value)):
+                self.broken = True
             return
         if len(self.data) > 1 and not long and not value.strip(_JSON_SPACE):
             # (white space after two values changes nothing either SDK makes of the data: JSON's white space outside a
