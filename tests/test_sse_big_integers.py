@@ -141,6 +141,33 @@ def test_digits_past_the_kept_bytes_are_judged_as_the_sdk_reads_them_at_any_read
     assert [_record(kind, stream, sizes) for sizes in reads] == ["upstream_error" if raises else None] * len(reads)
 
 
+OPEN = HEAD + b"[" + b"1, " * 30_000  # (90 KB of numbers: what follows is past the 64 KiB kept)
+M = b"7" * 4301
+# past the kept bytes, a short piece (`piece`, read alone) then a run of 4,301 digits in the next: what the piece ends
+# in says whose digits they are, a fraction's or an exponent's (`1.`, `1e-`) or an integer's (`1.5, `, `1e5, `)
+SHORT = [(b"1.", False), (b"1e-", False), (b"1E", False), (b"1.5, ", True), (b"1e5, ", True), (b"-", True)]
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+@pytest.mark.parametrize(
+    ("piece", "raises"), SHORT, ids=["point", "exponent-minus", "exponent", "after-float", "after-exponent", "minus"]
+)
+def test_digits_after_a_short_read_are_judged_by_what_it_ends_in(kind: str, piece: bytes, raises: bool) -> None:
+    """Past where the reading stops, past the 64 KiB kept of a line: a read of a few bytes (`1.`) then 4,301 digits.
+    The bytes before the digits say whether they are an integer's, which the SDKs' `json.loads` raises at, and are
+    the short read's: the record is the SDK's with the short read alone, and in reads of 2 and 3 bytes around it. Until
+    review revstreams8 a read not ending in a digit was not looked at, and the bytes of the read before it were taken
+    for those before the digits: `1.` then the digits an integer (`upstream_error` where the SDK reads on), `1.5, `
+    then them a fraction's (a success where the SDK raises)."""
+    event = OPEN + piece + M + b"]}\n"
+    stream = _stream(kind, event, True)
+    assert _sdk_raises(kind, stream) is raises
+    head = stream.index(event)
+    at = head + len(OPEN)
+    reads = [[head, at - head, len(piece), len(stream)], [head, at - head - 7, 2], [head, at - head - 7, 3]]
+    assert [_record(kind, stream, sizes) for sizes in reads] == ["upstream_error" if raises else None] * len(reads)
+
+
 N = "1" * 5000
 # JSON texts' first bytes that end in or past an integer of more digits than `int` reads, and whether a JSON text may
 # begin so (one that does, completed so: `COMPLETIONS`)

@@ -647,6 +647,9 @@ class _Past:
             self.quoted = not quoted
         if self.digits or self.after or piece[-1:].isdigit() or len(piece) > _INT_DIGITS:
             self._integers(piece, quoted)
+        # (every piece's, that says what digits the next begins with are: until review revstreams8 a piece skipped here,
+        # `1.` or `5, ` alone, left those of the piece before, and the digits after them were read as another's)
+        self.before = (self.before + piece)[-2:] if len(piece) < 2 else piece[-2:]
 
     def _integers(self, piece: bytes, quoted: bool) -> None:
         """A piece of the line (`feed`: its escapes dropped, `quoted` whether it begins in a string): whether an integer
@@ -683,7 +686,6 @@ class _Past:
             start = len(piece.rstrip(_DIGITS))
             if start >= at and self._integer_at(piece, start, quoted):
                 self.digits = min(size - start, _INT_DIGITS + 1)
-        self.before = (self.before + piece)[-2:] if size < 2 else piece[-2:]
 
     def _integer_at(self, piece: bytes, start: int, quoted: bool) -> bool:
         """Whether the run of digits at `start` in `piece` is an integer's, out of a string: not a fraction's or an
