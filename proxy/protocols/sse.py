@@ -629,6 +629,9 @@ class _Past:
         self.after = b""
         self.big = False
         self.nul = False  # (a NUL in it: an `id` line the SDK's decoder ignores)
+        # in the piece `_integers` looks at: up to where its quotes are counted, and whether it is in a string there
+        self.counted = 0
+        self.opened = False
 
     def feed(self, piece: bytes) -> None:
         """A piece of the line past its bytes kept: whether the quotes in it not escaped are odd in number (`quoted`), a
@@ -659,6 +662,8 @@ class _Past:
         digits than the bound, read on where the SDK raises). In C but a step a run of more digits than the bound."""
         size = len(piece)
         at = 0
+        self.counted = 0
+        self.opened = quoted
         if self.after:  # (such an integer, then a point or an exponent the piece before ended in: a float's, or none)
             after = self.after + piece[:3]
             self.after = b""
@@ -679,18 +684,23 @@ class _Past:
                 end = marked.end() if marked is not None else start
                 if end == size:  # (the run it ends in: below)
                     break
-                if self._integer_at(piece, start, quoted):
+                if self._integer_at(piece, start):
                     self._integer_end(end - start, piece, end)
                 start = marks.find(_LONG_RUN, end)
         if piece[-1:].isdigit():  # (the run it ends in, which the next piece may go on)
             start = len(piece.rstrip(_DIGITS))
-            if start >= at and self._integer_at(piece, start, quoted):
+            if start >= at and self._integer_at(piece, start):
                 self.digits = min(size - start, _INT_DIGITS + 1)
 
-    def _integer_at(self, piece: bytes, start: int, quoted: bool) -> bool:
-        """Whether the run of digits at `start` in `piece` is an integer's, out of a string: not a fraction's or an
-        exponent's (`1.5`, `1e5`, `1e-5`)."""
-        if quoted != (piece.count(b'"', 0, start) & 1 == 1):
+    def _integer_at(self, piece: bytes, start: int) -> bool:
+        """Whether the run of digits at `start` in `piece` (past those `_integers` asked of before) is an integer's, out
+        of a string: not a fraction's or an exponent's (`1.5`, `1e5`, `1e-5`). Its quotes are counted from the run
+        asked of before (`counted`): until review revstreams8 from the piece's start at each run, a 16 MiB line of
+        4,301-digit floats in reads of 4 MiB took 2.5 s."""
+        if piece.count(b'"', self.counted, start) & 1:
+            self.opened = not self.opened
+        self.counted = start
+        if self.opened:
             return False
         before = (self.before + piece[:start])[-2:] if start < 2 else piece[start - 2 : start]
         last = before[-1:]
