@@ -14,9 +14,11 @@ from typing import Any
 import pytest
 
 from tests.test_anthropic_error_by_name_alone import START
+from tests.test_scan_cost import python_lines
 from tests.test_sse_events_as_the_sdk_reads_them import CHUNK, DONE
 from tests.test_sse_late_strings_judged_whole import STOPPED, _record, _sdk_raises
 from tests.test_sse_sdk_remaining_cases import STOP
+from tests.test_tiny_sse_lines import observer_of
 
 HEAD = b'data: {"type": "content_block_delta", "choices": [], "q": '
 
@@ -200,6 +202,28 @@ def test_the_quotes_before_each_long_run_in_a_read_are_counted_once(piece: bytes
     past.ended()
     assert past.big is big
     assert Counting.read <= 2 * len(piece)
+
+
+@pytest.mark.interpreted  # (lines of Python counted: a compiled module runs none)
+@pytest.mark.parametrize("line", [b"data: ,1\n", b"data: , 12345\n"], ids=["comma", "digits"])
+def test_short_lines_past_the_kept_bytes_cost_few_steps(monkeypatch: pytest.MonkeyPatch, line: bytes) -> None:
+    """Past where the reading stops, an event's data past its 64 KiB kept, then 1,000 short `data` lines in reads of
+    ten (each line a step or more, `_lines`): each is looked at for an integer of more digits than `int` reads in a few
+    steps, its length telling there is none (until review revstreams8 some 50 steps a line, 10 before
+    2026-12-06)."""
+    from proxy.protocols import sse
+
+    monkeypatch.setattr(sse, "MAX_LINE", 4096)
+    first, reads, last = CHUNK + OPEN + b"1\n" + line, [line * 10] * 100, b"data: ]}\n\n" + DONE
+    assert _sdk_raises("openai", first + b"".join(reads) + last) is False
+    observer, outcome = observer_of("openai")
+    observer.chunk(first)  # (the event's data past `MAX_LINE`: the reading stops there)
+    assert observer._partial is None
+    steps = python_lines(lambda: [observer.chunk(read) for read in reads], sse.__file__)
+    observer.chunk(last)
+    observer.finish()
+    assert outcome.error_type is None
+    assert steps < 15 * 1000
 
 
 N = "1" * 5000

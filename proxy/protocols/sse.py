@@ -727,7 +727,11 @@ class _Past:
 
 def _long_integer(data: bytes) -> bool:
     """Whether whole lines of an event's data, `data`, hold an integer of more digits than `int` reads out of a string
-    (`_Past`): no JSON to the SDKs' `json.loads`, whatever surrounds it."""
+    (`_Past`): no JSON to the SDKs' `json.loads`, whatever surrounds it. Data of no more bytes than such an integer's
+    digits holds none, told without a step: each of an event's short lines past its kept bytes is asked (`_data`), and
+    until review revstreams8 each took some forty steps in `_Past`, four times those of the rest of its reading."""
+    if len(data) <= _INT_DIGITS:
+        return False
     past = _Past()
     past.feed(data)
     past.ended()
