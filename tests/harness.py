@@ -11,9 +11,11 @@ import contextlib
 import errno
 import json
 import os
+import queue
 import secrets
 import socket
 import ssl
+import subprocess
 import threading
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
@@ -212,6 +214,26 @@ def traced(**headers: str) -> tuple[str, dict[str, str]]:
     keeps the reply's headers from its caller (huggingface_hub's, ollama's), the call's span is found by it."""
     trace_id = secrets.token_hex(16)
     return trace_id, {"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01", **headers}
+
+
+def demo_lines(proc: subprocess.Popen[str]) -> tuple[list[str], queue.Queue[str]]:
+    """The lines a started `demo --keep` prints to its stdout up to its `still serving on` line, waited on (60 s at
+    most a line), and the queue a thread goes on filling with those after it (`<eof>` at its end)."""
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put("<eof>")
+
+    threading.Thread(target=pump, daemon=True).start()
+    seen: list[str] = []
+    while not seen or not seen[-1].startswith("still serving on "):
+        line = lines.get(timeout=60)
+        assert line != "<eof>", "".join(seen) + (proc.stderr.read() if proc.stderr else "")
+        seen.append(line)
+    return seen, lines
 
 
 def dead_port() -> int:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import queue
 import re
 import signal
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +18,7 @@ from proxy import cli
 from proxy.config import parse
 from proxy.demo import ANALYTICS_KEY, DEMO_KEYS, GLASSES_KEY, _config_text, _outcome, describe_policy
 from proxy.demo_model import MODEL
+from tests.harness import demo_lines
 
 
 def demo(*args: str) -> subprocess.CompletedProcess[str]:
@@ -141,20 +140,7 @@ WITH_SIGINT = (
 def kept() -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
     proc = subprocess.Popen([sys.executable, "-c", WITH_SIGINT, sys.executable, "-m", "proxy", "demo", "--keep",
                              "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    lines: queue.Queue[str] = queue.Queue()
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.put(line)
-        lines.put("<eof>")
-
-    threading.Thread(target=pump, daemon=True).start()
-    seen: list[str] = []
-    while not seen or not seen[-1].startswith("still serving on "):
-        line = lines.get(timeout=60)
-        assert line != "<eof>", "".join(seen) + (proc.stderr.read() if proc.stderr else "")
-        seen.append(line)
+    seen, lines = demo_lines(proc)
     while not seen[-1].startswith("and see the record grow"):
         seen.append(lines.get(timeout=10))
     yield proc, seen

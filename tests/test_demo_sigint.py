@@ -6,17 +6,16 @@ store's directory is gone, as after SIGTERM or a terminal's Ctrl-C."""
 from __future__ import annotations
 
 import os
-import queue
 import re
 import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 
 import proxy
+from tests.harness import demo_lines
 
 
 def _ignore_sigint() -> None:
@@ -33,21 +32,8 @@ def test_keep_stopped_by_sigint_exits_0_and_cleans_up(ignored: bool) -> None:
     proc = subprocess.Popen([sys.executable, "-c", code, "demo", "--keep", "--port", "0"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=_ignore_sigint if ignored else None)  # fmt: skip
-    lines: queue.Queue[str] = queue.Queue()
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.put(line)
-        lines.put("<eof>")
-
-    threading.Thread(target=pump, daemon=True).start()
     try:
-        seen: list[str] = []
-        while not seen or not seen[-1].startswith("still serving on "):
-            line = lines.get(timeout=60)
-            assert line != "<eof>", "".join(seen)
-            seen.append(line)
+        seen, _ = demo_lines(proc)
         out = "".join(seen)
         assert f"imports {proxy.__file__}" in out
         store = Path(re.search(r"^lineage store (\S+) \(temporary", out, re.MULTILINE).group(1))  # type: ignore[union-attr]

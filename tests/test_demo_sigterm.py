@@ -4,38 +4,24 @@ it exits 0 and its temporary lineage store's directory is gone. It used to die a
 
 from __future__ import annotations
 
-import queue
 import re
 import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import httpx
 
 from proxy.demo import GLASSES_KEY
 from proxy.demo_model import MODEL
+from tests.harness import demo_lines
 
 
 def test_keep_stopped_by_sigterm_deletes_its_temporary_store() -> None:
     proc = subprocess.Popen([sys.executable, "-m", "proxy", "demo", "--keep", "--port", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    lines: queue.Queue[str] = queue.Queue()
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.put(line)
-        lines.put("<eof>")
-
-    threading.Thread(target=pump, daemon=True).start()
     try:
-        seen: list[str] = []
-        while not seen or not seen[-1].startswith("still serving on "):
-            line = lines.get(timeout=60)
-            assert line != "<eof>", "".join(seen)
-            seen.append(line)
+        seen, _ = demo_lines(proc)
         out = "".join(seen)
         store = Path(re.search(r"^lineage store (\S+) \(temporary", out, re.MULTILINE).group(1))  # type: ignore[union-attr]
         assert store.parent.name.startswith("lineage-demo-") and store.parent.is_dir()

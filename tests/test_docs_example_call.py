@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import contextlib
 import io
-import queue
 import re
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import openai
 import pytest
+
+from tests.harness import demo_lines
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
 BASE_URL = '"http://127.0.0.1:8080/v1"'  # as the example writes it: the demo's port with --keep
@@ -41,21 +41,8 @@ def demo() -> Iterator[str]:
     """`lineage-proxy demo --keep` on port 0, waited on until it says where it serves; its base URL."""
     proc = subprocess.Popen([sys.executable, "-m", "proxy", "demo", "--keep", "--port", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
-    lines: queue.Queue[str] = queue.Queue()
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.put(line)
-        lines.put("<eof>")
-
-    threading.Thread(target=pump, daemon=True).start()
     try:
-        seen: list[str] = []
-        while not seen or not seen[-1].startswith("still serving on "):
-            line = lines.get(timeout=60)
-            assert line != "<eof>", "".join(seen)
-            seen.append(line)
+        seen, _ = demo_lines(proc)
         match = re.search(r"still serving on (http://127\.0\.0\.1:\d+) ", seen[-1])
         assert match, seen[-1]
         yield match.group(1)
