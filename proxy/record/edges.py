@@ -81,6 +81,8 @@ class EdgeAggregator:
         self._reading: concurrent.futures.Future[Any] | None = None  # a purge's replay, on the reader thread
         self._closing = False
         self._store_closing = False  # the stop's close is the writer's next task (`_closing_store`): no purge after
+        self._abandoned = False  # the stop gave up on the writer: a write failing later names its calls itself
+        self._abandon_lock = threading.Lock()  # `_abandoned` read and the rows posted back as one step
         self._stop = StopOnce()
         self.write_errors = 0
         self.new_edges = 0
@@ -182,16 +184,24 @@ class EdgeAggregator:
 
     def _store_failed(self, error: object, rows: list[EdgeWrite]) -> None:
         """A write failed (disk full, read-only, locked too long): calls go on; the rows go back to the
-        batch and are written once the store takes writes again; one log line per outage."""
+        batch and are written once the store takes writes again; one log line per outage. After a stop that gave
+        up on the store (`_abandoned`) nothing reads the batch again: the rows' calls are named as lost instead."""
         self.write_errors += 1
         if isinstance(error, PartlyWritten):  # the rest written (journaled): only these stay with the batch
             rows = error.unwritten
+        with self._abandon_lock:
+            abandoned = self._abandoned
+            if not abandoned and self._loop is not None and not self._loop.is_closed():
+                self._loop.call_soon_threadsafe(self._requeue, rows)
+        if abandoned:
+            log.error("lineage store: a write still running when the shutdown gave up on the store failed (%s): %d "
+                      "flows' counts, %d calls, are lost from the store (each call's span and access line remain)",
+                      error, len(rows), sum(row[3] for row in rows))  # fmt: skip
+            return
         if self._failing_since is None:
             self._failing_since = time.monotonic()
             log.error("lineage store: writes are failing (%s); calls go on and their counts are kept in memory "
                       "until it takes writes again (logged once per outage)", error)  # fmt: skip
-        if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._requeue, rows)
 
     def recording(self) -> bool:
         """False while the store refuses writes (for a PostgreSQL store: its database and journal both),
@@ -406,7 +416,7 @@ class EdgeAggregator:
             log.error("lineage store: shutdown gave up on the store's writes after %gs: those still queued are lost%s",
                       2 * STOP_WAIT_S if interrupt is not None else STOP_WAIT_S, among)  # fmt: skip
             self._writer.shutdown(wait=False, cancel_futures=True)  # (a write cancelled puts its rows back too)
-            await self._say_unwritten()
+            await self._say_unwritten(abandon=True)
             return
         self._writer.shutdown(wait=True)  # done: nothing left to wait for
         self.log_head("at stop")
@@ -415,11 +425,15 @@ class EdgeAggregator:
         await self._say_unwritten()
         closed.result()  # a store that failed to close says why (the fan-out logs it)
 
-    async def _say_unwritten(self) -> None:
+    async def _say_unwritten(self, abandon: bool = False) -> None:
         """The flows and calls of the batch at the stop, in one ERROR line: the rows of failed (or cancelled) last
         writes, put back there (`_store_failed`), which nothing is left to retry. Read once what those writes posted
         to the loop has run. A stop that gave up on the store's writes (its line: those queued are lost) said nothing
-        of these before."""
+        of these before. `abandon`: it gave up, and a write still running may fail after this line: from now on such
+        a write names its calls in a line of its own (`_store_failed`), where its rows put back went unread."""
+        if abandon:
+            with self._abandon_lock:  # a failed write's rows are posted back before this, or named by it after
+                self._abandoned = True
         await _posted_before(self._loop)  # the rows its failed writes put back, in the batch now
         if self._pending:
             log.error("lineage store: %d flows' counts, %d calls, could not be written before shutdown and are lost from "

@@ -140,3 +140,63 @@ def test_a_stop_that_gave_up_on_the_stores_close_names_the_calls_it_held_too(
     assert gave_up.startswith("lineage store: shutdown gave up on the store's writes after 0.5s"), said
     (unwritten,) = [line for line in said if "could not be written before shutdown" in line]
     assert unwritten.startswith("lineage store: 4 flows' counts, 7 calls, could not be written before shutdown"), said
+
+
+class WritesLate(ClosesLate):
+    """`ClosesLate`, whose writes submitted once `armed` is set begin when `closes` is set, too: the stop's last flush
+    still running when the stop gives up, failing after it (a database that answers after the wait)."""
+
+    def __init__(self, close: Callable[[], None]) -> None:
+        super().__init__(close)
+        self.armed = threading.Event()
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
+        if fn == self._close or not self.armed.is_set():
+            return super().submit(fn, *args, **kwargs)
+
+        def late() -> Any:
+            self.closes.wait(30.0)  # (a bound, never reached)
+            return fn(*args, **kwargs)
+
+        return concurrent.futures.ThreadPoolExecutor.submit(self, late)
+
+
+@pytest.mark.interpreted  # patches STOP_WAIT_S, which a compiled module reads directly (tests/conftest.py)
+def test_a_write_that_fails_after_the_stop_gave_up_on_it_names_its_calls(
+    loop_thread: LoopThread, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stop's last flush still running when the stop gave up: its rows, put back in the batch when it failed,
+    were read by nothing (the stop had said what it held); the general "those still queued are lost" was all."""
+    monkeypatch.setattr(edges_module, "STOP_WAIT_S", 0.5, raising=False)
+    store = SqliteStore(tmp_path / "lineage.db")
+    aggregator = EdgeAggregator(store, flush_interval_s=3600.0)
+    writer = WritesLate(store.close)
+    aggregator._writer = writer
+
+    async def start() -> None:
+        aggregator.start()
+
+    async def count(numbers: list[int]) -> None:
+        for n in numbers:
+            written = aggregator.add(flow(n))
+            if written is not None:
+                await asyncio.gather(asyncio.wrap_future(written), return_exceptions=True)
+
+    loop_thread.run(start())
+    loop_thread.run(count([0, 1, 2]))  # three flows written
+    loop_thread.run(count([0, 1, 1, 2, 2, 2]))  # batched: the stop's last flush, 3 flows, 6 calls
+    (tmp_path / "lineage.db").rename(tmp_path / "elsewhere.db")  # that flush fails
+    writer.armed.set()
+    with caplog.at_level(logging.ERROR, logger="lineage_proxy.edges"):
+        try:
+            loop_thread.run(aggregator.stop())
+        finally:
+            writer.closes.set()
+        writer.shutdown(wait=True)  # the flush has failed and the close run
+        loop_thread.run(edges_module._posted_before(aggregator._loop))  # (a row put back is in the batch now)
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any("shutdown gave up on the store's writes" in line for line in said), said
+    (lost,) = [line for line in said if "a write still running when the shutdown gave up" in line]
+    assert lost.endswith("3 flows' counts, 6 calls, are lost from the store (each call's span and access line remain)")
+    assert not any("calls go on" in line for line in said), said  # (no longer: the proxy has stopped)
+    assert aggregator._pending == {}, "put back where nothing reads it"
