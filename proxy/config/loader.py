@@ -54,7 +54,13 @@ from proxy.config.model import (
     host_sidecar,
     kserve_openai_url,
 )
-from proxy.config.otel_env import EXPORT_TIMEOUT_MAX_S, GRPC_TARGETS, names_protocol, telemetry_from_env
+from proxy.config.otel_env import (
+    EXPORT_TIMEOUT_MAX_S,
+    grpc_target_scheme,
+    names_protocol,
+    target_endpoint,
+    telemetry_from_env,
+)
 from proxy.config.yamlfile import StrictLoader, not_utf8, shown_key, surrogate, surrogates, tab_hint, written
 from proxy.errors import ConfigError
 from proxy.files import read_bytes
@@ -130,8 +136,12 @@ def _composite_urls(path: str, transport: Mapping[str, Any]) -> Iterator[tuple[s
 
 
 # a host's name (a name may hold an `_`, as a compose service's does, `otel_collector`, and end in a `.`; and letters
-# not ASCII, an IDN's, `bücher.example`, which every reader takes), or an IPv4 address, its digits and dots
-_HOST_NAME = r"\w(?:[\w.-]*\w)?\.?"
+# not ASCII, an IDN's, `bücher.example`, which every reader takes), or an IPv4 address, its digits and dots: labels
+# none empty (`.triton`, `tri..ton`: Python's idna codec refuses them before any lookup, and no DNS query holds one),
+# each of letters, digits, `_` and `-`, one at either end too (`triton-`, `-triton`: a compose service's name may be,
+# `[a-zA-Z0-9._-]+`, and getaddrinfo and grpc find such a name where a resolver lists it: refused earlier on 2026-12-06,
+# they load again)
+_HOST_NAME = r"[\w-]+(?:\.[\w-]+)*\.?"
 # what follows the `@` of a userinfo: a host, a name or an IPv6 address in brackets, and its port
 # (until the review of 2026-12-05 an IDN's after `ops:12/34@` loaded)
 _HOST_PORT = re.compile(rf"(?:\[[0-9A-Fa-f:.]+\]|{_HOST_NAME})(?::[0-9]{{0,5}})?")
@@ -438,7 +448,8 @@ def _split(url: str) -> SplitResult | None:
     user or password holds a `/`, `?` or `#` written unescaped (`_slashed_userinfo`: `urlsplit` reads another host),
     or whose host:port holds white space (`_spaced`: `http://triton :8001`, host `triton ` to every reader, which no
     resolver finds: loaded, it would fail at each connect) or a `\\` (`_backslash_at`: `http://collector\\v1`, a path
-    typed with one, host `collector\\v1` to urllib, which yarl refuses: loaded, the path quoted as the host)."""
+    typed with one, host `collector\\v1` to urllib, which yarl refuses: loaded, the path quoted as the host), or whose
+    host is none an address's is (`_url_host_problem`: `http://c,d:4317`)."""
     if _slashed_userinfo(url) is not None:
         return None
     try:
@@ -446,7 +457,20 @@ def _split(url: str) -> SplitResult | None:
         parts.port  # noqa: B018 (read for the ValueError it raises)
     except ValueError:
         return None
-    return None if _spaced(parts.netloc) or _backslash_at(url) >= 0 else parts
+    if _spaced(parts.netloc) or _backslash_at(url) >= 0 or _url_host_problem(parts.netloc) is not None:
+        return None
+    return parts
+
+
+def _url_host_problem(netloc: str) -> str | None:
+    """What `_host_problem` says of a URL's host as of an address's, else None: one no resolver finds, a list
+    (`http://c,d:4317`) or a name holding what no name does (`http://tri*ton:4317`), which urllib, yarl and grpc take
+    whole. Until 2026-12-06 each loaded at an upstream's url, an OTLP endpoint and OpenLineage's, and failed at each
+    connect. One in brackets `urlsplit` has read as an IP address, and what follows its first `:` as the port."""
+    host, _, port = netloc.rpartition("@")[2].partition(":")
+    if not host or host.startswith("["):
+        return None
+    return _host_problem(host, port, False, zero_ok=False)
 
 
 def _spaced(netloc: str) -> bool:
@@ -795,9 +819,31 @@ def userinfo_hint(url: str, start: int, at: int) -> str:
             f"scheme://user:pa{code}ss@host for credentials, {_AT_FORMS[place]} for a {place})")  # fmt: skip
 
 
-def _url_problem(url: str) -> str | None:
-    """For a URL `_split` refuses: how to write a password holding a `/`, `?` or `#` (`_slashed_userinfo`), the port
-    range when its port is digits out of range, else None."""
+def _url_problem(url: str, shown: str) -> str | None:
+    """For a URL `_split` refuses, as its key says it (`shown`, quoted after ` in `): how to write a password holding a
+    `/`, `?` or `#` (`_slashed_userinfo`), the port range when its port is digits out of range, what is wrong with its
+    host (`_url_host_problem`; the host hidden in `shown` too where the problem hides it, `***` for what may be a
+    token), else None."""
+    said = _url_said(url)
+    if said is not None:
+        return f"{said} in {shown!r}"
+    try:
+        netloc = urlsplit(url).netloc
+    except ValueError:
+        return None
+    if (said := _url_host_problem(netloc)) is None:
+        return None
+    host = netloc.rpartition("@")[2].partition(":")[0]
+    if not _HOST_SHOWN.fullmatch(host):  # (after the userinfo's `@`: not a user so named)
+        start = shown.find("//") + 2 if "//" in shown else 0
+        end = min((index for index in map(shown.find, "/?#", (start,) * 3) if index >= 0), default=len(shown))
+        start = max(start, shown.rfind("@", start, end) + 1)
+        shown = shown[:start] + shown[start:].replace(host, "***", 1)
+    return f"{said} in {shown!r}"
+
+
+def _url_said(url: str) -> str | None:
+    """What `_url_problem` says of a URL but for its host, without where."""
     slashed = _slashed_userinfo(url)
     if slashed is not None:  # said for each of `/?#` it holds, the first (which ends `urlsplit`'s authority) first
         return userinfo_hint(url, *slashed)
@@ -891,7 +937,7 @@ def _host_problem(host: str, port: str, bracketed: bool, zero_ok: bool) -> str |
     if bracketed:  # (a list's `,` shown as an IPv6 address's `:`, `[c,d]`; not `[s3cret,x]`)
         shown = host if _HEX_PIECES.fullmatch(host.replace(",", ":")) else "***"
         return f"brackets hold an IPv6 address, got {f'[{shown}]:{port}'!r} (write 'host:port')"
-    if colon and f"{first.lower()}:" in GRPC_TARGETS:  # (`dns:triton:8001`: main loaded it, grpc read it so)
+    if colon and grpc_target_scheme(host):  # (`dns:triton:8001`: main loaded it, grpc read it so)
         address = _suggested(f"{rest}:{port}", zero_ok)
         shown = f"{host}:{port}" if address != "host:port" else f"{first}:***:{port}"
         return f"an address is host:port, without a gRPC target's scheme ({first}:), got {shown!r} (write {address!r})"
@@ -903,11 +949,13 @@ def _host_problem(host: str, port: str, bracketed: bool, zero_ok: bool) -> str |
         address = _suggested(f"{first}:{port}", zero_ok) if doubled else "host:port"
         return (f"a host holds no ':' but an IPv6 address's, written in brackets, [2001:db8::1]:{port}, got "
                 f"{f'{shown}:{port}'!r} (write {address!r})")  # fmt: skip
+    at = f":{port}" if port else ""  # (a URL's host has none where its scheme's default is meant: `http://c,d/v1`)
     if "," in host:
-        address = _suggested(f"{host.partition(',')[0]}:{port}", zero_ok)
-        return f"an address names one host, got {f'{shown}:{port}'!r} (write {address!r})"
-    return (f"a host's name holds letters, digits, '.', '-' and '_', beginning and ending with a letter or digit, "
-            f"got {f'{shown}:{port}'!r} (write 'host:port')")  # fmt: skip
+        one = host.partition(",")[0]
+        address = _suggested(f"{one}:{port}", zero_ok) if port else one if _named(one) else "host"
+        return f"an address names one host, got {f'{shown}{at}'!r} (write {address!r})"
+    return (f"a host's name is labels of letters, digits, '-' and '_' between single dots, "
+            f"got {f'{shown}{at}'!r} (write {'host:port' if port else 'host'!r})")  # fmt: skip
 
 
 def _named(host: str) -> bool:
@@ -940,8 +988,13 @@ def _unbracketed(endpoint: str) -> str | None:
     reads it whole, `::1:4317` on port 443 (`_dns_target_problem`). Until 2026-12-06 said to be no http URL."""
     if ":" not in endpoint.rpartition(":")[0] or endpoint.startswith("["):
         return None
-    return (f"an IPv6 address is written in brackets, [::1]:4317: grpc reads {_address_shown(endpoint)!r} as one "
-            "address, on its default port")  # fmt: skip
+    return _read_whole("an IPv6 address", "[::1]:4317", _address_shown(endpoint))
+
+
+def _read_whole(whose: str, form: str, shown: str) -> str:
+    """What is said of an IPv6 address given to grpc without its brackets and a port (`_unbracketed`, an endpoint
+    without a scheme; `_dns_target_problem`, a dns: one): `whose` it is, the `form` to write, the endpoint `shown`."""
+    return f"{whose} is written in brackets, {form}: grpc reads {shown!r} as one address, on its default port"
 
 
 # grpc's targets no OTLP/gRPC endpoint is (`_grpc_target_problem` reads those that are, `GRPC_TARGETS`), and why: each
@@ -976,7 +1029,7 @@ def _grpc_target_problem(endpoint: str) -> str | None:
     what grpc reads (until 2026-12-06 all but `dns:` were refused as no http URL, and `dns:/collector:4317` said to hold
     a `/`). None names an authority (`dns://8.8.8.8/...`, `unix://run/otel.sock`): that exporter takes a URL's `netloc`
     for the collector's host:port, so would connect to `8.8.8.8` or `run`, where grpc uses a DNS server or refuses it."""
-    scheme, _, rest = endpoint.partition(":")
+    scheme, rest = grpc_target_scheme(endpoint), endpoint.partition(":")[2]  # (`UNIX:/run/otel.sock` too)
     if rest.startswith("//") and not rest.startswith("///"):
         return _authority_problem(endpoint, scheme)
     if scheme == "unix" or scheme == "unix-abstract":
@@ -997,13 +1050,8 @@ def _authority_problem(endpoint: str, scheme: str) -> str:
                 "OTLP/gRPC exporter as the collector's host:port (its authority): write dns:///host:port, resolved "
                 "by the system's resolver")  # fmt: skip
     form = _TARGET_FORMS[scheme]
-    return (f"{_endpoint_of(scheme)} names no authority, got {_address_shown(endpoint)!r}: OpenTelemetry's OTLP/gRPC "
+    return (f"{target_endpoint(scheme)} names no authority, got {_address_shown(endpoint)!r}: OpenTelemetry's OTLP/gRPC "
             f"exporter reads it as the collector's host:port and grpc refuses it (write {form})")  # fmt: skip
-
-
-def _endpoint_of(scheme: str) -> str:
-    """How a problem names an endpoint of a gRPC target's `scheme`: `a unix: endpoint`, `an ipv4: endpoint`."""
-    return f"{'an' if scheme.startswith('ipv') else 'a'} {scheme}: endpoint"
 
 
 def _socket_problem(endpoint: str, scheme: str, path: str) -> str | None:
@@ -1023,7 +1071,7 @@ def _address_listed(scheme: str, address: str) -> str | None:
     its port, an IPv6 one in brackets, which grpc reads alone (`ipv4:collector:4317`, `ipv6:::1:4317` it refuses)."""
     said = _address_problem(address)
     if said is not None:
-        return f"{_endpoint_of(scheme)} is {scheme}:ADDRESS:PORT[,ADDRESS:PORT...]: {said}"
+        return f"{target_endpoint(scheme)} is {scheme}:ADDRESS:PORT[,ADDRESS:PORT...]: {said}"
     host = address[1 : address.find("]")] if address.startswith("[") else address.rpartition(":")[0]
     try:
         read = ipaddress.ip_address(host)
@@ -1035,7 +1083,7 @@ def _address_listed(scheme: str, address: str) -> str | None:
     if scheme == "ipv6" and isinstance(read, ipaddress.IPv6Address) and bracketed:
         return None
     form = _TARGET_FORMS[scheme]
-    return (f"{_endpoint_of(scheme)} lists {'IPv4' if scheme == 'ipv4' else 'IPv6'} addresses alone"
+    return (f"{target_endpoint(scheme)} lists {'IPv4' if scheme == 'ipv4' else 'IPv6'} addresses alone"
             f"{', in brackets' if scheme == 'ipv6' else ''}, which grpc reads without a resolver, got "
             f"{_address_shown(address)!r} (write {form}, or dns:///host:port for a name)")  # fmt: skip
 
@@ -1050,8 +1098,7 @@ def _dns_target_problem(endpoint: str, target: str) -> str | None:
     except ValueError as exc:
         return f"a dns: endpoint is dns:///host:port: {exc}"
     if ":" in address.host and not target.startswith("["):  # (`parse_address` takes `::1:4317` for `[::1]:4317`)
-        return ("a dns: endpoint's IPv6 address is written in brackets, dns:///[::1]:4317: grpc reads "
-                f"{endpoint!r} as one address, on its default port")  # fmt: skip
+        return _read_whole("a dns: endpoint's IPv6 address", "dns:///[::1]:4317", endpoint)
     return None
 
 
@@ -1473,9 +1520,8 @@ class _Reader:
         if url is not None:
             parts = _http_url(url)
             if parts is None:
-                url_problem = _url_problem(url)
-                self.problem(f"{path}.url", f"{url_problem} in {shown_url(url)!r}" if url_problem else
-                             f"expected an http:// or https:// URL, got {shown_url(url)!r}")  # fmt: skip
+                self.problem(f"{path}.url", _url_problem(url, shown_url(url))
+                             or f"expected an http:// or https:// URL, got {shown_url(url)!r}")  # fmt: skip
             elif "@" in parts.netloc or parts.query or parts.fragment:  # none of them is sent: said, not dropped
                 self.problem(f"{path}.url", f"a user, password, query or fragment in {shown_url(url)!r} is not "
                              "sent to the upstream: give its key as api_key, and the URL as scheme://host:port/path")  # fmt: skip
@@ -1793,7 +1839,7 @@ class _Reader:
         """An OTLP endpoint, read as its exporter reads it: over gRPC a `host:port` too (`OtlpGrpcSink`; the
         OpenTelemetry spec has it take any form the gRPC client does), an http(s) URL otherwise."""
         endpoint = self.string(path, value, optional=True)
-        if endpoint is not None and protocol == "grpc" and endpoint.startswith(GRPC_TARGETS):
+        if endpoint is not None and protocol == "grpc" and grpc_target_scheme(endpoint):
             if (said := _grpc_target_problem(endpoint)) is not None:
                 self.problem(path, said)
         elif endpoint is not None and protocol == "grpc" and (why := _OTHER_TARGETS.get(_scheme_of(endpoint))):
@@ -1805,13 +1851,14 @@ class _Reader:
             url = f"http://{endpoint}" if grpc_target else endpoint
             parts = _http_url(url)
             if parts is None:
-                url_problem = _url_problem(url)
                 # over gRPC its path hidden, as wherever else one is refused (`_grpc_dropped`, `parse_address`), when
                 # its host:port is the problem too (`collector :4317/***`)
                 shown = _address_shown(endpoint) if protocol == "grpc" else shown_url(endpoint)
-                # (a host:port no URL reads, `c:4317:4317`, said as a gRPC upstream's: not as no http URL)
-                said = f"{url_problem} in {shown!r}" if url_problem else None
-                said = said or (_address_problem(endpoint) or _unbracketed(endpoint) if grpc_target else None)
+                # (a host:port no URL reads, `c:4317:4317`, said as a gRPC upstream's: not as no http URL; and one
+                # whose host is the problem, `tok+en:s3cret:4317`, as its address, not as the URL `http://` makes it)
+                address = grpc_target and ":" in endpoint
+                said = (_address_problem(endpoint) or _unbracketed(endpoint)) if address else None
+                said = (None if said and _url_said(url) is None else _url_problem(url, shown)) or said
                 self.problem(path, said or f"expected an http:// or https:// URL, got {shown!r}")
             elif (
                 "@" in parts.netloc
@@ -2025,9 +2072,8 @@ class _Reader:
         parts = _split(url) if isinstance(url, str) else None
         if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
             shown = shown_url(url) if isinstance(url, str) else url
-            url_problem = _url_problem(url) if isinstance(url, str) else None
-            self.problem(path, f"{url_problem} in {shown!r}" if url_problem
-                         else f"expected an http(s):// URL, got {shown!r}")  # fmt: skip
+            url_problem = _url_problem(url, shown) if isinstance(url, str) else None
+            self.problem(path, url_problem or f"expected an http(s):// URL, got {shown!r}")
             return False
         return True
 

@@ -33,6 +33,21 @@ PROTOCOLS = ("grpc", "http/protobuf")
 GRPC_TARGETS: Final[tuple[str, ...]] = ("dns:", "ipv4:", "ipv6:", "unix:", "unix-abstract:")
 
 
+def grpc_target_scheme(endpoint: str) -> str:
+    """The scheme of an OTLP/gRPC endpoint that is a target of one of grpc's resolvers (`GRPC_TARGETS`), in lower case,
+    else '': in any case, as grpc finds its resolver (`UNIX:/run/otel.sock`, `DNS:///collector:4317`, `IPv4:...` reach
+    theirs, grpcio 1.85) and OpenTelemetry's exporter reads it (`urlparse` lowers a scheme; no netloc, so passed on as
+    written). Until 2026-12-06 one in capitals was refused as no http URL."""
+    scheme, colon, _ = endpoint.partition(":")
+    return scheme.lower() if colon and f"{scheme.lower()}:" in GRPC_TARGETS else ""
+
+
+def target_endpoint(scheme: str) -> str:
+    """How an endpoint of a gRPC target's `scheme` is named, by the loader's problems and the span exporter's plaintext
+    advice alike: `a unix: endpoint`, `an ipv4: endpoint`."""
+    return f"{'an' if scheme.startswith('ipv') else 'a'} {scheme}: endpoint"
+
+
 # `telemetry.export_timeout_s` at most: a shutdown waits that long for the spans at most. 0 (elsewhere "no timeout")
 # failed every export at once, and a time past a thread wait's range (~9.2e9 s) every export and the stop: each lost
 # every span while `check` passed it

@@ -27,7 +27,7 @@ from typing import Any, Final, Protocol
 from urllib.parse import urlsplit
 
 from proxy import __version__
-from proxy.config.otel_env import GRPC_TARGETS
+from proxy.config.otel_env import grpc_target_scheme, target_endpoint
 from proxy.errors import PLAINTEXT_REASONS, plaintext_hint
 from proxy.record import ExportRefused
 from proxy.record.otlp import encode_request
@@ -256,8 +256,9 @@ class OtlpGrpcSink:
 
         options = options or SinkOptions()
         self._secure = grpc_secure(endpoint, options)
-        if endpoint.startswith(GRPC_TARGETS):  # grpc's own target, resolved by grpc as written
-            target, self._scheme = endpoint, endpoint.partition(":")[0]
+        target_scheme = grpc_target_scheme(endpoint)
+        if target_scheme:  # grpc's own target, resolved by grpc as written (its scheme in any case)
+            target, self._scheme = endpoint, target_scheme
         else:
             parts = urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}")
             # the URL's host (an IPv6 literal in its brackets, as grpc reads it) and port: an https URL's default is
@@ -313,11 +314,10 @@ class OtlpGrpcSink:
             return (" (the collector answered in plain gRPC, not TLS: an http:// endpoint given a certificate, "
                     "telemetry.certificate or OTEL_EXPORTER_OTLP_CERTIFICATE, is spoken over TLS; for a plaintext "
                     "collector give none, or set telemetry.insecure: true)")  # fmt: skip
-        # (a gRPC target's scheme, `GRPC_TARGETS`: `a unix: endpoint`, `an ipv4: endpoint`, which no http:// URL
-        # writes but a dns: one's host:port)
-        said = "an https:// endpoint" if self._scheme == "https" else f"a {self._scheme}: endpoint"
+        # (a gRPC target's scheme, `grpc_target_scheme`: `a unix: endpoint`, `an ipv4: endpoint`, which no http://
+        # URL writes but a dns: one's host:port)
+        said = "an https:// endpoint" if self._scheme == "https" else target_endpoint(self._scheme)
         said = said if self._scheme else "an endpoint without a scheme"
-        said = said.replace("a ipv", "an ipv")
         to = "write the endpoint with http://, or " if self._scheme in ("", "https", "dns") else ""
         return (f" (the collector answered in plain gRPC, not TLS: {said} is spoken over TLS; "
                 f"for a plaintext collector {to}set telemetry.insecure: true)")  # fmt: skip
@@ -329,14 +329,14 @@ class OtlpGrpcSink:
 def grpc_secure(endpoint: str, options: SinkOptions) -> bool:
     """Whether an OTLP/gRPC sink reaches `endpoint` over TLS. As the OpenTelemetry spec and its SDKs have it:
     `insecure` (default false) decides an endpoint without a scheme (`collector:4317`), so that one is TLS unless it
-    says plaintext, and so does a gRPC target (`dns:///collector:4317`, `unix:/run/otel.sock`, `GRPC_TARGETS`:
+    says plaintext, and so does a gRPC target (`dns:///collector:4317`, `unix:/run/otel.sock`, `grpc_target_scheme`:
     opentelemetry-exporter-otlp-proto-grpc is plaintext for `http` alone); `http://` is plaintext, unless a
     `certificate` is given to check the backend with."""
     scheme = urlsplit(endpoint).scheme if "://" in endpoint else ""
     return options.insecure is not True and (
         scheme == "https"
         or "://" not in endpoint
-        or endpoint.startswith(GRPC_TARGETS)
+        or grpc_target_scheme(endpoint) != ""
         or options.certificate is not None
     )
 
