@@ -286,6 +286,10 @@ class OtlpGrpcSink:
         give_way()
         deadline = time.monotonic() + self._timeout_s
         answer: list[bytes] = []
+        # the plaintext advice any attempt earned: grpc says the last address's error alone, and one of a name's
+        # addresses refusing (`localhost`: ::1, then 127.0.0.1's TLS handshake) may be last, where until 2026-12-06
+        # no advice was given
+        advised: list[str] = []
 
         def once() -> None:
             # a retry gets what is left of the batch's timeout, not a fresh one: the export, retries included,
@@ -298,8 +302,9 @@ class OtlpGrpcSink:
                 code = exc.code() if callable(getattr(exc, "code", None)) else None
                 name = code.name if code is not None else "UNKNOWN"
                 details = str(exc.details() if callable(getattr(exc, "details", None)) else exc)
+                advised.append(self._plaintext_hint(details))
                 raise ExportRefused(f"{name}: {details}", name in RETRYABLE_GRPC,
-                                    hint=self._plaintext_hint(details)) from exc  # fmt: skip
+                                    hint=max(advised, key=len)) from exc  # fmt: skip
 
         retrying(once, self._timeout_s)
         return rejected(answer[-1]) if answer and isinstance(answer[-1], bytes) else None
