@@ -162,6 +162,13 @@ NEITHER = (
          "OpenTelemetry's OTLP/gRPC exporter reads it as the collector's host:port and grpc refuses it (write "
          "unix-abstract:name)"),
         ("unix:", "a unix: endpoint names its socket, got 'unix:' (write unix:/run/otel.sock)"),
+        # (a scheme in capitals is read as its lower-case one, and told its form: until 2026-12-06 `UNIX:` loaded,
+        # `IPV6:::1:4317` was told to write `::1:4317`, itself refused, and `UNIX://...` said to be no http URL)
+        ("UNIX:", "a unix: endpoint names its socket, got 'UNIX:' (write unix:/run/otel.sock)"),
+        ("IPV6:::1:4317", IPV6.format("::1:4317")),
+        ("UNIX://run/otel.sock", "a unix: endpoint names no authority, got 'UNIX://run/***': OpenTelemetry's "
+         "OTLP/gRPC exporter reads it as the collector's host:port and grpc refuses it (write unix:///path or "
+         "unix:path)"),
         ("unix:/run/otel?k=s3cret", "a unix: endpoint's socket holds no '?' or '#', which grpc reads as a query's or "
          "fragment's and drops, got 'unix:/run/otel?***' (write %3F or %23)"),
         ("ipv4:collector:4317", IPV4.format("collector:4317")),

@@ -921,7 +921,8 @@ def _host_problem(host: str, port: str, bracketed: bool, zero_ok: bool) -> str |
     """What is wrong with an address's host that no resolver finds, else None: one in brackets that is no IPv6
     address (`[c,d]:4317`), one holding a `:` that is none (`c:4317:4317`, a port written twice; `admin:s3cret:8001`),
     a list of hosts (`c,d:4317`, which grpc's DNS resolver and a listener take for one name), or a name holding what
-    no name does (`tri*ton:8001`). Until 2026-12-06 each loaded, a listener failing at its start and a gRPC upstream or
+    no name does (`tri*ton:8001`) or an empty label (`tri..ton:8001`, `_HOST_NAME`); a URL's host too, where `port`
+    may be '' (`_url_host_problem`). Until 2026-12-06 each loaded, a listener failing at its start and a gRPC upstream or
     an OTLP `dns:` target at each connect. Said with the address to write when one is plain (`c:4317`), what may be a
     password in it hidden (`_HOST_SHOWN`, `_HEX_PIECES`)."""
     if bracketed or ":" in host:
