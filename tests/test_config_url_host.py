@@ -15,6 +15,7 @@ from tests.test_config_url_userinfo_readings import BASE, GRPC_PLACES, IDS, PLAC
 ALL_PLACES = [*PLACES, *GRPC_PLACES]
 ALL_IDS = [*IDS, "grpc endpoint", "grpc traces endpoint"]
 NAME = "a host's name is labels of letters, digits, '-' and '_' between single dots, got {!r} (write {!r})"
+COLON = "a host holds no ':' but an IPv6 address's, written in brackets, [2001:db8::1]:4317, got {!r} (write {!r})"
 
 
 @pytest.mark.parametrize(
@@ -26,6 +27,10 @@ NAME = "a host's name is labels of letters, digits, '-' and '_' between single d
         ("http://u:s3cret@tok+en:4317", NAME.format("***:4317", "host:port") + " in 'http://u:***@***:4317'"),
         ("http://.triton:4317", NAME.format(".triton:4317", "host:port") + " in 'http://.triton:4317'"),
         ("http://tri..ton", NAME.format("tri..ton", "host") + " in 'http://tri..ton'"),
+        # (a host:port holding two `:` split at its last, as an address's: not a port `s3cret:4317` shown whole)
+        ("http://tok+en:s3cret:4317", COLON.format("***:4317", "host:port") + " in 'http://***:4317'"),
+        ("http://admin:s3cret:4317", COLON.format("admin:***:4317", "host:port") + " in 'http://***:4317'"),
+        ("http://c:4317:4317", COLON.format("c:4317:4317", "c:4317") + " in 'http://c:4317:4317'"),
     ],
 )
 @pytest.mark.parametrize(("config", "path"), ALL_PLACES, ids=ALL_IDS)
@@ -40,7 +45,8 @@ def test_a_url_whose_host_no_resolver_finds_is_refused(config: str, path: str, u
 @pytest.mark.parametrize(
     "url",
     ["http://triton-:4317", "http://-triton:4317", "http://my_host:4317", "http://bücher.example:4317",
-     "http://[::1]:4317", "http://triton.:4317", "http://TRITON:4317", "http://127.0.0.1:4317"],
+     "http://[::1]:4317", "http://triton.:4317", "http://TRITON:4317", "http://127.0.0.1:4317",
+     "http://ipv6:[::1]:4317"],  # (the last urllib reads as host ::1, port 4317, and connects to)
 )  # fmt: skip
 @pytest.mark.parametrize(("config", "path"), ALL_PLACES, ids=ALL_IDS)
 def test_a_url_of_a_host_loads(config: str, path: str, url: str) -> None:

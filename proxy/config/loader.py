@@ -466,11 +466,20 @@ def _url_host_problem(netloc: str) -> str | None:
     """What `_host_problem` says of a URL's host as of an address's, else None: one no resolver finds, a list
     (`http://c,d:4317`) or a name holding what no name does (`http://tri*ton:4317`), which urllib, yarl and grpc take
     whole. Until 2026-12-06 each loaded at an upstream's url, an OTLP endpoint and OpenLineage's, and failed at each
-    connect. One in brackets `urlsplit` has read as an IP address, and what follows its first `:` as the port."""
-    host, _, port = netloc.rpartition("@")[2].partition(":")
-    if not host or host.startswith("["):
+    connect. One holding brackets `urlsplit` has read as the IP address in them (`http://ipv6:[::1]:8001` reaches
+    `::1`, as on main); one whose port is no digits is said as no URL."""
+    host, port = _url_host_port(netloc)
+    if not host or "[" in host or not (port == "" or port.isdecimal()):
         return None
     return _host_problem(host, port, False, zero_ok=False)
+
+
+def _url_host_port(netloc: str) -> tuple[str, str]:
+    """A URL's host and port as an address's are read (`parse_address`): after its userinfo's `@`, split at the last
+    `:`, the port '' when none is written. Split at the first, `http://tok+en:s3cret:4317` was said with the port
+    `s3cret:4317`, shown, and `http://admin:s3cret:4317` as no URL, its password shown."""
+    host, colon, port = netloc.rpartition("@")[2].rpartition(":")
+    return (host, port) if colon else (port, "")
 
 
 def _spaced(netloc: str) -> bool:
@@ -833,8 +842,9 @@ def _url_problem(url: str, shown: str) -> str | None:
         return None
     if (said := _url_host_problem(netloc)) is None:
         return None
-    host = netloc.rpartition("@")[2].partition(":")[0]
-    if not _HOST_SHOWN.fullmatch(host):  # (after the userinfo's `@`: not a user so named)
+    host, port = _url_host_port(netloc)
+    # (what the problem hides of it, `***` or `admin:***`, hidden whole; after the userinfo's `@`: not a user so named)
+    if f"got {f'{host}:{port}' if port else host!r}" not in said:
         start = shown.find("//") + 2 if "//" in shown else 0
         end = min((index for index in map(shown.find, "/?#", (start,) * 3) if index >= 0), default=len(shown))
         start = max(start, shown.rfind("@", start, end) + 1)
