@@ -467,9 +467,9 @@ def _url_host_problem(netloc: str) -> str | None:
     (`http://c,d:4317`) or a name holding what no name does (`http://tri*ton:4317`), which urllib, yarl and grpc take
     whole. Until 2026-12-06 each loaded at an upstream's url, an OTLP endpoint and OpenLineage's, and failed at each
     connect. One holding brackets `urlsplit` has read as the IP address in them (`http://ipv6:[::1]:8001` reaches
-    `::1`, as on main); one whose port is no digits is said as no URL."""
+    `::1`, as on main)."""
     host, port = _url_host_port(netloc)
-    if not host or "[" in host or not (port == "" or port.isdecimal()):
+    if not host or "[" in host:
         return None
     return _host_problem(host, port, False, zero_ok=False)
 
