@@ -39,7 +39,8 @@ def test_advice_is_given_when_an_earlier_attempt_met_a_plaintext_collector() -> 
     done = threading.Event()
     answering = threading.Thread(target=_plaintext_once, args=(listener, done), daemon=True)
     answering.start()
-    # (8 s: the export's retries go on past 3 s, well after grpc's reconnect, ~1 s after the handshake, is refused)
+    # (8 s: the export's last attempt is past 3 s whatever its jitter, well after grpc's reconnect, ~0.25 s after the
+    # handshake, RECONNECT_OPTIONS, is refused)
     sink = OtlpGrpcSink(f"127.0.0.1:{port}", 8.0, b"", b"", SinkOptions())
     try:
         with pytest.raises(ExportRefused) as refused:
