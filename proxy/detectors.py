@@ -662,6 +662,8 @@ def _cards(t: _Text) -> Iterator[tuple[int, int]]:
         # `13800138000 4111 1111 1111 1111`, a CN mobile before a card, was cut at the card's second group, and no card
         # was found before 2026-12-05. One C call on the line every candidate runs: a run of `1 1 1 …` costs nothing)
         pos = end if inside or not classes.startswith(_NINE, start) else _after_long_group(classes, start, end)
+        if not inside and start >= 10 and classes[start - 2] in _LETTERS and _in_iban(t, start, end):
+            continue  # an IBAN's account digits after its bank's letters (`GB09 RZNL 6907 0293 1375 85`): the IBAN's
         if inside:
             # (inside a longer run of numbers, read from its start: no card in groups there, wherever it lies; one
             # written without spaces is still read as it is alone, `_card_alone`)
@@ -1791,7 +1793,7 @@ def _phone(t: _Text, start: int, end: int) -> tuple[int, int] | None:
         return None  # a book's ISBN-13 (`978-0-306-40615-7`): no phone's country code is 978 or 979
     if (t.before(start) == 45 or t.after(end) == 45) and _in_uuid(t.raw, start, end):
         return None
-    if t.before(start) == 32 and _in_iban(t, start, end):
+    if t.before(start) in _IBAN_SEPARATORS and _in_iban(t, start, end):
         return None
     first = start + 1 if t.raw[start] == 40 else start  # (after a `(`: a tuple's first)
     if _DECIMAL.fullmatch(t.classes, first, end) is not None:
@@ -2131,15 +2133,36 @@ def _iban(t: _Text, start: int, end: int) -> bool:
 
 
 def _in_iban(t: _Text, start: int, end: int) -> bool:
-    """Whether a phone candidate after a space is the account digits of an IBAN whose country and check digits stand
-    one or two groups before it (`GB82 WEST 1234 5698 7654 32`, a bank's letters between): before 2026-12-04 they were
-    a `pii:phone` too. (After its first group alone, `DE89 3704 …`, the candidate is refused as a word's digits.)"""
+    """Whether a phone or a card candidate after a space, a dash or a dot is the account digits of an IBAN whose
+    country and check digits stand one or two groups before it (`GB82 WEST 1234 5698 7654 32`, a bank's letters
+    between; `GB09-RZNL-6907-0293-1375-85`, its groups joined as `_joined_ibans` reads them): before 2026-12-04 they
+    were a `pii:phone` too, and until 2026-12-06 a `pii:credit_card` where they pass Luhn (`GB09 RZNL 6907 0293 1375
+    85`), and a phone where joined. (After its first group alone, `DE89 3704 …`, the candidate is refused as a word's
+    digits.)"""
+    sep = t.before(start)
+    if sep not in _IBAN_SEPARATORS:
+        return False
     for head in (start - 10, start - 5):
-        if head >= 0 and _iban_head(t, head + 2):
+        if head < 0 or not _iban_head(t, head + 2):
+            continue
+        if sep == 32:
             found = _IBAN.match(t.classes, head + 2)
             if found is not None and found.end() >= end and _iban(t, head, found.end()):
                 return True
+            continue
+        joined = _IBAN_JOINED.match(t.classes, head + 2)
+        if (
+            joined is not None
+            and joined.end() >= end
+            and t.classes[joined.start(1)] == sep
+            and _joined_iban(t, head, joined.end(), sep)
+        ):
+            return True
     return False
+
+
+# what stands between an IBAN's groups: a space, or a dash or a dot joining them all (`_IBAN`, `_IBAN_JOINED`)
+_IBAN_SEPARATORS: Final = frozenset(b" -.")
 
 
 def _joined_ibans(t: _Text) -> Iterator[tuple[int, int]]:
@@ -2150,18 +2173,24 @@ def _joined_ibans(t: _Text) -> Iterator[tuple[int, int]]:
     while (m := _IBAN_JOINED.search(classes, pos, stop)) is not None:
         start, end = m.start() - 2, m.end()
         pos = end
-        if start < 0 or classes[start] not in _LETTERS or classes[start + 1] not in _LETTERS:
-            continue
-        sep = classes[m.start(1)]
-        if t.before(start) in _WORDISH or t.after(end) in _WORDISH:
-            continue
-        if (t.before(start) == sep and t.before(start - 1) in _WORDISH) or (
-            t.after(end) == sep and t.after(end + 1) in _WORDISH
-        ):
-            continue  # one group of more joined the same way
-        compact = t.raw[start:end].replace(bytes((sep,)), b"").decode()
-        if _IBAN_LENGTHS.get(compact[:2].upper()) == len(compact) and _mod97(compact):
+        if _joined_iban(t, start, end, classes[m.start(1)]):
             yield start, end
+
+
+def _joined_iban(t: _Text, start: int, end: int, sep: int) -> bool:
+    """Whether a match of `_IBAN_JOINED` (from the two characters before it, `start`), its groups joined by `sep`,
+    is an IBAN: not joined to a word or to one group of more the same way, mod-97 checked, of its country's length."""
+    classes = t.classes
+    if start < 0 or classes[start] not in _LETTERS or classes[start + 1] not in _LETTERS:
+        return False
+    if t.before(start) in _WORDISH or t.after(end) in _WORDISH:
+        return False
+    if (t.before(start) == sep and t.before(start - 1) in _WORDISH) or (
+        t.after(end) == sep and t.after(end + 1) in _WORDISH
+    ):
+        return False  # one group of more joined the same way
+    compact = t.raw[start:end].replace(bytes((sep,)), b"").decode()
+    return _IBAN_LENGTHS.get(compact[:2].upper()) == len(compact) and _mod97(compact)
 
 
 def _mod97(compact: str) -> bool:
