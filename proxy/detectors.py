@@ -3281,15 +3281,36 @@ def _apart(spans: list[Found]) -> list[Found]:
     """Values in order, without overlaps: of two that overlap, the one that starts first (the longer at one
     start), and the rest of the other past its end, labelled as it is: a value found across another's end is masked
     whole (`mask` hides what `scan` labels). Until 2026-12-06 that rest was left in clear: `1111 1111 1111
-    192.168.010.254` was masked `[pii:credit_card].168.010.254`, the phone `192.168.010.254` labelled."""
+    192.168.010.254` was masked `[pii:credit_card].168.010.254`, the phone `192.168.010.254` labelled. A value
+    starting inside such a rest is kept whole, with its own label, and the rest around it with the rest's
+    (`_inside_rest`): until 2026-12-06 the rest took it in, so `4111 1111 1111 1111-10.0.0.1`, a phone
+    `1111-10.0.0.1` across the card's end, was masked `[pii:credit_card][pii:phone]`, the address `10.0.0.1` that
+    `scan` labels named nowhere."""
     spans.sort(key=lambda f: (f.start, -f.end))
     kept: list[Found] = []
+    rest = False  # whether the last kept is the rest of a value past the end of the one before it
     for item in spans:
         if not kept or item.start >= kept[-1].end:
             kept.append(item)
+            rest = False
+        elif rest and _inside_rest(item, kept[-1]):
+            last = kept.pop()
+            if item.start > last.start:
+                kept.append(Found(last.start, item.start, last.label))
+            kept.append(item)
+            rest = item.end < last.end
+            if rest:
+                kept.append(Found(item.end, last.end, last.label))
         elif item.end > kept[-1].end:
             kept.append(Found(kept[-1].end, item.end, item.label))
+            rest = True
     return kept
+
+
+def _inside_rest(item: Found, rest: Found) -> bool:
+    """Whether a value starts inside the rest of another (`_apart`) and leaves some of that rest to name: one covering
+    it all from its start (the same value the fold found again) takes its place no more than it did before."""
+    return item.start > rest.start or (item.start == rest.start and item.end < rest.end)
 
 
 class Reading:

@@ -47,3 +47,33 @@ def test_digits_outside_an_iban_are_read_as_alone(text: str, found: set[str]) ->
     assert ALL.scan_output(text) == found
     assert _streamed_differ(ALL, text) == []
 
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        # a phone across a card's end, `1111-10.0.0.1`: its rest past the card is masked with its label, and the
+        # address inside that rest with its own. Before: `[pii:credit_card][pii:phone]`, the address named nowhere
+        (
+            "x 4111 1111 1111 1111-10.0.0.1+1 555 123 4567 ok",
+            "x [pii:credit_card][pii:phone][pii:ip_address]+1 555 123 4567 ok",
+        ),
+        # a card across an address's end, `200 1111 1111 1111`, a phone in its rest. Before: the phone named nowhere
+        ("x 192.168.100.200 1111 1111 1111  ok", "x [pii:ip_address][pii:credit_card][pii:phone]  ok"),
+        ("x 192.168.100.200-1111 1111 1111    ok", "x [pii:ip_address][pii:credit_card][pii:phone]    ok"),
+        # folded (fullwidth digits): the masked form is the folded one. Before: the card named nowhere
+        (
+            "x 555 123 4567１２4111-1111-1111-1111１２a@b.co ok",
+            "x [pii:phone][pii:email][pii:credit_card][pii:email] ok",
+        ),
+    ],
+)
+def test_a_value_inside_the_rest_of_another_is_masked_with_its_own_label(text: str, masked: str) -> None:
+    assert ALL.mask(text) == masked
+    assert {label for label in ALL.scan_output(text) if f"[{label}]" not in masked} == set()
+
+
+def test_a_value_the_fold_finds_again_over_a_whole_rest_leaves_it_its_label() -> None:
+    # the phone's rest past the card, `.168.100.200`, is the address the fold finds again from the same start: the
+    # rest keeps its label, as before (nothing in clear either way)
+    text = "x 555 123 4567１２-1234 192.168.100.200 ok"
+    assert ALL.mask(text) == "x [pii:credit_card][pii:phone] ok"
