@@ -3914,7 +3914,12 @@ def _unended(window: str) -> int:
     if size == len(end) and len(end) < len(window):
         token = _FIRST_GAP.match(end)  # (matches: the last token, and the white space before it)
         if token is None or token.end() == len(end):
-            return len(window)
+            # (a token longer than the end held: the number it ends with is held, read with what follows it in the
+            # next window, as whole; read to the window's end, `…(4111111111111111` then `zz` was a card, none whole,
+            # until 2026-12-06; a number filling the end is read as before)
+            number = _NUMBER_ENDING.match(end)  # (matches, if only "")
+            size = number.end() if number is not None else 0
+            return len(window) - (size if size < len(end) else 0)
         # (numbers split by spaces fill it, their run longer: held from the first after white space in it, its first
         # cut; read to the window's end, a run the text holds longer was read as ending there, and `555 123 4567 ` x30
         # then `1111 4111 1111 1111 1111` cut in the run was a phone, none whole, until 2026-12-05, helper detfuzz2)
@@ -3939,6 +3944,10 @@ _NUMERAL_SET: Final = frozenset(_NUMERALS) | frozenset(
 _UNENDED: Final = re.compile(
     rf"\S*(?:[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+[0-9().+/:{re.escape(_NUMERALS)}-]+(?=\s|\Z))*"
 )
+
+
+# the number a window's last token ends with, read backwards (`_unended`): its characters, as `_UNENDED` reads a number
+_NUMBER_ENDING: Final = re.compile(rf"[0-9().+/:{re.escape(_NUMERALS)}-]*")
 
 
 # a number, then spaces or tabs up to a window's end where `_unended` holds back a number after them: the run of numbers

@@ -77,3 +77,23 @@ def test_a_value_the_fold_finds_again_over_a_whole_rest_leaves_it_its_label() ->
     # rest keeps its label, as before (nothing in clear either way)
     text = "x 555 123 4567１２-1234 192.168.100.200 ok"
     assert ALL.mask(text) == "x [pii:credit_card][pii:phone] ok"
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        # a window's last token longer than the end it holds back, a number ending it: the number is read with what
+        # follows. Before: read as at the text's end, a card at 1 cut (`(`, `.`), a phone at 7-8 (`/`, `:`, `ID-`)
+        ("q" * 130 + "(4111111111111111" + "z" * 20, set()),
+        ("q" * 130 + "/4111111111111111" + "z" * 20, set()),
+        ("q" * 130 + ":4111111111111111" + "z" * 20, set()),
+        ("q" * 130 + "ID-4111111111111111" + "z" * 20, set()),
+        ("q" * 300 + "1" + "ab" * 70 + "-4111-1111-1111-1111 ok", set()),
+        # and found where it stands apart, as whole
+        ("q" * 130 + "(4111111111111111) ok", {"pii:credit_card"}),
+        ("q" * 130 + "/ID-4111 1111 1111 1111 ok", {"pii:credit_card"}),
+    ],
+)
+def test_a_number_ending_a_long_token_at_a_windows_end_is_read_with_what_follows(text: str, found: set[str]) -> None:
+    assert ALL.scan_output(text) == found
+    assert _streamed_differ(ALL, text) == []
