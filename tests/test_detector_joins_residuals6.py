@@ -43,7 +43,6 @@ def test_a_number_and_spaces_before_a_phone_and_more_of_its_row_find_the_phone(
         "      11157      76915     358295\n",
         " 246182    802 814207    525\n",
         "  5495    79 99920 28446     5\n",
-        "2024" + " " * 13 + "020 7946 0958  7",
         "12" + " " * 13 + "555 123 4567 555 123 4568  7",
         "12" + " " * 13 + "555 123  4567",  # no phone ends before the next two spaces
         "25" + " " * 24 + "455513596  46855\n",  # 16 digits, the first number's counted (a candidate starts in it)
