@@ -21,9 +21,10 @@ import pytest
 import requests
 import tritonclient.http as httpclient
 
+from proxy.protocols import MAX_STRINGS
 from tests.event_streams import span_of
 from tests.harness import traced
-from tests.test_unsized_replies_output import CHAT, EMAIL, INFER, MESSAGE, OUT, TRUNCATED, Reply, setup_for  # noqa: F401
+from tests.test_unsized_replies_output import CHAT, EMAIL, INFER, MESSAGE, OUT, TRUNCATED, Reply, pieces, setup_for  # noqa: F401
 
 STATUS_ERROR = 2
 TOO_LONG = b"9" * 4301  # one digit past what Python's `int` reads from text
@@ -135,3 +136,107 @@ def test_a_reply_read_in_its_charset_that_requests_raises_at_is_upstream_error(s
     with pytest.raises(ValueError, match="4300 digits"):
         response.json()
     _recorded(setup, response.headers["x-trace-id"], True)
+
+
+LATE = MAX_STRINGS + 10  # values in a reply's list: those past the first `MAX_STRINGS` + 1 are not parsed
+LATE_NUMBERS = {  # id -> (a late value written with the number, whether the clients raise at it)
+    "4301": (TOO_LONG, True),
+    "negative-5000": (b"-" + b"7" * 5000, True),
+    "4300": (b"9" * 4300, False),
+    "fraction": (TOO_LONG + b".5", False),
+    "exponent": (b"1e" + TOO_LONG, False),
+    "in-a-string": (b'"' + TOO_LONG + b'"', False),
+}
+
+
+def _late(body: bytes, value: bytes, number: bytes) -> bytes:
+    """`body` with its last `value` (one past those parsed) holding `number` in place of its `0.25`."""
+    at = body.rindex(value)
+    return body[:at] + value.replace(b"0.25", number) + body[at + len(value) :]
+
+
+def _recorded_late(setup: Any, trace: str, raises: bool) -> None:
+    """As `_recorded`, for a reply of more values than are parsed: its output `scan:truncated` where it holds text."""
+    span = span_of(setup, trace)
+    assert span.attributes.get("error.type") == ("upstream_error" if raises else None)
+    assert span.status_code == (STATUS_ERROR if raises else 0)
+
+
+@pytest.mark.parametrize("framing", ["sized", "chunked"])
+@pytest.mark.parametrize("number", list(LATE_NUMBERS))
+def test_an_embeddings_reply_with_the_number_past_the_vectors_read_is_recorded_as_the_openai_sdk_reads_it(
+    setup_for: Any,  # noqa: F811
+    number: str,
+    framing: str,
+) -> None:
+    """An embeddings reply of more vectors than are parsed (`oip.many_values`) holding an integer of over 4,300 digits
+    in one past them (the rest judged in C, `oip.unread_long_integer`): the openai SDK raises, the call is
+    `upstream_error`. It was a success."""
+    setup = setup_for()
+    written, raises = LATE_NUMBERS[number]
+    data = [{"object": "embedding", "index": i, "embedding": [0.25]} for i in range(LATE)]
+    body = orjson.dumps(
+        {"object": "list", "data": data, "model": "m", "usage": {"prompt_tokens": 1, "total_tokens": 1}}
+    )
+    setup.upstream.reply = Reply(pieces(_late(body, b"[0.25]", written), 1 << 20), framing=framing)
+    client = openai.OpenAI(base_url=f"{setup.proxy.url}/v1", api_key="k", timeout=30, max_retries=0)
+    try:
+        raw = client.embeddings.with_raw_response.create(model="m", input="hi", encoding_format="float")
+        if raises:
+            with pytest.raises(ValueError, match="4300 digits"):
+                raw.parse()
+        else:  # (its `.json()`: a 4,300-digit integer where a float is typed the SDK's model then raises at too, as
+            # it does where one is read, `OverflowError`)
+            assert len(raw.http_response.json()["data"]) == LATE
+    finally:
+        client.close()
+    _recorded_late(setup, raw.headers["x-trace-id"], raises)
+
+
+@pytest.mark.parametrize("number", [number for number in LATE_NUMBERS if number != "exponent"])
+def test_an_oip_reply_with_the_number_past_the_outputs_read_is_recorded_as_tritonclient_reads_it(
+    setup_for: Any,  # noqa: F811
+    number: str,
+) -> None:
+    """An OIP reply of more outputs than are parsed holding an integer of over 4,300 digits in one past them:
+    tritonclient's `InferResult` raises, the call is `upstream_error`. It was a success. (Its rapidjson raises at a
+    number past a double's range written with an exponent too, `1e400`, which Python's `json` reads: not asked here.)"""
+    setup = setup_for()
+    written, raises = LATE_NUMBERS[number]
+    outputs = [{"name": f"o{i}", "datatype": "FP32", "shape": [1], "data": [0.25]} for i in range(LATE)]
+    body = orjson.dumps({"model_name": "iris", "model_version": "1", "outputs": outputs})
+    setup.upstream.reply = Reply([_late(body, b"[0.25]", written)], framing="sized")
+    client = httpclient.InferenceServerClient(setup.proxy.url.removeprefix("http://"))
+    tensor = httpclient.InferInput("X", [1], "BYTES")
+    tensor.set_data_from_numpy(np.array([b"hi"], dtype=np.object_), binary_data=False)
+    trace, headers = traced()
+    try:
+        if raises:
+            with pytest.raises(ValueError, match="Invalid integer value"):
+                client.infer("iris", [tensor], headers=headers)
+        else:
+            assert len(client.infer("iris", [tensor], headers=headers).get_response()["outputs"]) == LATE
+    finally:
+        client.close()
+    _recorded_late(setup, trace, raises)
+
+
+@pytest.mark.parametrize("number", list(LATE_NUMBERS))
+def test_a_kserve_v1_reply_with_the_number_past_the_predictions_read_is_recorded_as_requests_reads_it(
+    setup_for: Any,  # noqa: F811
+    number: str,
+) -> None:
+    """A KServe V1 reply of more predictions than are parsed holding an integer of over 4,300 digits in one past them:
+    `requests`' `.json()` raises, the call is `upstream_error`. It was a success."""
+    setup = setup_for()
+    written, raises = LATE_NUMBERS[number]
+    body = orjson.dumps({"predictions": [[0.25]] * LATE})
+    setup.upstream.reply = Reply([_late(body, b"[0.25]", written)], framing="sized")
+    response = requests.post(f"{setup.proxy.url}/v1/models/iris:predict", json={"instances": [[1.0]]}, timeout=30)
+    assert response.status_code == 200
+    if raises:
+        with pytest.raises(ValueError, match="4300 digits"):
+            response.json()
+    else:
+        assert len(response.json()["predictions"]) == LATE
+    _recorded_late(setup, response.headers["x-trace-id"], raises)

@@ -2356,10 +2356,15 @@ def _whole_json_text(decoded: str, text: OutputText) -> Any:
         raise
     except ValueError:  # (not the text's syntax: an integer past `int`'s digit limit)
         value = json.loads(decoded, parse_int=_parse_int)
-    outcome = text.outcome
+    client_raises(text.outcome)
+    return value
+
+
+def client_raises(outcome: Outcome) -> None:
+    """A whole 200 reply its client raises at though the proxy reads it (an integer of more digits than `int` reads):
+    the call is `upstream_error`, unless something else ended it first (the error type it already has)."""
     if not outcome.error_type:
         outcome.error_type = STREAM_ERROR
-    return value
 
 
 def _wide_json_text(data: bytes) -> str | None:

@@ -39,6 +39,7 @@ from proxy.protocols import (
     Request,
     Target,
     bytes_digest,
+    client_raises,
     ends_early,
     load_request_json,
     load_request_value,
@@ -57,6 +58,7 @@ from proxy.protocols.oip import (
     many_values,
     many_values_pattern,
     parameter_strings,
+    unread_long_integer,
 )
 from proxy.protocols.openai import ADAPTER as OPENAI
 from proxy.protocols.openai import CONTENT_KEYS, NUMBER_PARAMS
@@ -414,6 +416,8 @@ class ReplyObserver(RestReplyObserver):
             # its values past the first `MAX_STRINGS` + 1 unread: its labels whole where they hold no string (numbers
             # are no labelled data), but no digest, which would stand for the reply (as an OIP reply so cut)
             self._cut_head, self._cut_at = data, cut
+            if unread_long_integer(data, cut, closed):
+                client_raises(self.outcome)
             self._text.add_pieces(texts, whole and data.find(b'"', cut, closed) < 0)
             self._text.undigested()
             self.outcome.output_digest = None

@@ -18,7 +18,7 @@ from proxy.detectors import Detectors
 from proxy.errors import InvalidRequest
 from proxy.flow import Outcome, ProtocolName
 from proxy.protocols import Adapter as AdapterBase
-from proxy.protocols import Header, Request, Target, reply_json
+from proxy.protocols import Header, Request, Target, client_raises, reply_json
 from proxy.protocols.oip import (
     _MANY_TENSORS_FROM,
     HEADER_LENGTH,
@@ -42,6 +42,7 @@ from proxy.protocols.oip import (
     refuse_many_tensors,
     rest_sequence,
     split_path,
+    unread_long_integer,
     whole_json,
 )
 from proxy.protocols.oip import (
@@ -171,6 +172,11 @@ class GenerateObserver(SseObserver):
             if cut is not data:
                 reply = reply_json(cut, self._text, whole)
                 if type(reply) is dict and tensor_list(reply.get("outputs")):
+                    if not unread_long_integer(data, at, closed):
+                        return reply
+                    if not whole:  # (an event's data: no JSON, as one holding it in the outputs read is)
+                        return self.no_json(whole)
+                    client_raises(self.outcome)
                     return reply
         return reply_json(data, self._text, whole)
 

@@ -30,6 +30,7 @@ from proxy.protocols import (
     Request,
     Target,
     _flat_named,
+    client_raises,
     join_text_parts,
     load_request_json,
     named_as_fields,
@@ -44,7 +45,7 @@ from proxy.protocols import (
     user_strings,
 )
 from proxy.protocols import Adapter as AdapterBase
-from proxy.protocols.oip import NO_JSON, UNMATCHED, many_values, many_values_pattern, whole_json
+from proxy.protocols.oip import NO_JSON, UNMATCHED, many_values, many_values_pattern, unread_long_integer, whole_json
 from proxy.protocols.sse import _GIVEN, _OWN, SseObserver
 
 # path -> how the body is read; llama.cpp and vLLM also serve the paths without /v1
@@ -525,6 +526,8 @@ class ReplyObserver(SseObserver):
             if read is not data:
                 reply = reply_json(read, self._text, True)
                 if type(reply) is dict:
+                    if unread_long_integer(data, cut, closed):
+                        client_raises(self.outcome)
                     return reply
         return reply_json(data, self._text, whole)
 
