@@ -15,6 +15,7 @@ from typing import Any
 
 import anthropic
 import numpy as np
+import ollama
 import openai
 import orjson
 import pytest
@@ -240,3 +241,33 @@ def test_a_kserve_v1_reply_with_the_number_past_the_predictions_read_is_recorded
     else:
         assert len(response.json()["predictions"]) == LATE
     _recorded_late(setup, response.headers["x-trace-id"], raises)
+
+
+OLLAMA_LINE = {"model": "m", "created_at": "2026-12-06T00:00:00Z", "done": False,
+               "message": {"role": "assistant", "content": f"write to {OUT}"}}  # fmt: skip
+OLLAMA_LAST = {"model": "m", "created_at": "2026-12-06T00:00:00Z", "done": True, "done_reason": "stop",
+               "message": {"role": "assistant", "content": ""}}  # fmt: skip
+
+
+@pytest.mark.parametrize("number", list(NUMBERS))
+def test_an_ollama_line_the_ollama_sdk_raises_at_is_upstream_error(setup_for: Any, number: str) -> None:  # noqa: F811
+    """Ollama's streamed JSON lines, one holding the number after its content: the `ollama` SDK's `json.loads(line)`
+    raises at an integer of over 4,300 digits, and the call is `upstream_error` (the line no JSON, unread:
+    `scan:truncated`); it was a success. Other lines are read as before."""
+    setup = setup_for()
+    written, raises = NUMBERS[number]
+    body = _with(OLLAMA_LINE, written) + b"\n" + orjson.dumps(OLLAMA_LAST) + b"\n"
+    setup.upstream.reply = Reply([body], content_type="application/x-ndjson")
+    trace, headers = traced()
+    client = ollama.Client(host=setup.proxy.url, headers=headers)
+    chat = client.chat(model="m", messages=[{"role": "user", "content": "hi"}], stream=True)
+    if raises:
+        with pytest.raises(ValueError, match="4300 digits"):
+            list(chat)
+    else:
+        assert [part.done for part in chat] == [False, True]
+    span = span_of(setup, trace)
+    assert span.attributes.get("error.type") == ("upstream_error" if raises else None)
+    assert span.status_code == (STATUS_ERROR if raises else 0)
+    labels = span.attributes["lineage.output.labels"]
+    assert (TRUNCATED in labels) == raises and (EMAIL in labels) != raises, labels

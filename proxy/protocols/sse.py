@@ -1739,7 +1739,8 @@ class SseObserver(Observer):
 
     def _json_lines(self, lines: list[bytes]) -> bool:
         """Whole lines of a reply of JSON lines (`_NDJSON`): each one's object read as an event, a blank line skipped,
-        any other line not read (`_refuse`). False once the rest of the reply is not read."""
+        any other line not read (`_refuse`), one holding an integer of more digits than `int` reads `upstream_error`
+        too. False once the rest of the reply is not read."""
         for line in lines:
             if VISIBLE.search(line) is None:
                 continue
@@ -1748,7 +1749,12 @@ class SseObserver(Observer):
                 self.event(reply)
                 if self._partial is None:  # past `unknown`'s bound: the rest is not read
                     return False
-            elif not self._refuse():
+                continue
+            if reply is NOT_JSON and _long_integer(line):
+                # (an integer of more digits than `int` reads: the `ollama` SDK's `json.loads(line)` raises, as Ollama's
+                # error line makes it; a success until 2026-12-06)
+                self._stream_error()
+            if not self._refuse():
                 return False
         return True
 
