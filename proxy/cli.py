@@ -131,10 +131,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
             return run_single(args.config, config)
         return run_workers(args.config, config, args.workers)
     except StartupError as exc:
+        message = f"{exc}{_taken_cure(exc)}"
         if config.logging.format == "json":  # as every other line of serve's, one a JSON log pipeline reads
-            logging.getLogger("lineage_proxy").error("%s", exc)
+            logging.getLogger("lineage_proxy").error("%s", message)
             return 1
-        return _fail(str(exc))
+        return _fail(message)
+
+
+def _taken_cure(exc: BaseException) -> str:
+    """What to do about a listen address in use, in the config's words (`demo` says its own: `--port`); else ''."""
+    from proxy.workers import ListenError
+
+    if isinstance(exc, ListenError) and exc.taken is not None:
+        return f" (stop what listens there, or set listen.{exc.taken} to a free port)"
+    return ""
 
 
 def _count(n: int, noun: str) -> str:

@@ -127,7 +127,20 @@ class Claim:
 
 
 class ListenError(StartupError):
-    """A listen address cannot be bound (taken, not local, privileged)."""
+    """A listen address cannot be bound (taken, not local, privileged).
+
+    `taken`: the `listen:` key (`http`, `grpc`, `admin`) whose address another program (or proxy) holds, else None:
+    `serve` then says the cure in the config's words, `demo` in its options'."""
+
+    def __init__(self, message: str, taken: str | None = None) -> None:
+        super().__init__(message)
+        self.taken = taken
+
+
+def _bind_error(name: str, address: Address, exc: OSError) -> ListenError:
+    """The ListenError of `address`, the `listen.<name>` address, that a bind refused with `exc`."""
+    taken = name if exc.errno == errno.EADDRINUSE else None
+    return ListenError(f"cannot listen on {address}: {_reason(exc)}", taken)
 
 
 _held_sighup = False
@@ -362,11 +375,11 @@ def _is_bind_failure(exc: BaseException) -> bool:
 def _listen_error(config: Config, reuse_port: bool, exc: BaseException) -> ListenError:
     """Name the address that cannot be bound: the first configured one a probe bind fails on."""
     addresses = _listen_addresses(config)
-    for _, address in addresses:
+    for name, address in addresses:
         try:
             probe = bind(address, listen=False, reuse_port=reuse_port)
         except OSError as failed:
-            return ListenError(f"cannot listen on {address}: {_reason(failed)}")
+            return _bind_error(name, address, failed)
         probe.close()
     where = ", ".join(str(address) for _, address in addresses)
     return ListenError(f"cannot listen on {where}: {_reason(exc)}")
@@ -388,9 +401,9 @@ def claim(config: Config) -> list[Claim]:
     """
     held: list[Claim] = []
     try:
-        for _, address in _listen_addresses(config):
+        for name, address in _listen_addresses(config):
             if address.port != 0:
-                held.extend(_claim(address))
+                held.extend(_claim(name, address))
     except BaseException:
         release(held)
         raise
@@ -399,11 +412,11 @@ def claim(config: Config) -> list[Claim]:
     return held
 
 
-def _claim(address: Address) -> list[Claim]:
+def _claim(name: str, address: Address) -> list[Claim]:
     try:
         probe = bind(address, listen=False)  # SO_REUSEADDR: connections in TIME_WAIT after a restart do not count
     except OSError as exc:
-        raise ListenError(f"cannot listen on {address}: {_reason(exc)}") from exc
+        raise _bind_error(name, address, exc) from exc
     with probe:
         directory = _claims_dir()
         if directory is None:
@@ -430,12 +443,12 @@ def _claim(address: Address) -> list[Claim]:
                     continue  # claim the file named now
                 if busy:
                     raise ListenError(f"cannot listen on {address}: address already in use (by a lineage-proxy "
-                                      "that is starting)") from exc  # fmt: skip
+                                      "that is starting)", name) from exc  # fmt: skip
                 log.debug("no claim on %s (%s): a second proxy starting at once is seen once it listens", address, exc)
                 return []  # a file system without locks (some NFS): as above
             lock.close()  # its holder removed it as it let go, after this opened it: claim the file named now
     raise ListenError(f"cannot listen on {address}: address already in use (by lineage-proxies starting and "
-                      "stopping on it)")  # fmt: skip
+                      "stopping on it)", name)  # fmt: skip
 
 
 def _lock(lock: BinaryIO, path: str) -> None:
@@ -785,7 +798,7 @@ def run_workers(config_path: str, config: Config, workers: int) -> int:
             reserved[name] = bind(address, listen=False, reuse_port=True)
     except OSError as exc:
         release([*claims, *reserved.values()])
-        raise ListenError(f"cannot listen on {address}: {_reason(exc)}") from exc
+        raise _bind_error(name, address, exc) from exc
     resolved = {name: bound_address(sock) for name, sock in reserved.items()}
     ports = Bound(resolved["http"], resolved.get("grpc"), resolved.get("admin"), config.listen.tls is not None)
     context = multiprocessing.get_context("fork")

@@ -405,7 +405,8 @@ def test_serve_on_a_taken_port_says_which_in_one_line(tmp_path: Path, taken_port
                                                        workers: str) -> None:  # fmt: skip
     config = listen_config(tmp_path, ports={listener: taken_port})
     result = cli("serve", "--config", config, "--workers", workers)
-    assert one_error_line(result) == f"lineage-proxy: cannot listen on 127.0.0.1:{taken_port}: address already in use"
+    assert one_error_line(result) == (f"lineage-proxy: cannot listen on 127.0.0.1:{taken_port}: address already in use "
+                                      f"(stop what listens there, or set listen.{listener} to a free port)")  # fmt: skip
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])

@@ -61,7 +61,10 @@ def test_a_second_proxy_on_a_port_in_use_refuses_to_start(first: ServeProcess, t
     code, stderr = second_serve(config_file(tmp_path / "second.yaml", **ports), workers)
     assert code == 1 and "Traceback" not in stderr, stderr
     errors = [line for line in stderr.splitlines() if line.startswith("lineage-proxy: ")]
-    assert errors == [f"lineage-proxy: cannot listen on {taken}: address already in use"], stderr
+    assert errors == [
+        f"lineage-proxy: cannot listen on {taken}: address already in use "
+        f"(stop what listens there, or set listen.{listener} to a free port)"
+    ], stderr
     # the first one is untouched and still answers
     admin = httpx.get(f"http://{first.addresses['admin']}/healthz", timeout=10)
     assert admin.status_code == 200

@@ -41,5 +41,8 @@ def test_a_failed_start_says_why_in_a_json_line(tmp_path: Path, taken_port: int,
     for line in lines:
         assert line.startswith("{"), f"not a JSON line: {line!r}"
     errors = [orjson.loads(line) for line in lines if orjson.loads(line)["level"] == "error"]
-    assert [e["message"] for e in errors] == [f"cannot listen on 127.0.0.1:{taken_port}: address already in use"]
+    assert [e["message"] for e in errors] == [
+        f"cannot listen on 127.0.0.1:{taken_port}: address already in use "
+        "(stop what listens there, or set listen.http to a free port)"
+    ]
     assert {"time", "process", "pid", "logger"} <= set(errors[0])
