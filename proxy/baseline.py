@@ -307,14 +307,15 @@ def load_baseline(path: str | Path) -> Baseline:
 
 
 def parse_baseline(text: str, *, source: str = "<memory>") -> Baseline:
-    from proxy.config.yamlfile import StrictLoader, node_surrogates, tab_hint  # here: proxy.config imports us
+    from proxy.config.yamlfile import StrictLoader, node_surrogates, yaml_hint  # here: proxy.config imports us
 
     try:
         root = yaml.compose(text, Loader=StrictLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        raise BaselineError([f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}{tab_hint(text, mark)}"]) from exc
+        problem = str(getattr(exc, "problem", exc))
+        raise BaselineError([f"{where}: not valid YAML: {problem}{yaml_hint(text, mark, problem)}"]) from exc
     unwritable = node_surrogates(root, source)
     if unwritable:  # strings no UTF-8 text can hold: before any check reads them
         raise BaselineError(unwritable)

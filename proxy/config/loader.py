@@ -61,7 +61,7 @@ from proxy.config.otel_env import (
     target_endpoint,
     telemetry_from_env,
 )
-from proxy.config.yamlfile import StrictLoader, not_utf8, shown_key, surrogate, surrogates, tab_hint, written
+from proxy.config.yamlfile import StrictLoader, not_utf8, shown_key, surrogate, surrogates, written, yaml_hint
 from proxy.errors import ConfigError
 from proxy.files import read_bytes
 from proxy.labels import MAX_LABELS, is_label
@@ -727,8 +727,8 @@ def parse(text: str, *, source: str = "<memory>", env: Mapping[str, str] | None 
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
         hint = UNQUOTED_VARIABLE if mark and text[mark.index - 1 : mark.index + 1] == "${" else ""
-        hint = hint or tab_hint(text, mark)
-        raise ConfigError([f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}{hint}"]) from exc
+        problem = str(getattr(exc, "problem", exc))
+        raise ConfigError([f"{where}: not valid YAML: {problem}{hint or yaml_hint(text, mark, problem)}"]) from exc
     unwritable: list[str] = []
     surrogates(raw, "", unwritable)
     if unwritable:  # before any check reads them: no later one, nor a printer, meets such a string

@@ -11,7 +11,7 @@ names (`&a [*a]`) never ends.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Final
 
 import yaml
 from yaml.composer import ComposerError
@@ -214,6 +214,22 @@ def node_surrogates(root: yaml.Node | None, source: str) -> list[str]:
         elif isinstance(node, yaml.SequenceNode):
             stack.extend(reversed(node.value))
     return found
+
+
+# PyYAML's words where a line is indented otherwise than the keys of its mapping (one key indented less or more than
+# the one above it, an item's key not under the one after its `- `): they name neither indentation nor a cure
+INDENTATION_PROBLEMS: Final = ("expected <block end>", "mapping values are not allowed here")
+INDENTATION_HINT: Final = (
+    " (check the indentation of this line and the one above it: the keys of one mapping start in one column, written"
+    " with spaces; a value holding ': ' is quoted)"
+)
+
+
+def yaml_hint(text: str, mark: Any, problem: str) -> str:
+    """What to add to YAML's error `problem` at `mark` so that it names the cure (a tab, an indentation), else ''."""
+    if tab := tab_hint(text, mark):
+        return tab
+    return INDENTATION_HINT if problem.startswith(INDENTATION_PROBLEMS) else ""
 
 
 def tab_hint(text: str, mark: Any) -> str:
