@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import difflib
 import errno
 import hashlib
 import importlib.util
@@ -715,6 +716,13 @@ UNQUOTED_VARIABLE: Final = ' (a ${VAR} inside {...} or [...] is read by YAML bef
 CONFIG_DIGEST_CHARS: Final = 12
 
 
+def _meant(key: str, known: Sequence[str]) -> str:
+    """`did you mean 'upstream'? ` for a key a typo from a known one (`upstrem`, `allowed_purposes`, `Mode`), else ''.
+    `key` is as a problem shows it: one hidden as a secret's shape (`<key 3: 40 characters>`) is near none."""
+    near = difflib.get_close_matches(key.lower(), known, n=1, cutoff=0.8)  # `Mode`: keys are lower case
+    return f"did you mean {near[0]!r}? " if near else ""
+
+
 def config_digest(data: bytes) -> str:
     """The name a config's bytes go by in the proxy's lines and metrics (`Config.digest`): the start of their sha256."""
     return hashlib.sha256(data).hexdigest()[:CONFIG_DIGEST_CHARS]
@@ -1187,9 +1195,10 @@ class _Reader:
         self.problems: list[str] = []
         self.warnings: list[str] = []  # `Config.warnings`
         self.unset: set[str] = set()  # paths whose ${VAR} is not set: said once, not again as its consequences
+        self.missing: set[str] = set()  # required keys said missing (`is required`): not again as null, empty, ...
 
     def problem(self, path: str, message: str) -> None:
-        if self._follows_unset(path):
+        if path in self.missing or self._follows_unset(path):
             return
         self.problems.append(f"{path}: {message}")
 
@@ -1378,10 +1387,12 @@ class _Reader:
         for index, key in enumerate(value):
             if key not in known:
                 shown = shown_key(key, index)
-                self.problem(f"{path}.{shown}" if path else shown, f"unknown key (known: {', '.join(known)})")
+                meant = _meant(shown, known)
+                self.problem(f"{path}.{shown}" if path else shown, f"unknown key ({meant}known: {', '.join(known)})")
         for key in required:
             if value.get(key) is None:
                 self.problem(f"{path}.{key}" if path else key, "is required")
+                self.missing.add(f"{path}.{key}" if path else key)
         return value
 
     def section(
