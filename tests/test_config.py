@@ -316,7 +316,7 @@ def test_a_nested_resource_attribute_is_refused() -> None:
 
 def test_one_mistake_is_one_problem() -> None:
     unset = problems(BASE.replace('"http://127.0.0.1:8000"', '"${URL}"'))
-    assert unset == ["upstreams[0].url: environment variable URL is not set (write ${URL:-default})"]
+    assert unset == ["upstreams[0].url: environment variable URL is not set (set it, or write ${URL:-default})"]
     no_listen = problems(BASE.replace('listen: {http: "127.0.0.1:0"}', ""))
     assert no_listen == ["listen: is required"]
 
@@ -369,7 +369,7 @@ def test_a_zone_that_requires_a_record_needs_a_store() -> None:
     ]
     assert parse(BASE + zone, env={}).zones[0].require_record  # the default store records
     assert problems(BASE + zone + "lineage: {store: '${STORE}'}\n") == [
-        "lineage.store: environment variable STORE is not set (write ${STORE:-default})"
+        "lineage.store: environment variable STORE is not set (set it, or write ${STORE:-default})"
     ]  # said once, not again as the zone's
 
 

@@ -1231,7 +1231,7 @@ class _Reader:
                 return self.env[name]
             if default is not None:
                 return default
-            self.problem(path, f"environment variable {name} is not set (write ${{{name}:-default}})")
+            self.problem(path, f"environment variable {name} is not set (set it, or write ${{{name}:-default}})")
             self.unset.add(path)
             return ""
 
