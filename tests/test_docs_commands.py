@@ -35,3 +35,16 @@ def test_each_option_in_a_row_takes_the_value_help_names() -> None:
                     if option in words and f"{option} {value}" not in synopsis:
                         wrong.append(f"{name}: {option} {value}, not as in: {synopsis}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_each_option_of_a_command_is_in_one_of_its_rows() -> None:
+    """`--help` and the table name the same options: one left out of every row (`serve --log-level`, before) is one a
+    reader of the table does not know the command takes."""
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    missing = []
+    for name, command in commands.items():
+        words = {word for synopsis in synopses(name) for word in synopsis.replace("[", " ").replace("]", " ").split()}
+        options = [action.option_strings[-1] for action in command._actions if action.option_strings]
+        missing.extend(f"{name} {option}" for option in options if option != "--help" and option not in words)
+    assert not missing, missing
