@@ -568,7 +568,10 @@ def load(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> 
 
 
 def _unreadable(path: str | os.PathLike[str], exc: OSError) -> str:
-    return f"{path}: cannot read: {exc.strerror or exc}"
+    """Why the config file cannot be read; a relative path that names no file also says where it was looked for: the
+    working directory's (`serve --config proxy.yaml` started elsewhere, a service's or a container's directory)."""
+    looked = f" (no file {os.path.abspath(path)}: correct the path)" if exc.errno == errno.ENOENT else ""
+    return f"{path}: cannot read: {exc.strerror or exc}{looked}"
 
 
 # what a hand-over's config bytes begin with: the config's bytes follow, or why the file could not be read
