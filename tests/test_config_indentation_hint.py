@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Final
 
 import pytest
 
@@ -77,3 +78,32 @@ def test_other_yaml_errors_get_no_such_hint(tmp_path: Path) -> None:
     (tmp_path / "proxy.yaml").write_text(MINIMAL.replace('"*"', '"*'))
     result = check(tmp_path)
     assert result.returncode == 1 and "not valid YAML" in result.stderr and "indentation" not in result.stderr
+
+
+AFTER_CLOSED: Final = "(text follows a closed quote or bracket on this line: quote the whole value, or remove the text)"
+
+
+@pytest.mark.parametrize(
+    ("good", "bad", "said"),
+    [
+        (
+            "  http: 127.0.0.1:0",
+            "  http: '127.0.0.1:0' x",
+            "proxy.yaml:2:23: not valid YAML: expected <block end>, but found '<scalar>'",
+        ),
+        (
+            '  - model: "*"',
+            '  - model: ["*"] x',
+            "proxy.yaml:8:18: not valid YAML: expected <block end>, but found '<scalar>'",
+        ),
+    ],
+    ids=["after-quote", "after-bracket"],
+)
+def test_text_after_a_closed_value_is_not_called_an_indentation(tmp_path: Path, good: str, bad: str, said: str) -> None:
+    """`expected <block end>` in mid-line is no indentation: a value's text goes on past its closing quote or bracket.
+    The indentation hint there sent a first user to the wrong line's columns."""
+    config = tmp_path / "proxy.yaml"
+    config.write_text(MINIMAL.replace(good, bad, 1))
+    result = check(tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.splitlines() == ["proxy.yaml: invalid configuration:", f"  {said} {AFTER_CLOSED}"]

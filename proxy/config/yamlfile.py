@@ -223,13 +223,26 @@ INDENTATION_HINT: Final = (
     " (check the indentation of this line and the one above it: the keys of one mapping start in one column, written"
     " with spaces; a value holding ': ' is quoted)"
 )
+# `expected <block end>` in mid-line: no indentation, but text past a value's closing quote or bracket (`"a" b`)
+AFTER_CLOSED_HINT: Final = (
+    " (text follows a closed quote or bracket on this line: quote the whole value, or remove the text)"
+)
 
 
 def yaml_hint(text: str, mark: Any, problem: str) -> str:
     """What to add to YAML's error `problem` at `mark` so that it names the cure (a tab, an indentation), else ''."""
     if tab := tab_hint(text, mark):
         return tab
-    return INDENTATION_HINT if problem.startswith(INDENTATION_PROBLEMS) else ""
+    if not problem.startswith(INDENTATION_PROBLEMS):
+        return ""
+    if mark and problem.startswith("expected <block end>") and not _starts_its_line(text, mark.index):
+        return AFTER_CLOSED_HINT
+    return INDENTATION_HINT
+
+
+def _starts_its_line(text: str, index: int) -> bool:
+    """Whether only spaces (or a `- `) come before `index` on its line: where a misindented key is found."""
+    return not text[text.rfind("\n", 0, index) + 1 : index].strip(" -")
 
 
 def tab_hint(text: str, mark: Any) -> str:
