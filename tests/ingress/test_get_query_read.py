@@ -126,3 +126,16 @@ def test_policy_passthrough_changes_nothing(
     assert refused.status_code == 403 and proxy_error(refused)["code"] == "purpose_denied", refused.text
     allowed = httpx.get(f"{proxy.url}/predict?text=alice@example.com", timeout=30)
     assert allowed.status_code == 200 and allowed.headers["x-lineage-decision"] == "allow", allowed.text
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_without_zones_any_get_or_head_has_x_trace_id_alone(
+    make_proxy: Any, upstream: tuple[str, list[bytes]], method: str
+) -> None:
+    """README, "Request and response headers": a call carrying no data, any GET or HEAD while no zone is configured
+    (a labelled query and path included), has `x-trace-id` alone of the proxy's headers."""
+    proxy = make_proxy(NO_ZONES, wait="started", UPSTREAM=upstream[0])
+    answered = httpx.request(method, f"{proxy.url}/predict/alice@example.com?text=alice@example.com", timeout=30)
+    assert answered.status_code == 200, answered.text
+    ours = {name for name in answered.headers if name.startswith(("x-lineage-", "x-data-labels", "x-trace-id"))}
+    assert ours == {"x-trace-id"}
