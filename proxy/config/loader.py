@@ -560,6 +560,8 @@ def _stray_reference(text: str) -> str | None:
 
 def load(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
     """Read and validate a config file; raise ConfigError listing every problem."""
+    if not os.fspath(path):  # `--config "$CONFIG"`, CONFIG not set: Path('') is the working directory
+        raise ConfigError([f"{path}: cannot read: {EMPTY_PATH}"])
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
@@ -570,8 +572,20 @@ def load(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> 
 def _unreadable(path: str | os.PathLike[str], exc: OSError) -> str:
     """Why the config file cannot be read; a relative path that names no file also says where it was looked for: the
     working directory's (`serve --config proxy.yaml` started elsewhere, a service's or a container's directory)."""
-    looked = f" (no file {os.path.abspath(path)}: correct the path)" if exc.errno == errno.ENOENT else ""
-    return f"{path}: cannot read: {exc.strerror or exc}{looked}"
+    return f"{path}: cannot read: {exc.strerror or exc}{_looked_for(path, exc)}"
+
+
+EMPTY_PATH: Final = "the path is empty (give the config file's path: a variable in it that is not set?)"
+
+
+def _looked_for(path: str | os.PathLike[str], exc: OSError) -> str:
+    """The file a path naming none was looked for as: the working directory's for a relative path, a link's target
+    for a link to no file (the link itself is there for `ls` to show); '' for another error."""
+    if exc.errno != errno.ENOENT:
+        return ""
+    if os.path.islink(path):
+        return f" (a link to {os.path.realpath(path)}, no file: correct the link or the path)"
+    return f" (no file {os.path.abspath(path)}: correct the path)"
 
 
 # what a hand-over's config bytes begin with: the config's bytes follow, or why the file could not be read
