@@ -110,7 +110,7 @@ class Request:
         # a field by lower-case name, decoded; a field sent on several lines is one, its values joined with
         # ',' (RFC 9110 §5.3), so a second `x-data-labels` line adds labels and a second `x-purpose` is
         # refused, the same as over gRPC: never "first (or last) one wins". Set once the head is in
-        # (`HttpConnection.on_headers_complete`): `RequestFields.get`, a value decoded when first read.
+        # (`HttpConnection.on_headers_complete`): `RequestFields.get`, a value decoded when read.
         self.header: Callable[[str], str | None] = _NO_FIELD
         self._waiter: asyncio.Future[None] | None = None
 
@@ -131,22 +131,19 @@ class Request:
 
 class RequestFields:
     """A request's header fields by lower-case name, read with `get` (`Request.header`): a value is decoded
-    (`utf8_text`: UTF-8, surrogateescape) when it is first asked for, then kept decoded, not every value as the head
-    completes: the proxy reads a few of a call's fields (its purpose, labels, credentials), seldom Host,
-    Content-Length, Content-Type or Accept-Encoding (4 of the 6 values of the benchmark's call were decoded for
-    nothing), as a reply's fields are read (`ReplyFields`)."""
+    (`utf8_text`: UTF-8, surrogateescape) when it is asked for, not every value as the head completes: the proxy
+    reads a few of a call's fields (its purpose, labels, credentials), seldom Host, Content-Length, Content-Type or
+    Accept-Encoding (4 of the 6 values of the benchmark's call were decoded for nothing), as a reply's fields are read
+    (`ReplyFields`). Not kept decoded: a call reads each value it has once (10 reads a call, the repeats of absent
+    names), and writing the text back cost a dict store a value read (~265 machine instructions, callgrind)."""
 
-    def __init__(self, values: dict[str, bytes | str]) -> None:
-        self.values = values  # a value as sent until it is read, then its text
+    def __init__(self, values: dict[str, bytes]) -> None:
+        self.values = values  # the values as sent
 
     def get(self, name: str) -> str | None:
         """The field named `name` (lower-case), decoded; None when the request has none."""
         value = self.values.get(name)
-        if value is None or isinstance(value, str):
-            return value
-        text = utf8_text(value)
-        self.values[name] = text
-        return text
+        return None if value is None else utf8_text(value)
 
 
 class HttpConnection(asyncio.Protocol):
@@ -559,7 +556,7 @@ class HttpConnection(asyncio.Protocol):
         # names are tokens (llhttp has checked their characters): latin-1 is exact
         raw = request.headers
         keys = _FIELD_KEYS  # (a name seen before, as most are: its key without a call)
-        values: dict[str, bytes | str] = {(keys.get(name) or field_key(name)): value for name, value in raw}
+        values: dict[str, bytes] = {(keys.get(name) or field_key(name)): value for name, value in raw}
         hosts = 1 if "host" in values else 0
         if len(values) != len(raw):  # a field sent on several lines
             values, hosts = _joined(raw)
@@ -1250,18 +1247,17 @@ def _method(method: bytes) -> str:
 _METHODS: Final[dict[bytes, str]] = {}
 
 
-def _joined(raw: list[tuple[bytes, bytes]]) -> tuple[dict[str, bytes | str], int]:
+def _joined(raw: list[tuple[bytes, bytes]]) -> tuple[dict[str, bytes], int]:
     """A head's fields by lower-case name, a field sent on several lines joined with ','; and how many
-    Host lines it has."""
-    fields: dict[str, str] = {}
+    Host lines it has. Joined as sent, decoded when read (`RequestFields.get`): the same text, ',' being one
+    byte that UTF-8 never continues."""
+    fields: dict[str, bytes] = {}
     hosts = 0
     for name, value in raw:
         key = field_key(name)
-        text = value.decode("utf-8", "surrogateescape")
-        fields[key] = f"{fields[key]},{text}" if key in fields else text
+        fields[key] = fields[key] + b"," + value if key in fields else value
         hosts += key == "host"
-    joined: dict[str, bytes | str] = dict(fields)  # (`RequestFields`: the values decoded already)
-    return joined, hosts
+    return fields, hosts
 
 
 def list_members(value: str) -> set[str]:

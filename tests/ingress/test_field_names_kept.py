@@ -55,7 +55,9 @@ def test_a_head_s_fields_are_joined_as_before(fields: list[tuple[str, bytes]]) -
     for name, value in raw:
         key, text = name.lower().decode("latin-1"), value.decode("utf-8", "surrogateescape")
         expected[key] = f"{expected[key]},{text}" if key in expected else text
-    assert _joined(raw) == (expected, sum(name.lower() == b"host" for name, _ in raw))
+    joined, hosts = _joined(raw)
+    assert {key: http11.utf8_text(value) for key, value in joined.items()} == expected
+    assert hosts == sum(name.lower() == b"host" for name, _ in raw)
 
 
 def test_methods_and_reasons_decode_as_before() -> None:
@@ -128,21 +130,20 @@ def test_a_request_s_values_are_decoded_utf8_with_surrogateescape(values: list[b
     assert header("host") == "x"
 
 
-def test_a_request_s_value_is_decoded_when_first_read() -> None:
+def test_a_request_s_value_is_decoded_when_read() -> None:
     # (the values the proxy does not read, Host and Accept-Encoding here, are not made text; Content-Length's digits
-    # are read as they came)
+    # are read as they came; a value read is not written back: each is read once a call)
     header = request_fields(
         b"POST /v1/models HTTP/1.1\r\nHost: x\r\nAccept-Encoding: identity\r\nX-Purpose: caf\xc3\xa9\r\n"
         b"X-Data-Labels: a\xff\r\nContent-Length: 0\r\n\r\n"
     )
     fields = getattr(header, "__self__", None)
     assert isinstance(fields, wire.RequestFields)
-    assert fields.values == {"host": b"x", "accept-encoding": b"identity", "x-purpose": b"caf\xc3\xa9",
-                             "x-data-labels": b"a\xff", "content-length": b"0"}  # fmt: skip
-    assert header("x-purpose") == "caf\xe9" and fields.values["x-purpose"] == "caf\xe9"
-    assert header("x-data-labels") == "a\udcff" and header("x-data-labels") is header("x-data-labels")
-    assert header("absent") is None and "absent" not in fields.values
-    assert fields.values["host"] == b"x"
+    sent = {"host": b"x", "accept-encoding": b"identity", "x-purpose": b"caf\xc3\xa9", "x-data-labels": b"a\xff",
+            "content-length": b"0"}  # fmt: skip
+    assert fields.values == sent
+    assert header("x-purpose") == "caf\xe9" and header("x-data-labels") == "a\udcff" == header("x-data-labels")
+    assert header("absent") is None and fields.values == sent
 
 
 @settings(max_examples=100, deadline=None)
@@ -156,3 +157,4 @@ def test_a_reply_s_values_are_decoded_utf8_with_surrogateescape(values: list[byt
     for i, value in enumerate(values):
         text = headers.get(f"X-F{i}")
         assert type(text) is str and text == value.decode("utf-8", "surrogateescape")
+
