@@ -158,3 +158,51 @@ def test_a_reply_s_values_are_decoded_utf8_with_surrogateescape(values: list[byt
         text = headers.get(f"X-F{i}")
         assert type(text) is str and text == value.decode("utf-8", "surrogateescape")
 
+
+def heads_fields(heads: list[bytes]) -> list[Callable[[str], str | None]]:
+    """The fields of each request of `heads`, sent one after the other on one connection (`Request.header`)."""
+    got: list[Callable[[str], str | None]] = []
+
+    async def main() -> None:
+        served = asyncio.Event()
+
+        async def handler(req: Request, conn: HttpConnection) -> None:
+            got.append(req.header)
+            await conn.body(req)
+            conn.reply(req, 200, b"text/plain", b"ok")
+            if len(got) == len(heads):
+                served.set()
+
+        conn = HttpServer(handler, Limits())()
+        conn.connection_made(FakeTransport())  # type: ignore[arg-type]
+        for head in heads:
+            conn.data_received(head)
+        await asyncio.wait_for(served.wait(), 10)
+        conn.connection_lost(None)
+
+    asyncio.run(main())
+    return got
+
+
+@settings(max_examples=150, deadline=None)
+@given(heads=st.lists(st.lists(st.tuples(NAMES, VALUES), max_size=8), min_size=1, max_size=5))
+def test_a_connection_s_heads_read_each_name_by_its_own_key(heads: list[list[tuple[str, bytes]]]) -> None:
+    # (a name is looked up at its place in the connection's last head first, `_field_values`: heads whose names
+    # change place, case and length from one request to the next read as each alone)
+    heads = [[(name, value) for name, value in fields if name.lower() not in _FRAMING] for fields in heads]
+    sent = [
+        b"GET /v1/models HTTP/1.1\r\n"
+        + b"".join(name.encode("latin-1") + b": " + value + b"\r\n" for name, value in fields)
+        + b"Host: x\r\n\r\n"
+        for fields in heads
+    ]
+    for fields, header in zip(heads, heads_fields(sent), strict=True):
+        expected: dict[str, str] = {}
+        for name, value in fields:
+            key, text = name.lower(), value.decode("utf-8", "surrogateescape")
+            expected[key] = f"{expected[key]},{text}" if key in expected else text
+        for name in {name.lower() for name, _ in fields} | {"x-a", "content-type", "absent"}:
+            assert header(name) == expected.get(name, "x" if name == "host" else None)
+
+
+_FRAMING = ("host", "content-length", "transfer-encoding", "connection", "expect")
