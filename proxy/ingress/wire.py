@@ -627,14 +627,15 @@ class HttpConnection(asyncio.Protocol):
 
     def _remember(self, at: int, name: bytes, key: str) -> None:
         """Keep `name` and its key at its place `at` in the connection's last head (`_field_values`); a name past
-        the length `field_key` keeps is not kept (b"", which no name is), so a connection holds at most
-        `limits.max_headers` names of 64 bytes."""
-        kept = name if len(name) <= _FIELD_KEY_MAX else b""
+        the length `field_key` keeps is not kept (b"", which no name is), nor its key (up to
+        `limits.max_header_bytes` of text), so a connection holds at most `limits.max_headers` names of 64 bytes."""
+        if len(name) > _FIELD_KEY_MAX:
+            name, key = b"", ""
         if at < len(self._names):
-            self._names[at] = kept
+            self._names[at] = name
             self._keys[at] = key
         else:
-            self._names.append(kept)
+            self._names.append(name)
             self._keys.append(key)
 
     def on_body(self, body: bytes) -> None:

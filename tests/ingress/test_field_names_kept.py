@@ -206,3 +206,30 @@ def test_a_connection_s_heads_read_each_name_by_its_own_key(heads: list[list[tup
 
 
 _FRAMING = ("host", "content-length", "transfer-encoding", "connection", "expect")
+
+
+def test_a_connection_keeps_no_long_name_nor_its_key() -> None:
+    # (a name past 64 bytes is not kept at its place, `_remember`, nor is its key: the text of a name up to
+    # limits.max_header_bytes long would stay with an idle connection, 30 KB for this one's)
+    kept: list[HttpConnection] = []
+
+    async def main() -> None:
+        served = asyncio.Event()
+
+        async def handler(req: Request, conn: HttpConnection) -> None:
+            assert req.header("x-" + "a" * 30_000) == "1"
+            await conn.body(req)
+            conn.reply(req, 200, b"text/plain", b"ok")
+            kept.append(conn)
+            served.set()
+
+        conn = HttpServer(handler, Limits())()
+        conn.connection_made(FakeTransport())  # type: ignore[arg-type]
+        conn.data_received(b"GET /v1/models HTTP/1.1\r\nX-" + b"A" * 30_000 + b": 1\r\nHost: x\r\n\r\n")
+        await asyncio.wait_for(served.wait(), 10)
+        conn.connection_lost(None)
+
+    asyncio.run(main())
+    (conn,) = kept
+    assert conn._names == [b"", b"Host"]
+    assert conn._keys == ["", "host"]
