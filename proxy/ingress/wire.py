@@ -621,14 +621,17 @@ class HttpConnection(asyncio.Protocol):
                 key = keys[at]
             else:
                 key = field_key(name)
-                self._remember(at, name, key)
+                if at < _KEPT_PLACES:
+                    self._remember(at, name, key)
             values[key] = value
         return values
 
     def _remember(self, at: int, name: bytes, key: str) -> None:
         """Keep `name` and its key at its place `at` in the connection's last head (`_field_values`); a name past
         the length `field_key` keeps is not kept (b"", which no name is), nor its key (up to
-        `limits.max_header_bytes` of text), so a connection holds at most `limits.max_headers` names of 64 bytes."""
+        `limits.max_header_bytes` of text); only the first _KEPT_PLACES places are, so an idle connection holds at
+        most 32 names of 64 bytes and their keys (~7 KB), not `limits.max_headers`' 100 (~23 KB, ~90 MiB over 4096
+        idle connections)."""
         if len(name) > _FIELD_KEY_MAX:
             name, key = b"", ""
         if at < len(self._names):
@@ -1267,6 +1270,9 @@ def field_key(name: bytes) -> str:
 
 _FIELD_KEYS: Final[dict[bytes, str]] = {}
 _FIELD_KEY_MAX: Final = 64
+# the places of a head whose names a connection keeps (`HttpConnection._field_values`): a client's usual head (the
+# openai SDK sends 18 fields), the rest looked up in `field_key`'s table each time
+_KEPT_PLACES: Final = 32
 
 
 def _method(method: bytes) -> str:

@@ -233,3 +233,32 @@ def test_a_connection_keeps_no_long_name_nor_its_key() -> None:
     (conn,) = kept
     assert conn._names == [b"", b"Host"]
     assert conn._keys == ["", "host"]
+
+
+def test_a_connection_keeps_the_names_of_its_head_s_first_32_places_only() -> None:
+    # (a head of limits.max_headers' 100 fields kept whole would stay with an idle connection, ~23 KB; the names
+    # past the 32nd are looked up in `field_key`'s table each time, and read under their own keys)
+    kept: list[HttpConnection] = []
+    names = [f"x-field-{n:03d}" for n in range(90)]
+
+    async def main() -> None:
+        served = asyncio.Event()
+
+        async def handler(req: Request, conn: HttpConnection) -> None:
+            assert [req.header(name) for name in names] == [str(n) for n in range(90)]
+            await conn.body(req)
+            conn.reply(req, 200, b"text/plain", b"ok")
+            kept.append(conn)
+            served.set()
+
+        conn = HttpServer(handler, Limits())()
+        conn.connection_made(FakeTransport())  # type: ignore[arg-type]
+        fields = b"".join(f"{name}: {n}\r\n".encode() for n, name in enumerate(names))
+        conn.data_received(b"GET /v1/models HTTP/1.1\r\nHost: x\r\n" + fields + b"\r\n")
+        await asyncio.wait_for(served.wait(), 10)
+        conn.connection_lost(None)
+
+    asyncio.run(main())
+    (conn,) = kept
+    assert len(conn._names) == len(conn._keys) == 32
+    assert conn._keys == ["host", *names[:31]]
