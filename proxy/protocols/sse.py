@@ -496,6 +496,10 @@ _DIGIT_RUN: Final = re.compile(rb"[0-9]*")
 _FLOAT_PART: Final = re.compile(rb"\.(?:[0-9]|\Z)|[eE][-+]?(?:[0-9]|\Z)")
 _NO_INTEGER_BEFORE: Final = (b".", b"e", b"E", b"+")
 _EXPONENT: Final = (b"e", b"E")
+# a JSON string's quotes and inside on one line (an unended one to the line's end), dropped before brackets are counted
+# outside strings (`_nesting`)
+_STRING_SPAN: Final = re.compile(rb'"[^"\n]*"?')
+_NOT_BRACKETS: Final = bytes(sorted(set(range(256)) - set(b"[]{}")))
 # a run of the white space `int` reads around a number (`_SDK_RETRY`), in a `retry` line too long to keep (`_spaces`)
 _WHITE_RUN: Final = re.compile(rb"[ \t\x0b\x0c]+")
 # a `data` line's value past `_MOST_TAIL` bytes, as JSON reads it (`_Elided`): a string's inside kept up to
@@ -523,6 +527,8 @@ _BULK_DATA: Final = re.compile(rb"^data(?::(?: ?)([^\n]*))?$", re.M)
 # values of white space run together in such data, with more than white space in it: one line end for them all changes
 # nothing the SDKs make of it (`_LateEvents._data`)
 _WHITE_VALUES: Final = re.compile(rb"\n[ \t]*(?:\n[ \t]*)+")
+# lines past an event's kept bytes whose brackets are counted together (`_LateEvents._closed`)
+_NEST_LINES: Final = 64
 
 
 class _Elided:
@@ -612,6 +618,26 @@ def _elided_whole(value: bytes) -> bytes:
     return value if elided.feed(value) is not None else elided.value()
 
 
+def _nesting(data: bytes, quoted: bool) -> int:
+    """The brackets `data` opens less those it closes, out of a string (`quoted`: it begins in one), its escapes dropped
+    (`_Past.feed`, `_unescaped`): a JSON text's value has ended where that count over its bytes so far is 0 after it
+    began, in C (`_LateEvents._closed`)."""
+    if quoted:
+        start = data.find(b'"') + 1
+        if not start:
+            return 0
+        data = data[start:]
+    if _QUOTE in data:
+        data = _STRING_SPAN.sub(b"", data)
+    brackets = data.translate(None, _NOT_BRACKETS)  # (one pass, leaving few bytes to count)
+    return brackets.count(b"{") + brackets.count(b"[") - brackets.count(b"}") - brackets.count(b"]")
+
+
+def _unescaped(data: bytes) -> bytes:
+    """Whole lines of an event's data without their escapes (a backslash and the byte it escapes), for `_nesting`."""
+    return _ESCAPES.sub(b"", data) if _BACKSLASH in data else data
+
+
 class _Past:
     """A line past the bytes kept of it, a piece at a time (`_LateEvents`; its first bytes kept out of a string): in a
     string at its end or not (`quoted`), and whether it holds an integer of more digits than `int` reads from text
@@ -629,13 +655,15 @@ class _Past:
         self.after = b""
         self.big = False
         self.nul = False  # (a NUL in it: an `id` line the SDK's decoder ignores)
+        self.depth = 0  # (the brackets it opens less those it closes, out of a string: `_nesting`)
         # in the piece `_integers` looks at: up to where its quotes are counted, and whether it is in a string there
         self.counted = 0
         self.opened = False
 
     def feed(self, piece: bytes) -> None:
         """A piece of the line past its bytes kept: whether the quotes in it not escaped are odd in number (`quoted`), a
-        backslash that ends it escaping the next piece's first byte (`escaped`), and its integers (`_integers`); in C,
+        backslash that ends it escaping the next piece's first byte (`escaped`), the brackets it opens less those it
+        closes out of a string (`depth`: `_LateEvents._closed`), and its integers (`_integers`); in C,
         a few steps a piece. (A backslash outside a string is no JSON whatever this says.)"""
         if not self.nul and b"\x00" in piece:
             self.nul = True
@@ -648,6 +676,7 @@ class _Past:
         quoted = self.quoted
         if piece.count(b'"') & 1:
             self.quoted = not quoted
+        self.depth += _nesting(piece, quoted)
         if self.digits or self.after or piece[-1:].isdigit() or len(piece) > _INT_DIGITS:
             self._integers(piece, quoted)
         # (every piece's, that says what digits the next begins with are: until review revstreams8 a piece skipped here,
@@ -766,6 +795,13 @@ class _LateEvents:
         # JSON, whatever follows
         self.past = _Past()
         self.broken = False
+        # past those bytes, the brackets of its data so far left open (`depth`), where they are counted (`nesting`: from
+        # its first bytes, a value begun in them): a line of it with more than white space after they were all closed is
+        # no JSON (`_closed`)
+        self.nesting = False
+        self.depth = 0
+        self.begun = False
+        self.stepped = 0
         # a `data` line's so: its value kept as JSON reads it (`_Elided`), its head in `line`; None past its bounds
         self.elided: _Elided | None = None
         # a `retry` line's so: kept in `line` with its white space made short (`_spaces`)
@@ -998,7 +1034,13 @@ class _LateEvents:
 
     def _lines(self, observer: SseObserver, block: bytes) -> int:
         """Whole lines, without the line end after the last."""
-        if block.count(b"\n") >= _BULK_LINES and block[:1] != b"\n" and b"\n\n" not in block:
+        # (an event's lines past its kept bytes too, however few: each is looked at only for what ends its data's JSON,
+        # `_closed`, which a block's lines are together)
+        if (
+            (block.count(b"\n") >= _BULK_LINES or (self.nesting and block))
+            and block[:1] != b"\n"
+            and b"\n\n" not in block
+        ):
             return self._bulk(block)
         for line in block.split(b"\n"):
             if line.startswith(b"data:"):
@@ -1034,12 +1076,13 @@ class _LateEvents:
                 if b"\n[DONE]" in joined or (self.data and joined.startswith(b"[DONE]")):
                     self.joined = True
                 if self.unknown and self.data:  # (past the kept bytes: an integer too long is looked for, `_data`)
-                    self.broken = self.broken or _long_integer(joined)
+                    self.broken = self.broken or _long_integer(joined) or self._closed(values)
                 else:
                     if self.size + len(joined) >= _MOST_TAIL:  # (kept as JSON reads it, as `_data` keeps a value)
                         joined = _elided_whole(joined)
+                    before = b"\n".join(self.data)
                     if self.data:
-                        joined = b"\n".join(self.data) + b"\n" + joined
+                        joined = before + b"\n" + joined
                     joined = _WHITE_VALUES.sub(b"\n", joined)  # (values of white space: `_data`)
                     self.data = [joined[:_MOST_TAIL]]
                     self.size = len(joined) + 1
@@ -1051,6 +1094,7 @@ class _LateEvents:
                         # read on, its quotes then even)
                         past = joined.find(b"\n", _MOST_TAIL)
                         self.broken = _ends_in_string(joined if past < 0 else joined[:past]) or _long_integer(joined)
+                        self.broken = self._nest(before, 0, b"") or self._closed(values) or self.broken
         if b"event" in block:
             found = _LATE_NAME.match(block)
             if found is not None:
@@ -1091,8 +1135,11 @@ class _LateEvents:
             # (a line after the kept bytes: not kept, but an integer of more digits than `int` reads in it is no JSON
             # whatever else the data holds (a line a string is open at the start of is none either); until 2026-12-06 a
             # pretty-printed event's line of one past 64 KiB of lines was read on)
-            if not self.broken and (self.past.big if long else _long_integer(value)):
-                self.broken = True
+            if not self.broken:
+                if long:
+                    self.broken = self.past.big or self._closed_line(value, self.past.depth)
+                else:
+                    self.broken = _long_integer(value) or self._closed([value])
             return
         if len(self.data) > 1 and not long and not value.strip(_JSON_SPACE):
             # (white space after two values changes nothing either SDK makes of the data: JSON's white space outside a
@@ -1113,8 +1160,72 @@ class _LateEvents:
             if long:
                 past = self.past
                 self.broken = past.quoted or past.escaped or past.big
+                self.broken = self._nest(b"\n".join(self.data[:-1]), past.depth, value) or self.broken
             else:  # (its lines whole, the last past `_MOST_TAIL`)
-                self.broken = _ends_in_string(b"\n".join(self.data))
+                joined = b"\n".join(self.data)
+                self.broken = self._nest(joined, 0, b"") or _ends_in_string(joined)
+
+    def _nest(self, lines: bytes, depth: int, head: bytes) -> bool:
+        """The open event's data has gone past its kept bytes (`unknown`): its brackets left open so far counted, its
+        whole `lines` (`_nesting`) and the `depth` of a line past them whose first bytes are `head` (`_Past`), and
+        whether they hold more than white space (a value begun: `_closed`). Whether more are closed than opened: no
+        JSON."""
+        self.stepped = 0
+        self.nesting = True
+        self.begun = bool(lines.strip(_JSON_WHITE) or head.strip(_JSON_WHITE)) or depth != 0
+        self.depth = _nesting(_unescaped(lines), False) + depth
+        return self.depth < 0
+
+    def _closed(self, values: list[bytes]) -> bool:
+        """Whether `data` values past the open event's kept bytes (whole lines) make its data no JSON by its brackets
+        (`nesting`): a value with more than white space after a line end at which all were closed once one began (its
+        JSON text ended: both SDKs' `json.loads` raise `Extra data`), or more closed than opened. Until 2026-12-06 such
+        data, `{...}` past 64 KiB then `data: {...}`, was read on where both SDKs raise. In C `_NEST_LINES` lines at a
+        time, line by line only where they may close all those open, for `_MOST_STRINGS` lines an event (its brackets
+        not counted past them)."""
+        if not self.nesting:
+            return False
+        depth = self.depth
+        begun = self.begun
+        if depth <= 0 and begun:
+            return depth < 0 or bool(b"".join(values).strip(_JSON_WHITE))
+        at = 0
+        while at < len(values):
+            some = values[at : at + _NEST_LINES]
+            at += _NEST_LINES
+            lines = _unescaped(b"\n".join(some))
+            if depth > 0 and lines.count(b"}") + lines.count(b"]") < depth:  # (none of them ends with all closed)
+                depth += _nesting(lines, False)
+                continue
+            self.stepped += len(some)
+            if self.stepped > _MOST_STRINGS:
+                self.nesting = False
+                return False
+            for value in some:
+                if value.strip(_JSON_WHITE):
+                    if depth <= 0 and begun:
+                        return True
+                    begun = True
+                depth += _nesting(_unescaped(value), False)
+                if depth < 0:
+                    return True
+        self.depth = depth
+        self.begun = begun
+        return False
+
+    def _closed_line(self, head: bytes, depth: int) -> bool:
+        """`_closed` of a `data` line too long to keep, its first bytes `head`, its brackets' `depth` (`_Past`)."""
+        if not self.nesting:
+            return False
+        content = bool(head.strip(_JSON_WHITE))
+        if self.depth <= 0 and self.begun:
+            if content:
+                return True
+            self.nesting = False  # (white space first: whether more follows it not told)
+            return self.depth < 0
+        self.begun = self.begun or content or depth != 0
+        self.depth += depth
+        return self.depth < 0
 
     def _dispatch(self, observer: SseObserver) -> int:
         """A blank line: the event it ends, when the SDK dispatches it (or its data may have begun before: not judged),
@@ -1132,7 +1243,7 @@ class _LateEvents:
             self.retry = False
             self.unknown = False
         broken = self.broken
-        self.broken = False
+        self.broken = self.nesting = False
         if data:
             self.data = []
             self.size = 0
@@ -1891,6 +2002,8 @@ class SseObserver(Observer):
                 broken = _ends_in_string(event) or (size > _MOST_TAIL and _long_integer(bytes(event)))
                 events.data.append(b"x" if broken else bytes(event[:_MOST_TAIL]))
                 events.unknown = size > _MOST_TAIL and not broken
+                if events.unknown:  # (its brackets, for the lines after it: `_LateEvents._closed`)
+                    events.broken = events._nest(bytes(event), 0, b"")
         elif sdk > 0 and sdk & (_SDK_ALONE | _SDK_CONTENT_LINE):
             # (a value, no `_event`: one JSON object read alone, as `_sdk_events` has it; one is as good as another)
             events.data.append(b"{}")
@@ -1929,7 +2042,9 @@ class SseObserver(Observer):
         else:
             self._unseen(ending)
 
-    def _late_reread(self, data: bytes, named: bool = False, stop: bytes = b"", equal: int = 0) -> None:
+    def _late_reread(
+        self, data: bytes, named: bool = False, stop: bytes = b"", equal: int = 0, line: bytes = b""
+    ) -> None:
         """The reading stopped in the read `data` (framed: `_framing_dropped`): the SDK's reading of it again from its
         start as it came, the event open there not judged (its data may have begun before), the events before the
         stop read already judged again (as they were), `[DONE]`'s blank line passed before it stopped nothing after.
@@ -1938,7 +2053,8 @@ class SseObserver(Observer):
         `stop`: the line it stopped at, past `_MOST_TAIL` bytes, the `equal` lines before it in the read equal to it, its
         event's data so far to its end kept whole as JSON reads it (`_seed`): the lines after it are read into it, so that
         `data: {`, `data: "xxx..."`, `data: }` in a read is judged whole as where it is cut between reads (helper
-        streams7)."""
+        streams7). `line`: the line it stopped at otherwise, the `equal` lines before it equal to it: where its event's
+        brackets are counted (`_LateEvents.nesting`, from its data to that line's end), they are counted from there on."""
         self._stop = None
         if self._past_done:
             self._events = None
@@ -1972,6 +2088,13 @@ class SseObserver(Observer):
                 events.unknown = False
                 self._late_read(raw[end:])
             return
+        end = _line_end(raw, line, equal) if line and named and seed is not None and seed.nesting else -1
+        if end >= 0 and seed is not None:  # (its lines to the stop's end again, counted already: not counted)
+            self._late_read(raw[:end])
+            if self._events is events:
+                events.nesting, events.depth, events.begun, events.stepped = True, seed.depth, seed.begun, seed.stepped
+                self._late_read(raw[end:])
+            return
         self._late_read(raw)
 
     def _late_after(self, lines: list[bytes], line: bytes, last: bytes, data: bytes) -> None:
@@ -2001,7 +2124,7 @@ class SseObserver(Observer):
             if len(line) > _MOST_TAIL and event is not None and event.endswith(line[6 if line[5:6] == b" " else 5 :]):
                 self._late_reread(data, named, line, lines[:at].count(line))
             else:
-                self._late_reread(data, named)
+                self._late_reread(data, named, b"", lines[:at].count(line), line)
             if held:
                 # (its event the reread read after others: given where a blank line ends it in the read, as the SDK
                 # gives an event with data, but for an Anthropic one named none or `ping` at that line, which its SDK
