@@ -34,6 +34,8 @@ from __future__ import annotations
 import codecs
 import json
 import re
+from array import array
+from itertools import accumulate
 from typing import Any, Final
 
 import orjson
@@ -500,6 +502,8 @@ _EXPONENT: Final = (b"e", b"E")
 # outside strings (`_nesting`)
 _STRING_SPAN: Final = re.compile(rb'"[^"\n]*"?')
 _NOT_BRACKETS: Final = bytes(sorted(set(range(256)) - set(b"[]{}")))
+# a bracket that opens as 1, one that closes as -1 (a signed byte), for their running count (`_lowest`)
+_BRACKET_SIGNS: Final = bytes.maketrans(b"{[}]", b"\x01\x01\xff\xff")
 # a run of the white space `int` reads around a number (`_SDK_RETRY`), in a `retry` line too long to keep (`_spaces`)
 _WHITE_RUN: Final = re.compile(rb"[ \t\x0b\x0c]+")
 # a `data` line's value past `_MOST_TAIL` bytes, as JSON reads it (`_Elided`): a string's inside kept up to
@@ -618,19 +622,30 @@ def _elided_whole(value: bytes) -> bytes:
     return value if elided.feed(value) is not None else elided.value()
 
 
-def _nesting(data: bytes, quoted: bool) -> int:
-    """The brackets `data` opens less those it closes, out of a string (`quoted`: it begins in one), its escapes dropped
-    (`_Past.feed`, `_unescaped`): a JSON text's value has ended where that count over its bytes so far is 0 after it
-    began, in C (`_LateEvents._closed`)."""
+def _brackets(data: bytes, quoted: bool) -> bytes:
+    """The brackets of `data` out of a string (`quoted`: it begins in one), its escapes dropped (`_Past.feed`,
+    `_unescaped`), in C: one pass, leaving few bytes to count (`_nesting`, `_lowest`)."""
     if quoted:
         start = data.find(b'"') + 1
         if not start:
-            return 0
+            return b""
         data = data[start:]
     if _QUOTE in data:
         data = _STRING_SPAN.sub(b"", data)
-    brackets = data.translate(None, _NOT_BRACKETS)  # (one pass, leaving few bytes to count)
-    return brackets.count(b"{") + brackets.count(b"[") - brackets.count(b"}") - brackets.count(b"]")
+    return data.translate(None, _NOT_BRACKETS)
+
+
+def _nesting(data: bytes, quoted: bool) -> int:
+    """The brackets `data` opens less those it closes, out of a string (`_brackets`): a JSON text's value has ended
+    where that count over its bytes so far is 0 after it began (`_LateEvents._closed`)."""
+    brackets = _brackets(data, quoted)
+    return len(brackets) - 2 * (brackets.count(b"}") + brackets.count(b"]"))
+
+
+def _lowest(brackets: bytes) -> int:
+    """The least count of brackets opened less closed after any of `brackets` (`_brackets`), from 0, in C: where it
+    and those open before stay above 0, no line of them ends the value (`_LateEvents._closed`)."""
+    return min(accumulate(array("b", brackets.translate(_BRACKET_SIGNS))), default=0)
 
 
 def _unescaped(data: bytes) -> bytes:
@@ -1181,8 +1196,10 @@ class _LateEvents:
         (`nesting`): a value with more than white space after a line end at which all were closed once one began (its
         JSON text ended: both SDKs' `json.loads` raise `Extra data`), or more closed than opened. Until 2026-12-06 such
         data, `{...}` past 64 KiB then `data: {...}`, was read on where both SDKs raise. In C `_NEST_LINES` lines at a
-        time, line by line only where they may close all those open, for `_MOST_STRINGS` lines an event (its brackets
-        not counted past them)."""
+        time, line by line only where their count falls to 0 (`_lowest`: once in valid data, at its end), for
+        `_MOST_STRINGS` lines an event (its brackets not counted past them). Until review revstreams9 line by line
+        wherever they closed as many as were open: a pretty-printed array of objects, then `data: 1`, 1,024 lines past
+        its kept bytes, read on."""
         if not self.nesting:
             return False
         depth = self.depth
@@ -1193,9 +1210,10 @@ class _LateEvents:
         while at < len(values):
             some = values[at : at + _NEST_LINES]
             at += _NEST_LINES
-            lines = _unescaped(b"\n".join(some))
-            if depth > 0 and lines.count(b"}") + lines.count(b"]") < depth:  # (none of them ends with all closed)
-                depth += _nesting(lines, False)
+            brackets = _brackets(_unescaped(b"\n".join(some)), False)
+            closing = brackets.count(b"}") + brackets.count(b"]")
+            if depth > 0 and (closing < depth or depth + _lowest(brackets) > 0):  # (none of them ends with all closed)
+                depth += len(brackets) - 2 * closing
                 continue
             self.stepped += len(some)
             if self.stepped > _MOST_STRINGS:
