@@ -533,6 +533,9 @@ _BULK_DATA: Final = re.compile(rb"^data(?::(?: ?)([^\n]*))?$", re.M)
 _WHITE_VALUES: Final = re.compile(rb"\n[ \t]*(?:\n[ \t]*)+")
 # lines past an event's kept bytes whose brackets are counted together (`_LateEvents._closed`)
 _NEST_LINES: Final = 64
+# the most brackets of such lines whose running count is followed (`_lowest`: a Python int each, in C); past them, a line
+# at a time where their closing ones may close all those open
+_MOST_BRACKETS: Final = 4096
 
 
 class _Elided:
@@ -644,7 +647,12 @@ def _nesting(data: bytes, quoted: bool) -> int:
 
 def _lowest(brackets: bytes) -> int:
     """The least count of brackets opened less closed after any of `brackets` (`_brackets`), from 0, in C: where it
-    and those open before stay above 0, no line of them ends the value (`_LateEvents._closed`)."""
+    and those open before stay above 0, no line of them ends the value (`_LateEvents._closed`). A bracket closed right
+    after it opened changes no least count: those pairs dropped first, and past `_MOST_BRACKETS` left (a Python int
+    each), their number less, which no count goes below."""
+    brackets = brackets.replace(b"[]", b"").replace(b"{}", b"")
+    if len(brackets) > _MOST_BRACKETS:
+        return -len(brackets)
     return min(accumulate(array("b", brackets.translate(_BRACKET_SIGNS))), default=0)
 
 
