@@ -662,6 +662,9 @@ def _cards(t: _Text) -> Iterator[tuple[int, int]]:
         # `13800138000 4111 1111 1111 1111`, a CN mobile before a card, was cut at the card's second group, and no card
         # was found before 2026-12-05. One C call on the line every candidate runs: a run of `1 1 1 …` costs nothing)
         pos = end if inside or not classes.startswith(_NINE, start) else _after_long_group(classes, start, end)
+        if not inside and (past := _past_iban(t, start)) > 0:
+            pos, run_on = past, -1
+            continue  # an IBAN's digits: the search goes on after it, a card there read as after a space
         if not inside and start >= 10 and classes[start - 2] in _LETTERS and _in_iban(t, start, end):
             continue  # an IBAN's account digits after its bank's letters (`GB09 RZNL 6907 0293 1375 85`): the IBAN's
         if inside:
@@ -1315,6 +1318,9 @@ def _phones_searched(t: _Text) -> Iterator[tuple[int, int]]:
     row = -1  # where the run of numbers the last candidate was in ends (`_ROW_ON`)
     while (m := _PHONE.search(t.classes, pos, stop)) is not None:
         pos = m.end()
+        if (past := _past_iban(t, m.start())) > 0:
+            pos, row = past, -1  # an IBAN's digits: a phone after it is read as after a space
+            continue
         address = _ipv4_ahead(t, m.start())
         if address > 0:  # an IPv4 address, and what follows it (`10.96.36.188 443/TCP`): a phone is after it, if any
             pos = address
@@ -2180,6 +2186,43 @@ def _in_iban(t: _Text, start: int, end: int) -> bool:
         ):
             return True
     return False
+
+
+def _past_iban(t: _Text, start: int) -> int:
+    """Where the IBAN a card or a phone candidate at `start` is in ends (`_iban_ending`), the candidate its check
+    digits (`DE89 3704 0044 0532 0130 00`, `DE89370400440532013000`) or its account digits after its bank's letters
+    (`GB82 WEST 1234 5698 7654 32`); -1: none. The finder searches on from there, a card or a phone after the IBAN
+    read as after a space: read with the IBAN as one run of numbers, `DE89 3704 0044 0532 0130 00 4111 1111 1111
+    1111` was no card, and `mask` left it in clear, until 2026-12-06."""
+    before = t.before(start)
+    if before in _LETTERS:
+        return _iban_ending(t, start)
+    if before in _IBAN_SEPARATORS and start >= 10 and t.classes[start - 2] in _LETTERS:
+        return _iban_ending(t, start - 8)
+    return -1
+
+
+def _iban_ending(t: _Text, digits: int) -> int:
+    """Where the IBAN whose check digits are at `digits` ends: as long as its country's code says (`_IBAN_LENGTHS`),
+    its groups of four split by one space, dash or dot throughout or by none, not joined to a word, mod-97 checked;
+    -1: none so, or one going on past a stream scanner's window (read with what follows, in the next)."""
+    head, classes = digits - 2, t.classes
+    if head < 0 or classes[head] not in _LETTERS or classes[head + 1] not in _LETTERS or t.before(head) in _WORDISH:
+        return -1
+    length = _IBAN_LENGTHS.get(t.raw[head:digits].decode("latin-1").upper(), 0)
+    sep = t.after(digits + 2)
+    splits = (length - 1) // 4 if sep in _IBAN_SEPARATORS else 0
+    end = head + length + splits
+    if length == 0 or end > len(classes) or _ends_a_window(t, end) or t.after(end) in _WORDISH:
+        return -1
+    if splits and (classes[head + 4 : end : 5] != bytes((sep,)) * splits or t.after(end) in (45, 46)):
+        return -1  # (not split so throughout, or one group of more joined the same way)
+    grouped, written = classes[head:end], t.raw[head:end]
+    if splits:
+        grouped, written = grouped.replace(bytes((sep,)), b""), written.replace(bytes((sep,)), b"")
+    if len(grouped) != length or grouped.translate(_LEADS).find(b"#") >= 0:
+        return -1
+    return end if _mod97(written.decode()) else -1
 
 
 # what stands between an IBAN's groups: a space, or a dash or a dot joining them all (`_IBAN`, `_IBAN_JOINED`)

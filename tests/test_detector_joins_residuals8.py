@@ -1,0 +1,52 @@
+"""The joined-runs residual the fiftieth sitting left (2026-12-06): a card or a phone right after a found IBAN, in
+the same run of numbers, is read as after a space, and `mask` hides both under their labels."""
+
+from __future__ import annotations
+
+import pytest
+
+from proxy.config import DetectorSpec
+from proxy.detectors import Detectors
+from tests.test_detector_card_and_phone_layouts import _streamed_differ
+
+ALL = Detectors([DetectorSpec(name) for name in ("email", "phone", "credit_card", "ip_address", "iban")])
+
+_IBANS = [
+    "DE89 3704 0044 0532 0130 00",
+    "DE89-3704-0044-0532-0130-00",
+    "DE89370400440532013000",
+    "GB82 WEST 1234 5698 7654 32",
+    "GB09 RZNL 6907 0293 1375 85",
+    "NO93 8601 1117 947",
+    "de89 3704 0044 0532 0130 00",
+]
+
+
+@pytest.mark.parametrize("iban", _IBANS)
+@pytest.mark.parametrize(
+    ("value", "label"), [("4111 1111 1111 1111", "pii:credit_card"), ("555 123 4567", "pii:phone")]
+)
+def test_a_card_or_a_phone_right_after_an_iban_is_found_and_masked(iban: str, value: str, label: str) -> None:
+    # the IBAN's length is its country's: where it ends, the run after it is read as after a space. Before: the IBAN
+    # and the value were one run of numbers, no card nor phone was found, and `mask` left it in clear
+    text = f"acct {iban} {value} ok"
+    assert ALL.scan_output(text) == {"pii:iban", label}
+    assert ALL.mask(text) == f"acct [pii:iban] [{label}] ok"
+    assert _streamed_differ(ALL, text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        # the same runs with no IBAN found (check digits wrong, a country with another length) stay as they were
+        ("acct DE88 3704 0044 0532 0130 00 4111 1111 1111 1111", set()),
+        ("acct NO93 8601 1117 9471 4111 1111 1111 1111", set()),
+        # and an IBAN with a number of its own after it adds nothing
+        ("acct DE89 3704 0044 0532 0130 00 1234 ok", {"pii:iban"}),
+        # nor are a French IBAN's last digits and the number after them a card any more (they were, masked as the IBAN)
+        ("acct FR14 2004 1010 0505 0001 3M02 606 555 123 4567 ok", {"pii:iban", "pii:phone"}),
+    ],
+)
+def test_what_follows_no_iban_is_read_as_before(text: str, found: set[str]) -> None:
+    assert ALL.scan_output(text) == found
+    assert _streamed_differ(ALL, text) == []
