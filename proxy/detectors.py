@@ -2142,6 +2142,9 @@ def _ibans(t: _Text) -> Iterator[tuple[int, int]]:
         pos = end
         if _iban(t, start, end):
             yield start, end
+        elif (ending := _iban_ending(t, start + 2)) > 0:
+            pos = ending
+            yield start, ending  # (as long as its country's, a number after it: `ES42 1460 0584 5609 2012 7926 555`)
     yield from _joined_ibans(t)
 
 
@@ -2190,16 +2193,37 @@ def _in_iban(t: _Text, start: int, end: int) -> bool:
 
 def _past_iban(t: _Text, start: int) -> int:
     """Where the IBAN a card or a phone candidate at `start` is in ends (`_iban_ending`), the candidate its check
-    digits (`DE89 3704 0044 0532 0130 00`, `DE89370400440532013000`) or its account digits after its bank's letters
-    (`GB82 WEST 1234 5698 7654 32`); -1: none. The finder searches on from there, a card or a phone after the IBAN
-    read as after a space: read with the IBAN as one run of numbers, `DE89 3704 0044 0532 0130 00 4111 1111 1111
-    1111` was no card, and `mask` left it in clear, until 2026-12-06."""
-    before = t.before(start)
-    if before in _LETTERS:
-        return _iban_ending(t, start)
-    if before in _IBAN_SEPARATORS and start >= 10 and t.classes[start - 2] in _LETTERS:
-        return _iban_ending(t, start - 8)
+    digits (`DE89 3704 0044 0532 0130 00`, `DE89370400440532013000`, `GB82WEST1234…`: the word they end) or in a later
+    group (`GB82 WEST 1234 5698 7654 32`, after its bank's letters; `QA84.YHCP.J2B6.6I0J.JEI1.03ED.8FIA.8`, its
+    last), its head searched for back over the groups split as that group is from the one before it; -1: none. The
+    finder searches on from there, a card or a phone after the IBAN read as after a space: read with the IBAN as one
+    run of numbers, `DE89 3704 0044 0532 0130 00 4111 1111 1111 1111` was no card, and `mask` left it in clear, until
+    2026-12-06."""
+    classes = t.classes
+    lead = start
+    if t.before(start) in _LETTERS:
+        word = _WORD_BEFORE.search(classes, max(0, start - _IBAN_MOST), start)
+        lead = word.start() if word is not None else start
+        if classes[lead] in _LETTERS and classes[lead + 1] in _LETTERS and classes[lead + 2] == 48:
+            ending = _iban_ending(t, lead + 2)
+            if ending > start:
+                return ending
+    sep = t.before(lead)
+    if sep not in _IBAN_SEPARATORS:
+        return -1
+    for group in range(lead - 5, max(-1, lead - _IBAN_MOST), -5):
+        if classes[group + 4] != sep:
+            return -1
+        if classes[group] in _LETTERS and classes[group + 1] in _LETTERS and classes[group + 2] == 48:
+            ending = _iban_ending(t, group + 2)
+            if ending > start:
+                return ending
     return -1
+
+
+# the most characters an IBAN takes up, split: 34 and 8 separators; and the word a candidate after letters ends
+_IBAN_MOST: Final = 42
+_WORD_BEFORE: Final = re.compile(rb"(?<![0aAxX_])[aAxX0]+\Z")
 
 
 def _iban_ending(t: _Text, digits: int) -> int:

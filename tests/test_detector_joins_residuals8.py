@@ -19,6 +19,10 @@ _IBANS = [
     "GB09 RZNL 6907 0293 1375 85",
     "NO93 8601 1117 947",
     "de89 3704 0044 0532 0130 00",
+    "GB82WEST12345698765432",
+    "QA97.JXWW.ED96.FC9C.A20F.B2BC.IFFF.0",
+    "ES42 1460 0584 5609 2012 7926",
+    "BE68 5390 0754 7034",
 ]
 
 
@@ -28,7 +32,8 @@ _IBANS = [
 )
 def test_a_card_or_a_phone_right_after_an_iban_is_found_and_masked(iban: str, value: str, label: str) -> None:
     # the IBAN's length is its country's: where it ends, the run after it is read as after a space. Before: the IBAN
-    # and the value were one run of numbers, no card nor phone was found, and `mask` left it in clear
+    # and the value were one run of numbers, no card nor phone was found, and `mask` left it in clear; an IBAN whose
+    # last group is four characters, with the number after it, was no IBAN either (`ES42 … 7926 555`)
     text = f"acct {iban} {value} ok"
     assert ALL.scan_output(text) == {"pii:iban", label}
     assert ALL.mask(text) == f"acct [pii:iban] [{label}] ok"
