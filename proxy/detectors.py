@@ -2145,7 +2145,21 @@ def _ibans(t: _Text) -> Iterator[tuple[int, int]]:
         elif (ending := _iban_ending(t, start + 2)) > 0:
             pos = ending
             yield start, ending  # (as long as its country's, a number after it: `ES42 1460 0584 5609 2012 7926 555`)
+        elif start < 0 or t.classes[start + 1] not in _LETTERS:
+            pos = _head_within(
+                t, start + 3, end
+            )  # (a match from a number's digits, not from an IBAN look-alike's head)
     yield from _joined_ibans(t)
+
+
+def _head_within(t: _Text, first: int, end: int) -> int:
+    """Where the search for `_IBAN` goes on after a match from a number's digits that is no IBAN, `first` past where
+    it starts: at the check digits of an IBAN's head in it, after a space (`2024 DE89 3704 …`, the year's last digits
+    read with the IBAN's groups); at its end if none. Searched on from its end, the IBAN was none, and `mask` left it
+    in clear, until 2026-12-06. (A match from a look-alike's head, `AB12 CD34 EF56 …`, goes on from its end: each of
+    its groups searched again was 6 times the cost.)"""
+    head = t.classes[first:end].translate(_LEADS).find(b"#aa00")
+    return end if head < 0 else first + head + 3
 
 
 def _iban(t: _Text, start: int, end: int) -> bool:

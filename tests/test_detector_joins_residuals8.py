@@ -55,3 +55,22 @@ def test_a_card_or_a_phone_right_after_an_iban_is_found_and_masked(iban: str, va
 def test_what_follows_no_iban_is_read_as_before(text: str, found: set[str]) -> None:
     assert ALL.scan_output(text) == found
     assert _streamed_differ(ALL, text) == []
+
+
+@pytest.mark.parametrize("before", ["invoice 2024", "room 12", "no. 4711"])
+@pytest.mark.parametrize(
+    "iban",
+    [
+        "DE89 3704 0044 0532 0130 00",
+        "DE89370400440532013000",
+        "GB82 WEST 1234 5698 7654 32",
+        "de89 3704 0044 0532 0130 00",
+    ],
+)
+def test_an_iban_after_a_number_is_found_and_masked(before: str, iban: str) -> None:
+    # the search for an IBAN's groups started in the number before it (`24 DE89 3704 …`), that match was no IBAN, and
+    # the search went on after its end: the IBAN in it was none, and `mask` left it in clear
+    text = f"{before} {iban} ok"
+    assert ALL.scan_output(text) == {"pii:iban"}
+    assert ALL.mask(text) == f"{before} [pii:iban] ok"
+    assert _streamed_differ(ALL, text) == []
