@@ -208,6 +208,8 @@ class _Text:
     # where a stream scanner's window starts inside a run of numbers its tail was cut in (0), the run's start read in a
     # window before: its first card candidate is no run's start (`_cards`, `_in_run`); -1: not so
     in_run: int = -1
+    # where the IBAN whose check digits are at each offset read ends (`_iban_ending`, -1: none), by that offset
+    iban_endings: dict[int, int] = _NO_STOPS
 
     def __init__(self, text: str, classes: bytes = b"") -> None:
         self.wide = not text.isascii()
@@ -2241,6 +2243,19 @@ _WORD_BEFORE: Final = re.compile(rb"(?<![0aAxX_])[aAxX0]+\Z")
 
 
 def _iban_ending(t: _Text, digits: int) -> int:
+    """`_iban_read_to_its_end`, read once for each head (`_Text.iban_endings`): the card, the phone and the IBAN
+    finders each read it, and 1 MB of look-alikes (`DE88 3704 0044 0532 0130 00 `) took 2.3 times main's 0.47 s to
+    scan, each read three times."""
+    ending = t.iban_endings.get(digits, -2)
+    if ending == -2:
+        ending = _iban_read_to_its_end(t, digits)
+        if t.iban_endings is _NO_STOPS:
+            t.iban_endings = {}
+        t.iban_endings[digits] = ending
+    return ending
+
+
+def _iban_read_to_its_end(t: _Text, digits: int) -> int:
     """Where the IBAN whose check digits are at `digits` ends: as long as its country's code says (`_IBAN_LENGTHS`),
     its groups of four split by one space, dash or dot throughout or by none, not joined to a word, mod-97 checked;
     -1: none so, or one going on past a stream scanner's window (read with what follows, in the next)."""

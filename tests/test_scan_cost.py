@@ -152,6 +152,16 @@ def test_dense_dashed_ibans_are_checked_in_a_few_steps_each() -> None:
     assert ALL.scan("gb09-rznl-6907-0293-1375-85") == {"pii:iban"}  # (either case's letters)
 
 
+def test_an_iban_look_alike_is_read_to_its_end_once_for_all_finders() -> None:
+    """Where an IBAN whose head a card or a phone candidate follows ends is read once (`_iban_ending`), not again by
+    each finder: 1 MB of look-alikes was 423 lines each (main's 270), 2.3 times main's CPU to scan."""
+    text = "DE88 3704 0044 0532 0130 00 " * 1000
+    steps = python_lines(lambda: ALL.scan(text), detectors.__file__)
+    assert steps < 390 * 1000  # (368 a look-alike)
+    assert ALL.scan(text) == frozenset()
+    assert ALL.scan("DE89 3704 0044 0532 0130 00 4111 1111 1111 1111") == {"pii:iban", "pii:credit_card"}
+
+
 def test_a_list_of_old_unix_times_is_read_once_for_a_recent_one() -> None:
     """A list of ten-digit numbers read as Unix times before 2009 (phones, `_dated`) was read again to its end for
     each of its numbers and each phone found in it: 8,000 took 66 s, and 88 KB of them before one recent time 147 s
