@@ -583,13 +583,14 @@ class ReplyObserver(SseObserver):
         if not isinstance(choices, list):  # llama.cpp's own, or none of the fields the output is in (an error, ...)
             if self._native(event, True):
                 return
-            # vLLM's, TGI's, OpenAI's errors (a truthy `error`, as the SDK reads it)
+            # vLLM's, TGI's, OpenAI's errors (a truthy `error`, as the SDK reads it: `keyed`, none to it in a `thread.*`
+            # event; vLLM's `object` `error` is the upstream's error whatever its name)
             if self.erred(event):
-                self.in_band_error()
+                self.in_band_error(event.get("object") != "error")
             self.unknown(event)
             return
         if event.get("error"):  # beside its choices (OpenRouter's mid-stream error): the openai SDK raises at it too
-            self.in_band_error()
+            self.in_band_error(True)
             self._text.aside_strings(("error",), event["error"], apart=True)  # (each error whole)
         for choice in choices:
             if not isinstance(choice, dict):
@@ -968,8 +969,8 @@ class ResponsesObserver(SseObserver):
         kind = event.get("type")
         if event.get("error"):
             # a truthy `error`, in any event (a server's chat-style `{"error": {...}}`): the openai SDK raises at it, as
-            # in a chat stream; until 2026-12-05 recorded a success (helper revssenormal)
-            self.in_band_error()
+            # in a chat stream (but in a `thread.*` event: `keyed`); until 2026-12-05 recorded a success (helper revssenormal)
+            self.in_band_error(True)
             if isinstance(kind, str) and kind.startswith("response."):  # (read beside; the others', by `unknown`)
                 self._text.aside_strings(("error",), event["error"], apart=True)
         if kind in _ITEM_DELTAS:

@@ -239,8 +239,16 @@ _ID: Final = 32
 _OWN: Final = 64
 # what the record holds from the open event that its SDK has only at its blank line (`_unseen`)
 _UNSEEN: Final = _GIVEN | _MODEL | _ID | _OWN
+# ... or the upstream's error set by its data's truthy `error` alone (`in_band_error`'s `keyed`), which the openai SDK
+# yields without raising in an event named `thread.*` (legacy mode's Assistants events): undone at its blank line
+# (`_thread_event`); until 2026-12-06 `upstream_error`
+_KEYED: Final = 128
 # what an event holds that ends no stream
-_KEPT: Final = _HELD | _UNSEEN
+_KEPT: Final = _HELD | _UNSEEN | _KEYED
+# the openai SDK's prefix of an Assistants event's name, whose data it parses and yields, its `error` not looked at
+_THREAD: Final = b"thread."
+# the data of such an event, past where the reply is read (`_seed`)
+_KEYED_DATA: Final = b'{"error": 1}'
 
 
 # distinct alternative tokens read from a reply's logprobs (`SseObserver.alternatives`): a model's vocabulary is some
@@ -453,6 +461,14 @@ def _line_end(data: bytes, line: bytes, equal: int) -> int:
 def _event_name(line: bytes) -> bytes:
     """An `event:` line's name (`event: x` or `event:x`), as the SDKs' decoders read it."""
     return line[7:] if line[6:7] == b" " else line[6:]
+
+
+def _as_erred(event: dict[str, Any], name: bytes) -> dict[str, Any]:
+    """An openai event's data as `erred` is asked of it past where the reply is read: without its `error` in an event
+    named `name` `thread.*`, which the SDK yields whatever its `error` (`SseObserver._thread_event`)."""
+    if name.startswith(_THREAD) and "error" in event:
+        return {key: value for key, value in event.items() if key != "error"}
+    return event
 
 
 # what `_LateEvents.feed` says of a piece: the SDK reads on, stopped cleanly (`[DONE]`), or raised
@@ -1335,7 +1351,7 @@ class _LateEvents:
             for word in self.words:
                 if word in text:
                     self.worded += 1
-                    return _RAISES if observer.erred(parsed) else _READS
+                    return _RAISES if observer.erred(_as_erred(parsed, name)) else _READS
         return _READS
 
 
@@ -1660,7 +1676,9 @@ class SseObserver(Observer):
                     break
             else:  # a blank line ends the event
                 ending = self._ending
-                if ending:  # (an error it held is now the SDK's: it stays)
+                if ending:  # (an error it held is now the SDK's: it stays, but in a `thread.*` event)
+                    if ending & _KEYED:
+                        self._thread_event()
                     if ending & _STOPS:
                         self._past_done = True
                     if ending & ~_KEPT:
@@ -1731,7 +1749,8 @@ class SseObserver(Observer):
             state = self._sdk = 0
             if len(data) == 1:
                 return
-        if state < 0 or self.outcome.error_type or self._past_done:
+        # (an error `_thread_event` may undo: not yet the SDK's, what follows it in its event still looked at)
+        if state < 0 or (self.outcome.error_type and not self._ending & _KEYED) or self._past_done:
             self._sdk = -1
             return
         if not state and _open_data(data) and not _sdk_line(data):
@@ -1843,7 +1862,7 @@ class SseObserver(Observer):
         begin = done.start() if done is not None else 0 if self._ending & _STOPS else -1
         if begin < 0 or (b"\n" + data[:at]).find(b"\n\n", begin) < 0:
             if held:
-                self._ending &= ~_HELD
+                self._ending &= ~(_HELD | _KEYED)
             else:
                 self._stream_error()
 
@@ -2014,7 +2033,8 @@ class SseObserver(Observer):
             events.data.append(b"[DONE]")
             events.unknown = True
         elif ending & _HELD:  # (no JSON so far, or the API's error: `in_band_error`; the SDK raises at either)
-            events.data.append(b"x")
+            # (but at an `error` alone in an event it names `thread.*`: one that `_verdict` so judges, `_KEYED`)
+            events.data.append(_KEYED_DATA if ending & _KEYED else b"x")
         elif event is not None:  # (an event whose data is not one JSON text alone, so far)
             if self._parsed == 1:  # (an Anthropic event's object before it: `{...}\n{...`, no JSON)
                 events.data.append(b"{}")
@@ -2262,7 +2282,13 @@ class SseObserver(Observer):
             return False
         # (read as an event is, `reply_json`: what orjson refuses and the client reads, a lone surrogate escape, NaN)
         reply = reply_json(payload, self._text)
-        return type(reply) is dict and self.erred(reply)
+        if type(reply) is not dict:
+            return False
+        if self.json_every_event and _THREAD in event:
+            found = _LATE_NAME.match(event)
+            if found is not None:
+                reply = _as_erred(reply, _event_name(found[1]))
+        return self.erred(reply)
 
     def _late_json_lines(self, data: bytes) -> None:
         """`_late_errors` of JSON lines (`_NDJSON`): each whole line holding `error` read as an event is, one past
@@ -2367,6 +2393,8 @@ class SseObserver(Observer):
                 over = self.ended
                 self._read_event(reply)
                 if ended:  # (an error it held is the SDK's: the blank line came; past `[DONE]`, nothing it gave)
+                    if self._ending & _KEYED:
+                        self._thread_event()
                     if self.typed_by_name and (self._name is None or self._name in _SKIPPED_NAMES):
                         self._skipped(self._ending, over)
                     self._ending = self._ending & _UNSEEN if self._past_done else 0
@@ -2703,15 +2731,27 @@ class SseObserver(Observer):
     def array(self, reply: list[Any]) -> None:
         """A whole reply that is a JSON array, where `_arrays` says the API answers so."""
 
-    def in_band_error(self) -> None:
+    def in_band_error(self, keyed: bool = False) -> None:
         """An error the upstream sent in the stream: the call is recorded with `error.type` `STREAM_ERROR`, unless
         something else ended it (`Exchange.finish`). Read in an event's data, it is the SDK's once a blank line ends the
         event (`_HELD`): not when the reply ends before it (`finish`). Nor in an event whose data begins `[DONE]`
         (`_STOPS`), which the SDK never parses: `data: [DONE]`, then `data: x` (or, since 2026-12-05, `data: \x0b`) in
-        its event was `upstream_error` where the SDK stopped, until 2026-12-05 (helper revsse3)."""
+        its event was `upstream_error` where the SDK stopped, until 2026-12-05 (helper revsse3). `keyed`: the error is
+        the event's truthy `error` alone, which the openai SDK raises at but in an event named `thread.*`
+        (`_thread_event`); any other error in the event stands."""
         if not self.outcome.error_type and not self._past_done and not self._ending & _STOPS:
             self.outcome.error_type = STREAM_ERROR
-            self._ending |= _HELD
+            self._ending |= (_HELD | _KEYED) if keyed else _HELD
+        elif not keyed:
+            self._ending &= ~_KEYED
+
+    def _thread_event(self) -> None:
+        """The blank line of an event whose error is its truthy `error` alone (`_KEYED`): named `thread.*` (its last
+        `event` line), the openai SDK in legacy mode (chat, Responses) parses its data and yields it without looking at
+        its `error` (`Stream.__stream__`'s Assistants branch), so the record has no error from it."""
+        self._ending &= ~_KEYED
+        if self._name is not None and _event_name(self._name).startswith(_THREAD):
+            self.outcome.error_type = None
 
     def _given(self) -> bool:
         """A streamed event's finish or stop reason, or token counts, about to be recorded: the record as it was before
@@ -2745,7 +2785,9 @@ class SseObserver(Observer):
                 self.outcome.response_id = None
 
     def _stream_error(self) -> None:
-        """`in_band_error` where the event it is in has ended (or is no event: llama.cpp's `error:` line)."""
+        """`in_band_error` where the event it is in has ended (or is no event: llama.cpp's `error:` line); an error the
+        open event's `error` set (`_KEYED`) then stands."""
+        self._ending &= ~_KEYED
         if not self.outcome.error_type and not self._past_done:
             self.outcome.error_type = STREAM_ERROR
 
