@@ -2282,13 +2282,7 @@ class SseObserver(Observer):
             return False
         # (read as an event is, `reply_json`: what orjson refuses and the client reads, a lone surrogate escape, NaN)
         reply = reply_json(payload, self._text)
-        if type(reply) is not dict:
-            return False
-        if self.json_every_event and _THREAD in event:
-            found = _LATE_NAME.match(event)
-            if found is not None:
-                reply = _as_erred(reply, _event_name(found[1]))
-        return self.erred(reply)
+        return type(reply) is dict and self.erred(reply)
 
     def _late_json_lines(self, data: bytes) -> None:
         """`_late_errors` of JSON lines (`_NDJSON`): each whole line holding `error` read as an event is, one past
