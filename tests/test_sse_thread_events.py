@@ -13,11 +13,12 @@ import openai
 import orjson
 import pytest
 
-from proxy.protocols import STREAM_ERROR
+from proxy.protocols import MAX_STRINGS, STREAM_ERROR
 from tests.event_streams import span_of
 from tests.test_scan_cost import _streamed
 from tests.test_sse_events_as_the_sdk_reads_them import CHUNK, DONE, through_sdk
-from tests.test_tiny_sse_lines import observer_of
+from tests.test_sse_late_events import fed
+from tests.test_tiny_sse_lines import READ, _given_up, observer_of
 from tests.test_unsized_replies_output import Reply, setup_for  # noqa: F401  # (a fixture)
 
 ERROR = b'data: {"error": {"message": "boom", "type": "server_error"}}\n'
@@ -144,4 +145,40 @@ def test_a_thread_event_holding_an_error_past_where_the_reply_is_read(
         stream = CHUNK + events[:cut] + b": " + b"x" * 5000 + b"\n" + events[cut:] + DONE
     observer, outcome = observer_of("openai")
     _streamed(observer, stream, read)
+    assert outcome.error_type == (STREAM_ERROR if recorded else None)
+
+
+@pytest.mark.interpreted  # (`MAX_LINE`, `MAX_STRINGS` made small)
+@pytest.mark.parametrize(("events", "raises", "recorded"), CASES, ids=IDS)
+@pytest.mark.parametrize("read", [4096, 65536])  # (reads of 7 bytes: the look not reached)
+@pytest.mark.parametrize("filler", [b": c\n", b"id: 1\n"], ids=["comment", "id"])
+def test_a_thread_event_holding_an_error_past_the_events_judged_one_by_one(
+    monkeypatch: pytest.MonkeyPatch, events: bytes, raises: bool, recorded: bool, read: int, filler: bytes
+) -> None:
+    """Past where the reply is read, then past `MAX_STRINGS` events judged one by one (each holding a comment or an
+    `id` line), the rest is looked at for the upstream's error alone (`_late_errors`): a `thread.*` event whose only
+    error is its `error` was `upstream_error` there until 2026-12-06. (An event the SDK raises at as no JSON, `data:
+    x`, is not looked for there.)"""
+    from proxy.protocols import sse
+
+    if b"data: x" in events:
+        pytest.skip("no JSON: not looked for past the bound")
+    monkeypatch.setattr(sse, "MAX_LINE", 4096)
+    monkeypatch.setattr(sse, "MAX_STRINGS", 100)
+    long = b'data: {"type": "ping", "p": "' + b"x" * 5000 + b'"}\n\n'
+    observer, outcome = observer_of("openai")
+    _streamed(observer, CHUNK + long + (filler + b'data: {"a": 1}\n\n') * 101 + events + DONE, read)
+    assert outcome.error_type == (STREAM_ERROR if recorded else None)
+
+
+@pytest.mark.parametrize(
+    ("events", "recorded"),
+    [(CASES[0][0], False), (CASES[4][0], False), (CASES[8][0], True), (CASES[10][0], True), (CASES[17][0], True)],
+    ids=["named", "named-after", "none", "thread", "vllm"],
+)
+def test_a_thread_event_holding_an_error_past_more_late_events_than_are_judged(events: bytes, recorded: bool) -> None:
+    """As above at the real bounds: the reading stopped past `MAX_STRINGS` events no adapter reads, then
+    `MAX_STRINGS` + 10 events judged one by one (an `id` line each), then the event."""
+    stream = (b'id: 1\ndata: {"x": 1}\n\n') * (MAX_STRINGS + 10) + events + DONE
+    outcome = fed("openai", _given_up("openai"), stream, READ)
     assert outcome.error_type == (STREAM_ERROR if recorded else None)

@@ -2268,9 +2268,10 @@ class SseObserver(Observer):
     def _late_event(self, event: bytes, ended: bool) -> bool:
         """Whether an event past where the reply is read (its lines, without the blank line that ends it) is the
         upstream's error, as its client reads it (the SDK's SSE decoder: its `data` lines joined by LF, its name the
-        last `event` line's, one without a colon naming none): its data, read as JSON, an event `erred` says is one,
-        an Anthropic event named `error` (`typed_by_name`: the SDK raises at it, whatever its data) once it `ended`,
-        or one holding llama.cpp's `error:` line (`_error_line`)."""
+        last `event` line's, one without a colon naming none): its data, read as JSON, an event `erred` says is one
+        (an openai event named `thread.*` asked without its `error`, `_as_erred`: with it until 2026-12-06, review
+        revthreads), an Anthropic event named `error` (`typed_by_name`: the SDK raises at it, whatever its data) once
+        it `ended`, or one holding llama.cpp's `error:` line (`_error_line`)."""
         if _LATE_ERROR_LINE.search(event) is not None:
             return True
         if ended and self.typed_by_name:
@@ -2282,7 +2283,13 @@ class SseObserver(Observer):
             return False
         # (read as an event is, `reply_json`: what orjson refuses and the client reads, a lone surrogate escape, NaN)
         reply = reply_json(payload, self._text)
-        return type(reply) is dict and self.erred(reply)
+        if type(reply) is not dict or not self.erred(reply):
+            return False
+        if self.json_every_event and ended and b"event" in event:  # (an openai event named `thread.*`: `_as_erred`)
+            found = _LATE_NAME.match(event)
+            if found is not None:
+                return self.erred(_as_erred(reply, _event_name(found[1])))
+        return True
 
     def _late_json_lines(self, data: bytes) -> None:
         """`_late_errors` of JSON lines (`_NDJSON`): each whole line holding `error` read as an event is, one past
