@@ -97,25 +97,7 @@ TEXTS = st.sampled_from(
 
 def request_fields(head: bytes) -> Callable[[str], str | None]:
     """The fields of the request `head` as the connection reads them through llhttp (`Request.header`)."""
-    got: list[Callable[[str], str | None]] = []
-
-    async def main() -> None:
-        served = asyncio.Event()
-
-        async def handler(req: Request, conn: HttpConnection) -> None:
-            got.append(req.header)
-            await conn.body(req)
-            conn.reply(req, 200, b"text/plain", b"ok")
-            served.set()
-
-        conn = HttpServer(handler, Limits())()
-        conn.connection_made(FakeTransport())  # type: ignore[arg-type]
-        conn.data_received(head)
-        await asyncio.wait_for(served.wait(), 10)
-        conn.connection_lost(None)
-
-    asyncio.run(main())
-    return got[0]
+    return served([head])[0][0]
 
 
 @settings(max_examples=200, deadline=None)
@@ -161,27 +143,35 @@ def test_a_reply_s_values_are_decoded_utf8_with_surrogateescape(values: list[byt
 
 def heads_fields(heads: list[bytes]) -> list[Callable[[str], str | None]]:
     """The fields of each request of `heads`, sent one after the other on one connection (`Request.header`)."""
+    return served(heads)[0]
+
+
+def served(heads: list[bytes]) -> tuple[list[Callable[[str], str | None]], HttpConnection]:
+    """`heads` sent one after the other on one connection, each answered: each request's fields as the connection
+    reads them (`Request.header`), and the connection, closed."""
     got: list[Callable[[str], str | None]] = []
 
-    async def main() -> None:
-        served = asyncio.Event()
-
-        async def handler(req: Request, conn: HttpConnection) -> None:
-            got.append(req.header)
-            await conn.body(req)
-            conn.reply(req, 200, b"text/plain", b"ok")
-            if len(got) == len(heads):
-                served.set()
-
-        conn = HttpServer(handler, Limits())()
+    async def main() -> HttpConnection:
+        done = asyncio.Event()
+        conn = HttpServer(lambda req, conn: answer(req, conn, got, len(heads), done), Limits())()
         conn.connection_made(FakeTransport())  # type: ignore[arg-type]
         for head in heads:
             conn.data_received(head)
-        await asyncio.wait_for(served.wait(), 10)
+        await asyncio.wait_for(done.wait(), 10)
         conn.connection_lost(None)
+        return conn
 
-    asyncio.run(main())
-    return got
+    return got, asyncio.run(main())
+
+
+async def answer(
+    req: Request, conn: HttpConnection, got: list[Callable[[str], str | None]], heads: int, done: asyncio.Event
+) -> None:
+    got.append(req.header)
+    await conn.body(req)
+    conn.reply(req, 200, b"text/plain", b"ok")
+    if len(got) == heads:
+        done.set()
 
 
 @settings(max_examples=150, deadline=None)
@@ -211,26 +201,8 @@ _FRAMING = ("host", "content-length", "transfer-encoding", "connection", "expect
 def test_a_connection_keeps_no_long_name_nor_its_key() -> None:
     # (a name past 64 bytes is not kept at its place, `_remember`, nor is its key: the text of a name up to
     # limits.max_header_bytes long would stay with an idle connection, 30 KB for this one's)
-    kept: list[HttpConnection] = []
-
-    async def main() -> None:
-        served = asyncio.Event()
-
-        async def handler(req: Request, conn: HttpConnection) -> None:
-            assert req.header("x-" + "a" * 30_000) == "1"
-            await conn.body(req)
-            conn.reply(req, 200, b"text/plain", b"ok")
-            kept.append(conn)
-            served.set()
-
-        conn = HttpServer(handler, Limits())()
-        conn.connection_made(FakeTransport())  # type: ignore[arg-type]
-        conn.data_received(b"GET /v1/models HTTP/1.1\r\nX-" + b"A" * 30_000 + b": 1\r\nHost: x\r\n\r\n")
-        await asyncio.wait_for(served.wait(), 10)
-        conn.connection_lost(None)
-
-    asyncio.run(main())
-    (conn,) = kept
+    (fields,), conn = served([b"GET /v1/models HTTP/1.1\r\nX-" + b"A" * 30_000 + b": 1\r\nHost: x\r\n\r\n"])
+    assert fields("x-" + "a" * 30_000) == "1"
     assert conn._names == [b"", b"Host"]
     assert conn._keys == ["", "host"]
 
@@ -238,27 +210,9 @@ def test_a_connection_keeps_no_long_name_nor_its_key() -> None:
 def test_a_connection_keeps_the_names_of_its_head_s_first_32_places_only() -> None:
     # (a head of limits.max_headers' 100 fields kept whole would stay with an idle connection, ~23 KB; the names
     # past the 32nd are looked up in `field_key`'s table each time, and read under their own keys)
-    kept: list[HttpConnection] = []
     names = [f"x-field-{n:03d}" for n in range(90)]
-
-    async def main() -> None:
-        served = asyncio.Event()
-
-        async def handler(req: Request, conn: HttpConnection) -> None:
-            assert [req.header(name) for name in names] == [str(n) for n in range(90)]
-            await conn.body(req)
-            conn.reply(req, 200, b"text/plain", b"ok")
-            kept.append(conn)
-            served.set()
-
-        conn = HttpServer(handler, Limits())()
-        conn.connection_made(FakeTransport())  # type: ignore[arg-type]
-        fields = b"".join(f"{name}: {n}\r\n".encode() for n, name in enumerate(names))
-        conn.data_received(b"GET /v1/models HTTP/1.1\r\nHost: x\r\n" + fields + b"\r\n")
-        await asyncio.wait_for(served.wait(), 10)
-        conn.connection_lost(None)
-
-    asyncio.run(main())
-    (conn,) = kept
+    head = b"".join(f"{name}: {n}\r\n".encode() for n, name in enumerate(names))
+    (fields,), conn = served([b"GET /v1/models HTTP/1.1\r\nHost: x\r\n" + head + b"\r\n"])
+    assert [fields(name) for name in names] == [str(n) for n in range(90)]
     assert len(conn._names) == len(conn._keys) == 32
     assert conn._keys == ["host", *names[:31]]
