@@ -25,23 +25,21 @@ WITH_KEYS = Detectors(
 
 
 def searched_ibans(t: _Text) -> Iterator[tuple[int, int]]:
-    """`_ibans` without its check first: `_IBAN` searched for at every pair of digits."""
+    """`_ibans` without its check first: `_IBAN` searched for at every pair of digits (an IBAN the match holds more
+    than, taken at its country's length; after a match from a number's digits, the search on from an IBAN's head in
+    it)."""
     pos, stop = t.first, t.stop
     letters = detectors._LETTERS
     while (m := detectors._IBAN.search(t.classes, pos, stop)) is not None:
         start, end = m.start() - 2, m.end()
         pos = end
-        if start < 0 or t.classes[start] not in letters or t.classes[start + 1] not in letters:
-            continue
-        if t.before(start) in detectors._WORDISH or t.after(end) in detectors._WORDISH:
-            continue
-        compact = t.raw[start:end].replace(b" ", b"").decode()
-        if not 15 <= len(compact) <= 34:
-            continue
-        if not compact.isupper() and detectors._IBAN_LENGTHS.get(compact[:2].upper()) != len(compact):
-            continue
-        if int("".join(str(int(ch, 36)) for ch in compact[4:] + compact[:4])) % 97 == 1:
+        if detectors._iban(t, start, end):
             yield start, end
+        elif (ending := detectors._iban_ending(t, start + 2)) > 0:
+            pos = ending
+            yield start, ending
+        elif start < 0 or t.classes[start + 1] not in letters:
+            pos = detectors._head_within(t, start + 3, end)
     yield from detectors._joined_ibans(t)  # (searched by `_ibans` after the same check first)
 
 
