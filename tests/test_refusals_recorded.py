@@ -17,8 +17,10 @@ import httpx
 import orjson
 import pytest
 
+from proxy.ingress.wire import PIPELINE_DEPTH
 from proxy.logs import ACCESS
 from tests.conftest import KEYS, sha
+from tests.held import until
 from tests.servers.otlp_receiver import OtlpReceiver
 from tests.servers.vllm_like import SERVED
 
@@ -308,3 +310,94 @@ def test_a_request_pipelined_behind_a_body_over_the_limit_is_recorded_as_refused
     assert (got, fields["x-trace-id"]) == (status, first)
     assert_recorded(otlp, access, fields, status, code, "app")
     assert_unserved(otlp, access, second, code)
+
+
+def _read_to_end(sock: socket.socket) -> bytes:
+    got = b""
+    while piece := sock.recv(65536):
+        got += piece
+    return got
+
+
+def _chunked_head(trace_id: str) -> bytes:
+    return (f"POST {CHAT} HTTP/1.1\r\nHost: x\r\n{AUTH}\r\ntraceparent: 00-{trace_id}-00000000000000a1-01\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n").encode()  # fmt: skip
+
+
+def _sent_behind_the_answer(port: int, first: str, how: str, behind: bytes) -> bytes:
+    """A body over limits.max_body_bytes sent in two parts: the first, then the answer read (the proxy closes its side
+    and reads on), then the rest of the body and `behind` (`how`: in one send, or the rest and `behind` apart; a
+    chunked body, its 413 once over the limit). The answer, as read."""
+    if how == "chunked":
+        body = b" " * 70_000
+        first_part = _chunked_head(first) + b"%x\r\n" % len(body) + body[:66_000]
+        rest = [body[66_000:] + b"\r\n0\r\n\r\n"]
+    else:
+        method, path = ("GET", "/v1/models") if how == "get-400" else ("POST", CHAT)
+        wire = _post_keep(path, first, b" " * 70_000, method).encode()
+        first_part, tail = wire[:-69_000], wire[-69_000:]
+        rest = [tail] if how != "body-then-head" else [tail[:-10], tail[-10:]]
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(first_part)
+        answer = _read_to_end(sock)  # the answer, then the proxy's side closed
+        if len(rest) == 1:
+            sock.sendall(rest[0] + behind)
+        else:
+            sock.sendall(rest[0])
+            sock.sendall(rest[1])
+            sock.sendall(behind)
+    return answer
+
+
+@pytest.mark.parametrize("how", ["too-large-413", "get-400", "body-then-head", "chunked"])
+def test_a_request_pipelined_behind_a_refused_body_is_recorded_however_its_bytes_fall(
+    proxy: Any, otlp: OtlpReceiver, access: AccessLines, how: str
+) -> None:
+    """A body over limits.max_body_bytes is answered as its head says so (or, chunked, once over it), then the connection
+    closes, reading on for LINGER_S: a request pipelined behind that body is recorded refused as it was, unanswered,
+    whether its bytes come in the read that held the body's head or after the answer. Before 2026-12-07 only in the
+    first case: as the client's send fell into reads (a CI run, under load, read the 70 KB send in two), it was dropped
+    with no record."""
+    first, second = "5eed00000000000000000000000005d1", "5eed00000000000000000000000005d2"
+    answer = _sent_behind_the_answer(proxy.bound.http.port, first, how, _get_models(second, "Host: x\r\n").encode())
+    status, code = (400, "invalid_request") if how == "get-400" else (413, "request_too_large")
+    assert answer.startswith(b"HTTP/1.1 %d " % status) and answer.count(b"HTTP/1.1 ") == 1, answer[:200]
+    assert_unserved(otlp, access, second, code)
+
+
+def test_at_most_eight_requests_behind_a_refused_body_answered_are_recorded(
+    proxy: Any, otlp: OtlpReceiver, access: AccessLines
+) -> None:
+    """Once the refusal is answered, at most PIPELINE_DEPTH (8) requests pipelined behind its body are recorded as they
+    come; what comes after them is dropped unread while the connection lingers (a client may not hold one open to
+    make records)."""
+    traces = [f"5eed000000000000000000000000{0x5E0 + n:04x}" for n in range(PIPELINE_DEPTH + 3)]
+    behind = b"".join(_get_models(t, "Host: x\r\n").encode() for t in traces)
+    answer = _sent_behind_the_answer(proxy.bound.http.port, "5eed00000000000000000000000005df", "too-large-413", behind)
+    assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
+    for trace_id in traces[:PIPELINE_DEPTH]:
+        assert_unserved(otlp, access, trace_id, "request_too_large")
+    assert until(lambda: not proxy.process._http.connections)  # cut at the linger's end: nothing more is read
+    recorded = {getattr(r, "trace_id", None) for r in access.records}
+    assert not recorded & set(traces[PIPELINE_DEPTH:]), recorded
+
+
+def test_a_head_partly_come_behind_a_refused_body_answered_is_recorded_when_the_connection_ends(
+    proxy: Any, otlp: OtlpReceiver, access: AccessLines
+) -> None:
+    """A request head only partly come behind a refused body, after its answer, when the connection's lingering ends:
+    recorded refused as that one was, its path (its line whole), none of its fields read (a new trace). Before
+    2026-12-07 dropped with no record."""
+    answer = _sent_behind_the_answer(
+        proxy.bound.http.port, "5eed00000000000000000000000005f1", "too-large-413",
+        b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Ty",
+    )  # fmt: skip
+    assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
+
+    def cut(spans: list[Any]) -> list[Any]:
+        return [s for s in spans if s.name == "embeddings"]
+
+    spans = cut(otlp.wait_for(lambda spans: len(cut(spans)) == 1))
+    a = spans[0].attributes
+    assert (a["lineage.decision"], a["error.type"]) == ("deny", "request_too_large"), a
+    assert "http.response.status_code" not in a and "after which the connection closes" in a["lineage.reason"], a

@@ -189,6 +189,13 @@ class HttpConnection(asyncio.Protocol):
         self.over_cap = False
         self.replying = False  # the reply to the request being served has started
         self._broken = False  # the parser failed or the client's body was refused: read no more
+        # a body refused whose framing llhttp still reads (over limits.max_body_bytes, or past the bodies' budget): what
+        # comes is read on, its bytes dropped, for the requests pipelined behind it, each recorded refused as it was
+        # (`_unserved`), as it arrives once that one is answered (`_record_behind`). Before 2026-12-07 only those in the
+        # read that held the refused body's head were: one that came a read later, as the bytes' segments fell, was
+        # dropped unrecorded (a CI run: the client's 70 KB send read in two)
+        self._behind = False
+        self._behind_left = PIPELINE_DEPTH  # how many more are recorded so once the refused one is answered
         # the path of a head refused before it was parsed whole (`_refuse`), when its target was read whole: all its
         # answer keeps of it, for the error shape of its API (`error`), not read by its record; "" when none was
         self.refused_path = ""
@@ -258,7 +265,7 @@ class HttpConnection(asyncio.Protocol):
             if not rest:
                 return
             data = rest  # what follows its body: requests pipelined behind it
-        if self._broken:
+        if self._broken and not self._behind:
             return
         parsing = self.parsing
         open_head = parsing if parsing is not None and not parsing.method else None
@@ -278,6 +285,7 @@ class HttpConnection(asyncio.Protocol):
             # behind the refusal, and its bodies counted against limits.bodies_max_bytes until it was answered)
             refused = self._broken
             self._broken = True
+            self._behind = False  # (what is behind it is read as behind it, `upgraded`)
             last = self.queue[-1] if self.queue else None  # llhttp stops right after the upgrade request's head
             rest = b""
             if isinstance(last, Request) and not self.upgraded:  # (one pipelined behind another: not read past)
@@ -311,6 +319,7 @@ class HttpConnection(asyncio.Protocol):
             # exception was being handled when llhttp's error was raised (in the compiled build, one an
             # awaiting coroutine's `except` block still holds: an upstream's 502 answered a 414)
             cause, self._raised = self._raised, None
+            self._behind = False  # (llhttp reads nothing more)
             if cause is not None:
                 # without its traceback, whose frames (the callback's, this one's, which holds it) hold this connection
                 # in a reference cycle (before 2026-12-05, helper records: freed by the collector alone)
@@ -357,10 +366,33 @@ class HttpConnection(asyncio.Protocol):
                     self.parsing = None  # (nor recorded as a head cut, `_head_cut`)
                 elif over is not None:
                     self._refuse(over, line_read)
+        if self._behind and self.queue and self._task is not None and self._task.done():
+            self._record_behind()
+            return
         if len(self.queue) >= PIPELINE_DEPTH and self._reading:
             self._reading = False
             self.transport.pause_reading()  # type: ignore[union-attr]
         self._kick()
+
+    def _record_behind(self) -> None:
+        """Requests pipelined behind a refused body (`_behind`), their heads read after it was answered and the serve
+        loop ended: recorded refused as it was, unserved (`_unserved`). At most PIPELINE_DEPTH of them: those past
+        that are dropped, and what comes after them unread, as the connection closes (a client may not hold one open
+        to make records)."""
+        left = self._behind_left
+        kept: collections.deque[Request | ProxyError] = collections.deque()
+        for item in self.queue:
+            if isinstance(item, Request):
+                if left <= 0:
+                    self._release(item)
+                    continue
+                left -= 1
+            kept.append(item)
+        self.queue = kept
+        self._behind_left = left
+        if left <= 0:
+            self._behind = False
+        self._unserved()
 
     @staticmethod
     def _head_read(request: Request, data: bytes, line_in: bool) -> int:
@@ -458,8 +490,13 @@ class HttpConnection(asyncio.Protocol):
         # paused, so a client that leaves is heard of while a request before the refused one is served, and its
         # upstream call is cancelled
         self._broken = True
+        self._behind = False
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._behind and self._task is not None and self._task.done():
+            # a head only partly come behind a refused body, answered (`_behind`), its connection now closed: recorded
+            # as behind that answer (before `lost`, which would say the proxy cut it)
+            self._head_cut()
         self.lost = True
         self.server.connections.discard(self)
         for request in (self.serving, self.parsing, *self.queue):  # bodies cut short, requests never served
@@ -489,6 +526,7 @@ class HttpConnection(asyncio.Protocol):
         collector freed, which a serving process runs rarely (`gc.freeze()`, `workers.GC_THRESHOLDS`)."""
         self.parser = _NO_PARSER
         self._broken = True  # (nothing is read after it)
+        self._behind = False
         self._upgrade_body = None
 
     def pause_writing(self) -> None:
@@ -504,7 +542,7 @@ class HttpConnection(asyncio.Protocol):
         self.parsing = Request()
         self._head_fed = 0
         self._head_started = self.server.now()
-        if self.serving is None and not self.queue:
+        if self.serving is None and not self.queue and not self._broken:  # (not behind a refused body, `_behind`)
             self._deadline = self._head_started + self.server.header_timeout_s
 
     def on_url(self, url: bytes) -> None:
@@ -581,6 +619,7 @@ class HttpConnection(asyncio.Protocol):
             request.expects = list_members(expect) == _CONTINUE
         if request.content_length is not None and request.content_length > self.server.max_body_bytes:
             request.too_large = True
+            self._behind = not self.upgraded  # (its body is read on, dropped: `_behind`)
         if request.version != "1.1" and request.version != "1.0":  # llhttp reads `HTTP/2.0` (and 0.9) lines too
             request.failed = InvalidRequest(f"HTTP/{request.version}: lineage-proxy speaks HTTP/1.1 (and 1.0) here")
         elif request.version == "1.0" and "transfer-encoding" in values:
@@ -705,6 +744,8 @@ class HttpConnection(asyncio.Protocol):
         request._body.clear()
         self._release(request)
         self._broken = True
+        # (behind one asking to upgrade the connection reads its body itself, and nothing behind it is read after)
+        self._behind = not self.upgraded and self._upgrade_body is None
         _wake(request._waiter)
 
     def _release(self, request: Request) -> None:
@@ -935,6 +976,7 @@ class HttpConnection(asyncio.Protocol):
             # yet ("PR"); before 2026-12-05 (helper revrecords3) recorded as a request cut, PRI "*", or with no path
             return
         request.headers.clear()  # not whole: no field of it is read, its key neither
+        self._behind = False  # (the rest of it, still to come, is no request's: nothing more is read)
         # its request line came whole (`_line_in`, kept as each read left it open). Before 2026-12-05 only once a field
         # had been handed over (`head_size`), which llhttp does as the next one begins: a head cut after its line, or
         # its one field, was recorded with no method or path
