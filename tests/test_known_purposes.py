@@ -107,6 +107,26 @@ def test_an_unknown_purpose_is_refused_and_recorded_as_one(vllm, make_proxy, loo
     assert len(recorded) == 6, recorded  # the 5 served flows and the one of every refusal
 
 
+def test_audit_mode_refuses_an_unknown_purpose_too(vllm, make_proxy, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`policy.mode: audit` forwards a denied call as `audit-deny`, but not one naming a purpose the list does not know:
+    that one is refused as in enforce mode (README "Audit mode covers every denial but a few"), while a zone's denial
+    goes through."""
+    server, upstream = vllm
+    config = HTTP.replace("  anonymous: deny\n", "  anonymous: deny\n  mode: audit\n", 1)
+    proxy = make_proxy(config, UPSTREAM=upstream, STORE=str(tmp_path / "lineage.db"))
+    client = openai.OpenAI(base_url=proxy.url + "/v1", api_key=KEYS["glasses"], max_retries=0)
+    body = {"model": SERVED, "messages": [{"role": "user", "content": "hi"}]}
+    audited = client.chat.completions.with_raw_response.create(
+        **body, extra_headers={"x-purpose": "support", "x-data-labels": "health"}
+    )
+    assert audited.headers["x-lineage-decision"] == "audit-deny"  # the zone's denial, forwarded
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(**body, extra_headers={"x-purpose": "made-up"})
+    assert "unknown purpose 'made-up'" in refused.value.body["message"]  # type: ignore[index]
+    assert refused.value.response.headers["x-lineage-decision"] == "deny"
+    assert len(server.data_requests()) == 1
+
+
 def test_oip_grpc_is_held_to_the_same_list(faithful, make_proxy, loop_thread, tmp_path) -> None:  # type: ignore[no-untyped-def]
     address, log = faithful
     store = tmp_path / "lineage.db"
