@@ -169,6 +169,21 @@ class Setup:
             body = b"".join(response.iter_raw())
         return response, body
 
+    def infer(self, headers: dict[str, str] | None = None) -> dict[str, Any]:
+        """tritonclient's `infer` of one string to `iris` through the proxy: the reply as its `InferResult` reads it
+        (rapidjson's `loads` of the body), raising where it raises."""
+        import numpy as np
+        import tritonclient.http as httpclient  # (here: most tests of this setup drive no tritonclient)
+
+        client = httpclient.InferenceServerClient(self.proxy.url.removeprefix("http://"))
+        tensor = httpclient.InferInput("X", [1], "BYTES")
+        tensor.set_data_from_numpy(np.array([b"hi"], dtype=np.object_), binary_data=False)
+        try:
+            response: dict[str, Any] = client.infer("iris", [tensor], headers=headers).get_response()
+            return response
+        finally:
+            client.close()
+
     def recorded(self, response: httpx.Response, flow: str) -> tuple[list[str], list[str]]:
         """The call's output labels as its span and its lineage edge have them."""
         # a flush first sends the span now, not when its batch is due (seconds); one after it is seen writes the edge
