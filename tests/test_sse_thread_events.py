@@ -7,6 +7,7 @@ through the proxy; then the observer alone, cut into reads of any size, and past
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import openai
@@ -48,6 +49,11 @@ CASES = [
     (RUN + b'data: {"object": "error", "error": {"message": "boom"}}\n\n', False, True),
 ]
 IDS = [f"case{at}" for at in range(len(CASES))]
+
+
+def cases_that(apply: Callable[[bytes], bool]) -> list[Any]:
+    """The `CASES` whose events `apply` holds for, each with its id in `IDS`: a test made only of the cases it asks."""
+    return [pytest.param(*case, id=name) for name, case in zip(IDS, CASES, strict=True) if apply(case[0])]
 
 
 @pytest.mark.parametrize("split", [True, False], ids=["a-piece-a-line", "one-piece"])
@@ -123,33 +129,44 @@ def test_a_thread_event_holding_an_error_at_any_read_size(
         assert outcome.error_type == (STREAM_ERROR if recorded else None), ends
 
 
-@pytest.mark.interpreted  # (`MAX_LINE` made small)
-@pytest.mark.parametrize(("events", "raises", "recorded"), CASES, ids=IDS)
-@pytest.mark.parametrize("read", [7, 4096])
-@pytest.mark.parametrize("where", ["before", "in"])
-def test_a_thread_event_holding_an_error_past_where_the_reply_is_read(
-    monkeypatch: pytest.MonkeyPatch, events: bytes, raises: bool, recorded: bool, read: int, where: str
-) -> None:
-    """Past a line over `MAX_LINE` (an event before, or a comment in the event after its data where the reading
-    stopped), the events are judged as the SDK reads them: before 2026-12-06 the first eight were `upstream_error`."""
+LONG = b'data: {"type": "ping", "p": "' + b"x" * 5000 + b'"}\n\n'  # (an event over the `MAX_LINE` the tests set)
+
+
+def _judged_past_a_long_line(monkeypatch: pytest.MonkeyPatch, stream: bytes, read: int, recorded: bool) -> None:
+    """The observer fed `stream` in reads of `read` bytes, `MAX_LINE` made small: a stream error where `recorded`."""
     from proxy.protocols import sse
 
     monkeypatch.setattr(sse, "MAX_LINE", 4096)
-    long = b'data: {"type": "ping", "p": "' + b"x" * 5000 + b'"}\n\n'
-    if where == "before":
-        stream = CHUNK + long + events + DONE
-    else:
-        if ERROR not in events:
-            pytest.skip("no error line to stop after")
-        cut = events.index(ERROR) + len(ERROR)
-        stream = CHUNK + events[:cut] + b": " + b"x" * 5000 + b"\n" + events[cut:] + DONE
     observer, outcome = observer_of("openai")
     _streamed(observer, stream, read)
     assert outcome.error_type == (STREAM_ERROR if recorded else None)
 
 
-@pytest.mark.interpreted  # (`MAX_LINE`, `MAX_STRINGS` made small)
+@pytest.mark.interpreted  # (`MAX_LINE` made small)
 @pytest.mark.parametrize(("events", "raises", "recorded"), CASES, ids=IDS)
+@pytest.mark.parametrize("read", [7, 4096])
+def test_a_thread_event_holding_an_error_past_where_the_reply_is_read(
+    monkeypatch: pytest.MonkeyPatch, events: bytes, raises: bool, recorded: bool, read: int
+) -> None:
+    """Past a line over `MAX_LINE` (an event before them), the events are judged as the SDK reads them: before
+    2026-12-06 the first eight were `upstream_error`."""
+    _judged_past_a_long_line(monkeypatch, CHUNK + LONG + events + DONE, read, recorded)
+
+
+@pytest.mark.interpreted  # (`MAX_LINE` made small)
+@pytest.mark.parametrize(("events", "raises", "recorded"), cases_that(lambda events: ERROR in events))
+@pytest.mark.parametrize("read", [7, 4096])
+def test_a_thread_event_holding_an_error_where_the_reply_stops_being_read(
+    monkeypatch: pytest.MonkeyPatch, events: bytes, raises: bool, recorded: bool, read: int
+) -> None:
+    """As above, the reading stopped in the event, at a comment over `MAX_LINE` after its `error` line."""
+    cut = events.index(ERROR) + len(ERROR)
+    stream = CHUNK + events[:cut] + b": " + b"x" * 5000 + b"\n" + events[cut:] + DONE
+    _judged_past_a_long_line(monkeypatch, stream, read, recorded)
+
+
+@pytest.mark.interpreted  # (`MAX_LINE`, `MAX_STRINGS` made small)
+@pytest.mark.parametrize(("events", "raises", "recorded"), cases_that(lambda events: b"data: x" not in events))
 @pytest.mark.parametrize("read", [4096, 65536])  # (reads of 7 bytes: the look not reached)
 @pytest.mark.parametrize("filler", [b": c\n", b"id: 1\n"], ids=["comment", "id"])
 def test_a_thread_event_holding_an_error_past_the_events_judged_one_by_one(
@@ -161,14 +178,9 @@ def test_a_thread_event_holding_an_error_past_the_events_judged_one_by_one(
     x`, is not looked for there.)"""
     from proxy.protocols import sse
 
-    if b"data: x" in events:
-        pytest.skip("no JSON: not looked for past the bound")
-    monkeypatch.setattr(sse, "MAX_LINE", 4096)
     monkeypatch.setattr(sse, "MAX_STRINGS", 100)
-    long = b'data: {"type": "ping", "p": "' + b"x" * 5000 + b'"}\n\n'
-    observer, outcome = observer_of("openai")
-    _streamed(observer, CHUNK + long + (filler + b'data: {"a": 1}\n\n') * 101 + events + DONE, read)
-    assert outcome.error_type == (STREAM_ERROR if recorded else None)
+    stream = CHUNK + LONG + (filler + b'data: {"a": 1}\n\n') * 101 + events + DONE
+    _judged_past_a_long_line(monkeypatch, stream, read, recorded)
 
 
 @pytest.mark.parametrize(
