@@ -90,7 +90,7 @@ def test_lines_past_the_kept_bytes_are_counted_a_block_at_a_time(
     assert observer._partial is None
     steps = python_lines(lambda: [observer.chunk(read) for read in reads], sse.__file__)
     events = observer._events
-    assert events is not None and events.nesting
+    assert events is not None and events.nesting is not None
     observer.chunk(last)
     observer.finish()
     assert outcome.error_type == "upstream_error"  # (counted to the end: the value closed, then `2`)

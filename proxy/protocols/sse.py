@@ -806,6 +806,17 @@ def _long_integer(data: bytes) -> bool:
     return past.big
 
 
+class _BracketCount:
+    """The brackets of an event's data past its kept bytes, where they are counted (`_LateEvents.nesting`): those left
+    open so far (`depth`), whether a value has begun (more than white space: `begun`), and the lines whose brackets were
+    counted one by one (`stepped`: at most `_MOST_STRINGS` an event, `_LateEvents._closed`)."""
+
+    def __init__(self, depth: int, begun: bool) -> None:
+        self.depth = depth
+        self.begun = begun
+        self.stepped = 0
+
+
 class _LateEvents:
     """Past where a reply is read (`SseObserver._give_up`), its events as the client's SDK decodes them, a line at a
     time (its line ends made LF): the openai SDK's `SSEDecoder` and `Stream.__stream__` (`stops`), or the Anthropic
@@ -834,13 +845,10 @@ class _LateEvents:
         # JSON, whatever follows
         self.past = _Past()
         self.broken = False
-        # past those bytes, the brackets of its data so far left open (`depth`), where they are counted (`nesting`: from
-        # its first bytes, a value begun in them): a line of it with more than white space after they were all closed is
-        # no JSON (`_closed`)
-        self.nesting = False
-        self.depth = 0
-        self.begun = False
-        self.stepped = 0
+        # past those bytes, the brackets of its data so far, where they are counted (from its first bytes, a value begun
+        # in them; None where not): a line of it with more than white space after they were all closed is no JSON
+        # (`_closed`)
+        self.nesting: _BracketCount | None = None
         # a `data` line's so: its value kept as JSON reads it (`_Elided`), its head in `line`; None past its bounds
         self.elided: _Elided | None = None
         # a `retry` line's so: kept in `line` with its white space made short (`_spaces`)
@@ -1076,7 +1084,7 @@ class _LateEvents:
         # (an event's lines past its kept bytes too, however few: each is looked at only for what ends its data's JSON,
         # `_closed`, which a block's lines are together)
         if (
-            (block.count(b"\n") >= _BULK_LINES or (self.nesting and block))
+            (block.count(b"\n") >= _BULK_LINES or (self.nesting is not None and block))
             and block[:1] != b"\n"
             and b"\n\n" not in block
         ):
@@ -1209,11 +1217,9 @@ class _LateEvents:
         whole `lines` (`_nesting`) and the `depth` of a line past them whose first bytes are `head` (`_Past`), and
         whether they hold more than white space (a value begun: `_closed`). Whether more are closed than opened: no
         JSON."""
-        self.stepped = 0
-        self.nesting = True
-        self.begun = bool(lines.strip(_JSON_WHITE) or head.strip(_JSON_WHITE)) or depth != 0
-        self.depth = _nesting(_unescaped(lines), False) + depth
-        return self.depth < 0
+        begun = bool(lines.strip(_JSON_WHITE) or head.strip(_JSON_WHITE)) or depth != 0
+        self.nesting = nesting = _BracketCount(_nesting(_unescaped(lines), False) + depth, begun)
+        return nesting.depth < 0
 
     def _closed(self, values: list[bytes]) -> bool:
         """Whether `data` values past the open event's kept bytes (whole lines) make its data no JSON by its brackets
@@ -1224,10 +1230,10 @@ class _LateEvents:
         `_MOST_STRINGS` lines an event (its brackets not counted past them). Until review revstreams9 line by line
         wherever they closed as many as were open: a pretty-printed array of objects, then `data: 1`, 1,024 lines past
         its kept bytes, read on."""
-        if not self.nesting:
+        nesting = self.nesting
+        if nesting is None:
             return False
-        depth = self.depth
-        begun = self.begun
+        depth, begun = nesting.depth, nesting.begun
         if depth <= 0 and begun:
             return depth < 0 or bool(b"".join(values).strip(_JSON_WHITE))
         at = 0
@@ -1239,9 +1245,9 @@ class _LateEvents:
             if depth > 0 and (closing < depth or depth + _lowest(brackets) > 0):  # (none of them ends with all closed)
                 depth += len(brackets) - 2 * closing
                 continue
-            self.stepped += len(some)
-            if self.stepped > _MOST_STRINGS:
-                self.nesting = False
+            nesting.stepped += len(some)
+            if nesting.stepped > _MOST_STRINGS:
+                self.nesting = None
                 return False
             for value in some:
                 if value.strip(_JSON_WHITE):
@@ -1251,23 +1257,23 @@ class _LateEvents:
                 depth += _nesting(_unescaped(value), False)
                 if depth < 0:
                     return True
-        self.depth = depth
-        self.begun = begun
+        nesting.depth, nesting.begun = depth, begun
         return False
 
     def _closed_line(self, head: bytes, depth: int) -> bool:
         """`_closed` of a `data` line too long to keep, its first bytes `head`, its brackets' `depth` (`_Past`)."""
-        if not self.nesting:
+        nesting = self.nesting
+        if nesting is None:
             return False
         content = bool(head.strip(_JSON_WHITE))
-        if self.depth <= 0 and self.begun:
+        if nesting.depth <= 0 and nesting.begun:
             if content:
                 return True
-            self.nesting = False  # (white space first: whether more follows it not told)
-            return self.depth < 0
-        self.begun = self.begun or content or depth != 0
-        self.depth += depth
-        return self.depth < 0
+            self.nesting = None  # (white space first: whether more follows it not told)
+            return nesting.depth < 0
+        nesting.begun = nesting.begun or content or depth != 0
+        nesting.depth += depth
+        return nesting.depth < 0
 
     def _dispatch(self, observer: SseObserver) -> int:
         """A blank line: the event it ends, when the SDK dispatches it (or its data may have begun before: not judged),
@@ -1285,7 +1291,7 @@ class _LateEvents:
             self.retry = False
             self.unknown = False
         broken = self.broken
-        self.broken = self.nesting = False
+        self.broken, self.nesting = False, None
         if data:
             self.data = []
             self.size = 0
@@ -2134,11 +2140,11 @@ class SseObserver(Observer):
                 events.unknown = False
                 self._late_read(raw[end:])
             return
-        end = _line_end(raw, line, equal) if line and named and seed is not None and seed.nesting else -1
+        end = _line_end(raw, line, equal) if line and named and seed is not None and seed.nesting is not None else -1
         if end >= 0 and seed is not None:  # (its lines to the stop's end again, counted already: not counted)
             self._late_read(raw[:end])
             if self._events is events:
-                events.nesting, events.depth, events.begun, events.stepped = True, seed.depth, seed.begun, seed.stepped
+                events.nesting = seed.nesting  # (the seed's count goes on in it: the seed is read no more)
                 self._late_read(raw[end:])
             return
         self._late_read(raw)
