@@ -1,5 +1,5 @@
 """Event streams an upstream frames by hand (`tests.test_unsized_replies_output.Reply`), and the calls that read them
-through the proxy: the openai SDK's chat stream, or raw bytes with httpx; the call's span."""
+through the proxy: the openai SDK's chat or Responses stream, or raw bytes with httpx; the call's span."""
 
 from __future__ import annotations
 
@@ -57,25 +57,57 @@ def openai_chat(
     """A chat stream through the proxy with the openai SDK (`flow` its labels, if any): the chunks it gave, what it
     raised of `catch` while giving them (anything else is raised), the call's span. `before_close` runs before the
     client closes, whatever happened."""
+    return _openai_stream(setup, _chat_stream, flow, timeout, catch, before_close)
+
+
+def openai_responses(
+    setup: Any,
+    flow: str | None = None,
+    *,
+    timeout: float = 10,
+    catch: type[Exception] | tuple[type[Exception], ...] = (),
+) -> tuple[list[Any], Exception | None, Any]:
+    """A Responses stream through the proxy with the openai SDK, as `openai_chat`: the events it gave, what it raised
+    of `catch`, the call's span."""
+    return _openai_stream(setup, _responses_stream, flow, timeout, catch, None)
+
+
+def _chat_stream(client: openai.OpenAI) -> Any:
+    return client.chat.completions.with_raw_response.create(
+        model="m", messages=[{"role": "user", "content": "hi"}], stream=True
+    )
+
+
+def _responses_stream(client: openai.OpenAI) -> Any:
+    return client.responses.with_raw_response.create(model="m", input="hi", stream=True)
+
+
+def _openai_stream(
+    setup: Any,
+    create: Callable[[openai.OpenAI], Any],
+    flow: str | None,
+    timeout: float,
+    catch: type[Exception] | tuple[type[Exception], ...],
+    before_close: Callable[[], object] | None,
+) -> tuple[list[Any], Exception | None, Any]:
+    """The stream `create` asks of the openai SDK through the proxy (`openai_chat`, `openai_responses`)."""
     headers = {"x-data-labels": flow} if flow is not None else None
     client = openai.OpenAI(base_url=f"{setup.proxy.url}/v1", api_key="k", timeout=timeout, max_retries=0,
                            default_headers=headers)  # fmt: skip
-    chunks: list[Any] = []
+    given: list[Any] = []
     raised: Exception | None = None
     try:
-        raw = client.chat.completions.with_raw_response.create(
-            model="m", messages=[{"role": "user", "content": "hi"}], stream=True
-        )
+        raw = create(client)
         try:
-            for chunk in raw.parse():
-                chunks.append(chunk)
+            for item in raw.parse():
+                given.append(item)
         except catch as error:
             raised = error
     finally:
         if before_close is not None:
             before_close()
         client.close()
-    return chunks, raised, span_of(setup, raw.headers["x-trace-id"])
+    return given, raised, span_of(setup, raw.headers["x-trace-id"])
 
 
 def chat_call(setup: Any, pieces: list[bytes], flow: str, framing: str) -> tuple[list[str | None], Any]:

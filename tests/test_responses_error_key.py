@@ -15,9 +15,9 @@ import pytest
 
 from proxy.detectors import TRUNCATED
 from proxy.protocols import STREAM_ERROR
+from tests.event_streams import openai_responses
 from tests.test_scan_cost import _streamed
 from tests.test_sse_late_events import fed
-from tests.test_stream_close_delimited_cut import span_of
 from tests.test_tiny_sse_lines import _given_up, observer_of
 from tests.test_unsized_replies_output import Reply, setup_for  # noqa: F401  # (a fixture)
 
@@ -47,21 +47,10 @@ def test_a_responses_event_holding_an_error_is_the_upstreams_error(setup_for: An
     stream = CREATED + tail + COMPLETED
     setup = setup_for()
     setup.upstream.reply = Reply([stream], content_type="text/event-stream")
-    client = openai.OpenAI(base_url=f"{setup.proxy.url}/v1", api_key="k", max_retries=0, timeout=30,
-                           default_headers={"x-data-labels": "flow-revssenormal"})  # fmt: skip
-    raised = None
-    try:
-        raw = client.responses.with_raw_response.create(model="m", input="hi", stream=True)
-        try:
-            types = [event.type for event in raw.parse()]
-        except openai.APIError as error:
-            raised = error
-    finally:
-        client.close()
+    given, raised, span = openai_responses(setup, "flow-revssenormal", timeout=30, catch=openai.APIError)
     assert (raised is not None) is raises
     if not raises:
-        assert types[-1] == "response.completed"
-    span = span_of(setup, raw.headers["x-trace-id"])
+        assert given[-1].type == "response.completed"
     assert span.attributes.get("error.type") == ("upstream_error" if raises else None)
     expected = STREAM_ERROR if raises else None
     for read in (len(stream), 1, 3):
@@ -89,11 +78,6 @@ def test_a_responses_failure_the_sdk_yields_is_the_upstreams_error(setup_for: An
     (no `response.completed`). The upstream said the call failed, and its client has that: `upstream_error`."""
     setup = setup_for()
     setup.upstream.reply = Reply([CREATED + FAILURES[kind]], content_type="text/event-stream")
-    client = openai.OpenAI(base_url=f"{setup.proxy.url}/v1", api_key="k", max_retries=0, timeout=30)
-    try:
-        raw = client.responses.with_raw_response.create(model="m", input="hi", stream=True)
-        types = [event.type for event in raw.parse()]
-    finally:
-        client.close()
-    assert types == ["response.created", kind]
-    assert span_of(setup, raw.headers["x-trace-id"]).attributes.get("error.type") == "upstream_error"
+    given, _, span = openai_responses(setup, timeout=30)
+    assert [event.type for event in given] == ["response.created", kind]
+    assert span.attributes.get("error.type") == "upstream_error"

@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from proxy.protocols import MAX_STRINGS, STREAM_ERROR
-from tests.event_streams import span_of
+from tests.event_streams import openai_responses
 from tests.test_scan_cost import _streamed
 from tests.test_sse_events_as_the_sdk_reads_them import CHUNK, DONE, through_sdk
 from tests.test_sse_late_events import fed
@@ -100,20 +100,10 @@ def test_a_thread_event_holding_an_error_through_the_openai_sdks_responses_strea
     """Before 2026-12-06 the first was `upstream_error`."""
     setup = setup_for()
     setup.upstream.reply = Reply([DELTA, events, COMPLETED], content_type="text/event-stream")
-    client = openai.OpenAI(base_url=f"{setup.proxy.url}/v1", api_key="k", timeout=30, max_retries=0)
-    raised: Exception | None = None
-    try:
-        raw = client.responses.with_raw_response.create(model="m", input="hello", stream=True)
-        try:
-            kinds = [event.type for event in raw.parse()]
-        except openai.APIError as error:
-            raised = error
-    finally:
-        client.close()
+    given, raised, span = openai_responses(setup, timeout=30, catch=openai.APIError)
     assert (raised is not None) == raises
     if not raises:
-        assert kinds[0] == "response.output_text.delta" and kinds[-1] == "response.completed"
-    span = span_of(setup, raw.headers["x-trace-id"])
+        assert given[0].type == "response.output_text.delta" and given[-1].type == "response.completed"
     assert span.attributes.get("error.type") == ("upstream_error" if recorded else None)
 
 
