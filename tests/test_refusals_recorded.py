@@ -328,6 +328,12 @@ def _sent_behind_the_answer(port: int, first: str, how: str, behind: bytes) -> b
     """A body over limits.max_body_bytes sent in two parts: the first, then the answer read (the proxy closes its side
     and reads on), then the rest of the body and `behind` (`how`: in one send, or the rest and `behind` apart; a
     chunked body, its 413 once over the limit). The answer, as read."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        return _sent_behind_the_answer_on(sock, first, behind, how)
+
+
+def _sent_behind_the_answer_on(sock: socket.socket, first: str, behind: bytes, how: str = "too-large-413") -> bytes:
+    """`_sent_behind_the_answer` on a connection made (left open, for more to be sent on it)."""
     if how == "chunked":
         body = b" " * 70_000
         first_part = _chunked_head(first) + b"%x\r\n" % len(body) + body[:66_000]
@@ -337,15 +343,14 @@ def _sent_behind_the_answer(port: int, first: str, how: str, behind: bytes) -> b
         wire = _post_keep(path, first, b" " * 70_000, method).encode()
         first_part, tail = wire[:-69_000], wire[-69_000:]
         rest = [tail] if how != "body-then-head" else [tail[:-10], tail[-10:]]
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(first_part)
-        answer = _read_to_end(sock)  # the answer, then the proxy's side closed
-        if len(rest) == 1:
-            sock.sendall(rest[0] + behind)
-        else:
-            sock.sendall(rest[0])
-            sock.sendall(rest[1])
-            sock.sendall(behind)
+    sock.sendall(first_part)
+    answer = _read_to_end(sock)  # the answer, then the proxy's side closed
+    if len(rest) == 1:
+        sock.sendall(rest[0] + behind)
+    else:
+        sock.sendall(rest[0])
+        sock.sendall(rest[1])
+        sock.sendall(behind)
     return answer
 
 
@@ -401,3 +406,29 @@ def test_a_head_partly_come_behind_a_refused_body_answered_is_recorded_when_the_
     a = spans[0].attributes
     assert (a["lineage.decision"], a["error.type"]) == ("deny", "request_too_large"), a
     assert "http.response.status_code" not in a and "after which the connection closes" in a["lineage.reason"], a
+
+
+def _post_head(trace_id: str, length: int) -> bytes:
+    return (f"POST {CHAT} HTTP/1.1\r\nHost: x\r\n{AUTH}\r\ntraceparent: 00-{trace_id}-00000000000000a1-01\r\n"
+            f"Content-Length: {length}\r\n\r\n").encode()  # fmt: skip
+
+
+def test_a_body_pipelined_behind_a_refused_body_answered_holds_nothing(
+    proxy: Any, otlp: OtlpReceiver, access: AccessLines
+) -> None:
+    """A POST pipelined behind a refused body, its body still coming after it was recorded unserved: none of that body
+    is counted in the bodies held (limits.bodies_max_bytes), as nothing behind a refusal is served. Before 2026-12-07
+    the bytes that came after its record were counted and never given back: the budget every connection shares shrank
+    by them for the process's life."""
+    second = "5eed00000000000000000000000005e1"
+    head = _post_head(second, 20_000)
+    with socket.create_connection(("127.0.0.1", proxy.bound.http.port), timeout=10) as sock:
+        answer = _sent_behind_the_answer_on(sock, "5eed00000000000000000000000005e0", head + b"x" * 10_000)
+        assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
+        assert_unserved(otlp, access, second, "request_too_large")  # its head read, its body partly
+        sock.sendall(b"x" * 10_000)
+        sock.sendall(_get_models("5eed00000000000000000000000005e2", "Host: x\r\n").encode())
+        assert_unserved(otlp, access, "5eed00000000000000000000000005e2", "request_too_large")  # the rest read
+        assert proxy.process._http.held == 0
+    assert until(lambda: not proxy.process._http.connections)
+    assert proxy.process._http.held == 0

@@ -688,7 +688,10 @@ class HttpConnection(asyncio.Protocol):
             request.too_large = True
             self._drop(request)  # answered with 413, then the connection closes: the rest is dropped unparsed
             return
-        if request.failed is not None:  # refused (`_keep`): the rest of the body is not kept
+        # refused (`_keep`): the rest of the body is not kept; nor one read behind a refused body (`_behind`), never
+        # served: before 2026-12-07 counted in `HttpServer.held`, and what came after its record (`_unserved`) kept
+        # there for the process's life
+        if request.failed is not None or self._broken:
             return
         if not self._keep(request, body):
             return
