@@ -432,3 +432,35 @@ def test_a_body_pipelined_behind_a_refused_body_answered_holds_nothing(
         assert proxy.process._http.held == 0
     assert until(lambda: not proxy.process._http.connections)
     assert proxy.process._http.held == 0
+
+
+UPGRADING = "Host: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n"
+BEHIND_LAST = {
+    "malformed": BAD_METHOD,
+    "head-over-the-limit": BIG_HEAD,
+    "target-over-the-limit": LONG_TARGET,
+    "asking-to-upgrade": _get_models("5eed00000000000000000000000005e4", UPGRADING).encode(),
+}
+
+
+@pytest.mark.parametrize("last", BEHIND_LAST, ids=list(BEHIND_LAST))
+def test_a_request_behind_a_refused_body_answered_is_recorded_whatever_follows_it(
+    proxy: Any, otlp: OtlpReceiver, access: AccessLines, last: str
+) -> None:
+    """Requests pipelined behind a refused body, after its answer, in the read of a head the connection refuses itself
+    (malformed, over the limits) or one asking to upgrade it: recorded refused as the refused body was, once each, as
+    they are in the read of its head; that head made no call (nor is it answered: the answer has gone out), the one
+    asking to upgrade is recorded as they are. Before 2026-12-07 (since they were read on behind the answer, earlier
+    that day) dropped with no record."""
+    second = "5eed00000000000000000000000005e3"
+    with socket.create_connection(("127.0.0.1", proxy.bound.http.port), timeout=10) as sock:
+        behind = _get_models(second, "Host: x\r\n").encode() + BEHIND_LAST[last]
+        answer = _sent_behind_the_answer_on(sock, "5eed00000000000000000000000005e0", behind)
+        assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
+        assert_unserved(otlp, access, second, "request_too_large")
+        recorded = ["5eed00000000000000000000000005e0", second]
+        if last == "asking-to-upgrade":
+            assert_unserved(otlp, access, "5eed00000000000000000000000005e4", "request_too_large")
+            recorded.append("5eed00000000000000000000000005e4")
+    assert until(lambda: not proxy.process._http.connections)
+    assert [getattr(r, "trace_id", None) for r in access.records] == recorded

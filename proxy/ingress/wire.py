@@ -366,7 +366,10 @@ class HttpConnection(asyncio.Protocol):
                     self.parsing = None  # (nor recorded as a head cut, `_head_cut`)
                 elif over is not None:
                     self._refuse(over, line_read)
-        if self._behind and self.queue and self._task is not None and self._task.done():
+        if self.queue and self._task is not None and self._task.done():
+            # read behind a refused body once it was answered (`_behind`), or in the read of a head refused after them
+            # (`_refuse`), or of one asking to upgrade (`upgraded`), which read no more: never served. Before 2026-12-07
+            # (since they were read on behind its answer, that day) dropped with no record in the two last cases
             self._record_behind()
             return
         if len(self.queue) >= PIPELINE_DEPTH and self._reading:
@@ -376,7 +379,8 @@ class HttpConnection(asyncio.Protocol):
 
     def _record_behind(self) -> None:
         """Requests pipelined behind a refused body (`_behind`), their heads read after it was answered and the serve
-        loop ended: recorded refused as it was, unserved (`_unserved`). At most PIPELINE_DEPTH of them: those past
+        loop ended (the last in a read that ended the reading, a head refused or one asking to upgrade, among them):
+        recorded refused as it was, unserved (`_unserved`). At most PIPELINE_DEPTH of them: those past
         that are dropped, and what comes after them unread, as the connection closes (a client may not hold one open
         to make records)."""
         left = self._behind_left
