@@ -464,3 +464,33 @@ def test_a_request_behind_a_refused_body_answered_is_recorded_whatever_follows_i
             recorded.append("5eed00000000000000000000000005e4")
     assert until(lambda: not proxy.process._http.connections)
     assert [getattr(r, "trace_id", None) for r in access.records] == recorded
+
+
+def _gated_stream(trace_id: str) -> bytes:
+    """A streamed chat call whose every event the upstream holds until the test lets it through (`__gate__`)."""
+    body = orjson.dumps({"model": SERVED, "stream": True, "messages": [{"role": "user", "content": "__gate__"}]})
+    return _post_head(trace_id, len(body)) + body
+
+
+def test_a_head_partly_come_behind_a_refused_body_when_it_is_answered_is_read_on(
+    proxy: Any, vllm: Any, loop_thread: Any, otlp: OtlpReceiver, access: AccessLines
+) -> None:
+    """A refused body pipelined behind a call being served, then part of the next request's head: when the refusal
+    is answered and the connection lingers, that head is read on, and recorded whole once it is (its trace, its
+    caller), not cut at the answer. Before 2026-12-07 recorded then as a head cut: its fields unread, a new trace."""
+    server, _ = vllm
+    third = "5eed00000000000000000000000005e7"
+    head = _get_models(third, "Host: x\r\n").encode()
+    http = proxy.process._http
+    with socket.create_connection(("127.0.0.1", proxy.bound.http.port), timeout=10) as sock:
+        sock.sendall(_gated_stream("5eed00000000000000000000000005e5"))
+        assert until(lambda: len(server.data_requests()) == 1)  # being served, held at the upstream
+        (conn,) = http.connections
+        sock.sendall(_post_keep(CHAT, "5eed00000000000000000000000005e6", b" " * 70_000).encode() + head[:40])
+        assert until(lambda: conn.parsing is not None and conn.parsing.target == "/v1/models")  # read, behind
+        for _ in range(16):  # the stream's events (8), let through
+            server.release(loop_thread.loop)
+        replies = _read_to_end(sock)  # the stream, then the 413, then the proxy's side closed
+        assert replies.startswith(b"HTTP/1.1 200 ") and b"\r\n\r\nHTTP/1.1 413 " in replies, replies[-300:]
+        sock.sendall(head[40:])
+        assert_unserved(otlp, access, third, "request_too_large")

@@ -923,7 +923,9 @@ class HttpConnection(asyncio.Protocol):
         # a head partly read behind the reply that closed the connection: the drain's, an upgrade request's, a refusal's
         # or an internal error's (`closed_by`), a reply framed by the connection's close (`closing`, an HTTP/1.0 stream);
         # before 2026-12-05 dropped unrecorded behind the last two (and behind an upgrade request, before that date)
-        if self.draining or self.upgraded or self.closing or self.closed_by is not None:
+        # Not behind a refused body whose framing is read on (`_behind`): the connection lingers, reading it whole
+        # (`_record_behind`), or cut when it ends (`connection_lost`); before 2026-12-07 cut here, its fields unread
+        if (self.draining or self.upgraded or self.closing or self.closed_by is not None) and not self._behind:
             self._head_cut()
         if self.upgraded:
             # the request asking to upgrade was answered: nothing more is read, its body neither (never served, it
