@@ -494,3 +494,29 @@ def test_a_head_partly_come_behind_a_refused_body_when_it_is_answered_is_read_on
         assert replies.startswith(b"HTTP/1.1 200 ") and b"\r\n\r\nHTTP/1.1 413 " in replies, replies[-300:]
         sock.sendall(head[40:])
         assert_unserved(otlp, access, third, "request_too_large")
+
+
+def test_a_client_leaving_with_requests_behind_a_refused_body_is_heard_while_the_one_before_is_served(
+    proxy: Any, vllm: Any, otlp: OtlpReceiver, access: AccessLines
+) -> None:
+    """A call being served, a refused body pipelined behind it, then more requests than PIPELINE_DEPTH: reading goes on
+    (nothing behind the refusal is served: at most PIPELINE_DEPTH are kept, to be recorded), so the client's leaving is
+    heard, and the call's upstream request cancelled. Before 2026-12-07 (since the requests behind such a body were read
+    on, earlier that day) reading paused with PIPELINE_DEPTH queued, and the leaving went unheard while that call ran."""
+    server, _ = vllm
+    behind = [f"5eed0000000000000000000000000{0x600 + n:03x}" for n in range(PIPELINE_DEPTH + 4)]
+    http = proxy.process._http
+    with socket.create_connection(("127.0.0.1", proxy.bound.http.port), timeout=10) as sock:
+        sock.sendall(_gated_stream("5eed000000000000000000000000061f"))
+        assert until(lambda: len(server.data_requests()) == 1)  # being served, held at the upstream
+        (conn,) = http.connections
+        sock.sendall(_post_keep(CHAT, "5eed000000000000000000000000061e", b" " * 70_000).encode())
+        assert until(lambda: conn.parsing is None and len(conn.queue) == 1)  # its body read whole, dropped
+        sock.sendall(b"".join(_get_models(trace_id, "Host: x\r\n").encode() for trace_id in behind))
+        assert until(lambda: conn.parsing is None and len(conn.queue) >= 1 + PIPELINE_DEPTH)
+    assert until(lambda: server.cancelled == 1)
+    for trace_id in behind[:PIPELINE_DEPTH]:
+        assert_unserved(otlp, access, trace_id, "client_disconnected")
+    assert until(lambda: not http.connections)
+    recorded = {getattr(r, "trace_id", None) for r in access.records}
+    assert not recorded & set(behind[PIPELINE_DEPTH:]), recorded

@@ -191,11 +191,11 @@ class HttpConnection(asyncio.Protocol):
         self._broken = False  # the parser failed or the client's body was refused: read no more
         # a body refused whose framing llhttp still reads (over limits.max_body_bytes, or past the bodies' budget): what
         # comes is read on, its bytes dropped, for the requests pipelined behind it, each recorded refused as it was
-        # (`_unserved`), as it arrives once that one is answered (`_record_behind`). Before 2026-12-07 only those in the
-        # read that held the refused body's head were: one that came a read later, as the bytes' segments fell, was
-        # dropped unrecorded (a CI run: the client's 70 KB send read in two)
+        # (`_unserved`), as it arrives once that one is answered, PIPELINE_DEPTH at most (`_behind_room`). Before
+        # 2026-12-07 only those in the read that held the refused body's head were: one that came a read later, as the
+        # bytes' segments fell, was dropped unrecorded (a CI run: the client's 70 KB send read in two)
         self._behind = False
-        self._behind_left = PIPELINE_DEPTH  # how many more are recorded so once the refused one is answered
+        self._behind_left = PIPELINE_DEPTH  # requests read behind a refused body still kept (`_behind_room`)
         # the path of a head refused before it was parsed whole (`_refuse`), when its target was read whole: all its
         # answer keeps of it, for the error shape of its API (`error`), not read by its record; "" when none was
         self.refused_path = ""
@@ -288,14 +288,20 @@ class HttpConnection(asyncio.Protocol):
             self._behind = False  # (what is behind it is read as behind it, `upgraded`)
             last = self.queue[-1] if self.queue else None  # llhttp stops right after the upgrade request's head
             rest = b""
-            if isinstance(last, Request) and not self.upgraded:  # (one pipelined behind another: not read past)
+            # (one pipelined behind another: not read past; nor one behind a refused body once PIPELINE_DEPTH were
+            # kept, `_behind_room`: the last kept, or one before it, the upgrade request dropped)
+            if isinstance(last, Request) and not self.upgraded and self._behind_left > 0:
                 last.keep_alive = False
                 if any(name.lower() == b"transfer-encoding" for name, _ in last.headers):
                     last.failed = InvalidRequest("a request asking to upgrade its connection may not carry a "
                                                  "chunked body (lineage-proxy does not switch protocols)")  # fmt: skip
                 else:
                     self.upgraded = True
-                    self._broken = False
+                    # behind a refused body, the rest of this read is read as behind it (`_behind`): its requests kept
+                    # to PIPELINE_DEPTH, their bodies not (before 2026-12-07 with no bound but the read's, those bodies
+                    # counted in `HttpServer.held` until they were recorded)
+                    self._broken = refused
+                    self._behind = refused
                     self.parser = httptools.HttpRequestParser(self)
                     if last.content_length:
                         last.complete = False
@@ -314,6 +320,7 @@ class HttpConnection(asyncio.Protocol):
                 self.data_received(rest)
             if refused:
                 self._broken = True
+                self._behind = False
         except httptools.HttpParserError as exc:
             # what a callback refused, kept by it: not the error's __context__, which Python sets to whatever
             # exception was being handled when llhttp's error was raised (in the compiled build, one an
@@ -367,36 +374,34 @@ class HttpConnection(asyncio.Protocol):
                 elif over is not None:
                     self._refuse(over, line_read)
         if self.queue and self._task is not None and self._task.done():
-            # read behind a refused body once it was answered (`_behind`), or in the read of a head refused after them
-            # (`_refuse`), or of one asking to upgrade (`upgraded`), which read no more: never served. Before 2026-12-07
-            # (since they were read on behind its answer, that day) dropped with no record in the two last cases
-            self._record_behind()
+            # read behind a refused body once it was answered (`_behind`), up to PIPELINE_DEPTH (`_behind_room`), the
+            # last in a read that ended the reading, a head refused (`_refuse`) or one asking to upgrade (`upgraded`),
+            # among them: never served, recorded refused as it was. Before 2026-12-07 (since they were read on behind
+            # its answer, that day) dropped with no record in the two last cases
+            self._unserved()
             return
-        if len(self.queue) >= PIPELINE_DEPTH and self._reading:
+        # paused while requests queue up unserved, but not behind a refused body (`_broken`): nothing read there is
+        # served, and at most PIPELINE_DEPTH requests are kept (`_behind_room`), so reading goes on, and a client that leaves is heard of while a request before the refused
+        # one is served, its upstream call cancelled (before 2026-12-07, since they were read on that day, it paused
+        # with PIPELINE_DEPTH of them queued, until the serve loop ended)
+        if len(self.queue) >= PIPELINE_DEPTH and self._reading and not self._broken:
             self._reading = False
             self.transport.pause_reading()  # type: ignore[union-attr]
         self._kick()
 
-    def _record_behind(self) -> None:
-        """Requests pipelined behind a refused body (`_behind`), their heads read after it was answered and the serve
-        loop ended (the last in a read that ended the reading, a head refused or one asking to upgrade, among them):
-        recorded refused as it was, unserved (`_unserved`). At most PIPELINE_DEPTH of them: those past
-        that are dropped, and what comes after them unread, as the connection closes (a client may not hold one open
-        to make records)."""
-        left = self._behind_left
-        kept: collections.deque[Request | ProxyError] = collections.deque()
-        for item in self.queue:
-            if isinstance(item, Request):
-                if left <= 0:
-                    self._release(item)
-                    continue
-                left -= 1
-            kept.append(item)
-        self.queue = kept
-        self._behind_left = left
+    def _behind_room(self) -> bool:
+        """Whether a request whose head was read behind a refused body (`_broken`), never served, is kept, to be
+        recorded unserved (`_unserved`): PIPELINE_DEPTH of them are, before its answer or after it; with the last,
+        nothing more is read (`_behind`), and those after it in the same read are dropped unrecorded, as the
+        connection closes (a client may not hold one open to make records, nor a queue of them while a request before
+        the refused one is served: reading does not pause for them)."""
+        left = self._behind_left - 1
         if left <= 0:
             self._behind = False
-        self._unserved()
+        if left < 0:
+            return False
+        self._behind_left = left
+        return True
 
     @staticmethod
     def _head_read(request: Request, data: bytes, line_in: bool) -> int:
@@ -646,6 +651,8 @@ class HttpConnection(asyncio.Protocol):
         elif hosts != 1 and request.version == "1.1":  # RFC 9112 §3.2
             request.failed = InvalidRequest(f"an HTTP/1.1 request must have one Host header field, not {hosts}")
         self._head_fed = 0
+        if self._broken and not self._behind_room():
+            return
         self.queue.append(request)
         if self.serving is None and len(self.queue) == 1:
             self._disarm()
@@ -751,8 +758,9 @@ class HttpConnection(asyncio.Protocol):
         request._body.clear()
         self._release(request)
         self._broken = True
-        # (behind one asking to upgrade the connection reads its body itself, and nothing behind it is read after)
-        self._behind = not self.upgraded and self._upgrade_body is None
+        # (behind one asking to upgrade the connection reads its body itself, and nothing behind it is read after; nor
+        # after PIPELINE_DEPTH kept behind a refused body, `_behind_room`)
+        self._behind = not self.upgraded and self._upgrade_body is None and self._behind_left > 0
         _wake(request._waiter)
 
     def _release(self, request: Request) -> None:
@@ -924,7 +932,7 @@ class HttpConnection(asyncio.Protocol):
         # or an internal error's (`closed_by`), a reply framed by the connection's close (`closing`, an HTTP/1.0 stream);
         # before 2026-12-05 dropped unrecorded behind the last two (and behind an upgrade request, before that date)
         # Not behind a refused body whose framing is read on (`_behind`): the connection lingers, reading it whole
-        # (`_record_behind`), or cut when it ends (`connection_lost`); before 2026-12-07 cut here, its fields unread
+        # (recorded as it is, `data_received`), or cut when it ends (`connection_lost`); before 2026-12-07 cut here, its fields unread
         if (self.draining or self.upgraded or self.closing or self.closed_by is not None) and not self._behind:
             self._head_cut()
         if self.upgraded:
@@ -977,6 +985,7 @@ class HttpConnection(asyncio.Protocol):
             or request.method
             or (self.lost and not self.cut and self.closed_by is None)
             or record is None
+            or self._behind_left <= 0  # (past the PIPELINE_DEPTH kept behind a refused body, `_behind_room`)
         ):
             return
         if self.upgraded and (not request.target or self.parser.get_method() == b"PRI"):
