@@ -413,25 +413,57 @@ def _post_head(trace_id: str, length: int) -> bytes:
             f"Content-Length: {length}\r\n\r\n").encode()  # fmt: skip
 
 
+@pytest.mark.parametrize("how", ["too-large-413", "chunked"])
 def test_a_body_pipelined_behind_a_refused_body_answered_holds_nothing(
-    proxy: Any, otlp: OtlpReceiver, access: AccessLines
+    proxy: Any, otlp: OtlpReceiver, access: AccessLines, how: str
 ) -> None:
-    """A POST pipelined behind a refused body, its body still coming after it was recorded unserved: none of that body
-    is counted in the bodies held (limits.bodies_max_bytes), as nothing behind a refusal is served. Before 2026-12-07
-    the bytes that came after its record were counted and never given back: the budget every connection shares shrank
-    by them for the process's life."""
-    second = "5eed00000000000000000000000005e1"
-    head = _post_head(second, 20_000)
+    """A POST pipelined behind a refused body, its body still coming after it was recorded unserved (a Content-Length
+    body; a chunked one behind a chunked body refused mid-chunk, its chunk cut): none of that body is counted in the
+    bodies held (limits.bodies_max_bytes), as nothing behind a refusal is served. Before 2026-12-07 the bytes that came
+    after its record were counted and never given back: the budget every connection shares shrank by them for the
+    process's life."""
+    second, third = "5eed00000000000000000000000005e1", "5eed00000000000000000000000005e2"
+    if how == "chunked":
+        behind, rest = _chunked_head(second) + b"4e20\r\n" + b"x" * 10_000, b"x" * 10_000 + b"\r\n0\r\n\r\n"
+    else:
+        behind, rest = _post_head(second, 20_000) + b"x" * 10_000, b"x" * 10_000
+    http = proxy.process._http
     with socket.create_connection(("127.0.0.1", proxy.bound.http.port), timeout=10) as sock:
-        answer = _sent_behind_the_answer_on(sock, "5eed00000000000000000000000005e0", head + b"x" * 10_000)
+        answer = _sent_behind_the_answer_on(sock, "5eed00000000000000000000000005e0", behind, how)
         assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
         assert_unserved(otlp, access, second, "request_too_large")  # its head read, its body partly
-        sock.sendall(b"x" * 10_000)
-        sock.sendall(_get_models("5eed00000000000000000000000005e2", "Host: x\r\n").encode())
-        assert_unserved(otlp, access, "5eed00000000000000000000000005e2", "request_too_large")  # the rest read
-        assert proxy.process._http.held == 0
-    assert until(lambda: not proxy.process._http.connections)
-    assert proxy.process._http.held == 0
+        sock.sendall(rest)
+        sock.sendall(_get_models(third, "Host: x\r\n").encode())
+        assert_unserved(otlp, access, third, "request_too_large")  # the rest read
+        assert http.held == 0
+    assert until(lambda: not http.connections)
+    assert http.held == 0
+
+
+def test_a_body_pipelined_behind_one_refused_past_the_bodies_budget_holds_nothing(
+    vllm: Any, otlp: OtlpReceiver, make_proxy: Any, access: AccessLines
+) -> None:
+    """A body refused 503 as it would take the bodies held past limits.bodies_max_bytes (the budget another connection
+    holds most of): the requests pipelined behind it are recorded `overloaded`, and their bodies hold nothing (before
+    2026-12-07 what came of one after its record stayed counted for the process's life)."""
+    _, upstream = vllm
+    config = CONFIG.replace("max_body_bytes: 65536", "max_body_bytes: 65536\n  bodies_max_bytes: 65536")
+    proxy = make_proxy(config, UPSTREAM=upstream, OTLP=f"http://127.0.0.1:{otlp.port}")
+    http, port = proxy.process._http, proxy.bound.http.port
+    second, third = "5eed00000000000000000000000005f3", "5eed00000000000000000000000005f4"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as holding:
+        holding.sendall(_post_head("5eed00000000000000000000000005f1", 65_000) + b"h" * 60_000)
+        assert until(lambda: http.held == 60_000)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(_post_head("5eed00000000000000000000000005f2", 20_000) + b"a" * 10_000)
+            assert _read_to_end(sock).startswith(b"HTTP/1.1 503 ")
+            sock.sendall(b"a" * 10_000 + _post_head(second, 3000) + b"b" * 1000)
+            assert_unserved(otlp, access, second, "overloaded")
+            sock.sendall(b"b" * 2000 + _get_models(third, "Host: x\r\n").encode())
+            assert_unserved(otlp, access, third, "overloaded")
+            assert http.held == 60_000
+    assert until(lambda: not http.connections)
+    assert http.held == 0
 
 
 UPGRADING = "Host: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n"
