@@ -373,7 +373,7 @@ class HttpConnection(asyncio.Protocol):
                     self.parsing = None  # (nor recorded as a head cut, `_head_cut`)
                 elif over is not None:
                     self._refuse(over, line_read)
-        if self.queue and self._task is not None and self._task.done():
+        if self._broken and self.queue and self._task is not None and self._task.done():
             # read behind a refused body once it was answered (`_behind`), up to PIPELINE_DEPTH (`_behind_room`), the
             # last in a read that ended the reading, a head refused (`_refuse`) or one asking to upgrade (`upgraded`),
             # among them: never served, recorded refused as it was. Before 2026-12-07 (since they were read on behind
@@ -381,9 +381,10 @@ class HttpConnection(asyncio.Protocol):
             self._unserved()
             return
         # paused while requests queue up unserved, but not behind a refused body (`_broken`): nothing read there is
-        # served, and at most PIPELINE_DEPTH requests are kept (`_behind_room`), so reading goes on, and a client that leaves is heard of while a request before the refused
-        # one is served, its upstream call cancelled (before 2026-12-07, since they were read on that day, it paused
-        # with PIPELINE_DEPTH of them queued, until the serve loop ended)
+        # served, and at most PIPELINE_DEPTH requests are kept (`_behind_room`), so reading goes on, and a client that
+        # leaves is heard of while a request before the refused one is served, its upstream call cancelled (before
+        # 2026-12-07, since they were read on that day, it paused with PIPELINE_DEPTH of them queued, until the serve
+        # loop ended)
         if len(self.queue) >= PIPELINE_DEPTH and self._reading and not self._broken:
             self._reading = False
             self.transport.pause_reading()  # type: ignore[union-attr]
@@ -932,7 +933,8 @@ class HttpConnection(asyncio.Protocol):
         # or an internal error's (`closed_by`), a reply framed by the connection's close (`closing`, an HTTP/1.0 stream);
         # before 2026-12-05 dropped unrecorded behind the last two (and behind an upgrade request, before that date)
         # Not behind a refused body whose framing is read on (`_behind`): the connection lingers, reading it whole
-        # (recorded as it is, `data_received`), or cut when it ends (`connection_lost`); before 2026-12-07 cut here, its fields unread
+        # (recorded as it is, `data_received`), or cut when it ends (`connection_lost`); before 2026-12-07 cut here,
+        # its fields unread
         if (self.draining or self.upgraded or self.closing or self.closed_by is not None) and not self._behind:
             self._head_cut()
         if self.upgraded:
