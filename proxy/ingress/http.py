@@ -163,6 +163,7 @@ def forward_fields(
     observe: bool,
     forwarded: tuple[bytes, bytes, bytes] = NO_PEER,
     told: bool = True,
+    kept: HttpConnection | None = None,
 ) -> list[bytes]:
     """The request's header block as the upstream gets it, in pieces (`ConnectionPool._head` joins them once, with the
     request line and a small body): the fields as sent (bytes, never decoded
@@ -174,7 +175,8 @@ def forward_fields(
     the caller's list nor the peer's address, which would reach the model as data.
     The caller's key is held back once callers have keys, when the upstream has its own, and when the call is rerouted
     (`Exchange.rerouted`).
-    A Connection header naming a field that describes the body (`_DESCRIBE_BODY`) is refused (InvalidRequest)."""
+    A Connection header naming a field that describes the body (`_DESCRIBE_BODY`) is refused (InvalidRequest).
+    `kept`: the connection the request came on, whose last head has its names' lower case (`field_lower`)."""
     skip = _not_forwarded(ex.pipeline.strips_auth or bool(api_key) or ex.rerouted(), ex.x_api_key, observe)
     listed = _tokens(request.header("connection"))
     # else the caller's list is hop-by-hop by its own word (the peer's address alone), or not told at all
@@ -196,9 +198,9 @@ def forward_fields(
         skip = skip | _TRACESTATE
     out: list[bytes] = []  # the pieces, joined once with the request line (no bytes made a field, nor a block)
     callers: list[bytes] | None = None  # the caller's X-Forwarded-For values
-    known = _LOWER  # (a name seen before, as most are: its lower case without a call)
-    for name, value in request.headers:
-        lower = known.get(name) or lower_name(name)
+    for at, (name, value) in enumerate(request.headers):
+        # the lower case kept by the connection the request came on (`HttpConnection.field_lower`), when given
+        lower = lower_name(name) if kept is None else kept.field_lower(at, name)
         if lower not in skip:
             out.append(name)
             out.append(b": ")
@@ -829,7 +831,9 @@ class HttpIngress:
         listing's is. Forwarded as a HEAD (before 2026-12-05), a FastAPI server, vLLM's or llama-cpp-python's, answered
         405: it routes the GET alone."""
         try:
-            fields = forward_fields(request, ex, upstream.api_key, False, conn.forwarded, not upstream.fields_to_model)
+            fields = forward_fields(
+                request, ex, upstream.api_key, False, conn.forwarded, not upstream.fields_to_model, conn
+            )
         except InvalidRequest as refused:  # recorded as the refusal it is, nothing sent
             raise ex.refuse(refused, "connection") from None
         request.headers.clear()
@@ -886,7 +890,7 @@ class HttpIngress:
             )
         try:
             fields = forward_fields(
-                request, ex, upstream.api_key, observe, conn.forwarded, not upstream.fields_to_model
+                request, ex, upstream.api_key, observe, conn.forwarded, not upstream.fields_to_model, conn
             )
         except InvalidRequest as refused:  # recorded as the refusal it is, nothing sent
             raise ex.refuse(refused, "connection") from None

@@ -56,7 +56,7 @@ from proxy.errors import (  # the connection's own refusals: in errors.py, where
 from proxy.flow import KeyMemo
 from proxy.tls import handshake_failure, identities_from_peercert
 from proxy.transport.batch import outbox
-from proxy.transport.http11 import keep, utf8_text
+from proxy.transport.http11 import keep, lower_name, utf8_text
 
 log = logging.getLogger("lineage_proxy.http")
 
@@ -165,9 +165,11 @@ class HttpConnection(asyncio.Protocol):
         self.client: tuple[str, int] | None = None  # the peer's address and port, for the record (`client_of`)
         # its calls' last key and digest (`Pipeline.key_digest`): hashed once for the connection, not on each call
         self.key_memo = KeyMemo()
-        # the field names of its last head in order, as sent, and their keys (`_field_values`)
+        # the field names of its last head in order, as sent, their keys (`_field_values`) and their lower case
+        # (`field_lower`)
         self._names: list[bytes] = []
         self._keys: list[str] = []
+        self._lowers: list[bytes] = []
         self.lost = False
         self.closing = False  # close once the request being served is answered
         self.cut = False  # closed by the drain (SIGTERM) with a request still being served
@@ -678,19 +680,36 @@ class HttpConnection(asyncio.Protocol):
         return values
 
     def _remember(self, at: int, name: bytes, key: str) -> None:
-        """Keep `name` and its key at its place `at` in the connection's last head (`_field_values`); a name past
-        the length `field_key` keeps is not kept (b"", which no name is), nor its key (up to
-        `limits.max_header_bytes` of text); only the first _KEPT_PLACES places are, so an idle connection holds at
-        most 32 names of 64 bytes and their keys (~7 KB), not `limits.max_headers`' 100 (~23 KB, ~90 MiB over 4096
+        """Keep `name`, its key and its lower case at its place `at` in the connection's last head (`_field_values`);
+        a name past the length `field_key` keeps is not kept (b"", which no name is), nor its key nor its lower case
+        (up to `limits.max_header_bytes` each); only the first _KEPT_PLACES places are, so an idle connection holds at
+        most 32 names of 64 bytes, their keys and their lower case (~10 KB; the keys and lower cases are most often
+        the tables' own, `field_key`'s and `lower_name`'s), not `limits.max_headers`' 100 (~23 KB, ~90 MiB over 4096
         idle connections)."""
         if len(name) > _FIELD_KEY_MAX:
-            name, key = b"", ""
+            name, key, lower = b"", "", b""
+        else:
+            lower = lower_name(name)
         if at < len(self._names):
             self._names[at] = name
             self._keys[at] = key
+            self._lowers[at] = lower
         else:
             self._names.append(name)
             self._keys.append(key)
+            self._lowers.append(lower)
+
+    def field_lower(self, at: int, name: bytes) -> bytes:
+        """The lower case of `name`, a field name at its place `at` in one of this connection's request heads, for
+        `proxy.ingress.http.forward_fields`: the kept one when the connection's last head has the same name there (a
+        length and a memcmp, ~130 machine instructions with the call), not looked up in `lower_name`'s table, which
+        hashes the fresh name llhttp made (~460 a name, 8,250 a call for the openai SDK's 18 fields, callgrind,
+        2026-12-07). Compared, not taken by place alone: a request pipelined behind this one may have changed the
+        kept head since."""
+        names = self._names
+        if at < len(names) and names[at] == name:
+            return self._lowers[at]
+        return lower_name(name)
 
     def on_body(self, body: bytes) -> None:
         request = self.parsing

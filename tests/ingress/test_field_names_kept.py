@@ -146,14 +146,17 @@ def heads_fields(heads: list[bytes]) -> list[Callable[[str], str | None]]:
     return served(heads)[0]
 
 
-def served(heads: list[bytes]) -> tuple[list[Callable[[str], str | None]], HttpConnection]:
+def served(
+    heads: list[bytes], lowered: list[list[bytes]] | None = None
+) -> tuple[list[Callable[[str], str | None]], HttpConnection]:
     """`heads` sent one after the other on one connection, each answered: each request's fields as the connection
-    reads them (`Request.header`), and the connection, closed."""
+    reads them (`Request.header`), and the connection, closed; in `lowered`, when given, each request's names
+    lower-cased by the connection as its handler reads them (`field_lower`, as `http.forward_fields` does)."""
     got: list[Callable[[str], str | None]] = []
 
     async def main() -> HttpConnection:
         done = asyncio.Event()
-        conn = HttpServer(lambda req, conn: answer(req, conn, got, len(heads), done), Limits())()
+        conn = HttpServer(lambda req, conn: answer(req, conn, got, len(heads), done, lowered), Limits())()
         conn.connection_made(FakeTransport())  # type: ignore[arg-type]
         for head in heads:
             conn.data_received(head)
@@ -165,9 +168,16 @@ def served(heads: list[bytes]) -> tuple[list[Callable[[str], str | None]], HttpC
 
 
 async def answer(
-    req: Request, conn: HttpConnection, got: list[Callable[[str], str | None]], heads: int, done: asyncio.Event
+    req: Request,
+    conn: HttpConnection,
+    got: list[Callable[[str], str | None]],
+    heads: int,
+    done: asyncio.Event,
+    lowered: list[list[bytes]] | None,
 ) -> None:
     got.append(req.header)
+    if lowered is not None:
+        lowered.append([conn.field_lower(at, name) for at, (name, _) in enumerate(req.headers)])
     await conn.body(req)
     conn.reply(req, 200, b"text/plain", b"ok")
     if len(got) == heads:
@@ -198,13 +208,29 @@ def test_a_connection_s_heads_read_each_name_by_its_own_key(heads: list[list[tup
 _FRAMING = ("host", "content-length", "transfer-encoding", "connection", "expect")
 
 
+@settings(max_examples=150, deadline=None)
+@given(heads=st.lists(st.lists(NAMES, max_size=8), min_size=1, max_size=5))
+def test_a_connection_s_heads_forward_each_name_lower_cased(heads: list[list[str]]) -> None:
+    # (a name's lower case for `http.forward_fields` is the connection's kept one when its last head has the same
+    # name at that place, `field_lower`: the heads are pipelined, so each request's handler runs once the last head
+    # is in, whose names differ from its own in place, case and length)
+    sent = [[name.encode("latin-1") for name in names if name.lower() not in _FRAMING] + [b"Host"] for names in heads]
+    lowered: list[list[bytes]] = []
+    served(
+        [b"GET /v1/models HTTP/1.1\r\n" + b"".join(name + b": 1\r\n" for name in names) + b"\r\n" for names in sent],
+        lowered,
+    )
+    assert lowered == [[name.lower() for name in names] for names in sent]
+
+
 def test_a_connection_keeps_no_long_name_nor_its_key() -> None:
-    # (a name past 64 bytes is not kept at its place, `_remember`, nor is its key: the text of a name up to
-    # limits.max_header_bytes long would stay with an idle connection, 30 KB for this one's)
+    # (a name past 64 bytes is not kept at its place, `_remember`, nor are its key and lower case: the text of a name
+    # up to limits.max_header_bytes long would stay with an idle connection, 30 KB for this one's)
     (fields,), conn = served([b"GET /v1/models HTTP/1.1\r\nX-" + b"A" * 30_000 + b": 1\r\nHost: x\r\n\r\n"])
     assert fields("x-" + "a" * 30_000) == "1"
     assert conn._names == [b"", b"Host"]
     assert conn._keys == ["", "host"]
+    assert conn._lowers == [b"", b"host"]
 
 
 def test_a_connection_keeps_the_names_of_its_head_s_first_32_places_only() -> None:
@@ -214,5 +240,5 @@ def test_a_connection_keeps_the_names_of_its_head_s_first_32_places_only() -> No
     head = b"".join(f"{name}: {n}\r\n".encode() for n, name in enumerate(names))
     (fields,), conn = served([b"GET /v1/models HTTP/1.1\r\nHost: x\r\n" + head + b"\r\n"])
     assert [fields(name) for name in names] == [str(n) for n in range(90)]
-    assert len(conn._names) == len(conn._keys) == 32
+    assert len(conn._names) == len(conn._keys) == len(conn._lowers) == 32
     assert conn._keys == ["host", *names[:31]]
