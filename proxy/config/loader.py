@@ -6,6 +6,7 @@ takes the model's field default: this module writes none of its own, so the two 
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import copy
 import difflib
@@ -27,8 +28,9 @@ from dataclasses import MISSING, fields
 from functools import partial
 from pathlib import Path
 from typing import Any, Final, TypeVar, cast
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
+import idna
 import yaml
 
 from proxy.baseline import Baseline, BaselineError, load_baseline
@@ -956,7 +958,8 @@ def _host_problem(host: str, port: str, bracketed: bool, zero_ok: bool) -> str |
     """What is wrong with an address's host that no resolver finds, else None: one in brackets that is no IPv6
     address (`[c,d]:4317`), one holding a `:` that is none (`c:4317:4317`, a port written twice; `admin:s3cret:8001`),
     a list of hosts (`c,d:4317`, which grpc's DNS resolver and a listener take for one name), or a name holding what
-    no name does (`tri*ton:8001`) or an empty label (`tri..ton:8001`, `_HOST_NAME`); a URL's host too, where `port`
+    no name does (`tri*ton:8001`) or an empty label (`tri..ton:8001`, `_HOST_NAME`), a percent-escape (`tri%74on:8001`,
+    `_escaped_problem`), or one no IDNA writes (`aא.example:8001`, `_idna_problem`); a URL's host too, where `port`
     may be '' (`_url_host_problem`). Until 2026-12-06 each loaded, a listener failing at its start and a gRPC upstream or
     an OTLP `dns:` target at each connect. Said with the address to write when one is plain (`c:4317`), what may be a
     password in it hidden (`_HOST_SHOWN`, `_HEX_PIECES`)."""
@@ -968,7 +971,7 @@ def _host_problem(host: str, port: str, bracketed: bool, zero_ok: bool) -> str |
         else:
             return None  # (`::1:4317` too: the address `::1`, port 4317, written `[::1]:4317` to grpc)
     elif _named(host):
-        return None
+        return _idna_problem(host, port, sockets=False)
     first, colon, rest = host.partition(":")
     if bracketed:  # (a list's `,` shown as an IPv6 address's `:`, `[c,d]`; not `[s3cret,x]`)
         shown = host if _HEX_PIECES.fullmatch(host.replace(",", ":")) else "***"
@@ -986,12 +989,25 @@ def _host_problem(host: str, port: str, bracketed: bool, zero_ok: bool) -> str |
         return (f"a host holds no ':' but an IPv6 address's, written in brackets, [2001:db8::1]:{port}, got "
                 f"{f'{shown}:{port}'!r} (write {address!r})")  # fmt: skip
     at = f":{port}" if port else ""  # (a URL's host has none where its scheme's default is meant: `http://c,d/v1`)
+    if "%" in host and shown != "***":
+        return _escaped_problem(host, port, zero_ok)
     if "," in host:
         one = host.partition(",")[0]
         address = _suggested(f"{one}:{port}", zero_ok) if port else one if _named(one) else "host"
         return f"an address names one host, got {f'{shown}{at}'!r} (write {address!r})"
     return (f"a host's name is labels of letters, digits, '-' and '_' between single dots, "
             f"got {f'{shown}{at}'!r} (write {'host:port' if port else 'host'!r})")  # fmt: skip
+
+
+def _escaped_problem(host: str, port: str, zero_ok: bool) -> str:
+    """What is said of a name holding a percent-escape (`tri%74on`), which RFC 3986 allows a URL's name but the readers
+    here read apart: grpc's resolvers and OpenLineage's requests decode it (`triton`), Python's sockets (an upstream's
+    url, an OTLP/HTTP endpoint, a listener), httpx and yarl look up `tri%74on`, which no resolver finds. Said with the
+    name decoded to write, when it is one. Until 2026-12-06 it loaded; then it was said to hold what no name does."""
+    decoded = unquote(host)
+    address = _suggested(f"{decoded}:{port}", zero_ok) if port else decoded if _named(decoded) else "host"
+    return (f"a host's name holds no percent-escape (grpc and requests decode one, Python's sockets and httpx do not: "
+            f"each would reach another host), got {f'{host}:{port}' if port else host!r} (write {address!r})")  # fmt: skip
 
 
 def _named(host: str) -> bool:
@@ -1007,6 +1023,62 @@ def _named(host: str) -> bool:
     except UnicodeError:
         return False
     return _NAMED.fullmatch(written) is not None
+
+
+# the listeners uvloop binds, their host resolved by Python's sockets (`_idna_problem`); listen.grpc is grpc's
+_BOUND_BY_SOCKETS: Final = ("listen.http", "listen.admin")
+# what Python's idna codec (IDNA 2003) says of a name it refuses, in a reader's words (`_idna_problem`)
+_IDNA_REASONS: Final = {
+    "BIDI": "right-to-left letters mixed with others, or a digit ending them",
+    "ACE prefix": "a label beginning xn-- is written in ASCII alone",
+}
+
+
+def _idna_problem(host: str, port: str, *, sockets: bool) -> str | None:
+    """What is said of a name Python's idna codec (IDNA 2003) cannot write, else None: a label over 63 characters (an
+    IDN's in its xn-- form: DNS's limit), right-to-left letters mixed with others or ended by a digit (`aא.example`,
+    `שלום1.example`), a non-ASCII label beginning `xn--`. Where Python's sockets read the host (`sockets`: an upstream's
+    url, an OTLP/HTTP endpoint, listen.http, listen.admin: getaddrinfo, uvloop and http.client encode it so) each such
+    name fails at each connect or at the start, said with its IDNA 2008 form where it has one; elsewhere a name not
+    ASCII that IDNA 2008 cannot write either (OpenLineage's requests and httpx refuse it, grpc's resolver takes no name
+    not ASCII). Until 2026-12-07 each loaded."""
+    if not sockets and host.isascii():  # (`aaa...a.example`, a label of 64: grpc and httpx find one a hosts file lists)
+        return None
+    try:
+        codecs.lookup("idna").encode(host)
+    except UnicodeError as exc:
+        reason = str(exc)
+    else:
+        return None
+    try:
+        form = idna.encode(host, uts46=True).decode("ascii")
+    except UnicodeError:
+        form = ""
+    if form and not sockets:
+        return None
+    got = f"got {f'{host}:{port}' if port else host!r}"
+    if form:  # (`שלום1.example`: IDNA 2008 takes a digit at a right-to-left label's end, and its DNS lists that form)
+        write = f"its IDNA 2008 form, {f'{form}:{port}' if port else form!r}"
+    else:
+        write = repr("host:port" if port else "host")
+    said = next((words for key, words in _IDNA_REASONS.items() if key in reason), reason)
+    if "too long" in reason:
+        what = "a host's name is labels of 63 characters at most, an IDN's in its xn-- form (DNS's limit)"
+    elif form:
+        what = f"Python's sockets write a name in IDNA 2003, which refuses this one ({said})"
+    else:
+        what = f"no IDNA writes this name ({said}), so no resolver finds it"
+    return f"{what}, {got} (write {write})"
+
+
+def _socket_host_problem(url: str) -> str | None:
+    """What `_idna_problem` says of the host of a URL Python's sockets connect to (an upstream's, an OTLP/HTTP
+    endpoint), with the URL quoted, else None."""
+    host, port = _url_host_port(urlsplit(url).netloc)
+    if not host or "[" in host:
+        return None
+    said = _idna_problem(host, port, sockets=True)
+    return f"{said} in {shown_url(url)!r}" if said is not None else None
 
 
 def _address_problem(text: str) -> str | None:
@@ -1359,14 +1431,22 @@ class _Reader:
         return text
 
     def address(self, path: str, value: Any) -> Address | None:
+        """A listener's address; one uvloop binds (`_BOUND_BY_SOCKETS`) a name Python's sockets write too
+        (`_idna_problem`), where grpc's resolver binds listen.grpc's."""
         text = self.string(path, value)
         if text is None:
             return None
         try:
-            return parse_address(text)
+            address = parse_address(text)
         except ValueError as exc:
             self.problem(path, str(exc))
             return None
+        bracketed = text.startswith("[")
+        sockets = path in _BOUND_BY_SOCKETS
+        if sockets and not bracketed and (said := _idna_problem(address.host, str(address.port), sockets=True)):
+            self.problem(path, said)
+            return None
+        return address
 
     def label_set(self, path: str, value: Any) -> frozenset[str]:
         items = self.string_list(path, value)
@@ -1561,6 +1641,8 @@ class _Reader:
             if parts is None:
                 self.problem(f"{path}.url", _url_problem(url, shown_url(url))
                              or f"expected an http:// or https:// URL, got {shown_url(url)!r}")  # fmt: skip
+            elif (unlooked := _socket_host_problem(url)) is not None:
+                self.problem(f"{path}.url", unlooked)
             elif "@" in parts.netloc or parts.query or parts.fragment:  # none of them is sent: said, not dropped
                 self.problem(f"{path}.url", f"a user, password, query or fragment in {shown_url(url)!r} is not "
                              "sent to the upstream: give its key as api_key, and the URL as scheme://host:port/path")  # fmt: skip
@@ -1904,6 +1986,8 @@ class _Reader:
             ):  # neither sink sends a userinfo (each connects to the host alone): said, not dropped
                 self.problem(path, f"a user or password in {shown_url(endpoint)!r} is not sent to the collector: give "
                              "its credentials as telemetry.headers (authorization: Basic ...)")  # fmt: skip
+            elif protocol != "grpc" and (said := _socket_host_problem(url)) is not None:  # (http.client's)
+                self.problem(path, said)
             elif protocol == "grpc" and (dropped := _grpc_dropped(endpoint, parts)) is not None:
                 self.problem(path, dropped)
             elif (
