@@ -414,12 +414,29 @@ def _head(text: str) -> str:
     return parse_head(text)  # an ArgumentTypeError says what a head looks like
 
 
+def _path(text: str) -> str:
+    """A flag's file path (`--config`, `--baseline`, `--out`, a key file's, a store's): one beginning with a `~` the
+    shell did not expand (it expands one unquoted at a word's start, not `'~/proxy.yaml'` nor `--config=~/proxy.yaml`)
+    that names nothing is an ArgumentTypeError saying so and the path meant, where the command looked for, or wrote
+    into, a directory named `~` in the working directory (`no file /srv/~/proxy.yaml`, said by `check` until
+    2026-12-07). A path so written that names a file is read as written."""
+    meant = os.path.expanduser(text)
+    if meant != text and not os.path.lexists(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} does not exist: the shell did not expand '~' (it does only unquoted, at a word's start: not "
+            f"quoted, nor after '='): write {meant!r}"
+        )
+    return text
+
+
 def _store(text: str) -> str:
     """A flag's lineage store, checked as the config's `lineage.store` is for libpq's key=value pairs
     (`store_pairs_problem`): an ArgumentTypeError in the config's words, which quote none of it (its password), where
-    the command took it for a SQLite file's name and said it whole (`no lineage store there`)."""
+    the command took it for a SQLite file's name and said it whole (`no lineage store there`); a SQLite file's path as
+    any flag's (`_path`)."""
     from proxy.config import store_pairs_problem
 
+    _path(text)
     said = store_pairs_problem(text)
     if said is not None:
         raise argparse.ArgumentTypeError(said)
@@ -481,7 +498,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the proxy", description="Run the proxy with a config file. "
                            "SIGTERM or Ctrl-C drains in-flight calls and exits 0 (a second Ctrl-C cuts the drain short); SIGHUP reloads the "
                            "config.")  # fmt: skip
-    serve.add_argument("--config", required=True, metavar="PATH",
+    serve.add_argument("--config", required=True, type=_path, metavar="PATH",
                        help="the YAML config (its keys: the README's Configuration by example; `lineage-proxy demo` "
                        "prints the path of a sample one to start from)")  # fmt: skip
     serve.add_argument("--workers", type=_workers, default=1, metavar="N",
@@ -494,7 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Validate a config: exit 0 if valid, else exit 1 listing every problem "
                            "with its location. With --explain, decide one hypothetical call and say why "
                            "(exit 2 when it would be denied).")  # fmt: skip
-    check.add_argument("--config", required=True, metavar="PATH", help="the YAML config to validate")
+    check.add_argument("--config", required=True, type=_path, metavar="PATH", help="the YAML config to validate")
     check.add_argument("--explain", action="store_true", help="decide the call described by the options below")
     check.add_argument("--model", help="requested model (default: the '*' route; needed where there is none); "
                        "with --explain")  # fmt: skip
@@ -536,10 +553,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the lineage store (lineage.store): a SQLite file or a postgresql:// URL")  # fmt: skip
     edges.add_argument("--copy-to", type=_store, metavar="URL",
                        help="add every edge of --store to this PostgreSQL store (once per history) and exit")  # fmt: skip
-    edges.add_argument("--key-file", metavar="FILE",
+    edges.add_argument("--key-file", type=_path, metavar="FILE",
                        help="with --copy-to: the HMAC key of both stores' chains (lineage.integrity_key_file), to "
                        "verify the source and sign the copy")  # fmt: skip
-    edges.add_argument("--retired-key-file", metavar="FILE", action="append", default=[],
+    edges.add_argument("--retired-key-file", type=_path, metavar="FILE", action="append", default=[],
                        help="with --copy-to --key-file: a key the source's (or the target's) chain was signed with "
                        "before a rotation (lineage.integrity_retired_key_files); repeatable, oldest first")  # fmt: skip
     edges.add_argument("--unkeyed-source", action="store_true",
@@ -571,17 +588,17 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--store", required=True, type=_store, metavar="PATH|URL",
                         help="the lineage store (lineage.store): a SQLite file or a postgresql:// URL")  # fmt: skip
     what = verify.add_mutually_exclusive_group()
-    what.add_argument("--baseline", metavar="FILE", help="the approved flows (YAML) to verify against")
-    what.add_argument("--write-baseline", metavar="FILE",
+    what.add_argument("--baseline", type=_path, metavar="FILE", help="the approved flows (YAML) to verify against")
+    what.add_argument("--write-baseline", type=_path, metavar="FILE",
                       help="write a baseline approving what is recorded, to review and edit")  # fmt: skip
     verify.add_argument("--integrity", action="store_true",
                         help="prove the record untouched: walk the store's hash chain and replay it against the "
                         "edge table; exit 0 intact, 1 naming the first broken link, 2 on a usage or file error or "
                         "a keyed chain without --key-file. With --baseline, the flows judged are those of the "
                         "record it proves (a record that does not verify fails the gate)")  # fmt: skip
-    verify.add_argument("--key-file", metavar="FILE",
+    verify.add_argument("--key-file", type=_path, metavar="FILE",
                         help="with --integrity: the HMAC key the chain was signed with (lineage.integrity_key_file)")  # fmt: skip
-    verify.add_argument("--retired-key-file", metavar="FILE", action="append", default=[],
+    verify.add_argument("--retired-key-file", type=_path, metavar="FILE", action="append", default=[],
                         help="with --integrity --key-file: a key the chain was signed with before --key-file "
                         "replaced it (lineage.integrity_retired_key_files); repeatable, oldest first")  # fmt: skip
     verify.add_argument("--expect-head", metavar="HEAD", type=_head, action="append", default=[],
@@ -612,22 +629,24 @@ def build_parser() -> argparse.ArgumentParser:
                             "anyone who can write the store can edit.")  # fmt: skip
     report.add_argument("--store", required=True, type=_store, metavar="PATH|URL",
                         help="the lineage store (lineage.store): a SQLite file or a postgresql:// URL")  # fmt: skip
-    report.add_argument("--config", metavar="FILE", action="append",
+    report.add_argument("--config", type=_path, metavar="FILE", action="append",
                         help="the proxy's config: shows the policy in force and verifies against its "
                         "lineage.baseline; once for each sidecar's of a fleet writing the store, each policy "
                         "shown under its file's name")  # fmt: skip
-    report.add_argument("--baseline", metavar="FILE", help="verify against this baseline (default: the config's)")
+    report.add_argument(
+        "--baseline", type=_path, metavar="FILE", help="verify against this baseline (default: the config's)"
+    )
     report.add_argument("--since", type=_duration, metavar="DURATION",
                         help="only flows last seen this recently (2w, 30d, 12h, 15m, 90s; default: the whole "
                         "store)")  # fmt: skip
-    report.add_argument("--out", required=True, metavar="FILE.html", help="where to write the report")
+    report.add_argument("--out", required=True, type=_path, metavar="FILE.html", help="where to write the report")
     report.add_argument("--integrity", action="store_true",
                         help="draw only a record that verifies, as `verify --integrity` proves it, its rows read in "
                         "the same transaction; the header names the chain head verified. A record that does not "
                         "verify: exit 1, its first broken link printed, no report written")  # fmt: skip
-    report.add_argument("--key-file", metavar="FILE",
+    report.add_argument("--key-file", type=_path, metavar="FILE",
                         help="with --integrity: the HMAC key the chain was signed with (lineage.integrity_key_file)")  # fmt: skip
-    report.add_argument("--retired-key-file", metavar="FILE", action="append", default=[],
+    report.add_argument("--retired-key-file", type=_path, metavar="FILE", action="append", default=[],
                         help="with --integrity --key-file: a key the chain was signed with before --key-file "
                         "replaced it (lineage.integrity_retired_key_files); repeatable, oldest first")  # fmt: skip
     report.add_argument("--expect-head", metavar="HEAD", type=_head, action="append", default=[],
