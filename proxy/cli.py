@@ -139,11 +139,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _taken_cure(exc: BaseException) -> str:
-    """What to do about a listen address in use, in the config's words (`demo` says its own: `--port`); else ''."""
+    """What to do about a listen address in use, in the config's words (`demo` says its own: `--port`); else ''. Held
+    by a lineage-proxy that is starting, that proxy is to stop: nothing listens there yet (until 2026-12-07 it was
+    said `(by a lineage-proxy that is starting) (stop what listens there, ...)`, which `ss -ltn` showed none of)."""
     from proxy.workers import ListenError
 
     if isinstance(exc, ListenError) and exc.taken is not None:
-        return f" (stop what listens there, or set listen.{exc.taken} to a free port)"
+        holder = "the lineage-proxy starting there" if exc.starting else "what listens there"
+        return f" (stop {holder}, or set listen.{exc.taken} to a free port)"
     return ""
 
 

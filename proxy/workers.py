@@ -130,11 +130,13 @@ class ListenError(StartupError):
     """A listen address cannot be bound (taken, not local, privileged).
 
     `taken`: the `listen:` key (`http`, `grpc`, `admin`) whose address another program (or proxy) holds, else None:
-    `serve` then says the cure in the config's words, `demo` in its options'."""
+    `serve` then says the cure in the config's words, `demo` in its options'. `starting`: the holder is a lineage-proxy
+    that claimed the address and listens on it not yet (`_claim`), which no `ss -ltn` shows."""
 
-    def __init__(self, message: str, taken: str | None = None) -> None:
+    def __init__(self, message: str, taken: str | None = None, *, starting: bool = False) -> None:
         super().__init__(message)
         self.taken = taken
+        self.starting = starting
 
 
 def _bind_error(name: str, address: Address, exc: OSError) -> ListenError:
@@ -423,8 +425,10 @@ def _claim(name: str, address: Address) -> list[Claim]:
             return []
         # ports, like the claim, are per network namespace, and per machine: a home directory may be shared
         # (NFS) by hosts whose default namespaces have the same inode, so the boot's id names the machine
-        name = f"{_claim_prefix()}{os.stat('/proc/self/ns/net').st_ino}-{bound_address(probe)}.lock"
-        path = os.path.join(directory, name.replace("/", "_"))
+        # (not `name`, the listener's key a ListenError names: until 2026-12-07 it was this file's, `set
+        # listen.listen-...-127.0.0.1:8080.lock to a free port`)
+        file_name = f"{_claim_prefix()}{os.stat('/proc/self/ns/net').st_ino}-{bound_address(probe)}.lock"
+        path = os.path.join(directory, file_name.replace("/", "_"))
         for _ in range(CLAIM_TRIES):
             try:
                 lock = open(path, "ab")  # noqa: SIM115 -- held until `release`
@@ -442,13 +446,13 @@ def _claim(name: str, address: Address) -> list[Claim]:
                 if removed:
                     continue  # claim the file named now
                 if busy:
-                    raise ListenError(f"cannot listen on {address}: address already in use (by a lineage-proxy "
-                                      "that is starting)", name) from exc  # fmt: skip
+                    raise ListenError(f"cannot listen on {address}: address already in use by a lineage-proxy "
+                                      "that is starting", name, starting=True) from exc  # fmt: skip
                 log.debug("no claim on %s (%s): a second proxy starting at once is seen once it listens", address, exc)
                 return []  # a file system without locks (some NFS): as above
             lock.close()  # its holder removed it as it let go, after this opened it: claim the file named now
-    raise ListenError(f"cannot listen on {address}: address already in use (by lineage-proxies starting and "
-                      "stopping on it)", name)  # fmt: skip
+    raise ListenError(f"cannot listen on {address}: address already in use by lineage-proxies starting and "
+                      "stopping on it", name, starting=True)  # fmt: skip
 
 
 def _lock(lock: BinaryIO, path: str) -> None:

@@ -185,3 +185,27 @@ def test_claims_in_a_home_directory_shared_by_machines_do_not_collide(
         release(workers.claim(_config(port)))
     finally:
         release(here)
+
+
+@LINUX_ONLY
+@pytest.mark.parametrize("workers", ["1", "2"], ids=["single", "workers-2"])
+def test_a_port_claimed_by_a_proxy_starting_says_to_stop_that_proxy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: str
+) -> None:
+    """A port another `serve` claimed and listens on not yet (it is starting): nothing listens there for `ss -ltn`
+    to show, so the cure names the proxy starting, not `what listens there`, in one parenthesis, not two."""
+    from proxy.workers import claim
+
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))  # (the second `serve` inherits it: the same claims)
+    port = dead_port()
+    held = claim(_config(port))  # (this process is the proxy starting)
+    try:
+        code, stderr = second_serve(config_file(tmp_path / "second.yaml", http=f"127.0.0.1:{port}"), workers)
+    finally:
+        release(held)
+    assert code == 1 and "Traceback" not in stderr, stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("lineage-proxy: ")]
+    assert errors == [
+        f"lineage-proxy: cannot listen on 127.0.0.1:{port}: address already in use by a lineage-proxy that is "
+        "starting (stop the lineage-proxy starting there, or set listen.http to a free port)"
+    ], stderr
