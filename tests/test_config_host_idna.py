@@ -2,10 +2,11 @@
 sockets (getaddrinfo, uvloop, http.client: an upstream's url, an OTLP/HTTP endpoint, listen.http, listen.admin) write a
 name in IDNA 2003 and refuse a label over 63 characters, right-to-left letters mixed with others or ended by a digit,
 and a non-ASCII label beginning `xn--`: each loaded until 2026-12-07 and failed at each connect or at the start. A name
-no IDNA writes (requests, httpx and yarl use IDNA 2008; grpc's resolver takes no name not ASCII) is refused at every
-key; one IDNA 2008 writes, or an ASCII one with a long label, which grpc and httpx find where a hosts file lists it,
-loads where those read it. A percent-escape in a name (`tri%74on`), which grpc and requests decode and the others do
-not, is said so with the name decoded. Measured reader by reader: /tmp/s53/cfg9/ns/readers.py."""
+no IDNA writes (requests, httpx2 and yarl use IDNA 2008; grpc's resolver takes no name not ASCII) is refused at every
+key; one IDNA 2008 writes loads where those read it, and an ASCII one with a long label, which grpc and httpx2 find
+where a hosts file lists it, at grpc's keys and an async_http transport (requests refuses it: an http transport). A
+percent-escape in a name (`tri%74on`), which grpc and requests decode and the others do not, is said so with the name
+decoded. Measured reader by reader: /tmp/s53/cfg9/ns/readers.py."""
 
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ OPENLINEAGE = (
     '{type: async_http, url: "http://%(h)s:5000"}]}}}\n'
 )  # fmt: skip
 OPENLINEAGE_KEYS = [(f"lineage.openlineage.transport.transports[{n}].url", "%s:5000", "http://%s:5000") for n in (0, 1)]
+ASYNC_HTTP = OPENLINEAGE.replace('{type: http, url: "http://%(h)s:5000"}, ', "")
 CLASSES = {"sockets": (SOCKETS, SOCKET_KEYS), "grpc": (GRPC, GRPC_KEYS), "openlineage": (OPENLINEAGE, OPENLINEAGE_KEYS)}
 
 LONG = "a" * 64 + ".example"
@@ -109,12 +111,26 @@ def test_a_name_python_sockets_cannot_write_is_refused_where_they_read_it(
     assert result.stderr.splitlines() == expected
 
 
-@pytest.mark.parametrize("keys", ["grpc", "openlineage"])
-@pytest.mark.parametrize("host", [LONG, "שלום1.example"], ids=["long ascii label", "bidi digit last"])
+def test_a_long_ascii_label_is_refused_at_an_openlineage_http_transport(tmp_path: Path) -> None:
+    """requests (urllib3) writes an ASCII name with Python's idna codec and refuses it; async_http's httpx2 does not."""
+    result = _check(tmp_path, OPENLINEAGE % {"h": LONG})
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.splitlines() == [
+        "proxy.yaml: invalid configuration:",
+        _said(OPENLINEAGE_KEYS[0], LONG, LENGTH, "host:port"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("keys", "host"),
+    [("grpc", LONG), ("async_http", LONG), ("grpc", "שלום1.example"), ("openlineage", "שלום1.example")],
+    ids=["long ascii label-grpc", "long ascii label-async_http", "bidi digit last-grpc", "bidi digit last-openlineage"],
+)
 def test_a_name_other_readers_look_up_loads_where_they_read_it(tmp_path: Path, keys: str, host: str) -> None:
-    """grpc (either resolver) and httpx find `aaa...a.example` where a hosts file lists it; requests, httpx and yarl
+    """grpc (either resolver) and httpx2 find `aaa...a.example` where a hosts file lists it; requests, httpx2 and yarl
     write `שלום1.example` in IDNA 2008 (`xn--1-9hcuf1d.example`), as its DNS lists it."""
-    result = _check(tmp_path, CLASSES[keys][0] % {"h": host})
+    config = ASYNC_HTTP if keys == "async_http" else CLASSES[keys][0]
+    result = _check(tmp_path, config % {"h": host})
     assert result.returncode == 0, result.stderr
 
 

@@ -116,9 +116,9 @@ def _missing_packages(transport: Mapping[str, Any]) -> list[str]:
 _URL_TRANSPORTS: Final = ("http", "async_http")
 
 
-def _composite_urls(path: str, transport: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
-    """The url of each http or async_http transport a composite transport (its `transports`) or a transform one (its
-    `transport`) holds, nested ones too, with its path: each is read by its HTTP client as the top one's is
+def _composite_urls(path: str, transport: Mapping[str, Any]) -> Iterator[tuple[str, Any, str]]:
+    """The url and type of each http or async_http transport a composite transport (its `transports`) or a transform
+    one (its `transport`) holds, nested ones too, with its path: each is read by its HTTP client as the top one's is
     (`_without_userinfo`), yet openlineage-python's config classes check none (a URL whose password holds a `/`
     loaded, host `ops`, until 2026-12-05; an async_http one, or one a transform transport held, until the review)."""
     kind = transport.get("type")
@@ -133,7 +133,7 @@ def _composite_urls(path: str, transport: Mapping[str, Any]) -> Iterator[tuple[s
         return
     for where, item in items:
         if isinstance(item, Mapping) and item.get("type") in _URL_TRANSPORTS:
-            yield f"{where}.url", item.get("url")
+            yield f"{where}.url", item.get("url"), item["type"]
         elif isinstance(item, Mapping):
             yield from _composite_urls(where, item)
 
@@ -1006,8 +1006,9 @@ def _escaped_problem(host: str, port: str, zero_ok: bool) -> str:
     name decoded to write, when it is one. Until 2026-12-06 it loaded; then it was said to hold what no name does."""
     decoded = unquote(host)
     address = _suggested(f"{decoded}:{port}", zero_ok) if port else decoded if _named(decoded) else "host"
+    shown = f"{host}:{port}" if port else host
     return (f"a host's name holds no percent-escape (grpc and requests decode one, Python's sockets and httpx do not: "
-            f"each would reach another host), got {f'{host}:{port}' if port else host!r} (write {address!r})")  # fmt: skip
+            f"each would reach another host), got {shown!r} (write {address!r})")  # fmt: skip
 
 
 def _named(host: str) -> bool:
@@ -2169,9 +2170,9 @@ class _Reader:
                          f"{', '.join(sorted(kinds))}; or the dotted path of your own Transport class)")  # fmt: skip
             return False
         top = path if url_given else f"{path}.url"
-        if kind in _URL_TRANSPORTS and not self.transport_url(top, transport.get("url")):
+        if kind in _URL_TRANSPORTS and not self.transport_url(top, transport.get("url"), kind):
             return False
-        nested = [self.transport_url(where, url) for where, url in _composite_urls(path, transport)]
+        nested = [self.transport_url(where, url, inner) for where, url, inner in _composite_urls(path, transport)]
         if not all(nested):  # (each said: a composite's or transform's http transports read their URLs as the top one)
             return False
         try:
@@ -2190,13 +2191,19 @@ class _Reader:
             return False
         return True
 
-    def transport_url(self, path: str, url: Any) -> bool:
-        """Whether an OpenLineage http transport's `url` is one its HTTP client reads as written; said when not."""
+    def transport_url(self, path: str, url: Any, kind: str) -> bool:
+        """Whether an OpenLineage http transport's `url` is one its HTTP client reads as written; said when not. An
+        `http` one's (requests, whose urllib3 writes an ASCII name with Python's idna codec: `_idna_problem`) holds no
+        label over 63 characters, which `async_http`'s httpx2 looks up where a hosts file lists it."""
         parts = _split(url) if isinstance(url, str) else None
         if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
             shown = shown_url(url) if isinstance(url, str) else url
             url_problem = _url_problem(url, shown) if isinstance(url, str) else None
             self.problem(path, url_problem or f"expected an http(s):// URL, got {shown!r}")
+            return False
+        ascii_name = kind == "http" and (parts.hostname or "").isascii()
+        if ascii_name and (said := _socket_host_problem(url)) is not None:
+            self.problem(path, said)
             return False
         return True
 
