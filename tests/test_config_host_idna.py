@@ -143,3 +143,34 @@ def test_a_name_other_readers_look_up_loads_where_they_read_it(tmp_path: Path, k
 def test_a_name_every_reader_looks_up_loads(tmp_path: Path, keys: str, host: str) -> None:
     result = _check(tmp_path, CLASSES[keys][0] % {"h": host})
     assert result.returncode == 0, result.stderr
+
+
+NO_NAME = "a host's name is labels of letters, digits, '-' and '_' between single dots, got {!r} (write {!r})"
+
+
+@pytest.mark.parametrize("keys", list(CLASSES), ids=list(CLASSES))
+@pytest.mark.parametrize("host", ["tri%zzon", "127.0.0.1%eth0"], ids=["no escape", "ipv4 zone"])
+def test_a_percent_that_is_no_escape_is_said_as_no_name_at_every_key(tmp_path: Path, keys: str, host: str) -> None:
+    """A `%` that begins no escape is in no name, said as main says it: decoding changes nothing (`unquote`), and the
+    name said to write was looked at again, a percent in it, until `check` failed with a RecursionError."""
+    config, where = CLASSES[keys]
+    result = _check(tmp_path, config % {"h": host})
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    expected = ["proxy.yaml: invalid configuration:"] + [_said(key, host, NO_NAME, "host:port") for key in where]
+    assert result.stderr.splitlines() == expected
+
+
+@pytest.mark.parametrize(
+    ("keys", "host"),
+    [("sockets", "%61" + "a" * 63 + ".example"), ("sockets", "%D7%A9%D7%9C%D7%95%D7%9D1.example"),
+     ("grpc", "%D7%90a.example")],
+    ids=["long ascii label", "bidi digit last", "bidi mixed"],
+)  # fmt: skip
+def test_an_escaped_name_that_decodes_to_one_refused_is_said_without_it(tmp_path: Path, keys: str, host: str) -> None:
+    """The name decoded is said to write only where it would load at every key: `%61` and 63 `a` decode to a label of
+    64, which Python's sockets cannot write (said `aaa...a.example:8080` to write, which the next check refused)."""
+    config, where = CLASSES[keys]
+    result = _check(tmp_path, config % {"h": host})
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    expected = ["proxy.yaml: invalid configuration:"] + [_said(key, host, ESCAPED, "host:port") for key in where]
+    assert result.stderr.splitlines() == expected

@@ -989,7 +989,7 @@ def _host_problem(host: str, port: str, bracketed: bool, zero_ok: bool) -> str |
         return (f"a host holds no ':' but an IPv6 address's, written in brackets, [2001:db8::1]:{port}, got "
                 f"{f'{shown}:{port}'!r} (write {address!r})")  # fmt: skip
     at = f":{port}" if port else ""  # (a URL's host has none where its scheme's default is meant: `http://c,d/v1`)
-    if "%" in host and shown != "***":
+    if "%" in host and shown != "***" and unquote(host) != host:  # (`tri%zzon`: a `%` no escape, in no name)
         return _escaped_problem(host, port, zero_ok)
     if "," in host:
         one = host.partition(",")[0]
@@ -1003,9 +1003,15 @@ def _escaped_problem(host: str, port: str, zero_ok: bool) -> str:
     """What is said of a name holding a percent-escape (`tri%74on`), which RFC 3986 allows a URL's name but the readers
     here read apart: grpc's resolvers and OpenLineage's requests decode it (`triton`), Python's sockets (an upstream's
     url, an OTLP/HTTP endpoint, a listener), httpx and yarl look up `tri%74on`, which no resolver finds. Said with the
-    name decoded to write, when it is one. Until 2026-12-06 it loaded; then it was said to hold what no name does."""
+    name decoded to write, when it is one that loads at every key, Python's sockets' too (`%61` and 63 `a`, a label of
+    64, were said `aaa...a.example` to write, which the next check refused; one decoded to a `%` again, `%2541`, is
+    not said, nor looked at again). Until 2026-12-06 it loaded; then it was said to hold what no name does."""
     decoded = unquote(host)
-    address = _suggested(f"{decoded}:{port}", zero_ok) if port else decoded if _named(decoded) else "host"
+    plain = "%" not in decoded and _named(decoded) and _idna_problem(decoded, port, sockets=True) is None
+    if not plain:
+        address = "host:port" if port else "host"
+    else:
+        address = _suggested(f"{decoded}:{port}", zero_ok) if port else decoded
     shown = f"{host}:{port}" if port else host
     return (f"a host's name holds no percent-escape (grpc and requests decode one, Python's sockets and httpx do not: "
             f"each would reach another host), got {shown!r} (write {address!r})")  # fmt: skip
