@@ -174,3 +174,35 @@ def test_an_escaped_name_that_decodes_to_one_refused_is_said_without_it(tmp_path
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     expected = ["proxy.yaml: invalid configuration:"] + [_said(key, host, ESCAPED, "host:port") for key in where]
     assert result.stderr.splitlines() == expected
+
+
+UNMAPPED = ("{} writes a name not ASCII in IDNA 2008 as written, lowercased, none of it mapped, which refuses this one, "
+            "got {{!r}} (write {{!r}})")  # fmt: skip
+REQUESTS = UNMAPPED.format("requests (urllib3, splitting at '.' alone)")
+HTTPX = UNMAPPED.format("httpx2")
+
+
+@pytest.mark.parametrize(
+    ("host", "write", "both"),
+    [
+        ("\uff42ücher.example", "xn--bcher-kva.example:5000", True),  # (a full-width b)
+        ("שלום\uff11.example", "xn--1-9hcuf1d.example:5000", True),  # (a full-width 1)
+        ("☃.example", "xn--n3h.example:5000", True),  # (IDNA 2003 writes it, IDNA 2008 not)
+        ("bücher。example", "xn--bcher-kva.example:5000", False),  # (an ideographic full stop: httpx2 splits there)
+    ],
+    ids=["full-width letter", "full-width digit", "symbol", "ideographic dot"],
+)
+def test_a_name_an_openlineage_client_cannot_write_is_refused_at_its_transport(
+    tmp_path: Path, host: str, write: str, both: bool
+) -> None:
+    """requests (urllib3's parse_url) and httpx2 write a name not ASCII with `idna.encode(name.lower())`, without the
+    UTS 46 mapping `_idna_problem` asks of a name (`uts46=True`): each such name loaded and raised InvalidURL at each
+    send. Said with the ASCII form every reader sends as written."""
+    result = _check(tmp_path, OPENLINEAGE % {"h": host})
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    expected = ["proxy.yaml: invalid configuration:", _said(OPENLINEAGE_KEYS[0], host, REQUESTS, write)]
+    if both:
+        expected.append(_said(OPENLINEAGE_KEYS[1], host, HTTPX, write))
+    assert result.stderr.splitlines() == expected
+    cured = _check(tmp_path, OPENLINEAGE % {"h": write.rpartition(":")[0]})
+    assert cured.returncode == 0, cured.stderr

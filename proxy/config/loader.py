@@ -1088,6 +1088,34 @@ def _socket_host_problem(url: str) -> str | None:
     return f"{said} in {shown_url(url)!r}" if said is not None else None
 
 
+def _unmapped_host_problem(url: str, *, strict: bool) -> str | None:
+    """What is said of the host of an OpenLineage transport's URL its client cannot write, else None: requests (an
+    `http` transport's: urllib3's parse_url, `strict`, splitting a name at `.` alone) and httpx2 (`async_http`) write a
+    name not ASCII with `idna.encode(name.lower())`, none of UTS 46's mapping `_idna_problem` allows (a full-width
+    letter, `ｂücher.example`; `☃.example`, which IDNA 2003 alone writes; `bücher。example` to requests): each loaded
+    until 2026-12-07 and raised InvalidURL at each send. Said with the ASCII form every reader sends as written."""
+    host, port = _url_host_port(urlsplit(url).netloc)
+    if not host or host.isascii() or "[" in host:
+        return None
+    try:
+        idna.encode(host.lower(), strict=strict)
+    except UnicodeError:
+        pass
+    else:
+        return None
+    try:
+        form = idna.encode(host, uts46=True).decode("ascii")
+    except UnicodeError:
+        try:
+            form = host.encode("idna").decode("ascii")
+        except UnicodeError:  # (none comes here: `_host_problem` refused a name neither IDNA writes)
+            form = "host"
+    client = "requests (urllib3, splitting at '.' alone)" if strict else "httpx2"
+    shown, write = (f"{host}:{port}", f"{form}:{port}") if port else (host, form)
+    return (f"{client} writes a name not ASCII in IDNA 2008 as written, lowercased, none of it mapped, which refuses "
+            f"this one, got {shown!r} (write {write!r}) in {shown_url(url)!r}")  # fmt: skip
+
+
 def _address_problem(text: str) -> str | None:
     """What `parse_address` says of an address to connect to (port 0 none), else None."""
     try:
@@ -2209,6 +2237,9 @@ class _Reader:
             return False
         ascii_name = kind == "http" and (parts.hostname or "").isascii()
         if ascii_name and (said := _socket_host_problem(url)) is not None:
+            self.problem(path, said)
+            return False
+        if (said := _unmapped_host_problem(url, strict=kind == "http")) is not None:
             self.problem(path, said)
             return False
         return True
