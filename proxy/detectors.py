@@ -359,6 +359,7 @@ _IBAN_LENGTHS: Final = {
     "SM": 27, "SO": 23, "ST": 25, "SV": 28, "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20,
     "YE": 30,
 }  # fmt: skip
+_IBAN_COUNTRIES: Final = frozenset(country.encode() for country in _IBAN_LENGTHS)  # (as bytes, read from `_Text.raw`)
 # an address: a local part of 1-64 characters from where its run starts (or after a `%`), its `@` (group 1) and a
 # domain ending in letters; searched only near an `@` (`_AT_NEAR`)
 _EMAIL: Final = re.compile(rb"(?<![0aAxX._+-])[aAxX0._%+-]{1,64}(@)[aAxX0-]{1,63}(?:\.[aAxX0-]{1,63})*\.[aAxX]{2,24}")
@@ -649,6 +650,10 @@ def _cards(t: _Text) -> Iterator[tuple[int, int]]:
     # there, or one space or dash after it, is inside the same run of numbers (`_in_run`); a stream scanner's window
     # whose tail was cut in a run starts inside it (`_Text.in_run`)
     run_on = t.in_run
+    # where the last IBAN a candidate was in ends (`_past_iban`): a candidate one dash after it is read as after a space
+    # (`DE89 3704 0044 0532 0130 00-4111-1111-1111-1111`, no longer number's groups: none, and left in clear by `mask`,
+    # until 2026-12-07)
+    iban_end = -2
     # each finder searches on from where its last match ended, as `finditer` does (none matches ""), without the
     # iterator object finditer makes (a third of a finder's time on a kilobyte of prose)
     while (m := _CARD.search(classes, pos, stop)) is not None:
@@ -665,7 +670,7 @@ def _cards(t: _Text) -> Iterator[tuple[int, int]]:
         # was found before 2026-12-05. One C call on the line every candidate runs: a run of `1 1 1 …` costs nothing)
         pos = end if inside or not classes.startswith(_NINE, start) else _after_long_group(classes, start, end)
         if not inside and (past := _past_iban(t, start)) > 0:
-            pos, run_on = past, -1
+            pos, run_on, iban_end = past, -1, past
             continue  # an IBAN's digits: the search goes on after it, a card there read as after a space
         if not inside and start >= 10 and classes[start - 2] in _LETTERS and _in_iban(t, start, end):
             continue  # an IBAN's account digits after its bank's letters (`GB09 RZNL 6907 0293 1375 85`): the IBAN's
@@ -677,7 +682,7 @@ def _cards(t: _Text) -> Iterator[tuple[int, int]]:
                 pos, run_on = within[1], -1
                 yield within
             continue
-        if _card_joined_before(t, start) or t.after(end) in _CARD_JOINED:
+        if (start != iban_end + 1 and _card_joined_before(t, start)) or t.after(end) in _CARD_JOINED:
             beside = _run_beside(t, start, end)
             within = _card_within(t.raw, start, beside) if beside > 0 else None
             if within is not None and within[0] == start and _EXPIRY.fullmatch(t.raw, within[1], beside) is not None:
@@ -2147,20 +2152,22 @@ def _ibans(t: _Text) -> Iterator[tuple[int, int]]:
         elif (ending := _iban_ending(t, start + 2)) > 0:
             pos = ending
             yield start, ending  # (as long as its country's, a number after it: `ES42 1460 0584 5609 2012 7926 555`)
-        elif start < 0 or t.classes[start + 1] not in _LETTERS:
-            pos = _head_within(
-                t, start + 3, end
-            )  # (a match from a number's digits, not from an IBAN look-alike's head)
+        else:
+            pos = _head_within(t, start + 3, end, start >= 0 and t.classes[start + 1] in _LETTERS)
     yield from _joined_ibans(t)
 
 
-def _head_within(t: _Text, first: int, end: int) -> int:
-    """Where the search for `_IBAN` goes on after a match from a number's digits that is no IBAN, `first` past where
-    it starts: at the check digits of an IBAN's head in it, after a space (`2024 DE89 3704 …`, the year's last digits
-    read with the IBAN's groups); at its end if none. Searched on from its end, the IBAN was none, and `mask` left it
-    in clear, until 2026-12-06. (A match from a look-alike's head, `AB12 CD34 EF56 …`, goes on from its end: each of
-    its groups searched again was 6 times the cost.)"""
-    head = t.classes[first:end].translate(_LEADS).find(b"#aa00")
+def _head_within(t: _Text, first: int, end: int, after_letters: bool) -> int:
+    """Where the search for `_IBAN` goes on after a match that is no IBAN, `first` past where it starts: at the check
+    digits of an IBAN's head in it, after a space; at its end if none. From a number's digits (`2024 DE89 3704 …`, the
+    year's last digits read with the IBAN's groups), at any head; from a look-alike's (`ref AB12 DE89 3704 …`), at a
+    head whose letters are a country's (`_IBAN_COUNTRIES`): a list of look-alikes, `AB12 CD34 EF56 …`, each of its
+    groups searched again, was 6 times the cost. Searched on from its end, the IBAN was none, and `mask` left it in
+    clear, until 2026-12-06 after a number, until 2026-12-07 after a look-alike."""
+    leads, raw = t.classes[first:end].translate(_LEADS), t.raw
+    head = leads.find(b"#aa00")
+    while head >= 0 and after_letters and raw[first + head + 1 : first + head + 3].upper() not in _IBAN_COUNTRIES:
+        head = leads.find(b"#aa00", head + 5)
     return end if head < 0 else first + head + 3
 
 
@@ -2268,8 +2275,8 @@ def _iban_read_to_its_end(t: _Text, digits: int) -> int:
     end = head + length + splits
     if length == 0 or end > len(classes) or _ends_a_window(t, end) or t.after(end) in _WORDISH:
         return -1
-    if splits and (classes[head + 4 : end : 5] != bytes((sep,)) * splits or t.after(end) in (45, 46)):
-        return -1  # (not split so throughout, or one group of more joined the same way)
+    if splits and (classes[head + 4 : end : 5] != bytes((sep,)) * splits or t.after(end) in _JOINED_ON[sep]):
+        return -1  # (not split so throughout, or one group of more joined by a dash or a dot as its groups are)
     grouped, written = classes[head:end], t.raw[head:end]
     if splits:
         grouped, written = grouped.replace(bytes((sep,)), b""), written.replace(bytes((sep,)), b"")
@@ -2280,6 +2287,11 @@ def _iban_read_to_its_end(t: _Text, digits: int) -> int:
 
 # what stands between an IBAN's groups: a space, or a dash or a dot joining them all (`_IBAN`, `_IBAN_JOINED`)
 _IBAN_SEPARATORS: Final = frozenset(b" -.")
+# what, after an IBAN split by each, joins one group of more to it (`_iban_read_to_its_end`): a dash or a dot after
+# one split by dashes or dots; a dot after one split by spaces (`… 00.4111`, a decimal's), not a dash, which a card or
+# a phone after it may be joined by (`… 0130 00-4111-1111-1111-1111`: the IBAN was none to the card finder, and the
+# card left in clear by `mask`, until 2026-12-07)
+_JOINED_ON: Final = {32: frozenset((46,)), 45: frozenset((45, 46)), 46: frozenset((45, 46))}
 
 
 def _joined_ibans(t: _Text) -> Iterator[tuple[int, int]]:

@@ -1,0 +1,90 @@
+"""The IBAN residuals the fifty-first sitting left (2026-12-07): an IBAN right after a look-alike's head, and a card
+joined by a dash to an IBAN's end, are found, and `mask` hides them under their labels."""
+
+from __future__ import annotations
+
+import pytest
+
+from proxy.config import DetectorSpec
+from proxy.detectors import Detectors
+from tests.test_detector_card_and_phone_layouts import _streamed_differ
+
+ALL = Detectors([DetectorSpec(name) for name in ("email", "phone", "credit_card", "ip_address", "iban")])
+
+
+@pytest.mark.parametrize("head", ["AB12", "XY99", "ab12"])
+@pytest.mark.parametrize(
+    "iban",
+    [
+        "DE89 3704 0044 0532 0130 00",
+        "DE89370400440532013000",
+        "GB82 WEST 1234 5698 7654 32",
+        "de89 3704 0044 0532 0130 00",
+        "NO93 8601 1117 947",
+    ],
+)
+def test_an_iban_after_a_look_alikes_head_is_found_and_masked(head: str, iban: str) -> None:
+    # the search for an IBAN's groups started at the look-alike's head (`AB12 DE89 3704 …`), that match was no IBAN,
+    # and the search went on after its end: the IBAN in it was none, and `mask` left it in clear
+    text = f"ref {head} {iban} ok"
+    assert ALL.scan_output(text) == {"pii:iban"}
+    assert ALL.mask(text) == f"ref {head} [pii:iban] ok"
+    assert _streamed_differ(ALL, text) == []
+
+
+def test_a_phone_after_an_iban_after_a_look_alikes_head_is_found_with_it() -> None:
+    text = "ref AB12 ES42 1460 0584 5609 2012 7926 555 123 4567"
+    assert ALL.scan_output(text) == {"pii:iban", "pii:phone"}
+    assert ALL.mask(text) == "ref AB12 [pii:iban] [pii:phone]"
+    assert _streamed_differ(ALL, text) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # a list of look-alikes, their letters a country's or not, holds no IBAN
+        "AB12 CD34 EF56 GH78 IJ90 KL12 MN34 OP56 QR78",
+        "DE12 AT34 FR56 GB78 IT90 ES12 NL34 BE56",
+        "ref AB12 DE88 3704 0044 0532 0130 00 ok",
+    ],
+)
+def test_look_alikes_after_a_look_alikes_head_are_none(text: str) -> None:
+    assert ALL.scan_output(text) == set()
+    assert _streamed_differ(ALL, text) == []
+
+
+@pytest.mark.parametrize(
+    "iban",
+    [
+        "DE89 3704 0044 0532 0130 00",
+        "DE89370400440532013000",
+        "GB82 WEST 1234 5698 7654 32",
+        "ES91 2100 0418 4502 0005 1332",
+    ],
+)
+@pytest.mark.parametrize("card", ["4111-1111-1111-1111", "4111 1111 1111 1111", "4111111111111111"])
+def test_a_card_joined_by_a_dash_to_an_ibans_end_is_found_and_masked(iban: str, card: str) -> None:
+    # the IBAN, read to its country's length, was none to the card finder with a dash after it, and the card after
+    # the dash was joined to the IBAN's digits, a longer number's groups: none, and `mask` left it in clear
+    text = f"acct {iban}-{card} ok"
+    assert ALL.scan_output(text) == {"pii:iban", "pii:credit_card"}
+    assert ALL.mask(text) == "acct [pii:iban]-[pii:credit_card] ok"
+    assert _streamed_differ(ALL, text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        # a look-alike's groups and a dashed card stay one longer number, as do a dashed IBAN's and a dashed card's
+        ("acct DE88 3704 0044 0532 0130 00-4111-1111-1111-1111", set()),
+        ("acct DE89-3704-0044-0532-0130-00-4111-1111-1111-1111", set()),
+        # a phone after the dash is found as before, and a number of its own after it adds nothing
+        ("acct DE89 3704 0044 0532 0130 00-555-123-4567", {"pii:iban", "pii:phone"}),
+        ("acct DE89 3704 0044 0532 0130 00-1234", {"pii:iban"}),
+        # a dot after the IBAN's last digits is a decimal point's: the phone after it is found as before
+        ("acct DE89 3704 0044 0532 0130 00.555-123-4567", {"pii:iban", "pii:phone"}),
+    ],
+)
+def test_what_a_dash_joins_otherwise_is_read_as_before(text: str, found: set[str]) -> None:
+    assert ALL.scan_output(text) == found
+    assert _streamed_differ(ALL, text) == []
