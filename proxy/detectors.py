@@ -359,7 +359,6 @@ _IBAN_LENGTHS: Final = {
     "SM": 27, "SO": 23, "ST": 25, "SV": 28, "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20,
     "YE": 30,
 }  # fmt: skip
-_IBAN_COUNTRIES: Final = frozenset(country.encode() for country in _IBAN_LENGTHS)  # (as bytes, read from `_Text.raw`)
 # an address: a local part of 1-64 characters from where its run starts (or after a `%`), its `@` (group 1) and a
 # domain ending in letters; searched only near an `@` (`_AT_NEAR`)
 _EMAIL: Final = re.compile(rb"(?<![0aAxX._+-])[aAxX0._%+-]{1,64}(@)[aAxX0-]{1,63}(?:\.[aAxX0-]{1,63})*\.[aAxX]{2,24}")
@@ -2152,23 +2151,55 @@ def _ibans(t: _Text) -> Iterator[tuple[int, int]]:
         elif (ending := _iban_ending(t, start + 2)) > 0:
             pos = ending
             yield start, ending  # (as long as its country's, a number after it: `ES42 1460 0584 5609 2012 7926 555`)
-        else:
-            pos = _head_within(t, start + 3, end, start >= 0 and t.classes[start + 1] in _LETTERS)
+        elif start < 0 or t.classes[start + 1] not in _LETTERS:
+            pos = _head_within(
+                t, start + 3, end
+            )  # (a match from a number's digits, not from an IBAN look-alike's head)
+        elif (digits := _iban_within(t, start + 3, end)) > 0:
+            pos = _iban_ending(t, digits)
+            yield digits - 2, pos
     yield from _joined_ibans(t)
 
 
-def _head_within(t: _Text, first: int, end: int, after_letters: bool) -> int:
-    """Where the search for `_IBAN` goes on after a match that is no IBAN, `first` past where it starts: at the check
-    digits of an IBAN's head in it, after a space; at its end if none. From a number's digits (`2024 DE89 3704 …`, the
-    year's last digits read with the IBAN's groups), at any head; from a look-alike's (`ref AB12 DE89 3704 …`), at a
-    head whose letters are a country's (`_IBAN_COUNTRIES`): a list of look-alikes, `AB12 CD34 EF56 …`, each of its
-    groups searched again, was 6 times the cost. Searched on from its end, the IBAN was none, and `mask` left it in
-    clear, until 2026-12-06 after a number, until 2026-12-07 after a look-alike."""
-    leads, raw = t.classes[first:end].translate(_LEADS), t.raw
-    head = leads.find(b"#aa00")
-    while head >= 0 and after_letters and raw[first + head + 1 : first + head + 3].upper() not in _IBAN_COUNTRIES:
-        head = leads.find(b"#aa00", head + 5)
+def _head_within(t: _Text, first: int, end: int) -> int:
+    """Where the search for `_IBAN` goes on after a match from a number's digits that is no IBAN, `first` past where
+    it starts: at the check digits of an IBAN's head in it, after a space (`2024 DE89 3704 …`, the year's last digits
+    read with the IBAN's groups); at its end if none. Searched on from its end, the IBAN was none, and `mask` left it
+    in clear, until 2026-12-06. (A match from a look-alike's head is `_iban_within`'s.)"""
+    head = t.classes[first:end].translate(_LEADS).find(b"#aa00")
     return end if head < 0 else first + head + 3
+
+
+def _iban_within(t: _Text, first: int, end: int) -> int:
+    """The check digits of an IBAN whose head is in a match from a look-alike's head that is no IBAN, `first` past
+    where it starts, after a space (`ref AB12 DE89 3704 …`), read as long as its country's code says (`_iban_ending`);
+    -1: none. Searched on from the match's end, the IBAN was none, and `mask` left it in clear, until 2026-12-07. (Not
+    searched again from each head, as after a number's digits: in a list of look-alikes each group is one, and 1 MB
+    of `DE12 AT34 FR56 …` took 8 times main's 0.11 s to scan so.)"""
+    pos = first - 1
+    while (head := _COUNTRY_HEAD.search(t.raw, pos, end)) is not None:
+        pos = head.end()
+        if _iban_ending(t, pos - 2) > 0:
+            return pos - 2
+    return -1
+
+
+# a country's IBAN head after a character that is no word's, and its check digits (`_iban_within`), in capitals or
+# small letters: one search at C speed in a match from a look-alike's head (a look at each `aa00` in it was 1.5 times
+# the cost of 1 MB of `AB12 CD34 EF56 …`); by first letters (a list of 89 alternatives is tried one by one at each
+# position), and no look-behind nor `re.IGNORECASE`: each doubled the search's cost
+
+
+def _country_heads() -> bytes:
+    """`_COUNTRY_HEAD`'s pattern: `A[DELTZ]|B[AEGHIRY]|…` from `_IBAN_LENGTHS`, then the same in small letters."""
+    firsts = sorted({code[0] for code in _IBAN_LENGTHS})
+    codes = "|".join(
+        first + "[" + "".join(code[1] for code in _IBAN_LENGTHS if code[0] == first) + "]" for first in firsts
+    )
+    return f"[^0-9A-Za-z_](?:{codes}|{codes.lower()})[0-9]{{2}}".encode()
+
+
+_COUNTRY_HEAD: Final = re.compile(_country_heads())
 
 
 def _iban(t: _Text, start: int, end: int) -> bool:

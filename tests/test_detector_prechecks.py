@@ -26,8 +26,8 @@ WITH_KEYS = Detectors(
 
 def searched_ibans(t: _Text) -> Iterator[tuple[int, int]]:
     """`_ibans` without its check first: `_IBAN` searched for at every pair of digits (an IBAN the match holds more
-    than, taken at its country's length; after a match that is none, the search on from an IBAN's head in it, one
-    with a country's letters after a look-alike's head)."""
+    than, taken at its country's length; after a match from a number's digits, the search on from an IBAN's head in
+    it; in a match from a look-alike's head, an IBAN taken at its country's length)."""
     pos, stop = t.first, t.stop
     letters = detectors._LETTERS
     while (m := detectors._IBAN.search(t.classes, pos, stop)) is not None:
@@ -38,8 +38,11 @@ def searched_ibans(t: _Text) -> Iterator[tuple[int, int]]:
         elif (ending := detectors._iban_ending(t, start + 2)) > 0:
             pos = ending
             yield start, ending
-        else:
-            pos = detectors._head_within(t, start + 3, end, start >= 0 and t.classes[start + 1] in letters)
+        elif start < 0 or t.classes[start + 1] not in letters:
+            pos = detectors._head_within(t, start + 3, end)
+        elif (digits := detectors._iban_within(t, start + 3, end)) > 0:
+            pos = detectors._iban_ending(t, digits)
+            yield digits - 2, pos
     yield from detectors._joined_ibans(t)  # (searched by `_ibans` after the same check first)
 
 
