@@ -726,10 +726,14 @@ def _cards(t: _Text) -> Iterator[tuple[int, int]]:
             continue
         sep = grouped["sep"]
         if sep in b"./":  # only as four groups of four: dots and slashes join other numbers
-            if end - start != 19 or (t.before(start) in b"./" and t.before(start - 1) == 48):
+            if (
+                end - start != 19
+                or (t.before(start) in b"./" and t.before(start - 1) == 48 and not _iban_ends_at(t, start - 1))
+                or (t.after(end) in b"./" and t.after(end + 1) == 48)
+            ):
+                if _iban_ends_at(t, start + 4):
+                    pos = start + 5  # (its first group an IBAN's last: a card joined to it may start at the next)
                 continue  # joined by a dot or a slash to more digits: a longer dotted number, or a date
-            if t.after(end) in b"./" and t.after(end + 1) == 48:
-                continue
         elif not _issued(t.raw[start : start + 4]):
             continue
         elif sep in b":|+":
@@ -2306,7 +2310,10 @@ def _iban_read_to_its_end(t: _Text, digits: int) -> int:
     end = head + length + splits
     if length == 0 or end > len(classes) or _ends_a_window(t, end) or t.after(end) in _WORDISH:
         return -1
-    if splits and (classes[head + 4 : end : 5] != bytes((sep,)) * splits or t.after(end) in _JOINED_ON[sep]):
+    if splits and (
+        classes[head + 4 : end : 5] != bytes((sep,)) * splits
+        or (t.after(end) in _JOINED_ON[sep] and not _card_joined_after(t, end))
+    ):
         return -1  # (not split so throughout, or one group of more joined by a dash or a dot as its groups are)
     grouped, written = classes[head:end], t.raw[head:end]
     if splits:
@@ -2335,6 +2342,9 @@ def _joined_ibans(t: _Text) -> Iterator[tuple[int, int]]:
         pos = end
         if _joined_iban(t, start, end, classes[m.start(1)]):
             yield start, end
+        elif t.after(end) in _WORDISH and (ending := _iban_ending(t, start + 2)) > 0:
+            pos = ending
+            yield start, ending  # (a card's first group taken in, `ES91.2100.0418.4502.0005.1332.4111.1111.…`)
 
 
 def _joined_iban(t: _Text, start: int, end: int, sep: int) -> bool:
@@ -2346,11 +2356,44 @@ def _joined_iban(t: _Text, start: int, end: int, sep: int) -> bool:
     if t.before(start) in _WORDISH or t.after(end) in _WORDISH:
         return False
     if (t.before(start) == sep and t.before(start - 1) in _WORDISH) or (
-        t.after(end) == sep and t.after(end + 1) in _WORDISH
+        t.after(end) == sep and t.after(end + 1) in _WORDISH and not _card_joined_after(t, end)
     ):
         return False  # one group of more joined the same way
     compact = t.raw[start:end].replace(bytes((sep,)), b"").decode()
     return _IBAN_LENGTHS.get(compact[:2].upper()) == len(compact) and _mod97(compact)
+
+
+def _card_joined_after(t: _Text, end: int) -> bool:
+    """Whether a card follows an IBAN's end joined by a dash or a dot, its four groups of four joined the same way and
+    nothing more so (`DE89.3704.0044.0532.0130.00.4111.1111.1111.1111`), Luhn-valid: the run is no longer number's.
+    Read as one group of more joined to it, neither was found, and `mask` left both in clear, until 2026-12-07."""
+    joint, last = t.after(end), end + 20
+    card = _CARD_JOINED_SO.get(joint, b"")
+    return (
+        card != b""
+        and t.classes.startswith(card, end)
+        and not _ends_a_window(t, last)
+        and t.after(last) not in _WORDISH
+        and not (t.after(last) == joint and t.after(last + 1) in _WORDISH)
+        and _card(t.raw[end + 1 : last])
+    )
+
+
+# a card's four groups of four after an IBAN, joined to it and to each other by a dash or a dot (`_card_joined_after`)
+_CARD_JOINED_SO: Final = {joint: bytes((joint,)) + bytes((joint,)).join([b"0000"] * 4) for joint in (45, 46)}
+
+
+def _iban_ends_at(t: _Text, joint: int) -> bool:
+    """Whether an IBAN read as long as its country's code says (`_iban_ending`) ends at `joint`, the dash or dot a card
+    is joined to it by (`_card_joined_after`)."""
+    first = max(0, joint - _IBAN_MOST)
+    leads = t.classes[first:joint].translate(_LEADS)
+    head = leads.find(b"aa00")
+    while head >= 0:
+        if _iban_ending(t, first + head + 2) == joint:
+            return True
+        head = leads.find(b"aa00", head + 1)
+    return False
 
 
 def _mod97(compact: str) -> bool:

@@ -75,9 +75,8 @@ def test_a_card_joined_by_a_dash_to_an_ibans_end_is_found_and_masked(iban: str, 
 @pytest.mark.parametrize(
     ("text", "found"),
     [
-        # a look-alike's groups and a dashed card stay one longer number, as do a dashed IBAN's and a dashed card's
+        # a look-alike's groups and a dashed card stay one longer number
         ("acct DE88 3704 0044 0532 0130 00-4111-1111-1111-1111", set()),
-        ("acct DE89-3704-0044-0532-0130-00-4111-1111-1111-1111", set()),
         # a phone after the dash is found as before, and a number of its own after it adds nothing
         ("acct DE89 3704 0044 0532 0130 00-555-123-4567", {"pii:iban", "pii:phone"}),
         ("acct DE89 3704 0044 0532 0130 00-1234", {"pii:iban"}),
@@ -86,5 +85,42 @@ def test_a_card_joined_by_a_dash_to_an_ibans_end_is_found_and_masked(iban: str, 
     ],
 )
 def test_what_a_dash_joins_otherwise_is_read_as_before(text: str, found: set[str]) -> None:
+    assert ALL.scan_output(text) == found
+    assert _streamed_differ(ALL, text) == []
+
+
+@pytest.mark.parametrize(
+    "iban",
+    [
+        "DE89.3704.0044.0532.0130.00",
+        "ES91.2100.0418.4502.0005.1332",
+        "GB82.WEST.1234.5698.7654.32",
+        "de89.3704.0044.0532.0130.00",
+        "DE89-3704-0044-0532-0130-00",
+    ],
+)
+def test_an_iban_and_a_card_in_one_dotted_or_dashed_run_are_found_and_masked(iban: str) -> None:
+    # the card's groups were one group of more joined to the IBAN the same way, a longer number: neither was found,
+    # and `mask` left both in clear (an IBAN whose last group is four characters took the card's first group in)
+    joint = iban[4]
+    text = f"acct {iban}{joint}{joint.join(['4111'] + ['1111'] * 3)} ok"
+    assert ALL.scan_output(text) == {"pii:iban", "pii:credit_card"}
+    assert ALL.mask(text) == f"acct [pii:iban]{joint}[pii:credit_card] ok"
+    assert _streamed_differ(ALL, text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        # no IBAN (check digits wrong), no card (Luhn fails), or a group more after the card: one longer number
+        ("acct DE88.3704.0044.0532.0130.00.4111.1111.1111.1111", set()),
+        ("acct DE89.3704.0044.0532.0130.00.4111.1111.1111.1112", set()),
+        ("acct DE89.3704.0044.0532.0130.00.4111.1111.1111.1111.1111", set()),
+        ("acct DE89.3704.0044.0532.0130.00.1234", set()),
+        # a card joined by a dot to a dashed IBAN is found, a word after it or not (before: only at the text's end)
+        ("acct DE89-3704-0044-0532-0130-00.4111.1111.1111.1111", {"pii:iban", "pii:credit_card"}),
+    ],
+)
+def test_what_a_dotted_run_holds_otherwise_is_read_as_alone(text: str, found: set[str]) -> None:
     assert ALL.scan_output(text) == found
     assert _streamed_differ(ALL, text) == []
