@@ -126,6 +126,8 @@ def _card_joined_before(t: _Text, start: int) -> bool:
     before = t.before(start)
     if before != 45:
         return before in _CARD_JOINED
+    if _iban_ends_at(t, start - 1):
+        return False  # (`DE89 3704 0044 0532 0130 00-4111-1111-1111-1111`: no longer number's groups, `_iban_ends_at`)
     classes, dash = t.classes, start - 1
     pos, first = dash, max(0, dash - _ID_LABEL_MOST - 1)
     while pos > first and classes[pos - 1] in _LETTERS:
@@ -649,10 +651,6 @@ def _cards(t: _Text) -> Iterator[tuple[int, int]]:
     # there, or one space or dash after it, is inside the same run of numbers (`_in_run`); a stream scanner's window
     # whose tail was cut in a run starts inside it (`_Text.in_run`)
     run_on = t.in_run
-    # where the last IBAN a candidate was in ends (`_past_iban`): a candidate one dash after it is read as after a space
-    # (`DE89 3704 0044 0532 0130 00-4111-1111-1111-1111`, no longer number's groups: none, and left in clear by `mask`,
-    # until 2026-12-07)
-    iban_end = -2
     # each finder searches on from where its last match ended, as `finditer` does (none matches ""), without the
     # iterator object finditer makes (a third of a finder's time on a kilobyte of prose)
     while (m := _CARD.search(classes, pos, stop)) is not None:
@@ -669,7 +667,7 @@ def _cards(t: _Text) -> Iterator[tuple[int, int]]:
         # was found before 2026-12-05. One C call on the line every candidate runs: a run of `1 1 1 …` costs nothing)
         pos = end if inside or not classes.startswith(_NINE, start) else _after_long_group(classes, start, end)
         if not inside and (past := _past_iban(t, start)) > 0:
-            pos, run_on, iban_end = past, -1, past
+            pos, run_on = past, -1
             continue  # an IBAN's digits: the search goes on after it, a card there read as after a space
         if not inside and start >= 10 and classes[start - 2] in _LETTERS and _in_iban(t, start, end):
             continue  # an IBAN's account digits after its bank's letters (`GB09 RZNL 6907 0293 1375 85`): the IBAN's
@@ -681,7 +679,7 @@ def _cards(t: _Text) -> Iterator[tuple[int, int]]:
                 pos, run_on = within[1], -1
                 yield within
             continue
-        if (start != iban_end + 1 and _card_joined_before(t, start)) or t.after(end) in _CARD_JOINED:
+        if _card_joined_before(t, start) or t.after(end) in _CARD_JOINED:
             beside = _run_beside(t, start, end)
             within = _card_within(t.raw, start, beside) if beside > 0 else None
             if within is not None and within[0] == start and _EXPIRY.fullmatch(t.raw, within[1], beside) is not None:
@@ -1813,7 +1811,11 @@ def _phone(t: _Text, start: int, end: int) -> tuple[int, int] | None:
         start -= 1
     while t.classes[start] == 32:
         start += 1
-    if t.before(start) in _WORDISH or t.before(start) in b"+." or _joined_after(t, end):
+    if (
+        t.before(start) in _WORDISH
+        or (t.before(start) in b"+." and not _iban_ends_at(t, start - 1))
+        or _joined_after(t, end)
+    ):
         return None
     if _minutes_before(t, start, end) > 0:
         return None  # the phone is after them (`_searched_on`)
@@ -2325,11 +2327,11 @@ def _iban_read_to_its_end(t: _Text, digits: int) -> int:
 
 # what stands between an IBAN's groups: a space, or a dash or a dot joining them all (`_IBAN`, `_IBAN_JOINED`)
 _IBAN_SEPARATORS: Final = frozenset(b" -.")
-# what, after an IBAN split by each, joins one group of more to it (`_iban_read_to_its_end`): a dash or a dot after
-# one split by dashes or dots; a dot after one split by spaces (`… 00.4111`, a decimal's), not a dash, which a card or
-# a phone after it may be joined by (`… 0130 00-4111-1111-1111-1111`: the IBAN was none to the card finder, and the
-# card left in clear by `mask`, until 2026-12-07)
-_JOINED_ON: Final = {32: frozenset((46,)), 45: frozenset((45, 46)), 46: frozenset((45, 46))}
+# what, after an IBAN split by each, joins one group of more to it (`_iban_read_to_its_end`): a dash or a dot after one
+# split by dashes or dots; neither after one split by spaces, which a card or a phone after it may be joined by (`…
+# 0130 00-4111-1111-1111-1111`, `… 00.555-123-4567`: the IBAN was none to the card and phone finders, and the value
+# after it left in clear by `mask`, until 2026-12-07)
+_JOINED_ON: Final = {32: frozenset(), 45: frozenset((45, 46)), 46: frozenset((45, 46))}
 
 
 def _joined_ibans(t: _Text) -> Iterator[tuple[int, int]]:
@@ -2385,7 +2387,8 @@ _CARD_JOINED_SO: Final = {joint: bytes((joint,)) + bytes((joint,)).join([b"0000"
 
 def _iban_ends_at(t: _Text, joint: int) -> bool:
     """Whether an IBAN read as long as its country's code says (`_iban_ending`) ends at `joint`, the dash or dot a card
-    is joined to it by (`_card_joined_after`)."""
+    or a phone is joined to it by (`_card_joined_after`, `… 00-4111-1111-1111-1111`, `… 00.555-123-4567`): read as
+    after a space, not as a longer number's groups or a decimal's."""
     first = max(0, joint - _IBAN_MOST)
     leads = t.classes[first:joint].translate(_LEADS)
     head = leads.find(b"aa00")

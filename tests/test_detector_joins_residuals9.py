@@ -124,3 +124,20 @@ def test_an_iban_and_a_card_in_one_dotted_or_dashed_run_are_found_and_masked(iba
 def test_what_a_dotted_run_holds_otherwise_is_read_as_alone(text: str, found: set[str]) -> None:
     assert ALL.scan_output(text) == found
     assert _streamed_differ(ALL, text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        # an IBAN ending in a letter, a card joined by a dash after it (no candidate of the card finder was in it)
+        ("acct ps91yujqgiicij8f8449j93ci315h-4111-1111-1111-1111", "acct [pii:iban]-[pii:credit_card]"),
+        ("acct BH61RBZOE0407FFHIDDFCG-4111 1111 1111 1111", "acct [pii:iban]-[pii:credit_card]"),
+        # a phone joined by a dot to an IBAN's end, read as after a space, not as a decimal's digits
+        ("acct DE89370400440532013000.555-123-4567", "acct [pii:iban].[pii:phone]"),
+        ("acct DE89 3704 0044 0532 0130 00.555-123-4567", "acct [pii:iban].[pii:phone]"),
+        ("ref AB12 de89 3704 0044 0532 0130 00.555-123-4567", "ref AB12 [pii:iban].[pii:phone]"),
+    ],
+)
+def test_a_value_joined_to_an_ibans_end_is_read_as_after_a_space(text: str, masked: str) -> None:
+    assert ALL.mask(text) == masked
+    assert _streamed_differ(ALL, text) == []
