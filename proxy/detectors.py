@@ -729,8 +729,7 @@ def _cards(t: _Text) -> Iterator[tuple[int, int]]:
                 or (t.before(start) in b"./" and t.before(start - 1) == 48 and not _iban_ends_at(t, start - 1))
                 or (t.after(end) in b"./" and t.after(end + 1) == 48)
             ):
-                if _iban_ends_at(t, start + 4):
-                    pos = start + 5  # (its first group an IBAN's last: a card joined to it may start at the next)
+                pos = _after_iban_within(t, start, end)
                 continue  # joined by a dot or a slash to more digits: a longer dotted number, or a date
         elif not _issued(t.raw[start : start + 4]):
             continue
@@ -2344,9 +2343,9 @@ def _joined_ibans(t: _Text) -> Iterator[tuple[int, int]]:
         pos = end
         if _joined_iban(t, start, end, classes[m.start(1)]):
             yield start, end
-        elif t.after(end) in _WORDISH and (ending := _iban_ending(t, start + 2)) > 0:
+        elif (ending := _iban_ending(t, start + 2)) > 0:
             pos = ending
-            yield start, ending  # (a card's first group taken in, `ES91.2100.0418.4502.0005.1332.4111.1111.…`)
+            yield start, ending  # (a card's groups taken in, `ES91.2100.0418.4502.0005.1332.4111.1111.…`)
 
 
 def _joined_iban(t: _Text, start: int, end: int, sep: int) -> bool:
@@ -2397,6 +2396,16 @@ def _iban_ends_at(t: _Text, joint: int) -> bool:
             return True
         head = leads.find(b"aa00", head + 1)
     return False
+
+
+def _after_iban_within(t: _Text, start: int, end: int) -> int:
+    """Where the search for a dotted card goes on after a match that is none, at `start:end`: after the end of an IBAN
+    in it (`AL66.4892.….9915.1957.4111.1111.1111.1111`, the match `9915.1957.4111.1111`), a card joined to the IBAN
+    starting there; at its end if none."""
+    for joint in range(start + 4, end, 5):
+        if _iban_ends_at(t, joint):
+            return joint + 1
+    return end
 
 
 def _mod97(compact: str) -> bool:

@@ -97,6 +97,9 @@ def test_what_a_dash_joins_otherwise_is_read_as_before(text: str, found: set[str
         "GB82.WEST.1234.5698.7654.32",
         "de89.3704.0044.0532.0130.00",
         "DE89-3704-0044-0532-0130-00",
+        # (its last group of four: the card's first groups are searched for after it; the IBAN of four groups only)
+        "AL66.4892.4901.6329.8058.9915.1957",
+        "BE40-9919-0669-1130",
     ],
 )
 def test_an_iban_and_a_card_in_one_dotted_or_dashed_run_are_found_and_masked(iban: str) -> None:
