@@ -2313,6 +2313,8 @@ def _iban_read_to_its_end(t: _Text, digits: int) -> int:
         return -1
     if splits and classes[head + 4 : end : 5] != bytes((sep,)) * splits:
         return -1  # (not split so throughout)
+    if splits and sep != 32 and t.before(head) == sep and t.before(head - 1) in _WORDISH:
+        return -1  # one group of more joined before it the same way (`_joined_iban`): a longer number's groups
     grouped, written = classes[head:end], t.raw[head:end]
     if splits:
         grouped, written = grouped.replace(bytes((sep,)), b""), written.replace(bytes((sep,)), b"")

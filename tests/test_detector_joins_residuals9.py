@@ -144,3 +144,21 @@ def test_what_a_dotted_run_holds_otherwise_is_read_as_alone(text: str, found: se
 def test_a_value_joined_to_an_ibans_end_is_read_as_after_a_space(text: str, masked: str) -> None:
     assert ALL.mask(text) == masked
     assert _streamed_differ(ALL, text) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # an IBAN's groups with one group of more joined before them the same way are a longer number's, and the card
+        # joined after them is in that run too: no IBAN ends at the dash or dot before the card (`_iban_ends_at`)
+        "1234-DE89-3704-0044-0532-0130-00-4111-1111-1111-1111",
+        "x-DE89-3704-0044-0532-0130-00-4111-1111-1111-1111",
+        "1234.DE89.3704.0044.0532.0130.00.4111.1111.1111.1111",
+        "v1.DE89.3704.0044.0532.0130.00.4111.1111.1111.1111",
+        "x-DE89-3704-0044-0532-0130-00.555-123-4567",
+    ],
+)
+def test_a_value_after_an_ibans_groups_joined_to_more_before_is_none(text: str) -> None:
+    assert ALL.scan_output(text) == set()
+    assert ALL.mask(text) == text
+    assert _streamed_differ(ALL, text) == []
