@@ -699,7 +699,12 @@ def _cards(t: _Text) -> Iterator[tuple[int, int]]:
                 continue
             pos = _searched_on(t, start, end)
             continue  # part of a longer number, or of a word: a hex id's digits (`…3a7535740003305…`), a UUID's
-        if t.before(start) == 46 and t.before(start - 1) == 48 and _DIGITS.fullmatch(classes, start, end) is not None:
+        if (
+            t.before(start) == 46
+            and t.before(start - 1) == 48
+            and _DIGITS.fullmatch(classes, start, end) is not None
+            and not _iban_ends_at(t, start - 1)
+        ):
             continue  # a decimal number's fraction: a double's 15-17 digits (`-0.07967057352398446`) pass Luhn 1 in 10
         candidate, expiring = t.raw[start:end], classes[end - 3] == 32 or classes[end - 5] == 32
         if _card(candidate) and not _international_phone(t, start, end):
@@ -721,6 +726,8 @@ def _cards(t: _Text) -> Iterator[tuple[int, int]]:
         start, end = grouped.span()
         pos = end
         if t.before(start) == 48 or t.after(end) == 48:
+            if t.before(start) == 48 and grouped["sep"] == b".":
+                pos = _after_iban_within(t, start, end)  # (from a compact IBAN's last digits: `…3000.4111.1111.…`)
             continue
         sep = grouped["sep"]
         if sep in b"./":  # only as four groups of four: dots and slashes join other numbers

@@ -139,6 +139,17 @@ def test_what_a_dotted_run_holds_otherwise_is_read_as_alone(text: str, found: se
         ("acct DE89370400440532013000.555-123-4567", "acct [pii:iban].[pii:phone]"),
         ("acct DE89 3704 0044 0532 0130 00.555-123-4567", "acct [pii:iban].[pii:phone]"),
         ("ref AB12 de89 3704 0044 0532 0130 00.555-123-4567", "ref AB12 [pii:iban].[pii:phone]"),
+        # a card joined by a dot to an IBAN's end, read as after a space: not a decimal's digits, nor the last group of
+        # a longer dotted number that starts in the IBAN's last digits
+        ("acct DE89370400440532013000.4111111111111111", "acct [pii:iban].[pii:credit_card]"),
+        ("acct DE89 3704 0044 0532 0130 00.4111111111111111", "acct [pii:iban].[pii:credit_card]"),
+        ("acct DE89370400440532013000.4111.1111.1111.1111", "acct [pii:iban].[pii:credit_card]"),
+        ("acct ES9121000418450200051332.4111.1111.1111.1111 ok", "acct [pii:iban].[pii:credit_card] ok"),
+        # no IBAN ends at the dot: a decimal's digits, a longer dotted number, as alone
+        ("acct DE88370400440532013000.4111111111111111", "acct DE88370400440532013000.4111111111111111"),
+        ("acct DE88370400440532013000.4111.1111.1111.1111", "acct DE88370400440532013000.4111.1111.1111.1111"),
+        ("acct 12.4111111111111111", "acct 12.4111111111111111"),
+        ("acct 1234.4111.1111.1111.1111", "acct 1234.4111.1111.1111.1111"),
     ],
 )
 def test_a_value_joined_to_an_ibans_end_is_read_as_after_a_space(text: str, masked: str) -> None:
