@@ -2334,11 +2334,12 @@ def _iban_read_to_its_end(t: _Text, digits: int) -> int:
 
 # what stands between an IBAN's groups: a space, or a dash or a dot joining them all (`_IBAN`, `_IBAN_JOINED`)
 _IBAN_SEPARATORS: Final = frozenset(b" -.")
-# what, after an IBAN split by each, joins one group of more to it (`_iban_read_to_its_end`): a dash or a dot after one
-# split by dashes or dots; neither after one split by spaces, which a card or a phone after it may be joined by (`…
-# 0130 00-4111-1111-1111-1111`, `… 00.555-123-4567`: the IBAN was none to the card and phone finders, and the value
-# after it left in clear by `mask`, until 2026-12-07)
-_JOINED_ON: Final = {32: frozenset(), 45: frozenset((45, 46)), 46: frozenset((45, 46))}
+# what, after an IBAN split by each, joins one group of more to it (`_iban_read_to_its_end`): the dash or the dot its
+# groups are split by, as `_joined_iban` reads it; neither after one split by spaces, and the other after one split by
+# dashes or dots, which a card or a phone after it may be joined by (`… 0130 00-4111-1111-1111-1111`,
+# `…-0130-00.555-123-4567`: the IBAN was none to the card and phone finders, and the value after it left in clear by
+# `mask`, until 2026-12-07)
+_JOINED_ON: Final = {32: frozenset(), 45: frozenset((45,)), 46: frozenset((46,))}
 
 
 def _joined_ibans(t: _Text) -> Iterator[tuple[int, int]]:
