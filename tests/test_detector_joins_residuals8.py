@@ -21,6 +21,14 @@ _IBANS = [
     "BE68 5390 0754 7034",
 ]
 
+# an IBAN spaced, compact, with a bank code of letters, in lower case: found and masked after what comes before it
+IBANS = [
+    "DE89 3704 0044 0532 0130 00",
+    "DE89370400440532013000",
+    "GB82 WEST 1234 5698 7654 32",
+    "de89 3704 0044 0532 0130 00",
+]
+
 
 @pytest.mark.parametrize("iban", _IBANS)
 @pytest.mark.parametrize(
@@ -56,12 +64,7 @@ def test_what_follows_no_iban_is_read_as_before(text: str, found: set[str]) -> N
 @pytest.mark.parametrize("before", ["invoice 2024", "room 12", "no. 4711"])
 @pytest.mark.parametrize(
     "iban",
-    [
-        "DE89 3704 0044 0532 0130 00",
-        "DE89370400440532013000",
-        "GB82 WEST 1234 5698 7654 32",
-        "de89 3704 0044 0532 0130 00",
-    ],
+    IBANS,
 )
 def test_an_iban_after_a_number_is_found_and_masked(before: str, iban: str) -> None:
     # the search for an IBAN's groups started in the number before it (`24 DE89 3704 …`), that match was no IBAN, and

@@ -5,23 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.config import DetectorSpec
-from proxy.detectors import Detectors
-from tests.test_detector_card_and_phone_layouts import _streamed_differ
-
-ALL = Detectors([DetectorSpec(name) for name in ("email", "phone", "credit_card", "ip_address", "iban")])
+from tests.test_detector_card_and_phone_layouts import ALL, _streamed_differ
+from tests.test_detector_joins_residuals8 import IBANS
 
 
 @pytest.mark.parametrize("head", ["AB12", "XY99", "ab12"])
 @pytest.mark.parametrize(
     "iban",
-    [
-        "DE89 3704 0044 0532 0130 00",
-        "DE89370400440532013000",
-        "GB82 WEST 1234 5698 7654 32",
-        "de89 3704 0044 0532 0130 00",
-        "NO93 8601 1117 947",
-    ],
+    [*IBANS, "NO93 8601 1117 947"],
 )
 def test_an_iban_after_a_look_alikes_head_is_found_and_masked(head: str, iban: str) -> None:
     # the search for an IBAN's groups started at the look-alike's head (`AB12 DE89 3704 …`), that match was no IBAN,
