@@ -128,10 +128,12 @@ class _ForkLock:
     """One lock for every process forked from this one (the workers and their supervisor), held while a
     record is written: a POSIX record lock on an unlinked file opened before the first fork. The kernel
     releases it when its holder dies, so a worker killed mid-line cannot stop the others logging. A process
-    that never forks has none and takes none: a single process's records are whole by the handler's own lock."""
+    that never forks has none and takes none. A record lock is its process's, not a thread's, so the process's
+    own threads take turns by a lock of their own (two span exporters at a reload, the old one's last export)."""
 
     def __init__(self) -> None:
         self.fd: int | None = None
+        self._threads = threading.Lock()
 
     def before_fork(self) -> None:
         if self.fd is None:
@@ -142,9 +144,27 @@ class _ForkLock:
             os.unlink(path)  # the open descriptor is all the processes share
             self.fd = fd
 
+    def after_fork_in_child(self) -> None:
+        self._threads = threading.Lock()  # maybe held by a thread of the parent's, which the child does not have
 
-_fork_lock = _ForkLock()
-os.register_at_fork(before=_fork_lock.before_fork)
+    def write(self, fd: int, data: bytes) -> None:
+        """All of `data` to `fd`, no other write through this lock (another process's, another thread's) in between."""
+        with self._threads:
+            lock = self.fd
+            if lock is None:
+                _write_all(fd, data)
+                return
+            fcntl.lockf(lock, fcntl.LOCK_EX)
+            try:
+                _write_all(fd, data)
+            finally:
+                fcntl.lockf(lock, fcntl.LOCK_UN)
+
+
+_fork_lock = _ForkLock()  # stderr's: the log lines
+_stdout_lock = _ForkLock()  # stdout's: the console exporter's spans (`write_stdout`)
+os.register_at_fork(before=_fork_lock.before_fork, after_in_child=_fork_lock.after_fork_in_child)
+os.register_at_fork(before=_stdout_lock.before_fork, after_in_child=_stdout_lock.after_fork_in_child)
 
 
 BUFFER_BYTES = 4 * 1024 * 1024  # log lines a process holds while stderr takes none; past it they are dropped
@@ -251,15 +271,7 @@ class _Writer:
             self._held += len(data)
 
     def _write(self, data: bytes) -> None:
-        lock = _fork_lock.fd
-        if lock is None:
-            _write_all(self.fd, data)
-            return
-        fcntl.lockf(lock, fcntl.LOCK_EX)
-        try:
-            _write_all(self.fd, data)
-        finally:
-            fcntl.lockf(lock, fcntl.LOCK_UN)
+        _fork_lock.write(self.fd, data)
 
     def flush(self, timeout: float) -> bool:
         """Wait until the lines held are written, `timeout` seconds at most; whether they were."""
@@ -348,6 +360,15 @@ class WholeLineHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().flush()
         if self._writer is not None:
             self._writer.exit_flush(EXIT_WAIT_S)
+
+
+def write_stdout(data: bytes) -> None:
+    """Whole lines onto stdout, whole (the console exporter's spans). With `--workers N` every process writes to the
+    same stdout, where a pipe takes a write whole only up to PIPE_BUF (4096 bytes): two workers' spans of more (many
+    labels, captured content) came out in each other's pieces; and on a pipe another process left non-blocking
+    (`_write_all` waits for room) Python's buffered stdout wrote what had room and dropped the rest, raising nothing."""
+    sys.stdout.flush()  # what `print` left buffered (the ready line) goes first
+    _stdout_lock.write(sys.stdout.fileno(), data)
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 from proxy import __version__
 from proxy.config.otel_env import grpc_target_scheme, target_endpoint
 from proxy.errors import PLAINTEXT_REASONS, plaintext_hint
+from proxy.logs import write_stdout
 from proxy.record import ExportRefused
 from proxy.record.otlp import encode_request
 from proxy.record.sinks import Counts
@@ -454,11 +455,11 @@ class OtlpHttpSink:
 
 
 class ConsoleSink:
-    """One JSON line per span on stdout (items are encoded as JSON by the recorder)."""
+    """One JSON line per span on stdout (items are encoded as JSON by the recorder), each whole beside other
+    processes' (`write_stdout`)."""
 
     def send(self, batch: list[bytes]) -> Rejected | None:
-        sys.stdout.buffer.write(b"\n".join(batch) + b"\n")
-        sys.stdout.flush()
+        write_stdout(b"\n".join(batch) + b"\n")
         return None
 
     def close(self) -> None:
