@@ -368,7 +368,18 @@ def write_stdout(data: bytes) -> None:
     labels, captured content) came out in each other's pieces; and on a pipe another process left non-blocking
     (`_write_all` waits for room) Python's buffered stdout wrote what had room and dropped the rest, raising nothing."""
     sys.stdout.flush()  # what `print` left buffered (the ready line) goes first
-    _stdout_lock.write(sys.stdout.fileno(), data)
+    fd = sys.stdout.fileno()
+    _stdout_lock_for(fd).write(fd, data)
+
+
+def _stdout_lock_for(fd: int) -> _ForkLock:
+    """The log lines' lock when stdout is where they go too (`2>&1`, systemd's default `StandardError=inherit`): a span
+    and a log line then take turns (each process's writer and exporter are two threads: 24 of 600 lines broken, one
+    process); else stdout's own, so that a stdout nobody reads holds up no log line."""
+    try:
+        return _fork_lock if os.path.sameopenfile(fd, 2) else _stdout_lock
+    except OSError:  # (no stderr)
+        return _stdout_lock
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -3,7 +3,9 @@ stderr (tests/test_logging.py). With `--workers 2` both workers write to the sam
 up to PIPE_BUF (4096 bytes): spans of more (64 labels of 100 characters, ~14.5 KB) came out in each other's pieces,
 32 to 72 of 300 lines no span (some of them parseable, two spans' pieces making one with 63 labels). On a stdout pipe
 another process left non-blocking, Python's buffered stdout wrote what the pipe had room for and dropped the rest
-without raising: 0 of 40 spans whole, one line of a piece, all 40 counted exported, nothing logged."""
+without raising: 0 of 40 spans whole, one line of a piece, all 40 counted exported, nothing logged. With stderr on the
+same pipe (`2>&1`, systemd's default), spans and JSON log lines came out in each other's pieces, in one process too (12
+to 45 of ~600 lines broken, 10 runs of 10 for one process and for two workers)."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from pathlib import Path
 
 import httpx
 import orjson
+import pytest
 
 from tests.harness import ServeProcess
 from tests.servers.vllm_like import SERVED
@@ -89,45 +92,93 @@ def test_spans_of_two_workers_reach_a_pipe_whole(vllm, tmp_path: Path) -> None: 
     assert sorted(spanned) == sorted(traces)  # each call's span once
 
 
+class Piped:
+    """`serve` (`args` after its config) with its stdout a pipe of 4096 bytes, non-blocking or not, stderr there too or
+    not, read from the start or only once `read` is called: the lines it holds after the ready line, as they come."""
+
+    def __init__(self, config: Path, env: dict[str, str], *args: str, non_blocking: bool, stderr_too: bool,
+                 read_at_once: bool) -> None:  # fmt: skip
+        read_end, write_end = os.pipe()
+        fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)
+        if non_blocking:
+            fcntl.fcntl(write_end, fcntl.F_SETFL, fcntl.fcntl(write_end, fcntl.F_GETFL) | os.O_NONBLOCK)
+        command = [sys.executable, "-m", "proxy", "serve", "--config", str(config), *args]
+        self.proc = subprocess.Popen(command, stdout=write_end, stderr=write_end if stderr_too else subprocess.PIPE,
+                                     env={**os.environ, **env})  # fmt: skip
+        os.close(write_end)
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.reading = threading.Event()
+        if read_at_once:
+            self.reading.set()
+        ready: queue.Queue[str] = queue.Queue()
+
+        def pump() -> None:
+            with os.fdopen(read_end, "rb") as out:
+                while not (line := out.readline().decode()).startswith("lineage-proxy ready ") and line:
+                    pass  # (log lines, when stderr is here too)
+                ready.put(line)
+                self.reading.wait()
+                for piece in out:
+                    self.lines.put(piece.decode().rstrip("\n"))
+            self.lines.put("<eof>")
+
+        threading.Thread(target=pump, daemon=True).start()
+        line = ready.get(timeout=WAIT_S)
+        assert line.startswith("lineage-proxy ready "), line
+        self.url = "http://" + dict(part.split("=", 1) for part in line.split()[2:])["http"]
+
+    def stop(self) -> list[str]:
+        """SIGTERM, its exit waited for (0): the lines it wrote after the ready line."""
+        self.reading.set()
+        self.proc.send_signal(signal.SIGTERM)
+        stderr = self.proc.communicate(timeout=WAIT_S)[1]
+        assert self.proc.returncode == 0, stderr
+        lines = []
+        while (line := self.lines.get(timeout=WAIT_S)) != "<eof>":
+            lines.append(line)
+        return lines
+
+
 def test_spans_reach_a_non_blocking_stdout_whole(vllm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """The pipe is non-blocking (as another process sharing it may leave it) and read only once the calls are done:
     each batch of spans waits for room, rather than losing what the pipe had none for."""
     _, upstream = vllm
     config = tmp_path / "proxy.yaml"
     config.write_text(CONFIG)
-    read_end, write_end = os.pipe()
-    fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)
-    fcntl.fcntl(write_end, fcntl.F_SETFL, fcntl.fcntl(write_end, fcntl.F_GETFL) | os.O_NONBLOCK)
-    env = {**os.environ, "UPSTREAM": upstream, "STORE": str(tmp_path / "l.db")}
-    proc = subprocess.Popen([sys.executable, "-m", "proxy", "serve", "--config", str(config)], stdout=write_end,
-                            stderr=subprocess.PIPE, env=env)  # fmt: skip
-    os.close(write_end)
-    lines: queue.Queue[bytes] = queue.Queue()
-    reading = threading.Event()
-
-    def pump() -> None:
-        with os.fdopen(read_end, "rb") as out:
-            lines.put(out.readline())  # the ready line
-            reading.wait()
-            for line in out:
-                lines.put(line)
-        lines.put(b"<eof>")
-
-    threading.Thread(target=pump, daemon=True).start()
-    stderr = b""
+    env = {"UPSTREAM": upstream, "STORE": str(tmp_path / "l.db")}
+    serve = Piped(config, env, non_blocking=True, stderr_too=False, read_at_once=False)
     try:
-        ready = lines.get(timeout=WAIT_S).decode()
-        assert ready.startswith("lineage-proxy ready "), ready
-        url = "http://" + dict(part.split("=", 1) for part in ready.split()[2:])["http"]
-        traces = load(url, 40)
+        traces = load(serve.url, 40)
     finally:
-        reading.set()
-        proc.send_signal(signal.SIGTERM)
-        stderr = proc.communicate(timeout=WAIT_S)[1]
-    assert proc.returncode == 0, stderr.decode()
-    got = []
-    while (line := lines.get(timeout=WAIT_S)) != b"<eof>":
-        got.append(line.decode().rstrip("\n"))
-    spanned, broken = spans_of(got)
+        lines = serve.stop()
+    spanned, broken = spans_of(lines)
     assert not broken, f"{len(broken)} lines broken, the first: {broken[0][:300]}"
     assert sorted(spanned) == sorted(traces)
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_spans_and_log_lines_on_one_stream_reach_it_whole(vllm, tmp_path: Path, workers: str) -> None:  # type: ignore[no-untyped-def]
+    """stderr on stdout's pipe (`2>&1`, systemd's default `StandardError=inherit`), JSON access lines: a span and a log
+    line take turns too, in one process (its exporter's thread and its log writer's) and across workers."""
+    _, upstream = vllm
+    config = tmp_path / "proxy.yaml"
+    config.write_text(CONFIG + "logging: {format: json, access: true}\n")
+    env = {"UPSTREAM": upstream, "STORE": str(tmp_path / "l.db")}
+    serve = Piped(config, env, "--workers", workers, non_blocking=False, stderr_too=True, read_at_once=True)
+    try:
+        traces = load(serve.url, 300)
+    finally:
+        lines = serve.stop()
+    spans, logged, broken = [], [], []
+    for line in lines:
+        try:
+            parsed = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            broken.append(line)
+            continue
+        (spans if "attributes" in parsed else logged).append(line)
+    assert not broken, f"{len(broken)} lines broken, the first: {broken[0][:300]}"
+    spanned, pieced = spans_of(spans)
+    assert not pieced and sorted(spanned) == sorted(traces)
+    accessed = [orjson.loads(line) for line in logged]
+    assert sorted(line["trace_id"] for line in accessed if line["logger"] == "lineage_proxy.access") == sorted(traces)
