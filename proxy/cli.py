@@ -719,7 +719,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _validate(args)
     try:
         code = int(args.func(args))
-        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        if sys.stdout is not None:  # (None: started with no stdout, `1>&-`, where a SIGTERM's stop exited 1)
+            sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
         return code
     except BrokenPipeError:
         _quiet_stdout()
