@@ -109,8 +109,11 @@ RETRYABLE_HTTP = frozenset({429, 502, 503, 504})
 # like the SDK does, within the same deadline).
 RETRYABLE_GRPC = frozenset({"CANCELLED", "DEADLINE_EXCEEDED", "ABORTED", "OUT_OF_RANGE", "UNAVAILABLE",
                             "DATA_LOSS", "RESOURCE_EXHAUSTED"})  # fmt: skip
-# Errors that on a reused keep-alive connection mean "the backend closed it while idle", not "the backend
-# is down": the request never reached it, so sending it again on a fresh connection cannot duplicate it.
+# Errors that on a reused keep-alive connection mostly mean "the backend closed it while idle", not "the backend
+# is down": the request then never reached it, and is sent once more on a fresh connection. A client cannot tell that
+# from a collector that read the batch and then crashed or reset the connection unanswered, which gets it twice: the
+# OTLP specification accepts that trade ("Duplicate Data": retrying to deliver may duplicate data), as a span lost
+# to every idle close would not be.
 STALE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, http.client.BadStatusLine)
 # gRPC's default reconnect backoff (1 s, ×1.6 per failed attempt, up to 120 s) kept a channel down for
 # ~15 s after a collector came back from a one-minute outage, dropping spans all along. Capped at 1 s, the
