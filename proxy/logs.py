@@ -363,10 +363,11 @@ class WholeLineHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 def write_stdout(data: bytes) -> None:
-    """Whole lines onto stdout, whole (the console exporter's spans). With `--workers N` every process writes to the
-    same stdout, where a pipe takes a write whole only up to PIPE_BUF (4096 bytes): two workers' spans of more (many
-    labels, captured content) came out in each other's pieces; and on a pipe another process left non-blocking
-    (`_write_all` waits for room) Python's buffered stdout wrote what had room and dropped the rest, raising nothing."""
+    """Whole lines onto stdout, whole (the console exporter's spans, `serve`'s ready line). With `--workers N` every
+    process writes to the same stdout, where a pipe takes a write whole only up to PIPE_BUF (4096 bytes): two workers'
+    spans of more (many labels, captured content) came out in each other's pieces; and on a pipe another process left
+    non-blocking (`_write_all` waits for room) Python's buffered stdout wrote what had room and dropped the rest,
+    raising nothing."""
     if sys.stdout is None:  # (said so in the export's failure line, not as `'NoneType' object has no attribute`)
         raise OSError("the proxy was started with no stdout (1>&-): console spans have nowhere to go")
     sys.stdout.flush()  # what `print` left buffered (the ready line) goes first

@@ -683,8 +683,12 @@ async def _start_unless_stopped(process: ProxyProcess, stop: asyncio.Event, *, r
 def announce(bound: Bound, digest: str = "") -> None:
     """The one line scripts and tests wait for: the proxy is serving, on these addresses (`digest`: of the config this
     process runs, said in its log line; a `--workers` supervisor's, of the config its workers start on: until
-    2026-12-05 it said none, its workers' lines alone did)."""
-    print(f"lineage-proxy ready {bound.describe()}", flush=True)
+    2026-12-05 it said none, its workers' lines alone did). Written as a span is (`logs.write_stdout`): whole, in one
+    write, taking turns with the spans and, when stderr is stdout (`2>&1`), with the log lines. A `print` took no turn,
+    and under PYTHONUNBUFFERED wrote the line and its newline apart: a log line written between them broke both (3 of 12
+    runs of test_console_spans_whole's `2>&1` tests)."""
+    if sys.stdout is not None:  # (started with no stdout, `1>&-`: said nowhere, as a `print` said it)
+        logs.write_stdout(f"lineage-proxy ready {bound.describe()}\n".encode())
     log.info("serving %s", bound.describe(), extra={"config_sha256": digest} if digest else None)
 
 
