@@ -457,6 +457,12 @@ class OtlpHttpSink:
         self._drop()
 
 
+# why an export was still in flight at a stop's end, said in its line: the console exporter has no collector, only a
+# stdout whose write waits for room (`logs.write_stdout`)
+COLLECTOR_STALLED: Final = "the collector is slow or not answering"
+STDOUT_STALLED: Final = "stdout takes no more of them: nothing reads it, or too slowly"
+
+
 class ConsoleSink:
     """One JSON line per span on stdout (items are encoded as JSON by the recorder), each whole beside other
     processes' (`write_stdout`)."""
@@ -706,7 +712,8 @@ class BoundedExporter:
             elif error is not None:
                 reason = _short(error)
             elif in_flight:
-                reason = f"an export was still in flight after {timeout:g} s (the collector is slow or not answering)"
+                stalled = STDOUT_STALLED if isinstance(self._sink, ConsoleSink) else COLLECTOR_STALLED
+                reason = f"an export was still in flight after {timeout:g} s ({stalled})"
             else:
                 reason = f"not sent within {timeout:g} s"
             log.error("%s not exported at shutdown: %s", _spans(lost), reason)

@@ -125,7 +125,8 @@ class Piped:
         threading.Thread(target=pump, daemon=True).start()
         line = ready.get(timeout=WAIT_S)
         assert line.startswith("lineage-proxy ready "), line
-        self.url = "http://" + dict(part.split("=", 1) for part in line.split()[2:])["http"]
+        self.addresses = dict(part.split("=", 1) for part in line.split()[2:])
+        self.url = "http://" + self.addresses["http"]
 
     def stop(self) -> list[str]:
         """SIGTERM, its exit waited for (0): the lines it wrote after the ready line."""
@@ -182,3 +183,33 @@ def test_spans_and_log_lines_on_one_stream_reach_it_whole(vllm, tmp_path: Path, 
     assert not pieced and sorted(spanned) == sorted(traces)
     accessed = [orjson.loads(line) for line in logged]
     assert sorted(line["trace_id"] for line in accessed if line["logger"] == "lineage_proxy.access") == sorted(traces)
+
+
+def test_a_stdout_nobody_reads_holds_no_call_nor_the_stop_and_its_spans_are_said(vllm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A stdout pipe nobody reads holds the export thread in its write (it waits for room): the calls, `/metrics` and
+    SIGTERM's stop go on, the stop within `export_timeout_s`, and its line counts the spans not written and says
+    why. It said `the collector is slow or not answering`, where the console exporter has no collector."""
+    _, upstream = vllm
+    config = tmp_path / "proxy.yaml"
+    config.write_text(CONFIG.replace("{http: 127.0.0.1:0}", "{http: 127.0.0.1:0, admin: 127.0.0.1:0}")
+                      .replace("{exporter: console}", "{exporter: console, export_timeout_s: 1}"))  # fmt: skip
+    env = {"UPSTREAM": upstream, "STORE": str(tmp_path / "l.db")}
+    serve = Piped(config, env, non_blocking=False, stderr_too=False, read_at_once=False)
+    try:
+        traces = load(serve.url, 40)  # ~580 KB of spans for a pipe of 4096 bytes
+        metrics = httpx.get(f"http://{serve.addresses['admin']}/metrics", timeout=WAIT_S).text
+        assert "lineage_proxy_spans_exported_total 0\n" in metrics
+        serve.proc.send_signal(signal.SIGTERM)
+        stderr = serve.proc.communicate(timeout=WAIT_S)[1].decode()  # stdout still unread
+    finally:
+        serve.reading.set()
+        if serve.proc.poll() is None:
+            serve.proc.kill()
+    assert len(traces) == 40
+    assert serve.proc.returncode == 0, stderr
+    lost = [line for line in stderr.splitlines() if "not exported at shutdown" in line]
+    assert len(lost) == 1, stderr
+    assert lost[0].endswith(
+        "40 spans not exported at shutdown: an export was still in flight after 1 s (stdout takes no more of them: "
+        "nothing reads it, or too slowly)"
+    ), lost[0]
