@@ -155,7 +155,14 @@ class _ForkLock:
             if lock is None:
                 _write_all(fd, data)
                 return
-            _lock_record(lock)
+            try:
+                _lock_record(lock)
+            except OSError:
+                # a file system refusing record locks (NFS without lockd: ENOLCK): written unlocked from now on, as
+                # when no lock file could be made, rather than a span batch failed or a log line lost for the lock
+                self.fd = None
+                _write_all(fd, data)
+                return
             try:
                 _write_all(fd, data)
             finally:
