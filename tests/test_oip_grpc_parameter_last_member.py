@@ -2,7 +2,8 @@
 `string_param` and then an `int64_param` (in one value, or in two values of one map entry, which protobuf merges) is
 that number to Triton and to MLServer, whose runtime gets it in `parameters`. The proxy read the string and never the
 number, so `{"phone": {string_param: "x", int64_param: 2025550123}}` took a phone number to the real MLServer's model
-for a purpose the zone of phone numbers forbids (a parameter's number is read, `_parameter_number`: a backend reads it).
+for a purpose the zone of phone numbers forbids (a parameter's number is read, `_parameter_numbers`: a backend reads
+it).
 The member set last is read now, in the request's, its inputs' and its requested outputs' parameters, and in a
 reply's; a string set last is still read as the string."""
 

@@ -339,11 +339,13 @@ def _parameter(buf: bytes, pos: int, end: int) -> tuple[str, str | None]:
 
 
 def _string_param(buf: bytes, pos: int, end: int, text: str | None) -> str | None:
-    """An InferParameter's string_param (field 3), None when another member of its oneof (bool 1, int64 2, double 4,
-    uint64 5) comes after it: protobuf keeps the member parsed last, so `{string_param: "x", int64_param:
+    """An InferParameter's string_param (field 3), None when a member of its oneof every server's protocol has (bool 1,
+    int64 2) comes after it: protobuf keeps the member parsed last, so `{string_param: "x", int64_param:
     2025550123}` is the number to Triton and MLServer (its runtime's `parameters`). Before 2026-12-05 the string was
-    read and the number, a phone or a card, reached the model unread (`_parameter_number` reads it). `text`: what
-    an earlier value of the same entry left (a map entry's values are merged)."""
+    read and the number, a phone or a card, reached the model unread (`_parameter_numbers` reads it). A double (4) or
+    uint64 (5) after it leaves it read: those are unknown fields to MLServer's and KServe's InferParameter (three
+    members), which keep the string (Triton's number is read beside it; before 2026-12-07 the string was not).
+    `text`: what an earlier value of the same entry left (a map entry's values are merged)."""
     while pos < end:
         key, pos = _key(buf, pos, end)
         wire = key & 7
@@ -357,14 +359,12 @@ def _string_param(buf: bytes, pos: int, end: int, text: str | None) -> str | Non
             pos = stop
         elif wire == 0:
             _, pos = _varint(buf, pos, end)
-            if key == 0x08 or key == 0x10 or key == 0x28:
+            if key == 0x08 or key == 0x10:
                 text = None
         elif wire == 1 or wire == 5:
             pos += 8 if wire == 1 else 4
             if pos > end:
                 raise WireError("truncated fixed-width field")
-            if key == 0x21:
-                text = None
         elif wire == 3:
             pos = _skip_group(buf, pos, end, key >> 3, 1)
         else:
@@ -399,12 +399,16 @@ def _parameter_value(buf: bytes, pos: int, end: int) -> object:
     return value
 
 
-def _parameter_number(buf: bytes, pos: int, end: int) -> str | None:
-    """A map<string, InferParameter> entry's int64_param, uint64_param or double_param (the last of its oneof set, as
-    protobuf keeps) as decimal text (`number_text`); None for a bool_param, a string_param or none. A varint is its low
-    64 bits, as `_parameter_value` reads it. Read only for a parameter that holds no string: a backend reads its
-    numbers too (a card or an id sent as a number)."""
-    number: str | None = None
+def _parameter_numbers(buf: bytes, pos: int, end: int) -> list[str]:
+    """A map<string, InferParameter> entry's numbers as decimal text (`number_text`), as each server's protocol keeps
+    them: Triton's InferParameter has five members (bool 1, int64 2, string 3, double 4, uint64 5), MLServer's and
+    KServe's model server's three (bool, int64, string: a double or uint64 is an unknown field to them, which leaves
+    the member before it set). So the last of five members, when a number, and the last of three, when an int64: `{
+    int64_param: 2025550123, uint64_param: 5}` is 5 to Triton and the phone number to MLServer's runtime (before
+    2026-12-07 only 5 was read). A varint is its low 64 bits, as `_parameter_value` reads it. A backend reads a
+    parameter's numbers too (a card or an id sent as a number)."""
+    five: str | None = None  # Triton's reading
+    three: str | None = None  # MLServer's and KServe's
     for field, _, given in fields(memoryview(buf)[pos:end]):
         if field != 2 or not isinstance(given, memoryview):
             continue
@@ -416,17 +420,17 @@ def _parameter_number(buf: bytes, pos: int, end: int) -> str | None:
                 value, at = _varint(given, at, stop)
                 value &= U64
                 if kind == 2:
-                    number = number_text(value - (1 << 64) if value >> 63 else value)  # an int64: two's complement
+                    five = three = number_text(value - (1 << 64) if value >> 63 else value)  # int64: two's complement
                 elif kind == 5:
-                    number = number_text(value)
+                    five = number_text(value)
                 elif kind == 1:
-                    number = None
+                    five = three = None
             elif wire == 1:
                 if at + 8 > stop:
                     raise WireError("truncated fixed-width field")
                 if kind == 4:
                     (double,) = _DOUBLE.unpack_from(given, at)
-                    number = number_text(double) if math.isfinite(double) else None
+                    five = number_text(double) if math.isfinite(double) else None
                 at += 8
             elif wire == 2:
                 length, at = _length(given, at, stop)
@@ -434,7 +438,7 @@ def _parameter_number(buf: bytes, pos: int, end: int) -> str | None:
                 if at > stop:
                     raise WireError("truncated length-delimited field")
                 if kind == 3:
-                    number = None
+                    five = three = None
             elif wire == 5:
                 at += 4
                 if at > stop:
@@ -443,10 +447,21 @@ def _parameter_number(buf: bytes, pos: int, end: int) -> str | None:
                 at = _skip_group(given, at, stop, kind, 1)
             else:
                 raise WireError(f"unsupported wire type {wire}")
-    return number
+    if five is None:
+        return [] if three is None else [three]
+    return [five] if three is None or three == five else [five, three]
 
 
 _DOUBLE: Final = struct.Struct("<d")
+
+
+def _parameter_texts(text: str | None, buf: bytes, pos: int, end: int) -> list[str]:
+    """What servers read of a parameter's value at `buf[pos:end]` (a map entry): its string (`_string_param`'s `text`)
+    and its numbers (`_parameter_numbers`), as Triton and as MLServer keep them, each read by the detectors."""
+    numbers = _parameter_numbers(buf, pos, end)
+    if text:
+        numbers.insert(0, text)
+    return numbers
 
 
 def _tensor(
@@ -506,10 +521,8 @@ def _tensor(
                     raise InvalidRequest(f"parameter {LABELS_PARAMETER!r} must be a string_param")
                 labels += labels_parameter(text)
             elif name not in TENSOR_FRAMING_PARAMETERS:  # a tensor's parameters reach the backend with it
-                if text is None:
-                    text = _parameter_number(buf, pos, stop)
-                if text:
-                    _add_text(text, texts)
+                for each in _parameter_texts(text, buf, pos, stop):
+                    _add_text(each, texts)
                 if name and names is not None:  # (its name too: `oip.parameter_strings`)
                     add_name(name, names)
             else:
@@ -631,10 +644,8 @@ def _requested_output(
             name, text = _parameter(buf, first, last)
             shared = shared or name == SHARED_MEMORY
             if name not in TENSOR_FRAMING_PARAMETERS:
-                if text is None:
-                    text = _parameter_number(buf, first, last)
-                if text:
-                    _add_text(text, texts)
+                for each in _parameter_texts(text, buf, first, last):
+                    _add_text(each, texts)
                 if name:  # (its name too: `oip.parameter_strings`)
                     add_name(name, names)
             elif text and name in TENSOR_TEXT_IF_STRING:  # a string under a framing name: MLServer hands it on
@@ -742,10 +753,8 @@ def read_infer_request(buf: bytes, stream: bool = False, digested: bool = True) 
                         else:
                             starts = value is True
                 else:  # a backend reads them, and the runtime their names (`parameter_strings`)
-                    if text is None:
-                        text = _parameter_number(buf, start, stop)
-                    if text:  # (past the scan limit unread, as over REST: `scan:truncated`)
-                        _add_text(text, texts)
+                    for each in _parameter_texts(text, buf, start, stop):  # (past the scan limit unread, as over
+                        _add_text(each, texts)  # REST: `scan:truncated`)
                     if key:
                         add_name(key, names)
             elif number == 6:
@@ -939,10 +948,9 @@ class ReplyObserver(Observer):
                     parameters = _count_parameter(parameters)
                     name, text = _parameter(buf, first, last)
                     if name not in FRAMING_PARAMETERS:
-                        if text is None:
-                            text = _parameter_number(buf, first, last)
-                        if text or name:  # its name too, as over REST (`oip.parameter_strings`)
-                            self._output().aside(("parameters", name), f"{name}\n{text}" if text else name)
+                        said = "\n".join(_parameter_texts(text, buf, first, last))
+                        if said or name:  # its name too, as over REST (`oip.parameter_strings`)
+                            self._output().aside(("parameters", name), f"{name}\n{said}" if said else name)
         except WireError:  # not a message the walker reads to its end: what it read is kept, the rest said unread
             whole = framed = False
         except RequestTooLarge:  # past `MAX_STRINGS` outputs, raw contents or parameters, each read in Python (a

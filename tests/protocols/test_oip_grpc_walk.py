@@ -60,8 +60,7 @@ def reference_read(buf: bytes) -> Request:
                         raise InvalidRequest(f"parameter {oip.LABELS_PARAMETER!r} must be a string_param")
                     labels += labels_parameter(text)
                 elif key not in oip.FRAMING_PARAMETERS:
-                    if text:
-                        texts.append(text)
+                    texts += oip._parameter_texts(text, buf, start, stop)  # (numbers: read since it was the reference)
                     if key:  # its name (read since it was the reference)
                         names.append(key)
             elif number == 6:
@@ -113,7 +112,7 @@ def reference_reply(data: bytes) -> Outcome:
             elif number == 4:
                 name, text = oip._parameter(data, first, last)
                 if name not in oip.FRAMING_PARAMETERS:
-                    text = oip._parameter_number(data, first, last) if text is None else text
+                    text = "\n".join(oip._parameter_texts(text, data, first, last))
                     if text or name:  # its name too (read since it was the reference)
                         parameters.append((name, f"{name}\n{text}" if text else name))
     except oip.WireError:  # read up to there; the rest is unread
