@@ -54,13 +54,14 @@ def reference_read(buf: bytes) -> Request:
             elif number == 3 and stop > start:  # the request's id (read since it was the reference)
                 texts.append(oip._string(buf, start, stop))
             elif number == 4:
-                key, text = oip._parameter(buf, start, stop)
+                key, text, numbered = oip._parameter(buf, start, stop)
                 if key == oip.LABELS_PARAMETER:
                     if text is None:
                         raise InvalidRequest(f"parameter {oip.LABELS_PARAMETER!r} must be a string_param")
                     labels += labels_parameter(text)
                 elif key not in oip.FRAMING_PARAMETERS:
-                    texts += oip._parameter_texts(text, buf, start, stop)  # (numbers: read since it was the reference)
+                    # (its numbers: read since it was the reference)
+                    texts += oip._parameter_texts(text, numbered, buf, start, stop)
                     if key:  # its name (read since it was the reference)
                         names.append(key)
             elif number == 6:
@@ -110,9 +111,9 @@ def reference_reply(data: bytes) -> Outcome:
             elif number == 3:
                 rid = oip._string(data, first, last)
             elif number == 4:
-                name, text = oip._parameter(data, first, last)
+                name, text, numbered = oip._parameter(data, first, last)
                 if name not in oip.FRAMING_PARAMETERS:
-                    text = "\n".join(oip._parameter_texts(text, data, first, last))
+                    text = "\n".join(oip._parameter_texts(text, numbered, data, first, last))
                     if text or name:  # its name too (read since it was the reference)
                         parameters.append((name, f"{name}\n{text}" if text else name))
     except oip.WireError:  # read up to there; the rest is unread
