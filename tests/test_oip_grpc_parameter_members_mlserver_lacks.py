@@ -5,7 +5,8 @@ So `{string_param: "202-555-0123", uint64_param: 5}` is 5 to Triton and the phon
 `{int64_param: 2025550123, double_param: 1.0}` the number 1 to Triton and the phone number to MLServer's. The proxy
 read the parameter as Triton does alone (the member of five set last), so the phone number reached the real
 MLServer's model for a purpose the zone of phone numbers forbids. Both readings are read now: the string or number
-MLServer keeps and the number Triton keeps, in the request's, its inputs' and its requested outputs' parameters."""
+MLServer keeps and the number Triton keeps, in the request's, its inputs' and its requested outputs' parameters,
+and in a reply's and its outputs'."""
 
 from __future__ import annotations
 
@@ -16,10 +17,11 @@ from collections.abc import Callable
 import grpc
 import pytest
 
-from proxy.protocols.oip_grpc import read_infer_request
+from proxy.flow import Outcome
+from proxy.protocols.oip_grpc import ReplyObserver, read_infer_request
 from tests.harness import ProxyHandle, dead_port
 from tests.protocols.test_oip_grpc import PB
-from tests.test_oip_grpc_parameter_last_member import CONFIG, DETECTORS, PHONE, _call, _varint, request
+from tests.test_oip_grpc_parameter_last_member import CONFIG, DETECTORS, PHONE, _call, _entry, _field, _varint, request
 from tests.test_oip_request_id_reaches_model import echo_mlserver
 
 __all__ = ["echo_mlserver"]  # the real MLServer fixture, used here by name
@@ -66,6 +68,30 @@ def test_a_member_after_them_all_is_read_alone() -> None:
     """A bool set last is the bool to every reader: nothing of the members before it is text."""
     assert read_infer_request(request("request", [STRING + UINT64 + b"\x08\x01"])).texts == ()
     assert read_infer_request(request("request", [INT64 + DOUBLE + b"\x08\x01"])).texts == ()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("values", ["string-uint64", "int64-double", "string|uint64"])
+@pytest.mark.parametrize("where", ["reply", "output"])
+def test_both_readings_of_a_replys_parameter_are_read(where: str, values: str, stream: bool) -> None:
+    """A reply's own parameter, or its output tensor's (unary, and in a stream's message), is read as both too:
+    KServe's own gRPC client (`InferenceGRPCClient`) parses the reply with its three-member InferParameter and hands
+    the caller the phone number, where Triton's client reads the number after it."""
+    entry = _entry(VALUES[values])
+    output = _field(1, b"out") + _field(2, b"FP32") + _field(3, b"\x01") + _field(4, entry)
+    reply = _field(1, b"echo") + (_field(4, entry) if where == "reply" else _field(5, output))
+    parsed = PB["ModelInferResponse"].FromString(reply)
+    given = (parsed.parameters if where == "reply" else parsed.outputs[0].parameters)["p"]
+    assert getattr(given, str(given.WhichOneof("parameter_choice"))) == TRITON[values]  # not the phone, to Triton
+    outcome = Outcome(started_ns=1)
+    observer = ReplyObserver(outcome, DETECTORS, False)
+    if stream:
+        observer.model = "echo"
+        assert observer.stream_message(_field(2, reply)) is None
+    else:
+        observer.body(reply)
+    observer.finish()
+    assert outcome.output_detected == {"pii:phone"}
 
 
 def test_a_phone_before_a_double_is_refused_for_a_purpose_its_zone_forbids(
