@@ -129,3 +129,23 @@ def test_the_real_mlservers_model_gets_the_phone_and_the_proxy_refuses_it(
             body, metadata=(("x-purpose", "care"),), timeout=60
         )[1]
     assert "pii:phone" in dict(allowed.trailing_metadata())["x-data-labels"].split(",")
+
+
+@pytest.mark.realserver
+@pytest.mark.parametrize("values", ["string-uint64", "int64-double"])
+def test_a_streams_later_message_is_read_as_both_too(
+    values: str, echo_mlserver: tuple[str, str], make_proxy: Callable[..., ProxyHandle]
+) -> None:
+    """ModelStreamInfer: a first message with nothing to refuse, then one whose parameter holds the phone number in the
+    member MLServer keeps: the stream ends refused, the later message unanswered (it never reached the model)."""
+    _, grpc_address = echo_mlserver
+    proxy = make_proxy(CONFIG.format(grpc=grpc_address), wait="probed")
+    with grpc.insecure_channel(proxy.grpc) as channel:
+        stream = channel.stream_stream("/inference.GRPCInferenceService/ModelStreamInfer")
+        replies = stream(iter([request("request", [b"\x1a\x02hi"]), request("request", VALUES[values])]),
+                         metadata=(("x-purpose", "ads"),), timeout=60)  # fmt: skip
+        answered = []
+        with pytest.raises(grpc.RpcError) as refused:
+            answered.extend(replies)
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED, refused.value.details()
+    assert "pii:phone" in refused.value.details() and len(answered) <= 1
