@@ -9,7 +9,8 @@ its `stream` is false: JSON lines (`application/x-ndjson`, read as they pass: `s
 `{"model", "message": {"content", "thinking", "tool_calls"}, "done": false}` (a generate's `"response"`), the last
 `"done": true` with `done_reason` and the counts; `{"error": ...}` is the upstream's error. Images (base64) are skipped
 as a chat's `image_url` is; a generate's `context`, the token ids of an earlier exchange, is text the proxy cannot
-read (`scan:truncated`); the template a call gives is read as text. The model is the body's, required as Ollama
+read (`scan:truncated`); the template a generate gives is read as text, and what it prints, which only running it
+shows, is unread (`scan:truncated`: `_TEMPLATE`). The model is the body's, required as Ollama
 requires it; its checkpoint is what the upstream's `/v1/models` names (`protocol: openai`, `openai.Dialect`).
 """
 
@@ -79,6 +80,13 @@ _REQUEST_FIELDS: Final = {
     "embeddings": frozenset({"model", "input", "keep_alive", "truncate", "dimensions", "options"}),
 }
 _EMBEDDING_FIELDS: Final = frozenset({"model", "prompt", "keep_alive", "options"})
+# a generate's own prompt template: Ollama parses it with Go's text/template and runs it over the call's system prompt
+# and prompt (`GenerateHandler`: `template.Parse(req.Template)`, then `tmpl.Execute`), so it prints text that stands
+# nowhere in the request: `{{ range .Messages }}{{ .Content }}{{ end }}` runs a `system` of "alice@" and a `prompt` of
+# "example.com" together, `{{ printf "%s%s" "alice@" "example.com" }}` joins its own strings. Its literal text is read
+# as any string is; what it prints is content the proxy cannot read (`scan:truncated`), as vLLM's `chat_template` is
+# (`own_template`). Before 2026-12-07 it was read as text alone: such a call reached the model for any purpose
+_TEMPLATE: Final = "template"
 _MESSAGE_FIELDS: Final = frozenset({"role", "content", "thinking", "images", "tool_calls", "tool_name", "tool_call_id"})
 _NONE: Final[frozenset[str]] = frozenset()
 _CALLS: Final = frozenset({"tool_calls"})  # (a message's tool calls: structs, their functions within)
@@ -92,7 +100,8 @@ _BELOW: Final = {
 def read_request(target: Target, body: bytes) -> Request:
     """A native body: its `model` required; every string but `images`, `keep_alive` and the parameters read
     (`request_strings`: messages' contents, thinking and tool calls, `prompt`, `suffix`, `system`, `template`, `input`,
-    `options.stop`), `tools` and `format` whole; a generate's `context` (token ids) unread."""
+    `options.stop`), `tools` and `format` whole; a generate's `context` (token ids) and what its own `template` prints
+    unread."""
     data = load_request_json(body)
     operation = target.operation
     named_as_fields(data, _EMBEDDING_FIELDS if target is _EMBEDDING else _REQUEST_FIELDS[operation])
@@ -111,7 +120,7 @@ def read_request(target: Target, body: bytes) -> Request:
             walked = nested_named_as_fields(messages, _MESSAGE_FIELDS, _CALLS, _BELOW)
         read["messages"] = [_without_images(message) for message in messages]
     whole = request_strings(read, _RENDERED, texts) and walked
-    whole = whole and not token_ids(data.get("context"))
+    whole = whole and not token_ids(data.get("context")) and not _own_template(operation, data)
     options = data.get("options")
     params: list[tuple[str, Any]] = []
     for key, value in options.items() if type(options) is dict else ():
@@ -122,6 +131,13 @@ def read_request(target: Target, body: bytes) -> Request:
     joined, all_joined = join_text_parts(messages, size=len(body)) if type(messages) is list else ((), True)
     return Request(model, operation, stream, tuple(texts), tuple(params), unscanned=not (whole and all_joined),
                    joined=joined, decoded=unescaped(body, texts))  # fmt: skip
+
+
+def _own_template(operation: str, data: dict[str, Any]) -> bool:
+    """Whether a generate brings its own prompt template (`_TEMPLATE`): a string but the empty one, with which Ollama
+    uses the model's own (a template beside `raw: true` Ollama refuses, 400)."""
+    template = data.get(_TEMPLATE)
+    return operation == "text_completion" and type(template) is str and template != ""
 
 
 def _without_images(message: Any) -> Any:
