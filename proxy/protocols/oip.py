@@ -62,6 +62,11 @@ log = logging.getLogger("lineage_proxy.checkpoints")  # discovery's, as `Checkpo
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 LABELS_PARAMETER = "data_labels"
+# ... whose value is read as text too, wherever it stands (the request's, an input's, a requested output's parameters;
+# over REST and gRPC, and a generate's), as `x-data-labels` is: MLServer hands its runtime every parameter as sent
+# (`payload.parameters.data_labels`, a tensor's too), and Triton its backend the request's, and a label is any word
+# of the grammar. Before 2026-12-07 it was the proxy's alone, unread: `"data_labels": "4111111111111111"` took a card
+# to MLServer's model for any purpose, and a requested output's, not taken as labels, anything
 # a tensor parameter naming a shared-memory region that holds the tensor's data (Triton's extension): data the
 # proxy cannot read, so such a call is opaque, as a path no adapter reads (policy.passthrough decides)
 SHARED_MEMORY = "shared_memory_region"
@@ -426,7 +431,9 @@ def parameter_strings(
             return False
         kind = type(value)
         if key in framing:
-            if kind is str and value and key in strings:  # it reaches MLServer's runtime all the same: read
+            if key == LABELS_PARAMETER:  # its labels too, as sent (`LABELS_PARAMETER`)
+                whole = _strings(value, out, numbers=True) and whole
+            elif kind is str and value and key in strings:  # it reaches MLServer's runtime all the same: read
                 out.append(value)
             continue
         if key:

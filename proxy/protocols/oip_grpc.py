@@ -527,6 +527,10 @@ def _tensor(
                 if text is None:
                     raise InvalidRequest(f"parameter {LABELS_PARAMETER!r} must be a string_param")
                 labels += labels_parameter(text)
+                if text:  # read as sent too, as MLServer hands it on (`oip.LABELS_PARAMETER`)
+                    if strings is None:
+                        strings = []
+                    strings.append(text)
             elif name not in TENSOR_FRAMING_PARAMETERS:  # a tensor's parameters reach the backend with it
                 for each in _parameter_texts(text, numbered, buf, pos, stop):
                     _add_text(each, texts)
@@ -650,7 +654,8 @@ def _requested_output(
             parameters = _count_parameter(parameters)
             name, text, numbered = _parameter(buf, first, last)
             shared = shared or name == SHARED_MEMORY
-            if name not in TENSOR_FRAMING_PARAMETERS:
+            if name not in TENSOR_FRAMING_PARAMETERS or name == LABELS_PARAMETER:  # (no labels of the call here:
+                # MLServer hands it on as any, `oip.LABELS_PARAMETER`)
                 for each in _parameter_texts(text, numbered, buf, first, last):
                     _add_text(each, texts)
                 if name:  # (its name too: `oip.parameter_strings`)
@@ -750,6 +755,7 @@ def read_infer_request(buf: bytes, stream: bool = False, digested: bool = True) 
                     if text is None:
                         raise InvalidRequest(f"parameter {LABELS_PARAMETER!r} must be a string_param")
                     labels += labels_parameter(text)  # a list: a tuple grown entry by entry is quadratic
+                    _add_text(text, texts)  # read as sent too, as servers hand it on (`oip.LABELS_PARAMETER`)
                 elif key in REQUEST_FRAMING_PARAMETERS:  # a string there reaches MLServer's runtime (`TEXT_IF_STRING`)
                     if text:
                         _add_text(text, texts)

@@ -112,8 +112,16 @@ def test_json_request() -> None:
     assert (request.model, request.version, request.operation, request.stream) == ("iris", "3", "infer", False)
     # an INT32 tensor's strings too: MLServer hands them to the model, whatever the datatype says
     # and a request parameter's number, as decimal text: the backend reads it; and the request's id, which MLServer
-    # hands the runtime (`payload.id`)
-    assert request.texts == ("write to", "ana@example.org", "é", "scanned all the same", "1", "r-1")
+    # hands the runtime (`payload.id`); the labels as sent too, which MLServer hands it as well
+    assert request.texts == (
+        "write to",
+        "ana@example.org",
+        "é",
+        "scanned all the same",
+        "campaign-7, health",
+        "1",
+        "r-1",
+    )
     assert request.labels == ("campaign-7", "health")
     assert request.params == ()
     assert request.digest == sha(*(orjson.dumps(t["data"]) for t in REQUEST["inputs"]))
@@ -396,7 +404,7 @@ def test_binary_request_digest_covers_json_data_and_binary() -> None:
     assert target is not None
     request = ADAPTER.read(target, body, {HEADER_LENGTH.lower(): length, "content-type": "application/json"}.get)
     assert (request.model, request.version, request.labels) == ("iris", "3", ("a", "b"))
-    assert request.texts == ("in json",)
+    assert request.texts == ("in json", "a", "b")  # (the labels as sent too: MLServer hands them to the runtime)
     assert request.digest == sha(orjson.dumps(["in json"]), floats)
 
 
@@ -674,4 +682,5 @@ def test_text_in_parameters_is_scanned_but_the_protocols_own() -> None:
                         "parameters": {"content_type": "np", "hint": "call +1 415 555 0100"}}]}  # fmt: skip
     texts = read_rest_request("m", None, orjson.dumps(body), None).texts
     # a tensor's `content_type` too: MLServer hands the runtime its `parameters` whole (a codec's name or not)
-    assert texts == ("mail ana@example.org", "to", "x@y.org", "np", "call +1 415 555 0100")
+    # and the labels as sent, which MLServer hands it too (a label is any word of the grammar)
+    assert texts == ("mail ana@example.org", "campaign-7", "to", "x@y.org", "np", "call +1 415 555 0100")

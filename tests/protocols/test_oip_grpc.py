@@ -222,7 +222,8 @@ def test_read_infer_request() -> None:
     request = read_infer_request(message.SerializeToString())
     assert (request.model, request.version, request.operation, request.stream) == ("iris", "3", "infer", False)
     assert request.labels == ("campaign-7", "health")
-    assert request.texts == ("req-1", "write to ana@example.org", "wörld")  # the id too: MLServer hands it the runtime
+    # the id too: MLServer hands it the runtime; and the labels as sent, which it hands it as well
+    assert request.texts == ("req-1", "campaign-7, health", "write to ana@example.org", "wörld")
     assert request.params == ()
     assert request.digest == sha(*(tensor.contents.SerializeToString() for tensor in message.inputs))
 
@@ -608,5 +609,7 @@ def test_text_in_parameters_is_scanned_but_the_protocols_own() -> None:
     tensor.parameters["hint"].string_param = "call +1 415 555 0100"
     tensor.parameters["content_type"].string_param = "np"
     # a tensor's `content_type` too: MLServer hands the runtime its `parameters` whole (a codec's name or not)
-    assert read_infer_request(request.SerializeToString()).texts == ("mail ana@example.org", "call +1 415 555 0100",
-                                                                      "np")  # fmt: skip
+    # and the labels as sent, which MLServer hands it too (the request's map in the order protobuf writes it: not fixed)
+    texts = read_infer_request(request.SerializeToString()).texts
+    assert sorted(texts[:2]) == ["campaign-7", "mail ana@example.org"]
+    assert texts[2:] == ("call +1 415 555 0100", "np")

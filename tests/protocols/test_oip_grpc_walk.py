@@ -59,6 +59,8 @@ def reference_read(buf: bytes) -> Request:
                     if text is None:
                         raise InvalidRequest(f"parameter {oip.LABELS_PARAMETER!r} must be a string_param")
                     labels += labels_parameter(text)
+                    if text:  # its labels as text too (read since it was the reference)
+                        texts.append(text)
                 elif key not in oip.FRAMING_PARAMETERS:
                     # (its numbers: read since it was the reference)
                     texts += oip._parameter_texts(text, numbered, buf, start, stop)

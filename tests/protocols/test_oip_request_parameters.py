@@ -26,8 +26,9 @@ def test_a_request_parameter_triton_passes_on_is_scanned_over_rest(name: str) ->
         "inputs": [{"name": "X", "datatype": "FP32", "shape": [1], "data": [1.0], "parameters": {name: "np"}}],
     })  # fmt: skip
     request = read_rest_request("m", None, body, None)
-    # the labels and the sequence's number are framing; the tensor's string too, but a shared-memory region's name
-    assert request.texts == ((TEXT,) if name == "shared_memory_region" else (TEXT, "np"))
+    # the sequence's number is framing; the tensor's string too, but a shared-memory region's name; the labels are
+    # read as sent (MLServer hands them to the runtime)
+    assert request.texts == ((TEXT, "campaign-7") if name == "shared_memory_region" else (TEXT, "campaign-7", "np"))
     assert request.labels == ("campaign-7",)
 
 
@@ -41,5 +42,8 @@ def test_a_request_parameter_triton_passes_on_is_scanned_over_grpc(name: str) ->
     tensor.contents.fp32_contents.append(1.0)
     tensor.parameters[name].string_param = "np"
     read = read_infer_request(request.SerializeToString())
-    assert read.texts == ((TEXT,) if name == "shared_memory_region" else (TEXT, "np"))
+    # (the labels as sent too; protobuf writes a map's entries by key)
+    assert sorted(read.texts) == sorted(
+        (TEXT, "campaign-7") if name == "shared_memory_region" else (TEXT, "campaign-7", "np")
+    )
     assert read.labels == ("campaign-7",)
