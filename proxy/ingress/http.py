@@ -63,7 +63,7 @@ from proxy.protocols.anthropic import x_api_key_path
 from proxy.protocols.kserve import ADAPTER as KSERVE
 from proxy.protocols.kserve import OPENAI_PREFIX as KSERVE_OPENAI
 from proxy.protocols.kserve import openai_fields, openai_unprefixed
-from proxy.protocols.oip import HEADER_FRAMING, TRACE_IDS, field_text
+from proxy.protocols.oip import HEADER_FRAMING, TRACE_IDS, field_text, not_utf8
 from proxy.protocols.passthrough import index_flags_only, query_pairs
 from proxy.protocols.tgi import tgi_body
 from proxy.transport import UpstreamClosed, UpstreamProtocolError
@@ -359,8 +359,15 @@ def _oip_header_text(headers: list[tuple[bytes, bytes]]) -> str | None:
             continue
         if lines is None:
             lines, read = [], []
-        lines.append(lower.decode("latin-1") + ": " + field_text(value))  # (not UTF-8: `scan:truncated`)
+        text = field_text(value)
+        lines.append(lower.decode("latin-1") + ": " + text)  # (not UTF-8: `scan:truncated`)
         read.append(lower)
+        if not value.isascii() and not_utf8(value):
+            # and as MLServer hands its model the value, decoded as Latin-1 (Starlette's `request.headers`): a line of
+            # its own, of the same name. Read as U+FFFD alone, a phone written with no-break spaces, `555\xa0123\xa04567`,
+            # reached the model labelled `scan:truncated` only (before 2026-12-07)
+            lines.append(lower.decode("latin-1") + ": " + value.decode("latin-1"))
+            read.append(lower)
     if lines is None:
         return None
     if connection is not None and connection not in _PLAIN_CONNECTION:
