@@ -380,14 +380,16 @@ REQUEST_FRAMING_PARAMETERS = frozenset({
 SEQUENCE_PARAMETERS: Final = frozenset({"sequence_id", "sequence_start"})
 # ... of those, the ones whose value a server takes for itself only as a number or a boolean (a `sequence_id`: or a
 # string Triton keeps as its correlation id): MLServer reads none of them and hands its runtime every one, so a string
-# there (`"sequence_id": "alice@example.com"`, `"priority": "..."`) reaches the model, and is read
-TEXT_IF_STRING: Final = REQUEST_FRAMING_PARAMETERS - {LABELS_PARAMETER}
+# there (`"sequence_id": "alice@example.com"`, `"priority": "..."`) reaches the model, and is read; so is `data_labels`,
+# its labels as sent (a list's too: `LABELS_PARAMETER`)
+TEXT_IF_STRING: Final = REQUEST_FRAMING_PARAMETERS
 # ... and so with a tensor's (an input's, a requested output's): MLServer hands the runtime its `parameters` whole
 # (`Parameters` keeps every field), so a string under `classification`, `binary_data_size`, `shared_memory_*`,
 # `sequence_id` there, or a `content_type` that names no codec it has (or one that does), reaches the model: read
-# (a number or a boolean, as Triton takes them, is still framing; `data_labels` is the proxy's; a shared-memory region's
-# name is not: a request naming one is opaque, refused while zones are configured unless `passthrough: forward`)
-TENSOR_TEXT_IF_STRING: Final = TENSOR_FRAMING_PARAMETERS - {LABELS_PARAMETER, SHARED_MEMORY}
+# (a number or a boolean, as Triton takes them, is still framing; `data_labels` is read as the request's is; a
+# shared-memory region's name is not: a request naming one is opaque, refused while zones are configured unless
+# `passthrough: forward`). A reply's `data_labels` is framing (`aside_parameters`: no `strings`), as over gRPC
+TENSOR_TEXT_IF_STRING: Final = TENSOR_FRAMING_PARAMETERS - {SHARED_MEMORY}
 
 
 # characters of a sequence's key (`sequence_key`) kept as they are: a longer one (a model's name or a string id as long
@@ -428,7 +430,7 @@ def parameter_strings(
     strings: frozenset[str] = frozenset(), names: list[str] | None = None,
 ) -> bool:  # fmt: skip
     """The strings in a request's or a tensor's `parameters` but the protocol's own (`framing`; a string under one of
-    `strings` all the same: `TEXT_IF_STRING`), and their numbers as decimal text (`number_text`: a card or an id sent as
+    `strings` all the same: `TEXT_IF_STRING`, `data_labels` there a list's too), and their numbers as decimal text (`number_text`: a card or an id sent as
     a number): a backend reads its request's parameters (Triton's Python backend, MLServer runtimes), so text and
     numbers there reach the model. Into `names` (`out` when not given), the names of those parameters: MLServer and
     KServe's model server hand the runtime the parameters whole, their names too (`payload.parameters`), so before
@@ -440,7 +442,7 @@ def parameter_strings(
             return False
         kind = type(value)
         if key in framing:
-            if key == LABELS_PARAMETER:  # its labels too, as sent (`LABELS_PARAMETER`)
+            if key == LABELS_PARAMETER and key in strings:  # its labels as sent, a list's too (`LABELS_PARAMETER`)
                 whole = _strings(value, out, numbers=True) and whole
             elif kind is str and value and key in strings:  # it reaches MLServer's runtime all the same: read
                 out.append(value)

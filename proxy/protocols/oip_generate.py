@@ -116,7 +116,7 @@ def generate_request(model: str, version: str | None, data: dict[str, Any], stre
     reprinted: list[str] = []
     whole = parameter_strings(data, texts, _GENERATE_FRAMING, names=names)
     if given:
-        whole = parameter_strings(given, texts, _LABELS_ONLY, names=names) and whole
+        whole = parameter_strings(given, texts, _LABELS_ONLY, _LABELS_ONLY, names) and whole
     elif parameters is not None:  # no object: a value Triton refuses, read all the same
         whole = _strings(parameters, texts, numbers=True) and whole
     if texts:

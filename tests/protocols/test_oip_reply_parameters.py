@@ -120,3 +120,42 @@ def test_the_protocols_own_parameters_are_not_read() -> None:
         observer.finish()
         found.append(outcome.output_detected)
     assert found == [frozenset(), {"pii:account"}]
+
+
+def test_a_replys_data_labels_are_the_protocols_own_over_rest_and_grpc() -> None:
+    """A reply's `data_labels` (its own, an output's) is framing, as over gRPC, beside a parameter that is read or alone:
+    a request's is read as text since 2026-12-07, and over REST that read a reply's too, but only beside a parameter
+    read (`aside_parameters` skips a reply whose parameters are all the protocol's)."""
+    import orjson
+
+    from proxy.config.model import DetectorSpec
+    from proxy.detectors import Detectors
+    from proxy.flow import Outcome
+    from proxy.protocols.oip import RestReplyObserver
+    from proxy.protocols.oip_grpc import ReplyObserver
+
+    detectors = Detectors([DetectorSpec("email")])
+    found = []
+    for where in ("reply", "output"):
+        for beside in ({}, {"note": "ok"}):
+            parameters = {"data_labels": E, **beside}
+            outcome = Outcome(started_ns=1)
+            rest = RestReplyObserver(outcome, detectors, False, None)
+            output = {"name": "o", "datatype": "FP32", "shape": [1], "data": [1.0]}
+            reply = {"model_name": "m", "outputs": [output]}
+            (reply if where == "reply" else output)["parameters"] = parameters
+            rest.body(orjson.dumps(reply))
+            rest.finish()
+            found.append(("rest", where, len(parameters), outcome.output_detected))
+            message = PB["ModelInferResponse"](model_name="m")
+            tensor = message.outputs.add(name="o", datatype="FP32", shape=[1])
+            tensor.contents.fp32_contents.append(1.0)
+            for name, value in parameters.items():
+                (message if where == "reply" else tensor).parameters[name].string_param = value
+            outcome = Outcome(started_ns=1)
+            observer = ReplyObserver(outcome, detectors, False)
+            observer.body(message.SerializeToString())
+            observer.finish()
+            found.append(("grpc", where, len(parameters), outcome.output_detected))
+    assert [case for case in found if case[3]] == []
+    assert len(found) == 8
