@@ -63,7 +63,7 @@ from proxy.protocols.anthropic import x_api_key_path
 from proxy.protocols.kserve import ADAPTER as KSERVE
 from proxy.protocols.kserve import OPENAI_PREFIX as KSERVE_OPENAI
 from proxy.protocols.kserve import openai_fields, openai_unprefixed
-from proxy.protocols.oip import HEADER_FRAMING, TRACE_IDS, field_text, not_utf8
+from proxy.protocols.oip import HEADER_FRAMING, TRACE_IDS, field_text
 from proxy.protocols.passthrough import index_flags_only, query_pairs
 from proxy.protocols.tgi import tgi_body
 from proxy.transport import UpstreamClosed, UpstreamProtocolError
@@ -362,10 +362,11 @@ def _oip_header_text(headers: list[tuple[bytes, bytes]]) -> str | None:
         text = field_text(value)
         lines.append(lower.decode("latin-1") + ": " + text)  # (not UTF-8: `scan:truncated`)
         read.append(lower)
-        if not value.isascii() and not_utf8(value):
+        if not value.isascii():
             # and as MLServer hands its model the value, decoded as Latin-1 (Starlette's `request.headers`): a line of
             # its own, of the same name. Read as U+FFFD alone, a phone written with no-break spaces, `555\xa0123\xa04567`,
-            # reached the model labelled `scan:truncated` only (before 2026-12-07)
+            # reached the model labelled `scan:truncated` only (before 2026-12-07); and a value that is UTF-8 too:
+            # `alice×@example.com` is none, but its bytes in Latin-1 are `aliceÃ\x97@example.com`, an address
             lines.append(lower.decode("latin-1") + ": " + value.decode("latin-1"))
             read.append(lower)
     if lines is None:

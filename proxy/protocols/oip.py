@@ -190,15 +190,6 @@ def field_text(value: bytes) -> str:
         return value.decode("utf-8", "surrogateescape")
 
 
-def not_utf8(value: bytes) -> bool:
-    """Whether a field's bytes are not UTF-8 (`field_text` kept them as `_UNDECODED` marks)."""
-    try:
-        value.decode()
-    except UnicodeDecodeError:
-        return True
-    return False
-
-
 def binary_text(value: bytes) -> str:
     """A gRPC binary metadata value (`x-note-bin`, `authorization-bin`) as the detectors read it (`field_text`), a line
     break in it read as a space (one field a line: `named_fields`, `header_labels`; an HTTP field's value holds none)."""
