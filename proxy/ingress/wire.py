@@ -1087,6 +1087,11 @@ class HttpConnection(asyncio.Protocol):
         # drops its protocol, and `unsent` (its `get_write_buffer_size`) raised in the drain
         if transport is None or self.lost or transport.is_closing():
             return
+        if self._lingering is not None:
+            # lingering already, closed again (the drain's `shutdown`, or a reload's): its timer is the one, cancelled
+            # when it is lost. Before 2026-12-07 a second one replaced it uncancelled, which held the connection, and
+            # the request it was reading, until it fired (LINGER_S after the answer, the connection long gone)
+            return
         self._outbox.flush()  # what waits for the turn's end goes first
         if not self._broken or not transport.can_write_eof():
             transport.close()
