@@ -327,7 +327,7 @@ def _chunked_head(trace_id: str) -> bytes:
 def _sent_behind_the_answer(port: int, first: str, how: str, behind: bytes) -> bytes:
     """A body over limits.max_body_bytes sent in two parts: the first, then the answer read (the proxy closes its side
     and reads on), then the rest of the body and `behind` (`how`: in one send, or the rest and `behind` apart; a
-    chunked body, its 413 once over the limit). The answer, as read."""
+    chunked body, its 413 once over the limit; a GET's body under it, its head alone first). The answer, as read."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         return _sent_behind_the_answer_on(sock, first, behind, how)
 
@@ -338,6 +338,10 @@ def _sent_behind_the_answer_on(sock: socket.socket, first: str, behind: bytes, h
         body = b" " * 70_000
         first_part = _chunked_head(first) + b"%x\r\n" % len(body) + body[:66_000]
         rest = [body[66_000:] + b"\r\n0\r\n\r\n"]
+    elif how == "get-body-400":  # a body under the limit, on a GET: refused as its head is read, the body still to come
+        wire = _post_keep("/v1/models", first, b" " * 300, "GET").encode()
+        first_part, tail = wire[:-300], wire[-300:]
+        rest = [tail]
     else:
         method, path = ("GET", "/v1/models") if how == "get-400" else ("POST", CHAT)
         wire = _post_keep(path, first, b" " * 70_000, method).encode()
@@ -354,7 +358,7 @@ def _sent_behind_the_answer_on(sock: socket.socket, first: str, behind: bytes, h
     return answer
 
 
-@pytest.mark.parametrize("how", ["too-large-413", "get-400", "body-then-head", "chunked"])
+@pytest.mark.parametrize("how", ["too-large-413", "get-400", "body-then-head", "chunked", "get-body-400"])
 def test_a_request_pipelined_behind_a_refused_body_is_recorded_however_its_bytes_fall(
     proxy: Any, otlp: OtlpReceiver, access: AccessLines, how: str
 ) -> None:
@@ -362,10 +366,11 @@ def test_a_request_pipelined_behind_a_refused_body_is_recorded_however_its_bytes
     closes, reading on for LINGER_S: a request pipelined behind that body is recorded refused as it was, unanswered,
     whether its bytes come in the read that held the body's head or after the answer. Before 2026-12-07 only in the
     first case: as the client's send fell into reads (a CI run, under load, read the 70 KB send in two), it was dropped
-    with no record."""
+    with no record. So too behind a body under the limit refused before it all came (a GET carrying one): before
+    2026-12-07 nothing after its answer was read."""
     first, second = "5eed00000000000000000000000005d1", "5eed00000000000000000000000005d2"
     answer = _sent_behind_the_answer(proxy.bound.http.port, first, how, _get_models(second, "Host: x\r\n").encode())
-    status, code = (400, "invalid_request") if how == "get-400" else (413, "request_too_large")
+    status, code = (400, "invalid_request") if how.startswith("get-") else (413, "request_too_large")
     assert answer.startswith(b"HTTP/1.1 %d " % status) and answer.count(b"HTTP/1.1 ") == 1, answer[:200]
     assert_unserved(otlp, access, second, code)
 
