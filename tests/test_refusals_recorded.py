@@ -557,3 +557,32 @@ def test_a_client_leaving_with_requests_behind_a_refused_body_is_heard_while_the
     assert until(lambda: not http.connections)
     recorded = {getattr(r, "trace_id", None) for r in access.records}
     assert not recorded & set(behind[PIPELINE_DEPTH:]), recorded
+
+
+def test_reading_paused_before_a_refused_body_comes_is_resumed_and_what_is_behind_it_recorded(
+    proxy: Any, vllm: Any, loop_thread: Any, otlp: OtlpReceiver, access: AccessLines
+) -> None:
+    """A call being served, PIPELINE_DEPTH + 1 requests pipelined behind it (reading pauses), then, in a send of their
+    own, a body over limits.max_body_bytes and requests behind it: reading resumes as the queue is served (its bytes
+    were not read yet: nothing was refused then), each request before the refused body is answered, then the 413, and
+    those behind it are recorded refused as it was."""
+    server, _ = vllm
+    http = proxy.process._http
+    before = [f"5eed0000000000000000000000000{0x620 + n:03x}" for n in range(PIPELINE_DEPTH + 1)]
+    behind = [f"5eed0000000000000000000000000{0x640 + n:03x}" for n in range(3)]
+    with socket.create_connection(("127.0.0.1", proxy.bound.http.port), timeout=10) as sock:
+        sock.sendall(_gated_stream("5eed000000000000000000000000061d"))
+        assert until(lambda: len(server.data_requests()) == 1)  # being served, held at the upstream
+        (conn,) = http.connections
+        sock.sendall(b"".join(_get_models(trace_id, "Host: x\r\n").encode() for trace_id in before))
+        assert until(lambda: len(conn.queue) == PIPELINE_DEPTH + 1 and not conn._reading)  # paused
+        sock.sendall(_post_keep(CHAT, "5eed000000000000000000000000063f", b" " * 70_000).encode()
+                     + b"".join(_get_models(trace_id, "Host: x\r\n").encode() for trace_id in behind))  # fmt: skip
+        for _ in range(16):  # the stream's events (8), let through
+            server.release(loop_thread.loop)
+        replies = _read_to_end(sock)
+    answers = (replies.count(b"HTTP/1.1 200 "), replies.count(b"HTTP/1.1 413 "))
+    assert answers == (PIPELINE_DEPTH + 2, 1), replies[-300:]
+    assert replies.rindex(b"HTTP/1.1 200 ") < replies.index(b"HTTP/1.1 413 ")
+    for trace_id in behind:
+        assert_unserved(otlp, access, trace_id, "request_too_large")
