@@ -471,6 +471,30 @@ def test_a_body_pipelined_behind_one_refused_past_the_bodies_budget_holds_nothin
     assert http.held == 0
 
 
+def test_a_request_behind_a_whole_body_refused_past_the_bodies_budget_is_recorded_after_the_answer(
+    vllm: Any, otlp: OtlpReceiver, make_proxy: Any, access: AccessLines
+) -> None:
+    """A body refused 503 past limits.bodies_max_bytes that came whole before its answer: the connection lingers after
+    the answer, reading on, and a request pipelined behind it whose bytes come after the answer is recorded `overloaded`.
+    Before 2026-12-07 the connection was closed outright with the answer (a refusal answered whole set `_broken` back):
+    that request was dropped with no record, and a client still sending could have lost the answer to a reset."""
+    _, upstream = vllm
+    config = CONFIG.replace("max_body_bytes: 65536", "max_body_bytes: 65536\n  bodies_max_bytes: 65536")
+    proxy = make_proxy(config, UPSTREAM=upstream, OTLP=f"http://127.0.0.1:{otlp.port}")
+    http, port = proxy.process._http, proxy.bound.http.port
+    second = "5eed00000000000000000000000005f6"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as holding:
+        holding.sendall(_post_head("5eed00000000000000000000000005f0", 65_000) + b"h" * 60_000)
+        assert until(lambda: http.held == 60_000)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(_post_head("5eed00000000000000000000000005f5", 20_000) + b"a" * 20_000)
+            assert _read_to_end(sock).startswith(b"HTTP/1.1 503 ")
+            sock.sendall(_get_models(second, "Host: x\r\n").encode())
+            assert_unserved(otlp, access, second, "overloaded")
+    assert until(lambda: not http.connections)
+    assert http.held == 0
+
+
 UPGRADING = "Host: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n"
 BEHIND_LAST = {
     "malformed": BAD_METHOD,

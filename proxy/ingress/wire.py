@@ -901,7 +901,10 @@ class HttpConnection(asyncio.Protocol):
                 if refusal is not None:
                     self.closed_by = type(refusal)
                     await self._refused(item, refusal)
-                    self._broken = not item.complete  # its body may still come: dropped while closing
+                    # its body may still come: dropped while closing. Not set back when it came whole, refused as it
+                    # came (past limits.bodies_max_bytes, `_keep`): the connection lingers, reading on behind it
+                    # (`_behind`); before 2026-12-07 it was closed outright with the answer, what came after unrecorded
+                    self._broken = self._broken or not item.complete
                 else:
                     await server.handler(item, self)
                     if self.queue:  # a pipelined request waits: is the client reading its replies? (written now)
