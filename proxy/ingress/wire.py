@@ -927,11 +927,13 @@ class HttpConnection(asyncio.Protocol):
             if stop:
                 break
             if not item.keep_alive or item.too_large or not item.complete:
-                if not item.complete and not self._broken and item.failed is None and self.closed_by is not None:
-                    # refused before its body was all in (a GET carrying one, 400): the rest of that body is dropped as
+                if not item.complete and not self._broken and self.closed_by is not None:
+                    # refused before its body was all in (a GET carrying one, 400; a head refused as it was parsed,
+                    # `failed`, two Host fields: its framing is read all the same): the rest of that body is dropped as
                     # it comes, read on for the requests pipelined behind it, recorded refused as it was (`_behind`),
                     # as behind a body over the limit. Before 2026-12-07 nothing more was read: one whose bytes came
-                    # after the answer was dropped with no record
+                    # after the answer was dropped with no record. (Not once `_broken`: its framing failed, or its
+                    # body was dropped already, `_drop`, or stopped coming, 408)
                     self._drop(item)
                 self._broken = self._broken or not item.complete  # a body still coming is dropped while closing
                 # (nothing is read behind one that closes the connection itself but one asking to upgrade)
