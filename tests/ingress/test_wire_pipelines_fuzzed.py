@@ -1,8 +1,9 @@
 """Random pipelines on one connection, at the socket (`proxy.ingress.wire`): good requests (Content-Length, chunked,
 HTTP/1.0, `Connection: close`), bodies over limits.max_body_bytes (413) or past limits.bodies_max_bytes (503), a GET
-carrying a body (400, not read), heads the listener cannot read, requests asking to upgrade, a head cut short at the
-end; the bytes sent in pieces split at random bytes; the client reading to the end, half-closing, or leaving at once
-(or reading to the end and keeping its end open, `run`'s `hold`: LINGER_S a case, for longer runs than this test's).
+carrying a body (400, not read), a head refused as it is parsed (two Host fields, 400), heads the listener cannot read,
+requests asking to upgrade, a head cut short at the end; the bytes sent in pieces split at random bytes; the client
+reading to the end, half-closing, or leaving at once (or reading to the end and keeping its end open, `run`'s `hold`:
+LINGER_S a case, for longer runs than this test's).
 Whatever comes, every request whose head the listener read is answered, or recorded unserved (`record_unserved`), or
 its handler cancelled (its client gone), exactly once, in the order sent; those before the first that ends the
 connection (one that closes it, a head it cannot read) all are, and the PIPELINE_DEPTH first behind a refused body,
@@ -35,7 +36,10 @@ LIMITS = Limits(
 )  # fmt: skip
 # the connection's end, at most: a head or body left to time out, then LINGER_S, with room for a loaded machine
 ENDS_WITHIN_S: float = LIMITS.header_timeout_s + LIMITS.idle_timeout_s + 2 * LINGER_S + 5
-KINDS = ("get", "post", "chunked", "big", "big-chunked", "get-body", "mid", "close", "http10", "upgrade", "malformed")
+KINDS = (
+    "get", "post", "chunked", "big", "big-chunked", "get-body", "bad-head", "mid", "close", "http10", "upgrade",
+    "malformed",
+)  # fmt: skip
 
 
 def request_bytes(kind: str, n: int) -> bytes:
@@ -58,6 +62,8 @@ def request_bytes(kind: str, n: int) -> bytes:
         )
     if kind == "get-body":
         return b"GET /r HTTP/1.1\r\n" + head + b"Content-Length: 30\r\n\r\n" + b"g" * 30
+    if kind == "bad-head":  # refused as parsed (`failed`): in the serve loop once its body is in, else when asked for
+        return b"POST /r HTTP/1.1\r\n" + head + b"Host: y\r\nContent-Length: 30\r\n\r\n" + b"d" * 30
     if kind == "close":
         return b"GET /r HTTP/1.1\r\n" + head + b"Connection: close\r\n\r\n"
     if kind == "http10":
@@ -107,7 +113,9 @@ def make_server(log: Log) -> HttpServer:
         conn.reply(request, 200, b"text/plain", b"ok %d" % (n or 0))
 
     async def record_refusal(request: Request, error: ProxyError, conn: HttpConnection) -> list[tuple[str, str]]:
-        log.events.append(("refused-head", error.status) if not request.method else ("answered", _id(request), 503))
+        log.events.append(
+            ("refused-head", error.status) if not request.method else ("answered", _id(request), error.status)
+        )
         return []
 
     def record_unserved(request: Request, conn: HttpConnection, whole: bool) -> None:
@@ -161,7 +169,9 @@ def expected(kinds: Sequence[str]) -> tuple[list[int], list[int]]:
             behind -= 1
             if kind in ("close", "http10"):
                 state = "stopped"
-            elif kind == "upgrade":  # the reading stops with its read: what follows it there is recorded
+            elif kind == "upgrade" or (kind == "bad-head" and soft):
+                # the reading stops with its read: what follows it there is recorded; a head refused as parsed is
+                # served behind a GET's body all in as it was answered (`soft`): as below
                 state = "loose"
         elif kind in ("big", "big-chunked"):
             behind = PIPELINE_DEPTH
@@ -171,7 +181,9 @@ def expected(kinds: Sequence[str]) -> tuple[list[int], list[int]]:
             behind, soft = PIPELINE_DEPTH, True
         elif kind in ("close", "http10"):
             state = "stopped"
-        elif kind == "upgrade":
+        elif kind in ("upgrade", "bad-head"):
+            # (behind a head refused as parsed: those read before its answer recorded, none after when its body was in
+            # as it was answered, the connection closed with it; else read on, as behind a GET's body)
             state = "loose"
     return must, never
 
