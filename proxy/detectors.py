@@ -2327,9 +2327,10 @@ def _iban_read_to_its_end(t: _Text, digits: int) -> int:
         grouped, written = grouped.replace(bytes((sep,)), b""), written.replace(bytes((sep,)), b"")
     if len(grouped) != length or grouped.translate(_LEADS).find(b"#") >= 0 or not _mod97(written.decode()):
         return -1
-    # one group of more joined by a dash or a dot as its groups are: a longer number, but for a card (read after the
-    # check: a card's Luhn for each look-alike, `DE88.3704.….00.4111.1111.1111.1111`, was 1.9 times main's time)
-    return -1 if splits and t.after(end) in _JOINED_ON[sep] and not _card_joined_after(t, end) else end
+    # one group of more joined by a dash or a dot as its groups are: a longer number, but for a card or a phone (read
+    # after the check: a card's Luhn for each look-alike, `DE88.3704.….00.4111.1111.1111.1111`, was 1.9 times main's
+    # time)
+    return -1 if splits and t.after(end) in _JOINED_ON[sep] and not _value_joined_after(t, end) else end
 
 
 # what stands between an IBAN's groups: a space, or a dash or a dot joining them all (`_IBAN`, `_IBAN_JOINED`)
@@ -2378,8 +2379,8 @@ def _joined_iban(t: _Text, start: int, end: int, sep: int) -> bool:
     compact = t.raw[start:end].replace(bytes((sep,)), b"").decode()
     if _IBAN_LENGTHS.get(compact[:2].upper()) != len(compact) or not _mod97(compact):
         return False
-    # (so after it, but for a card: `_card_joined_after`, read after the check, as `_iban_read_to_its_end` reads it)
-    return not (t.after(end) == sep and t.after(end + 1) in _WORDISH) or _card_joined_after(t, end)
+    # (so after it, but for a card or a phone: `_value_joined_after`, read after the check, by `_iban_ending`)
+    return not (t.after(end) == sep and t.after(end + 1) in _WORDISH) or _iban_ending(t, start + 2) == end
 
 
 def _card_joined_after(t: _Text, end: int) -> bool:
@@ -2402,9 +2403,49 @@ def _card_joined_after(t: _Text, end: int) -> bool:
 _CARD_JOINED_SO: Final = {joint: bytes((joint,)) + bytes((joint,)).join([b"0000"] * 4) for joint in (45, 46)}
 
 
+def _value_joined_after(t: _Text, end: int) -> bool:
+    """Whether what follows the dash or dot joined to an IBAN's end (`end`) as its groups are is a card or a phone:
+    four groups of four joined the same way (`_card_joined_after`), or one the card or phone finder finds there when
+    the rest of its run of numbers is read alone, as after a space (`DE89-3704-0044-0532-0130-00-555-123-4567`,
+    `DE89.….00.555-123-4567`, `DE89-….00-4111 1111 1111 1111`): the run is the IBAN and that value, no longer number.
+    Read as one group of more, neither was found, and `mask` left both in clear, until 2026-12-07. A run longer than
+    `_TAIL_MOST`, or going on past a stream scanner's window, is none so (read with what follows, in the next)."""
+    if _card_joined_after(t, end):
+        return True
+    first = end + 1
+    if t.classes.startswith(b"0000", first) and t.after(first + 4) == t.classes[end]:
+        # the IBAN's groups of four going on, but for a card of four: a longer number's (read alone, a phone,
+        # `…-1332-1234-5678-9012`, or a card of 18 digits, Luhn-valid one time in ten, `…-6533-7710-5345-6562-4911-30`)
+        return False
+    run = _TAIL_RUN.match(t.classes, first, first + _TAIL_MOST + 1)  # (matches, if only "")
+    last = run.end() if run is not None else first
+    if last == first or last > first + _TAIL_MOST or _ends_a_window(t, last):
+        return False
+    # the run and the character after it (a word's joins the value to it), cut where a character not ASCII is
+    tail, joint = _Text(t.raw[first : last + 1].decode("utf-8", "replace")), t.classes[end]
+    return any(_ends_the_run(tail, found, joint) for found in _cards(tail)) or any(
+        _ends_the_run(tail, found, joint) for found in _phones(tail)
+    )
+
+
+def _ends_the_run(tail: _Text, found: tuple[int, int], joint: int) -> bool:
+    """Whether a value found in the rest of an IBAN's run read alone (`_value_joined_after`) starts it, and nothing
+    more is joined after it by the IBAN's dash or dot (`DE89-….00-4111-1111-1111-1111-22`, a card the card finder
+    reads before a short group, is one longer number's groups, no IBAN and card), nor by a word."""
+    start, end = found
+    after = tail.after(end)
+    return start == 0 and after not in _WORDISH and not (after == joint and tail.after(end + 1) in _WORDISH)
+
+
+# a run of numbers after an IBAN's end (`_value_joined_after`): digits and what a card's or a phone's groups are split
+# by, or a row's; the longest read so, past a card with its expiry and code or a phone with its country's code
+_TAIL_RUN: Final = re.compile(rb"[0 ().+/:,_-]*")
+_TAIL_MOST: Final = 64
+
+
 def _iban_ends_at(t: _Text, joint: int) -> bool:
     """Whether an IBAN read as long as its country's code says (`_iban_ending`) ends at `joint`, the dash or dot a card
-    or a phone is joined to it by (`_card_joined_after`, `… 00-4111-1111-1111-1111`, `… 00.555-123-4567`): read as
+    or a phone is joined to it by (`_value_joined_after`, `… 00-4111-1111-1111-1111`, `… 00.555-123-4567`): read as
     after a space, not as a longer number's groups or a decimal's."""
     first = max(0, joint - _IBAN_MOST)
     leads = t.classes[first:joint].translate(_LEADS)
