@@ -2453,8 +2453,8 @@ def _value_joined_after(t: _Text, end: int) -> bool:
         return False
     run = _TAIL_RUN.match(t.classes, first, first + _TAIL_MOST + 1)  # (matches, if only "")
     last = run.end() if run is not None else first
-    if last == first or last > first + _TAIL_MOST or _ends_a_window(t, last):
-        return False
+    if last > first + _TAIL_MOST or _ends_a_window(t, last) or t.classes.count(48, first, last) < 9:
+        return False  # (fewer digits than a phone's fewest: no value, and no text to read it in made)
     # the run and the character after it (a word's joins the value to it), cut where a character not ASCII is
     tail, joint = _Text(t.raw[first : last + 1].decode("utf-8", "replace")), t.classes[end]
     return any(_ends_the_run(tail, found, joint) for found in _cards(tail)) or any(
