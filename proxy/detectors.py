@@ -1484,6 +1484,14 @@ def _phone_among(t: _Text, start: int, end: int) -> tuple[int, int] | None:
         and _WRITTEN_AS_A_PHONE.search(classes, lead.start(), end) is None
     ):
         return None  # (bare numbers in a row with others: a table's, `_listed`; or going on past a stream's window)
+    if t.before(start) in b"-." and _iban_ends_at(t, start - 1):
+        # (a phone written so joined to an IBAN's end, a row after it, read as after a space: as a piece after a sign,
+        # `DE89370400440532013000.555-123-4567 1 1 …` was none whole, a phone streamed in a window ending after it)
+        piece = _PHONE_PIECE_AFTER_IBAN.match(classes, start, end)
+        if piece is not None and _WRITTEN_AS_A_PHONE.search(classes, start, piece.end()) is not None:
+            phone = _phone(t, start, piece.end())
+            if phone is not None:
+                return phone
     # (`end` is where the row the candidate was cut in ends, `_ROW_ON`: its last piece is read whole, as it is alone,
     # `2024-01-15 2024-01-16 555-123-4567`, `4111 1111 1111 1111 555-123-4567`; before 2026-12-04 only its part within
     # `_PHONE`'s reach was, and no phone was found)
@@ -1740,6 +1748,8 @@ _PHONE_THEN_CARD: Final = re.compile(rb"(?<!0)(?<!0 )0+(?: 0+)+? 0000 0000 0000 
 # a piece of a phone candidate that may be one alone: nine digits or more from where a number starts, split by at
 # most one of a phone's separators (an area code in brackets and the space after it are its piece's: `(555) 123-4567`)
 _PHONE_PIECE: Final = re.compile(rb"(?<![0).-])\(?0(?:(?:\) |[().-])?0){8,}")
+# the same after a dash or a dot that ends an IBAN (`_phone_among`), read as after a space
+_PHONE_PIECE_AFTER_IBAN: Final = re.compile(rb"\(?0(?:(?:\) |[().-])?0){8,}")
 _WRITTEN_AS_A_PHONE: Final = re.compile(rb"[().-]")
 _WRITTEN_OR_TEN: Final = re.compile(rb"[().-]|0{10}")
 
@@ -2442,8 +2452,8 @@ def _value_joined_after(t: _Text, end: int) -> bool:
     four groups of four joined the same way (`_card_joined_after`), or one the card or phone finder finds there when
     the rest of its run of numbers is read alone, as after a space (`DE89-3704-0044-0532-0130-00-555-123-4567`,
     `DE89.….00.555-123-4567`, `DE89-….00-4111 1111 1111 1111`): the run is the IBAN and that value, no longer number.
-    Read as one group of more, neither was found, and `mask` left both in clear, until 2026-12-07. A run longer than
-    `_TAIL_MOST`, or going on past a stream scanner's window, is none so (read with what follows, in the next)."""
+    Read as one group of more, neither was found, and `mask` left both in clear, until 2026-12-07. A run going on past
+    a stream scanner's window is none so (read with what follows, in the next)."""
     if _card_joined_after(t, end):
         return True
     first = end + 1
@@ -2453,7 +2463,13 @@ def _value_joined_after(t: _Text, end: int) -> bool:
         return False
     run = _TAIL_RUN.match(t.classes, first, first + _TAIL_MOST + 1)  # (matches, if only "")
     last = run.end() if run is not None else first
-    if last > first + _TAIL_MOST or _ends_a_window(t, last) or t.classes.count(48, first, last) < 9:
+    if last > first + _TAIL_MOST:
+        # (a longer run: read to its last white space so far, as a stream scanner's window ending there reads it;
+        # refused, a phone streamed in a window ending after it was found with the IBAN, none whole)
+        last = t.classes.rfind(32, first, first + _TAIL_MOST)
+        if last < 0:
+            return False
+    if _ends_a_window(t, last) or t.classes.count(48, first, last) < 9:
         return False  # (fewer digits than a phone's fewest: no value, and no text to read it in made)
     # the run and the character after it (a word's joins the value to it), cut where a character not ASCII is
     tail, joint = _Text(t.raw[first : last + 1].decode("utf-8", "replace")), t.classes[end]

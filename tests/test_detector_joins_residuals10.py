@@ -72,9 +72,23 @@ def test_what_else_a_dashed_or_dotted_iban_is_joined_to_is_none(text: str) -> No
     assert _streamed_differ(ALL, text) == []
 
 
-def test_a_run_past_the_reach_of_the_rest_read_alone_is_one_longer_number() -> None:
-    # the rest of the run after the joint is read alone as far as `_TAIL_MOST` characters: a row longer than that is
-    # read as before, one longer number's groups, nothing found (whole or streamed)
-    text = "acct DE89-3704-0044-0532-0130-00-555-123-4567" + " 1" * 40
-    assert ALL.scan_output(text) == set()
-    assert _streamed_differ(ALL, text) == []
+# prose around a text, so that each piece fed is read in a window of its own (a piece shorter than the stream's
+# overlap waits for more, and a short text cut in two is read whole)
+PAD = "word " * 30
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "acct DE89-3704-0044-0532-0130-00-555-123-4567" + " 1" * 40,
+        "acct DE89.3704.0044.0532.0130.00.555-123-4567" + " 1" * 40,
+        "acct DE89370400440532013000.555-123-4567" + " 1" * 40,
+        "acct DE89 3704 0044 0532 0130 00-555-123-4567" + " 1" * 40,
+    ],
+)
+def test_a_phone_joined_to_an_ibans_end_then_a_row_is_found_whole_and_streamed(text: str) -> None:
+    # the phone, a piece of the row after a sign, was none whole; streamed in a window ending after it, a phone (and
+    # the rest of a dashed or dotted IBAN's run read longer than a window's, no IBAN whole, one streamed)
+    assert ALL.scan_output(text) == {"pii:iban", "pii:phone"}
+    assert ALL.mask(text).startswith("acct [pii:iban]")
+    assert _streamed_differ(ALL, f"{PAD}{text} {PAD}") == []
