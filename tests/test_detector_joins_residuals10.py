@@ -55,6 +55,10 @@ def test_a_value_joined_by_an_ibans_own_dash_or_dot_is_found_with_it(
         "acct DE89.3704.0044.0532.0130.00.555-123-4567x",
         "acct DE89.3704.0044.0532.0130.00.4111.1111.1111.1111.1111",
         "acct DE89-3704-0044-0532-0130-00-4111-1111-1111-1111-22",
+        # (a value the finders read alone, then more joined by the joint: `_ends_the_run`)
+        "acct DE89-3704-0044-0532-0130-00-555-123-4567-x",
+        "acct DE89-3704-0044-0532-0130-00-4111111111111111-1",
+        "acct DE89-3704-0044-0532-0130-00-4111 1111 1111 1111-1",
         # the IBAN's groups of four going on: a phone or a card read alone, but one longer number's groups here
         "acct ES91-2100-0418-4502-0005-1332-1234-5678-9012",
         # a look-alike, its check digits wrong
@@ -69,6 +73,20 @@ def test_a_value_joined_by_an_ibans_own_dash_or_dot_is_found_with_it(
 def test_what_else_a_dashed_or_dotted_iban_is_joined_to_is_none(text: str) -> None:
     assert ALL.scan_output(text) == set()
     assert ALL.mask(text) == text
+    assert _streamed_differ(ALL, text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        # a value read alone after a group of the run's: the group is the IBAN's going on, the value is found as alone
+        ("acct DE89-3704-0044-0532-0130-00-12/555-123-4567", "acct DE89-3704-0044-0532-0130-00-12/[pii:phone]"),
+        ("acct DE89.3704.0044.0532.0130.00.12/555-123-4567", "acct DE89.3704.0044.0532.0130.00.12/[pii:phone]"),
+    ],
+)
+def test_a_value_after_a_group_joined_to_an_ibans_end_is_found_as_alone(text: str, masked: str) -> None:
+    assert ALL.scan_output(text) == {"pii:phone"}
+    assert ALL.mask(text) == masked
     assert _streamed_differ(ALL, text) == []
 
 
