@@ -2477,7 +2477,11 @@ def _value_joined_after(t: _Text, end: int) -> bool:
         last = t.classes.rfind(32, first, first + _TAIL_MOST)
         if last < 0:
             return False
-    if _ends_a_window(t, last) or t.classes.count(48, first, last) < 9:
+    # (the value starting the run is digits and a card's or a phone's separators: its digits are before the run's first
+    # `,` `/` `:` or `_`; counted in the whole run, each IBAN of 1 MB of `DE89-….00-555,123,4567,1,2,…,20 ` had its run
+    # read by the card and phone finders, none found, in 1.3 times main's time)
+    value = _TAIL_VALUE.match(t.classes, first, last)
+    if _ends_a_window(t, last) or value is None or t.classes.count(48, first, value.end()) < 9:
         return False  # (fewer digits than a phone's fewest: no value, and no text to read it in made)
     # the run and the character after it (a word's joins the value to it), cut where a character not ASCII is
     tail, joint = _Text(t.raw[first : last + 1].decode("utf-8", "replace")), t.classes[end]
@@ -2499,6 +2503,8 @@ def _ends_the_run(tail: _Text, found: tuple[int, int], joint: int) -> bool:
 # by, or a row's; the longest read so, past a card with its expiry and code or a phone with its country's code
 _TAIL_RUN: Final = re.compile(rb"[0 ().+/:,_-]*")
 _TAIL_MOST: Final = 64
+# what a value starting that run may hold (`_value_joined_after`): digits and a card's or a phone's separators
+_TAIL_VALUE: Final = re.compile(rb"[0 ().+-]*")
 
 
 def _iban_ends_at(t: _Text, joint: int) -> bool:

@@ -174,6 +174,17 @@ def test_a_list_of_country_heads_is_read_as_ibans_only_where_one_may_end(unit: s
     assert ALL.scan(f"ref {unit}DE89 3704 0044 0532 0130 00") == {"pii:iban"}
 
 
+def test_a_dashed_ibans_run_of_numbers_with_no_value_at_its_start_is_not_read_by_the_finders() -> None:
+    """The rest of a dashed IBAN's run is read alone by the card and phone finders (`_value_joined_after`) only where
+    its first characters, before a comma, may hold a value's nine digits: each was read, none found, 329 lines a unit
+    (303 before the rest was read), and 1 MB of them took 1.3 times as long to scan."""
+    text = "DE89-3704-0044-0532-0130-00-555,123,4567,1,2,3,4,5,6,7,8,9,10,11,12 " * 1000
+    steps = python_lines(lambda: ALL.scan(text), detectors.__file__)
+    assert steps < 315 * 1000  # (308 a unit)
+    assert ALL.scan(text) == frozenset()
+    assert ALL.scan("DE89-3704-0044-0532-0130-00-555-123-4567,1,2") == {"pii:iban", "pii:phone"}
+
+
 def test_a_list_of_old_unix_times_is_read_once_for_a_recent_one() -> None:
     """A list of ten-digit numbers read as Unix times before 2009 (phones, `_dated`) was read again to its end for
     each of its numbers and each phone found in it: 8,000 took 66 s, and 88 KB of them before one recent time 147 s
