@@ -398,7 +398,12 @@ def write_stdout(data: bytes) -> None:
     if sys.stdout is None:  # (said so in the export's failure line, not as `'NoneType' object has no attribute`)
         raise OSError("the proxy was started with no stdout (1>&-): console spans have nowhere to go")
     sys.stdout.flush()  # what `print` left buffered (the ready line) goes first
-    fd = sys.stdout.fileno()
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, ValueError, OSError):  # a stdout of no file (io.StringIO, a test's capture, an embedder's)
+        sys.stdout.write(data.decode("utf-8", "replace"))  # written as `print` wrote it: no other process shares it
+        sys.stdout.flush()
+        return
     _stdout_lock_for(fd).write(fd, data)
 
 
