@@ -153,7 +153,8 @@ def header_text(fields: Iterable[tuple[str, str | bytes]]) -> str | None:
     the detectors to read apart from the request's texts (for labels only: never captured nor digested, as any field
     may hold a credential): None when every field is framing (`HEADER_FRAMING`, most calls) or a
     trace id (`TRACE_IDS`).
-    Names in lower case (gRPC's are; HTTP's are lowered here), a binary value read as UTF-8 (`binary_text`)."""
+    Names in lower case (gRPC's are; HTTP's are lowered here), a binary value read as UTF-8 (`binary_text`), and one
+    that is not UTF-8 as Latin-1 too, a line of its own of the same name (`_latin1_line`)."""
     lines: list[str] | None = None
     for name, value in fields:
         key = name.lower()
@@ -169,7 +170,20 @@ def header_text(fields: Iterable[tuple[str, str | bytes]]) -> str | None:
         if lines is None:
             lines = []
         lines.append(f"{key}: {text}")
+        if type(value) is bytes and not text.isascii() and _UNDECODED.search(text) is not None:
+            lines.append(_latin1_line(key, value))
     return "\n".join(lines) if lines is not None else None
+
+
+def _latin1_line(key: str, value: bytes) -> str:
+    """A gRPC binary value that is not UTF-8 as Latin-1 (a line break a space, as `binary_text` reads it): MLServer
+    hands its model the bytes, which a model decodes as it likes, bytes that are not UTF-8 most often as Latin-1 or
+    Windows-1252 (whose letters are Latin-1's), as a BYTES tensor element that is not UTF-8 is read
+    (`not_utf8_element`) and an HTTP field (MLServer hands its model that decoded as Latin-1). Read as U+FFFD alone, a
+    phone written with no-break spaces, `555\\xa0123\\xa04567`, reached MLServer's model labelled `scan:truncated`
+    only (before 2026-12-07); the call is still labelled so (EBCDIC, other charsets, stay unread)."""
+    text = str(value, "latin-1")
+    return f"{key}: " + (text.replace("\n", " ") if "\n" in text else text)
 
 
 # the bytes of a gRPC binary entry (`-bin`) that are not UTF-8, as `binary_text` keeps them (`surrogateescape`: each
@@ -306,10 +320,14 @@ def passed_key_text(beside: str | None, authorization: str, name: str = "authori
     """`beside` with the caller's `Authorization` (or its binary twin, `name` `authorization-bin`, its bytes as text),
     passed on as it came where no caller has a key (the upstream's own auth), which an OIP or KServe server hands its
     model as any field (`Bearer alice@example.com`; MLServer a gRPC binary value as its bytes): read, but for a
-    credential that is a UUID, an id as a cookie's is (`_SESSION_ID`: one in about 600 reads as a phone number)."""
+    credential that is a UUID, an id as a cookie's is (`_SESSION_ID`: one in about 600 reads as a phone number). Its
+    bytes that are not UTF-8 (`field_text`'s marks) are read as Latin-1 too, a line of its own (`_latin1_line`)."""
     if _SESSION_ID.fullmatch(authorization.partition(" ")[2].strip(" \t")) is not None:
         return beside
-    return _with_line(beside, f"{name}: {authorization}")
+    beside = _with_line(beside, f"{name}: {authorization}")
+    if authorization.isascii() or _UNDECODED.search(authorization) is None:
+        return beside
+    return _with_line(beside, _latin1_line(name, authorization.encode("utf-8", "surrogateescape")))
 
 
 def named_fields(text: str, named: re.Pattern[str]) -> str | None:
