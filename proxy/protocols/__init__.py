@@ -1329,6 +1329,31 @@ def own_template(data: dict[str, Any]) -> bool:
     return type(arguments) is dict and arguments.get("chat_template") is not None
 
 
+# the fields that hold a grammar or a regular expression a server holds the model's output to (llama.cpp's and
+# llama-cpp-python's GBNF `grammar`, vLLM's `guided_grammar` and `guided_regex`), and `structured_outputs`' own
+# (vLLM's: its `grammar` and `regex`)
+GRAMMARS: Final = frozenset({"grammar", "guided_grammar", "guided_regex", "structured_outputs"})
+_STRUCTURED_GRAMMARS: Final = ("grammar", "regex")
+
+
+def own_grammar(data: dict[str, Any]) -> bool:
+    """Whether a request brings a grammar or a regular expression (`GRAMMARS`) a server holds the model's output to:
+    a program, as a chat template of the request's own is (`own_template`), which writes text standing nowhere in it
+    (GBNF's escapes, `"alice\\x40example.com"`, its literals run together, `"alice" "@" "example.com"`, a class,
+    `[@]`; a regular expression's `alice@example\\.com`): llama-cpp-python's server held SmolLM2 to each, and it wrote
+    `alice@example.com`. Its literal text is scanned, as any string is; what it writes is content the proxy cannot
+    read (`scan:truncated`). A JSON schema is read whole, as the text it is. Most bodies hold none of these keys: a
+    caller looks first (`GRAMMARS.isdisjoint(data)`, in C), not calling this."""
+    for key in ("grammar", "guided_grammar", "guided_regex"):
+        value = data.get(key)
+        if type(value) is str and value:
+            return True
+    structured = data.get("structured_outputs")
+    if type(structured) is not dict:
+        return False
+    return any(type(value) is str and value for value in map(structured.get, _STRUCTURED_GRAMMARS))
+
+
 def _holds_text(value: Any, numbers: bool) -> bool:
     found: list[str] = []
     return not user_strings(value, found, None, None, numbers) or bool(found)  # (one not looked at whole may: said to)

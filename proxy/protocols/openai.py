@@ -21,6 +21,7 @@ from proxy.errors import InvalidRequest
 from proxy.flow import UPSTREAM, Checkpoint, Outcome, ProtocolName
 from proxy.protocols import _FEW as _FEW_FLAT
 from proxy.protocols import (
+    GRAMMARS,
     LOADERS,
     NOT_DATA,
     Fetch,
@@ -35,6 +36,7 @@ from proxy.protocols import (
     load_request_json,
     named_as_fields,
     nested_named_as_fields,
+    own_grammar,
     own_template,
     reply_json,
     request_json_as_utf8,
@@ -242,12 +244,13 @@ def read_request(operation: str, body: bytes) -> Request:
     texts: list[str] = []
     reprinted: list[str] = []  # numbers of tool calls' arguments as servers print them (most calls: none)
     whole = request_strings(data, _RENDERED[operation], texts, reprinted) and all_joined and walked
-    # token ids (vLLM, llama.cpp), prompt embeddings and a template of the request's own: what the model reads
+    # token ids (vLLM, llama.cpp), prompt embeddings, a template or a grammar of the request's own: what the model reads
     # there, the proxy cannot
     # (a request already cut short is not looked through again: its parts may be millions)
     whole = (
         whole
         and not ("prompt_embeds" in data or (not plain and unread_parts(data.get("messages"))) or own_template(data))
+        and (GRAMMARS.isdisjoint(data) or not own_grammar(data))
         and not (token_ids(data.get("prompt")) or token_ids(data.get("input")) or token_ids(data.get("content")))
     )
     names = _PARAMS  # (a module's constant, read once: compiled, each read is a lookup in the module's dict)
@@ -321,6 +324,7 @@ def read_native(operation: str, body: bytes) -> Request:
     joined, all_joined = join_text_parts(messages, size=len(body)) if messages is not None else ((), True)
     whole = whole and all_joined
     whole = whole and not ("prompt_embeds" in data or unread_parts(messages) or own_template(data))
+    whole = whole and (GRAMMARS.isdisjoint(data) or not own_grammar(data))
     whole = whole and not any(token_ids(data.get(key)) for key in _NATIVE_TOKENS)
     names = _NATIVE_PARAMS
     limit = "n_predict" if "n_predict" in data else "max_tokens"

@@ -1,0 +1,92 @@
+"""A grammar or a regular expression a request holds the model's output to (llama-cpp-python's and llama.cpp's GBNF
+`grammar`, vLLM's `guided_grammar`, `guided_regex`, `structured_outputs`' `grammar` and `regex`) is a program, as a
+chat template of the request's own is: it writes text standing nowhere in it. The proxy read its literal text alone,
+so a GBNF escape (`"alice\\x40example.com"`), literals run together (`"alice" "@" "example.com"`) or a class (`[@]`)
+took the real llama-cpp-python server's model to write `alice@example.com` for a purpose the zone of addresses
+forbids, the request unlabelled (the reply labelled, after the model wrote it). Such a request is now
+`scan:truncated`, its literal text read as before; a JSON schema is read whole, as the text it is."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from proxy.protocols.openai import NATIVE, read_native, read_request
+from tests.harness import LLAMACPP_HEAD, ProxyHandle
+
+ADDRESS = "alice@example.com"
+CONFIG = (
+    LLAMACPP_HEAD
+    + """zones:
+  - name: mail
+    labels: [pii:email]
+    allow_purposes: [assistant]
+  - name: unread
+    labels: [scan:truncated]
+    allow_purposes: [assistant]
+detectors: [email]
+lineage:
+  store: ${STORE}
+"""
+)
+# each holds the model to the address, written so that no string of it is one
+GRAMMARS = {
+    "escape": 'root ::= "alice\\x40example.com"',
+    "literals": 'root ::= "alice" "@" "example.com"',
+    "class": 'root ::= "alice" [@] "example.com"',
+}
+BODY: dict[str, Any] = {"model": "smollm2", "messages": [{"role": "user", "content": "Write it."}], "max_tokens": 24,
+                        "temperature": 0, "seed": 7}  # fmt: skip
+
+
+@pytest.mark.realserver
+@pytest.mark.parametrize("grammar", list(GRAMMARS.values()), ids=list(GRAMMARS))
+def test_a_grammar_of_the_requests_own_is_refused_where_unread_data_is(
+    grammar: str, llama: str, make_proxy: Any
+) -> None:
+    body = {**BODY, "grammar": grammar}
+    direct = httpx.post(f"{llama}/v1/chat/completions", json=body, timeout=120)
+    assert direct.json()["choices"][0]["message"]["content"] == ADDRESS  # what the real server's model writes
+    proxy: ProxyHandle = make_proxy(CONFIG, UPSTREAM=llama)
+    url = f"{proxy.url}/v1/chat/completions"
+    refused = httpx.post(url, json=body, headers={"x-purpose": "marketing"}, timeout=120)
+    assert refused.status_code == 403, refused.text  # (before: 200, the address written)
+    assert "scan:truncated" in refused.json()["error"]["message"]
+    allowed = httpx.post(url, json=body, timeout=120)  # for the purpose the zones allow: as directly
+    assert allowed.status_code == 200 and allowed.json()["choices"][0]["message"]["content"] == ADDRESS
+    assert "scan:truncated" in allowed.headers["x-data-labels"].split(",")
+
+
+@pytest.mark.realserver
+def test_a_json_schema_is_read_whole_not_unread(llama: str, make_proxy: Any) -> None:
+    proxy: ProxyHandle = make_proxy(CONFIG, UPSTREAM=llama)
+    body = {**BODY, "response_format": {"type": "json_object", "schema": {"type": "string", "enum": ["red", "blue"]}}}
+    reply = httpx.post(f"{proxy.url}/v1/chat/completions", json=body, headers={"x-purpose": "marketing"}, timeout=120)
+    assert reply.status_code == 200 and reply.headers["x-data-labels"] == "", reply.headers
+
+
+@pytest.mark.parametrize(
+    ("fields", "unread"),
+    [
+        ({"grammar": GRAMMARS["literals"]}, True),
+        ({"guided_grammar": GRAMMARS["class"]}, True),
+        ({"guided_regex": "alice@example\\.com"}, True),
+        ({"structured_outputs": {"regex": "alice@example\\.com"}}, True),
+        ({"structured_outputs": {"grammar": GRAMMARS["escape"]}}, True),
+        ({"structured_outputs": {"choice": ["red", "blue"]}}, False),  # its literals, read as they are
+        ({"structured_outputs": {"json": {"type": "string"}}}, False),
+        ({"guided_json": {"type": "string"}}, False),
+        ({"grammar": ""}, False),  # (none: llama-cpp-python's default)
+        ({"grammar": None}, False),
+        ({}, False),
+    ],
+)
+def test_a_request_holding_a_grammar_is_unread(fields: dict[str, Any], unread: bool) -> None:
+    for operation, content in (("chat", {"messages": BODY["messages"]}), ("text_completion", {"prompt": "Write it."})):
+        request = read_request(operation, orjson.dumps({"model": "m", **content, **fields}))
+        assert request.unscanned is unread, (operation, fields)
+    native = read_native(NATIVE["/completion"], orjson.dumps({"prompt": "Write it.", **fields}))
+    assert native.unscanned is unread, fields
