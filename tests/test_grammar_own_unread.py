@@ -4,7 +4,8 @@ chat template of the request's own is: it writes text standing nowhere in it. Th
 so a GBNF escape (`"alice\\x40example.com"`), literals run together (`"alice" "@" "example.com"`) or a class (`[@]`)
 took the real llama-cpp-python server's model to write `alice@example.com` for a purpose the zone of addresses
 forbids, the request unlabelled (the reply labelled, after the model wrote it). Such a request is now
-`scan:truncated`, its literal text read as before; a JSON schema is read whole, as the text it is."""
+`scan:truncated`, its literal text read as before; a JSON schema is read whole, as the text it is. So is a TGI
+call whose `parameters.grammar` is a regular expression (`{"type": "regex", "value": "alice@example\\.com"}`)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,10 @@ import pytest
 
 from proxy.protocols.openai import NATIVE, read_native, read_request
 from tests.harness import LLAMACPP_HEAD, ProxyHandle
+from tests.servers.tgi import Tgi
+from tests.test_tgi_native import tgi
+
+__all__ = ["tgi"]  # (the fixture, shared)
 
 ADDRESS = "alice@example.com"
 CONFIG = (
@@ -90,3 +95,22 @@ def test_a_request_holding_a_grammar_is_unread(fields: dict[str, Any], unread: b
         assert request.unscanned is unread, (operation, fields)
     native = read_native(NATIVE["/completion"], orjson.dumps({"prompt": "Write it.", **fields}))
     assert native.unscanned is unread, fields
+
+
+@pytest.mark.parametrize(
+    ("grammar", "unread"),
+    [
+        ({"type": "regex", "value": "alice@example\\.com"}, True),
+        ({"type": "json", "value": {"enum": ["red", "blue"]}}, False),  # read whole
+    ],
+)
+def test_a_tgi_regex_grammar_is_unread(grammar: dict[str, Any], unread: bool, tgi: Tgi, make_proxy: Any) -> None:
+    """TGI holds the output to `parameters.grammar`; a regular expression writes `alice@example.com` from
+    `alice@example\\.com`, which the proxy read as text alone (before: forwarded for a purpose the zone of addresses
+    refuses, unlabelled)."""
+    proxy: ProxyHandle = make_proxy(CONFIG, UPSTREAM=tgi.url)
+    body = {"inputs": "Write it.", "parameters": {"grammar": grammar, "max_new_tokens": 8}}
+    reply = httpx.post(f"{proxy.url}/generate", json=body, headers={"x-purpose": "marketing"}, timeout=30)
+    assert (reply.status_code == 403) is unread, reply.text
+    assert ("scan:truncated" in reply.text) is unread
+    assert (tgi.received == []) is unread  # nothing reached the model
