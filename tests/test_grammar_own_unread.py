@@ -81,6 +81,9 @@ def test_a_json_schema_is_read_whole_not_unread(llama: str, make_proxy: Any) -> 
         ({"guided_regex": "alice@example\\.com"}, True),
         ({"structured_outputs": {"regex": "alice@example\\.com"}}, True),
         ({"structured_outputs": {"grammar": GRAMMARS["escape"]}}, True),
+        ({"response_format": {"type": "regex", "value": "alice@example\\.com"}}, True),  # TGI's chat API's
+        ({"response_format": {"type": "json_object"}}, False),
+        ({"response_format": {"type": "json", "value": {"enum": ["red"]}}}, False),
         ({"structured_outputs": {"choice": ["red", "blue"]}}, False),  # its literals, read as they are
         ({"structured_outputs": {"json": {"type": "string"}}}, False),
         ({"guided_json": {"type": "string"}}, False),

@@ -1330,9 +1330,10 @@ def own_template(data: dict[str, Any]) -> bool:
 
 
 # the fields that hold a grammar or a regular expression a server holds the model's output to (llama.cpp's and
-# llama-cpp-python's GBNF `grammar`, vLLM's `guided_grammar` and `guided_regex`), and `structured_outputs`' own
-# (vLLM's: its `grammar` and `regex`)
-GRAMMARS: Final = frozenset({"grammar", "guided_grammar", "guided_regex", "structured_outputs"})
+# llama-cpp-python's GBNF `grammar`, vLLM's `guided_grammar` and `guided_regex`), and those that may hold one: vLLM's
+# `structured_outputs` (its `grammar` and `regex`), TGI's `response_format` (`{"type": "regex", "value": ...}`, its
+# chat API's `GrammarType`)
+GRAMMARS: Final = frozenset({"grammar", "guided_grammar", "guided_regex", "structured_outputs", "response_format"})
 _STRUCTURED_GRAMMARS: Final = ("grammar", "regex")
 
 
@@ -1340,11 +1341,16 @@ def own_grammar(data: dict[str, Any]) -> bool:
     """Whether a request brings a grammar or a regular expression (`GRAMMARS`) a server holds the model's output to:
     a program, as a chat template of the request's own is (`own_template`), which writes text standing nowhere in it
     (GBNF's escapes, `"alice\\x40example.com"`, its literals run together, `"alice" "@" "example.com"`, a class,
-    `[@]`; a regular expression's `alice@example\\.com`): llama-cpp-python's server held SmolLM2 to each, and it wrote
-    `alice@example.com`. Its literal text is scanned, as any string is; what it writes is content the proxy cannot
-    read (`scan:truncated`). A JSON schema is read whole, as the text it is. Most bodies hold none of these keys: a
-    caller looks first (`GRAMMARS.isdisjoint(data)`, in C), not calling this."""
-    for key in ("grammar", "guided_grammar", "guided_regex"):
+    `[@]`, each of which llama-cpp-python's server held SmolLM2 to, and it wrote `alice@example.com`; a regular
+    expression's `alice@example\\.com`). Its literal text is scanned, as any string is; what it writes is content the
+    proxy cannot read (`scan:truncated`). A JSON schema is read whole, as the text it is. Most bodies hold none of
+    these keys: a caller looks first (`GRAMMARS.isdisjoint(data)`, in C), not calling this."""
+    formats = data.get("response_format")
+    if type(formats) is dict and formats.get("type") == "regex" and type(formats.get("value")) is str:
+        return True
+    if _GRAMMAR_FIELDS.isdisjoint(data):  # (in C: a body with a `response_format` holds none of the others, most)
+        return False
+    for key in _GRAMMAR_STRINGS:
         value = data.get(key)
         if type(value) is str and value:
             return True
@@ -1352,6 +1358,10 @@ def own_grammar(data: dict[str, Any]) -> bool:
     if type(structured) is not dict:
         return False
     return any(type(value) is str and value for value in map(structured.get, _STRUCTURED_GRAMMARS))
+
+
+_GRAMMAR_STRINGS: Final = ("grammar", "guided_grammar", "guided_regex")
+_GRAMMAR_FIELDS: Final = GRAMMARS - {"response_format"}
 
 
 def _holds_text(value: Any, numbers: bool) -> bool:
