@@ -590,12 +590,15 @@ class Pipeline:
         joined = names[0] if len(names) == 1 else "\n".join(names)  # (what `scan_all` reads)
         return _NONE if self.detectors.finds_nothing(joined) else self.detectors.scan(joined)
 
-    def _passed_on(self, request: Request, header: Header, trace: TraceContext, beside: str | None) -> str | None:
+    def _passed_on(
+        self, request: Request, protocol: str, header: Header, trace: TraceContext, beside: str | None
+    ) -> str | None:
         """`beside` (the header fields the ingress read) with the two the upstream is sent as they came, or not, as the
         call decides, which an OIP or KServe server hands its model too: the `tracestate` forwarded with the trace, and
         the caller's `Authorization` (and its binary twin, `authorization-bin`: gRPC's, decoded, or an HTTP field so
-        named) where no caller has a key and its route's upstream none of its own (a call a zone reroutes is sent
-        neither, and is read all the same: read before the decision)."""
+        named, which `passed_key_text` reads as the model is handed each) where no caller has a key and its route's
+        upstream none of its own (a call a zone reroutes is sent neither, and is read all the same: read before the
+        decision)."""
         if trace.tracestate is not None:
             beside = tracestate_text(beside, trace.tracestate)
         if not self.strips_auth:
@@ -604,10 +607,11 @@ class Pipeline:
             if authorization is not None or binary is not None:
                 routed = self.policy.route(request.model)
                 if routed is None or not routed[1].api_key:
+                    field = protocol != "oip-grpc"  # (an HTTP field: handed decoded as Latin-1; gRPC: its bytes)
                     if authorization is not None:
-                        beside = passed_key_text(beside, authorization)
+                        beside = passed_key_text(beside, authorization, "authorization", field)
                     if binary is not None:
-                        beside = passed_key_text(beside, binary, KEY_BIN)
+                        beside = passed_key_text(beside, binary, KEY_BIN, field)
         return beside
 
     def _to_kserve(self, request: Request) -> bool:
@@ -646,7 +650,7 @@ class Pipeline:
             return None
         if self.reads_all_fields:  # (most configs)
             beside = fields() if fields is not None else None
-            return self._passed_on(request, header, trace, beside) if passed_on else beside
+            return self._passed_on(request, protocol, header, trace, beside) if passed_on else beside
         named: re.Pattern[str] | None = None
         routed = self.policy.route(request.model)
         if routed is not None:
@@ -657,7 +661,7 @@ class Pipeline:
             named = self.fields_named.get(name)
         beside = fields() if fields is not None else None
         if passed_on:
-            beside = self._passed_on(request, header, trace, beside)
+            beside = self._passed_on(request, protocol, header, trace, beside)
         return beside if named is None or beside is None else named_fields(beside, named)
 
     def _beside_labels(self, beside: str) -> frozenset[str]:

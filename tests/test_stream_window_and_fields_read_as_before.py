@@ -89,10 +89,10 @@ def _old_fields(
     beside = FIELDS if grpc or protocol in ("oip", "kserve") else None
     fields = (lambda: FIELDS) if not grpc and p.kserve_openai and protocol == "openai" else None
     if protocol in _FIELDS_TO_MODEL and request.operation != "passthrough":
-        beside = p._passed_on(request, header, trace, beside)
+        beside = p._passed_on(request, protocol, header, trace, beside)
     elif p.kserve_openai and protocol == "openai":
         if p._to_kserve(request):
-            beside = p._passed_on(request, header, trace, fields() if fields is not None else beside)
+            beside = p._passed_on(request, protocol, header, trace, fields() if fields is not None else beside)
         else:
             beside = None
     if p.reads_all_fields:

@@ -316,16 +316,21 @@ def tracestate_text(beside: str | None, tracestate: str) -> str:
     return _with_line(beside, "tracestate: " + _TRACESTATE_ID.sub(" ", ",".join(members)))
 
 
-def passed_key_text(beside: str | None, authorization: str, name: str = "authorization") -> str | None:
+def passed_key_text(
+    beside: str | None, authorization: str, name: str = "authorization", field: bool = True
+) -> str | None:
     """`beside` with the caller's `Authorization` (or its binary twin, `name` `authorization-bin`, its bytes as text),
     passed on as it came where no caller has a key (the upstream's own auth), which an OIP or KServe server hands its
     model as any field (`Bearer alice@example.com`; MLServer a gRPC binary value as its bytes): read, but for a
-    credential that is a UUID, an id as a cookie's is (`_SESSION_ID`: one in about 600 reads as a phone number). Its
-    bytes that are not UTF-8 (`field_text`'s marks) are read as Latin-1 too, a line of its own (`_latin1_line`)."""
+    credential that is a UUID, an id as a cookie's is (`_SESSION_ID`: one in about 600 reads as a phone number). Read
+    as Latin-1 too, a line of its own (`_latin1_line`), as the model is handed it: an HTTP field (`field`) that is not
+    ASCII, which MLServer hands its model decoded as Latin-1 whatever its bytes, as the other fields are read
+    (`http._oip_header_text`: `alice×@example.com` in UTF-8 is `aliceÃ\x97@example.com`, an address); gRPC binary
+    metadata (`field` False) where its bytes are not UTF-8 (`field_text`'s marks), as `header_text` reads it."""
     if _SESSION_ID.fullmatch(authorization.partition(" ")[2].strip(" \t")) is not None:
         return beside
     beside = _with_line(beside, f"{name}: {authorization}")
-    if authorization.isascii() or _UNDECODED.search(authorization) is None:
+    if authorization.isascii() or not (field or _UNDECODED.search(authorization) is not None):
         return beside
     return _with_line(beside, _latin1_line(name, authorization.encode("utf-8", "surrogateescape")))
 
