@@ -82,6 +82,9 @@ def test_a_json_schema_is_read_whole_not_unread(llama: str, make_proxy: Any) -> 
         ({"structured_outputs": {"regex": "alice@example\\.com"}}, True),
         ({"structured_outputs": {"grammar": GRAMMARS["escape"]}}, True),
         ({"response_format": {"type": "regex", "value": "alice@example\\.com"}}, True),  # TGI's chat API's
+        ({"regex": "alice@example\\.com"}, True),  # SGLang's (its OpenAI API's `regex` and `ebnf`)
+        ({"ebnf": GRAMMARS["literals"]}, True),
+        ({"response_format": {"type": "regex", "value": ""}}, False),  # (none, as an empty `grammar`)
         ({"response_format": {"type": "json_object"}}, False),
         ({"response_format": {"type": "json", "value": {"enum": ["red"]}}}, False),
         ({"structured_outputs": {"choice": ["red", "blue"]}}, False),  # its literals, read as they are
@@ -105,6 +108,7 @@ def test_a_request_holding_a_grammar_is_unread(fields: dict[str, Any], unread: b
     [
         ({"type": "regex", "value": "alice@example\\.com"}, True),
         ({"type": "json", "value": {"enum": ["red", "blue"]}}, False),  # read whole
+        ({"type": "regex", "value": ""}, False),  # (none, as an empty `grammar`)
     ],
 )
 def test_a_tgi_regex_grammar_is_unread(grammar: dict[str, Any], unread: bool, tgi: Tgi, make_proxy: Any) -> None:

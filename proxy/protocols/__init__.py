@@ -1330,23 +1330,24 @@ def own_template(data: dict[str, Any]) -> bool:
 
 
 # the fields that hold a grammar or a regular expression a server holds the model's output to (llama.cpp's and
-# llama-cpp-python's GBNF `grammar`, vLLM's `guided_grammar` and `guided_regex`), and those that may hold one: vLLM's
-# `structured_outputs` (its `grammar` and `regex`), TGI's `response_format` (`{"type": "regex", "value": ...}`, its
-# chat API's `GrammarType`)
-GRAMMARS: Final = frozenset({"grammar", "guided_grammar", "guided_regex", "structured_outputs", "response_format"})
+# llama-cpp-python's GBNF `grammar`, vLLM's `guided_grammar` and `guided_regex`, SGLang's `regex` and `ebnf`), and those
+# that may hold one: vLLM's `structured_outputs` (its `grammar` and `regex`), TGI's `response_format` (`{"type":
+# "regex", "value": ...}`, its chat API's `GrammarType`: `regex_grammar`)
+GRAMMARS: Final = frozenset(
+    {"grammar", "guided_grammar", "guided_regex", "regex", "ebnf", "structured_outputs", "response_format"}
+)
 _STRUCTURED_GRAMMARS: Final = ("grammar", "regex")
 
 
 def own_grammar(data: dict[str, Any]) -> bool:
-    """Whether a request brings a grammar or a regular expression (`GRAMMARS`) a server holds the model's output to:
-    a program, as a chat template of the request's own is (`own_template`), which writes text standing nowhere in it
-    (GBNF's escapes, `"alice\\x40example.com"`, its literals run together, `"alice" "@" "example.com"`, a class,
-    `[@]`, each of which llama-cpp-python's server held SmolLM2 to, and it wrote `alice@example.com`; a regular
+    """Whether a request brings a grammar or a regular expression (`GRAMMARS`, not empty) a server holds the model's
+    output to: a program, as a chat template of the request's own is (`own_template`), which writes text standing
+    nowhere in it (GBNF's escapes, `"alice\\x40example.com"`, its literals run together, `"alice" "@" "example.com"`, a
+    class, `[@]`, each of which llama-cpp-python's server held SmolLM2 to, and it wrote `alice@example.com`; a regular
     expression's `alice@example\\.com`). Its literal text is scanned, as any string is; what it writes is content the
     proxy cannot read (`scan:truncated`). A JSON schema is read whole, as the text it is. Most bodies hold none of
     these keys: a caller looks first (`GRAMMARS.isdisjoint(data)`, in C), not calling this."""
-    formats = data.get("response_format")
-    if type(formats) is dict and formats.get("type") == "regex" and type(formats.get("value")) is str:
+    if regex_grammar(data.get("response_format")):
         return True
     if _GRAMMAR_FIELDS.isdisjoint(data):  # (in C: a body with a `response_format` holds none of the others, most)
         return False
@@ -1360,7 +1361,16 @@ def own_grammar(data: dict[str, Any]) -> bool:
     return any(type(value) is str and value for value in map(structured.get, _STRUCTURED_GRAMMARS))
 
 
-_GRAMMAR_STRINGS: Final = ("grammar", "guided_grammar", "guided_regex")
+def regex_grammar(grammar: Any) -> bool:
+    """Whether `grammar` is TGI's grammar of a regular expression, `{"type": "regex", "value": ...}` (its
+    `parameters.grammar`, its chat API's `response_format`), not empty: a program, as `own_grammar`'s are."""
+    if type(grammar) is not dict or grammar.get("type") != "regex":
+        return False
+    pattern = grammar.get("value")
+    return type(pattern) is str and pattern != ""
+
+
+_GRAMMAR_STRINGS: Final = ("grammar", "guided_grammar", "guided_regex", "regex", "ebnf")
 _GRAMMAR_FIELDS: Final = GRAMMARS - {"response_format"}
 
 

@@ -26,6 +26,7 @@ from proxy.protocols import (
     Request,
     Target,
     load_request_json,
+    regex_grammar,
     rendered_strings,
     request_json_as_utf8,
     request_strings,
@@ -107,7 +108,7 @@ def read_request(target: Target, body: bytes) -> Request:
         if key == _ADAPTER:
             version = TGI_ADAPTER + value if type(value) is str and value else None
         elif key == _GRAMMAR:
-            whole = rendered_strings(value, texts, budget=budget) and whole and not _regex(value)
+            whole = rendered_strings(value, texts, budget=budget) and whole and not regex_grammar(value)
         else:
             whole = user_strings(value, texts, None, budget) and whole
             name = _PARAMS.get(key)
@@ -116,14 +117,6 @@ def read_request(target: Target, body: bytes) -> Request:
     stream = target.stream or data.get("stream") is True
     return Request(model, "generate", stream, tuple(texts), tuple(params), unscanned=not whole, version=version,
                    decoded=unescaped(body, texts), unrouted=not model)  # fmt: skip
-
-
-def _regex(grammar: Any) -> bool:
-    """Whether a `parameters.grammar` is a regular expression (`{"type": "regex", "value": ...}`): a program the
-    output is held to, which writes text standing nowhere in it (`alice@example\\.com`), as a grammar of a request's
-    own is (`own_grammar`); what it writes is content the proxy cannot read (`scan:truncated`). A JSON schema is read
-    whole, as the text it is."""
-    return type(grammar) is dict and grammar.get("type") == "regex" and type(grammar.get("value")) is str
 
 
 class TgiObserver(SseObserver):
