@@ -7,12 +7,14 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 
 from proxy.cli import main
-from proxy.record.store import EdgeKey, EdgeRow, SqliteStore
+from proxy.record.integrity import Report
+from proxy.record.store import EdgeKey, SqliteStore
 from tests.record.test_integrity import keyed_store, tamper
 
 
@@ -97,22 +99,24 @@ def test_the_help_says_what_integrity_does() -> None:
 def test_a_flow_written_after_the_verdict_is_not_drawn(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A write committed between the verdict and the read of the rows (here, as the rows are about to be read, by a
-    writer beside the reader: WAL) is not in the report: its rows are those of the snapshot the chain was verified in."""
+    """A write committed after the verdict (here, once it is given, before the reader's transaction ends, by a writer
+    beside the reader: WAL) is not in the report: its rows are those the verdict compared, in the snapshot the chain
+    was verified in."""
     path, key = keyed(tmp_path)
-    rows = SqliteStore._rows
+    verify = SqliteStore._verify
 
-    def written_meanwhile(store: SqliteStore) -> list[EdgeRow]:
+    def written_meanwhile(store: SqliteStore, *args: Any, **kwargs: Any) -> tuple[Report, list[Any]]:
+        found = verify(store, *args, **kwargs)
         writer = SqliteStore(path, key=b"kept-out-of-the-store's-reach")
         writer.upsert([(EdgeKey("latecomer", "assistant", "a", "ck", "", "allow"), 104.0, 104.0, 1, None)])
         writer.close()
-        return rows(store)
+        return found
 
-    monkeypatch.setattr(SqliteStore, "_rows", written_meanwhile)
+    monkeypatch.setattr(SqliteStore, "_verify", written_meanwhile)
     out = tmp_path / "report.html"
     assert main(["report", "--store", str(path), "--out", str(out), "--integrity", *key]) == 0
     assert "3 flows, 7 calls; the record verified" in capsys.readouterr().out
     text = out.read_text(encoding="utf-8")
     assert "zone:h" in text and "latecomer" not in text  # drawn: the record verified; not: the flow written after
-    monkeypatch.setattr(SqliteStore, "_rows", rows)
+    monkeypatch.setattr(SqliteStore, "_verify", verify)
     assert any(row.key.caller == "latecomer" for row in SqliteStore(path, readonly=True).rows())  # it was written

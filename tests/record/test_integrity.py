@@ -452,6 +452,44 @@ def test_the_baseline_gate_with_integrity_judges_the_window_since_asks_for(tmp_p
     assert verify(path, *gate[:4]).returncode == 1  # the whole store: the ads flow is unapproved
 
 
+def test_an_index_rewritten_to_leave_a_row_out_hides_no_flow_from_what_reads_the_verified_record(
+    tmp_path: Path,
+) -> None:
+    """An index made partial (no denials) and then said, by hand in sqlite_master, to hold every row: SQLite reads a
+    query ordered as the index is through it. The verdict reads the table and says intact; the rows the gate judges,
+    `report --integrity` draws and `edges --copy-to` copies are those it compared, never a second read so planned."""
+    path, key_file, _ = keyed_store(tmp_path)
+    columns = "checkpoint, purpose, caller, input_labels, rule, sidecar"  # the order a reader lists edges in
+    with sqlite3.connect(path) as db:
+        db.execute(f"CREATE INDEX hide ON edges ({columns}) WHERE decision <> 'deny'")
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA writable_schema = ON")
+    db.execute("UPDATE sqlite_master SET sql = ? WHERE name = 'hide'", (f"CREATE INDEX hide ON edges ({columns})",))
+    db.commit()
+    db.close()
+    listed = subprocess.run([sys.executable, "-m", "proxy", "edges", "--store", str(path)], capture_output=True,
+                            text=True, timeout=60)  # fmt: skip
+    assert listed.returncode == 0 and "zone:h" not in listed.stdout, listed.stdout  # the table as read through it
+    assert "intact: 5 chain entries" in verify(path, "--key-file", str(key_file)).stdout
+    baseline = tmp_path / "baseline.yaml"  # approves the assistant flows, not the refused one for ads
+    baseline.write_text("version: 1\nflows:\n  - caller: app\n    purpose: assistant\n    labels: [a, b]\n")
+    judged = verify(path, "--baseline", str(baseline), "--key-file", str(key_file))
+    assert judged.returncode == 1 and "UNAPPROVED new-purpose" in judged.stdout, judged.stdout + judged.stderr
+    out = tmp_path / "report.html"
+    drawn = subprocess.run([sys.executable, "-m", "proxy", "report", "--store", str(path), "--integrity", "--key-file",
+                            str(key_file), "--out", str(out)], capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert drawn.returncode == 0 and "3 flows, 7 calls" in drawn.stdout, drawn.stdout + drawn.stderr
+    assert "zone:h" in out.read_text()
+    from proxy.record.stores import open_reader
+
+    store = open_reader(str(path))
+    try:
+        report, rows = store.for_copy(b"kept-out-of-the-store's-reach")[:2]
+    finally:
+        store.close()
+    assert report.intact and [row.key.decision for row in rows] == ["deny", "allow", "allow"]  # in a reader's order
+
+
 def test_copy_to_names_a_file_that_is_no_lineage_store_or_predates_the_chain(tmp_path: Path) -> None:
     other = tmp_path / "other.db"
     with sqlite3.connect(other) as db:
