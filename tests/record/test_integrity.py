@@ -286,6 +286,10 @@ def test_verify_reads_one_snapshot_while_writers_go_on(tmp_path: Path) -> None:
     new = EdgeKey("c", "p", "new", "ck", "", "allow")
 
     class Between:  # the reader's connection, with a write landing right after the chain is read
+        @property
+        def text_factory(self) -> object:  # the reader's: whether it reads text that is not UTF-8 as bytes escaped
+            return db.text_factory
+
         def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
             cursor = db.execute(sql, *args)
             if sql.startswith("SELECT seq, at, body"):
@@ -349,6 +353,27 @@ def test_names_in_verify_messages_cannot_write_over_the_terminal(store: Path) ->
     tamper(store, "INSERT INTO edges VALUES (?, 'p', '', '', '', 'allow', 1, 1, 1, '', NULL, '')", "\r\x1b[2Kx: intact")
     result = verify(store)
     assert result.returncode == 1 and "\x1b" not in result.stdout and "\\r\\x1b[2Kx: intact" in result.stdout
+
+
+@pytest.mark.parametrize("column", ["checkpoint", "reason"])
+def test_a_name_edited_into_the_bytes_its_escape_reads_as_is_named(tmp_path: Path, column: str) -> None:
+    """A name an upstream gave with a backslash (`m\\xffx`, signed so) and the byte it reads as (0xff) are one text to
+    a reader, which shows bytes that are not UTF-8 escaped: an edit of one into the other is named, since no writer
+    writes text that is not UTF-8."""
+    key_file = tmp_path / "chain.key"
+    key_file.write_bytes(b"kept-out-of-the-store's-reach")
+    path = tmp_path / "keyed.db"
+    store = SqliteStore(path, key=key_file.read_bytes())
+    store.upsert([(EdgeKey("app", "assistant", "a", "m\\xffx", "", "deny", "zone:h"), 1.0, 1.0, 1, "told m\\xffx")])
+    store.close()
+    assert verify(path, "--key-file", str(key_file)).returncode == 0
+    signed = {"checkpoint": "m\\xffx", "reason": "told m\\xffx"}[column]
+    tamper(path, f"UPDATE edges SET {column} = CAST(? AS TEXT)", signed.encode().replace(b"\\xff", b"\xff"))
+    result = verify(path, "--key-file", str(key_file))
+    assert result.returncode == 1 and "the store holds text that is not UTF-8" in result.stdout, result.stdout
+    listed = subprocess.run([sys.executable, "-m", "proxy", "edges", "--store", str(path), "--json"],
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert orjson.loads(listed.stdout)[column] == signed  # what every reader shows: the text the chain signed
 
 
 def pre_chain_store(path: Path) -> None:
