@@ -181,8 +181,10 @@ ON CONFLICT ({_KEY}) DO UPDATE SET
     last_seen = greatest(edges.last_seen, excluded.last_seen),
     reason = coalesce(excluded.reason, edges.reason)
 """
-# what a reader reads ({sidecar}: the column, or '' in a store not keyed by sidecar yet, `_sidecar`)
-_ROWS = f"SELECT {_COLUMNS}, reason, {{sidecar}} FROM edges ORDER BY checkpoint, purpose, caller, input_labels, 10, 12"
+# the edges as the verdict reads them ({sidecar}: the column, or '' in a store not keyed by sidecar yet, `_sidecar`),
+# and as a reader lists them
+_EDGES = f"SELECT {_COLUMNS}, reason, {{sidecar}} FROM edges"
+_ROWS = f"{_EDGES} ORDER BY checkpoint, purpose, caller, input_labels, 10, 12"
 
 
 # what a server says while it cannot take a connection for now, in libpq's (English) words. A server whose
@@ -1083,7 +1085,7 @@ class PostgresStore:
                 cur.execute("SELECT min(seq) FROM chain")
                 first = (cur.fetchone() or (None,))[0]
                 replay = self._replay(cur, replay if first == replay.first_seq else None)  # cut meanwhile: again
-                report = self._finish(cur, replay)
+                report = self._finish(cur, replay)[0]
                 if not report.intact:
                     log.error(UNVERIFIED_PURGE, redact(self.url), report.problem)
                     return 0
@@ -1162,7 +1164,7 @@ class PostgresStore:
             if cur.fetchone() is not None:
                 raise RuntimeError("it is the store being copied: its calls would count twice")
             replay = self._replay(cur, None, hashes=True)
-            report = self._finish(cur, replay, strict=False)
+            report = self._finish(cur, replay, strict=False)[0]
             if not report.intact:
                 raise RuntimeError(f"its own record does not verify, so nothing was added to it: {report.problem}")
             if params and head in report.hashes:  # a store without an origin (an earlier release's), into itself
@@ -1201,9 +1203,16 @@ class PostgresStore:
                 return replay
 
     @staticmethod
-    def _finish(cur: psycopg.Cursor[Any], replay: Replay, *, strict: bool = True) -> Report:
-        cur.execute(f"SELECT {_COLUMNS}, reason, {_sidecar(cur)} FROM edges")
-        return replay.finish(cur.fetchall(), strict=strict)
+    def _finish(
+        cur: psycopg.Cursor[Any], replay: Replay, *, strict: bool = True, ordered: bool = False
+    ) -> tuple[Report, list[Any]]:
+        """The verdict on the edges, and the rows it compared them with, read once (`ordered`: as a reader lists
+        them, `_ROWS`): a reader of the verified record (`for_copy`) takes these rows, never a second read, which
+        row security turned on by the owner after the verdict's check for it (`_oddities`), with a policy that
+        tells the two reads apart (`current_query()`), showed without a denial."""
+        cur.execute((_ROWS if ordered else _EDGES).format(sidecar=_sidecar(cur)))
+        rows = cur.fetchall()
+        return replay.finish(rows, strict=strict), rows
 
     @staticmethod
     def _held(cur: psycopg.Cursor[Any]) -> bool:
@@ -1256,7 +1265,7 @@ class PostgresStore:
         (repeatable read), so writers that go on meanwhile cannot make it disagree with itself. `retired`:
         the keys `key` replaced, oldest first."""
         with self._transaction(lock=False) as cur:
-            return self._verify(cur, key, strict=strict, retired=retired)
+            return self._verify(cur, key, strict=strict, retired=retired)[0]
 
     @staticmethod
     def _oddities(cur: psycopg.Cursor[Any]) -> str:
@@ -1282,28 +1291,35 @@ class PostgresStore:
         return ", ".join(escaped(f"{row[0]}: {row[1]}") for row in cur.fetchall())
 
     def _verify(
-        self, cur: psycopg.Cursor[Any], key: bytes | None, *, strict: bool = True, retired: tuple[bytes, ...] = ()
-    ) -> Report:
+        self,
+        cur: psycopg.Cursor[Any],
+        key: bytes | None,
+        *,
+        strict: bool = True,
+        retired: tuple[bytes, ...] = (),
+        ordered: bool = False,
+    ) -> tuple[Report, list[Any]]:
+        """The chain's verdict and the edge rows it compared (none when it did not get as far: `_finish`)."""
         schema, unclear = self._schema(cur)
         if unclear is not None:
-            return Report(0, "", False, unclear, schema=schema)
+            return Report(0, "", False, unclear, schema=schema), []
         odd = self._oddities(cur)
         if odd:
             return Report(0, "", False, f"the store has {odd}: a lineage store has none (they can change what is "
-                          "written or read)", schema=schema)  # fmt: skip
+                          "written or read)", schema=schema), []  # fmt: skip
         cur.execute("SELECT pg_catalog.to_regclass('chain') IS NULL, pg_catalog.to_regclass('meta') IS NULL")
         missing = cur.fetchone()
         if missing and (missing[0] or missing[1]):  # dropped: no PostgreSQL store was written without them
             table = "chain" if missing[0] else "meta"
-            return Report(0, "", False, f"this store has no {table} table (it was dropped)", schema=schema)
+            return Report(0, "", False, f"this store has no {table} table (it was dropped)", schema=schema), []
         dropped = dropped_column(lambda table: _columns(cur, table), _VERIFIED_COLUMNS)
         if dropped is not None:  # read, "column ... does not exist": a usage error (exit 2), not the verdict
-            return Report(0, "", False, dropped, schema=schema)
+            return Report(0, "", False, dropped, schema=schema), []
         cur.execute("SELECT value FROM meta WHERE key = 'anchor'")
         anchor = cur.fetchone()
         replay = Replay(anchor[0] if anchor else integrity.GENESIS, key, hashes=True, retired=retired)  # the caller's
-        report = self._finish(cur, self._replay(cur, replay), strict=strict)
-        return dataclasses.replace(report, schema=schema, warning=self._writers_elsewhere(cur, schema))
+        report, rows = self._finish(cur, self._replay(cur, replay), strict=strict, ordered=ordered)
+        return dataclasses.replace(report, schema=schema, warning=self._writers_elsewhere(cur, schema)), rows
 
     @staticmethod
     def _writers_elsewhere(cur: psycopg.Cursor[Any], schema: str | None) -> str | None:
@@ -1390,16 +1406,15 @@ class PostgresStore:
         self, key: bytes | None, retired: tuple[bytes, ...] = ()
     ) -> tuple[Report, list[EdgeRow], str | None, tuple[str, ...]]:
         """What `edges --copy-to` takes, read in one snapshot: the chain's verdict (`key`, and the `retired`
-        keys before it, check the signed entries), the rows, the store's origin, and the copies it holds (their
-        `copy:` tokens)."""
+        keys before it, check the signed entries), the rows it compared (`_finish`), the store's origin, and the
+        copies it holds (their `copy:` tokens)."""
         with self._transaction(lock=False) as cur:
-            report = self._verify(cur, key, retired=retired)
+            report, edges = self._verify(cur, key, retired=retired, ordered=True)
             if not report.intact:
                 return report, [], None, ()  # nothing is copied from a record that does not verify
             cur.execute("SELECT value FROM meta WHERE key = 'origin'")
             found = cur.fetchone()
-            cur.execute(_ROWS.format(sidecar=_sidecar(cur)))
-            rows = [EdgeRow.stored(row) for row in cur.fetchall()]
+            rows = [EdgeRow.stored(row) for row in edges]
             cur.execute("SELECT token FROM applied WHERE token LIKE 'copy:%%'")
             copies = tuple(str(token[0]) for token in cur.fetchall())
         return report, rows, found[0] if found else None, copies

@@ -96,3 +96,54 @@ def test_a_warning_beside_an_intact_record_is_said(postgres: PostgresServer, tmp
     assert warned.returncode == 0, warned.stdout + warned.stderr  # the record itself verifies, and is drawn
     assert f"warning: role {role} may write this store" in warned.stdout, warned.stdout + warned.stderr
     assert "Record verified" in out.read_text(encoding="utf-8")
+
+
+def test_row_security_turned_on_after_the_check_for_it_hides_no_flow(
+    postgres: PostgresServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The database's owner (no superuser, no key) turns on row security once the verdict has checked for it (here
+    as the check returns; by hand, by holding `meta` locked till the reader waits on it): a policy that hides the
+    denial from a query that orders the rows, as a reader lists them. The verdict and what is drawn and judged are
+    one read, so the denial is either compared and shown or missing from both: the record does not verify."""
+    key_file = tmp_path / "chain.key"
+    key_file.write_text("kept-out-of-the-store's-reach\n")
+    name = postgres.database().rsplit("/", 1)[1].split("?")[0]
+    postgres.require_password("lp_policy_owner", "owner-secret", owns=name)
+    url = postgres.url(name).replace("postgres@", "lp_policy_owner:owner-secret@")
+    store = PostgresStore(url, key=b"kept-out-of-the-store's-reach")
+    store.upsert([(SERVED, 100.0, 100.0, 2, None), (DENIED, 101.0, 101.0, 1, "not for ads")])
+    store.close()
+    oddities = PostgresStore._oddities
+
+    def then_row_security(cur: psycopg.Cursor[object]) -> str:
+        found = oddities(cur)
+        with psycopg.connect(url, autocommit=True) as owner:
+            owner.execute("ALTER TABLE edges ENABLE ROW LEVEL SECURITY")
+            owner.execute("ALTER TABLE edges FORCE ROW LEVEL SECURITY")  # on its owner too
+            owner.execute("CREATE POLICY hide ON edges USING (decision <> 'deny' OR "
+                          "pg_catalog.strpos(pg_catalog.current_query(), 'ORDER BY') = 0)")  # fmt: skip
+        return found
+
+    def undone() -> None:
+        with psycopg.connect(url, autocommit=True) as owner:
+            owner.execute("DROP POLICY hide ON edges")
+            owner.execute("ALTER TABLE edges NO FORCE ROW LEVEL SECURITY")
+            owner.execute("ALTER TABLE edges DISABLE ROW LEVEL SECURITY")
+
+    monkeypatch.setattr(PostgresStore, "_oddities", staticmethod(then_row_security))
+    out = tmp_path / "report.html"
+    drawn = proxy_cli.main(["report", "--store", url, "--out", str(out), "--integrity", "--key-file", str(key_file)])
+    said = capsys.readouterr()
+    assert drawn == 1 and not out.exists(), said.out + said.err  # not "Record verified" without the denial
+    assert "NOT intact" in said.out and "deny by zone:h) is in the chain but not in the store" in said.out, said.out
+    undone()
+    baseline = tmp_path / "baseline.yaml"  # approves the served flow, not the refused one
+    baseline.write_text("version: 1\nflows:\n  - caller: app\n    purpose: assistant\n    labels: [a]\n")
+    gate = ["verify", "--store", url, "--baseline", str(baseline), "--integrity", "--key-file", str(key_file)]
+    assert proxy_cli.main(gate) == 1  # the gate does not pass the refused flow unseen
+    said = capsys.readouterr()
+    assert "NOT intact" in said.out and "FAIL" in said.out, said.out + said.err
+    undone()
+    monkeypatch.setattr(PostgresStore, "_oddities", staticmethod(oddities))
+    assert proxy_cli.main(gate) == 1  # the record as it stands: it verifies, and the refused flow is unapproved
+    assert "UNAPPROVED new-purpose" in capsys.readouterr().out
