@@ -241,6 +241,9 @@ _EDITED_INTO_BYTES: Final = (
 )
 
 
+_ORIGIN: Final = "SELECT CAST(value AS BLOB) FROM meta WHERE key = 'origin'"  # `for_copy`'s, as bytes
+
+
 def _bytes_escaped(data: bytes) -> str:
     """SQLite text as a reader shows it: UTF-8, and any byte that is not as its escape (`\\xff`), so a row or chain
     entry edited with bytes is read, shown, and differs from what the chain signed."""
@@ -1012,8 +1015,11 @@ class SqliteStore:
                 if not report.intact:  # nothing is taken from a record that does not verify (a row edited into
                     return report, [], None, ()  # a blob too, which a read of the rows would raise on)
                 meta = self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
-                found = self._db.execute("SELECT value FROM meta WHERE key = 'origin'").fetchone() if meta else None
-                return report, in_read_order(EdgeRow.stored(row) for row in rows), found[0] if found else None, ()
+                # read as bytes, shown escaped as every reader shows text that is not UTF-8: no chain entry signs the
+                # origin, so bytes in it never make a record the verdict called intact one that does not verify
+                found = self._db.execute(_ORIGIN).fetchone() if meta else None
+                origin = _bytes_escaped(found[0]) if found else None
+                return report, in_read_order(EdgeRow.stored(row) for row in rows), origin, ()
 
         return self._decoded(read)
 

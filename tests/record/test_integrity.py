@@ -376,6 +376,27 @@ def test_a_name_edited_into_the_bytes_its_escape_reads_as_is_named(tmp_path: Pat
     assert orjson.loads(listed.stdout)[column] == signed  # what every reader shows: the text the chain signed
 
 
+def test_an_origin_edited_into_bytes_is_one_verdict_for_verify_and_what_reads_the_verified_record(
+    tmp_path: Path,
+) -> None:
+    """The origin (`meta`, which `edges --copy-to` reads beside the verdict, and no chain entry signs) edited into
+    bytes that are not UTF-8: the record `verify --integrity` calls intact is the one `report --integrity` draws and
+    the gate judges, not one they call NOT intact for text the verdict never read."""
+    path, key_file, _ = keyed_store(tmp_path)
+    tamper(path, "UPDATE meta SET value = CAST(? AS TEXT) WHERE key = 'origin'", b"an-origin\xff")
+    said = verify(path, "--key-file", str(key_file))
+    assert said.returncode == 0 and "intact: 5 chain entries" in said.stdout, said.stdout + said.stderr
+    out = tmp_path / "report.html"
+    drawn = subprocess.run([sys.executable, "-m", "proxy", "report", "--store", str(path), "--integrity", "--key-file",
+                            str(key_file), "--out", str(out)], capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert drawn.returncode == 0 and "3 flows, 7 calls" in drawn.stdout, drawn.stdout + drawn.stderr
+    baseline = tmp_path / "baseline.yaml"  # approves the assistant flows, not the refused one for ads
+    baseline.write_text("version: 1\nflows:\n  - caller: app\n    purpose: assistant\n    labels: [a, b]\n")
+    judged = verify(path, "--baseline", str(baseline), "--key-file", str(key_file))
+    assert judged.returncode == 1 and "UNAPPROVED new-purpose" in judged.stdout, judged.stdout + judged.stderr
+    assert "NOT intact" not in judged.stdout
+
+
 def pre_chain_store(path: Path) -> None:
     """A store as releases before the chain wrote it: the edges table alone."""
     with sqlite3.connect(path) as db:
