@@ -1,7 +1,8 @@
 """`report --integrity` on a PostgreSQL store, as on a SQLite file: a record edited by hand is not drawn (exit 1, the
 first broken link printed, no report written, one there before left as it was); one that verifies is drawn from the
-rows read in the verdict's own snapshot, never from a table written after the verdict; and what `verify --integrity`
-warns of beside an intact record (a writer role whose search path finds another schema first) is said too."""
+very rows its verdict compared, in its own snapshot, never from a table written or a policy turned on after the
+verdict; and what `verify --integrity` warns of beside an intact record (a writer role whose search path finds another
+schema first) is said too."""
 
 from __future__ import annotations
 
