@@ -127,6 +127,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from proxy.errors import StartupError
 
     try:
+        from proxy.server import console_refusal
+
+        refusal = console_refusal(None, config.telemetry)  # said before anything is claimed, as a store's is
+        if refusal is not None:
+            raise StartupError(refusal)
         if args.workers == 1:
             return run_single(args.config, config)
         return run_workers(args.config, config, args.workers)

@@ -389,6 +389,26 @@ class WholeLineHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self._writer.exit_flush(EXIT_WAIT_S)
 
 
+NO_STDOUT: Final = "the proxy was started with no stdout (1>&-)"
+
+
+def stdout_unwritable() -> str | None:
+    """Why this process's stdout takes no write, said as a start or a reload to `exporter: console` is refused: with
+    none (`1>&-`, Python's `sys.stdout` is None) or one open for reading alone (`1</dev/null`, each write EBADF), every
+    span would fail from the first call on. None when it takes writes, or is no file (a test's capture)."""
+    if sys.stdout is None:
+        return NO_STDOUT
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, ValueError, OSError):  # a stdout of no file: written as `print` writes (`write_stdout`)
+        return None
+    try:
+        mode = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE
+    except OSError:  # (closed since the start)
+        return NO_STDOUT
+    return "the proxy's stdout is open for reading only (1</dev/null)" if mode == os.O_RDONLY else None
+
+
 def write_stdout(data: bytes) -> None:
     """Whole lines onto stdout, whole (the console exporter's spans, `serve`'s ready line). With `--workers N` every
     process writes to the same stdout, where a pipe takes a write whole only up to PIPE_BUF (4096 bytes): two workers'
@@ -396,7 +416,7 @@ def write_stdout(data: bytes) -> None:
     non-blocking (`_write_all` waits for room) Python's buffered stdout wrote what had room and dropped the rest,
     raising nothing."""
     if sys.stdout is None:  # (said so in the export's failure line, not as `'NoneType' object has no attribute`)
-        raise OSError("the proxy was started with no stdout (1>&-): console spans have nowhere to go")
+        raise OSError(f"{NO_STDOUT}: console spans have nowhere to go")
     sys.stdout.flush()  # what `print` left buffered (the ready line) goes first
     try:
         fd = sys.stdout.fileno()

@@ -353,18 +353,33 @@ def _unbuildable(build: Callable[[Telemetry], object], telemetry: Telemetry) -> 
     return None
 
 
+def console_refusal(current: Telemetry | None, new: Telemetry) -> str | None:
+    """Why `new`'s spans cannot go to stdout (`exporter: console` with none to write to: `logs.stdout_unwritable`), in
+    the words a start refused for it, or a reload from `current` (None: the start), says. Before, such a start served
+    and every span failed, said once in a line of the export's; a reload that keeps a console exporter is not refused
+    for it (the start already was, or stdout went away since: its failures say so)."""
+    if new.exporter != "console" or (current is not None and current.exporter == "console"):
+        return None
+    why = logs.stdout_unwritable()
+    if why is None:
+        return None
+    return (f"telemetry.exporter: console: {why}, where its spans would have nowhere to go (start it with a stdout, a "
+            f"file or a pipe, or set telemetry.exporter to otlp or none)")  # fmt: skip
+
+
 def reload_refusal(current: Config, store: str | None, new: Config, files: ReloadFiles) -> str | None:
     """Why a process running `current`, recording to `store`, cannot apply `new` at all, known before anything is made
     for it: listen.tls added or removed, or its files as the reload read them (`files`) unusable, a gRPC upstream's
-    too, a require_record zone without a store, a spool that could not be kept. One rule for a worker's reload
-    (`ProxyProcess._refusal`) and its `--workers` supervisor's (`as_reloaded`): a worker restarted later runs the
-    config its siblings do."""
+    too, a require_record zone without a store, a spool that could not be kept, console spans with no stdout. One rule
+    for a worker's reload (`ProxyProcess._refusal`) and its `--workers` supervisor's (`as_reloaded`): a worker restarted
+    later runs the config its siblings do."""
     return (
         ProxyProcess._cannot_apply(current.listen.tls, new.listen.tls)
         or ProxyProcess._cannot_use(files.listener)
         or _unread(new.upstreams, files.upstreams)
         or ProxyProcess._cannot_record(store, new)
         or ProxyProcess._cannot_spool(current, new, files.spool)
+        or console_refusal(current.telemetry, new.telemetry)
     )
 
 

@@ -687,7 +687,8 @@ def announce(bound: Bound, digest: str = "") -> None:
     write, taking turns with the spans and, when stderr is stdout (`2>&1`), with the log lines. A `print` took no turn,
     and under PYTHONUNBUFFERED wrote the line and its newline apart: a log line written between them broke both (3 of 12
     runs of test_console_spans_whole's `2>&1` tests)."""
-    if sys.stdout is not None:  # (started with no stdout, `1>&-`: said nowhere, as a `print` said it)
+    if logs.stdout_unwritable() is None:  # (with none, `1>&-`, or one open for reading alone, `1</dev/null`: said
+        # nowhere; the second's write raised EBADF and ended the start with a traceback, exit 1)
         logs.write_stdout(f"lineage-proxy ready {bound.describe()}\n".encode())
     log.info("serving %s", bound.describe(), extra={"config_sha256": digest} if digest else None)
 

@@ -1,6 +1,8 @@
 """`serve` started with no stdout (`1>&-`: Python's `sys.stdout` is None) stops on SIGTERM with exit 0, as it does
-otherwise; before, its exit flushed `sys.stdout` and exited 1 with an AttributeError's traceback. Console spans,
-which then have nowhere to go, fail in a line that says why, counted as any failed export."""
+otherwise; before, its exit flushed `sys.stdout` and exited 1 with an AttributeError's traceback. With
+`exporter: console`, whose spans would then have nowhere to go (nor with a stdout open for reading alone), it refuses
+its start in one line, exit 1, as a store it cannot open is refused, and a reload to that exporter is refused: before,
+it served and every span failed, said once in an export's line."""
 
 from __future__ import annotations
 
@@ -9,8 +11,10 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Final
 
 import httpx
+import pytest
 
 from tests.harness import dead_port
 from tests.servers.vllm_like import SERVED
@@ -20,22 +24,62 @@ listen: {http: "127.0.0.1:PORT"}
 upstreams: [{name: vllm, url: "UPSTREAM"}]
 routes: [{model: "*", upstream: vllm}]
 policy: {anonymous: allow, default_purpose: assistant}
-telemetry: {exporter: console}
+telemetry: {exporter: SPANS_TO}
 lineage: {store: "STORE"}
 """
 
 
-def test_a_serve_without_stdout_stops_with_0_and_says_where_its_spans_went(vllm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def _config(tmp_path: Path, port: int, upstream: str, exporter: str) -> Path:
+    config = tmp_path / "proxy.yaml"
+    config.write_text(CONFIG.replace("PORT", str(port)).replace("UPSTREAM", upstream).replace("SPANS_TO", exporter)
+                      .replace("STORE", str(tmp_path / "l.db")))  # fmt: skip
+    return config
+
+
+REFUSED: Final = (
+    "lineage-proxy: telemetry.exporter: console: {why}, where its spans would have nowhere to go (start it with a "
+    "stdout, a file or a pipe, or set telemetry.exporter to otlp or none)\n"
+)
+
+# (a stdout open for reading alone, `1</dev/null`: until 2026-12-07 the ready line's write raised EBADF there, and the
+# start ended with a traceback, exit 1, whatever the exporter)
+NO_STDOUT: Final = [
+    ("1>&-", "the proxy was started with no stdout (1>&-)"),
+    ("1</dev/null", "the proxy's stdout is open for reading only (1</dev/null)"),
+]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize(("redirect", "why"), NO_STDOUT)
+def test_a_console_exporter_with_no_stdout_refuses_the_start(  # type: ignore[no-untyped-def]
+    vllm, tmp_path: Path, redirect: str, why: str, workers: int
+) -> None:
     _, upstream = vllm
     port = dead_port()
-    config = tmp_path / "proxy.yaml"
-    config.write_text(CONFIG.replace("PORT", str(port)).replace("UPSTREAM", upstream)
-                      .replace("STORE", str(tmp_path / "l.db")))  # fmt: skip
-    command = f"exec {sys.executable} -m proxy serve --config {config} 1>&-"
+    config = _config(tmp_path, port, upstream, "console")
+    command = f"exec {sys.executable} -m proxy serve --config {config} --workers {workers} {redirect}"
+    done = subprocess.run(["bash", "-c", command], stderr=subprocess.PIPE, text=True, timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.endswith(REFUSED.format(why=why)), done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "l.db").exists()  # refused before anything was opened, nor a port claimed
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=5)
+
+
+@pytest.mark.parametrize(("redirect", "why"), NO_STDOUT)
+def test_a_serve_without_stdout_stops_with_0_and_refuses_a_reload_to_console(  # type: ignore[no-untyped-def]
+    vllm, tmp_path: Path, redirect: str, why: str
+) -> None:
+    _, upstream = vllm
+    port = dead_port()
+    config = _config(tmp_path, port, upstream, "none")
+    command = f"exec {sys.executable} -m proxy serve --config {config} {redirect}"
     proc = subprocess.Popen(["bash", "-c", command], stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
     lines: list[str] = []
     serving = threading.Event()
+    refused = threading.Event()
 
     def pump() -> None:
         assert proc.stderr is not None
@@ -43,11 +87,19 @@ def test_a_serve_without_stdout_stops_with_0_and_says_where_its_spans_went(vllm,
             lines.append(line)
             if " serving http=" in line:
                 serving.set()
+            if "reload refused" in line:
+                refused.set()
 
     reader = threading.Thread(target=pump, daemon=True)
     reader.start()
     try:
         assert serving.wait(30), "".join(lines)
+        reply = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", timeout=10,
+                           json={"model": SERVED, "messages": [{"role": "user", "content": "hi"}]})  # fmt: skip
+        assert reply.status_code == 200
+        config.write_text(config.read_text().replace("exporter: none", "exporter: console"))
+        proc.send_signal(signal.SIGHUP)
+        assert refused.wait(30), "".join(lines)
         reply = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", timeout=10,
                            json={"model": SERVED, "messages": [{"role": "user", "content": "hi"}]})  # fmt: skip
         assert reply.status_code == 200
@@ -58,4 +110,6 @@ def test_a_serve_without_stdout_stops_with_0_and_says_where_its_spans_went(vllm,
     said = "".join(lines)
     assert code == 0, said
     assert "Traceback" not in said
-    assert "the proxy was started with no stdout (1>&-): console spans have nowhere to go" in said
+    refusal = next(line for line in lines if "reload refused" in line)
+    assert REFUSED.format(why=why)[len("lineage-proxy: ") : -1] in refusal
+    assert "span export failed" not in said
