@@ -457,10 +457,15 @@ class OtlpHttpSink:
         self._drop()
 
 
-# why an export was still in flight at a stop's end, said in its line: the console exporter has no collector, only a
-# stdout whose write waits for room (`logs.write_stdout`)
+# what a line about a stalled or failing export names: the console exporter has no collector, only a stdout whose write
+# waits for room (`logs.write_stdout`) or fails (a reader gone, EPIPE; a disk full, ENOSPC). Why an export was still in
+# flight at a stop's end; until when an outage drops spans; and what failed before a stop
 COLLECTOR_STALLED: Final = "the collector is slow or not answering"
 STDOUT_STALLED: Final = "stdout takes no more of them: nothing reads it, or too slowly"
+COLLECTOR_BACK: Final = "the collector is back"
+STDOUT_BACK: Final = "stdout takes them again"
+COLLECTOR_FAILED: Final = "the collector has failed"
+STDOUT_FAILED: Final = "stdout has refused them"
 
 
 class ConsoleSink:
@@ -620,7 +625,8 @@ class BoundedExporter:
                     self._outage_error = exc
                 self._outage = True
             if first:
-                log.error("span export failed (%s); dropping spans until the collector is back", _short(exc))
+                back = STDOUT_BACK if self._to_stdout() else COLLECTOR_BACK
+                log.error("span export failed (%s); dropping spans until %s", _short(exc), back)
             return False
         refused = min(partly[0], len(batch)) if partly else 0
         with self._counting:
@@ -642,6 +648,11 @@ class BoundedExporter:
                 "span export recovered; %s %s lost during the outage", _spans(lost), "was" if lost == 1 else "were"
             )
         return True
+
+    def _to_stdout(self) -> bool:
+        """Whether spans go to stdout (`exporter: console`), which its lines name where an OTLP exporter's name its
+        collector: it has none (until 2026-12-07 a failing one said `dropping spans until the collector is back`)."""
+        return isinstance(self._sink, ConsoleSink)
 
     def _run(self) -> None:
         """Export a batch when `batch_size` spans are queued, and what is queued once `interval_s` has
@@ -708,11 +719,12 @@ class BoundedExporter:
                 self._outage = False
         if lost:
             if outage is not None:
-                reason = f"the collector has failed since before the stop ({_short(error or outage)})"
+                failed = STDOUT_FAILED if self._to_stdout() else COLLECTOR_FAILED
+                reason = f"{failed} since before the stop ({_short(error or outage)})"
             elif error is not None:
                 reason = _short(error)
             elif in_flight:
-                stalled = STDOUT_STALLED if isinstance(self._sink, ConsoleSink) else COLLECTOR_STALLED
+                stalled = STDOUT_STALLED if self._to_stdout() else COLLECTOR_STALLED
                 reason = f"an export was still in flight after {timeout:g} s ({stalled})"
             else:
                 reason = f"not sent within {timeout:g} s"
