@@ -28,6 +28,7 @@ import tempfile
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from typing import Any, Final
 
 import orjson
@@ -148,27 +149,41 @@ class _ForkLock:
     def after_fork_in_child(self) -> None:
         self._threads = threading.Lock()  # maybe held by a thread of the parent's, which the child does not have
 
-    def write(self, fd: int, data: bytes) -> None:
-        """All of `data` to `fd`, no other write through this lock (another process's, another thread's) in between."""
-        with self._threads:
-            lock = self.fd
-            if lock is None:
-                _write_all(fd, data)
-                return
-            try:
-                _lock_record(lock)
-            except OSError:
-                # a file system refusing record locks (NFS without lockd: ENOLCK): written unlocked from now on, as
-                # when no lock file could be made, rather than a span batch failed or a log line lost for the lock
-                self.fd = None
-                _write_all(fd, data)
-                return
-            try:
-                _write_all(fd, data)
-            finally:
-                fcntl.lockf(lock, fcntl.LOCK_UN)
+    def write(self, fd: int, data: bytes, abandoned: Callable[[], bool] | None = None) -> bool:
+        """All of `data` to `fd`, no other write through this lock (another process's, another thread's) in between.
+        False, nothing written, when `abandoned()` turns true while this waits for its turn (a stopped span exporter's
+        batch): that thread ends, its batch freed, where one a reload left waiting behind a stalled stdout held it (up
+        to 3 MiB) as long as the process lived, one more each reload."""
+        while not self._threads.acquire(timeout=TURN_WAIT_S if abandoned is not None else -1):
+            if abandoned is not None and abandoned():
+                return False
+        try:
+            self._write_turn(fd, data)
+        finally:
+            self._threads.release()
+        return True
+
+    def _write_turn(self, fd: int, data: bytes) -> None:
+        """`write`'s, its thread's turn taken: the other processes' turn by the record lock, then all of `data`."""
+        lock = self.fd
+        if lock is None:
+            _write_all(fd, data)
+            return
+        try:
+            _lock_record(lock)
+        except OSError:
+            # a file system refusing record locks (NFS without lockd: ENOLCK): written unlocked from now on, as
+            # when no lock file could be made, rather than a span batch failed or a log line lost for the lock
+            self.fd = None
+            _write_all(fd, data)
+            return
+        try:
+            _write_all(fd, data)
+        finally:
+            fcntl.lockf(lock, fcntl.LOCK_UN)
 
 
+TURN_WAIT_S: Final = 0.05  # how often a write that may be abandoned (`_ForkLock.write`) asks whether it is
 FALSE_DEADLOCK_WAIT_S: Final = 0.005  # how long a record lock refused as a deadlock waits to be asked again
 
 
@@ -409,12 +424,13 @@ def stdout_unwritable() -> str | None:
     return "the proxy's stdout is open for reading only (1</dev/null)" if mode == os.O_RDONLY else None
 
 
-def write_stdout(data: bytes) -> None:
+def write_stdout(data: bytes, abandoned: Callable[[], bool] | None = None) -> bool:
     """Whole lines onto stdout, whole (the console exporter's spans, `serve`'s ready line). With `--workers N` every
     process writes to the same stdout, where a pipe takes a write whole only up to PIPE_BUF (4096 bytes): two workers'
     spans of more (many labels, captured content) came out in each other's pieces; and on a pipe another process left
     non-blocking (`_write_all` waits for room) Python's buffered stdout wrote what had room and dropped the rest,
-    raising nothing."""
+    raising nothing. False, nothing written, when `abandoned()` turns true while it waits for its turn
+    (`_ForkLock.write`)."""
     if sys.stdout is None:  # (said so in the export's failure line, not as `'NoneType' object has no attribute`)
         raise OSError(f"{NO_STDOUT}: console spans have nowhere to go")
     sys.stdout.flush()  # what `print` left buffered (the ready line) goes first
@@ -423,8 +439,8 @@ def write_stdout(data: bytes) -> None:
     except (AttributeError, ValueError, OSError):  # a stdout of no file (io.StringIO, a test's capture, an embedder's)
         sys.stdout.write(data.decode("utf-8", "replace"))  # written as `print` wrote it: no other process shares it
         sys.stdout.flush()
-        return
-    _stdout_lock_for(fd).write(fd, data)
+        return True
+    return _stdout_lock_for(fd).write(fd, data, abandoned)
 
 
 def _stdout_lock_for(fd: int) -> _ForkLock:

@@ -470,14 +470,23 @@ STDOUT_FAILED: Final = "stdout has refused them"
 
 class ConsoleSink:
     """One JSON line per span on stdout (items are encoded as JSON by the recorder), each whole beside other
-    processes' (`write_stdout`)."""
+    processes' (`write_stdout`). One a stop gave up on (`close`) writes no batch still waiting for its turn: behind a
+    stdout nobody reads, each reload's stop left its export thread waiting there with its batch (up to 3 MiB) for as
+    long as the process lived; now only the one batch being written waits, and is written if stdout is read again."""
+
+    def __init__(self) -> None:
+        self._closed = False
 
     def send(self, batch: list[bytes]) -> Rejected | None:
-        write_stdout(b"\n".join(batch) + b"\n")
+        if not write_stdout(b"\n".join(batch) + b"\n", self._given_up):
+            raise OSError("not written: the stop gave up on it, still waiting for stdout")  # (counted by the stop)
         return None
 
+    def _given_up(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
-        pass
+        self._closed = True
 
 
 class BoundedExporter:

@@ -213,3 +213,59 @@ def test_a_stdout_nobody_reads_holds_no_call_nor_the_stop_and_its_spans_are_said
         "40 spans not exported at shutdown: an export was still in flight after 1 s (stdout takes no more of them: "
         "nothing reads it, or too slowly)"
     ), lost[0]
+
+
+def test_reloads_behind_a_stdout_nobody_reads_leave_no_batch_waiting(vllm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Each reload during a stdout stall stops the exporter, which gives up on its batch after `export_timeout_s` and
+    counts it lost. A batch that was still waiting for its turn behind the one being written is then not written: each
+    reload's thread waited there with its batch (up to 3 MiB) as long as the process lived, and wrote it, counted lost,
+    once stdout was read again. Only the batch being written when the first stop gave up still goes out."""
+    _, upstream = vllm
+    config = tmp_path / "proxy.yaml"
+    written = CONFIG.replace("{exporter: console}", "{exporter: console, export_timeout_s: 1, service_name: s0}")
+    config.write_text(written)
+    serve = Piped(config, {"UPSTREAM": upstream, "STORE": str(tmp_path / "l.db")}, non_blocking=False,
+                  stderr_too=False, read_at_once=False)  # fmt: skip
+    said: list[str] = []
+    lost = threading.Condition()
+
+    def pump() -> None:
+        assert serve.proc.stderr is not None
+        for line in serve.proc.stderr:
+            with lost:
+                said.append(line.decode())
+                lost.notify_all()
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+
+    def stops_said() -> list[str]:
+        return [line for line in said if "not exported at shutdown" in line]
+
+    try:
+        traces = load(serve.url, 1)  # its span's ~13 KB fill the pipe's 4096 bytes: its write waits, the stall
+        for reload in range(1, 4):
+            config.write_text(written.replace("service_name: s0", f"service_name: s{reload}"))
+            serve.proc.send_signal(signal.SIGHUP)
+            with lost:
+                assert lost.wait_for(lambda: len(stops_said()) == reload, WAIT_S), "".join(said)  # noqa: B023
+            traces += load(serve.url, 1)  # its span waits for its turn behind the stalled write
+        serve.reading.set()
+        serve.proc.send_signal(signal.SIGTERM)
+        assert serve.proc.wait(WAIT_S) == 0
+    finally:
+        serve.reading.set()
+        if serve.proc.poll() is None:
+            serve.proc.kill()
+    reader.join(WAIT_S)
+    lines = []
+    while (line := serve.lines.get(timeout=WAIT_S)) != "<eof>":
+        lines.append(line)
+    assert all(line.rstrip().endswith("1 span not exported at shutdown: an export was still in flight after 1 s "
+                                      "(stdout takes no more of them: nothing reads it, or too slowly)")
+               for line in stops_said()), stops_said()  # fmt: skip
+    spanned, broken = spans_of(lines)
+    assert not broken
+    # the first, being written as the first stop gave up on it, and the last, of the exporter the SIGTERM stopped as
+    # stdout was read; the two between, counted lost by their stops, are not written as well
+    assert sorted(spanned) == sorted([traces[0], traces[-1]]), (traces, spanned)
