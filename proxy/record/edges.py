@@ -123,7 +123,12 @@ class EdgeAggregator:
             self._pending[key] = [1, now, now, reason]
         else:
             pending[0] += 1
-            pending[2] = now
+            # the earliest and the latest, not the last call's: a wall clock stepped back (NTP, a VM resumed) between
+            # two calls made the batched row's last seen earlier than a call it counts (until 2026-12-07)
+            if now > pending[2]:
+                pending[2] = now
+            elif now < pending[1]:
+                pending[1] = now
         return in_flight
 
     def _first_write(self, row: EdgeWrite) -> concurrent.futures.Future[None]:
