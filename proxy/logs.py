@@ -409,8 +409,9 @@ NO_STDOUT: Final = "the proxy was started with no stdout (1>&-)"
 
 def stdout_unwritable() -> str | None:
     """Why this process's stdout takes no write, said as a start or a reload to `exporter: console` is refused: with
-    none (`1>&-`, Python's `sys.stdout` is None) or one open for reading alone (`1</dev/null`, each write EBADF), every
-    span would fail from the first call on. None when it takes writes, or is no file (a test's capture)."""
+    none (`1>&-`, Python's `sys.stdout` is None), one open for reading alone (`1</dev/null`, each write EBADF) or a pipe
+    or socket whose reader is gone (each write EPIPE), every span would fail from the first call on. None when it takes
+    writes, or is no file (a test's capture)."""
     if sys.stdout is None:
         return NO_STDOUT
     try:
@@ -421,7 +422,21 @@ def stdout_unwritable() -> str | None:
         mode = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE
     except OSError:  # (closed since the start)
         return NO_STDOUT
-    return "the proxy's stdout is open for reading only (1</dev/null)" if mode == os.O_RDONLY else None
+    if mode == os.O_RDONLY:
+        return "the proxy's stdout is open for reading only (1</dev/null)"
+    return READER_GONE if _reader_gone(fd) else None
+
+
+READER_GONE: Final = "the proxy's stdout is a pipe or socket whose reader is gone (EPIPE)"
+
+
+def _reader_gone(fd: int) -> bool:
+    """Whether `fd` is a pipe whose read end is closed (poll: POLLERR) or a socket whose peer is (POLLHUP): each write
+    fails with EPIPE. Until 2026-12-07 such a stdout was found by the ready line's write, which ended the start (exit
+    141, nothing said; with `--workers N` its workers stopped too) and a console exporter failed every span."""
+    poll = select.poll()
+    poll.register(fd, select.POLLOUT)
+    return any(events & (select.POLLERR | select.POLLHUP) for _, events in poll.poll(0))
 
 
 def write_stdout(data: bytes, abandoned: Callable[[], bool] | None = None) -> bool:

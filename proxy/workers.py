@@ -687,9 +687,12 @@ def announce(bound: Bound, digest: str = "") -> None:
     write, taking turns with the spans and, when stderr is stdout (`2>&1`), with the log lines. A `print` took no turn,
     and under PYTHONUNBUFFERED wrote the line and its newline apart: a log line written between them broke both (3 of 12
     runs of test_console_spans_whole's `2>&1` tests)."""
-    if logs.stdout_unwritable() is None:  # (with none, `1>&-`, or one open for reading alone, `1</dev/null`: said
-        # nowhere; the second's write raised EBADF and ended the start with a traceback, exit 1)
-        logs.write_stdout(f"lineage-proxy ready {bound.describe()}\n".encode())
+    if logs.stdout_unwritable() is None:  # (with none, `1>&-`, one open for reading alone, `1</dev/null`, or a pipe
+        # whose reader is gone: said nowhere; the second's write raised EBADF, the third's EPIPE, and ended the start)
+        try:
+            logs.write_stdout(f"lineage-proxy ready {bound.describe()}\n".encode())
+        except OSError as exc:  # a stdout that refuses it (`1>/dev/full`: ENOSPC) ended the start with a traceback
+            log.warning("the ready line could not be written to stdout (%s: %s)", type(exc).__name__, exc)
     log.info("serving %s", bound.describe(), extra={"config_sha256": digest} if digest else None)
 
 
