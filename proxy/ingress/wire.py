@@ -777,11 +777,16 @@ class HttpConnection(asyncio.Protocol):
         """`request`'s body is refused: what was kept of it is given back, the rest not read."""
         request._body.clear()
         self._release(request)
+        self._read_on()
+        _wake(request._waiter)
+
+    def _read_on(self) -> None:
+        """Nothing more is served (`_broken`): what comes is read on, bodies dropped, the requests in it recorded
+        refused as the one answered (`_behind`), while the connection lingers after that answer (`_close`)."""
         self._broken = True
         # (behind one asking to upgrade the connection reads its body itself, and nothing behind it is read after; nor
         # after PIPELINE_DEPTH kept behind a refused body, `_behind_room`)
         self._behind = not self.upgraded and self._upgrade_body is None and self._behind_left > 0
-        _wake(request._waiter)
 
     def _release(self, request: Request) -> None:
         held = request.held
@@ -956,6 +961,13 @@ class HttpConnection(asyncio.Protocol):
                     self._deadline = self._head_started + server.header_timeout_s
                 else:
                     self._arm(server.idle_timeout_s)
+        if self.closed_by is not None and not self._broken:
+            # an answer that closes the connection to a request that came whole (a head refused as it was parsed:
+            # TRACE, two Host fields, an HTTP/2.0 line; past limits.max_connections; an internal error): what comes
+            # after it is read on and recorded as behind a refused body while the connection lingers (`_close`).
+            # Before 2026-12-07 it closed outright: bytes unread in its socket reset it, and a client still sending
+            # got ECONNRESET, its answer with it (its send failed before it read one)
+            self._read_on()
         # (`closing` alone: its reply closed the connection itself, a stream to an HTTP/1.0 client framed by its close)
         if self.queue and (self.lost or self.closing or self.closed_by is not None or self.upgraded):
             self._unserved()
