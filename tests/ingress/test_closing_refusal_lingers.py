@@ -45,7 +45,7 @@ class Seen:
         self.unserved: list[str] = []
 
 
-def _server(seen: Seen) -> HttpServer:
+def _server(seen: Seen, limits: Limits | None = None) -> HttpServer:
     async def handler(request: Request, conn: HttpConnection) -> None:
         if request.path == "/boom":
             raise RuntimeError("an internal error (the test's)")
@@ -58,7 +58,7 @@ def _server(seen: Seen) -> HttpServer:
     def record_unserved(request: Request, conn: HttpConnection, whole: bool) -> None:
         seen.unserved.append(request.path)
 
-    return HttpServer(handler, Limits(), record_refusal, record_unserved)
+    return HttpServer(handler, limits or Limits(), record_refusal, record_unserved)
 
 
 def _run(loop_name: str, main: Callable[[], Any]) -> None:
@@ -172,5 +172,27 @@ def test_what_follows_an_http2_line_closes_with_it_unread(loop_name: str, how: s
         await _ended(server, listening)
         assert seen.refused == [400]
         assert seen.unserved == []
+
+    _run(loop_name, main)
+
+
+@pytest.mark.parametrize("loop_name", LOOPS)
+def test_a_client_still_sending_past_the_connection_cap_gets_its_503_not_a_reset(loop_name: str) -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        seen = Seen()
+        server = _server(seen, Limits(max_connections=1))
+        listening = await _listening(server)
+        first = await _connected(loop, listening)
+        await loop.sock_sendall(first, BEHIND)  # the one the cap lets in: served
+        assert (await loop.sock_recv(first, 65536)).startswith(b"HTTP/1.1 200 ")
+        sock = await _connected(loop, listening)
+        with sock:
+            await loop.sock_sendall(sock, BEHIND + FLOOD)  # failed before: ConnectionResetError, BrokenPipeError
+            got = await _read_to_end(loop, sock)  # failed before: ConnectionResetError
+        first.close()
+        assert got.startswith(b"HTTP/1.1 503 ") and got.count(b"\r\nDate: ") == 1, got[:300]
+        assert seen.refused == [503]
+        await _ended(server, listening)
 
     _run(loop_name, main)
