@@ -65,6 +65,10 @@ MAX_TARGET: Final = 8192  # request-target bytes, as nginx's and Node's default 
 SEND_TIMEOUT_S: Final = 60.0  # a client that reads nothing of its reply this long is cut off (nginx's send_timeout)
 LINGER_S: Final = 2.0  # how long a connection closed on a client still sending reads and drops its bytes
 PIPELINE_DEPTH: Final = 8  # parsed requests waiting to be served before reading pauses
+# a socket's TCP state (`struct tcp_info`'s first byte, Linux): the client's FIN or reset came, whatever it sent before
+# is still unread (TCP_CLOSE_WAIT, TCP_CLOSE); 0 where the platform has no TCP_INFO
+_TCP_INFO: Final[int] = getattr(socket, "TCP_INFO", 0)
+_PEER_GONE: Final = (7, 8)
 CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 HANDSHAKE_LOG_S: Final = 10.0  # at most one warning line this often about failed TLS handshakes (each one counted)
 # connections waiting to be accepted (`listen`): asyncio's and uvloop's `create_server` listen again with 100 unless
@@ -1159,6 +1163,23 @@ class HttpConnection(asyncio.Protocol):
                 self._head_cut()
                 self._close()
 
+    def hear_leaving(self) -> None:
+        """Reading paused behind PIPELINE_DEPTH requests queued unserved (`data_received`): a client leaving then sends
+        its FIN (or reset) behind bytes not read, so its leaving is heard of from its socket's TCP state, at the
+        server's sweep (`HttpServer._expire`), and the connection is cut as its client's leaving cuts it
+        (`connection_lost`): the call being served cancelled, its upstream's with it, those queued recorded unserved.
+        Before 2026-12-07 not until the queue drained: the upstream's calls ran on for a client gone."""
+        transport = self.transport
+        if self._reading or self.lost or transport is None or not _TCP_INFO:
+            return
+        sock = transport.get_extra_info("socket")
+        try:
+            info: bytes = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, 1)
+        except (OSError, AttributeError):  # (no TCP socket: nothing to ask)
+            return
+        if info and info[0] in _PEER_GONE:
+            transport.abort()
+
     # -- timers
 
     # A deadline per connection, checked by the server's sweep (`HttpServer._sweep`): no timer is made
@@ -1658,6 +1679,8 @@ class HttpServer:
         # sweep found another (before 2026-12-05, helper records: a proxy gone quiet held it, and its request, for good)
         for conn in list(self.connections):
             conn.expire(now)
+            if not conn._reading:  # (paused behind a deep pipeline: has its client left?)
+                conn.hear_leaving()
 
     def over_budget(self) -> Overloaded:
         """The refusal of a body that would take the bodies held past `limits.bodies_max_bytes` (counted, logged)."""
