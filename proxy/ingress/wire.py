@@ -965,12 +965,13 @@ class HttpConnection(asyncio.Protocol):
                     self._deadline = self._head_started + server.header_timeout_s
                 else:
                     self._arm(server.idle_timeout_s)
-        if self.closed_by is not None and not self._broken:
+        if self.closed_by is not None and not self._broken and not self.lost:
             # an answer that closes the connection to a request that came whole (a head refused as it was parsed:
             # TRACE, two Host fields, an HTTP/2.0 line; past limits.max_connections; an internal error): what comes
             # after it is read on and recorded as behind a refused body while the connection lingers (`_close`).
             # Before 2026-12-07 it closed outright: bytes unread in its socket reset it, and a client still sending
-            # got ECONNRESET, its answer with it (its send failed before it read one)
+            # got ECONNRESET, its answer with it (its send failed before it read one). (Not once its client left: a head
+            # it left part-way is recorded as cut behind that answer, `_head_cut`, below)
             self._read_on()
         # (`closing` alone: its reply closed the connection itself, a stream to an HTTP/1.0 client framed by its close)
         if self.queue and (self.lost or self.closing or self.closed_by is not None or self.upgraded):

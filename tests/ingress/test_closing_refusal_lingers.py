@@ -196,3 +196,40 @@ def test_a_client_still_sending_past_the_connection_cap_gets_its_503_not_a_reset
         await _ended(server, listening)
 
     _run(loop_name, main)
+
+
+@pytest.mark.parametrize("loop_name", LOOPS)
+def test_a_head_cut_behind_a_closing_refusal_whose_client_left_before_its_answer_is_recorded(loop_name: str) -> None:
+    """The client leaves while the refusal is being recorded, a head only partly sent behind the refused one: that
+    head is recorded as cut behind the answer (`_head_cut`), not left to a lingering that never comes."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        recording = asyncio.Event()
+        release = asyncio.Event()
+        cut: list[tuple[str, bool]] = []
+
+        async def handler(request: Request, conn: HttpConnection) -> None:
+            conn.reply(request, 200, b"text/plain", b"ok")
+
+        async def record_refusal(request: Request, error: ProxyError, conn: HttpConnection) -> list[tuple[str, str]]:
+            recording.set()
+            await release.wait()
+            return []
+
+        def record_unserved(request: Request, conn: HttpConnection, whole: bool) -> None:
+            cut.append((request.path, whole))
+
+        server = HttpServer(handler, Limits(), record_refusal, record_unserved)
+        listening = await _listening(server)
+        sock = await _connected(loop, listening)
+        await loop.sock_sendall(sock, HEADS["trace"] + b"GET /cut HTTP/1.1\r\nHost: x\r\n")
+        await asyncio.wait_for(recording.wait(), 10)
+        (conn,) = server.connections
+        sock.close()
+        await asyncio.wait_for(conn.closed, 10)  # its client gone while the refusal is recorded
+        release.set()
+        await _ended(server, listening)
+        assert cut == [("/cut", False)]
+
+    _run(loop_name, main)
