@@ -9,6 +9,7 @@ answer, and a request whose bytes came after the answer was dropped with no reco
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -231,5 +232,42 @@ def test_a_head_cut_behind_a_closing_refusal_whose_client_left_before_its_answer
         release.set()
         await _ended(server, listening)
         assert cut == [("/cut", False)]
+
+    _run(loop_name, main)
+
+
+@pytest.mark.parametrize("loop_name", LOOPS)
+@pytest.mark.parametrize("kind", ["trace", "two-hosts", "internal-error", "over-cap"])
+def test_of_the_requests_read_with_a_closing_refusal_pipeline_depth_are_recorded_behind_it(
+    loop_name: str, kind: str
+) -> None:
+    """Requests pipelined behind a closing refusal of a head that came whole, in its own send (parsed before it is
+    answered, as requests to serve): PIPELINE_DEPTH of them are recorded refused as it was, in all (the README's "up to
+    8 behind it in all, before its answer or after"), as behind a refused body; the rest are dropped unrecorded. A
+    client may not make a record a request of one read (~8,000 in 256 KiB) with one refusal, nor with each
+    connection past limits.max_connections."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        seen = Seen()
+        server = _server(seen, Limits(max_connections=1) if kind == "over-cap" else None)
+        listening = await _listening(server)
+        first = None
+        if kind == "over-cap":
+            first = await _connected(loop, listening)
+            await loop.sock_sendall(first, BEHIND)  # the one the cap lets in: served
+            assert (await loop.sock_recv(first, 65536)).startswith(b"HTTP/1.1 200 ")
+        sock = await _connected(loop, listening)
+        head = BEHIND if kind == "over-cap" else HEADS[kind]
+        with sock:
+            await loop.sock_sendall(sock, head + BEHIND * (PIPELINE_DEPTH * 4))
+            got = await _read_to_end(loop, sock)
+            with contextlib.suppress(ConnectionError):  # (its lingering over already: nothing more read either)
+                await loop.sock_sendall(sock, BEHIND * 2)  # after the answer: none is recorded either
+        assert b"HTTP/1.1 200" not in got
+        if first is not None:
+            first.close()
+        await _ended(server, listening)
+        assert seen.unserved == ["/behind"] * PIPELINE_DEPTH  # failed before: PIPELINE_DEPTH * 4
 
     _run(loop_name, main)
