@@ -718,9 +718,16 @@ def _cards(t: _Text) -> Iterator[tuple[int, int]]:
         # (a last group of two digits or four: an expiry's too, after a card of 13-15 digits dictated, `_dictated_within`;
         # tested on a line already run, as a run of `1 1 1 …` runs no line more a candidate)
         within = _dictated_within(t, start, end) if expiring else _card_within(t.raw, start, end)
-        if within is not None and not (within[0] == start and t.before(start) == 46 and t.before(start - 1) == 48):
+        if within is not None and not (
+            within[0] == start
+            and t.before(start) == 46
+            and t.before(start - 1) == 48
+            and not _iban_ends_at(t, start - 1)
+        ):
             pos, run_on = max(pos, within[1]), -1
-            yield within  # (not a decimal's fraction before a number, `0.0602574471507 0.04`, as it is alone)
+            # (not a decimal's fraction before a number, `0.0602574471507 0.04`, as it is alone; after an IBAN's dot,
+            # a card as after a space, `…3000.4111111111111111 1 2`, in clear read whole until 2026-12-07)
+            yield within
     pos = t.first
     while (grouped := _CARD_GROUPED.search(classes, pos, stop)) is not None:
         start, end = grouped.span()
@@ -2382,7 +2389,10 @@ def _iban_read_to_its_end(t: _Text, digits: int) -> int:
     # one group of more joined by a dash or a dot as its groups are: a longer number, but for a card or a phone (read
     # after the check: a card's Luhn for each look-alike, `DE88.3704.….00.4111.1111.1111.1111`, was 1.9 times main's
     # time)
-    return -1 if splits and t.after(end) in _JOINED_ON[sep] and not _value_joined_after(t, end) else end
+    # (a dash or dot then no digit, letter or `_`, `…-00--555-123-4567`, joins no group: it ends the IBAN, as
+    # `_joined_iban` reads it; read as a group of more, the phone after it was left in clear until 2026-12-07)
+    joined = splits > 0 and t.after(end) in _JOINED_ON[sep] and t.after(end + 1) in _WORDISH
+    return -1 if joined and not _value_joined_after(t, end) else end
 
 
 # what stands between an IBAN's groups: a space, or a dash or a dot joining them all (`_IBAN`, `_IBAN_JOINED`)

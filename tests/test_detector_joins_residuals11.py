@@ -1,0 +1,76 @@
+"""The IBAN residuals the fifty-third sitting left (2026-12-07): a card after a compact or split IBAN's dot, then more
+numbers in its row, and a phone after a dashed IBAN's double dash, are found as after a space, whole and streamed."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.test_detector_card_and_phone_layouts import ALL, _streamed_differ
+
+PAD = "word " * 30
+
+
+@pytest.mark.parametrize(
+    "iban",
+    [
+        "DE89370400440532013000",
+        "GB93LZUJ07285413846048",
+        "DE89.3704.0044.0532.0130.00",
+        "DE89 3704 0044 0532 0130 00",
+    ],
+)
+@pytest.mark.parametrize("row", [" 1 2 3", " 05/27 123"])
+def test_a_card_after_an_ibans_dot_then_a_row_is_found_whole_and_streamed(iban: str, row: str) -> None:
+    # read as a decimal's fraction before a number, the card was in clear whole; streamed in a window ending after it,
+    # found
+    card = "4837953362770829" if iban.startswith("GB") else "4111111111111111"
+    text = f"{iban}.{card}{row}"
+    assert ALL.scan_output(text) == {"pii:iban", "pii:credit_card"}
+    assert ALL.mask(text) == f"[pii:iban].[pii:credit_card]{row}"
+    assert _streamed_differ(ALL, f"{PAD}{text} {PAD}") == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # a decimal's fraction, or no IBAN before the dot (its check digits wrong): no card, as before
+        "x 0.4111111111111111 1 2 3",
+        "x 12.4111111111111111 1 2 3",
+        "DE89370400440532013001.4111111111111111 1 2 3",
+    ],
+)
+def test_a_card_after_a_dot_and_no_iban_stays_a_fraction(text: str) -> None:
+    assert "pii:credit_card" not in ALL.scan_output(text)
+    assert ALL.mask(text).endswith(".4111111111111111 1 2 3")
+
+
+@pytest.mark.parametrize(
+    ("value", "label"),
+    [("555-123-4567", "pii:phone"), ("+1 555 123 4567", "pii:phone"), ("555-123-4567-x", "pii:phone")],
+)
+def test_a_phone_after_a_dashed_ibans_double_dash_is_found_as_alone(value: str, label: str) -> None:
+    # the dash after the IBAN's joint was read as one group of more: the IBAN none to the phone finder, and the phone
+    # read with its digits, in clear
+    text = f"acct DE89-3704-0044-0532-0130-00--{value}"
+    alone = ALL.mask(f"x --{value}")
+    assert ALL.scan_output(text) == {"pii:iban", label}
+    assert ALL.mask(text) == "acct [pii:iban]" + alone[2:]
+    assert _streamed_differ(ALL, f"{PAD}{text} {PAD}") == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # a group of more joined by the joint: one longer number, as before
+        "acct DE89-3704-0044-0532-0130-00-1234",
+        "acct DE89-3704-0044-0532-0130-00-1234-5678",
+        # after a double dash, what is none alone is none: only the IBAN
+        "acct DE89-3704-0044-0532-0130-00--1234",
+        "acct DE89-3704-0044-0532-0130-00--",
+    ],
+)
+def test_after_a_dashed_ibans_end_what_is_no_value_stays_in_clear(text: str) -> None:
+    found = ALL.scan_output(text)
+    assert "pii:phone" not in found and "pii:credit_card" not in found
+    assert ALL.mask(text).endswith(text[text.index("-00-") + 3 :])
+    assert _streamed_differ(ALL, f"{PAD}{text} {PAD}") == []
