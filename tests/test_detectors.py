@@ -309,7 +309,7 @@ _PIECES = st.sampled_from(
         "5500-0000-0000-0004", "3782\t822463\t10005", "12\t4111\t1111\t1111\t1111", "192.168.10.254", "999.1.1.1",
         "1.2.3", "2001:db8::8a2e:370:7334", "12:30:45", "DE89 3704 0044 0532 0130 00", "GB82WEST12345698765432",
         "de89370400440532013000", "SC18 SSCB 1101 0000 0000 0000 1497 USD", "SC18SSCB11010000000000001497USD",
-        "NO9386011117947", "QA00 QQUN RNFZ HAHQ RBUE RCZA ERIH LKXE DI", "the tower was built from 1887 to 1889",
+        "NO9386011117947", "LC84 QQUN RNFZ HAHQ RBUE RCZA ERIH LKXE", "the tower was built from 1887 to 1889",
         "version 1.2.3", "in 2024-01-15", "page 7", "Be concise.", "The Eiffel Tower is a wrought-iron lattice tower",
         "Locally nicknamed 'La dame de fer',",
     ]
@@ -340,7 +340,7 @@ def test_searching_only_between_the_first_and_last_digit_finds_the_same(
     [
         "pay SC18 SSCB 1101 0000 0000 0000 1497 USD now",  # an IBAN's letters reach past its last digit
         "pay SC18SSCB11010000000000001497USD now",
-        "pay QA00 QQUN RNFZ HAHQ RBUE RCZA ERIH LKXE DI now",  # (made up to pass mod 97) 39 characters past it
+        "pay LC84 QQUN RNFZ HAHQ RBUE RCZA ERIH LKXE now",  # (made up to pass mod 97) 35 characters past it
         "a long way before it " * 40 + "dial 415 555 2671" + " and a long way after it" * 40,
     ],
 )
