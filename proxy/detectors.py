@@ -2393,9 +2393,12 @@ def _iban_read_to_its_end(t: _Text, digits: int) -> int:
     # one group of more joined by a dash or a dot as its groups are: a longer number, but for a card or a phone (read
     # after the check: a card's Luhn for each look-alike, `DE88.3704.….00.4111.1111.1111.1111`, was 1.9 times main's
     # time)
-    # (a dash or dot then no digit, letter or `_`, `…-00--555-123-4567`, joins no group: it ends the IBAN, as
-    # `_joined_iban` reads it; read as a group of more, the phone after it was left in clear until 2026-12-07)
-    joined = splits > 0 and t.after(end) in _JOINED_ON[sep] and t.after(end + 1) in _WORDISH
+    joined = splits > 0 and t.after(end) in _JOINED_ON[sep]
+    if joined and not t.classes.startswith(b"0", end + 1):
+        # (a dash or dot then no digit, letter or `_`, `…-00--555-123-4567`, joins no group: it ends the IBAN, as
+        # `_joined_iban` reads it; read as a group of more, the phone after it was left in clear until 2026-12-07. A
+        # digit after it, the common case, is looked at first: `after` is a call)
+        joined = t.after(end + 1) in _WORDISH
     return -1 if joined and not _value_joined_after(t, end) else end
 
 
