@@ -2282,11 +2282,10 @@ def _iban(t: _Text, start: int, end: int) -> bool:
     compact = t.raw[start:end].replace(b" ", b"").decode()
     if not 15 <= len(compact) <= 34:
         return False
-    length = _IBAN_LENGTHS.get(compact[:2].upper(), 0)
-    if length != len(compact) and (length > 0 or not compact.isupper()):
-        # (in capitals, a country's not listed may be of any length; a listed one's, of its own: a list of heads,
-        # `DE12 AT34 FR56 GB78 IT90 DE12 AT34 FR56`, was read as one IBAN of 32 when mod-97 passed by chance, whole,
-        # until 2026-12-07)
+    # (in capitals, a country's not listed may be of any length; a listed one's, of its own: a list of heads,
+    # `DE12 AT34 FR56 GB78 IT90 DE12 AT34 FR56`, was read as one IBAN of 32 when mod-97 passed by chance, whole, until
+    # 2026-12-07)
+    if _IBAN_LENGTHS.get(compact[:2].upper(), len(compact) if compact.isupper() else 0) != len(compact):
         return False
     return _mod97(compact)
 
@@ -2393,13 +2392,7 @@ def _iban_read_to_its_end(t: _Text, digits: int) -> int:
     # one group of more joined by a dash or a dot as its groups are: a longer number, but for a card or a phone (read
     # after the check: a card's Luhn for each look-alike, `DE88.3704.….00.4111.1111.1111.1111`, was 1.9 times main's
     # time)
-    joined = splits > 0 and t.after(end) in _JOINED_ON[sep]
-    if joined and not t.classes.startswith(b"0", end + 1):
-        # (a dash or dot then no digit, letter or `_`, `…-00--555-123-4567`, joins no group: it ends the IBAN, as
-        # `_joined_iban` reads it; read as a group of more, the phone after it was left in clear until 2026-12-07. A
-        # digit after it, the common case, is looked at first: `after` is a call)
-        joined = t.after(end + 1) in _WORDISH
-    return -1 if joined and not _value_joined_after(t, end) else end
+    return -1 if splits and t.after(end) in _JOINED_ON[sep] and not _value_joined_after(t, end) else end
 
 
 # what stands between an IBAN's groups: a space, or a dash or a dot joining them all (`_IBAN`, `_IBAN_JOINED`)
@@ -2478,9 +2471,13 @@ def _value_joined_after(t: _Text, end: int) -> bool:
     the rest of its run of numbers is read alone, as after a space (`DE89-3704-0044-0532-0130-00-555-123-4567`,
     `DE89.….00.555-123-4567`, `DE89-….00-4111 1111 1111 1111`): the run is the IBAN and that value, no longer number.
     Read as one group of more, neither was found, and `mask` left both in clear, until 2026-12-07. A run going on past
-    a stream scanner's window is none so (read with what follows, in the next)."""
+    a stream scanner's window is none so (read with what follows, in the next). A dash or dot then no digit, letter
+    or `_` (`…-00--555-123-4567`) joins no group: what follows is read as after a space, as `_joined_iban` reads it
+    (read as a group of more, the phone there was left in clear until 2026-12-07)."""
     if _card_joined_after(t, end):
         return True
+    if not t.classes.startswith(b"0", end + 1) and t.after(end + 1) not in _WORDISH:
+        return True  # (a digit there, the common case, looked at first: `after` is a call)
     first = end + 1
     if t.classes.startswith(b"0000", first) and t.after(first + 4) == t.classes[end]:
         # the IBAN's groups of four going on, but for a card of four: a longer number's (read alone, a phone,
