@@ -2172,8 +2172,9 @@ _SLICE: Final = re.compile(rb"0*:0*(?::0*)?")  # (a slice has two colons at most
 
 
 def _ibans(t: _Text) -> Iterator[tuple[int, int]]:
-    """IBANs in any case (`de89 3704 …`), mod-97 checked; one not all in capitals must also have its country's
-    length: lower-case hex and identifiers are common, and 1 in 97 passes the check by chance."""
+    """IBANs in any case (`de89 3704 …`), mod-97 checked, of their country's length (`_iban`); only one of a country
+    not listed, all in capitals, may be of any length of 15-34: lower-case hex, identifiers and lists of heads are
+    common, and 1 in 97 passes the check by chance."""
     pos, stop = t.first, t.stop
     # every IBAN found starts with two letters and two digits, which prose with years in it seldom has: looked for
     # at C speed first (a search for `_IBAN` is tried at each pair of digits, each try costing as much as

@@ -96,3 +96,16 @@ def test_a_listed_countrys_iban_in_capitals_has_its_countrys_length(text: str, m
 def test_an_iban_in_capitals_of_a_country_not_listed_may_be_of_any_length(text: str) -> None:
     # (a listed country's of its own length, one not listed of 15-34 characters: mod-97 checked)
     assert ALL.mask(text) == "[pii:iban]"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "QQ77-0001-2345-6789-0123-4567-8901-234",
+        "QQ77.0001.2345.6789.0123.4567.8901.234",
+        "qq77 0001 2345 6789 0123 4567 8901 234",
+    ],
+)
+def test_an_iban_of_a_country_not_listed_dashed_dotted_or_in_small_letters_is_none(text: str) -> None:
+    # (as the README says: only spaced or compact, in capitals; dashes and small letters join ids and hex in fours)
+    assert ALL.mask(text) == text
