@@ -109,3 +109,27 @@ def test_an_iban_in_capitals_of_a_country_not_listed_may_be_of_any_length(text: 
 def test_an_iban_of_a_country_not_listed_dashed_dotted_or_in_small_letters_is_none(text: str) -> None:
     # (as the README says: only spaced or compact, in capitals; dashes and small letters join ids and hex in fours)
     assert ALL.mask(text) == text
+
+
+@pytest.mark.parametrize(
+    "before",
+    ["DE89-3704-0044-0532-0130-00-", "DE89370400440532013000-", "KZ90-89SI-3069-0748-34Q1-", "INV-", "ID-"],
+)
+@pytest.mark.parametrize("row", [" 12x", " 1 2 3x", " 1 2 3-x"])
+def test_a_card_after_an_ibans_or_a_labels_dash_then_a_row_joined_to_a_word_is_found_whole_and_streamed(
+    before: str, row: str
+) -> None:
+    # the search for a card written without spaces refused one after a dash, a label's or an IBAN's end too: in clear
+    # whole, found streamed in a window ending before the word (`x 4111111111111111 12x` is found)
+    text = f"{before}4111111111111111{row}"
+    assert "pii:credit_card" in ALL.scan_output(text)
+    assert ALL.mask(text).endswith(f"-[pii:credit_card]{row}")
+    assert _streamed_differ(ALL, f"{PAD}{text} {PAD}") == []
+
+
+@pytest.mark.parametrize("before", ["x -", "2024-", "ab12-", "DE89-3704-0044-0532-0130-01-", "1234-5678-"])
+def test_a_card_after_a_sign_or_a_longer_numbers_dash_then_a_row_joined_to_a_word_stays_none(before: str) -> None:
+    # (a dash that joins a number or a word to it, or a sign, as before; the IBAN's check digits wrong: no IBAN)
+    text = f"{before}4111111111111111 12x"
+    assert "pii:credit_card" not in ALL.scan_output(text)
+    assert _streamed_differ(ALL, f"{PAD}{text} {PAD}") == []
