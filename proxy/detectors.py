@@ -917,7 +917,7 @@ def _card_alone(t: _Text, start: int, end: int) -> tuple[int, int] | None:
     # no number there, an id's label's or an IBAN's end, `_card_joined_before`, read from it as after a space: the
     # search's look-behind refused it, and `INV-4111111111111111 12x`, `DE89-….00-4111111111111111 12x` were in clear
     # whole, found streamed in a window ending before the word, until 2026-12-07)
-    at_dash = _CARD_ALONE_AT.match(classes, token, last) if token == start and t.before(start) == 45 else None
+    at_dash = _CARD_ALONE_AT.match(classes, token, last) if token == start > 0 and classes[start - 1] == 45 else None
     while (alone := at_dash or _CARD_ALONE.search(classes, token, last)) is not None:
         at_dash = None
         span = alone.span()
