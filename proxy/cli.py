@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import functools
 import hashlib
+import io
 import logging
 import multiprocessing
 import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from proxy import BUILD, __version__
 from proxy.errors import ConfigError
 
 if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
+
     from proxy.baseline import Flow
     from proxy.config import Caller, Config, Upstream
     from proxy.flow import Call, Decision
@@ -708,6 +712,68 @@ def _validate(args: argparse.Namespace) -> None:
             args.subparser.error("--per-sidecar only makes sense with --write-baseline")
 
 
+class _StdoutRefused(OSError):
+    """A write to stdout that failed other than with EPIPE (its reader gone: BrokenPipeError, exit 141, kept): one
+    open for reading alone (`1</dev/null`, EBADF), a full disk or `1>/dev/full` (ENOSPC), EIO."""
+
+
+class _StdoutFile(io.FileIO):
+    """stdout's file under `sys.stdout` (`_guard_stdout`): its failed writes are told from any other OSError, so `main`
+    says them in one line, where they ended `check`, `edges`, `verify`, `report` and `demo` with a traceback."""
+
+    def write(self, data: ReadableBuffer, /) -> int:
+        try:
+            return super().write(data)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise _StdoutRefused(exc.errno, exc.strerror) from None
+
+
+def _guard_stdout() -> None:
+    """Writes to stdout go through `_StdoutFile`, as `print` wrote them (buffered, the same encoding and buffering).
+    With no stdout (`1>&-`) /dev/null is opened as fd 1, `sys.stdout` left None (nothing is written, and `serve`
+    still says a console exporter has nowhere to go): else the first file or socket opened took fd 1, and the demo
+    aborted on uvloop's `fd > STDERR_FILENO` assertion (exit 134) as it closed a socket there. A stdout that is no
+    file (a test's capture) is left as it is."""
+    stdout = sys.stdout
+    if stdout is None:
+        _fill_closed_stdout()
+        return
+    if stdout is not sys.__stdout__ or not isinstance(stdout, io.TextIOWrapper):
+        return
+    stdout.flush()
+    raw = _StdoutFile(stdout.fileno(), "w", closefd=False)
+    sys.stdout = io.TextIOWrapper(io.BufferedWriter(raw), encoding=stdout.encoding, errors=stdout.errors,
+                                  line_buffering=stdout.line_buffering, write_through=stdout.write_through)  # fmt: skip
+
+
+def _fill_closed_stdout() -> None:
+    """/dev/null as fd 1 when fd 1 is closed."""
+    try:
+        os.fstat(1)
+    except OSError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        if devnull != 1:  # (fd 0 closed too: it took 0)
+            os.dup2(devnull, 1)
+            os.close(devnull)
+
+
+# a command's exit when its stdout takes no write: what it exits on a file error (verify's 2: 1 says flows are
+# unapproved); 1 for the others, and for `--help` and `--version`
+STDOUT_REFUSED_EXIT: Final = {"verify": 2}
+
+
+def _stdout_refused(exc: OSError, command: str | None) -> int:
+    """One line for a stdout that takes no write, where the command's output is lost (part of it may be written)."""
+    _quiet_stdout()  # what is left buffered is not written at exit, nor said there as an ignored exception
+    why = "it is open for reading only (1</dev/null)" if exc.errno == errno.EBADF else exc.strerror
+    said = f"{command}: " if command else ""
+    _fail(f"{said}stdout takes no write ({why}): the output is lost; give it a stdout that does (a terminal, a file "
+          "or a pipe), or 1>/dev/null for none")  # fmt: skip
+    return STDOUT_REFUSED_EXIT.get(command or "", 1)
+
+
 def _quiet_stdout() -> None:
     """The reader went away (`| head`): send what is left to /dev/null, so exiting says nothing more."""
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -720,13 +786,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     # handshake, each retry of an exporter's or upstream's channel), which are not the proxy's log lines, nor JSON
     # under logging.format: json; its errors it still writes. Before grpc is imported; a user's own setting wins
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
-    args = build_parser().parse_args(argv)
-    _validate(args)
+    _guard_stdout()
+    command: str | None = None
     try:
-        code = int(args.func(args))
-        if sys.stdout is not None:  # (None: started with no stdout, `1>&-`, where a SIGTERM's stop exited 1)
-            sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        try:
+            args = build_parser().parse_args(argv)  # (`--help`, `--version`: printed, then a SystemExit)
+            command = args.command
+            _validate(args)
+            code = int(args.func(args))
+        finally:
+            if sys.stdout is not None:  # (None: started with no stdout, `1>&-`, where a SIGTERM's stop exited 1)
+                sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
         return code
+    except _StdoutRefused as exc:
+        return _stdout_refused(exc, command)
     except BrokenPipeError:
         _quiet_stdout()
         return 141  # what a shell reports for a writer ended by SIGPIPE (128 + 13), as `yes | head` does
