@@ -51,6 +51,7 @@ from proxy.logs import escaped
 from proxy.record import integrity
 from proxy.record.integrity import Replay, Report
 from proxy.record.store import (
+    READ_ORDER,
     TAMPERED_START,
     UNVERIFIED_PURGE,
     EdgeRow,
@@ -184,7 +185,7 @@ ON CONFLICT ({_KEY}) DO UPDATE SET
 # the edges as the verdict reads them ({sidecar}: the column, or '' in a store not keyed by sidecar yet, `_sidecar`),
 # and as a reader lists them
 _EDGES = f"SELECT {_COLUMNS}, reason, {{sidecar}} FROM edges"
-_ROWS = f"{_EDGES} ORDER BY checkpoint, purpose, caller, input_labels, 10, 12"
+_ROWS = f"{_EDGES} ORDER BY {READ_ORDER}"
 
 
 # what a server says while it cannot take a connection for now, in libpq's (English) words. A server whose

@@ -250,11 +250,18 @@ def _bytes_escaped(data: bytes) -> str:
     return data.decode("utf-8", "backslashreplace")
 
 
+# the order a reader lists the edges in, SQLite's and PostgreSQL's (`in_read_order` in Python): an edge's whole key, so
+# no two rows tie (12: the sidecar as selected, '' in a store not keyed by sidecar yet). Until 2026-12-07 it ended at
+# the sidecar: rows differing by output labels or decision alone came as the plan gave them, on PostgreSQL in another
+# order from one read to the next
+READ_ORDER: Final = "checkpoint, purpose, caller, input_labels, rule, 12, output_labels, decision"
+
+
 def in_read_order(rows: Iterable[EdgeRow]) -> list[EdgeRow]:
-    """`rows` in the order a reader lists them (`SqliteStore._rows`' ORDER BY): by checkpoint, purpose, caller, input
-    labels, rule and sidecar."""
+    """`rows` in the order a reader lists them (`READ_ORDER`): by checkpoint, purpose, caller, input labels, rule,
+    sidecar, output labels and decision, an edge's whole key, so no two rows tie."""
     return sorted(rows, key=lambda r: (r.key.checkpoint, r.key.purpose, r.key.caller, r.key.input_labels, r.key.rule,
-                                       r.sidecar))  # fmt: skip
+                                       r.sidecar, r.key.output_labels, r.key.decision))  # fmt: skip
 
 
 def split_labels(joined: str) -> list[str]:
@@ -1027,9 +1034,7 @@ class SqliteStore:
         return self._decoded(self._rows)
 
     def _rows(self) -> list[EdgeRow]:
-        cursor = self._db.execute(
-            f"SELECT {self._stored()} FROM edges ORDER BY checkpoint, purpose, caller, input_labels, rule, 12"
-        )
+        cursor = self._db.execute(f"SELECT {self._stored()} FROM edges ORDER BY {READ_ORDER}")
         return [EdgeRow.stored(row) for row in cursor]
 
     def _stored(self) -> str:
