@@ -719,33 +719,42 @@ class _StdoutRefused(OSError):
 
 class _StdoutFile(io.FileIO):
     """stdout's file under `sys.stdout` (`_guard_stdout`): its failed writes are told from any other OSError, so `main`
-    says them in one line, where they ended `check`, `edges`, `verify`, `report` and `demo` with a traceback."""
+    says them in one line, where they ended `check`, `edges`, `verify`, `report` and `demo` with a traceback. The first
+    is kept (`failed`): one swallowed on the way (argparse's `--help` and `--version` take any OSError, which, with each
+    write unbuffered under `-u`, reached them) is still said."""
+
+    failed: OSError | None = None
 
     def write(self, data: ReadableBuffer, /) -> int:
         try:
             return super().write(data)
-        except BrokenPipeError:
+        except BrokenPipeError as exc:
+            self.failed = self.failed or exc
             raise
         except OSError as exc:
-            raise _StdoutRefused(exc.errno, exc.strerror) from None
+            self.failed = self.failed or _StdoutRefused(exc.errno, exc.strerror)
+            raise self.failed from None
 
 
-def _guard_stdout() -> None:
-    """Writes to stdout go through `_StdoutFile`, as `print` wrote them (buffered, the same encoding and buffering).
-    With no stdout (`1>&-`) /dev/null is opened as fd 1, `sys.stdout` left None (nothing is written, and `serve`
-    still says a console exporter has nowhere to go): else the first file or socket opened took fd 1, and the demo
-    aborted on uvloop's `fd > STDERR_FILENO` assertion (exit 134) as it closed a socket there. A stdout that is no
+def _guard_stdout() -> _StdoutFile | None:
+    """Writes to stdout go through `_StdoutFile` (returned), as `print` wrote them: the same encoding and buffering,
+    unbuffered under `-u` or PYTHONUNBUFFERED as Python's own stdout is (buffered, a demo's lines came all at once as it
+    ended). With no stdout (`1>&-`) /dev/null is opened as fd 1, `sys.stdout` left None (nothing is written, and
+    `serve` still says a console exporter has nowhere to go): else the first file or socket opened took fd 1, and the
+    demo aborted on uvloop's `fd > STDERR_FILENO` assertion (exit 134) as it closed a socket there. A stdout that is no
     file (a test's capture) is left as it is."""
     stdout = sys.stdout
     if stdout is None:
         _fill_closed_stdout()
-        return
+        return None
     if stdout is not sys.__stdout__ or not isinstance(stdout, io.TextIOWrapper):
-        return
+        return None
     stdout.flush()
     raw = _StdoutFile(stdout.fileno(), "w", closefd=False)
-    sys.stdout = io.TextIOWrapper(io.BufferedWriter(raw), encoding=stdout.encoding, errors=stdout.errors,
+    buffer = raw if isinstance(stdout.buffer, io.RawIOBase) else io.BufferedWriter(raw)
+    sys.stdout = io.TextIOWrapper(buffer, encoding=stdout.encoding, errors=stdout.errors,
                                   line_buffering=stdout.line_buffering, write_through=stdout.write_through)  # fmt: skip
+    return raw
 
 
 def _fill_closed_stdout() -> None:
@@ -786,7 +795,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # handshake, each retry of an exporter's or upstream's channel), which are not the proxy's log lines, nor JSON
     # under logging.format: json; its errors it still writes. Before grpc is imported; a user's own setting wins
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
-    _guard_stdout()
+    stdout = _guard_stdout()
     command: str | None = None
     try:
         try:
@@ -797,6 +806,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             if sys.stdout is not None:  # (None: started with no stdout, `1>&-`, where a SIGTERM's stop exited 1)
                 sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+            if stdout is not None and stdout.failed is not None:  # (one swallowed: argparse's)
+                raise stdout.failed
         return code
     except _StdoutRefused as exc:
         return _stdout_refused(exc, command)

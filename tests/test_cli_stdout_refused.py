@@ -2,10 +2,12 @@
 (`1>/dev/full`: ENOSPC), says so in one line on stderr and exits as on a file error (1; `verify` 2, its 1 saying flows
 are unapproved), where `check`, `edges`, `verify`, `report` and `demo` ended with a traceback, exit 1, and `--version`
 and `--help` exited 0, their output lost. A stdout whose reader is gone keeps the shell's 141 (tests/test_cli.py).
-Started with no stdout (`1>&-`), the demo runs (exit 0, said nowhere), where it aborted on uvloop's assertion (134)."""
+Started with no stdout (`1>&-`), the demo runs (exit 0, said nowhere), where it aborted on uvloop's assertion (134).
+Buffered or not (`-u`, PYTHONUNBUFFERED) as Python's own stdout is."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,11 +25,12 @@ REFUSED: Final = {
 }
 
 
-def _run(redirect: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """`python -m proxy ARGS REDIRECT` as a shell runs it, stderr captured."""
+def _run(redirect: str, *args: str, unbuffered: bool = False) -> subprocess.CompletedProcess[str]:
+    """`python -m proxy ARGS REDIRECT` as a shell runs it, stderr captured; `unbuffered`: `python -u`."""
     quoted = " ".join(f"'{arg}'" for arg in args)
-    command = f"exec '{sys.executable}' -m proxy {quoted} {redirect}"
-    return subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=60)
+    command = f"exec '{sys.executable}' {'-u' if unbuffered else ''} -m proxy {quoted} {redirect}"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    return subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=60, env=env)
 
 
 def _commands(tmp_path: Path) -> list[tuple[list[str], str, int]]:
@@ -43,14 +46,37 @@ def _commands(tmp_path: Path) -> list[tuple[list[str], str, int]]:
         (["verify", "--store", store, "--baseline", str(baseline)], "verify: ", 2),
         (["report", "--store", store, "--out", str(tmp_path / "r.html")], "report: ", 1),
         (["--version"], "", 1),
+        (["verify", "--help"], "", 1),
     ]
 
 
+@pytest.mark.parametrize("unbuffered", [False, True], ids=["buffered", "unbuffered"])
 @pytest.mark.parametrize("redirect", sorted(REFUSED))
-def test_a_stdout_that_takes_no_write_is_said_in_one_line(tmp_path: Path, redirect: str) -> None:
+def test_a_stdout_that_takes_no_write_is_said_in_one_line(tmp_path: Path, redirect: str, unbuffered: bool) -> None:
+    """Unbuffered (`-u`), each write fails as it is made: argparse's `--help` and `--version` take its OSError, and
+    the failure is said all the same."""
     for args, said, code in _commands(tmp_path):
-        result = _run(redirect, *args)
+        result = _run(redirect, *args, unbuffered=unbuffered)
         assert (result.returncode, result.stderr) == (code, f"lineage-proxy: {said}{REFUSED[redirect]}"), args
+
+
+# what a process's stdout holds when it ends without a flush (`os._exit`, a SIGKILL), after one `print`
+PRINTED: Final = "import os, sys; {guard}print('a line'); os._exit(0)"
+
+
+@pytest.mark.parametrize("flag", ["-u", "-B"], ids=["unbuffered", "buffered"])
+def test_stdout_is_buffered_as_python_buffers_it(flag: str) -> None:
+    """`-u` (or PYTHONUNBUFFERED) writes each print at once, so a process that ends without a flush has written it, as
+    with Python's own stdout; without, the line waits in the buffer. Until 2026-12-07 the guarded stdout was buffered
+    under `-u` too: a demo's lines came all at once as it ended, and one killed had written none."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    held = []
+    for guard in ("", "from proxy.cli import _guard_stdout; _guard_stdout(); "):
+        code = PRINTED.format(guard=guard)
+        result = subprocess.run([sys.executable, flag, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+        assert result.returncode == 0, result.stderr
+        held.append(result.stdout)
+    assert held[1] == held[0] == ("a line\n" if flag == "-u" else "")
 
 
 def test_the_demo_with_no_stdout_runs(tmp_path: Path) -> None:
