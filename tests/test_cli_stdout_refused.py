@@ -15,6 +15,7 @@ from typing import Final
 
 import pytest
 
+from proxy import BUILD, __version__
 from tests.test_cli import ROOT, edge_store
 
 REFUSED: Final = {
@@ -77,6 +78,14 @@ def test_stdout_is_buffered_as_python_buffers_it(flag: str) -> None:
         assert result.returncode == 0, result.stderr
         held.append(result.stdout)
     assert held[1] == held[0] == ("a line\n" if flag == "-u" else "")
+
+
+def test_with_no_stdout_version_and_help_write_to_stderr() -> None:
+    """As argparse writes them when `sys.stdout` is None (README: "A stdout that takes no write")."""
+    version = _run("1>&-", "--version")
+    assert (version.returncode, version.stderr) == (0, f"lineage-proxy {__version__} ({BUILD})\n")
+    usage = _run("1>&-", "edges", "--help")
+    assert usage.returncode == 0 and usage.stderr.startswith("usage: lineage-proxy edges")
 
 
 def test_the_demo_with_no_stdout_runs(tmp_path: Path) -> None:
