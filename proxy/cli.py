@@ -743,9 +743,9 @@ def _guard_stdout() -> _StdoutFile | None:
     `serve` still says a console exporter has nowhere to go): else the first file or socket opened took fd 1, and the
     demo aborted on uvloop's `fd > STDERR_FILENO` assertion (exit 134) as it closed a socket there. A stdout that is no
     file (a test's capture) is left as it is."""
+    _fill_closed_standard_fds()
     stdout = sys.stdout
     if stdout is None:
-        _fill_closed_stdout()
         return None
     if stdout is not sys.__stdout__ or not isinstance(stdout, io.TextIOWrapper):
         return None
@@ -757,15 +757,15 @@ def _guard_stdout() -> _StdoutFile | None:
     return raw
 
 
-def _fill_closed_stdout() -> None:
-    """/dev/null as fd 1 when fd 1 is closed."""
-    try:
-        os.fstat(1)
-    except OSError:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        if devnull != 1:  # (fd 0 closed too: it took 0)
-            os.dup2(devnull, 1)
-            os.close(devnull)
+def _fill_closed_standard_fds() -> None:
+    """/dev/null as each of fds 0, 1 and 2 that is closed (`0<&-`, `1>&-`, `2>&-`; Python's `sys.stdin`, `sys.stdout`
+    or `sys.stderr` stays None): with stdin or stderr closed the demo aborted as with stdout closed (exit 134), and
+    `serve`'s running marker was opened as fd 2."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            os.open(os.devnull, os.O_RDONLY if fd == 0 else os.O_WRONLY)  # (the lowest number free: `fd`)
 
 
 # a command's exit when its stdout takes no write: what it exits on a file error (verify's 2: 1 says flows are

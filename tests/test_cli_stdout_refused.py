@@ -88,8 +88,10 @@ def test_with_no_stdout_version_and_help_write_to_stderr() -> None:
     assert usage.returncode == 0 and usage.stderr.startswith("usage: lineage-proxy edges")
 
 
-def test_the_demo_with_no_stdout_runs(tmp_path: Path) -> None:
-    result = _run("1>&-", "demo", "--store", str(tmp_path / "demo.db"))
+@pytest.mark.parametrize("closed", ["1>&-", "0<&-", "2>&-"])
+def test_the_demo_with_no_stdout_runs(tmp_path: Path, closed: str) -> None:
+    """So too with no stdin or no stderr, where it aborted on the same assertion (134), a socket taking fd 0 or 2."""
+    result = _run(f"{closed} 1>/dev/null" if closed != "1>&-" else closed, "demo", "--store", str(tmp_path / "demo.db"))
     assert (result.returncode, result.stderr) == (0, "")
     kept = subprocess.run([sys.executable, "-m", "proxy", "edges", "--store", str(tmp_path / "demo.db"), "--json"],
                           capture_output=True, text=True, timeout=60)  # fmt: skip
