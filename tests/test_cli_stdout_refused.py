@@ -96,3 +96,19 @@ def test_the_demo_with_no_stdout_runs(tmp_path: Path, closed: str) -> None:
     kept = subprocess.run([sys.executable, "-m", "proxy", "edges", "--store", str(tmp_path / "demo.db"), "--json"],
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert kept.returncode == 0 and kept.stdout.count("\n") >= 5  # its calls were made and recorded
+
+
+@pytest.mark.parametrize("flag", ["-u", "-B"], ids=["unbuffered", "buffered"])
+def test_version_and_help_into_a_pipe_whose_reader_is_gone_end_quietly(flag: str) -> None:
+    """141, nothing said, as the commands (tests/test_cli.py), where they exited 120 saying `Exception ignored ...
+    BrokenPipeError` at exit (0, saying nothing, unbuffered: argparse takes the OSError)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    for args in (["--version"], ["verify", "--help"]):
+        read, write = os.pipe()
+        os.close(read)  # (the reader gone before the first write: each write EPIPE)
+        try:
+            result = subprocess.run([sys.executable, flag, "-m", "proxy", *args], stdout=write, stderr=subprocess.PIPE,
+                                    text=True, env=env, timeout=60)  # fmt: skip
+        finally:
+            os.close(write)
+        assert (result.returncode, result.stderr) == (141, ""), args
