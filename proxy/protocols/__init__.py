@@ -1331,23 +1331,33 @@ def own_template(data: dict[str, Any]) -> bool:
 
 # the fields that hold a grammar or a regular expression a server holds the model's output to (llama.cpp's and
 # llama-cpp-python's GBNF `grammar`, vLLM's `guided_grammar` and `guided_regex`, SGLang's `regex` and `ebnf`), and those
-# that may hold one: vLLM's `structured_outputs` (its `grammar` and `regex`), TGI's `response_format` (`{"type":
-# "regex", "value": ...}`, its chat API's `GrammarType`: `regex_grammar`)
+# that may hold one: vLLM's `structured_outputs` (its `grammar` and `regex`, a `json` schema's or a `structural_tag`'s
+# `pattern`s), `response_format` (TGI's `{"type": "regex", "value": ...}`, its chat API's `GrammarType`:
+# `regex_grammar`; a schema's `pattern`s, a structural tag's grammars), `guided_json`, a tool's `parameters`
 GRAMMARS: Final = frozenset(
-    {"grammar", "guided_grammar", "guided_regex", "regex", "ebnf", "structured_outputs", "response_format"}
-)
+    {"grammar", "guided_grammar", "guided_regex", "regex", "ebnf", "structured_outputs", "response_format",
+     "guided_json", "tools"}
+)  # fmt: skip
 _STRUCTURED_GRAMMARS: Final = ("grammar", "regex")
+_STRUCTURED_SCHEMAS: Final = ("json", "structural_tag")
 
 
-def own_grammar(data: dict[str, Any]) -> bool:
+def own_grammar(data: dict[str, Any], body: bytes) -> bool:
     """Whether a request brings a grammar or a regular expression (`GRAMMARS`, not empty) a server holds the model's
     output to: a program, as a chat template of the request's own is (`own_template`), which writes text standing
     nowhere in it (GBNF's escapes, `"alice\\x40example.com"`, its literals run together, `"alice" "@" "example.com"`, a
     class, `[@]`, each of which llama-cpp-python's server held SmolLM2 to, and it wrote `alice@example.com`; a regular
     expression's `alice@example\\.com`). Its literal text is scanned, as any string is; what it writes is content the
-    proxy cannot read (`scan:truncated`). A JSON schema is read whole, as the text it is. Most bodies hold none of
-    these keys: a caller looks first (`GRAMMARS.isdisjoint(data)`, in C), not calling this."""
-    if regex_grammar(data.get("response_format")):
+    proxy cannot read (`scan:truncated`). So is a JSON schema's `pattern` the server holds the output to (`schema_program`:
+    `response_format`'s schema, `guided_json`, `structured_outputs`' `json` and `structural_tag`, a tool's `parameters`
+    unless `tool_choice` is `"none"`); a schema without one is read whole, as the text it is. Most bodies hold none of
+    these keys: a caller looks first (`GRAMMARS.isdisjoint(data)`, in C), not calling this; most schemas (a chat's
+    tools) spell neither `pattern` nor `grammar` nor an escape in `body`, which is looked through in C, not walked."""
+    response_format = data.get("response_format")
+    if regex_grammar(response_format):
+        return True
+    spelled = b"pattern" in body or b"grammar" in body or b"\\u" in body  # (a key escaped, `p\\u0061ttern`, too)
+    if spelled and schema_program(response_format):
         return True
     if _GRAMMAR_FIELDS.isdisjoint(data):  # (in C: a body with a `response_format` holds none of the others, most)
         return False
@@ -1356,9 +1366,18 @@ def own_grammar(data: dict[str, Any]) -> bool:
         if type(value) is str and value:
             return True
     structured = data.get("structured_outputs")
-    if type(structured) is not dict:
+    if type(structured) is dict and any(
+        type(value) is str and value for value in map(structured.get, _STRUCTURED_GRAMMARS)
+    ):
+        return True
+    if not spelled:
         return False
-    return any(type(value) is str and value for value in map(structured.get, _STRUCTURED_GRAMMARS))
+    tools = data.get("tools")
+    if tools is not None and data.get("tool_choice") != "none" and schema_program(tools):
+        return True
+    if type(structured) is dict and any(schema_program(value) for value in map(structured.get, _STRUCTURED_SCHEMAS)):
+        return True
+    return schema_program(data.get("guided_json"))
 
 
 def regex_grammar(grammar: Any) -> bool:
@@ -1368,6 +1387,36 @@ def regex_grammar(grammar: Any) -> bool:
         return False
     pattern = grammar.get("value")
     return type(pattern) is str and pattern != ""
+
+
+def schema_program(value: Any) -> bool:
+    """Whether a JSON schema (or a structural tag, or tools, or a schema given as JSON text, as vLLM takes
+    `guided_json` and `structural_tag`) holds, at any depth, a regular expression the server's schema decoding holds
+    the model's output to: a `pattern` (xgrammar's `regex` format's too) or `patternProperties`' keys, not empty, or
+    xgrammar's `grammar` format (`{"type": "grammar", "grammar": ...}`). vLLM's xgrammar and outlines, llama.cpp's
+    json-schema-to-grammar and TGI's outlines compile a `pattern` into the grammar, so `"^alice\\x40example\\.com$"`
+    writes an address its text is not. Any object's `pattern` string counts, one in an `enum` or a `default` too: an
+    over-read, never an under-read. A property named `pattern` holds a schema, an object, not counted."""
+    if type(value) is str:
+        if "pattern" not in value and "grammar" not in value and "\\u" not in value:
+            return False  # (in C: JSON text that cannot spell either key)
+        try:
+            value = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return False  # (the server refuses it, as it does any schema not JSON)
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if type(item) is dict:
+            pattern = item.get("pattern")
+            if type(pattern) is str and pattern:
+                return True
+            if item.get("patternProperties") or (item.get("type") == "grammar" and item.get("grammar")):
+                return True
+            stack.extend(item.values())
+        elif type(item) is list:
+            stack.extend(item)
+    return False
 
 
 _GRAMMAR_STRINGS: Final = ("grammar", "guided_grammar", "guided_regex", "regex", "ebnf")

@@ -250,7 +250,7 @@ def read_request(operation: str, body: bytes) -> Request:
     whole = (
         whole
         and not ("prompt_embeds" in data or (not plain and unread_parts(data.get("messages"))) or own_template(data))
-        and (GRAMMARS.isdisjoint(data) or not own_grammar(data))
+        and (GRAMMARS.isdisjoint(data) or not own_grammar(data, body))
         and not (token_ids(data.get("prompt")) or token_ids(data.get("input")) or token_ids(data.get("content")))
     )
     names = _PARAMS  # (a module's constant, read once: compiled, each read is a lookup in the module's dict)
@@ -324,7 +324,7 @@ def read_native(operation: str, body: bytes) -> Request:
     joined, all_joined = join_text_parts(messages, size=len(body)) if messages is not None else ((), True)
     whole = whole and all_joined
     whole = whole and not ("prompt_embeds" in data or unread_parts(messages) or own_template(data))
-    whole = whole and (GRAMMARS.isdisjoint(data) or not own_grammar(data))
+    whole = whole and (GRAMMARS.isdisjoint(data) or not own_grammar(data, body))
     whole = whole and not any(token_ids(data.get(key)) for key in _NATIVE_TOKENS)
     names = _NATIVE_PARAMS
     limit = "n_predict" if "n_predict" in data else "max_tokens"

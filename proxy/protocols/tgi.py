@@ -30,6 +30,7 @@ from proxy.protocols import (
     rendered_strings,
     request_json_as_utf8,
     request_strings,
+    schema_program,
     unescaped,
     user_strings,
 )
@@ -108,7 +109,11 @@ def read_request(target: Target, body: bytes) -> Request:
         if key == _ADAPTER:
             version = TGI_ADAPTER + value if type(value) is str and value else None
         elif key == _GRAMMAR:
-            whole = rendered_strings(value, texts, budget=budget) and whole and not regex_grammar(value)
+            whole = (
+                rendered_strings(value, texts, budget=budget)
+                and whole
+                and not (regex_grammar(value) or schema_program(value))
+            )
         else:
             whole = user_strings(value, texts, None, budget) and whole
             name = _PARAMS.get(key)

@@ -1,0 +1,127 @@
+"""A JSON schema's `pattern` (and `patternProperties`' keys) is a regular expression the server's schema decoding holds
+the model's output to (vLLM's xgrammar and outlines, llama.cpp's json-schema-to-grammar, TGI's outlines), and a vLLM
+structural tag may nest xgrammar's `grammar` and `regex` formats: programs, as `own_grammar`'s grammars are, which
+write text standing nowhere in the request (`"^alice\\x40example\\.com$"`, `alice@example\\.com`). The proxy read
+their text alone, so such a request went to the model unlabelled for a purpose the zone of addresses forbids. Now it
+is `scan:truncated` wherever the server holds the output to the schema: `response_format`'s schema, `guided_json`,
+`structured_outputs`' `json` and `structural_tag`, TGI's json grammar, a tool's `parameters` unless `tool_choice` is
+`"none"`. A schema without one, a property named `pattern`, stays read whole."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import openai
+import orjson
+import pytest
+
+from proxy.protocols.openai import NATIVE, read_native, read_request
+from tests.harness import ProxyHandle
+from tests.servers.tgi import Tgi
+from tests.servers.vllm_like import SERVED, VllmLike
+from tests.test_grammar_own_unread import CONFIG
+from tests.test_tgi_native import tgi
+
+__all__ = ["tgi"]  # (the fixture, shared)
+
+PATTERN = "^alice\\x40example\\.com$"  # no string of it is the address; the decoding writes `alice@example.com`
+HELD = {"type": "object", "properties": {"to": {"type": "string", "pattern": PATTERN}}, "required": ["to"]}
+KEYED = {"type": "object", "patternProperties": {"^alice@example\\.com$": {"type": "string"}}}
+NAMED = {"type": "object", "properties": {"pattern": {"type": "string"}, "date": {"type": "string", "format": "date"}}}
+TAG_GRAMMAR = {"type": "structural_tag", "format": {"type": "grammar", "grammar": 'root ::= "alice" "@" "example.com"'}}
+TAG_REGEX = {"type": "structural_tag", "format": {"type": "regex", "pattern": "alice@example\\.com"}}
+
+
+def _tools(schema: dict[str, Any], choice: Any = None) -> dict[str, Any]:
+    tools = [{"type": "function", "function": {"name": "send", "parameters": schema}}]
+    return {"tools": tools} if choice is None else {"tools": tools, "tool_choice": choice}
+
+
+NAMED_CHOICE: dict[str, Any] = {"type": "function", "function": {"name": "send"}}
+CASES: list[tuple[str, dict[str, Any], bool]] = [
+    ("json_schema", {"response_format": {"type": "json_schema", "json_schema": {"name": "m", "schema": HELD}}}, True),
+    ("json_object schema", {"response_format": {"type": "json_object", "schema": HELD}}, True),  # llama.cpp's
+    ("tgi json", {"response_format": {"type": "json", "value": HELD}}, True),  # TGI's chat API's
+    ("guided_json", {"guided_json": HELD}, True),
+    ("guided_json text", {"guided_json": json.dumps(HELD)}, True),  # (vLLM takes a schema as JSON text too)
+    ("structured json", {"structured_outputs": {"json": HELD}}, True),
+    ("patternProperties", {"guided_json": KEYED}, True),
+    ("tool required", _tools(HELD, "required"), True),
+    ("tool named", _tools(HELD, NAMED_CHOICE), True),
+    ("tool auto", _tools(HELD), True),  # (llama.cpp holds a tool call's arguments to its schema, lazily)
+    ("tag grammar", {"response_format": TAG_GRAMMAR}, True),
+    ("tag regex", {"response_format": TAG_REGEX}, True),
+    ("structured tag text", {"structured_outputs": {"structural_tag": json.dumps(TAG_GRAMMAR)}}, True),
+    ("tool none", _tools(HELD, "none"), False),  # (no tool call: nothing held to the schema)
+    ("property named pattern", _tools(NAMED, "required"), False),
+    ("no pattern", {"response_format": {"type": "json_schema", "json_schema": {"name": "m", "schema": NAMED}}}, False),
+    ("empty pattern", {"guided_json": {"type": "string", "pattern": ""}}, False),
+    ("guided_json not JSON", {"guided_json": "{pattern"}, False),  # (the server refuses it)
+]
+
+
+@pytest.mark.parametrize(("fields", "unread"), [case[1:] for case in CASES], ids=[case[0] for case in CASES])
+def test_a_schema_holding_a_pattern_is_unread(fields: dict[str, Any], unread: bool) -> None:
+    for operation, content in (("chat", {"messages": [{"role": "user", "content": "Write it."}]}),
+                               ("text_completion", {"prompt": "Write it."})):  # fmt: skip
+        request = read_request(operation, orjson.dumps({"model": "m", **content, **fields}))
+        assert request.unscanned is unread, (operation, fields)
+    native = read_native(NATIVE["/completion"], orjson.dumps({"prompt": "Write it.", **fields}))
+    assert native.unscanned is unread, fields
+
+
+@pytest.mark.parametrize(
+    ("extra", "unread"),
+    [
+        ({"response_format": {"type": "json_schema", "json_schema": {"name": "m", "schema": HELD}}}, True),
+        (_tools(HELD, NAMED_CHOICE), True),
+        ({"extra_body": {"structured_outputs": {"json": HELD}}}, True),
+        (_tools(NAMED, "required"), False),
+    ],
+    ids=["response_format", "tool named", "structured_outputs", "property named pattern"],
+)
+def test_a_pattern_is_refused_before_the_vllm_like_server(
+    extra: dict[str, Any], unread: bool, vllm: tuple[VllmLike, str], make_proxy: Any
+) -> None:
+    """Through the real `openai` SDK: a schema with a pattern never reaches the model for a purpose the zone of
+    unread data forbids (before: forwarded, 200, unlabelled); one without is forwarded as before."""
+    server, upstream = vllm
+    proxy: ProxyHandle = make_proxy(CONFIG, UPSTREAM=upstream)
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="unused", max_retries=0, timeout=30)
+    messages: Any = [{"role": "user", "content": "Write it."}]
+    try:
+        reply = client.chat.completions.with_raw_response.create(
+            model=SERVED, messages=messages, extra_headers={"x-purpose": "marketing"}, **extra
+        )
+        status = reply.http_response.status_code
+    except openai.PermissionDeniedError as refused:
+        assert "scan:truncated" in refused.response.text
+        status = refused.status_code
+    assert (status == 403) is unread
+    assert (server.data_requests() == []) is unread  # nothing reached the model
+
+
+@pytest.mark.parametrize(("schema", "unread"), [(HELD, True), (NAMED, False)], ids=["pattern", "none"])
+def test_a_tgi_json_grammar_holding_a_pattern_is_unread(
+    schema: dict[str, Any], unread: bool, tgi: Tgi, make_proxy: Any
+) -> None:
+    proxy: ProxyHandle = make_proxy(CONFIG, UPSTREAM=tgi.url)
+    body = {"inputs": "Write it.", "parameters": {"grammar": {"type": "json", "value": schema}, "max_new_tokens": 8}}
+    reply = httpx.post(f"{proxy.url}/generate", json=body, headers={"x-purpose": "marketing"}, timeout=30)
+    assert (reply.status_code == 403) is unread, reply.text
+    assert (tgi.received == []) is unread
+
+
+@pytest.mark.realserver
+def test_a_pattern_is_refused_before_the_real_llama_cpp_python_server(llama: str, make_proxy: Any) -> None:
+    """llama-cpp-python 0.3.36's server dies on a schema with a `pattern` (its grammar from the schema), so what its
+    model would write cannot be seen; the proxy refuses the call before it, and the server still answers after."""
+    proxy: ProxyHandle = make_proxy(CONFIG, UPSTREAM=llama)
+    body = {"model": "smollm2", "messages": [{"role": "user", "content": "Write it."}], "max_tokens": 8,
+            "response_format": {"type": "json_object", "schema": HELD}}  # fmt: skip
+    url = f"{proxy.url}/v1/chat/completions"
+    refused = httpx.post(url, json=body, headers={"x-purpose": "marketing"}, timeout=120)
+    assert refused.status_code == 403 and "scan:truncated" in refused.text, refused.text
+    assert httpx.get(f"{llama}/v1/models", timeout=30).status_code == 200
