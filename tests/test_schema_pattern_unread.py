@@ -17,6 +17,7 @@ import openai
 import orjson
 import pytest
 
+from proxy.protocols import anthropic
 from proxy.protocols.openai import NATIVE, read_native, read_request
 from tests.harness import ProxyHandle
 from tests.servers.tgi import Tgi
@@ -54,7 +55,13 @@ CASES: list[tuple[str, dict[str, Any], bool]] = [
     ("tag grammar", {"response_format": TAG_GRAMMAR}, True),
     ("tag regex", {"response_format": TAG_REGEX}, True),
     ("structured tag text", {"structured_outputs": {"structural_tag": json.dumps(TAG_GRAMMAR)}}, True),
-    ("tool none", _tools(HELD, "none"), False),  # (no tool call: nothing held to the schema)
+    ("functions named", {"functions": [{"name": "send", "parameters": HELD}], "function_call": {"name": "send"}}, True),
+    ("tool none", _tools(HELD, "none"), False),
+    (
+        "functions none",
+        {"functions": [{"name": "send", "parameters": HELD}], "function_call": "none"},
+        False,
+    ),  # (no tool call: nothing held to the schema)
     ("property named pattern", _tools(NAMED, "required"), False),
     ("no pattern", {"response_format": {"type": "json_schema", "json_schema": {"name": "m", "schema": NAMED}}}, False),
     ("empty pattern", {"guided_json": {"type": "string", "pattern": ""}}, False),
@@ -70,6 +77,50 @@ def test_a_schema_holding_a_pattern_is_unread(fields: dict[str, Any], unread: bo
         assert request.unscanned is unread, (operation, fields)
     native = read_native(NATIVE["/completion"], orjson.dumps({"prompt": "Write it.", **fields}))
     assert native.unscanned is unread, fields
+
+
+@pytest.mark.parametrize(("schema", "unread"), [(HELD, True), (NAMED, False)], ids=["pattern", "none"])
+def test_a_responses_text_format_holding_a_pattern_is_unread(schema: dict[str, Any], unread: bool) -> None:
+    """The Responses API's structured output, `text.format` (vLLM's, held to as `response_format`'s is)."""
+    body = {
+        "model": "m",
+        "input": "Write it.",
+        "text": {"format": {"type": "json_schema", "name": "m", "schema": schema}},
+    }
+    assert read_request("responses", orjson.dumps(body)).unscanned is unread
+
+
+@pytest.mark.parametrize(("schema", "unread"), [(HELD, True), (NAMED, False)], ids=["pattern", "none"])
+def test_a_messages_output_schema_holding_a_pattern_is_unread(schema: dict[str, Any], unread: bool) -> None:
+    """The Messages API's `output_config.format` (vLLM hands it to the chat API's structured decoding)."""
+    body = {"model": "m", "max_tokens": 8, "messages": [{"role": "user", "content": "Write it."}],
+            "output_config": {"format": {"type": "json_schema", "schema": schema}}}  # fmt: skip
+    assert anthropic.read_request(orjson.dumps(body)).unscanned is unread
+
+
+ANTHROPIC_TOOL: dict[str, Any] = {"type": "tool", "name": "send"}
+
+
+@pytest.mark.parametrize(
+    ("schema", "choice", "unread"),
+    [(HELD, ANTHROPIC_TOOL, True), (HELD, {"type": "auto"}, True), (HELD, {"type": "none"}, False),
+     (NAMED, ANTHROPIC_TOOL, False)],
+    ids=["tool", "auto", "none", "property named pattern"],
+)  # fmt: skip
+def test_an_anthropic_tool_schema_holding_a_pattern_is_refused_before_the_vllm_like_server(
+    schema: dict[str, Any], choice: dict[str, Any], unread: bool, vllm: tuple[VllmLike, str], make_proxy: Any
+) -> None:
+    """The Messages API's tools (vLLM's and llama.cpp's `/v1/messages` turn them into the chat API's, held to their
+    `input_schema` as a chat's tools are)."""
+    server, upstream = vllm
+    proxy: ProxyHandle = make_proxy(CONFIG, UPSTREAM=upstream)
+    body = {"model": SERVED, "max_tokens": 8, "messages": [{"role": "user", "content": "Write it."}],
+            "tools": [{"name": "send", "input_schema": schema}], "tool_choice": choice}  # fmt: skip
+    headers = {"x-purpose": "marketing", "anthropic-version": "2023-06-01", "x-api-key": "unused"}
+    reply = httpx.post(f"{proxy.url}/v1/messages", json=body, headers=headers, timeout=30)
+    assert (reply.status_code == 403) is unread, reply.text
+    assert ("scan:truncated" in reply.text) is unread
+    assert (server.data_requests() == []) is unread
 
 
 @pytest.mark.parametrize(

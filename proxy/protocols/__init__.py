@@ -1333,13 +1333,19 @@ def own_template(data: dict[str, Any]) -> bool:
 # llama-cpp-python's GBNF `grammar`, vLLM's `guided_grammar` and `guided_regex`, SGLang's `regex` and `ebnf`), and those
 # that may hold one: vLLM's `structured_outputs` (its `grammar` and `regex`, a `json` schema's or a `structural_tag`'s
 # `pattern`s), `response_format` (TGI's `{"type": "regex", "value": ...}`, its chat API's `GrammarType`:
-# `regex_grammar`; a schema's `pattern`s, a structural tag's grammars), `guided_json`, a tool's `parameters`
+# `regex_grammar`; a schema's `pattern`s, a structural tag's grammars), `guided_json`, a tool's `parameters` (the
+# legacy `functions`' too, Anthropic's `input_schema`), the Responses API's `text.format`, the Messages API's
+# `output_config.format` (vLLM hands it to the same structured decoding)
 GRAMMARS: Final = frozenset(
     {"grammar", "guided_grammar", "guided_regex", "regex", "ebnf", "structured_outputs", "response_format",
-     "guided_json", "tools"}
+     "guided_json", "tools", "functions", "text", "output_config"}
 )  # fmt: skip
 _STRUCTURED_GRAMMARS: Final = ("grammar", "regex")
 _STRUCTURED_SCHEMAS: Final = ("json", "structural_tag")
+# the tools whose schemas a server holds a call's arguments to, and the field that may call none (OpenAI's and
+# Anthropic's `tools`, the legacy `functions` that llama-cpp-python honours)
+_TOOL_CHOICES: Final = (("tools", "tool_choice"), ("functions", "function_call"))
+_SCHEMA_FIELDS: Final = ("guided_json", "text", "output_config")
 
 
 def own_grammar(data: dict[str, Any], body: bytes) -> bool:
@@ -1348,11 +1354,12 @@ def own_grammar(data: dict[str, Any], body: bytes) -> bool:
     nowhere in it (GBNF's escapes, `"alice\\x40example.com"`, its literals run together, `"alice" "@" "example.com"`, a
     class, `[@]`, each of which llama-cpp-python's server held SmolLM2 to, and it wrote `alice@example.com`; a regular
     expression's `alice@example\\.com`). Its literal text is scanned, as any string is; what it writes is content the
-    proxy cannot read (`scan:truncated`). So is a JSON schema's `pattern` the server holds the output to (`schema_program`:
-    `response_format`'s schema, `guided_json`, `structured_outputs`' `json` and `structural_tag`, a tool's `parameters`
-    unless `tool_choice` is `"none"`); a schema without one is read whole, as the text it is. Most bodies hold none of
-    these keys: a caller looks first (`GRAMMARS.isdisjoint(data)`, in C), not calling this; most schemas (a chat's
-    tools) spell neither `pattern` nor `grammar` nor an escape in `body`, which is looked through in C, not walked."""
+    proxy cannot read (`scan:truncated`). So is a JSON schema's `pattern` the server holds the output to
+    (`schema_program`: `response_format`'s schema, `guided_json`, `structured_outputs`' `json` and `structural_tag`,
+    the Responses API's `text.format`, the Messages API's `output_config`, a tool's `parameters` unless the tool choice calls none); a schema without one
+    is read whole, as the text it is. Most bodies hold none of these keys: a caller looks first
+    (`GRAMMARS.isdisjoint(data)`, in C), not calling this; most schemas (a chat's tools) spell neither `pattern` nor
+    `grammar` nor an escape in `body`, which is looked through in C, not walked."""
     response_format = data.get("response_format")
     if regex_grammar(response_format):
         return True
@@ -1372,12 +1379,19 @@ def own_grammar(data: dict[str, Any], body: bytes) -> bool:
         return True
     if not spelled:
         return False
-    tools = data.get("tools")
-    if tools is not None and data.get("tool_choice") != "none" and schema_program(tools):
-        return True
-    if type(structured) is dict and any(schema_program(value) for value in map(structured.get, _STRUCTURED_SCHEMAS)):
-        return True
-    return schema_program(data.get("guided_json"))
+    for tools, choice in _TOOL_CHOICES:
+        if data.get(tools) is not None and not _no_call(data.get(choice)) and schema_program(data.get(tools)):
+            return True
+    for key in _SCHEMA_FIELDS:  # (the Responses API's `text.format`, the Messages API's `output_config.format`)
+        if schema_program(data.get(key)):
+            return True
+    return type(structured) is dict and any(schema_program(value) for value in map(structured.get, _STRUCTURED_SCHEMAS))
+
+
+def _no_call(choice: Any) -> bool:
+    """Whether a tool choice calls no tool (OpenAI's `"none"`, Anthropic's `{"type": "none"}`): then nothing is held to
+    the tools' schemas."""
+    return choice == "none" or (type(choice) is dict and choice.get("type") == "none")
 
 
 def regex_grammar(grammar: Any) -> bool:

@@ -13,8 +13,8 @@ from typing import Any, Final
 from proxy.detectors import Detectors
 from proxy.errors import InvalidRequest
 from proxy.flow import Outcome, ProtocolName
-from proxy.protocols import Adapter as AdapterBase
 from proxy.protocols import (
+    GRAMMARS,
     Header,
     Request,
     Target,
@@ -22,11 +22,13 @@ from proxy.protocols import (
     load_request_json,
     named_as_fields,
     nested_named_as_fields,
+    own_grammar,
     own_template,
     request_json_as_utf8,
     request_strings,
     unescaped,
 )
+from proxy.protocols import Adapter as AdapterBase
 from proxy.protocols.sse import _GIVEN, SseObserver
 
 PATHS = ("/v1/messages", "/messages")
@@ -88,6 +90,7 @@ def read_request(body: bytes, operation: str = "chat") -> Request:
         params.append(("stop_sequences", [s for s in stops if isinstance(s, str)]))
     stream = operation == "chat" and data.get("stream") is True
     whole = whole and not own_template(data)  # (vLLM's Messages API renders with the chat API's template)
+    whole = whole and (GRAMMARS.isdisjoint(data) or not own_grammar(data, body))  # (its tools' schemas: `pattern`s)
     return Request(model, operation, stream, tuple(texts), tuple(params), unscanned=not whole,
                    joined=joined, decoded=unescaped(body, texts, reprinted))  # fmt: skip
 
