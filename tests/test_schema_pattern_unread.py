@@ -56,6 +56,12 @@ CASES: list[tuple[str, dict[str, Any], bool]] = [
     ("tag regex", {"response_format": TAG_REGEX}, True),
     ("structured tag text", {"structured_outputs": {"structural_tag": json.dumps(TAG_GRAMMAR)}}, True),
     ("functions named", {"functions": [{"name": "send", "parameters": HELD}], "function_call": {"name": "send"}}, True),
+    ("whitespace pattern", {"guided_json": NAMED, "guided_whitespace_pattern": "(alice@example\\.com)?"}, True),
+    (
+        "structured whitespace",
+        {"structured_outputs": {"json": NAMED, "whitespace_pattern": "(alice@example\\.com)?"}},
+        True,
+    ),
     ("tool none", _tools(HELD, "none"), False),
     (
         "functions none",

@@ -1338,9 +1338,9 @@ def own_template(data: dict[str, Any]) -> bool:
 # `output_config.format` (vLLM hands it to the same structured decoding)
 GRAMMARS: Final = frozenset(
     {"grammar", "guided_grammar", "guided_regex", "regex", "ebnf", "structured_outputs", "response_format",
-     "guided_json", "tools", "functions", "text", "output_config"}
+     "guided_json", "tools", "functions", "text", "output_config", "guided_whitespace_pattern"}
 )  # fmt: skip
-_STRUCTURED_GRAMMARS: Final = ("grammar", "regex")
+_STRUCTURED_GRAMMARS: Final = ("grammar", "regex", "whitespace_pattern")
 _STRUCTURED_SCHEMAS: Final = ("json", "structural_tag")
 # the tools whose schemas a server holds a call's arguments to, and the field that may call none (OpenAI's and
 # Anthropic's `tools`, the legacy `functions` that llama-cpp-python honours)
@@ -1433,7 +1433,9 @@ def schema_program(value: Any) -> bool:
     return False
 
 
-_GRAMMAR_STRINGS: Final = ("grammar", "guided_grammar", "guided_regex", "regex", "ebnf")
+# (vLLM's `guided_whitespace_pattern`, `structured_outputs.whitespace_pattern`: the regular expression its outlines and
+# guidance backends hold the whitespace between a JSON output's tokens to, `(alice@example\.com)?` as well as `[ ]*`)
+_GRAMMAR_STRINGS: Final = ("grammar", "guided_grammar", "guided_regex", "regex", "ebnf", "guided_whitespace_pattern")
 _GRAMMAR_FIELDS: Final = GRAMMARS - {"response_format"}
 
 
