@@ -55,6 +55,8 @@ CASES: list[tuple[str, dict[str, Any], bool]] = [
     ("tag grammar", {"response_format": TAG_GRAMMAR}, True),
     ("tag regex", {"response_format": TAG_REGEX}, True),
     ("structured tag text", {"structured_outputs": {"structural_tag": json.dumps(TAG_GRAMMAR)}}, True),
+    ("llama.cpp json_schema", {"json_schema": HELD}, True),  # (its /completion's, and its chat's, copied through)
+    ("tool choice object none", _tools(HELD, {"type": "none"}), True),  # (llama.cpp: not a string, so "auto")
     ("functions named", {"functions": [{"name": "send", "parameters": HELD}], "function_call": {"name": "send"}}, True),
     ("whitespace pattern", {"guided_json": NAMED, "guided_whitespace_pattern": "(alice@example\\.com)?"}, True),
     (

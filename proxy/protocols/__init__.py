@@ -1333,31 +1333,33 @@ def own_template(data: dict[str, Any]) -> bool:
 # llama-cpp-python's GBNF `grammar`, vLLM's `guided_grammar` and `guided_regex`, SGLang's `regex` and `ebnf`), and those
 # that may hold one: vLLM's `structured_outputs` (its `grammar` and `regex`, a `json` schema's or a `structural_tag`'s
 # `pattern`s), `response_format` (TGI's `{"type": "regex", "value": ...}`, its chat API's `GrammarType`:
-# `regex_grammar`; a schema's `pattern`s, a structural tag's grammars), `guided_json`, a tool's `parameters` (the
+# `regex_grammar`; a schema's `pattern`s, a structural tag's grammars), `guided_json`, llama.cpp's `json_schema` (its
+# native `/completion`'s and, copied through, its chat's: json-schema-to-grammar), a tool's `parameters` (the
 # legacy `functions`' too, Anthropic's `input_schema`), the Responses API's `text.format`, the Messages API's
 # `output_config.format` (vLLM hands it to the same structured decoding)
 GRAMMARS: Final = frozenset(
     {"grammar", "guided_grammar", "guided_regex", "regex", "ebnf", "structured_outputs", "response_format",
-     "guided_json", "tools", "functions", "text", "output_config", "guided_whitespace_pattern"}
+     "guided_json", "json_schema", "tools", "functions", "text", "output_config", "guided_whitespace_pattern"}
 )  # fmt: skip
 _STRUCTURED_GRAMMARS: Final = ("grammar", "regex", "whitespace_pattern")
 _STRUCTURED_SCHEMAS: Final = ("json", "structural_tag")
 # the tools whose schemas a server holds a call's arguments to, and the field that may call none (OpenAI's and
 # Anthropic's `tools`, the legacy `functions` that llama-cpp-python honours)
 _TOOL_CHOICES: Final = (("tools", "tool_choice"), ("functions", "function_call"))
-_SCHEMA_FIELDS: Final = ("guided_json", "text", "output_config")
+_SCHEMA_FIELDS: Final = ("guided_json", "json_schema", "text", "output_config")
 
 
-def own_grammar(data: dict[str, Any], body: bytes) -> bool:
+def own_grammar(data: dict[str, Any], body: bytes, typed_choice: bool = False) -> bool:
     """Whether a request brings a grammar or a regular expression (`GRAMMARS`, not empty) a server holds the model's
     output to: a program, as a chat template of the request's own is (`own_template`), which writes text standing
     nowhere in it (GBNF's escapes, `"alice\\x40example.com"`, its literals run together, `"alice" "@" "example.com"`, a
     class, `[@]`, each of which llama-cpp-python's server held SmolLM2 to, and it wrote `alice@example.com`; a regular
     expression's `alice@example\\.com`). Its literal text is scanned, as any string is; what it writes is content the
     proxy cannot read (`scan:truncated`). So is a JSON schema's `pattern` the server holds the output to
-    (`schema_program`: `response_format`'s schema, `guided_json`, `structured_outputs`' `json` and `structural_tag`,
-    the Responses API's `text.format`, the Messages API's `output_config`, a tool's `parameters` unless the tool choice calls none); a schema without one
-    is read whole, as the text it is. Most bodies hold none of these keys: a caller looks first
+    (`schema_program`: `response_format`'s schema, `guided_json`, llama.cpp's `json_schema`, `structured_outputs`'
+    `json` and `structural_tag`, the Responses API's `text.format`, the Messages API's `output_config`, a tool's
+    `parameters` unless the tool choice calls none: `typed_choice`, the Messages API's `{"type": "none"}` too); a
+    schema without one is read whole, as the text it is. Most bodies hold none of these keys: a caller looks first
     (`GRAMMARS.isdisjoint(data)`, in C), not calling this; most schemas (a chat's tools) spell neither `pattern` nor
     `grammar` nor an escape in `body`, which is looked through in C, not walked."""
     response_format = data.get("response_format")
@@ -1380,7 +1382,11 @@ def own_grammar(data: dict[str, Any], body: bytes) -> bool:
     if not spelled:
         return False
     for tools, choice in _TOOL_CHOICES:
-        if data.get(tools) is not None and not _no_call(data.get(choice)) and schema_program(data.get(tools)):
+        if (
+            data.get(tools) is not None
+            and not _no_call(data.get(choice), typed_choice)
+            and schema_program(data.get(tools))
+        ):
             return True
     for key in _SCHEMA_FIELDS:  # (the Responses API's `text.format`, the Messages API's `output_config.format`)
         if schema_program(data.get(key)):
@@ -1388,10 +1394,12 @@ def own_grammar(data: dict[str, Any], body: bytes) -> bool:
     return type(structured) is dict and any(schema_program(value) for value in map(structured.get, _STRUCTURED_SCHEMAS))
 
 
-def _no_call(choice: Any) -> bool:
-    """Whether a tool choice calls no tool (OpenAI's `"none"`, Anthropic's `{"type": "none"}`): then nothing is held to
-    the tools' schemas."""
-    return choice == "none" or (type(choice) is dict and choice.get("type") == "none")
+def _no_call(choice: Any, typed: bool) -> bool:
+    """Whether a tool choice calls no tool (OpenAI's `"none"`; Anthropic's `{"type": "none"}`, `typed`, on its Messages
+    API alone): then nothing is held to the tools' schemas. On OpenAI's API `{"type": "none"}` is no choice: llama.cpp
+    reads `tool_choice` as a string, takes an object for its default, `"auto"`, and holds a call's arguments to the
+    tools' schemas (vLLM refuses it)."""
+    return choice == "none" or (typed and type(choice) is dict and choice.get("type") == "none")
 
 
 def regex_grammar(grammar: Any) -> bool:

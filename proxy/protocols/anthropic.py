@@ -90,7 +90,8 @@ def read_request(body: bytes, operation: str = "chat") -> Request:
         params.append(("stop_sequences", [s for s in stops if isinstance(s, str)]))
     stream = operation == "chat" and data.get("stream") is True
     whole = whole and not own_template(data)  # (vLLM's Messages API renders with the chat API's template)
-    whole = whole and (GRAMMARS.isdisjoint(data) or not own_grammar(data, body))  # (its tools' schemas: `pattern`s)
+    # (its tools' schemas' `pattern`s; its `{"type": "none"}` calls no tool)
+    whole = whole and (GRAMMARS.isdisjoint(data) or not own_grammar(data, body, typed_choice=True))
     return Request(model, operation, stream, tuple(texts), tuple(params), unscanned=not whole,
                    joined=joined, decoded=unescaped(body, texts, reprinted))  # fmt: skip
 
