@@ -17,6 +17,7 @@ import openai
 import orjson
 import pytest
 
+from proxy import protocols
 from proxy.protocols import anthropic
 from proxy.protocols.openai import NATIVE, read_native, read_request
 from tests.harness import ProxyHandle
@@ -184,3 +185,32 @@ def test_a_pattern_is_refused_before_the_real_llama_cpp_python_server(llama: str
     refused = httpx.post(url, json=body, headers={"x-purpose": "marketing"}, timeout=120)
     assert refused.status_code == 403 and "scan:truncated" in refused.text, refused.text
     assert httpx.get(f"{llama}/v1/models", timeout=30).status_code == 200
+
+
+ESCAPED: list[tuple[str, bytes]] = [
+    ("p\\u0061ttern", b'"guided_json": {"type": "string", "p\\u0061ttern": "^alice\\\\x40example\\\\.com$"}'),
+    ("\\u0070attern", b'"response_format": {"type": "json_object", "schema": {"\\u0070attern": "^a\\\\x40b$"}}'),
+    ("gr\\u0061mmar", b'"response_format": {"type": "structural_tag", "format": {"type": "grammar", '
+                      b'"gr\\u0061mmar": "root ::= \\"alice\\" \\"@\\" \\"example.com\\""}}'),
+    ("text p\\\\u0061ttern", b'"guided_json": "{\\"p\\\\u0061ttern\\": \\"^a\\\\\\\\x40b$\\"}"'),
+    ("grammar type \\u0067rammar", b'"structured_outputs": {"structural_tag": {"type": "structural_tag", "format": '
+                                   b'{"type": "\\u0067rammar", "grammar": "root ::= \\"a\\""}}}'),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("fields", [case[1] for case in ESCAPED], ids=[case[0] for case in ESCAPED])
+def test_a_key_spelled_with_escapes_is_found(fields: bytes) -> None:
+    """A JSON key may spell `pattern` or `grammar` with `\\u` escapes, which every parser reads as the key: the body
+    holds neither word then, and is walked all the same. Text escaped as ASCII (`G\\u00fc`) is not such a key."""
+    body = b'{"model": "m", "messages": [{"role": "user", "content": "Write it."}], ' + fields + b"}"
+    assert read_request("chat", body).unscanned is True
+
+
+def test_text_escaped_as_ascii_is_not_walked_for_keys() -> None:
+    """A chat with tools whose text the client escaped as ASCII (`json.dumps`) stays read whole, and its tools'
+    schemas are not walked for an escaped key none of them has (`_escaped_letter`)."""
+    tools = _tools(NAMED, "required")["tools"]
+    body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "Grüße 👋"}], "tools": tools}).encode()
+    assert b"\\u00fc" in body and b"\\ud83d" in body
+    assert read_request("chat", body).unscanned is False
+    assert not protocols._escaped_letter(body)

@@ -1365,7 +1365,7 @@ def own_grammar(data: dict[str, Any], body: bytes, typed_choice: bool = False) -
     response_format = data.get("response_format")
     if regex_grammar(response_format):
         return True
-    spelled = b"pattern" in body or b"grammar" in body or b"\\u" in body  # (a key escaped, `p\\u0061ttern`, too)
+    spelled = b"pattern" in body or b"grammar" in body or _escaped_letter(body)
     if spelled and schema_program(response_format):
         return True
     if _GRAMMAR_FIELDS.isdisjoint(data):  # (in C: a body with a `response_format` holds none of the others, most)
@@ -1394,6 +1394,13 @@ def own_grammar(data: dict[str, Any], body: bytes, typed_choice: bool = False) -
     return type(structured) is dict and any(schema_program(value) for value in map(structured.get, _STRUCTURED_SCHEMAS))
 
 
+def _escaped_letter(body: bytes) -> bool:
+    """Whether `body` may spell `pattern` or `grammar` with an escape (`p\\u0061ttern`): each of their letters is
+    U+0061 to U+0074, `\\u006.` or `\\u007.` (in C). Text escaped as ASCII (`Gr\\u00fc\\u00dfe`, `\\ud83d`, the
+    Python SDK's and `json.dumps`' non-ASCII) is neither, so a chat with tools in it is not walked for it."""
+    return b"\\u006" in body or b"\\u007" in body
+
+
 def _no_call(choice: Any, typed: bool) -> bool:
     """Whether a tool choice calls no tool (OpenAI's `"none"`; Anthropic's `{"type": "none"}`, `typed`, on its Messages
     API alone): then nothing is held to the tools' schemas. On OpenAI's API `{"type": "none"}` is no choice: llama.cpp
@@ -1420,7 +1427,7 @@ def schema_program(value: Any) -> bool:
     writes an address its text is not. Any object's `pattern` string counts, one in an `enum` or a `default` too: an
     over-read, never an under-read. A property named `pattern` holds a schema, an object, not counted."""
     if type(value) is str:
-        if "pattern" not in value and "grammar" not in value and "\\u" not in value:
+        if "pattern" not in value and "grammar" not in value and not ("\\u006" in value or "\\u007" in value):
             return False  # (in C: JSON text that cannot spell either key)
         try:
             value = orjson.loads(value)
