@@ -181,6 +181,24 @@ def test_a_generate_context_is_unread_and_images_are_not_text(proxy: ProxyHandle
     assert reply.status_code == 200, reply.text
 
 
+@pytest.mark.parametrize(("path", "prompt"), [("/api/chat", "messages"), ("/api/generate", "prompt")])
+def test_a_format_schema_holding_a_pattern_is_unread(
+    proxy: ProxyHandle, otlp: OtlpReceiver, path: str, prompt: str
+) -> None:
+    """Ollama turns a `format` schema into a grammar (llama.cpp's json-schema-to-grammar), which holds the output to a
+    `pattern` as a regular expression: `"^alice\\x40example\\.com$"` writes an address no string of it is,
+    `scan:truncated`. A schema without one (and `"json"`) is read as the text it is."""
+    held = {"type": "object", "properties": {"to": {"type": "string", "pattern": "^alice\\x40example\\.com$"}}}
+    plain = {"type": "object", "properties": {"to": {"type": "string", "format": "email"}}}
+    asked = chat("Write it.") if prompt == "messages" else {"model": MODEL, "prompt": "Write it."}
+    for output, labels in ((held, ["scan:truncated"]), (plain, []), ("json", [])):
+        body = {**asked, "format": output, "stream": False}
+        reply = httpx.post(f"{proxy.url}{path}", json=body, timeout=30)
+        assert reply.status_code == 200, reply.text
+        span = otlp.by_trace(reply.headers["x-trace-id"]).attributes
+        assert span.get("lineage.input.labels", []) == labels, (output, span)
+
+
 def test_an_error_line_in_a_stream_is_recorded_as_the_upstreams_error(proxy: ProxyHandle, otlp: OtlpReceiver) -> None:
     with httpx.stream("POST", f"{proxy.url}/api/chat", json=chat("__error__ alice example.com"), timeout=30) as reply:
         text = reply.read().decode()

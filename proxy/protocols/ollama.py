@@ -32,6 +32,7 @@ from proxy.protocols import (
     nested_named_as_fields,
     request_json_as_utf8,
     request_strings,
+    schema_program,
     token_ids,
     unescaped,
 )
@@ -100,8 +101,8 @@ _BELOW: Final = {
 def read_request(target: Target, body: bytes) -> Request:
     """A native body: its `model` required; every string but `images`, `keep_alive` and the parameters read
     (`request_strings`: messages' contents, thinking and tool calls, `prompt`, `suffix`, `system`, `template`, `input`,
-    `options.stop`), `tools` and `format` whole; a generate's `context` (token ids) and what its own `template` prints
-    unread."""
+    `options.stop`), `tools` and `format` whole; a generate's `context` (token ids), what its own `template` prints and
+    what a `format` schema's `pattern` writes unread."""
     data = load_request_json(body)
     operation = target.operation
     named_as_fields(data, _EMBEDDING_FIELDS if target is _EMBEDDING else _REQUEST_FIELDS[operation])
@@ -121,6 +122,7 @@ def read_request(target: Target, body: bytes) -> Request:
         read["messages"] = [_without_images(message) for message in messages]
     whole = request_strings(read, _RENDERED, texts) and walked
     whole = whole and not token_ids(data.get("context")) and not _own_template(operation, data)
+    whole = whole and not _format_program(data.get("format"))
     options = data.get("options")
     params: list[tuple[str, Any]] = []
     for key, value in options.items() if type(options) is dict else ():
@@ -131,6 +133,13 @@ def read_request(target: Target, body: bytes) -> Request:
     joined, all_joined = join_text_parts(messages, size=len(body)) if type(messages) is list else ((), True)
     return Request(model, operation, stream, tuple(texts), tuple(params), unscanned=not (whole and all_joined),
                    joined=joined, decoded=unescaped(body, texts))  # fmt: skip
+
+
+def _format_program(output: Any) -> bool:
+    """Whether `format` is a JSON schema (an object; `"json"` is not one) holding a `pattern` (`schema_program`): Ollama
+    turns it into a grammar with llama.cpp's json-schema-to-grammar, which holds the output to the pattern as a regular
+    expression (`"^alice\\x40example\\.com$"` writes an address its text is not), a program as a grammar is."""
+    return type(output) is dict and schema_program(output)
 
 
 def _own_template(operation: str, data: dict[str, Any]) -> bool:
