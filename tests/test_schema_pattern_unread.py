@@ -9,6 +9,7 @@ is `scan:truncated` wherever the server holds the output to the schema: `respons
 
 from __future__ import annotations
 
+import gzip
 import json
 from typing import Any
 
@@ -214,3 +215,26 @@ def test_text_escaped_as_ascii_is_not_walked_for_keys() -> None:
     assert b"\\u00fc" in body and b"\\ud83d" in body
     assert read_request("chat", body).unscanned is False
     assert not protocols._escaped_letter(body)
+
+
+@pytest.mark.parametrize("form", ["gzip", "utf-16", "escaped key"])
+def test_a_pattern_in_a_coded_body_is_refused_before_the_vllm_like_server(
+    form: str, vllm: tuple[VllmLike, str], make_proxy: Any
+) -> None:
+    """The body is looked through for `pattern` as the server reads it: decompressed (`Content-Encoding: gzip`), as
+    UTF-8 (a UTF-16 body, which vLLM's FastAPI reads), its keys unescaped (`"p\\u0061ttern"`)."""
+    server, upstream = vllm
+    proxy: ProxyHandle = make_proxy(CONFIG, UPSTREAM=upstream)
+    body = orjson.dumps({"model": SERVED, "messages": [{"role": "user", "content": "Write it."}], "guided_json": HELD})
+    headers = {"x-purpose": "marketing", "content-type": "application/json"}
+    if form == "gzip":
+        body, headers["content-encoding"] = gzip.compress(body), "gzip"
+    elif form == "utf-16":
+        body = body.decode().encode("utf-16-le")
+    else:
+        body = body.replace(b'"pattern"', b'"p\\u0061ttern"')
+    assert b"pattern" not in body
+    reply = httpx.post(f"{proxy.url}/v1/chat/completions", content=body, headers=headers, timeout=30)
+    assert reply.status_code == 403, reply.text
+    assert "scan:truncated" in reply.text
+    assert server.data_requests() == []
