@@ -122,7 +122,11 @@ def read_request(target: Target, body: bytes) -> Request:
         read["messages"] = [_without_images(message) for message in messages]
     whole = request_strings(read, _RENDERED, texts) and walked
     whole = whole and not token_ids(data.get("context")) and not _own_template(operation, data)
-    whole = whole and not _format_program(data.get("format"))
+    # (a `format` schema, an object, `"json"` not one, holding a `pattern`: Ollama turns it into a grammar with
+    # llama.cpp's json-schema-to-grammar, which holds the output to it as a regular expression, a program as a grammar
+    # is, `"^alice\\x40example\\.com$"` writing an address its text is not; looked for only when there is one)
+    output = data.get("format")
+    whole = whole and not (type(output) is dict and schema_program(output))
     options = data.get("options")
     params: list[tuple[str, Any]] = []
     for key, value in options.items() if type(options) is dict else ():
@@ -133,13 +137,6 @@ def read_request(target: Target, body: bytes) -> Request:
     joined, all_joined = join_text_parts(messages, size=len(body)) if type(messages) is list else ((), True)
     return Request(model, operation, stream, tuple(texts), tuple(params), unscanned=not (whole and all_joined),
                    joined=joined, decoded=unescaped(body, texts))  # fmt: skip
-
-
-def _format_program(output: Any) -> bool:
-    """Whether `format` is a JSON schema (an object; `"json"` is not one) holding a `pattern` (`schema_program`): Ollama
-    turns it into a grammar with llama.cpp's json-schema-to-grammar, which holds the output to the pattern as a regular
-    expression (`"^alice\\x40example\\.com$"` writes an address its text is not), a program as a grammar is."""
-    return type(output) is dict and schema_program(output)
 
 
 def _own_template(operation: str, data: dict[str, Any]) -> bool:
