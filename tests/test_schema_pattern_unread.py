@@ -100,6 +100,18 @@ def test_a_responses_text_format_holding_a_pattern_is_unread(schema: dict[str, A
     assert read_request("responses", orjson.dumps(body)).unscanned is unread
 
 
+@pytest.mark.parametrize(
+    ("choice", "unread"), [("required", True), ("auto", True), ("none", False)], ids=["required", "auto", "none"]
+)
+def test_a_responses_custom_tool_grammar_is_unread(choice: str, unread: bool) -> None:
+    """The Responses API's custom tool with a grammar format (`syntax` `regex` or `lark`): OpenAI holds the tool
+    call's input to its `definition`, a program as `guided_regex` is, unless the tool choice calls none."""
+    grammar = {"type": "grammar", "syntax": "regex", "definition": "alice\\x40example\\.com"}
+    body = {"model": "m", "input": "Write it.", "tools": [{"type": "custom", "name": "send", "format": grammar}],
+            "tool_choice": choice}  # fmt: skip
+    assert read_request("responses", orjson.dumps(body)).unscanned is unread
+
+
 @pytest.mark.parametrize(("schema", "unread"), [(HELD, True), (NAMED, False)], ids=["pattern", "none"])
 def test_a_messages_output_schema_holding_a_pattern_is_unread(schema: dict[str, Any], unread: bool) -> None:
     """The Messages API's `output_config.format` (vLLM hands it to the chat API's structured decoding)."""

@@ -1422,7 +1422,8 @@ def schema_program(value: Any) -> bool:
     """Whether a JSON schema (or a structural tag, or tools, or a schema given as JSON text, as vLLM takes
     `guided_json` and `structural_tag`) holds, at any depth, a regular expression the server's schema decoding holds
     the model's output to: a `pattern` (xgrammar's `regex` format's too) or `patternProperties`' keys, not empty, or
-    xgrammar's `grammar` format (`{"type": "grammar", "grammar": ...}`). vLLM's xgrammar and outlines, llama.cpp's
+    xgrammar's `grammar` format (`{"type": "grammar", "grammar": ...}`), or the Responses API's custom tool's
+    (`{"type": "grammar", "syntax": "regex" | "lark", "definition": ...}`, which OpenAI holds a call's input to). vLLM's xgrammar and outlines, llama.cpp's
     json-schema-to-grammar and TGI's outlines compile a `pattern` into the grammar, so `"^alice\\x40example\\.com$"`
     writes an address its text is not. Any object's `pattern` string counts, one in an `enum` or a `default` too: an
     over-read, never an under-read. A property named `pattern` holds a schema, an object, not counted."""
@@ -1440,7 +1441,9 @@ def schema_program(value: Any) -> bool:
             pattern = item.get("pattern")
             if type(pattern) is str and pattern:
                 return True
-            if item.get("patternProperties") or (item.get("type") == "grammar" and item.get("grammar")):
+            if item.get("patternProperties") or (
+                item.get("type") == "grammar" and (item.get("grammar") or item.get("definition"))
+            ):
                 return True
             stack.extend(item.values())
         elif type(item) is list:
