@@ -56,6 +56,31 @@ NO_STDOUT: Final = [
 ]
 
 
+def _watched(
+    proc: subprocess.Popen[str], marks: list[tuple[tuple[str, ...], threading.Event]]
+) -> tuple[list[str], threading.Thread]:
+    """Read the process's stderr into a list on a thread, setting each event once a line holds all its words."""
+    lines: list[str] = []
+
+    def pump() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            lines.append(line)
+            for words, event in marks:
+                if all(word in line for word in words):
+                    event.set()
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    return lines, reader
+
+
+def _chat(port: int) -> None:
+    reply = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", timeout=10,
+                       json={"model": SERVED, "messages": [{"role": "user", "content": "hi"}]})  # fmt: skip
+    assert reply.status_code == 200
+
+
 @contextlib.contextmanager
 def _started_with(redirect: str) -> Iterator[tuple[str, int | None]]:
     """The redirect to start `serve` with and the stdout its shell gets (None: the test's own)."""
@@ -99,33 +124,16 @@ def test_a_serve_without_stdout_stops_with_0_and_refuses_a_reload_to_console(  #
     with _started_with(redirect) as (shell, stdout):
         command = f"exec {sys.executable} -m proxy serve --config {config} {shell}"
         proc = subprocess.Popen(["bash", "-c", command], stdout=stdout, stderr=subprocess.PIPE, text=True)
-    assert proc.stderr is not None
-    lines: list[str] = []
     serving = threading.Event()
     refused = threading.Event()
-
-    def pump() -> None:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            lines.append(line)
-            if " serving http=" in line:
-                serving.set()
-            if "reload refused" in line:
-                refused.set()
-
-    reader = threading.Thread(target=pump, daemon=True)
-    reader.start()
+    lines, reader = _watched(proc, [((" serving http=",), serving), (("reload refused",), refused)])
     try:
         assert serving.wait(30), "".join(lines)
-        reply = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", timeout=10,
-                           json={"model": SERVED, "messages": [{"role": "user", "content": "hi"}]})  # fmt: skip
-        assert reply.status_code == 200
+        _chat(port)
         config.write_text(config.read_text().replace("exporter: none", "exporter: console"))
         proc.send_signal(signal.SIGHUP)
         assert refused.wait(30), "".join(lines)
-        reply = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", timeout=10,
-                           json={"model": SERVED, "messages": [{"role": "user", "content": "hi"}]})  # fmt: skip
-        assert reply.status_code == 200
+        _chat(port)
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(30)
@@ -147,25 +155,12 @@ def test_a_stdout_that_refuses_the_ready_line_ends_no_start(vllm, tmp_path: Path
     config = _config(tmp_path, port, upstream, "none")
     command = f"exec {sys.executable} -m proxy serve --config {config} --workers {workers} 1>/dev/full"
     proc = subprocess.Popen(["bash", "-c", command], stderr=subprocess.PIPE, text=True)
-    assert proc.stderr is not None
-    lines: list[str] = []
     serving = threading.Event()
     announcer = "proxy[" if workers == 1 else "supervisor["  # the process that writes the ready line
-
-    def pump() -> None:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            lines.append(line)
-            if announcer in line and " serving http=" in line:
-                serving.set()
-
-    reader = threading.Thread(target=pump, daemon=True)
-    reader.start()
+    lines, reader = _watched(proc, [((announcer, " serving http="), serving)])
     try:
         assert serving.wait(30), "".join(lines)
-        reply = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", timeout=10,
-                           json={"model": SERVED, "messages": [{"role": "user", "content": "hi"}]})  # fmt: skip
-        assert reply.status_code == 200
+        _chat(port)
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(30)
