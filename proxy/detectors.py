@@ -126,6 +126,8 @@ def _card_joined_before(t: _Text, start: int) -> bool:
     before = t.before(start)
     if before != 45:
         return before in _CARD_JOINED
+    if t.before(start - 1) == 45:
+        return False  # (a double dash, prose's: `x --4111 1111 1111 1111`, as `_value_joined_after` reads one)
     if _iban_ends_at(t, start - 1):
         return False  # (`DE89 3704 0044 0532 0130 00-4111-1111-1111-1111`: no longer number's groups, `_iban_ends_at`)
     classes, dash = t.classes, start - 1
@@ -880,13 +882,28 @@ def _phone_set_apart(t: _Text, start: int, end: int, card: tuple[int, int]) -> b
     """Whether the rest of a card's run (`_set_apart`) is one phone written with dashes, dots or brackets, as it is alone
     (`4111 1111 1111 1111 555-123-4567`, `555-123-4567 4111 1111 1111 1111`): before 2026-12-04 the run was one number
     and only the phone was found."""
-    first, last = (start, card[0] - 1) if card[1] == end else (card[1] + 1, end)
+    first, last = (_phone_piece_start(t.classes, start), card[0] - 1) if card[1] == end else (card[1] + 1, end)
     if (
         _PHONE_PIECE.fullmatch(t.classes, first, last) is None
         or _WRITTEN_AS_A_PHONE.search(t.classes, first, last) is None
     ):
         return False  # (one number so written, as `_phone_among` reads one: `2024-01-15 1234` is a date and a number)
     return _phone(t, first, last) == (first, last)
+
+
+def _phone_piece_start(classes: bytes, start: int) -> int:
+    """Where the phone a card's run (`_run_beside`) starts inside begins: the run is its groups split by spaces or
+    dashes, so a phone written with dots or brackets before the card is cut at its last dot or bracket (`555.123.4567
+    4111 …` from `4567`, `(555) 123-4567 4111 …` from `123`), and read from there it was no phone and the card was
+    none, in clear until 2026-12-07. At most `_PHONE_PIECE_BACK` characters back, as a phone is written."""
+    first, low = start, max(0, start - _PHONE_PIECE_BACK)
+    while first > low and (classes[first - 1] in _PHONE_PIECE_JOINTS or classes[first - 2 : first] == b") "):
+        first -= 1
+    return first
+
+
+_PHONE_PIECE_JOINTS: Final = frozenset(b"0().-")
+_PHONE_PIECE_BACK: Final = 16
 
 
 # a date as a statement's or a log's rows write it before a card (`2024-01-15 4111 1111 1111 1111`): a number of
