@@ -126,11 +126,11 @@ def _card_joined_before(t: _Text, start: int) -> bool:
     before = t.before(start)
     if before != 45:
         return before in _CARD_JOINED
-    if t.before(start - 1) == 45:
-        return False  # (a double dash, prose's: `x --4111 1111 1111 1111`, as `_value_joined_after` reads one)
-    if _iban_ends_at(t, start - 1):
-        return False  # (`DE89 3704 0044 0532 0130 00-4111-1111-1111-1111`: no longer number's groups, `_iban_ends_at`)
     classes, dash = t.classes, start - 1
+    if (dash > 0 and classes[dash - 1] == 45) or _iban_ends_at(t, dash):
+        # (a double dash, prose's, `x --4111 1111 1111 1111`, as `_value_joined_after` reads one; an IBAN's end,
+        # `DE89 3704 0044 0532 0130 00-4111-1111-1111-1111`: no longer number's groups, `_iban_ends_at`)
+        return False
     pos, first = dash, max(0, dash - _ID_LABEL_MOST - 1)
     while pos > first and classes[pos - 1] in _LETTERS:
         pos -= 1
@@ -895,14 +895,15 @@ def _phone_piece_start(classes: bytes, start: int) -> int:
     """Where the phone a card's run (`_run_beside`) starts inside begins: the run is its groups split by spaces or
     dashes, so a phone written with dots or brackets before the card is cut at its last dot or bracket (`555.123.4567
     4111 …` from `4567`, `(555) 123-4567 4111 …` from `123`), and read from there it was no phone and the card was
-    none, in clear until 2026-12-07. At most `_PHONE_PIECE_BACK` characters back, as a phone is written."""
+    none, in clear until 2026-12-07. At most `_PHONE_PIECE_BACK` characters back, as a phone is written, and not past a
+    dash: a run starts after one only where an IBAN ends (`_card_joined_before`), whose digits are no phone's."""
     first, low = start, max(0, start - _PHONE_PIECE_BACK)
     while first > low and (classes[first - 1] in _PHONE_PIECE_JOINTS or classes[first - 2 : first] == b") "):
         first -= 1
     return first
 
 
-_PHONE_PIECE_JOINTS: Final = frozenset(b"0().-")
+_PHONE_PIECE_JOINTS: Final = frozenset(b"0().")
 _PHONE_PIECE_BACK: Final = 16
 
 
