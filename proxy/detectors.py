@@ -683,12 +683,15 @@ def _cards(t: _Text) -> Iterator[tuple[int, int]]:
             continue
         if _card_joined_before(t, start) or t.after(end) in _CARD_JOINED:
             beside = _run_beside(t, start, end)
-            within = _card_within(t.raw, start, beside) if beside > 0 else None
+            from_first = beside > 0 and not _after_a_dot(t, start)
+            within = _card_within(t.raw, start, beside, from_first) if beside > 0 else None
             if within is not None and within[0] == start and _EXPIRY.fullmatch(t.raw, within[1], beside) is not None:
                 pos, run_on = beside, -1
                 yield within
                 continue
-            if within is None or not _set_apart(t, start, beside, within):
+            while within is not None and not _set_apart(t, start, beside, within):
+                within = _card_within(t.raw, start, beside, from_first, within)  # (the next, `_card_within`)
+            if within is None:
                 within = _card_alone(t, start, end)
             if within is not None:
                 pos, run_on = within[1], -1
@@ -720,12 +723,7 @@ def _cards(t: _Text) -> Iterator[tuple[int, int]]:
         # (a last group of two digits or four: an expiry's too, after a card of 13-15 digits dictated, `_dictated_within`;
         # tested on a line already run, as a run of `1 1 1 …` runs no line more a candidate)
         within = _dictated_within(t, start, end) if expiring else _card_within(t.raw, start, end)
-        if within is not None and not (
-            within[0] == start
-            and t.before(start) == 46
-            and t.before(start - 1) == 48
-            and not _iban_ends_at(t, start - 1)
-        ):
+        if within is not None and not (within[0] == start and _after_a_dot(t, start)):
             pos, run_on = max(pos, within[1]), -1
             # (not a decimal's fraction before a number, `0.0602574471507 0.04`, as it is alone; after an IBAN's dot,
             # a card as after a space, `…3000.4111111111111111 1 2`, in clear read whole until 2026-12-07)
@@ -1070,10 +1068,17 @@ def _in_ipv6(t: _Text, start: int, end: int) -> bool:
 _HEX_OR_COLON: Final = frozenset(b"0xX:")
 
 
-def _card_within(raw: bytes, start: int, end: int) -> tuple[int, int] | None:
+def _card_within(
+    raw: bytes, start: int, end: int, from_first: bool = True, tried: tuple[int, int] = (-1, -1)
+) -> tuple[int, int] | None:
     """A run that took in a number beside the card (`4111 1111 1111 1111 05/27`, `... 123`): the card is its
     first or last groups, written as cards are (one block, or 4-4-4-4, 4-6-5), the longest first. Only the
-    groups that can be such a card are tried: a run of short numbers (`1 1 1 …`) costs no Luhn check."""
+    groups that can be such a card are tried: a run of short numbers (`1 1 1 …`) costs no Luhn check. After
+    `tried`, one the rest of the run did not set apart (`_set_apart`), the next is: groups that passed Luhn by
+    chance (1 time in 10: a card and a phone's first group, `4383 7616 5261 4245 291-248-4908`; a dotted phone's last
+    group and a card's first three, `748.757.3480 4177 4801 4809 1385`) were taken, and the card was left in clear
+    until 2026-12-07. Not from the first group when it is a dotted number's last (`_after_a_dot`): there its first
+    groups and a last one of four were read as a card and its expiry (`446.292.7955 4091 3909 9603 0828`)."""
     sizes = list(map(len, raw[start:end].replace(b"-", b" ").split(b" ")))  # one separator between groups
     count = len(sizes)
     if count < 2 or (  # every card among the first or last groups starts or ends with a group of four, or is one
@@ -1102,10 +1107,12 @@ def _card_within(raw: bytes, start: int, end: int) -> tuple[int, int] | None:
     for size in sizes:
         starts.append(start)
         start += size + 1
-    for first, last in [(0, j - 1) for j in firsts] + [(i, count - 1) for i in lasts]:
+    after = tried[0] < 0
+    for first, last in [(0, j - 1) for j in firsts if from_first] + [(i, count - 1) for i in lasts]:
         span = starts[first], starts[last] + sizes[last]
-        if _card(raw[span[0] : span[1]]):
+        if after and _card(raw[span[0] : span[1]]):
             return span
+        after = after or span == tried
     return None
 
 
@@ -1230,6 +1237,12 @@ def _dictated_run(t: _Text, start: int) -> int:
     if run is None or not _expiry_after(t, run.end()):
         return -1
     return run.end()
+
+
+def _after_a_dot(t: _Text, start: int) -> bool:
+    """Whether the digits at `start` follow a number and a dot, a decimal's fraction or a dotted number's last group
+    (`0.0602574471507`, `555.123.4567`), not an IBAN's end (`_iban_ends_at`): no card starts there."""
+    return t.before(start) == 46 and t.before(start - 1) == 48 and not _iban_ends_at(t, start - 1)
 
 
 def _dictated_within(t: _Text, start: int, end: int) -> tuple[int, int] | None:

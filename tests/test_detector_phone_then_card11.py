@@ -51,3 +51,26 @@ def test_a_card_after_a_double_dash_is_found_as_after_a_space(text: str, masked:
 def test_a_card_after_a_sign_or_a_number_written_otherwise_is_none_as_before(text: str) -> None:
     assert "pii:credit_card" not in ALL.scan_output(text)
     assert _streamed_differ(ALL, f"{PAD}{text} {PAD}") == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # the phone's last group and the card's first three groups pass Luhn by chance (1 time in 10)
+        "tel: 748.757.3480 4177 4801 4809 1385",
+        "x (728) 469.3954 4214 3228 3867 3855",
+        "x 446.292.7955 4091 3909 9603 0828",
+        "x 365.923.8070 4865 6355 1505 8773",
+        "x 842.639.9282 4288 9093 1002 5165",
+        "x 970.263.9161 4495 2883 1436 6761",
+        # the card and the phone's first group after it pass Luhn by chance, as 19 digits
+        "x 4383 7616 5261 4245 291-248-4908",
+        "x 5541 7592 3960 5658 405-545-3103",
+        "x 5167 6907 5830 0988 987-517-2941",
+        "x 5443 7811 4126 1817 765-931-8729",
+    ],
+)
+def test_a_card_beside_a_phone_is_found_when_groups_of_both_pass_luhn_by_chance(text: str) -> None:
+    assert ALL.scan_output(text) == {"pii:phone", "pii:credit_card"}
+    assert ALL.mask(text).split(" ", 1)[1] in ("[pii:phone] [pii:credit_card]", "[pii:credit_card] [pii:phone]")
+    assert _streamed_differ(ALL, f"{PAD}{text} {PAD}") == []
