@@ -683,16 +683,14 @@ def _cards(t: _Text) -> Iterator[tuple[int, int]]:
             continue
         if _card_joined_before(t, start) or t.after(end) in _CARD_JOINED:
             beside = _run_beside(t, start, end)
-            from_first = beside > 0 and not _after_a_dot(t, start)
-            within = _card_within(t.raw, start, beside, from_first) if beside > 0 else None
+            within = _card_within(t.raw, start, beside, not _after_a_dot(t, start)) if beside > 0 else None
             if within is not None and within[0] == start and _EXPIRY.fullmatch(t.raw, within[1], beside) is not None:
                 pos, run_on = beside, -1
                 yield within
                 continue
             while within is not None and not _set_apart(t, start, beside, within):
-                within = _card_within(t.raw, start, beside, from_first, within)  # (the next, `_card_within`)
-            if within is None:
-                within = _card_alone(t, start, end)
+                within = _card_within(t.raw, start, beside, not _after_a_dot(t, start), within)  # the next one
+            within = within or _card_alone(t, start, end)
             if within is not None:
                 pos, run_on = within[1], -1
                 yield within
