@@ -688,9 +688,8 @@ def _cards(t: _Text) -> Iterator[tuple[int, int]]:
                 pos, run_on = beside, -1
                 yield within
                 continue
-            while within is not None and not _set_apart(t, start, beside, within):
-                within = _card_within(t.raw, start, beside, not _after_a_dot(t, start), within)  # the next one
-            within = within or _card_alone(t, start, end)
+            if within is None or not _set_apart(t, start, beside, within):
+                within = _card_alone(t, start, end) or (within and _set_apart_after(t, start, beside, within))
             if within is not None:
                 pos, run_on = within[1], -1
                 yield within
@@ -1235,6 +1234,17 @@ def _dictated_run(t: _Text, start: int) -> int:
     if run is None or not _expiry_after(t, run.end()):
         return -1
     return run.end()
+
+
+def _set_apart_after(t: _Text, start: int, end: int, tried: tuple[int, int]) -> tuple[int, int] | None:
+    """The next card `_card_within` finds in a run after `tried`, one the rest of the run did not set apart, that the
+    rest sets apart (`_set_apart`), for when no card alone is there either (`_card_alone`); None when none is."""
+    within: tuple[int, int] | None = tried
+    while within is not None:
+        within = _card_within(t.raw, start, end, not _after_a_dot(t, start), within)
+        if within is not None and _set_apart(t, start, end, within):
+            return within
+    return None
 
 
 def _after_a_dot(t: _Text, start: int) -> bool:
