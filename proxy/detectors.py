@@ -891,9 +891,13 @@ def _phone_piece_start(classes: bytes, start: int) -> int:
     dashes, so a phone written with dots or brackets before the card is cut at its last dot or bracket (`555.123.4567
     4111 …` from `4567`, `(555) 123-4567 4111 …` from `123`), and read from there it was no phone and the card was
     none, in clear until 2026-12-07. At most `_PHONE_PIECE_BACK` characters back, as a phone is written, and not past a
-    dash: a run starts after one only where an IBAN ends (`_card_joined_before`), whose digits are no phone's."""
+    dash: a run starts after one only where an IBAN ends (`_card_joined_before`), whose digits are no phone's. (Not
+    `classes[first - 2 : first]` at `first` 1: compiled by mypyc, a start past the end once made positive raises
+    SystemError, as `_set_apart` notes; `\n555-123-4567 4111 …`, a run one character into the text, did until 2026-12-07.)"""
     first, low = start, max(0, start - _PHONE_PIECE_BACK)
-    while first > low and (classes[first - 1] in _PHONE_PIECE_JOINTS or classes[first - 2 : first] == b") "):
+    while first > low and (
+        classes[first - 1] in _PHONE_PIECE_JOINTS or (first > 1 and classes[first - 2 : first] == b") ")
+    ):
         first -= 1
     return first
 

@@ -74,3 +74,18 @@ def test_a_card_beside_a_phone_is_found_when_groups_of_both_pass_luhn_by_chance(
     assert ALL.scan_output(text) == {"pii:phone", "pii:credit_card"}
     assert ALL.mask(text).split(" ", 1)[1] in ("[pii:phone] [pii:credit_card]", "[pii:credit_card] [pii:phone]")
     assert _streamed_differ(ALL, f"{PAD}{text} {PAD}") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("\n555-123-4567 4111 1111 1111 1111", "\n[pii:phone] [pii:credit_card]"),
+        (" 555.123.4567 4111 1111 1111 1111", " [pii:phone] [pii:credit_card]"),
+        (":555.123.4567 4111 1111 1111 1111", ":[pii:phone] [pii:credit_card]"),
+        (" 12345 4111 1111 1111 1111", " 12345 [pii:credit_card]"),
+    ],
+)
+def test_a_run_one_character_into_the_text_is_read_compiled_too(text: str, masked: str) -> None:
+    # (the walk back to a phone's start reached the text's second character: compiled, its slice raised SystemError)
+    assert "pii:credit_card" in ALL.scan_output(text)
+    assert ALL.mask(text) == masked
