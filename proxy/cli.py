@@ -19,8 +19,6 @@ from proxy import BUILD, __version__
 from proxy.errors import ConfigError
 
 if TYPE_CHECKING:
-    from _typeshed import ReadableBuffer
-
     from proxy.baseline import Flow
     from proxy.config import Caller, Config, Upstream
     from proxy.flow import Call, Decision
@@ -725,7 +723,7 @@ class _StdoutFile(io.FileIO):
 
     failed: OSError | None = None
 
-    def write(self, data: ReadableBuffer, /) -> int:
+    def write(self, data: Any, /) -> int:  # any buffer, as FileIO.write takes (typeshed's type is no module)
         try:
             return super().write(data)
         except BrokenPipeError as exc:
