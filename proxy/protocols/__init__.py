@@ -1423,10 +1423,11 @@ def schema_program(value: Any) -> bool:
     `guided_json` and `structural_tag`) holds, at any depth, a regular expression the server's schema decoding holds
     the model's output to: a `pattern` (xgrammar's `regex` format's too) or `patternProperties`' keys, not empty, or
     xgrammar's `grammar` format (`{"type": "grammar", "grammar": ...}`), or the Responses API's custom tool's
-    (`{"type": "grammar", "syntax": "regex" | "lark", "definition": ...}`, which OpenAI holds a call's input to). vLLM's xgrammar and outlines, llama.cpp's
-    json-schema-to-grammar and TGI's outlines compile a `pattern` into the grammar, so `"^alice\\x40example\\.com$"`
-    writes an address its text is not. Any object's `pattern` string counts, one in an `enum` or a `default` too: an
-    over-read, never an under-read. A property named `pattern` holds a schema, an object, not counted."""
+    (`{"type": "grammar", "syntax": "regex" | "lark", "definition": ...}`, which OpenAI holds a call's input to).
+    vLLM's xgrammar and outlines, llama.cpp's json-schema-to-grammar and TGI's outlines compile a `pattern` into the
+    grammar, so `"^alice\\x40example\\.com$"` writes an address its text is not. Any object's `pattern` string counts,
+    one in an `enum` or a `default` too: an over-read, never an under-read. A property named `pattern` holds a schema,
+    an object, not counted."""
     if type(value) is str:
         if "pattern" not in value and "grammar" not in value and not ("\\u006" in value or "\\u007" in value):
             return False  # (in C: JSON text that cannot spell either key)
