@@ -5,7 +5,7 @@ write text standing nowhere in the request (`"^alice\\x40example\\.com$"`, `alic
 their text alone, so such a request went to the model unlabelled for a purpose the zone of addresses forbids. Now it
 is `scan:truncated` wherever the server holds the output to the schema: `response_format`'s schema, `guided_json`,
 `structured_outputs`' `json` and `structural_tag`, TGI's json grammar, a tool's `parameters` unless `tool_choice` is
-`"none"`. A schema without one, a property named `pattern`, stays read whole."""
+`"none"`. A schema without one, a property named `pattern` or `patternProperties`, stays read whole."""
 
 from __future__ import annotations
 
@@ -33,6 +33,16 @@ PATTERN = "^alice\\x40example\\.com$"  # no string of it is the address; the dec
 HELD = {"type": "object", "properties": {"to": {"type": "string", "pattern": PATTERN}}, "required": ["to"]}
 KEYED = {"type": "object", "patternProperties": {"^alice@example\\.com$": {"type": "string"}}}
 NAMED = {"type": "object", "properties": {"pattern": {"type": "string"}, "date": {"type": "string", "format": "date"}}}
+# a tool whose parameter is named `patternProperties` (or `pattern`): names, not keywords; until 2026-12-07 the first was
+# taken for the keyword, the call unread where one named `pattern` was read
+NAMED_KEYWORD = {
+    "type": "object",
+    "properties": {"patternProperties": {"type": "string"}},
+    "required": ["patternProperties"],
+}
+# the keyword itself under such a name, or in a definition named so: still a regular expression
+KEYED_NAMED = {"type": "object", "properties": {"patternProperties": KEYED}}
+KEYED_DEFINED = {"$defs": {"patternProperties": KEYED}, "properties": {"a": {"$ref": "#/$defs/patternProperties"}}}
 TAG_GRAMMAR = {"type": "structural_tag", "format": {"type": "grammar", "grammar": 'root ::= "alice" "@" "example.com"'}}
 TAG_REGEX = {"type": "structural_tag", "format": {"type": "regex", "pattern": "alice@example\\.com"}}
 
@@ -73,6 +83,12 @@ CASES: list[tuple[str, dict[str, Any], bool]] = [
         False,
     ),  # (no tool call: nothing held to the schema)
     ("property named pattern", _tools(NAMED, "required"), False),
+    ("property named patternProperties", _tools(NAMED_KEYWORD, "required"), False),
+    ("definition named patternProperties", {"guided_json": {"$defs": {"patternProperties": NAMED}}}, False),
+    ("dependency named patternProperties", {"guided_json": {"dependentRequired": {"patternProperties": ["a"]}}}, False),
+    ("patternProperties in a property so named", _tools(KEYED_NAMED, "required"), True),
+    ("patternProperties in a definition so named", {"guided_json": KEYED_DEFINED}, True),
+    ("pattern in a property named patternProperties", _tools({"properties": {"patternProperties": HELD}}), True),
     ("no pattern", {"response_format": {"type": "json_schema", "json_schema": {"name": "m", "schema": NAMED}}}, False),
     ("empty pattern", {"guided_json": {"type": "string", "pattern": ""}}, False),
     ("guided_json not JSON", {"guided_json": "{pattern"}, False),  # (the server refuses it)
@@ -152,8 +168,15 @@ def test_an_anthropic_tool_schema_holding_a_pattern_is_refused_before_the_vllm_l
         (_tools(HELD, NAMED_CHOICE), True),
         ({"extra_body": {"structured_outputs": {"json": HELD}}}, True),
         (_tools(NAMED, "required"), False),
+        (_tools(NAMED_KEYWORD, "required"), False),
     ],
-    ids=["response_format", "tool named", "structured_outputs", "property named pattern"],
+    ids=[
+        "response_format",
+        "tool named",
+        "structured_outputs",
+        "property named pattern",
+        "property named patternProperties",
+    ],
 )
 def test_a_pattern_is_refused_before_the_vllm_like_server(
     extra: dict[str, Any], unread: bool, vllm: tuple[VllmLike, str], make_proxy: Any

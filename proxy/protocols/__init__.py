@@ -1427,7 +1427,8 @@ def schema_program(value: Any) -> bool:
     vLLM's xgrammar and outlines, llama.cpp's json-schema-to-grammar and TGI's outlines compile a `pattern` into the
     grammar, so `"^alice\\x40example\\.com$"` writes an address its text is not. Any object's `pattern` string counts,
     one in an `enum` or a `default` too: an over-read, never an under-read. A property named `pattern` holds a schema,
-    an object, not counted."""
+    an object, not counted; nor one named `patternProperties` (`_NAMES`: a key there is a name, its value a schema,
+    walked as one), which until 2026-12-07 was taken for the keyword, a tool with such a parameter unread."""
     if type(value) is str:
         if "pattern" not in value and "grammar" not in value and not ("\\u006" in value or "\\u007" in value):
             return False  # (in C: JSON text that cannot spell either key)
@@ -1436,20 +1437,40 @@ def schema_program(value: Any) -> bool:
         except orjson.JSONDecodeError:
             return False  # (the server refuses it, as it does any schema not JSON)
     stack = [value]
-    while stack:
-        item = stack.pop()
-        if type(item) is dict:
-            pattern = item.get("pattern")
-            if type(pattern) is str and pattern:
+    names: list[Any] = []  # (objects whose keys are names, their values schemas: `_NAMES`)
+    while stack or names:
+        if stack:
+            item = stack.pop()
+            if type(item) is dict:
+                pattern = item.get("pattern")
+                if type(pattern) is str and pattern:
+                    return True
+                if item.get("patternProperties") or (
+                    item.get("type") == "grammar" and (item.get("grammar") or item.get("definition"))
+                ):
+                    return True
+                for key, child in item.items():
+                    if key in _NAMES and type(child) is dict:
+                        names.append(child)
+                    else:
+                        stack.append(child)
+            elif type(item) is list:
+                stack.extend(item)
+        else:
+            named = names.pop()
+            pattern = named.get("pattern")
+            if type(pattern) is str and pattern:  # (no schema: the server refuses it; counted all the same)
                 return True
-            if item.get("patternProperties") or (
-                item.get("type") == "grammar" and (item.get("grammar") or item.get("definition"))
-            ):
-                return True
-            stack.extend(item.values())
-        elif type(item) is list:
-            stack.extend(item)
+            stack.extend(named.values())
     return False
+
+
+# the keywords of a JSON schema whose object's keys are names, not keywords (a property's, a definition's), each value a
+# schema (a dependency's list of names too): `patternProperties` there names a property, `{"type": "string"}` its schema
+# (`patternProperties`' own keys are regular expressions, counted where the keyword stands)
+_NAMES: Final = frozenset(
+    {"properties", "$defs", "definitions", "dependentSchemas", "dependentRequired", "dependencies"}
+)
 
 
 # (vLLM's `guided_whitespace_pattern`, `structured_outputs.whitespace_pattern`: the regular expression its outlines and
