@@ -1,6 +1,6 @@
 """Content the server stores and a call names by id is content the proxy cannot read (`scan:truncated`), as a stored
-conversation is: a file (a chat `file` part's `file.file_id`, a Responses `input_file`'s `file_id`: the server reads
-the uploaded file's text to its model) and a Responses prompt template (`prompt: {"id": ...}`: the server puts its
+conversation is: a file (a chat `file` part's `file.file_id`, a Responses `input_file`'s `file_id`, in a message or
+in a tool call's output given as parts: the server reads the uploaded file's text to its model) and a Responses prompt template (`prompt: {"id": ...}`: the server puts its
 stored instructions and messages before the input). Before, each went on unlabelled, for any purpose, though the
 proxy never saw what the model read."""
 
@@ -26,6 +26,10 @@ detectors: [email]
 )
 
 ASK = {"type": "input_text", "text": "Summarise it"}
+FILE_BY_ID = {"type": "input_file", "file_id": "file-1"}
+FILE_BY_URL = {"type": "input_file", "file_url": "https://example.com/a.pdf"}
+CALLED = {"type": "function_call", "call_id": "c1", "name": "fetch", "arguments": "{}"}
+CUSTOM = {"type": "custom_tool_call", "call_id": "c1", "name": "fetch", "input": "a.pdf"}
 
 
 def _chat(client: openai.OpenAI, part: dict[str, Any], purpose: str) -> Any:
@@ -57,6 +61,19 @@ CALLS = {
                 {"role": "user", "content": [ASK, {"type": "input_file", "file_url": "https://example.com/a.pdf"}]}
             ]
         },
+        purpose,
+    ),
+    # a tool call's output given as parts (`function_call_output`, `custom_tool_call_output`): OpenAI reads its file to
+    # the model as a message's; until 2026-12-07 its `output` was not looked at, the call forwarded unlabelled
+    "responses function output file by id": lambda client, purpose: _responses(
+        client, {"input": [CALLED, {"type": "function_call_output", "call_id": "c1", "output": [FILE_BY_ID]}]}, purpose
+    ),
+    "responses function output file by url": lambda client, purpose: _responses(
+        client, {"input": [CALLED, {"type": "function_call_output", "call_id": "c1", "output": [FILE_BY_URL]}]}, purpose
+    ),
+    "responses custom tool output file by id": lambda client, purpose: _responses(
+        client,
+        {"input": [CUSTOM, {"type": "custom_tool_call_output", "call_id": "c1", "output": [ASK, FILE_BY_ID]}]},
         purpose,
     ),
     "responses stored prompt": lambda client, purpose: _responses(

@@ -1261,6 +1261,14 @@ def unread_parts(messages: Any) -> bool:
     return False
 
 
+def unread_output(output: Any) -> bool:
+    """Whether a Responses tool call's output given as parts (a `function_call_output`'s or a `custom_tool_call_output`'s
+    `output`, which OpenAI reads to its model as a message's content) holds a part the proxy cannot read, as
+    `unread_parts` says of a message's: before 2026-12-07 not looked at, so a file named there by `file_id` or
+    `file_url` reached the model unread and unlabelled."""
+    return type(output) is list and any(type(part) is dict and _unread_part(part) for part in output)
+
+
 def _unread_part(part: dict[str, Any]) -> bool:
     kind = part.get("type")
     if kind == "file":

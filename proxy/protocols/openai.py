@@ -43,6 +43,7 @@ from proxy.protocols import (
     request_strings,
     token_ids,
     unescaped,
+    unread_output,
     unread_parts,
     user_strings,
 )
@@ -274,7 +275,7 @@ def read_request(operation: str, body: bytes) -> Request:
         # a conversation the upstream keeps (OpenAI's Conversations API), or an item it stored, named by id (an
         # `item_reference`, which the server replaces with that item): content the proxy never saw
         # a prompt template it stored (`prompt: {"id": ...}`, its text filled with the call's `variables`), or a file
-        # it stored (`unread_parts`): the same
+        # it stored (`unread_parts`; in a tool call's output given as parts, `unread_output`): the same
         whole = (
             whole
             and data.get("conversation") is None
@@ -411,7 +412,8 @@ def _token_limit(operation: str, data: dict[str, Any]) -> str:
 
 def _references(items: Any) -> bool:
     """Whether a Responses input names a stored item by id (`{"type": "item_reference", "id": ...}`; the API's
-    item reference may leave out its `type`, `{"id": ...}`: an id with nothing of its own to read)."""
+    item reference may leave out its `type`, `{"id": ...}`: an id with nothing of its own to read), or a file the
+    server stores or fetches in a tool call's output given as parts (`unread_output`)."""
     return type(items) is list and any(type(item) is dict and _reference(item) for item in items)
 
 
@@ -423,7 +425,13 @@ def _stored_prompt(prompt: Any) -> bool:
 
 def _reference(item: dict[str, Any]) -> bool:
     kind = item.get("type")
-    return kind == "item_reference" or (kind is None and "id" in item and "content" not in item)
+    if kind is None:
+        return "id" in item and "content" not in item
+    return kind == "item_reference" or (kind in _TOOL_OUTPUTS and unread_output(item.get("output")))
+
+
+# the Responses input items whose `output` may be given as parts, a file among them (`unread_output`)
+_TOOL_OUTPUTS: Final = frozenset({"function_call_output", "custom_tool_call_output"})
 
 
 def _state(data: dict[str, Any]) -> tuple[str | None, bool]:
