@@ -76,6 +76,32 @@ CALLS = {
         {"input": [CUSTOM, {"type": "custom_tool_call_output", "call_id": "c1", "output": [ASK, FILE_BY_ID]}]},
         purpose,
     ),
+    # tools that read the model stored or fetched content (OpenAI's file search over vector stores, a code interpreter
+    # with files, an MCP server's tools and results): until 2026-12-07 their text alone was read
+    "responses file search": lambda client, purpose: _responses(
+        client, {"tools": [{"type": "file_search", "vector_store_ids": ["vs_1"]}]}, purpose
+    ),
+    "responses code interpreter with files": lambda client, purpose: _responses(
+        client,
+        {"tools": [{"type": "code_interpreter", "container": {"type": "auto", "file_ids": ["file-1"]}}]},
+        purpose,
+    ),
+    "responses code interpreter container by id": lambda client, purpose: _responses(
+        client, {"tools": [{"type": "code_interpreter", "container": "cntr_1"}]}, purpose
+    ),
+    "responses mcp server": lambda client, purpose: _responses(
+        client,
+        {
+            "tools": [{"type": "mcp", "server_label": "crm", "server_url": "https://crm.example/mcp"}],
+            "tool_choice": "none",
+        },
+        purpose,
+    ),
+    "responses mcp connector": lambda client, purpose: _responses(
+        client,
+        {"tools": [{"type": "mcp", "server_label": "mail", "connector_id": "connector_gmail", "authorization": "t"}]},
+        purpose,
+    ),
     "responses stored prompt": lambda client, purpose: _responses(
         client, {"prompt": {"id": "pmpt_1", "variables": {"topic": "billing"}}}, purpose
     ),
@@ -107,3 +133,25 @@ def test_a_file_sent_whole_and_a_prompt_without_an_id_are_read_as_before(vllm, m
         model=SERVED, prompt="hello", extra_headers={"x-purpose": "ads"}
     )
     assert reply.http_response.headers["x-data-labels"] == ""
+
+
+@pytest.mark.parametrize(
+    "tools",
+    [
+        {"tools": [{"type": "file_search", "vector_store_ids": ["vs_1"]}], "tool_choice": "none"},
+        {"tools": [{"type": "code_interpreter", "container": {"type": "auto"}}]},
+        {
+            "tools": [{"type": "code_interpreter", "container": {"type": "auto", "file_ids": ["file-1"]}}],
+            "tool_choice": "none",
+        },
+        {"tools": [{"type": "web_search"}, {"type": "function", "name": "f", "parameters": {"type": "object"}}]},
+    ],
+    ids=["file search, no call", "code interpreter without files", "code interpreter, no call", "web search, function"],
+)
+def test_tools_that_read_nothing_stored_are_read_as_before(vllm, make_proxy, tools) -> None:  # type: ignore[no-untyped-def]
+    """A tool the choice cannot call, a container holding no files, a web search (public pages, not stored content)
+    and a function (the caller's own results come back in a later call, read there) are read as their text."""
+    server, upstream = vllm
+    proxy = make_proxy(CONFIG, UPSTREAM=upstream)
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="unused", max_retries=0, timeout=10)
+    assert _responses(client, dict(tools), "ads").http_response.headers["x-data-labels"] == ""

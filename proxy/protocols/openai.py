@@ -281,6 +281,7 @@ def read_request(operation: str, body: bytes) -> Request:
             and data.get("conversation") is None
             and not _references(data.get("input"))
             and not _stored_prompt(data.get("prompt"))
+            and ("tools" not in data or not _tools_read_unseen(data["tools"], data.get("tool_choice")))
             and not unread_parts(data.get("input"))
         )
     lora = data.get("lora")
@@ -415,6 +416,38 @@ def _references(items: Any) -> bool:
     item reference may leave out its `type`, `{"id": ...}`: an id with nothing of its own to read), or a file the
     server stores or fetches in a tool call's output given as parts (`unread_output`)."""
     return type(items) is list and any(type(item) is dict and _reference(item) for item in items)
+
+
+def _tools_read_unseen(tools: Any, choice: Any) -> bool:
+    """Whether a Responses call's tools read its model content the proxy never sees: a `file_search` over stored vector
+    stores (`vector_store_ids`: files the server stores, named by id, as an `input_file`'s `file_id` is), a
+    `code_interpreter` whose container holds files (its `file_ids`, or a container named by id, which keeps the files
+    of earlier calls), unless the tool choice calls none; and an `mcp` tool (a `server_url`, a `connector_id`: the
+    server lists the tools there into the model's context, and calls them, their results read to the model; vLLM's
+    tool server too, by `server_label`), whatever the choice, as the listing comes first. Before 2026-12-07 their text
+    alone was read, and such a call went to the model unlabelled."""
+    if type(tools) is not list:
+        return False
+    for tool in tools:
+        kind = tool.get("type") if type(tool) is dict else None
+        if type(kind) is not str or kind not in _TOOLS_READING:
+            continue
+        if kind == "mcp":
+            return True
+        if choice == "none":
+            continue
+        if kind == "file_search":
+            if tool.get("vector_store_ids"):
+                return True
+            continue
+        container = tool.get("container")
+        if (type(container) is str and container) or (type(container) is dict and container.get("file_ids")):
+            return True
+    return False
+
+
+# the Responses API's tools that read the model content stored or fetched by the server (`_tools_read_unseen`)
+_TOOLS_READING: Final = frozenset({"file_search", "code_interpreter", "mcp"})
 
 
 def _stored_prompt(prompt: Any) -> bool:
