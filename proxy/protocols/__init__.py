@@ -1042,6 +1042,27 @@ def join_text_parts(
     return tuple(dict.fromkeys(runs)), True  # each once (vLLM's and llama.cpp's readings share most runs)
 
 
+def output_runs(items: list[Any], joined: tuple[Run, ...]) -> tuple[tuple[Run, ...], bool]:
+    """`joined` (a Responses input's runs, `join_text_parts`) with the runs of its tool call outputs given as parts (a
+    `function_call_output`'s or a `custom_tool_call_output`'s `output`): Ollama writes their texts one after another
+    into the tool message's content (`ResponsesFunctionCallOutput`), so `"alice@"` and `"example.com"` there reach its
+    model as the address, which before 2026-12-07 was read as two texts, unlabelled. With whether they are all there:
+    parts past `MAX_STRINGS` are not joined, as `join_text_parts` does not join a message's (the request then
+    `unscanned`). Apart from `join_text_parts`, so a chat's messages are not asked for an `output`."""
+    runs: list[Run] = []
+    count = 0
+    for item in items:
+        output = item.get("output") if type(item) is dict else None
+        if type(output) is list and len(output) > 1:
+            count += len(output)
+            if count > MAX_STRINGS:
+                return joined, False
+            _runs(output, runs)
+    if not runs:
+        return joined, True
+    return tuple(dict.fromkeys((*joined, *runs))), True
+
+
 # the largest body `join_text_parts` need not count the messages and parts of: each of them two bytes at least
 _UNCOUNTED_BODY_BYTES: Final = 2 * MAX_STRINGS
 

@@ -19,8 +19,8 @@ from proxy.config import Upstream
 from proxy.detectors import Detectors
 from proxy.errors import InvalidRequest
 from proxy.flow import UPSTREAM, Checkpoint, Outcome, ProtocolName
-from proxy.protocols import _FEW as _FEW_FLAT
 from proxy.protocols import (
+    _BACKSLASH,
     GRAMMARS,
     LOADERS,
     NOT_DATA,
@@ -36,6 +36,7 @@ from proxy.protocols import (
     load_request_json,
     named_as_fields,
     nested_named_as_fields,
+    output_runs,
     own_grammar,
     own_template,
     reply_json,
@@ -47,6 +48,7 @@ from proxy.protocols import (
     unread_parts,
     user_strings,
 )
+from proxy.protocols import _FEW as _FEW_FLAT
 from proxy.protocols import Adapter as AdapterBase
 from proxy.protocols.oip import NO_JSON, UNMATCHED, many_values, many_values_pattern, unread_long_integer, whole_json
 from proxy.protocols.sse import _GIVEN, _OWN, SseObserver
@@ -266,6 +268,9 @@ def read_request(operation: str, body: bytes) -> Request:
         items = data.get("input")
         if type(items) is list:  # (not a string)
             whole = nested_named_as_fields(items, _INPUT_NAMED, _PARTS, _INPUT_BELOW) and whole
+            if b'"output"' in body or _BACKSLASH in body:  # (in C: a key `output`, or one spelt with an escape)
+                joined, all_joined = output_runs(items, joined)  # (a tool call's output given as parts, run together)
+                whole = all_joined and whole
         builds_on, stored = _state(data)
         previous = data.get("previous_response")
         if previous is not None:  # vLLM's: a previous response carried whole (what it builds on, as an id's)
