@@ -12,12 +12,14 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import openai
 import orjson
 import pytest
 
 from proxy.protocols.openai import NATIVE, read_native, read_request
 from tests.harness import LLAMACPP_HEAD, ProxyHandle
 from tests.servers.tgi import Tgi
+from tests.servers.vllm_like import SERVED, VllmLike
 from tests.test_tgi_native import tgi
 
 __all__ = ["tgi"]  # (the fixture, shared)
@@ -43,6 +45,9 @@ GRAMMARS = {
     "literals": 'root ::= "alice" "@" "example.com"',
     "class": 'root ::= "alice" [@] "example.com"',
 }
+# SGLang's `CustomLogitProcessor.to_str()`: the class serialized with dill, which its server loads and runs over the
+# logits of each step (`--enable-custom-logit-processor`), with the call's `custom_params`: it may force any token
+PROCESSOR = '{"callable": "8004952d000000000000008c0a64696c6c2e5f64696c6c948c0c5f6372656174655f74797065949394"}'
 BODY: dict[str, Any] = {"model": "smollm2", "messages": [{"role": "user", "content": "Write it."}], "max_tokens": 24,
                         "temperature": 0, "seed": 7}  # fmt: skip
 
@@ -84,6 +89,8 @@ def test_a_json_schema_is_read_whole_not_unread(llama: str, make_proxy: Any) -> 
         ({"response_format": {"type": "regex", "value": "alice@example\\.com"}}, True),  # TGI's chat API's
         ({"regex": "alice@example\\.com"}, True),  # SGLang's (its OpenAI API's `regex` and `ebnf`)
         ({"ebnf": GRAMMARS["literals"]}, True),
+        ({"custom_logit_processor": PROCESSOR}, True),  # SGLang's: a dill-serialized class run over the logits
+        ({"custom_logit_processor": ""}, False),
         ({"response_format": {"type": "regex", "value": ""}}, False),  # (none, as an empty `grammar`)
         ({"response_format": {"type": "json_object"}}, False),
         ({"response_format": {"type": "json", "value": {"enum": ["red"]}}}, False),
@@ -121,3 +128,29 @@ def test_a_tgi_regex_grammar_is_unread(grammar: dict[str, Any], unread: bool, tg
     assert (reply.status_code == 403) is unread, reply.text
     assert ("scan:truncated" in reply.text) is unread
     assert (tgi.received == []) is unread  # nothing reached the model
+
+
+@pytest.mark.parametrize(("processor", "unread"), [(PROCESSOR, True), ("", False)], ids=["processor", "empty"])
+def test_a_custom_logit_processor_is_refused_before_the_vllm_like_server(
+    processor: str, unread: bool, vllm: tuple[VllmLike, str], make_proxy: Any
+) -> None:
+    """Through the real `openai` SDK (`extra_body`, as SGLang's documentation sends it): SGLang runs the class over the
+    logits, a program writing what it likes, so the call is `scan:truncated` and refused where unread data is (before:
+    forwarded, 200, unlabelled); an empty one is none (SGLang's default)."""
+    server, upstream = vllm
+    proxy: ProxyHandle = make_proxy(CONFIG, UPSTREAM=upstream)
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="unused", max_retries=0, timeout=30)
+    messages: Any = [{"role": "user", "content": "Write it."}]
+    try:
+        reply = client.chat.completions.with_raw_response.create(
+            model=SERVED,
+            messages=messages,
+            extra_headers={"x-purpose": "marketing"},
+            extra_body={"custom_logit_processor": processor, "custom_params": {"token_id": 5}},
+        )
+        status = reply.http_response.status_code
+    except openai.PermissionDeniedError as refused:
+        assert "scan:truncated" in refused.response.text
+        status = refused.status_code
+    assert (status == 403) is unread
+    assert (server.data_requests() == []) is unread

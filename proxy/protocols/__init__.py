@@ -1368,7 +1368,8 @@ def own_template(data: dict[str, Any]) -> bool:
 # `output_config.format` (vLLM hands it to the same structured decoding)
 GRAMMARS: Final = frozenset(
     {"grammar", "guided_grammar", "guided_regex", "regex", "ebnf", "structured_outputs", "response_format",
-     "guided_json", "json_schema", "tools", "functions", "text", "output_config", "guided_whitespace_pattern"}
+     "guided_json", "json_schema", "tools", "functions", "text", "output_config", "guided_whitespace_pattern",
+     "custom_logit_processor"}
 )  # fmt: skip
 _STRUCTURED_GRAMMARS: Final = ("grammar", "regex", "whitespace_pattern")
 _STRUCTURED_SCHEMAS: Final = ("json", "structural_tag")
@@ -1399,8 +1400,8 @@ def own_grammar(data: dict[str, Any], body: bytes, typed_choice: bool = False) -
         return True
     if _GRAMMAR_FIELDS.isdisjoint(data):  # (in C: a body with a `response_format` holds none of the others, most)
         return False
-    for key in _GRAMMAR_STRINGS:
-        value = data.get(key)
+    for key in _GRAMMAR_STRINGS.intersection(data):  # (those the body has, found in C: most have none)
+        value = data[key]
         if type(value) is str and value:
             return True
     structured = data.get("structured_outputs")
@@ -1503,8 +1504,13 @@ _NAMES: Final = frozenset(
 
 
 # (vLLM's `guided_whitespace_pattern`, `structured_outputs.whitespace_pattern`: the regular expression its outlines and
-# guidance backends hold the whitespace between a JSON output's tokens to, `(alice@example\.com)?` as well as `[ ]*`)
-_GRAMMAR_STRINGS: Final = ("grammar", "guided_grammar", "guided_regex", "regex", "ebnf", "guided_whitespace_pattern")
+# guidance backends hold the whitespace between a JSON output's tokens to, `(alice@example\.com)?` as well as `[ ]*`;
+# SGLang's `custom_logit_processor`, a Python class serialized with dill that its `--enable-custom-logit-processor`
+# runs over the logits at each step, with the call's `custom_params`: a program that can write any text, one token
+# after another, standing nowhere in the request. Before 2026-12-07 read as text alone, its hex or base64)
+_GRAMMAR_STRINGS: Final = frozenset(
+    {"grammar", "guided_grammar", "guided_regex", "regex", "ebnf", "guided_whitespace_pattern", "custom_logit_processor"}
+)  # fmt: skip
 _GRAMMAR_FIELDS: Final = GRAMMARS - {"response_format"}
 
 
