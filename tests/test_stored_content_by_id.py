@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import openai
+import orjson
 import pytest
 
 from tests.configs import ONE_UPSTREAM
@@ -102,6 +103,18 @@ CALLS = {
         {"tools": [{"type": "mcp", "server_label": "mail", "connector_id": "connector_gmail", "authorization": "t"}]},
         purpose,
     ),
+    # a compaction item: the earlier conversation, summarised and encrypted, which OpenAI decrypts into the model's
+    # context; until 2026-12-07 its ciphertext was skipped as framing, the call unlabelled
+    "responses compaction": lambda client, purpose: _responses(
+        client,
+        {
+            "input": [
+                {"type": "compaction", "encrypted_content": "gAAAAABo-ciphertext"},
+                {"role": "user", "content": "go on"},
+            ]
+        },
+        purpose,
+    ),
     "responses stored prompt": lambda client, purpose: _responses(
         client, {"prompt": {"id": "pmpt_1", "variables": {"topic": "billing"}}}, purpose
     ),
@@ -155,3 +168,13 @@ def test_tools_that_read_nothing_stored_are_read_as_before(vllm, make_proxy, too
     proxy = make_proxy(CONFIG, UPSTREAM=upstream)
     client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="unused", max_retries=0, timeout=10)
     assert _responses(client, dict(tools), "ads").http_response.headers["x-data-labels"] == ""
+
+
+def test_an_item_whose_type_is_no_string_is_read_not_raised_at() -> None:
+    """A Responses input item's `type` that is a list or an object (no API's, hostile) is no tool call output: before
+    the reading of a tool call's output's parts was guarded, looking it up in a set raised (unhashable), a 500."""
+    from proxy.protocols.openai import read_request
+
+    for kind in (["function_call_output"], {"a": 1}):
+        body = orjson.dumps({"model": "m", "input": [{"type": kind, "output": [FILE_BY_ID]}]})
+        assert read_request("responses", body).unscanned is False

@@ -419,7 +419,8 @@ def _token_limit(operation: str, data: dict[str, Any]) -> str:
 def _references(items: Any) -> bool:
     """Whether a Responses input names a stored item by id (`{"type": "item_reference", "id": ...}`; the API's
     item reference may leave out its `type`, `{"id": ...}`: an id with nothing of its own to read), or a file the
-    server stores or fetches in a tool call's output given as parts (`unread_output`)."""
+    server stores or fetches in a tool call's output given as parts (`unread_output`), or holds a compaction item, an
+    earlier conversation encrypted (`_COMPACTION`)."""
     return type(items) is list and any(type(item) is dict and _reference(item) for item in items)
 
 
@@ -465,11 +466,17 @@ def _reference(item: dict[str, Any]) -> bool:
     kind = item.get("type")
     if kind is None:
         return "id" in item and "content" not in item
-    return kind == "item_reference" or (kind in _TOOL_OUTPUTS and unread_output(item.get("output")))
+    if kind == "item_reference" or kind == _COMPACTION:
+        return True
+    return type(kind) is str and kind in _TOOL_OUTPUTS and unread_output(item.get("output"))  # (a list is unhashable)
 
 
 # the Responses input items whose `output` may be given as parts, a file among them (`unread_output`)
 _TOOL_OUTPUTS: Final = frozenset({"function_call_output", "custom_tool_call_output"})
+# a Responses input's compaction item (`/v1/responses/compact`'s output): the earlier conversation summarised, encrypted
+# (`encrypted_content`), which OpenAI decrypts into the model's context: content the proxy cannot read, as a stored
+# reply it did not see is (before 2026-12-07 its ciphertext, framing, was skipped, the call unlabelled)
+_COMPACTION: Final = "compaction"
 
 
 def _state(data: dict[str, Any]) -> tuple[str | None, bool]:
