@@ -47,10 +47,24 @@ def _responses(client: openai.OpenAI, extra: dict[str, Any], purpose: str) -> An
     )
 
 
+def _chat_after_audio(client: openai.OpenAI, purpose: str) -> Any:
+    """A chat whose assistant turn is a previous audio reply, named by id (OpenAI's audio models)."""
+    messages: Any = [
+        {"role": "user", "content": "Read me the note"},
+        {"role": "assistant", "audio": {"id": "audio_abc123"}},
+        {"role": "user", "content": "Again, slower"},
+    ]
+    return client.chat.completions.with_raw_response.create(
+        model=SERVED, messages=messages, extra_headers={"x-purpose": purpose}
+    )
+
+
 CALLS = {
     "chat file part by id": lambda client, purpose: _chat(
         client, {"type": "file", "file": {"file_id": "file-1"}}, purpose
     ),
+    # a previous audio reply named by id: OpenAI puts its audio, stored, into the context; until 2026-12-07 unlabelled
+    "chat previous audio by id": _chat_after_audio,
     "responses input_file by id": lambda client, purpose: _responses(
         client, {"input": [{"role": "user", "content": [ASK, {"type": "input_file", "file_id": "file-1"}]}]}, purpose
     ),

@@ -239,6 +239,8 @@ def read_request(operation: str, body: bytes) -> Request:
         plain = _plain_messages(messages)
         if not plain:
             walked = nested_named_as_fields(messages, _MESSAGE_NAMED, _MESSAGE_INNER, _MESSAGE_BELOW)
+            if b'"audio"' in body or _BACKSLASH in body:  # (in C: a previous audio reply, stored, is unread too)
+                walked = walked and not _stored_audio(messages)
     joined, all_joined = (
         ((), True)
         if plain
@@ -454,6 +456,19 @@ def _tools_read_unseen(tools: Any, choice: Any) -> bool:
 
 # the Responses API's tools that read the model content stored or fetched by the server (`_tools_read_unseen`)
 _TOOLS_READING: Final = frozenset({"file_search", "code_interpreter", "mcp"})
+
+
+def _stored_audio(messages: Any) -> bool:
+    """Whether a chat's assistant message names a previous audio reply by id (`"audio": {"id": "audio_..."}`): OpenAI
+    puts that reply's audio, which it stores, into the model's context, content the proxy never reads, as a stored
+    reply named by `previous_response_id` that it did not see is (before 2026-12-07 the id was read as text alone, the
+    call unlabelled). Looked for only in a body spelling `"audio"` (or an escape): a message holding it is never a
+    plain one (`_plain_messages`)."""
+    for message in messages if type(messages) is list else ():
+        audio = message.get("audio") if type(message) is dict else None
+        if type(audio) is dict and audio.get("id") is not None:
+            return True
+    return False
 
 
 def _stored_prompt(prompt: Any) -> bool:
