@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import anthropic
 import openai
 import orjson
 import pytest
@@ -59,6 +60,7 @@ def _chat_after_audio(client: openai.OpenAI, purpose: str) -> Any:
     )
 
 
+MCP_SERVER: Any = {"type": "url", "url": "https://calendar.example/mcp", "name": "calendar"}
 CALLS = {
     "chat file part by id": lambda client, purpose: _chat(
         client, {"type": "file", "file": {"file_id": "file-1"}}, purpose
@@ -192,3 +194,30 @@ def test_an_item_whose_type_is_no_string_is_read_not_raised_at() -> None:
     for kind in (["function_call_output"], {"a": 1}):
         body = orjson.dumps({"model": "m", "input": [{"type": kind, "output": [FILE_BY_ID]}]})
         assert read_request("responses", body).unscanned is False
+
+
+@pytest.mark.parametrize(("servers", "unread"), [([MCP_SERVER], True), ([], False)], ids=["server", "none"])
+def test_messages_mcp_servers_are_unread(vllm, make_proxy, servers, unread) -> None:  # type: ignore[no-untyped-def]
+    """Through the real `anthropic` SDK (its MCP connector, a beta): Anthropic lists the servers' tools into the model's
+    context and reads their results to it, as OpenAI does an `mcp` tool's; until 2026-12-07 only their URLs and names
+    were read, and the call was forwarded for any purpose. An empty list names none."""
+    server, upstream = vllm
+    proxy = make_proxy(CONFIG, UPSTREAM=upstream)
+    client = anthropic.Anthropic(base_url=proxy.url, api_key="unused", max_retries=0, timeout=10)
+    try:
+        call = client.beta.messages.with_raw_response.create(
+            model=SERVED,
+            max_tokens=8,
+            messages=[{"role": "user", "content": "What is on my calendar?"}],
+            mcp_servers=servers,
+            betas=["mcp-client-2025-04-04"],
+            extra_headers={"x-purpose": "ads"},
+        )
+        assert not unread, call.headers
+        assert call.headers["x-data-labels"] == ""
+    except anthropic.PermissionDeniedError as refused:
+        assert unread
+        assert "scan:truncated" in refused.message
+        assert server.data_requests() == []
+    finally:
+        client.close()

@@ -90,6 +90,10 @@ def read_request(body: bytes, operation: str = "chat") -> Request:
         params.append(("stop_sequences", [s for s in stops if isinstance(s, str)]))
     stream = operation == "chat" and data.get("stream") is True
     whole = whole and not own_template(data)  # (vLLM's Messages API renders with the chat API's template)
+    # MCP servers (`mcp_servers`, the MCP connector's): Anthropic lists their tools into the model's context and calls
+    # them, their results read to the model: content the proxy never sees, as an OpenAI `mcp` tool's (before 2026-12-07
+    # their URLs and names alone were read, the call unlabelled)
+    whole = whole and not data.get("mcp_servers")
     # (its tools' schemas' `pattern`s; its `{"type": "none"}` calls no tool)
     whole = whole and (GRAMMARS.isdisjoint(data) or not own_grammar(data, body, typed_choice=True))
     return Request(model, operation, stream, tuple(texts), tuple(params), unscanned=not whole,
