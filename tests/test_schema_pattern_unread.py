@@ -212,7 +212,7 @@ def test_a_tgi_json_grammar_holding_a_pattern_is_unread(
 
 @pytest.mark.realserver
 def test_a_pattern_is_refused_before_the_real_llama_cpp_python_server(llama: str, make_proxy: Any) -> None:
-    """llama-cpp-python 0.3.36's server dies on a schema with a `pattern` (its grammar from the schema), so what its
+    """llama-cpp-python 0.3.36's server dies on a schema whose `pattern` holds `\\.` (`PROVEN` says why), so what its
     model would write cannot be seen; the proxy refuses the call before it, and the server still answers after."""
     proxy: ProxyHandle = make_proxy(CONFIG, UPSTREAM=llama)
     body = {"model": "smollm2", "messages": [{"role": "user", "content": "Write it."}], "max_tokens": 8,
@@ -221,6 +221,33 @@ def test_a_pattern_is_refused_before_the_real_llama_cpp_python_server(llama: str
     refused = httpx.post(url, json=body, headers={"x-purpose": "marketing"}, timeout=120)
     assert refused.status_code == 403 and "scan:truncated" in refused.text, refused.text
     assert httpx.get(f"{llama}/v1/models", timeout=30).status_code == 200
+
+
+# what llama-cpp-python 0.3.36 holds its model to: its json-schema-to-grammar keeps a pattern's `\\.` as it stands in
+# a GBNF literal (`"alice\\x40example\\.com"`), an escape GBNF does not know (`parse: error parsing grammar: unknown
+# escape`), so llama.cpp's `llama_sampler_init_grammar` returns NULL, which its `add_grammar` puts in the sampler chain
+# unchecked: the server dies (SIGSEGV) on the first token. `[.]` and `\\x40` it compiles, and holds the output to them
+PROVEN = "^alice\\x40example[.]com$"
+
+
+@pytest.mark.realserver
+def test_a_pattern_the_real_llama_cpp_python_server_holds_its_output_to_is_refused(llama: str, make_proxy: Any) -> None:
+    """The proof no fake gives: a schema whose one string holding `@` is no address (`^alice\\x40example[.]com$`)
+    has the real server's SmolLM2 write `alice@example.com`; through the proxy the call is `scan:truncated`, refused for
+    a purpose the zone of unread data forbids, and answered as directly for one it allows."""
+    schema = {"type": "object", "properties": {"to": {"type": "string", "pattern": PROVEN}}, "required": ["to"]}
+    body = {"model": "smollm2", "messages": [{"role": "user", "content": "Write it."}], "max_tokens": 24,
+            "temperature": 0, "seed": 7, "response_format": {"type": "json_object", "schema": schema}}  # fmt: skip
+    direct = httpx.post(f"{llama}/v1/chat/completions", json=body, timeout=120)
+    assert "alice@example.com" in direct.json()["choices"][0]["message"]["content"], direct.text
+    proxy: ProxyHandle = make_proxy(CONFIG, UPSTREAM=llama)
+    url = f"{proxy.url}/v1/chat/completions"
+    refused = httpx.post(url, json=body, headers={"x-purpose": "marketing"}, timeout=120)
+    assert refused.status_code == 403 and "scan:truncated" in refused.text, refused.text
+    allowed = httpx.post(url, json=body, timeout=120)
+    assert allowed.status_code == 200, allowed.text
+    assert "alice@example.com" in allowed.json()["choices"][0]["message"]["content"]
+    assert "scan:truncated" in allowed.headers["x-data-labels"].split(",")
 
 
 ESCAPED: list[tuple[str, bytes]] = [
