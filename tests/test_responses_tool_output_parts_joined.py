@@ -3,7 +3,8 @@
 after another into the tool message's content, with nothing between: `"write to ana@exa"` and `"mple.org today"`
 reach its model as `write to ana@example.org today`. The proxy read each part alone, no address found, and forwarded
 the call for a purpose the address's zone forbids (200). The parts of a tool call's output are now read joined as well
-as each alone, as a message's text parts are (helper fields12)."""
+as each alone, as a message's text parts are; so are the parts of a message of vLLM's `previous_input_messages` (the
+earlier turns given whole, which vLLM makes Harmony text one part after another) (helper fields12)."""
 
 from __future__ import annotations
 
@@ -61,3 +62,30 @@ def test_parts_past_the_limit_are_not_joined_and_unread() -> None:
     request = read_request("responses", body)
     assert request.unscanned is True
     assert request.joined == ()
+
+
+@pytest.mark.parametrize(
+    "earlier",
+    [
+        {
+            "author": {"role": "user"},
+            "content": [{"type": "text", "text": "write to ana@exa"}, {"type": "text", "text": "mple.org today"}],
+        },
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "write to ana@exa"}, {"type": "text", "text": "mple.org today"}],
+        },
+    ],
+    ids=["harmony", "chat"],
+)
+def test_a_value_split_across_an_earlier_turns_parts_is_found(vllm, make_proxy, earlier) -> None:  # type: ignore[no-untyped-def]
+    """vLLM's `previous_input_messages` (through the openai SDK's `extra_body`): each part's `text` becomes Harmony text,
+    written one after another (before: each read alone, the call forwarded, 200)."""
+    server, upstream = vllm
+    proxy = make_proxy(CONFIG, UPSTREAM=upstream)
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="none", max_retries=0)
+    with pytest.raises(openai.PermissionDeniedError) as refused:
+        client.responses.create(model=SERVED, input="and again?", extra_body={"previous_input_messages": [earlier]},
+                                extra_headers={"x-purpose": "ads"})  # fmt: skip
+    assert "pii:email" in refused.value.message
+    assert server.data_requests() == []

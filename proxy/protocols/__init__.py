@@ -1063,6 +1063,36 @@ def output_runs(items: list[Any], joined: tuple[Run, ...]) -> tuple[tuple[Run, .
     return tuple(dict.fromkeys((*joined, *runs))), True
 
 
+def harmony_runs(messages: list[Any], joined: tuple[Run, ...]) -> tuple[tuple[Run, ...], bool]:
+    """`joined` with the runs of vLLM's `previous_input_messages` (a Responses call's earlier turns, in Harmony's form,
+    `{"author": {"role": ...}, "content": [...]}`, or a chat's): vLLM makes each part of a message's content Harmony
+    text, whatever its type (`TextContent(text=part.get("text", ""))`), which its renderer writes one after another, so
+    `"alice@"` and `"example.com"` there reach gpt-oss as the address (before 2026-12-07 read as two texts). With whether
+    they are all there, as `output_runs` says."""
+    runs: list[Run] = []
+    count = 0
+    for message in messages:
+        content = message.get("content") if type(message) is dict else None
+        if type(content) is list and len(content) > 1:
+            count += len(content)
+            if count > MAX_STRINGS:
+                return joined, False
+            _runs(content, runs, _harmony_text)
+    if not runs:
+        return joined, True
+    return tuple(dict.fromkeys((*joined, *runs))), True
+
+
+def _harmony_text(part: Any) -> str | None:
+    """A part as vLLM makes it Harmony text: its `text` whatever its type, `""` when it has none (nothing between)."""
+    if type(part) is str:
+        return part
+    if type(part) is dict:
+        text = part.get("text", "")
+        return text if type(text) is str else None
+    return None
+
+
 # the largest body `join_text_parts` need not count the messages and parts of: each of them two bytes at least
 _UNCOUNTED_BODY_BYTES: Final = 2 * MAX_STRINGS
 

@@ -32,6 +32,7 @@ from proxy.protocols import (
     Target,
     _flat_named,
     client_raises,
+    harmony_runs,
     join_text_parts,
     load_request_json,
     named_as_fields,
@@ -272,6 +273,11 @@ def read_request(operation: str, body: bytes) -> Request:
             whole = nested_named_as_fields(items, _INPUT_NAMED, _PARTS, _INPUT_BELOW) and whole
             if b'"output"' in body or _BACKSLASH in body:  # (in C: a key `output`, or one spelt with an escape)
                 joined, all_joined = output_runs(items, joined)  # (a tool call's output given as parts, run together)
+                whole = all_joined and whole
+        if "previous_input_messages" in data:  # (vLLM's earlier turns given whole: its parts run together too)
+            earlier = data["previous_input_messages"]
+            if type(earlier) is list:
+                joined, all_joined = harmony_runs(earlier, joined)
                 whole = all_joined and whole
         builds_on, stored = _state(data)
         previous = data.get("previous_response")
