@@ -13,6 +13,7 @@ import gzip
 import json
 from typing import Any
 
+import anthropic as anthropic_sdk
 import httpx
 import openai
 import orjson
@@ -129,11 +130,34 @@ def test_a_responses_custom_tool_grammar_is_unread(choice: str, unread: bool) ->
 
 
 @pytest.mark.parametrize(("schema", "unread"), [(HELD, True), (NAMED, False)], ids=["pattern", "none"])
-def test_a_messages_output_schema_holding_a_pattern_is_unread(schema: dict[str, Any], unread: bool) -> None:
-    """The Messages API's `output_config.format` (vLLM hands it to the chat API's structured decoding)."""
+@pytest.mark.parametrize("field", ["output_config", "output_format"])
+def test_a_messages_output_schema_holding_a_pattern_is_unread(schema: dict[str, Any], unread: bool, field: str) -> None:
+    """The Messages API's `output_config.format` (vLLM hands it to the chat API's structured decoding), and the
+    structured outputs beta's `output_format` (Anthropic's; read whole as the other is, its `pattern`s read as text
+    alone until 2026-12-07)."""
+    form = {"type": "json_schema", "schema": schema}
     body = {"model": "m", "max_tokens": 8, "messages": [{"role": "user", "content": "Write it."}],
-            "output_config": {"format": {"type": "json_schema", "schema": schema}}}  # fmt: skip
+            field: {"format": form} if field == "output_config" else form}  # fmt: skip
     assert anthropic.read_request(orjson.dumps(body)).unscanned is unread
+
+
+def test_an_output_format_holding_a_pattern_is_refused_through_the_anthropic_sdk(
+    vllm: tuple[VllmLike, str], make_proxy: Any
+) -> None:
+    """The beta's `output_format`, sent by the real `anthropic` SDK (`extra_body`: its own `output_format` argument is a
+    type it parses replies into): refused before the model for a purpose the zone of unread data forbids (before: 200)."""
+    server, upstream = vllm
+    proxy: ProxyHandle = make_proxy(CONFIG, UPSTREAM=upstream)
+    client = anthropic_sdk.Anthropic(base_url=proxy.url, api_key="unused", max_retries=0, timeout=30)
+    try:
+        with pytest.raises(anthropic_sdk.PermissionDeniedError) as refused:
+            client.messages.create(model=SERVED, max_tokens=8, messages=[{"role": "user", "content": "Write it."}],
+                                   extra_body={"output_format": {"type": "json_schema", "schema": HELD}},
+                                   extra_headers={"x-purpose": "marketing"})  # fmt: skip
+        assert "scan:truncated" in refused.value.message
+        assert server.data_requests() == []
+    finally:
+        client.close()
 
 
 ANTHROPIC_TOOL: dict[str, Any] = {"type": "tool", "name": "send"}

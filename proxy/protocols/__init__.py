@@ -1399,14 +1399,16 @@ def own_template(data: dict[str, Any]) -> bool:
 GRAMMARS: Final = frozenset(
     {"grammar", "guided_grammar", "guided_regex", "regex", "ebnf", "structured_outputs", "response_format",
      "guided_json", "json_schema", "tools", "functions", "text", "output_config", "guided_whitespace_pattern",
-     "custom_logit_processor"}
+     "custom_logit_processor", "output_format"}
 )  # fmt: skip
 _STRUCTURED_GRAMMARS: Final = ("grammar", "regex", "whitespace_pattern")
 _STRUCTURED_SCHEMAS: Final = ("json", "structural_tag")
 # the tools whose schemas a server holds a call's arguments to, and the field that may call none (OpenAI's and
 # Anthropic's `tools`, the legacy `functions` that llama-cpp-python honours)
 _TOOL_CHOICES: Final = (("tools", "tool_choice"), ("functions", "function_call"))
-_SCHEMA_FIELDS: Final = ("guided_json", "json_schema", "text", "output_config")
+# (the Messages API's structured outputs beta's `output_format`, `{"type": "json_schema", "schema": ...}`, which the
+# proxy reads whole as `output_config` is: before 2026-12-07 its `pattern`s were read as text alone)
+_SCHEMA_FIELDS: Final = ("guided_json", "json_schema", "text", "output_config", "output_format")
 
 
 def own_grammar(data: dict[str, Any], body: bytes, typed_choice: bool = False) -> bool:
