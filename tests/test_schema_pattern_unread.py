@@ -58,6 +58,8 @@ CASES: list[tuple[str, dict[str, Any], bool]] = [
     ("json_schema", {"response_format": {"type": "json_schema", "json_schema": {"name": "m", "schema": HELD}}}, True),
     ("json_object schema", {"response_format": {"type": "json_object", "schema": HELD}}, True),  # llama.cpp's
     ("tgi json", {"response_format": {"type": "json", "value": HELD}}, True),  # TGI's chat API's
+    ("tgi json text", {"response_format": {"type": "json", "value": json.dumps(HELD)}}, True),  # (TGI parses it)
+    ("tgi json text without", {"response_format": {"type": "json", "value": json.dumps(NAMED)}}, False),
     ("guided_json", {"guided_json": HELD}, True),
     ("guided_json text", {"guided_json": json.dumps(HELD)}, True),  # (vLLM takes a schema as JSON text too)
     ("structured json", {"structured_outputs": {"json": HELD}}, True),
@@ -223,10 +225,14 @@ def test_a_pattern_is_refused_before_the_vllm_like_server(
     assert (server.data_requests() == []) is unread  # nothing reached the model
 
 
-@pytest.mark.parametrize(("schema", "unread"), [(HELD, True), (NAMED, False)], ids=["pattern", "none"])
-def test_a_tgi_json_grammar_holding_a_pattern_is_unread(
-    schema: dict[str, Any], unread: bool, tgi: Tgi, make_proxy: Any
-) -> None:
+@pytest.mark.parametrize(
+    ("schema", "unread"),
+    [(HELD, True), (NAMED, False), (json.dumps(HELD), True), (json.dumps(NAMED), False)],
+    ids=["pattern", "none", "pattern as text", "none as text"],
+)
+def test_a_tgi_json_grammar_holding_a_pattern_is_unread(schema: Any, unread: bool, tgi: Tgi, make_proxy: Any) -> None:
+    """TGI's `parameters.grammar` of type `json`, its schema an object or JSON text (TGI parses a string value: before
+    2026-12-07 such text was read as text alone, its `pattern` unread, and the call forwarded)."""
     proxy: ProxyHandle = make_proxy(CONFIG, UPSTREAM=tgi.url)
     body = {"inputs": "Write it.", "parameters": {"grammar": {"type": "json", "value": schema}, "max_new_tokens": 8}}
     reply = httpx.post(f"{proxy.url}/generate", json=body, headers={"x-purpose": "marketing"}, timeout=30)
