@@ -1436,6 +1436,8 @@ def own_grammar(data: dict[str, Any], body: bytes, typed_choice: bool = False) -
         value = data[key]
         if type(value) is str and value:
             return True
+        if type(value) is list and any(type(one) is str and one for one in value):  # (SGLang's, one a prompt: a list)
+            return True
     structured = data.get("structured_outputs")
     if type(structured) is dict and any(
         type(value) is str and value for value in map(structured.get, _STRUCTURED_GRAMMARS)

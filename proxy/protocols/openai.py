@@ -217,6 +217,11 @@ _NATIVE_PARAMS: Final = {
     **{key: _PARAMS[key] for key in ("max_tokens", "temperature", "top_p", "top_k", "frequency_penalty",
                                      "presence_penalty", "seed", "stop")},
 }  # fmt: skip
+# where an OpenAI body may carry token ids (a prompt's, an input's, llama.cpp's `content`; SGLang's chat `input_ids`,
+# "pre-computed prompt token IDs" that bypass the chat template: the model reads them, not the messages, which SGLang
+# reads for stop tokens alone; before 2026-12-07 they were not looked at, and such a call went on labelled by messages
+# its model never read), looked for only where the body has one (in C: a plain chat has none)
+_TOKEN_FIELDS: Final = frozenset({"prompt", "input", "content", "input_ids"})
 # where llama.cpp's native bodies may carry token ids (text the proxy cannot read, which the model reads whole): an
 # infill's `input_prefix` and `input_suffix` too, which llama-server reads as a prompt is (`tokenize_mixed`: strings and
 # token ids mixed)
@@ -257,7 +262,7 @@ def read_request(operation: str, body: bytes) -> Request:
         whole
         and not ("prompt_embeds" in data or (not plain and unread_parts(data.get("messages"))) or own_template(data))
         and (GRAMMARS.isdisjoint(data) or not own_grammar(data, body))
-        and not (token_ids(data.get("prompt")) or token_ids(data.get("input")) or token_ids(data.get("content")))
+        and (_TOKEN_FIELDS.isdisjoint(data) or not any(map(token_ids, map(data.get, _TOKEN_FIELDS.intersection(data)))))
     )
     names = _PARAMS  # (a module's constant, read once: compiled, each read is a lookup in the module's dict)
     params: list[tuple[str, Any]] = []
