@@ -1521,6 +1521,9 @@ def schema_program(value: Any) -> bool:
                         stack.append(orjson.loads(item["value"]))  # (TGI parses it: `Value::String(s) => from_str`)
                     except orjson.JSONDecodeError:
                         pass  # (TGI refuses it, 422)
+                if _NAMES.isdisjoint(item):  # (in C: most of a schema's objects name nothing)
+                    stack.extend(item.values())
+                    continue
                 for key, child in item.items():
                     if key in _NAMES and type(child) is dict:
                         names.append(child)
