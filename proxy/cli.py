@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import codecs
 import errno
 import functools
 import hashlib
@@ -10,6 +11,7 @@ import io
 import logging
 import multiprocessing
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -750,9 +752,65 @@ def _guard_stdout() -> _StdoutFile | None:
     stdout.flush()
     raw = _StdoutFile(stdout.fileno(), "w", closefd=False)
     buffer = raw if isinstance(stdout.buffer, io.RawIOBase) else io.BufferedWriter(raw)
-    sys.stdout = io.TextIOWrapper(buffer, encoding=stdout.encoding, errors=stdout.errors,
+    errors = STDOUT_ESCAPE if stdout.errors in ("strict", "surrogateescape") else stdout.errors  # (a user's own kept)
+    sys.stdout = io.TextIOWrapper(buffer, encoding=stdout.encoding, errors=errors,
                                   line_buffering=stdout.line_buffering, write_through=stdout.write_through)  # fmt: skip
     return raw
+
+
+# the error handler of the guarded stdout (`_guard_stdout`): a character its encoding cannot write
+STDOUT_ESCAPE: Final = "lineage-proxy-stdout"
+
+
+def _stdout_escape(exc: UnicodeError) -> tuple[str | bytes, int]:
+    """A character stdout's encoding cannot write (`PYTHONIOENCODING=ascii`, a Latin-1 locale) as a JSON escape,
+    `\\u00e9`, and one past U+FFFF as two, `\\ud83d\\ude00`: a name of the store in `edges`, `verify` or `report` ended
+    the command with a traceback (UnicodeEncodeError), its output cut. A JSON escape, not Python's `\\xe9`, so that
+    `--json` stays JSON that reads back the same names (they are in its strings alone). A byte Python decoded as a
+    surrogate (`surrogateescape`: a path's byte no UTF-8) is written back as it was, as Python's stdout writes it."""
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    text = exc.object[exc.start : exc.end]
+    if all("\udc80" <= c <= "\udcff" for c in text):
+        return bytes(ord(c) - 0xDC00 for c in text), exc.end
+    return _stdout_escape_text(text), exc.end
+
+
+codecs.register_error(STDOUT_ESCAPE, _stdout_escape)
+
+
+def _stdout_encoding() -> str:
+    """The codec's name of stdout's encoding (`utf-8` however it is spelt); `utf-8` with no stdout (nothing written)."""
+    encoding = getattr(sys.stdout, "encoding", None)
+    return codecs.lookup(encoding).name if isinstance(encoding, str) else "utf-8"
+
+
+def stdout_text(text: str) -> str:
+    """`text` as stdout writes it (`_stdout_escape`: what its encoding cannot write, escaped): the width a table's
+    cell takes there."""
+    if text.isascii():
+        return text
+    encoding = _stdout_encoding()
+    return text.encode(encoding, STDOUT_ESCAPE).decode(encoding, "surrogateescape")
+
+
+def stdout_json(document: bytes) -> str:
+    """A JSON document (orjson's UTF-8) to write to stdout: as it is on a UTF-8 stdout; on any other, every character
+    past ASCII a JSON escape (`\\u00e9`), so that what is written is ASCII, the same text in that encoding and in the
+    UTF-8 a JSON reader (jq, RFC 8259) takes, and reads back the same names. Written by `_stdout_escape` alone, only
+    what the encoding cannot write was escaped: a Latin-1 stdout wrote `é` as one byte, no UTF-8."""
+    text = document.decode()
+    if text.isascii() or _stdout_encoding() == "utf-8":
+        return text
+    return _PAST_ASCII.sub(lambda found: _stdout_escape_text(found.group()), text)
+
+
+_PAST_ASCII: Final = re.compile("[^\x00-\x7f]+")
+
+
+def _stdout_escape_text(text: str) -> str:
+    """`text` as JSON escapes, one a UTF-16 code unit: `\\u00e9`, `\\ud83d\\ude00`."""
+    return "".join(f"\\u{unit}" for unit in text.encode("utf-16-be", "surrogatepass").hex(" ", 2).split())
 
 
 def _fill_closed_standard_fds() -> None:
@@ -767,8 +825,9 @@ def _fill_closed_standard_fds() -> None:
 
 
 # a command's exit when its stdout takes no write: what it exits on a file error (verify's 2: 1 says flows are
-# unapproved); 1 for the others, and for `--help` and `--version`
+# unapproved), its `--help`'s too; 1 for the others, and for `lineage-proxy --help` and `--version`
 STDOUT_REFUSED_EXIT: Final = {"verify": 2}
+COMMANDS: Final = ("serve", "check", "demo", "edges", "verify", "report")
 
 
 def _stdout_refused(exc: OSError, command: str | None) -> int:
@@ -794,7 +853,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # under logging.format: json; its errors it still writes. Before grpc is imported; a user's own setting wins
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     stdout = _guard_stdout()
-    command: str | None = None
+    # the command, before argparse reads it: its `--help` exits as it does (`verify --help 1>/dev/full` exited 1, which
+    # from `verify` says flows are unapproved, and said no command). It comes first: the options before it (`--help`,
+    # `--version`) are the program's, each ending it
+    given = sys.argv[1:] if argv is None else argv
+    command: str | None = given[0] if given and given[0] in COMMANDS else None
     try:
         try:
             args = build_parser().parse_args(argv)  # (`--help`, `--version`: printed, then a SystemExit)

@@ -9,6 +9,7 @@ import sys
 import orjson
 
 from proxy.baseline import checkpoint_pattern
+from proxy.cli import stdout_json, stdout_text
 from proxy.config import read_key, read_retired_keys
 from proxy.labels import normalize
 from proxy.logs import escaped
@@ -54,7 +55,7 @@ CELL_MAX = 200
 
 def _cell(text: str) -> str:
     text = escaped(text)  # a name never breaks a line
-    return text if len(text) <= CELL_MAX else text[: CELL_MAX - 3] + "..."
+    return stdout_text(text if len(text) <= CELL_MAX else text[: CELL_MAX - 3] + "...")  # (its width as written)
 
 
 def render_table(rows: list[EdgeRow]) -> str:
@@ -113,7 +114,7 @@ def run_edges(args: argparse.Namespace) -> int:
     rows = select(every, args)
     if args.json:
         for row in rows:
-            sys.stdout.write(orjson.dumps(row.as_dict()).decode() + "\n")
+            sys.stdout.write(stdout_json(orjson.dumps(row.as_dict())) + "\n")
         return 0
     if not rows:
         print("no edges match")

@@ -34,6 +34,7 @@ from proxy.baseline import (
     load_baseline,
     parse_baseline,
 )
+from proxy.cli import stdout_json
 from proxy.config import read_key, read_retired_keys, read_secret
 from proxy.logs import escaped
 from proxy.record.integrity import Report
@@ -383,7 +384,7 @@ def run_verify(args: argparse.Namespace) -> int:
     verdict = check(rows, baseline)
     store = shown(args.store)  # a database URL without its password: these lines go to CI logs
     if args.json:
-        sys.stdout.write(render_json(verdict, shown_path(args.baseline), store, since_s).decode() + "\n")
+        sys.stdout.write(stdout_json(render_json(verdict, shown_path(args.baseline), store, since_s)) + "\n")
     else:
         print(render_text(verdict, shown_path(args.baseline), store, args.since))
     return OK if verdict.ok else UNAPPROVED
@@ -420,7 +421,7 @@ def run_integrity(
         return read
     report = _holding(read[0], expect_heads)
     if as_json:
-        sys.stdout.write(orjson.dumps(_integrity_document(report, path)).decode() + "\n")
+        sys.stdout.write(stdout_json(orjson.dumps(_integrity_document(report, path))) + "\n")
     else:
         print_integrity(report, path)
     return OK if report.intact else UNAPPROVED
@@ -446,7 +447,7 @@ def run_verified_baseline(args: argparse.Namespace) -> int:
         if args.json:
             document = {"ok": False, "baseline": source, "store": store, "since_s": since_s,
                         "integrity": _integrity_document(report, args.store)}  # fmt: skip
-            sys.stdout.write(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() + "\n")
+            sys.stdout.write(stdout_json(orjson.dumps(document, option=orjson.OPT_INDENT_2)) + "\n")
         else:
             print_integrity(report, args.store)
             print(f"FAIL: the flows of {store} are not judged against {source}: its record does not verify")
@@ -455,7 +456,7 @@ def run_verified_baseline(args: argparse.Namespace) -> int:
     if args.json:
         document = _document(verdict, source, store, since_s)
         document["integrity"] = _integrity_document(report, args.store)
-        sys.stdout.write(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() + "\n")
+        sys.stdout.write(stdout_json(orjson.dumps(document, option=orjson.OPT_INDENT_2)) + "\n")
     else:
         print_integrity(report, args.store)
         print(render_text(verdict, source, store, args.since))

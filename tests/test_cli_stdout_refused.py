@@ -7,6 +7,7 @@ Buffered or not (`-u`, PYTHONUNBUFFERED) as Python's own stdout is."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from typing import Final
 import pytest
 
 from proxy import BUILD, __version__
+from proxy.cli import COMMANDS, build_parser
 from tests.test_cli import ROOT, edge_store
 
 REFUSED: Final = {
@@ -47,7 +49,7 @@ def _commands(tmp_path: Path) -> list[tuple[list[str], str, int]]:
         (["verify", "--store", store, "--baseline", str(baseline)], "verify: ", 2),
         (["report", "--store", store, "--out", str(tmp_path / "r.html")], "report: ", 1),
         (["--version"], "", 1),
-        (["verify", "--help"], "", 1),
+        (["verify", "--help"], "verify: ", 2),
     ]
 
 
@@ -59,6 +61,21 @@ def test_a_stdout_that_takes_no_write_is_said_in_one_line(tmp_path: Path, redire
     for args, said, code in _commands(tmp_path):
         result = _run(redirect, *args, unbuffered=unbuffered)
         assert (result.returncode, result.stderr) == (code, f"lineage-proxy: {said}{REFUSED[redirect]}"), args
+
+
+@pytest.mark.parametrize("redirect", sorted(REFUSED))
+def test_every_commands_help_exits_as_its_command(redirect: str) -> None:
+    """A command's `--help` is said as the command's output is, and exits as the command does on a file error: `verify
+    --help` exited 1, which from `verify` says flows are unapproved, and its line named no command. The program's own
+    `--help` and `--version` name none, exit 1."""
+    commands = next(action for action in build_parser()._actions if isinstance(action, argparse._SubParsersAction))
+    assert sorted(commands.choices) == sorted(COMMANDS)  # every command's help is asked below
+    for command in ("", *COMMANDS):
+        result = _run(redirect, *([command] if command else []), "--help")
+        said, code = (f"{command}: ", 2 if command == "verify" else 1) if command else ("", 1)
+        assert (result.returncode, result.stderr) == (code, f"lineage-proxy: {said}{REFUSED[redirect]}"), command
+        abbreviated = _run(redirect, *([command] if command else []), "--he")  # (argparse's abbreviation of it)
+        assert (abbreviated.returncode, abbreviated.stderr) == (code, result.stderr), command
 
 
 # what a process's stdout holds when it ends without a flush (`os._exit`, a SIGKILL), after one `print`
