@@ -158,29 +158,33 @@ class _ForkLock:
             if abandoned is not None and abandoned():
                 return False
         try:
-            self._write_turn(fd, data)
+            return self._write_turn(fd, data, abandoned)
         finally:
             self._threads.release()
-        return True
 
-    def _write_turn(self, fd: int, data: bytes) -> None:
-        """`write`'s, its thread's turn taken: the other processes' turn by the record lock, then all of `data`."""
+    def _write_turn(self, fd: int, data: bytes, abandoned: Callable[[], bool] | None) -> bool:
+        """`write`'s, its thread's turn taken: the other processes' turn by the record lock, then all of `data`. False,
+        nothing written, when `abandoned()` turns true while another process holds the record lock."""
         lock = self.fd
         if lock is None:
             _write_all(fd, data)
-            return
+            return True
         try:
-            _lock_record(lock)
+            if abandoned is None:
+                _lock_record(lock)
+            elif not _lock_record_unless(lock, abandoned):
+                return False
         except OSError:
             # a file system refusing record locks (NFS without lockd: ENOLCK): written unlocked from now on, as
             # when no lock file could be made, rather than a span batch failed or a log line lost for the lock
             self.fd = None
             _write_all(fd, data)
-            return
+            return True
         try:
             _write_all(fd, data)
         finally:
             fcntl.lockf(lock, fcntl.LOCK_UN)
+        return True
 
 
 TURN_WAIT_S: Final = 0.05  # how often a write that may be abandoned (`_ForkLock.write`) asks whether it is
@@ -201,6 +205,26 @@ def _lock_record(lock: int) -> None:
             if exc.errno != errno.EDEADLK:
                 raise
         time.sleep(FALSE_DEADLOCK_WAIT_S)
+
+
+def _lock_record_unless(lock: int, abandoned: Callable[[], bool]) -> bool:
+    """Take the record lock `lock`, unless `abandoned()` turns true while another process holds it: False then. Asked
+    without waiting, again after 1 ms, then after twice as long each time up to TURN_WAIT_S, as a lock the kernel
+    waits for cannot be given up on: a `--workers` worker's span batch waiting there behind another's write to a
+    stdout nobody reads, which its stop had given up on and counted lost, was written once stdout was read again
+    (one batch a process, where it is one in all now: the one being written)."""
+    pause = 0.001
+    while True:
+        try:
+            fcntl.lockf(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except OSError as exc:
+            if exc.errno not in (errno.EACCES, errno.EAGAIN):  # (held by another process: either, as POSIX allows)
+                raise
+        if abandoned():
+            return False
+        time.sleep(pause)  # a poll's pause, not a synchronisation: the kernel tells a waiter nothing else
+        pause = min(2 * pause, TURN_WAIT_S)
 
 
 _fork_lock = _ForkLock()  # stderr's: the log lines
