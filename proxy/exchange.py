@@ -1017,9 +1017,13 @@ class Exchange:
         try:
             if self._rediscovered is not None:
                 await self._rediscovery()
+            waited = asyncio.wrap_future(durable)
             try:
-                await asyncio.shield(asyncio.wrap_future(durable))
+                await asyncio.shield(waited)
             except asyncio.CancelledError:
+                # the write goes on: a failure of it is its sink's to say (an outage's line), read here so asyncio does
+                # not say it again, `Future exception was never retrieved` with a traceback, for each call cut so
+                waited.add_done_callback(_read_failure)
                 raise
             except Exception:
                 pass
@@ -1119,3 +1123,9 @@ CODINGS: Final[dict[str, int]] = {"gzip": _GZIP, "x-gzip": _GZIP, "deflate": _DE
 def zlib_header(data: bytes) -> bool:
     """Whether `data` starts with a zlib header (RFC 1950: deflate, any window size, a valid check)."""
     return len(data) >= 2 and data[0] & 0x0F == 8 and data[0] >> 4 <= 7 and (data[0] << 8 | data[1]) % 31 == 0
+
+
+def _read_failure(future: asyncio.Future[None]) -> None:
+    """A record's write a cancelled wait left (`Exchange.recorded`): its failure read, said by its sink."""
+    if not future.cancelled():
+        future.exception()
