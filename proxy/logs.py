@@ -272,6 +272,8 @@ class _Writer:
         self._busy = False  # the thread has lines in hand
         self._dropped = 0
         self._dropped_since = 0.0
+        self._refused_lines = 0  # lines lost to writes stderr refused, not yet said (`_refused`)
+        self._refused_error = ""
         self._thread: threading.Thread | None = None
         self._started = False  # its thread is started, or being started
 
@@ -308,10 +310,38 @@ class _Writer:
                 dropped, since, self._dropped = self._dropped, self._dropped_since, 0
             try:
                 self._write(b"".join(lines))
-            except OSError:
-                continue  # stderr closed: nothing can be said there
+            except OSError as exc:
+                self._refused(lines, dropped, since, exc)
+                continue
             if dropped:  # in the handler's format, once the lines held before them are out
                 self._say_dropped(dropped, since)
+            with self._cond:
+                refused, self._refused_lines = self._refused_lines, 0
+            if refused:
+                self._say_refused(refused)
+
+    def _refused(self, lines: list[bytes], dropped: int, since: float, exc: OSError) -> None:
+        """A write stderr refused (a full disk, `2>/dev/full`: ENOSPC; its reader gone, EPIPE; EIO): its lines are lost
+        (of the write that found a disk full, some may have been written), counted as dropped lines are, and said once stderr takes a write
+        again (`_say_refused`), with those dropped past the bound meanwhile. They were lost uncounted: with
+        `exporter: none` a call that carries no data (a listing, a health check: no edge) had no record left, and
+        `lineage_proxy_log_lines_dropped_total` said 0."""
+        for _ in lines:
+            _count_dropped()
+        with self._cond:
+            self._refused_lines += len(lines)
+            self._refused_error = f"{type(exc).__name__}: {exc}"
+            if dropped:  # (said with the next write that succeeds)
+                self._dropped_since = min(self._dropped_since, since) if self._dropped else since
+                self._dropped += dropped
+
+    def _say_refused(self, refused: int) -> None:
+        """Queue the line saying `refused` lines were lost to writes stderr refused (`_refused`)."""
+        record = logging.getLogger("lineage_proxy").makeRecord(
+            "lineage_proxy", logging.ERROR, __file__, 0,
+            "%d log lines (access lines among them) were lost: stderr refused their write (%s) (counted in "
+            "lineage_proxy_log_lines_dropped_total)", (refused, self._refused_error), None)  # fmt: skip
+        self._queue_past_bound(record)
 
     def _say_dropped(self, dropped: int, since: float) -> None:
         """Queue the line saying `dropped` lines were dropped, past the bound: a bound that dropped it too would
