@@ -764,10 +764,11 @@ STDOUT_ESCAPE: Final = "lineage-proxy-stdout"
 
 def _stdout_escape(exc: UnicodeError) -> tuple[str | bytes, int]:
     """A character stdout's encoding cannot write (`PYTHONIOENCODING=ascii`, a Latin-1 locale) as a JSON escape,
-    `\\u00e9`, and one past U+FFFF as two, `\\ud83d\\ude00`: a name of the store in `edges`, `verify` or `report` ended
-    the command with a traceback (UnicodeEncodeError), its output cut. A JSON escape, not Python's `\\xe9`, so that
-    `--json` stays JSON that reads back the same names (they are in its strings alone). A byte Python decoded as a
-    surrogate (`surrogateescape`: a path's byte no UTF-8) is written back as it was, as Python's stdout writes it."""
+    `\\u00e9`, and one past U+FFFF as two, `\\ud83d\\ude00`: a name of the store in `edges` or `verify`, a path in
+    `report`'s line, ended the command with a traceback (UnicodeEncodeError), its output cut. A JSON escape, not
+    Python's `\\xe9`, so that `--json` stays JSON that reads back the same names (they are in its strings alone). A
+    byte Python decoded as a surrogate (`surrogateescape`: a path's byte no UTF-8) is written back as it was, as
+    Python's stdout writes it."""
     if not isinstance(exc, UnicodeEncodeError):
         raise exc
     text = exc.object[exc.start : exc.end]

@@ -68,7 +68,7 @@ def test_names_a_stdout_cannot_write_are_escaped(tmp_path: Path, stdout: str) ->
     assert (said.returncode, said.stderr) == (1, b""), said.stderr
     assert f"the caller was told: purpose 'ads' is not allowed for model '{written}'" in said.stdout.decode(encoding)
     for args in (["verify", "--store", store, "--integrity"], ["report", "--store", store, "--out",
-                                                               str(tmp_path / "r.html")]):  # fmt: skip
+                                                               str(tmp_path / "rapport-é.html")]):  # fmt: skip
         result = _run(env, *args)
         assert (result.returncode, result.stderr) == (0, b""), args
 
