@@ -29,6 +29,11 @@ from proxy.record.store import EdgeKey, EdgeStore, EdgeWrite, PartlyWritten
 log = logging.getLogger("lineage_proxy.edges")
 _time: Final = time.time  # compiled, a C static: not looked up in the time module for each call counted
 
+# what of lost counts' calls is kept elsewhere, as a loss's line says it: their spans and access lines exist only where the
+# config writes them (`telemetry.exporter`, `sample_ratio`, `logging.access`); by default it writes neither, and the line
+# said "each call's span and access line remain", which an operator then looked for in vain
+KEPT_ELSEWHERE: Final = "their spans and access lines, where telemetry and logging.access write them, are not"
+
 # at shutdown, how long the writes still queued may take; then a store that can (PostgreSQL) cuts the
 # round trip in flight, so the rest goes to its journal, for as long again at most
 STOP_WAIT_S = 5.0
@@ -200,7 +205,7 @@ class EdgeAggregator:
                 self._loop.call_soon_threadsafe(self._requeue, rows)
         if abandoned:
             log.error("lineage store: a write still running when the shutdown gave up on the store failed (%s): %d "
-                      "flows' counts, %d calls, are lost from the store (each call's span and access line remain)",
+                      "flows' counts, %d calls, are lost from the store (" + KEPT_ELSEWHERE + ")",
                       error, len(rows), sum(row[3] for row in rows))  # fmt: skip
             return
         if self._failing_since is None:
@@ -442,7 +447,7 @@ class EdgeAggregator:
         await _posted_before(self._loop)  # the rows its failed writes put back, in the batch now
         if self._pending:
             log.error("lineage store: %d flows' counts, %d calls, could not be written before shutdown and are lost from "
-                      "the store (each call's span and access line remain)", len(self._pending),
+                      "the store (" + KEPT_ELSEWHERE + ")", len(self._pending),
                       sum(pending[0] for pending in self._pending.values()))  # fmt: skip
 
 

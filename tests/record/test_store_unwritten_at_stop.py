@@ -50,7 +50,11 @@ def test_a_stop_names_the_calls_its_store_never_took(vllm, make_proxy, loop_thre
     with caplog.at_level("ERROR", logger="lineage_proxy.edges"):
         loop_thread.run(proxy.process.stop())
     (said,) = [r.getMessage() for r in caplog.records if "could not be written before shutdown" in r.getMessage()]
-    assert said.startswith("lineage store: 4 flows' counts, 7 calls, could not be written before shutdown"), said
+    assert said == (
+        "lineage store: 4 flows' counts, 7 calls, could not be written before shutdown and are lost from the "
+        "store (their spans and access lines, where telemetry and logging.access write them, are not)"
+    ), said
+    # (the config writes neither spans nor access lines: the line said "each call's span and access line remain")
 
 
 class ClosesFirst(concurrent.futures.ThreadPoolExecutor):
@@ -197,6 +201,9 @@ def test_a_write_that_fails_after_the_stop_gave_up_on_it_names_its_calls(
     said = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert any("shutdown gave up on the store's writes" in line for line in said), said
     (lost,) = [line for line in said if "a write still running when the shutdown gave up" in line]
-    assert lost.endswith("3 flows' counts, 6 calls, are lost from the store (each call's span and access line remain)")
+    assert lost.endswith(
+        "3 flows' counts, 6 calls, are lost from the store (their spans and access lines, where "
+        "telemetry and logging.access write them, are not)"
+    )
     assert not any("calls go on" in line for line in said), said  # (no longer: the proxy has stopped)
     assert aggregator._pending == {}, "put back where nothing reads it"
