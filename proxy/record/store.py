@@ -428,6 +428,14 @@ CUT_MEANWHILE = ("lineage store %s: retention purge left to the next one: the ch
                  "again)")  # fmt: skip
 
 
+def read_only_uri(path: str) -> str:
+    """The URI that opens the file `path` names read-only: its name percent-encoded (`Path.as_uri`), since SQLite
+    reads a URI's `%XX` as a byte, a `?` as the start of its parameters and a `#` as the end of the name. Written
+    as it was, `a%62.db` opened `ab.db`, `run#2/lineage.db` the file `run`, and `x.db?immutable=1&` the file `x.db`
+    (immutable: its WAL unread, not read-only): another file's record was listed, judged and verified as this one's."""
+    return Path(path).resolve().as_uri() + "?mode=ro"
+
+
 def file_identity(path: str) -> tuple[int, int] | None:
     """The file `path` names (device, inode), None when it names none."""
     try:
@@ -562,8 +570,7 @@ class SqliteStore:
         if readonly:
             if not Path(self.path).exists():
                 raise FileNotFoundError(self.path)
-            uri = f"file:{Path(self.path).resolve()}?mode=ro"
-            self._db = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=10)
+            self._db = sqlite3.connect(read_only_uri(self.path), uri=True, check_same_thread=False, timeout=10)
             return
         require_directory(self.path, "lineage store")
         self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=10, isolation_level=None)
@@ -744,8 +751,8 @@ class SqliteStore:
         runs it elsewhere), in one read transaction: the chain replayed and compared with the table, and
         the snapshot it signs written out. None when nothing has expired."""
         cutoff = (time.time() if now is None else now) - retention_days * 86400
-        reader = sqlite3.connect(f"file:{Path(self.path).resolve()}?mode=ro", uri=True, timeout=10,
-                                 check_same_thread=False, isolation_level=None)  # fmt: skip
+        reader = sqlite3.connect(read_only_uri(self.path), uri=True, timeout=10, check_same_thread=False,
+                                 isolation_level=None)  # fmt: skip
         try:
             if reader.execute(_EXPIRED, (cutoff,)).fetchone() is None:
                 return None
