@@ -498,34 +498,39 @@ def test_the_baseline_gate_with_integrity_judges_the_window_since_asks_for(tmp_p
     assert verify(path, *gate[:4]).returncode == 1  # the whole store: the ads flow is unapproved
 
 
+def lying_index(path: Path, table: str, columns: str, where: str) -> None:
+    """An index on `table` made partial (`where`), then said, by hand in sqlite_master, to hold every row."""
+    with sqlite3.connect(path) as db:
+        db.execute(f"CREATE INDEX hide ON {table} ({columns}) WHERE {where}")
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA writable_schema = ON")
+    db.execute("UPDATE sqlite_master SET sql = ? WHERE name = 'hide'", (f"CREATE INDEX hide ON {table} ({columns})",))
+    db.commit()
+    db.close()
+
+
 def test_an_index_rewritten_to_leave_a_row_out_hides_no_flow_from_what_reads_the_verified_record(
     tmp_path: Path,
 ) -> None:
     """An index made partial (no denials) and then said, by hand in sqlite_master, to hold every row: SQLite reads a
-    query ordered as the index is through it. The verdict reads the table and says intact; the rows the gate judges,
-    `report --integrity` draws and `edges --copy-to` copies are those it compared, never a second read so planned."""
+    query ordered as the index is through it, so `edges` lists no denial. The verdict names the index (it said intact,
+    reading the table); the gate, `report --integrity` and `edges --copy-to` take nothing from the record."""
     path, key_file, _ = keyed_store(tmp_path)
-    columns = "checkpoint, purpose, caller, input_labels, rule, sidecar"  # the order a reader lists edges in
-    with sqlite3.connect(path) as db:
-        db.execute(f"CREATE INDEX hide ON edges ({columns}) WHERE decision <> 'deny'")
-    db = sqlite3.connect(path)
-    db.execute("PRAGMA writable_schema = ON")
-    db.execute("UPDATE sqlite_master SET sql = ? WHERE name = 'hide'", (f"CREATE INDEX hide ON edges ({columns})",))
-    db.commit()
-    db.close()
+    lying_index(path, "edges", "checkpoint, purpose, caller, input_labels, rule, sidecar", "decision <> 'deny'")
     listed = subprocess.run([sys.executable, "-m", "proxy", "edges", "--store", str(path)], capture_output=True,
                             text=True, timeout=60)  # fmt: skip
     assert listed.returncode == 0 and "zone:h" not in listed.stdout, listed.stdout  # the table as read through it
-    assert "intact: 5 chain entries" in verify(path, "--key-file", str(key_file)).stdout
+    said = verify(path, "--key-file", str(key_file))
+    assert said.returncode == 1, said.stdout + said.stderr
+    assert "NOT intact: the store's index hide disagrees with its table edges" in said.stdout, said.stdout
     baseline = tmp_path / "baseline.yaml"  # approves the assistant flows, not the refused one for ads
     baseline.write_text("version: 1\nflows:\n  - caller: app\n    purpose: assistant\n    labels: [a, b]\n")
     judged = verify(path, "--baseline", str(baseline), "--key-file", str(key_file))
-    assert judged.returncode == 1 and "UNAPPROVED new-purpose" in judged.stdout, judged.stdout + judged.stderr
+    assert judged.returncode == 1 and "index hide disagrees" in judged.stdout, judged.stdout + judged.stderr
     out = tmp_path / "report.html"
     drawn = subprocess.run([sys.executable, "-m", "proxy", "report", "--store", str(path), "--integrity", "--key-file",
                             str(key_file), "--out", str(out)], capture_output=True, text=True, timeout=60)  # fmt: skip
-    assert drawn.returncode == 0 and "3 flows, 7 calls" in drawn.stdout, drawn.stdout + drawn.stderr
-    assert "zone:h" in out.read_text()
+    assert drawn.returncode == 1 and not out.exists(), drawn.stdout + drawn.stderr
     from proxy.record.stores import open_reader
 
     store = open_reader(str(path))
@@ -533,7 +538,39 @@ def test_an_index_rewritten_to_leave_a_row_out_hides_no_flow_from_what_reads_the
         report, rows = store.for_copy(b"kept-out-of-the-store's-reach")[:2]
     finally:
         store.close()
-    assert report.intact and [row.key.decision for row in rows] == ["deny", "allow", "allow"]  # in a reader's order
+    assert not report.intact and rows == []
+
+
+@pytest.mark.parametrize(
+    ("table", "columns", "where"),
+    [
+        ("edges", "first_seen, last_seen, count, reason", "decision <> 'deny'"),  # covers the verdict's read
+        ("edges", "checkpoint, purpose, caller, input_labels, rule, sidecar", "decision <> 'deny'"),  # a reader's order
+        ("edges", "last_seen", "decision <> 'deny'"),  # the store's own index's columns
+        ("chain", "seq, at, body, prev, hash", "seq <> 3"),
+        ("meta", "key, value", "key <> 'origin'"),
+    ],
+    ids=["covering", "reader order", "by last seen", "chain", "meta"],
+)
+def test_an_index_that_disagrees_with_its_table_is_named(tmp_path: Path, table: str, columns: str, where: str) -> None:
+    """Whether or not the verdict's own read goes through it (covering every column it reads, it named a row
+    deleted; not, it said intact), an index that holds other rows than its table is named as what it is."""
+    path, key_file, _ = keyed_store(tmp_path)
+    lying_index(path, table, columns, where)
+    said = verify(path, "--key-file", str(key_file))
+    assert said.returncode == 1, said.stdout + said.stderr
+    assert f"NOT intact: the store's index hide disagrees with its table {table} (SQLite's integrity check: row " in (
+        said.stdout
+    ), said.stdout
+    assert "missing from index hide)" in said.stdout, said.stdout
+
+
+def test_the_stores_own_indexes_agree_with_their_tables(tmp_path: Path) -> None:
+    """An untouched store: SQLite 3.40's integrity check says "NULL value in edges.first_seen" of each of its rows
+    (a WITHOUT ROWID table declaring a column before one of its key's), which names no index: intact."""
+    path, key_file, _ = keyed_store(tmp_path)
+    said = verify(path, "--key-file", str(key_file))
+    assert said.returncode == 0 and "intact: 5 chain entries" in said.stdout, said.stdout + said.stderr
 
 
 def test_copy_to_names_a_file_that_is_no_lineage_store_or_predates_the_chain(tmp_path: Path) -> None:
