@@ -22,6 +22,7 @@ import yaml
 
 from proxy.errors import ConfigError
 from proxy.files import read_bytes
+from proxy.labels import normalize
 
 DECISIONS = ("allow", "reroute", "deny", "audit-deny")
 DENIALS = frozenset({"deny", "audit-deny"})
@@ -381,6 +382,20 @@ class _Reader:
         out = [self.string(item, f"{path}[{i}]", empty=empty) for i, item in enumerate(node.value)]
         return tuple(value for value in out if value is not None)
 
+    def normal(self, node: yaml.Node, path: str, what: str, name: str) -> None:
+        """A problem when `name` (a label or purpose, or a pattern of them) is not as a call's are recorded
+        (`normalize`: white space around dropped, lower case, invisible characters removed, Unicode compatibility
+        forms folded): as written it would load and never match, and each flow it was meant to approve be reported."""
+        normal = normalize(name)
+        if normal == name:
+            return
+        cure = (
+            f"this one as {normal!r}: write that" if normal or what == "purpose" else "this one as nothing: remove it"
+        )
+        self.problem(node, path, f"{what} {name!r} never matches: a call's {what}s are recorded normalised (white "
+                     "space around dropped, lower case, invisible characters removed, Unicode compatibility forms "
+                     f"folded), {cure}")  # fmt: skip
+
     def baseline(self, root: yaml.Node | None) -> Baseline | None:
         if root is None:
             return None
@@ -411,10 +426,9 @@ class _Reader:
         purpose = self.string(entry["purpose"], f"{path}.purpose", empty=True) if "purpose" in entry else None
         labels = self.strings(entry.get("labels"), f"{path}.labels", ())
         for i, label in enumerate(labels):
-            if label != label.lower():
-                self.problem(entry["labels"], f"{path}.labels[{i}]", f"labels are lower case: {label!r} never matches")
-        if purpose is not None and purpose != purpose.lower():
-            self.problem(entry["purpose"], f"{path}.purpose", f"purposes are lower case: {purpose!r} never matches")
+            self.normal(entry["labels"], f"{path}.labels[{i}]", "label", label)
+        if purpose is not None:
+            self.normal(entry["purpose"], f"{path}.purpose", "purpose", purpose)
         decisions = self.strings(entry.get("decisions"), f"{path}.decisions", FORWARDED)
         for i, decision in enumerate(decisions):
             if decision not in DECISIONS:

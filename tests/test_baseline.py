@@ -91,8 +91,8 @@ def test_every_problem_has_its_file_line_and_path() -> None:
                      "    colour: red\n  - labels: x\n  - just a string\n")  # fmt: skip
     for expected in [
         "b.yaml:1: version: this lineage-proxy reads version 1",
-        "b.yaml:4: flows[0].purpose: purposes are lower case: 'Ads' never matches",
-        "b.yaml:5: flows[0].labels[0]: labels are lower case: 'PII' never matches",
+        "b.yaml:4: flows[0].purpose: purpose 'Ads' never matches: a call's purposes are recorded normalised",
+        "b.yaml:5: flows[0].labels[0]: label 'PII' never matches: a call's labels are recorded normalised",
         "b.yaml:6: flows[0].decisions[0]: must be one of allow, reroute, deny, audit-deny, got 'yes'",
         "b.yaml:7: flows[0].colour: unknown key",
         "b.yaml:8: flows[1].caller: is required",
