@@ -4,8 +4,7 @@ What a call sends (`x-data-labels`, the OIP parameter `data_labels`, `x-purpose`
 `--labels` and `--purpose` alike) is normalised first (`normalize`: `BAD` is `bad`), then held to the
 grammar. What a config writes is held to the grammar as written (`is_label`): its labels and purposes
 must already be in that form, lower case (`labels: [Secret]` is refused by `check`), and a baseline's
-labels, purposes and their patterns are refused unless `normalize` leaves them as they are, so a policy names each
-label one way only."""
+patterns are refused unless lower case, so a policy names each label one way only."""
 
 from __future__ import annotations
 
