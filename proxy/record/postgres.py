@@ -186,6 +186,10 @@ ON CONFLICT ({_KEY}) DO UPDATE SET
 # and as a reader lists them
 _EDGES = f"SELECT {_COLUMNS}, reason, {{sidecar}} FROM edges"
 _ROWS = f"{_EDGES} ORDER BY {READ_ORDER}"
+# every connection's settings: times read back as written (`extra_float_digits`), and no row security policy applied
+# to a read or write, which fails instead (`row_security`; no effect on a superuser, who bypasses them)
+_SESSION = ("SELECT pg_catalog.set_config('extra_float_digits', '3', false), "
+            "pg_catalog.set_config('row_security', 'off', false)")  # fmt: skip
 
 
 # what a server says while it cannot take a connection for now, in libpq's (English) words. A server whose
@@ -422,6 +426,12 @@ class NotUtf8(StartupError, RuntimeError):
     `serve`, a RuntimeError for the read commands)."""
 
 
+class Policed(StoreUnclear, psycopg.ProgrammingError):
+    """A read a row security policy on a lineage table would filter (`row_security` is off on every connection, so
+    it fails): the rows it would show are not the table's. A psycopg error, so every reader's `read_errors()` takes
+    it; `verify --integrity` names it as it names a policy there when it starts."""
+
+
 class SchemaUnclear(StoreUnclear, psycopg.ProgrammingError):
     """A read command's search path finds lineage tables in more than one schema (`PostgresStore._schema`): a
     psycopg error, so every reader's `read_errors()` takes it."""
@@ -634,14 +644,19 @@ class PostgresStore:
         self._writes_in: str | None = None
         self.unreachable: psycopg.Error | None = None  # why the schema is not made yet
         if readonly:
-            with self._transaction() as cur:
-                cur.execute("SELECT pg_catalog.to_regclass('edges'), pg_catalog.to_regclass('meta')")
-                edges, meta = cur.fetchone() or (None, None)
-                if edges is None:
-                    raise FileNotFoundError(f"{redact(url)}: no lineage tables in this database")
-                # a meta table whose columns were dropped by hand: `verify --integrity` names them (NOT intact), where
-                # reading its version here made the store one that cannot be opened (exit 2)
-                self._check_version(cur, meta is not None and {"key", "value"} <= _columns(cur, "meta"))
+            try:
+                with self._transaction() as cur:
+                    cur.execute("SELECT pg_catalog.to_regclass('edges'), pg_catalog.to_regclass('meta')")
+                    edges, meta = cur.fetchone() or (None, None)
+                    if edges is None:
+                        raise FileNotFoundError(f"{redact(url)}: no lineage tables in this database")
+                    # a meta table whose columns were dropped by hand: `verify --integrity` names them (NOT intact),
+                    # where reading its version here made the store one that cannot be opened (exit 2)
+                    self._check_version(cur, meta is not None and {"key", "value"} <= _columns(cur, "meta"))
+            except psycopg.errors.InsufficientPrivilege:
+                if not self._policed():  # no policy: the role may not read meta (exit 2, as before)
+                    raise
+                # a policy on meta: the version is not read, and `verify --integrity` names the policy (NOT intact)
             return
         try:
             self._prepare()
@@ -852,12 +867,14 @@ class PostgresStore:
         # them to 15 digits, rows the chain (which holds them whole) names as edited, so no purge would run again
         # a writer's schema, once resolved, alone on the search path: a schema put before it later (one named as the
         # writers' role) never takes its writes, on this connection or the next
+        # and row security off (`row_security`): a read a policy would filter fails instead, as a write it would
+        # refuse does (the owner turning it on after a check for it hid copies and origins from a copy's read)
         try:
             if self._writes_in is None:
-                conn.execute("SET extra_float_digits = 3")
+                conn.execute(_SESSION)
             else:
-                conn.execute("SELECT pg_catalog.set_config('extra_float_digits', '3', false), "
-                             "pg_catalog.set_config('search_path', %s, false)", (_path(conn, self._writes_in),))  # fmt: skip
+                conn.execute(f"{_SESSION}, pg_catalog.set_config('search_path', %s, false)",
+                             (_path(conn, self._writes_in),))  # fmt: skip
         except BaseException:
             conn.close()
             raise
@@ -1265,8 +1282,28 @@ class PostgresStore:
         """Walk and replay the chain against the edge table, all read in one snapshot of the database
         (repeatable read), so writers that go on meanwhile cannot make it disagree with itself. `retired`:
         the keys `key` replaced, oldest first."""
+        try:
+            with self._transaction(lock=False) as cur:
+                return self._verify(cur, key, strict=strict, retired=retired)[0]
+        except psycopg.errors.InsufficientPrivilege as exc:
+            return self._policed_verdict(exc)
+
+    def _policed(self) -> str:
+        """The oddities `_oddities` finds now, in a transaction of its own ('' when none): after a read failed for
+        lack of a privilege, whether a row security policy made it fail (`row_security` is off: a read it would
+        filter fails), turned on after the read's own check for it."""
         with self._transaction(lock=False) as cur:
-            return self._verify(cur, key, strict=strict, retired=retired)[0]
+            return self._oddities(cur)
+
+    def _policed_verdict(self, error: psycopg.errors.InsufficientPrivilege) -> Report:
+        """The verdict on a store whose read failed for lack of a privilege (`error`): row security turned on after
+        the check for it (a policy that would hide rows from what was read next); `error` again when no policy is
+        there (the role may not read a table)."""
+        odd = self._policed()
+        if not odd:
+            raise error
+        return Report(0, "", False, f"the store has {odd}, turned on while it was read: a lineage store has none (a "
+                      "policy can hide rows from a read: the copies a store holds, its origin, an edge)")  # fmt: skip
 
     @staticmethod
     def _oddities(cur: psycopg.Cursor[Any]) -> str:
@@ -1409,28 +1446,38 @@ class PostgresStore:
         """What `edges --copy-to` takes, read in one snapshot: the chain's verdict (`key`, and the `retired`
         keys before it, check the signed entries), the rows it compared (`_finish`), the store's origin, and the
         copies it holds (their `copy:` tokens)."""
-        with self._transaction(lock=False) as cur:
-            report, edges = self._verify(cur, key, retired=retired, ordered=True)
-            if not report.intact:
-                return report, [], None, ()  # nothing is copied from a record that does not verify
-            cur.execute("SELECT value FROM meta WHERE key = 'origin'")
-            found = cur.fetchone()
-            rows = [EdgeRow.stored(row) for row in edges]
-            cur.execute("SELECT token FROM applied WHERE token LIKE 'copy:%%'")
-            copies = tuple(str(token[0]) for token in cur.fetchall())
+        try:
+            with self._transaction(lock=False) as cur:
+                report, edges = self._verify(cur, key, retired=retired, ordered=True)
+                if not report.intact:
+                    return report, [], None, ()  # nothing is copied from a record that does not verify
+                cur.execute("SELECT value FROM meta WHERE key = 'origin'")
+                found = cur.fetchone()
+                rows = [EdgeRow.stored(row) for row in edges]
+                cur.execute("SELECT token FROM applied WHERE token LIKE 'copy:%%'")
+                copies = tuple(str(token[0]) for token in cur.fetchall())
+        except psycopg.errors.InsufficientPrivilege as exc:
+            return self._policed_verdict(exc), [], None, ()
         return report, rows, found[0] if found else None, copies
 
     def rows(self) -> list[EdgeRow]:
         """Every edge. A reader's (`edges`, `report`) only from the one schema its search path holds a store in, as
         `verify --integrity` reads it (SchemaUnclear otherwise): a stale copy found first is never listed in the
         store's stead. A writer's connection names its schema alone."""
-        with self._transaction() as cur:
-            if self._readonly:
-                unclear = self._schema(cur)[1]
-                if unclear is not None:
-                    raise SchemaUnclear(unclear)
-            cur.execute(_ROWS.format(sidecar=_sidecar(cur)))
-            found = cur.fetchall()
+        try:
+            with self._transaction() as cur:
+                if self._readonly:
+                    unclear = self._schema(cur)[1]
+                    if unclear is not None:
+                        raise SchemaUnclear(unclear)
+                cur.execute(_ROWS.format(sidecar=_sidecar(cur)))
+                found = cur.fetchall()
+        except psycopg.errors.InsufficientPrivilege:
+            odd = self._policed()
+            if not odd:
+                raise
+            raise Policed(f"the store has {odd}: a policy can hide rows from a read, so none is read through it "
+                          "(`verify --integrity` names it)") from None  # fmt: skip
         return [EdgeRow.stored(row) for row in found]
 
     def close(self) -> None:
