@@ -1406,7 +1406,8 @@ class PostgresStore:
     def _schema(cur: psycopg.Cursor[Any]) -> tuple[str | None, str | None]:
         """The schema whose lineage tables this connection reads (its search_path decides, as for a writer: the
         first schema on it that holds each), and why that is not certain, if it is not: the tables it reads
-        are in more than one schema, or another schema on the search path holds an edges and a chain table too (a copy
+        are in more than one schema (`applied` too: an empty one found first hid the copies a store holds from
+        `edges --copy-to`, which copied a store back into one it held a copy of), or another schema on the search path holds an edges and a chain table too (a copy
         of the store an auditor's search_path finds first, say a schema named as the role, `"$user"`, ahead
         of `public` by default, would be verified in the store's stead, intact and stale). Read from
         pg_catalog by name, as `_oddities` is."""
@@ -1414,11 +1415,12 @@ class PostgresStore:
             SELECT n.nspname::pg_catalog.text, c.relname::pg_catalog.text,
                    c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(pg_catalog.quote_ident(c.relname))
             FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-            WHERE c.relname OPERATOR(pg_catalog.=) ANY (ARRAY['edges', 'chain', 'meta']::pg_catalog.name[])
+            WHERE c.relname OPERATOR(pg_catalog.=) ANY (ARRAY['edges', 'chain', 'meta', 'applied']::pg_catalog.name[])
               AND n.nspname OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false))
         """)  # fmt: skip
         found = cur.fetchall()
         read = {str(relname): str(schema) for schema, relname, first in found if first}
+        applied = read.pop("applied", None)  # said last: a stale copy's tables (none of them) are said as before
         schemas = sorted(set(read.values()))
         if not schemas:
             return None, None
@@ -1438,6 +1440,12 @@ class PostgresStore:
                             "connection's search_path, holds lineage tables too, so which one is the store is not "
                             "certain (a copy found first would be read, and verified, in the store's stead). Name the store's "
                             "schema alone on the search path, in the URL: ?options=-csearch_path%3DSCHEMA")  # fmt: skip
+        if applied is not None and applied != schema:
+            where = ", ".join(f"{escaped(name)} in schema {escaped(read[name])}" for name in sorted(read))
+            return None, (f"the lineage tables this connection reads are not in one schema (applied in schema "
+                          f"{escaped(applied)}, {where}): a table earlier on its search_path stands in for the store's. "
+                          "Name the store's schema alone on the search path, in the URL: "
+                          "?options=-csearch_path%3DSCHEMA")  # fmt: skip
         return schema, None
 
     def for_copy(
