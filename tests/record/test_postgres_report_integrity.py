@@ -116,7 +116,7 @@ def test_row_security_turned_on_after_the_check_for_it_hides_no_flow(
     store.upsert([(SERVED, 100.0, 100.0, 2, None), (DENIED, 101.0, 101.0, 1, "not for ads")])
     store.close()
     oddities = PostgresStore._oddities
-    turned: list[bool] = []  # once per read: the verdict's check for it, not the look that names it after the read failed
+    turned: list[bool] = []  # once: at the verdict's check, not at the look that names it after the read failed
 
     def then_row_security(cur: psycopg.Cursor[object]) -> str:
         found = oddities(cur)
