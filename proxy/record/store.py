@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import sqlite3
+import stat
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -303,9 +304,30 @@ def require_directory(path: str, what: str) -> None:
     if os.path.isdir(target):
         raise StoreLocationError(f"cannot open the {what} {named}: it is a directory, not a file (name a file, which "
                                  "SQLite makes: lineage.db in it)")  # fmt: skip
+    kind = special_file(target)
+    if kind is not None:
+        raise StoreLocationError(f"cannot open the {what} {named}: it is {kind}, not a file (name a file, which "
+                                 "SQLite makes)")  # fmt: skip
     if os.path.exists(target) and not os.access(target, os.R_OK | os.W_OK):
         raise StoreLocationError(f"cannot open the {what} {named}: {_user()} may not read and write the file (give it "
                                  "read and write access, or correct the path)")  # fmt: skip
+
+
+def special_file(path: str) -> str | None:
+    """What `path` names when it is neither a file nor a directory (following a link), in words (`a FIFO`); None for
+    a file, a directory or nothing. SQLite opening a FIFO waits for a writer to open it, for ever: a store replaced by
+    one hung `verify` (a CI gate) and `serve` instead of failing."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a special file"
 
 
 SPOOL = "OpenLineage spool"  # how messages name `lineage.openlineage.spool`

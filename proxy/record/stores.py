@@ -22,6 +22,7 @@ from proxy.record.store import (
     StoreLocationError,
     require_directory,
     require_spool_directory,
+    special_file,
 )
 
 DEFAULT_JOURNAL = "./lineage-journal.db"  # lineage.journal when the store is PostgreSQL and none is set
@@ -203,6 +204,9 @@ def open_reader(store: str) -> ReadableStore:
             raise StoreUnreadable(f"{store}: is a directory, not a lineage store")
         if not os.path.exists(store):
             raise StoreUnreadable(f"{store}: no lineage store there (is lineage.store set to this path?)")
+        kind = special_file(store)
+        if kind is not None:  # SQLite would wait on a FIFO for ever
+            raise StoreUnreadable(f"{shown(store)}: is {kind}, not a lineage store")
     open_errors: tuple[type[Exception], ...] = (*read_errors(), ValueError, RuntimeError)
     try:
         return open_store(store, readonly=True)
