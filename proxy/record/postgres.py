@@ -190,6 +190,12 @@ _ROWS = f"{_EDGES} ORDER BY {READ_ORDER}"
 # to a read or write, which fails instead (`row_security`; no effect on a superuser, who bypasses them)
 _SESSION = ("SELECT pg_catalog.set_config('extra_float_digits', '3', false), "
             "pg_catalog.set_config('row_security', 'off', false)")  # fmt: skip
+# a reader's search path with pg_catalog first, as a writer's pinned to its schema has it: a path that names pg_catalog
+# later (the database's `SET search_path = public, pg_catalog`, which its owner sets) took an operator of public's
+# (a LIKE answering false) for pg_catalog's, and the copies a store holds read as none
+_READER = ("pg_catalog.set_config('search_path', pg_catalog.concat_ws(', ', 'pg_catalog', CASE WHEN "
+           "pg_catalog.current_setting('search_path') OPERATOR(pg_catalog.<>) '' THEN "
+           "pg_catalog.current_setting('search_path') END), false)")  # fmt: skip
 
 
 # what a server says while it cannot take a connection for now, in libpq's (English) words. A server whose
@@ -870,7 +876,9 @@ class PostgresStore:
         # and row security off (`row_security`): a read a policy would filter fails instead, as a write it would
         # refuse does (the owner turning it on after a check for it hid copies and origins from a copy's read)
         try:
-            if self._writes_in is None:
+            if self._readonly:  # pg_catalog's functions and operators before any on the path (`_READER`)
+                conn.execute(f"{_SESSION}, {_READER}")
+            elif self._writes_in is None:
                 conn.execute(_SESSION)
             else:
                 conn.execute(f"{_SESSION}, pg_catalog.set_config('search_path', %s, false)",
