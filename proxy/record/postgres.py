@@ -453,6 +453,26 @@ class ChainBusy(psycopg.errors.LockNotAvailable):
     lock: one of the tables' (a `LOCK TABLE`, a `VACUUM FULL`) is the plain LockNotAvailable."""
 
 
+# what a reader locks before its snapshot, the tables it reads; then without `applied` (a role may not read it), then
+# none (a table dropped: the verdict names it)
+_READ_LOCKS: Final = ("edges, chain, meta, applied", "edges, chain, meta")
+
+
+def _lock_read(conn: psycopg.Connection[Any], cur: psycopg.Cursor[Any]) -> None:
+    """A reader's transaction locks the lineage tables it reads (ACCESS SHARE: writers go on) as its first statement,
+    before its snapshot is taken (a LOCK takes none): TRUNCATE is not MVCC-safe, so a table truncated after the
+    snapshot, and filled again, read empty to it (`applied` truncated by its owner once a copy's read had begun
+    hid the copies the store holds, and the rows put back after left no trace); with the lock it waits for the read.
+    A table missing, or one the role may not read, is left out (a savepoint each try: neither takes a snapshot)."""
+    for tables in _READ_LOCKS:
+        try:
+            with conn.transaction():
+                cur.execute(f"LOCK TABLE {tables} IN ACCESS SHARE MODE")
+            return
+        except (psycopg.errors.UndefinedTable, psycopg.errors.InsufficientPrivilege):
+            continue
+
+
 def _lock_chain(cur: psycopg.Cursor[Any]) -> float:
     """The chain's advisory lock, for the transaction (ChainBusy when the lock wait runs out first); the database's
     clock once it is granted (epoch seconds), read in the same round trip."""
@@ -874,7 +894,8 @@ class PostgresStore:
         # a writer's schema, once resolved, alone on the search path: a schema put before it later (one named as the
         # writers' role) never takes its writes, on this connection or the next
         # and row security off (`row_security`): a read a policy would filter fails instead, as a write it would
-        # refuse does (the owner turning it on after a check for it hid copies and origins from a copy's read)
+        # refuse does (a policy already on hid a denial from the readers that check for none: `edges`, the gate
+        # without --integrity)
         try:
             if self._readonly:  # pg_catalog's functions and operators before any on the path (`_READER`)
                 conn.execute(f"{_SESSION}, {_READER}")
@@ -950,7 +971,9 @@ class PostgresStore:
             with conn.transaction(), conn.cursor() as cur:
                 if long:
                     cur.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
-                if not self._readonly:
+                if self._readonly:
+                    _lock_read(conn, cur)
+                else:
                     if lock_wait_s is not None:
                         cur.execute(f"SET LOCAL lock_timeout = {_milliseconds(lock_wait_s)}")
                     if lock:
@@ -1290,28 +1313,16 @@ class PostgresStore:
         """Walk and replay the chain against the edge table, all read in one snapshot of the database
         (repeatable read), so writers that go on meanwhile cannot make it disagree with itself. `retired`:
         the keys `key` replaced, oldest first."""
-        try:
-            with self._transaction(lock=False) as cur:
-                return self._verify(cur, key, strict=strict, retired=retired)[0]
-        except psycopg.errors.InsufficientPrivilege as exc:
-            return self._policed_verdict(exc)
+        with self._transaction(lock=False) as cur:
+            return self._verify(cur, key, strict=strict, retired=retired)[0]
 
     def _policed(self) -> str:
-        """The oddities `_oddities` finds now, in a transaction of its own ('' when none): after a read failed for
-        lack of a privilege, whether a row security policy made it fail (`row_security` is off: a read it would
-        filter fails), turned on after the read's own check for it."""
+        """The oddities `_oddities` finds now, in a transaction of its own ('' when none): after a read that checks
+        for none failed for lack of a privilege, whether a row security policy made it fail (`row_security` is off: a
+        read it would filter fails). A read that checks (`_verify`) names one before it reads a row, and none can be
+        turned on while it reads (`_lock_read`)."""
         with self._transaction(lock=False) as cur:
             return self._oddities(cur)
-
-    def _policed_verdict(self, error: psycopg.errors.InsufficientPrivilege) -> Report:
-        """The verdict on a store whose read failed for lack of a privilege (`error`): row security turned on after
-        the check for it (a policy that would hide rows from what was read next); `error` again when no policy is
-        there (the role may not read a table)."""
-        odd = self._policed()
-        if not odd:
-            raise error
-        return Report(0, "", False, f"the store has {odd}, turned on while it was read: a lineage store has none (a "
-                      "policy can hide rows from a read: the copies a store holds, its origin, an edge)")  # fmt: skip
 
     @staticmethod
     def _oddities(cur: psycopg.Cursor[Any]) -> str:
@@ -1462,18 +1473,15 @@ class PostgresStore:
         """What `edges --copy-to` takes, read in one snapshot: the chain's verdict (`key`, and the `retired`
         keys before it, check the signed entries), the rows it compared (`_finish`), the store's origin, and the
         copies it holds (their `copy:` tokens)."""
-        try:
-            with self._transaction(lock=False) as cur:
-                report, edges = self._verify(cur, key, retired=retired, ordered=True)
-                if not report.intact:
-                    return report, [], None, ()  # nothing is copied from a record that does not verify
-                cur.execute("SELECT value FROM meta WHERE key = 'origin'")
-                found = cur.fetchone()
-                rows = [EdgeRow.stored(row) for row in edges]
-                cur.execute("SELECT token FROM applied WHERE token LIKE 'copy:%%'")
-                copies = tuple(str(token[0]) for token in cur.fetchall())
-        except psycopg.errors.InsufficientPrivilege as exc:
-            return self._policed_verdict(exc), [], None, ()
+        with self._transaction(lock=False) as cur:
+            report, edges = self._verify(cur, key, retired=retired, ordered=True)
+            if not report.intact:
+                return report, [], None, ()  # nothing is copied from a record that does not verify
+            cur.execute("SELECT value FROM meta WHERE key = 'origin'")
+            found = cur.fetchone()
+            rows = [EdgeRow.stored(row) for row in edges]
+            cur.execute("SELECT token FROM applied WHERE token LIKE 'copy:%%'")
+            copies = tuple(str(token[0]) for token in cur.fetchall())
         return report, rows, found[0] if found else None, copies
 
     def rows(self) -> list[EdgeRow]:

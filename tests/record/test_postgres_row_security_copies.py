@@ -1,9 +1,11 @@
-"""`edges --copy-to` between PostgreSQL stores, attacked by a store's owner (no superuser, no key) who turns row
-security on once the check for it has passed, with a policy hiding what guards a copy: the copies a store holds
-(`applied`'s `copy:` tokens), its origin (`meta`), or, in the store copied into, the copies it took before. Each let
-a history be copied twice, its calls counted twice in a record that then verified: B holding a copy of A copied back
-into A; A copied into B again. Every connection reads with `row_security` off now, so a read a policy would filter
-fails instead, and the copy is refused."""
+"""`edges --copy-to` between PostgreSQL stores, attacked by a store's owner (no superuser, no key) who changes a table
+once the copy's check of the store has passed: row security turned on with a policy hiding what guards a copy (the
+copies a store holds, `applied`'s `copy:` tokens; its origin, `meta`'s), or `applied` truncated (TRUNCATE is not
+MVCC-safe: the rows put back after read as none to a snapshot taken before). Each let a history be copied twice, its
+calls counted twice in a record that then verified: B holding a copy of A copied back into A; A copied into B again.
+A reader now locks the tables it reads before its snapshot (ACCESS SHARE), so neither change is made while it reads;
+and every connection reads with `row_security` off, so a read a policy would filter fails: the store copied into,
+whose writer locks nothing to read, refuses the copy; a reader without `--integrity` refuses to read."""
 
 from __future__ import annotations
 
@@ -34,27 +36,36 @@ def owned(postgres: PostgresServer) -> str:
     return url.replace("postgres@", f"{role}:owner-secret@")
 
 
-def policy(url: str, table: str, hides: str) -> None:
+def policy(url: str, table: str, hides: str, *, wait: bool = True) -> bool:
     """Row security on `table`, on its owner too, with a policy letting reads see only what `hides` does not say,
-    and writes through."""
+    and writes through; False when the table's lock was not granted within a second (`wait` False: a reader holds
+    it)."""
     with psycopg.connect(url, autocommit=True) as owner:
+        if not wait:
+            owner.execute("SET lock_timeout = '1s'")
+            try:
+                owner.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
+            except psycopg.errors.LockNotAvailable:
+                return False
         owner.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
         owner.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
         owner.execute(f"CREATE POLICY seen ON {table} FOR SELECT USING (NOT ({hides}))")
         owner.execute(f"CREATE POLICY written ON {table} FOR INSERT WITH CHECK (true)")
         owner.execute(f"CREATE POLICY changed ON {table} FOR UPDATE USING (true)")
+    return True
 
 
 @pytest.fixture
-def after_the_check(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str, str]]]:
-    """Policies (url, table, what they hide) turned on as the first check for row security returns: the source's."""
-    planned: list[tuple[str, str, str]] = []
+def after_the_check(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
+    """Policies (url, table, what they hide) turned on as the first check for row security returns, the source's,
+    each tried for a second; whether each was turned on is appended after them."""
+    planned: list[Any] = []
     oddities = PostgresStore._oddities
 
     def then_row_security(cur: psycopg.Cursor[Any]) -> str:
         found = oddities(cur)
-        while planned:
-            policy(*planned.pop(0))
+        while planned and isinstance(planned[0], tuple):
+            planned.append(policy(*planned.pop(0), wait=False))
         return found
 
     monkeypatch.setattr(PostgresStore, "_oddities", staticmethod(then_row_security))
@@ -66,7 +77,7 @@ def copy(source: str, target: str) -> int:
 
 
 def test_a_store_whose_copies_are_hidden_is_not_copied_back(
-    postgres: PostgresServer, after_the_check: list[tuple[str, str, str]], capsys: pytest.CaptureFixture[str]
+    postgres: PostgresServer, after_the_check: list[Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
     a, b = postgres.database(), owned(postgres)
     store_with(a, "a", 5)
@@ -75,21 +86,23 @@ def test_a_store_whose_copies_are_hidden_is_not_copied_back(
     after_the_check.append((b, "applied", "token LIKE 'copy:%'"))  # B's copy of A, hidden from B's read
     assert copy(b, a) == 1, capsys.readouterr()
     said = capsys.readouterr().err
-    assert "row security" in said and "nothing copied" in said, said
+    assert "holds a copy of this store" in said, said
+    assert after_the_check == [False]  # the read held the table: no policy was turned on while it read
     assert counts(a) == {"a": 5}  # not A's calls twice
 
 
 def test_a_store_whose_origin_is_hidden_is_not_copied_twice(
-    postgres: PostgresServer, after_the_check: list[tuple[str, str, str]], capsys: pytest.CaptureFixture[str]
+    postgres: PostgresServer, after_the_check: list[Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
     a, b = owned(postgres), postgres.database()
     store_with(a, "a", 5)
     store_with(b, "b", 3)
     assert copy(a, b) == 0
     after_the_check.append((a, "meta", "key = 'origin'"))  # A known by its chain instead, which B never recorded
-    assert copy(a, b) == 1, capsys.readouterr()
-    said = capsys.readouterr().err
-    assert "row security" in said and "nothing copied" in said, said
+    assert copy(a, b) == 0
+    said = capsys.readouterr().out
+    assert "was copied into" in said and "before" in said and "nothing added" in said, said
+    assert after_the_check == [False]
     assert counts(b) == {"a": 5, "b": 3}
 
 
@@ -140,3 +153,36 @@ def test_a_policy_hiding_denials_hides_none_from_a_reader(postgres: PostgresServ
     assert "the store has edges: row security" in drawn.stderr, drawn.stderr
     proven = cli("verify", "--store", url, "--integrity")
     assert proven.returncode == 1 and "NOT intact: the store has edges: row security" in proven.stdout, proven.stdout
+
+
+def test_a_store_whose_copies_are_truncated_meanwhile_is_not_copied_back(
+    postgres: PostgresServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """TRUNCATE is not MVCC-safe: a table truncated (and filled again) after a reader's snapshot reads empty to it. B's
+    owner truncates `applied` once the copy's read has its snapshot, and puts the rows back after: B's copy of A read
+    as none, and B was copied back into A, leaving no trace. A reader locks the lineage tables before its snapshot
+    (ACCESS SHARE), so the TRUNCATE waits for its read."""
+    a, b = postgres.database(), owned(postgres)
+    store_with(a, "a", 5)
+    store_with(b, "b", 3)
+    assert copy(a, b) == 0
+    oddities = PostgresStore._oddities
+    done: list[bool] = []
+
+    def then_truncated(cur: psycopg.Cursor[Any]) -> str:
+        found = oddities(cur)
+        if not done:
+            done.append(True)
+            with psycopg.connect(b, autocommit=True) as owner:
+                owner.execute("SET lock_timeout = '2s'")
+                try:
+                    owner.execute("TRUNCATE applied")
+                except psycopg.errors.LockNotAvailable:
+                    done.append(False)  # the reader holds its lock: the TRUNCATE waits for it
+        return found
+
+    monkeypatch.setattr(PostgresStore, "_oddities", staticmethod(then_truncated))
+    assert copy(b, a) == 1, capsys.readouterr()
+    assert "holds a copy of this store" in capsys.readouterr().err
+    assert done == [True, False]
+    assert counts(a) == {"a": 5}  # not A's calls twice
