@@ -1893,7 +1893,7 @@ def _phone(t: _Text, start: int, end: int) -> tuple[int, int] | None:
         start += 1
     if (
         t.before(start) in _WORDISH
-        or (t.before(start) in b"+." and not _iban_ends_at(t, start - 1))
+        or (t.before(start) in b"+." and not _dots_before(t.classes, start) and not _iban_ends_at(t, start - 1))
         or _joined_after(t, end)
     ):
         return None
@@ -1933,6 +1933,13 @@ def _phone(t: _Text, start: int, end: int) -> tuple[int, int] | None:
     if digits == 15 and _AMEX.fullmatch(t.classes, start, end) is not None and _card(t.raw[start:end]):
         return None  # an American Express card as written, 4-6-5 (`3782 822463 10005`): before 2026-12-05 a phone too
     return start, end
+
+
+def _dots_before(classes: bytes, start: int) -> bool:
+    """Whether two dots or more stand right before `start`, prose's ellipsis (`call me..555-123-4567`, `x...(555)
+    123-4567`): a phone after them is read as after a space, as after a double dash, where a dot alone joins it to a
+    word or a number before (`x.555-123-4567`, `1.555`). Since 2026-12-07: before, a phone there was left in clear."""
+    return start >= 2 and classes[start - 1] == 46 and classes[start - 2] == 46
 
 
 def _address_ending(t: _Text, start: int, end: int) -> int:
