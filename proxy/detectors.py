@@ -20,8 +20,9 @@ A text that is not ASCII is scanned as the model reads it: in NFKC form (a fullw
 ASCII one), without Unicode's default-ignorable characters (zero-width spaces, bidi controls, variation
 selectors, tags, Hangul fillers: no gap inside an address) and control characters (`\\x00`, `\\x1f`; white space
 stays: a tab or a line break parts a value), with every decimal digit as its ASCII one
-(Arabic-Indic `٤` and Devanagari `४` are `4`), dashes as `-` and ideographic full stops as `.` (IDNA reads
-them so in a domain), and without the combining marks drawn over an ASCII character (a strikethrough's `4̶`, a
+(Arabic-Indic `٤` and Devanagari `४` are `4`), dashes as `-` (prose's em dash no digit is before as `--`:
+`_PROSE_DASH`) and ideographic full stops as `.` (IDNA reads them so in a domain), and without the combining
+marks drawn over an ASCII character (a strikethrough's `4̶`, a
 keycap's `4️⃣`: the model reads the `4`). In any text, `@` written as `%40`, `&#64;`, `&#x40;` or `&commat;` is read as `@`, `.`
 written as `%2E`, `&#46;`, `&#x2E;` or `&period;` as `.` (`%2540`, `%252E`: escaped again for a URL, too), and any character JSON escapes (`\\u0040`, `\\u00f6`, `\\n`) as
 that character, a surrogate pair as its one character, then read as the rest of a text is (a tool call's arguments
@@ -3072,6 +3073,12 @@ _IGNORABLE = (
 )
 # dashes (Unicode's Pd: en dash, non-breaking hyphen ...; the minus sign and those NFKC makes it) read as '-'
 _DASHES = "\u058a\u05be\u1400\u1806\u2010\u2011\u2012\u2013\u2014\u2015\u2e17\u2e1a\u2e3a\u2e3b\u2e40\u2e5d\u301c\u3030\u30a0\ufe31\ufe32\ufe58\ufe63\uff0d\U00010ead\u2212\u207b\u208b"
+# dashes no number is written with, prose's (em dash, horizontal bar, two- and three-em dashes), where no digit is
+# before one: read as `--`, as ASCII writes one, so a card after it is read as after a double dash, as after a space
+# (`x —4111 1111 1111 1111`); read as `-`, a sign's, it was none, where `mask`, reading the dash as no sign in the text's
+# own form, masked it, and the record said less than the mask hid, until 2026-12-07. After a digit, `-`, as any dash
+# (`555—123—4567`). (The character first: `re` skips to it at C speed; the look-behind, two wide, reads the one before)
+_PROSE_DASH: Final = re.compile("[\u2014\u2015\u2e3a\u2e3b](?<!\\d.)")
 # full stops IDNA reads as '.' (ideographic, fullwidth, halfwidth ideographic, and the vertical form NFKC
 # makes ideographic)
 _STOPS = "\u3002\uff0e\uff61\ufe12"
@@ -3116,6 +3123,14 @@ _MARK_CHARACTERS: Final = "".join(chr(code) for first, last in _MARK_RANGES for 
 def _bare(text: str) -> str:
     """`text` without the combining marks over its ASCII characters (`_MARKS`): a search at C speed first."""
     return _MARKS_ON_ASCII.sub("", text) if _MARKS.search(text) is not None else text
+
+
+def _prose_dashes(text: str) -> str:
+    """`text` with prose's dashes no digit is before as `--` (`_PROSE_DASH`): four searches at C speed first (a text
+    without one, most, costs 0.1 ms a MB so, where the pattern's search cost 5)."""
+    if "\u2014" in text or "\u2015" in text or "\u2e3a" in text or "\u2e3b" in text:
+        return _PROSE_DASH.sub("--", text)
+    return text
 
 
 def _holds_any(text: str, marks: tuple[str, ...]) -> bool:
@@ -3172,6 +3187,7 @@ def folded(text: str, limit: int) -> tuple[str, bool]:
         # client reads them once it has parsed the JSON
         folding, cut = _fold_whole(unescaped, limit)
         return folding, cut or len(text) > limit
+    text = _prose_dashes(text)
     pieces: list[str] = []
     size = 0
     for at in range(0, len(text), _FOLD_PIECE):
@@ -3197,7 +3213,7 @@ def _refolded(text: str, limit: int) -> tuple[str, bool]:
 def _fold_whole(text: str, limit: int) -> tuple[str, bool]:
     """`text`, at most `limit` characters long, folded at once (no escape decoded): at most `limit` characters of it,
     and whether some was cut."""
-    folding = _bare(unicodedata.normalize("NFKC", text.translate(_FOLD)))
+    folding = _bare(unicodedata.normalize("NFKC", _prose_dashes(text).translate(_FOLD)))
     return folding[:limit], len(folding) > limit
 
 

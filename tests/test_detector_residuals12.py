@@ -31,3 +31,39 @@ def test_a_phone_after_a_double_dot_is_found_as_after_a_space(text: str, masked:
 def test_a_phone_after_one_dot_is_joined_as_before(text: str) -> None:
     assert "pii:phone" not in ALL.scan_output(text)
     assert _streamed_differ(ALL, f"{PAD}{text} {PAD}") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("x \u20144111 1111 1111 1111", "x \u2014[pii:credit_card]"),
+        ("x \u20144111111111111111", "x \u2014[pii:credit_card]"),
+        ("card \u20144111-1111-1111-1111", "card \u2014[pii:credit_card]"),
+        ("\u20144111 1111 1111 1111", "\u2014[pii:credit_card]"),
+        ("x\n\u20144111 1111 1111 1111", "x\n\u2014[pii:credit_card]"),
+        ("x \u20143782 822463 10005", "x \u2014[pii:credit_card]"),
+        ("x \u20154111 1111 1111 1111", "x \u2015[pii:credit_card]"),
+        ("x \u2e3a4111 1111 1111 1111", "x \u2e3a[pii:credit_card]"),
+    ],
+)
+def test_a_card_after_an_em_dash_is_reported_as_masked(text: str, masked: str) -> None:
+    # (the fold read the dash as `-`, a sign's, and found no card; `mask` read it in the text's own form and masked it)
+    assert ALL.scan_output(text) == {"pii:credit_card"}
+    assert ALL.scan(text) == {"pii:credit_card"}
+    assert ALL.mask(text) == masked
+    assert _streamed_differ(ALL, f"{PAD}{text} {PAD}") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("555\u2014123\u20144567", {"pii:phone"}),  # (after a digit, a dash as any: as before)
+        ("4111\u20141111\u20141111\u20141111", {"pii:credit_card"}),
+        ("x \u2014 4111 1111 1111 1111", {"pii:credit_card"}),
+        ("x \u2014555-123-4567", {"pii:phone"}),
+        ("2024\u20144111 1111 1111 1111", frozenset()),  # (after a number's digits, joined to it, as `2024-4111 …`)
+    ],
+)
+def test_an_em_dash_after_a_digit_or_before_a_space_reads_as_before(text: str, found: set[str]) -> None:
+    assert ALL.scan_output(text) == found
+    assert _streamed_differ(ALL, f"{PAD}{text} {PAD}") == []
