@@ -691,6 +691,8 @@ def _cards(t: _Text) -> Iterator[tuple[int, int]]:
                 continue
             if within is None or not _set_apart(t, start, beside, within):
                 within = _card_alone(t, start, end) or (within and _set_apart_after(t, start, beside, within))
+            if within is None and beside > 0:
+                within = _card_before_phone(t, start, beside)
             if within is not None:
                 pos, run_on = within[1], -1
                 yield within
@@ -721,6 +723,8 @@ def _cards(t: _Text) -> Iterator[tuple[int, int]]:
         # (a last group of two digits or four: an expiry's too, after a card of 13-15 digits dictated, `_dictated_within`;
         # tested on a line already run, as a run of `1 1 1 …` runs no line more a candidate)
         within = _dictated_within(t, start, end) if expiring else _card_within(t.raw, start, end)
+        if within is None and t.after(end) == 32 and t.after(end + 1) == 48:
+            within = _card_in_run_on(t, start)
         if within is not None and not (within[0] == start and _after_a_dot(t, start)):
             pos, run_on = max(pos, within[1]), -1
             # (not a decimal's fraction before a number, `0.0602574471507 0.04`, as it is alone; after an IBAN's dot,
@@ -827,6 +831,11 @@ def _run_beside(t: _Text, start: int, end: int) -> int:
     with the expiry's month checked 1 in 90 (218), as no run of five read before."""
     if _card_joined_before(t, start) or t.after(end) not in _RUN_GOES_ON:
         return -1
+    return _run_from(t, start)
+
+
+def _run_from(t: _Text, start: int) -> int:
+    """`_run_beside`'s run from `start`, a card candidate's first digit, whatever follows the candidate."""
     run = _CARD_RUN.match(t.classes, start, min(len(t.classes), start + _CARD_RUN_MOST))
     if run is None:
         return -1
@@ -872,6 +881,42 @@ def _set_apart(t: _Text, start: int, end: int, card: tuple[int, int]) -> bool:
     if b"-" in rest and not all(b"-" not in number or _ISO_DATE.fullmatch(number) for number in numbers):
         return False
     return (_card_shaped(rest) and _card(rest)) or 4 not in map(len, numbers)
+
+
+def _card_in_run_on(t: _Text, start: int) -> tuple[int, int] | None:
+    """The card set apart (`_set_apart`) in the run of numbers a candidate of 19 digits that is none goes on past after a
+    space, read from the candidate's start as one cut inside its run is (`_run_beside`): `(555) 123-4567 4111 1111 1111
+    1111`, the candidate the phone's last groups and the card's first three, its last group past the candidate's end.
+    Read from the candidate alone, the card was left in clear until 2026-12-07 (134 of 150 random cards after a phone
+    so written)."""
+    beside = _run_from(t, start)
+    if beside < 0:
+        return None
+    within = _card_within(t.raw, start, beside, not _after_a_dot(t, start))
+    if within is not None and not _set_apart(t, start, beside, within):
+        within = _set_apart_after(t, start, beside, within)
+    return within
+
+
+def _card_before_phone(t: _Text, start: int, end: int) -> tuple[int, int] | None:
+    """The card set apart (`_set_apart`) in a run of numbers (`_run_beside`, `start:end`) without the phone written with
+    dashes, dots or brackets that ends it, read as that run alone with the phone beside it: `ref 12 4111 1111 1111 1111
+    555-123-4567`, the card neither first nor last in the run, was left in clear until 2026-12-07."""
+    classes = t.classes
+    gap = classes.rfind(b" ", start, end)
+    if gap <= start:
+        return None
+    first = _phone_piece_start(classes, gap + 1)
+    piece = _PHONE_PIECE.match(classes, first)
+    if piece is None or _WRITTEN_AS_A_PHONE.search(classes, first, piece.end()) is None:
+        return None
+    last = first - 1
+    if last <= start or classes[last] != 32 or _phone(t, first, piece.end()) != (first, piece.end()):
+        return None
+    within = _card_within(t.raw, start, last, not _after_a_dot(t, start))
+    if within is None or within[1] != last or not _set_apart(t, start, last, within):
+        return None
+    return within
 
 
 def _phone_set_apart(t: _Text, start: int, end: int, card: tuple[int, int]) -> bool:

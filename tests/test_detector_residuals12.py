@@ -67,3 +67,40 @@ def test_a_card_after_an_em_dash_is_reported_as_masked(text: str, masked: str) -
 def test_an_em_dash_after_a_digit_or_before_a_space_reads_as_before(text: str, found: set[str]) -> None:
     assert ALL.scan_output(text) == found
     assert _streamed_differ(ALL, f"{PAD}{text} {PAD}") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        # a number before a card and a phone: the card neither first nor last in its run
+        ("ref 12 4111 1111 1111 1111 555-123-4567", "ref 12 [pii:credit_card] [pii:phone]"),
+        ("ref 7 5500 0000 0000 0004 555.123.4567", "ref 7 [pii:credit_card] [pii:phone]"),
+        ("ref 12 4111 1111 1111 1111 (555) 123-4567", "ref 12 [pii:credit_card] [pii:phone]"),
+        # a phone in brackets then dashes before a card: the candidate the phone's last groups and the card's first three
+        ("call (555) 123-4567 4111 1111 1111 1111", "call [pii:phone] [pii:credit_card]"),
+        ("(555) 123-4567 5500 0000 0000 0004", "[pii:phone] [pii:credit_card]"),
+        ("x (555) 123-4567 3782 822463 10005", "x [pii:phone] [pii:credit_card]"),
+        # a number of seven digits before a card, the candidate ending at the card's third group: read as after any
+        # number none of four digits (`order 12345 4111 …`)
+        ("order 1234567 4111 1111 1111 1111", "order 1234567 [pii:credit_card]"),
+    ],
+)
+def test_a_card_between_a_number_and_a_phone_or_after_a_bracketed_phone_is_found(text: str, masked: str) -> None:
+    assert "pii:credit_card" in ALL.scan_output(text)
+    assert ALL.mask(text) == masked
+    assert _streamed_differ(ALL, f"{PAD}{text} {PAD}") == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # groups of four before the card: a table's row, as before
+        "ref 1234 4111 1111 1111 1111 555-123-4567",
+        "1234 4111 1111 1111 1111",
+        "123 4567 4111 1111 1111 1111",
+        "(555) 123-4567 1234 4111 1111 1111 1111",
+    ],
+)
+def test_a_card_in_a_row_of_groups_of_four_is_none_as_before(text: str) -> None:
+    assert "pii:credit_card" not in ALL.scan_output(text)
+    assert _streamed_differ(ALL, f"{PAD}{text} {PAD}") == []
