@@ -364,6 +364,13 @@ _IBAN_LENGTHS: Final = {
     "SM": 27, "SO": 23, "ST": 25, "SV": 28, "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20,
     "YE": 30,
 }  # fmt: skip
+# a country's length before its registry entry changed, read too where an IBAN is read alone, spaced, compact, dashed
+# or dotted (`_iban`, `_joined_iban`; where a number or a value follows it in its run, at its length now): Costa Rica's
+# 21 characters before its 22 (`CR05 1520 2001 0262 8406 6`, the registry's own example then), in an account's old
+# records. In capitals it was read as a country's not listed until 2026-12-07, at its own length only since then, and
+# none in small letters; none of 150 MB of this machine's text (docs, Python's and the venv's libraries) holds one that
+# passes the check
+_FORMER_IBAN_LENGTHS: Final = frozenset((("CR", 21),))
 # an address: a local part of 1-64 characters from where its run starts (or after a `%`), its `@` (group 1) and a
 # domain ending in letters; searched only near an `@` (`_AT_NEAR`)
 _EMAIL: Final = re.compile(rb"(?<![0aAxX._+-])[aAxX0._%+-]{1,64}(@)[aAxX0-]{1,63}(?:\.[aAxX0-]{1,63})*\.[aAxX]{2,24}")
@@ -2392,7 +2399,9 @@ def _iban(t: _Text, start: int, end: int) -> bool:
     # (in capitals, a country's not listed may be of any length; a listed one's, of its own: a list of heads,
     # `DE12 AT34 FR56 GB78 IT90 DE12 AT34 FR56`, was read as one IBAN of 32 when mod-97 passed by chance, whole, until
     # 2026-12-07)
-    if _IBAN_LENGTHS.get(compact[:2].upper(), len(compact) if compact.isupper() else 0) != len(compact):
+    if _IBAN_LENGTHS.get(compact[:2].upper(), len(compact) if compact.isupper() else 0) != len(compact) and (
+        (compact[:2].upper(), len(compact)) not in _FORMER_IBAN_LENGTHS  # (Costa Rica's former 21)
+    ):
         return False
     return _mod97(compact)
 
@@ -2546,7 +2555,9 @@ def _joined_iban(t: _Text, start: int, end: int, sep: int) -> bool:
     if t.before(start) == sep and t.before(start - 1) in _WORDISH:
         return False  # one group of more joined the same way
     compact = t.raw[start:end].replace(bytes((sep,)), b"").decode()
-    if _IBAN_LENGTHS.get(compact[:2].upper()) != len(compact) or not _mod97(compact):
+    if (_IBAN_LENGTHS.get(compact[:2].upper()) != len(compact) or not _mod97(compact)) and (
+        (compact[:2].upper(), len(compact)) not in _FORMER_IBAN_LENGTHS or not _mod97(compact)
+    ):
         return False
     # (so after it, but for a card or a phone: `_value_joined_after`, read after the check, by `_iban_ending`)
     return not (t.after(end) == sep and t.after(end + 1) in _WORDISH) or _iban_ending(t, start + 2) == end

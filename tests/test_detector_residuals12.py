@@ -104,3 +104,37 @@ def test_a_card_between_a_number_and_a_phone_or_after_a_bracketed_phone_is_found
 def test_a_card_in_a_row_of_groups_of_four_is_none_as_before(text: str) -> None:
     assert "pii:credit_card" not in ALL.scan_output(text)
     assert _streamed_differ(ALL, f"{PAD}{text} {PAD}") == []
+
+
+@pytest.mark.parametrize(
+    "iban",
+    [
+        "CR05 1520 2001 0262 8406 6",  # (the registry's example before Costa Rica's 22 characters)
+        "CR0515202001026284066",
+        "cr05 1520 2001 0262 8406 6",
+        "CR05-1520-2001-0262-8406-6",
+        "CR05.1520.2001.0262.8406.6",
+        "CR0494580730215736819",
+    ],
+)
+def test_a_costa_rican_iban_of_its_former_length_is_found(iban: str) -> None:
+    text = f"pay to {iban} today"
+    assert ALL.scan_output(text) == {"pii:iban"}
+    assert ALL.mask(text) == "pay to [pii:iban] today"
+    assert _streamed_differ(ALL, f"{PAD}{text} {PAD}") == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "CR05 1520 2001 0262 8406 7",  # (mod-97 fails)
+        "DE89 3704 0044 0532 0130 0",  # (another country's 21: its own length only)
+        "xDE89370400440532013000",  # glued to a word: the README says why
+        "DE89370400440532013000x",
+        "DE89  3704 0044 0532 0130 00",  # a doubled separator
+        "DE89 3704--0044-0532-0130-00",
+    ],
+)
+def test_no_iban_at_another_length_glued_or_with_a_doubled_separator(text: str) -> None:
+    assert "pii:iban" not in ALL.scan_output(text)
+    assert _streamed_differ(ALL, f"{PAD}{text} {PAD}") == []
