@@ -138,3 +138,22 @@ def test_a_costa_rican_iban_of_its_former_length_is_found(iban: str) -> None:
 def test_no_iban_at_another_length_glued_or_with_a_doubled_separator(text: str) -> None:
     assert "pii:iban" not in ALL.scan_output(text)
     assert _streamed_differ(ALL, f"{PAD}{text} {PAD}") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        # a BBAN of digits only holding letters: no IBAN (an Austrian head's 20 characters in a list of heads passing
+        # mod-97 by chance was one, and masked in place of the true Belgian IBAN after it)
+        ("ref AT99 BE98 7383 JV9Y BE35 4247 3901 1660 AT34 GVCN", "ref AT99 BE98 7383 JV9Y [pii:iban] AT34 GVCN"),
+        ("crmu 26ol ld7z at57 7793 es15 6002 no72 be69 ab70 ab44 no36_", None),
+        # a BBAN with letters where the registry has them: as before
+        ("GB82 WEST 1234 5698 7654 32", "[pii:iban]"),
+        ("GB82-WEST-1234-5698-7654-32", "[pii:iban]"),
+        ("DE89 3704 0044 0532 0130 00", "[pii:iban]"),
+    ],
+)
+def test_an_iban_of_a_country_whose_bban_is_digits_only_holds_no_letter(text: str, found: str | None) -> None:
+    assert ("pii:iban" in ALL.scan_output(text)) == (found is not None)
+    assert ALL.mask(text) == (found or text)
+    assert _streamed_differ(ALL, f"{PAD}{text} {PAD}") == []
