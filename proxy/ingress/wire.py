@@ -12,8 +12,9 @@ Sockets and bytes only; what a request means is the handler's business (`http.py
   closed: the rest is not read);
 - a connection idle for `limits.idle_timeout_s`, or whose request head is not complete within
   `limits.header_timeout_s` of its first byte, is closed: slow clients cannot pin connections;
-- back-pressure both ways: reading pauses while requests queue up unserved, and the handler's writes
-  wait while the client is not reading (`drain`);
+- back-pressure both ways: reading pauses while requests queue up unserved (a TLS connection reads on, holding up to
+  `HELD_BYTES` unparsed, so a client's close_notify is heard), and the handler's writes wait while the client is not
+  reading (`drain`);
 - a client that leaves cancels its request's handler, which is how the upstream hears of it;
 - past `limits.max_connections`, a new connection's first request gets 503 `overloaded` and the
   connection is closed, so the calls in flight keep their file descriptors;
@@ -65,6 +66,9 @@ MAX_TARGET: Final = 8192  # request-target bytes, as nginx's and Node's default 
 SEND_TIMEOUT_S: Final = 60.0  # a client that reads nothing of its reply this long is cut off (nginx's send_timeout)
 LINGER_S: Final = 2.0  # how long a connection closed on a client still sending reads and drops its bytes
 PIPELINE_DEPTH: Final = 8  # parsed requests waiting to be served before reading pauses
+# request bytes a TLS connection reads on, unparsed, while its reading is paused (`_Held`), so a client's close_notify
+# behind them is heard; past them its transport pauses, and the TCP state tells its leaving (`hear_leaving`)
+HELD_BYTES: Final = 65536
 # a socket's TCP state (`struct tcp_info`'s first byte, Linux): the client's FIN or reset came, whatever it sent before
 # is still unread (TCP_CLOSE_WAIT, TCP_CLOSE); 0 where the platform has no TCP_INFO
 _TCP_INFO: Final[int] = getattr(socket, "TCP_INFO", 0)
@@ -148,6 +152,36 @@ class RequestFields:
         """The field named `name` (lower-case), decoded; None when the request has none."""
         value = self.values.get(name)
         return None if value is None else utf8_text(value)
+
+
+class _Held(asyncio.Protocol):
+    """What a TLS connection's transport hands what it reads to while the connection's reading is paused
+    (`HttpConnection._pause`): its bytes kept unparsed, HELD_BYTES at most (then the transport pauses), read when
+    reading goes on (`HttpConnection._resume`); the rest of its events are the connection's. So its TLS layer reads
+    on, and a client's close_notify is heard (its transport closes on it, `connection_lost`)."""
+
+    def __init__(self, conn: HttpConnection) -> None:
+        self.conn = conn
+        self.pieces: list[bytes] = []
+        self.size = 0
+        self.paused = False  # its transport is paused (HELD_BYTES held)
+
+    def data_received(self, data: bytes) -> None:
+        self.pieces.append(data)
+        self.size += len(data)
+        transport = self.conn.transport
+        if self.size >= HELD_BYTES and not self.paused and transport is not None:
+            self.paused = True
+            transport.pause_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.conn.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self.conn.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.conn.resume_writing()
 
 
 class HttpConnection(asyncio.Protocol):
@@ -235,6 +269,9 @@ class HttpConnection(asyncio.Protocol):
         self._outbox = outbox(self._loop)  # every write goes through it, in order (`proxy.transport.batch`)
         self.closed: asyncio.Future[None] = self._loop.create_future()  # set when the socket is
         self._reading = True
+        self._tls = False  # over the TLS listener (`_pause`)
+        # what a TLS connection's transport hands its bytes to while its reading is paused (`_pause`), else None
+        self._held: _Held | None = None
 
     # -- asyncio.Protocol
 
@@ -250,6 +287,7 @@ class HttpConnection(asyncio.Protocol):
                 log.warning("connection cap (limits.max_connections %d) reached: refusing new connections with "
                             "503 (%d so far)", server.max_connections, server.refused)  # fmt: skip
         tls = transport.get_extra_info("sslcontext") is not None
+        self._tls = tls
         if tls:
             self.peer = identities_from_peercert(transport.get_extra_info("peercert"))
         peername = transport.get_extra_info("peername")
@@ -316,8 +354,7 @@ class HttpConnection(asyncio.Protocol):
                         if taken is None and refused:  # never served: the rest of its body is not read
                             self._upgrade_body = None
                         elif taken is None:  # more of it to come
-                            self._reading = True
-                            self.transport.resume_reading()  # type: ignore[union-attr]
+                            self._resume()
                         else:
                             rest = taken
                     else:
@@ -392,9 +429,40 @@ class HttpConnection(asyncio.Protocol):
         # 2026-12-07, since they were read on that day, it paused with PIPELINE_DEPTH of them queued, until the serve
         # loop ended)
         if len(self.queue) >= PIPELINE_DEPTH and self._reading and not self._broken:
-            self._reading = False
-            self.transport.pause_reading()  # type: ignore[union-attr]
+            self._pause()
         self._kick()
+
+    def _pause(self) -> None:
+        """Reading pauses while PIPELINE_DEPTH requests queue up unserved. A TLS connection reads on, its bytes held
+        unparsed (`_Held`, HELD_BYTES at most, then its transport pauses), so a client that leaves is heard of: a
+        TLS transport paused decrypts nothing, and a client's close_notify behind the bytes it holds went unheard until
+        its FIN, which an asyncio client sends up to 30 s later, waiting for the proxy's close_notify (its
+        ssl_shutdown_timeout); the upstream's call ran on for a client gone (before 2026-12-07). A plain connection's
+        leaving is heard from its socket's TCP state (`hear_leaving`)."""
+        self._reading = False
+        transport = self.transport
+        assert transport is not None
+        if self._tls:
+            held = self._held = _Held(self)
+            transport.set_protocol(held)
+        else:
+            transport.pause_reading()
+
+    def _resume(self) -> None:
+        """Reading goes on (`_pause`): what a TLS connection held is read now, as one read."""
+        self._reading = True
+        transport = self.transport
+        assert transport is not None
+        held = self._held
+        if held is None:
+            transport.resume_reading()
+            return
+        self._held = None
+        transport.set_protocol(self)
+        if held.paused:
+            transport.resume_reading()
+        if held.pieces and not self.lost:
+            self.data_received(b"".join(held.pieces))
 
     def _behind_room(self) -> bool:
         """Whether a request whose head was read behind a refused body (`_broken`), never served, is kept, to be
@@ -514,6 +582,7 @@ class HttpConnection(asyncio.Protocol):
             # as behind that answer (before `lost`, which would say the proxy cut it)
             self._head_cut()
         self.lost = True
+        self._held = None  # (it holds the connection)
         self.server.connections.discard(self)
         for request in (self.serving, self.parsing, *self.queue):  # bodies cut short, requests never served
             if isinstance(request, Request):
@@ -908,8 +977,7 @@ class HttpConnection(asyncio.Protocol):
                 and len(self.queue) < PIPELINE_DEPTH // 2
                 and (not self._broken or self._upgrade_body is not None)
             ):
-                self._reading = True
-                self.transport.resume_reading()  # type: ignore[union-attr]
+                self._resume()
             if isinstance(item, ProxyError):  # a head refused: nothing of it was kept
                 with contextlib.suppress(ConnectionError):
                     await self._refused(Request(), item)
@@ -1142,9 +1210,8 @@ class HttpConnection(asyncio.Protocol):
             transport.close()
             return
         transport.write_eof()
-        if not self._reading:
-            self._reading = True
-            transport.resume_reading()
+        if not self._reading:  # (a plain connection: a TLS transport cannot write_eof)
+            self._resume()
         self._lingering = self._loop.call_later(LINGER_S, self._linger, transport.get_write_buffer_size())
 
     def _linger(self, unsent: int) -> None:
