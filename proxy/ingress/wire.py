@@ -15,6 +15,9 @@ Sockets and bytes only; what a request means is the handler's business (`http.py
 - back-pressure both ways: reading pauses while requests queue up unserved (a TLS connection reads on, holding up to
   `HELD_BYTES` unparsed, so a client's close_notify is heard), and the handler's writes wait while the client is not
   reading (`drain`);
+- a connection that closes right after an answer, or on a head late behind one, shuts its writing side and reads on,
+  dropping what comes, until its client closes (at most `LINGER_S`): bytes left unread would reset it, and the client
+  lose what of the answer it had not read (RFC 9112 §9.6); an idle one closes outright;
 - a client that leaves cancels its request's handler, which is how the upstream hears of it;
 - past `limits.max_connections`, a new connection's first request gets 503 `overloaded` and the
   connection is closed, so the calls in flight keep their file descriptors;
@@ -963,9 +966,11 @@ class HttpConnection(asyncio.Protocol):
 
     async def _serve(self) -> None:
         server = self.server
+        answered = True  # the loop ends right after an answer, not waiting for a request (`_close`, below)
         while not self.lost:
             if not self.queue:
                 if self._broken or self.closing:
+                    answered = False
                     break
                 self._wake = self._loop.create_future()
                 await self._wake
@@ -1074,6 +1079,14 @@ class HttpConnection(asyncio.Protocol):
             # was given back by `_unserved`: before 2026-12-05 the rest of it was counted again, for the process's life)
             self._broken = True
             self._upgrade_body = None
+        if answered and not self._broken:
+            # the connection closes right after an answer (its request said `Connection: close`, or was HTTP/1.0; the
+            # drain's, SIGTERM): it lingers, what comes dropped unread (RFC 9112 §9.6), as after a refusal. Before
+            # 2026-12-07 it closed outright: bytes the client sent after its request (one pipelined behind it, or the
+            # next, sent as the answer went out) reset the connection, and what of that answer the client had not yet
+            # read was lost to the reset (a slow reader of a large reply: ECONNRESET part-way). Not when it closes while
+            # waiting for a request (the drain's close of an idle connection): nothing is owed there
+            self._broken = True
         self._close()
         if self.closed.done():  # its socket closed already (else `connection_lost`, to come)
             self._let_go()
@@ -1223,6 +1236,11 @@ class HttpConnection(asyncio.Protocol):
         if left and left < unsent:
             self._lingering = self._loop.call_later(LINGER_S, self._linger, left)
             return
+        if self._behind:
+            # a head partly come behind the answer, read on (`_behind`): recorded as behind that answer, before the cut
+            # (`lost` would say the proxy cut a reply), as the drain does when its time ends first (`HttpServer.shutdown`),
+            # which since 2026-12-07 waits for a connection lingering
+            self._head_cut()
         self.abort()
 
     def shutdown(self, reload: bool = False) -> None:
@@ -1293,9 +1311,18 @@ class HttpConnection(asyncio.Protocol):
                 _wake(serving._waiter)
             return
         if not self.queue and self.transport is not None:
-            self.lost = True
             self._outbox.flush()  # a reply written this turn (a pipelined head came late after it) goes first
-            self.transport.close()
+            if self.parsing is None:  # idle: nothing came since its last answer, nothing is unread
+                self.lost = True
+                self.transport.close()
+                return
+            # a head late (limits.header_timeout_s): its client may be sending still, and may not have read the answer
+            # before it (pipelined): the connection lingers (`_close`), what comes dropped. Before 2026-12-07 it closed
+            # outright, and bytes sent after the close reset it, that answer lost if not yet read
+            self._broken = True
+            self._behind = False
+            self._close()
+            _wake(self._wake)  # (the serve loop ends)
 
 
 def forwarded_pieces(peername: Any, tls: bool) -> tuple[bytes, bytes, bytes]:
@@ -1809,7 +1836,8 @@ class HttpServer:
             if tasks:
                 await asyncio.wait([*tasks, hurried], timeout=left, return_when=asyncio.FIRST_COMPLETED)
                 continue
-            sending = [c.closed for c in self.connections if c.unsent()]
+            # (and what lingers after its answer, `_close`, reading the client's bytes so none resets it: at most LINGER_S)
+            sending = [c.closed for c in self.connections if c.unsent() or c._lingering is not None]
             if not sending:
                 break
             await asyncio.wait(sending, timeout=min(left, 0.05))
