@@ -152,8 +152,9 @@ class _ForkLock:
     def write(self, fd: int, data: bytes, abandoned: Callable[[], bool] | None = None) -> bool:
         """All of `data` to `fd`, no other write through this lock (another process's, another thread's) in between.
         False, nothing written, when `abandoned()` turns true while this waits for its turn (a stopped span exporter's
-        batch): that thread ends, its batch freed, where one a reload left waiting behind a stalled stdout held it (up
-        to 3 MiB) as long as the process lived, one more each reload."""
+        batch): that thread ends, its batch freed (one waiting for another process's turn, once that turn comes), where
+        one a reload left waiting behind a stalled stdout held it (up to 3 MiB) as long as the process lived, one more
+        each reload."""
         while not self._threads.acquire(timeout=TURN_WAIT_S if abandoned is not None else -1):
             if abandoned is not None and abandoned():
                 return False
@@ -164,16 +165,16 @@ class _ForkLock:
 
     def _write_turn(self, fd: int, data: bytes, abandoned: Callable[[], bool] | None) -> bool:
         """`write`'s, its thread's turn taken: the other processes' turn by the record lock, then all of `data`. False,
-        nothing written, when `abandoned()` turns true while another process holds the record lock."""
+        nothing written, when `abandoned()` turned true while another process held the record lock. That turn is waited
+        for in the kernel, which wakes the waiter as the lock is let go: a wait that asked without waiting, again after
+        up to 50 ms (review revrec12), found it free only by chance, as its holder asked again within microseconds, and
+        behind a stdout read slowly one worker wrote 1985 batches, the other 1 (its spans dropped, queue full)."""
         lock = self.fd
         if lock is None:
             _write_all(fd, data)
             return True
         try:
-            if abandoned is None:
-                _lock_record(lock)
-            elif not _lock_record_unless(lock, abandoned):
-                return False
+            _lock_record(lock)
         except OSError:
             # a file system refusing record locks (NFS without lockd: ENOLCK): written unlocked from now on, as
             # when no lock file could be made, rather than a span batch failed or a log line lost for the lock
@@ -181,6 +182,10 @@ class _ForkLock:
             _write_all(fd, data)
             return True
         try:
+            # a batch its stop gave up on while it waited for another process's turn: dropped, unwritten (`--workers`:
+            # one waiting behind another worker's write to a stdout nobody reads, which its stop counted lost)
+            if abandoned is not None and abandoned():
+                return False
             _write_all(fd, data)
         finally:
             fcntl.lockf(lock, fcntl.LOCK_UN)
@@ -205,26 +210,6 @@ def _lock_record(lock: int) -> None:
             if exc.errno != errno.EDEADLK:
                 raise
         time.sleep(FALSE_DEADLOCK_WAIT_S)
-
-
-def _lock_record_unless(lock: int, abandoned: Callable[[], bool]) -> bool:
-    """Take the record lock `lock`, unless `abandoned()` turns true while another process holds it: False then. Asked
-    without waiting, again after 1 ms, then after twice as long each time up to TURN_WAIT_S, as a lock the kernel
-    waits for cannot be given up on: a `--workers` worker's span batch waiting there behind another's write to a
-    stdout nobody reads, which its stop had given up on and counted lost, was written once stdout was read again
-    (one batch a process, where it is one in all now: the one being written)."""
-    pause = 0.001
-    while True:
-        try:
-            fcntl.lockf(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except OSError as exc:
-            if exc.errno not in (errno.EACCES, errno.EAGAIN):  # (held by another process: either, as POSIX allows)
-                raise
-        if abandoned():
-            return False
-        time.sleep(pause)  # a poll's pause, not a synchronisation: the kernel tells a waiter nothing else
-        pause = min(2 * pause, TURN_WAIT_S)
 
 
 _fork_lock = _ForkLock()  # stderr's: the log lines
