@@ -259,6 +259,9 @@ class _Writer:
         self._dropped_since = 0.0
         self._refused_lines = 0  # lines lost to writes stderr refused, not yet said (`_refused`)
         self._refused_error = ""
+        # the lines queued saying lines were lost, not yet written (`_say_refused`, `_say_dropped`): each with its count,
+        # and when the drops it says began (None: refused writes'), put back should stderr refuse it in turn
+        self._saying: list[tuple[bytes, int, float | None]] = []
         self._thread: threading.Thread | None = None
         self._started = False  # its thread is started, or being started
 
@@ -296,8 +299,11 @@ class _Writer:
             try:
                 self._write(b"".join(lines))
             except OSError as exc:
-                self._refused(lines, dropped, since, exc)
+                self._refused(lines, getattr(exc, _SENT, 0), dropped, since, exc)
                 continue
+            if self._saying:
+                with self._cond:
+                    self._saying = [saying for saying in self._saying if not any(line is saying[0] for line in lines)]
             if dropped:  # in the handler's format, once the lines held before them are out
                 self._say_dropped(dropped, since)
             with self._cond:
@@ -305,17 +311,36 @@ class _Writer:
             if refused:
                 self._say_refused(refused)
 
-    def _refused(self, lines: list[bytes], dropped: int, since: float, exc: OSError) -> None:
-        """A write stderr refused (a full disk, `2>/dev/full`: ENOSPC; its reader gone, EPIPE; EIO): its lines are lost
-        (of the write that found a disk full, some may have been written), counted as dropped lines are, and said once stderr takes a write
-        again (`_say_refused`), with those dropped past the bound meanwhile. They were lost uncounted: with
-        `exporter: none` a call that carries no data (a listing, a health check: no edge) had no record left, and
-        `lineage_proxy_log_lines_dropped_total` said 0."""
+    def _refused(self, lines: list[bytes], sent: int, dropped: int, since: float, exc: OSError) -> None:
+        """A write stderr refused (a full disk, `2>/dev/full`: ENOSPC; its reader gone, EPIPE; EIO) after `sent` bytes:
+        its lines not written whole are lost, counted as dropped lines are, and said once stderr takes a write again
+        (`_say_refused`), with those dropped past the bound meanwhile. They were lost uncounted: with `exporter: none` a
+        call that carries no data (a listing, a health check: no edge) had no record left, and
+        `lineage_proxy_log_lines_dropped_total` said 0. A line the write that found a disk full wrote whole is not
+        counted (it was, review revrec12: 20 counted of 10 lost); a line saying lines were lost, refused in turn, is
+        counted, and its count is said in the next such line (it was said nowhere)."""
+        taken = lines
+        for whole, line in enumerate(taken):
+            sent -= len(line)
+            if sent < 0:
+                lines = taken[whole:]
+                break
+        else:
+            lines = []
         for _ in lines:
             _count_dropped()
         with self._cond:
             self._refused_lines += len(lines)
             self._refused_error = f"{type(exc).__name__}: {exc}"
+            for data, count, began in self._saying:
+                if not any(line is data for line in lines):
+                    continue
+                if began is None:
+                    self._refused_lines += count
+                else:
+                    self._dropped_since = min(self._dropped_since, began) if self._dropped else began
+                    self._dropped += count
+            self._saying = [saying for saying in self._saying if not any(line is saying[0] for line in taken)]
             if dropped:  # (said with the next write that succeeds)
                 self._dropped_since = min(self._dropped_since, since) if self._dropped else since
                 self._dropped += dropped
@@ -326,7 +351,7 @@ class _Writer:
             "lineage_proxy", logging.ERROR, __file__, 0,
             "%d log lines (access lines among them) were lost: stderr refused their write (%s) (counted in "
             "lineage_proxy_log_lines_dropped_total)", (refused, self._refused_error), None)  # fmt: skip
-        self._queue_past_bound(record)
+        self._queue_past_bound(record, refused, None)
 
     def _say_dropped(self, dropped: int, since: float) -> None:
         """Queue the line saying `dropped` lines were dropped, past the bound: a bound that dropped it too would
@@ -336,10 +361,11 @@ class _Writer:
             "%d log lines (access lines among them) were dropped: stderr took none for %.0fs, while this "
             "process held %d bytes of lines for it; see what reads it (counted in lineage_proxy_log_lines_dropped_total)",
             (dropped, time.monotonic() - since, BUFFER_BYTES), None)  # fmt: skip
-        self._queue_past_bound(record)
+        self._queue_past_bound(record, dropped, since)
 
-    def _queue_past_bound(self, record: logging.LogRecord) -> None:
-        """Queue `record` in the handler's format whatever is held (a line saying lines were lost)."""
+    def _queue_past_bound(self, record: logging.LogRecord, count: int = 0, since: float | None = None) -> None:
+        """Queue `record` in the handler's format whatever is held (a line saying lines were lost: `count` of them,
+        refused writes' or, dropped since `since`, the bound's, put back should its write be refused)."""
         handler = self.handler
         try:
             text = handler.format(record) + handler.terminator
@@ -350,6 +376,8 @@ class _Writer:
         with self._cond:
             self._lines.append(data)
             self._held += len(data)
+            if count:
+                self._saying.append((data, count, since))
 
     def _write(self, data: bytes) -> None:
         _fork_lock.write(self.fd, data)
@@ -508,13 +536,20 @@ def _stdout_lock_for(fd: int) -> _ForkLock:
 
 
 def _write_all(fd: int, data: bytes) -> None:
-    """Write all of `data`: a pipe takes a long line in parts, a non-blocking one when it has room."""
+    """Write all of `data`: a pipe takes a long line in parts, a non-blocking one when it has room. A write refused
+    raises its error, which holds (as `_SENT`) how many bytes of `data` were written before it."""
     view = memoryview(data)
     while view:
         try:
             view = view[os.write(fd, view) :]
         except BlockingIOError:  # O_NONBLOCK set on the shared pipe by another process: wait for room
             select.select([], [fd], [])
+        except OSError as exc:
+            setattr(exc, _SENT, len(data) - len(view))  # (a full disk's last write took part of it)
+            raise
+
+
+_SENT: Final = "lineage_proxy_sent"  # the attribute of `_write_all`'s error: the bytes written before it
 
 
 _override: list[str | None] = [None]
