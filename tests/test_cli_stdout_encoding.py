@@ -79,3 +79,19 @@ def test_a_utf8_stdout_is_written_as_ever(tmp_path: Path) -> None:
     assert result.returncode == 0
     assert f'"rule":"route:{MODEL}"'.encode() in result.stdout
     assert f"route:{MODEL}".encode() in _run({"PYTHONIOENCODING": "utf-8"}, "edges", "--store", store).stdout
+
+
+@pytest.mark.parametrize("stdout", sorted(STDOUTS))
+def test_json_keeps_a_name_that_reads_as_an_escape_apart(tmp_path: Path, stdout: str) -> None:
+    """A name holding `\\u00e9` as its six characters and one holding `é` are written apart by `--json` (the first's
+    backslash is JSON's own escape, `\\\\u00e9`), so each reads back as it is in the store (review revrec12): the table
+    writes both as `\\u00e9`, as it writes a hidden character's escape (`\\u200b`) beside the same six characters."""
+    store = SqliteStore(tmp_path / "l.db", sidecar="laptop")
+    now = time.time()
+    names = ["a\\u00e9b", "a\u00e9b", "a\\\u00e9b", "a\\\\u00e9b"]
+    store.upsert([(EdgeKey("app", "ads", "pii:email", "", "", "deny", f"route:{name}"), now, now, 1, name)
+                  for name in names])  # fmt: skip
+    store.close()
+    result = _run(STDOUTS[stdout][0], "edges", "--store", str(tmp_path / "l.db"), "--json")
+    assert result.returncode == 0 and result.stdout.isascii(), result.stderr
+    assert sorted(json.loads(line)["reason"] for line in result.stdout.splitlines()) == sorted(names)
