@@ -306,9 +306,9 @@ class _Writer:
                     self._saying = [saying for saying in self._saying if not any(line is saying[0] for line in lines)]
             if dropped:  # in the handler's format, once the lines held before them are out
                 self._say_dropped(dropped, since)
-            with self._cond:
-                refused, self._refused_lines = self._refused_lines, 0
+            refused = self._refused_lines  # (this thread's alone: `_refused`)
             if refused:
+                self._refused_lines = 0
                 self._say_refused(refused)
 
     def _refused(self, lines: list[bytes], sent: int, dropped: int, since: float, exc: OSError) -> None:
