@@ -450,6 +450,10 @@ CUT_MEANWHILE = ("lineage store %s: retention purge left to the next one: the ch
                  "again)")  # fmt: skip
 
 
+# `PRAGMA integrity_check(N)`: the most lines it gives (its default, 100, is filled by lines that name no index)
+_EVERY_LINE: Final = 2**31 - 1
+
+
 def read_only_uri(path: str) -> str:
     """The URI that opens the file `path` names read-only: its name percent-encoded (`Path.as_uri`), since SQLite
     reads a URI's `%XX` as a byte, a `?` as the start of its parameters and a `#` as the end of the name. Written
@@ -1039,26 +1043,28 @@ class SqliteStore:
 
     def _index_disagrees(self) -> str | None:
         """Why an index of the lineage tables does not hold what its table holds (None when each does), in SQLite's
-        own words (`PRAGMA integrity_check`, table by table): an index rewritten by hand in sqlite_master (`PRAGMA
-        writable_schema`: made partial, leaving denials out, then declared whole), which SQLite reads a query
-        through when it covers the columns asked for or their order. The rows such a read gives are not the
-        table's: the verdict's own read of them named a row deleted, or, planned through the table, said intact
-        while `edges` read through the index showed no denial. Only the lines naming an index are taken (SQLite
-        3.40 says "NULL value in edges.first_seen" of every row of a WITHOUT ROWID table that declares a column before
-        one of its key's, of a store untouched)."""
-        indexes = [str(row[0]) for row in self._db.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'index' AND lower(tbl_name) IN ('edges', 'chain', 'meta')")]  # fmt: skip
+        own words (`PRAGMA integrity_check`): an index rewritten by hand in sqlite_master (`PRAGMA writable_schema`:
+        made partial, leaving denials out, then declared whole), which SQLite reads a query through when it covers
+        the columns asked for or their order. The rows such a read gives are not the table's: the verdict's own read
+        of them named a row deleted, or, planned through the table, said intact while `edges` read through the index
+        showed no denial. Only the lines naming an index are taken (SQLite 3.40 says "NULL value in edges.first_seen"
+        of every row of a WITHOUT ROWID table whose last column is one of its key's, of a store untouched), and
+        every line is read: the check's default stops at 100, which those lines (three an edge) filled at 34 edges,
+        as lines a hand can add do (NOT NULL or CHECK written into a table's schema), so an index named no more."""
+        indexes = dict(self._db.execute(
+            "SELECT name, lower(tbl_name) FROM sqlite_master WHERE type = 'index' "
+            "AND lower(tbl_name) IN ('edges', 'chain', 'meta')").fetchall())  # fmt: skip
         if not indexes:
             return None
-        for table in ("edges", "chain", "meta"):
-            for (line,) in self._db.execute(f"PRAGMA integrity_check({table})"):
-                named = next((name for name in indexes if str(line).endswith(f" index {name}")), None)
-                if named is not None:
-                    readers = " (as `edges`, and `report` without --integrity, may read it)" if table == "edges" else ""
-                    return (f"the store's index {escaped(named)} disagrees with its table {table} (SQLite's integrity "
-                            f"check: {escaped(str(line))}): a read through it shows other rows than the table "
-                            f"holds{readers}; no writer makes that, a hand does (an index rewritten in sqlite_master, "
-                            "PRAGMA writable_schema)")  # fmt: skip
+        for (line,) in self._db.execute(f"PRAGMA integrity_check({_EVERY_LINE})"):
+            named = next((name for name in indexes if str(line).endswith(f" index {name}")), None)
+            if named is not None:
+                table = str(indexes[named])
+                readers = " (as `edges`, and `report` without --integrity, may read it)" if table == "edges" else ""
+                return (f"the store's index {escaped(str(named))} disagrees with its table {table} (SQLite's "
+                        f"integrity check: {escaped(str(line))}): a read through it shows other rows than the table "
+                        f"holds{readers}; no writer makes that, a hand does (an index rewritten in sqlite_master, "
+                        "PRAGMA writable_schema)")  # fmt: skip
         return None
 
     def for_copy(

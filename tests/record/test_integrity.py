@@ -565,9 +565,42 @@ def test_an_index_that_disagrees_with_its_table_is_named(tmp_path: Path, table: 
     assert "missing from index hide)" in said.stdout, said.stdout
 
 
+@pytest.mark.parametrize("filler", ["", ", CHECK (count < 0)"], ids=["untouched schema", "a CHECK written in"])
+def test_an_index_that_disagrees_is_named_past_a_hundred_lines_that_name_none(tmp_path: Path, filler: str) -> None:
+    """A store of 60 allowed edges and a denial read after them: the integrity check's other lines come first, three
+    an edge on SQLite 3.40 ("NULL value in edges.first_seen", last_seen, count), and one an edge more of a NOT NULL
+    or CHECK its owner writes into the table's schema (on any version). Its default stops at 100 lines, before the
+    one naming the index: the store was called intact while `edges` listed no denial (review revproof12)."""
+    path = tmp_path / "lineage.db"
+    store = SqliteStore(path)
+    allowed = [EdgeKey("app", "assistant", f"l{i:02d}", "ck", "", "allow") for i in range(60)]
+    store.upsert([(key, 100.0, 100.0, 1, None) for key in allowed])
+    store.upsert([(EdgeKey("zz", "ads", "health", "", "", "deny", "zone:h"), 102.0, 102.0, 2, "not allowed")])
+    store.close()
+    if filler:
+        with sqlite3.connect(path) as db:
+            (table,) = db.execute("SELECT sql FROM sqlite_master WHERE name = 'edges'").fetchone()
+            db.execute("PRAGMA writable_schema = ON")
+            written = table.replace("reason        TEXT,", "reason        TEXT NOT NULL,")
+            written = written.replace(")\n)", f"){filler}\n)")
+            assert written.count("NOT NULL") == 12 and filler in written, written
+            db.execute("UPDATE sqlite_master SET sql = ? WHERE name = 'edges'", (written,))
+        with sqlite3.connect(path) as db:
+            assert len(db.execute("PRAGMA integrity_check(edges)").fetchall()) == 100  # the default's last line
+    lying_index(path, "edges", "checkpoint, purpose, caller, input_labels, rule, sidecar", "decision <> 'deny'")
+    listed = subprocess.run([sys.executable, "-m", "proxy", "edges", "--store", str(path)], capture_output=True,
+                            text=True, timeout=60)  # fmt: skip
+    assert listed.returncode == 0 and "zone:h" not in listed.stdout, listed.stdout  # read through the index
+    said = verify(path)
+    assert said.returncode == 1, said.stdout + said.stderr
+    assert "NOT intact: the store's index hide disagrees with its table edges (SQLite's integrity check: row 61 " \
+        "missing from index hide)" in said.stdout, said.stdout  # fmt: skip
+
+
 def test_the_stores_own_indexes_agree_with_their_tables(tmp_path: Path) -> None:
     """An untouched store: SQLite 3.40's integrity check says "NULL value in edges.first_seen" of each of its rows
-    (a WITHOUT ROWID table declaring a column before one of its key's), which names no index: intact."""
+    (a WITHOUT ROWID table whose last column, sidecar, is one of its key's: a nullable column last, it says ok; the
+    values are there), which names no index: intact."""
     path, key_file, _ = keyed_store(tmp_path)
     said = verify(path, "--key-file", str(key_file))
     assert said.returncode == 0 and "intact: 5 chain entries" in said.stdout, said.stdout + said.stderr
