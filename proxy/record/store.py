@@ -308,6 +308,10 @@ def require_directory(path: str, what: str) -> None:
     if kind is not None:
         raise StoreLocationError(f"cannot open the {what} {named}: it is {kind}, not a file (name a file, which "
                                  "SQLite makes)")  # fmt: skip
+    beside = special_beside(target)
+    if beside is not None:
+        raise StoreLocationError(f"cannot open the {what} {named}: {beside[0]} beside it is {beside[1]}, not a file "
+                                 "SQLite makes (remove it)")  # fmt: skip
     if os.path.exists(target) and not os.access(target, os.R_OK | os.W_OK):
         raise StoreLocationError(f"cannot open the {what} {named}: {_user()} may not read and write the file (give it "
                                  "read and write access, or correct the path)")  # fmt: skip
@@ -328,6 +332,22 @@ def special_file(path: str) -> str | None:
     if stat.S_ISSOCK(mode):
         return "a socket"
     return "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a special file"
+
+
+_BESIDE: Final = ("-journal", "-wal", "-shm")  # the files SQLite opens beside a database, named after it
+
+
+def special_beside(path: str) -> tuple[str, str] | None:
+    """A file SQLite opens beside the database `path` (its -journal, -wal or -shm, named after the path and after the
+    file a link names) that is no file, and what it is in words (`special_file`); None when each is a file or is not
+    there. A `-journal` that is a
+    FIFO hung `verify`, `edges`, `report` and `serve` as the store's own file did: SQLite opens it, to see whether it
+    is a journal to roll back, before it reads the store."""
+    for name in dict.fromkeys(f"{base}{end}" for base in (path, os.path.realpath(path)) for end in _BESIDE):
+        kind = special_file(name)
+        if kind is not None:
+            return name, kind
+    return None
 
 
 SPOOL = "OpenLineage spool"  # how messages name `lineage.openlineage.spool`

@@ -22,6 +22,7 @@ from proxy.record.store import (
     StoreLocationError,
     require_directory,
     require_spool_directory,
+    special_beside,
     special_file,
 )
 
@@ -207,6 +208,10 @@ def open_reader(store: str) -> ReadableStore:
         kind = special_file(store)
         if kind is not None:  # SQLite would wait on a FIFO for ever
             raise StoreUnreadable(f"{shown(store)}: is {kind}, not a lineage store")
+        beside = special_beside(store)
+        if beside is not None:  # its -journal too
+            raise StoreUnreadable(f"{shown(store)}: {shown_path(beside[0])} beside it is {beside[1]}, not a file "
+                                  "SQLite makes (remove it)")  # fmt: skip
     open_errors: tuple[type[Exception], ...] = (*read_errors(), ValueError, RuntimeError)
     try:
         return open_store(store, readonly=True)
