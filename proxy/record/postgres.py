@@ -1465,6 +1465,10 @@ class PostgresStore:
                           f"{escaped(applied)}, {where}): a table earlier on its search_path stands in for the store's. "
                           "Name the store's schema alone on the search path, in the URL: "
                           "?options=-csearch_path%3DSCHEMA")  # fmt: skip
+        # that schema alone on the search path until the transaction ends: a name is looked up in the catalog as it
+        # stands, not in the read's snapshot, so an `applied` made meanwhile in a schema named as the role, first on
+        # the path, was read (empty) in the store's stead, and a store copied back into one it held a copy of
+        cur.execute("SELECT pg_catalog.set_config('search_path', pg_catalog.quote_ident(%s), true)", (schema,))
         return schema, None
 
     def for_copy(
