@@ -22,7 +22,7 @@ import yaml
 
 from proxy.errors import ConfigError
 from proxy.files import read_bytes
-from proxy.labels import normalize
+from proxy.labels import GRAMMAR, normalize
 
 DECISIONS = ("allow", "reroute", "deny", "audit-deny")
 DENIALS = frozenset({"deny", "audit-deny"})
@@ -78,6 +78,34 @@ _SIDECAR = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # a name `lineage.si
 def is_pattern(name: str) -> bool:
     """Whether a baseline name is a pattern (a `*`, `?` or `[` in it): else it matches itself alone."""
     return _GLOB.search(name) is not None
+
+
+_HELD = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._:/-")  # the characters a label or purpose holds (GRAMMAR)
+_LABEL_OR_PURPOSE = re.compile(GRAMMAR)
+
+
+def unmatchable(name: str) -> str | None:
+    """Why no label or purpose (GRAMMAR) matches the baseline's `name`, in words, or None: a name (no pattern) that is
+    none, or a character of a pattern outside its `[...]` sets that none holds (`pii: email`, with its space, or a
+    Cyrillic look-alike, `pii:еmail`, which the wire refuses as a label)."""
+    if not is_pattern(name):
+        return None if _LABEL_OR_PURPOSE.fullmatch(name) else f"it is not one, {GRAMMAR}"
+    i, end = 0, len(name)
+    while i < end:
+        if name[i] == "[":
+            j = i + 1  # as fnmatch reads a set: `[!...]`, and a `]` first is a member
+            if j < end and name[j] == "!":
+                j += 1
+            if j < end and name[j] == "]":
+                j += 1
+            close = name.find("]", j)
+            if close >= 0:
+                i = close + 1
+                continue
+        if name[i] not in "*?" and name[i] not in _HELD:  # an unclosed `[` is a character
+            return f"none holds {name[i]!r} ({GRAMMAR})"
+        i += 1
+    return None
 
 
 def _any(patterns: tuple[str, ...], value: str) -> bool:
@@ -388,6 +416,9 @@ class _Reader:
         forms folded): as written it would load and never match, and each flow it was meant to approve be reported."""
         normal = normalize(name)
         if normal == name:
+            why = unmatchable(name) if name else None  # an empty purpose: calls that named none
+            if why is not None:
+                self.problem(node, path, f"{what} {name!r} never matches: no call's {what} does ({why})")
             return
         cure = (
             f"this one as {normal!r}: write that" if normal or what == "purpose" else "this one as nothing: remove it"

@@ -68,3 +68,36 @@ def test_verify_refuses_it_as_a_bad_baseline(tmp_path: Path) -> None:
     assert done.returncode == 2 and "UNAPPROVED" not in done.stdout, done.stdout + done.stderr
     assert f"{baseline}:5: flows[0].labels[0]: label 'ｐｉｉ:email' never matches" in done.stderr, done.stderr
     assert "this one as 'pii:email': write that" in done.stderr
+
+
+NONE_MATCH = [
+    ('"pii: email"', "label 'pii: email' never matches: no call's label does (it is not one, [a-z0-9]"),
+    ("pii:\u0435mail", "label 'pii:\u0435mail' never matches: no call's label does (it is not one, [a-z0-9]"),
+    ('"-pii"', "label '-pii' never matches: no call's label does (it is not one, [a-z0-9]"),
+    ("pii:\u00e9*", "label 'pii:\u00e9*' never matches: no call's label does (none holds '\u00e9' ([a-z0-9]"),
+    ('"pii *"', "label 'pii *' never matches: no call's label does (none holds ' ' ([a-z0-9]"),
+]
+
+
+@pytest.mark.parametrize(("label", "named"), NONE_MATCH, ids=["space", "cyrillic e", "hyphen first", "é", "pattern"])
+def test_a_label_no_call_can_send_is_refused(label: str, named: str) -> None:
+    """In its normal form, and still no label: one with a space in it, a Cyrillic look-alike (which the proxy leaves
+    as it is, and refuses on the wire), a character no label holds outside a pattern's sets. It loaded and never
+    matched, as a label not normalised did (review revproof12)."""
+    with pytest.raises(BaselineError) as refused:
+        parse_baseline(f"version: 1\nflows:\n  - caller: app\n    purpose: assistant\n    labels: [a, {label}]\n",
+                       source="b.yaml")  # fmt: skip
+    assert len(refused.value.problems) == 1, refused.value.problems
+    assert refused.value.problems[0].startswith(f"b.yaml:5: flows[0].labels[1]: {named}"), refused.value.problems
+
+
+def test_a_purpose_no_call_can_send_is_refused_and_patterns_of_labels_load() -> None:
+    with pytest.raises(BaselineError) as refused:
+        parse_baseline("version: 1\nflows:\n  - caller: app\n    purpose: for ads\n", source="b.yaml")
+    assert refused.value.problems[0].startswith("b.yaml:4: flows[0].purpose: purpose 'for ads' never matches"), (
+        refused.value.problems
+    )
+    baseline = parse_baseline(
+        "version: 1\nflows:\n  - {caller: app, purpose: '[!x ]*', labels: ['pii:[! ]*', '[é]']}\n"
+    )
+    assert baseline.approvals[0].labels == ("pii:[! ]*", "[é]")  # within a set, a character is not checked
