@@ -453,18 +453,22 @@ class ChainBusy(psycopg.errors.LockNotAvailable):
     lock: one of the tables' (a `LOCK TABLE`, a `VACUUM FULL`) is the plain LockNotAvailable."""
 
 
-# what a reader locks before its snapshot, the tables it reads; then without `applied` (a role may not read it), then
-# none (a table dropped: the verdict names it)
-_READ_LOCKS: Final = ("edges, chain, meta, applied", "edges, chain, meta")
+# what a reader locks before its snapshot: the tables it reads, and no other (a `VACUUM FULL applied` held `edges` and
+# `verify` up to the statement timeout, which read none of it, and they failed, "no answer from the database"); a
+# copy's then without `applied` (a role may not read it); none when each try fails (a table dropped: the verdict
+# names it)
+_COPY_LOCKS: Final = ("edges, chain, meta, applied", "edges, chain, meta")
+_VERIFY_LOCKS: Final = ("edges, chain, meta",)
+_LIST_LOCKS: Final = ("edges",)
 
 
-def _lock_read(conn: psycopg.Connection[Any], cur: psycopg.Cursor[Any]) -> None:
+def _lock_read(conn: psycopg.Connection[Any], cur: psycopg.Cursor[Any], locks: tuple[str, ...]) -> None:
     """A reader's transaction locks the lineage tables it reads (ACCESS SHARE: writers go on) as its first statement,
     before its snapshot is taken (a LOCK takes none): TRUNCATE is not MVCC-safe, so a table truncated after the
     snapshot, and filled again, read empty to it (`applied` truncated by its owner once a copy's read had begun
     hid the copies the store holds, and the rows put back after left no trace); with the lock it waits for the read.
     A table missing, or one the role may not read, is left out (a savepoint each try: neither takes a snapshot)."""
-    for tables in _READ_LOCKS:
+    for tables in locks:
         try:
             with conn.transaction():
                 cur.execute(f"LOCK TABLE {tables} IN ACCESS SHARE MODE")
@@ -957,7 +961,7 @@ class PostgresStore:
 
     @contextmanager
     def _transaction(
-        self, *, lock: bool = True, lock_wait_s: float | None = None, long: bool = False
+        self, *, lock: bool = True, lock_wait_s: float | None = None, long: bool = False, reads: tuple[str, ...] = ()
     ) -> Iterator[psycopg.Cursor[Any]]:
         """One transaction; a writer's holds the chain lock (`lock=False`: a writer's read, in one snapshot
         of the database; `lock_wait_s`: no lock it takes is waited for longer, LockNotAvailable then).
@@ -971,8 +975,8 @@ class PostgresStore:
             with conn.transaction(), conn.cursor() as cur:
                 if long:
                     cur.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
-                if self._readonly:
-                    _lock_read(conn, cur)
+                if self._readonly:  # the tables it `reads` locked first (`_lock_read`)
+                    _lock_read(conn, cur, reads)
                 else:
                     if lock_wait_s is not None:
                         cur.execute(f"SET LOCAL lock_timeout = {_milliseconds(lock_wait_s)}")
@@ -1313,7 +1317,7 @@ class PostgresStore:
         """Walk and replay the chain against the edge table, all read in one snapshot of the database
         (repeatable read), so writers that go on meanwhile cannot make it disagree with itself. `retired`:
         the keys `key` replaced, oldest first."""
-        with self._transaction(lock=False) as cur:
+        with self._transaction(lock=False, reads=_VERIFY_LOCKS) as cur:
             return self._verify(cur, key, strict=strict, retired=retired)[0]
 
     def _policed(self) -> str:
@@ -1477,7 +1481,7 @@ class PostgresStore:
         """What `edges --copy-to` takes, read in one snapshot: the chain's verdict (`key`, and the `retired`
         keys before it, check the signed entries), the rows it compared (`_finish`), the store's origin, and the
         copies it holds (their `copy:` tokens)."""
-        with self._transaction(lock=False) as cur:
+        with self._transaction(lock=False, reads=_COPY_LOCKS) as cur:
             report, edges = self._verify(cur, key, retired=retired, ordered=True)
             if not report.intact:
                 return report, [], None, ()  # nothing is copied from a record that does not verify
@@ -1493,7 +1497,7 @@ class PostgresStore:
         `verify --integrity` reads it (SchemaUnclear otherwise): a stale copy found first is never listed in the
         store's stead. A writer's connection names its schema alone."""
         try:
-            with self._transaction() as cur:
+            with self._transaction(reads=_LIST_LOCKS) as cur:
                 if self._readonly:
                     unclear = self._schema(cur)[1]
                     if unclear is not None:
