@@ -3153,12 +3153,6 @@ _IGNORABLE = (
 )
 # dashes (Unicode's Pd: en dash, non-breaking hyphen ...; the minus sign and those NFKC makes it) read as '-'
 _DASHES = "\u058a\u05be\u1400\u1806\u2010\u2011\u2012\u2013\u2014\u2015\u2e17\u2e1a\u2e3a\u2e3b\u2e40\u2e5d\u301c\u3030\u30a0\ufe31\ufe32\ufe58\ufe63\uff0d\U00010ead\u2212\u207b\u208b"
-# dashes no number is written with, prose's (em dash, horizontal bar, two- and three-em dashes), where no digit is
-# before one: read as `--`, as ASCII writes one, so a card after it is read as after a double dash, as after a space
-# (`x —4111 1111 1111 1111`); read as `-`, a sign's, it was none, where `mask`, reading the dash as no sign in the text's
-# own form, masked it, and the record said less than the mask hid, until 2026-12-07. After a digit, `-`, as any dash
-# (`555—123—4567`). (The character first: `re` skips to it at C speed; the look-behind, two wide, reads the one before)
-_PROSE_DASH: Final = re.compile("[\u2014\u2015\u2e3a\u2e3b](?<!\\d.)")
 # full stops IDNA reads as '.' (ideographic, fullwidth, halfwidth ideographic, and the vertical form NFKC
 # makes ideographic)
 _STOPS = "\u3002\uff0e\uff61\ufe12"
@@ -3199,6 +3193,27 @@ _MARKS_ON_ASCII: Final = re.compile(f"(?<=[\x00-\x7f])[{_MARK_CLASS}]+")
 # each of them, for `str.lstrip` (`_read_end`)
 _MARK_CHARACTERS: Final = "".join(chr(code) for first, last in _MARK_RANGES for code in range(first, last + 1))
 
+# what the fold drops (`_FOLD`'s ignorable and control characters, `_bare`'s combining marks over an ASCII one), as one
+# class of `re`: read past, back from a prose dash, for the digit before it (`_PROSE_DASH`)
+_DROPPED_CLASS: Final = "".join(
+    f"{re.escape(chr(first))}-{re.escape(chr(last))}"
+    for first, last in (
+        *_IGNORABLE, (0x00, 0x08), (0x0E, 0x1F), (0x7F, 0x84), (0x86, 0x9F), *_MARK_RANGES,
+    )
+)  # fmt: skip
+# dashes no number is written with, prose's (em dash, horizontal bar, two- and three-em dashes), where no digit is
+# before one: read as `--`, as ASCII writes one, so a card after it is read as after a double dash, as after a space
+# (`x —4111 1111 1111 1111`); read as `-`, a sign's, it was none, where `mask`, reading the dash as no sign in the text's
+# own form, masked it, and the record said less than the mask hid, until 2026-12-07. After a digit, `-`, as any dash
+# (`555—123—4567`). (The character first: `re` skips to it at C speed; the look-behind, two wide, reads the one before)
+# A digit is before one as the fold reads it: past what the fold drops between them (`_DROPPED_CLASS`: a zero-width
+# space, a soft hyphen, a strikethrough's mark), as a model reads it; read from the dropped character alone, the dash
+# of `4111\u200b—1111—1111—1111` was `--` and the card none, to scan and to `mask`, where it was one before 2026-12-07
+# (`_PROSE_DASH_AFTER_DROPPED`, a dash after such a character: each read back, in a text holding one, few)
+_PROSE_DASH: Final = re.compile(f"[\u2014\u2015\u2e3a\u2e3b](?<![\\d{_DROPPED_CLASS}].)")
+_PROSE_DASH_AFTER_DROPPED: Final = re.compile(f"[\u2014\u2015\u2e3a\u2e3b](?<=[{_DROPPED_CLASS}].)")
+_DROPPED_ONE: Final = re.compile(f"[{_DROPPED_CLASS}]")
+
 
 def _bare(text: str) -> str:
     """`text` without the combining marks over its ASCII characters (`_MARKS`): a search at C speed first."""
@@ -3209,8 +3224,20 @@ def _prose_dashes(text: str) -> str:
     """`text` with prose's dashes no digit is before as `--` (`_PROSE_DASH`): four searches at C speed first (a text
     without one, most, costs 0.1 ms a MB so, where the pattern's search cost 5)."""
     if "\u2014" in text or "\u2015" in text or "\u2e3a" in text or "\u2e3b" in text:
-        return _PROSE_DASH.sub("--", text)
+        text = _PROSE_DASH.sub("--", text)
+        # (those left are after a digit or after what the fold drops: the second read only where one is left)
+        if "\u2014" in text or "\u2015" in text or "\u2e3a" in text or "\u2e3b" in text:
+            return _PROSE_DASH_AFTER_DROPPED.sub(_prose_dash_after_dropped, text)
     return text
+
+
+def _prose_dash_after_dropped(dash: re.Match[str]) -> str:
+    """A prose dash after what the fold drops (`_PROSE_DASH_AFTER_DROPPED`): `-` where a digit is before that, `--`
+    where none is."""
+    text, before = dash.string, dash.start() - 1
+    while before >= 0 and _DROPPED_ONE.match(text, before) is not None:
+        before -= 1
+    return "-" if before >= 0 and text[before].isdecimal() else "--"
 
 
 def _holds_any(text: str, marks: tuple[str, ...]) -> bool:
