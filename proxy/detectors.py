@@ -2561,7 +2561,11 @@ def _joined_ibans(t: _Text) -> Iterator[tuple[int, int]]:
 def _past_its_length(t: _Text, start: int, end: int) -> bool:
     """Whether a match of `_IBAN_JOINED` from `start` is longer than an IBAN of its country's split so: only then may
     the IBAN be in it (`_iban_ending`, read once for each head; read for each look-alike, `GB10-RZNL-6907-0293-1375-85`,
-    1 MB of them took twice main's 0.14 s to scan)."""
+    1 MB of them took twice main's 0.14 s to scan). None from a match at the text's first two characters, no head before
+    it (`27-6246-4673` in `27-6246-4673 GB94…`): its slice from a negative start was empty, read so, and compiled, mypyc
+    slices bytes from it as it stands, and the scan failed (SystemError, a negative size) until 2026-12-07."""
+    if start < 0:
+        return False
     length = _IBAN_LENGTHS.get(t.raw[start : start + 2].decode("latin-1").upper(), 0)
     return end - start > length + (length - 1) // 4
 
