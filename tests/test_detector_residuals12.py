@@ -195,3 +195,14 @@ def test_a_joined_run_at_the_texts_start_before_an_iban_head_is_read_compiled_to
     assert ALL.scan(text) == found
     masked = ALL.mask(text)
     assert all(f"[{label}]" in masked for label in found)
+
+
+@pytest.mark.parametrize("dash", ["\u2014", "\u2015", "\u2e3a"])
+def test_a_text_within_the_limit_with_prose_dashes_is_read_to_its_end(dash: str) -> None:
+    # review revdet12: each dash read as `--` is one character as it comes; counted as two against the limit, a
+    # request's text within it was `scan:truncated` and the card at its end none (base of 9c0aebd5: found)
+    body = (f"word {dash} " * (ALL.max_chars // 8))[: ALL.max_chars - 200]
+    text = f"{body} card 4111 1111 1111 1111 end"
+    assert len(text) < ALL.max_chars < len(body) + body.count(dash) + 30
+    assert ALL.scan(text) == {"pii:credit_card"}
+    assert ALL.scan_output(text) == {"pii:credit_card"}
