@@ -60,6 +60,9 @@ CASES: list[tuple[str, dict[str, Any], bool]] = [
     ("tgi json", {"response_format": {"type": "json", "value": HELD}}, True),  # TGI's chat API's
     ("tgi json text", {"response_format": {"type": "json", "value": json.dumps(HELD)}}, True),  # (TGI parses it)
     ("tgi json text without", {"response_format": {"type": "json", "value": json.dumps(NAMED)}}, False),
+    # (`json_object`: TGI's alias of `json`, its text parsed as well; until review revfields12 read as text alone)
+    ("tgi json_object text", {"response_format": {"type": "json_object", "value": json.dumps(HELD)}}, True),
+    ("tgi json_object text without", {"response_format": {"type": "json_object", "value": json.dumps(NAMED)}}, False),
     ("guided_json", {"guided_json": HELD}, True),
     ("guided_json text", {"guided_json": json.dumps(HELD)}, True),  # (vLLM takes a schema as JSON text too)
     ("structured json", {"structured_outputs": {"json": HELD}}, True),
@@ -230,11 +233,15 @@ def test_a_pattern_is_refused_before_the_vllm_like_server(
     [(HELD, True), (NAMED, False), (json.dumps(HELD), True), (json.dumps(NAMED), False)],
     ids=["pattern", "none", "pattern as text", "none as text"],
 )
-def test_a_tgi_json_grammar_holding_a_pattern_is_unread(schema: Any, unread: bool, tgi: Tgi, make_proxy: Any) -> None:
-    """TGI's `parameters.grammar` of type `json`, its schema an object or JSON text (TGI parses a string value: before
-    2026-12-07 such text was read as text alone, its `pattern` unread, and the call forwarded)."""
+@pytest.mark.parametrize("kind", ["json", "json_object"])
+def test_a_tgi_json_grammar_holding_a_pattern_is_unread(
+    schema: Any, unread: bool, kind: str, tgi: Tgi, make_proxy: Any
+) -> None:
+    """TGI's `parameters.grammar` of type `json` (or `json_object`, the alias TGI's serde reads as the same
+    `GrammarType::Json`), its schema an object or JSON text (TGI parses a string value: before 2026-12-07 such text was
+    read as text alone, its `pattern` unread, and the call forwarded; the alias's until review revfields12)."""
     proxy: ProxyHandle = make_proxy(CONFIG, UPSTREAM=tgi.url)
-    body = {"inputs": "Write it.", "parameters": {"grammar": {"type": "json", "value": schema}, "max_new_tokens": 8}}
+    body = {"inputs": "Write it.", "parameters": {"grammar": {"type": kind, "value": schema}, "max_new_tokens": 8}}
     reply = httpx.post(f"{proxy.url}/generate", json=body, headers={"x-purpose": "marketing"}, timeout=30)
     assert (reply.status_code == 403) is unread, reply.text
     assert (tgi.received == []) is unread

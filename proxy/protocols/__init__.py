@@ -1493,8 +1493,9 @@ def schema_program(value: Any) -> bool:
     one in an `enum` or a `default` too: an over-read, never an under-read. A property named `pattern` holds a schema,
     an object, not counted; nor one named `patternProperties` (`_NAMES`: a key there is a name, its value a schema,
     walked as one), which until 2026-12-07 was taken for the keyword, a tool with such a parameter unread. TGI's json
-    grammar whose `value` is the schema as JSON text (`{"type": "json", "value": "{...}"}`, which TGI parses) is read as
-    that schema (before 2026-12-07 its text alone: a `pattern` in it was read as text)."""
+    grammar whose `value` is the schema as JSON text (`{"type": "json", "value": "{...}"}`, or `"json_object"`, its
+    alias, which TGI parses) is read as that schema (before 2026-12-07 its text alone: a `pattern` in it was read as
+    text)."""
     if type(value) is str:
         if "pattern" not in value and "grammar" not in value and not ("\\u006" in value or "\\u007" in value):
             return False  # (in C: JSON text that cannot spell either key)
@@ -1516,7 +1517,9 @@ def schema_program(value: Any) -> bool:
                 kind = item.get("type")
                 if kind == "grammar" and (item.get("grammar") or item.get("definition")):
                     return True
-                if kind == "json" and type(item.get("value")) is str:  # TGI's json grammar, its schema as JSON text
+                # TGI's json grammar, its schema as JSON text (`json`, or its alias `json_object`: TGI's serde reads
+                # either as `GrammarType::Json`)
+                if kind in ("json", "json_object") and type(item.get("value")) is str:
                     try:
                         stack.append(orjson.loads(item["value"]))  # (TGI parses it: `Value::String(s) => from_str`)
                     except orjson.JSONDecodeError:
