@@ -89,3 +89,20 @@ def test_a_value_split_across_an_earlier_turns_parts_is_found(vllm, make_proxy, 
                                 extra_headers={"x-purpose": "ads"})  # fmt: skip
     assert "pii:email" in refused.value.message
     assert server.data_requests() == []
+
+
+@pytest.mark.parametrize("role", [{"author": {"role": "user"}}, {"role": "user"}], ids=["harmony", "chat"])
+def test_an_earlier_turns_part_without_text_parts_nothing(role: dict[str, Any]) -> None:
+    """vLLM makes every part of an earlier turn Harmony text, `part.get("text", "")`, whatever its type: an image part
+    between two halves is an empty text, the halves written one after another, and a part typed other than `text`
+    (`input_text`) is its text (review revfields12: pinned, untested before; a part read as a message's is, an image
+    taken for a break, would part them)."""
+    content = [
+        {"type": "input_text", "text": "write to ana@exa"},
+        {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}},
+        {"type": "text", "text": "mple.org today"},
+    ]
+    body = orjson.dumps(
+        {"model": "m", "input": "and again?", "previous_input_messages": [{**role, "content": content}]}
+    )
+    assert ("write to ana@exa", "", "mple.org today") in read_request("responses", body).joined
