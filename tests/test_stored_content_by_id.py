@@ -61,6 +61,9 @@ def _chat_after_audio(client: openai.OpenAI, purpose: str) -> Any:
 
 
 MCP_SERVER: Any = {"type": "url", "url": "https://calendar.example/mcp", "name": "calendar"}
+VECTOR_SEARCH: Any = {"type": "file_search", "vector_store_ids": ["vs_1"]}
+TURN: Any = {"role": "user", "content": "Summarise it"}
+MCP_TOOL: Any = {"type": "mcp", "server_label": "crm", "server_url": "https://crm.example/mcp"}
 CALLS = {
     "chat file part by id": lambda client, purpose: _chat(
         client, {"type": "file", "file": {"file_id": "file-1"}}, purpose
@@ -133,6 +136,14 @@ CALLS = {
     ),
     "responses stored prompt": lambda client, purpose: _responses(
         client, {"prompt": {"id": "pmpt_1", "variables": {"topic": "billing"}}}, purpose
+    ),
+    # such tools given in an input item (a developer's `additional_tools`, a tool search's `tool_search_output`), not in
+    # `tools`: until review revfields12 read as their text alone, the call unlabelled
+    "responses additional file search": lambda client, purpose: _responses(
+        client, {"input": [{"type": "additional_tools", "role": "developer", "tools": [VECTOR_SEARCH]}, TURN]}, purpose
+    ),
+    "responses tool search output mcp": lambda client, purpose: _responses(
+        client, {"input": [TURN, {"type": "tool_search_output", "call_id": "ts1", "tools": [MCP_TOOL]}]}, purpose
     ),
 }
 
@@ -221,3 +232,50 @@ def test_messages_mcp_servers_are_unread(vllm, make_proxy, servers, unread) -> N
         assert server.data_requests() == []
     finally:
         client.close()
+
+
+HELD_TOOL: Any = {
+    "type": "function",
+    "name": "send",
+    "parameters": {"type": "object", "properties": {"to": {"type": "string", "pattern": "^alice\\x40example\\.com$"}}},
+}
+
+
+@pytest.mark.parametrize(
+    ("item", "choice", "unread"),
+    [
+        ({"type": "additional_tools", "role": "developer", "tools": [VECTOR_SEARCH]}, None, True),
+        ({"type": "additional_tools", "role": "developer", "tools": [VECTOR_SEARCH]}, "none", False),
+        ({"type": "tool_search_output", "tools": [MCP_TOOL]}, "none", True),  # (listed into the context first)
+        ({"type": "additional_tools", "role": "developer", "tools": [HELD_TOOL]}, None, True),
+        (
+            {"type": "tool_search_output", "tools": [{"type": "namespace", "name": "n", "tools": [HELD_TOOL]}]},
+            None,
+            True,
+        ),
+        ({"type": "additional_tools", "role": "developer", "tools": [HELD_TOOL]}, "none", False),
+        ({"type": "additional_tools", "role": "developer", "tools": [{**HELD_TOOL, "parameters": {}}]}, None, False),
+        ({"type": ["additional_tools"], "tools": [MCP_TOOL]}, None, False),  # (no API's type: not raised at)
+    ],
+    ids=[
+        "file search",
+        "file search, no call",
+        "mcp, no call",
+        "pattern",
+        "pattern in a namespace",
+        "pattern, no call",
+        "function",
+        "type a list",
+    ],
+)
+def test_tools_given_in_an_input_item_are_read_as_the_calls_own(item: Any, choice: Any, unread: bool) -> None:
+    """OpenAI's `additional_tools` input item (a developer's tools, available from that item on) and `tool_search_output`
+    (the tools a tool search loaded) give the model tools as `tools` does: one reading stored content (a file search
+    over vector stores, an MCP server), or whose schema holds a `pattern` the server holds a call's arguments to, is
+    unread, `scan:truncated`, as the request's own would be (review revfields12: before, read as their text alone)."""
+    from proxy.protocols.openai import read_request
+
+    body: dict[str, Any] = {"model": "m", "input": [item, {"role": "user", "content": "go on"}]}
+    if choice is not None:
+        body["tool_choice"] = choice
+    assert read_request("responses", orjson.dumps(body)).unscanned is unread

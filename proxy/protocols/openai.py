@@ -43,6 +43,7 @@ from proxy.protocols import (
     reply_json,
     request_json_as_utf8,
     request_strings,
+    schema_program,
     token_ids,
     unescaped,
     unread_output,
@@ -279,6 +280,8 @@ def read_request(operation: str, body: bytes) -> Request:
             if b'"output"' in body or _BACKSLASH in body:  # (in C: a key `output`, or one spelt with an escape)
                 joined, all_joined = output_runs(items, joined)  # (a tool call's output given as parts, run together)
                 whole = all_joined and whole
+            if b"additional_tools" in body or b"tool_search_output" in body or _BACKSLASH in body:  # (in C: most none)
+                whole = whole and not _input_tools_unread(items, data.get("tool_choice"))
         if "previous_input_messages" in data:  # (vLLM's earlier turns given whole: its parts run together too)
             earlier = data["previous_input_messages"]
             if type(earlier) is list:
@@ -467,6 +470,22 @@ def _tools_read_unseen(tools: Any, choice: Any) -> bool:
 
 # the Responses API's tools that read the model content stored or fetched by the server (`_tools_read_unseen`)
 _TOOLS_READING: Final = frozenset({"file_search", "code_interpreter", "mcp"})
+
+
+def _input_tools_unread(items: list[Any], choice: Any) -> bool:
+    """Whether a Responses input item gives the model tools (`additional_tools`, a developer's tools made available
+    from that item on; `tool_search_output`, the tools a tool search loaded) that read it content the proxy never sees
+    (`_tools_read_unseen`), or whose schemas the server holds a call's arguments to hold a `pattern` or a grammar
+    (`schema_program`, unless the tool choice calls none), as the request's own `tools` are read. Before review
+    revfields12 such tools were read as their text alone, and the call went to the model unlabelled."""
+    for item in items:
+        kind = item.get("type") if type(item) is dict else None
+        if kind != "additional_tools" and kind != "tool_search_output":  # (a hostile `type` may be a list: compared)
+            continue
+        tools = item.get("tools")
+        if _tools_read_unseen(tools, choice) or (choice != "none" and schema_program(tools)):
+            return True
+    return False
 
 
 def _stored_audio(messages: Any) -> bool:
