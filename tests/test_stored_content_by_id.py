@@ -63,6 +63,8 @@ def _chat_after_audio(client: openai.OpenAI, purpose: str) -> Any:
 MCP_SERVER: Any = {"type": "url", "url": "https://calendar.example/mcp", "name": "calendar"}
 VECTOR_SEARCH: Any = {"type": "file_search", "vector_store_ids": ["vs_1"]}
 TURN: Any = {"role": "user", "content": "Summarise it"}
+SKILL: Any = {"type": "skill_reference", "skill_id": "skill_1"}
+SHELL_SKILL: Any = {"type": "shell", "environment": {"type": "container_auto", "skills": [SKILL]}}
 MCP_TOOL: Any = {"type": "mcp", "server_label": "crm", "server_url": "https://crm.example/mcp"}
 CALLS = {
     "chat file part by id": lambda client, purpose: _chat(
@@ -142,6 +144,20 @@ CALLS = {
     "responses additional file search": lambda client, purpose: _responses(
         client, {"input": [{"type": "additional_tools", "role": "developer", "tools": [VECTOR_SEARCH]}, TURN]}, purpose
     ),
+    # a hosted shell whose container holds files or skills (stored, named by id): until review revfields12 unlabelled
+    "responses shell with files": lambda client, purpose: _responses(
+        client,
+        {"tools": [{"type": "shell", "environment": {"type": "container_auto", "file_ids": ["file-1"]}}]},
+        purpose,
+    ),
+    "responses shell container by id": lambda client, purpose: _responses(
+        client,
+        {"tools": [{"type": "shell", "environment": {"type": "container_reference", "container_id": "cntr_1"}}]},
+        purpose,
+    ),
+    "responses shell skill": lambda client, purpose: _responses(
+        client, {"tools": [SHELL_SKILL], "tool_choice": "none"}, purpose
+    ),
     "responses tool search output mcp": lambda client, purpose: _responses(
         client, {"input": [TURN, {"type": "tool_search_output", "call_id": "ts1", "tools": [MCP_TOOL]}]}, purpose
     ),
@@ -185,8 +201,29 @@ def test_a_file_sent_whole_and_a_prompt_without_an_id_are_read_as_before(vllm, m
             "tool_choice": "none",
         },
         {"tools": [{"type": "web_search"}, {"type": "function", "name": "f", "parameters": {"type": "object"}}]},
+        {"tools": [{"type": "shell", "environment": {"type": "container_auto"}}]},
+        {
+            "tools": [{"type": "shell", "environment": {"type": "container_auto", "file_ids": ["file-1"]}}],
+            "tool_choice": "none",
+        },
+        {
+            "tools": [
+                {
+                    "type": "shell",
+                    "environment": {"type": "local", "skills": [{"name": "n", "description": "d", "path": "p"}]},
+                }
+            ]
+        },
     ],
-    ids=["file search, no call", "code interpreter without files", "code interpreter, no call", "web search, function"],
+    ids=[
+        "file search, no call",
+        "code interpreter without files",
+        "code interpreter, no call",
+        "web search, function",
+        "shell without files",
+        "shell, no call",
+        "local shell with skills",
+    ],
 )
 def test_tools_that_read_nothing_stored_are_read_as_before(vllm, make_proxy, tools) -> None:  # type: ignore[no-untyped-def]
     """A tool the choice cannot call, a container holding no files, a web search (public pages, not stored content)

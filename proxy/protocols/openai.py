@@ -446,8 +446,9 @@ def _tools_read_unseen(tools: Any, choice: Any) -> bool:
     `code_interpreter` whose container holds files (its `file_ids`, or a container named by id, which keeps the files
     of earlier calls), unless the tool choice calls none; and an `mcp` tool (a `server_url`, a `connector_id`: the
     server lists the tools there into the model's context, and calls them, their results read to the model; vLLM's
-    tool server too, by `server_label`), whatever the choice, as the listing comes first. Before 2026-12-07 their text
-    alone was read, and such a call went to the model unlabelled."""
+    tool server too, by `server_label`), whatever the choice, as the listing comes first; a `shell` whose hosted
+    container holds files or skills (`_shell_reads_unseen`). Before 2026-12-07 their text alone was read, and such a
+    call went to the model unlabelled."""
     if type(tools) is not list:
         return False
     for tool in tools:
@@ -456,6 +457,10 @@ def _tools_read_unseen(tools: Any, choice: Any) -> bool:
             continue
         if kind == "mcp":
             return True
+        if kind == "shell":  # (OpenAI's hosted shell: a container as code_interpreter's, or skills)
+            if _shell_reads_unseen(tool.get("environment"), choice):
+                return True
+            continue
         if choice == "none":
             continue
         if kind == "file_search":
@@ -469,7 +474,23 @@ def _tools_read_unseen(tools: Any, choice: Any) -> bool:
 
 
 # the Responses API's tools that read the model content stored or fetched by the server (`_tools_read_unseen`)
-_TOOLS_READING: Final = frozenset({"file_search", "code_interpreter", "mcp"})
+_TOOLS_READING: Final = frozenset({"file_search", "code_interpreter", "mcp", "shell"})
+
+
+def _shell_reads_unseen(environment: Any, choice: Any) -> bool:
+    """Whether a Responses `shell` tool's environment reads the model content the proxy never sees: a hosted container
+    holding files (`container_auto`'s `file_ids`, or one named by id, `container_reference`), as a `code_interpreter`'s,
+    unless the tool choice calls none; or skills there (`skills`: one the server stores, named by id, a
+    `skill_reference`, or a ZIP sent inline), whose instructions the server lists into the model's context, whatever
+    the choice. A `local` environment's commands run on the caller's side, their results read in a later call."""
+    if type(environment) is not dict:
+        return False
+    kind = environment.get("type")
+    if kind == "local":
+        return False
+    if environment.get("skills"):
+        return True
+    return choice != "none" and (kind == "container_reference" or bool(environment.get("file_ids")))
 
 
 def _input_tools_unread(items: list[Any], choice: Any) -> bool:
