@@ -1318,9 +1318,13 @@ class HttpConnection(asyncio.Protocol):
                 return
             # a head late (limits.header_timeout_s): its client may be sending still, and may not have read the answer
             # before it (pipelined): the connection lingers (`_close`), what comes dropped. Before 2026-12-07 it closed
-            # outright, and bytes sent after the close reset it, that answer lost if not yet read
+            # outright, and bytes sent after the close reset it, that answer lost if not yet read. The late head is no
+            # call (as before): let go, not recorded as one the drain cut when the drain comes while the connection
+            # lingers (`shutdown`, `HttpServer.shutdown`; review revwire12: it was, `drain_timeout`, counted in
+            # `heads_cut`)
             self._broken = True
             self._behind = False
+            self.parsing = None
             self._close()
             _wake(self._wake)  # (the serve loop ends)
 

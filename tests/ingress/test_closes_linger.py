@@ -266,3 +266,39 @@ def test_the_openai_sdk_closing_after_its_answer_ends_the_lingering_at_once(  # 
         loop_thread.run(proxy.process.stop())  # the drain: an idle connection, closed outright
         assert conn._lingering is None and conn.lost
         assert time.monotonic() - started < LINGER_S
+
+
+@pytest.mark.parametrize("loop_name", LOOPS)
+@pytest.mark.parametrize("drain", ["at-once", "after-the-rest"])
+def test_a_head_late_behind_an_answer_is_not_recorded_when_the_drain_comes_while_it_lingers(
+    loop_name: str, drain: str
+) -> None:
+    """A head whose header timeout passed is no call (nothing of it recorded: the connection closed on a client too
+    slow), whether the connection closed outright (before 2026-12-07) or lingers: a SIGTERM drain that comes while it
+    lingers, the rest of that head come or not, does not record it `drain_timeout`, a head the drain cut (review
+    revwire12: it did, from the drain's `shutdown` and its end, and counted it in `heads_cut`)."""
+
+    async def main() -> None:
+        served = Served(Limits(header_timeout_s=0.3, idle_timeout_s=30.0))
+        sock = await served.start()
+        loop = asyncio.get_running_loop()
+        await loop.sock_sendall(sock, b"GET /big HTTP/1.1\r\nHost: x\r\n\r\nGET /late HTTP/1.1\r\nHo")
+        conn = await served.connection()
+        transport = conn.transport
+        assert transport is not None
+        # read until the header timeout passed (the rest of the answer unread: the proxy holds its tail)
+        got = await _read_until(sock, lambda: transport.is_closing() or conn._lingering is not None)
+        if drain == "after-the-rest":
+            await loop.sock_sendall(sock, b"st: x\r\n\r\n")
+        draining = loop.create_task(served.server.shutdown(0.2 if drain == "at-once" else 20.0))
+        await asyncio.sleep(0.3)  # (at-once: the drain's time ends while the client has not read the answer)
+        if drain == "after-the-rest":
+            got += await _read_to_end(sock)
+            assert _body(got) == BIG
+        sock.close()
+        await asyncio.wait_for(draining, 10)
+        assert served.unserved == []
+        assert served.server.heads_cut == 0
+        served.listening.close()
+
+    _run(loop_name, main)
