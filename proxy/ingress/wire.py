@@ -70,7 +70,9 @@ SEND_TIMEOUT_S: Final = 60.0  # a client that reads nothing of its reply this lo
 LINGER_S: Final = 2.0  # how long a connection closed on a client still sending reads and drops its bytes
 PIPELINE_DEPTH: Final = 8  # parsed requests waiting to be served before reading pauses
 # request bytes a TLS connection reads on, unparsed, while its reading is paused (`_Held`), so a client's close_notify
-# behind them is heard; past them its transport pauses, and the TCP state tells its leaving (`hear_leaving`)
+# behind them is heard; past them its transport pauses (the read that passes them kept whole: its TLS layer hands over
+# what one read of its socket brought, up to 256 KiB, at once; 80-96 KiB held so seen, review revwire12), and the TCP
+# state tells its leaving (`hear_leaving`)
 HELD_BYTES: Final = 65536
 # a socket's TCP state (`struct tcp_info`'s first byte, Linux): the client's FIN or reset came, whatever it sent before
 # is still unread (TCP_CLOSE_WAIT, TCP_CLOSE); 0 where the platform has no TCP_INFO
@@ -159,7 +161,7 @@ class RequestFields:
 
 class _Held(asyncio.Protocol):
     """What a TLS connection's transport hands what it reads to while the connection's reading is paused
-    (`HttpConnection._pause`): its bytes kept unparsed, HELD_BYTES at most (then the transport pauses), read when
+    (`HttpConnection._pause`): its bytes kept unparsed, until past HELD_BYTES (then the transport pauses), read when
     reading goes on (`HttpConnection._resume`); the rest of its events are the connection's. So its TLS layer reads
     on, and a client's close_notify is heard (its transport closes on it, `connection_lost`)."""
 
@@ -437,7 +439,7 @@ class HttpConnection(asyncio.Protocol):
 
     def _pause(self) -> None:
         """Reading pauses while PIPELINE_DEPTH requests queue up unserved. A TLS connection reads on, its bytes held
-        unparsed (`_Held`, HELD_BYTES at most, then its transport pauses), so a client that leaves is heard of: a
+        unparsed (`_Held`, until past HELD_BYTES, then its transport pauses), so a client that leaves is heard of: a
         TLS transport paused decrypts nothing, and a client's close_notify behind the bytes it holds went unheard until
         its FIN, which an asyncio client sends up to 30 s later, waiting for the proxy's close_notify (its
         ssl_shutdown_timeout); the upstream's call ran on for a client gone (before 2026-12-07). A plain connection's

@@ -4,7 +4,7 @@ call being served is cancelled, its upstream's with it, those queued recorded un
 decrypts nothing, so a client's close_notify behind the bytes unread went unheard until its FIN, and an asyncio client
 (its streams' `close`) sends that FIN only once the proxy's close_notify came, or its ssl_shutdown_timeout (30 s)
 passed: before 2026-12-07 the held call ran on, for 30 s or for good. Now a paused TLS connection reads on, its bytes
-held unparsed (HELD_BYTES at most, `_Held`), and what it held is read when reading goes on. Real certificates, the
+held unparsed (until past HELD_BYTES, `_Held`), and what it held is read when reading goes on. Real certificates, the
 ssl module's client (asyncio streams, and an SSLSocket's unwrap for a close_notify with no FIN), on both event
 loops."""
 
