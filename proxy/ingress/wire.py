@@ -15,9 +15,10 @@ Sockets and bytes only; what a request means is the handler's business (`http.py
 - back-pressure both ways: reading pauses while requests queue up unserved (a TLS connection reads on, holding up to
   `HELD_BYTES` unparsed, so a client's close_notify is heard), and the handler's writes wait while the client is not
   reading (`drain`);
-- a connection that closes right after an answer, or on a head late behind one, shuts its writing side and reads on,
-  dropping what comes, until its client closes (at most `LINGER_S`): bytes left unread would reset it, and the client
-  lose what of the answer it had not read (RFC 9112 §9.6); an idle one closes outright;
+- a connection that closes right after the drain's answer, or on a head late behind one, shuts its writing side and
+  reads on, dropping what comes, until its client closes (at most `LINGER_S`): bytes left unread would reset it, and
+  the client lose what of the answer it had not read (RFC 9112 §9.6); an idle one, or one whose request closed it
+  (its client sends no more), closes outright;
 - a client that leaves cancels its request's handler, which is how the upstream hears of it;
 - past `limits.max_connections`, a new connection's first request gets 503 `overloaded` and the
   connection is closed, so the calls in flight keep their file descriptors;
@@ -1081,13 +1082,18 @@ class HttpConnection(asyncio.Protocol):
             # was given back by `_unserved`: before 2026-12-05 the rest of it was counted again, for the process's life)
             self._broken = True
             self._upgrade_body = None
-        if answered and not self._broken:
-            # the connection closes right after an answer (its request said `Connection: close`, or was HTTP/1.0; the
-            # drain's, SIGTERM): it lingers, what comes dropped unread (RFC 9112 §9.6), as after a refusal. Before
-            # 2026-12-07 it closed outright: bytes the client sent after its request (one pipelined behind it, or the
-            # next, sent as the answer went out) reset the connection, and what of that answer the client had not yet
-            # read was lost to the reset (a slow reader of a large reply: ECONNRESET part-way). Not when it closes while
-            # waiting for a request (the drain's close of an idle connection): nothing is owed there
+        if answered and not self._broken and self.draining:
+            # the connection closes right after the drain's answer (SIGTERM): it lingers, what comes dropped unread (RFC
+            # 9112 §9.6), as after a refusal. Before 2026-12-07 it closed outright: bytes its client sent after its
+            # request (one pipelined behind it, or the next, sent as the answer went out) reset the connection, and what
+            # of that answer the client had not yet read was lost to the reset (a slow reader of a large reply:
+            # ECONNRESET part-way). Not when it closes while waiting for a request (the drain's close of an idle
+            # connection): nothing is owed there. Nor after a request that closed it itself (`Connection: close`,
+            # HTTP/1.0): its client sends no more (it MUST NOT, RFC 9112 §9.6; what it sent with it is read, `_closes`,
+            # and the connection lingers), and closes once it has read the answer: lingering for that close held the
+            # connection's slot (limits.max_connections) a round trip longer, and clients that connect anew for each
+            # call got 503 at the cap (review revwire12, h-wire12: 88 of 2,800 calls with 4 clients at a cap of 4),
+            # and cost each such call 12.4-13.1k instructions more
             self._broken = True
         self._close()
         if self.closed.done():  # its socket closed already (else `connection_lost`, to come)
