@@ -95,7 +95,8 @@ def share(directory: str) -> None:
 
 LOG_LINES_DROPPED = _P + "log_lines_dropped_total"
 LOG_LINES_DROPPED_HELP = ("Log lines dropped because stderr took none (nothing read it) while a process held "
-                          "logs.BUFFER_BYTES of lines for it, or refused their write (a full disk, its reader gone).")  # fmt: skip
+                          "logs.BUFFER_BYTES of lines for it, or refused their write (a full disk, "
+                          "its reader gone).")  # fmt: skip
 # a worker's exit, as `lineage_proxy_worker_restarts_total{reason}` names it: the signal that ended it in lower case
 # (`sigkill`: the OOM killer, or `kill -9`), or `exit` (it ended itself). These are exposed from the start, at 0.
 # stalled: its loop did not turn (`workers.Watchdog`); start_stalled: its start did not say it serves in time

@@ -1430,10 +1430,10 @@ class PostgresStore:
         """The schema whose lineage tables this connection reads (its search_path decides, as for a writer: the
         first schema on it that holds each), and why that is not certain, if it is not: the tables it reads
         are in more than one schema (`applied` too: an empty one found first hid the copies a store holds from
-        `edges --copy-to`, which copied a store back into one it held a copy of), or another schema on the search path holds an edges and a chain table too (a copy
-        of the store an auditor's search_path finds first, say a schema named as the role, `"$user"`, ahead
-        of `public` by default, would be verified in the store's stead, intact and stale). Read from
-        pg_catalog by name, as `_oddities` is."""
+        `edges --copy-to`, which copied a store back into one it held a copy of), or another schema on the
+        search path holds an edges and a chain table too (a copy of the store an auditor's search_path finds
+        first, say a schema named as the role, `"$user"`, ahead of `public` by default, would be verified in
+        the store's stead, intact and stale). Read from pg_catalog by name, as `_oddities` is."""
         cur.execute("""
             SELECT n.nspname::pg_catalog.text, c.relname::pg_catalog.text,
                    c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(pg_catalog.quote_ident(c.relname))
