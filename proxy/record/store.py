@@ -340,9 +340,8 @@ _BESIDE: Final = ("-journal", "-wal", "-shm")  # the files SQLite opens beside a
 def special_beside(path: str) -> tuple[str, str] | None:
     """A file SQLite opens beside the database `path` (its -journal, -wal or -shm, named after the path and after the
     file a link names) that is no file, and what it is in words (`special_file`); None when each is a file or is not
-    there. A `-journal` that is a
-    FIFO hung `verify`, `edges`, `report` and `serve` as the store's own file did: SQLite opens it, to see whether it
-    is a journal to roll back, before it reads the store."""
+    there. A `-journal` that is a FIFO hung `verify`, `edges`, `report` and `serve` as the store's own file did:
+    SQLite opens it, to see whether it is a journal to roll back, before it reads the store."""
     for name in dict.fromkeys(f"{base}{end}" for base in (path, os.path.realpath(path)) for end in _BESIDE):
         kind = special_file(name)
         if kind is not None:
