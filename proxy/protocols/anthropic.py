@@ -18,6 +18,7 @@ from proxy.protocols import (
     Header,
     Request,
     Target,
+    file_text,
     join_text_parts,
     load_request_json,
     named_as_fields,
@@ -61,6 +62,7 @@ _MESSAGE_NAMED: Final = frozenset({"role", "content"})
 _BLOCK_NAMED: Final = frozenset({"type", "text", "citations", "source", "id", "name", "input", "tool_use_id", "content",
                                  "is_error", "thinking", "signature"})  # fmt: skip
 _SOURCE_NAMED: Final = frozenset({"type", "media_type", "data", "url"})
+_ESCAPE: Final = b"\\u"  # (a JSON escape: the one way to spell `source`, `container` or `document` otherwise)
 _NONE: Final[frozenset[str]] = frozenset()
 _CONTENT: Final = frozenset({"content"})  # (a message's blocks)
 # (a message's blocks: `ContentBlock`s, their sources within; a block's source: an `ImageSource`)
@@ -94,10 +96,85 @@ def read_request(body: bytes, operation: str = "chat") -> Request:
     # them, their results read to the model: content the proxy never sees, as an OpenAI `mcp` tool's (before 2026-12-07
     # their URLs and names alone were read, the call unlabelled)
     whole = whole and not data.get("mcp_servers")
+    # a container kept by the server (its id) or skills loaded into it (`_container_unread`), and a message's content
+    # the server reads from a file, a URL or a PDF (`_blocks_unread`): looked for only in a body spelling a `container`
+    # or a block's `source` (a document has one), or a `\u` escape (a key or a type spelt with one), searched in C: most
+    # calls hold none. A request already cut short is not looked through again (its blocks may be millions)
+    if whole and (b'"source"' in body or b"container" in body or _ESCAPE in body):
+        whole = not (
+            ("container" in data and _container_unread(data["container"], data.get("tool_choice")))
+            or _blocks_unread(data["messages"], texts)
+        )
     # (its tools' schemas' `pattern`s; its `{"type": "none"}` calls no tool)
     whole = whole and (GRAMMARS.isdisjoint(data) or not own_grammar(data, body, typed_choice=True))
     return Request(model, operation, stream, tuple(texts), tuple(params), unscanned=not whole,
                    joined=joined, decoded=unescaped(body, texts, reprinted))  # fmt: skip
+
+
+def _container_unread(container: Any, choice: Any) -> bool:
+    """Whether a call's `container` (Anthropic's code execution's) holds what the model reads and the proxy never sees:
+    one named by id (a string, or `{"id": ...}`), which keeps the files of earlier calls, unless the tool choice calls
+    none (`{"type": "none"}`); or skills loaded into it (`skills`), whose instructions Anthropic lists into the model's
+    context, whatever the choice: as a Responses `shell` tool's container (`openai._shell_reads_unseen`). Before
+    2026-12-07 its id alone was read, and the call forwarded unlabelled."""
+    if type(container) is dict:
+        if container.get("skills"):
+            return True
+        container = container.get("id")
+    called = not (type(choice) is dict and choice.get("type") == "none")
+    return called and type(container) is str and bool(container)
+
+
+def _blocks_unread(messages: list[Any], texts: list[str]) -> bool:
+    """Whether a message's content blocks (and a tool result's, a fetched page's) hold a file the server reads to the
+    model and the proxy cannot (`_block_unread`), as an OpenAI `input_file` by id or URL or a PDF sent whole; a document
+    sent as base64 text is read, decoded, into `texts`, as an OpenAI file's `file_data` is (`file_text`)."""
+    for message in messages:
+        content = message.get("content") if type(message) is dict else None
+        if type(content) is list:
+            for block in content:
+                if type(block) is dict and _block_unread(block, texts):
+                    return True
+    return False
+
+
+def _block_unread(block: dict[str, Any], texts: list[str]) -> bool:
+    """A `document` whose source is a PDF sent whole (`base64`, a media type not text), a `url` or a `file` (by id), or
+    one of a source the proxy does not know (fail-safe: the API would take it only as a file), or none; a
+    `container_upload` (a file put into the code execution's container, by id); such a block in a tool result's content
+    or a web fetch's result (the page it fetched, a document). A `text` or `content` source is read where it stands
+    (`user_strings`); an image is not read, nor labelled (the README's images rule). Before 2026-12-07 each was
+    forwarded unread and unlabelled: vLLM and llama.cpp drop a document, but Anthropic's API reads it to the model."""
+    kind = block.get("type")
+    if kind == "document":
+        source = block.get("source")
+        if type(source) is not dict:
+            return True
+        given = source.get("type")
+        if given == "text" or given == "content":
+            return False
+        if given != "base64":
+            return True
+        media = source.get("media_type")
+        data = source.get("data")
+        if type(media) is not str or not media.lower().startswith("text/") or type(data) is not str:
+            return True
+        read = file_text(data)  # (a text file as base64: read decoded, as an OpenAI file's `file_data`)
+        if read is None:
+            return True
+        if read[0]:
+            texts.append(read[0])
+        return not read[1]
+    if kind == "container_upload":
+        return True
+    if kind == "tool_result":
+        inner = block.get("content")
+        return type(inner) is list and any(type(b) is dict and _block_unread(b, texts) for b in inner)
+    if kind == "web_fetch_tool_result":
+        result = block.get("content")
+        document = result.get("content") if type(result) is dict else None
+        return type(document) is dict and _block_unread(document, texts)
+    return False
 
 
 # blocks of the model's thinking: beside the content (`OutputText.aside`; redacted thinking is encrypted)

@@ -1,0 +1,181 @@
+"""Anthropic content the proxy cannot read is `scan:truncated`, as OpenAI's is (tests/test_stored_content_by_id.py): a
+`document` whose source is a PDF sent whole (`base64`), a `url` or a `file` (by id), in a message, a tool result or a
+web fetch's result; a `container_upload` (a file put into code execution's container); a `container` named by id
+(unless the tool choice calls none) or holding skills. Before 2026-12-07 each was forwarded unread and unlabelled, for
+any purpose: vLLM and llama.cpp drop a document, but Anthropic's own API reads it to the model. A text document (a
+`text` or `content` source, or base64 of a text file) is read; images are not read, nor labelled (README)."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import anthropic
+import orjson
+import pytest
+
+from proxy.protocols.anthropic import read_request
+from tests.configs import ONE_UPSTREAM
+from tests.servers.vllm_like import SERVED
+
+CONFIG = (
+    ONE_UPSTREAM
+    + """
+zones:
+  - name: unread
+    labels: [scan:truncated]
+    allow_purposes: [assistant]
+  - name: pii
+    labels: [pii:email]
+    allow_purposes: [assistant]
+detectors: [email]
+"""
+)
+
+ASK: Any = {"type": "text", "text": "Summarise it"}
+PDF = base64.b64encode(b"%PDF-1.7\n1 0 obj << >> endobj\n%%EOF\n").decode()
+PDF_DOC: Any = {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": PDF}}
+URL_DOC: Any = {"type": "document", "source": {"type": "url", "url": "https://example.com/a.pdf"}}
+FILE_DOC: Any = {"type": "document", "source": {"type": "file", "file_id": "file_011"}}
+UPLOAD: Any = {"type": "container_upload", "file_id": "file_011"}
+TEXT_DOC: Any = {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "notes"}}
+CONTENT_DOC: Any = {"type": "document", "source": {"type": "content", "content": [ASK]}}
+IMAGE: Any = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}
+IMAGE_URL: Any = {"type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}}
+IMAGE_FILE: Any = {"type": "image", "source": {"type": "file", "file_id": "file_012"}}
+SEARCH: Any = {"type": "search_result", "source": "https://example.com", "title": "t", "content": [ASK]}
+CODE_EXECUTION: Any = [{"type": "code_execution_20250825", "name": "code_execution"}]
+SKILL: Any = {"type": "anthropic", "skill_id": "pptx", "version": "latest"}
+
+
+def _in_tool_result(*blocks: Any) -> Any:
+    return [
+        {"role": "user", "content": "Read a.pdf"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "read", "input": {"p": "a.pdf"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": [ASK, *blocks]}]},
+    ]
+
+
+def _user(*blocks: Any) -> Any:
+    return [{"role": "user", "content": [ASK, *blocks]}]
+
+
+FETCHED: Any = [
+    {"role": "user", "content": "Fetch https://example.com/a.pdf"},
+    {
+        "role": "assistant",
+        "content": [
+            {"type": "server_tool_use", "id": "s1", "name": "web_fetch", "input": {"url": "https://example.com/a.pdf"}},
+            {
+                "type": "web_fetch_tool_result",
+                "tool_use_id": "s1",
+                "content": {"type": "web_fetch_result", "url": "https://example.com/a.pdf", "content": PDF_DOC},
+            },
+        ],
+    },
+    {"role": "user", "content": "Summarise it"},
+]
+
+UNREAD: dict[str, dict[str, Any]] = {
+    "pdf document": {"messages": _user(PDF_DOC)},
+    "url document": {"messages": _user(URL_DOC)},
+    "file document": {"messages": _user(FILE_DOC)},
+    "container upload": {"messages": _user(UPLOAD), "tools": CODE_EXECUTION},
+    "pdf in a tool result": {"messages": _in_tool_result(PDF_DOC)},
+    "file in a tool result": {"messages": _in_tool_result(FILE_DOC)},
+    "pdf a web fetch read": {"messages": FETCHED},
+    "container by id": {"messages": _user(), "container": "container_011", "tools": CODE_EXECUTION},
+    "container skills": {"messages": _user(), "container": {"skills": [SKILL]}, "tools": CODE_EXECUTION},
+    "container skills, no call": {
+        "messages": _user(),
+        "container": {"id": None, "skills": [SKILL]},
+        "tool_choice": {"type": "none"},
+    },
+}
+
+READ: dict[str, dict[str, Any]] = {
+    "images and text documents": {
+        "messages": _user(IMAGE, IMAGE_URL, IMAGE_FILE, TEXT_DOC, CONTENT_DOC, SEARCH),
+        "system": [{"type": "text", "text": "Be brief"}],
+    },
+    "text documents in a tool result": {"messages": _in_tool_result(TEXT_DOC, IMAGE, SEARCH)},
+    "container by id, no call": {
+        "messages": _user(),
+        "container": "container_011",
+        "tools": CODE_EXECUTION,
+        "tool_choice": {"type": "none"},
+    },
+    "container without skills": {"messages": _user(), "container": {"id": None, "skills": []}},
+}
+
+
+def _call(client: anthropic.Anthropic, given: dict[str, Any], purpose: str) -> Any:
+    return client.beta.messages.with_raw_response.create(
+        model=SERVED, max_tokens=8, extra_headers={"x-purpose": purpose}, **given
+    )
+
+
+@pytest.mark.parametrize("case", list(UNREAD))
+def test_content_the_server_reads_unseen_is_unread(vllm, make_proxy, case) -> None:  # type: ignore[no-untyped-def]
+    """Through the real `anthropic` SDK (its beta Messages route, which carries every block named here): refused (403)
+    for a purpose the zone of `scan:truncated` does not allow, nothing forwarded; forwarded labelled for one it does."""
+    server, upstream = vllm
+    proxy = make_proxy(CONFIG, UPSTREAM=upstream)
+    client = anthropic.Anthropic(base_url=proxy.url, api_key="unused", max_retries=0, timeout=10)
+    try:
+        with pytest.raises(anthropic.PermissionDeniedError) as caught:
+            _call(client, UNREAD[case], "ads")
+        assert "scan:truncated" in caught.value.message
+        assert server.data_requests() == []
+        reply = _call(client, UNREAD[case], "assistant")
+        assert reply.headers["x-data-labels"] == "scan:truncated"
+        assert len(server.data_requests()) == 1
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("case", list(READ))
+def test_images_and_text_documents_are_read_as_before(vllm, make_proxy, case) -> None:  # type: ignore[no-untyped-def]
+    """An SDK-typical body of images (base64, by URL, by file id), text documents and search results, and a container
+    the call cannot use or that holds nothing, is forwarded unlabelled for any purpose: images are not read (README)."""
+    server, upstream = vllm
+    proxy = make_proxy(CONFIG, UPSTREAM=upstream)
+    client = anthropic.Anthropic(base_url=proxy.url, api_key="unused", max_retries=0, timeout=10)
+    try:
+        assert _call(client, READ[case], "ads").headers["x-data-labels"] == ""
+        assert len(server.data_requests()) == 1
+    finally:
+        client.close()
+
+
+def _body(*blocks: Any) -> bytes:
+    return orjson.dumps({"model": "m", "max_tokens": 8, "messages": _user(*blocks)})
+
+
+def test_a_text_document_as_base64_is_read_decoded() -> None:
+    """A `base64` source of a text media type is read as an OpenAI file's `file_data` is: its text decoded, scanned (an
+    address there found); one that is no text (a PDF's bytes, whatever its media type says) is unread."""
+    note = {"type": "base64", "media_type": "text/plain", "data": base64.b64encode(b"mail ana@example.org").decode()}
+    read = read_request(_body({"type": "document", "source": note}))
+    assert not read.unscanned
+    assert "mail ana@example.org" in read.texts
+    pdf_as_text = {"type": "base64", "media_type": "text/plain", "data": PDF}
+    assert read_request(_body({"type": "document", "source": pdf_as_text})).unscanned
+
+
+@pytest.mark.parametrize(
+    "source",
+    [None, "https://example.com/a.pdf", {"type": "pdf"}, {"type": ["text"]}, {"type": "base64", "data": PDF}],
+    ids=["none", "a string", "an unknown type", "a type as a list", "base64 without a media type"],
+)
+def test_a_document_of_a_source_not_known_is_unread(source: Any) -> None:
+    """Fail-safe: a document whose source the proxy does not know is one the API would read as a file, never as text
+    the proxy saw (and one it refuses reaches no model): unread, `scan:truncated`."""
+    assert read_request(_body({"type": "document", "source": source})).unscanned
+
+
+def test_an_escaped_key_is_looked_through() -> None:
+    """A block's type spelt with an escape (`container\\u005fupload`): the body's search in C finds no
+    `container_upload`, the backslash sends it to be looked through."""
+    body = _body(UPLOAD).replace(b"container_upload", b"container\\u005fupload")
+    assert read_request(body).unscanned
