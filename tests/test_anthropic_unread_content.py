@@ -1,9 +1,10 @@
 """Anthropic content the proxy cannot read is `scan:truncated`, as OpenAI's is (tests/test_stored_content_by_id.py): a
 `document` whose source is a PDF sent whole (`base64`), a `url` or a `file` (by id), in a message, a tool result or a
 web fetch's result; a `container_upload` (a file put into code execution's container); a `container` named by id
-(unless the tool choice calls none) or holding skills. Before 2026-12-07 each was forwarded unread and unlabelled, for
-any purpose: vLLM and llama.cpp drop a document, but Anthropic's own API reads it to the model. A text document (a
-`text` or `content` source, or base64 of a text file) is read; images are not read, nor labelled (README)."""
+(unless the tool choice calls none) or holding skills; a `thread` continued (the earlier turns the server holds).
+Before 2026-12-07 each was forwarded unread and unlabelled, for any purpose: vLLM and llama.cpp drop a document, but
+Anthropic's own API reads it to the model. A text document (a `text` or `content` source, or base64 of a text file)
+is read; images are not read, nor labelled (README)."""
 
 from __future__ import annotations
 
@@ -91,6 +92,8 @@ UNREAD: dict[str, dict[str, Any]] = {
         "container": {"id": None, "skills": [SKILL]},
         "tool_choice": {"type": "none"},
     },
+    "thread continued": {"messages": _user(), "thread": {"type": "continue", "previous_message_id": "msg_011"}},
+    "thread of a type not known": {"messages": _user(), "thread": {"type": "fork", "previous_message_id": "msg_011"}},
 }
 
 READ: dict[str, dict[str, Any]] = {
@@ -106,6 +109,7 @@ READ: dict[str, dict[str, Any]] = {
         "tool_choice": {"type": "none"},
     },
     "container without skills": {"messages": _user(), "container": {"id": None, "skills": []}},
+    "thread begun": {"messages": _user(), "thread": {"type": "create"}},
 }
 
 

@@ -62,7 +62,9 @@ _MESSAGE_NAMED: Final = frozenset({"role", "content"})
 _BLOCK_NAMED: Final = frozenset({"type", "text", "citations", "source", "id", "name", "input", "tool_use_id", "content",
                                  "is_error", "thinking", "signature"})  # fmt: skip
 _SOURCE_NAMED: Final = frozenset({"type", "media_type", "data", "url"})
-_ESCAPE: Final = b"\\u"  # (a JSON escape: the one way to spell `source`, `container` or `document` otherwise)
+# top-level keys naming what the server holds (`_thread_read`, `_container_unread`)
+_HELD: Final = frozenset({"thread", "container"})
+_ESCAPE: Final = b"\\u"  # (a JSON escape: the one way to spell `source`, `container_upload` otherwise)
 _NONE: Final[frozenset[str]] = frozenset()
 _CONTENT: Final = frozenset({"content"})  # (a message's blocks)
 # (a message's blocks: `ContentBlock`s, their sources within; a block's source: an `ImageSource`)
@@ -96,19 +98,31 @@ def read_request(body: bytes, operation: str = "chat") -> Request:
     # them, their results read to the model: content the proxy never sees, as an OpenAI `mcp` tool's (before 2026-12-07
     # their URLs and names alone were read, the call unlabelled)
     whole = whole and not data.get("mcp_servers")
-    # a container kept by the server (its id) or skills loaded into it (`_container_unread`), and a message's content
-    # the server reads from a file, a URL or a PDF (`_blocks_unread`): looked for only in a body spelling a `container`
-    # or a block's `source` (a document has one), or a `\u` escape (a key or a type spelt with one), searched in C: most
-    # calls hold none. A request already cut short is not looked through again (its blocks may be millions)
-    if whole and (b'"source"' in body or b"container" in body or _ESCAPE in body):
-        whole = not (
-            ("container" in data and _container_unread(data["container"], data.get("tool_choice")))
-            or _blocks_unread(data["messages"], texts)
+    # a conversation the server holds (a beta's `thread`, `_thread_read`), a container kept by the server (its id) or
+    # skills loaded into it (`_container_unread`): top-level keys, most calls neither (one set's test, in C)
+    if whole and not _HELD.isdisjoint(data):
+        whole = _thread_read(data.get("thread")) and not _container_unread(
+            data.get("container"), data.get("tool_choice")
         )
+    # a message's content the server reads from a file, a URL or a PDF (`_blocks_unread`): looked for only in a body
+    # spelling a block's `source` (a document has one) or a `container_upload`, or a `\u` escape (a key or a type spelt
+    # with one), searched in C: most calls hold none. A request already cut short is not looked through again (its
+    # blocks may be millions)
+    if whole and (b'"source"' in body or b"container_upload" in body or _ESCAPE in body):
+        whole = not _blocks_unread(data["messages"], texts)
     # (its tools' schemas' `pattern`s; its `{"type": "none"}` calls no tool)
     whole = whole and (GRAMMARS.isdisjoint(data) or not own_grammar(data, body, typed_choice=True))
     return Request(model, operation, stream, tuple(texts), tuple(params), unscanned=not whole,
                    joined=joined, decoded=unescaped(body, texts, reprinted))  # fmt: skip
+
+
+def _thread_read(thread: Any) -> bool:
+    """Whether a call's `thread` (the beta's conversation held by the server) leaves nothing unread: none (null) or
+    one it begins (`{"type": "create"}`: the server keeps this call's conversation, read here). One it continues
+    (`{"type": "continue", "previous_message_id": ...}`) puts the earlier turns, held by the server, before the
+    messages, as a Responses `previous_response_id` does; so does a type the proxy does not know (fail-safe). Before
+    2026-12-07 its id alone was read, and the call forwarded unlabelled."""
+    return thread is None or (type(thread) is dict and thread.get("type") == "create")
 
 
 def _container_unread(container: Any, choice: Any) -> bool:
