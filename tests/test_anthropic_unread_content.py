@@ -183,3 +183,13 @@ def test_an_escaped_key_is_looked_through() -> None:
     `container_upload`, the backslash sends it to be looked through."""
     body = _body(UPLOAD).replace(b"container_upload", b"container\\u005fupload")
     assert read_request(body).unscanned
+
+
+def test_tool_results_nested_deep_are_read_not_raised_at() -> None:
+    """A tool result within tool results 400 deep (no API's: it takes none within one), a file document at the bottom:
+    read, its text taken, not a RecursionError (a walk into each nested one recursed as deep as the body)."""
+    block = b'{"type":"document","source":{"type":"file","file_id":"f"}}'
+    for _ in range(400):
+        block = b'{"type":"tool_result","tool_use_id":"t","content":[{"type":"text","text":"a"},' + block + b"]}"
+    body = b'{"model":"m","max_tokens":8,"messages":[{"role":"user","content":[' + block + b"]}]}"
+    assert "a" in read_request(body).texts

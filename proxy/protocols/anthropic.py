@@ -152,43 +152,51 @@ def _blocks_unread(messages: list[Any], texts: list[str]) -> bool:
     return False
 
 
-def _block_unread(block: dict[str, Any], texts: list[str]) -> bool:
-    """A `document` whose source is a PDF sent whole (`base64`, a media type not text), a `url` or a `file` (by id), or
-    one of a source the proxy does not know (fail-safe: the API would take it only as a file), or none; a
-    `container_upload` (a file put into the code execution's container, by id); such a block in a tool result's content
-    or a web fetch's result (the page it fetched, a document). A `text` or `content` source is read where it stands
-    (`user_strings`); an image is not read, nor labelled (the README's images rule). Before 2026-12-07 each was
+def _block_unread(block: dict[str, Any], texts: list[str], inner: bool = False) -> bool:
+    """A `document` the proxy cannot read (`_document_unread`); a `container_upload` (a file put into the code
+    execution's container, by id); such a block in a tool result's content (one level: the API takes no tool result
+    within one, and a walk of nested ones recursed as deep as the body: 400 nested raised RecursionError) or a web
+    fetch's result (the page it fetched, a document). An image is not read, nor labelled (the README's images rule). Before 2026-12-07 each was
     forwarded unread and unlabelled: vLLM and llama.cpp drop a document, but Anthropic's API reads it to the model."""
     kind = block.get("type")
     if kind == "document":
-        source = block.get("source")
-        if type(source) is not dict:
-            return True
-        given = source.get("type")
-        if given == "text" or given == "content":
-            return False
-        if given != "base64":
-            return True
-        media = source.get("media_type")
-        data = source.get("data")
-        if type(media) is not str or not media.lower().startswith("text/") or type(data) is not str:
-            return True
-        read = file_text(data)  # (a text file as base64: read decoded, as an OpenAI file's `file_data`)
-        if read is None:
-            return True
-        if read[0]:
-            texts.append(read[0])
-        return not read[1]
+        return _document_unread(block.get("source"), texts)
     if kind == "container_upload":
         return True
-    if kind == "tool_result":
-        inner = block.get("content")
-        return type(inner) is list and any(type(b) is dict and _block_unread(b, texts) for b in inner)
-    if kind == "web_fetch_tool_result":
+    if kind == "tool_result" and not inner:
+        content = block.get("content")
+        return type(content) is list and any(type(b) is dict and _block_unread(b, texts, True) for b in content)
+    if kind == "web_fetch_tool_result" and not inner:
         result = block.get("content")
         document = result.get("content") if type(result) is dict else None
-        return type(document) is dict and _block_unread(document, texts)
+        return (
+            type(document) is dict
+            and document.get("type") == "document"
+            and _document_unread(document.get("source"), texts)
+        )
     return False
+
+
+def _document_unread(source: Any, texts: list[str]) -> bool:
+    """Whether a document's source is one the proxy cannot read: a PDF sent whole (`base64`, a media type not `text/`),
+    a `url` or a `file` (by id), or a source it does not know (fail-safe: the API would take it only as a file), or
+    none. A `text` or `content` source is read where it stands (`user_strings`); a `base64` one of a `text/` media type
+    is read decoded into `texts`, as an OpenAI file's `file_data` is (`file_text`), unread when it is no text."""
+    if type(source) is not dict:
+        return True
+    given = source.get("type")
+    if given == "text" or given == "content":
+        return False
+    media = source.get("media_type")
+    data = source.get("data")
+    if given != "base64" or type(media) is not str or not media.lower().startswith("text/") or type(data) is not str:
+        return True
+    read = file_text(data)
+    if read is None:
+        return True
+    if read[0]:
+        texts.append(read[0])
+    return not read[1]
 
 
 # blocks of the model's thinking: beside the content (`OutputText.aside`; redacted thinking is encrypted)
