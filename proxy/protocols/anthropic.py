@@ -156,8 +156,9 @@ def _block_unread(block: dict[str, Any], texts: list[str], inner: bool = False) 
     """A `document` the proxy cannot read (`_document_unread`); a `container_upload` (a file put into the code
     execution's container, by id); such a block in a tool result's content (one level: the API takes no tool result
     within one, and a walk of nested ones recursed as deep as the body: 400 nested raised RecursionError) or a web
-    fetch's result (the page it fetched, a document). An image is not read, nor labelled (the README's images rule). Before 2026-12-07 each was
-    forwarded unread and unlabelled: vLLM and llama.cpp drop a document, but Anthropic's API reads it to the model."""
+    fetch's result (the page it fetched, a document). An image is not read, nor labelled (the README's images rule).
+    Before 2026-12-07 each was forwarded unread and unlabelled: vLLM and llama.cpp drop a document, but Anthropic's API
+    reads it to the model."""
     kind = block.get("type")
     if kind == "document":
         return _document_unread(block.get("source"), texts)
