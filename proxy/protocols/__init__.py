@@ -1049,18 +1049,7 @@ def output_runs(items: list[Any], joined: tuple[Run, ...]) -> tuple[tuple[Run, .
     model as the address, which before 2026-12-07 was read as two texts, unlabelled. With whether they are all there:
     parts past `MAX_STRINGS` are not joined, as `join_text_parts` does not join a message's (the request then
     `unscanned`). Apart from `join_text_parts`, so a chat's messages are not asked for an `output`."""
-    runs: list[Run] = []
-    count = 0
-    for item in items:
-        output = item.get("output") if type(item) is dict else None
-        if type(output) is list and len(output) > 1:
-            count += len(output)
-            if count > MAX_STRINGS:
-                return joined, False
-            _runs(output, runs)
-    if not runs:
-        return joined, True
-    return tuple(dict.fromkeys((*joined, *runs))), True
+    return _runs_joined(items, "output", joined, _part_text)
 
 
 def harmony_runs(messages: list[Any], joined: tuple[Run, ...]) -> tuple[tuple[Run, ...], bool]:
@@ -1069,15 +1058,21 @@ def harmony_runs(messages: list[Any], joined: tuple[Run, ...]) -> tuple[tuple[Ru
     text, whatever its type (`TextContent(text=part.get("text", ""))`), which its renderer writes one after another, so
     `"alice@"` and `"example.com"` there reach gpt-oss as the address (before 2026-12-07 read as two texts). With whether
     they are all there, as `output_runs` says."""
+    return _runs_joined(messages, "content", joined, _harmony_text)
+
+
+def _runs_joined(items: list[Any], key: str, joined: tuple[Run, ...], read: Read) -> tuple[tuple[Run, ...], bool]:
+    """`joined` with the runs (`_runs`, each part read by `read`) of each of `items`' parts under `key`, and whether
+    they are all there: parts past `MAX_STRINGS` are not joined (`output_runs`, `harmony_runs`)."""
     runs: list[Run] = []
     count = 0
-    for message in messages:
-        content = message.get("content") if type(message) is dict else None
-        if type(content) is list and len(content) > 1:
-            count += len(content)
+    for item in items:
+        parts = item.get(key) if type(item) is dict else None
+        if type(parts) is list and len(parts) > 1:
+            count += len(parts)
             if count > MAX_STRINGS:
                 return joined, False
-            _runs(content, runs, _harmony_text)
+            _runs(parts, runs, read)
     if not runs:
         return joined, True
     return tuple(dict.fromkeys((*joined, *runs))), True
