@@ -93,12 +93,7 @@ def unmatchable(name: str) -> str | None:
     i, end = 0, len(name)
     while i < end:
         if name[i] == "[":
-            j = i + 1  # as fnmatch reads a set: `[!...]`, and a `]` first is a member
-            if j < end and name[j] == "!":
-                j += 1
-            if j < end and name[j] == "]":
-                j += 1
-            close = name.find("]", j)
+            close = _set_end(name, i)
             if close >= 0:
                 i = close + 1
                 continue
@@ -145,18 +140,24 @@ def encoded_set(pattern: str) -> str | None:
         if pattern[i] != "[":
             i += 1
             continue
-        j = i + 1  # as fnmatch reads a set: `[!...]`, and a `]` first is a member
-        if j < end and pattern[j] == "!":
-            j += 1
-        if j < end and pattern[j] == "]":
-            j += 1
-        close = pattern.find("]", j)
+        close = _set_end(pattern, i)
         if close < 0:
             return None  # an unclosed `[` is a character
         if any(printable_name(c) != c for c in pattern[i + 1 : close]):
             return pattern[i : close + 1]
         i = close + 1
     return None
+
+
+def _set_end(pattern: str, i: int) -> int:
+    """The index of the `]` closing the `[...]` set that opens at `pattern[i]`, as fnmatch reads a set (`[!...]`, and
+    a `]` first is a member), or -1: unclosed, the `[` is a character."""
+    j, end = i + 1, len(pattern)
+    if j < end and pattern[j] == "!":
+        j += 1
+    if j < end and pattern[j] == "]":
+        j += 1
+    return pattern.find("]", j)
 
 
 def _names(items: set[str] | tuple[str, ...]) -> str:
