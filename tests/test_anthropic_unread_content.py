@@ -193,3 +193,17 @@ def test_tool_results_nested_deep_are_read_not_raised_at() -> None:
         block = b'{"type":"tool_result","tool_use_id":"t","content":[{"type":"text","text":"a"},' + block + b"]}"
     body = b'{"model":"m","max_tokens":8,"messages":[{"role":"user","content":[' + block + b"]}]}"
     assert "a" in read_request(body).texts
+
+
+@pytest.mark.parametrize("prefix", ["data:text/plain;ab,", "data:text/plain;base64,"], ids=["no base64", "base64"])
+def test_a_base64_document_spelt_as_a_data_url_is_unread(prefix: str) -> None:
+    """A `base64` source's data is bare base64; one spelt as a data URL is not read as one alone: `file_text` reads
+    `data:text/plain;ab,` and the base64 after it as the letters they are, no address there, where a base64 decoder
+    that skips what is not of its alphabet reads the address they spell, after 12 bytes of the prefix's. Unread,
+    `scan:truncated`, what the proxy read of it kept (review revanth12: read, unlabelled)."""
+    hidden = base64.b64encode(b"    mail ana@example.org").decode()
+    assert b"    mail ana@example.org" in base64.b64decode(prefix + hidden)  # (Python's, which skips them)
+    source = {"type": "base64", "media_type": "text/plain", "data": prefix + hidden}
+    read = read_request(_body({"type": "document", "source": source}))
+    assert read.unscanned
+    assert ("    mail ana@example.org" in read.texts) == prefix.endswith(";base64,")

@@ -182,7 +182,12 @@ def _document_unread(source: Any, texts: list[str]) -> bool:
     """Whether a document's source is one the proxy cannot read: a PDF sent whole (`base64`, a media type not `text/`),
     a `url` or a `file` (by id), or a source it does not know (fail-safe: the API would take it only as a file), or
     none. A `text` or `content` source is read where it stands (`user_strings`); a `base64` one of a `text/` media type
-    is read decoded into `texts`, as an OpenAI file's `file_data` is (`file_text`), unread when it is no text."""
+    is read decoded into `texts`, as an OpenAI file's `file_data` is (`file_text`), unread when it is no text, or when
+    it is spelt as a data URL (`data:...,`, what `file_text` reads of it read too): the API's is bare base64, and
+    `file_text` reads a data URL's payload (percent-decoded, or its base64) where a base64 decoder that skips what is
+    not of its alphabet reads the bytes the prefix's letters and the payload's spell (`data:text/plain;ab,` and the
+    base64 of an address: the proxy read the base64's letters, the decoder the address; before 2026-12-07, review
+    revanth12, read so, unlabelled)."""
     if type(source) is not dict:
         return True
     given = source.get("type")
@@ -197,7 +202,7 @@ def _document_unread(source: Any, texts: list[str]) -> bool:
         return True
     if read[0]:
         texts.append(read[0])
-    return not read[1]
+    return not read[1] or data.startswith("data:")
 
 
 # blocks of the model's thinking: beside the content (`OutputText.aside`; redacted thinking is encrypted)
