@@ -77,6 +77,41 @@ FETCHED: Any = [
     {"role": "user", "content": "Summarise it"},
 ]
 
+# what the SDK sends back of a turn that searched and fetched (a page, a text document) and cited it, with a search
+# result in a tool result (its `source` a string) and cache breakpoints: read, none of it a file (review revanth12)
+CACHED: Any = {"cache_control": {"type": "ephemeral"}}
+PAGE: Any = {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "A page"}, "title": "A"}
+CITED: Any = [
+    {"type": "char_location", "cited_text": "A page", "document_index": 0, "start_char_index": 0, "end_char_index": 6},
+    {"type": "search_result_location", "source": "https://example.com", "title": "t", "cited_text": "Summarise it",
+     "search_result_index": 0, "start_block_index": 0, "end_block_index": 0},
+]  # fmt: skip
+PAGE_READ: Any = [
+    {"role": "user", "content": [{**TEXT_DOC, "citations": {"enabled": True}, **CACHED}, {**ASK, **CACHED}]},
+    {
+        "role": "assistant",
+        "content": [
+            {"type": "server_tool_use", "id": "s1", "name": "web_search", "input": {"query": "a page"}},
+            {
+                "type": "web_search_tool_result",
+                "tool_use_id": "s1",
+                "content": [
+                    {"type": "web_search_result", "url": "https://example.com", "title": "A", "encrypted_content": "e"}
+                ],
+            },
+            {"type": "server_tool_use", "id": "s2", "name": "web_fetch", "input": {"url": "https://example.com"}},
+            {
+                "type": "web_fetch_tool_result",
+                "tool_use_id": "s2",
+                "content": {"type": "web_fetch_result", "url": "https://example.com", "content": PAGE},
+            },
+            {"type": "text", "text": "It says", "citations": CITED},
+            {"type": "tool_use", "id": "t1", "name": "read", "input": {"p": "a"}},
+        ],
+    },
+    {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": [ASK, SEARCH], **CACHED}]},
+]
+
 UNREAD: dict[str, dict[str, Any]] = {
     "pdf document": {"messages": _user(PDF_DOC)},
     "url document": {"messages": _user(URL_DOC)},
@@ -110,6 +145,10 @@ READ: dict[str, dict[str, Any]] = {
     },
     "container without skills": {"messages": _user(), "container": {"id": None, "skills": []}},
     "thread begun": {"messages": _user(), "thread": {"type": "create"}},
+    "a fetched page, citations, cache control": {
+        "messages": PAGE_READ,
+        "system": [{"type": "text", "text": "Be brief"}],
+    },
 }
 
 
