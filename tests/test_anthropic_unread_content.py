@@ -246,3 +246,23 @@ def test_a_base64_document_spelt_as_a_data_url_is_unread(prefix: str) -> None:
     read = read_request(_body({"type": "document", "source": source}))
     assert read.unscanned
     assert ("    mail ana@example.org" in read.texts) == prefix.endswith(";base64,")
+
+
+def test_an_address_in_a_base64_text_document_is_found(vllm, make_proxy) -> None:  # type: ignore[no-untyped-def]
+    """End to end, through the anthropic SDK: the address a base64 text document holds (no address in the body's
+    bytes) is found, the call refused for a purpose the `pii` zone does not allow, forwarded as `pii:email` alone for
+    one it does (the document read, not `scan:truncated`); review revanth12's pin of what the decoded text is for."""
+    server, upstream = vllm
+    proxy = make_proxy(CONFIG, UPSTREAM=upstream)
+    note = {"type": "base64", "media_type": "text/plain", "data": base64.b64encode(b"mail ana@example.org").decode()}
+    given = {"messages": _user({"type": "document", "source": note})}
+    assert b"ana@example.org" not in orjson.dumps(given)
+    client = anthropic.Anthropic(base_url=proxy.url, api_key="unused", max_retries=0, timeout=10)
+    try:
+        with pytest.raises(anthropic.PermissionDeniedError) as caught:
+            _call(client, given, "ads")
+        assert "pii:email" in caught.value.message
+        assert server.data_requests() == []
+        assert _call(client, given, "assistant").headers["x-data-labels"] == "pii:email"
+    finally:
+        client.close()
