@@ -15,6 +15,7 @@ import logging
 import os
 import re
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 
@@ -29,11 +30,7 @@ def test_every_line_is_written_whole_or_counted_and_the_counts_said_sum_to_it(ti
     filler = tiny_disk / "filler"
     before = logs.dropped()
     with log.open("ab") as stream:
-        handler = logs.WholeLineHandler(stream)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        emit = logging.getLogger("revrec12.refused")
-        emit.propagate, emit.level = False, logging.INFO
-        emit.addHandler(handler)
+        emit, handler = _logger_to(stream, "revrec12.refused")
         try:
             emit.info("a" * 999)  # 1000 bytes: the file's page has 3096 bytes of room left
             assert handler._writer is not None and handler._writer.flush(10)
@@ -71,11 +68,7 @@ def test_a_drops_line_refused_is_said_with_the_next_write(tiny_disk: Path, monke
     filler = tiny_disk / "filler"
     before = logs.dropped()
     with log.open("ab") as stream:
-        handler = logs.WholeLineHandler(stream)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        emit = logging.getLogger("revrec12.dropped")
-        emit.propagate, emit.level = False, logging.INFO
-        emit.addHandler(handler)
+        emit, handler = _logger_to(stream, "revrec12.dropped")
         try:
             emit.info("a" * 4095)  # the file's first page, whole
             assert handler._writer is not None and handler._writer.flush(10)
@@ -97,3 +90,14 @@ def test_a_drops_line_refused_is_said_with_the_next_write(tiny_disk: Path, monke
         ("1", "lost"),
     ], text[-600:]
     assert logs.dropped() - before == 3
+
+
+def _logger_to(stream: BinaryIO, name: str) -> tuple[logging.Logger, logs.WholeLineHandler]:
+    """The logger `name`, writing each message alone through the proxy's line writer to `stream` (its handler to
+    remove after)."""
+    handler = logs.WholeLineHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    emit = logging.getLogger(name)
+    emit.propagate, emit.level = False, logging.INFO
+    emit.addHandler(handler)
+    return emit, handler
