@@ -589,6 +589,14 @@ def user_strings(
                 # vLLM prints a tool result outside a user message as the Python repr of its blocks: an
                 # image's `source` (its link, its base64) is text the model reads there
                 printed_as_repr.update(id(part) for part in item["content"] if _printed_whole(part))
+            tools = item.get(_MESSAGE_TOOLS)
+            if tools is not None and (type(tools) is list or type(tools) is dict) and "role" in item:
+                # a message's own tools (SGLang's: `ChatCompletionMessageGenericParam.tools`, which its chat template
+                # is handed with the message, `model_dump()`): printed as top-level tools are, keys and numbers too
+                shared = [objects, credited]
+                whole = rendered_strings(tools, out, budget=shared) and whole
+                objects, credited = shared[0], shared[1]
+                children = [child for child in children if child is not tools]
             arguments = item.get("arguments")
             if type(arguments) is dict or type(arguments) is list:
                 # a tool call's arguments as a JSON object, not a string of it: llama.cpp prints them as JSON
@@ -690,6 +698,15 @@ def _taken(children: list[Any], room: int, objects: int, scalars: int, numbers: 
 # an Anthropic web search's results block (Ollama's Anthropic-compatible API prints it as a tool message's text)
 _WEB_SEARCH_RESULTS: Final = "web_search_tool_result"
 _PRINTED_WHOLE: Final = frozenset({"tool_use", "server_tool_use", "mcp_tool_use", "tool_result", "mcp_tool_result"})
+
+
+# a chat message's own tools (SGLang takes `tools` in any message but the user's and hands them to its chat template
+# with the message, which prints them as it prints a call's `tools`: DeepSeek's encoders a system or developer
+# message's): read as a call's `tools` are, their keys and numbers too (`rendered_strings`). Before 2026-12-07 read as
+# content, their strings alone: a property named `alice@example.com`, an enum's 4111111111111111 reached the model
+# unlabelled. Not held to their schemas: SGLang's tool call constraint is the call's `tools` alone, so a `pattern`
+# there is text (`own_grammar`)
+_MESSAGE_TOOLS: Final = "tools"
 
 
 def _printed_whole(part: Any) -> bool:
