@@ -115,10 +115,23 @@ _CIPHERTEXT: Final = "encrypted_content"
 _PAYLOADS = frozenset({"image_url", "input_audio", "file", "source", "cache_control"})
 FRAMING_KEYS: Final = _STRING_FRAMING | _PAYLOADS
 ROLES = frozenset({"system", "user", "assistant", "tool", "function", "developer", "ipython"})
+# Disaggregated serving's state, which a router sets on the call it sends a decode node (vLLM's `kv_transfer_params` and
+# `ec_transfer_params`: the prefill node's engine id, host, port and block ids; SGLang's `bootstrap_host`,
+# `bootstrap_port`, `bootstrap_room`): where the KV cache of this call's prompt, computed by a prefill node, is fetched
+# from. No server prints them to the model, which reads the call's own prompt, read here, continued from that cache.
+# Read as text before 2026-12-07, their hosts labelled every such call `pii:ip_address` (`10.0.0.3`), refused where a
+# zone forbids addresses. Not `scan:truncated` either: that would refuse all disaggregated serving in such zones, for a
+# prompt the proxy reads (README, "Detectors: what of a request is read")
+ENGINE_STATE: Final = frozenset(
+    {"kv_transfer_params", "ec_transfer_params", "bootstrap_host", "bootstrap_port", "bootstrap_room"}
+)
 # top-level keys whose values are about the request, never in the prompt: not scanned (a stored reply's id is the
-# server's name for it, which no template prints)
-NOT_DATA: Final = frozenset(
-    {"model", "user", "metadata", "safety_identifier", "prompt_cache_key", "stream_options", "previous_response_id"}
+# server's name for it, which no template prints; disaggregated serving's state, `ENGINE_STATE`)
+NOT_DATA: Final = (
+    frozenset(
+        {"model", "user", "metadata", "safety_identifier", "prompt_cache_key", "stream_options", "previous_response_id"}
+    )
+    | ENGINE_STATE
 )
 # the texts a request is read up to (past them `scan:truncated`), bounding the work of the event loop per text (each is
 # read, digested, scanned and, captured, masked: ~1 us compiled, ~4 us more masked). Not fewer: a coding agent's turn

@@ -21,6 +21,7 @@ from proxy.errors import InvalidRequest
 from proxy.flow import UPSTREAM, Checkpoint, Outcome, ProtocolName
 from proxy.protocols import (
     _BACKSLASH,
+    ENGINE_STATE,
     GRAMMARS,
     LOADERS,
     NOT_DATA,
@@ -176,7 +177,7 @@ NUMBER_PARAMS: Final = frozenset(_PARAMS) - {"stop", "encoding_format"}
 # (`Tools`: Ollama's OpenAI-compatible API), is refused (`named_as_fields`), as it would be read as another field
 _NAMED: Final = frozenset({
     "model", "stream", "lora", "prompt_embeds", "chat_template", "previous_response", "conversation", "content",
-    "logit_bias", "logit_bias_type", *NOT_DATA, *_PARAMS, *_ANY_CONTENT, *(key for keys in _RENDERED.values() for key in keys),
+    "logit_bias", "logit_bias_type", *(NOT_DATA - ENGINE_STATE), *_PARAMS, *_ANY_CONTENT, *(key for keys in _RENDERED.values() for key in keys),
     # and the other parameters OpenAI's SDKs send (read as any field is): a body of them all takes `named_as_fields`'
     # quick check, in C, where one such key sent the call through its loop (8 keys: 123 Python instructions, not 8)
     "parallel_tool_calls", "store", "reasoning_effort", "reasoning", "logprobs", "top_logprobs", "modalities", "audio",
@@ -223,6 +224,18 @@ _NATIVE_PARAMS: Final = {
 # reads for stop tokens alone; before 2026-12-07 they were not looked at, and such a call went on labelled by messages
 # its model never read), looked for only where the body has one (in C: a plain chat has none)
 _TOKEN_FIELDS: Final = frozenset({"prompt", "input", "content", "input_ids"})
+# SGLang's `session_params` (`{"id": ..., "rid", "offset", "replace", "drop_previous_output"}`, "session info for
+# continual prompting"): its engine continues the tokens a session it names holds (an `id`, not null), earlier calls'
+# inputs and outputs, put before this call's (or at `offset`), as a Responses `previous_response_id` does. Its
+# OpenAI-compatible request models take the field; the versions read (2026-12) hand the engine only `session_id`, its
+# native `/generate` (GenerateReqInput) the session: a call naming one means to continue it, content the proxy did not
+# see with the call, `scan:truncated` whatever the version does (the proxy does not remember a session's labels).
+# Before 2026-12-07 its id alone was read. Not `session_id`, vLLM's and SGLang's both, a "stable session identity"
+# that "does not alter or reconstruct the prompt": read as any field is
+_SESSION: Final = "session_params"
+# the fields that may hold what the model reads and the proxy cannot (`_held_unread`), looked for in C: a plain chat
+# has none
+_HELD_FIELDS: Final = _TOKEN_FIELDS | {_SESSION}
 # where llama.cpp's native bodies may carry token ids (text the proxy cannot read, which the model reads whole): an
 # infill's `input_prefix` and `input_suffix` too, which llama-server reads as a prompt is (`tokenize_mixed`: strings and
 # token ids mixed)
@@ -263,7 +276,7 @@ def read_request(operation: str, body: bytes) -> Request:
         whole
         and not ("prompt_embeds" in data or (not plain and unread_parts(data.get("messages"))) or own_template(data))
         and (GRAMMARS.isdisjoint(data) or not own_grammar(data, body))
-        and (_TOKEN_FIELDS.isdisjoint(data) or not any(map(token_ids, map(data.get, _TOKEN_FIELDS.intersection(data)))))
+        and (_HELD_FIELDS.isdisjoint(data) or not _held_unread(data))
     )
     names = _PARAMS  # (a module's constant, read once: compiled, each read is a lookup in the module's dict)
     params: list[tuple[str, Any]] = []
@@ -309,6 +322,22 @@ def read_request(operation: str, body: bytes) -> Request:
     return Request(model, _GEN_AI_OPERATION[operation], stream, tuple(texts), tuple(params), unscanned=not whole,
                    version=None if lora is None else lora_version(lora), joined=joined,
                    decoded=unescaped(body, texts, reprinted), builds_on=builds_on, stored=stored)  # fmt: skip
+
+
+def _held_unread(data: dict[str, Any]) -> bool:
+    """Whether a body's `_HELD_FIELDS` give the model what the proxy cannot read: token ids (`token_ids`), or a session
+    of SGLang's it continues (`_continues_session`)."""
+    return any(map(token_ids, map(data.get, _TOKEN_FIELDS.intersection(data)))) or (
+        _SESSION in data and _continues_session(data[_SESSION])
+    )
+
+
+def _continues_session(params: Any) -> bool:
+    """Whether SGLang's `session_params` names a session (`id` not null: SGLang's scheduler then continues it, or
+    refuses the call where it has none; its batch's list, one such object a prompt): `_SESSION`."""
+    if type(params) is dict:
+        return params.get("id") is not None
+    return type(params) is list and any(type(one) is dict and one.get("id") is not None for one in params)
 
 
 def _plain_messages(messages: list[Any]) -> bool:

@@ -1,0 +1,116 @@
+"""Fields of SGLang's and vLLM's that say where a call's tokens come from (helper fields13, 2026-12-07):
+
+- SGLang's `session_params` naming a session (`{"id": ...}`): its engine continues the tokens that session holds,
+  earlier calls' inputs and outputs the proxy does not see with this call, as a Responses `previous_response_id`
+  does: `scan:truncated` (its OpenAI-compatible API takes the field; the versions read hand the engine `session_id`
+  alone: marked all the same, as the call means to continue a session). Before, its id alone was read and the call went on unlabelled (failing before: 4 of the 4
+  continued cases). `session_id` (vLLM's and SGLang's: a stable identity that "does not alter or reconstruct the
+  prompt") and `session_params` naming no session are read as before.
+- Disaggregated serving's state (vLLM's `kv_transfer_params`, `ec_transfer_params`; SGLang's `bootstrap_host`,
+  `bootstrap_port`, `bootstrap_room`): where the KV cache of the call's own prompt is fetched from, which no server
+  prints to the model. Read as text before, a prefill node's address labelled every decode call `pii:ip_address`,
+  refused where a zone forbids addresses (failing before: 3 of the 3 state cases); not `scan:truncated` either.
+  KServe's OpenAI data plane, which hands its model the request whole, has them read as fields the adapter does not
+  read (before, the adapter read them, for every upstream). Failing before: 10 of 14 (the other APIs' 2 and KServe's
+  1 too; the 4 not continued pass)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import openai
+import orjson
+import pytest
+
+from proxy.protocols.kserve import openai_fields
+from proxy.protocols.openai import read_request
+from tests.configs import ONE_UPSTREAM
+from tests.servers.vllm_like import SERVED
+
+CONFIG = (
+    ONE_UPSTREAM
+    + """
+zones:
+  - name: unread
+    labels: [scan:truncated]
+    allow_purposes: [assistant]
+  - name: addresses
+    labels: [pii:ip_address]
+    allow_purposes: [assistant]
+detectors: [email, ip_address]
+"""
+)
+
+CONTINUED = {
+    "session": {"session_params": {"id": "3f1c9a"}},
+    "session at a request": {"session_params": {"id": "3f1c9a", "rid": "r1", "offset": -1, "replace": False}},
+    "session of a batch": {"session_params": [None, {"id": "3f1c9a"}]},
+    "empty id": {"session_params": {"id": ""}},  # (SGLang looks it up: refused there, or a session it holds)
+}
+NOT_CONTINUED = {
+    "session_id": {"session_id": "81ee476c-8839-4110-9727-d740fad13805"},
+    "no id": {"session_params": {"rid": "r1"}},
+    "null id": {"session_params": {"id": None}},
+    "null": {"session_params": None},
+}
+STATE = {
+    "vllm decode": {
+        "kv_transfer_params": {
+            "do_remote_prefill": True,
+            "remote_engine_id": "0e3c5bd1-0d4f-4e4a-9a53",
+            "remote_block_ids": [1, 2, 3],
+            "remote_host": "10.0.0.3",
+        }
+    },
+    "vllm encoder cache": {"ec_transfer_params": {"remote_host": "10.0.0.4", "remote_port": 5601}},
+    "sglang decode": {"bootstrap_host": "10.0.0.5", "bootstrap_port": 8998, "bootstrap_room": 1234567890123},
+}
+
+
+def _client(proxy: Any) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="unused", max_retries=0, timeout=10)
+
+
+def _chat(client: openai.OpenAI, extra: dict[str, Any], purpose: str) -> Any:
+    messages: Any = [{"role": "user", "content": "hello"}]
+    return client.chat.completions.with_raw_response.create(
+        model=SERVED, messages=messages, extra_body=extra, extra_headers={"x-purpose": purpose}
+    )
+
+
+@pytest.mark.parametrize("extra", CONTINUED.values(), ids=CONTINUED.keys())
+def test_a_continued_sglang_session_is_unread(vllm, make_proxy, extra) -> None:  # type: ignore[no-untyped-def]
+    server, upstream = vllm
+    client = _client(make_proxy(CONFIG, UPSTREAM=upstream))
+    with pytest.raises(openai.PermissionDeniedError) as refused:  # (before: 200, unlabelled)
+        _chat(client, extra, "ads")
+    assert "scan:truncated" in refused.value.message
+    assert server.data_requests() == []
+    assert _chat(client, extra, "assistant").http_response.headers["x-data-labels"] == "scan:truncated"
+
+
+@pytest.mark.parametrize("extra", [*NOT_CONTINUED.values(), *STATE.values()], ids=[*NOT_CONTINUED, *STATE])
+def test_a_session_id_and_disaggregated_state_are_no_reason_to_refuse(vllm, make_proxy, extra) -> None:  # type: ignore[no-untyped-def]
+    server, upstream = vllm
+    client = _client(make_proxy(CONFIG, UPSTREAM=upstream))
+    reply = _chat(client, extra, "ads")  # (before, the state's: 403, pii:ip_address)
+    assert reply.http_response.headers["x-data-labels"] == ""
+    assert orjson.loads(server.data_requests()[0].body).items() >= extra.items()  # forwarded as sent
+
+
+@pytest.mark.parametrize("operation", ["text_completion", "responses"])
+def test_other_apis_read_them_so_too(operation: str) -> None:
+    content = {"text_completion": {"prompt": "hello"}, "responses": {"input": "hello"}}[operation]
+    for extra in CONTINUED.values():
+        assert read_request(operation, orjson.dumps({"model": "m", **content, **extra})).unscanned is True
+    for extra in [*NOT_CONTINUED.values(), *STATE.values()]:
+        request = read_request(operation, orjson.dumps({"model": "m", **content, **extra}))
+        assert request.unscanned is False
+        assert not any(host in text for text in request.texts for host in ("10.0.0.", "remote"))
+
+
+def test_kserves_data_plane_still_reads_the_state() -> None:
+    """KServe's OpenAI data plane hands its model the request whole (`kserve.openai_fields`): read there."""
+    body = orjson.dumps({"model": "m", "messages": [{"role": "user", "content": "hello"}], **STATE["sglang decode"]})
+    fields, whole = openai_fields(body, "chat")
+    assert fields is not None and "10.0.0.5" in fields and whole
