@@ -55,3 +55,15 @@ def test_an_address_in_encrypted_reasoning_is_refused_for_a_forbidden_purpose(vl
         extra_headers={"x-purpose": "ads"},
     )
     assert reply.http_response.headers["x-data-labels"] == ""
+
+
+def test_a_compaction_items_ciphertext_is_unread_where_a_reasoning_items_is_read() -> None:
+    """A pin of the two readings side by side (README, "Detectors: what of a request is read"): a reasoning item stands
+    beside the turn it reasoned over, which the call carries (read); a compaction item stands for turns it no longer
+    carries, which only OpenAI reads, decrypting it (Ollama refuses the item): `scan:truncated`, its ciphertext
+    unread. Passes before and after (helper fields13)."""
+    compaction = {"type": "compaction", "encrypted_content": f"mail {ADDRESS}"}
+    read = read_request("responses", body([compaction, *history(f"mail {ADDRESS}")]))
+    assert read.texts.count(f"mail {ADDRESS}") == 1  # (the reasoning item's)
+    assert read.unscanned
+    assert not read_request("responses", body(history(f"mail {ADDRESS}"))).unscanned
