@@ -105,6 +105,10 @@ def _response_type() -> Any:
 
 # OTLP/HTTP: "429, 502, 503 and 504 ... MUST be retried"; everything else is final.
 RETRYABLE_HTTP = frozenset({429, 502, 503, 504})
+# A refusal's Retry-After beyond the export's timeout ends the export, and the outage's probes (`accepting`) and queued
+# batches wait for it: the OTLP/HTTP specification's client "SHOULD" wait that long. At most this long: a collector
+# saying `Retry-After: 86400` (or a date next year) is probed again once a minute, not a day later.
+RETRY_AFTER_MAX_S: Final = 60.0
 # OTLP/gRPC: the codes the spec lists as retryable (RESOURCE_EXHAUSTED only with RetryInfo; we retry it
 # like the SDK does, within the same deadline).
 RETRYABLE_GRPC = frozenset({"CANCELLED", "DEADLINE_EXCEEDED", "ABORTED", "OUT_OF_RANGE", "UNAVAILABLE",
@@ -531,6 +535,8 @@ class BoundedExporter:
         self._lost_before_outage = 0  # spans failed or dropped before the outage began
         self._outage_error: Exception | None = None  # what began the outage (said at shutdown if it has not ended)
         self._next_probe = 0.0
+        # before this (monotonic), nothing is sent: the collector's Retry-After (`_export`; written by the export thread)
+        self._resume_at = 0.0
         # dropped: spans refused because the queue was full, or left in it at shutdown; failed: spans the sink
         # could not deliver. A reload's new exporter counts on from these (`Counts`)
         self.counts = Counts("dropped", "failed", "exported")
@@ -556,7 +562,7 @@ class BoundedExporter:
         if not self._outage:
             return True
         now = time.monotonic()
-        if now >= self._next_probe:
+        if now >= self._next_probe and now >= self._resume_at:
             self._next_probe = now + self._interval_s
             return True
         self.counts.add("dropped")
@@ -629,6 +635,9 @@ class BoundedExporter:
                     self._stop_error = exc
                     return False
                 first = not self._outage
+                told = exc.retry_after_s if isinstance(exc, ExportRefused) and exc.retryable else None
+                if told is not None and told > 0:  # what it asked for, from the refusal's time (its answer's)
+                    self._resume_at = time.monotonic() + min(told, RETRY_AFTER_MAX_S)
                 if first:  # the counts carry on across reloads: the outage's losses are what they grew by since
                     self._lost_before_outage = self.failed + self.dropped - len(batch)
                     self._outage_error = exc
@@ -672,15 +681,20 @@ class BoundedExporter:
         queue, batch_size = self._queue, self._batch_size
         due = time.monotonic() + self._interval_s
         while not self._stopping:
-            if len(queue) < batch_size:
+            # a collector's Retry-After (`_resume_at`): nothing goes before it has passed, a full batch neither
+            due = max(due, self._resume_at)
+            if len(queue) < batch_size or time.monotonic() < self._resume_at:
                 self._wake.wait(max(0.0, due - time.monotonic()))
                 self._wake.clear()
-            if len(queue) < batch_size and time.monotonic() < due:
-                continue  # woken early (a flush, a stop) with no full batch
-            due = time.monotonic() + self._interval_s
+            now = time.monotonic()
+            if (len(queue) < batch_size and now < due) or now < self._resume_at:
+                continue  # woken early (a flush, a stop) with no full batch, or told to wait longer meanwhile
+            due = now + self._interval_s
             while queue and not self._stopping:
                 with self._exporting:
-                    self._export(self._take())
+                    sent = self._export(self._take())
+                if not sent and self._resume_at > time.monotonic():
+                    break  # refused with a Retry-After: the rest waits for it
                 if len(queue) < batch_size and not self._cut:
                     break  # the rest waits for a full batch or the next interval
         self._last_exports()

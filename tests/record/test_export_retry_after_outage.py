@@ -1,0 +1,87 @@
+"""A collector that refuses a batch with 429/503 and `Retry-After: 30` was probed again every 0.5 s all the same: the
+OTLP/HTTP specification says the client SHOULD wait that long. The exporter's probes (one span an interval during an
+outage) and its queued batches now wait for the Retry-After it was given (at most RETRY_AFTER_MAX_S), and go again
+once it has passed; spans meanwhile are dropped and counted as during any outage. A real OTLP/HTTP receiver decoding
+opentelemetry-proto answers the refusals."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from proxy.record.export import RETRY_AFTER_MAX_S, BoundedExporter, OtlpHttpSink, Rejected
+from tests.record.test_export import RESOURCE, SCOPE, span
+from tests.servers.otlp_http_receiver import OtlpHttpReceiver
+
+
+def calls_for(queue: BoundedExporter, seconds: float, every_s: float = 0.02) -> int:
+    """Calls ending every `every_s` for `seconds`, each span submitted as the recorder does (`SpanRecorder.on_end`):
+    what was encoded."""
+    submitted, n, end = 0, 0, time.monotonic() + seconds
+    pause = threading.Event()
+    while time.monotonic() < end:
+        n += 1
+        if queue.accepting():
+            queue.submit(span(n))
+            submitted += 1
+        pause.wait(every_s)
+    return submitted
+
+
+def test_a_collector_saying_retry_after_30_is_not_probed_every_interval() -> None:
+    """On main: 5 requests in 2.5 s (the first, and a probe every 0.5 s), each answered 429; now the first alone."""
+    receiver = OtlpHttpReceiver(refusals=[(429, "30")] * 100)
+    receiver.start()
+    sink = OtlpHttpSink(f"http://127.0.0.1:{receiver.port}", 1.0, RESOURCE, SCOPE)
+    queue = BoundedExporter(sink, interval_s=0.5, stop_timeout_s=0.5)
+    try:
+        calls_for(queue, 2.5)
+        assert receiver.statuses == [429], receiver.statuses
+        assert queue.exported == 0 and queue.failed >= 1 and queue.dropped > 0  # counted, as in any outage
+    finally:
+        queue.shutdown(0.5)
+        receiver.stop()
+
+
+def test_the_probe_goes_once_the_retry_after_has_passed_and_export_resumes() -> None:
+    """`Retry-After: 2` past a 1 s export timeout: the next request comes 2 s after the refusal, not 0.5 s (on main the
+    second came 0.5 s after the first), and the spans from then on are exported."""
+    receiver = OtlpHttpReceiver(refusals=[(503, "2")])
+    receiver.start()
+    times: list[float] = []
+    sink = OtlpHttpSink(f"http://127.0.0.1:{receiver.port}", 1.0, RESOURCE, SCOPE)
+    send = sink.send
+
+    def timed(batch: list[bytes]) -> Rejected | None:
+        times.append(time.monotonic())
+        return send(batch)
+
+    sink.send = timed  # type: ignore[method-assign]
+    queue = BoundedExporter(sink, interval_s=0.5, stop_timeout_s=1.0)
+    try:
+        calls_for(queue, 3.5)
+        assert receiver.statuses[:2] == [503, 200], receiver.statuses
+        assert 1.9 <= times[1] - times[0] <= 2.7, [t - times[0] for t in times]
+        queue.force_flush()
+        assert queue.exported == len(receiver.spans) > 1 and queue.failed > 0  # (the first batch, refused)
+    finally:
+        queue.shutdown(1.0)
+        receiver.stop()
+
+
+def test_a_retry_after_of_hours_is_waited_at_most_its_cap() -> None:
+    """`Retry-After: 86400` does not stop export for a day: probed again after RETRY_AFTER_MAX_S."""
+    assert 10.0 <= RETRY_AFTER_MAX_S <= 300.0
+    receiver = OtlpHttpReceiver(refusals=[(429, "86400")])
+    receiver.start()
+    sink = OtlpHttpSink(f"http://127.0.0.1:{receiver.port}", 1.0, RESOURCE, SCOPE)
+    queue = BoundedExporter(sink, interval_s=0.5, stop_timeout_s=0.5)
+    try:
+        queue.submit(span(0))
+        queue.force_flush()
+        assert receiver.statuses == [429] and queue.failed == 1
+        resume = queue._resume_at - time.monotonic()
+        assert RETRY_AFTER_MAX_S - 1.0 <= resume <= RETRY_AFTER_MAX_S, resume
+    finally:
+        queue.shutdown(0.5)
+        receiver.stop()
