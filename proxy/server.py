@@ -38,7 +38,7 @@ from proxy.pipeline import Pipeline, PipelineRef, Runtime
 from proxy.protocols import Fetch
 from proxy.record.access import AccessRecorder
 from proxy.record.edges import EdgeAggregator
-from proxy.record.sinks import FanOut, Lingering, Recorder
+from proxy.record.sinks import FanOut, Lingering, Recorder, Replacing
 from proxy.record.spans import SPANS, SpanRecorder, span_exporter_tls
 from proxy.record.store import SPOOL, require_spool_directory
 from proxy.record.stores import PasswordFile, open_store, spool_unopenable
@@ -861,15 +861,28 @@ class ProxyProcess:
     def _replace(self, name: str, sink: Recorder | None) -> None:
         """Put `sink` in place of the sink called `name` (a reload), stopping the one replaced. One the reload removes
         (the span exporter turned off, `lineage.openlineage` taken out) is kept for the calls in flight, begun under
-        the config that named it, until each is recorded (`Lingering`, `_lingered`)."""
-        sinks, kept = self.runtime.sinks, None
+        the config that named it, until each is recorded (`Lingering`, `_lingered`); so is the span exporter a reload
+        replaces, beside its successor, which records the calls begun since (`Replacing`, `_handed_over`): a span names
+        the service, resource and collector its call began under."""
+        sinks = self.runtime.sinks
+        kept: Lingering | Replacing | None = None
         current = sinks.get(name)
         calls = self.runtime.stats.in_flight + sinks.pending()
         if sink is None and current is not None and calls > 0:
             kept = Lingering(current, time.monotonic_ns(), calls, self._lingered)
+        elif sink is not None and current is not None and calls > 0 and name == SPANS:
+            kept = Replacing(current, sink, time.monotonic_ns(), calls, self._handed_over)
         previous = sinks.swap(name, sink if kept is None else kept)
         if previous is not None and (kept is None or previous is not kept.sink):
             self._retire(sinks.stop_retired(previous))
+
+    def _handed_over(self, replacing: Replacing) -> None:
+        """The calls in flight as a reload replaced a sink are all recorded: the one replaced stops now, and its
+        successor is left alone in its place (unless a reload since put another there, which keeps this one in it)."""
+        sinks = self.runtime.sinks
+        if sinks.get(replacing.name) is replacing:
+            sinks.swap(replacing.name, replacing.successor)
+        self._retire(sinks.stop_retired(replacing.sink))
 
     def _lingered(self, lingering: Lingering) -> None:
         """The calls in flight as a reload removed a sink are all recorded: it stops now (unless a reload since put

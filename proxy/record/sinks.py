@@ -576,6 +576,58 @@ class Lingering:
         return self.sink.metrics()
 
 
+class Replacing:
+    """A sink a reload replaced (`sink`), kept beside the one that replaced it (`successor`) for the calls in flight as it
+    applied, begun under the config that made it, until each is recorded: their records go to it (a span names the
+    service, resource and collector of the config its call began under), those of calls begun since to the successor;
+    then `done` is called (which puts the successor alone in place and stops the replaced one). Before 2026-12-07 a
+    stream spanning a reload that changed the span exporter's endpoint or resource was exported by the new exporter, to
+    its collector, named as the service the reload made: a service it never ran under."""
+
+    def __init__(
+        self, sink: Recorder, successor: Recorder, since_ns: int, calls: int, done: Callable[[Replacing], None]
+    ) -> None:
+        """`since_ns` and `calls` as `Lingering`'s."""
+        self.sink = sink
+        self.successor = successor
+        self.durable = getattr(successor, "durable", False)
+        # the successor's: the replaced one's are carried into them (`FanOut.swap`), and so is all it counts since
+        self.counts = _counts(successor)
+        bounds = [getattr(each, "stop_bound_s", 0.0) for each in (sink, successor)]
+        self.stop_bound_s = max(bound if isinstance(bound, (int, float)) else 0.0 for bound in bounds)
+        self._since_ns = since_ns
+        self._left = calls
+        self._done = done
+
+    @property
+    def name(self) -> str:
+        return self.successor.name
+
+    def start(self) -> None:
+        pass  # both started as they were made
+
+    def on_end(self, call: Call, decision: Decision, outcome: Outcome, output_labels: frozenset[str]) -> Durable | None:
+        if self._left <= 0 or outcome.started_ns - outcome.clock_ns >= self._since_ns:
+            return self.successor.on_end(call, decision, outcome, output_labels)  # begun since the reload
+        self._left -= 1
+        try:
+            return self.sink.on_end(call, decision, outcome, output_labels)
+        finally:
+            if self._left == 0:
+                self._done(self)
+
+    async def flush(self) -> None:
+        await self.sink.flush()
+        await self.successor.flush()
+
+    async def stop(self) -> None:
+        await self.sink.stop()
+        await self.successor.stop()
+
+    def metrics(self) -> Iterable[str]:
+        return self.successor.metrics()
+
+
 def _counts(sink: Any) -> Counts | None:
     counts = getattr(sink, "counts", None)
     return counts if isinstance(counts, Counts) else None
