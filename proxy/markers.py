@@ -163,21 +163,44 @@ class Marker:
             os.unlink(os.path.join(self.directory, f"{self.run}-{pid}{SUFFIX}"))
 
     def close(self) -> None:
-        """The clean stop: the file is removed (in the process that made it; a forked one only lets its copy go)."""
+        """The clean stop: the file is removed (in the process that made it; a forked one only lets its copy go). One
+        that cannot be removed (its directory read-only by then) is written `stopped`, through the descriptor held
+        since the start, so the next start takes it for the clean stop it was (`_left`); one that cannot be written
+        either is said in a WARNING line. Before 2026-12-07 it was left as it was, said at DEBUG only, and the next
+        start said this clean stop was a run killed or crashed, its calls lost, and counted it so."""
         if self.fd < 0:
             return
         self._stopped.set()
         try:
             if os.getpid() == self.pid:
-                os.unlink(self.path)
+                try:
+                    os.unlink(self.path)
+                except OSError as exc:
+                    self._left_stopped(exc)
+                    return
                 with contextlib.suppress(OSError):  # the last one out: no directory left in the user's (else in use)
                     os.rmdir(self.directory)
-        except OSError as exc:
-            log.debug("running marker %s left in place: %s", self.path, exc)
         finally:
             with contextlib.suppress(OSError):
                 os.close(self.fd)
             self.fd = -1
+
+    def _left_stopped(self, why: OSError) -> None:
+        """The marker this clean stop could not remove (`why`), written `stopped` in place of what it said; a WARNING
+        line when that fails too."""
+        try:
+            stopped = json.dumps({"host": socket.gethostname(), "pid": self.pid, "run": self.run,
+                                  "stopped": time.time()}).encode()  # fmt: skip
+            os.ftruncate(self.fd, 0)
+            os.pwrite(self.fd, stopped, 0)
+            os.fsync(self.fd)
+        except OSError as exc:
+            log.warning("running marker %s could not be removed (%s) nor marked stopped (%s): the next start on this "
+                        "record will say this clean stop was a run that ended without a stop, and count it; remove "
+                        "the file once it can be", self.path, why, exc)  # fmt: skip
+            return
+        log.info("running marker %s could not be removed (%s): marked stopped, removed by the next start that can",
+                 self.path, why)  # fmt: skip
 
 
 def begin(config: Config, role: str) -> Marker | None:
@@ -227,6 +250,8 @@ def _hold(where: str, run: str, role: str, config: Config, recheck_at: float = 0
             os.close(fd)
             with contextlib.suppress(OSError):
                 os.unlink(temporary)
+        with contextlib.suppress(OSError):  # made by `begin` for it, and holding no other run's: not left behind
+            os.rmdir(where)
         log.warning("no running marker in %s (%s): if this proxy is killed, the next start cannot say so", where, exc)
         return None
     sync_directory(where)
@@ -297,6 +322,10 @@ def _left(path: str, host: str, live: set[str], unsure: list[float] | None = Non
             content = {}
         if not isinstance(content, dict) or content.get("host") != host:
             return None  # another host's (or not a marker): not this one's to say
+        if "stopped" in content and not busy:  # a clean stop's that could not remove it (`Marker.close`)
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            return None
         held = os.fstat(fd)
         alive: bool | None = busy
         if not locked and not busy:
