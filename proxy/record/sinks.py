@@ -617,12 +617,16 @@ class Replacing:
                 self._done(self)
 
     async def flush(self) -> None:
-        await self.sink.flush()
-        await self.successor.flush()
+        try:
+            await self.sink.flush()
+        finally:  # (the successor's too when the replaced one's raises: the fan-out counts that one)
+            await self.successor.flush()
 
     async def stop(self) -> None:
-        await self.sink.stop()
-        await self.successor.stop()
+        try:
+            await self.sink.stop()
+        finally:
+            await self.successor.stop()
 
     def metrics(self) -> Iterable[str]:
         return self.successor.metrics()
