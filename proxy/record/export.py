@@ -103,6 +103,64 @@ def _response_type() -> Any:
     return _RESPONSE[0]
 
 
+_STATUS: list[Any] = []  # google.rpc.Status and RetryInfo message classes, made on first use
+
+
+def _status_types() -> tuple[Any, Any]:
+    """google.rpc.Status (code 1, message 2, details 3: Any's type_url 1 and value 2) and google.rpc.RetryInfo
+    (retry_delay 1: Duration's seconds 1 and nanos 2), as protobuf message classes made from descriptors of the same
+    fields (googleapis-common-protos, which has them, is no dependency)."""
+    if not _STATUS:
+        from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+        field = descriptor_pb2.FieldDescriptorProto
+        proto = descriptor_pb2.FileDescriptorProto(name="lineage_proxy/grpc_status.proto", package="lineage_proxy.rpc",
+                                                   syntax="proto3")  # fmt: skip
+        detail = proto.message_type.add(name="Any")
+        detail.field.add(name="type_url", number=1, type=field.TYPE_STRING, label=field.LABEL_OPTIONAL)
+        detail.field.add(name="value", number=2, type=field.TYPE_BYTES, label=field.LABEL_OPTIONAL)
+        status = proto.message_type.add(name="Status")
+        status.field.add(name="code", number=1, type=field.TYPE_INT32, label=field.LABEL_OPTIONAL)
+        status.field.add(name="message", number=2, type=field.TYPE_STRING, label=field.LABEL_OPTIONAL)
+        status.field.add(name="details", number=3, type=field.TYPE_MESSAGE, type_name=".lineage_proxy.rpc.Any",
+                         label=field.LABEL_REPEATED)  # fmt: skip
+        duration = proto.message_type.add(name="Duration")
+        duration.field.add(name="seconds", number=1, type=field.TYPE_INT64, label=field.LABEL_OPTIONAL)
+        duration.field.add(name="nanos", number=2, type=field.TYPE_INT32, label=field.LABEL_OPTIONAL)
+        retry = proto.message_type.add(name="RetryInfo")
+        retry.field.add(name="retry_delay", number=1, type=field.TYPE_MESSAGE,
+                        type_name=".lineage_proxy.rpc.Duration", label=field.LABEL_OPTIONAL)  # fmt: skip
+        pool = descriptor_pool.DescriptorPool()
+        pool.Add(proto)
+        for name in ("Status", "RetryInfo"):
+            _STATUS.append(message_factory.GetMessageClass(pool.FindMessageTypeByName(f"lineage_proxy.rpc.{name}")))
+    return _STATUS[0], _STATUS[1]
+
+
+RETRY_INFO: Final = "type.googleapis.com/google.rpc.RetryInfo"
+
+
+def retry_delay(trailers: Any) -> float | None:
+    """The retry delay a gRPC refusal's RetryInfo gives (in its `grpc-status-details-bin` trailer: OTLP/gRPC's
+    throttling, as Retry-After is OTLP/HTTP's), in seconds; None when there is none or it is no such message."""
+    for key, value in trailers or ():
+        if key != "grpc-status-details-bin" or not isinstance(value, bytes):
+            continue
+        status_type, retry_type = _status_types()
+        try:
+            status = status_type()
+            status.ParseFromString(value)
+            for detail in status.details:
+                if detail.type_url == RETRY_INFO:
+                    info = retry_type()
+                    info.ParseFromString(detail.value)
+                    delay = info.retry_delay.seconds + info.retry_delay.nanos / 1e9
+                    return float(delay) if delay >= 0 else None
+        except Exception:  # protobuf's DecodeError, or what bytes that are no Status make of it
+            return None
+    return None
+
+
 # OTLP/HTTP: "429, 502, 503 and 504 ... MUST be retried"; everything else is final.
 RETRYABLE_HTTP = frozenset({429, 502, 503, 504})
 # A refusal's Retry-After beyond the export's timeout ends the export, and the outage's probes (`accepting`) and queued
@@ -286,6 +344,7 @@ class OtlpGrpcSink:
         self._resource, self._scope = resource, scope
         keep_freed_pages()
         _response_type()  # made at start, not at the first answer while calls are served (protobuf's imports)
+        _status_types()
 
     def send(self, batch: list[bytes]) -> Rejected | None:
         import grpc
@@ -311,7 +370,8 @@ class OtlpGrpcSink:
                 name = code.name if code is not None else "UNKNOWN"
                 details = str(exc.details() if callable(getattr(exc, "details", None)) else exc)
                 advised.append(self._plaintext_hint(details))
-                raise ExportRefused(f"{name}: {details}", name in RETRYABLE_GRPC,
+                trailers = exc.trailing_metadata() if callable(getattr(exc, "trailing_metadata", None)) else None
+                raise ExportRefused(f"{name}: {details}", name in RETRYABLE_GRPC, retry_delay(trailers),
                                     hint=max(advised, key=len)) from exc  # fmt: skip
 
         retrying(once, self._timeout_s)

@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
-from proxy.record.export import RETRY_AFTER_MAX_S, BoundedExporter, OtlpHttpSink
+import grpc
+from google.protobuf import any_pb2, duration_pb2
+
+from proxy.record.export import RETRY_AFTER_MAX_S, BoundedExporter, OtlpGrpcSink, OtlpHttpSink
 from tests.record.test_export import RESOURCE, SCOPE, span
 from tests.servers.otlp_http_receiver import OtlpHttpReceiver
+from tests.servers.otlp_receiver import OtlpReceiver
 
 
-def calls_for(queue: BoundedExporter, seconds: float, receiver: OtlpHttpReceiver, seen: list[float] | None = None,
-              every_s: float = 0.02) -> int:  # fmt: skip
+def calls_for(queue: BoundedExporter, seconds: float, receiver: OtlpHttpReceiver | None = None,
+              seen: list[float] | None = None, every_s: float = 0.02) -> int:  # fmt: skip
     """Calls ending every `every_s` for `seconds`, each span submitted as the recorder does (`SpanRecorder.on_end`):
     what was encoded. `seen`: when each request reached `receiver` (within `every_s`)."""
     submitted, n, end = 0, 0, time.monotonic() + seconds
@@ -26,7 +31,7 @@ def calls_for(queue: BoundedExporter, seconds: float, receiver: OtlpHttpReceiver
             queue.submit(span(n))
             submitted += 1
         pause.wait(every_s)
-        if seen is not None:
+        if seen is not None and receiver is not None:
             seen += [time.monotonic()] * (len(receiver.statuses) - len(seen))
     return submitted
 
@@ -80,4 +85,49 @@ def test_a_retry_after_of_hours_is_waited_at_most_its_cap() -> None:
         assert RETRY_AFTER_MAX_S - 1.0 <= resume <= RETRY_AFTER_MAX_S, resume
     finally:
         queue.shutdown(0.5)
+        receiver.stop()
+
+
+class _Throttling(OtlpReceiver):
+    """An OTLP/gRPC collector that refuses its first `refusals` exports RESOURCE_EXHAUSTED with a google.rpc.RetryInfo
+    of `delay_s` in its `grpc-status-details-bin` trailer, as grpcio-status's `abort_with_status` sends one (a
+    google.rpc.Status: code 1, message 2, details 3; RetryInfo.retry_delay 1), then takes them."""
+
+    def __init__(self, refusals: int, delay_s: int) -> None:
+        super().__init__()
+        self.refusals = refusals
+        self.times: list[float] = []
+        info = b"\x0a" + _framed(duration_pb2.Duration(seconds=delay_s).SerializeToString())
+        detail = any_pb2.Any(type_url="type.googleapis.com/google.rpc.RetryInfo", value=info).SerializeToString()
+        self.status = b"\x08\x08\x12" + _framed(b"throttled") + b"\x1a" + _framed(detail)  # code 8: RESOURCE_EXHAUSTED
+
+    def Export(self, request: Any, context: Any) -> Any:
+        self.times.append(time.monotonic())
+        if len(self.times) <= self.refusals:
+            context.set_trailing_metadata((("grpc-status-details-bin", self.status),))
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "throttled")
+        return super().Export(request, context)
+
+
+def _framed(payload: bytes) -> bytes:
+    assert len(payload) < 0x80
+    return bytes((len(payload),)) + payload
+
+
+def test_a_grpc_collector_s_retry_info_is_waited_for() -> None:
+    """OTLP/gRPC's throttling: RESOURCE_EXHAUSTED with RetryInfo `retry_delay: 2s` past a 1 s export timeout. The next
+    export comes 2 s later (on main 0.5 s later, and 5 in 2.5 s when every one is refused), then spans go out."""
+    receiver = _Throttling(refusals=1, delay_s=2)
+    receiver.start()
+    sink = OtlpGrpcSink(f"http://127.0.0.1:{receiver.port}", 1.0, RESOURCE, SCOPE)
+    queue = BoundedExporter(sink, interval_s=0.5, stop_timeout_s=1.0)
+    try:
+        calls_for(queue, 3.5)
+        assert len(receiver.times) >= 2 and 1.9 <= receiver.times[1] - receiver.times[0] <= 2.7, [
+            t - receiver.times[0] for t in receiver.times
+        ]
+        queue.force_flush()
+        assert queue.exported == len(receiver.spans) > 0 and queue.failed > 0
+    finally:
+        queue.shutdown(1.0)
         receiver.stop()
