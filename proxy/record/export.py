@@ -696,15 +696,17 @@ class BoundedExporter:
                     return False
                 first = not self._outage
                 told = exc.retry_after_s if isinstance(exc, ExportRefused) and exc.retryable else None
-                if told is not None and told > 0:  # what it asked for, from the refusal's time (its answer's)
-                    self._resume_at = time.monotonic() + min(told, RETRY_AFTER_MAX_S)
+                wait = min(told, RETRY_AFTER_MAX_S) if told is not None and told > 0 else 0.0
+                if wait:  # what it asked for, from the refusal's time (its answer's)
+                    self._resume_at = time.monotonic() + wait
                 if first:  # the counts carry on across reloads: the outage's losses are what they grew by since
                     self._lost_before_outage = self.failed + self.dropped - len(batch)
                     self._outage_error = exc
                 self._outage = True
             if first:
                 back = STDOUT_BACK if self._to_stdout() else COLLECTOR_BACK
-                log.error("span export failed (%s); dropping spans until %s", _short(exc), back)
+                asked = f", sending nothing for {wait:.3g} s as it asked (Retry-After)" if wait else ""
+                log.error("span export failed (%s); dropping spans until %s%s", _short(exc), back, asked)
             return False
         refused = min(partly[0], len(batch)) if partly else 0
         with self._counting:

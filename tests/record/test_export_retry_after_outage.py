@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 import grpc
+import pytest
 from google.protobuf import any_pb2, duration_pb2
 
 from proxy.record.export import RETRY_AFTER_MAX_S, BoundedExporter, OtlpGrpcSink, OtlpHttpSink
@@ -36,8 +37,9 @@ def calls_for(queue: BoundedExporter, seconds: float, receiver: OtlpHttpReceiver
     return submitted
 
 
-def test_a_collector_saying_retry_after_30_is_not_probed_every_interval() -> None:
-    """On main: 5 requests in 2.5 s (the first, and a probe every 0.5 s), each answered 429; now the first alone."""
+def test_a_collector_saying_retry_after_30_is_not_probed_every_interval(caplog: pytest.LogCaptureFixture) -> None:
+    """On main: 5 requests in 2.5 s (the first, and a probe every 0.5 s), each answered 429; now the first alone, and
+    the outage's line says the wait."""
     receiver = OtlpHttpReceiver(refusals=[(429, "30")] * 100)
     receiver.start()
     sink = OtlpHttpSink(f"http://127.0.0.1:{receiver.port}", 1.0, RESOURCE, SCOPE)
@@ -46,6 +48,9 @@ def test_a_collector_saying_retry_after_30_is_not_probed_every_interval() -> Non
         calls_for(queue, 2.5, receiver)
         assert receiver.statuses == [429], receiver.statuses
         assert queue.exported == 0 and queue.failed >= 1 and queue.dropped > 0  # counted, as in any outage
+        (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("span export failed")]
+        assert line == ("span export failed (ExportRefused: OTLP export answered 429); dropping spans until the "
+                        "collector is back, sending nothing for 30 s as it asked (Retry-After)"), line  # fmt: skip
     finally:
         queue.shutdown(0.5)
         receiver.stop()
