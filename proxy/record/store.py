@@ -471,6 +471,13 @@ CUT_MEANWHILE = ("lineage store %s: retention purge left to the next one: the ch
 
 # `PRAGMA integrity_check(N)`: the most lines it gives (its default, 100, is filled by lines that name no index)
 _EVERY_LINE: Final = 2**31 - 1
+# the lines of SQLite's integrity check that say nothing is wrong: its "ok", and what SQLite 3.40 says of every row of a
+# store untouched (a WITHOUT ROWID table whose last column is one of its key's has each NOT NULL column outside its key
+# called NULL); a NULL really there is an edge's value, which the verdict's own read of the rows names (`EditedRow`)
+_HARMLESS_LINES: Final = frozenset(
+    {"ok", *(f"NULL value in edges.{name}" for name in ("first_seen", "last_seen", "count"))}
+)
+_SHOWN_LINES: Final = 5  # the lines of a damaged file's check a verdict quotes, the others counted
 
 
 def read_only_uri(path: str) -> str:
@@ -1048,7 +1055,7 @@ class SqliteStore:
         if odd:
             return Report(0, "", False, f"the store has {odd}: a lineage store has none (they can change what is "
                           "written or read)"), []  # fmt: skip
-        lie = self._index_disagrees()
+        lie = self._file_disagrees()
         if lie is not None:
             return Report(0, "", False, lie), []
         anchor = self._db.execute("SELECT value FROM meta WHERE key = 'anchor'").fetchone()
@@ -1060,31 +1067,41 @@ class SqliteStore:
             report = replace(report, problem=_EDITED_INTO_BYTES)
         return report, rows
 
-    def _index_disagrees(self) -> str | None:
-        """Why an index of the lineage tables does not hold what its table holds (None when each does), in SQLite's
-        own words (`PRAGMA integrity_check`): an index rewritten by hand in sqlite_master (`PRAGMA writable_schema`:
-        made partial, leaving denials out, then declared whole), which SQLite reads a query through when it covers
-        the columns asked for or their order. The rows such a read gives are not the table's: the verdict's own read
-        of them named a row deleted, or, planned through the table, said intact while `edges` read through the index
-        showed no denial. Only the lines naming an index are taken (SQLite 3.40 says "NULL value in edges.first_seen"
-        of every row of a WITHOUT ROWID table whose last column is one of its key's, of a store untouched), and
-        every line is read: the check's default stops at 100, which those lines (three an edge) filled at 34 edges,
-        as lines a hand can add do (NOT NULL or CHECK written into a table's schema), so an index named no more."""
+    def _file_disagrees(self) -> str | None:
+        """Why the file is not as SQLite's own structure says it must be (None when it is), in SQLite's own words
+        (`PRAGMA integrity_check`, every line of it: its default stops at 100). An index of the lineage tables that
+        does not hold what its table holds is named first: one rewritten by hand in sqlite_master (`PRAGMA
+        writable_schema`: made partial, leaving denials out, then declared whole), which SQLite reads a query through
+        when it covers the columns asked for or their order, so the rows such a read gives are not the table's. Any
+        other line but the harmless ones (`_HARMLESS_LINES`) is a page written by hand or damaged ("Page 58 is never
+        used": a page no table holds, where rows can be kept out of every read; "Fragmentation of 0 bytes reported as
+        127 on page 4"; "Tree 2 page 9 cell 0: ..."): until 2026-12-07 only the lines naming an index were taken, and
+        a store so changed was called intact."""
         indexes = dict(self._db.execute(
             "SELECT name, lower(tbl_name) FROM sqlite_master WHERE type = 'index' "
             "AND lower(tbl_name) IN ('edges', 'chain', 'meta')").fetchall())  # fmt: skip
-        if not indexes:
+        damaged: list[str] = []
+        for (found,) in self._db.execute(f"PRAGMA integrity_check({_EVERY_LINE})"):
+            for line in str(found).splitlines():  # (the first is led by "*** in database main ***")
+                if not line or line.startswith("*** in database ") or line in _HARMLESS_LINES:
+                    continue
+                named = next((name for name in indexes if line.endswith(f" index {name}")), None)
+                if named is not None:
+                    table = str(indexes[named])
+                    readers = " (as `edges`, and `report` without --integrity, may read it)" if table == "edges" else ""
+                    return (f"the store's index {escaped(str(named))} disagrees with its table {table} (SQLite's "
+                            f"integrity check: {escaped(line)}): a read through it shows other rows than the table "
+                            f"holds{readers}; no writer makes that, a hand does (an index rewritten in sqlite_master, "
+                            "PRAGMA writable_schema)")  # fmt: skip
+                damaged.append(line)
+        if not damaged:
             return None
-        for (line,) in self._db.execute(f"PRAGMA integrity_check({_EVERY_LINE})"):
-            named = next((name for name in indexes if str(line).endswith(f" index {name}")), None)
-            if named is not None:
-                table = str(indexes[named])
-                readers = " (as `edges`, and `report` without --integrity, may read it)" if table == "edges" else ""
-                return (f"the store's index {escaped(str(named))} disagrees with its table {table} (SQLite's "
-                        f"integrity check: {escaped(str(line))}): a read through it shows other rows than the table "
-                        f"holds{readers}; no writer makes that, a hand does (an index rewritten in sqlite_master, "
-                        "PRAGMA writable_schema)")  # fmt: skip
-        return None
+        shown = "; ".join(escaped(line) for line in damaged[:_SHOWN_LINES])
+        more = len(damaged) - _SHOWN_LINES
+        shown += f"; and {more} more line{'s' if more > 1 else ''}" if more > 0 else ""
+        return (f"the store's file is not as SQLite's own structure says it must be (SQLite's integrity check: {shown}): "
+                "pages a read may skip or misread, or that no table holds, where rows can be kept out of every read; no "
+                "writer leaves that: the file was written by hand, or damaged")  # fmt: skip
 
     def for_copy(
         self, key: bytes | None, retired: tuple[bytes, ...] = ()
