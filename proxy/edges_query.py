@@ -14,7 +14,7 @@ from proxy.config import read_key, read_retired_keys
 from proxy.labels import normalize
 from proxy.logs import escaped
 from proxy.record.integrity import Report
-from proxy.record.store import EdgeRow, EditedRow, StoreUnclear, split_labels
+from proxy.record.store import EdgeRow, EditedRow, StoreUnclear, StoreWaited, split_labels
 from proxy.record.stores import StoreUnreadable, is_database, open_reader, read_errors, shown
 
 
@@ -104,7 +104,7 @@ def run_edges(args: argparse.Namespace) -> int:
         else:
             every = store.rows()
     except read_errors() as exc:  # not SQLite at all, or SQLite without the edges table (or an edited row)
-        what = "" if isinstance(exc, EditedRow | StoreUnclear) else "not a lineage store: "
+        what = "" if isinstance(exc, EditedRow | StoreUnclear | StoreWaited) else "not a lineage store: "
         print(f"lineage-proxy: {shown(args.store)}: {what}{exc}", file=sys.stderr)
         return 1
     finally:

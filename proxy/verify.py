@@ -38,7 +38,7 @@ from proxy.cli import stdout_json
 from proxy.config import read_key, read_retired_keys, read_secret
 from proxy.logs import escaped
 from proxy.record.integrity import Report
-from proxy.record.store import EdgeRow, EditedRow, NotALineageStore, StoreUnclear, split_labels
+from proxy.record.store import EdgeRow, EditedRow, NotALineageStore, StoreUnclear, StoreWaited, split_labels
 from proxy.record.stores import (
     ReadableStore,
     StoreUnreadable,
@@ -89,7 +89,7 @@ def read_edges(path: str, since_s: float | None = None, now: float | None = None
     try:
         rows = store.rows()
     except read_errors() as exc:
-        what = "" if isinstance(exc, EditedRow | StoreUnclear) else "not a lineage store: "
+        what = "" if isinstance(exc, EditedRow | StoreUnclear | StoreWaited) else "not a lineage store: "
         raise UsageError(f"{shown(path)}: {what}{exc}") from None
     finally:
         store.close()
@@ -514,6 +514,8 @@ def _verified(
         return error(str(exc))
     except NotALineageStore as exc:
         return error(f"{shown(path)}: not a lineage store ({exc})")
+    except StoreWaited as exc:  # the database's, said as it is
+        return error(f"{shown(path)}: {exc}")
     except errors as exc:
         return error(f"{shown(path)}: cannot read it as a lineage store: {exc}")
     if found[0].needs_key:

@@ -58,6 +58,7 @@ from proxy.record.store import (
     EdgeWrite,
     SchemaTooNew,
     StoreUnclear,
+    StoreWaited,
     dropped_column,
     flat,
 )
@@ -443,8 +444,33 @@ class SchemaUnclear(StoreUnclear, psycopg.ProgrammingError):
     psycopg error, so every reader's `read_errors()` takes it."""
 
 
-class NoAnswer(psycopg.OperationalError):
+class NoAnswer(StoreWaited, psycopg.OperationalError):
     """A round trip cut after its bound: the database did not answer at all (stalled, or out of reach)."""
+
+
+class LockWaited(StoreWaited, psycopg.errors.LockNotAvailable):
+    """A reader's lock on a lineage table not granted within its lock wait (`reader_lock_wait_s`): another session
+    holds one that keeps readers out. The database answered: it is not away, and a reader says so (`LockWaited`'s
+    message names the holder), where the watchdog's cut at the bound said "no answer from the database"."""
+
+
+def reader_lock_wait_s(bound: float) -> float:
+    """How long a reader waits for a lock another session holds: its bound (the statement timeout) less a quarter of
+    it, a second at most, so the database answers that the lock was not granted (its `lock_timeout`) before the
+    watchdog cuts the round trip at the bound as one that got no answer."""
+    return bound - min(1.0, bound / 4)
+
+
+# the sessions holding (or queued for, ahead of a reader) the lock that keeps readers out of a lineage table: ACCESS
+# EXCLUSIVE, the only mode ACCESS SHARE waits for (pg_catalog's, by name, as every catalog read here)
+_LOCK_HOLDERS: Final = """
+SELECT l.relation::pg_catalog.regclass::pg_catalog.text, l.pid, l.granted FROM pg_catalog.pg_locks l
+WHERE l.locktype OPERATOR(pg_catalog.=) 'relation' AND l.mode OPERATOR(pg_catalog.=) 'AccessExclusiveLock'
+  AND l.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()
+  AND l.relation OPERATOR(pg_catalog.=) ANY (ARRAY[pg_catalog.to_regclass('edges'), pg_catalog.to_regclass('chain'),
+      pg_catalog.to_regclass('meta'), pg_catalog.to_regclass('applied')]::pg_catalog.oid[])
+ORDER BY l.granted DESC, 1, 2
+"""
 
 
 class ChainBusy(psycopg.errors.LockNotAvailable):
@@ -666,6 +692,7 @@ class PostgresStore:
         if own:
             params["options"] = " ".join([options, *own]).strip()
         self._bound = statement_timeout_s
+        self._lock_wait = reader_lock_wait_s(statement_timeout_s)  # a reader's (`_open`)
         self._params = params
         self._password = password
         self._conn: _Connection | None = None
@@ -901,8 +928,10 @@ class PostgresStore:
         # refuse does (a policy already on hid a denial from the readers that check for none: `edges`, the gate
         # without --integrity)
         try:
-            if self._readonly:  # pg_catalog's functions and operators before any on the path (`_READER`)
-                conn.execute(f"{_SESSION}, {_READER}")
+            if self._readonly:  # pg_catalog's functions and operators before any on the path (`_READER`); the lock
+                # wait a reader's lock is granted in, or the database says it was not (`reader_lock_wait_s`)
+                conn.execute(f"{_SESSION}, {_READER}, pg_catalog.set_config('lock_timeout', %s, false)",
+                             (f"{_milliseconds(self._lock_wait)}ms",))  # fmt: skip
             elif self._writes_in is None:
                 conn.execute(_SESSION)
             else:
@@ -989,7 +1018,24 @@ class PostgresStore:
         except psycopg.Error as exc:
             if not isinstance(exc, psycopg.DataError):  # not only a lost one: a session begun read-only stays so
                 self._drop()
+            if self._readonly and isinstance(exc, psycopg.errors.LockNotAvailable):
+                raise LockWaited(self._lock_waited()) from exc
             raise
+
+    def _lock_waited(self) -> str:
+        """What a reader says when a lock it waited for was not granted: the wait, and the sessions holding (or queued
+        for) the lock that keeps readers out of a lineage table, when a connection of its own can still find them."""
+        try:
+            with self._open() as conn:
+                found = conn.execute(_LOCK_HOLDERS).fetchall()
+        except psycopg.Error:
+            found = []
+        holders = "; ".join(f"process {pid} {'holds' if granted else 'waits for'} it on table {escaped(str(table))}"
+                            for table, pid, granted in found)  # fmt: skip
+        return (f"the database did not grant this read its lock on the lineage tables within {self._lock_wait:g}s: "
+                f"another session holds a lock that keeps readers out (ACCESS EXCLUSIVE{': ' + holders if holders else ''}"
+                "), as a LOCK TABLE, VACUUM FULL, ALTER TABLE, TRUNCATE or CLUSTER does until its transaction ends. The "
+                "database answered (it is not away); nothing was read: read again once the lock is released")  # fmt: skip
 
     def _check_version(self, cur: psycopg.Cursor[Any], has_meta: bool) -> int | None:
         """The store's schema version (None: a new store, whose version a writer records now)."""

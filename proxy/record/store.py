@@ -198,6 +198,12 @@ class StoreUnclear(Exception):
     one schema): a reader stops with this message as it is, never calling the store "not a lineage store"."""
 
 
+class StoreWaited(Exception):
+    """A read the database did not answer in time (PostgreSQL's NoAnswer), or answered that a lock it waited for was
+    not granted (LockWaited): the message says which, and a reader says it as it is, never calling the store "not a
+    lineage store"."""
+
+
 class EditedRow(sqlite3.DataError):
     """A row whose values are not an edge's (a count that is text, a time past any date, a blob for a name): left
     by a hand, never by a writer. Readers stop on it with this message, not a traceback; `verify --integrity`
