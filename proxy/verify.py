@@ -35,7 +35,7 @@ from proxy.baseline import (
     parse_baseline,
 )
 from proxy.cli import stdout_json
-from proxy.config import read_key, read_retired_keys, read_secret
+from proxy.config import SqliteNameError, read_key, read_retired_keys, read_secret, sqlite_file
 from proxy.logs import escaped
 from proxy.record.integrity import Report
 from proxy.record.store import EdgeRow, EditedRow, NotALineageStore, StoreUnclear, StoreWaited, split_labels
@@ -501,8 +501,13 @@ def _verified(
     """`read(store, key, retired)` on the store at `path`: its chain's verdict (and the rows it verified); `error`'s
     code (USAGE), said, when the store cannot be read, or the chain is keyed and no key was given (a usage error, not
     a verdict)."""
-    if not is_database(path) and (os.path.isdir(path) or not os.path.exists(path)):
-        return error(f"{path}: no lineage store there (is lineage.store set to this path?)")
+    if not is_database(path):
+        try:
+            file = sqlite_file(path)  # a `file:` URI's file, as the writer opens it
+        except SqliteNameError as exc:
+            return error(shown_path(str(exc)))
+        if os.path.isdir(file) or not os.path.exists(file):
+            return error(f"{shown(path)}: no lineage store there (is lineage.store set to this path?)")
     errors: tuple[type[Exception], ...] = (*read_errors(), ValueError)
     try:
         store = open_reader(path)

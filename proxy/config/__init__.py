@@ -5,6 +5,7 @@ in the proxy reads YAML or the environment.
 """
 
 from proxy.config.loader import (
+    SqliteNameError,
     key_problem,
     load,
     parse,
@@ -12,6 +13,7 @@ from proxy.config.loader import (
     read_key,
     read_retired_keys,
     read_secret,
+    sqlite_file,
     store_pairs_problem,
 )
 from proxy.config.model import (
@@ -47,6 +49,7 @@ __all__ = [
     "OpenLineage",
     "PolicySettings",
     "Route",
+    "SqliteNameError",
     "Telemetry",
     "Tls",
     "Upstream",
@@ -59,5 +62,6 @@ __all__ = [
     "read_key",
     "read_retired_keys",
     "read_secret",
+    "sqlite_file",
     "store_pairs_problem",
 ]

@@ -28,7 +28,7 @@ from dataclasses import MISSING, fields
 from functools import partial
 from pathlib import Path
 from typing import Any, Final, TypeVar, cast
-from urllib.parse import SplitResult, unquote, urlsplit
+from urllib.parse import SplitResult, unquote, unquote_to_bytes, urlsplit
 
 import idna
 import yaml
@@ -405,6 +405,40 @@ def _conninfo_pairs(store: str) -> bool:
         begun = _CONNINFO_KEY.match(store.lstrip()) is not None
         return begun and any(key.lower() in keys for key in _CONNINFO_KEY.findall(store))
     return True
+
+
+class SqliteNameError(ValueError):
+    """A SQLite store's `file:` URI that names no file alone (`sqlite_file`); the message says why, for the user."""
+
+
+def sqlite_file(store: str) -> str:
+    """The file a SQLite store's value names (`lineage.store`, `lineage.journal`, a reader's `--store`), as the writer
+    opens it and every reader reads it: the path of a `file:` URI, read as SQLite reads one (`file:lineage.db`,
+    `file:/var/lib/lineage.db`, `file:///var/lib/lineage.db`, `file://localhost/...`, `FILE:` too; each `%XX` a byte,
+    a `#` ending it), any other value as written (`./file:x` names a file so named). SqliteNameError for a URI with
+    parameters (`?mode=ro`: the proxy opens its store read-write and the readers read-only, as each must), a host, no
+    path, or a `%00`. Until 2026-12-07 the writer's SQLite (built with URIs on, as Debian's is) opened a `file:` value
+    as a URI while the readers looked for a file named `file:lineage.db`, and said there was no store there."""
+    if store[:5].lower() != "file:":
+        return store
+    rest = store[5:]
+    if rest.startswith("//"):
+        host, slash, path = rest[2:].partition("/")
+        if host not in ("", "localhost"):
+            raise SqliteNameError(f"{store!r}: a file: URI names no host but localhost ({host!r}): name the file, "
+                                  "file:/var/lib/lineage.db or /var/lib/lineage.db")  # fmt: skip
+        rest = slash + path
+    rest = rest.partition("#")[0]
+    rest, _, query = rest.partition("?")
+    if query:
+        raise SqliteNameError(f"{store!r}: a file: URI's parameters ({query!r}) are not taken: the proxy opens its "
+                              "store read-write and the readers read-only, as each must; name the file alone, "
+                              f"{store.partition('?')[0]!r}")  # fmt: skip
+    raw = unquote_to_bytes(rest)
+    if not raw or b"\0" in raw:
+        raise SqliteNameError(f"{store!r}: the file: URI names no file (SQLite would open a temporary database, or a "
+                              "name cut at its %00): name the file, file:lineage.db or lineage.db")  # fmt: skip
+    return os.fsdecode(raw)
 
 
 def store_pairs_problem(store: str) -> str | None:
@@ -2108,6 +2142,12 @@ class _Reader:
                              f"cannot read a password from {lineage.password_file!r}: {exc.strerror or exc}")  # fmt: skip
         if store is not None and (said := store_pairs_problem(store)) is not None:
             self.problem("lineage.store", said)
+        for key, value in (("lineage.store", store), ("lineage.journal", lineage.journal)):
+            if value is not None and not value.startswith(("postgresql://", "postgres://")):
+                try:
+                    sqlite_file(value)
+                except SqliteNameError as exc:
+                    self.problem(key, str(exc))
         if store is None or not store.startswith(("postgresql://", "postgres://")):
             if lineage.password_file is not None:
                 self.problem("lineage.password_file", "only a PostgreSQL lineage.store (postgresql://...) has one")

@@ -52,6 +52,7 @@ from typing import Any
 import orjson
 import psycopg
 
+from proxy.config import sqlite_file
 from proxy.errors import StartupError
 from proxy.record import integrity
 from proxy.record.integrity import Report
@@ -68,6 +69,7 @@ from proxy.record.store import (
     require_directory,
     still_named,
     wal,
+    writable,
 )
 
 log = logging.getLogger("lineage_proxy.edges")
@@ -178,12 +180,13 @@ class Journal:
         `database`: which database its writes are for (`database_identity`): a journal holding writes for
         another one is refused at the start (StartupError) and, claimed by the other while this one runs, neither
         written nor replayed (ForeignJournal); one that holds none is claimed by whoever writes to it."""
-        self.path = str(path)
+        self.path = sqlite_file(path) if isinstance(path, str) else str(path)  # a `file:` URI's file (SqliteNameError)
         self.database = database
         self.max_rows = max_rows
         self._key = key
         require_directory(self.path, "lineage journal")
-        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=10, isolation_level=None)
+        target, uri = writable(self.path)
+        self._db = sqlite3.connect(target, uri=uri, check_same_thread=False, timeout=10, isolation_level=None)
         foreign = foreign_tables(self._db, JOURNAL_TABLES)
         if foreign:  # before WAL mode is set: that too would change another program's file
             self._db.close()

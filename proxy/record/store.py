@@ -21,6 +21,7 @@ from typing import Any, Final, NamedTuple, NoReturn, Protocol, TypeVar
 
 import orjson
 
+from proxy.config import sqlite_file
 from proxy.errors import StartupError
 from proxy.logs import escaped
 from proxy.record import integrity
@@ -494,6 +495,15 @@ def read_only_uri(path: str) -> str:
     return Path(path).resolve().as_uri() + "?mode=ro"
 
 
+def writable(path: str) -> tuple[str, bool]:
+    """What `sqlite3.connect` is given to open the file `path` read-write, and whether it is a URI: `path` itself, or
+    its URI (`Path.as_uri`) when it begins with `file:`, which a SQLite built with URIs on (Debian's) reads as a URI
+    naming another file (`file:x` is `x`)."""
+    if path[:5].lower() != "file:":
+        return path, False
+    return Path(path).absolute().as_uri(), True
+
+
 def file_identity(path: str) -> tuple[int, int] | None:
     """The file `path` names (device, inode), None when it names none."""
     try:
@@ -611,7 +621,7 @@ class SqliteStore:
         hand, `verify --adopt-head`); any other unsigned newest entry stops a keyed writer. `busy_timeout_s`:
         how long a write waits for the write lock another connection holds (`_begin_write`). `sidecar`: the
         writer's `lineage.sidecar`, recorded with every edge it writes."""
-        self.path = str(path)
+        self.path = sqlite_file(path) if isinstance(path, str) else str(path)  # a `file:` URI's file (SqliteNameError)
         self.sidecar = sidecar
         self._key = key
         self._retired = retired
@@ -631,7 +641,8 @@ class SqliteStore:
             self._db = sqlite3.connect(read_only_uri(self.path), uri=True, check_same_thread=False, timeout=10)
             return
         require_directory(self.path, "lineage store")
-        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=10, isolation_level=None)
+        target, uri = writable(self.path)
+        self._db = sqlite3.connect(target, uri=uri, check_same_thread=False, timeout=10, isolation_level=None)
         foreign = foreign_tables(self._db, LINEAGE_TABLES)
         if foreign:  # checked before WAL mode is set: that too would change the file
             self._db.close()

@@ -9,7 +9,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import Protocol
 
-from proxy.config import Lineage, OpenLineage, read_secret
+from proxy.config import Lineage, OpenLineage, SqliteNameError, read_secret, sqlite_file
 from proxy.errors import StartupError
 from proxy.record import integrity
 from proxy.record.integrity import Report
@@ -71,6 +71,10 @@ def unopenable(lineage: Lineage) -> list[str]:
     if store is not None:
         key, path, what = ("lineage.journal", lineage.journal, "lineage journal") if is_database(store) else (
             "lineage.store", store, "lineage store")  # fmt: skip
+        try:
+            path = sqlite_file(path)  # the file a `file:` URI names, as the writer opens it
+        except SqliteNameError:  # (said by the config's check, at its key)
+            return problems
         _said(problems, key, require_directory, path, what)
     spool = spool_unopenable(lineage.openlineage)
     if spool is not None:
@@ -201,14 +205,18 @@ def _scrubbed(error: Exception, store: str) -> str:
 def open_reader(store: str) -> ReadableStore:
     """A read-only store for `edges`, `verify` and `report`: StoreUnreadable when it cannot be opened."""
     if not is_database(store):
-        if os.path.isdir(store):
-            raise StoreUnreadable(f"{store}: is a directory, not a lineage store")
-        if not os.path.exists(store):
-            raise StoreUnreadable(f"{store}: no lineage store there (is lineage.store set to this path?)")
-        kind = special_file(store)
+        try:
+            file = sqlite_file(store)  # a `file:` URI's file, as the writer opens it (SqliteStore)
+        except SqliteNameError as exc:
+            raise StoreUnreadable(shown_path(str(exc))) from None
+        if os.path.isdir(file):
+            raise StoreUnreadable(f"{shown(store)}: is a directory, not a lineage store")
+        if not os.path.exists(file):
+            raise StoreUnreadable(f"{shown(store)}: no lineage store there (is lineage.store set to this path?)")
+        kind = special_file(file)
         if kind is not None:  # SQLite would wait on a FIFO for ever
             raise StoreUnreadable(f"{shown(store)}: is {kind}, not a lineage store")
-        beside = special_beside(store)
+        beside = special_beside(file)
         if beside is not None:  # its -journal too
             raise StoreUnreadable(f"{shown(store)}: {shown_path(beside[0])} beside it is {beside[1]}, not a file "
                                   "SQLite makes (remove it)")  # fmt: skip

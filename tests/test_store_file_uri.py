@@ -1,0 +1,99 @@
+"""A SQLite store named as a `file:` URI (`file:lineage.db`, `file:/srv/lineage.db`, `file:///srv/lineage.db`,
+`file://localhost/...`, `%XX` a byte) is one file, the URI's, to the writer (`lineage.store`) and to every reader
+(`edges`, `verify`, `report` given it as `--store`): one function says which (`sqlite_file`). Until 2026-12-07 the
+writer's SQLite (Debian's, built with URIs on) read the value as a URI, or refused it at the start, looking for a
+directory named `file:` (`file:/srv/lineage.db`), while the readers looked for a file named `file:lineage.db` and said
+"no lineage store there". A URI's parameters (`?mode=ro`) are refused by both, in the same words (proof13)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.servers.vllm_like import SERVED
+
+CONFIG = """
+listen: {http: 127.0.0.1:0}
+upstreams: [{name: vllm, url: "${UPSTREAM}"}]
+routes: [{model: "*", upstream: vllm}]
+policy: {anonymous: allow, default_purpose: assistant}
+lineage:
+  store: "${URI}"
+"""
+
+# how the writer is given the store (its file: tmp_path / "run#2" / "lineage.db"), as a URI each
+WRITTEN = {
+    "file:/abs": "file:{dir}/run%232/lineage.db",
+    "file:///abs": "file://{dir}/run%232/lineage.db",
+    "file://localhost/abs": "file://localhost{dir}/run%232/lineage.db",
+}
+# and how each reader is given it, run in tmp_path
+READ = [
+    "file:run%232/lineage.db",
+    "file:{dir}/run%232/lineage.db",
+    "FILE:///{dir}/run%232/lineage.db#x",
+    "run#2/lineage.db",
+]
+
+
+def cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "proxy", *args], capture_output=True, text=True, timeout=60,
+                          cwd=tmp_path, stdin=subprocess.DEVNULL)  # fmt: skip
+
+
+@pytest.mark.parametrize("written", WRITTEN)
+def test_the_writer_and_every_reader_take_a_file_uri_as_its_file(  # type: ignore[no-untyped-def]
+    vllm, make_proxy, loop_thread, tmp_path: Path, written: str
+) -> None:
+    _, upstream = vllm
+    (tmp_path / "run#2").mkdir()
+    proxy = make_proxy(CONFIG, UPSTREAM=upstream, URI=WRITTEN[written].format(dir=tmp_path))
+    reply = httpx.post(f"{proxy.url}/v1/chat/completions", timeout=10, headers={"x-data-labels": "team-a"},
+                       json={"model": SERVED, "messages": [{"role": "user", "content": "hi"}]})  # fmt: skip
+    assert reply.status_code == 200, reply.text
+    loop_thread.run(proxy.process.runtime.sinks.flush())
+    assert (tmp_path / "run#2" / "lineage.db").is_file()
+    assert not (tmp_path / "file:").exists() and not list(tmp_path.glob("*lineage.db*"))
+    baseline = tmp_path / "baseline.yaml"
+    baseline.write_text("version: 1\nflows:\n  - {caller: anonymous, purpose: assistant, labels: [team-a]}\n")
+    for store in (given.format(dir=tmp_path) for given in READ):
+        listed = cli(tmp_path, "edges", "--store", store, "--json")
+        assert listed.returncode == 0 and '"input_labels":["team-a"]' in listed.stdout, (store, listed)
+        verified = cli(tmp_path, "verify", "--integrity", "--store", store)
+        assert verified.returncode == 0 and ": intact: 2 chain entries" in verified.stdout, (store, verified)
+        judged = cli(tmp_path, "verify", "--baseline", str(baseline), "--store", store)
+        assert judged.returncode == 0, (store, judged)
+        drawn = cli(tmp_path, "report", "--store", store, "--out", str(tmp_path / "report.html"))
+        assert drawn.returncode == 0 and "team-a" in (tmp_path / "report.html").read_text(), (store, drawn)
+
+
+PARAMETERS = "'file:lineage.db?mode=ro': a file: URI's parameters ('mode=ro') are not taken"
+
+
+def test_a_file_uri_with_parameters_is_refused_by_check_and_every_reader(tmp_path: Path) -> None:
+    config = tmp_path / "proxy.yaml"
+    config.write_text(CONFIG.replace("${UPSTREAM}", "http://127.0.0.1:9").replace("${URI}", "file:lineage.db?mode=ro"))
+    (tmp_path / "lineage.db").write_bytes(b"")  # a file there: the readers would otherwise say none is
+    checked = cli(tmp_path, "check", "--config", str(config))
+    assert checked.returncode == 1 and f"lineage.store: {PARAMETERS}" in checked.stderr, checked
+    for args, code in ((["edges"], 1), (["verify", "--integrity"], 2), (["report", "--out", "r.html"], 1)):
+        said = cli(tmp_path, args[0], "--store", "file:lineage.db?mode=ro", *args[1:])
+        assert said.returncode == code and PARAMETERS in said.stderr, (args, said)
+        assert "no lineage store there" not in said.stderr, said
+
+
+@pytest.mark.parametrize("store", READ)
+def test_a_reader_given_a_file_uri_reads_its_file(tmp_path: Path, store: str) -> None:
+    """The store written by path (a writer of a release before, or `lineage.store: run#2/lineage.db`)."""
+    from proxy.record.store import EdgeKey, SqliteStore
+
+    (tmp_path / "run#2").mkdir()
+    written = SqliteStore(tmp_path / "run#2" / "lineage.db")
+    written.upsert([(EdgeKey("app", "assistant", "team-a", "ck", "", "allow"), 100.0, 100.0, 3, None)])
+    written.close()
+    listed = cli(tmp_path, "edges", "--store", store.format(dir=tmp_path), "--json")
+    assert listed.returncode == 0 and '"count":3' in listed.stdout, listed
