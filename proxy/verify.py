@@ -38,7 +38,15 @@ from proxy.cli import stdout_json
 from proxy.config import SqliteNameError, read_key, read_retired_keys, read_secret, sqlite_file
 from proxy.logs import escaped
 from proxy.record.integrity import Report
-from proxy.record.store import EdgeRow, EditedRow, NotALineageStore, StoreUnclear, StoreWaited, split_labels
+from proxy.record.store import (
+    EdgeRow,
+    EditedRow,
+    NotALineageStore,
+    StoreReplaced,
+    StoreUnclear,
+    StoreWaited,
+    split_labels,
+)
 from proxy.record.stores import (
     ReadableStore,
     StoreUnreadable,
@@ -519,7 +527,7 @@ def _verified(
         return error(str(exc))
     except NotALineageStore as exc:
         return error(f"{shown(path)}: not a lineage store ({exc})")
-    except StoreWaited as exc:  # the database's, said as it is
+    except (StoreWaited, StoreReplaced) as exc:  # said as it is
         return error(f"{shown(path)}: {exc}")
     except errors as exc:
         return error(f"{shown(path)}: cannot read it as a lineage store: {exc}")

@@ -12,8 +12,10 @@ import logging
 import os
 import sqlite3
 import stat
+import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -196,7 +198,14 @@ def _texts(row: Sequence[Any]) -> bool:
 
 class StoreUnclear(Exception):
     """Which tables are the store is not certain (a PostgreSQL search path that finds lineage tables in more than
-    one schema): a reader stops with this message as it is, never calling the store "not a lineage store"."""
+    one schema), or which file (`StoreReplaced`): a reader stops with this message as it is, never calling the store
+    "not a lineage store"."""
+
+
+class StoreReplaced(StoreUnclear, sqlite3.OperationalError):
+    """A SQLite store's file (or one SQLite opens beside it) replaced while a reader opened or read it: what was read
+    is not certain to be the store's. A `sqlite3.Error`, so every reader's `read_errors()` takes it; its message
+    follows the store's name."""
 
 
 class StoreWaited(Exception):
@@ -354,6 +363,52 @@ def special_beside(path: str) -> tuple[str, str] | None:
         if kind is not None:
             return name, kind
     return None
+
+
+def _opened_by_sqlite(path: str) -> list[str]:
+    """The names SQLite opens a database `path` by: its own, and its -journal, -wal and -shm (after the path, and after
+    the file a link names)."""
+    return list(dict.fromkeys(f"{base}{end}" for base in (path, os.path.realpath(path)) for end in ("", *_BESIDE)))
+
+
+# how often a reader's `Unblocker` looks for a FIFO where SQLite opens the store's files: the longest an open of one
+# swapped in waits
+UNBLOCK_S: Final = 0.05
+
+
+class Unblocker:
+    """For as long as a reader's connection is open, a thread that finds a FIFO where SQLite opens the store or a file
+    beside it (`_opened_by_sqlite`) and opens it for writing without blocking, then closes it: an open SQLite waits in
+    there (for a writer, for ever) returns, and the read fails or is refused (`SqliteStore._unswapped`). The reader's
+    check refuses a FIFO found there as it opens the store (`special_file`, `special_beside`); one swapped in after
+    the check, before SQLite's open of it, hung `verify` (a CI gate), `edges` and `report`. SQLite opens each file by
+    its name (after following links, so no path it is given pins the file checked), and opens its -journal at each
+    read, so no check before an open closes that window: this ends the wait instead, within UNBLOCK_S."""
+
+    def __init__(self, path: str) -> None:
+        self._names = _opened_by_sqlite(path)
+        self._stop = threading.Event()
+        self.unblocked: str | None = None  # the first name a FIFO was found at
+        self._thread = threading.Thread(target=self._run, name="lineage-store-unblocker", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(UNBLOCK_S):
+            for name in self._names:
+                if special_file(name) != "a FIFO":
+                    continue
+                self.unblocked = self.unblocked or name
+                try:  # (ENXIO when no open waits on it: nothing to end)
+                    os.close(os.open(name, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC))
+                except OSError:
+                    pass
+
+    def halt(self) -> None:
+        self._stop.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 SPOOL = "OpenLineage spool"  # how messages name `lineage.openlineage.spool`
@@ -635,10 +690,19 @@ class SqliteStore:
         self._locked_retry: float | None = None  # monotonic: while the lock is held elsewhere, when to wait again
         self._file: tuple[int, int] | None = None  # (device, inode) of the file a writer opened (`_still_named`)
         self._where = ""  # its absolute path
+        self._unblocker: Unblocker | None = None  # a reader's
         if readonly:
             if not Path(self.path).exists():
                 raise FileNotFoundError(self.path)
-            self._db = sqlite3.connect(read_only_uri(self.path), uri=True, check_same_thread=False, timeout=10)
+            self._file = file_identity(self.path)  # the file checked, which every read must still find there
+            self._unblocker = Unblocker(self.path)  # before SQLite opens anything
+            weakref.finalize(self, self._unblocker.halt)  # a reader never closed: its thread ends as it goes
+            try:
+                self._db = self._unswapped(lambda: sqlite3.connect(read_only_uri(self.path), uri=True,
+                                                                   check_same_thread=False, timeout=10))  # fmt: skip
+            except BaseException:
+                self._unblocker.stop()
+                raise
             return
         require_directory(self.path, "lineage store")
         target, uri = writable(self.path)
@@ -999,11 +1063,43 @@ class SqliteStore:
         self._head_ok = last[0]
         return newest
 
+    def _unswapped(self, read: Callable[[], _T]) -> _T:
+        """`read()`, for a reader raising StoreReplaced, whatever it gave or raised, when the file it reads is no longer
+        the one checked as it was opened (`file_identity`), or a FIFO was found where SQLite opens it or a file beside
+        it (`Unblocker`): what was read is not certain to be the store's."""
+        if self._unblocker is None:
+            return read()
+        try:
+            found = read()
+        except sqlite3.Error:
+            self._replaced()
+            raise
+        self._replaced()
+        return found
+
+    def _replaced(self) -> None:
+        from proxy.record.stores import shown_path  # (it imports this module)
+
+        assert self._unblocker is not None
+        fifo = self._unblocker.unblocked
+        if fifo is not None:
+            what = "by a FIFO" if fifo in (self.path, os.path.realpath(self.path)) else (
+                f"{shown_path(fifo)} beside it by a FIFO")  # fmt: skip
+        elif file_identity(self.path) != self._file:
+            what = "by another file" if os.path.lexists(self.path) else "removed"
+        else:
+            return
+        raise StoreReplaced(f"replaced while it was read ({what}): what was read is not certain to be this "
+                            "store's, so nothing is said of it; read it again once nobody changes it")  # fmt: skip
+
     def integrity(
         self, key: bytes | None = None, *, strict: bool = True, retired: tuple[bytes, ...] = ()
     ) -> integrity.Report:
         """Walk and replay the chain against the edge table (read-only). `strict`: given a key, the newest
         entry must be signed (with it, or one of the `retired` keys before it, oldest first)."""
+        return self._unswapped(lambda: self._integrity(key, strict=strict, retired=retired))
+
+    def _integrity(self, key: bytes | None, *, strict: bool, retired: tuple[bytes, ...]) -> Report:
         unchained = self._unchained()
         if unchained is not None:
             return unchained
@@ -1127,6 +1223,11 @@ class SqliteStore:
         `retired` keys before it (given, the chain must be signed with them, as for `verify`), then, when it verifies,
         the rows, the store's origin (None: no writer of this release has opened it), and the copies it holds (none:
         only a PostgreSQL store is copied into). `verify --baseline --integrity` judges those rows."""
+        return self._unswapped(lambda: self._for_copy(key, retired))
+
+    def _for_copy(
+        self, key: bytes | None, retired: tuple[bytes, ...]
+    ) -> tuple[Report, list[EdgeRow], str | None, tuple[str, ...]]:
         unchained = self._unchained()
         if unchained is not None:
             return unchained, [], None, ()
@@ -1146,7 +1247,7 @@ class SqliteStore:
         return self._decoded(read)
 
     def rows(self) -> list[EdgeRow]:
-        return self._decoded(self._rows)
+        return self._unswapped(lambda: self._decoded(self._rows))
 
     def _rows(self) -> list[EdgeRow]:
         cursor = self._db.execute(f"SELECT {self._stored()} FROM edges ORDER BY {READ_ORDER}")
@@ -1161,4 +1262,8 @@ class SqliteStore:
         return f"{_COLUMNS}, {reason}, {sidecar}"
 
     def close(self) -> None:
-        self._db.close()
+        try:
+            self._db.close()
+        finally:
+            if self._unblocker is not None:
+                self._unblocker.stop()

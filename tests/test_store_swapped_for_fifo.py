@@ -1,0 +1,64 @@
+"""A SQLite store (or its -journal) swapped for a FIFO after the reader's check, before SQLite opens it: the reader
+says so and exits, where SQLite's open of the FIFO waited for a writer for ever and `verify` (a CI gate), `edges` and
+`report` hung. The swap is made at that window exactly: `sqlite3.connect`, which the reader calls once its check has
+passed, makes it first (the store's file) or right after (its -journal, which SQLite opens at the first read); a
+reader's `Unblocker` ends the open SQLite waits in, and the read is refused as one of a file replaced (proof13)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from proxy.record.store import EdgeKey, SqliteStore
+
+# the reader run with `sqlite3.connect` swapping the store's file, or its -journal, for a FIFO at the window
+SWAPPING = """
+import os, runpy, sqlite3, sys
+store, where, args = sys.argv[1], sys.argv[2], sys.argv[3:]
+real = sqlite3.connect
+
+def swapping(*given, **named):
+    if where == "store":
+        os.rename(store, store + ".away")
+        os.mkfifo(store)
+        return real(*given, **named)
+    opened = real(*given, **named)
+    os.mkfifo(store + "-journal")
+    return opened
+
+sqlite3.connect = swapping
+sys.argv = ["lineage-proxy", *args]
+runpy.run_module("proxy", run_name="__main__")
+"""
+
+READERS = {
+    "verify --integrity": (["verify", "--integrity"], 2),
+    "edges": (["edges"], 1),
+    "report": (["report", "--out", "OUT"], 1),
+}
+
+
+@pytest.mark.parametrize("where", ["store", "journal"])
+@pytest.mark.parametrize("reader", READERS)
+def test_a_store_swapped_for_a_fifo_after_the_check_is_refused_not_waited_on(
+    tmp_path: Path, reader: str, where: str
+) -> None:
+    path = tmp_path / "lineage.db"
+    store = SqliteStore(path)
+    store.upsert([(EdgeKey("app", "assistant", "team-a", "ck", "", "allow"), 100.0, 100.0, 3, None)])
+    store.close()
+    args, code = READERS[reader]
+    given = [str(tmp_path / "report.html") if arg == "OUT" else arg for arg in args]
+    try:
+        done = subprocess.run([sys.executable, "-c", SWAPPING, str(path), where, given[0], "--store", str(path),
+                               *given[1:]], capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)  # fmt: skip
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{reader} waited on the FIFO swapped in for the {where}")
+    said = done.stdout + done.stderr
+    assert done.returncode == code, said
+    fifo = "by a FIFO" if where == "store" else f"{path}-journal beside it by a FIFO"
+    assert f"{path}: replaced while it was read ({fifo}): what was read is not certain to be this store's" in said, said
+    assert not (tmp_path / "report.html").exists()
