@@ -72,11 +72,10 @@ def unopenable(lineage: Lineage) -> list[str]:
     if store is not None:
         key, path, what = ("lineage.journal", lineage.journal, "lineage journal") if is_database(store) else (
             "lineage.store", store, "lineage store")  # fmt: skip
-        try:
-            path = sqlite_file(path)  # the file a `file:` URI names, as the writer opens it
-        except SqliteNameError:  # (said by the config's check, at its key)
-            return problems
-        _said(problems, key, require_directory, path, what)
+        try:  # the file a `file:` URI names, as the writer opens it
+            _said(problems, key, require_directory, sqlite_file(path), what)
+        except SqliteNameError:  # (said by the config's check, at its key: a config so written never gets here)
+            pass
     spool = spool_unopenable(lineage.openlineage)
     if spool is not None:
         problems.append(spool)
