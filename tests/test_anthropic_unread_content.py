@@ -1,7 +1,7 @@
 """Anthropic content the proxy cannot read is `scan:truncated`, as OpenAI's is (tests/test_stored_content_by_id.py): a
 `document` whose source is a PDF sent whole (`base64`), a `url` or a `file` (by id), in a message, a tool result or a
 web fetch's result; a `container_upload` (a file put into code execution's container); a `container` named by id
-(unless the tool choice calls none) or holding skills; a `thread` continued (the earlier turns the server holds).
+(unless the tool choice calls none) or holding skills; a `thread` continuing a reply the proxy did not see answered.
 Before 2026-12-07 each was forwarded unread and unlabelled, for any purpose: vLLM and llama.cpp drop a document, but
 Anthropic's own API reads it to the model. A text document (a `text` or `content` source, or base64 of a text file)
 is read; images are not read, nor labelled (README)."""

@@ -62,7 +62,7 @@ _MESSAGE_NAMED: Final = frozenset({"role", "content"})
 _BLOCK_NAMED: Final = frozenset({"type", "text", "citations", "source", "id", "name", "input", "tool_use_id", "content",
                                  "is_error", "thinking", "signature"})  # fmt: skip
 _SOURCE_NAMED: Final = frozenset({"type", "media_type", "data", "url"})
-# top-level keys naming what the server holds (`_thread_read`, `_container_unread`)
+# top-level keys naming what the server holds (`_thread`, `_container_unread`)
 _HELD: Final = frozenset({"thread", "container"})
 _ESCAPE: Final = b"\\u"  # (a JSON escape: the one way to spell `source`, `container_upload` otherwise)
 _NONE: Final[frozenset[str]] = frozenset()
@@ -98,12 +98,14 @@ def read_request(body: bytes, operation: str = "chat") -> Request:
     # them, their results read to the model: content the proxy never sees, as an OpenAI `mcp` tool's (before 2026-12-07
     # their URLs and names alone were read, the call unlabelled)
     whole = whole and not data.get("mcp_servers")
-    # a conversation the server holds (a beta's `thread`, `_thread_read`), a container kept by the server (its id) or
-    # skills loaded into it (`_container_unread`): top-level keys, most calls neither (one set's test, in C)
-    if whole and not _HELD.isdisjoint(data):
-        whole = _thread_read(data.get("thread")) and not _container_unread(
-            data.get("container"), data.get("tool_choice")
-        )
+    # a conversation the server holds (a beta's `thread`: what it continues, `_thread`), a container kept by the server
+    # (its id) or skills loaded into it (`_container_unread`): top-level keys, most calls neither (one set's test, in C)
+    builds_on: str | None = None
+    stored = False
+    if not _HELD.isdisjoint(data):
+        builds_on, held, read = _thread(data.get("thread"))
+        stored = held and operation == "chat"  # (token counting stores no reply)
+        whole = whole and read and not _container_unread(data.get("container"), data.get("tool_choice"))
     # a message's content the server reads from a file, a URL or a PDF (`_blocks_unread`): looked for only in a body
     # spelling a block's `source` (a document has one) or a `container_upload`, or a `\u` escape (a key or a type spelt
     # with one), searched in C: most calls hold none. A request already cut short is not looked through again (its
@@ -113,16 +115,28 @@ def read_request(body: bytes, operation: str = "chat") -> Request:
     # (its tools' schemas' `pattern`s; its `{"type": "none"}` calls no tool)
     whole = whole and (GRAMMARS.isdisjoint(data) or not own_grammar(data, body, typed_choice=True))
     return Request(model, operation, stream, tuple(texts), tuple(params), unscanned=not whole,
-                   joined=joined, decoded=unescaped(body, texts, reprinted))  # fmt: skip
+                   joined=joined, decoded=unescaped(body, texts, reprinted), builds_on=builds_on,
+                   stored=stored)  # fmt: skip
 
 
-def _thread_read(thread: Any) -> bool:
-    """Whether a call's `thread` (the beta's conversation held by the server) leaves nothing unread: none (null) or
-    one it begins (`{"type": "create"}`: the server keeps this call's conversation, read here). One it continues
-    (`{"type": "continue", "previous_message_id": ...}`) puts the earlier turns, held by the server, before the
-    messages, as a Responses `previous_response_id` does; so does a type the proxy does not know (fail-safe). Before
-    2026-12-07 its id alone was read, and the call forwarded unlabelled."""
-    return thread is None or (type(thread) is dict and thread.get("type") == "create")
+def _thread(thread: Any) -> tuple[str | None, bool, bool]:
+    """A call's `thread` (the beta's conversation held by the server): the reply it continues, whether the server keeps
+    this call's reply under its id for a later turn to continue, and whether nothing of it is unread. None (null):
+    nothing held. One it begins (`{"type": "create"}`) is read here, its reply kept. One it continues (`{"type":
+    "continue", "previous_message_id": ...}`) puts the earlier turns before the messages, as a Responses
+    `previous_response_id` does, and is read as that: the labels the proxy saw that reply's call and output hold
+    (`StoredReplies`), or `scan:truncated` where it saw none. Another form (a type the proxy does not know, no id to
+    name what it continues) is unread, fail-safe, its reply not kept. Before 2026-12-07 every continued thread was
+    `scan:truncated`, its earlier turns' labels not carried (before that day its id alone was read)."""
+    if thread is None:
+        return None, False, True
+    kind = thread.get("type") if type(thread) is dict else None
+    if kind == "create":
+        return None, True, True
+    previous = thread.get("previous_message_id") if kind == "continue" else None
+    if type(previous) is str and previous:
+        return previous, True, True
+    return None, False, False
 
 
 def _container_unread(container: Any, choice: Any) -> bool:
