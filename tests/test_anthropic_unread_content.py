@@ -266,3 +266,26 @@ def test_an_address_in_a_base64_text_document_is_found(vllm, make_proxy) -> None
         assert _call(client, given, "assistant").headers["x-data-labels"] == "pii:email"
     finally:
         client.close()
+
+
+def test_a_document_without_a_source_is_read_whole(vllm, make_proxy) -> None:  # type: ignore[no-untyped-def]
+    """A pin, not a fix: a `document` with no `source` key (the API refuses it, its `source` required; vLLM's and
+    llama.cpp's Messages API drop a document) holds nothing the proxy cannot read: its other strings (`title`,
+    `context`) are read where they stand, an address there found, and the call is not `scan:truncated` (no `"source"` in
+    the body, so the blocks are not walked: no work). Through the SDK: refused for `ads` (`pii:email`), forwarded
+    labelled `pii:email` alone for `assistant`."""
+    server, upstream = vllm
+    proxy = make_proxy(CONFIG, UPSTREAM=upstream)
+    bare = {"type": "document", "title": "notes", "context": "from ana@example.org"}
+    read = read_request(_body(bare))
+    assert not read.unscanned
+    assert "from ana@example.org" in read.texts
+    client = anthropic.Anthropic(base_url=proxy.url, api_key="unused", max_retries=0, timeout=10)
+    try:
+        with pytest.raises(anthropic.PermissionDeniedError) as caught:
+            _call(client, {"messages": _user(bare)}, "ads")
+        assert "pii:email" in caught.value.message
+        assert server.data_requests() == []
+        assert _call(client, {"messages": _user(bare)}, "assistant").headers["x-data-labels"] == "pii:email"
+    finally:
+        client.close()
