@@ -112,6 +112,32 @@ PAGE_READ: Any = [
     {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": [ASK, SEARCH], **CACHED}]},
 ]
 
+
+def _ran(kind: str, result: Any) -> Any:
+    """A turn whose code execution (`code_execution`, or the bash tool's `bash_code_execution`) gave `result`, sent back
+    in the history as the SDK's `to_param()` gives it."""
+    name = "code_execution" if kind == "code_execution" else "bash_code_execution"
+    return [
+        {"role": "user", "content": "Plot it"},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "server_tool_use", "id": "s1", "name": name, "input": {"code": "plot()"}},
+                {"type": f"{kind}_tool_result", "tool_use_id": "s1", "content": result},
+            ],
+        },
+        {"role": "user", "content": "Summarise it"},
+    ]
+
+
+def _result(kind: str, *files: str) -> Any:
+    outputs = [{"type": f"{kind}_output", "file_id": file} for file in files]
+    return {"type": f"{kind}_result", "stdout": "done", "stderr": "", "return_code": 0, "content": outputs}
+
+
+ENCRYPTED: Any = {"type": "encrypted_code_execution_result", "encrypted_stdout": "EqQBCioIAhgC", "stderr": "",
+                  "return_code": 0, "content": []}  # fmt: skip
+
 UNREAD: dict[str, dict[str, Any]] = {
     "pdf document": {"messages": _user(PDF_DOC)},
     "url document": {"messages": _user(URL_DOC)},
@@ -128,6 +154,9 @@ UNREAD: dict[str, dict[str, Any]] = {
         "tool_choice": {"type": "none"},
     },
     "thread continued": {"messages": _user(), "thread": {"type": "continue", "previous_message_id": "msg_011"}},
+    "code execution output file": {"messages": _ran("code_execution", _result("code_execution", "file_013"))},
+    "bash output file": {"messages": _ran("bash_code_execution", _result("bash_code_execution", "file_013"))},
+    "code execution stdout encrypted": {"messages": _ran("code_execution", ENCRYPTED)},
     "thread of a type not known": {"messages": _user(), "thread": {"type": "fork", "previous_message_id": "msg_011"}},
 }
 
@@ -145,6 +174,14 @@ READ: dict[str, dict[str, Any]] = {
     },
     "container without skills": {"messages": _user(), "container": {"id": None, "skills": []}},
     "thread begun": {"messages": _user(), "thread": {"type": "create"}},
+    "code execution results without files": {
+        "messages": _ran("code_execution", _result("code_execution"))[:2]
+        + _ran("bash_code_execution", _result("bash_code_execution"))[1:],
+        "tools": CODE_EXECUTION,
+    },
+    "code execution error": {
+        "messages": _ran("code_execution", {"type": "code_execution_tool_result_error", "error_code": "unavailable"})
+    },
     "a fetched page, citations, cache control": {
         "messages": PAGE_READ,
         "system": [{"type": "text", "text": "Be brief"}],

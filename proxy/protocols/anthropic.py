@@ -107,10 +107,10 @@ def read_request(body: bytes, operation: str = "chat") -> Request:
         stored = held and operation == "chat"  # (token counting stores no reply)
         whole = whole and read and not _container_unread(data.get("container"), data.get("tool_choice"))
     # a message's content the server reads from a file, a URL or a PDF (`_blocks_unread`): looked for only in a body
-    # spelling a block's `source` (a document has one) or a `container_upload`, or a `\u` escape (a key or a type spelt
-    # with one), searched in C: most calls hold none. A request already cut short is not looked through again (its
-    # blocks may be millions)
-    if whole and (b'"source"' in body or b"container_upload" in body or _ESCAPE in body):
+    # spelling a block's `source` (a document has one), a `container_upload` or a code execution's result, or a `\u`
+    # escape (a key or a type spelt with one), searched in C: most calls hold none. A request already cut short is not
+    # looked through again (its blocks may be millions)
+    if whole and (b'"source"' in body or b"container_upload" in body or b"code_execution" in body or _ESCAPE in body):
         whole = not _blocks_unread(data["messages"], texts)
     # (its tools' schemas' `pattern`s; its `{"type": "none"}` calls no tool)
     whole = whole and (GRAMMARS.isdisjoint(data) or not own_grammar(data, body, typed_choice=True))
@@ -168,7 +168,8 @@ def _blocks_unread(messages: list[Any], texts: list[str]) -> bool:
 
 def _block_unread(block: dict[str, Any], texts: list[str], inner: bool = False) -> bool:
     """A `document` the proxy cannot read (`_document_unread`); a `container_upload` (a file put into the code
-    execution's container, by id); such a block in a tool result's content (one level: the API takes no tool result
+    execution's container, by id); a code execution's result holding an output file by id or its output encrypted
+    (`_code_result_unread`); such a block in a tool result's content (one level: the API takes no tool result
     within one, and a walk of nested ones recursed as deep as the body: 400 nested raised RecursionError) or a web
     fetch's result (the page it fetched, a document). An image is not read, nor labelled (the README's images rule).
     Before 2026-12-07 each was forwarded unread and unlabelled: vLLM and llama.cpp drop a document, but Anthropic's API
@@ -178,6 +179,8 @@ def _block_unread(block: dict[str, Any], texts: list[str], inner: bool = False) 
         return _document_unread(block.get("source"), texts)
     if kind == "container_upload":
         return True
+    if kind == "code_execution_tool_result" or kind == "bash_code_execution_tool_result":
+        return _code_result_unread(block.get("content"))
     if kind == "tool_result" and not inner:
         content = block.get("content")
         return type(content) is list and any(type(b) is dict and _block_unread(b, texts, True) for b in content)
@@ -190,6 +193,22 @@ def _block_unread(block: dict[str, Any], texts: list[str], inner: bool = False) 
             and _document_unread(document.get("source"), texts)
         )
     return False
+
+
+def _code_result_unread(result: Any) -> bool:
+    """Whether a code execution's result sent back in the history (a `code_execution_tool_result`'s or a
+    `bash_code_execution_tool_result`'s `content`) holds what the proxy cannot read: an output file named by id (a
+    `code_execution_output`'s or a `bash_code_execution_output`'s `file_id`), which the server stores and a call may name
+    whatever file it is, as an OpenAI `input_file`'s `file_id`; or its standard output encrypted
+    (`encrypted_code_execution_result`'s `encrypted_stdout`), which the server decrypts into the model's context, as an
+    OpenAI `compaction` item. Its `stdout`, `stderr` and an error's code are read as text. Before 2026-12-07 each was
+    read as its id's or its ciphertext's letters, the call unlabelled."""
+    if type(result) is not dict:
+        return False
+    if result.get("type") == "encrypted_code_execution_result":
+        return True
+    outputs = result.get("content")
+    return type(outputs) is list and any(type(o) is dict and o.get("file_id") is not None for o in outputs)
 
 
 def _document_unread(source: Any, texts: list[str]) -> bool:
