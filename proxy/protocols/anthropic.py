@@ -30,7 +30,7 @@ from proxy.protocols import (
     unescaped,
 )
 from proxy.protocols import Adapter as AdapterBase
-from proxy.protocols.sse import _GIVEN, SseObserver
+from proxy.protocols.sse import _GIVEN, _OWN, SseObserver
 
 PATHS = ("/v1/messages", "/messages")
 # the Anthropic API's paths its SDK calls here, with its key in `x-api-key`: the Messages API (read by this
@@ -262,6 +262,9 @@ class MessagesObserver(SseObserver):
     # `_cached` before a streamed event changed it, with the record `_given` kept for that event (`_before`): restored
     # where its SDK never gives the event (an unended one, one it skips: `_unseen`); a class default (no work a call)
     _cached_before: tuple[object, int] | None = None
+    # the reply's model before a streamed `fallback` block named the one that wrote what follows (`_fallback`, `_OWN`),
+    # restored where the SDK never gives that event (`_unseen`); a class default (no work a call)
+    _model_before: str | None = None
 
     def _ends_in(self, data: bytes) -> bool:
         """`message_stop` ends a reply (`event`), its type perhaps written with `\\u` escapes; `[DONE]` too."""
@@ -384,11 +387,28 @@ class MessagesObserver(SseObserver):
                     if thinking:
                         self.first_chunk()
             else:
+                if block.get("type") == "fallback":
+                    self._fallback(block)
                 self._other(index, block)
         if text:
             if not self.outcome.first_token_ns:
                 self.outcome.first_token_ns = self.outcome.now_ns()
             self._content(index, text)
+
+    def _fallback(self, block: dict[str, Any]) -> None:
+        """A streamed `fallback` block (the beta's server-side fallback: the model before it declined, and `to.model`
+        wrote what follows): the reply's model is from then on the one it names, as the SDK's stream snapshot takes it
+        (`accumulate_event`: "the final hop's fallback block names the model that served the response") and as a whole
+        reply's `model` is relabelled to it. Until 2026-12-07 the model `message_start` named stood: the model asked
+        for, which declined, the record naming a model that wrote none of the reply (helper anth13)."""
+        to = block.get("to")
+        model = to.get("model") if type(to) is dict else None
+        if type(model) is str and model:
+            outcome = self.outcome
+            if self._in_stream and not self._ending & _OWN:  # (the event's first change: what it was before)
+                self._ending |= _OWN
+                self._model_before = outcome.response_model
+            outcome.response_model = model
 
     def _tool_name(self, index: int, block: dict[str, Any]) -> None:
         """A tool use's name, beside the content (as a chat reply's tool call's name is)."""
@@ -480,6 +500,8 @@ class MessagesObserver(SseObserver):
         if held is not None and ending & _GIVEN and held[0] is self._before:  # (this event's: `_hold_cached`)
             self._cached = held[1]
         self._cached_before = None
+        if ending & _OWN:  # (a `fallback` block's model: `_fallback`)
+            self.outcome.response_model = self._model_before
         super()._unseen(ending)
 
     def _reason(self, reason: Any) -> None:
