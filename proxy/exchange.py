@@ -70,7 +70,17 @@ from proxy.flow import (
 from proxy.labels import MAX_CALL_LABELS, reply_labels
 from proxy.pipeline import Pipeline, carried_too_many
 from proxy.policy import refused_by_head
-from proxy.protocols import STREAM_ERROR, Adapter, Header, NotItsBody, Observer, Request, Target, passthrough
+from proxy.protocols import (
+    STREAM_ERROR,
+    Adapter,
+    Header,
+    NotItsBody,
+    Observer,
+    OthersNamed,
+    Request,
+    Target,
+    passthrough,
+)
 from proxy.protocols.oip import RestReplyObserver
 from proxy.protocols.oip_grpc import ReplyObserver as GrpcReplyObserver
 from proxy.protocols.ollama import OllamaObserver
@@ -109,6 +119,9 @@ class Exchange:
     # the upstream SGLang's `update_weights_from_disk` was forwarded to, until its reply or its end (`_replacing`): a
     # class default, no work a call
     _replacing: Upstream | None = None
+    # the other models its request names as ones that may serve it (a fallback: `OthersNamed`), None one the server
+    # picks; each held to the rules a call naming it is (`_judged_for_others`). A class default: no work a call
+    _others: tuple[str | None, ...] = ()
 
     def __init__(
         self,
@@ -199,6 +212,9 @@ class Exchange:
             except NotItsBody:
                 self.pass_through()
                 read = self.adapter.read(self.target, body, header)
+            except OthersNamed as named:
+                self._others = named.models
+                read = named.again()
             call = self.call = pipeline.call(
                 read,
                 self.adapter.name,
@@ -217,6 +233,8 @@ class Exchange:
             raise
         self._stored = read.stored
         decision = self.decision = pipeline.decide(call)
+        if self._others:
+            decision = self.decision = pipeline.judged_for_others(call, decision, self._others)
         if not decision.forwards:
             if deferred:  # a denial's record has the input's digest and content too
                 pipeline.record_fields(call, read)
@@ -280,7 +298,11 @@ class Exchange:
         utf8 = self.adapter.as_utf8_json(body, header)
         if utf8 is None:
             return None
-        return self.adapter.read(self.target, utf8, header)
+        try:
+            return self.adapter.read(self.target, utf8, header)
+        except OthersNamed as named:  # (as `admit` takes it)
+            self._others = named.models
+            return named.again()
 
     def refuse_at_head(self, header: Header, peer: tuple[str, ...] = ()) -> None:
         """Refuse, before its body is asked for (`Expect: 100-continue`), a call its head alone refuses whatever

@@ -684,6 +684,44 @@ class Pipeline:
             self._unapproved(call, decision)
         return decision
 
+    def judged_for_others(self, call: Call, decision: Decision, others: tuple[str | None, ...]) -> Decision:
+        """`decision`, of a call whose request names other models that may serve it should its own decline or fail (a
+        fallback: `OthersNamed`), held to what a call naming each of them gets (`decide`, and the routes' weights a
+        server runs it on: `_held`): where one would be refused, this call is, with that refusal's code and rule (a
+        route's names the model: `route:<model>`) and a reason naming the model; in audit mode it goes on as
+        audit-deny, as every refusal. A model the server picks (None: Anthropic's `"default"`, OpenRouter's `route:
+        "fallback"`) may be any: every route's model is judged, and one no route names (`"*"`: the `"*"` route's call,
+        or `model_not_found` where there is none). A call refused already stays as it was. Until 2026-12-07 only the
+        model a call named in `model` was judged: an `ads` call to a model its route allows, naming one whose route
+        forbids it as its fallback, was forwarded and served by that one (helper fallback13)."""
+        if decision.action == DENY or decision.action == AUDIT_DENY:
+            return decision
+        models: dict[str, str | None] = {}  # model -> the name the request gave it (None: one the server picks)
+        for name in others:
+            if name is not None:
+                models.setdefault(name, name)
+            else:
+                for model in (*self.policy.routes, "*"):
+                    models.setdefault(model, None)
+        for model, named in models.items():
+            if model == call.model:
+                continue
+            as_called = dataclasses.replace(call, model=model)
+            other = decide(as_called, self.policy, self._served)
+            if self.runtime.book.held and other.action in _HELD_ACTIONS:
+                other = self._held(as_called, other)
+            if other.action != DENY and other.action != AUDIT_DENY:
+                continue
+            assert other.code is not None
+            how = (f"names model {quoted_name(model)} to serve it" if named is not None else
+                   "lets the server pick a model to serve it (fallbacks \"default\", or route \"fallback\"), which may "
+                   f"be any: every routed model and one no route names ({quoted_name(model)}) is judged")  # fmt: skip
+            reason = (f"the request {how} should model {quoted_name(call.model)} decline or fail (a fallback), and a "
+                      f"call naming {quoted_name(model)} is refused: {other.reason or other.code}")  # fmt: skip
+            refused = refuse(decision, self.policy, other.code, other.rule or "routes", bounded_text(reason))
+            return self._judged(call, decision, refused)
+        return decision
+
     def judged_again(self, call: Call, decision: Decision, before: Decision) -> Decision:
         """`decision`, a forwarded call's `before` that the proxy then refused itself (`Exchange._refused`), approved
         or not as the flow it is recorded as: the baseline's verdict on that denial, not on the flow it was decided

@@ -344,13 +344,14 @@ def unescaped(body: bytes, texts: Iterable[str], reprinted: list[str] | None = N
     return decoded + tuple(reprinted) if reprinted else decoded
 
 
-def named_as_fields(item: dict[str, Any], fields: frozenset[str]) -> None:
+def named_as_fields(item: dict[str, Any], fields: frozenset[str]) -> bool:
     """Refuse a key of `item` that Go's `encoding/json` (Ollama's server, its OpenAI-compatible API too) takes for
     one of `fields` without being it: Go matches a key to a field whatever its case (`Tools` is `tools`), `ſ` for `s`
     and the Kelvin sign for `k` too (Unicode's simple folding), the last such key winning; the proxy reads these
-    fields by name. `fields` are ASCII and lower case."""
+    fields by name. `fields` are ASCII and lower case. Whether `item` holds a key not of `fields` (one an adapter may
+    look for only then, at no cost to a body of them all: `OthersNamed`)."""
     if fields.issuperset(item):  # (most bodies: every key one of them, looked up in C)
-        return
+        return False
     for key in item:
         if key not in fields:
             field = key.lower().replace("\u017f", "s")  # (`str.lower` gives the Kelvin sign's `k`, not `ſ`'s `s`)
@@ -358,6 +359,7 @@ def named_as_fields(item: dict[str, Any], fields: frozenset[str]) -> None:
                 raise InvalidRequest(f"key {echoed(key)} is read as {field!r} by servers that read JSON with Go's "
                                      f"encoding/json (Ollama), whatever its case: write it {field!r}",
                                      param=field)  # fmt: skip
+    return True
 
 
 # the fields (JSON names) and the inner keys of the objects under a key, by key (`nested_named_as_fields`' `below`)
@@ -1674,6 +1676,51 @@ class NotItsBody(Exception):
     """Raised by an adapter's `read` for a body that is not of its API, on a path other servers serve too
     (`Target.shared`): the call is passthrough's, its body forwarded unread as any path's no adapter reads
     (`policy.passthrough` decides), as it was before the adapter read the path (`Exchange.admit`)."""
+
+
+class OthersNamed(Exception):
+    """Raised by an adapter's `read` for a request that names other models than its `model` as ones that may serve it
+    (a fallback: Anthropic's `fallbacks`, OpenRouter's `models` and `route`, LiteLLM's `fallbacks`: `named_models`),
+    before it reads the rest: `models` are those names, None for one the server picks (`"default"`); `again` reads
+    the request as the call of its `model` it is. Each model named is held to the rules a call naming it is
+    (`Exchange._judged_for_others`). Raised, not returned beside the Request, so a call naming none costs nothing
+    (`named_as_fields`' answer is the branch's test; the ingress' `except` runs only when raised)."""
+
+    def __init__(self, models: tuple[str | None, ...], again: Callable[[], Request]) -> None:
+        super().__init__(models)
+        self.models = models
+        self.again = again
+
+
+def named_models(data: dict[str, Any], keys: frozenset[str]) -> tuple[str | None, ...]:
+    """The models a request body names under `keys` as ones that may serve it, in body order, each once, None for
+    one the server may pick itself: a list's strings (OpenRouter's `models`, LiteLLM's `fallbacks`) and its objects'
+    `model` (Anthropic's and LiteLLM's `{"model": ...}`), or their lists' strings (LiteLLM's `{"<model>": [...]}`);
+    `"default"` (Anthropic's: the model's own fallbacks) or `route: "fallback"` with no `models` (OpenRouter's: it
+    picks), and anything else not null (a form not known, fail-safe), is None."""
+    found: dict[str | None, None] = {}
+    for key, value in data.items():
+        if key not in keys or value is None:
+            continue
+        if key == "route":  # (OpenRouter's: it picks a model only where `models` names none)
+            if value == "fallback" and not data.get("models"):
+                found[None] = None
+            continue
+        if type(value) is not list:
+            found[None] = None
+            continue
+        for entry in value:
+            if type(entry) is str:
+                found[entry] = None
+            elif type(entry) is dict and type(entry.get("model")) is str:
+                found[entry["model"]] = None
+            elif type(entry) is dict and entry and all(type(v) is list for v in entry.values()):
+                for names in entry.values():
+                    for name in names:
+                        found[name if type(name) is str else None] = None
+            else:
+                found[None] = None
+    return tuple(found)
 
 
 # a header by lower-case name, None when absent (HTTP headers, gRPC metadata)

@@ -8,6 +8,7 @@ and tool results are user data; `tools` whole). Replies:
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Final
 
 from proxy.detectors import Detectors
@@ -16,12 +17,14 @@ from proxy.flow import Outcome, ProtocolName
 from proxy.protocols import (
     GRAMMARS,
     Header,
+    OthersNamed,
     Request,
     Target,
     file_text,
     join_text_parts,
     load_request_json,
     named_as_fields,
+    named_models,
     nested_named_as_fields,
     own_grammar,
     own_template,
@@ -64,6 +67,9 @@ _BLOCK_NAMED: Final = frozenset({"type", "text", "citations", "source", "id", "n
 _SOURCE_NAMED: Final = frozenset({"type", "media_type", "data", "url"})
 # top-level keys naming what the server holds (`_thread`, `_container_unread`)
 _HELD: Final = frozenset({"thread", "container"})
+# the beta's server-side fallback: models to run the call on, in turn, if the one asked for declines (`[{"model": ...}]`),
+# or `"default"`, the models that model names itself (`named_models`; OpenRouter's Messages API takes it too)
+_FALLBACKS: Final = frozenset({"fallbacks"})
 _ESCAPE: Final = b"\\u"  # (a JSON escape: the one way to spell `source`, `container_upload` otherwise)
 _NONE: Final[frozenset[str]] = frozenset()
 _CONTENT: Final = frozenset({"content"})  # (a message's blocks)
@@ -71,9 +77,12 @@ _CONTENT: Final = frozenset({"content"})  # (a message's blocks)
 _BELOW: Final = {"content": (_BLOCK_NAMED, frozenset({"source"})), "source": (_SOURCE_NAMED, _NONE)}
 
 
-def read_request(body: bytes, operation: str = "chat") -> Request:
+def read_request(body: bytes, operation: str = "chat", others: bool = True) -> Request:
+    """Parse one request body; malformed JSON or a wrong shape is an InvalidRequest. One naming other models that may
+    serve it (the beta's `fallbacks`) raises `OthersNamed`, unless `others` is False (its reading again)."""
     data = load_request_json(body)
-    named_as_fields(data, _NAMED)
+    if named_as_fields(data, _NAMED) and "fallbacks" in data and others:
+        raise OthersNamed(named_models(data, _FALLBACKS), functools.partial(read_request, body, operation, False))
     model = data.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequest("'model' is required and must be a string", param="model")

@@ -7,6 +7,7 @@ reply, whole or as server-sent events, for model, id, usage, finish reasons and 
 from __future__ import annotations
 
 import binascii
+import functools
 import heapq
 import json
 import logging
@@ -29,6 +30,7 @@ from proxy.protocols import (
     Header,
     MetadataIncomplete,
     MetadataStatus,
+    OthersNamed,
     Request,
     Target,
     _flat_named,
@@ -37,6 +39,7 @@ from proxy.protocols import (
     join_text_parts,
     load_request_json,
     named_as_fields,
+    named_models,
     nested_named_as_fields,
     output_runs,
     own_grammar,
@@ -243,10 +246,12 @@ _NATIVE_TOKENS = ("prompt", "content", "tokens", "input", "query", "documents", 
                   "input_suffix")  # fmt: skip
 
 
-def read_request(operation: str, body: bytes) -> Request:
-    """Parse one request body; malformed JSON or a wrong shape is an InvalidRequest."""
+def read_request(operation: str, body: bytes, others: bool = True) -> Request:
+    """Parse one request body; malformed JSON or a wrong shape is an InvalidRequest. One naming other models that may
+    serve it (`_OTHERS`) raises `OthersNamed`, unless `others` is False (its reading again, as the call it is)."""
     data = load_request_json(body)
-    named_as_fields(data, _NAMED)
+    if named_as_fields(data, _NAMED) and not _OTHERS.isdisjoint(data) and others:
+        raise OthersNamed(named_models(data, _OTHERS), functools.partial(read_request, operation, body, False))
     model = data.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequest("'model' is required and must be a string", param="model")
@@ -338,6 +343,13 @@ def _continues_session(params: Any) -> bool:
     if type(params) is dict:
         return params.get("id") is not None
     return type(params) is list and any(type(one) is dict and one.get("id") is not None for one in params)
+
+
+# the keys by which an OpenAI-compatible body names other models that may serve it, should its `model` fail or decline,
+# on the gateways that act on them (`named_models`): OpenRouter's `models` (tried in order) and `route: "fallback"`
+# (without `models`: a model OpenRouter picks); LiteLLM proxy's `fallbacks`, `context_window_fallbacks` and
+# `content_policy_fallbacks` (model groups tried in turn). vLLM, SGLang, llama.cpp, TGI and Ollama act on none
+_OTHERS: Final = frozenset({"models", "route", "fallbacks", "context_window_fallbacks", "content_policy_fallbacks"})
 
 
 def _plain_messages(messages: list[Any]) -> bool:

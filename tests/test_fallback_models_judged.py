@@ -1,0 +1,266 @@
+"""A request that names other models to serve it should its own decline or fail (a fallback) is judged as a call naming
+each would be: Anthropic's Messages API beta `fallbacks` (`[{"model": ...}]`, or `"default"`: the models the model asked
+for names itself), OpenRouter's `models` and `route: "fallback"` (without `models`: a model it picks), LiteLLM proxy's
+`fallbacks`, `context_window_fallbacks` and `content_policy_fallbacks`. Where a call naming one would be refused, the
+call is, with that refusal's code and rule (`route:<model>`), and its reason names the model; nothing reaches the
+upstream. A model the server picks may be any: every route's, and one no route names (the `"*"` route's).
+
+Until 2026-12-07 only the call's `model` was judged: routes `claude-asked` (purposes assistant, ads) and
+`claude-fallback` (assistant): an `ads` call naming `claude-fallback` directly was 403, but one to `claude-asked` with
+`fallbacks: [{"model": "claude-fallback"}]` was forwarded, recorded allowed, and served by `claude-fallback` (helper
+anth13's reproduction; helper fallback13's fix)."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from typing import Any
+
+import anthropic
+import openai
+import orjson
+import pytest
+from aiohttp import web
+
+from proxy.protocols import named_models
+from tests.harness import serving
+from tests.test_anthropic_cached_input_tokens import TELEMETRY
+from tests.test_anthropic_fallbacks import ANSWERED, ASKED, fallback_app
+
+CONFIG = """
+listen: {http: 127.0.0.1:0}
+upstreams:
+  - name: vendor
+    url: ${UPSTREAM}
+routes:
+  - model: claude-asked
+    upstream: vendor
+    purposes: [assistant, ads]
+  - model: claude-fallback
+    upstream: vendor
+    purposes: [assistant]
+  - model: "*"
+    upstream: vendor
+    purposes: [assistant, ads]
+policy:
+  anonymous: allow
+  default_purpose: assistant
+"""
+AUDIT = CONFIG.replace("  default_purpose: assistant\n", "  default_purpose: assistant\n  mode: audit\n")
+# no "*" route: a model the server picks may be one no route names
+NAMED_ONLY = CONFIG.replace('  - model: "*"\n    upstream: vendor\n    purposes: [assistant, ads]\n', "")
+BETA = ["server-side-fallback-2026-07-01"]
+ASK: Any = {"model": ASKED, "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}
+
+
+def _anthropic(url: str, purpose: str) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0, timeout=10,
+                               default_headers={"x-purpose": purpose})  # fmt: skip
+
+
+# (how the SDK sends it, fallbacks, purpose, config) -> (status, rule): 200 forwarded, else the refusal's code's status
+ANTHROPIC_CASES = [
+    ("typed", [{"model": ANSWERED}], "ads", CONFIG, 403, f"route:{ANSWERED}"),
+    ("extra_body", [{"model": ANSWERED}], "ads", CONFIG, 403, f"route:{ANSWERED}"),
+    ("streamed", [{"model": ANSWERED}], "ads", CONFIG, 403, f"route:{ANSWERED}"),
+    ("typed", [{"model": "claude-other"}, {"model": ANSWERED}], "ads", CONFIG, 403, f"route:{ANSWERED}"),
+    ("typed", "default", "ads", CONFIG, 403, f"route:{ANSWERED}"),
+    ("typed", "default", "assistant", NAMED_ONLY, 404, "routes"),
+    # forwarded: every model named may be used for the purpose
+    ("typed", [{"model": ANSWERED}], "assistant", CONFIG, 200, None),
+    ("streamed", [{"model": ANSWERED}], "assistant", CONFIG, 200, None),
+    ("typed", "default", "assistant", CONFIG, 200, None),
+    ("typed", [{"model": "claude-other"}], "ads", CONFIG, 200, None),
+    ("typed", [{"model": ASKED}], "ads", CONFIG, 200, None),
+    ("typed", None, "ads", CONFIG, 200, None),
+]
+
+
+@pytest.mark.parametrize(("how", "fallbacks", "purpose", "config", "status", "rule"), ANTHROPIC_CASES)
+def test_anthropic_fallbacks_are_judged(loop_thread, otlp, make_proxy, how, fallbacks, purpose, config, status,
+                                        rule) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+    """Through the real anthropic SDK (the beta's typed `fallbacks`, `extra_body` on the Messages API, the beta's
+    stream helper): a call whose fallback a call naming directly would be refused for is refused so (403
+    `purpose_denied`, rule `route:claude-fallback`; `"default"` where no `"*"` route is: 404 `model_not_found`), the
+    upstream never reached, its record a denial naming that model; one whose models all may be used goes on."""
+    seen: list[dict[str, Any]] = []
+    with serving(loop_thread, fallback_app(seen)) as url:
+        proxy = make_proxy(config + TELEMETRY, UPSTREAM=url, OTLP=f"http://127.0.0.1:{otlp.port}")
+        client = _anthropic(proxy.url, purpose)
+        given: Any = dict(ASK)
+        if fallbacks is not None and how == "extra_body":
+            given["extra_body"] = {"fallbacks": fallbacks}
+        elif fallbacks is not None:
+            given.update(fallbacks=fallbacks, betas=BETA)
+        try:
+            if how == "streamed":
+                with client.beta.messages.stream(**given) as events:
+                    events.get_final_message()
+                    trace = events.response.headers["x-trace-id"]
+            elif how == "extra_body":
+                trace = client.messages.with_raw_response.create(**given).headers["x-trace-id"]
+            else:
+                trace = client.beta.messages.with_raw_response.create(**given).headers["x-trace-id"]
+            got = 200
+        except anthropic.APIStatusError as error:
+            got, trace = error.status_code, error.response.headers["x-trace-id"]
+            assert ANSWERED in error.message or "'*'" in error.message
+        finally:
+            client.close()
+        span = otlp.by_trace(trace)
+    assert got == status
+    assert len(seen) == (1 if status == 200 else 0)  # a refused call never reaches the upstream
+    attributes = span.attributes
+    assert attributes.get("lineage.decision") == ("allow" if status == 200 else "deny")
+    assert attributes.get("lineage.rule") == rule
+    if rule is not None and rule.startswith("route:"):
+        assert f"names model {ANSWERED!r}" in attributes["lineage.reason"] or "pick" in attributes["lineage.reason"]
+
+
+def test_anthropic_direct_call_is_refused_as_its_fallback_is(loop_thread, make_proxy) -> None:  # type: ignore[no-untyped-def]
+    """The refusal a fallback gets is the one a call naming it directly gets: 403 for `ads` (a pin, passes before and
+    now)."""
+    seen: list[dict[str, Any]] = []
+    with serving(loop_thread, fallback_app(seen)) as url:
+        proxy = make_proxy(CONFIG, UPSTREAM=url)
+        client = _anthropic(proxy.url, "ads")
+        try:
+            with pytest.raises(anthropic.PermissionDeniedError):
+                client.messages.create(**{**ASK, "model": ANSWERED})
+        finally:
+            client.close()
+    assert seen == []
+
+
+def test_anthropic_audit_mode_forwards_as_audit_deny(loop_thread, otlp, make_proxy) -> None:  # type: ignore[no-untyped-def]
+    """In audit mode the call goes on, recorded `audit-deny` with the rule a call naming the fallback would have."""
+    seen: list[dict[str, Any]] = []
+    with serving(loop_thread, fallback_app(seen)) as url:
+        proxy = make_proxy(AUDIT + TELEMETRY, UPSTREAM=url, OTLP=f"http://127.0.0.1:{otlp.port}")
+        client = _anthropic(proxy.url, "ads")
+        try:
+            raw = client.beta.messages.with_raw_response.create(**ASK, fallbacks=[{"model": ANSWERED}], betas=BETA)
+        finally:
+            client.close()
+        span = otlp.by_trace(raw.headers["x-trace-id"])
+    assert raw.headers["x-lineage-decision"] == "audit-deny"
+    assert len(seen) == 1
+    assert (span.attributes.get("lineage.decision"), span.attributes.get("lineage.rule")) == (
+        "audit-deny",
+        f"route:{ANSWERED}",
+    )
+
+
+def openai_app(seen: list[dict[str, Any]]) -> web.Application:
+    """An OpenAI-compatible chat endpoint (a gateway's: OpenRouter, LiteLLM proxy) answering every call whole; both
+    models listed (`GET /v1/models`)."""
+
+    async def chat(request: web.Request) -> web.Response:
+        body = await request.json()
+        seen.append(body)
+        return web.json_response({
+            "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": body["model"],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        })  # fmt: skip
+
+    async def models(request: web.Request) -> web.Response:
+        listed = [{"id": name, "object": "model", "owned_by": "gateway"} for name in (ASKED, ANSWERED)]
+        return web.json_response({"object": "list", "data": listed})
+
+    app = web.Application()
+    app.router.add_get("/v1/models", models)
+    app.router.add_post("/v1/chat/completions", chat)
+    return app
+
+
+OPENAI_CASES = [
+    ({"models": [ASKED, ANSWERED]}, "ads", CONFIG, 403, f"route:{ANSWERED}"),  # OpenRouter
+    ({"models": [ANSWERED], "route": "fallback"}, "ads", CONFIG, 403, f"route:{ANSWERED}"),
+    ({"route": "fallback"}, "ads", CONFIG, 403, f"route:{ANSWERED}"),  # (OpenRouter picks: any)
+    ({"route": "fallback"}, "assistant", NAMED_ONLY, 404, "routes"),
+    ({"fallbacks": [ANSWERED]}, "ads", CONFIG, 403, f"route:{ANSWERED}"),  # LiteLLM
+    (
+        {"fallbacks": [{"model": ANSWERED, "messages": [{"role": "user", "content": "hi"}]}]},
+        "ads",
+        CONFIG,
+        403,
+        f"route:{ANSWERED}",
+    ),
+    ({"context_window_fallbacks": [{ASKED: [ANSWERED]}]}, "ads", CONFIG, 403, f"route:{ANSWERED}"),
+    ({"content_policy_fallbacks": [{ASKED: [ANSWERED]}]}, "ads", CONFIG, 403, f"route:{ANSWERED}"),
+    # forwarded
+    ({"models": [ASKED, ANSWERED]}, "assistant", CONFIG, 200, None),
+    ({"fallbacks": ["claude-other"]}, "ads", CONFIG, 200, None),
+    ({"route": "fallback"}, "assistant", CONFIG, 200, None),
+    ({"models": [ANSWERED], "route": "fallback"}, "assistant", CONFIG, 200, None),
+    ({"fallbacks": None, "models": []}, "ads", CONFIG, 200, None),
+    ({}, "ads", CONFIG, 200, None),
+]
+
+
+@pytest.mark.parametrize(("extra", "purpose", "config", "status", "rule"), OPENAI_CASES)
+def test_openai_fallback_models_are_judged(loop_thread, otlp, make_proxy, extra, purpose, config, status,
+                                           rule) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+    """Through the real openai SDK (`extra_body`): OpenRouter's `models` and `route`, LiteLLM's `fallbacks` (names,
+    or objects naming a model) and its maps (`{"<model>": [fallbacks]}`) are judged as Anthropic's are."""
+    seen: list[dict[str, Any]] = []
+    with serving(loop_thread, openai_app(seen)) as url:
+        proxy = make_proxy(config + TELEMETRY, UPSTREAM=url, OTLP=f"http://127.0.0.1:{otlp.port}")
+        client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="unused", max_retries=0, timeout=10,
+                               default_headers={"x-purpose": purpose})  # fmt: skip
+        try:
+            raw = client.chat.completions.with_raw_response.create(
+                model=ASKED, messages=[{"role": "user", "content": "hi"}], extra_body=extra
+            )
+            got, trace = 200, raw.headers["x-trace-id"]
+        except openai.APIStatusError as error:
+            got, trace = error.status_code, error.response.headers["x-trace-id"]
+        finally:
+            client.close()
+        span = otlp.by_trace(trace)
+    assert got == status
+    assert len(seen) == (1 if status == 200 else 0)
+    assert span.attributes.get("lineage.decision") == ("allow" if status == 200 else "deny")
+    assert span.attributes.get("lineage.rule") == rule
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"fallbacks": [{"model": "a"}, {"model": "b", "max_tokens": 5}]}, ("a", "b")),
+        ({"fallbacks": "default"}, (None,)),
+        ({"fallbacks": None}, ()),
+        ({"fallbacks": []}, ()),
+        ({"fallbacks": ["a", "a", {"model": "b"}]}, ("a", "b")),
+        ({"fallbacks": [{"a": ["b", "c"]}]}, ("b", "c")),
+        ({"fallbacks": [{"a": ["b", 7]}]}, ("b", None)),
+        ({"fallbacks": [7]}, (None,)),
+        ({"fallbacks": {"model": "a"}}, (None,)),
+        ({"models": ["a", "b"], "route": "fallback"}, ("a", "b")),
+        ({"route": "fallback"}, (None,)),
+        ({"route": "other"}, ()),
+        ({"models": [], "route": "fallback"}, (None,)),
+    ],
+)
+def test_named_models(data: dict[str, Any], expected: tuple[str | None, ...]) -> None:
+    """The models a body names, each once in body order, None for one the server picks or a form not known."""
+    keys = frozenset({"fallbacks", "models", "route"})
+    assert named_models(data, keys) == expected
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-8-sig"])
+def test_a_body_read_as_utf8_is_judged_too(loop_thread, make_proxy, encoding: str) -> None:  # type: ignore[no-untyped-def]
+    """A body in a form servers read as UTF-8 JSON all the same (UTF-16, a byte order mark first), which the adapter
+    reads again as UTF-8 (`Exchange._read_as_utf8`), names its fallbacks as one in UTF-8 does: refused 403 alike."""
+    seen: list[dict[str, Any]] = []
+    body = orjson.dumps({**ASK, "fallbacks": [{"model": ANSWERED}]}).decode().encode(encoding)
+    with serving(loop_thread, fallback_app(seen)) as url:
+        proxy = make_proxy(CONFIG, UPSTREAM=url)
+        request = urllib.request.Request(f"{proxy.url}/v1/messages", data=body, method="POST", headers={
+            "content-type": "application/json", "x-purpose": "ads", "anthropic-version": "2023-06-01"})  # fmt: skip
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        code = orjson.loads(refused.value.read())["error"]["code"]
+    assert (refused.value.code, code) == (403, "purpose_denied")
+    assert seen == []
