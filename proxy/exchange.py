@@ -120,7 +120,7 @@ class Exchange:
     # class default, no work a call
     _replacing: Upstream | None = None
     # the other models its request names as ones that may serve it (a fallback: `OthersNamed`), None one the server
-    # picks; each held to the rules a call naming it is (`_judged_for_others`). A class default: no work a call
+    # picks; each held to the rules a call naming it is (`Pipeline.judged_for_others`). A class default: no work a call
     _others: tuple[str | None, ...] = ()
 
     def __init__(

@@ -713,11 +713,16 @@ class Pipeline:
             if other.action != DENY and other.action != AUDIT_DENY:
                 continue
             assert other.code is not None
-            how = (f"names model {quoted_name(model)} to serve it" if named is not None else
-                   "lets the server pick a model to serve it (fallbacks \"default\", or route \"fallback\"), which may "
-                   f"be any: every routed model and one no route names ({quoted_name(model)}) is judged")  # fmt: skip
-            reason = (f"the request {how} should model {quoted_name(call.model)} decline or fail (a fallback), and a "
-                      f"call naming {quoted_name(model)} is refused: {other.reason or other.code}")  # fmt: skip
+            if named is not None:
+                how = (f"names model {quoted_name(model)} to serve it should model {quoted_name(call.model)} decline "
+                       "or fail (a fallback)")  # fmt: skip
+            else:
+                how = (f"lets the server pick a model to serve it should model {quoted_name(call.model)} decline or "
+                       "fail (a fallback: fallbacks \"default\", or route \"fallback\"), which may be any routed model "
+                       "or one no route names ('*')")  # fmt: skip
+            reason = (
+                f"the request {how}, and a call naming {quoted_name(model)} is refused: {other.reason or other.code}"
+            )
             refused = refuse(decision, self.policy, other.code, other.rule or "routes", bounded_text(reason))
             return self._judged(call, decision, refused)
         return decision

@@ -50,6 +50,7 @@ AUDIT = CONFIG.replace("  default_purpose: assistant\n", "  default_purpose: ass
 # no "*" route: a model the server picks may be one no route names
 NAMED_ONLY = CONFIG.replace('  - model: "*"\n    upstream: vendor\n    purposes: [assistant, ads]\n', "")
 BETA = ["server-side-fallback-2026-07-01"]
+ALIAS = "fallback-alias"  # (another name the gateway serves `claude-fallback`'s weights by: `openai_app`)
 ASK: Any = {"model": ASKED, "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}
 
 
@@ -165,7 +166,9 @@ def openai_app(seen: list[dict[str, Any]]) -> web.Application:
         })  # fmt: skip
 
     async def models(request: web.Request) -> web.Response:
-        listed = [{"id": name, "object": "model", "owned_by": "gateway"} for name in (ASKED, ANSWERED)]
+        # (vLLM's `root`: `fallback-alias` another served name of `claude-fallback`'s weights)
+        roots = {ASKED: "org/asked", ANSWERED: "org/fallback", ALIAS: "org/fallback", "claude-other": "org/other"}
+        listed = [{"id": name, "object": "model", "owned_by": "vllm", "root": root} for name, root in roots.items()]
         return web.json_response({"object": "list", "data": listed})
 
     app = web.Application()
@@ -175,6 +178,9 @@ def openai_app(seen: list[dict[str, Any]]) -> web.Application:
 
 
 OPENAI_CASES = [
+    # a name the upstream serves with a limited route's weights is held to that route's purposes, named so too
+    ({"fallbacks": [ALIAS]}, "ads", CONFIG, 403, f"route:{ANSWERED}"),
+    ({"fallbacks": [ALIAS]}, "assistant", CONFIG, 200, None),
     ({"models": [ASKED, ANSWERED]}, "ads", CONFIG, 403, f"route:{ANSWERED}"),  # OpenRouter
     ({"models": [ANSWERED], "route": "fallback"}, "ads", CONFIG, 403, f"route:{ANSWERED}"),
     ({"route": "fallback"}, "ads", CONFIG, 403, f"route:{ANSWERED}"),  # (OpenRouter picks: any)
@@ -264,3 +270,86 @@ def test_a_body_read_as_utf8_is_judged_too(loop_thread, make_proxy, encoding: st
         code = orjson.loads(refused.value.read())["error"]["code"]
     assert (refused.value.code, code) == (403, "purpose_denied")
     assert seen == []
+
+
+# the gateway in the EU, and a second one in the US that `claude-fallback` is routed to; data labelled `personal` may
+# only go to the EU
+REGIONS = """
+listen: {http: 127.0.0.1:0}
+upstreams:
+  - name: vendor
+    url: ${UPSTREAM}
+    region: eu
+  - name: vendor-us
+    url: ${UPSTREAM}
+    region: us
+routes:
+  - model: claude-asked
+    upstream: vendor
+  - model: claude-fallback
+    upstream: vendor-us
+zones:
+  - name: personal
+    labels: [personal]
+    allow_purposes: [assistant]
+    regions: [eu]
+policy:
+  anonymous: allow
+  default_purpose: assistant
+"""
+
+
+@pytest.mark.parametrize(("labels", "status"), [("personal", 403), ("public", 200)])
+def test_a_fallback_routed_outside_the_data_regions_is_refused(loop_thread, make_proxy, labels, status) -> None:  # type: ignore[no-untyped-def]
+    """A zone's regions: data a call naming `claude-fallback` (routed to the US) could not send is refused with the
+    code that call gets (403 `region_denied`), through the openai SDK; data no zone holds goes on."""
+    seen: list[dict[str, Any]] = []
+    with serving(loop_thread, openai_app(seen)) as url:
+        proxy = make_proxy(REGIONS, UPSTREAM=url)
+        client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="unused", max_retries=0, timeout=10,
+                               default_headers={"x-data-labels": labels})  # fmt: skip
+        try:
+            client.chat.completions.create(model=ASKED, messages=[{"role": "user", "content": "hi"}],
+                                           extra_body={"fallbacks": [ANSWERED]})  # fmt: skip
+            got, code = 200, None
+        except openai.APIStatusError as error:
+            got, code = error.status_code, error.code
+        finally:
+            client.close()
+    assert (got, code) == (status, "region_denied" if status == 403 else None)
+    assert len(seen) == (1 if status == 200 else 0)
+
+
+APPROVED = """
+version: 1
+flows:
+  - {caller: anonymous, purpose: assistant, labels: [], checkpoints: [org/asked, org/other]}
+"""
+
+
+@pytest.mark.parametrize(("fallbacks", "status"), [([ANSWERED], 403), (["claude-other"], 200), (None, 200)])
+def test_a_fallback_the_baseline_does_not_approve_is_refused(loop_thread, make_proxy, tmp_path, fallbacks,
+                                                             status) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+    """With `lineage.on_unapproved: block`, a fallback whose flow (the checkpoint its name runs on: `org/fallback`) the
+    baseline does not approve refuses the call (403 `flow_not_approved`), as a call naming it is; one it approves goes
+    on (`org/other`), through the openai SDK."""
+    baseline = tmp_path / "approved.yaml"
+    baseline.write_text(APPROVED)
+    config = CONFIG + "lineage:\n  store: ${STORE}\n  baseline: ${BASELINE}\n  on_unapproved: block\n"
+    seen: list[dict[str, Any]] = []
+    with serving(loop_thread, openai_app(seen)) as url:
+        proxy = make_proxy(config, UPSTREAM=url, BASELINE=str(baseline))
+        client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="unused", max_retries=3, timeout=10)
+        try:
+            given: Any = {"model": ASKED, "messages": [{"role": "user", "content": "hi"}]}
+            client.chat.completions.create(**given)  # (its checkpoint known: retried while 503 `checkpoint_unknown`)
+            extra = {} if fallbacks is None else {"fallbacks": fallbacks}
+            try:
+                client.chat.completions.create(**given, extra_body=extra)
+                got, code = 200, None
+            except openai.APIStatusError as error:
+                got, code = error.status_code, error.code
+        finally:
+            client.close()
+    assert (got, code) == (status, "flow_not_approved" if status == 403 else None)
+    assert len(seen) == (2 if status == 200 else 1)

@@ -1683,7 +1683,7 @@ class OthersNamed(Exception):
     (a fallback: Anthropic's `fallbacks`, OpenRouter's `models` and `route`, LiteLLM's `fallbacks`: `named_models`),
     before it reads the rest: `models` are those names, None for one the server picks (`"default"`); `again` reads
     the request as the call of its `model` it is. Each model named is held to the rules a call naming it is
-    (`Exchange._judged_for_others`). Raised, not returned beside the Request, so a call naming none costs nothing
+    (`Pipeline.judged_for_others`). Raised, not returned beside the Request, so a call naming none costs nothing
     (`named_as_fields`' answer is the branch's test; the ingress' `except` runs only when raised)."""
 
     def __init__(self, models: tuple[str | None, ...], again: Callable[[], Request]) -> None:
