@@ -700,7 +700,10 @@ def _cards(t: _Text) -> Iterator[tuple[int, int]]:
                 pos, run_on = within[1], -1
                 yield within
             continue
-        if _card_joined_before(t, start) or t.after(end) in _CARD_JOINED:
+        # (a double dash after it, prose's, `4111 1111 1111 1111--please`, joins it to nothing, as before it)
+        if _card_joined_before(t, start) or (
+            (after := t.after(end)) in _CARD_JOINED and (after != 45 or t.after(end + 1) != 45)
+        ):
             beside = _run_beside(t, start, end)
             within = _card_within(t.raw, start, beside, not _after_a_dot(t, start)) if beside > 0 else None
             if within is not None and within[0] == start and _EXPIRY.fullmatch(t.raw, within[1], beside) is not None:
@@ -3208,13 +3211,16 @@ _DROPPED_CLASS: Final = "".join(
 # dashes no number is written with, prose's (em dash, horizontal bar, two- and three-em dashes), where no digit is
 # before one: read as `--`, as ASCII writes one, so a card after it is read as after a double dash, as after a space
 # (`x —4111 1111 1111 1111`); read as `-`, a sign's, it was none, where `mask`, reading the dash as no sign in the text's
-# own form, masked it, and the record said less than the mask hid, until 2026-12-07. After a digit, `-`, as any dash
-# (`555—123—4567`). (The character first: `re` skips to it at C speed; the look-behind, two wide, reads the one before)
+# own form, masked it, and the record said less than the mask hid, until 2026-12-07. And where no digit is after one
+# (past what the fold drops): a card or a dashed IBAN before it is read as before a space (`4111 1111 1111 1111—please`;
+# read as `-`, joined to the word, it was none, `mask` masking it, until 2026-12-07, helper det13). Between digits, `-`,
+# as any dash (`555—123—4567`). (The character first: `re` skips to it at C speed; the look-behind, two wide, reads the
+# one before; the look-ahead, one a dash after a digit, what follows)
 # A digit is before one as the fold reads it: past what the fold drops between them (`_DROPPED_CLASS`: a zero-width
 # space, a soft hyphen, a strikethrough's mark), as a model reads it; read from the dropped character alone, the dash
 # of `4111\u200b—1111—1111—1111` was `--` and the card none, to scan and to `mask`, where it was one before 2026-12-07
 # (`_PROSE_DASH_AFTER_DROPPED`, a dash after such a character: each read back, in a text holding one, few)
-_PROSE_DASH: Final = re.compile(f"[\u2014\u2015\u2e3a\u2e3b](?<![\\d{_DROPPED_CLASS}].)")
+_PROSE_DASH: Final = re.compile(f"[\u2014\u2015\u2e3a\u2e3b](?:(?<![\\d{_DROPPED_CLASS}].)|(?![{_DROPPED_CLASS}]*\\d))")
 _PROSE_DASH_AFTER_DROPPED: Final = re.compile(f"[\u2014\u2015\u2e3a\u2e3b](?<=[{_DROPPED_CLASS}].)")
 _DROPPED_ONE: Final = re.compile(f"[{_DROPPED_CLASS}]")
 
@@ -3225,7 +3231,7 @@ def _bare(text: str) -> str:
 
 
 def _prose_dashes(text: str) -> str:
-    """`text` with prose's dashes no digit is before as `--` (`_PROSE_DASH`): four searches at C speed first (a text
+    """`text` with prose's dashes no digit is before, or none after, as `--` (`_PROSE_DASH`): four searches at C speed first (a text
     without one, most, costs 0.1 ms a MB so, where the pattern's search cost 5)."""
     if "\u2014" in text or "\u2015" in text or "\u2e3a" in text or "\u2e3b" in text:
         text = _PROSE_DASH.sub("--", text)

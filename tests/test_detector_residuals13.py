@@ -1,0 +1,59 @@
+"""The detectors' residuals named on 2026-12-07 (helper det13): a card or a dashed IBAN before an em dash and a word,
+or before a double dash, prose's."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.test_detector_card_and_phone_layouts import ALL, _streamed_differ
+
+PAD = "word " * 30
+
+
+@pytest.mark.parametrize(
+    ("text", "masked", "found"),
+    [
+        ("4111 1111 1111 1111\u2014please", "[pii:credit_card]\u2014please", {"pii:credit_card"}),
+        ("4111-1111-1111-1111\u2014please", "[pii:credit_card]\u2014please", {"pii:credit_card"}),
+        ("4111111111111111\u2014please", "[pii:credit_card]\u2014please", {"pii:credit_card"}),
+        ("card 3782 822463 10005\u2014thanks", "card [pii:credit_card]\u2014thanks", {"pii:credit_card"}),
+        ("4111 1111 1111 1111\u2015x", "[pii:credit_card]\u2015x", {"pii:credit_card"}),
+        ("4111 1111 1111 1111\u2014(x)", "[pii:credit_card]\u2014(x)", {"pii:credit_card"}),
+        ("4111 1111 1111 1111\u2014", "[pii:credit_card]\u2014", {"pii:credit_card"}),
+        ("DE89-3704-0044-0532-0130-00\u2014please", "[pii:iban]\u2014please", {"pii:iban"}),
+        ("DE89.3704.0044.0532.0130.00\u2014please", "[pii:iban]\u2014please", {"pii:iban"}),
+        # (its account digits after the bank's letters were read as a phone, the IBAN none: `mask` hid an IBAN)
+        ("GB82-WEST-1234-5698-7654-32\u2014please", "[pii:iban]\u2014please", {"pii:iban"}),
+        # prose's double dash after it, as before it (`card--4111 …`): no longer number's, no word's
+        ("4111 1111 1111 1111--please", "[pii:credit_card]--please", {"pii:credit_card"}),
+        ("4111111111111111---x", "[pii:credit_card]---x", {"pii:credit_card"}),
+        ("3782 822463 10005--3782 822463 10005", "[pii:credit_card]--[pii:credit_card]", {"pii:credit_card"}),
+    ],
+)
+def test_a_card_or_a_dashed_iban_before_an_em_dash_or_a_double_dash_is_reported_as_masked(
+    text: str, masked: str, found: set[str]
+) -> None:
+    # (the fold read an em dash after a digit as `-`, so the card was joined to the word after it: none, where `mask`,
+    # reading the text's own form, masked it; a card before `--` was none to both)
+    assert ALL.scan(text) == found
+    assert ALL.scan_output(text) == found
+    assert ALL.mask(text) == masked
+    assert _streamed_differ(ALL, f"{PAD}{text} {PAD}") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("4111 1111 1111 1111-please", frozenset()),  # (one dash: joined to the word, as `ref 2024-4111 …`)
+        ("4111 1111 1111 1111\u20142222", frozenset()),  # (a digit either side: `-`, one longer number)
+        ("555\u2014123\u20144567", {"pii:phone"}),
+        ("2024\u20144111 1111 1111 1111", frozenset()),
+        ("4111\u200b\u20141111\u20141111\u20141111", {"pii:credit_card"}),
+        ("4111\u2014\u200b1111\u2014\u200b1111\u2014\u200b1111", {"pii:credit_card"}),  # (past what the fold drops)
+        ("555-123-4567\u2014please", {"pii:phone"}),
+    ],
+)
+def test_an_em_dash_between_digits_reads_as_one_dash_as_before(text: str, found: set[str]) -> None:
+    assert ALL.scan_output(text) == found
+    assert ALL.scan(text) == found
+    assert _streamed_differ(ALL, f"{PAD}{text} {PAD}") == []
