@@ -87,7 +87,8 @@ _LABEL_OR_PURPOSE = re.compile(GRAMMAR)
 def unmatchable(name: str) -> str | None:
     """Why no label or purpose (GRAMMAR) matches the baseline's `name`, in words, or None: a name (no pattern) that is
     none, or a character of a pattern outside its `[...]` sets that none holds (`pii: email`, with its space, or a
-    Cyrillic look-alike, `pii:еmail`, which the wire refuses as a label)."""
+    Cyrillic look-alike, `pii:еmail`, which the wire refuses as a label), or a set of none a label holds (`pii:[е]mail`,
+    `[!a-z0-9._:/-]*`: each read as `fnmatch` reads it; it loaded and never matched until 2026-12-07, helper det13)."""
     if not is_pattern(name):
         return None if _LABEL_OR_PURPOSE.fullmatch(name) else f"it is not one, {GRAMMAR}"
     i, end = 0, len(name)
@@ -95,6 +96,9 @@ def unmatchable(name: str) -> str | None:
         if name[i] == "[":
             close = _set_end(name, i)
             if close >= 0:
+                members = name[i : close + 1]
+                if not any(fnmatchcase(held, members) for held in _HELD):
+                    return f"its set {members} holds no character one holds ({GRAMMAR})"
                 i = close + 1
                 continue
         if name[i] not in "*?" and name[i] not in _HELD:  # an unclosed `[` is a character

@@ -98,6 +98,37 @@ def test_a_purpose_no_call_can_send_is_refused_and_patterns_of_labels_load() -> 
         refused.value.problems
     )
     baseline = parse_baseline(
-        "version: 1\nflows:\n  - {caller: app, purpose: '[!x ]*', labels: ['pii:[! ]*', '[é]']}\n"
+        "version: 1\nflows:\n  - {caller: app, purpose: '[!x ]*', labels: ['pii:[! ]*', '[éa]']}\n"
     )
-    assert baseline.approvals[0].labels == ("pii:[! ]*", "[é]")  # within a set, a character is not checked
+    assert baseline.approvals[0].labels == ("pii:[! ]*", "[éa]")  # (a set one character of which a label holds)
+
+
+NO_SET_MATCHES = [
+    ("'pii:[\u0435]mail'", "[\u0435]"),  # (a Cyrillic look-alike alone in a set)
+    ("'[\u00e9]'", "[\u00e9]"),
+    ("'pii:[ ]*'", "[ ]"),
+    ("'[!a-z0-9._:/-]*'", "[!a-z0-9._:/-]"),  # (all a label holds excluded)
+    ("'pii:[]]*'", "[]]"),  # (`]` first is a member, as fnmatch reads it)
+    ("'pii:[\u0435\u0430]*'", "[\u0435\u0430]"),
+]
+
+
+@pytest.mark.parametrize(("label", "members"), NO_SET_MATCHES)
+def test_a_pattern_whose_set_holds_no_character_a_label_holds_is_refused(label: str, members: str) -> None:
+    """A `[...]` set was not read: one of characters no label holds loaded and never matched, and each flow it was
+    meant to approve was reported (helper det13)."""
+    with pytest.raises(BaselineError) as refused:
+        parse_baseline(f"version: 1\nflows:\n  - caller: app\n    purpose: assistant\n    labels: [a, {label}]\n",
+                       source="b.yaml")  # fmt: skip
+    assert len(refused.value.problems) == 1, refused.value.problems
+    assert refused.value.problems[0].startswith("b.yaml:5: flows[0].labels[1]: label "), refused.value.problems
+    assert f"(its set {members} holds no character one holds ([a-z0-9]" in refused.value.problems[0]
+    with pytest.raises(BaselineError) as refused:
+        parse_baseline(f"version: 1\nflows:\n  - caller: app\n    purpose: {label}\n", source="b.yaml")
+    assert refused.value.problems[0].startswith("b.yaml:4: flows[0].purpose: purpose "), refused.value.problems
+
+
+@pytest.mark.parametrize("label", ["'pii:[!]]*'", "'pii:[.-]x'", "'[\u00e9a]*'", "'pii:[! ]*'", "'[a-c]*'"])
+def test_a_pattern_whose_sets_each_hold_a_character_a_label_holds_loads(label: str) -> None:
+    baseline = parse_baseline(f"version: 1\nflows:\n  - caller: app\n    purpose: assistant\n    labels: [{label}]\n")
+    assert baseline.approvals[0].labels == (label.strip("'"),)
