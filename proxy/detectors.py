@@ -712,8 +712,9 @@ def _cards(t: _Text) -> Iterator[tuple[int, int]]:
                 continue
             if within is None or not _set_apart(t, start, beside, within):
                 within = _card_alone(t, start, end) or (within and _set_apart_after(t, start, beside, within))
-            if within is None and beside > 0:
-                within = _card_before_phone(t, start, beside)
+            # (a longer run, two phones about a card, read only where `_BETWEEN_PHONES` matches, at C speed: few runs)
+            if within is None and (beside > 0 or _BETWEEN_PHONES.match(classes, start) is not None):
+                within = _card_before_phone(t, start, beside) if beside > 0 else _card_between_phones(t, start)
             if within is not None:
                 pos, run_on = within[1], -1
                 yield within
@@ -913,7 +914,8 @@ def _card_in_run_on(t: _Text, start: int) -> tuple[int, int] | None:
     12345 12346 12347 4111 …`, stays none, as before: `test_detector_phones_beside_times`.)"""
     beside = _run_from(t, start)
     if beside < 0:
-        return None
+        # (a longer run: two phones about the card, `(555) 123-4567 4111 …`)
+        return _card_between_phones(t, start) if _BETWEEN_PHONES.match(t.classes, start) is not None else None
     from_first = not _after_a_dot(t, start)
     within = _card_within(t.raw, start, beside, from_first)
     while within is not None and not (
@@ -942,6 +944,45 @@ def _card_before_phone(t: _Text, start: int, end: int) -> tuple[int, int] | None
     if within is None or within[1] != last or not _set_apart(t, start, last, within):
         return None
     return within
+
+
+def _card_between_phones(t: _Text, start: int) -> tuple[int, int] | None:
+    """The card in groups split by single spaces (`_card_shaped`) between two phones written with dashes, dots or
+    brackets in a run of numbers that starts at a card candidate's `start` (in the first phone) and ends after the
+    second, each read as it is alone (`555-123-4567 4111 1111 1111 1111 555-987-6543`, `(555) 123-4567 4111 …
+    555-987-6543`): a run longer than `_run_beside` reads (two cards' groups), read as a row's, and the card was left in
+    clear, by `scan` and `mask` alike, until 2026-12-07 (helper det13). None when the run is not so, or goes on."""
+    classes = t.classes
+    first = _phone_piece_start(classes, start)
+    piece = _PHONE_PIECE.match(classes, first)
+    if piece is None or t.after(piece.end()) != 32:
+        return None
+    card = _SHAPED.match(classes, piece.end() + 1)
+    if card is None:
+        return None
+    then = card.end()  # (after its space)
+    after = _PHONE_PIECE.match(classes, then)
+    if after is None or _WRITTEN_AS_A_PHONE.search(classes, then, after.end()) is None:
+        return None
+    last = after.end()
+    if (
+        t.after(last) in _CARD_JOINED
+        or (t.after(last) == 32 and t.after(last + 1) == 48)  # (more numbers: a row's, as `_run_from` reads one)
+        or _ends_a_window(t, last)
+        or _phone(t, first, piece.end()) != (first, piece.end())
+        or _phone(t, then, last) != (then, last)
+    ):
+        return None
+    span = card.start(), card.end() - 1
+    raw = t.raw[span[0] : span[1]]
+    return span if _card_shaped(raw) and _card(raw) else None
+
+
+# a card's groups as cards are written (4-4-4-4, 4-6-5) and the space after them (`_card_between_phones`)
+_SHAPED: Final = re.compile(rb"(?:0000 0000 0000 0000|0000 000000 00000) ")
+# a card candidate's start that may be a phone's last groups written with dashes, dots or brackets, a card so grouped
+# and a second phone's start (`_card_between_phones`, read only where this matches)
+_BETWEEN_PHONES: Final = re.compile(rb"0+[().-][0().-]{0,14} (?:0000 0000 0000 0000|0000 000000 00000) \(?0")
 
 
 def _phone_set_apart(t: _Text, start: int, end: int, card: tuple[int, int]) -> bool:

@@ -57,3 +57,42 @@ def test_an_em_dash_between_digits_reads_as_one_dash_as_before(text: str, found:
     assert ALL.scan_output(text) == found
     assert ALL.scan(text) == found
     assert _streamed_differ(ALL, f"{PAD}{text} {PAD}") == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "555-123-4567 4111 1111 1111 1111 555-987-6543",
+        "555-123-4567 5500 0000 0000 0004 555-987-6543",
+        "555-123-4567 3782 822463 10005 555-987-6543",
+        "(555) 123-4567 4111 1111 1111 1111 555-987-6543",
+        "(555) 123-4567 4111 1111 1111 1111 (555) 987-6543",
+        "020-7946-0958 4111 1111 1111 1111 020-7946-0959",
+        "call 555-123-4567 4111 1111 1111 1111 555-987-6543 now",
+        "555-123-4567 4111 1111 1111 1111 555-987-6543.",
+    ],
+)
+def test_a_card_between_two_phones_written_with_dashes_is_found(text: str) -> None:
+    # (the run of a phone's, a card's and a phone's groups was longer than a card's run is read, a row's: the card in
+    # clear, to `scan` and `mask` alike; with dots or a comma between, it was found)
+    assert ALL.scan_output(text) == {"pii:phone", "pii:credit_card"}
+    assert ALL.scan(text) == {"pii:phone", "pii:credit_card"}
+    assert ALL.mask(text).count("[pii:credit_card]") == 1
+    assert ALL.mask(text).count("[pii:phone]") == 2
+    assert _streamed_differ(ALL, f"{PAD}{text} {PAD}") == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "555-123-4567 4111 1111 1111 1112 555-987-6543",  # (no Luhn)
+        "555-123-4567 1234 1111 1111 1111 555-987-6543",  # (no issuer's first digits)
+        "555-123-4567 4111 1111 1111 1111 555-987-6543 12",  # (the run goes on: a row's, as before)
+        "555-123-4567 4111 1111 1111 1111 555-987-6543x",
+        "555-123-4567 4111 1111 111 1111 555-987-6543",  # (not grouped as cards are)
+    ],
+)
+def test_a_run_of_phones_about_no_card_finds_none(text: str) -> None:
+    assert "pii:credit_card" not in ALL.scan_output(text)
+    assert "[pii:credit_card]" not in ALL.mask(text)
+    assert _streamed_differ(ALL, f"{PAD}{text} {PAD}") == []
