@@ -3595,7 +3595,18 @@ class Detectors:
         return frozenset(found) if found else _NOTHING
 
     def scan_all(self, texts: Iterable[str]) -> frozenset[str]:
-        return self.scan("\n".join(texts)) if self._finders else frozenset()
+        if not self._finders:
+            return frozenset()
+        found = self.scan(text := "\n".join(texts))
+        return found if TRUNCATED not in found or len(text) > self.max_chars else self._read_whole(text)
+
+    def _read_whole(self, text: str) -> frozenset[str]:
+        """`text`, within the limit as it comes, read whole however many characters NFKC makes of it, as a reply's
+        output is (`scan_output`): its scan was `scan:truncated` though the text is within the limit as it comes (`ﷺ`,
+        18 characters folded), and the limit counts characters as they come. Read to the limit in folded characters, a
+        request's value at its end was unread, `scan:truncated` only, where the same text as a reply's output was read
+        whole, until 2026-12-07 (helper det13)."""
+        return self.scan(text, _MOST_FOLDED * len(text)) if len(text) <= _FOLD_WHOLE else self._scan_long(text)
 
     def scan_windows(self, windows: Sequence[str], before: Sequence[int]) -> frozenset[str]:
         """`Reading.scan_windows` with no limit shared."""
@@ -3952,7 +3963,9 @@ class Reading:
                     break
             texts = kept
         self.left = max(0, left - size)
-        return self._detectors.scan("\n".join(texts), left, reread)
+        found = self._detectors.scan(joined := "\n".join(texts), left, reread)
+        # (within the limit as they come, NFKC making them longer: read whole, `Detectors._scan_within`)
+        return found if TRUNCATED not in found or reread or size > left else self._detectors._read_whole(joined)
 
     def scan_windows(self, windows: Sequence[str], before: Sequence[int]) -> frozenset[str]:
         """The labels found in the windows read where parts meet (`boundary_windows`), each read on its own, its

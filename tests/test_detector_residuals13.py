@@ -3,8 +3,12 @@ or before a double dash, prose's."""
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 
+from proxy.config import DetectorSpec
+from proxy.detectors import TRUNCATED, Detectors
 from tests.test_detector_card_and_phone_layouts import ALL, _streamed_differ
 
 PAD = "word " * 30
@@ -96,3 +100,34 @@ def test_a_run_of_phones_about_no_card_finds_none(text: str) -> None:
     assert "pii:credit_card" not in ALL.scan_output(text)
     assert "[pii:credit_card]" not in ALL.mask(text)
     assert _streamed_differ(ALL, f"{PAD}{text} {PAD}") == []
+
+
+LIMIT = 2000
+SMALL = Detectors([DetectorSpec(name) for name in ("email", "phone", "credit_card", "ip_address", "iban")], LIMIT)
+
+
+@pytest.mark.parametrize("wide", ["\ufdfa", "\ufb01", "\u3392", "\u00bc"])
+@pytest.mark.parametrize(
+    ("value", "label"),
+    [(" alice@example.com", "pii:email"), (" 4111 1111 1111 1111", "pii:credit_card"), (" 555-123-4567", "pii:phone")],
+)
+def test_a_request_within_the_limit_as_it_comes_that_nfkc_makes_longer_is_read_to_its_end(
+    wide: str, value: str, label: str
+) -> None:
+    # (read to the limit in folded characters, it was `scan:truncated` and the value at its end unread, where the same
+    # text as a reply's output was read whole: the limit counts characters as they come)
+    text = (wide + " ") * ((LIMIT - len(value)) // 2) + value
+    assert len(text) <= LIMIT < len(unicodedata.normalize("NFKC", text))
+    assert SMALL.scan_output(text) == {label}
+    assert SMALL.scan_all([text]) == {label}
+    assert SMALL.reading().scan_all([text]) == {label}
+    half = len(text) // 2
+    assert SMALL.reading().scan_all([text[:half], text[half:]]) == ({label} if len(text) < LIMIT else {TRUNCATED})
+    assert TRUNCATED in SMALL.scan_all([text + " more text past the limit"])  # (past it as it comes: cut, as before)
+
+
+def test_a_reading_shares_its_limit_as_characters_come() -> None:
+    text = "\ufdfa " * 500 + "alice@example.com"
+    reading = SMALL.reading()
+    assert reading.scan_all([text]) == {"pii:email"}
+    assert reading.scan_all(["x" * (LIMIT - len(text)) + " 555-123-4567"]) == {TRUNCATED}  # (what was left was less)
