@@ -3249,8 +3249,9 @@ _DROPPED_CLASS: Final = "".join(
         *_IGNORABLE, (0x00, 0x08), (0x0E, 0x1F), (0x7F, 0x84), (0x86, 0x9F), *_MARK_RANGES,
     )
 )  # fmt: skip
-# dashes no number is written with, prose's (em dash, horizontal bar, two- and three-em dashes), where no digit is
-# before one: read as `--`, as ASCII writes one, so a card after it is read as after a double dash, as after a space
+# dashes no number is written with, prose's (em dash, horizontal bar, two- and three-em dashes), and an en dash and a
+# minus sign (read as `-`, a sign's, a card beside one was none to `scan`, masked by `mask`, until 2026-12-07, helper
+# det13: `_PROSE_DASHES`), where no digit is before one: read as `--`, as ASCII writes one, so a card after it is read as after a double dash, as after a space
 # (`x —4111 1111 1111 1111`); read as `-`, a sign's, it was none, where `mask`, reading the dash as no sign in the text's
 # own form, masked it, and the record said less than the mask hid, until 2026-12-07. And where no digit is after one
 # (past what the fold drops): a card or a dashed IBAN before it is read as before a space (`4111 1111 1111 1111—please`;
@@ -3261,8 +3262,10 @@ _DROPPED_CLASS: Final = "".join(
 # space, a soft hyphen, a strikethrough's mark), as a model reads it; read from the dropped character alone, the dash
 # of `4111\u200b—1111—1111—1111` was `--` and the card none, to scan and to `mask`, where it was one before 2026-12-07
 # (`_PROSE_DASH_AFTER_DROPPED`, a dash after such a character: each read back, in a text holding one, few)
-_PROSE_DASH: Final = re.compile(f"[\u2014\u2015\u2e3a\u2e3b](?:(?<![\\d{_DROPPED_CLASS}].)|(?![{_DROPPED_CLASS}]*\\d))")
-_PROSE_DASH_AFTER_DROPPED: Final = re.compile(f"[\u2014\u2015\u2e3a\u2e3b](?<=[{_DROPPED_CLASS}].)")
+_PROSE_DASH: Final = re.compile(
+    f"[\u2013\u2014\u2015\u2212\u2e3a\u2e3b](?:(?<![\\d{_DROPPED_CLASS}].)|(?![{_DROPPED_CLASS}]*\\d))"
+)
+_PROSE_DASH_AFTER_DROPPED: Final = re.compile(f"[\u2013\u2014\u2015\u2212\u2e3a\u2e3b](?<=[{_DROPPED_CLASS}].)")
 _DROPPED_ONE: Final = re.compile(f"[{_DROPPED_CLASS}]")
 
 
@@ -3272,12 +3275,13 @@ def _bare(text: str) -> str:
 
 
 def _prose_dashes(text: str) -> str:
-    """`text` with prose's dashes no digit is before, or none after, as `--` (`_PROSE_DASH`): four searches at C speed first (a text
-    without one, most, costs 0.1 ms a MB so, where the pattern's search cost 5)."""
-    if "\u2014" in text or "\u2015" in text or "\u2e3a" in text or "\u2e3b" in text:
+    """`text` with prose's dashes no digit is before, or none after, as `--` (`_PROSE_DASH`): six searches at C speed
+    first (a text without one, most, costs 0.1 ms a MB so, where the pattern's search cost 5)."""
+    sign = "\u2013" in text or "\u2212" in text  # (an en dash, a minus sign)
+    if sign or "\u2014" in text or "\u2015" in text or "\u2e3a" in text or "\u2e3b" in text:
         text = _PROSE_DASH.sub("--", text)
         # (those left are after a digit or after what the fold drops: the second read only where one is left)
-        if "\u2014" in text or "\u2015" in text or "\u2e3a" in text or "\u2e3b" in text:
+        if _PROSE_DASH_AFTER_DROPPED.search(text) is not None:
             return _PROSE_DASH_AFTER_DROPPED.sub(_prose_dash_after_dropped, text)
     return text
 
@@ -3287,11 +3291,17 @@ def _prose_growth(text: str) -> int:
     counted so each is read, a scan's limit counting characters as they come. Read within the limit in folded
     characters, a request's text of 875,024 characters with 125,000 em dashes and a card at its end was
     `scan:truncated` and its card none, and a reply of the limit's length so was read twice, whole then streamed (2.9
-    times the time), from the change that read them so until it was reviewed (2026-12-07). (Four searches first, as
+    times the time), from the change that read them so until it was reviewed (2026-12-07). (Six searches first, as
     `_prose_dashes`: none in most texts.)"""
-    if "\u2014" in text or "\u2015" in text or "\u2e3a" in text or "\u2e3b" in text:
-        return text.count("\u2014") + text.count("\u2015") + text.count("\u2e3a") + text.count("\u2e3b")
+    sign = "\u2013" in text or "\u2212" in text  # (an en dash, a minus sign)
+    if sign or "\u2014" in text or "\u2015" in text or "\u2e3a" in text or "\u2e3b" in text:
+        return sum(map(text.count, _PROSE_DASHES))
     return 0
+
+
+# the dashes `_PROSE_DASH` reads as `--` where no digit is either side: prose's (em dash, horizontal bar, two- and
+# three-em dashes), and an en dash and a minus sign, read as `-`, a sign's, before 2026-12-07 (helper det13)
+_PROSE_DASHES: Final = ("\u2014", "\u2015", "\u2e3a", "\u2e3b", "\u2013", "\u2212")
 
 
 def _prose_dash_after_dropped(dash: re.Match[str]) -> str:
@@ -3385,6 +3395,30 @@ def _fold_whole(text: str, limit: int) -> tuple[str, bool]:
     and whether some was cut."""
     folding = _bare(unicodedata.normalize("NFKC", _prose_dashes(text).translate(_FOLD)))
     return folding[:limit], len(folding) > limit
+
+
+def _folded_between(raw: bytes, start: int, end: int, limit: int) -> tuple[str, bool]:
+    """`folded` of the stretch `raw[start:end]` of a text (`Detectors._fold_around`), a prose dash at either end of it
+    read as in the whole text, by the digit beside it there (`_PROSE_DASH`): a digit the text holds before or after the
+    stretch is read with it and taken off its fold. Folded alone, `3782 822463 10005` then `—5500 …` read `--` where
+    the text whole, as `scan` reads it, read `-`, and `mask` left in clear what `scan` found across it."""
+    part = raw[start:end].decode("utf-8", "surrogatepass")
+    lead = start > 0 and raw[start - 1 : start].isdigit()
+    trail = raw[end : end + 1].isdigit()
+    if not (lead or trail) or not _PROSE_DASH_END.search(part):
+        return folded(part, limit)
+    folding, cut = folded(("0" if lead else "") + part + ("0" if trail else ""), limit + lead + trail)
+    if lead:
+        folding = folding[1:]
+    if trail and not cut:
+        folding = folding[:-1]
+    return folding[:limit], cut or len(folding) > limit
+
+
+# a prose dash at a stretch's start or end (`_folded_between`)
+_PROSE_DASH_END: Final = re.compile(
+    "\\A[\u2013\u2014\u2015\u2212\u2e3a\u2e3b]|[\u2013\u2014\u2015\u2212\u2e3a\u2e3b]\\Z"
+)
 
 
 class Detectors:
@@ -3764,15 +3798,17 @@ class Detectors:
         spans: list[Found] = []
         left = limit  # characters the fold may still take
         width = 0  # its bytes so far
+        at = 0  # where the stretch starts in `raw`
         for part, label in stretches:
             if part.isascii() and b"%" not in part and b"&" not in part and b"\\" not in part and not _controls(part):
                 cut = len(part) > left
                 piece = part[:left]
                 left -= len(piece)
             else:
-                folding, cut = folded(part.decode("utf-8", "surrogatepass"), left)
+                folding, cut = _folded_between(raw, at, at + len(part), left)
                 left -= len(folding)
                 piece = folding.encode("utf-8", "surrogatepass")
+            at += len(part)
             if label is not None and piece:
                 spans.append(Found(width, width + len(piece), label))
             pieces.append(piece)

@@ -131,3 +131,60 @@ def test_a_reading_shares_its_limit_as_characters_come() -> None:
     reading = SMALL.reading()
     assert reading.scan_all([text]) == {"pii:email"}
     assert reading.scan_all(["x" * (LIMIT - len(text)) + " 555-123-4567"]) == {TRUNCATED}  # (what was left was less)
+
+
+@pytest.mark.parametrize("dash", ["\u2013", "\u2212"])
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("x {}4111 1111 1111 1111", "x {}[pii:credit_card]"),
+        ("pay {}4111111111111111 now", "pay {}[pii:credit_card] now"),
+        ("{}4111-1111-1111-1111", "{}[pii:credit_card]"),
+        ("4111 1111 1111 1111{}please", "[pii:credit_card]{}please"),
+        ("DE89-3704-0044-0532-0130-00{}please", "[pii:iban]{}please"),
+    ],
+)
+def test_a_card_beside_an_en_dash_or_a_minus_sign_is_reported_as_masked(dash: str, text: str, masked: str) -> None:
+    # (read as `-`, a sign's, the card was none to `scan`, where `mask`, reading the text's own form, masked it: the
+    # record said less than the mask hid; now read as `--`, prose's, as an em dash no digit is beside)
+    text, masked = text.format(dash), masked.format(dash)
+    label = "pii:iban" if "DE89" in text else "pii:credit_card"
+    assert ALL.scan(text) == {label}
+    assert ALL.scan_output(text) == {label}
+    assert ALL.mask(text) == masked
+    assert _streamed_differ(ALL, f"{PAD}{text} {PAD}") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("x -4111 1111 1111 1111", frozenset()),  # (an ASCII sign: none, as before)
+        ("555\u2013123\u20134567", {"pii:phone"}),  # (between digits: `-`, as before)
+        ("pages 2024\u20134111 1111 1111 1111", frozenset()),
+        ("4111\u20131111\u20131111\u20131111", {"pii:credit_card"}),
+        ("x \u2212555-123-4567", {"pii:phone"}),
+        ("x \u221210.0.0.1", {"pii:ip_address"}),
+    ],
+)
+def test_an_en_dash_or_a_minus_sign_between_digits_reads_as_before(text: str, found: set[str]) -> None:
+    assert ALL.scan_output(text) == found
+    assert ALL.scan(text) == found
+    assert _streamed_differ(ALL, f"{PAD}{text} {PAD}") == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "3782 822463 10005\u20145500 0000 0000 0004 ",
+        "3782 822463 10005\u22125500 0000 0000 0004 ",
+        "4111 1111 1111 1111\u2014555-123-4567",
+        "x 555-123-4567\u20144111 1111 1111 1111",
+    ],
+)
+def test_a_dash_where_values_meet_is_masked_as_scan_reads_it(text: str) -> None:
+    # (`mask` folded the stretch after a value alone, a dash a digit is before in the text read as no digit were: `--`,
+    # where `scan` read `-`, and what `scan` found across it was left in clear)
+    masked = ALL.mask(text)
+    for label in ALL.scan(text):
+        assert f"[{label}]" in masked, (label, masked)
+    assert _streamed_differ(ALL, f"{PAD}{text} {PAD}") == []
