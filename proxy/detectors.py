@@ -3411,7 +3411,7 @@ def _folded_between(raw: bytes, start: int, end: int, limit: int) -> tuple[str, 
     if lead:
         folding = folding[1:]
     if trail and not cut:
-        folding = folding[:-1]
+        folding = folding[: max(0, len(folding) - 1)]
     return folding[:limit], cut or len(folding) > limit
 
 
