@@ -138,27 +138,37 @@ def _status_types() -> tuple[Any, Any]:
 
 
 RETRY_INFO: Final = "type.googleapis.com/google.rpc.RetryInfo"
+RETRY_INFO_TRAILER: Final = "google.rpc.retryinfo-bin"
 
 
 def retry_delay(trailers: Any) -> float | None:
-    """The retry delay a gRPC refusal's RetryInfo gives (in its `grpc-status-details-bin` trailer: OTLP/gRPC's
-    throttling, as Retry-After is OTLP/HTTP's), in seconds; None when there is none or it is no such message."""
+    """The retry delay a gRPC refusal's RetryInfo gives, in seconds; None when there is none or it is no such message.
+    Found in its `grpc-status-details-bin` trailer (a google.rpc.Status's details: OTLP/gRPC's throttling, as
+    Retry-After is OTLP/HTTP's; grpc-go's `status.WithDetails`, the Collector's) or alone in `google.rpc.retryinfo-bin`
+    (where OpenTelemetry's Python exporter reads it, and Google's APIs send it)."""
     for key, value in trailers or ():
-        if key != "grpc-status-details-bin" or not isinstance(value, bytes):
+        if not isinstance(value, bytes) or (key != "grpc-status-details-bin" and key != RETRY_INFO_TRAILER):
             continue
         status_type, retry_type = _status_types()
         try:
+            if key == RETRY_INFO_TRAILER:
+                return _delay_of(retry_type, value)
             status = status_type()
             status.ParseFromString(value)
             for detail in status.details:
                 if detail.type_url == RETRY_INFO:
-                    info = retry_type()
-                    info.ParseFromString(detail.value)
-                    delay = info.retry_delay.seconds + info.retry_delay.nanos / 1e9
-                    return float(delay) if delay >= 0 else None
+                    return _delay_of(retry_type, detail.value)
         except Exception:  # protobuf's DecodeError, or what bytes that are no Status make of it
             return None
     return None
+
+
+def _delay_of(retry_type: Any, value: bytes) -> float | None:
+    """A serialized google.rpc.RetryInfo's `retry_delay` in seconds; None when negative."""
+    info = retry_type()
+    info.ParseFromString(value)
+    delay = info.retry_delay.seconds + info.retry_delay.nanos / 1e9
+    return float(delay) if delay >= 0 else None
 
 
 # OTLP/HTTP: "429, 502, 503 and 504 ... MUST be retried"; everything else is final.
@@ -289,7 +299,11 @@ def retrying(send: Callable[[], None], timeout_s: float, wait: Callable[[float],
         except ExportRefused as refused:
             if not refused.retryable:
                 raise
-            pause = refused.retry_after_s if refused.retry_after_s is not None else delay * random.uniform(0.5, 1.5)
+            # the greater of the backoff and what the refusal asked for, as OpenTelemetry Go's exporters wait: a
+            # `Retry-After: 0`, or a RetryInfo with no delay, retried at once, sent ~1,500 requests in a 1 s export
+            backoff = delay * random.uniform(0.5, 1.5)
+            told = refused.retry_after_s
+            pause = told if told is not None and told > backoff else backoff
             if time.monotonic() + pause > deadline:
                 raise
             wait(pause)

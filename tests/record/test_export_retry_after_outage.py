@@ -98,18 +98,21 @@ class _Throttling(OtlpReceiver):
     of `delay_s` in its `grpc-status-details-bin` trailer, as grpcio-status's `abort_with_status` sends one (a
     google.rpc.Status: code 1, message 2, details 3; RetryInfo.retry_delay 1), then takes them."""
 
-    def __init__(self, refusals: int, delay_s: int) -> None:
+    def __init__(self, refusals: int, delay_s: int, alone: bool = False) -> None:
+        """`alone`: the RetryInfo in a `google.rpc.retryinfo-bin` trailer of its own, as Google's APIs send it and
+        OpenTelemetry's Python exporter reads it, not in a Status."""
         super().__init__()
         self.refusals = refusals
         self.times: list[float] = []
         info = b"\x0a" + _framed(duration_pb2.Duration(seconds=delay_s).SerializeToString())
         detail = any_pb2.Any(type_url="type.googleapis.com/google.rpc.RetryInfo", value=info).SerializeToString()
-        self.status = b"\x08\x08\x12" + _framed(b"throttled") + b"\x1a" + _framed(detail)  # code 8: RESOURCE_EXHAUSTED
+        status = b"\x08\x08\x12" + _framed(b"throttled") + b"\x1a" + _framed(detail)  # code 8: RESOURCE_EXHAUSTED
+        self.trailer = ("google.rpc.retryinfo-bin", info) if alone else ("grpc-status-details-bin", status)
 
     def Export(self, request: Any, context: Any) -> Any:
         self.times.append(time.monotonic())
         if len(self.times) <= self.refusals:
-            context.set_trailing_metadata((("grpc-status-details-bin", self.status),))
+            context.set_trailing_metadata((self.trailer,))
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "throttled")
         return super().Export(request, context)
 
@@ -136,3 +139,49 @@ def test_a_grpc_collector_s_retry_info_is_waited_for() -> None:
     finally:
         queue.shutdown(1.0)
         receiver.stop()
+
+
+def test_a_grpc_retry_info_alone_in_its_own_trailer_is_waited_for() -> None:
+    """The RetryInfo in `google.rpc.retryinfo-bin` (review revrec13): on the branch it was not read, and the next export
+    came 0.5 s after the refusal; now 2 s."""
+    receiver = _Throttling(refusals=1, delay_s=2, alone=True)
+    receiver.start()
+    sink = OtlpGrpcSink(f"http://127.0.0.1:{receiver.port}", 1.0, RESOURCE, SCOPE)
+    queue = BoundedExporter(sink, interval_s=0.5, stop_timeout_s=1.0)
+    try:
+        calls_for(queue, 3.5)
+        assert len(receiver.times) >= 2 and 1.9 <= receiver.times[1] - receiver.times[0] <= 2.7, [
+            t - receiver.times[0] for t in receiver.times
+        ]
+        queue.force_flush()
+        assert queue.exported == len(receiver.spans) > 0 and queue.failed > 0
+    finally:
+        queue.shutdown(1.0)
+        receiver.stop()
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_a_refusal_asking_no_wait_is_retried_with_backoff_not_at_once(protocol: str) -> None:
+    """A RetryInfo whose `retry_delay` is 0 (or a `Retry-After: 0`) waits the backoff all the same (the greater of the
+    two, as OpenTelemetry Go's exporters wait: 0.1 s, 0.2 s, 0.4 s ... within the 1 s export timeout). Review revrec13:
+    retried at once, the one export sent 493 RPCs (main: 4, RetryInfo unread) and 1,516 POSTs (main: 1,377)."""
+    if protocol == "grpc":
+        grpc_receiver = _Throttling(refusals=10**6, delay_s=0)
+        grpc_receiver.start()
+        sink: Any = OtlpGrpcSink(f"http://127.0.0.1:{grpc_receiver.port}", 1.0, RESOURCE, SCOPE)
+        stop: Any = grpc_receiver.stop
+    else:
+        http_receiver = OtlpHttpReceiver(refusals=[(429, "0")] * 10**4)
+        http_receiver.start()
+        sink = OtlpHttpSink(f"http://127.0.0.1:{http_receiver.port}", 1.0, RESOURCE, SCOPE)
+        stop = http_receiver.stop
+    queue = BoundedExporter(sink, interval_s=0.5, stop_timeout_s=0.5)
+    try:
+        queue.submit(span(0))
+        queue.force_flush()  # one export: refused until its 1 s are spent
+        sent = len(grpc_receiver.times) if protocol == "grpc" else len(http_receiver.statuses)
+        assert 2 <= sent <= 8, sent
+        assert queue.failed == 1
+    finally:
+        queue.shutdown(0.5)
+        stop()
