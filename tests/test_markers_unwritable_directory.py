@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from proxy import markers
+from tests.conftest import require_real_servers
 from tests.test_markers import config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,9 +50,15 @@ wait $serving
 
 
 def unshare() -> str:
+    """util-linux's `unshare`, able to make a mount namespace here; a skip where it cannot, but in CI (.ci/run runs as
+    root, where `tiny_disk` mounts a tmpfs): a failure there, as a missing real server is (`require_real_servers`)."""
     found = shutil.which("unshare")
-    if found is None or subprocess.run([found, "-rm", "true"], capture_output=True).returncode != 0:
-        pytest.skip("no mount namespace to mount a read-only directory in (unshare -rm: user namespaces)")
+    done = subprocess.run([found, "-rm", "true"], capture_output=True, text=True) if found is not None else None
+    if found is None or done is None or done.returncode != 0:
+        why = "no mount namespace to mount a read-only directory in (unshare -rm: user namespaces)"
+        if require_real_servers():
+            pytest.fail(f"{why}: {done.stderr.strip() if done is not None else 'no unshare on PATH (util-linux)'}")
+        pytest.skip(why)
     return found
 
 
