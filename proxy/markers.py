@@ -175,6 +175,8 @@ class Marker:
             if os.getpid() == self.pid:
                 try:
                     os.unlink(self.path)
+                except FileNotFoundError:
+                    pass  # removed already (its directory by hand): nothing left for a next start to say
                 except OSError as exc:
                     self._left_stopped(exc)
                     return

@@ -126,3 +126,20 @@ def test_a_start_that_cannot_make_its_marker_leaves_no_directory(tmp_path: Path)
     assert done.returncode == 0, done
     assert done.stdout.splitlines() == ["None", "left: "], done.stdout
     assert f"no running marker in {mounted / 'lineage.db.running'} ([Errno 28] No space left on device" in done.stderr
+
+
+def test_a_marker_removed_before_the_stop_is_not_said_marked_stopped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Its file removed meanwhile (the directory emptied by hand while the proxy ran): the stop has nothing to remove
+    and nothing a next start could say. Review revrec13: it wrote `stopped` into the file no name led to any more and
+    said at INFO `could not be removed ... marked stopped, removed by the next start that can`, and left the directory
+    it would have removed as the last one out."""
+    where = tmp_path / "lineage.db.running"
+    marker = markers._hold(str(where), "r1", "serve", config(str(tmp_path / "lineage.db")))
+    assert marker is not None
+    os.unlink(marker.path)
+    with caplog.at_level(logging.DEBUG, "lineage_proxy"):
+        marker.close()
+    assert "could not be removed" not in caplog.text and "marked stopped" not in caplog.text, caplog.text
+    assert not where.exists() and marker.fd == -1
