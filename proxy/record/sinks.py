@@ -24,7 +24,7 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
 from typing import Any, Final, Protocol
 
 from proxy.flow import Call, Decision, Outcome
@@ -617,19 +617,32 @@ class Replacing:
                 self._done(self)
 
     async def flush(self) -> None:
-        try:
-            await self.sink.flush()
-        finally:  # (the successor's too when the replaced one's raises: the fan-out counts that one)
-            await self.successor.flush()
+        await _at_once(self.sink.flush, self.successor.flush)
 
     async def stop(self) -> None:
-        try:
-            await self.sink.stop()
-        finally:
-            await self.successor.stop()
+        await _at_once(self.sink.stop, self.successor.stop)
 
     def metrics(self) -> Iterable[str]:
         return self.successor.metrics()
+
+
+async def _at_once(first: Callable[[], Awaitable[None]], second: Callable[[], Awaitable[None]]) -> None:
+    """Two sinks' flushes or stops at once, as the fan-out runs its sinks' stops (`FanOut.stop`): they take the slower
+    one's time, not their sum, which the fan-out does not wait for (`stop_bound_s`, the slower one's: two stalled
+    collectors' stops one after the other outlasted it). Each runs whether the other raises or not (as it is called
+    too); the first failure is raised, for the fan-out to count."""
+    running: list[Awaitable[None]] = []
+    failures: list[BaseException] = []
+    for step in (first, second):
+        try:
+            running.append(step())
+        except Exception as exc:
+            failures.append(exc)
+    for each in await asyncio.gather(*running, return_exceptions=True):
+        if isinstance(each, BaseException):
+            failures.append(each)
+    if failures:
+        raise failures[0]
 
 
 def _counts(sink: Any) -> Counts | None:
