@@ -8,6 +8,7 @@ upstream across a real reload, and two OTLP/gRPC receivers decoding opentelemetr
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -111,3 +112,36 @@ def test_a_stream_in_flight_across_two_reloads_goes_out_as_it_began_and_each_rep
     assert not recorders[2].queue._given_up
     loop_thread.run(proxy.process.stop())
     assert len(otlp.spans) == 3
+
+
+def test_a_call_whose_client_leaves_mid_request_across_the_reload_releases_the_replaced_exporter(
+    vllm: Any, otlp: Any, make_proxy: Any, loop_thread: LoopThread, tmp_path: Path
+) -> None:
+    """A call in flight as the reload applies whose client leaves before its body is whole (no upstream, no answer):
+    it is recorded all the same (a refusal, `left_unread`), so it counts down the replaced exporter's calls as a stream's
+    end does, which then stops; its span goes to the collector it began under. A call so counted and never recorded
+    would keep the replaced exporter, and its thread, for the process's life (review revrec13: pinned, it holds)."""
+    _, upstream = vllm
+    other = OtlpReceiver()
+    other.start()
+    try:
+        proxy = make_proxy(CONFIG.replace("TELEMETRY", telemetry(otlp.port, "before")), UPSTREAM=upstream)
+        recorder = proxy.process.runtime.sinks.get(SPANS)
+        stats = proxy.process.runtime.stats
+        left, header = traceparent()
+        host, port = proxy.url.removeprefix("http://").rsplit(":", 1)
+        client = socket.create_connection((host, int(port)))
+        client.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\ntraceparent: {header}\r\n"
+                       "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{".encode())  # fmt: skip
+        assert until(lambda: stats.in_flight == 1)  # its head read: the call has begun
+        reloaded(proxy, loop_thread, tmp_path, upstream, telemetry(other.port, "after"))
+        assert type(proxy.process.runtime.sinks.get(SPANS)) is not SpanRecorder  # the replaced one kept for it
+        client.close()
+        assert until(lambda: type(proxy.process.runtime.sinks.get(SPANS)) is SpanRecorder)
+        assert until(lambda: recorder.queue._given_up)  # the replaced exporter stopped
+        spans = otlp.wait_for(lambda spans: len(spans) >= 1)
+        assert [(s.trace_id, s.resource["service.name"]) for s in spans] == [(left, "before")]
+        loop_thread.run(proxy.process.stop())
+        assert other.spans == []
+    finally:
+        other.stop()
