@@ -14,7 +14,8 @@ import grpc
 import pytest
 from google.protobuf import any_pb2, duration_pb2
 
-from proxy.record.export import RETRY_AFTER_MAX_S, BoundedExporter, OtlpGrpcSink, OtlpHttpSink
+from proxy.record.export import BATCH_SPANS, RETRY_AFTER_MAX_S, BoundedExporter, OtlpGrpcSink, OtlpHttpSink
+from tests.held import until
 from tests.record.test_export import RESOURCE, SCOPE, span
 from tests.servers.otlp_http_receiver import OtlpHttpReceiver
 from tests.servers.otlp_receiver import OtlpReceiver
@@ -185,3 +186,24 @@ def test_a_refusal_asking_no_wait_is_retried_with_backoff_not_at_once(protocol: 
     finally:
         queue.shutdown(0.5)
         stop()
+
+
+def test_the_stop_in_a_retry_after_wait_tries_what_is_queued_once(caplog: pytest.LogCaptureFixture) -> None:
+    """What the README says of the wait: nothing is sent in it but the stop's one last try of what is queued (here the
+    5 spans past the refused batch), counted and said at the stop with the rest (review revrec13: the README said
+    nothing at all was sent)."""
+    receiver = OtlpHttpReceiver(refusals=[(429, "30")] * 10)
+    receiver.start()
+    sink = OtlpHttpSink(f"http://127.0.0.1:{receiver.port}", 1.0, RESOURCE, SCOPE)
+    queue = BoundedExporter(sink, interval_s=0.5, stop_timeout_s=1.0)
+    try:
+        for n in range(BATCH_SPANS + 5):  # a full batch, sent at once and refused; 5 spans left queued
+            queue.submit(span(n))
+        assert until(lambda: queue.failed == BATCH_SPANS)
+        assert not queue.accepting()  # the wait: nothing more is taken
+        queue.shutdown()
+        assert receiver.statuses == [429, 429] and queue.failed == BATCH_SPANS + 5
+        lost = BATCH_SPANS + 5 + 1  # (and the one `accepting` dropped)
+        assert f"{lost} spans not exported at shutdown: the collector has failed since before the stop" in caplog.text
+    finally:
+        receiver.stop()
