@@ -558,13 +558,17 @@ class Lingering:
 
     def on_end(self, call: Call, decision: Decision, outcome: Outcome, output_labels: frozenset[str]) -> Durable | None:
         if self._left <= 0 or outcome.started_ns - outcome.clock_ns >= self._since_ns:
-            return None  # begun since the reload (its monotonic start): the config in force names no such sink
+            return self._since(call, decision, outcome, output_labels)  # begun since the reload (its monotonic start)
         self._left -= 1
         try:
             return self.sink.on_end(call, decision, outcome, output_labels)
         finally:
             if self._left == 0:
                 self._done(self)
+
+    def _since(self, call: Call, decision: Decision, outcome: Outcome, output_labels: frozenset[str]) -> Durable | None:
+        """A call begun since the reload: the config in force names no such sink."""
+        return None
 
     async def flush(self) -> None:
         await self.sink.flush()
@@ -576,7 +580,7 @@ class Lingering:
         return self.sink.metrics()
 
 
-class Replacing:
+class Replacing(Lingering):
     """A sink a reload replaced (`sink`), kept beside the one that replaced it (`successor`) for the calls in flight as it
     applied, begun under the config that made it, until each is recorded: their records go to it (a span names the
     service, resource and collector of the config its call began under), those of calls begun since to the successor;
@@ -588,16 +592,13 @@ class Replacing:
         self, sink: Recorder, successor: Recorder, since_ns: int, calls: int, done: Callable[[Replacing], None]
     ) -> None:
         """`since_ns` and `calls` as `Lingering`'s."""
-        self.sink = sink
+        super().__init__(sink, since_ns, calls, lambda _: done(self))
         self.successor = successor
         self.durable = getattr(successor, "durable", False)
         # the successor's: the replaced one's are carried into them (`FanOut.swap`), and so is all it counts since
         self.counts = _counts(successor)
         bounds = [getattr(each, "stop_bound_s", 0.0) for each in (sink, successor)]
         self.stop_bound_s = max(bound if isinstance(bound, (int, float)) else 0.0 for bound in bounds)
-        self._since_ns = since_ns
-        self._left = calls
-        self._done = done
 
     @property
     def name(self) -> str:
@@ -606,15 +607,8 @@ class Replacing:
     def start(self) -> None:
         pass  # both started as they were made
 
-    def on_end(self, call: Call, decision: Decision, outcome: Outcome, output_labels: frozenset[str]) -> Durable | None:
-        if self._left <= 0 or outcome.started_ns - outcome.clock_ns >= self._since_ns:
-            return self.successor.on_end(call, decision, outcome, output_labels)  # begun since the reload
-        self._left -= 1
-        try:
-            return self.sink.on_end(call, decision, outcome, output_labels)
-        finally:
-            if self._left == 0:
-                self._done(self)
+    def _since(self, call: Call, decision: Decision, outcome: Outcome, output_labels: frozenset[str]) -> Durable | None:
+        return self.successor.on_end(call, decision, outcome, output_labels)
 
     async def flush(self) -> None:
         await _at_once(self.sink.flush, self.successor.flush)
