@@ -604,8 +604,13 @@ def user_strings(
                 # vLLM prints a tool result outside a user message as the Python repr of its blocks: an
                 # image's `source` (its link, its base64) is text the model reads there
                 printed_as_repr.update(id(part) for part in item["content"] if _printed_whole(part))
-            tools = item.get(_MESSAGE_TOOLS)
-            if tools is not None and (type(tools) is list or type(tools) is dict) and "role" in item:
+            # (looked for by key: most objects walked, a content part, a tool call, have none; `in` is 4 Python
+            # instructions interpreted, where `get` and a test of what it gave were 8)
+            if (
+                _MESSAGE_TOOLS in item
+                and "role" in item
+                and (type(tools := item[_MESSAGE_TOOLS]) is list or type(tools) is dict)
+            ):
                 # a message's own tools (SGLang's: `ChatCompletionMessageGenericParam.tools`, which its chat template
                 # is handed with the message, `model_dump()`): printed as top-level tools are, keys and numbers too
                 shared = [objects, credited]
