@@ -80,3 +80,17 @@ def test_a_pattern_in_a_messages_tools_is_text() -> None:
     assert own.unscanned is False
     assert "^[a-z]+$" in own.texts
     assert top.unscanned is True
+
+
+@pytest.mark.parametrize(("tool", "label"), CASES.values(), ids=CASES.keys())
+def test_a_user_messages_tools_are_read_so_too(tool: dict[str, Any], label: str) -> None:
+    """A pin (helper revfields13): SGLang drops a user message's `tools` (`ChatCompletionMessageUserParam` has none),
+    but what a message's `tools` holds is read whole whatever its role, as a server that printed it would print it: no
+    fewer labels for a role's name (README, "Detectors: what of a request is read"). Read as content before (failing
+    before: 2 of 2), and so since fields13's change."""
+    detectors = Detectors([DetectorSpec("email"), DetectorSpec("credit_card")])
+    own = read_request(
+        "chat", orjson.dumps({"model": "m", "messages": [{"role": "user", "content": "hi", "tools": [tool]}]})
+    )
+    assert detectors.scan_all(own.texts) == {label}
+    assert own.unscanned is False
