@@ -114,3 +114,65 @@ def test_kserves_data_plane_still_reads_the_state() -> None:
     body = orjson.dumps({"model": "m", "messages": [{"role": "user", "content": "hello"}], **STATE["sglang decode"]})
     fields, whole = openai_fields(body, "chat")
     assert fields is not None and "10.0.0.5" in fields and whole
+
+
+# where a key named as disaggregated serving's state stands below the body's top level, it is no engine's state but
+# the caller's data, printed where the object holding it is: read (helper revfields13: `NOT_DATA` is looked up only in
+# `request_strings`' loop over the body's own keys; these pass before and after, a pin of that)
+_HOST = {"kv_transfer_params": {"remote_host": "10.0.0.3"}, "bootstrap_host": "10.0.0.5"}
+_SCHEMA = {"type": "object", "properties": _HOST}
+NESTED = {
+    "a message's key": ("chat", {"messages": [{"role": "user", "content": "hello", **_HOST}]}),
+    "a content part's key": ("chat", {"messages": [{"role": "user", "content": [{"type": "text", "text": "hi", **_HOST}]}]}),
+    "a tool's schema": ("chat", {"messages": [{"role": "user", "content": "hi"}],
+                                 "tools": [{"type": "function", "function": {"name": "f", "parameters": _SCHEMA}}]}),
+    "a message's own tools": ("chat", {"messages": [{"role": "system", "content": "hi", "tools": [
+        {"type": "function", "function": {"name": "f", "parameters": _SCHEMA}}]}]}),
+    "a response format": ("chat", {"messages": [{"role": "user", "content": "hi"}],
+                                   "response_format": {"type": "json_schema", "json_schema": {"name": "r", "schema": _SCHEMA}}}),
+    "a tool call's arguments": ("chat", {"messages": [{"role": "assistant", "tool_calls": [
+        {"id": "c", "type": "function", "function": {"name": "f", "arguments": _HOST}}]}, {"role": "user", "content": "hi"}]}),
+    "template arguments": ("chat", {"messages": [{"role": "user", "content": "hi"}], "chat_template_kwargs": _HOST}),
+    "a Responses input item": ("responses", {"input": [{"role": "user", "content": "hi", **_HOST}]}),
+    "a prompt's list": ("text_completion", {"prompt": ["hi", _HOST]}),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("operation", "body"), NESTED.values(), ids=NESTED.keys())
+def test_the_state_named_below_the_top_level_is_read(operation: str, body: dict[str, Any]) -> None:
+    request = read_request(operation, orjson.dumps({"model": "m", **body}))
+    assert {"10.0.0.3", "10.0.0.5"} <= set(request.texts)
+    assert request.unscanned is False
+
+
+KSERVE = (
+    ONE_UPSTREAM.replace("url: ${UPSTREAM}", "url: ${UPSTREAM}\n    headers_to_model: true")
+    + """
+zones:
+  - name: mail
+    labels: [pii:email]
+    allow_purposes: [assistant]
+detectors: [email]
+"""
+)
+# the state, a host named as an address (the header fields read where the call may reach KServe hold the proxy's own
+# host address, `127.0.0.1`, so an IP address would label every call there)
+MAILED = {
+    name: orjson.loads(orjson.dumps(state).replace(b'"10.0.0.', b'"ops@prefill.example.com:'))
+    for name, state in STATE.items()
+}
+
+
+@pytest.mark.parametrize("extra", MAILED.values(), ids=MAILED.keys())
+def test_a_call_that_may_reach_kserve_has_the_state_read(vllm, make_proxy, extra) -> None:  # type: ignore[no-untyped-def]
+    """End to end, where the upstream says it hands its model the request whole (`headers_to_model: true`: a gateway in
+    front of KServe's OpenAI data plane) the state is read, as a field the adapter does not read; where it does not
+    (`test_a_session_id_and_disaggregated_state_are_no_reason_to_refuse`) it is not. Passes before and after (helper
+    revfields13): the adapter read it for every upstream before."""
+    server, upstream = vllm
+    client = _client(make_proxy(KSERVE, UPSTREAM=upstream))
+    with pytest.raises(openai.PermissionDeniedError) as refused:
+        _chat(client, extra, "ads")
+    assert "pii:email" in refused.value.message
+    assert server.data_requests() == []
+    assert _chat(client, extra, "assistant").http_response.headers["x-data-labels"] == "pii:email"
