@@ -35,7 +35,7 @@ WRITTEN = {
 READ = [
     "file:run%232/lineage.db",
     "file:{dir}/run%232/lineage.db",
-    "FILE:///{dir}/run%232/lineage.db#x",
+    "file:///{dir}/run%232/lineage.db#x",
     "run#2/lineage.db",
 ]
 
@@ -97,3 +97,27 @@ def test_a_reader_given_a_file_uri_reads_its_file(tmp_path: Path, store: str) ->
     written.close()
     listed = cli(tmp_path, "edges", "--store", store.format(dir=tmp_path), "--json")
     assert listed.returncode == 0 and '"count":3' in listed.stdout, listed
+
+
+def test_a_value_beginning_with_file_in_capitals_is_a_file_so_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite reads a URI by a `file:` so written alone (`sqlite3ParseUri`'s memcmp): `FILE:lineage.db` is the file so
+    named to it, and to the writer and every reader alike, as it was before `file:` URIs were read, not `lineage.db`:
+    an upgrade that read it so would leave the record written there and start another (review revproof13)."""
+    import sqlite3
+
+    from proxy.record.store import EdgeKey, SqliteStore
+
+    monkeypatch.chdir(tmp_path)
+    sqlite3.connect("FILE:made-by-sqlite.db").close()  # what SQLite itself makes of such a value
+    assert (tmp_path / "FILE:made-by-sqlite.db").is_file() and not (tmp_path / "made-by-sqlite.db").exists()
+    written = SqliteStore("FILE:lineage.db")
+    written.upsert([(EdgeKey("app", "assistant", "team-a", "ck", "", "allow"), 100.0, 100.0, 3, None)])
+    written.close()
+    assert (tmp_path / "FILE:lineage.db").is_file() and not (tmp_path / "lineage.db").exists()
+    listed = cli(tmp_path, "edges", "--store", "FILE:lineage.db", "--json")
+    assert listed.returncode == 0 and '"count":3' in listed.stdout, listed
+    verified = cli(tmp_path, "verify", "--integrity", "--store", "FILE:lineage.db")
+    assert verified.returncode == 0 and ": intact: 2 chain entries" in verified.stdout, verified
+    assert not (tmp_path / "lineage.db").exists()

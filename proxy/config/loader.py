@@ -414,12 +414,13 @@ class SqliteNameError(ValueError):
 def sqlite_file(store: str) -> str:
     """The file a SQLite store's value names (`lineage.store`, `lineage.journal`, a reader's `--store`), as the writer
     opens it and every reader reads it: the path of a `file:` URI, read as SQLite reads one (`file:lineage.db`,
-    `file:/var/lib/lineage.db`, `file:///var/lib/lineage.db`, `file://localhost/...`, `FILE:` too; each `%XX` a byte,
-    a `#` ending it), any other value as written (`./file:x` names a file so named). SqliteNameError for a URI with
+    `file:/var/lib/lineage.db`, `file:///var/lib/lineage.db`, `file://localhost/...`; each `%XX` a byte, a `#` ending
+    it), any other value as written: `./file:x` names a file so named, and so does `FILE:x` (SQLite reads a URI by a
+    `file:` so written alone, and opens `FILE:x` as a file's name). SqliteNameError for a URI with
     parameters (`?mode=ro`: the proxy opens its store read-write and the readers read-only, as each must), a host, no
     path, or a `%00`. Until 2026-12-07 the writer's SQLite (built with URIs on, as Debian's is) opened a `file:` value
     as a URI while the readers looked for a file named `file:lineage.db`, and said there was no store there."""
-    if store[:5].lower() != "file:":
+    if not store.startswith("file:"):  # (as SQLite, in that case alone: `FILE:x` is a file's name to it)
         return store
     rest = store[5:]
     if rest.startswith("//"):

@@ -553,8 +553,8 @@ def read_only_uri(path: str) -> str:
 def writable(path: str) -> tuple[str, bool]:
     """What `sqlite3.connect` is given to open the file `path` read-write, and whether it is a URI: `path` itself, or
     its URI (`Path.as_uri`) when it begins with `file:`, which a SQLite built with URIs on (Debian's) reads as a URI
-    naming another file (`file:x` is `x`)."""
-    if path[:5].lower() != "file:":
+    naming another file (`file:x` is `x`; `FILE:x` is the file so named to it)."""
+    if not path.startswith("file:"):
         return path, False
     return Path(path).absolute().as_uri(), True
 
