@@ -62,3 +62,46 @@ def test_a_store_swapped_for_a_fifo_after_the_check_is_refused_not_waited_on(
     fifo = "by a FIFO" if where == "store" else f"{path}-journal beside it by a FIFO"
     assert f"{path}: replaced while it was read ({fifo}): what was read is not certain to be this store's" in said, said
     assert not (tmp_path / "report.html").exists()
+
+
+# the reader run with `sqlite3.connect` swapping the -wal or -shm of a store a writer holds open for a FIFO first
+SWAPPING_BESIDE = """
+import os, runpy, sqlite3, sys
+name, args = sys.argv[1], sys.argv[2:]
+real = sqlite3.connect
+
+def swapping(*given, **named):
+    os.rename(name, name + ".away")
+    os.mkfifo(name)
+    return real(*given, **named)
+
+sqlite3.connect = swapping
+sys.argv = ["lineage-proxy", *args]
+runpy.run_module("proxy", run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize("beside", ["-wal", "-shm"])
+@pytest.mark.parametrize("reader", READERS)
+def test_a_wal_or_shm_swapped_for_a_fifo_is_said_so(tmp_path: Path, reader: str, beside: str) -> None:
+    """SQLite opens a -wal and a -shm read-write, which a FIFO does not make wait: the read fails at once, before the
+    Unblocker looks, and was said "cannot read it as a lineage store: disk I/O error" (verify; edges and report "not
+    a lineage store: disk I/O error") where the README and CHANGELOG say a FIFO swapped in for either is said
+    `replaced while it was read` (review revproof13)."""
+    path = tmp_path / "lineage.db"
+    store = SqliteStore(path)  # left open: its -wal and -shm are there, and the reader opens both
+    store.upsert([(EdgeKey("app", "assistant", "team-a", "ck", "", "allow"), 100.0, 100.0, 3, None)])
+    args, code = READERS[reader]
+    given = [str(tmp_path / "report.html") if arg == "OUT" else arg for arg in args]
+    try:
+        done = subprocess.run([sys.executable, "-c", SWAPPING_BESIDE, f"{path}{beside}", given[0], "--store",
+                               str(path), *given[1:]], capture_output=True, text=True, timeout=30,
+                              stdin=subprocess.DEVNULL)  # fmt: skip
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{reader} waited on the FIFO swapped in for the {beside}")
+    finally:
+        store.close()
+    said = done.stdout + done.stderr
+    assert done.returncode == code, said
+    assert f"{path}: replaced while it was read ({path}{beside} beside it by a FIFO): what was read" in said, said
+    assert "disk I/O error" not in said and not (tmp_path / "report.html").exists(), said

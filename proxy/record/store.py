@@ -403,6 +403,11 @@ class Unblocker:
                 except OSError:
                     pass
 
+    def found(self) -> str | None:
+        """The first name a FIFO was found at, by the thread or now: SQLite opens a -wal or -shm read-write, which a
+        FIFO does not make wait, and its read fails at once ("disk I/O error"), before the thread looks."""
+        return self.unblocked or next((name for name in self._names if special_file(name) == "a FIFO"), None)
+
     def halt(self) -> None:
         self._stop.set()
 
@@ -1081,7 +1086,7 @@ class SqliteStore:
         from proxy.record.stores import shown_path  # (it imports this module)
 
         assert self._unblocker is not None
-        fifo = self._unblocker.unblocked
+        fifo = self._unblocker.found()
         if fifo is not None:
             what = "by a FIFO" if fifo in (self.path, os.path.realpath(self.path)) else (
                 f"{shown_path(fifo)} beside it by a FIFO")  # fmt: skip
