@@ -121,3 +121,22 @@ def test_a_value_beginning_with_file_in_capitals_is_a_file_so_named(
     verified = cli(tmp_path, "verify", "--integrity", "--store", "FILE:lineage.db")
     assert verified.returncode == 0 and ": intact: 2 chain entries" in verified.stdout, verified
     assert not (tmp_path / "lineage.db").exists()
+
+
+@pytest.mark.parametrize("store", ["file:run\udcff.db", "file:run%FF.db"])
+def test_a_file_uri_whose_bytes_are_not_utf8_names_the_file_of_those_bytes(tmp_path: Path, store: str) -> None:
+    """A reader given `file:` and a name whose bytes are not UTF-8 (a command line's, read as Python reads one: byte
+    0xff is '\\udcff') reads the file of those bytes, as `%FF` names it, as SQLite reads the URI; it stopped with a
+    traceback (UnicodeEncodeError: `unquote_to_bytes` encodes text as UTF-8) (review revproof13)."""
+    import os
+
+    from proxy.record.store import EdgeKey, SqliteStore
+
+    written = SqliteStore(tmp_path / os.fsdecode(b"run\xff.db"))
+    written.upsert([(EdgeKey("app", "assistant", "team-a", "ck", "", "allow"), 100.0, 100.0, 3, None)])
+    written.close()
+    listed = cli(tmp_path, "edges", "--store", store, "--json")
+    assert listed.returncode == 0 and '"count":3' in listed.stdout, listed
+    verified = cli(tmp_path, "verify", "--integrity", "--store", store)
+    assert verified.returncode == 0 and ": intact: 2 chain entries" in verified.stdout, verified
+    assert "Traceback" not in listed.stderr + verified.stderr

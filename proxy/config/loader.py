@@ -435,7 +435,7 @@ def sqlite_file(store: str) -> str:
         raise SqliteNameError(f"{store!r}: a file: URI's parameters ({query!r}) are not taken: the proxy opens its "
                               "store read-write and the readers read-only, as each must; name the file alone, "
                               f"{store.partition('?')[0]!r}")  # fmt: skip
-    raw = unquote_to_bytes(rest)
+    raw = unquote_to_bytes(os.fsencode(rest))  # (a command line's bytes that are not UTF-8 are these bytes)
     if not raw or b"\0" in raw:
         raise SqliteNameError(f"{store!r}: the file: URI names no file (SQLite would open a temporary database, or a "
                               "name cut at its %00): name the file, file:lineage.db or lineage.db")  # fmt: skip
