@@ -53,3 +53,41 @@ def test_a_reader_kept_out_by_a_lock_says_so_and_who_holds_it(
 
 def test_the_lock_wait_ends_before_the_bound() -> None:
     assert reader_lock_wait_s(1.5) == 1.125 and reader_lock_wait_s(30.0) == 29.0 and reader_lock_wait_s(2.0) == 1.5
+
+
+@pytest.mark.parametrize("reader", ["edges", "verify --integrity"])
+def test_a_reader_whose_database_stops_answering_says_no_answer_and_not_that_it_is_no_lineage_store(
+    postgres: PostgresServer, reader: str
+) -> None:
+    """The database stops answering mid-read (the reader's own backend stopped, SIGSTOP, while it waits for a lock:
+    its lock wait then never ends, as a host that hangs): the watchdog cuts the round trip at the bound and the reader
+    says `no answer from the database in 4s`, as it is (StoreWaited), where it said `not a lineage store: no answer
+    ...` (`verify`: `cannot read it as a lineage store: ...`) until 2026-12-07 (review revproof13: proof13's claim,
+    untested)."""
+    import os
+    import signal
+    import time
+
+    args, code = READERS[reader]
+    url = postgres.database()
+    store_with(url, "app", 2)
+    bounded = f"{url}&options=-cstatement_timeout%3D4000"  # a lock wait of 3 s, in which its backend is found
+    with psycopg.connect(url) as other, psycopg.connect(url, autocommit=True) as watch:
+        other.execute("LOCK TABLE edges IN ACCESS EXCLUSIVE MODE")
+        started = subprocess.Popen([sys.executable, "-m", "proxy", args[0], "--store", bounded, *args[1:]],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        waiting: list[tuple[int]] = []
+        deadline = time.monotonic() + 20
+        while not waiting and time.monotonic() < deadline and started.poll() is None:
+            waiting = watch.execute("SELECT pid FROM pg_locks WHERE NOT granted AND relation = 'edges'::regclass"
+                                    ).fetchall()  # fmt: skip
+        assert waiting, started.communicate(timeout=30)
+        os.kill(waiting[0][0], signal.SIGSTOP)
+        try:
+            out, err = started.communicate(timeout=30)
+        finally:
+            os.kill(waiting[0][0], signal.SIGCONT)
+    said = out + err
+    assert started.returncode == code, said
+    assert f"{postgres.port}/" in said and ": no answer from the database in 4s" in said, said
+    assert "not a lineage store" not in said and "cannot read it" not in said and "lock" not in said, said
