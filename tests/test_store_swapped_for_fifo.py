@@ -6,6 +6,7 @@ reader's `Unblocker` ends the open SQLite waits in, and the read is refused as o
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -144,3 +145,53 @@ def test_a_store_read_while_its_writer_writes_checkpoints_and_purges_is_read_not
         writer.join()
         store.close()
     assert written[0] > 200, written  # the reads overlapped writes, checkpoints and a purge
+
+
+# the reader run with its store's link re-pointed, as the reader resolves it for SQLite, to a copy in another
+# directory whose -journal is a FIFO
+RELINKING = """
+import os, pathlib, runpy, sys
+link, other, args = sys.argv[1], sys.argv[2], sys.argv[3:]
+real = pathlib.Path.resolve
+
+def relinking(self, *given, **named):
+    if str(self) == link and not os.path.lexists(other + "-journal"):
+        os.mkfifo(other + "-journal")
+        os.remove(link)
+        os.symlink(other, link)
+    return real(self, *given, **named)
+
+pathlib.Path.resolve = relinking
+sys.argv = ["lineage-proxy", *args]
+runpy.run_module("proxy", run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize("reader", ["verify --integrity", "edges"])
+def test_a_link_repointed_to_a_store_with_a_fifo_beside_it_is_refused_not_waited_on(
+    tmp_path: Path, reader: str
+) -> None:
+    """A store named by a link, re-pointed after the reader's check to the same file by another name in another
+    directory (a hard link: the file checked, so no identity check refuses it) whose -journal is a FIFO: SQLite opens
+    the file by the name the link gives then, and that name's -journal at its first read, which the Unblocker did not
+    look at (the names it looks at were taken once, before the reader resolved the link for SQLite): the reader hung
+    for ever. It looks at the names the link gives at each look too (review revproof13)."""
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    store = SqliteStore(first / "lineage.db")
+    store.upsert([(EdgeKey("app", "assistant", "team-a", "ck", "", "allow"), 100.0, 100.0, 3, None)])
+    store.close()
+    os.link(first / "lineage.db", second / "lineage.db")  # the file checked, by another name: its identity holds
+    link = tmp_path / "current.db"
+    link.symlink_to(first / "lineage.db")
+    args, code = READERS[reader]
+    try:
+        done = subprocess.run([sys.executable, "-c", RELINKING, str(link), str(second / "lineage.db"), args[0],
+                               "--store", str(link), *args[1:]], capture_output=True, text=True, timeout=30,
+                              stdin=subprocess.DEVNULL)  # fmt: skip
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{reader} waited on the FIFO beside the file its store's link was re-pointed to")
+    said = done.stdout + done.stderr
+    assert done.returncode == code, said
+    assert f"{link}: replaced while it was read (" in said, said

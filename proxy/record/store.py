@@ -386,6 +386,7 @@ class Unblocker:
     read, so no check before an open closes that window: this ends the wait instead, within UNBLOCK_S."""
 
     def __init__(self, path: str) -> None:
+        self._path = path
         self._names = _opened_by_sqlite(path)
         self._stop = threading.Event()
         self.unblocked: str | None = None  # the first name a FIFO was found at
@@ -394,7 +395,7 @@ class Unblocker:
 
     def _run(self) -> None:
         while not self._stop.wait(UNBLOCK_S):
-            for name in self._names:
+            for name in self._looked_at():
                 if special_file(name) != "a FIFO":
                     continue
                 self.unblocked = self.unblocked or name
@@ -406,7 +407,13 @@ class Unblocker:
     def found(self) -> str | None:
         """The first name a FIFO was found at, by the thread or now: SQLite opens a -wal or -shm read-write, which a
         FIFO does not make wait, and its read fails at once ("disk I/O error"), before the thread looks."""
-        return self.unblocked or next((name for name in self._names if special_file(name) == "a FIFO"), None)
+        return self.unblocked or next((name for name in self._looked_at() if special_file(name) == "a FIFO"), None)
+
+    def _looked_at(self) -> list[str]:
+        """The names SQLite opens the store by, as the store's path names it first and as it names it now: a link
+        re-pointed after the first look (to the file checked, by another name) has SQLite open the -journal beside
+        the name it gives when the reader resolved it."""
+        return list(dict.fromkeys([*self._names, *_opened_by_sqlite(self._path)]))
 
     def halt(self) -> None:
         self._stop.set()
