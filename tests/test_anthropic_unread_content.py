@@ -326,3 +326,47 @@ def test_a_document_without_a_source_is_read_whole(vllm, make_proxy) -> None:  #
         assert _call(client, {"messages": _user(bare)}, "assistant").headers["x-data-labels"] == "pii:email"
     finally:
         client.close()
+
+
+# `scan:truncated` allowed for `ads` too: what decides the call is whether the address is found
+LENIENT = CONFIG.replace(
+    "allow_purposes: [assistant]\n  - name: pii", "allow_purposes: [assistant, ads]\n  - name: pii"
+)
+MAILED: Any = {"type": "document", "source": {"type": "base64", "media_type": "text/plain",
+                                              "data": base64.b64encode(b"mail ana@example.org").decode()}}  # fmt: skip
+FIRST_UNREAD: dict[str, list[Any]] = {
+    "pdf document": _user(PDF_DOC, MAILED),
+    "container upload": _user(UPLOAD, MAILED),
+    "code execution output file": [*_ran("code_execution", _result("code_execution", "file_013")), _user(MAILED)[0]],
+    "pdf in a tool result": _in_tool_result(PDF_DOC, MAILED),
+    "a tool result's pdf, then a message's": [
+        *_in_tool_result(PDF_DOC),
+        {"role": "assistant", "content": "ok"},
+        _user(MAILED)[0],
+    ],
+}
+
+
+@pytest.mark.parametrize("case", list(FIRST_UNREAD))
+def test_a_text_document_after_an_unread_block_is_read(vllm, make_proxy, case: str) -> None:  # type: ignore[no-untyped-def]
+    """A base64 text document after a block the proxy cannot read (a PDF, a container upload, a code execution's output
+    file, in a message or a tool result) is decoded and read all the same: the address in it (none in the body's bytes)
+    found, the call refused for a purpose the `pii` zone does not allow though `scan:truncated`'s does, forwarded
+    labelled both for one both allow. Until review revanth13 the blocks' walk stopped at the first unread one: the call
+    went to `ads` as `scan:truncated` alone, the address unfound (a code execution's output file since anth13's
+    2c03b5f5, before it read as text)."""
+    server, upstream = vllm
+    assert "[assistant, ads]" in LENIENT
+    proxy = make_proxy(LENIENT, UPSTREAM=upstream)
+    given = {"messages": FIRST_UNREAD[case], "tools": CODE_EXECUTION}
+    assert b"ana@example.org" not in orjson.dumps(given)
+    client = anthropic.Anthropic(base_url=proxy.url, api_key="unused", max_retries=0, timeout=10)
+    try:
+        with pytest.raises(anthropic.PermissionDeniedError) as caught:
+            _call(client, given, "ads")
+        assert "pii:email" in caught.value.message
+        assert server.data_requests() == []
+        reply = _call(client, given, "assistant")
+        assert reply.headers["x-data-labels"] == "pii:email,scan:truncated"
+    finally:
+        client.close()

@@ -165,14 +165,18 @@ def _container_unread(container: Any, choice: Any) -> bool:
 def _blocks_unread(messages: list[Any], texts: list[str]) -> bool:
     """Whether a message's content blocks (and a tool result's, a fetched page's) hold a file the server reads to the
     model and the proxy cannot (`_block_unread`), as an OpenAI `input_file` by id or URL or a PDF sent whole; a document
-    sent as base64 text is read, decoded, into `texts`, as an OpenAI file's `file_data` is (`file_text`)."""
+    sent as base64 text is read, decoded, into `texts`, as an OpenAI file's `file_data` is (`file_text`). Every block is
+    looked at, one unread or not: until 2026-12-07 the walk stopped at the first unread, and a text document after it
+    went undecoded, an address there unfound (`scan:truncated` alone, which a zone may allow where `pii:email` is not;
+    review revanth13)."""
+    unread = False
     for message in messages:
         content = message.get("content") if type(message) is dict else None
         if type(content) is list:
             for block in content:
                 if type(block) is dict and _block_unread(block, texts):
-                    return True
-    return False
+                    unread = True
+    return unread
 
 
 def _block_unread(block: dict[str, Any], texts: list[str], inner: bool = False) -> bool:
@@ -192,7 +196,12 @@ def _block_unread(block: dict[str, Any], texts: list[str], inner: bool = False) 
         return _code_result_unread(block.get("content"))
     if kind == "tool_result" and not inner:
         content = block.get("content")
-        return type(content) is list and any(type(b) is dict and _block_unread(b, texts, True) for b in content)
+        unread = False
+        if type(content) is list:
+            for inside in content:  # (each: a text document after an unread one is read too, `_blocks_unread`)
+                if type(inside) is dict and _block_unread(inside, texts, True):
+                    unread = True
+        return unread
     if kind == "web_fetch_tool_result" and not inner:
         result = block.get("content")
         document = result.get("content") if type(result) is dict else None
