@@ -12,11 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 import anthropic
+import openai
 import orjson
 import pytest
 
 from proxy.protocols.anthropic import read_request
 from tests.configs import ONE_UPSTREAM
+from tests.conftest import KEYS, sha
 from tests.servers.vllm_like import SERVED
 
 CONFIG = (
@@ -139,3 +141,52 @@ def test_a_thread_is_read_as_what_it_builds_on(thread: Any, builds_on: Any, stor
     assert (read.builds_on, read.stored, read.unscanned) == (builds_on, stored, unread)
     counted = read_request(_body(thread), "count_tokens")
     assert (counted.builds_on, counted.stored, counted.unscanned) == (builds_on, False, unread)
+
+
+CALLERS = (
+    CONFIG
+    + f"""
+callers:
+  - {{name: clinic, api_key_sha256: {sha(KEYS["glasses"])}, purposes: [care], labels: [health]}}
+  - {{name: marketing, api_key_sha256: {sha(KEYS["ads"])}, purposes: [ads, care]}}
+"""
+)
+
+
+def test_another_caller_continuing_a_thread_carries_what_it_held(vllm, make_proxy) -> None:  # type: ignore[no-untyped-def]
+    """A pin, as a Responses `previous_response_id` is: what a thread holds is remembered by its reply's id, whoever
+    continues it. A caller whose every input is `health` (its key's labels) begins a thread; another caller, whose own
+    calls carry nothing, continuing it carries `health`: refused for `ads` (nothing forwarded), forwarded labelled
+    `health` for `care`; its own thread goes to `ads` unlabelled. The same for a Responses reply the first caller stored
+    and the second goes on from. One caller cannot shed another's labels by continuing its conversation."""
+    server, upstream = vllm
+    proxy = make_proxy(CALLERS, UPSTREAM=upstream)
+    clinic = anthropic.Anthropic(base_url=proxy.url, api_key=KEYS["glasses"], max_retries=0, timeout=10)
+    marketing = anthropic.Anthropic(base_url=proxy.url, api_key=KEYS["ads"], max_retries=0, timeout=10)
+    responses = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key=KEYS["ads"], max_retries=0, timeout=10)
+    clinical = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key=KEYS["glasses"], max_retries=0, timeout=10)
+    try:
+        first = clinic.beta.messages.thread(model=SERVED, max_tokens=8).send(
+            {"role": "user", "content": "the diagnosis"}, extra_headers={"x-purpose": "care"}
+        )
+        own = marketing.beta.messages.thread(model=SERVED, max_tokens=8).send(
+            {"role": "user", "content": "hello"}, extra_headers={"x-purpose": "ads"}
+        )
+        stored = clinical.responses.create(model=SERVED, input="the diagnosis", extra_headers={"x-purpose": "care"})
+        sent = len(server.data_requests())
+        with pytest.raises(anthropic.PermissionDeniedError) as refused:
+            _go_on(marketing, first.id, "ads")
+        assert "health" in refused.value.message
+        with pytest.raises(openai.PermissionDeniedError) as also:
+            responses.responses.create(model=SERVED, previous_response_id=stored.id, input="go on",
+                                       extra_headers={"x-purpose": "ads"})  # fmt: skip
+        assert "health" in also.value.message
+        assert len(server.data_requests()) == sent
+        assert _go_on(marketing, first.id, "care").headers["x-data-labels"] == "health"
+        went = responses.responses.with_raw_response.create(model=SERVED, previous_response_id=stored.id,
+                                                             input="go on", extra_headers={"x-purpose": "care"})  # fmt: skip
+        assert went.headers["x-data-labels"] == "health"
+        assert _go_on(marketing, own.id, "ads").headers["x-data-labels"] == ""
+    finally:
+        for client in (clinic, marketing, responses, clinical):
+            client.close()
