@@ -1,7 +1,8 @@
 """Anthropic content the proxy cannot read is `scan:truncated`, as OpenAI's is (tests/test_stored_content_by_id.py): a
 `document` whose source is a PDF sent whole (`base64`), a `url` or a `file` (by id), in a message, a tool result or a
 web fetch's result; a `container_upload` (a file put into code execution's container); a `container` named by id
-(unless the tool choice calls none) or holding skills; a `thread` continuing a reply the proxy did not see answered.
+(unless the tool choice calls none) or holding skills; a `thread` continuing a reply the proxy did not see answered;
+a `compaction` block holding ciphertext (since 2026-12-07, helper anthc13: before, its ciphertext unread, unlabelled).
 Before 2026-12-07 each was forwarded unread and unlabelled, for any purpose: vLLM and llama.cpp drop a document, but
 Anthropic's own API reads it to the model. A text document (a `text` or `content` source, or base64 of a text file)
 is read; images are not read, nor labelled (README)."""
@@ -138,6 +139,19 @@ def _result(kind: str, *files: str) -> Any:
 ENCRYPTED: Any = {"type": "encrypted_code_execution_result", "encrypted_stdout": "EqQBCioIAhgC", "stderr": "",
                   "return_code": 0, "content": []}  # fmt: skip
 
+
+def _compacted(**block: Any) -> Any:
+    """A conversation compacted (the beta's context management): the `compaction` block its reply gave sent back first,
+    in place of the turns it stands for, as the SDK types it (`BetaCompactionBlockParam`), then the next question."""
+    return [
+        {"role": "assistant", "content": [{"type": "compaction", **block}]},
+        {"role": "user", "content": "Go on"},
+    ]
+
+
+SUMMARY = "We planned the trip to Lisbon."
+CIPHER = "EqQBCioIAhgCIkCx9f2V"
+
 UNREAD: dict[str, dict[str, Any]] = {
     "pdf document": {"messages": _user(PDF_DOC)},
     "url document": {"messages": _user(URL_DOC)},
@@ -158,6 +172,8 @@ UNREAD: dict[str, dict[str, Any]] = {
     "bash output file": {"messages": _ran("bash_code_execution", _result("bash_code_execution", "file_013"))},
     "code execution stdout encrypted": {"messages": _ran("code_execution", ENCRYPTED)},
     "thread of a type not known": {"messages": _user(), "thread": {"type": "fork", "previous_message_id": "msg_011"}},
+    "compaction": {"messages": _compacted(content=SUMMARY, encrypted_content=CIPHER, signature="sig")},
+    "compaction without its summary": {"messages": _compacted(content=None, encrypted_content=CIPHER)},
 }
 
 READ: dict[str, dict[str, Any]] = {
@@ -185,6 +201,20 @@ READ: dict[str, dict[str, Any]] = {
     "a fetched page, citations, cache control": {
         "messages": PAGE_READ,
         "system": [{"type": "text", "text": "Be brief"}],
+    },
+    # a compaction that failed (no summary, nothing encrypted: the API's no-op) or its summary alone, read as text; and
+    # redacted thinking, which stands beside the turn it reasoned over, as a Responses reasoning item's ciphertext
+    "compaction without ciphertext, redacted thinking": {
+        "messages": [
+            *_compacted(content=None, encrypted_content=None),
+            {"role": "assistant", "content": [{"type": "compaction", "content": SUMMARY, "encrypted_content": ""}]},
+            {"role": "user", "content": "And then?"},
+            {
+                "role": "assistant",
+                "content": [{"type": "redacted_thinking", "data": CIPHER}, {"type": "text", "text": "ok"}],
+            },
+            {"role": "user", "content": "Go on"},
+        ]
     },
 }
 
@@ -259,6 +289,26 @@ def test_an_escaped_key_is_looked_through() -> None:
     `container_upload`, the backslash sends it to be looked through."""
     body = _body(UPLOAD).replace(b"container_upload", b"container\\u005fupload")
     assert read_request(body).unscanned
+
+
+def test_a_compaction_block_is_unread_its_summary_read() -> None:
+    """A `compaction` block holding ciphertext (`encrypted_content`: the earlier turns it stands for, which only
+    Anthropic decrypts into the model's context) is unread, `scan:truncated`, as a Responses `compaction` item is; its
+    summary (`content`) is read all the same, an address there found; its type spelt with an escape is looked through
+    (no `"compaction"` in the body's bytes). One without ciphertext (null, empty, absent) is read (before 2026-12-07
+    every one was, its ciphertext skipped, unlabelled)."""
+    mailed = {"messages": _compacted(content="mail ana@example.org", encrypted_content=CIPHER)}
+    body = orjson.dumps({"model": "m", "max_tokens": 8, **mailed})
+    read = read_request(body)
+    assert read.unscanned
+    assert "mail ana@example.org" in read.texts
+    escaped = body.replace(b'"compaction"', b'"compactio\\u006e"')
+    assert b'"compaction"' not in escaped
+    assert read_request(escaped).unscanned
+    for cipher in (None, ""):
+        plain = {"messages": _compacted(content="mail ana@example.org", encrypted_content=cipher)}
+        assert not read_request(orjson.dumps({"model": "m", "max_tokens": 8, **plain})).unscanned
+    assert not read_request(orjson.dumps({"model": "m", "max_tokens": 8, "messages": _compacted()})).unscanned
 
 
 def test_tool_results_nested_deep_are_read_not_raised_at() -> None:

@@ -115,11 +115,17 @@ def read_request(body: bytes, operation: str = "chat", others: bool = True) -> R
         builds_on, held, read = _thread(data.get("thread"))
         stored = held and operation == "chat"  # (token counting stores no reply)
         whole = whole and read and not _container_unread(data.get("container"), data.get("tool_choice"))
-    # a message's content the server reads from a file, a URL or a PDF (`_blocks_unread`): looked for only in a body
-    # spelling a block's `source` (a document has one), a `container_upload` or a code execution's result, or a `\u`
-    # escape (a key or a type spelt with one), searched in C: most calls hold none. A request already cut short is not
-    # looked through again (its blocks may be millions)
-    if whole and (b'"source"' in body or b"container_upload" in body or b"code_execution" in body or _ESCAPE in body):
+    # a message's content the server reads from a file, a URL or a PDF, or decrypts (`_blocks_unread`): looked for only
+    # in a body spelling a block's `source` (a document has one), a `container_upload`, a code execution's result or a
+    # `compaction`, or a `\u` escape (a key or a type spelt with one), searched in C: most calls hold none. A request
+    # already cut short is not looked through again (its blocks may be millions)
+    if whole and (
+        b'"source"' in body
+        or b"container_upload" in body
+        or b"code_execution" in body
+        or b'"compaction"' in body
+        or _ESCAPE in body
+    ):
         whole = not _blocks_unread(data["messages"], texts)
     # (its tools' schemas' `pattern`s; its `{"type": "none"}` calls no tool)
     whole = whole and (GRAMMARS.isdisjoint(data) or not own_grammar(data, body, typed_choice=True))
@@ -182,11 +188,14 @@ def _blocks_unread(messages: list[Any], texts: list[str]) -> bool:
 def _block_unread(block: dict[str, Any], texts: list[str], inner: bool = False) -> bool:
     """A `document` the proxy cannot read (`_document_unread`); a `container_upload` (a file put into the code
     execution's container, by id); a code execution's result holding an output file by id or its output encrypted
-    (`_code_result_unread`); such a block in a tool result's content (one level: the API takes no tool result
-    within one, and a walk of nested ones recursed as deep as the body: 400 nested raised RecursionError) or a web
-    fetch's result (the page it fetched, a document). An image is not read, nor labelled (the README's images rule).
-    Before 2026-12-07 each was forwarded unread and unlabelled: vLLM and llama.cpp drop a document, but Anthropic's API
-    reads it to the model."""
+    (`_code_result_unread`); a `compaction` holding ciphertext (`encrypted_content`: the earlier turns it stands for,
+    which Anthropic decrypts into the model's context, as an OpenAI `compaction` item; before 2026-12-07 skipped as
+    ciphertext, unlabelled; not `redacted_thinking`, which stands beside the turn it reasoned over, read as an OpenAI
+    reasoning item's `encrypted_content` is); such a block in a tool result's content (one level: the API takes no
+    tool result within one, and a walk of nested ones recursed as deep as the body: 400 nested raised RecursionError)
+    or a web fetch's result (the page it fetched, a document). An image is not read, nor labelled (the README's images
+    rule). Before 2026-12-07 each was forwarded unread and unlabelled: vLLM and llama.cpp drop a document, but
+    Anthropic's API reads it to the model."""
     kind = block.get("type")
     if kind == "document":
         return _document_unread(block.get("source"), texts)
@@ -194,6 +203,8 @@ def _block_unread(block: dict[str, Any], texts: list[str], inner: bool = False) 
         return True
     if kind == "code_execution_tool_result" or kind == "bash_code_execution_tool_result":
         return _code_result_unread(block.get("content"))
+    if kind == "compaction":  # (its summary, `content`, is read where it stands; null, or no ciphertext: read)
+        return bool(block.get("encrypted_content"))
     if kind == "tool_result" and not inner:
         content = block.get("content")
         unread = False
