@@ -22,7 +22,8 @@ import orjson
 import pytest
 from aiohttp import web
 
-from proxy.protocols import named_models
+from proxy.errors import InvalidRequest
+from proxy.protocols import NAMED_MODELS_MAX, named_models
 from tests.harness import serving
 from tests.test_anthropic_cached_input_tokens import TELEMETRY
 from tests.test_anthropic_fallbacks import ANSWERED, ASKED, fallback_app
@@ -353,3 +354,114 @@ def test_a_fallback_the_baseline_does_not_approve_is_refused(loop_thread, make_p
             client.close()
     assert (got, code) == (status, "flow_not_approved" if status == 403 else None)
     assert len(seen) == (2 if status == 200 else 1)
+
+
+def rerank_app(seen: list[dict[str, Any]]) -> web.Application:
+    """A gateway's rerank endpoint (LiteLLM proxy's `/v1/rerank` and `/rerank`, Cohere's shape: its router runs a rerank
+    through `async_function_with_fallbacks`, the request's `fallbacks` too), beside the chat one (`openai_app`)."""
+
+    async def rerank(request: web.Request) -> web.Response:
+        seen.append(await request.json())
+        return web.json_response({"id": "rerank-1", "results": [{"index": 0, "relevance_score": 0.5}]})
+
+    app = openai_app(seen)
+    app.router.add_post("/v1/rerank", rerank)
+    app.router.add_post("/rerank", rerank)
+    return app
+
+
+@pytest.mark.parametrize(
+    ("path", "extra", "purpose", "status"),
+    [
+        ("/v1/rerank", {"fallbacks": [ANSWERED]}, "ads", 403),
+        ("/rerank", {"context_window_fallbacks": [{ASKED: [ANSWERED]}]}, "ads", 403),
+        ("/v1/rerank", {"fallbacks": [ANSWERED]}, "assistant", 200),
+        ("/v1/rerank", {}, "ads", 200),
+    ],
+)
+def test_a_rerank_names_its_fallbacks_too(loop_thread, make_proxy, path, extra, purpose, status) -> None:  # type: ignore[no-untyped-def]
+    """The openai adapter's paths read as llama.cpp's native ones (`read_native`: `/v1/rerank`, `/rerank`, which LiteLLM
+    proxy serves too, its router falling back there as for a chat) judge the models a request names to serve it as the
+    OpenAI ones do: 403 `purpose_denied`, nothing forwarded (by raw HTTP: no SDK in the test extra speaks rerank).
+    Before (review revfallback13), only `read_request`'s paths did: this rerank was forwarded, recorded allowed."""
+    seen: list[dict[str, Any]] = []
+    body = orjson.dumps({"model": ASKED, "query": "q", "documents": ["d"], **extra})
+    with serving(loop_thread, rerank_app(seen)) as url:
+        proxy = make_proxy(CONFIG, UPSTREAM=url)
+        request = urllib.request.Request(f"{proxy.url}{path}", data=body, method="POST",
+                                         headers={"content-type": "application/json", "x-purpose": purpose})  # fmt: skip
+        try:
+            with urllib.request.urlopen(request, timeout=10) as reply:
+                got, code, rule = reply.status, None, None
+        except urllib.error.HTTPError as refused:
+            error = orjson.loads(refused.read())["error"]
+            got, code, rule = refused.code, error["code"], ANSWERED in error["message"]
+    assert (got, code, rule) == ((403, "purpose_denied", True) if status == 403 else (200, None, None))
+    assert len(seen) == (1 if status == 200 else 0)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"fallbacks": [ANSWERED]},  # (LiteLLM's form, on its Anthropic-compatible `/v1/messages`)
+        {"models": [ANSWERED]},  # (OpenRouter's, ElectronHub's: their Messages endpoints take it too)
+        {"context_window_fallbacks": [{ASKED: [ANSWERED]}]},
+        {"content_policy_fallbacks": [{ASKED: [ANSWERED]}]},
+        {"route": "fallback"},
+    ],
+)
+def test_a_messages_call_names_its_fallbacks_as_a_gateway_reads_them(loop_thread, otlp, make_proxy, extra) -> None:  # type: ignore[no-untyped-def]
+    """A Messages call is read for the keys a gateway serving the Messages API acts on (LiteLLM proxy's `/v1/messages`,
+    its router's fallbacks; OpenRouter's `models`), not only Anthropic's own `fallbacks`: 403, rule
+    `route:claude-fallback`, through the anthropic SDK (`extra_body`). Before (review revfallback13), `fallbacks` alone
+    was: these were forwarded, recorded allowed."""
+    seen: list[dict[str, Any]] = []
+    with serving(loop_thread, fallback_app(seen)) as url:
+        proxy = make_proxy(CONFIG + TELEMETRY, UPSTREAM=url, OTLP=f"http://127.0.0.1:{otlp.port}")
+        client = _anthropic(proxy.url, "ads")
+        try:
+            with pytest.raises(anthropic.PermissionDeniedError) as refused:
+                client.messages.create(**ASK, extra_body=extra)
+        finally:
+            client.close()
+        span = otlp.by_trace(refused.value.response.headers["x-trace-id"])
+    assert seen == []
+    assert span.attributes.get("lineage.rule") == f"route:{ANSWERED}"
+
+
+@pytest.mark.parametrize(("count", "status"), [(NAMED_MODELS_MAX, 200), (NAMED_MODELS_MAX + 1, 400)])
+def test_a_request_naming_too_many_models_is_refused(loop_thread, make_proxy, count: int, status: int) -> None:  # type: ignore[no-untyped-def]
+    """Each model a request names is judged as a call (`decide`, ~50 us interpreted): a body naming over
+    `NAMED_MODELS_MAX` entries (32; LiteLLM tries 5 by default, ElectronHub takes 3) is refused 400 `invalid_request`,
+    param the key, before any is judged, through the openai SDK; 32 go on. Before (review revfallback13), every one was: 20,000 names
+    (220 KB) held the event loop 1 s, 100,000 (1.1 MB) 5 s, where a plain body of that size took 13 and 37 ms."""
+    seen: list[dict[str, Any]] = []
+    names = [ASKED if index % 2 else "claude-other" for index in range(count)]  # (each entry counts, named twice too)
+    with serving(loop_thread, openai_app(seen)) as url:
+        proxy = make_proxy(CONFIG, UPSTREAM=url)
+        client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="unused", max_retries=0, timeout=10)
+        try:
+            client.chat.completions.create(model=ASKED, messages=[{"role": "user", "content": "hi"}],
+                                           extra_body={"fallbacks": names})  # fmt: skip
+            got, code, param = 200, None, None
+        except openai.BadRequestError as error:
+            got, code, param = error.status_code, error.code, error.param
+        finally:
+            client.close()
+    assert (got, code, param) == ((200, None, None) if status == 200 else (400, "invalid_request", "fallbacks"))
+    assert len(seen) == (1 if status == 200 else 0)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"fallbacks": [f"m{index}" for index in range(NAMED_MODELS_MAX + 1)]},
+        {"fallbacks": ["m"] * (NAMED_MODELS_MAX + 1)},  # (each entry counts: the work is the list's)
+        {"fallbacks": [{f"k{index}": [] for index in range(NAMED_MODELS_MAX + 1)}]},
+        {"models": [f"m{index}" for index in range(20)], "fallbacks": [{"a": [f"n{index}" for index in range(20)]}]},
+    ],
+)
+def test_named_models_over_the_most(data: dict[str, Any]) -> None:
+    """Over `NAMED_MODELS_MAX` entries under the keys, together (names, objects, a map's keys and names): refused."""
+    with pytest.raises(InvalidRequest):
+        named_models(data, frozenset({"fallbacks", "models", "route"}))

@@ -1697,13 +1697,23 @@ class OthersNamed(Exception):
         self.again = again
 
 
+# the most entries a request body may name models to serve it by (`named_models`: names, objects, a map's keys and
+# names, under every key together). Each model is judged as a call naming it is (`Pipeline.judged_for_others`, ~50 us
+# interpreted); servers try a few (LiteLLM's router 5 by default, ElectronHub's 3): past this the work was the
+# client's to ask for (until 2026-12-07 none was: 100,000 names in 1.1 MB held the event loop 5 s; review
+# revfallback13)
+NAMED_MODELS_MAX: Final = 32
+
+
 def named_models(data: dict[str, Any], keys: frozenset[str]) -> tuple[str | None, ...]:
     """The models a request body names under `keys` as ones that may serve it, in body order, each once, None for
     one the server may pick itself: a list's strings (OpenRouter's `models`, LiteLLM's `fallbacks`) and its objects'
     `model` (Anthropic's and LiteLLM's `{"model": ...}`), or their lists' strings (LiteLLM's `{"<model>": [...]}`);
     `"default"` (Anthropic's: the model's own fallbacks) or `route: "fallback"` with no `models` (OpenRouter's: it
-    picks), and anything else not null (a form not known, fail-safe), is None."""
+    picks), and anything else not null (a form not known, fail-safe), is None. Over `NAMED_MODELS_MAX` entries: an
+    InvalidRequest, before the rest is read."""
     found: dict[str | None, None] = {}
+    entries = 0
     for key, value in data.items():
         if key not in keys or value is None:
             continue
@@ -1715,17 +1725,40 @@ def named_models(data: dict[str, Any], keys: frozenset[str]) -> tuple[str | None
             found[None] = None
             continue
         for entry in value:
+            entries += 1
+            if entries > NAMED_MODELS_MAX:
+                raise _named_too_many(key)
             if type(entry) is str:
                 found[entry] = None
-            elif type(entry) is dict and type(entry.get("model")) is str:
-                found[entry["model"]] = None
-            elif type(entry) is dict and entry and all(type(v) is list for v in entry.values()):
-                for names in entry.values():
-                    for name in names:
-                        found[name if type(name) is str else None] = None
-            else:
+                continue
+            if type(entry) is not dict:
                 found[None] = None
+                continue
+            if type(entry.get("model")) is str:
+                found[entry["model"]] = None
+                continue
+            if not entry:
+                found[None] = None
+                continue
+            entries += len(entry) - 1  # (a map: each key an entry, counted before its values are looked at)
+            if entries > NAMED_MODELS_MAX:
+                raise _named_too_many(key)
+            if not all(type(v) is list for v in entry.values()):
+                found[None] = None
+                continue
+            for names in entry.values():
+                entries += len(names)
+                if entries > NAMED_MODELS_MAX:
+                    raise _named_too_many(key)
+                for name in names:
+                    found[name if type(name) is str else None] = None
     return tuple(found)
+
+
+def _named_too_many(key: str) -> InvalidRequest:
+    return InvalidRequest(f"{echoed(key)} and the keys beside it name over {NAMED_MODELS_MAX} models to serve the "
+                          "call should its own decline or fail: lineage-proxy judges each as a call naming it, and "
+                          f"reads at most {NAMED_MODELS_MAX} (servers try a few)", param=key)  # fmt: skip
 
 
 # a header by lower-case name, None when absent (HTTP headers, gRPC metadata)

@@ -67,9 +67,13 @@ _BLOCK_NAMED: Final = frozenset({"type", "text", "citations", "source", "id", "n
 _SOURCE_NAMED: Final = frozenset({"type", "media_type", "data", "url"})
 # top-level keys naming what the server holds (`_thread`, `_container_unread`)
 _HELD: Final = frozenset({"thread", "container"})
-# the beta's server-side fallback: models to run the call on, in turn, if the one asked for declines (`[{"model": ...}]`),
-# or `"default"`, the models that model names itself (`named_models`; OpenRouter's Messages API takes it too)
-_FALLBACKS: Final = frozenset({"fallbacks"})
+# the keys naming models to run the call on should the one asked for decline or fail (`named_models`): the beta's
+# server-side `fallbacks` (`[{"model": ...}]`, or `"default"`, the models that model names itself; OpenRouter's Messages
+# API takes it too), and those gateways serving the Messages API act on as on their OpenAI-compatible paths
+# (`openai._OTHERS`): OpenRouter's and ElectronHub's `models`, LiteLLM proxy's `fallbacks` of names,
+# `context_window_fallbacks`, `content_policy_fallbacks` (its `/v1/messages` runs through its router's fallbacks).
+# Until 2026-12-07 `fallbacks` alone (review revfallback13)
+_FALLBACKS: Final = frozenset({"fallbacks", "models", "route", "context_window_fallbacks", "content_policy_fallbacks"})
 _ESCAPE: Final = b"\\u"  # (a JSON escape: the one way to spell `source`, `container_upload` otherwise)
 _NONE: Final[frozenset[str]] = frozenset()
 _CONTENT: Final = frozenset({"content"})  # (a message's blocks)
@@ -79,9 +83,10 @@ _BELOW: Final = {"content": (_BLOCK_NAMED, frozenset({"source"})), "source": (_S
 
 def read_request(body: bytes, operation: str = "chat", others: bool = True) -> Request:
     """Parse one request body; malformed JSON or a wrong shape is an InvalidRequest. One naming other models that may
-    serve it (the beta's `fallbacks`) raises `OthersNamed`, unless `others` is False (its reading again)."""
+    serve it (the beta's `fallbacks`, a gateway's keys: `_FALLBACKS`) raises `OthersNamed`, unless `others` is False
+    (its reading again)."""
     data = load_request_json(body)
-    if named_as_fields(data, _NAMED) and "fallbacks" in data and others:
+    if named_as_fields(data, _NAMED) and not _FALLBACKS.isdisjoint(data) and others:
         raise OthersNamed(named_models(data, _FALLBACKS), functools.partial(read_request, body, operation, False))
     model = data.get("model")
     if not isinstance(model, str) or not model:

@@ -367,13 +367,18 @@ def _plain_messages(messages: list[Any]) -> bool:
     return systems < 2
 
 
-def read_native(operation: str, body: bytes) -> Request:
+def read_native(operation: str, body: bytes, others: bool = True) -> Request:
     """Parse one body of llama.cpp's native endpoints (`NATIVE`) as the OpenAI ones are read: every string but the
     parameters and `NOT_DATA` scanned (`prompt`, `input_prefix`, `input_suffix`, `input_extra`'s file names and texts,
     `content`, `query`, `documents`, `messages`), token ids, prompt embeddings and a template of the request's own
     unread (`scan:truncated`), a multimodal prompt's `multimodal_data` (base64 media) skipped as an image is. `model`
-    is optional: a call naming none is the `"*"` route's (`unrouted`)."""
+    is optional: a call naming none is the `"*"` route's (`unrouted`). One naming other models that may serve it
+    (`_OTHERS`: LiteLLM proxy serves `/v1/rerank` and `/rerank`, its router falling back there too) raises
+    `OthersNamed`, unless `others` is False (its reading again), as `read_request` does (until 2026-12-07 these paths
+    did not: review revfallback13)."""
     data = load_request_json(body)
+    if not _OTHERS.isdisjoint(data) and others:
+        raise OthersNamed(named_models(data, _OTHERS), functools.partial(read_native, operation, body, False))
     model = data.get("model")
     if model is None:
         model = ""
