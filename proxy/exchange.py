@@ -122,6 +122,8 @@ class Exchange:
     # the other models its request names as ones that may serve it (a fallback: `OthersNamed`), None one the server
     # picks; each held to the rules a call naming it is (`Pipeline.judged_for_others`). A class default: no work a call
     _others: tuple[str | None, ...] = ()
+    # those of `_others` its `model` names separated by commas, a batch LiteLLM proxy runs (`OthersNamed.batch`)
+    _batch: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -213,7 +215,7 @@ class Exchange:
                 self.pass_through()
                 read = self.adapter.read(self.target, body, header)
             except OthersNamed as named:
-                self._others = named.models
+                self._others, self._batch = named.models, named.batch
                 read = named.again()
             call = self.call = pipeline.call(
                 read,
@@ -234,7 +236,7 @@ class Exchange:
         self._stored = read.stored
         decision = self.decision = pipeline.decide(call)
         if self._others:
-            decision = self.decision = pipeline.judged_for_others(call, decision, self._others)
+            decision = self.decision = pipeline.judged_for_others(call, decision, self._others, self._batch)
         if not decision.forwards:
             if deferred:  # a denial's record has the input's digest and content too
                 pipeline.record_fields(call, read)
@@ -301,7 +303,7 @@ class Exchange:
         try:
             return self.adapter.read(self.target, utf8, header)
         except OthersNamed as named:  # (as `admit` takes it)
-            self._others = named.models
+            self._others, self._batch = named.models, named.batch
             return named.again()
 
     def refuse_at_head(self, header: Header, peer: tuple[str, ...] = ()) -> None:

@@ -684,7 +684,9 @@ class Pipeline:
             self._unapproved(call, decision)
         return decision
 
-    def judged_for_others(self, call: Call, decision: Decision, others: tuple[str | None, ...]) -> Decision:
+    def judged_for_others(
+        self, call: Call, decision: Decision, others: tuple[str | None, ...], batch: tuple[str, ...] = ()
+    ) -> Decision:
         """`decision`, of a call whose request names other models that may serve it should its own decline or fail (a
         fallback: `OthersNamed`), held to what a call naming each of them gets (`decide`, and the routes' weights a
         server runs it on: `_held`): where one would be refused, this call is, with that refusal's code and rule (a
@@ -693,7 +695,9 @@ class Pipeline:
         "fallback"`) may be any: every route's model is judged, and one no route names (`"*"`: the `"*"` route's call,
         or `model_not_found` where there is none). A call refused already stays as it was. Until 2026-12-07 only the
         model a call named in `model` was judged: an `ads` call to a model its route allows, naming one whose route
-        forbids it as its fallback, was forwarded and served by that one (helper fallback13)."""
+        forbids it as its fallback, was forwarded and served by that one (helper fallback13). `batch`: those of `others`
+        the call's `model` names separated by commas, which LiteLLM proxy runs the call on each of (a batch), named so
+        in the reason (until 2026-12-07 the whole string was judged as one name, the `"*"` route's; helper commas13)."""
         if decision.action == DENY or decision.action == AUDIT_DENY:
             return decision
         models: dict[str, str | None] = {}  # model -> the name the request gave it (None: one the server picks)
@@ -713,7 +717,10 @@ class Pipeline:
             if other.action != DENY and other.action != AUDIT_DENY:
                 continue
             assert other.code is not None
-            if named is not None:
+            if model in batch:
+                how = (f"names model {quoted_name(model)} in its model {quoted_name(call.model)}, models separated by "
+                       "commas, which a gateway (LiteLLM proxy) runs the call on each of as a batch")  # fmt: skip
+            elif named is not None:
                 how = (f"names model {quoted_name(model)} to serve it should model {quoted_name(call.model)} decline "
                        "or fail (a fallback)")  # fmt: skip
             else:

@@ -1689,12 +1689,16 @@ class OthersNamed(Exception):
     before it reads the rest: `models` are those names, None for one the server picks (`"default"`); `again` reads
     the request as the call of its `model` it is. Each model named is held to the rules a call naming it is
     (`Pipeline.judged_for_others`). Raised, not returned beside the Request, so a call naming none costs nothing
-    (`named_as_fields`' answer is the branch's test; the ingress' `except` runs only when raised)."""
+    (`named_as_fields`' answer is the branch's test; the ingress' `except` runs only when raised). `batch`: those of
+    `models` its `model` names, separated by commas, which LiteLLM proxy runs the call on each of (`batch_models`)."""
 
-    def __init__(self, models: tuple[str | None, ...], again: Callable[[], Request]) -> None:
+    def __init__(
+        self, models: tuple[str | None, ...], again: Callable[[], Request], batch: tuple[str, ...] = ()
+    ) -> None:
         super().__init__(models)
         self.models = models
         self.again = again
+        self.batch = batch
 
 
 # the most entries a request body may name models to serve it by (`named_models`: names, objects, a map's keys and
@@ -1753,6 +1757,20 @@ def named_models(data: dict[str, Any], keys: frozenset[str]) -> tuple[str | None
                 for name in names:
                     found[name if type(name) is str else None] = None
     return tuple(found)
+
+
+def batch_models(model: str) -> tuple[str, ...]:
+    """The models a chat's `model` names separated by commas (`"claude-asked,claude-fallback"`), each once, in order:
+    LiteLLM proxy runs such a chat completion as a batch, the call made to each (`route_request`: `model.split(",")`,
+    each `.strip()`ped, `abatch_completion`, or `abatch_completion_fastest_response` with `fastest_response`; only its
+    `acompletion` route, 2026-12). An empty one is the name `""`, as LiteLLM calls it. Over `NAMED_MODELS_MAX`: an
+    InvalidRequest, before any is split out (until 2026-12-07 the whole string was judged as one name, the `"*"`
+    route's; helper commas13)."""
+    if model.count(",") >= NAMED_MODELS_MAX:
+        raise InvalidRequest(f"'model' names over {NAMED_MODELS_MAX} models separated by commas, which LiteLLM proxy "
+                             "runs the call on each of (a batch): lineage-proxy judges each as a call naming it, and "
+                             f"reads at most {NAMED_MODELS_MAX}", param="model")  # fmt: skip
+    return tuple(dict.fromkeys(part.strip() for part in model.split(",")))
 
 
 def _named_too_many(key: str) -> InvalidRequest:

@@ -34,6 +34,7 @@ from proxy.protocols import (
     Request,
     Target,
     _flat_named,
+    batch_models,
     client_raises,
     harmony_runs,
     join_text_parts,
@@ -248,13 +249,22 @@ _NATIVE_TOKENS = ("prompt", "content", "tokens", "input", "query", "documents", 
 
 def read_request(operation: str, body: bytes, others: bool = True) -> Request:
     """Parse one request body; malformed JSON or a wrong shape is an InvalidRequest. One naming other models that may
-    serve it (`_OTHERS`) raises `OthersNamed`, unless `others` is False (its reading again, as the call it is)."""
+    serve it (`_OTHERS`; a chat's `model` naming several, separated by commas: `batch_models`) raises `OthersNamed`,
+    unless `others` is False (its reading again, as the call it is)."""
     data = load_request_json(body)
     if named_as_fields(data, _NAMED) and not _OTHERS.isdisjoint(data) and others:
-        raise OthersNamed(named_models(data, _OTHERS), functools.partial(read_request, operation, body, False))
+        batch = _batch(operation, data.get("model"))
+        again = functools.partial(read_request, operation, body, False)
+        raise OthersNamed(named_models(data, _OTHERS) + batch, again, batch)
     model = data.get("model")
-    if not isinstance(model, str) or not model:
-        raise InvalidRequest("'model' is required and must be a string", param="model")
+    # (one test, in C, for a model none, empty, or naming several separated by commas: a chat's LiteLLM proxy runs as a
+    # batch; +3 Python instructions a plain call, where `not model` alone was and a test of its own took 4)
+    if not isinstance(model, str) or "," in (model or ","):
+        if not isinstance(model, str) or not model:
+            raise InvalidRequest("'model' is required and must be a string", param="model")
+        if operation == "chat" and others:
+            batch = batch_models(model)
+            raise OthersNamed(batch, functools.partial(read_request, operation, body, False), batch)
     walked = True  # (the messages' objects past `MAX_STRINGS` not looked at: unscanned)
     plain = False
     if operation == "chat":
@@ -327,6 +337,14 @@ def read_request(operation: str, body: bytes, others: bool = True) -> Request:
     return Request(model, _GEN_AI_OPERATION[operation], stream, tuple(texts), tuple(params), unscanned=not whole,
                    version=None if lora is None else lora_version(lora), joined=joined,
                    decoded=unescaped(body, texts, reprinted), builds_on=builds_on, stored=stored)  # fmt: skip
+
+
+def _batch(operation: str, model: Any) -> tuple[str, ...]:
+    """The models a chat's `model` names separated by commas, run as a batch by LiteLLM proxy (`batch_models`), for a
+    body naming others under `_OTHERS` too; none for another operation (LiteLLM batches its chat completions alone)."""
+    if operation != "chat" or type(model) is not str or "," not in model:
+        return ()
+    return batch_models(model)
 
 
 def _held_unread(data: dict[str, Any]) -> bool:
