@@ -3632,15 +3632,17 @@ class Detectors:
         if not self._finders:
             return frozenset()
         found = self.scan(text := "\n".join(texts))
-        return found if TRUNCATED not in found or len(text) > self.max_chars else self._read_whole(text)
+        return found if TRUNCATED not in found or len(text) > self.max_chars else self._read_whole(text, self.max_chars)
 
-    def _read_whole(self, text: str) -> frozenset[str]:
-        """`text`, within the limit as it comes, read whole however many characters NFKC makes of it, as a reply's
-        output is (`scan_output`): its scan was `scan:truncated` though the text is within the limit as it comes (`ﷺ`,
-        18 characters folded), and the limit counts characters as they come. Read to the limit in folded characters, a
-        request's value at its end was unread, `scan:truncated` only, where the same text as a reply's output was read
-        whole, until 2026-12-07 (helper det13)."""
-        return self.scan(text, _MOST_FOLDED * len(text)) if len(text) <= _FOLD_WHOLE else self._scan_long(text)
+    def _read_whole(self, text: str, read: int) -> frozenset[str]:
+        """`text`, a request's, within the limit as it comes, its scan to `read` folded characters `scan:truncated`:
+        read again to its end where NFKC makes it at most `_REQUEST_FOLDED` times as long (`ﬁ`, `㎒`, `¼`: 2 or 3),
+        else to that many times its length, `scan:truncated` still. Read to the limit in folded characters, a request's
+        value at its end was unread, `scan:truncated` only, where the same text as a reply's output was read whole,
+        until 2026-12-07 (helper det13); read whole however long NFKC makes it, as a reply's output is, a request of the
+        limit's length of `ﷺ` (18 characters folded) held the event loop 1.5 s where it had 0.06 s, reading it, until
+        it was reviewed (helper revdet13): a client sends a request, where a reply's length is the model's."""
+        return self.scan(text, max(read, _REQUEST_FOLDED * len(text)))
 
     def scan_windows(self, windows: Sequence[str], before: Sequence[int]) -> frozenset[str]:
         """`Reading.scan_windows` with no limit shared."""
@@ -4000,8 +4002,8 @@ class Reading:
             texts = kept
         self.left = max(0, left - size)
         found = self._detectors.scan(joined := "\n".join(texts), left, reread)
-        # (within the limit as they come, NFKC making them longer: read whole, `Detectors._scan_within`)
-        return found if TRUNCATED not in found or reread or size > left else self._detectors._read_whole(joined)
+        # (within the limit as they come, NFKC making them longer: read again, farther, `Detectors._read_whole`)
+        return found if TRUNCATED not in found or reread or size > left else self._detectors._read_whole(joined, left)
 
     def scan_windows(self, windows: Sequence[str], before: Sequence[int]) -> frozenset[str]:
         """The labels found in the windows read where parts meet (`boundary_windows`), each read on its own, its
@@ -4017,6 +4019,10 @@ class Reading:
 # the most characters NFKC makes of one (`\ufdfa`): a text folded with this many times its length as the limit is
 # folded whole
 _MOST_FOLDED: Final = 18
+# how many times longer than it comes NFKC may make a request's text within the scan limit and it still be read to its
+# end (`Detectors._read_whole`): at most this many times its length in folded characters is read, the limit's own
+# length of `ﷺ` in 0.3 s of the event loop, not 1.5 (a text NFKC makes longer still is `scan:truncated`)
+_REQUEST_FOLDED: Final = 4
 
 
 def _fold_limit(length: int, max_chars: int) -> int:

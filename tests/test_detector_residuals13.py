@@ -7,6 +7,7 @@ import unicodedata
 
 import pytest
 
+import proxy.detectors as detectors
 from proxy.config import DetectorSpec
 from proxy.detectors import TRUNCATED, Detectors
 from tests.test_detector_card_and_phone_layouts import ALL, _streamed_differ
@@ -106,7 +107,8 @@ LIMIT = 2000
 SMALL = Detectors([DetectorSpec(name) for name in ("email", "phone", "credit_card", "ip_address", "iban")], LIMIT)
 
 
-@pytest.mark.parametrize("wide", ["\ufdfa", "\ufb01", "\u3392", "\u00bc"])
+# (`ﷺ` folds to 18 characters: in words, a text of it NFKC makes less than 4 times as long, `Detectors._read_whole`)
+@pytest.mark.parametrize("wide", ["\ufdfa in words ", "\ufb01 ", "\u3392 ", "\u00bc "])
 @pytest.mark.parametrize(
     ("value", "label"),
     [(" alice@example.com", "pii:email"), (" 4111 1111 1111 1111", "pii:credit_card"), (" 555-123-4567", "pii:phone")],
@@ -116,7 +118,8 @@ def test_a_request_within_the_limit_as_it_comes_that_nfkc_makes_longer_is_read_t
 ) -> None:
     # (read to the limit in folded characters, it was `scan:truncated` and the value at its end unread, where the same
     # text as a reply's output was read whole: the limit counts characters as they come)
-    text = (wide + " ") * ((LIMIT - len(value)) // 2) + value
+    text = wide * ((LIMIT - len(value)) // len(wide)) + value
+    assert len(unicodedata.normalize("NFKC", text)) <= 4 * len(text)
     assert len(text) <= LIMIT < len(unicodedata.normalize("NFKC", text))
     assert SMALL.scan_output(text) == {label}
     assert SMALL.scan_all([text]) == {label}
@@ -127,10 +130,48 @@ def test_a_request_within_the_limit_as_it_comes_that_nfkc_makes_longer_is_read_t
 
 
 def test_a_reading_shares_its_limit_as_characters_come() -> None:
-    text = "\ufdfa " * 500 + "alice@example.com"
+    text = "\ufdfa in words " * 90 + "alice@example.com"
+    assert len(text) < LIMIT < len(unicodedata.normalize("NFKC", text))
     reading = SMALL.reading()
     assert reading.scan_all([text]) == {"pii:email"}
     assert reading.scan_all(["x" * (LIMIT - len(text)) + " 555-123-4567"]) == {TRUNCATED}  # (what was left was less)
+
+
+def _folded_chars(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Every fold from now on (`detectors.folded`, which `Detectors.scan` folds a text with) adds the characters it
+    made to the list: the work of a scan of a text not ASCII is linear in them."""
+    made: list[int] = []
+    fold = detectors.folded
+
+    def counting(text: str, limit: int) -> tuple[str, bool]:
+        folding = fold(text, limit)
+        made.append(len(folding[0]))
+        return folding
+
+    monkeypatch.setattr(detectors, "folded", counting)
+    return made
+
+
+@pytest.mark.interpreted  # (the module's fold replaced)
+@pytest.mark.parametrize("many", [1, 2])
+@pytest.mark.parametrize("unit", ["\ufdfa", "\ufdfa ", "\ufdfa\u00bc"])
+def test_a_request_nfkc_makes_more_than_four_times_as_long_is_read_to_four_times_its_length(
+    monkeypatch: pytest.MonkeyPatch, unit: str, many: int
+) -> None:
+    # (a client sends a request: read whole, a request of the limit's length of `ﷺ`, 18 times as long folded, held the
+    # event loop 1.5 s, not 0.06; at most 4 times its length is read again, `scan:truncated` as before)
+    text = unit * ((LIMIT - 20) // len(unit)) + " alice@example.com"
+    assert len(text) <= LIMIT and len(unicodedata.normalize("NFKC", text)) > 4 * len(text)
+    made = _folded_chars(monkeypatch)
+    texts = [text[: len(text) // 2], text[len(text) // 2 :]] if many == 2 else [text]
+    assert SMALL.scan_all(texts) == {TRUNCATED}
+    assert sum(made) <= LIMIT + 4 * LIMIT + 4 * 18  # (the limit's, then 4 times it: a fold ends a character past)
+    made.clear()
+    reading = SMALL.reading()
+    assert reading.scan_all(texts) == {TRUNCATED}
+    assert reading.scan_all(["ﷺ" * 10]) == {TRUNCATED}  # (nothing left of the limit)
+    assert sum(made) <= LIMIT + 4 * LIMIT + 4 * 18
+    assert SMALL.scan_output(text) == {"pii:email"}  # (a reply's output, the model's length, is read whole)
 
 
 @pytest.mark.parametrize("dash", ["\u2013", "\u2212"])
