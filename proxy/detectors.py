@@ -3249,9 +3249,13 @@ _DROPPED_CLASS: Final = "".join(
         *_IGNORABLE, (0x00, 0x08), (0x0E, 0x1F), (0x7F, 0x84), (0x86, 0x9F), *_MARK_RANGES,
     )
 )  # fmt: skip
+# the characters of `_PROSE_DASHES` as a pattern's class (`_PROSE_DASH`, `_PROSE_DASH_END`)
+_PROSE_DASH_CLASS: Final = "\u2013\u2014\u2015\u2212\u2e3a\u2e3b\ufe58\ufe31\ufe32\u207b\u208b"
 # dashes no number is written with, prose's (em dash, horizontal bar, two- and three-em dashes), and an en dash and a
 # minus sign (read as `-`, a sign's, a card beside one was none to `scan`, masked by `mask`, until 2026-12-07, helper
-# det13: `_PROSE_DASHES`), where no digit is before one: read as `--`, as ASCII writes one, so a card after it is read as after a double dash, as after a space
+# det13: `_PROSE_DASHES`), and what NFKC makes one of (a small or a vertical em dash, a vertical en dash, a superscript
+# or subscript minus: read as `-`, so, until reviewed, helper revdet13), where no digit is before one: read as `--`, as
+# ASCII writes one, so a card after it is read as after a double dash, as after a space
 # (`x —4111 1111 1111 1111`); read as `-`, a sign's, it was none, where `mask`, reading the dash as no sign in the text's
 # own form, masked it, and the record said less than the mask hid, until 2026-12-07. And where no digit is after one
 # (past what the fold drops): a card or a dashed IBAN before it is read as before a space (`4111 1111 1111 1111—please`;
@@ -3262,10 +3266,8 @@ _DROPPED_CLASS: Final = "".join(
 # space, a soft hyphen, a strikethrough's mark), as a model reads it; read from the dropped character alone, the dash
 # of `4111\u200b—1111—1111—1111` was `--` and the card none, to scan and to `mask`, where it was one before 2026-12-07
 # (`_PROSE_DASH_AFTER_DROPPED`, a dash after such a character: each read back, in a text holding one, few)
-_PROSE_DASH: Final = re.compile(
-    f"[\u2013\u2014\u2015\u2212\u2e3a\u2e3b](?:(?<![\\d{_DROPPED_CLASS}].)|(?![{_DROPPED_CLASS}]*\\d))"
-)
-_PROSE_DASH_AFTER_DROPPED: Final = re.compile(f"[\u2013\u2014\u2015\u2212\u2e3a\u2e3b](?<=[{_DROPPED_CLASS}].)")
+_PROSE_DASH: Final = re.compile(f"[{_PROSE_DASH_CLASS}](?:(?<![\\d{_DROPPED_CLASS}].)|(?![{_DROPPED_CLASS}]*\\d))")
+_PROSE_DASH_AFTER_DROPPED: Final = re.compile(f"[{_PROSE_DASH_CLASS}](?<=[{_DROPPED_CLASS}].)")
 _DROPPED_ONE: Final = re.compile(f"[{_DROPPED_CLASS}]")
 
 
@@ -3275,10 +3277,12 @@ def _bare(text: str) -> str:
 
 
 def _prose_dashes(text: str) -> str:
-    """`text` with prose's dashes no digit is before, or none after, as `--` (`_PROSE_DASH`): six searches at C speed
-    first (a text without one, most, costs 0.1 ms a MB so, where the pattern's search cost 5)."""
-    sign = "\u2013" in text or "\u2212" in text  # (an en dash, a minus sign)
-    if sign or "\u2014" in text or "\u2015" in text or "\u2e3a" in text or "\u2e3b" in text:
+    """`text` with prose's dashes no digit is before, or none after, as `--` (`_PROSE_DASH`): eleven searches at C
+    speed first (a text without one, most, costs ~0.3 ms a MB so, where the pattern's search cost 5)."""
+    if (
+        "\u2014" in text or "\u2013" in text or "\u2212" in text or "\u2015" in text or "\u2e3a" in text or "\u2e3b" in text
+        or "\ufe58" in text or "\ufe31" in text or "\ufe32" in text or "\u207b" in text or "\u208b" in text
+    ):  # fmt: skip
         text = _PROSE_DASH.sub("--", text)
         # (those left are after a digit or after what the fold drops: the second read only where one is left)
         if _PROSE_DASH_AFTER_DROPPED.search(text) is not None:
@@ -3291,17 +3295,22 @@ def _prose_growth(text: str) -> int:
     counted so each is read, a scan's limit counting characters as they come. Read within the limit in folded
     characters, a request's text of 875,024 characters with 125,000 em dashes and a card at its end was
     `scan:truncated` and its card none, and a reply of the limit's length so was read twice, whole then streamed (2.9
-    times the time), from the change that read them so until it was reviewed (2026-12-07). (Six searches first, as
+    times the time), from the change that read them so until it was reviewed (2026-12-07). (Eleven searches first, as
     `_prose_dashes`: none in most texts.)"""
-    sign = "\u2013" in text or "\u2212" in text  # (an en dash, a minus sign)
-    if sign or "\u2014" in text or "\u2015" in text or "\u2e3a" in text or "\u2e3b" in text:
+    if (
+        "\u2014" in text or "\u2013" in text or "\u2212" in text or "\u2015" in text or "\u2e3a" in text or "\u2e3b" in text
+        or "\ufe58" in text or "\ufe31" in text or "\ufe32" in text or "\u207b" in text or "\u208b" in text
+    ):  # fmt: skip
         return sum(map(text.count, _PROSE_DASHES))
     return 0
 
 
 # the dashes `_PROSE_DASH` reads as `--` where no digit is either side: prose's (em dash, horizontal bar, two- and
-# three-em dashes), and an en dash and a minus sign, read as `-`, a sign's, before 2026-12-07 (helper det13)
-_PROSE_DASHES: Final = ("\u2014", "\u2015", "\u2e3a", "\u2e3b", "\u2013", "\u2212")
+# three-em dashes), and an en dash and a minus sign, read as `-`, a sign's, before 2026-12-07 (helper det13); and
+# what NFKC makes one of, read as `-` till reviewed (helper revdet13): `x ﹘4111 …` was none, `mask` masking it
+_PROSE_DASHES: Final = (
+    "\u2014", "\u2015", "\u2e3a", "\u2e3b", "\u2013", "\u2212", "\ufe58", "\ufe31", "\ufe32", "\u207b", "\u208b",
+)  # fmt: skip
 
 
 def _prose_dash_after_dropped(dash: re.Match[str]) -> str:
@@ -3416,9 +3425,7 @@ def _folded_between(raw: bytes, start: int, end: int, limit: int) -> tuple[str, 
 
 
 # a prose dash at a stretch's start or end (`_folded_between`)
-_PROSE_DASH_END: Final = re.compile(
-    "\\A[\u2013\u2014\u2015\u2212\u2e3a\u2e3b]|[\u2013\u2014\u2015\u2212\u2e3a\u2e3b]\\Z"
-)
+_PROSE_DASH_END: Final = re.compile(f"\\A[{_PROSE_DASH_CLASS}]|[{_PROSE_DASH_CLASS}]\\Z")
 
 
 class Detectors:

@@ -229,3 +229,28 @@ def test_a_dash_where_values_meet_is_masked_as_scan_reads_it(text: str) -> None:
     for label in ALL.scan(text):
         assert f"[{label}]" in masked, (label, masked)
     assert _streamed_differ(ALL, f"{PAD}{text} {PAD}") == []
+
+
+# a small em dash, a vertical em dash, a vertical en dash, a superscript and a subscript minus: NFKC's em dash, en dash
+# and minus sign
+@pytest.mark.parametrize("dash", ["\ufe58", "\ufe31", "\ufe32", "\u207b", "\u208b"])
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("x {}4111 1111 1111 1111", "x {}[pii:credit_card]"),
+        ("4111 1111 1111 1111{}please", "[pii:credit_card]{}please"),
+        ("DE89-3704-0044-0532-0130-00{}please", "[pii:iban]{}please"),
+        ("3782 822463 10005{}5500 0000 0000 0004 ", None),
+        ("555{0}123{0}4567", "[pii:phone]"),
+    ],
+)
+def test_a_dash_nfkc_makes_a_prose_dash_of_is_read_as_that_dash(dash: str, text: str, masked: str | None) -> None:
+    # (read as `-`, a sign's, the card was none to `scan`, where `mask`, reading the text's own form, masked it; as
+    # the dash NFKC makes of it, `--` where no digit is beside it, `-` between digits)
+    text = text.format(dash)
+    as_folded = text.replace(dash, unicodedata.normalize("NFKC", dash))
+    assert ALL.scan(text) == ALL.scan(as_folded) == ALL.scan_output(text)
+    assert ALL.scan(text) != frozenset()
+    if masked is not None:
+        assert ALL.mask(text) == masked.format(dash)
+    assert _streamed_differ(ALL, f"{PAD}{text} {PAD}") == []
