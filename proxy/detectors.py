@@ -990,6 +990,8 @@ def _phone_set_apart(t: _Text, start: int, end: int, card: tuple[int, int]) -> b
     (`4111 1111 1111 1111 555-123-4567`, `555-123-4567 4111 1111 1111 1111`): before 2026-12-04 the run was one number
     and only the phone was found."""
     first, last = (_phone_piece_start(t.classes, start), card[0] - 1) if card[1] == end else (card[1] + 1, end)
+    if first > 0 and t.raw[first - 1] == 43 and (code := _COUNTRY_CODE.match(t.classes, first, last)) is not None:
+        first = code.end()  # (`+1 555-123-4567 4111 …`: its country code before it, `+` first, the phone's own)
     if (
         _PHONE_PIECE.fullmatch(t.classes, first, last) is None
         or _WRITTEN_AS_A_PHONE.search(t.classes, first, last) is None
@@ -1015,6 +1017,8 @@ def _phone_piece_start(classes: bytes, start: int) -> int:
 
 
 _PHONE_PIECE_JOINTS: Final = frozenset(b"0().")
+# a phone's country code after its `+` and the space after it (`_phone_set_apart`)
+_COUNTRY_CODE: Final = re.compile(rb"0{1,3} ")
 _PHONE_PIECE_BACK: Final = 16
 
 

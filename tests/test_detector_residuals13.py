@@ -254,3 +254,25 @@ def test_a_dash_nfkc_makes_a_prose_dash_of_is_read_as_that_dash(dash: str, text:
     if masked is not None:
         assert ALL.mask(text) == masked.format(dash)
     assert _streamed_differ(ALL, f"{PAD}{text} {PAD}") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("+1 555-123-4567 4111 1111 1111 1111", "+1 [pii:phone] [pii:credit_card]"),
+        ("+44 20-7946-0958 4111 1111 1111 1111", "+44 [pii:phone] [pii:credit_card]"),
+        ("+1 (555) 123-4567 4111 1111 1111 1111", "+1 [pii:phone] [pii:credit_card]"),
+        ("+1 555.123.4567 3782 822463 10005", "+1 [pii:phone] [pii:credit_card]"),
+        ("call +1 555-123-4567 4111 1111 1111 1111 now", "call +1 [pii:phone] [pii:credit_card] now"),
+        # (kept as before: no `+`, a number of its own before the phone; a number no card)
+        ("1 555-123-4567 4111 1111 1111 1111", "1 [pii:phone] 4111 1111 1111 1111"),
+        ("+1 555-123-4567 4111 1111 1111 1112", "+1 [pii:phone] 4111 1111 1111 1112"),
+    ],
+)
+def test_a_card_after_a_phone_with_its_country_code_is_found(text: str, masked: str) -> None:
+    # (the run of numbers began at the country code: the rest of it, `1 555-123-4567`, no phone as it is alone, and the
+    # card was in clear, to `scan` and `mask` alike)
+    found = {"pii:phone", "pii:credit_card"} if "[pii:credit_card]" in masked else {"pii:phone"}
+    assert ALL.scan(text) == ALL.scan_output(text) == found
+    assert ALL.mask(text) == masked
+    assert _streamed_differ(ALL, f"{PAD}{text} {PAD}") == []
