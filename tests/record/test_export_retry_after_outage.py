@@ -21,10 +21,9 @@ from tests.servers.otlp_http_receiver import OtlpHttpReceiver
 from tests.servers.otlp_receiver import OtlpReceiver
 
 
-def calls_for(queue: BoundedExporter, seconds: float, receiver: OtlpHttpReceiver | None = None,
-              seen: list[float] | None = None, every_s: float = 0.02) -> int:  # fmt: skip
+def calls_for(queue: BoundedExporter, seconds: float, every_s: float = 0.02) -> int:
     """Calls ending every `every_s` for `seconds`, each span submitted as the recorder does (`SpanRecorder.on_end`):
-    what was encoded. `seen`: when each request reached `receiver` (within `every_s`)."""
+    what was encoded."""
     submitted, n, end = 0, 0, time.monotonic() + seconds
     pause = threading.Event()
     while time.monotonic() < end:
@@ -33,8 +32,6 @@ def calls_for(queue: BoundedExporter, seconds: float, receiver: OtlpHttpReceiver
             queue.submit(span(n))
             submitted += 1
         pause.wait(every_s)
-        if seen is not None and receiver is not None:
-            seen += [time.monotonic()] * (len(receiver.statuses) - len(seen))
     return submitted
 
 
@@ -46,7 +43,7 @@ def test_a_collector_saying_retry_after_30_is_not_probed_every_interval(caplog: 
     sink = OtlpHttpSink(f"http://127.0.0.1:{receiver.port}", 1.0, RESOURCE, SCOPE)
     queue = BoundedExporter(sink, interval_s=0.5, stop_timeout_s=0.5)
     try:
-        calls_for(queue, 2.5, receiver)
+        calls_for(queue, 2.5)
         assert receiver.statuses == [429], receiver.statuses
         assert queue.exported == 0 and queue.failed >= 1 and queue.dropped > 0  # counted, as in any outage
         (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("span export failed")]
@@ -62,13 +59,15 @@ def test_the_probe_goes_once_the_retry_after_has_passed_and_export_resumes() -> 
     second came 0.5 s after the first), and the spans from then on are exported."""
     receiver = OtlpHttpReceiver(refusals=[(503, "2")])
     receiver.start()
-    times: list[float] = []
     sink = OtlpHttpSink(f"http://127.0.0.1:{receiver.port}", 1.0, RESOURCE, SCOPE)
     queue = BoundedExporter(sink, interval_s=0.5, stop_timeout_s=1.0)
     try:
-        calls_for(queue, 3.5, receiver, times)
+        calls_for(queue, 3.5)
         assert receiver.statuses[:2] == [503, 200], receiver.statuses
-        assert 1.9 <= times[1] - times[0] <= 2.7, [t - times[0] for t in times]
+        # (timed as the receiver answered; the second request's lateness is bounded by the 3.5 s it had, not by a
+        # bound of its own, which a loaded machine's scheduling could pass)
+        times = receiver.times
+        assert times[1] - times[0] >= 1.9, [t - times[0] for t in times]
         queue.force_flush()
         assert queue.exported == len(receiver.spans) > 1 and queue.failed > 0  # (the first batch, refused)
     finally:
@@ -123,35 +122,19 @@ def _framed(payload: bytes) -> bytes:
     return bytes((len(payload),)) + payload
 
 
-def test_a_grpc_collector_s_retry_info_is_waited_for() -> None:
-    """OTLP/gRPC's throttling: RESOURCE_EXHAUSTED with RetryInfo `retry_delay: 2s` past a 1 s export timeout. The next
-    export comes 2 s later (on main 0.5 s later, and 5 in 2.5 s when every one is refused), then spans go out."""
-    receiver = _Throttling(refusals=1, delay_s=2)
+@pytest.mark.parametrize("alone", [False, True], ids=["status-details", "retryinfo-bin"])
+def test_a_grpc_collector_s_retry_info_is_waited_for(alone: bool) -> None:
+    """OTLP/gRPC's throttling: RESOURCE_EXHAUSTED with RetryInfo `retry_delay: 2s` past a 1 s export timeout, in
+    `grpc-status-details-bin` or alone in `google.rpc.retryinfo-bin` (review revrec13: on the branch the latter was not
+    read). The next export comes 2 s later (on main 0.5 s later, and 5 in 2.5 s when every one is refused), then spans
+    go out."""
+    receiver = _Throttling(refusals=1, delay_s=2, alone=alone)
     receiver.start()
     sink = OtlpGrpcSink(f"http://127.0.0.1:{receiver.port}", 1.0, RESOURCE, SCOPE)
     queue = BoundedExporter(sink, interval_s=0.5, stop_timeout_s=1.0)
     try:
         calls_for(queue, 3.5)
-        assert len(receiver.times) >= 2 and 1.9 <= receiver.times[1] - receiver.times[0] <= 2.7, [
-            t - receiver.times[0] for t in receiver.times
-        ]
-        queue.force_flush()
-        assert queue.exported == len(receiver.spans) > 0 and queue.failed > 0
-    finally:
-        queue.shutdown(1.0)
-        receiver.stop()
-
-
-def test_a_grpc_retry_info_alone_in_its_own_trailer_is_waited_for() -> None:
-    """The RetryInfo in `google.rpc.retryinfo-bin` (review revrec13): on the branch it was not read, and the next export
-    came 0.5 s after the refusal; now 2 s."""
-    receiver = _Throttling(refusals=1, delay_s=2, alone=True)
-    receiver.start()
-    sink = OtlpGrpcSink(f"http://127.0.0.1:{receiver.port}", 1.0, RESOURCE, SCOPE)
-    queue = BoundedExporter(sink, interval_s=0.5, stop_timeout_s=1.0)
-    try:
-        calls_for(queue, 3.5)
-        assert len(receiver.times) >= 2 and 1.9 <= receiver.times[1] - receiver.times[0] <= 2.7, [
+        assert len(receiver.times) >= 2 and receiver.times[1] - receiver.times[0] >= 1.9, [
             t - receiver.times[0] for t in receiver.times
         ]
         queue.force_flush()

@@ -77,7 +77,7 @@ def test_its_stop_takes_the_slower_exporter_s_bound_not_their_sum() -> None:
         began = time.monotonic()
         asyncio.run(replacing.stop())
         took = time.monotonic() - began
-        assert took < replacing.stop_bound_s + 0.5, took
+        assert took < replacing.stop_bound_s + 0.8, took  # (one after the other: 3.0 s; the slack for a loaded machine)
         assert [r.queue.failed + r.queue.dropped for r in recorders] == [1, BATCH_SPANS + 1]  # each counted
     finally:
         for receiver in receivers:

@@ -11,6 +11,7 @@ import gzip
 import http.server
 import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -34,6 +35,7 @@ class OtlpHttpReceiver:
         self.fields: list[list[tuple[str, str]]] = []  # each request's header fields as sent, one given twice twice
         self.paths: list[str] = []  # each request's target, its query included
         self.statuses: list[int] = []
+        self.times: list[float] = []  # when each request was answered (the monotonic clock)
         self.refusals = list(refusals or [])
         self.require_header = require_header
         self._cond = threading.Condition()
@@ -102,6 +104,7 @@ class OtlpHttpReceiver:
             self.paths.append(path)
             status, extra = self._status(path, lowered)
             self.statuses.append(status)
+            self.times.append(time.monotonic())
             if status == 200:
                 if lowered.get("content-encoding") == "gzip":
                     body = gzip.decompress(body)
