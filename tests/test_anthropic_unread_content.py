@@ -335,6 +335,20 @@ def test_a_base64_document_spelt_as_a_data_url_is_unread(prefix: str) -> None:
     assert ("    mail ana@example.org" in read.texts) == prefix.endswith(";base64,")
 
 
+def _refused_for_ads(proxy: Any, server: Any, given: dict[str, Any], labels: str) -> None:
+    """Through the anthropic SDK: `given` refused for `ads` (`pii:email`, nothing forwarded), forwarded for
+    `assistant` labelled `labels`."""
+    client = anthropic.Anthropic(base_url=proxy.url, api_key="unused", max_retries=0, timeout=10)
+    try:
+        with pytest.raises(anthropic.PermissionDeniedError) as caught:
+            _call(client, given, "ads")
+        assert "pii:email" in caught.value.message
+        assert server.data_requests() == []
+        assert _call(client, given, "assistant").headers["x-data-labels"] == labels
+    finally:
+        client.close()
+
+
 def test_an_address_in_a_base64_text_document_is_found(vllm, make_proxy) -> None:  # type: ignore[no-untyped-def]
     """End to end, through the anthropic SDK: the address a base64 text document holds (no address in the body's
     bytes) is found, the call refused for a purpose the `pii` zone does not allow, forwarded as `pii:email` alone for
@@ -344,15 +358,7 @@ def test_an_address_in_a_base64_text_document_is_found(vllm, make_proxy) -> None
     note = {"type": "base64", "media_type": "text/plain", "data": base64.b64encode(b"mail ana@example.org").decode()}
     given = {"messages": _user({"type": "document", "source": note})}
     assert b"ana@example.org" not in orjson.dumps(given)
-    client = anthropic.Anthropic(base_url=proxy.url, api_key="unused", max_retries=0, timeout=10)
-    try:
-        with pytest.raises(anthropic.PermissionDeniedError) as caught:
-            _call(client, given, "ads")
-        assert "pii:email" in caught.value.message
-        assert server.data_requests() == []
-        assert _call(client, given, "assistant").headers["x-data-labels"] == "pii:email"
-    finally:
-        client.close()
+    _refused_for_ads(proxy, server, given, "pii:email")
 
 
 def test_a_document_without_a_source_is_read_whole(vllm, make_proxy) -> None:  # type: ignore[no-untyped-def]
@@ -367,15 +373,7 @@ def test_a_document_without_a_source_is_read_whole(vllm, make_proxy) -> None:  #
     read = read_request(_body(bare))
     assert not read.unscanned
     assert "from ana@example.org" in read.texts
-    client = anthropic.Anthropic(base_url=proxy.url, api_key="unused", max_retries=0, timeout=10)
-    try:
-        with pytest.raises(anthropic.PermissionDeniedError) as caught:
-            _call(client, {"messages": _user(bare)}, "ads")
-        assert "pii:email" in caught.value.message
-        assert server.data_requests() == []
-        assert _call(client, {"messages": _user(bare)}, "assistant").headers["x-data-labels"] == "pii:email"
-    finally:
-        client.close()
+    _refused_for_ads(proxy, server, {"messages": _user(bare)}, "pii:email")
 
 
 # `scan:truncated` allowed for `ads` too: what decides the call is whether the address is found
@@ -410,13 +408,4 @@ def test_a_text_document_after_an_unread_block_is_read(vllm, make_proxy, case: s
     proxy = make_proxy(LENIENT, UPSTREAM=upstream)
     given = {"messages": FIRST_UNREAD[case], "tools": CODE_EXECUTION}
     assert b"ana@example.org" not in orjson.dumps(given)
-    client = anthropic.Anthropic(base_url=proxy.url, api_key="unused", max_retries=0, timeout=10)
-    try:
-        with pytest.raises(anthropic.PermissionDeniedError) as caught:
-            _call(client, given, "ads")
-        assert "pii:email" in caught.value.message
-        assert server.data_requests() == []
-        reply = _call(client, given, "assistant")
-        assert reply.headers["x-data-labels"] == "pii:email,scan:truncated"
-    finally:
-        client.close()
+    _refused_for_ads(proxy, server, given, "pii:email,scan:truncated")

@@ -26,38 +26,15 @@ from proxy.protocols.openai import read_request
 from tests.harness import serving
 from tests.test_anthropic_cached_input_tokens import TELEMETRY
 from tests.test_anthropic_fallbacks import ANSWERED, ASKED
-from tests.test_fallback_models_judged import ALIAS, AUDIT, CONFIG, NAMED_ONLY
+from tests.test_fallback_models_judged import ALIAS, AUDIT, CONFIG, NAMED_ONLY, openai_app
 
 BATCH = f"{ASKED},{ANSWERED}"
 HI = [{"role": "user", "content": "hi"}]
 
 
 def _app(seen: list[dict[str, Any]]) -> web.Application:
-    """A LiteLLM proxy's chat and completions endpoints (LiteLLM batches chats alone), answering every call whole, and
-    its model list (`owned_by: openai`, as LiteLLM writes it; `root` naming the weights, so `fallback-alias` is another
-    name of `claude-fallback`'s)."""
-
-    async def answer(request: web.Request) -> web.Response:
-        body = await request.json()
-        seen.append(body)
-        choice: Any = {"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}
-        if request.path.endswith("/v1/completions"):
-            choice = {"index": 0, "text": "hi", "finish_reason": "stop"}
-        return web.json_response({
-            "id": "cmpl-1", "object": "chat.completion", "created": 1, "model": body["model"], "choices": [choice],
-            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-        })  # fmt: skip
-
-    async def models(request: web.Request) -> web.Response:
-        roots = {ASKED: "org/asked", ANSWERED: "org/fallback", ALIAS: "org/fallback", "claude-other": "org/other"}
-        listed = [{"id": name, "object": "model", "owned_by": "openai", "root": root} for name, root in roots.items()]
-        return web.json_response({"object": "list", "data": listed})
-
-    app = web.Application()
-    app.router.add_get("/v1/models", models)
-    app.router.add_post("/v1/chat/completions", answer)
-    app.router.add_post("/v1/completions", answer)
-    return app
+    """A LiteLLM proxy (LiteLLM batches chats alone): the fallback tests' gateway, its models `owned_by: openai`."""
+    return openai_app(seen, owned_by="openai")
 
 
 def _client(url: str, purpose: str) -> openai.OpenAI:

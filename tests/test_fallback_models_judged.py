@@ -153,28 +153,31 @@ def test_anthropic_audit_mode_forwards_as_audit_deny(loop_thread, otlp, make_pro
     )
 
 
-def openai_app(seen: list[dict[str, Any]]) -> web.Application:
-    """An OpenAI-compatible chat endpoint (a gateway's: OpenRouter, LiteLLM proxy) answering every call whole; both
-    models listed (`GET /v1/models`)."""
+def openai_app(seen: list[dict[str, Any]], owned_by: str = "vllm") -> web.Application:
+    """An OpenAI-compatible gateway's chat and completions endpoints (OpenRouter's, LiteLLM proxy's: `owned_by:
+    openai`, as LiteLLM writes it) answering every call whole, and its model list (`GET /v1/models`; vLLM's `root`
+    naming the weights: `fallback-alias` another served name of `claude-fallback`'s)."""
 
-    async def chat(request: web.Request) -> web.Response:
+    async def answer(request: web.Request) -> web.Response:
         body = await request.json()
         seen.append(body)
+        choice: Any = {"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}
+        if request.path.endswith("/v1/completions"):
+            choice = {"index": 0, "text": "hi", "finish_reason": "stop"}
         return web.json_response({
-            "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": body["model"],
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
+            "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": body["model"], "choices": [choice],
             "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
         })  # fmt: skip
 
     async def models(request: web.Request) -> web.Response:
-        # (vLLM's `root`: `fallback-alias` another served name of `claude-fallback`'s weights)
         roots = {ASKED: "org/asked", ANSWERED: "org/fallback", ALIAS: "org/fallback", "claude-other": "org/other"}
-        listed = [{"id": name, "object": "model", "owned_by": "vllm", "root": root} for name, root in roots.items()]
+        listed = [{"id": name, "object": "model", "owned_by": owned_by, "root": root} for name, root in roots.items()]
         return web.json_response({"object": "list", "data": listed})
 
     app = web.Application()
     app.router.add_get("/v1/models", models)
-    app.router.add_post("/v1/chat/completions", chat)
+    app.router.add_post("/v1/chat/completions", answer)
+    app.router.add_post("/v1/completions", answer)
     return app
 
 
