@@ -1773,6 +1773,28 @@ def batch_models(model: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(part.strip() for part in model.split(",")))
 
 
+# the top-level keys by which a request body names the server its call is sent to, or a router of its own that picks one,
+# in place of the upstream's deployments: LiteLLM proxy's `api_base` and `base_url` (overriding the deployment's: its
+# router spreads the request's keys over the deployment's `litellm_params`), `user_config` (a whole router config:
+# `route_request` builds a Router of its `model_list` and runs the call on it), and a provider's endpoint
+# (`aws_bedrock_runtime_endpoint`, `sagemaker_base_url`, `deployment_url`). LiteLLM refuses them unless its config lets
+# clients choose (`general_settings.allow_client_side_credentials`, a deployment's
+# `configurable_clientside_auth_params`), and before 2026 let `api_base` through beside any `api_key`. The server such a
+# key names is none a route or zone describes, so no rule can judge it nor any record name it: refused
+# (`sent_elsewhere`; until 2026-12-07 forwarded, recorded as a call the route's upstream served: helper litellm14)
+SENT_ELSEWHERE: Final = frozenset({"api_base", "base_url", "user_config", "aws_bedrock_runtime_endpoint",
+                                   "sagemaker_base_url", "deployment_url"})  # fmt: skip
+
+
+def sent_elsewhere(data: dict[str, Any]) -> InvalidRequest:
+    """The refusal of a body naming a server to send its call to (`SENT_ELSEWHERE`), its `param` the first such key."""
+    key = next(key for key in data if key in SENT_ELSEWHERE)
+    return InvalidRequest(f"{echoed(key)} names a server or router for the call in place of the upstream's (LiteLLM "
+                          "proxy sends it there where its config lets clients choose): lineage-proxy judges and records "
+                          "a call as its route's upstream serves it, and no route or zone describes that server; leave "
+                          f"{echoed(key)} out, and give that server a route of its own", param=key)  # fmt: skip
+
+
 def _named_too_many(key: str) -> InvalidRequest:
     return InvalidRequest(f"{echoed(key)} and the keys beside it name over {NAMED_MODELS_MAX} models to serve the "
                           "call should its own decline or fail: lineage-proxy judges each as a call naming it, and "

@@ -16,6 +16,7 @@ from proxy.errors import InvalidRequest
 from proxy.flow import Outcome, ProtocolName
 from proxy.protocols import (
     GRAMMARS,
+    SENT_ELSEWHERE,
     Header,
     OthersNamed,
     Request,
@@ -30,6 +31,7 @@ from proxy.protocols import (
     own_template,
     request_json_as_utf8,
     request_strings,
+    sent_elsewhere,
     unescaped,
 )
 from proxy.protocols import Adapter as AdapterBase
@@ -86,8 +88,11 @@ def read_request(body: bytes, operation: str = "chat", others: bool = True) -> R
     serve it (the beta's `fallbacks`, a gateway's keys: `_FALLBACKS`) raises `OthersNamed`, unless `others` is False
     (its reading again)."""
     data = load_request_json(body)
-    if named_as_fields(data, _NAMED) and not _FALLBACKS.isdisjoint(data) and others:
-        raise OthersNamed(named_models(data, _FALLBACKS), functools.partial(read_request, body, operation, False))
+    if named_as_fields(data, _NAMED):  # (a body of `_NAMED` keys alone, most: neither test made)
+        if not SENT_ELSEWHERE.isdisjoint(data):
+            raise sent_elsewhere(data)
+        if not _FALLBACKS.isdisjoint(data) and others:
+            raise OthersNamed(named_models(data, _FALLBACKS), functools.partial(read_request, body, operation, False))
     model = data.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequest("'model' is required and must be a string", param="model")

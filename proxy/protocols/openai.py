@@ -26,6 +26,7 @@ from proxy.protocols import (
     GRAMMARS,
     LOADERS,
     NOT_DATA,
+    SENT_ELSEWHERE,
     Fetch,
     Header,
     MetadataIncomplete,
@@ -49,6 +50,7 @@ from proxy.protocols import (
     request_json_as_utf8,
     request_strings,
     schema_program,
+    sent_elsewhere,
     token_ids,
     unescaped,
     unread_output,
@@ -252,10 +254,13 @@ def read_request(operation: str, body: bytes, others: bool = True) -> Request:
     serve it (`_OTHERS`; a chat's `model` naming several, separated by commas: `batch_models`) raises `OthersNamed`,
     unless `others` is False (its reading again, as the call it is)."""
     data = load_request_json(body)
-    if named_as_fields(data, _NAMED) and not _OTHERS.isdisjoint(data) and others:
-        batch = _batch(operation, data.get("model"))
-        again = functools.partial(read_request, operation, body, False)
-        raise OthersNamed(named_models(data, _OTHERS) + batch, again, batch)
+    if named_as_fields(data, _NAMED):  # (a body of `_NAMED` keys alone, most: neither test made)
+        if not SENT_ELSEWHERE.isdisjoint(data):
+            raise sent_elsewhere(data)
+        if not _OTHERS.isdisjoint(data) and others:
+            batch = _batch(operation, data.get("model"))
+            again = functools.partial(read_request, operation, body, False)
+            raise OthersNamed(named_models(data, _OTHERS) + batch, again, batch)
     model = data.get("model")
     # (one test, in C, for a model none, empty, or naming several separated by commas: a chat's LiteLLM proxy runs as a
     # batch; +3 Python instructions a plain call, where `not model` alone was and a test of its own took 4)
@@ -368,6 +373,8 @@ def _continues_session(params: Any) -> bool:
 # (without `models`: a model OpenRouter picks); LiteLLM proxy's `fallbacks`, `context_window_fallbacks` and
 # `content_policy_fallbacks` (model groups tried in turn). vLLM, SGLang, llama.cpp, TGI and Ollama act on none
 _OTHERS: Final = frozenset({"models", "route", "fallbacks", "context_window_fallbacks", "content_policy_fallbacks"})
+# (and those naming a server to send the call to in place of the upstream's: `SENT_ELSEWHERE`, refused)
+_ROUTING: Final = _OTHERS | SENT_ELSEWHERE
 
 
 def _plain_messages(messages: list[Any]) -> bool:
@@ -395,8 +402,11 @@ def read_native(operation: str, body: bytes, others: bool = True) -> Request:
     `OthersNamed`, unless `others` is False (its reading again), as `read_request` does (until 2026-12-07 these paths
     did not: review revfallback13)."""
     data = load_request_json(body)
-    if not _OTHERS.isdisjoint(data) and others:
-        raise OthersNamed(named_models(data, _OTHERS), functools.partial(read_native, operation, body, False))
+    if not _ROUTING.isdisjoint(data):  # (one test a plain body, as `_OTHERS`' alone was)
+        if not SENT_ELSEWHERE.isdisjoint(data):
+            raise sent_elsewhere(data)
+        if not _OTHERS.isdisjoint(data) and others:
+            raise OthersNamed(named_models(data, _OTHERS), functools.partial(read_native, operation, body, False))
     model = data.get("model")
     if model is None:
         model = ""

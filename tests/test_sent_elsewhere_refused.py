@@ -1,0 +1,126 @@
+"""A request body naming the server its call is to be sent to, or a router of its own, in place of the upstream's
+(`SENT_ELSEWHERE`: LiteLLM proxy's `api_base`, `base_url`, `user_config`, a provider's endpoint) is refused 400
+`invalid_request`, its `param` the key, nothing forwarded: LiteLLM proxy sends the call there where its config lets
+clients choose (`general_settings.allow_client_side_credentials`, a deployment's `configurable_clientside_auth_params`;
+before 2026 any `api_key` beside `api_base` did), a server no route or zone describes, which no record would name.
+
+Until 2026-12-07 such a body was forwarded and recorded as a call the route's upstream served: an `ads` chat to a model
+its route allows, with `api_base` naming another server, was allowed (helper litellm14)."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from typing import Any
+
+import anthropic
+import openai
+import orjson
+import pytest
+
+from proxy.errors import InvalidRequest
+from proxy.protocols import SENT_ELSEWHERE
+from proxy.protocols.anthropic import read_request as read_messages
+from proxy.protocols.openai import read_native, read_request
+from tests.harness import serving
+from tests.test_anthropic_fallbacks import ASKED, fallback_app
+from tests.test_fallback_models_judged import CONFIG, openai_app, rerank_app
+
+ELSEWHERE = "http://198.51.100.7:8000/v1"  # (TEST-NET-2: a server no route names)
+HI: Any = [{"role": "user", "content": "hi"}]
+USER_CONFIG = {"model_list": [{"model_name": ASKED, "litellm_params": {"model": "openai/x", "api_base": ELSEWHERE}}]}
+
+# (extra body) -> the key refused (None: forwarded)
+CASES = [
+    ({"api_base": ELSEWHERE}, "api_base"),
+    ({"base_url": ELSEWHERE}, "base_url"),
+    ({"api_key": "sk-theirs", "api_base": ELSEWHERE}, "api_base"),  # (LiteLLM before 2026: let through with a key)
+    ({"user_config": USER_CONFIG}, "user_config"),
+    ({"aws_bedrock_runtime_endpoint": ELSEWHERE}, "aws_bedrock_runtime_endpoint"),
+    ({"sagemaker_base_url": ELSEWHERE}, "sagemaker_base_url"),
+    ({"deployment_url": ELSEWHERE}, "deployment_url"),
+    ({"api_base": None}, "api_base"),  # (present: LiteLLM refuses it so too)
+    ({"fallbacks": ["claude-other"], "base_url": ELSEWHERE}, "base_url"),  # (before the fallbacks are judged)
+    ({"base_url": ELSEWHERE, "api_base": ELSEWHERE}, "base_url"),  # (the first in the body)
+    # forwarded: a key of the caller's own to the provider, which names no server, and a plain body
+    ({"api_key": "sk-theirs"}, None),
+    ({"user": "someone"}, None),
+    ({}, None),
+]
+
+
+@pytest.mark.parametrize(("extra", "key"), CASES)
+def test_a_chat_naming_another_server_is_refused(loop_thread, make_proxy, extra, key) -> None:  # type: ignore[no-untyped-def]
+    """Through the real openai SDK (`extra_body`), for a purpose the route allows: 400 `invalid_request`, `param` the
+    key, nothing forwarded; a body naming no server goes on."""
+    seen: list[dict[str, Any]] = []
+    with serving(loop_thread, openai_app(seen)) as url:
+        proxy = make_proxy(CONFIG, UPSTREAM=url)
+        client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="unused", max_retries=0, timeout=10,
+                               default_headers={"x-purpose": "assistant"})  # fmt: skip
+        try:
+            client.chat.completions.create(model=ASKED, messages=HI, extra_body=extra)
+            got: tuple[Any, ...] = (200, None, None)
+        except openai.BadRequestError as error:
+            got = (error.status_code, error.code, error.param)
+        finally:
+            client.close()
+    assert got == ((200, None, None) if key is None else (400, "invalid_request", key))
+    assert len(seen) == (1 if key is None else 0)
+
+
+@pytest.mark.parametrize(("extra", "key"), [({"api_base": ELSEWHERE}, "api_base"), ({}, None)])
+def test_a_messages_call_naming_another_server_is_refused(loop_thread, make_proxy, extra, key) -> None:  # type: ignore[no-untyped-def]
+    """LiteLLM proxy's `/v1/messages` takes the same keys (its check runs on every LLM route): through the real
+    anthropic SDK (`extra_body`), 400 `invalid_request`, nothing forwarded."""
+    seen: list[dict[str, Any]] = []
+    with serving(loop_thread, fallback_app(seen)) as url:
+        proxy = make_proxy(CONFIG, UPSTREAM=url)
+        client = anthropic.Anthropic(base_url=proxy.url, api_key="unused", max_retries=0, timeout=10,
+                                     default_headers={"x-purpose": "assistant"})  # fmt: skip
+        try:
+            client.messages.create(model=ASKED, max_tokens=8, messages=HI, extra_body=extra)
+            got: tuple[Any, ...] = (200, None)
+        except anthropic.BadRequestError as error:
+            body: Any = error.body
+            got = (error.status_code, body["error"]["type"])
+        finally:
+            client.close()
+    assert got == ((200, None) if key is None else (400, "invalid_request_error"))
+    assert len(seen) == (1 if key is None else 0)
+
+
+@pytest.mark.parametrize(("extra", "key"), [({"user_config": USER_CONFIG}, "user_config"), ({}, None)])
+def test_a_rerank_naming_another_server_is_refused(loop_thread, make_proxy, extra, key) -> None:  # type: ignore[no-untyped-def]
+    """The paths read as llama.cpp's native ones (`read_native`: LiteLLM proxy's `/v1/rerank`) too, by raw HTTP."""
+    seen: list[dict[str, Any]] = []
+    body = orjson.dumps({"model": ASKED, "query": "q", "documents": ["d"], **extra})
+    with serving(loop_thread, rerank_app(seen)) as url:
+        proxy = make_proxy(CONFIG, UPSTREAM=url)
+        request = urllib.request.Request(f"{proxy.url}/v1/rerank", data=body, method="POST",
+                                         headers={"content-type": "application/json", "x-purpose": "assistant"})  # fmt: skip
+        try:
+            with urllib.request.urlopen(request, timeout=10) as reply:
+                got: tuple[Any, ...] = (reply.status, None, None)
+        except urllib.error.HTTPError as refused:
+            error = orjson.loads(refused.read())["error"]
+            got = (refused.code, error["code"], error["param"])
+    assert got == ((200, None, None) if key is None else (400, "invalid_request", key))
+    assert len(seen) == (1 if key is None else 0)
+
+
+@pytest.mark.parametrize("key", sorted(SENT_ELSEWHERE))
+@pytest.mark.parametrize("operation", ["chat", "text_completion", "embeddings", "responses"])
+def test_each_key_is_refused_on_each_operation(key: str, operation: str) -> None:
+    """Every key, on each OpenAI-compatible operation (LiteLLM proxy checks the body on each), and on the Messages API
+    and the native paths: an InvalidRequest naming it."""
+    fields: dict[str, Any] = {"chat": {"messages": HI}, "text_completion": {"prompt": "hi"}, "embeddings": {"input": "hi"},
+              "responses": {"input": "hi"}}[operation]  # fmt: skip
+    body = orjson.dumps({"model": ASKED, **fields, key: ELSEWHERE})
+    with pytest.raises(InvalidRequest) as refused:
+        read_request(operation, body)
+    assert refused.value.param == key
+    with pytest.raises(InvalidRequest):
+        read_messages(orjson.dumps({"model": ASKED, "max_tokens": 8, "messages": HI, key: ELSEWHERE}))
+    with pytest.raises(InvalidRequest):
+        read_native("rerank", orjson.dumps({"model": ASKED, "query": "q", "documents": ["d"], key: ELSEWHERE}))
