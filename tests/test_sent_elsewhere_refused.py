@@ -1,11 +1,12 @@
 """A request body naming the server its call is to be sent to, or a router of its own, in place of the upstream's
-(`SENT_ELSEWHERE`: LiteLLM proxy's `api_base`, `base_url`, `user_config`, a provider's endpoint) is refused 400
-`invalid_request`, its `param` the key, nothing forwarded: LiteLLM proxy sends the call there where its config lets
-clients choose (`general_settings.allow_client_side_credentials`, a deployment's `configurable_clientside_auth_params`;
-before 2026 any `api_key` beside `api_base` did), a server no route or zone describes, which no record would name.
+(`SENT_ELSEWHERE`: LiteLLM proxy's `api_base`, `base_url`, `user_config`, `model_list`, a provider's endpoint; at the
+body's top or in an object LiteLLM lays into the call, `extra_body`) is refused 400 `invalid_request`, its `param` the
+key, nothing forwarded: LiteLLM proxy sends the call there where its config lets clients choose
+(`general_settings.allow_client_side_credentials`, a deployment's `configurable_clientside_auth_params`; before 2026
+any `api_key` beside `api_base` did), a server no route or zone describes, which no record would name.
 
-Until 2026-12-07 such a body was forwarded and recorded as a call the route's upstream served: an `ads` chat to a model
-its route allows, with `api_base` naming another server, was allowed (helper litellm14)."""
+Until 2026-12-07 such a body was forwarded and recorded as a call the route's upstream served: a chat for a purpose its
+route allows, with `api_base` naming another server, was forwarded, recorded allowed (helper litellm14)."""
 
 from __future__ import annotations
 
@@ -39,12 +40,20 @@ CASES = [
     ({"aws_bedrock_runtime_endpoint": ELSEWHERE}, "aws_bedrock_runtime_endpoint"),
     ({"sagemaker_base_url": ELSEWHERE}, "sagemaker_base_url"),
     ({"deployment_url": ELSEWHERE}, "deployment_url"),
+    ({"model_list": USER_CONFIG["model_list"]}, "model_list"),
+    ({"oci_endpoint_id": "ocid1.generativeaiendpoint.oc1..x"}, "oci_endpoint_id"),
+    # in an object LiteLLM lays into the call as the body's own keys (its JSON text too): `param` that key
+    ({"extra_body": {"api_base": ELSEWHERE}}, "extra_body"),
+    ({"extra_body": orjson.dumps({"base_url": ELSEWHERE}).decode()}, "extra_body"),
+    ({"litellm_params_template": {"api_base": ELSEWHERE, "api_key": "x"}}, "litellm_params_template"),
     ({"api_base": None}, "api_base"),  # (present: LiteLLM refuses it so too)
     ({"fallbacks": ["claude-other"], "base_url": ELSEWHERE}, "base_url"),  # (before the fallbacks are judged)
     ({"base_url": ELSEWHERE, "api_base": ELSEWHERE}, "base_url"),  # (the first in the body)
     # forwarded: a key of the caller's own to the provider, which names no server, and a plain body
     ({"api_key": "sk-theirs"}, None),
     ({"user": "someone"}, None),
+    ({"extra_body": {"seed": 7}}, None),
+    ({"extra_body": "not json"}, None),
     ({}, None),
 ]
 

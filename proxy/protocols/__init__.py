@@ -1775,24 +1775,49 @@ def batch_models(model: str) -> tuple[str, ...]:
 
 # the top-level keys by which a request body names the server its call is sent to, or a router of its own that picks one,
 # in place of the upstream's deployments: LiteLLM proxy's `api_base` and `base_url` (overriding the deployment's: its
-# router spreads the request's keys over the deployment's `litellm_params`), `user_config` (a whole router config:
-# `route_request` builds a Router of its `model_list` and runs the call on it), and a provider's endpoint
-# (`aws_bedrock_runtime_endpoint`, `sagemaker_base_url`, `deployment_url`). LiteLLM refuses them unless its config lets
-# clients choose (`general_settings.allow_client_side_credentials`, a deployment's
-# `configurable_clientside_auth_params`), and before 2026 let `api_base` through beside any `api_key`. The server such a
-# key names is none a route or zone describes, so no rule can judge it nor any record name it: refused
-# (`sent_elsewhere`; until 2026-12-07 forwarded, recorded as a call the route's upstream served: helper litellm14)
-SENT_ELSEWHERE: Final = frozenset({"api_base", "base_url", "user_config", "aws_bedrock_runtime_endpoint",
-                                   "sagemaker_base_url", "deployment_url"})  # fmt: skip
+# router lays the request's keys over the deployment's `litellm_params`), `user_config` (a whole router config:
+# `route_request` builds a Router of its `model_list` and runs the call on it), `model_list` (deployments, servers and
+# keys, `litellm.completion` picks from), and a provider's endpoint (`aws_bedrock_runtime_endpoint`,
+# `sagemaker_base_url`, `deployment_url`, OCI's `oci_endpoint_id` and `oci_serving_mode`). LiteLLM refuses them unless
+# its config lets clients choose (`general_settings.allow_client_side_credentials`, a deployment's
+# `configurable_clientside_auth_params`); before 2026 it refused `api_base` and `base_url` alone, and let them through
+# beside any `api_key`. The server such a key names is none a route or zone describes, so no rule can judge it nor any
+# record name it: refused (`refuse_sent_elsewhere`; until 2026-12-07 forwarded, recorded as a call the route's upstream
+# served: helper litellm14)
+SENT_ELSEWHERE: Final = frozenset({"api_base", "base_url", "user_config", "model_list", "aws_bedrock_runtime_endpoint",
+                                   "sagemaker_base_url", "deployment_url", "oci_endpoint_id", "oci_serving_mode"})  # fmt: skip
+# the keys whose object (or its JSON text) LiteLLM proxy lays into the call as the body's own keys are, so one of
+# `SENT_ELSEWHERE` there names a server too (its own check looks there: `extra_body`, whose provider-auth fields its
+# provider modules take out; `litellm_params_template`, Gemini's and Vertex's agents; `litellm_embedding_config`)
+_SPREAD: Final = frozenset({"extra_body", "litellm_params_template", "litellm_embedding_config"})
+# (one C test of a body's keys finds both: `refuse_sent_elsewhere` looks further only then)
+ELSEWHERE_KEYS: Final = SENT_ELSEWHERE | _SPREAD
 
 
-def sent_elsewhere(data: dict[str, Any]) -> InvalidRequest:
-    """The refusal of a body naming a server to send its call to (`SENT_ELSEWHERE`), its `param` the first such key."""
-    key = next(key for key in data if key in SENT_ELSEWHERE)
-    return InvalidRequest(f"{echoed(key)} names a server or router for the call in place of the upstream's (LiteLLM "
-                          "proxy sends it there where its config lets clients choose): lineage-proxy judges and records "
-                          "a call as its route's upstream serves it, and no route or zone describes that server; leave "
-                          f"{echoed(key)} out, and give that server a route of its own", param=key)  # fmt: skip
+def refuse_sent_elsewhere(data: dict[str, Any]) -> None:
+    """Refuse a body naming a server or a router to send its call to in place of the upstream's (`SENT_ELSEWHERE`, at
+    its top or in an object LiteLLM spreads into the call: `_SPREAD`): an InvalidRequest, `param` the first such key
+    of the body's. A body holding `ELSEWHERE_KEYS` only in `_SPREAD` objects naming none goes on."""
+    for key, value in data.items():
+        if key in SENT_ELSEWHERE:
+            raise _sent_elsewhere(key, key)
+        if key not in _SPREAD:
+            continue
+        if type(value) is str:  # (LiteLLM reads a JSON text there as its object)
+            try:
+                value = orjson.loads(value)
+            except orjson.JSONDecodeError:
+                continue
+        if type(value) is dict and not SENT_ELSEWHERE.isdisjoint(value):
+            raise _sent_elsewhere(key, next(inner for inner in value if inner in SENT_ELSEWHERE))
+
+
+def _sent_elsewhere(key: str, named: str) -> InvalidRequest:
+    where = echoed(named) if named == key else f"{echoed(named)} in {echoed(key)}"
+    return InvalidRequest(f"{where} names a server or router for the call in place of the upstream's (LiteLLM proxy "
+                          "sends it there where its config lets clients choose): lineage-proxy judges and records a "
+                          "call as its route's upstream serves it, and no route or zone describes that server; leave "
+                          f"{echoed(named)} out, and give that server a route of its own", param=key)  # fmt: skip
 
 
 def _named_too_many(key: str) -> InvalidRequest:

@@ -15,8 +15,8 @@ from proxy.detectors import Detectors
 from proxy.errors import InvalidRequest
 from proxy.flow import Outcome, ProtocolName
 from proxy.protocols import (
+    ELSEWHERE_KEYS,
     GRAMMARS,
-    SENT_ELSEWHERE,
     Header,
     OthersNamed,
     Request,
@@ -29,9 +29,9 @@ from proxy.protocols import (
     nested_named_as_fields,
     own_grammar,
     own_template,
+    refuse_sent_elsewhere,
     request_json_as_utf8,
     request_strings,
-    sent_elsewhere,
     unescaped,
 )
 from proxy.protocols import Adapter as AdapterBase
@@ -89,8 +89,8 @@ def read_request(body: bytes, operation: str = "chat", others: bool = True) -> R
     (its reading again)."""
     data = load_request_json(body)
     if named_as_fields(data, _NAMED):  # (a body of `_NAMED` keys alone, most: neither test made)
-        if not SENT_ELSEWHERE.isdisjoint(data):
-            raise sent_elsewhere(data)
+        if not ELSEWHERE_KEYS.isdisjoint(data):
+            refuse_sent_elsewhere(data)
         if not _FALLBACKS.isdisjoint(data) and others:
             raise OthersNamed(named_models(data, _FALLBACKS), functools.partial(read_request, body, operation, False))
     model = data.get("model")

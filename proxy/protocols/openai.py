@@ -22,11 +22,11 @@ from proxy.errors import InvalidRequest
 from proxy.flow import UPSTREAM, Checkpoint, Outcome, ProtocolName
 from proxy.protocols import (
     _BACKSLASH,
+    ELSEWHERE_KEYS,
     ENGINE_STATE,
     GRAMMARS,
     LOADERS,
     NOT_DATA,
-    SENT_ELSEWHERE,
     Fetch,
     Header,
     MetadataIncomplete,
@@ -46,11 +46,11 @@ from proxy.protocols import (
     output_runs,
     own_grammar,
     own_template,
+    refuse_sent_elsewhere,
     reply_json,
     request_json_as_utf8,
     request_strings,
     schema_program,
-    sent_elsewhere,
     token_ids,
     unescaped,
     unread_output,
@@ -255,8 +255,8 @@ def read_request(operation: str, body: bytes, others: bool = True) -> Request:
     unless `others` is False (its reading again, as the call it is)."""
     data = load_request_json(body)
     if named_as_fields(data, _NAMED):  # (a body of `_NAMED` keys alone, most: neither test made)
-        if not SENT_ELSEWHERE.isdisjoint(data):
-            raise sent_elsewhere(data)
+        if not ELSEWHERE_KEYS.isdisjoint(data):
+            refuse_sent_elsewhere(data)
         if not _OTHERS.isdisjoint(data) and others:
             batch = _batch(operation, data.get("model"))
             again = functools.partial(read_request, operation, body, False)
@@ -373,8 +373,8 @@ def _continues_session(params: Any) -> bool:
 # (without `models`: a model OpenRouter picks); LiteLLM proxy's `fallbacks`, `context_window_fallbacks` and
 # `content_policy_fallbacks` (model groups tried in turn). vLLM, SGLang, llama.cpp, TGI and Ollama act on none
 _OTHERS: Final = frozenset({"models", "route", "fallbacks", "context_window_fallbacks", "content_policy_fallbacks"})
-# (and those naming a server to send the call to in place of the upstream's: `SENT_ELSEWHERE`, refused)
-_ROUTING: Final = _OTHERS | SENT_ELSEWHERE
+# (and those naming a server to send the call to in place of the upstream's: `ELSEWHERE_KEYS`, refused)
+_ROUTING: Final = _OTHERS | ELSEWHERE_KEYS
 
 
 def _plain_messages(messages: list[Any]) -> bool:
@@ -403,8 +403,8 @@ def read_native(operation: str, body: bytes, others: bool = True) -> Request:
     did not: review revfallback13)."""
     data = load_request_json(body)
     if not _ROUTING.isdisjoint(data):  # (one test a plain body, as `_OTHERS`' alone was)
-        if not SENT_ELSEWHERE.isdisjoint(data):
-            raise sent_elsewhere(data)
+        if not ELSEWHERE_KEYS.isdisjoint(data):
+            refuse_sent_elsewhere(data)
         if not _OTHERS.isdisjoint(data) and others:
             raise OthersNamed(named_models(data, _OTHERS), functools.partial(read_native, operation, body, False))
     model = data.get("model")
