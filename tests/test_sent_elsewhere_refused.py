@@ -20,11 +20,13 @@ import orjson
 import pytest
 
 from proxy.errors import InvalidRequest
-from proxy.protocols import SENT_ELSEWHERE
+from proxy.protocols import SENT_ELSEWHERE, named_models
 from proxy.protocols.anthropic import read_request as read_messages
+from proxy.protocols.openai import _OTHERS as OPENAI_OTHERS
 from proxy.protocols.openai import read_native, read_request
 from tests.harness import serving
-from tests.test_anthropic_fallbacks import ASKED, fallback_app
+from tests.test_anthropic_cached_input_tokens import TELEMETRY
+from tests.test_anthropic_fallbacks import ANSWERED, ASKED, fallback_app
 from tests.test_fallback_models_judged import CONFIG, openai_app, rerank_app
 
 ELSEWHERE = "http://198.51.100.7:8000/v1"  # (TEST-NET-2: a server no route names)
@@ -133,3 +135,74 @@ def test_each_key_is_refused_on_each_operation(key: str, operation: str) -> None
         read_messages(orjson.dumps({"model": ASKED, "max_tokens": 8, "messages": HI, key: ELSEWHERE}))
     with pytest.raises(InvalidRequest):
         read_native("rerank", orjson.dumps({"model": ASKED, "query": "q", "documents": ["d"], key: ELSEWHERE}))
+
+
+# (extra body, purpose) -> the rule a refusal names (None: forwarded); routes claude-fallback [assistant], others ads too
+OVERRIDES = [
+    ({"router_settings_override": {"fallbacks": [{ASKED: [ANSWERED]}]}}, "ads", f"route:{ANSWERED}"),
+    (
+        {"router_settings_override": {"context_window_fallbacks": [{ASKED: [ANSWERED]}], "num_retries": 2}},
+        "ads",
+        f"route:{ANSWERED}",
+    ),
+    ({"router_settings_override": {"content_policy_fallbacks": [{ASKED: [ANSWERED]}]}}, "ads", f"route:{ANSWERED}"),
+    # forwarded: the body's own fallbacks, which LiteLLM keeps over the override's; settings naming no model; a purpose
+    # the fallback's route allows
+    ({"fallbacks": ["claude-other"], "router_settings_override": {"fallbacks": [{ASKED: [ANSWERED]}]}}, "ads", None),
+    ({"router_settings_override": {"timeout": 30, "num_retries": 1}}, "ads", None),
+    ({"router_settings_override": {"fallbacks": [{ASKED: [ANSWERED]}]}}, "assistant", None),
+]
+
+
+@pytest.mark.parametrize(("extra", "purpose", "rule"), OVERRIDES)
+def test_router_settings_override_fallbacks_are_judged(loop_thread, otlp, make_proxy, extra, purpose, rule) -> None:  # type: ignore[no-untyped-def]
+    """LiteLLM proxy's `route_request` lays a body's `router_settings_override` fallbacks into the call where the body
+    sets none itself (a key's or team's router settings replace it; a client's stays where neither has any): they are
+    judged as the body's `fallbacks` are, through the real openai SDK: 403, rule `route:claude-fallback`, nothing
+    forwarded. Before, unread: the `ads` chat was forwarded, recorded allowed, and LiteLLM fell back to claude-fallback."""
+    seen: list[dict[str, Any]] = []
+    with serving(loop_thread, openai_app(seen)) as url:
+        proxy = make_proxy(CONFIG + TELEMETRY, UPSTREAM=url, OTLP=f"http://127.0.0.1:{otlp.port}")
+        client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="unused", max_retries=0, timeout=10,
+                               default_headers={"x-purpose": purpose})  # fmt: skip
+        try:
+            raw = client.chat.completions.with_raw_response.create(model=ASKED, messages=HI, extra_body=extra)
+            got, trace = 200, raw.headers["x-trace-id"]
+        except openai.APIStatusError as error:
+            got, trace = error.status_code, error.response.headers["x-trace-id"]
+        finally:
+            client.close()
+        span = otlp.by_trace(trace)
+    assert (got, len(seen)) == ((200, 1) if rule is None else (403, 0))
+    assert span.attributes.get("lineage.rule") == rule
+
+
+def test_a_messages_call_s_router_settings_override_is_judged(loop_thread, make_proxy) -> None:  # type: ignore[no-untyped-def]
+    """LiteLLM proxy's `/v1/messages` runs through the same `route_request`: through the real anthropic SDK, 403."""
+    seen: list[dict[str, Any]] = []
+    with serving(loop_thread, fallback_app(seen)) as url:
+        proxy = make_proxy(CONFIG, UPSTREAM=url)
+        client = anthropic.Anthropic(base_url=proxy.url, api_key="unused", max_retries=0, timeout=10,
+                                     default_headers={"x-purpose": "ads"})  # fmt: skip
+        try:
+            with pytest.raises(anthropic.PermissionDeniedError):
+                client.messages.create(model=ASKED, max_tokens=8, messages=HI,
+                                       extra_body={"router_settings_override": {"fallbacks": [ANSWERED]}})  # fmt: skip
+        finally:
+            client.close()
+    assert seen == []
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"router_settings_override": {"fallbacks": [{"a": ["b"]}], "num_retries": 2}}, ("b",)),
+        ({"router_settings_override": {"fallbacks": ["b"], "content_policy_fallbacks": [{"a": ["c"]}]}}, ("b", "c")),
+        ({"fallbacks": ["x"], "router_settings_override": {"fallbacks": ["b"]}}, ("x",)),  # (the body's kept)
+        ({"router_settings_override": {"timeout": 3}}, ()),
+        ({"router_settings_override": "fallbacks"}, ()),  # (LiteLLM: `key in override_settings` finds none to set)
+        ({"router_settings_override": None}, ()),
+    ],
+)
+def test_named_models_reads_router_settings_override(data: dict[str, Any], expected: tuple[str, ...]) -> None:
+    assert named_models(data, OPENAI_OTHERS) == expected

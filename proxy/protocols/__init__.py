@@ -1709,17 +1709,38 @@ class OthersNamed(Exception):
 NAMED_MODELS_MAX: Final = 32
 
 
+# LiteLLM proxy's per-request router settings, which its `route_request` lays into the call where the body does not set
+# them itself (`_OVERRIDDEN`: fallbacks among them), as its router's own: set by a key's or team's router settings,
+# a client's kept where neither has any (named_models reads its fallbacks as the body's; until 2026-12-07 unread:
+# helper litellm14)
+ROUTER_OVERRIDE: Final = "router_settings_override"
+_OVERRIDDEN: Final = ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks")
+
+
+def _overridden(data: dict[str, Any], override: Any) -> list[tuple[str, Any]]:
+    """The fallback keys of `router_settings_override` that LiteLLM proxy lays into a call (`ROUTER_OVERRIDE`): those
+    the body does not set itself, where it is an object (LiteLLM's `key in override_settings`: another form sets none
+    of them)."""
+    if type(override) is not dict:
+        return []
+    return [(key, override[key]) for key in _OVERRIDDEN if key in override and key not in data]
+
+
 def named_models(data: dict[str, Any], keys: frozenset[str]) -> tuple[str | None, ...]:
     """The models a request body names under `keys` as ones that may serve it, in body order, each once, None for
     one the server may pick itself: a list's strings (OpenRouter's `models`, LiteLLM's `fallbacks`) and its objects'
     `model` (Anthropic's and LiteLLM's `{"model": ...}`), or their lists' strings (LiteLLM's `{"<model>": [...]}`);
     `"default"` (Anthropic's: the model's own fallbacks) or `route: "fallback"` with no `models` (OpenRouter's: it
-    picks), and anything else not null (a form not known, fail-safe), is None. Over `NAMED_MODELS_MAX` entries: an
+    picks), and anything else not null (a form not known, fail-safe), is None; LiteLLM's `router_settings_override`'s
+    fallbacks as the body's (`ROUTER_OVERRIDE`, where among `keys`). Over `NAMED_MODELS_MAX` entries: an
     InvalidRequest, before the rest is read."""
     found: dict[str | None, None] = {}
     entries = 0
-    for key, value in data.items():
-        if key not in keys or value is None:
+    pairs: Iterable[tuple[str, Any]] = data.items()
+    if ROUTER_OVERRIDE in data and ROUTER_OVERRIDE in keys:
+        pairs = chain(pairs, _overridden(data, data[ROUTER_OVERRIDE]))
+    for key, value in pairs:
+        if key not in keys or value is None or key == ROUTER_OVERRIDE:
             continue
         if key == "route":  # (OpenRouter's: it picks a model only where `models` names none)
             if value == "fallback" and not data.get("models"):

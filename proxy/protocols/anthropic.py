@@ -17,6 +17,7 @@ from proxy.flow import Outcome, ProtocolName
 from proxy.protocols import (
     ELSEWHERE_KEYS,
     GRAMMARS,
+    ROUTER_OVERRIDE,
     Header,
     OthersNamed,
     Request,
@@ -75,7 +76,9 @@ _HELD: Final = frozenset({"thread", "container"})
 # (`openai._OTHERS`): OpenRouter's and ElectronHub's `models`, LiteLLM proxy's `fallbacks` of names,
 # `context_window_fallbacks`, `content_policy_fallbacks` (its `/v1/messages` runs through its router's fallbacks).
 # Until 2026-12-07 `fallbacks` alone (review revfallback13)
-_FALLBACKS: Final = frozenset({"fallbacks", "models", "route", "context_window_fallbacks", "content_policy_fallbacks"})
+# (and LiteLLM's `router_settings_override`, its `route_request` serving `/v1/messages` too: `ROUTER_OVERRIDE`)
+_FALLBACKS: Final = frozenset({"fallbacks", "models", "route", "context_window_fallbacks", "content_policy_fallbacks",
+                               ROUTER_OVERRIDE})  # fmt: skip
 _ESCAPE: Final = b"\\u"  # (a JSON escape: the one way to spell `source`, `container_upload` otherwise)
 _NONE: Final[frozenset[str]] = frozenset()
 _CONTENT: Final = frozenset({"content"})  # (a message's blocks)

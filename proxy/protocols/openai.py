@@ -27,6 +27,7 @@ from proxy.protocols import (
     GRAMMARS,
     LOADERS,
     NOT_DATA,
+    ROUTER_OVERRIDE,
     Fetch,
     Header,
     MetadataIncomplete,
@@ -372,7 +373,9 @@ def _continues_session(params: Any) -> bool:
 # on the gateways that act on them (`named_models`): OpenRouter's `models` (tried in order) and `route: "fallback"`
 # (without `models`: a model OpenRouter picks); LiteLLM proxy's `fallbacks`, `context_window_fallbacks` and
 # `content_policy_fallbacks` (model groups tried in turn). vLLM, SGLang, llama.cpp, TGI and Ollama act on none
-_OTHERS: Final = frozenset({"models", "route", "fallbacks", "context_window_fallbacks", "content_policy_fallbacks"})
+# (and LiteLLM proxy's `router_settings_override`, its fallbacks where the body sets none: `ROUTER_OVERRIDE`)
+_OTHERS: Final = frozenset({"models", "route", "fallbacks", "context_window_fallbacks", "content_policy_fallbacks",
+                            ROUTER_OVERRIDE})  # fmt: skip
 # (and those naming a server to send the call to in place of the upstream's: `ELSEWHERE_KEYS`, refused)
 _ROUTING: Final = _OTHERS | ELSEWHERE_KEYS
 
