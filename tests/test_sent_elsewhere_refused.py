@@ -206,3 +206,130 @@ def test_a_messages_call_s_router_settings_override_is_judged(loop_thread, make_
 )
 def test_named_models_reads_router_settings_override(data: dict[str, Any], expected: tuple[str, ...]) -> None:
     assert named_models(data, OPENAI_OTHERS) == expected
+
+
+# a fallback given as an object, which LiteLLM's router lays over the call's keys (`run_async_fallback`:
+# `kwargs.update(mg)`): (extra body) -> the key refused (None: forwarded), for a purpose every route allows
+TARGETS = [
+    ({"fallbacks": [{"model": ANSWERED, "api_base": ELSEWHERE}]}, "fallbacks"),
+    ({"fallbacks": [{ASKED: [{"model": ANSWERED, "base_url": ELSEWHERE}]}]}, "fallbacks"),
+    ({"context_window_fallbacks": [{ASKED: [{"api_base": ELSEWHERE}]}]}, "context_window_fallbacks"),  # (no `model`)
+    ({"fallbacks": [{ASKED: [{"model": ANSWERED, "model_list": USER_CONFIG["model_list"]}]}]}, "fallbacks"),
+    (
+        {"router_settings_override": {"fallbacks": [{ASKED: [{"model": ANSWERED, "api_base": ELSEWHERE}]}]}},
+        "router_settings_override",
+    ),
+    # forwarded: an object naming no server
+    ({"fallbacks": [{ASKED: [{"model": ANSWERED}]}]}, None),
+    ({"fallbacks": [{"model": ANSWERED, "temperature": 0.2}]}, None),
+]
+
+
+@pytest.mark.parametrize(("extra", "key"), TARGETS)
+def test_a_fallback_object_naming_another_server_is_refused(loop_thread, make_proxy, extra, key) -> None:  # type: ignore[no-untyped-def]
+    """LiteLLM's router lays a fallback object's keys over the call's (its own newest check looks there too): its
+    `api_base` sends the fallback's call to that server. Through the real openai SDK, for a purpose the fallback's
+    route allows: 400 `invalid_request`, `param` the body's key, nothing forwarded. Before, forwarded, the server
+    unread (review revlitellm14)."""
+    seen: list[dict[str, Any]] = []
+    with serving(loop_thread, openai_app(seen)) as url:
+        proxy = make_proxy(CONFIG, UPSTREAM=url)
+        client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="unused", max_retries=0, timeout=10,
+                               default_headers={"x-purpose": "assistant"})  # fmt: skip
+        try:
+            client.chat.completions.create(model=ASKED, messages=HI, extra_body=extra)
+            got: tuple[Any, ...] = (200, None, None)
+        except openai.BadRequestError as error:
+            got = (error.status_code, error.code, error.param)
+        finally:
+            client.close()
+    assert got == ((200, None, None) if key is None else (400, "invalid_request", key))
+    assert len(seen) == (1 if key is None else 0)
+
+
+def test_a_messages_call_s_fallback_object_naming_another_server_is_refused(loop_thread, make_proxy) -> None:  # type: ignore[no-untyped-def]
+    """The Messages API reads the same fallbacks (LiteLLM proxy's `/v1/messages`): through the real anthropic SDK."""
+    seen: list[dict[str, Any]] = []
+    with serving(loop_thread, fallback_app(seen)) as url:
+        proxy = make_proxy(CONFIG, UPSTREAM=url)
+        client = anthropic.Anthropic(base_url=proxy.url, api_key="unused", max_retries=0, timeout=10,
+                                     default_headers={"x-purpose": "assistant"})  # fmt: skip
+        try:
+            with pytest.raises(anthropic.BadRequestError) as refused:
+                client.messages.create(model=ASKED, max_tokens=8, messages=HI,
+                                       extra_body={"fallbacks": [{"model": ANSWERED, "api_base": ELSEWHERE}]})  # fmt: skip
+        finally:
+            client.close()
+    assert refused.value.status_code == 400
+    assert seen == []
+
+
+# a fallback object's own fallbacks, the router's next round (`kwargs.update(mg)` sets the call's `fallbacks`):
+# (extra body, purpose) -> the rule a refusal names (None: forwarded); routes claude-fallback [assistant], others ads too
+ROUNDS = [
+    ({"fallbacks": [{"model": "claude-other", "fallbacks": [ANSWERED]}]}, "ads", f"route:{ANSWERED}"),
+    (
+        {
+            "fallbacks": [
+                {ASKED: [{"model": "claude-other", "content_policy_fallbacks": [{"claude-other": [ANSWERED]}]}]}
+            ]
+        },
+        "ads",
+        f"route:{ANSWERED}",
+    ),
+    ({"fallbacks": [{"model": "claude-other", "fallbacks": [ANSWERED]}]}, "assistant", None),
+    ({"fallbacks": [{"model": "claude-other", "num_retries": 1}]}, "ads", None),
+]
+
+
+@pytest.mark.parametrize(("extra", "purpose", "rule"), ROUNDS)
+def test_a_fallback_object_s_own_fallbacks_are_judged(loop_thread, otlp, make_proxy, extra, purpose, rule) -> None:  # type: ignore[no-untyped-def]
+    """LiteLLM's router, falling back to an object, lays its keys over the call's, `fallbacks` among them: should that
+    model fail too, the router falls back to those. Judged as the body's own, through the real openai SDK: 403, rule
+    `route:claude-fallback`, nothing forwarded. Before, only the object's `model` was read: the `ads` chat was
+    forwarded, recorded allowed (review revlitellm14)."""
+    seen: list[dict[str, Any]] = []
+    with serving(loop_thread, openai_app(seen)) as url:
+        proxy = make_proxy(CONFIG + TELEMETRY, UPSTREAM=url, OTLP=f"http://127.0.0.1:{otlp.port}")
+        client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="unused", max_retries=0, timeout=10,
+                               default_headers={"x-purpose": purpose})  # fmt: skip
+        try:
+            raw = client.chat.completions.with_raw_response.create(model=ASKED, messages=HI, extra_body=extra)
+            got, trace = 200, raw.headers["x-trace-id"]
+        except openai.APIStatusError as error:
+            got, trace = error.status_code, error.response.headers["x-trace-id"]
+        finally:
+            client.close()
+        span = otlp.by_trace(trace)
+    assert (got, len(seen)) == ((200, 1) if rule is None else (403, 0))
+    assert span.attributes.get("lineage.rule") == rule
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"fallbacks": [{"model": "b", "fallbacks": ["c"]}]}, ("b", "c")),
+        (
+            {
+                "fallbacks": [
+                    {"a": [{"model": "b", "fallbacks": [{"model": "c", "context_window_fallbacks": [{"c": ["d"]}]}]}]}
+                ]
+            },
+            ("b", "c", "d"),
+        ),
+        ({"fallbacks": [{"a": [{"model": "b"}, "c"]}]}, ("b", "c")),  # (an object in a map's list: its `model`)
+        ({"fallbacks": [{"a": [{"temperature": 1}]}]}, (None,)),  # (no `model`: the call's stays, fail-safe)
+    ],
+)
+def test_named_models_reads_fallback_objects(data: dict[str, Any], expected: tuple[str | None, ...]) -> None:
+    assert named_models(data, OPENAI_OTHERS) == expected
+
+
+def test_fallback_objects_nested_past_the_bound_are_refused() -> None:
+    """Each round's entries count toward `NAMED_MODELS_MAX`: a chain 100 objects deep is refused, not followed."""
+    deep: dict[str, Any] = {"model": "z"}
+    for at in range(100):
+        deep = {"model": f"m{at}", "fallbacks": [deep]}
+    with pytest.raises(InvalidRequest) as refused:
+        named_models({"router_settings_override": {"fallbacks": [deep]}}, OPENAI_OTHERS)
+    assert refused.value.param == "router_settings_override"

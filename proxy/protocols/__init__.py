@@ -1715,6 +1715,7 @@ NAMED_MODELS_MAX: Final = 32
 # helper litellm14)
 ROUTER_OVERRIDE: Final = "router_settings_override"
 _OVERRIDDEN: Final = ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks")
+_ROUNDS: Final = frozenset(_OVERRIDDEN)  # (a fallback object's own: `_target`, one C test)
 
 
 def _overridden(data: dict[str, Any], override: Any) -> list[tuple[str, Any]]:
@@ -1729,55 +1730,95 @@ def _overridden(data: dict[str, Any], override: Any) -> list[tuple[str, Any]]:
 def named_models(data: dict[str, Any], keys: frozenset[str]) -> tuple[str | None, ...]:
     """The models a request body names under `keys` as ones that may serve it, in body order, each once, None for
     one the server may pick itself: a list's strings (OpenRouter's `models`, LiteLLM's `fallbacks`) and its objects'
-    `model` (Anthropic's and LiteLLM's `{"model": ...}`), or their lists' strings (LiteLLM's `{"<model>": [...]}`);
-    `"default"` (Anthropic's: the model's own fallbacks) or `route: "fallback"` with no `models` (OpenRouter's: it
-    picks), and anything else not null (a form not known, fail-safe), is None; LiteLLM's `router_settings_override`'s
-    fallbacks as the body's (`ROUTER_OVERRIDE`, where among `keys`). Over `NAMED_MODELS_MAX` entries: an
-    InvalidRequest, before the rest is read."""
+    `model` (Anthropic's and LiteLLM's `{"model": ...}`), or their lists' strings and objects' `model` (LiteLLM's
+    `{"<model>": [...]}`); `"default"` (Anthropic's: the model's own fallbacks) or `route: "fallback"` with no `models`
+    (OpenRouter's: it picks), and anything else not null (a form not known, fail-safe), is None; LiteLLM's
+    `router_settings_override`'s fallbacks as the body's (`ROUTER_OVERRIDE`, where among `keys`), and a fallback
+    object's own (`_target`). Over `NAMED_MODELS_MAX` entries: an InvalidRequest, before the rest is read; so is a
+    fallback object naming a server (`_target`)."""
     found: dict[str | None, None] = {}
     entries = 0
-    pairs: Iterable[tuple[str, Any]] = data.items()
+    # (key, value, the body's key it is under: `param`): the override's fallbacks, then fallback objects' (`_target`)
+    later: list[tuple[str, Any, str]] = []
+    for key, value in data.items():
+        if key in keys and value is not None and key != ROUTER_OVERRIDE:
+            entries = _named_under(data, key, value, key, found, entries, later)
     if ROUTER_OVERRIDE in data and ROUTER_OVERRIDE in keys:
-        pairs = chain(pairs, _overridden(data, data[ROUTER_OVERRIDE]))
-    for key, value in pairs:
-        if key not in keys or value is None or key == ROUTER_OVERRIDE:
+        later += [(key, value, ROUTER_OVERRIDE) for key, value in _overridden(data, data[ROUTER_OVERRIDE])]
+    at = 0
+    while at < len(later):
+        key, value, param = later[at]
+        at += 1
+        if key in keys and value is not None:
+            entries = _named_under(data, key, value, param, found, entries, later)
+    return tuple(found)
+
+
+def _named_under(
+    data: dict[str, Any],
+    key: str,
+    value: Any,
+    param: str,
+    found: dict[str | None, None],
+    entries: int,
+    later: list[tuple[str, Any, str]],
+) -> int:
+    """`named_models`' reading of `value`, under `key` (in the body under `param`), into `found`: the entries read in
+    all, `entries` those before."""
+    if key == "route":  # (OpenRouter's: it picks a model only where `models` names none)
+        if value == "fallback" and not data.get("models"):
+            found[None] = None
+        return entries
+    if type(value) is not list:
+        found[None] = None
+        return entries
+    for entry in value:
+        entries += 1
+        if entries > NAMED_MODELS_MAX:
+            raise _named_too_many(param)
+        if type(entry) is str:
+            found[entry] = None
             continue
-        if key == "route":  # (OpenRouter's: it picks a model only where `models` names none)
-            if value == "fallback" and not data.get("models"):
-                found[None] = None
-            continue
-        if type(value) is not list:
+        if type(entry) is not dict:
             found[None] = None
             continue
-        for entry in value:
-            entries += 1
+        if type(entry.get("model")) is str:
+            found[_target(entry, param, later)] = None
+            continue
+        if not entry:
+            found[None] = None
+            continue
+        entries += len(entry) - 1  # (a map: each key an entry, counted before its values are looked at)
+        if entries > NAMED_MODELS_MAX:
+            raise _named_too_many(param)
+        if not all(type(v) is list for v in entry.values()):
+            found[_target(entry, param, later)] = None  # (an object of a call's keys, no `model`: fail-safe)
+            continue
+        for names in entry.values():
+            entries += len(names)
             if entries > NAMED_MODELS_MAX:
-                raise _named_too_many(key)
-            if type(entry) is str:
-                found[entry] = None
-                continue
-            if type(entry) is not dict:
-                found[None] = None
-                continue
-            if type(entry.get("model")) is str:
-                found[entry["model"]] = None
-                continue
-            if not entry:
-                found[None] = None
-                continue
-            entries += len(entry) - 1  # (a map: each key an entry, counted before its values are looked at)
-            if entries > NAMED_MODELS_MAX:
-                raise _named_too_many(key)
-            if not all(type(v) is list for v in entry.values()):
-                found[None] = None
-                continue
-            for names in entry.values():
-                entries += len(names)
-                if entries > NAMED_MODELS_MAX:
-                    raise _named_too_many(key)
-                for name in names:
+                raise _named_too_many(param)
+            for name in names:
+                if type(name) is dict:
+                    found[_target(name, param, later)] = None
+                else:
                     found[name if type(name) is str else None] = None
-    return tuple(found)
+    return entries
+
+
+def _target(entry: dict[str, Any], param: str, later: list[tuple[str, Any, str]]) -> str | None:
+    """The model of a fallback given as an object, which LiteLLM's router lays over the call's keys
+    (`run_async_fallback`: `kwargs.update(mg)`), so each of its keys is the call's from then: one naming a server
+    (`SENT_ELSEWHERE`) is refused as at the body's top (an InvalidRequest, `param` the body's key), its own fallbacks
+    are read as the body's are (appended to `later`: the round after), and no `model` is one the server may pick
+    (None). Until 2026-12-07 a fallback `{"model": "claude-fallback", "api_base": ...}` was forwarded, its server
+    unread, and `{"model": "b", "fallbacks": ["c"]}` judged `b` alone (review revlitellm14)."""
+    if not SENT_ELSEWHERE.isdisjoint(entry):
+        raise _sent_elsewhere(param, next(inner for inner in entry if inner in SENT_ELSEWHERE))
+    if not _ROUNDS.isdisjoint(entry):
+        later += [(key, entry[key], param) for key in _OVERRIDDEN if key in entry]
+    model = entry.get("model")
+    return model if type(model) is str else None
 
 
 def batch_models(model: str) -> tuple[str, ...]:
