@@ -1816,7 +1816,7 @@ def _target(entry: dict[str, Any], param: str, later: list[tuple[str, Any, str]]
     if not SENT_ELSEWHERE.isdisjoint(entry):
         raise _sent_elsewhere(param, next(inner for inner in entry if inner in SENT_ELSEWHERE))
     if not _ROUNDS.isdisjoint(entry):
-        later += [(key, entry[key], param) for key in _OVERRIDDEN if key in entry]
+        later.extend([(key, entry[key], param) for key in _OVERRIDDEN if key in entry])
     model = entry.get("model")
     return model if type(model) is str else None
 
