@@ -44,6 +44,10 @@ CASES = [
     ({"deployment_url": ELSEWHERE}, "deployment_url"),
     ({"model_list": USER_CONFIG["model_list"]}, "model_list"),
     ({"oci_endpoint_id": "ocid1.generativeaiendpoint.oc1..x"}, "oci_endpoint_id"),
+    # the region a provider's endpoint is in, which LiteLLM lets any client set: not the one a zone judged
+    ({"aws_region_name": "us-east-1"}, "aws_region_name"),
+    ({"vertex_location": "us-central1"}, "vertex_location"),
+    ({"extra_body": {"vertex_ai_location": "us-central1"}}, "extra_body"),
     # in an object LiteLLM lays into the call as the body's own keys (its JSON text too): `param` that key
     ({"extra_body": {"api_base": ELSEWHERE}}, "extra_body"),
     ({"extra_body": orjson.dumps({"base_url": ELSEWHERE}).decode()}, "extra_body"),
@@ -120,7 +124,17 @@ def test_a_rerank_naming_another_server_is_refused(loop_thread, make_proxy, extr
     assert len(seen) == (1 if key is None else 0)
 
 
-@pytest.mark.parametrize("key", sorted(SENT_ELSEWHERE))
+# (written out, not `SENT_ELSEWHERE`'s: a key dropped from it fails here)
+KEYS = ["api_base", "base_url", "user_config", "model_list", "aws_bedrock_runtime_endpoint", "sagemaker_base_url",
+        "deployment_url", "oci_endpoint_id", "oci_serving_mode", "aws_region_name", "vertex_location",
+        "vertex_ai_location"]  # fmt: skip
+
+
+def test_the_keys_are_these() -> None:
+    assert frozenset(KEYS) == SENT_ELSEWHERE
+
+
+@pytest.mark.parametrize("key", KEYS)
 @pytest.mark.parametrize("operation", ["chat", "text_completion", "embeddings", "responses"])
 def test_each_key_is_refused_on_each_operation(key: str, operation: str) -> None:
     """Every key, on each OpenAI-compatible operation (LiteLLM proxy checks the body on each), and on the Messages API

@@ -1845,9 +1845,13 @@ def batch_models(model: str) -> tuple[str, ...]:
 # `configurable_clientside_auth_params`); before 2026 it refused `api_base` and `base_url` alone, and let them through
 # beside any `api_key`. The server such a key names is none a route or zone describes, so no rule can judge it nor any
 # record name it: refused (`refuse_sent_elsewhere`; until 2026-12-07 forwarded, recorded as a call the route's upstream
-# served: helper litellm14)
+# served: helper litellm14). And the region a provider's endpoint is in (Bedrock's and SageMaker's `aws_region_name`,
+# the host `bedrock-runtime.<region>.amazonaws.com`; Vertex's `vertex_location` or `vertex_ai_location`), which LiteLLM
+# lets any client set (its check bans none): the region a zone allows or forbids is the route's upstream's, so a call
+# moved to another was judged in a region it was not served in (until 2026-12-07: review revlitellm14)
 SENT_ELSEWHERE: Final = frozenset({"api_base", "base_url", "user_config", "model_list", "aws_bedrock_runtime_endpoint",
-                                   "sagemaker_base_url", "deployment_url", "oci_endpoint_id", "oci_serving_mode"})  # fmt: skip
+                                   "sagemaker_base_url", "deployment_url", "oci_endpoint_id", "oci_serving_mode",
+                                   "aws_region_name", "vertex_location", "vertex_ai_location"})  # fmt: skip
 # the keys whose object (or its JSON text) LiteLLM proxy lays into the call as the body's own keys are, so one of
 # `SENT_ELSEWHERE` there names a server too (its own check looks there: `extra_body`, whose provider-auth fields its
 # provider modules take out; `litellm_params_template`, Gemini's and Vertex's agents; `litellm_embedding_config`)
