@@ -347,3 +347,20 @@ def test_fallback_objects_nested_past_the_bound_are_refused() -> None:
     with pytest.raises(InvalidRequest) as refused:
         named_models({"router_settings_override": {"fallbacks": [deep]}}, OPENAI_OTHERS)
     assert refused.value.param == "router_settings_override"
+
+
+def test_a_key_at_the_top_is_named_before_a_fallback_object_s() -> None:
+    """The README's order: a key at the body's top is checked before the fallbacks are read, wherever it stands."""
+    body = {
+        "model": ASKED,
+        "messages": HI,
+        "fallbacks": [{"model": ANSWERED, "api_base": ELSEWHERE}],
+        "base_url": ELSEWHERE,
+    }
+    with pytest.raises(InvalidRequest) as refused:
+        read_request("chat", orjson.dumps(body))
+    assert refused.value.param == "base_url"
+    del body["base_url"]
+    with pytest.raises(InvalidRequest) as refused:
+        read_request("chat", orjson.dumps(body))
+    assert refused.value.param == "fallbacks"
