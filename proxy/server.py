@@ -861,16 +861,19 @@ class ProxyProcess:
     def _replace(self, name: str, sink: Recorder | None) -> None:
         """Put `sink` in place of the sink called `name` (a reload), stopping the one replaced. One the reload removes
         (the span exporter turned off, `lineage.openlineage` taken out) is kept for the calls in flight, begun under
-        the config that named it, until each is recorded (`Lingering`, `_lingered`); so is the span exporter a reload
-        replaces, beside its successor, which records the calls begun since (`Replacing`, `_handed_over`): a span names
-        the service, resource and collector its call began under."""
+        the config that named it, until each is recorded (`Lingering`, `_lingered`); so is one a reload replaces (the
+        span exporter, the OpenLineage sink), beside its successor, which records the calls begun since (`Replacing`,
+        `_handed_over`): a span names the service, resource and collector its call began under, an OpenLineage count
+        the backend and namespace (until 2026-12-07 the OpenLineage sink replaced stopped at once, and its calls in
+        flight were counted by its successor, at the backend and under the namespace of a config they never ran
+        under)."""
         sinks = self.runtime.sinks
         kept: Lingering | Replacing | None = None
         current = sinks.get(name)
         calls = self.runtime.stats.in_flight + sinks.pending()
         if sink is None and current is not None and calls > 0:
             kept = Lingering(current, time.monotonic_ns(), calls, self._lingered)
-        elif sink is not None and current is not None and calls > 0 and name == SPANS:
+        elif sink is not None and current is not None and calls > 0:
             kept = Replacing(current, sink, time.monotonic_ns(), calls, self._handed_over)
         previous = sinks.swap(name, sink if kept is None else kept)
         if previous is not None and (kept is None or previous is not kept.sink):

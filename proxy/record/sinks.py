@@ -586,7 +586,8 @@ class Replacing(Lingering):
     service, resource and collector of the config its call began under), those of calls begun since to the successor;
     then `done` is called (which puts the successor alone in place and stops the replaced one). Before 2026-12-07 a
     stream spanning a reload that changed the span exporter's endpoint or resource was exported by the new exporter, to
-    its collector, named as the service the reload made: a service it never ran under."""
+    its collector, named as the service the reload made: a service it never ran under; and, until later that day, the
+    OpenLineage sink a reload replaced stopped at once, its calls in flight counted at its successor's backend."""
 
     def __init__(
         self, sink: Recorder, successor: Recorder, since_ns: int, calls: int, done: Callable[[Replacing], None]
