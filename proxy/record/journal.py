@@ -63,9 +63,11 @@ from proxy.record.store import (
     EdgeWrite,
     PartlyWritten,
     SchemaTooNew,
+    Unblocker,
     file_identity,
     flat,
     foreign_tables,
+    opened_whole,
     require_directory,
     still_named,
     wal,
@@ -185,21 +187,27 @@ class Journal:
         self.max_rows = max_rows
         self._key = key
         require_directory(self.path, "lineage journal")
-        target, uri = writable(self.path)
-        self._db = sqlite3.connect(target, uri=uri, check_same_thread=False, timeout=10, isolation_level=None)
-        foreign = foreign_tables(self._db, JOURNAL_TABLES)
-        if foreign:  # before WAL mode is set: that too would change another program's file
-            self._db.close()
-            raise StartupError(f"lineage journal {self.path}: not a lineage journal: it holds other tables "
-                               f"({foreign}) and none of a journal's; point lineage.journal at a new file")  # fmt: skip
-        wal(self._db)
-        self._db.execute("PRAGMA synchronous=NORMAL")  # survives kill -9, like the SQLite store
+        unblocker = Unblocker(self.path)  # a FIFO swapped in after the check, where SQLite opens (`opened_whole`)
         try:
-            self._open(key, retired)
-        except ForeignJournal as exc:
-            self._db.close()
-            raise StartupError(f"{exc}; give each database's proxies a journal of their own (lineage.journal): "
-                               "its writes are replayed by a proxy of that database") from None  # fmt: skip
+            target, uri = writable(self.path)
+            self._db = sqlite3.connect(target, uri=uri, check_same_thread=False, timeout=10, isolation_level=None)
+            foreign = foreign_tables(self._db, JOURNAL_TABLES)
+            if foreign:  # before WAL mode is set: that too would change another program's file
+                self._db.close()
+                raise StartupError(f"lineage journal {self.path}: not a lineage journal: it holds other tables "
+                                   f"({foreign}) and none of a journal's; point lineage.journal at a new file")  # fmt: skip
+            wal(self._db)
+            self._db.execute("PRAGMA synchronous=NORMAL")  # survives kill -9, like the SQLite store
+            try:
+                self._open(key, retired)
+            except ForeignJournal as exc:
+                self._db.close()
+                raise StartupError(f"{exc}; give each database's proxies a journal of their own (lineage.journal): "
+                                   "its writes are replayed by a proxy of that database") from None  # fmt: skip
+        except BaseException:
+            opened_whole(unblocker, "lineage journal", self.path, getattr(self, "_db", None))
+            raise
+        opened_whole(unblocker, "lineage journal", self.path, self._db)
         self._held = 0  # edge writes in the file, as of `_version`
         self._version: int | None = None
         self._count()

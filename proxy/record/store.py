@@ -423,6 +423,26 @@ class Unblocker:
         self._thread.join()
 
 
+def opened_whole(unblocker: Unblocker, what: str, path: str, db: sqlite3.Connection | None) -> None:
+    """A writer's open (`serve`'s of its store or journal) ended, as it went or raised: its `unblocker` stopped, and
+    StartupError raised when it found a FIFO where SQLite opens the file or one beside it (its connection closed). The
+    check before the open (`require_directory`) refuses one there then; one swapped in after it, before SQLite opened
+    it (a -journal, which SQLite opens read-only to see whether it is one to roll back), held `serve` at its start
+    for ever, never ready, never saying why."""
+    unblocker.stop()
+    fifo = unblocker.found()
+    if fifo is None:
+        return
+    if db is not None:
+        with contextlib.suppress(sqlite3.Error):
+            db.close()
+    from proxy.record.stores import shown_path  # (it imports this module)
+
+    where = "by a FIFO" if fifo in (path, os.path.realpath(path)) else f"{shown_path(fifo)} beside it by a FIFO"
+    raise StartupError(f"{what} {shown_path(path)}: replaced as it was opened ({where}); SQLite would wait on it for "
+                       "ever: remove it (only SQLite makes the files beside a store), then start again") from None  # fmt: skip
+
+
 SPOOL = "OpenLineage spool"  # how messages name `lineage.openlineage.spool`
 _SQLITE_MAKES = ("SQLite makes the file and its -wal and -shm files", "SQLite cannot make the file and its -wal and "
                  "-shm files")  # fmt: skip
@@ -717,54 +737,62 @@ class SqliteStore:
                 raise
             return
         require_directory(self.path, "lineage store")
-        target, uri = writable(self.path)
-        self._db = sqlite3.connect(target, uri=uri, check_same_thread=False, timeout=10, isolation_level=None)
-        foreign = foreign_tables(self._db, LINEAGE_TABLES)
-        if foreign:  # checked before WAL mode is set: that too would change the file
-            self._db.close()
-            raise StartupError(f"lineage store {self.path}: not a lineage store: it holds other tables ({foreign}) "
-                               "and none of a lineage store's; point lineage.store at a new file")  # fmt: skip
-        wal(self._db)
-        # NORMAL in WAL mode: a committed transaction survives a crash of the process (kill -9);
-        # only a power loss may roll back the last commits.
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(f"PRAGMA busy_timeout={max(self._busy_ms, round(OPEN_TIMEOUT_S * 1000))}")
-        # the writer touches a few hot pages (its edges' rows, the chain's last page): SQLite's default 2 MiB
-        # page cache would fill, as the chain grows, with pages it never reads again
-        self._db.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
-        with self._db:  # made, or brought up to date, under the write lock: workers starting together see one state
-            self._db.execute("BEGIN IMMEDIATE")
-            tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            pre_chain = "edges" in tables and "chain" not in tables and "meta" not in tables  # meta came with the chain
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    self._db.execute(statement)
-            odd = self._oddities()  # before anything is changed (a trigger would fire on it, or go with its table)
-            if odd:
-                raise StartupError(f"lineage store {self.path}: it has {odd}; only lineage-proxy writes its tables "
-                                   "(a trigger can change what is written, and what a purge signs): look into them, "
-                                   "then drop them")  # fmt: skip
-            if "reason" not in self._columns():  # a store made before reasons were kept
-                self._db.execute("ALTER TABLE edges ADD COLUMN reason TEXT")
-            if "sidecar" not in self._key_columns():
-                self._rekey()
-            self._db.execute(FENCE)
-            if self._db.execute("SELECT 1 FROM chain LIMIT 1").fetchone() is None:
-                self._start_chain(pre_chain=pre_chain)
-            self._db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('origin', ?)", (uuid.uuid4().hex,))
-            last = self._db.execute("SELECT hash FROM chain ORDER BY seq DESC LIMIT 1").fetchone()
-            adopting = adopt_head is not None and last is not None and last[0] == adopt_head and self._key is not None
-            if adopting:
-                self._append_adopting()
-            else:
-                try:
-                    integrity.signed_head(last[0] if last else None, self._key, f"lineage store {self.path}",
-                                          held=self._held())  # fmt: skip
-                    newest = self._signer_known(last)
-                except integrity.UnsignedHead as exc:
-                    raise StartupError(str(exc)) from None
-                if integrity.signed_before(newest, self._key, self._retired):  # the rotation: the newest entry
-                    self._append(integrity.body(integrity.EDGES, []))  # signed with the new key from now on
+        unblocker = Unblocker(self.path)  # a FIFO swapped in after the check, where SQLite opens (`opened_whole`)
+        try:
+            target, uri = writable(self.path)
+            self._db = sqlite3.connect(target, uri=uri, check_same_thread=False, timeout=10, isolation_level=None)
+            foreign = foreign_tables(self._db, LINEAGE_TABLES)
+            if foreign:  # checked before WAL mode is set: that too would change the file
+                self._db.close()
+                raise StartupError(f"lineage store {self.path}: not a lineage store: it holds other tables ({foreign}) "
+                                   "and none of a lineage store's; point lineage.store at a new file")  # fmt: skip
+            wal(self._db)
+            # NORMAL in WAL mode: a committed transaction survives a crash of the process (kill -9);
+            # only a power loss may roll back the last commits.
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(f"PRAGMA busy_timeout={max(self._busy_ms, round(OPEN_TIMEOUT_S * 1000))}")
+            # the writer touches a few hot pages (its edges' rows, the chain's last page): SQLite's default 2 MiB
+            # page cache would fill, as the chain grows, with pages it never reads again
+            self._db.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
+            with self._db:  # made, or brought up to date, under the write lock: workers starting together see one state
+                self._db.execute("BEGIN IMMEDIATE")
+                tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                # meta came with the chain
+                pre_chain = "edges" in tables and "chain" not in tables and "meta" not in tables
+                for statement in SCHEMA.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                odd = self._oddities()  # before anything is changed (a trigger would fire on it, or go with its table)
+                if odd:
+                    raise StartupError(f"lineage store {self.path}: it has {odd}; only lineage-proxy writes its tables "
+                                       "(a trigger can change what is written, and what a purge signs): look into them, "
+                                       "then drop them")  # fmt: skip
+                if "reason" not in self._columns():  # a store made before reasons were kept
+                    self._db.execute("ALTER TABLE edges ADD COLUMN reason TEXT")
+                if "sidecar" not in self._key_columns():
+                    self._rekey()
+                self._db.execute(FENCE)
+                if self._db.execute("SELECT 1 FROM chain LIMIT 1").fetchone() is None:
+                    self._start_chain(pre_chain=pre_chain)
+                self._db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('origin', ?)", (uuid.uuid4().hex,))
+                last = self._db.execute("SELECT hash FROM chain ORDER BY seq DESC LIMIT 1").fetchone()
+                adopting = (adopt_head is not None and last is not None and last[0] == adopt_head
+                            and self._key is not None)  # fmt: skip
+                if adopting:
+                    self._append_adopting()
+                else:
+                    try:
+                        integrity.signed_head(last[0] if last else None, self._key, f"lineage store {self.path}",
+                                              held=self._held())  # fmt: skip
+                        newest = self._signer_known(last)
+                    except integrity.UnsignedHead as exc:
+                        raise StartupError(str(exc)) from None
+                    if integrity.signed_before(newest, self._key, self._retired):  # the rotation: the newest entry
+                        self._append(integrity.body(integrity.EDGES, []))  # signed with the new key from now on
+        except BaseException:
+            opened_whole(unblocker, "lineage store", self.path, getattr(self, "_db", None))
+            raise
+        opened_whole(unblocker, "lineage store", self.path, self._db)
         self._db.execute(f"PRAGMA busy_timeout={self._busy_ms}")  # the writes from now on: `_begin_write`
         newest = self._db.execute("SELECT seq, hash FROM chain ORDER BY seq DESC LIMIT 1").fetchone()
         self.head = (int(newest[0]), str(newest[1])) if newest is not None else None
