@@ -462,15 +462,34 @@ def reader_lock_wait_s(bound: float) -> float:
 
 
 # the sessions holding (or queued for, ahead of a reader) the lock that keeps readers out of a lineage table: ACCESS
-# EXCLUSIVE, the only mode ACCESS SHARE waits for (pg_catalog's, by name, as every catalog read here)
+# EXCLUSIVE, the only mode ACCESS SHARE waits for (pg_catalog's, by name, as every catalog read here); and the prepared
+# transactions holding it (PREPARE TRANSACTION: no session's, its pid NULL), by their gid, found through the lock each
+# holds on its own transaction id (its virtualtransaction the relation lock's). Until 2026-12-07 the pid's `<>` left
+# those out (NULL), and the message named no holder
 _LOCK_HOLDERS: Final = """
-SELECT l.relation::pg_catalog.regclass::pg_catalog.text, l.pid, l.granted FROM pg_catalog.pg_locks l
+SELECT l.relation::pg_catalog.regclass::pg_catalog.text, l.pid, l.granted, p.gid FROM pg_catalog.pg_locks l
+LEFT JOIN pg_catalog.pg_locks x ON l.pid IS NULL AND x.pid IS NULL
+  AND x.locktype OPERATOR(pg_catalog.=) 'transactionid'
+  AND x.virtualtransaction OPERATOR(pg_catalog.=) l.virtualtransaction
+LEFT JOIN pg_catalog.pg_prepared_xacts p ON p.transaction OPERATOR(pg_catalog.=) x.transactionid
 WHERE l.locktype OPERATOR(pg_catalog.=) 'relation' AND l.mode OPERATOR(pg_catalog.=) 'AccessExclusiveLock'
-  AND l.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()
+  AND (l.pid IS NULL OR l.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid())
   AND l.relation OPERATOR(pg_catalog.=) ANY (ARRAY[pg_catalog.to_regclass('edges'), pg_catalog.to_regclass('chain'),
       pg_catalog.to_regclass('meta'), pg_catalog.to_regclass('applied')]::pg_catalog.oid[])
 ORDER BY l.granted DESC, 1, 2
 """
+
+
+def _holder(table: str, pid: int | None, granted: bool, gid: str | None) -> str:
+    """One holder of (or one queued for) the lock that keeps readers out, in words: a session by its process, a
+    prepared transaction by its gid (which no process holds: it ends only as COMMIT PREPARED or ROLLBACK PREPARED)."""
+    verb = "holds" if granted else "waits for"
+    if pid is not None:
+        return f"process {pid} {verb} it on table {escaped(table)}"
+    if gid is not None:
+        return (f"the prepared transaction {escaped(repr(gid))} {verb} it on table {escaped(table)} until COMMIT "
+                "PREPARED or ROLLBACK PREPARED ends it")  # fmt: skip
+    return f"a prepared transaction {verb} it on table {escaped(table)}"
 
 
 class ChainBusy(psycopg.errors.LockNotAvailable):
@@ -1030,8 +1049,7 @@ class PostgresStore:
                 found = conn.execute(_LOCK_HOLDERS).fetchall()
         except psycopg.Error:
             found = []
-        holders = "; ".join(f"process {pid} {'holds' if granted else 'waits for'} it on table {escaped(str(table))}"
-                            for table, pid, granted in found)  # fmt: skip
+        holders = "; ".join(_holder(str(table), pid, granted, gid) for table, pid, granted, gid in found)
         return (f"the database did not grant this read its lock on the lineage tables within {self._lock_wait:g}s: "
                 f"another session holds a lock that keeps readers out (ACCESS EXCLUSIVE{': ' + holders if holders else ''}"
                 "), as a LOCK TABLE, VACUUM FULL, ALTER TABLE, TRUNCATE or CLUSTER does until its transaction ends. The "

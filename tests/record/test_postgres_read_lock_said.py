@@ -91,3 +91,29 @@ def test_a_reader_whose_database_stops_answering_says_no_answer_and_not_that_it_
     assert started.returncode == code, said
     assert f"{postgres.port}/" in said and ": no answer from the database in 4s" in said, said
     assert "not a lineage store" not in said and "cannot read it" not in said and "lock" not in said, said
+
+
+def test_a_reader_kept_out_by_a_prepared_transaction_s_lock_names_that_transaction(
+    postgres: PostgresServer, tmp_path: Path
+) -> None:
+    """A lock held by a prepared transaction (PREPARE TRANSACTION: no session holds it, pg_locks' pid is NULL; it stays
+    until COMMIT PREPARED or ROLLBACK PREPARED, whoever says it) is named by its gid, and how it ends, not as `process
+    None` nor left out (rec15)."""
+    url = postgres.database()
+    store_with(url, "app", 2)
+    bounded = f"{url}&options=-cstatement_timeout%3D1500"
+    with psycopg.connect(url) as other:
+        other.execute("LOCK TABLE edges IN ACCESS EXCLUSIVE MODE")
+        other.execute("PREPARE TRANSACTION 'nightly-migration'")
+    try:
+        done = subprocess.run([sys.executable, "-m", "proxy", "edges", "--store", bounded], capture_output=True,
+                              text=True, timeout=60)  # fmt: skip
+    finally:
+        with psycopg.connect(url, autocommit=True) as ending:
+            ending.execute("ROLLBACK PREPARED 'nightly-migration'")
+    said = done.stdout + done.stderr
+    assert done.returncode == 1, said
+    assert ("another session holds a lock that keeps readers out (ACCESS EXCLUSIVE: the prepared transaction "
+            "'nightly-migration' holds it on table edges until COMMIT PREPARED or ROLLBACK PREPARED ends it), as a "
+            "LOCK TABLE") in said, said  # fmt: skip
+    assert "None" not in said, said

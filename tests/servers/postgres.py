@@ -50,7 +50,9 @@ class PostgresServer:
         assert done.returncode == 0, f"{tool} failed: {done.stdout}\n{done.stderr}"
 
     def start(self) -> None:
+        # prepared transactions allowed: a test holds a lock in one (no session holds it then)
         options = f"-k {self.root} -p {self.port} -c listen_addresses=127.0.0.1 -c fsync=off"
+        options += " -c max_prepared_transactions=4"
         self._run("pg_ctl", "start", "-w", "-D", str(self.data), "-l", str(self.root / "log"), "-o", options)
 
     def stop(self) -> None:
