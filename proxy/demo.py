@@ -22,7 +22,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from proxy.config import Config, parse
+from proxy.config import Config, SqliteNameError, parse, sqlite_file
 from proxy.demo_model import MODEL, make_app
 from proxy.edges_query import render_table
 from proxy.errors import StartupError
@@ -238,13 +238,29 @@ def _mark(store: str) -> None:
         db.close()
 
 
-def _not_a_demos(store: str) -> None:
+def _demo_file(store: str) -> str:
+    """The file `--store` names, as `serve`'s writer and the readers open it (`sqlite_file`: `file:lineage.db` is
+    lineage.db), written so that the demo's config reads it as that file (`./file:x` for a file named `file:x`); a URI
+    they refuse (`?mode=ro`, a host) is refused in their words, StartupError. A PostgreSQL URL as given
+    (`_not_a_demos`). Until 2026-12-07 the demo checked a file named `file:lineage.db`, found none, and added its calls
+    to the proxy's record at lineage.db; a refused URI ended it with a traceback naming `lineage.store`."""
+    if is_database(store):
+        return store
+    try:
+        file = sqlite_file(store)
+    except SqliteNameError as exc:
+        raise StartupError(f"demo --store {exc}") from None
+    return f"./{file}" if file.startswith("file:") else file
+
+
+def _not_a_demos(store: str, given: str | None = None) -> None:
     """Raise StartupError when `store` is not a demo's: a PostgreSQL URL (a fleet's shared record: the demo's store
     is a file, and its calls would be added to that record), a file whose chain is signed with an integrity key (a
     proxy's record: the demo signs nothing, and takes no key), or a file that holds flows while no demo marked it
     (`_mark`: a proxy's own record, `./lineage.db`, whoever its callers are; a store an earlier release's demo
     wrote, unmarked, too). A new or empty file, or a store a demo marked, is used; a file that is no lineage store
-    is left to the store's own refusal when it opens."""
+    is left to the store's own refusal when it opens. `given`: `--store` as given (a `file:` URI), which it names."""
+    named = store if given is None else given
     if is_database(store):
         from proxy.record.postgres import redact  # (psycopg only when used)
 
@@ -253,7 +269,7 @@ def _not_a_demos(store: str) -> None:
                            "out --store for a temporary one")  # fmt: skip
     newest = _rows(store, "SELECT hash FROM chain ORDER BY seq DESC LIMIT 1")
     if newest and str(newest[0][0]).startswith(SIGNED):  # its writers had lineage.integrity_key_file
-        raise StartupError(f"demo --store {store}: its record is signed with an integrity key (a proxy's "
+        raise StartupError(f"demo --store {named}: its record is signed with an integrity key (a proxy's "
                            "lineage.integrity_key_file): a proxy's own record, not a demo's. The demo signs nothing "
                            "and takes no key (an unsigned entry on top of signed ones would leave that record "
                            "unverifiable). Give a new file (or one an earlier demo wrote), or leave out --store for "
@@ -263,7 +279,7 @@ def _not_a_demos(store: str) -> None:
         return
     if not _rows(store, "SELECT 1 FROM meta WHERE key = ?", (_MARK,)):  # (no meta table: a store of an early release)
         names = ", ".join(callers[:5]) + (", ..." if len(callers) > 5 else "")
-        raise StartupError(f"demo --store {store}: it holds {flows} flow(s) the demo did not write (callers {names}): "
+        raise StartupError(f"demo --store {named}: it holds {flows} flow(s) the demo did not write (callers {names}): "
                            "no demo marked it. The demo would add its calls to that record. Give a new file (or one "
                            "an earlier demo of this release wrote), or leave out --store for a temporary one")  # fmt: skip
 
@@ -297,7 +313,8 @@ def run_demo(keep: bool = False, store: str | None = None, port: int = 0) -> int
     or SIGINT is held until the loop handles it (then it stops the demo), so it never ends the process before
     cleanup."""
     if store is not None:
-        _not_a_demos(store)
+        given, store = store, _demo_file(store)
+        _not_a_demos(store, given)
     install_uvloop()
     held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
     try:

@@ -140,3 +140,12 @@ def test_a_file_uri_whose_bytes_are_not_utf8_names_the_file_of_those_bytes(tmp_p
     verified = cli(tmp_path, "verify", "--integrity", "--store", store)
     assert verified.returncode == 0 and ": intact: 2 chain entries" in verified.stdout, verified
     assert "Traceback" not in listed.stderr + verified.stderr
+
+
+def test_a_refused_file_uri_shows_a_byte_that_is_not_utf8_as_a_byte(tmp_path: Path) -> None:
+    """A refused URI's byte 0xff (a command line's, Python's '\\udcff') is said `\\xff`, as every reader shows such a
+    byte in a path (`shown_path`), not `\\udcff`, a character no name holds (rec15)."""
+    said = cli(tmp_path, "edges", "--store", "file:run\udcff.db?mode=ro")
+    assert said.returncode == 1, said
+    assert "'file:run\\xff.db?mode=ro': a file: URI's parameters ('mode=ro') are not taken" in said.stderr, said
+    assert "udcff" not in said.stderr and "Traceback" not in said.stderr

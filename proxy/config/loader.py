@@ -411,6 +411,21 @@ class SqliteNameError(ValueError):
     """A SQLite store's `file:` URI that names no file alone (`sqlite_file`); the message says why, for the user."""
 
 
+def _quoted(text: str) -> str:
+    """`text` as `repr` quotes it in single quotes, a byte that is not UTF-8 (a command line's, Python's lone surrogate
+    '\\udcff') as `\\xff`, as the readers show such a byte in a path (`shown_path`): `repr` said `\\udcff`, a
+    character no name holds."""
+    shown = "".join(_shown_char(char) for char in text)
+    return f"'{shown}'"
+
+
+def _shown_char(char: str) -> str:
+    """One character of `_quoted`."""
+    if "\udc80" <= char <= "\udcff":
+        return f"\\x{ord(char) - 0xDC00:02x}"
+    return "\\'" if char == "'" else repr(char)[1:-1]
+
+
 def sqlite_file(store: str) -> str:
     """The file a SQLite store's value names (`lineage.store`, `lineage.journal`, a reader's `--store`), as the writer
     opens it and every reader reads it: the path of a `file:` URI, read as SQLite reads one (`file:lineage.db`,
@@ -426,18 +441,18 @@ def sqlite_file(store: str) -> str:
     if rest.startswith("//"):
         host, slash, path = rest[2:].partition("/")
         if host not in ("", "localhost"):
-            raise SqliteNameError(f"{store!r}: a file: URI names no host but localhost ({host!r}): name the file, "
+            raise SqliteNameError(f"{_quoted(store)}: a file: URI names no host but localhost ({_quoted(host)}): name the file, "
                                   "file:/var/lib/lineage.db or /var/lib/lineage.db")  # fmt: skip
         rest = slash + path
     rest = rest.partition("#")[0]
     rest, _, query = rest.partition("?")
     if query:
-        raise SqliteNameError(f"{store!r}: a file: URI's parameters ({query!r}) are not taken: the proxy opens its "
+        raise SqliteNameError(f"{_quoted(store)}: a file: URI's parameters ({_quoted(query)}) are not taken: the proxy opens its "
                               "store read-write and the readers read-only, as each must; name the file alone, "
-                              f"{store.partition('?')[0]!r}")  # fmt: skip
+                              f"{_quoted(store.partition('?')[0])}")  # fmt: skip
     raw = unquote_to_bytes(os.fsencode(rest))  # (a command line's bytes that are not UTF-8 are these bytes)
     if not raw or b"\0" in raw:
-        raise SqliteNameError(f"{store!r}: the file: URI names no file (SQLite would open a temporary database, or a "
+        raise SqliteNameError(f"{_quoted(store)}: the file: URI names no file (SQLite would open a temporary database, or a "
                               "name cut at its %00): name the file, file:lineage.db or lineage.db")  # fmt: skip
     return os.fsdecode(raw)
 
