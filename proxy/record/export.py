@@ -719,7 +719,10 @@ class BoundedExporter:
                 self._outage = True
             if first:
                 back = STDOUT_BACK if self._to_stdout() else COLLECTOR_BACK
-                asked = f", sending nothing for {wait:.3g} s as it asked (Retry-After)" if wait else ""
+                asked = ""
+                if wait > self._interval_s:  # a shorter wait holds back nothing the outage's probes do not (0.001 s)
+                    told_by = "RetryInfo" if isinstance(self._sink, OtlpGrpcSink) else "Retry-After"
+                    asked = f", sending nothing for {wait:.3g} s as it asked ({told_by})"
                 log.error("span export failed (%s); dropping spans until %s%s", _short(exc), back, asked)
             return False
         refused = min(partly[0], len(batch)) if partly else 0
@@ -787,10 +790,16 @@ class BoundedExporter:
     def force_flush(self) -> None:
         """Export what is queued now (tests, shutdown), after the export in flight, if any, has ended: every
         span queued before the call is then exported or counted lost. Stops at the first failure, so a
-        dead collector costs at most one sink timeout more."""
+        dead collector costs at most one sink timeout more. In a collector's Retry-After wait (`_resume_at`) it sends
+        nothing and leaves what is queued there, for the export thread once the wait has passed or the stop's one last
+        try, as it leaves it past a refusal that asks for one: until 2026-12-07 it sent at once what the collector had
+        asked to wait for, and on its refusal dropped the queue, spans the stop would have tried (a demo's flush, then
+        its stop)."""
         with self._exporting:
-            while self._queue and not self._given_up:
+            while self._queue and not self._given_up and time.monotonic() >= self._resume_at:
                 if not self._export(self._take()):
+                    if self._resume_at > time.monotonic():
+                        break  # refused with a wait: the rest waits with it, as above
                     with self._counting:
                         self._discard_queued()
 

@@ -98,13 +98,14 @@ class _Throttling(OtlpReceiver):
     of `delay_s` in its `grpc-status-details-bin` trailer, as grpcio-status's `abort_with_status` sends one (a
     google.rpc.Status: code 1, message 2, details 3; RetryInfo.retry_delay 1), then takes them."""
 
-    def __init__(self, refusals: int, delay_s: int, alone: bool = False) -> None:
+    def __init__(self, refusals: int, delay_s: float, alone: bool = False) -> None:
         """`alone`: the RetryInfo in a `google.rpc.retryinfo-bin` trailer of its own, as Google's APIs send it and
         OpenTelemetry's Python exporter reads it, not in a Status."""
         super().__init__()
         self.refusals = refusals
         self.times: list[float] = []
-        info = b"\x0a" + _framed(duration_pb2.Duration(seconds=delay_s).SerializeToString())
+        delay = duration_pb2.Duration(seconds=int(delay_s), nanos=round(delay_s % 1 * 1e9))
+        info = b"\x0a" + _framed(delay.SerializeToString())
         detail = any_pb2.Any(type_url="type.googleapis.com/google.rpc.RetryInfo", value=info).SerializeToString()
         status = b"\x08\x08\x12" + _framed(b"throttled") + b"\x1a" + _framed(detail)  # code 8: RESOURCE_EXHAUSTED
         self.trailer = ("google.rpc.retryinfo-bin", info) if alone else ("grpc-status-details-bin", status)
@@ -188,5 +189,51 @@ def test_the_stop_in_a_retry_after_wait_tries_what_is_queued_once(caplog: pytest
         assert receiver.statuses == [429, 429] and queue.failed == BATCH_SPANS + 5
         lost = BATCH_SPANS + 5 + 1  # (and the one `accepting` dropped)
         assert f"{lost} spans not exported at shutdown: the collector has failed since before the stop" in caplog.text
+    finally:
+        receiver.stop()
+
+
+@pytest.mark.parametrize(
+    ("delay_s", "said"), [(0.001, ""), (30.0, ", sending nothing for 30 s as it asked (RetryInfo)")]
+)
+def test_the_outage_s_line_says_a_grpc_wait_as_a_retry_info_and_none_shorter_than_the_probes(
+    caplog: pytest.LogCaptureFixture, delay_s: float, said: str
+) -> None:
+    """A RetryInfo of 1 ms said `sending nothing for 0.001 s as it asked (Retry-After)`: a wait that holds back nothing
+    the outage's probe interval (0.5 s here) does not, and no Retry-After at all. Now a wait no longer than the probe
+    interval goes unsaid, and a gRPC collector's is said as its RetryInfo (rec15)."""
+    receiver = _Throttling(refusals=10**6, delay_s=delay_s)
+    receiver.start()
+    sink = OtlpGrpcSink(f"http://127.0.0.1:{receiver.port}", 1.0, RESOURCE, SCOPE)
+    queue = BoundedExporter(sink, interval_s=0.5, stop_timeout_s=0.5)
+    try:
+        queue.submit(span(0))
+        queue.force_flush()
+        (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("span export failed")]
+        assert line.endswith(f"dropping spans until the collector is back{said}"), line
+    finally:
+        queue.shutdown(0.5)
+        receiver.stop()
+
+
+def test_a_flush_in_a_retry_after_wait_sends_nothing_and_drops_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    """A flush (a demo's, before its stop) in a collector's `Retry-After: 30` wait sent the queue at once, what the
+    collector had asked to wait for, and on its refusal dropped it: the stop then had nothing to try. Now it sends
+    nothing and returns at once; the stop makes its one last try of those spans, counted and said (rec15)."""
+    receiver = OtlpHttpReceiver(refusals=[(429, "30")] * 10)
+    receiver.start()
+    sink = OtlpHttpSink(f"http://127.0.0.1:{receiver.port}", 1.0, RESOURCE, SCOPE)
+    queue = BoundedExporter(sink, interval_s=0.5, stop_timeout_s=1.0)
+    try:
+        for n in range(BATCH_SPANS + 5):  # a full batch, sent at once and refused; 5 spans left queued
+            queue.submit(span(n))
+        assert until(lambda: queue.failed == BATCH_SPANS)
+        started = time.monotonic()
+        queue.force_flush()
+        assert time.monotonic() - started < 5.0  # not the 30 s asked for
+        assert receiver.statuses == [429] and queue.dropped == 0 and queue.failed == BATCH_SPANS, receiver.statuses
+        queue.shutdown()
+        assert receiver.statuses == [429, 429] and queue.failed == BATCH_SPANS + 5  # the stop's one last try
+        assert f"{BATCH_SPANS + 5} spans not exported at shutdown: the collector has failed" in caplog.text
     finally:
         receiver.stop()
