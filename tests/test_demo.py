@@ -169,3 +169,12 @@ def test_demo_keys_are_the_ones_in_the_config() -> None:
     for digest, key in DEMO_KEYS.items():
         assert hashlib.sha256(key.encode()).hexdigest() == digest
     assert f'# key "{GLASSES_KEY}"' in _config_text() and f'# key "{ANALYTICS_KEY}"' in _config_text()
+
+
+def test_the_demo_exports_no_spans_whatever_the_environment_says() -> None:
+    """The demo's config says `telemetry.exporter: none`, which an OTEL_* variable does not change (the file's keys
+    win): no span exporter runs in it, so its flush before its stop flushes none, as the README's spans section says
+    (rec15's change had it say a flush in a collector's Retry-After wait was the demo's; pinned by review revrec15)."""
+    env = {"DEMO_UPSTREAM": "http://127.0.0.1:1", "DEMO_STORE": "x.db", "OTEL_TRACES_EXPORTER": "otlp",
+           "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}  # fmt: skip
+    assert parse(_config_text(), env=env).telemetry.exporter == "none"

@@ -793,8 +793,8 @@ class BoundedExporter:
         dead collector costs at most one sink timeout more. In a collector's Retry-After wait (`_resume_at`) it sends
         nothing and leaves what is queued there, for the export thread once the wait has passed or the stop's one last
         try, as it leaves it past a refusal that asks for one: until 2026-12-07 it sent at once what the collector had
-        asked to wait for, and on its refusal dropped the queue, spans the stop would have tried (a demo's flush, then
-        its stop)."""
+        asked to wait for, and on its refusal dropped the queue, spans the stop would have tried (a flush, then the stop:
+        tests', or embedding code's; no command flushes an exporter, and the demo runs none)."""
         with self._exporting:
             while self._queue and not self._given_up and time.monotonic() >= self._resume_at:
                 if not self._export(self._take()):

@@ -217,7 +217,7 @@ def test_the_outage_s_line_says_a_grpc_wait_as_a_retry_info_and_none_shorter_tha
 
 
 def test_a_flush_in_a_retry_after_wait_sends_nothing_and_drops_nothing(caplog: pytest.LogCaptureFixture) -> None:
-    """A flush (a demo's, before its stop) in a collector's `Retry-After: 30` wait sent the queue at once, what the
+    """A flush (a test's, or embedding code's: the demo runs no exporter) in a collector's `Retry-After: 30` wait sent the queue at once, what the
     collector had asked to wait for, and on its refusal dropped it: the stop then had nothing to try. Now it sends
     nothing and returns at once; the stop makes its one last try of those spans, counted and said (rec15)."""
     receiver = OtlpHttpReceiver(refusals=[(429, "30")] * 10)
