@@ -242,15 +242,17 @@ def _demo_file(store: str) -> str:
     """The file `--store` names, as `serve`'s writer and the readers open it (`sqlite_file`: `file:lineage.db` is
     lineage.db), written so that the demo's config reads it as that file (`./file:x` for a file named `file:x`); a URI
     they refuse (`?mode=ro`, a host) is refused in their words, StartupError. A PostgreSQL URL as given
-    (`_not_a_demos`). Until 2026-12-07 the demo checked a file named `file:lineage.db`, found none, and added its calls
-    to the proxy's record at lineage.db; a refused URI ended it with a traceback naming `lineage.store`."""
+    (`_not_a_demos`); a file whose name reads as one (`file:postgresql://h/x.db`: a SQLite file to them) as
+    `./postgresql://h/x.db`, which it is then refused as (review revrec15). Until 2026-12-07 the demo checked a file
+    named `file:lineage.db`, found none, and added its calls to the proxy's record at lineage.db; a refused URI ended it
+    with a traceback naming `lineage.store`."""
     if is_database(store):
         return store
     try:
         file = sqlite_file(store)
     except SqliteNameError as exc:
         raise StartupError(f"demo --store {exc}") from None
-    return f"./{file}" if file.startswith("file:") else file
+    return f"./{file}" if file.startswith("file:") or is_database(file) else file
 
 
 def _not_a_demos(store: str, given: str | None = None) -> None:

@@ -85,3 +85,20 @@ def test_a_file_uri_serve_refuses_is_refused_by_the_demo_in_its_words(
     assert f"demo --store {said}" in err, err
     assert "Traceback" not in err and "lineage.store" not in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_uri_whose_file_is_named_as_a_postgresql_url_is_that_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`file:postgresql://127.0.0.1:1/x.db` names the SQLite file `postgresql://127.0.0.1:1/x.db` (a directory
+    `postgresql:`) to `serve` and the readers, which take a URL by its own scheme alone: the demo took the file's name
+    for the URL, and refused it as a fleet's PostgreSQL record (review revrec15)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "postgresql:" / "127.0.0.1:1").mkdir(parents=True)
+    given = "file:postgresql://127.0.0.1:1/x.db"
+    assert main(["demo", "--store", given]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    written = edges(tmp_path / "postgresql:" / "127.0.0.1:1" / "x.db")
+    assert written
+    assert main(["edges", "--store", given, "--json"]) == 0
+    assert capsys.readouterr().out.count('"caller"') == len(written)
