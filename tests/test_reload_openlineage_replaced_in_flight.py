@@ -35,7 +35,7 @@ lineage:
 @pytest.fixture
 def backends(loop_thread: LoopThread) -> Iterator[list[tuple[Marquez, str]]]:
     made = []
-    for _ in range(2):
+    for _ in range(3):
         server = Marquez()
         runner, port = loop_thread.run(start_app(server.app()))
         made.append((server, f"http://127.0.0.1:{port}", runner))
@@ -60,7 +60,7 @@ def test_a_stream_in_flight_across_a_sighup_that_replaces_openlineage_is_counted
 ) -> None:
     """On main: A got nothing; B counted both calls, the stream as `after`."""
     server, upstream = vllm
-    (a, a_url), (b, b_url) = backends
+    (a, a_url), (b, b_url), _ = backends
     path = tmp_path / "proxy.yaml"
 
     def write(url: str, namespace: str) -> None:
@@ -92,3 +92,56 @@ def test_a_stream_in_flight_across_a_sighup_that_replaces_openlineage_is_counted
     assert counted(b.events) == {("after", "since"): 1}, b.events
     assert {event["job"]["namespace"] for event in a.events} == {"before"}
     assert {event["job"]["namespace"] for event in b.events} == {"after"}
+
+
+def reloads(serve: ServeProcess, count: int) -> None:
+    """Wait until `serve` has said `count` reloads applied."""
+    with serve._stderr_cond:
+        said = serve._stderr_cond.wait_for(lambda: sum("reloaded " in line for line in serve.stderr) >= count, 10)
+    assert said, "".join(serve.stderr)
+
+
+@pytest.mark.parametrize("between", ["replaced", "removed"])
+def test_a_stream_in_flight_across_two_sighups_is_counted_once_where_it_began(
+    vllm: Any, backends: list[tuple[Marquez, str]], loop_thread: LoopThread, tmp_path: Path, between: str
+) -> None:
+    """Two reloads while one stream runs, A then B (or none: `lineage.openlineage` taken out) then C: the stream is
+    counted at A under its namespace, a call between them at B (or nowhere: its config named no sink), one after at C;
+    each once, and every replaced sink stops (serve's stop exits 0, each count sent). Pinned by review revrec15."""
+    server, upstream = vllm
+    (a, a_url), (b, b_url), (c, c_url) = backends
+    path = tmp_path / "proxy.yaml"
+
+    def write(url: str | None, namespace: str) -> None:
+        text = (CONFIG.replace("UPSTREAM", upstream).replace("STORE", str(tmp_path / "lineage.db"))
+                .replace("SPOOL", str(tmp_path / "spool")).replace("NAMESPACE", namespace))  # fmt: skip
+        if url is None:
+            text = "\n".join(line for line in text.splitlines() if "openlineage:" not in line)
+        path.write_text(text.replace("URL", url or ""))
+
+    write(a_url, "first")
+    serve = ServeProcess(str(path))
+    try:
+        client = openai.OpenAI(base_url=f"{serve.url}/v1", api_key="none", max_retries=0, timeout=20)
+        stream = client.chat.completions.create(model="m", stream=True, extra_headers={"x-data-labels": "streamed"},
+                                                messages=[{"role": "user", "content": "__gate__ hello"}])  # fmt: skip
+        server.release(loop_thread.loop)
+        chunks = iter(stream)
+        next(chunks)  # the stream is in flight
+        for n, (url, namespace, label) in enumerate(
+            [(b_url if between == "replaced" else None, "second", "between"), (c_url, "third", "after")], 1
+        ):
+            write(url, namespace)
+            serve.signal(signal.SIGHUP)
+            reloads(serve, n)
+            client.chat.completions.create(model="m", extra_headers={"x-data-labels": label},
+                                           messages=[{"role": "user", "content": "hi"}])  # fmt: skip
+        for _ in range(20):
+            server.release(loop_thread.loop)
+        assert list(chunks)
+        assert serve.stop() == 0, "".join(serve.stderr)
+    finally:
+        serve.stop()
+    assert counted(a.events) == {("first", "streamed"): 1}, a.events
+    assert counted(b.events) == ({("second", "between"): 1} if between == "replaced" else {}), b.events
+    assert counted(c.events) == {("third", "after"): 1}, c.events
