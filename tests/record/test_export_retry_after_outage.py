@@ -237,3 +237,26 @@ def test_a_flush_in_a_retry_after_wait_sends_nothing_and_drops_nothing(caplog: p
         assert f"{BATCH_SPANS + 5} spans not exported at shutdown: the collector has failed" in caplog.text
     finally:
         receiver.stop()
+
+
+def test_a_flush_in_a_retry_after_wait_then_the_stop_with_the_collector_back_exports_what_was_queued(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The flush in the wait leaves the 5 spans queued; the stop's one last try, the collector taking it now, exports
+    them: nothing counted lost, no line at shutdown (a pin of rec15's change: every call leaves its span; review
+    revrec15)."""
+    receiver = OtlpHttpReceiver(refusals=[(429, "30")])
+    receiver.start()
+    sink = OtlpHttpSink(f"http://127.0.0.1:{receiver.port}", 1.0, RESOURCE, SCOPE)
+    queue = BoundedExporter(sink, interval_s=0.5, stop_timeout_s=1.0)
+    try:
+        for n in range(BATCH_SPANS + 5):
+            queue.submit(span(n))
+        assert until(lambda: queue.failed == BATCH_SPANS)
+        queue.force_flush()
+        assert receiver.statuses == [429] and queue.exported == 0
+        queue.shutdown()
+        assert receiver.statuses == [429, 200] and queue.exported == 5 and queue.dropped == 0, receiver.statuses
+        assert len(receiver.spans) == 5 and "not exported at shutdown" not in caplog.text
+    finally:
+        receiver.stop()
