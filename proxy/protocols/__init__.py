@@ -117,21 +117,32 @@ FRAMING_KEYS: Final = _STRING_FRAMING | _PAYLOADS
 ROLES = frozenset({"system", "user", "assistant", "tool", "function", "developer", "ipython"})
 # Disaggregated serving's state, which a router sets on the call it sends a decode node (vLLM's `kv_transfer_params` and
 # `ec_transfer_params`: the prefill node's engine id, host, port and block ids; SGLang's `bootstrap_host`,
-# `bootstrap_port`, `bootstrap_room`): where the KV cache of this call's prompt, computed by a prefill node, is fetched
-# from. No server prints them to the model, which reads the call's own prompt, read here, continued from that cache.
-# Read as text before 2026-12-07, their hosts labelled every such call `pii:ip_address` (`10.0.0.3`), refused where a
-# zone forbids addresses. Not `scan:truncated` either: that would refuse all disaggregated serving in such zones, for a
-# prompt the proxy reads (README, "Detectors: what of a request is read")
+# `bootstrap_port`, `bootstrap_room`; TensorRT-LLM's `disaggregated_params`: the context server's `ctx_info_endpoint`,
+# request ids, `encoded_opaque_state` in base64): where the KV cache of this call's prompt, computed by a prefill node,
+# is fetched from. No server prints them to the model, which reads the call's own prompt, read here, continued from that
+# cache. Read as text before 2026-12-07, their hosts labelled every such call `pii:ip_address` (`10.0.0.3`; TensorRT-LLM's
+# 5,000 of 5,000 generation calls, its endpoint an address), refused where a zone forbids addresses. Not
+# `scan:truncated` either: that would refuse all disaggregated serving in such zones, for a prompt the proxy reads
+# (README, "Detectors: what of a request is read")
 ENGINE_STATE: Final = frozenset(
-    {"kv_transfer_params", "ec_transfer_params", "bootstrap_host", "bootstrap_port", "bootstrap_room"}
-)
+    {"kv_transfer_params", "ec_transfer_params", "bootstrap_host", "bootstrap_port", "bootstrap_room",
+     "disaggregated_params"}
+)  # fmt: skip
+# the names an engine keys a call or its prefix cache by, opaque to it (hashed, logged, handed back): vLLM's
+# `request_id` (its default `uuid4().hex`) and `cache_salt` (a random salt, "43 characters base64-encoded"), SGLang's
+# `rid` (`uuid4().hex`) and `extra_key` (its cache's namespace, `cache_salt` joined to it). No template prints them; a
+# client's own id read as text was a label the model never saw (`"request_id": "5082513832886728665"`, a 63-bit id
+# written in decimal: 8.2% of random ones pass the card check), as OpenAI's `prompt_cache_key` is not read
+ENGINE_IDS: Final = frozenset({"request_id", "cache_salt", "rid", "extra_key"})
 # top-level keys whose values are about the request, never in the prompt: not scanned (a stored reply's id is the
-# server's name for it, which no template prints; disaggregated serving's state, `ENGINE_STATE`)
+# server's name for it, which no template prints; disaggregated serving's state, `ENGINE_STATE`; an engine's ids and
+# salts, `ENGINE_IDS`)
 NOT_DATA: Final = (
     frozenset(
         {"model", "user", "metadata", "safety_identifier", "prompt_cache_key", "stream_options", "previous_response_id"}
     )
     | ENGINE_STATE
+    | ENGINE_IDS
 )
 # the texts a request is read up to (past them `scan:truncated`), bounding the work of the event loop per text (each is
 # read, digested, scanned and, captured, masked: ~1 us compiled, ~4 us more masked). Not fewer: a coding agent's turn

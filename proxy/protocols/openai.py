@@ -23,6 +23,7 @@ from proxy.flow import UPSTREAM, Checkpoint, Outcome, ProtocolName
 from proxy.protocols import (
     _BACKSLASH,
     ELSEWHERE_KEYS,
+    ENGINE_IDS,
     ENGINE_STATE,
     GRAMMARS,
     LOADERS,
@@ -184,7 +185,7 @@ NUMBER_PARAMS: Final = frozenset(_PARAMS) - {"stop", "encoding_format"}
 # (`Tools`: Ollama's OpenAI-compatible API), is refused (`named_as_fields`), as it would be read as another field
 _NAMED: Final = frozenset({
     "model", "stream", "lora", "prompt_embeds", "chat_template", "previous_response", "conversation", "content",
-    "logit_bias", "logit_bias_type", *(NOT_DATA - ENGINE_STATE), *_PARAMS, *_ANY_CONTENT, *(key for keys in _RENDERED.values() for key in keys),
+    "logit_bias", "logit_bias_type", *(NOT_DATA - ENGINE_STATE - ENGINE_IDS), *_PARAMS, *_ANY_CONTENT, *(key for keys in _RENDERED.values() for key in keys),
     # and the other parameters OpenAI's SDKs send (read as any field is): a body of them all takes `named_as_fields`'
     # quick check, in C, where one such key sent the call through its loop (8 keys: 123 Python instructions, not 8)
     "parallel_tool_calls", "store", "reasoning_effort", "reasoning", "logprobs", "top_logprobs", "modalities", "audio",
