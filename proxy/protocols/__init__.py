@@ -619,11 +619,12 @@ def user_strings(
             # instructions interpreted, where `get` and a test of what it gave were 8)
             if (
                 _MESSAGE_TOOLS in item
-                and "role" in item
+                and ("role" in item or block == _TOOL_LISTING)
                 and (type(tools := item[_MESSAGE_TOOLS]) is list or type(tools) is dict)
             ):
                 # a message's own tools (SGLang's: `ChatCompletionMessageGenericParam.tools`, which its chat template
-                # is handed with the message, `model_dump()`): printed as top-level tools are, keys and numbers too
+                # is handed with the message, `model_dump()`), and the tools an MCP server listed (`_TOOL_LISTING`):
+                # printed as top-level tools are, keys and numbers too
                 shared = [objects, credited]
                 whole = rendered_strings(tools, out, budget=shared) and whole
                 objects, credited = shared[0], shared[1]
@@ -738,6 +739,11 @@ _PRINTED_WHOLE: Final = frozenset({"tool_use", "server_tool_use", "mcp_tool_use"
 # unlabelled. Not held to their schemas: SGLang's tool call constraint is the call's `tools` alone, so a `pattern`
 # there is text (`own_grammar`)
 _MESSAGE_TOOLS: Final = "tools"
+# a Responses input's `mcp_list_tools` item (`ResponseInputItemParam.McpListTools`: the tools an MCP server listed,
+# each `name`, `description`, `input_schema`, `annotations`), which OpenAI keeps in the conversation as the tools the
+# model may call there: its `tools` are read whole as a call's own are, keys and numbers too (a schema's property
+# names, its `format`, an `enum` of numbers). Before 2026-12-07 they were read as content, those unread
+_TOOL_LISTING: Final = "mcp_list_tools"
 
 
 def _printed_whole(part: Any) -> bool:
