@@ -97,7 +97,9 @@ PAGE_READ: Any = [
                 "type": "web_search_tool_result",
                 "tool_use_id": "s1",
                 "content": [
-                    {"type": "web_search_result", "url": "https://example.com", "title": "A", "encrypted_content": "e"}
+                    # (its page not encrypted here: one whose page is, which Anthropic decrypts into the model's
+                    # context, is scan:truncated since 2026-12-07, tests/test_anthropic_ciphertext_and_tool_changes.py)
+                    {"type": "web_search_result", "url": "https://example.com", "title": "A", "encrypted_content": ""}
                 ],
             },
             {"type": "server_tool_use", "id": "s2", "name": "web_fetch", "input": {"url": "https://example.com"}},

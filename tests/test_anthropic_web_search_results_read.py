@@ -24,7 +24,9 @@ def _request(results: Any) -> dict[str, Any]:
 
 
 def _result(url: str) -> dict[str, Any]:
-    return {"type": "web_search_result", "title": "Contact", "url": url, "encrypted_content": "EqgfCioIARgBIiQ"}
+    # (no page encrypted: one whose page is, which Anthropic decrypts into its model's context, is scan:truncated since
+    # 2026-12-07, whatever the server, tests/test_anthropic_ciphertext_and_tool_changes.py)
+    return {"type": "web_search_result", "title": "Contact", "url": url, "encrypted_content": ""}
 
 
 RESULTS = {

@@ -96,7 +96,8 @@ class Request:
 # is not a standard one is data: chat templates print it). Not ids: some templates print a tool call's id
 # (Kimi-K2's `<|tool_call_begin|>{{ id }}`, `## Return of {{ tool_call_id }}`), so ids are scanned.
 # Ciphertext a server hands out and takes back (`encrypted_content`: an Anthropic search result's page) is none:
-# kilobytes of base64 a result, which no detector can read. But a Responses reasoning item's (`_REASONING_ITEM`).
+# kilobytes of base64 a result, which no detector can read (the Messages adapter marks a call holding a search result's
+# `scan:truncated`: `anthropic._pages_unread`). But a Responses reasoning item's (`_REASONING_ITEM`).
 _STRING_FRAMING = frozenset(
     {
         "role", "type", "model", "status", "object", "url", "file_id", "detail", "format", "media_type", "mime_type",
@@ -577,8 +578,8 @@ def user_strings(
                 ]
             else:
                 children = [v for k, v in item.items() if k not in FRAMING_KEYS or not _framing(k, v)]
-            if type(block) is str and block in _PRINTED_WHOLE:  # a tool call's input, a tool's result: printed as JSON
-                for key in ("input", "content"):  # a call's input whole; a result's content but its images
+            if type(block) is str and block in _WHOLE_KEYS:  # a tool call's input, a tool's result: printed as JSON
+                for key in _WHOLE_KEYS[block]:  # a call's input whole; a result's content but its images
                     printed = item.get(key)
                     if type(printed) is dict or type(printed) is list:
                         payloads = key == "input" or id(item) in printed_as_repr
@@ -730,6 +731,15 @@ def _taken(children: list[Any], room: int, objects: int, scalars: int, numbers: 
 # an Anthropic web search's results block (Ollama's Anthropic-compatible API prints it as a tool message's text)
 _WEB_SEARCH_RESULTS: Final = "web_search_tool_result"
 _PRINTED_WHOLE: Final = frozenset({"tool_use", "server_tool_use", "mcp_tool_use", "tool_result", "mcp_tool_result"})
+# the blocks whose keys are read whole (`rendered_strings`): those `_PRINTED_WHOLE`, their `input` and `content`; and a
+# Messages `compaction` block's `tool_changes` (the `tool_addition`s, a tool's definition among them by value, as a
+# `tools` entry, and `tool_removal`s that take the call's `tools` to those in effect after the turns it summarises),
+# which Anthropic applies to the call's tools: printed as they are, keys and numbers too (before 2026-12-07 read as
+# content: a schema's property named `alice@example.com` unread)
+_WHOLE_KEYS: Final = {
+    **dict.fromkeys(_PRINTED_WHOLE, ("input", "content")),
+    "compaction": ("tool_changes",),
+}
 
 
 # a chat message's own tools (SGLang takes `tools` in any message but the user's and hands them to its chat template

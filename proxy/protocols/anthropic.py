@@ -137,6 +137,7 @@ def read_request(body: bytes, operation: str = "chat", others: bool = True) -> R
         or b"container_upload" in body
         or b"code_execution" in body
         or b'"compaction"' in body
+        or b"web_search_tool_result" in body
         or _ESCAPE in body
     ):
         whole = not _blocks_unread(data["messages"], texts)
@@ -218,6 +219,8 @@ def _block_unread(block: dict[str, Any], texts: list[str], inner: bool = False) 
         return _code_result_unread(block.get("content"))
     if kind == "compaction":  # (its summary, `content`, is read where it stands; null, or no ciphertext: read)
         return bool(block.get("encrypted_content"))
+    if kind == "web_search_tool_result":
+        return _pages_unread(block.get("content"))
     if kind == "tool_result" and not inner:
         content = block.get("content")
         unread = False
@@ -235,6 +238,18 @@ def _block_unread(block: dict[str, Any], texts: list[str], inner: bool = False) 
             and _document_unread(document.get("source"), texts)
         )
     return False
+
+
+def _pages_unread(results: Any) -> bool:
+    """Whether a web search's results sent back in the history hold a page's text encrypted (a `web_search_result`'s
+    `encrypted_content`, not empty), which Anthropic decrypts into the model's context on the turns after, as it does an
+    `encrypted_code_execution_result`'s: what the page says, the proxy never sees (its `url` and `title` are read). An
+    error (`web_search_tool_result_error`) holds none. Before 2026-12-07 the ciphertext was skipped as framing and the
+    call went on unlabelled, whatever the pages held."""
+    return type(results) is list and any(
+        type(result) is dict and result.get("type") == "web_search_result" and bool(result.get("encrypted_content"))
+        for result in results
+    )
 
 
 def _code_result_unread(result: Any) -> bool:

@@ -1,0 +1,130 @@
+"""Messages API content a call carries encrypted, and a compaction's tool changes (helper fields15, 2026-12-07).
+
+- A web search's results sent back in the history (`web_search_tool_result`) whose page is encrypted (a
+  `web_search_result`'s `encrypted_content`, not empty), which Anthropic decrypts into the model's context on the
+  turns after, as an `encrypted_code_execution_result`'s output: `scan:truncated`, what the page says unseen (its `url`
+  and `title` read, as before). Before, the ciphertext was framing and the call went on unlabelled whatever the page
+  held. A result without ciphertext, and a search's error, are read as before.
+- A `compaction` block's `tool_changes` (the `tool_addition`s, a tool's definition by value as a `tools` entry, which
+  Anthropic applies to the call's tools for the turns after): read whole, as `tools` are, keys and numbers too. Before,
+  read as content: a schema's property named by an address went on unlabelled.
+- Left as they were, and pinned here: an advisor's result (`advisor_tool_result` holding an `advisor_redacted_result`'s
+  `encrypted_content`), the advice of a model that read this conversation, which stands beside the turns it advised on
+  as `redacted_thinking` does (read, not marked); a citation's `encrypted_index` (where in a result's page the
+  `cited_text`, read, stands).
+
+Failing before: 4 of 7 (3 end to end through the anthropic SDK's beta Messages route to the vLLM-like server, 200
+where 403; 1 reading); the 3 controls pass before and after."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anthropic
+import orjson
+import pytest
+
+from proxy.protocols.anthropic import read_request
+from tests.servers.vllm_like import SERVED
+from tests.test_anthropic_unread_content import CONFIG
+
+PAGE = {"type": "web_search_result", "url": "https://example.com/team", "title": "Team",
+        "encrypted_content": "EqgfCioIARgBIiQ3YjEwNGU5Yy04", "page_age": "April 30, 2025"}  # fmt: skip
+SCHEMA = {"type": "object", "properties": {"ana@example.org": {"type": "string"}}}
+ADDED = [{"type": "tool_addition",
+          "tool": {"type": "tool_definition", "definition": {"name": "mail", "input_schema": SCHEMA}}}]  # fmt: skip
+
+
+def _searched(*results: Any) -> Any:
+    search = {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {"query": "the team"}}
+    found = {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1", "content": list(results)}
+    return [{"role": "user", "content": "who is on the team?"},
+            {"role": "assistant", "content": [search, found, {"type": "text", "text": "Three people."}]},
+            {"role": "user", "content": "and their roles?"}]  # fmt: skip
+
+
+def _compacted(**block: Any) -> Any:
+    return [{"role": "assistant", "content": [{"type": "compaction", "content": "We planned a trip.", **block}]},
+            {"role": "user", "content": "Go on"}]  # fmt: skip
+
+
+def _advised() -> Any:
+    advice = {"type": "advisor_tool_result", "tool_use_id": "srvtoolu_2",
+              "content": {"type": "advisor_redacted_result", "encrypted_content": "EqgfCioIARgBIiQ3"}}  # fmt: skip
+    return [{"role": "user", "content": "plan it"},
+            {"role": "assistant", "content": [
+                {"type": "server_tool_use", "id": "srvtoolu_2", "name": "advisor", "input": {}}, advice,
+                {"type": "text", "text": "Planned.", "citations": [
+                    {"type": "web_search_result_location", "url": "https://example.com", "title": "A",
+                     "encrypted_index": "Eo8BCioIAhgB", "cited_text": "a plan"}]}]},
+            {"role": "user", "content": "Go on"}]  # fmt: skip
+
+
+def _call(client: anthropic.Anthropic, messages: Any, purpose: str) -> Any:
+    return client.beta.messages.with_raw_response.create(
+        model=SERVED, max_tokens=8, messages=messages, extra_headers={"x-purpose": purpose}
+    )
+
+
+UNREAD = {
+    "a page encrypted": _searched(PAGE),
+    "a page encrypted after one not": _searched({**PAGE, "encrypted_content": ""}, PAGE),
+}
+LABELLED = {"tool changes": _compacted(tool_changes=ADDED)}
+_ERRED: Any = {"type": "web_search_tool_result_error", "error_code": "unavailable"}
+READ = {
+    "no page encrypted": _searched({**PAGE, "encrypted_content": ""}),
+    "a search's error": [
+        {
+            **message,
+            "content": [
+                {**b, "content": _ERRED} if b["type"] == "web_search_tool_result" else b for b in message["content"]
+            ],
+        }
+        if message["role"] == "assistant"
+        else message
+        for message in _searched()
+    ],
+    "an advisor's result, a citation's index": _advised(),
+}
+
+
+@pytest.fixture
+def client(vllm, make_proxy):  # type: ignore[no-untyped-def]
+    server, upstream = vllm
+    proxy = make_proxy(CONFIG, UPSTREAM=upstream)
+    with anthropic.Anthropic(base_url=proxy.url, api_key="unused", max_retries=0, timeout=10) as sdk:
+        yield server, sdk
+
+
+@pytest.mark.parametrize("messages", UNREAD.values(), ids=UNREAD.keys())
+def test_a_page_anthropic_decrypts_is_unread(client, messages) -> None:  # type: ignore[no-untyped-def]
+    server, sdk = client
+    with pytest.raises(anthropic.PermissionDeniedError) as refused:  # (before: 200, unlabelled)
+        _call(sdk, messages, "ads")
+    assert "scan:truncated" in refused.value.message
+    assert server.data_requests() == []
+    assert _call(sdk, messages, "assistant").headers["x-data-labels"] == "scan:truncated"
+
+
+@pytest.mark.parametrize("messages", LABELLED.values(), ids=LABELLED.keys())
+def test_a_compactions_tool_changes_are_read_whole(client, messages) -> None:  # type: ignore[no-untyped-def]
+    server, sdk = client
+    with pytest.raises(anthropic.PermissionDeniedError) as refused:  # (before: 200, unlabelled)
+        _call(sdk, messages, "ads")
+    assert "pii:email" in refused.value.message
+    assert server.data_requests() == []
+    assert _call(sdk, messages, "assistant").headers["x-data-labels"] == "pii:email"
+
+
+@pytest.mark.parametrize("messages", READ.values(), ids=READ.keys())
+def test_read_as_before(client, messages) -> None:  # type: ignore[no-untyped-def]
+    server, sdk = client
+    assert _call(sdk, messages, "ads").headers["x-data-labels"] == ""
+    assert len(server.data_requests()) == 1
+
+
+def test_tool_changes_read_as_tools_are() -> None:
+    request = read_request(orjson.dumps({"model": "m", "max_tokens": 8, "messages": _compacted(tool_changes=ADDED)}))
+    assert {"input_schema", "properties", "ana@example.org", "mail", "We planned a trip."} <= set(request.texts)
+    assert request.unscanned is False
