@@ -620,12 +620,12 @@ def user_strings(
             # instructions interpreted, where `get` and a test of what it gave were 8)
             if (
                 _MESSAGE_TOOLS in item
-                and ("role" in item or block == _TOOL_LISTING)
+                and ("role" in item or (type(block) is str and block in _TOOL_LISTINGS))
                 and (type(tools := item[_MESSAGE_TOOLS]) is list or type(tools) is dict)
             ):
                 # a message's own tools (SGLang's: `ChatCompletionMessageGenericParam.tools`, which its chat template
-                # is handed with the message, `model_dump()`), and the tools an MCP server listed (`_TOOL_LISTING`):
-                # printed as top-level tools are, keys and numbers too
+                # is handed with the message, `model_dump()`), and the tools an item or a block lists (`_TOOL_LISTINGS`:
+                # an MCP server's, a tool search's): printed as top-level tools are, keys and numbers too
                 shared = [objects, credited]
                 whole = rendered_strings(tools, out, budget=shared) and whole
                 objects, credited = shared[0], shared[1]
@@ -735,10 +735,13 @@ _PRINTED_WHOLE: Final = frozenset({"tool_use", "server_tool_use", "mcp_tool_use"
 # Messages `compaction` block's `tool_changes` (the `tool_addition`s, a tool's definition among them by value, as a
 # `tools` entry, and `tool_removal`s that take the call's `tools` to those in effect after the turns it summarises),
 # which Anthropic applies to the call's tools: printed as they are, keys and numbers too (before 2026-12-07 read as
-# content: a schema's property named `alice@example.com` unread)
+# content: a schema's property named `alice@example.com` unread); and a `tool_addition` block's `tool` where it stands
+# alone, in a message's content (a system message's too: `BetaSystemMessageParam`), a tool made available from there on,
+# defined by value (`tool_definition`) under the inline-tools beta (read as content until review revfields15)
 _WHOLE_KEYS: Final = {
     **dict.fromkeys(_PRINTED_WHOLE, ("input", "content")),
     "compaction": ("tool_changes",),
+    "tool_addition": ("tool",),
 }
 
 
@@ -752,8 +755,12 @@ _MESSAGE_TOOLS: Final = "tools"
 # a Responses input's `mcp_list_tools` item (`ResponseInputItemParam.McpListTools`: the tools an MCP server listed,
 # each `name`, `description`, `input_schema`, `annotations`), which OpenAI keeps in the conversation as the tools the
 # model may call there: its `tools` are read whole as a call's own are, keys and numbers too (a schema's property
-# names, its `format`, an `enum` of numbers). Before 2026-12-07 they were read as content, those unread
-_TOOL_LISTING: Final = "mcp_list_tools"
+# names, its `format`, an `enum` of numbers). Before 2026-12-07 they were read as content, those unread. So too a
+# Responses `tool_search_output` item's (the tools a tool search loaded, defined by value, which the model may call from
+# there on; no `role`), an `additional_tools` item's without its `role`, and a Messages `mcp_tool_listing` block's (the
+# listing an MCP server returned, sent back in the assistant turn, which Anthropic uses in place of asking the server
+# again): read as content until review revfields15. Looked for only in an object holding `tools` and no `role`
+_TOOL_LISTINGS: Final = frozenset({"mcp_list_tools", "tool_search_output", "additional_tools", "mcp_tool_listing"})
 
 
 def _printed_whole(part: Any) -> bool:
