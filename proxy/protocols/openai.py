@@ -230,8 +230,14 @@ _NATIVE_PARAMS: Final = {
 # where an OpenAI body may carry token ids (a prompt's, an input's, llama.cpp's `content`; SGLang's chat `input_ids`,
 # "pre-computed prompt token IDs" that bypass the chat template: the model reads them, not the messages, which SGLang
 # reads for stop tokens alone; before 2026-12-07 they were not looked at, and such a call went on labelled by messages
-# its model never read), looked for only where the body has one (in C: a plain chat has none)
-_TOKEN_FIELDS: Final = frozenset({"prompt", "input", "content", "input_ids"})
+# its model never read; TensorRT-LLM's `prompt_token_ids`, which trtllm-serve's chat and Responses APIs take as the
+# prompt in place of the messages, for any caller, and which its disaggregated server sets on every generation call,
+# the messages there cut to the last at its option: before review revfields15 unlooked-at too), looked for only where
+# the body has one (in C: a plain chat has none)
+_TOKEN_FIELDS: Final = frozenset({"prompt", "input", "content", "input_ids", "prompt_token_ids"})
+# TensorRT-LLM's `prompt_token_ids_b64`: those token ids as base64 of int32s (decoded by the server when not empty and
+# `prompt_token_ids` is not given), which its disaggregated server relays from the context server's reply
+_TOKENS_B64: Final = "prompt_token_ids_b64"
 # SGLang's `session_params` (`{"id": ..., "rid", "offset", "replace", "drop_previous_output"}`, "session info for
 # continual prompting"): its engine continues the tokens a session it names holds (an `id`, not null), earlier calls'
 # inputs and outputs, put before this call's (or at `offset`), as a Responses `previous_response_id` does. Its
@@ -243,7 +249,8 @@ _TOKEN_FIELDS: Final = frozenset({"prompt", "input", "content", "input_ids"})
 _SESSION: Final = "session_params"
 # the fields that may hold what the model reads and the proxy cannot (`_held_unread`), looked for in C: a plain chat
 # has none
-_HELD_FIELDS: Final = _TOKEN_FIELDS | {_SESSION}
+_HELD_OTHERS: Final = frozenset({_SESSION, _TOKENS_B64})
+_HELD_FIELDS: Final = _TOKEN_FIELDS | _HELD_OTHERS
 # where llama.cpp's native bodies may carry token ids (text the proxy cannot read, which the model reads whole): an
 # infill's `input_prefix` and `input_suffix` too, which llama-server reads as a prompt is (`tokenize_mixed`: strings and
 # token ids mixed)
@@ -355,10 +362,11 @@ def _batch(operation: str, model: Any) -> tuple[str, ...]:
 
 
 def _held_unread(data: dict[str, Any]) -> bool:
-    """Whether a body's `_HELD_FIELDS` give the model what the proxy cannot read: token ids (`token_ids`), or a session
-    of SGLang's it continues (`_continues_session`)."""
+    """Whether a body's `_HELD_FIELDS` give the model what the proxy cannot read: token ids (`token_ids`; as base64,
+    `_TOKENS_B64`, not empty), or a session of SGLang's it continues (`_continues_session`)."""
+    # (the others looked for by one test in C, as `_SESSION in data` was: every Responses call comes here, by `input`)
     return any(map(token_ids, map(data.get, _TOKEN_FIELDS.intersection(data)))) or (
-        _SESSION in data and _continues_session(data[_SESSION])
+        not _HELD_OTHERS.isdisjoint(data) and (_continues_session(data.get(_SESSION)) or bool(data.get(_TOKENS_B64)))
     )
 
 
