@@ -53,10 +53,25 @@ CASES = [
     ({"extra_body": orjson.dumps({"base_url": ELSEWHERE}).decode()}, "extra_body"),
     ({"litellm_params_template": {"api_base": ELSEWHERE, "api_key": "x"}}, "litellm_params_template"),
     ({"api_base": None}, "api_base"),  # (present: LiteLLM refuses it so too)
+    # the provider, the deployed model or the stored credential in place of the deployment's, which LiteLLM lets any
+    # client set (helper litellm15): before, forwarded
+    ({"custom_llm_provider": "anthropic"}, "custom_llm_provider"),
+    ({"deployment_id": "gpt-4o-other"}, "deployment_id"),
+    ({"azure": True}, "azure"),
+    ({"litellm_credential_name": "other-account"}, "litellm_credential_name"),
+    ({"vertex_project": "someone-elses"}, "vertex_project"),
+    ({"extra_body": {"vertex_ai_project": "someone-elses"}}, "extra_body"),
+    ({"vertex_credentials": '{"project_id": "someone-elses"}'}, "vertex_credentials"),
+    ({"fallbacks": [{"model": ANSWERED, "custom_llm_provider": "anthropic"}]}, "fallbacks"),
     ({"fallbacks": ["claude-other"], "base_url": ELSEWHERE}, "base_url"),  # (before the fallbacks are judged)
     ({"base_url": ELSEWHERE, "api_base": ELSEWHERE}, "base_url"),  # (the first in the body)
     # forwarded: a key of the caller's own to the provider, which names no server, and a plain body
     ({"api_key": "sk-theirs"}, None),
+    # the caller's own account at the same provider, host and model (AWS's keys and role, as `api_key`), headers sent
+    # to the deployment's server, an organization, and metadata (LiteLLM's callbacks read it, the call does not)
+    ({"aws_access_key_id": "AKIAEXAMPLE", "aws_secret_access_key": "x", "aws_role_name": "r"}, None),
+    ({"extra_headers": {"x-title": "t"}, "organization": "org-theirs"}, None),
+    ({"metadata": {"tags": ["t"], "api_base": ELSEWHERE}}, None),
     ({"user": "someone"}, None),
     ({"extra_body": {"seed": 7}}, None),
     ({"extra_body": "not json"}, None),
@@ -84,7 +99,15 @@ def test_a_chat_naming_another_server_is_refused(loop_thread, make_proxy, extra,
     assert len(seen) == (1 if key is None else 0)
 
 
-@pytest.mark.parametrize(("extra", "key"), [({"api_base": ELSEWHERE}, "api_base"), ({}, None)])
+@pytest.mark.parametrize(
+    ("extra", "key"),
+    [
+        ({"api_base": ELSEWHERE}, "api_base"),
+        ({"custom_llm_provider": "bedrock"}, "custom_llm_provider"),
+        ({"litellm_credential_name": "other-account"}, "litellm_credential_name"),
+        ({}, None),
+    ],
+)
 def test_a_messages_call_naming_another_server_is_refused(loop_thread, make_proxy, extra, key) -> None:  # type: ignore[no-untyped-def]
     """LiteLLM proxy's `/v1/messages` takes the same keys (its check runs on every LLM route): through the real
     anthropic SDK (`extra_body`), 400 `invalid_request`, nothing forwarded."""
@@ -98,10 +121,10 @@ def test_a_messages_call_naming_another_server_is_refused(loop_thread, make_prox
             got: tuple[Any, ...] = (200, None)
         except anthropic.BadRequestError as error:
             body: Any = error.body
-            got = (error.status_code, body["error"]["type"])
+            got = (error.status_code, body["error"]["type"], f"'{key}'" in body["error"]["message"])
         finally:
             client.close()
-    assert got == ((200, None) if key is None else (400, "invalid_request_error"))
+    assert got == ((200, None) if key is None else (400, "invalid_request_error", True))
     assert len(seen) == (1 if key is None else 0)
 
 
@@ -127,7 +150,8 @@ def test_a_rerank_naming_another_server_is_refused(loop_thread, make_proxy, extr
 # (written out, not `SENT_ELSEWHERE`'s: a key dropped from it fails here)
 KEYS = ["api_base", "base_url", "user_config", "model_list", "aws_bedrock_runtime_endpoint", "sagemaker_base_url",
         "deployment_url", "oci_endpoint_id", "oci_serving_mode", "aws_region_name", "vertex_location",
-        "vertex_ai_location"]  # fmt: skip
+        "vertex_ai_location", "custom_llm_provider", "deployment_id", "azure", "litellm_credential_name",
+        "vertex_project", "vertex_ai_project", "vertex_credentials", "vertex_ai_credentials"]  # fmt: skip
 
 
 def test_the_keys_are_these() -> None:

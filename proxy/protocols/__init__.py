@@ -1882,10 +1882,21 @@ def batch_models(model: str) -> tuple[str, ...]:
 # served: helper litellm14). And the region a provider's endpoint is in (Bedrock's and SageMaker's `aws_region_name`,
 # the host `bedrock-runtime.<region>.amazonaws.com`; Vertex's `vertex_location` or `vertex_ai_location`), which LiteLLM
 # lets any client set (its check bans none): the region a zone allows or forbids is the route's upstream's, so a call
-# moved to another was judged in a region it was not served in (until 2026-12-07: review revlitellm14)
+# moved to another was judged in a region it was not served in (until 2026-12-07: review revlitellm14). And the keys
+# choosing the provider, or the deployed model, in place of the deployment's, which LiteLLM lets any client set (its
+# check bans none but the Vertex credentials): `custom_llm_provider` (`get_llm_provider` prefixes the model with it, so
+# its provider's API, at its own host where the deployment names no `api_base`, serves the call), `deployment_id` and
+# `azure: true` (`completion`: the model becomes the deployment id, the provider Azure), `litellm_credential_name` (a
+# credential stored in LiteLLM's DB whose values, its `api_base` and keys among them, `_named_credential_values` lays
+# into the call where it sets none), and Vertex's project (`vertex_project`, `vertex_ai_project`, or that of
+# `vertex_credentials`, `vertex_ai_credentials` where none is set: the project whose resources serve the call, a tuned
+# model's numbered endpoint one of them). Until 2026-12-07 forwarded, recorded as the route's upstream's call (helper
+# litellm15)
 SENT_ELSEWHERE: Final = frozenset({"api_base", "base_url", "user_config", "model_list", "aws_bedrock_runtime_endpoint",
                                    "sagemaker_base_url", "deployment_url", "oci_endpoint_id", "oci_serving_mode",
-                                   "aws_region_name", "vertex_location", "vertex_ai_location"})  # fmt: skip
+                                   "aws_region_name", "vertex_location", "vertex_ai_location", "custom_llm_provider",
+                                   "deployment_id", "azure", "litellm_credential_name", "vertex_project",
+                                   "vertex_ai_project", "vertex_credentials", "vertex_ai_credentials"})  # fmt: skip
 # the keys whose object (or its JSON text) LiteLLM proxy lays into the call as the body's own keys are, so one of
 # `SENT_ELSEWHERE` there names a server too (its own check looks there: `extra_body`, whose provider-auth fields its
 # provider modules take out; `litellm_params_template`, Gemini's and Vertex's agents; `litellm_embedding_config`)
@@ -1914,9 +1925,9 @@ def refuse_sent_elsewhere(data: dict[str, Any]) -> None:
 
 def _sent_elsewhere(key: str, named: str) -> InvalidRequest:
     where = echoed(named) if named == key else f"{echoed(named)} in {echoed(key)}"
-    return InvalidRequest(f"{where} names a server or router for the call in place of the upstream's (LiteLLM proxy "
-                          "sends it there where its config lets clients choose): lineage-proxy judges and records a "
-                          "call as its route's upstream serves it, and no route or zone describes that server; leave "
+    return InvalidRequest(f"{where} names a server, provider or router for the call in place of the upstream's (LiteLLM "
+                          "proxy sends it there): lineage-proxy judges and records a call as its route's upstream "
+                          "serves it, and no route or zone describes that server; leave "
                           f"{echoed(named)} out, and give that server a route of its own", param=key)  # fmt: skip
 
 
