@@ -124,6 +124,8 @@ class Exchange:
     _others: tuple[str | None, ...] = ()
     # those of `_others` its `model` names separated by commas, a batch LiteLLM proxy runs (`OthersNamed.batch`)
     _batch: tuple[str, ...] = ()
+    # those of `_others` an advisor tool names (`OthersNamed.advisors`)
+    _advisors: tuple[str | None, ...] = ()
 
     def __init__(
         self,
@@ -215,7 +217,7 @@ class Exchange:
                 self.pass_through()
                 read = self.adapter.read(self.target, body, header)
             except OthersNamed as named:
-                self._others, self._batch = named.models, named.batch
+                self._others, self._batch, self._advisors = named.models, named.batch, named.advisors
                 read = named.again()
             call = self.call = pipeline.call(
                 read,
@@ -236,7 +238,9 @@ class Exchange:
         self._stored = read.stored
         decision = self.decision = pipeline.decide(call)
         if self._others:
-            decision = self.decision = pipeline.judged_for_others(call, decision, self._others, self._batch)
+            decision = self.decision = pipeline.judged_for_others(
+                call, decision, self._others, self._batch, self._advisors
+            )
         if not decision.forwards:
             if deferred:  # a denial's record has the input's digest and content too
                 pipeline.record_fields(call, read)
@@ -303,7 +307,7 @@ class Exchange:
         try:
             return self.adapter.read(self.target, utf8, header)
         except OthersNamed as named:  # (as `admit` takes it)
-            self._others, self._batch = named.models, named.batch
+            self._others, self._batch, self._advisors = named.models, named.batch, named.advisors
             return named.again()
 
     def refuse_at_head(self, header: Header, peer: tuple[str, ...] = ()) -> None:

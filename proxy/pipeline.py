@@ -685,7 +685,12 @@ class Pipeline:
         return decision
 
     def judged_for_others(
-        self, call: Call, decision: Decision, others: tuple[str | None, ...], batch: tuple[str, ...] = ()
+        self,
+        call: Call,
+        decision: Decision,
+        others: tuple[str | None, ...],
+        batch: tuple[str, ...] = (),
+        advisors: tuple[str | None, ...] = (),
     ) -> Decision:
         """`decision`, of a call whose request names other models that may serve it should its own decline or fail (a
         fallback: `OthersNamed`), held to what a call naming each of them gets (`decide`, and the routes' weights a
@@ -697,7 +702,8 @@ class Pipeline:
         model a call named in `model` was judged: an `ads` call to a model its route allows, naming one whose route
         forbids it as its fallback, was forwarded and served by that one (helper fallback13). `batch`: those of `others`
         the call's `model` names separated by commas, which LiteLLM proxy runs the call on each of (a batch), named so
-        in the reason (until 2026-12-07 the whole string was judged as one name, the `"*"` route's; helper commas13)."""
+        in the reason (until 2026-12-07 the whole string was judged as one name, the `"*"` route's; helper commas13).
+        `advisors`: those an advisor tool names (`advisor_models`), which read the conversation, named so too."""
         if decision.action == DENY or decision.action == AUDIT_DENY:
             return decision
         models: dict[str, str | None] = {}  # model -> the name the request gave it (None: one the server picks)
@@ -720,6 +726,9 @@ class Pipeline:
             if model in batch:
                 how = (f"names model {quoted_name(model)} in its model {quoted_name(call.model)}, models separated by "
                        "commas, which a gateway (LiteLLM proxy) runs the call on each of as a batch")  # fmt: skip
+            elif named is not None and model in advisors:
+                how = (f"names model {quoted_name(model)} in an advisor tool, which model {quoted_name(call.model)} "
+                       "calls with the conversation")  # fmt: skip
             elif named is not None:
                 how = (f"names model {quoted_name(model)} to serve it should model {quoted_name(call.model)} decline "
                        "or fail (a fallback)")  # fmt: skip

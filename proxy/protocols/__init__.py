@@ -1724,15 +1724,21 @@ class OthersNamed(Exception):
     the request as the call of its `model` it is. Each model named is held to the rules a call naming it is
     (`Pipeline.judged_for_others`). Raised, not returned beside the Request, so a call naming none costs nothing
     (`named_as_fields`' answer is the branch's test; the ingress' `except` runs only when raised). `batch`: those of
-    `models` its `model` names, separated by commas, which LiteLLM proxy runs the call on each of (`batch_models`)."""
+    `models` its `model` names, separated by commas, which LiteLLM proxy runs the call on each of (`batch_models`);
+    `advisors`: those an advisor tool names (`advisor_models`)."""
 
     def __init__(
-        self, models: tuple[str | None, ...], again: Callable[[], Request], batch: tuple[str, ...] = ()
+        self,
+        models: tuple[str | None, ...],
+        again: Callable[[], Request],
+        batch: tuple[str, ...] = (),
+        advisors: tuple[str | None, ...] = (),
     ) -> None:
         super().__init__(models)
         self.models = models
         self.again = again
         self.batch = batch
+        self.advisors = advisors  # (those of `models` an advisor tool names: `advisor_models`)
 
 
 # the most entries a request body may name models to serve it by (`named_models`: names, objects, a map's keys and
@@ -1853,6 +1859,34 @@ def _target(entry: dict[str, Any], param: str, later: list[tuple[str, Any, str]]
         later.extend([(key, entry[key], param) for key in _OVERRIDDEN if key in entry])
     model = entry.get("model")
     return model if type(model) is str else None
+
+
+# spelt in a body holding an advisor tool (its `type`, `advisor_20260301`: `advisor_models`), looked for in C
+ADVISOR: Final = b"advisor_"
+
+
+def advisor_models(data: dict[str, Any]) -> tuple[str | None, ...]:
+    """The models a body's advisor tools name (Anthropic's `{"type": "advisor_20260301", "model": ...}` in `tools`, on
+    the Messages API and LiteLLM proxy's chat completions), each once, None for a tool naming none: the executor model
+    calls it with the conversation, which that model then reads (Anthropic runs it; LiteLLM proxy runs it on its router,
+    `AdvisorOrchestrationHandler`, for another provider), so each is judged as a call naming it is. A tool naming a
+    server (`SENT_ELSEWHERE`: LiteLLM honours its `api_base`) is refused, `param` `tools`; over `NAMED_MODELS_MAX`
+    tools, an InvalidRequest. Until 2026-12-07 unread: the advisor read what its route may forbid (helper litellm15)."""
+    tools = data.get("tools")
+    found: dict[str | None, None] = {}
+    if type(tools) is not list:
+        return ()
+    for tool in tools:
+        kind = tool.get("type") if type(tool) is dict else None
+        if type(kind) is not str or not kind.startswith("advisor_"):
+            continue
+        if len(found) >= NAMED_MODELS_MAX:
+            raise _named_too_many("tools")
+        if not SENT_ELSEWHERE.isdisjoint(tool):
+            raise _sent_elsewhere("tools", next(inner for inner in tool if inner in SENT_ELSEWHERE))
+        model = tool.get("model")
+        found[model if type(model) is str else None] = None
+    return tuple(found)
 
 
 def batch_models(model: str) -> tuple[str, ...]:

@@ -15,6 +15,7 @@ from proxy.detectors import Detectors
 from proxy.errors import InvalidRequest
 from proxy.flow import Outcome, ProtocolName
 from proxy.protocols import (
+    ADVISOR,
     ELSEWHERE_KEYS,
     GRAMMARS,
     ROUTER_OVERRIDE,
@@ -22,6 +23,7 @@ from proxy.protocols import (
     OthersNamed,
     Request,
     Target,
+    advisor_models,
     file_text,
     join_text_parts,
     load_request_json,
@@ -95,7 +97,12 @@ def read_request(body: bytes, operation: str = "chat", others: bool = True) -> R
         if not ELSEWHERE_KEYS.isdisjoint(data):
             refuse_sent_elsewhere(data)
         if not _FALLBACKS.isdisjoint(data) and others:
-            raise OthersNamed(named_models(data, _FALLBACKS), functools.partial(read_request, body, operation, False))
+            advised = advisor_models(data) if ADVISOR in body else ()
+            again = functools.partial(read_request, body, operation, False)
+            raise OthersNamed(named_models(data, _FALLBACKS) + advised, again, (), advised)
+    # an advisor tool's model (`advisor_models`): its type spelt, found in C (+4 Python instructions a call)
+    if ADVISOR in body and others and (advised := advisor_models(data)):
+        raise OthersNamed(advised, functools.partial(read_request, body, operation, False), (), advised)
     model = data.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequest("'model' is required and must be a string", param="model")

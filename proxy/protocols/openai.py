@@ -22,6 +22,7 @@ from proxy.errors import InvalidRequest
 from proxy.flow import UPSTREAM, Checkpoint, Outcome, ProtocolName
 from proxy.protocols import (
     _BACKSLASH,
+    ADVISOR,
     ELSEWHERE_KEYS,
     ENGINE_IDS,
     ENGINE_STATE,
@@ -37,6 +38,7 @@ from proxy.protocols import (
     Request,
     Target,
     _flat_named,
+    advisor_models,
     batch_models,
     client_raises,
     harmony_runs,
@@ -269,7 +271,12 @@ def read_request(operation: str, body: bytes, others: bool = True) -> Request:
         if not _OTHERS.isdisjoint(data) and others:
             batch = _batch(operation, data.get("model"))
             again = functools.partial(read_request, operation, body, False)
-            raise OthersNamed(named_models(data, _OTHERS) + batch, again, batch)
+            advised = advisor_models(data) if ADVISOR in body else ()
+            raise OthersNamed(named_models(data, _OTHERS) + batch + advised, again, batch, advised)
+    # an advisor tool's model (`advisor_models`): its type spelt, found in C (+4 Python instructions a call)
+    if ADVISOR in body and others and (advised := advisor_models(data)):
+        batch = _batch(operation, data.get("model"))
+        raise OthersNamed(batch + advised, functools.partial(read_request, operation, body, False), batch, advised)
     model = data.get("model")
     # (one test, in C, for a model none, empty, or naming several separated by commas: a chat's LiteLLM proxy runs as a
     # batch; +3 Python instructions a plain call, where `not model` alone was and a test of its own took 4)

@@ -1,0 +1,146 @@
+"""An advisor tool (Anthropic's `{"type": "advisor_20260301", "model": ...}` in `tools`, on the Messages API and
+LiteLLM proxy's chat completions) names a model the call's model calls with the conversation, which that model then
+reads (Anthropic runs it; LiteLLM proxy runs it on its router for another provider: `AdvisorOrchestrationHandler`):
+judged as a call naming it is (`advisor_models`), 403 where that call is refused, rule `route:<model>`; one naming a
+server (`api_base`, which LiteLLM honours where its config lets clients choose) refused 400, `param` `tools`.
+
+Until 2026-12-07 unread: an `ads` call to claude-asked with an advisor tool naming claude-fallback, whose route allows
+`assistant` alone, was forwarded, recorded allowed (helper litellm15)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anthropic
+import openai
+import orjson
+import pytest
+
+from proxy.errors import InvalidRequest
+from proxy.protocols import NAMED_MODELS_MAX, OthersNamed, advisor_models
+from proxy.protocols.anthropic import read_request as read_messages
+from proxy.protocols.openai import read_request
+from tests.harness import serving
+from tests.test_anthropic_cached_input_tokens import TELEMETRY
+from tests.test_anthropic_fallbacks import ANSWERED, ASKED, fallback_app
+from tests.test_fallback_models_judged import CONFIG, openai_app
+
+HI: Any = [{"role": "user", "content": "hi"}]
+ELSEWHERE = "https://198.51.100.7/v1"  # (TEST-NET-2: a server no route names)
+
+
+def advisor(model: str | None = ANSWERED, **more: Any) -> dict[str, Any]:
+    tool: dict[str, Any] = {"type": "advisor_20260301", "name": "advisor", **more}
+    if model is not None:
+        tool["model"] = model
+    return tool
+
+
+# (tools, purpose) -> the rule a refusal names (None: forwarded); routes claude-fallback [assistant], others ads too
+JUDGED = [
+    ([advisor()], "ads", f"route:{ANSWERED}"),
+    ([{"type": "function", "function": {"name": "f", "parameters": {}}}, advisor()], "ads", f"route:{ANSWERED}"),
+    ([advisor()], "assistant", None),  # (a purpose the advisor's route allows)
+    ([advisor("claude-other")], "ads", None),
+    ([{"type": "function", "function": {"name": "advisor_20260301", "parameters": {}}}], "ads", None),  # (a name)
+]
+
+
+@pytest.mark.parametrize(("tools", "purpose", "rule"), JUDGED)
+def test_a_chat_s_advisor_is_judged(loop_thread, otlp, make_proxy, tools, purpose, rule) -> None:  # type: ignore[no-untyped-def]
+    """Through the real openai SDK (LiteLLM proxy's chat completions take the tool to Anthropic's): 403, the rule the
+    advisor's call gets, its reason naming the advisor tool, nothing forwarded; a purpose its route allows goes on."""
+    seen: list[dict[str, Any]] = []
+    with serving(loop_thread, openai_app(seen)) as url:
+        proxy = make_proxy(CONFIG + TELEMETRY, UPSTREAM=url, OTLP=f"http://127.0.0.1:{otlp.port}")
+        client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="unused", max_retries=0, timeout=10,
+                               default_headers={"x-purpose": purpose})  # fmt: skip
+        try:
+            raw = client.chat.completions.with_raw_response.create(model=ASKED, messages=HI, tools=tools)
+            got, trace, message = 200, raw.headers["x-trace-id"], ""
+        except openai.APIStatusError as error:
+            got, trace, message = error.status_code, error.response.headers["x-trace-id"], error.message
+        finally:
+            client.close()
+        span = otlp.by_trace(trace)
+    assert (got, len(seen)) == ((200, 1) if rule is None else (403, 0))
+    assert span.attributes.get("lineage.rule") == rule
+    if rule is not None:
+        assert f"names model '{ANSWERED}' in an advisor tool" in message
+
+
+def test_a_messages_call_s_advisor_is_judged(loop_thread, make_proxy) -> None:  # type: ignore[no-untyped-def]
+    """The Messages API, where the tool is Anthropic's own: through the real anthropic SDK, 403, nothing forwarded."""
+    seen: list[dict[str, Any]] = []
+    with serving(loop_thread, fallback_app(seen)) as url:
+        proxy = make_proxy(CONFIG, UPSTREAM=url)
+        client = anthropic.Anthropic(base_url=proxy.url, api_key="unused", max_retries=0, timeout=10,
+                                     default_headers={"x-purpose": "ads"})  # fmt: skip
+        try:
+            with pytest.raises(anthropic.PermissionDeniedError):
+                client.messages.create(model=ASKED, max_tokens=8, messages=HI, tools=[advisor()])  # type: ignore[list-item]
+            client.messages.create(model=ASKED, max_tokens=8, messages=HI, tools=[advisor("claude-other")])  # type: ignore[list-item]
+        finally:
+            client.close()
+    assert len(seen) == 1
+
+
+def test_an_advisor_naming_a_server_is_refused(loop_thread, make_proxy) -> None:  # type: ignore[no-untyped-def]
+    """LiteLLM proxy sends the advisor's call to the tool's `api_base` where its config lets clients choose: through
+    the real anthropic SDK, for a purpose every route allows, 400 `invalid_request` naming it, nothing forwarded."""
+    seen: list[dict[str, Any]] = []
+    with serving(loop_thread, fallback_app(seen)) as url:
+        proxy = make_proxy(CONFIG, UPSTREAM=url)
+        client = anthropic.Anthropic(base_url=proxy.url, api_key="unused", max_retries=0, timeout=10,
+                                     default_headers={"x-purpose": "assistant"})  # fmt: skip
+        try:
+            with pytest.raises(anthropic.BadRequestError) as refused:
+                client.messages.create(model=ASKED, max_tokens=8, messages=HI,
+                                       tools=[advisor(api_base=ELSEWHERE, api_key="sk-theirs")])  # type: ignore[list-item]  # fmt: skip
+        finally:
+            client.close()
+    body: Any = refused.value.body
+    assert "'api_base' in 'tools'" in body["error"]["message"]
+    assert seen == []
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"tools": [advisor()]}, (ANSWERED,)),
+        ({"tools": [advisor(), advisor("b"), advisor()]}, (ANSWERED, "b")),
+        ({"tools": [advisor(None)]}, (None,)),  # (none named: one the server may pick, fail-safe)
+        ({"tools": [{"type": "function"}, "advisor_20260301", {"type": ["advisor_x"]}]}, ()),
+        ({"tools": {"type": "advisor_20260301"}}, ()),
+        ({}, ()),
+    ],
+)
+def test_advisor_models(data: dict[str, Any], expected: tuple[str | None, ...]) -> None:
+    assert advisor_models(data) == expected
+
+
+def test_advisors_past_the_bound_are_refused() -> None:
+    with pytest.raises(InvalidRequest) as refused:
+        advisor_models({"tools": [advisor(f"m{at}") for at in range(NAMED_MODELS_MAX + 1)]})
+    assert refused.value.param == "tools"
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{}, {"fallbacks": ["claude-other"]}, {"model": f"{ASKED},claude-other"}],
+)
+def test_read_names_the_advisor_beside_fallbacks_and_a_batch(extra: dict[str, Any]) -> None:
+    """Read once, all the models together (the reading again, `others` False, looks at none): an advisor beside
+    LiteLLM's fallbacks or a batch is named too."""
+    body = orjson.dumps({"model": ASKED, "messages": HI, "tools": [advisor()], **extra})
+    with pytest.raises(OthersNamed) as named:
+        read_request("chat", body)
+    assert ANSWERED in named.value.models
+    assert named.value.advisors == (ANSWERED,)
+    assert named.value.again().model == orjson.loads(body)["model"]
+    if "fallbacks" in extra:
+        with pytest.raises(OthersNamed) as named:
+            read_messages(
+                orjson.dumps({"model": ASKED, "max_tokens": 8, "messages": HI, "tools": [advisor()], **extra})
+            )
+        assert named.value.models == ("claude-other", ANSWERED)
