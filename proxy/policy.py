@@ -341,6 +341,26 @@ def _certificate_note(peer: tuple[str, ...]) -> str:
     return f" (the client certificate {peer[0]!r} names no caller)" if peer else ""
 
 
+# the schemes of a model name naming a server (`names_url`)
+_URL_SCHEMES: Final = ("http://", "https://")
+
+
+def names_url(model: str) -> bool:
+    """Whether a model name names a server by URL, as LiteLLM reads one (`provider_url_destination_candidates`: a
+    comma-separated part, or that part past its provider's `/`, beginning `http://` or `https://`): its providers send
+    the call there (Hugging Face's, Oobabooga's `huggingface/http://...`; its proxy's newest versions refuse it unless
+    its config allows that host, earlier ones forwarded it where a wildcard deployment served any name). No route's
+    model is one; on the `"*"` route it is refused (`model_not_found`). Until 2026-12-07 it was the `"*"` route's call,
+    recorded as that upstream's (helper litellm15). In `_decide`, kept in the decisions' memo: no work a call."""
+    if "://" not in model:
+        return False
+    for part in model.split(","):
+        part = part.strip().lower()
+        if part.startswith(_URL_SCHEMES) or ("/" in part and part.split("/", 1)[1].startswith(_URL_SCHEMES)):
+            return True
+    return False
+
+
 def _decide(call: Call, policy: Policy) -> Decision:
     denial: tuple[str, str, str] | None = None  # (code, rule, reason): the first rule that fired
 
@@ -365,6 +385,12 @@ def _decide(call: Call, policy: Policy) -> Decision:
                                         f"no route for {missing} (and no '*' fallback route)")  # fmt: skip
         return Decision(DENY, None, caller_name, purpose, labels, code=code, rule=rule, reason=reason)
     route, upstream = matched
+    if route.model == "*" and names_url(call.model):
+        code, rule, reason = denial or ("model_not_found", "routes",
+                                        f"no route for model {quoted_name(call.model)}: it names a server by URL, "
+                                        "which a gateway (LiteLLM proxy) sends the call to, and the '*' route "
+                                        "describes no such server; give it a route of its own")  # fmt: skip
+        return Decision(DENY, None, caller_name, purpose, labels, code=code, rule=rule, reason=reason)
 
     zones: tuple[Zone, ...] = ()
     if labels:
