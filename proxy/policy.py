@@ -341,24 +341,19 @@ def _certificate_note(peer: tuple[str, ...]) -> str:
     return f" (the client certificate {peer[0]!r} names no caller)" if peer else ""
 
 
-# the schemes of a model name naming a server (`names_url`)
-_URL_SCHEMES: Final = ("http://", "https://")
-
-
 def names_url(model: str) -> bool:
-    """Whether a model name names a server by URL, as LiteLLM reads one (`provider_url_destination_candidates`: a
-    comma-separated part, or that part past its provider's `/`, beginning `http://` or `https://`): its providers send
+    """Whether a model name names a server by URL, holding `http://` or `https://` in any case: LiteLLM's providers send
     the call there (Hugging Face's, Oobabooga's `huggingface/http://...`; its proxy's newest versions refuse it unless
-    its config allows that host, earlier ones forwarded it where a wildcard deployment served any name). No route's
-    model is one; on the `"*"` route it is refused (`model_not_found`). Until 2026-12-07 it was the `"*"` route's call,
-    recorded as that upstream's (helper litellm15). In `_decide`, kept in the decisions' memo: no work a call."""
+    its config allows that host, earlier ones forwarded it where a wildcard deployment served any name), as a part the
+    name's commas separate, past its provider's `/`, and past a Hugging Face task's too (`huggingface/conversational/
+    https://...`: `get_hf_task_for_model` takes it off, then `"https" in model`), so it is looked for anywhere. No
+    route's model is one; on the `"*"` route it is refused (`model_not_found`). Until 2026-12-07 it was the `"*"`
+    route's call, recorded as that upstream's (helper litellm15; a task's prefix: review revlitellm15). In `_decide`,
+    kept in the decisions' memo: no work a call."""
     if "://" not in model:
         return False
-    for part in model.split(","):
-        part = part.strip().lower()
-        if part.startswith(_URL_SCHEMES) or ("/" in part and part.split("/", 1)[1].startswith(_URL_SCHEMES)):
-            return True
-    return False
+    lowered = model.lower()
+    return "http://" in lowered or "https://" in lowered
 
 
 def _decide(call: Call, policy: Policy) -> Decision:
