@@ -12,13 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 import anthropic
+import httpx
 import openai
 import orjson
 import pytest
 
 from proxy.errors import InvalidRequest
-from proxy.protocols import NAMED_MODELS_MAX, OthersNamed, advisor_models
-from proxy.protocols.anthropic import read_request as read_messages
+from proxy.protocols import NAMED_MODELS_MAX, advisor_models
 from proxy.protocols.openai import read_request
 from tests.harness import serving
 from tests.test_anthropic_cached_input_tokens import TELEMETRY
@@ -119,28 +119,49 @@ def test_advisor_models(data: dict[str, Any], expected: tuple[str | None, ...]) 
     assert advisor_models(data) == expected
 
 
-def test_advisors_past_the_bound_are_refused() -> None:
+@pytest.mark.parametrize("name", [lambda at: f"m{at}", lambda at: ANSWERED])
+def test_advisors_past_the_bound_are_refused(name: Any) -> None:
+    """Over `NAMED_MODELS_MAX` advisor tools, whatever they name: tools counted, not the models they name (the README's
+    "over 32 advisor tools"; before, 33 naming one model went on: review revlitellm15)."""
     with pytest.raises(InvalidRequest) as refused:
-        advisor_models({"tools": [advisor(f"m{at}") for at in range(NAMED_MODELS_MAX + 1)]})
+        advisor_models({"tools": [advisor(name(at)) for at in range(NAMED_MODELS_MAX + 1)]})
     assert refused.value.param == "tools"
+    assert advisor_models({"tools": [advisor(name(at)) for at in range(NAMED_MODELS_MAX)]})
+
+
+# an advisor tool whose `type` is spelt with a JSON escape (`\u0061`: `a`), which LiteLLM and Anthropic decode as any
+# JSON reader does: the advisor tool itself. No SDK writes one; a client writing its own JSON may
+ESCAPED = b'{"type": "\\u0061dvisor_20260301", "name": "advisor", "model": "claude-fallback"}'
 
 
 @pytest.mark.parametrize(
-    "extra",
-    [{}, {"fallbacks": ["claude-other"]}, {"model": f"{ASKED},claude-other"}],
+    ("path", "ask"),
+    [
+        ("/v1/chat/completions", {"model": ASKED, "messages": HI}),
+        ("/v1/messages", {"model": ASKED, "max_tokens": 8, "messages": HI}),
+        ("/v1/chat/completions", {"model": ASKED, "messages": HI, "fallbacks": ["claude-other"]}),
+    ],
 )
-def test_read_names_the_advisor_beside_fallbacks_and_a_batch(extra: dict[str, Any]) -> None:
-    """Read once, all the models together (the reading again, `others` False, looks at none): an advisor beside
-    LiteLLM's fallbacks or a batch is named too."""
-    body = orjson.dumps({"model": ASKED, "messages": HI, "tools": [advisor()], **extra})
-    with pytest.raises(OthersNamed) as named:
-        read_request("chat", body)
-    assert ANSWERED in named.value.models
-    assert named.value.advisors == (ANSWERED,)
-    assert named.value.again().model == orjson.loads(body)["model"]
-    if "fallbacks" in extra:
-        with pytest.raises(OthersNamed) as named:
-            read_messages(
-                orjson.dumps({"model": ASKED, "max_tokens": 8, "messages": HI, "tools": [advisor()], **extra})
-            )
-        assert named.value.models == ("claude-other", ANSWERED)
+def test_an_advisor_spelt_with_an_escape_is_judged(loop_thread, make_proxy, path, ask) -> None:  # type: ignore[no-untyped-def]
+    """The body's bytes as a client wrote them (httpx, no SDK encoding them again): 403, the advisor's rule, nothing
+    forwarded. Before, the advisor was looked for by its type's spelling in the body's bytes (`advisor_`) alone, and
+    such a call went on, recorded allowed (review revlitellm15)."""
+    body = orjson.dumps({**ask, "tools": [0]}).replace(b"[0]", b"[" + ESCAPED + b"]")
+    assert b"advisor_" not in body and orjson.loads(body)["tools"][0]["type"] == "advisor_20260301"
+    seen: list[dict[str, Any]] = []
+    app = openai_app(seen) if path == "/v1/chat/completions" else fallback_app(seen)
+    with serving(loop_thread, app) as url:
+        proxy = make_proxy(CONFIG, UPSTREAM=url)
+        reply = httpx.post(f"{proxy.url}{path}", content=body, timeout=10,
+                           headers={"content-type": "application/json", "x-purpose": "ads"})  # fmt: skip
+    assert (reply.status_code, len(seen)) == (403, 0)
+    assert f"names model '{ANSWERED}' in an advisor tool" in reply.text
+
+
+def test_an_escape_elsewhere_is_the_call_it_is() -> None:
+    """A body with a JSON escape and tools but no advisor tool (a message's `\\u00e9`) is read as the call it is."""
+    tool = orjson.dumps({"type": "function", "function": {"name": "f", "parameters": {}}})
+    body = (
+        b'{"model": "claude-asked", "messages": [{"role": "user", "content": "caf\\u00e9"}], "tools": [' + tool + b"]}"
+    )
+    assert read_request("chat", body).model == ASKED

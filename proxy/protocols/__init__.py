@@ -1861,8 +1861,11 @@ def _target(entry: dict[str, Any], param: str, later: list[tuple[str, Any, str]]
     return model if type(model) is str else None
 
 
-# spelt in a body holding an advisor tool (its `type`, `advisor_20260301`: `advisor_models`), looked for in C
+# spelt in a body holding an advisor tool (its `type`, `advisor_20260301`: `advisor_models`), or a JSON escape, the one
+# other way to spell it (`\u0061dvisor_20260301`, which LiteLLM and Anthropic read as the type itself: until 2026-12-07
+# such a tool went unread, review revlitellm15), looked for in C where the body has `tools`
 ADVISOR: Final = b"advisor_"
+JSON_ESCAPE: Final = b"\\u"
 
 
 def advisor_models(data: dict[str, Any]) -> tuple[str | None, ...]:
@@ -1876,11 +1879,13 @@ def advisor_models(data: dict[str, Any]) -> tuple[str | None, ...]:
     found: dict[str | None, None] = {}
     if type(tools) is not list:
         return ()
+    advisors = 0  # (tools counted, not the models they name: 33 naming one model are over the bound too)
     for tool in tools:
         kind = tool.get("type") if type(tool) is dict else None
         if type(kind) is not str or not kind.startswith("advisor_"):
             continue
-        if len(found) >= NAMED_MODELS_MAX:
+        advisors += 1
+        if advisors > NAMED_MODELS_MAX:
             raise _named_too_many("tools")
         if not SENT_ELSEWHERE.isdisjoint(tool):
             raise _sent_elsewhere("tools", next(inner for inner in tool if inner in SENT_ELSEWHERE))

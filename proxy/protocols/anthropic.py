@@ -18,6 +18,7 @@ from proxy.protocols import (
     ADVISOR,
     ELSEWHERE_KEYS,
     GRAMMARS,
+    JSON_ESCAPE,
     ROUTER_OVERRIDE,
     Header,
     OthersNamed,
@@ -97,11 +98,12 @@ def read_request(body: bytes, operation: str = "chat", others: bool = True) -> R
         if not ELSEWHERE_KEYS.isdisjoint(data):
             refuse_sent_elsewhere(data)
         if not _FALLBACKS.isdisjoint(data) and others:
-            advised = advisor_models(data) if ADVISOR in body else ()
+            advised = advisor_models(data)  # (a body naming others: its tools walked whatever they spell)
             again = functools.partial(read_request, body, operation, False)
             raise OthersNamed(named_models(data, _FALLBACKS) + advised, again, (), advised)
-    # an advisor tool's model (`advisor_models`): its type spelt, found in C (+4 Python instructions a call)
-    if ADVISOR in body and others and (advised := advisor_models(data)):
+    # an advisor tool's model (`advisor_models`): a body with `tools` whose type is spelt, or a JSON escape, found in C
+    # (+4 Python instructions a call without `tools`, no search of its bytes)
+    if "tools" in data and others and (ADVISOR in body or JSON_ESCAPE in body) and (advised := advisor_models(data)):
         raise OthersNamed(advised, functools.partial(read_request, body, operation, False), (), advised)
     model = data.get("model")
     if not isinstance(model, str) or not model:

@@ -27,6 +27,7 @@ from proxy.protocols import (
     ENGINE_IDS,
     ENGINE_STATE,
     GRAMMARS,
+    JSON_ESCAPE,
     LOADERS,
     NOT_DATA,
     ROUTER_OVERRIDE,
@@ -271,10 +272,11 @@ def read_request(operation: str, body: bytes, others: bool = True) -> Request:
         if not _OTHERS.isdisjoint(data) and others:
             batch = _batch(operation, data.get("model"))
             again = functools.partial(read_request, operation, body, False)
-            advised = advisor_models(data) if ADVISOR in body else ()
+            advised = advisor_models(data)  # (a body naming others: its tools walked whatever they spell)
             raise OthersNamed(named_models(data, _OTHERS) + batch + advised, again, batch, advised)
-    # an advisor tool's model (`advisor_models`): its type spelt, found in C (+4 Python instructions a call)
-    if ADVISOR in body and others and (advised := advisor_models(data)):
+    # an advisor tool's model (`advisor_models`): a body with `tools` whose type is spelt, or a JSON escape, found in C
+    # (+4 Python instructions a call without `tools`, no search of its bytes)
+    if "tools" in data and others and (ADVISOR in body or JSON_ESCAPE in body) and (advised := advisor_models(data)):
         batch = _batch(operation, data.get("model"))
         raise OthersNamed(batch + advised, functools.partial(read_request, operation, body, False), batch, advised)
     model = data.get("model")
