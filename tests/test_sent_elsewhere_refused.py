@@ -63,6 +63,14 @@ CASES = [
     ({"extra_body": {"vertex_ai_project": "someone-elses"}}, "extra_body"),
     ({"vertex_credentials": '{"project_id": "someone-elses"}'}, "vertex_credentials"),
     ({"fallbacks": [{"model": ANSWERED, "custom_llm_provider": "anthropic"}]}, "fallbacks"),
+    # LiteLLM's names for them on any cloud provider (`region_name`: Bedrock's `aws_region_name`, Vertex's
+    # `vertex_location`; `project`: Vertex's `vertex_project`; `pre_process_optional_params`), and watsonx's server
+    # (`url`, or in `watsonx_credentials`, `wx_credentials`: `get_watsonx_credentials`): before, forwarded (review
+    # revlitellm15)
+    ({"region_name": "eu-central-1"}, "region_name"),
+    ({"project": "someone-elses"}, "project"),
+    ({"url": ELSEWHERE}, "url"),
+    ({"extra_body": {"watsonx_credentials": {"url": ELSEWHERE, "apikey": "x"}}}, "extra_body"),
     ({"fallbacks": ["claude-other"], "base_url": ELSEWHERE}, "base_url"),  # (before the fallbacks are judged)
     ({"base_url": ELSEWHERE, "api_base": ELSEWHERE}, "base_url"),  # (the first in the body)
     # forwarded: a key of the caller's own to the provider, which names no server, and a plain body
@@ -151,7 +159,8 @@ def test_a_rerank_naming_another_server_is_refused(loop_thread, make_proxy, extr
 KEYS = ["api_base", "base_url", "user_config", "model_list", "aws_bedrock_runtime_endpoint", "sagemaker_base_url",
         "deployment_url", "oci_endpoint_id", "oci_serving_mode", "aws_region_name", "vertex_location",
         "vertex_ai_location", "custom_llm_provider", "deployment_id", "azure", "litellm_credential_name",
-        "vertex_project", "vertex_ai_project", "vertex_credentials", "vertex_ai_credentials"]  # fmt: skip
+        "vertex_project", "vertex_ai_project", "vertex_credentials", "vertex_ai_credentials", "region_name", "project",
+        "url", "watsonx_credentials", "wx_credentials"]  # fmt: skip
 
 
 def test_the_keys_are_these() -> None:

@@ -1930,12 +1930,17 @@ def batch_models(model: str) -> tuple[str, ...]:
 # into the call where it sets none), and Vertex's project (`vertex_project`, `vertex_ai_project`, or that of
 # `vertex_credentials`, `vertex_ai_credentials` where none is set: the project whose resources serve the call, a tuned
 # model's numbered endpoint one of them). Until 2026-12-07 forwarded, recorded as the route's upstream's call (helper
-# litellm15)
+# litellm15). And LiteLLM's names for these on any cloud provider, which `pre_process_optional_params` maps onto each
+# provider's own (`region_name`: Bedrock's `aws_region_name`, Vertex's `vertex_location`; `project`: Vertex's
+# `vertex_project`), and watsonx's server (`url`, or in `watsonx_credentials`, `wx_credentials`:
+# `get_watsonx_credentials`): until 2026-12-07 forwarded, the keys above refused under their other names (review
+# revlitellm15)
 SENT_ELSEWHERE: Final = frozenset({"api_base", "base_url", "user_config", "model_list", "aws_bedrock_runtime_endpoint",
                                    "sagemaker_base_url", "deployment_url", "oci_endpoint_id", "oci_serving_mode",
                                    "aws_region_name", "vertex_location", "vertex_ai_location", "custom_llm_provider",
                                    "deployment_id", "azure", "litellm_credential_name", "vertex_project",
-                                   "vertex_ai_project", "vertex_credentials", "vertex_ai_credentials"})  # fmt: skip
+                                   "vertex_ai_project", "vertex_credentials", "vertex_ai_credentials", "region_name",
+                                   "project", "url", "watsonx_credentials", "wx_credentials"})  # fmt: skip
 # the keys whose object (or its JSON text) LiteLLM proxy lays into the call as the body's own keys are, so one of
 # `SENT_ELSEWHERE` there names a server too (its own check looks there: `extra_body`, whose provider-auth fields its
 # provider modules take out; `litellm_params_template`, Gemini's and Vertex's agents; `litellm_embedding_config`)
