@@ -13,7 +13,6 @@ from typing import Any
 
 import anthropic
 import httpx
-import openai
 import orjson
 import pytest
 
@@ -21,9 +20,8 @@ from proxy.errors import InvalidRequest
 from proxy.protocols import NAMED_MODELS_MAX, advisor_models
 from proxy.protocols.openai import read_request
 from tests.harness import serving
-from tests.test_anthropic_cached_input_tokens import TELEMETRY
 from tests.test_anthropic_fallbacks import ANSWERED, ASKED, fallback_app
-from tests.test_fallback_models_judged import CONFIG, openai_app
+from tests.test_fallback_models_judged import CONFIG, chat_through_proxy, openai_app
 
 HI: Any = [{"role": "user", "content": "hi"}]
 ELSEWHERE = "https://198.51.100.7/v1"  # (TEST-NET-2: a server no route names)
@@ -50,19 +48,9 @@ JUDGED = [
 def test_a_chat_s_advisor_is_judged(loop_thread, otlp, make_proxy, tools, purpose, rule) -> None:  # type: ignore[no-untyped-def]
     """Through the real openai SDK (LiteLLM proxy's chat completions take the tool to Anthropic's): 403, the rule the
     advisor's call gets, its reason naming the advisor tool, nothing forwarded; a purpose its route allows goes on."""
-    seen: list[dict[str, Any]] = []
-    with serving(loop_thread, openai_app(seen)) as url:
-        proxy = make_proxy(CONFIG + TELEMETRY, UPSTREAM=url, OTLP=f"http://127.0.0.1:{otlp.port}")
-        client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="unused", max_retries=0, timeout=10,
-                               default_headers={"x-purpose": purpose})  # fmt: skip
-        try:
-            raw = client.chat.completions.with_raw_response.create(model=ASKED, messages=HI, tools=tools)
-            got, trace, message = 200, raw.headers["x-trace-id"], ""
-        except openai.APIStatusError as error:
-            got, trace, message = error.status_code, error.response.headers["x-trace-id"], error.message
-        finally:
-            client.close()
-        span = otlp.by_trace(trace)
+    got, span, seen, error = chat_through_proxy(loop_thread, otlp, make_proxy, CONFIG, purpose, model=ASKED,
+                                                messages=HI, tools=tools)  # fmt: skip
+    message = "" if error is None else error.message
     assert (got, len(seen)) == ((200, 1) if rule is None else (403, 0))
     assert span.attributes.get("lineage.rule") == rule
     if rule is not None:

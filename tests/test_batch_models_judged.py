@@ -24,9 +24,8 @@ from proxy.errors import InvalidRequest
 from proxy.protocols import NAMED_MODELS_MAX, OthersNamed, batch_models
 from proxy.protocols.openai import read_request
 from tests.harness import serving
-from tests.test_anthropic_cached_input_tokens import TELEMETRY
 from tests.test_anthropic_fallbacks import ANSWERED, ASKED
-from tests.test_fallback_models_judged import ALIAS, AUDIT, CONFIG, NAMED_ONLY, openai_app
+from tests.test_fallback_models_judged import ALIAS, AUDIT, CONFIG, NAMED_ONLY, chat_through_proxy, openai_app
 
 BATCH = f"{ASKED},{ANSWERED}"
 HI = [{"role": "user", "content": "hi"}]
@@ -67,18 +66,8 @@ def test_a_batch_chat_is_judged_for_each_model(loop_thread, otlp, make_proxy, mo
     refused so (403 `purpose_denied`, rule `route:claude-fallback`), the upstream never reached, the reason naming the
     model and the batch; in audit mode it goes on as audit-deny; one whose models all may be used goes on, its
     `model` forwarded whole."""
-    seen: list[dict[str, Any]] = []
-    with serving(loop_thread, _app(seen)) as url:
-        proxy = make_proxy(config + TELEMETRY, UPSTREAM=url, OTLP=f"http://127.0.0.1:{otlp.port}")
-        client = _client(proxy.url, purpose)
-        try:
-            raw = client.chat.completions.with_raw_response.create(model=model, messages=HI, extra_body=extra)
-            got, trace = 200, raw.headers["x-trace-id"]
-        except openai.APIStatusError as error:
-            got, trace = error.status_code, error.response.headers["x-trace-id"]
-        finally:
-            client.close()
-        span = otlp.by_trace(trace)
+    got, span, seen, _ = chat_through_proxy(loop_thread, otlp, make_proxy, config, purpose, owned_by="openai",
+                                            model=model, messages=HI, extra_body=extra)  # (`_app`'s gateway)  # fmt: skip
     assert got == status
     assert [body["model"] for body in seen] == ([model] if status == 200 else [])
     decision = "audit-deny" if config is AUDIT else "deny" if status != 200 else "allow"

@@ -181,6 +181,34 @@ def openai_app(seen: list[dict[str, Any]], owned_by: str = "vllm") -> web.Applic
     return app
 
 
+Chat = tuple[int, Any, list[dict[str, Any]], openai.APIStatusError | None]  # (status, span, seen, refusal)
+
+
+def chat_through_proxy(
+    loop_thread: Any, otlp: Any, make_proxy: Any, config: str, purpose: str, *, owned_by: str = "vllm", **ask: Any
+) -> Chat:
+    """A chat through the real openai SDK (`with_raw_response`: the reply's `x-trace-id`) to a proxy made with `config`
+    in front of `openai_app`, for `purpose`: (status, the call's span, the bodies the upstream saw, the refusal or
+    None). With `otlp` None, no telemetry and no span."""
+    seen: list[dict[str, Any]] = []
+    with serving(loop_thread, openai_app(seen, owned_by)) as url:
+        if otlp is None:
+            proxy = make_proxy(config, UPSTREAM=url)
+        else:
+            proxy = make_proxy(config + TELEMETRY, UPSTREAM=url, OTLP=f"http://127.0.0.1:{otlp.port}")
+        client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="unused", max_retries=0, timeout=10,
+                               default_headers={"x-purpose": purpose})  # fmt: skip
+        try:
+            raw = client.chat.completions.with_raw_response.create(**ask)
+            status, trace, error = 200, raw.headers["x-trace-id"], None
+        except openai.APIStatusError as refused:
+            status, trace, error = refused.status_code, refused.response.headers["x-trace-id"], refused
+        finally:
+            client.close()
+        span = None if otlp is None else otlp.by_trace(trace)
+    return status, span, seen, error
+
+
 OPENAI_CASES = [
     # a name the upstream serves with a limited route's weights is held to that route's purposes, named so too
     ({"fallbacks": [ALIAS]}, "ads", CONFIG, 403, f"route:{ANSWERED}"),
@@ -214,21 +242,8 @@ def test_openai_fallback_models_are_judged(loop_thread, otlp, make_proxy, extra,
                                            rule) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
     """Through the real openai SDK (`extra_body`): OpenRouter's `models` and `route`, LiteLLM's `fallbacks` (names,
     or objects naming a model) and its maps (`{"<model>": [fallbacks]}`) are judged as Anthropic's are."""
-    seen: list[dict[str, Any]] = []
-    with serving(loop_thread, openai_app(seen)) as url:
-        proxy = make_proxy(config + TELEMETRY, UPSTREAM=url, OTLP=f"http://127.0.0.1:{otlp.port}")
-        client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="unused", max_retries=0, timeout=10,
-                               default_headers={"x-purpose": purpose})  # fmt: skip
-        try:
-            raw = client.chat.completions.with_raw_response.create(
-                model=ASKED, messages=[{"role": "user", "content": "hi"}], extra_body=extra
-            )
-            got, trace = 200, raw.headers["x-trace-id"]
-        except openai.APIStatusError as error:
-            got, trace = error.status_code, error.response.headers["x-trace-id"]
-        finally:
-            client.close()
-        span = otlp.by_trace(trace)
+    got, span, seen, _ = chat_through_proxy(loop_thread, otlp, make_proxy, config, purpose, model=ASKED,
+                                            messages=[{"role": "user", "content": "hi"}], extra_body=extra)  # fmt: skip
     assert got == status
     assert len(seen) == (1 if status == 200 else 0)
     assert span.attributes.get("lineage.decision") == ("allow" if status == 200 else "deny")

@@ -15,7 +15,6 @@ import urllib.request
 from typing import Any
 
 import anthropic
-import openai
 import orjson
 import pytest
 
@@ -25,9 +24,8 @@ from proxy.protocols.anthropic import read_request as read_messages
 from proxy.protocols.openai import _OTHERS as OPENAI_OTHERS
 from proxy.protocols.openai import read_native, read_request
 from tests.harness import serving
-from tests.test_anthropic_cached_input_tokens import TELEMETRY
 from tests.test_anthropic_fallbacks import ANSWERED, ASKED, fallback_app
-from tests.test_fallback_models_judged import CONFIG, openai_app, rerank_app
+from tests.test_fallback_models_judged import CONFIG, chat_through_proxy, rerank_app
 
 ELSEWHERE = "http://198.51.100.7:8000/v1"  # (TEST-NET-2: a server no route names)
 HI: Any = [{"role": "user", "content": "hi"}]
@@ -87,22 +85,19 @@ CASES = [
 ]
 
 
+def _refused(loop_thread: Any, make_proxy: Any, extra: dict[str, Any]) -> tuple[tuple[Any, ...], list[dict[str, Any]]]:
+    """A chat to claude-asked with `extra` as its `extra_body`, for a purpose every route allows (`chat_through_proxy`,
+    no telemetry): ((200, None, None) or (status, code, param) of the refusal, the bodies the upstream saw)."""
+    status, _, seen, error = chat_through_proxy(loop_thread, None, make_proxy, CONFIG, "assistant", model=ASKED,
+                                                messages=HI, extra_body=extra)  # fmt: skip
+    return ((200, None, None) if error is None else (status, error.code, error.param)), seen
+
+
 @pytest.mark.parametrize(("extra", "key"), CASES)
 def test_a_chat_naming_another_server_is_refused(loop_thread, make_proxy, extra, key) -> None:  # type: ignore[no-untyped-def]
     """Through the real openai SDK (`extra_body`), for a purpose the route allows: 400 `invalid_request`, `param` the
     key, nothing forwarded; a body naming no server goes on."""
-    seen: list[dict[str, Any]] = []
-    with serving(loop_thread, openai_app(seen)) as url:
-        proxy = make_proxy(CONFIG, UPSTREAM=url)
-        client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="unused", max_retries=0, timeout=10,
-                               default_headers={"x-purpose": "assistant"})  # fmt: skip
-        try:
-            client.chat.completions.create(model=ASKED, messages=HI, extra_body=extra)
-            got: tuple[Any, ...] = (200, None, None)
-        except openai.BadRequestError as error:
-            got = (error.status_code, error.code, error.param)
-        finally:
-            client.close()
+    got, seen = _refused(loop_thread, make_proxy, extra)
     assert got == ((200, None, None) if key is None else (400, "invalid_request", key))
     assert len(seen) == (1 if key is None else 0)
 
@@ -207,19 +202,8 @@ def test_router_settings_override_fallbacks_are_judged(loop_thread, otlp, make_p
     sets none itself (a key's or team's router settings replace it; a client's stays where neither has any): they are
     judged as the body's `fallbacks` are, through the real openai SDK: 403, rule `route:claude-fallback`, nothing
     forwarded. Before, unread: the `ads` chat was forwarded, recorded allowed, and LiteLLM fell back to claude-fallback."""
-    seen: list[dict[str, Any]] = []
-    with serving(loop_thread, openai_app(seen)) as url:
-        proxy = make_proxy(CONFIG + TELEMETRY, UPSTREAM=url, OTLP=f"http://127.0.0.1:{otlp.port}")
-        client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="unused", max_retries=0, timeout=10,
-                               default_headers={"x-purpose": purpose})  # fmt: skip
-        try:
-            raw = client.chat.completions.with_raw_response.create(model=ASKED, messages=HI, extra_body=extra)
-            got, trace = 200, raw.headers["x-trace-id"]
-        except openai.APIStatusError as error:
-            got, trace = error.status_code, error.response.headers["x-trace-id"]
-        finally:
-            client.close()
-        span = otlp.by_trace(trace)
+    got, span, seen, _ = chat_through_proxy(loop_thread, otlp, make_proxy, CONFIG, purpose, model=ASKED, messages=HI,
+                                            extra_body=extra)  # fmt: skip
     assert (got, len(seen)) == ((200, 1) if rule is None else (403, 0))
     assert span.attributes.get("lineage.rule") == rule
 
@@ -278,18 +262,7 @@ def test_a_fallback_object_naming_another_server_is_refused(loop_thread, make_pr
     `api_base` sends the fallback's call to that server. Through the real openai SDK, for a purpose the fallback's
     route allows: 400 `invalid_request`, `param` the body's key, nothing forwarded. Before, forwarded, the server
     unread (review revlitellm14)."""
-    seen: list[dict[str, Any]] = []
-    with serving(loop_thread, openai_app(seen)) as url:
-        proxy = make_proxy(CONFIG, UPSTREAM=url)
-        client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="unused", max_retries=0, timeout=10,
-                               default_headers={"x-purpose": "assistant"})  # fmt: skip
-        try:
-            client.chat.completions.create(model=ASKED, messages=HI, extra_body=extra)
-            got: tuple[Any, ...] = (200, None, None)
-        except openai.BadRequestError as error:
-            got = (error.status_code, error.code, error.param)
-        finally:
-            client.close()
+    got, seen = _refused(loop_thread, make_proxy, extra)
     assert got == ((200, None, None) if key is None else (400, "invalid_request", key))
     assert len(seen) == (1 if key is None else 0)
 
@@ -335,19 +308,8 @@ def test_a_fallback_object_s_own_fallbacks_are_judged(loop_thread, otlp, make_pr
     model fail too, the router falls back to those. Judged as the body's own, through the real openai SDK: 403, rule
     `route:claude-fallback`, nothing forwarded. Before, only the object's `model` was read: the `ads` chat was
     forwarded, recorded allowed (review revlitellm14)."""
-    seen: list[dict[str, Any]] = []
-    with serving(loop_thread, openai_app(seen)) as url:
-        proxy = make_proxy(CONFIG + TELEMETRY, UPSTREAM=url, OTLP=f"http://127.0.0.1:{otlp.port}")
-        client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="unused", max_retries=0, timeout=10,
-                               default_headers={"x-purpose": purpose})  # fmt: skip
-        try:
-            raw = client.chat.completions.with_raw_response.create(model=ASKED, messages=HI, extra_body=extra)
-            got, trace = 200, raw.headers["x-trace-id"]
-        except openai.APIStatusError as error:
-            got, trace = error.status_code, error.response.headers["x-trace-id"]
-        finally:
-            client.close()
-        span = otlp.by_trace(trace)
+    got, span, seen, _ = chat_through_proxy(loop_thread, otlp, make_proxy, CONFIG, purpose, model=ASKED, messages=HI,
+                                            extra_body=extra)  # fmt: skip
     assert (got, len(seen)) == ((200, 1) if rule is None else (403, 0))
     assert span.attributes.get("lineage.rule") == rule
 

@@ -10,14 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import openai
 import pytest
 
 from proxy.policy import names_url
-from tests.harness import serving
-from tests.test_anthropic_cached_input_tokens import TELEMETRY
 from tests.test_anthropic_fallbacks import ASKED
-from tests.test_fallback_models_judged import CONFIG, openai_app
+from tests.test_fallback_models_judged import CONFIG, chat_through_proxy
 
 HI: Any = [{"role": "user", "content": "hi"}]
 OWN = "hf/http://198.51.100.9/v1"  # (a route of its own)
@@ -47,20 +44,10 @@ CASES = [
 def test_a_model_naming_a_server_is_refused(loop_thread, otlp, make_proxy, model, extra, rule) -> None:  # type: ignore[no-untyped-def]
     """Through the real openai SDK, for a purpose every route allows: 404 `model_not_found`, rule `routes`, nothing
     forwarded; a name naming no server goes on by the `"*"` route."""
-    seen: list[dict[str, Any]] = []
-    with serving(loop_thread, openai_app(seen)) as url:
-        proxy = make_proxy(ROUTED + TELEMETRY, UPSTREAM=url, OTLP=f"http://127.0.0.1:{otlp.port}")
-        client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="unused", max_retries=0, timeout=10,
-                               default_headers={"x-purpose": "assistant"})  # fmt: skip
-        try:
-            raw = client.chat.completions.with_raw_response.create(model=model, messages=HI, extra_body=extra)
-            got, trace = (200, None), raw.headers["x-trace-id"]
-        except openai.APIStatusError as error:
-            body: Any = error.body
-            got, trace = (error.status_code, body["code"]), error.response.headers["x-trace-id"]
-        finally:
-            client.close()
-        span = otlp.by_trace(trace)
+    status, span, seen, error = chat_through_proxy(loop_thread, otlp, make_proxy, ROUTED, "assistant", model=model,
+                                                   messages=HI, extra_body=extra)  # fmt: skip
+    body: Any = None if error is None else error.body
+    got = (200, None) if error is None else (status, body["code"])
     assert (got, len(seen)) == (((200, None), 1) if rule is None else ((404, "model_not_found"), 0))
     assert span.attributes.get("lineage.rule") == rule
 
