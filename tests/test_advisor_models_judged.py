@@ -21,7 +21,7 @@ from proxy.protocols import NAMED_MODELS_MAX, advisor_models
 from proxy.protocols.openai import read_request
 from tests.harness import serving
 from tests.test_anthropic_fallbacks import ANSWERED, ASKED, fallback_app
-from tests.test_fallback_models_judged import CONFIG, chat_through_proxy, openai_app
+from tests.test_fallback_models_judged import CONFIG, chat_through_proxy, messages_through_proxy, openai_app
 
 HI: Any = [{"role": "user", "content": "hi"}]
 ELSEWHERE = "https://198.51.100.7/v1"  # (TEST-NET-2: a server no route names)
@@ -59,34 +59,22 @@ def test_a_chat_s_advisor_is_judged(loop_thread, otlp, make_proxy, tools, purpos
 
 def test_a_messages_call_s_advisor_is_judged(loop_thread, make_proxy) -> None:  # type: ignore[no-untyped-def]
     """The Messages API, where the tool is Anthropic's own: through the real anthropic SDK, 403, nothing forwarded."""
-    seen: list[dict[str, Any]] = []
-    with serving(loop_thread, fallback_app(seen)) as url:
-        proxy = make_proxy(CONFIG, UPSTREAM=url)
-        client = anthropic.Anthropic(base_url=proxy.url, api_key="unused", max_retries=0, timeout=10,
-                                     default_headers={"x-purpose": "ads"})  # fmt: skip
-        try:
-            with pytest.raises(anthropic.PermissionDeniedError):
-                client.messages.create(model=ASKED, max_tokens=8, messages=HI, tools=[advisor()])  # type: ignore[list-item]
-            client.messages.create(model=ASKED, max_tokens=8, messages=HI, tools=[advisor("claude-other")])  # type: ignore[list-item]
-        finally:
-            client.close()
+    with messages_through_proxy(loop_thread, make_proxy, "ads") as (client, seen):
+        with pytest.raises(anthropic.PermissionDeniedError):
+            client.messages.create(model=ASKED, max_tokens=8, messages=HI, tools=[advisor()])  # type: ignore[list-item]
+        client.messages.create(model=ASKED, max_tokens=8, messages=HI, tools=[advisor("claude-other")])  # type: ignore[list-item]
     assert len(seen) == 1
 
 
 def test_an_advisor_naming_a_server_is_refused(loop_thread, make_proxy) -> None:  # type: ignore[no-untyped-def]
     """LiteLLM proxy sends the advisor's call to the tool's `api_base` where its config lets clients choose: through
     the real anthropic SDK, for a purpose every route allows, 400 `invalid_request` naming it, nothing forwarded."""
-    seen: list[dict[str, Any]] = []
-    with serving(loop_thread, fallback_app(seen)) as url:
-        proxy = make_proxy(CONFIG, UPSTREAM=url)
-        client = anthropic.Anthropic(base_url=proxy.url, api_key="unused", max_retries=0, timeout=10,
-                                     default_headers={"x-purpose": "assistant"})  # fmt: skip
-        try:
-            with pytest.raises(anthropic.BadRequestError) as refused:
-                client.messages.create(model=ASKED, max_tokens=8, messages=HI,
-                                       tools=[advisor(api_base=ELSEWHERE, api_key="sk-theirs")])  # type: ignore[list-item]  # fmt: skip
-        finally:
-            client.close()
+    with (
+        messages_through_proxy(loop_thread, make_proxy, "assistant") as (client, seen),
+        pytest.raises(anthropic.BadRequestError) as refused,
+    ):
+        client.messages.create(model=ASKED, max_tokens=8, messages=HI,
+                               tools=[advisor(api_base=ELSEWHERE, api_key="sk-theirs")])  # type: ignore[list-item]  # fmt: skip
     body: Any = refused.value.body
     assert "'api_base' in 'tools'" in body["error"]["message"]
     assert seen == []

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import anthropic
@@ -58,6 +60,22 @@ ASK: Any = {"model": ASKED, "max_tokens": 8, "messages": [{"role": "user", "cont
 def _anthropic(url: str, purpose: str) -> anthropic.Anthropic:
     return anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0, timeout=10,
                                default_headers={"x-purpose": purpose})  # fmt: skip
+
+
+@contextmanager
+def messages_through_proxy(
+    loop_thread: Any, make_proxy: Any, purpose: str
+) -> Iterator[tuple[anthropic.Anthropic, list[dict[str, Any]]]]:
+    """The real anthropic SDK, for `purpose`, to a proxy made with `CONFIG` in front of `fallback_app`: (the client, the
+    bodies the upstream saw), the client closed on leaving."""
+    seen: list[dict[str, Any]] = []
+    with serving(loop_thread, fallback_app(seen)) as url:
+        proxy = make_proxy(CONFIG, UPSTREAM=url)
+        client = _anthropic(proxy.url, purpose)
+        try:
+            yield client, seen
+        finally:
+            client.close()
 
 
 # (how the SDK sends it, fallbacks, purpose, config) -> (status, rule): 200 forwarded, else the refusal's code's status

@@ -24,8 +24,8 @@ from proxy.protocols.anthropic import read_request as read_messages
 from proxy.protocols.openai import _OTHERS as OPENAI_OTHERS
 from proxy.protocols.openai import read_native, read_request
 from tests.harness import serving
-from tests.test_anthropic_fallbacks import ANSWERED, ASKED, fallback_app
-from tests.test_fallback_models_judged import CONFIG, chat_through_proxy, rerank_app
+from tests.test_anthropic_fallbacks import ANSWERED, ASKED
+from tests.test_fallback_models_judged import CONFIG, chat_through_proxy, messages_through_proxy, rerank_app
 
 ELSEWHERE = "http://198.51.100.7:8000/v1"  # (TEST-NET-2: a server no route names)
 HI: Any = [{"role": "user", "content": "hi"}]
@@ -114,19 +114,13 @@ def test_a_chat_naming_another_server_is_refused(loop_thread, make_proxy, extra,
 def test_a_messages_call_naming_another_server_is_refused(loop_thread, make_proxy, extra, key) -> None:  # type: ignore[no-untyped-def]
     """LiteLLM proxy's `/v1/messages` takes the same keys (its check runs on every LLM route): through the real
     anthropic SDK (`extra_body`), 400 `invalid_request`, nothing forwarded."""
-    seen: list[dict[str, Any]] = []
-    with serving(loop_thread, fallback_app(seen)) as url:
-        proxy = make_proxy(CONFIG, UPSTREAM=url)
-        client = anthropic.Anthropic(base_url=proxy.url, api_key="unused", max_retries=0, timeout=10,
-                                     default_headers={"x-purpose": "assistant"})  # fmt: skip
+    with messages_through_proxy(loop_thread, make_proxy, "assistant") as (client, seen):
         try:
             client.messages.create(model=ASKED, max_tokens=8, messages=HI, extra_body=extra)
             got: tuple[Any, ...] = (200, None)
         except anthropic.BadRequestError as error:
             body: Any = error.body
             got = (error.status_code, body["error"]["type"], f"'{key}'" in body["error"]["message"])
-        finally:
-            client.close()
     assert got == ((200, None) if key is None else (400, "invalid_request_error", True))
     assert len(seen) == (1 if key is None else 0)
 
@@ -210,17 +204,12 @@ def test_router_settings_override_fallbacks_are_judged(loop_thread, otlp, make_p
 
 def test_a_messages_call_s_router_settings_override_is_judged(loop_thread, make_proxy) -> None:  # type: ignore[no-untyped-def]
     """LiteLLM proxy's `/v1/messages` runs through the same `route_request`: through the real anthropic SDK, 403."""
-    seen: list[dict[str, Any]] = []
-    with serving(loop_thread, fallback_app(seen)) as url:
-        proxy = make_proxy(CONFIG, UPSTREAM=url)
-        client = anthropic.Anthropic(base_url=proxy.url, api_key="unused", max_retries=0, timeout=10,
-                                     default_headers={"x-purpose": "ads"})  # fmt: skip
-        try:
-            with pytest.raises(anthropic.PermissionDeniedError):
-                client.messages.create(model=ASKED, max_tokens=8, messages=HI,
-                                       extra_body={"router_settings_override": {"fallbacks": [ANSWERED]}})  # fmt: skip
-        finally:
-            client.close()
+    with (
+        messages_through_proxy(loop_thread, make_proxy, "ads") as (client, seen),
+        pytest.raises(anthropic.PermissionDeniedError),
+    ):
+        client.messages.create(model=ASKED, max_tokens=8, messages=HI,
+                               extra_body={"router_settings_override": {"fallbacks": [ANSWERED]}})  # fmt: skip
     assert seen == []
 
 
@@ -269,17 +258,12 @@ def test_a_fallback_object_naming_another_server_is_refused(loop_thread, make_pr
 
 def test_a_messages_call_s_fallback_object_naming_another_server_is_refused(loop_thread, make_proxy) -> None:  # type: ignore[no-untyped-def]
     """The Messages API reads the same fallbacks (LiteLLM proxy's `/v1/messages`): through the real anthropic SDK."""
-    seen: list[dict[str, Any]] = []
-    with serving(loop_thread, fallback_app(seen)) as url:
-        proxy = make_proxy(CONFIG, UPSTREAM=url)
-        client = anthropic.Anthropic(base_url=proxy.url, api_key="unused", max_retries=0, timeout=10,
-                                     default_headers={"x-purpose": "assistant"})  # fmt: skip
-        try:
-            with pytest.raises(anthropic.BadRequestError) as refused:
-                client.messages.create(model=ASKED, max_tokens=8, messages=HI,
-                                       extra_body={"fallbacks": [{"model": ANSWERED, "api_base": ELSEWHERE}]})  # fmt: skip
-        finally:
-            client.close()
+    with (
+        messages_through_proxy(loop_thread, make_proxy, "assistant") as (client, seen),
+        pytest.raises(anthropic.BadRequestError) as refused,
+    ):
+        client.messages.create(model=ASKED, max_tokens=8, messages=HI,
+                               extra_body={"fallbacks": [{"model": ANSWERED, "api_base": ELSEWHERE}]})  # fmt: skip
     assert refused.value.status_code == 400
     assert seen == []
 
