@@ -55,6 +55,26 @@ def counted(events: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
     return calls
 
 
+def write(path: Path, upstream: str, url: str | None, namespace: str) -> None:
+    """The config at `path` (its store and spool beside it), its sink at `url` under `namespace` (None: no sink)."""
+    text = (CONFIG.replace("UPSTREAM", upstream).replace("STORE", str(path.parent / "lineage.db"))
+            .replace("SPOOL", str(path.parent / "spool")).replace("NAMESPACE", namespace))  # fmt: skip
+    if url is None:
+        text = "\n".join(line for line in text.splitlines() if "openlineage:" not in line)
+    path.write_text(text.replace("URL", url or ""))
+
+
+def stream_in_flight(serve: ServeProcess, server: Any, loop_thread: LoopThread) -> tuple[openai.OpenAI, Iterator[Any]]:
+    """A stream labelled `streamed` through `serve`, its first chunk read: (the client, the chunks still to come)."""
+    client = openai.OpenAI(base_url=f"{serve.url}/v1", api_key="none", max_retries=0, timeout=20)
+    stream = client.chat.completions.create(model="m", stream=True, extra_headers={"x-data-labels": "streamed"},
+                                            messages=[{"role": "user", "content": "__gate__ hello"}])  # fmt: skip
+    server.release(loop_thread.loop)
+    chunks = iter(stream)
+    next(chunks)  # the stream is in flight
+    return client, chunks
+
+
 def test_a_stream_in_flight_across_a_sighup_that_replaces_openlineage_is_counted_once_where_it_began(
     vllm: Any, backends: list[tuple[Marquez, str]], loop_thread: LoopThread, tmp_path: Path
 ) -> None:
@@ -62,22 +82,11 @@ def test_a_stream_in_flight_across_a_sighup_that_replaces_openlineage_is_counted
     server, upstream = vllm
     (a, a_url), (b, b_url), _ = backends
     path = tmp_path / "proxy.yaml"
-
-    def write(url: str, namespace: str) -> None:
-        path.write_text(CONFIG.replace("UPSTREAM", upstream).replace("STORE", str(tmp_path / "lineage.db"))
-                        .replace("SPOOL", str(tmp_path / "spool")).replace("URL", url)
-                        .replace("NAMESPACE", namespace))  # fmt: skip
-
-    write(a_url, "before")
+    write(path, upstream, a_url, "before")
     serve = ServeProcess(str(path))
     try:
-        client = openai.OpenAI(base_url=f"{serve.url}/v1", api_key="none", max_retries=0, timeout=20)
-        stream = client.chat.completions.create(model="m", stream=True, extra_headers={"x-data-labels": "streamed"},
-                                                messages=[{"role": "user", "content": "__gate__ hello"}])  # fmt: skip
-        server.release(loop_thread.loop)
-        chunks = iter(stream)
-        next(chunks)  # the stream is in flight
-        write(b_url, "after")
+        client, chunks = stream_in_flight(serve, server, loop_thread)
+        write(path, upstream, b_url, "after")
         serve.signal(signal.SIGHUP)
         serve.wait_log("reloaded ")
         client.chat.completions.create(model="m", extra_headers={"x-data-labels": "since"},
@@ -111,27 +120,14 @@ def test_a_stream_in_flight_across_two_sighups_is_counted_once_where_it_began(
     server, upstream = vllm
     (a, a_url), (b, b_url), (c, c_url) = backends
     path = tmp_path / "proxy.yaml"
-
-    def write(url: str | None, namespace: str) -> None:
-        text = (CONFIG.replace("UPSTREAM", upstream).replace("STORE", str(tmp_path / "lineage.db"))
-                .replace("SPOOL", str(tmp_path / "spool")).replace("NAMESPACE", namespace))  # fmt: skip
-        if url is None:
-            text = "\n".join(line for line in text.splitlines() if "openlineage:" not in line)
-        path.write_text(text.replace("URL", url or ""))
-
-    write(a_url, "first")
+    write(path, upstream, a_url, "first")
     serve = ServeProcess(str(path))
     try:
-        client = openai.OpenAI(base_url=f"{serve.url}/v1", api_key="none", max_retries=0, timeout=20)
-        stream = client.chat.completions.create(model="m", stream=True, extra_headers={"x-data-labels": "streamed"},
-                                                messages=[{"role": "user", "content": "__gate__ hello"}])  # fmt: skip
-        server.release(loop_thread.loop)
-        chunks = iter(stream)
-        next(chunks)  # the stream is in flight
+        client, chunks = stream_in_flight(serve, server, loop_thread)
         for n, (url, namespace, label) in enumerate(
             [(b_url if between == "replaced" else None, "second", "between"), (c_url, "third", "after")], 1
         ):
-            write(url, namespace)
+            write(path, upstream, url, namespace)
             serve.signal(signal.SIGHUP)
             reloads(serve, n)
             client.chat.completions.create(model="m", extra_headers={"x-data-labels": label},
