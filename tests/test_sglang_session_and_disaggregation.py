@@ -25,7 +25,7 @@ import pytest
 from proxy.protocols.kserve import openai_fields
 from proxy.protocols.openai import read_request
 from tests.configs import ONE_UPSTREAM
-from tests.servers.vllm_like import SERVED
+from tests.test_engine_ids_and_trtllm_state_unread import _chat, _client
 
 CONFIG = (
     ONE_UPSTREAM
@@ -65,17 +65,6 @@ STATE = {
     "vllm encoder cache": {"ec_transfer_params": {"remote_host": "10.0.0.4", "remote_port": 5601}},
     "sglang decode": {"bootstrap_host": "10.0.0.5", "bootstrap_port": 8998, "bootstrap_room": 1234567890123},
 }
-
-
-def _client(proxy: Any) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="unused", max_retries=0, timeout=10)
-
-
-def _chat(client: openai.OpenAI, extra: dict[str, Any], purpose: str) -> Any:
-    messages: Any = [{"role": "user", "content": "hello"}]
-    return client.chat.completions.with_raw_response.create(
-        model=SERVED, messages=messages, extra_body=extra, extra_headers={"x-purpose": purpose}
-    )
 
 
 @pytest.mark.parametrize("extra", CONTINUED.values(), ids=CONTINUED.keys())
