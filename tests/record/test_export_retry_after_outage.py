@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import grpc
@@ -172,11 +174,11 @@ def test_a_refusal_asking_no_wait_is_retried_with_backoff_not_at_once(protocol: 
         stop()
 
 
-def test_the_stop_in_a_retry_after_wait_tries_what_is_queued_once(caplog: pytest.LogCaptureFixture) -> None:
-    """What the README says of the wait: nothing is sent in it but the stop's one last try of what is queued (here the
-    5 spans past the refused batch), counted and said at the stop with the rest (review revrec13: the README said
-    nothing at all was sent)."""
-    receiver = OtlpHttpReceiver(refusals=[(429, "30")] * 10)
+@contextmanager
+def a_batch_refused_for_30_s(refusals: int) -> Iterator[tuple[OtlpHttpReceiver, BoundedExporter]]:
+    """A collector refusing its first `refusals` requests `429`, `Retry-After: 30`, and an exporter whose first batch it
+    refused: (the receiver, the exporter in its wait, 5 spans queued); the receiver stopped on leaving."""
+    receiver = OtlpHttpReceiver(refusals=[(429, "30")] * refusals)
     receiver.start()
     sink = OtlpHttpSink(f"http://127.0.0.1:{receiver.port}", 1.0, RESOURCE, SCOPE)
     queue = BoundedExporter(sink, interval_s=0.5, stop_timeout_s=1.0)
@@ -184,13 +186,21 @@ def test_the_stop_in_a_retry_after_wait_tries_what_is_queued_once(caplog: pytest
         for n in range(BATCH_SPANS + 5):  # a full batch, sent at once and refused; 5 spans left queued
             queue.submit(span(n))
         assert until(lambda: queue.failed == BATCH_SPANS)
+        yield receiver, queue
+    finally:
+        receiver.stop()
+
+
+def test_the_stop_in_a_retry_after_wait_tries_what_is_queued_once(caplog: pytest.LogCaptureFixture) -> None:
+    """What the README says of the wait: nothing is sent in it but the stop's one last try of what is queued (here the
+    5 spans past the refused batch), counted and said at the stop with the rest (review revrec13: the README said
+    nothing at all was sent)."""
+    with a_batch_refused_for_30_s(10) as (receiver, queue):
         assert not queue.accepting()  # the wait: nothing more is taken
         queue.shutdown()
         assert receiver.statuses == [429, 429] and queue.failed == BATCH_SPANS + 5
         lost = BATCH_SPANS + 5 + 1  # (and the one `accepting` dropped)
         assert f"{lost} spans not exported at shutdown: the collector has failed since before the stop" in caplog.text
-    finally:
-        receiver.stop()
 
 
 @pytest.mark.parametrize(
@@ -220,14 +230,7 @@ def test_a_flush_in_a_retry_after_wait_sends_nothing_and_drops_nothing(caplog: p
     """A flush (a test's, or embedding code's: the demo runs no exporter) in a collector's `Retry-After: 30` wait sent the queue at once, what the
     collector had asked to wait for, and on its refusal dropped it: the stop then had nothing to try. Now it sends
     nothing and returns at once; the stop makes its one last try of those spans, counted and said (rec15)."""
-    receiver = OtlpHttpReceiver(refusals=[(429, "30")] * 10)
-    receiver.start()
-    sink = OtlpHttpSink(f"http://127.0.0.1:{receiver.port}", 1.0, RESOURCE, SCOPE)
-    queue = BoundedExporter(sink, interval_s=0.5, stop_timeout_s=1.0)
-    try:
-        for n in range(BATCH_SPANS + 5):  # a full batch, sent at once and refused; 5 spans left queued
-            queue.submit(span(n))
-        assert until(lambda: queue.failed == BATCH_SPANS)
+    with a_batch_refused_for_30_s(10) as (receiver, queue):
         started = time.monotonic()
         queue.force_flush()
         assert time.monotonic() - started < 5.0  # not the 30 s asked for
@@ -235,8 +238,6 @@ def test_a_flush_in_a_retry_after_wait_sends_nothing_and_drops_nothing(caplog: p
         queue.shutdown()
         assert receiver.statuses == [429, 429] and queue.failed == BATCH_SPANS + 5  # the stop's one last try
         assert f"{BATCH_SPANS + 5} spans not exported at shutdown: the collector has failed" in caplog.text
-    finally:
-        receiver.stop()
 
 
 def test_a_flush_in_a_retry_after_wait_then_the_stop_with_the_collector_back_exports_what_was_queued(
@@ -245,18 +246,9 @@ def test_a_flush_in_a_retry_after_wait_then_the_stop_with_the_collector_back_exp
     """The flush in the wait leaves the 5 spans queued; the stop's one last try, the collector taking it now, exports
     them: nothing counted lost, no line at shutdown (a pin of rec15's change: every call leaves its span; review
     revrec15)."""
-    receiver = OtlpHttpReceiver(refusals=[(429, "30")])
-    receiver.start()
-    sink = OtlpHttpSink(f"http://127.0.0.1:{receiver.port}", 1.0, RESOURCE, SCOPE)
-    queue = BoundedExporter(sink, interval_s=0.5, stop_timeout_s=1.0)
-    try:
-        for n in range(BATCH_SPANS + 5):
-            queue.submit(span(n))
-        assert until(lambda: queue.failed == BATCH_SPANS)
+    with a_batch_refused_for_30_s(1) as (receiver, queue):
         queue.force_flush()
         assert receiver.statuses == [429] and queue.exported == 0
         queue.shutdown()
         assert receiver.statuses == [429, 200] and queue.exported == 5 and queue.dropped == 0, receiver.statuses
         assert len(receiver.spans) == 5 and "not exported at shutdown" not in caplog.text
-    finally:
-        receiver.stop()
