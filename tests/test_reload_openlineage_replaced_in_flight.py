@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -64,15 +65,28 @@ def write(path: Path, upstream: str, url: str | None, namespace: str) -> None:
     path.write_text(text.replace("URL", url or ""))
 
 
-def stream_in_flight(serve: ServeProcess, server: Any, loop_thread: LoopThread) -> tuple[openai.OpenAI, Iterator[Any]]:
-    """A stream labelled `streamed` through `serve`, its first chunk read: (the client, the chunks still to come)."""
-    client = openai.OpenAI(base_url=f"{serve.url}/v1", api_key="none", max_retries=0, timeout=20)
-    stream = client.chat.completions.create(model="m", stream=True, extra_headers={"x-data-labels": "streamed"},
-                                            messages=[{"role": "user", "content": "__gate__ hello"}])  # fmt: skip
-    server.release(loop_thread.loop)
-    chunks = iter(stream)
-    next(chunks)  # the stream is in flight
-    return client, chunks
+@contextmanager
+def a_stream_in_flight(
+    path: Path, server: Any, loop_thread: LoopThread
+) -> Iterator[tuple[ServeProcess, openai.OpenAI]]:
+    """`serve` with the config at `path`, and a stream labelled `streamed` through it, its first chunk read: (the
+    process, the client) while the stream is in flight; then the stream read to its end and the process stopped, which
+    must exit 0."""
+    serve = ServeProcess(str(path))
+    try:
+        client = openai.OpenAI(base_url=f"{serve.url}/v1", api_key="none", max_retries=0, timeout=20)
+        stream = client.chat.completions.create(model="m", stream=True, extra_headers={"x-data-labels": "streamed"},
+                                                messages=[{"role": "user", "content": "__gate__ hello"}])  # fmt: skip
+        server.release(loop_thread.loop)
+        chunks = iter(stream)
+        next(chunks)  # the stream is in flight
+        yield serve, client
+        for _ in range(20):
+            server.release(loop_thread.loop)
+        assert list(chunks)
+        assert serve.stop() == 0, "".join(serve.stderr)
+    finally:
+        serve.stop()
 
 
 def test_a_stream_in_flight_across_a_sighup_that_replaces_openlineage_is_counted_once_where_it_began(
@@ -83,20 +97,12 @@ def test_a_stream_in_flight_across_a_sighup_that_replaces_openlineage_is_counted
     (a, a_url), (b, b_url), _ = backends
     path = tmp_path / "proxy.yaml"
     write(path, upstream, a_url, "before")
-    serve = ServeProcess(str(path))
-    try:
-        client, chunks = stream_in_flight(serve, server, loop_thread)
+    with a_stream_in_flight(path, server, loop_thread) as (serve, client):
         write(path, upstream, b_url, "after")
         serve.signal(signal.SIGHUP)
         serve.wait_log("reloaded ")
         client.chat.completions.create(model="m", extra_headers={"x-data-labels": "since"},
                                        messages=[{"role": "user", "content": "hi"}])  # fmt: skip
-        for _ in range(20):
-            server.release(loop_thread.loop)
-        assert list(chunks)
-        assert serve.stop() == 0, "".join(serve.stderr)
-    finally:
-        serve.stop()
     assert counted(a.events) == {("before", "streamed"): 1}, a.events
     assert counted(b.events) == {("after", "since"): 1}, b.events
     assert {event["job"]["namespace"] for event in a.events} == {"before"}
@@ -121,9 +127,7 @@ def test_a_stream_in_flight_across_two_sighups_is_counted_once_where_it_began(
     (a, a_url), (b, b_url), (c, c_url) = backends
     path = tmp_path / "proxy.yaml"
     write(path, upstream, a_url, "first")
-    serve = ServeProcess(str(path))
-    try:
-        client, chunks = stream_in_flight(serve, server, loop_thread)
+    with a_stream_in_flight(path, server, loop_thread) as (serve, client):
         for n, (url, namespace, label) in enumerate(
             [(b_url if between == "replaced" else None, "second", "between"), (c_url, "third", "after")], 1
         ):
@@ -132,12 +136,6 @@ def test_a_stream_in_flight_across_two_sighups_is_counted_once_where_it_began(
             reloads(serve, n)
             client.chat.completions.create(model="m", extra_headers={"x-data-labels": label},
                                            messages=[{"role": "user", "content": "hi"}])  # fmt: skip
-        for _ in range(20):
-            server.release(loop_thread.loop)
-        assert list(chunks)
-        assert serve.stop() == 0, "".join(serve.stderr)
-    finally:
-        serve.stop()
     assert counted(a.events) == {("first", "streamed"): 1}, a.events
     assert counted(b.events) == ({("second", "between"): 1} if between == "replaced" else {}), b.events
     assert counted(c.events) == {("third", "after"): 1}, c.events
