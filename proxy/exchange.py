@@ -126,6 +126,8 @@ class Exchange:
     _batch: tuple[str, ...] = ()
     # those of `_others` an advisor tool names (`OthersNamed.advisors`)
     _advisors: tuple[str | None, ...] = ()
+    # the one of `_others` its body's `model` names, where its path names the call's model (`OthersNamed.asked`)
+    _asked: str = ""
 
     def __init__(
         self,
@@ -217,7 +219,8 @@ class Exchange:
                 self.pass_through()
                 read = self.adapter.read(self.target, body, header)
             except OthersNamed as named:
-                self._others, self._batch, self._advisors = named.models, named.batch, named.advisors
+                self._others, self._batch = named.models, named.batch
+                self._advisors, self._asked = named.advisors, named.asked
                 read = named.again()
             call = self.call = pipeline.call(
                 read,
@@ -239,7 +242,7 @@ class Exchange:
         decision = self.decision = pipeline.decide(call)
         if self._others:
             decision = self.decision = pipeline.judged_for_others(
-                call, decision, self._others, self._batch, self._advisors
+                call, decision, self._others, self._batch, self._advisors, self._asked
             )
         if not decision.forwards:
             if deferred:  # a denial's record has the input's digest and content too
@@ -307,7 +310,8 @@ class Exchange:
         try:
             return self.adapter.read(self.target, utf8, header)
         except OthersNamed as named:  # (as `admit` takes it)
-            self._others, self._batch, self._advisors = named.models, named.batch, named.advisors
+            self._others, self._batch = named.models, named.batch
+            self._advisors, self._asked = named.advisors, named.asked
             return named.again()
 
     def refuse_at_head(self, header: Header, peer: tuple[str, ...] = ()) -> None:

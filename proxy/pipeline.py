@@ -691,6 +691,7 @@ class Pipeline:
         others: tuple[str | None, ...],
         batch: tuple[str, ...] = (),
         advisors: tuple[str | None, ...] = (),
+        asked: str = "",
     ) -> Decision:
         """`decision`, of a call whose request names other models that may serve it should its own decline or fail (a
         fallback: `OthersNamed`), held to what a call naming each of them gets (`decide`, and the routes' weights a
@@ -703,7 +704,8 @@ class Pipeline:
         forbids it as its fallback, was forwarded and served by that one (helper fallback13). `batch`: those of `others`
         the call's `model` names separated by commas, which LiteLLM proxy runs the call on each of (a batch), named so
         in the reason (until 2026-12-07 the whole string was judged as one name, the `"*"` route's; helper commas13).
-        `advisors`: those an advisor tool names (`advisor_models`), which read the conversation, named so too."""
+        `advisors`: those an advisor tool names (`advisor_models`), which read the conversation, named so too. `asked`: the
+        one of `others` its body's `model` names where its path names the call's (`openai.InPathAdapter`), named so."""
         if decision.action == DENY or decision.action == AUDIT_DENY:
             return decision
         models: dict[str, str | None] = {}  # model -> the name the request gave it (None: one the server picks)
@@ -723,7 +725,11 @@ class Pipeline:
             if other.action != DENY and other.action != AUDIT_DENY:
                 continue
             assert other.code is not None
-            if model in batch:
+            if model == asked:
+                how = (f"names model {quoted_name(model)} in its body's 'model', its path naming model "
+                       f"{quoted_name(call.model)}, which LiteLLM proxy and Azure OpenAI run (a server reading the "
+                       "body's runs the other)")  # fmt: skip
+            elif model in batch:
                 how = (f"names model {quoted_name(model)} in its model {quoted_name(call.model)}, models separated by "
                        "commas, which a gateway (LiteLLM proxy) runs the call on each of as a batch")  # fmt: skip
             elif named is not None and model in advisors:

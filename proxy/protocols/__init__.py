@@ -1725,7 +1725,8 @@ class OthersNamed(Exception):
     (`Pipeline.judged_for_others`). Raised, not returned beside the Request, so a call naming none costs nothing
     (`named_as_fields`' answer is the branch's test; the ingress' `except` runs only when raised). `batch`: those of
     `models` its `model` names, separated by commas, which LiteLLM proxy runs the call on each of (`batch_models`);
-    `advisors`: those an advisor tool names (`advisor_models`)."""
+    `advisors`: those an advisor tool names (`advisor_models`). `asked`: the one of `models` its body's `model` names,
+    where its path names the call's (`openai.InPathAdapter`)."""
 
     def __init__(
         self,
@@ -1733,12 +1734,14 @@ class OthersNamed(Exception):
         again: Callable[[], Request],
         batch: tuple[str, ...] = (),
         advisors: tuple[str | None, ...] = (),
+        asked: str = "",
     ) -> None:
         super().__init__(models)
         self.models = models
         self.again = again
         self.batch = batch
         self.advisors = advisors  # (those of `models` an advisor tool names: `advisor_models`)
+        self.asked = asked
 
 
 # the most entries a request body may name models to serve it by (`named_models`: names, objects, a map's keys and
@@ -2998,8 +3001,10 @@ def _tables() -> tuple[dict[ProtocolName, Adapter], tuple[Adapter, ...], tuple[A
     # in match order; passthrough matches anything. OIP's LLM paths are OIP's (`oip`, its span attributes `oip.ADAPTER`'s),
     # TGI's and Ollama's native APIs OpenAI's (`openai`, as llama.cpp's native endpoints are: their upstreams are
     # `protocol: openai`)
+    # (`openai.IN_PATH`, OpenAI's calls on paths naming their model, LiteLLM proxy's Azure-compatible ones, last
+    # before passthrough: the paths the others read pay nothing for it)
     http = (openai.ADAPTER, anthropic.ADAPTER, oip.ADAPTER, oip_generate.ADAPTER, tgi.ADAPTER, ollama.ADAPTER,
-            kserve.ADAPTER, passthrough.ADAPTER)  # fmt: skip
+            kserve.ADAPTER, openai.IN_PATH, passthrough.ADAPTER)  # fmt: skip
     dialects: dict[str, Dialect] = {
         "openai": openai.DIALECT,
         "oip": oip.DIALECT,

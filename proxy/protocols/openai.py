@@ -261,24 +261,28 @@ _NATIVE_TOKENS = ("prompt", "content", "tokens", "input", "query", "documents", 
                   "input_suffix")  # fmt: skip
 
 
-def read_request(operation: str, body: bytes, others: bool = True) -> Request:
+def read_request(operation: str, body: bytes, others: bool = True, path_model: str = "") -> Request:
     """Parse one request body; malformed JSON or a wrong shape is an InvalidRequest. One naming other models that may
     serve it (`_OTHERS`; a chat's `model` naming several, separated by commas: `batch_models`) raises `OthersNamed`,
-    unless `others` is False (its reading again, as the call it is)."""
+    unless `others` is False (its reading again, as the call it is). `path_model`: the model a route naming it in its
+    path names (`InPathAdapter`), the call's in place of the body's `model` (`_in_path`)."""
     data = load_request_json(body)
+    if path_model:  # (one test a plain call: `benchmarks/README.md`)
+        _in_path(operation, body, data, path_model, others)
     if named_as_fields(data, _NAMED):  # (a body of `_NAMED` keys alone, most: neither test made)
         if not ELSEWHERE_KEYS.isdisjoint(data):
             refuse_sent_elsewhere(data)
         if not _OTHERS.isdisjoint(data) and others:
             batch = _batch(operation, data.get("model"))
-            again = functools.partial(read_request, operation, body, False)
+            again = functools.partial(read_request, operation, body, False, path_model)
             advised = advisor_models(data)  # (a body naming others: its tools walked whatever they spell)
             raise OthersNamed(named_models(data, _OTHERS) + batch + advised, again, batch, advised)
     # an advisor tool's model (`advisor_models`): a body with `tools` whose type is spelt, or a JSON escape, found in C
     # (+4 Python instructions a call without `tools`, no search of its bytes)
     if "tools" in data and others and (ADVISOR in body or JSON_ESCAPE in body) and (advised := advisor_models(data)):
         batch = _batch(operation, data.get("model"))
-        raise OthersNamed(batch + advised, functools.partial(read_request, operation, body, False), batch, advised)
+        again = functools.partial(read_request, operation, body, False, path_model)
+        raise OthersNamed(batch + advised, again, batch, advised)
     model = data.get("model")
     # (one test, in C, for a model none, empty, or naming several separated by commas: a chat's LiteLLM proxy runs as a
     # batch; +3 Python instructions a plain call, where `not model` alone was and a test of its own took 4)
@@ -287,7 +291,7 @@ def read_request(operation: str, body: bytes, others: bool = True) -> Request:
             raise InvalidRequest("'model' is required and must be a string", param="model")
         if operation == "chat" and others:
             batch = batch_models(model)
-            raise OthersNamed(batch, functools.partial(read_request, operation, body, False), batch)
+            raise OthersNamed(batch, functools.partial(read_request, operation, body, False, path_model), batch)
     walked = True  # (the messages' objects past `MAX_STRINGS` not looked at: unscanned)
     plain = False
     if operation == "chat":
@@ -360,6 +364,29 @@ def read_request(operation: str, body: bytes, others: bool = True) -> Request:
     return Request(model, _GEN_AI_OPERATION[operation], stream, tuple(texts), tuple(params), unscanned=not whole,
                    version=None if lora is None else lora_version(lora), joined=joined,
                    decoded=unescaped(body, texts, reprinted), builds_on=builds_on, stored=stored)  # fmt: skip
+
+
+def _in_path(operation: str, body: bytes, data: dict[str, Any], model: str, others: bool) -> None:
+    """`data`, a body sent on a route naming its model in its path (`model`: `InPathAdapter`), made that model's call:
+    its `model` is the path's, as LiteLLM proxy runs it (`base_process_llm_request`: `data["model"] = ... or model or
+    data.get("model")`, the path's first) and Azure OpenAI runs its deployment's. A `model` of its own, optional (null
+    or left out: none), must be a string (an InvalidRequest); one naming another model is judged too, as a server
+    reading the body's would run it: `OthersNamed`, its `asked`, beside the models the body names otherwise (its
+    fallbacks, a chat's path naming several separated by commas: a batch LiteLLM runs), unless `others` is False (its
+    reading again); a body naming a server of its own is refused first, as `read_request` refuses it."""
+    asked = data.get("model")
+    if asked is not None and type(asked) is not str:
+        raise InvalidRequest("'model' must be a string (or left out: the path names the model)", param="model")
+    data["model"] = model
+    if not others or not asked or asked == model:
+        return
+    if not ELSEWHERE_KEYS.isdisjoint(data):
+        refuse_sent_elsewhere(data)
+    batch = _batch(operation, model)
+    fallbacks = named_models(data, _OTHERS) if not _OTHERS.isdisjoint(data) else ()
+    advised = advisor_models(data) if "tools" in data else ()  # (its tools walked, as a body naming others' are)
+    again = functools.partial(read_request, operation, body, False, model)
+    raise OthersNamed((asked, *fallbacks, *batch, *advised), again, batch, advised, asked)
 
 
 def _batch(operation: str, model: Any) -> tuple[str, ...]:
@@ -1576,6 +1603,39 @@ class Adapter(AdapterBase):
         if operation == "responses":
             return ResponsesObserver(outcome, detectors, capture)
         return ReplyObserver(outcome, detectors, capture, operation == "embeddings" or operation == "embedding")
+
+
+class InPathAdapter(Adapter):
+    """OpenAI's chat, completions and embeddings on the routes that name their model in the path, LiteLLM proxy's
+    (`POST /openai/deployments/{model}/chat/completions`, `.../completions`, `.../embeddings`, the same under
+    `/engines/{model}/`), which the openai SDK's `AzureOpenAI` client calls, as Azure OpenAI serves them: read as the
+    call of the path's model, the one LiteLLM runs (`read_request`'s `path_model`), forwarded at the path as sent.
+    After every other adapter in the table (`HTTP_ADAPTERS`), before passthrough: the paths other adapters read pay
+    nothing for it. Until 2026-12-07 these were data the proxy does not read, passthrough's: refused while a route
+    limits purposes (`policy.passthrough: auto`), else forwarded by the `"*"` route, an `ads` call reaching a model
+    whose route allows only `assistant` (helper paths15)."""
+
+    def match(self, method: str, path: str) -> Target | None:
+        if method != "POST" or not path.startswith(_IN_PATH_PREFIXES):
+            return None
+        start = len(_DEPLOYMENTS) if path.startswith(_DEPLOYMENTS) else len(_ENGINES)
+        for suffix, target in _IN_PATH_OPERATIONS:
+            # (LiteLLM's `{model:path}` is Starlette's `.*`: any text, `/` too, the longest leaving the suffix; its
+            # chat's route first, so `.../m/chat/completions` is the chat's, not the completion's of model `m/chat`)
+            if path.endswith(suffix) and len(path) > start + len(suffix):
+                return Target(target, path[start : -len(suffix)])
+        return None
+
+    def read(self, target: Target, body: bytes, header: Header) -> Request:
+        return read_request(target.operation, body, path_model=target.model)
+
+
+_DEPLOYMENTS: Final = "/openai/deployments/"
+_ENGINES: Final = "/engines/"
+_IN_PATH_PREFIXES: Final = (_DEPLOYMENTS, _ENGINES)
+_IN_PATH_OPERATIONS: Final = (("/chat/completions", "chat"), ("/completions", "text_completion"),
+                              ("/embeddings", "embeddings"))  # fmt: skip
+IN_PATH: Final = InPathAdapter()
 
 
 _LORA: Final = "lora:"
