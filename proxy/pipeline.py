@@ -718,11 +718,24 @@ class Pipeline:
         for model, named in models.items():
             if model == call.model:
                 continue
-            as_called = dataclasses.replace(call, model=model)
+            # a model no route names, the server's pick, may be any it serves: judged as a call naming no model (the
+            # `"*"` route's, whose checkpoint only its reply names), not as one naming `*`, a name no server lists
+            # (until 2026-12-07 refused under `on_unapproved: block` 404 "call the model by a name the metadata
+            # lists": helper paths15)
+            picked = model == "*" and named is None
+            as_called = dataclasses.replace(call, model="") if picked else dataclasses.replace(call, model=model)
             other = decide(as_called, self.policy, self._served)
             if self.runtime.book.held and other.action in _HELD_ACTIONS:
                 other = self._held(as_called, other)
+            if picked and other.forwards and self.policy.block_unapproved:
+                other = self._picked(as_called, other)
             if other.action != DENY and other.action != AUDIT_DENY:
+                if other.approved is False and decision.approved is not False:
+                    # its flow the baseline does not approve (`on_unapproved: warn`): flagged as the call's own would
+                    # be, the call counted once, the flow logged with the checkpoint it reaches; the call's
+                    # `lineage.approved` false (until 2026-12-07 not flagged: helper paths15)
+                    self._unapproved(as_called, other)
+                    decision = dataclasses.replace(decision, approved=False)
                 continue
             assert other.code is not None
             if model == asked:
@@ -742,12 +755,24 @@ class Pipeline:
                 how = (f"lets the server pick a model to serve it should model {quoted_name(call.model)} decline or "
                        "fail (a fallback: fallbacks \"default\", or route \"fallback\"), which may be any routed model "
                        "or one no route names ('*')")  # fmt: skip
-            reason = (
-                f"the request {how}, and a call naming {quoted_name(model)} is refused: {other.reason or other.code}"
-            )
+            whom = "a model no route names (the '*' route's call)" if picked else f"a call naming {quoted_name(model)}"
+            reason = f"the request {how}, and {whom} is refused: {other.reason or other.code}"
             refused = refuse(decision, self.policy, other.code, other.rule or "routes", bounded_text(reason))
             return self._judged(call, decision, refused)
         return decision
+
+    def _picked(self, call: Call, decision: Decision) -> Decision:
+        """`decision`, forwarded, of a call naming no model that stands for the model a server picks, one no route names
+        (`judged_for_others`), under `lineage.on_unapproved: block`: refused 403 `flow_not_approved` unless the baseline
+        approves its flow whatever checkpoint it reaches, as the server may pick any it serves and none is known before
+        its reply (a call naming no model is let through for any approved one: its server runs one)."""
+        if self.policy.any_checkpoint(boundary_flow(call, decision, self._served)):
+            return decision
+        return refuse(decision, self.policy, "flow_not_approved", "lineage.baseline",
+                      "the server may pick any model it serves, and the checkpoint of one no route names is known only "
+                      "from its reply, while the approved baseline approves this flow for some checkpoints alone "
+                      "(lineage.on_unapproved: block): approve it for any checkpoint (a baseline entry without "
+                      "checkpoints:), or name the models that may serve the call")  # fmt: skip
 
     def judged_again(self, call: Call, decision: Decision, before: Decision) -> Decision:
         """`decision`, a forwarded call's `before` that the proxy then refused itself (`Exchange._refused`), approved
