@@ -1605,6 +1605,15 @@ class Adapter(AdapterBase):
         return ReplyObserver(outcome, detectors, capture, operation == "embeddings" or operation == "embedding")
 
 
+# LiteLLM proxy's routes naming the model in the path (`InPathAdapter`): their prefixes, and the operation each suffix
+# is, in the order LiteLLM registers them (Starlette tries its routes in turn)
+_DEPLOYMENTS: Final = "/openai/deployments/"
+_ENGINES: Final = "/engines/"
+_IN_PATH_PREFIXES: Final = (_DEPLOYMENTS, _ENGINES)
+_IN_PATH_OPERATIONS: Final = (("/chat/completions", "chat"), ("/completions", "text_completion"),
+                              ("/embeddings", "embeddings"))  # fmt: skip
+
+
 class InPathAdapter(Adapter):
     """OpenAI's chat, completions and embeddings on the routes that name their model in the path, LiteLLM proxy's
     (`POST /openai/deployments/{model}/chat/completions`, `.../completions`, `.../embeddings`, the same under
@@ -1630,11 +1639,6 @@ class InPathAdapter(Adapter):
         return read_request(target.operation, body, path_model=target.model)
 
 
-_DEPLOYMENTS: Final = "/openai/deployments/"
-_ENGINES: Final = "/engines/"
-_IN_PATH_PREFIXES: Final = (_DEPLOYMENTS, _ENGINES)
-_IN_PATH_OPERATIONS: Final = (("/chat/completions", "chat"), ("/completions", "text_completion"),
-                              ("/embeddings", "embeddings"))  # fmt: skip
 IN_PATH: Final = InPathAdapter()
 
 
