@@ -765,14 +765,19 @@ class Pipeline:
         """`decision`, forwarded, of a call naming no model that stands for the model a server picks, one no route names
         (`judged_for_others`), under `lineage.on_unapproved: block`: refused 403 `flow_not_approved` unless the baseline
         approves its flow whatever checkpoint it reaches, as the server may pick any it serves and none is known before
-        its reply (a call naming no model is let through for any approved one: its server runs one)."""
-        if self.policy.any_checkpoint(boundary_flow(call, decision, self._served)):
+        its reply (a call naming no model is let through for any approved one: its server runs one). Unless that
+        checkpoint is known before the reply whatever model is picked (`upstreams[].checkpoint` pinned, or metadata
+        naming what serves any name, TGI's): then the verdict on that flow, `decision`'s, stands (a pinned upstream's pick, approved for its pin,
+        was refused on h-paths15: review revpaths15)."""
+        flow = boundary_flow(call, decision, self._served)
+        if flow.checkpoint or self.policy.any_checkpoint(flow):
             return decision
         return refuse(decision, self.policy, "flow_not_approved", "lineage.baseline",
                       "the server may pick any model it serves, and the checkpoint of one no route names is known only "
                       "from its reply, while the approved baseline approves this flow for some checkpoints alone "
                       "(lineage.on_unapproved: block): approve it for any checkpoint (a baseline entry without "
-                      "checkpoints:), or name the models that may serve the call")  # fmt: skip
+                      "checkpoints:), or pin the upstream's checkpoint (upstreams[].checkpoint), or name the models "
+                      "that may serve the call")  # fmt: skip
 
     def judged_again(self, call: Call, decision: Decision, before: Decision) -> Decision:
         """`decision`, a forwarded call's `before` that the proxy then refused itself (`Exchange._refused`), approved

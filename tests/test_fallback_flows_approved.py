@@ -127,3 +127,20 @@ def test_block_judges_a_picked_model_as_one_no_route_names(loop_thread, make_pro
         assert "model '*'" not in message and "metadata lists" not in message, message
         if baseline is ROUTED:
             assert "a model no route names" in message and "approve it for any checkpoint" in message, message
+
+
+# the upstream pinned (`upstreams[].checkpoint`): whatever model it serves, a pick too, its weights are the pin's
+PINNED = CONFIG.replace("    url: ${UPSTREAM}\n", "    url: ${UPSTREAM}\n    checkpoint: org/pinned\n")
+
+
+@pytest.mark.parametrize("extra", [{"route": "fallback"}, {"fallbacks": "default"}])
+def test_block_lets_a_pick_of_a_pinned_upstream_through(loop_thread, make_proxy, tmp_path: Path,
+                                                        extra: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+    """`block`, the `"*"` route's upstream pinned: the checkpoint of any model the server picks is known before its
+    reply (the pin's), so a baseline approving the flow for it lets the call through, as a call naming any model is."""
+    (tmp_path / "approved.yaml").write_text(APPROVED.format(checkpoints="[org/pinned]"))
+    seen: list[dict[str, Any]] = []
+    with serving(loop_thread, openai_app(seen)) as url:
+        proxy = make_proxy(PINNED + _lineage("block"), UPSTREAM=url, BASELINE=str(tmp_path / "approved.yaml"))
+        got, _, message = _ask(proxy.url, extra)
+    assert (got, len(seen)) == (200, 1), message
