@@ -41,12 +41,14 @@ _PREFIXES = ("", "/v1", "/engines/{model:.*}", "/openai/deployments/{model:.*}")
 
 def litellm_app(seen: list[tuple[str, str, dict[str, Any]]]) -> web.Application:
     """LiteLLM proxy's OpenAI and Azure-compatible routes: the model it runs is the path's, else the body's (its
-    `base_process_llm_request`); each call noted as (the target as it came, the model run, the body)."""
+    `base_process_llm_request`); each call noted as (the target as it came, the model run, the body). On a route whose
+    path names none, its handler's `model` argument is the query's (FastAPI: the last value), where not empty."""
 
     def answering(operation: str) -> Any:
         async def answer(request: web.Request) -> web.StreamResponse:
             body = await request.json()
-            model = request.match_info.get("model") or body.get("model")
+            queried = request.query.getall("model", [])
+            model = request.match_info.get("model") or (queried[-1] if queried else None) or body.get("model")
             seen.append((request.raw_path, model, body))
             usage = {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
             if operation == "embeddings":
@@ -337,4 +339,56 @@ def test_a_request_waiting_for_100_gets_the_code_it_gets_sent_whole(loop_thread,
         port = proxy.bound.http.port
         assert _send(port, path, body, expect=False) == (403, "purpose_denied")
         assert _send(port, path, body, expect=True) == (403, "purpose_denied")
+    assert seen == []
+
+
+# (target, purpose) -> (status, the model the gateway ran): an `ads` chat, completion or embeddings call whose body names
+# claude-asked (`ads` allowed) with a query naming claude-fallback, which LiteLLM runs
+QUERY_CASES = [
+    (f"/v1/chat/completions?model={ANSWERED}", "chat", 400, None),
+    (f"/chat/completions?model={ANSWERED}", "chat", 400, None),
+    (f"/v1/completions?model={ANSWERED}", "completion", 400, None),
+    (f"/v1/embeddings?model={ANSWERED}", "embeddings", 400, None),
+    (f"/v1/chat/completions?mode%6C={ANSWERED}", "chat", 400, None),  # (its name decoded, as FastAPI reads it)
+    (f"/v1/chat/completions?model={ASKED}&model={ANSWERED}", "chat", 400, None),  # (the last: FastAPI's)
+    # what held: an empty one is none (LiteLLM runs the body's); a path naming the model takes it from the path
+    ("/v1/chat/completions?model=", "chat", 200, ASKED),
+    (f"/openai/deployments/{ASKED}/chat/completions?model={ANSWERED}", "chat", 200, ASKED),
+    (f"/v1/chat/completions?models={ANSWERED}", "chat", 200, ASKED),
+]
+
+
+@pytest.mark.parametrize(("target", "operation", "status", "ran"), QUERY_CASES)
+def test_a_query_naming_the_model_is_refused(loop_thread, make_proxy, target: str, operation: str, status: int,
+                                             ran: str | None) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+    """A query naming `model` on OpenAI's chat, completions or embeddings path whose body names the model: LiteLLM
+    proxy runs the query's (its handler's `model` argument, from the query where the path names none), so it is
+    refused 400 `invalid_request`, as a query naming an OIP model's `model_version` is, the gateway never reached.
+    Until review revpaths15 the body's model was judged, and the query's run: an `ads` call reached claude-fallback."""
+    seen: list[tuple[str, str, dict[str, Any]]] = []
+    body: dict[str, Any] = {"model": ASKED}
+    body.update({"chat": {"messages": HI}, "completion": {"prompt": "hi"}, "embeddings": {"input": "hi"}}[operation])
+    with serving(loop_thread, litellm_app(seen)) as url:
+        proxy = make_proxy(CONFIG, UPSTREAM=url)
+        got, reply = _post(proxy.url, target, body, "ads")
+    assert got == status, reply
+    if status == 400:
+        assert reply["error"]["code"] == "invalid_request"
+        assert "the query may not name a model" in reply["error"]["message"]
+    assert [model for _, model, _ in seen] == ([ran] if ran is not None else [])
+
+
+def test_the_sdks_extra_query_naming_the_model_is_refused(loop_thread, make_proxy) -> None:  # type: ignore[no-untyped-def]
+    """Through the real openai SDK (`extra_query`): refused, the gateway never reached."""
+    seen: list[tuple[str, str, dict[str, Any]]] = []
+    with serving(loop_thread, litellm_app(seen)) as url:
+        proxy = make_proxy(CONFIG, UPSTREAM=url)
+        client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="unused", max_retries=0, timeout=10,
+                               default_headers={"x-purpose": "ads"})  # fmt: skip
+        try:
+            with pytest.raises(openai.BadRequestError) as refused:
+                client.chat.completions.create(model=ASKED, messages=HI, extra_query={"model": ANSWERED})
+        finally:
+            client.close()
+    assert refused.value.code == "invalid_request"
     assert seen == []

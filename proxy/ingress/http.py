@@ -64,6 +64,7 @@ from proxy.protocols.kserve import ADAPTER as KSERVE
 from proxy.protocols.kserve import OPENAI_PREFIX as KSERVE_OPENAI
 from proxy.protocols.kserve import openai_fields, openai_unprefixed
 from proxy.protocols.oip import HEADER_FRAMING, TRACE_IDS, field_text
+from proxy.protocols.openai import ADAPTER as OPENAI
 from proxy.protocols.passthrough import index_flags_only, query_pairs
 from proxy.protocols.tgi import tgi_body
 from proxy.transport import UpstreamClosed, UpstreamProtocolError
@@ -149,11 +150,28 @@ _DOT_SEGMENT = re.compile(r"/\.\.?(?:/|$)")  # in the percent-decoded path
 _NOT_AN_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")  # a '%' without the two hex digits of an escape (RFC 3986)
 
 
-def _names_version(target: str) -> bool:
-    """Whether the query of an OIP model's path names a `model_version`, read as MLServer (FastAPI) reads it:
-    the handler's argument the path does not hold comes from the query (`?model_version=1` on
-    `/v2/models/{name}/infer` runs version 1)."""
-    return any(key == "model_version" for key, _ in query_pairs(target))
+# the operations whose handlers LiteLLM proxy gives a `model` argument, read from the query where the path names none
+_MODEL_IN_QUERY: Final = frozenset({"chat", "text_completion", "embeddings"})
+
+
+def _query_refused(adapter: Adapter, target: Target, request_target: str) -> str:
+    """Why a call's query is refused, or "": one naming what the server runs in place of what the proxy decided on,
+    read as FastAPI reads it (`query_pairs`): the handler's argument the path does not hold comes from the query. So
+    an OIP model's path with `?model_version=1` (`/v2/models/{name}/infer`) runs version 1 on MLServer; and a chat,
+    completion or embeddings call of OpenAI's whose body names its model (`/v1/chat/completions`, `/chat/completions`,
+    ...) with `?model=m` runs `m` on LiteLLM proxy (`chat_completion(request, ..., model=None)`: `data["model"] = ...
+    or model or data.get("model")`, its last value, where not empty), not the body's (until review revpaths15 the body's
+    was judged, the query's run). A route naming the model in its path (`openai.IN_PATH`) takes it from the path."""
+    if target.model:
+        if any(key == "model_version" for key, _ in query_pairs(request_target)):
+            return ("the query may not name a model_version: MLServer runs the version it names, not the one the path "
+                    "names (or the latest), which is the one decided on")  # fmt: skip
+        return ""
+    if (adapter is OPENAI and target.operation in _MODEL_IN_QUERY
+            and any(key == "model" and value for key, value in query_pairs(request_target))):  # fmt: skip
+        return ("the query may not name a model: LiteLLM proxy runs the model it names, not the body's 'model', which "
+                "is the one decided on (name it in the body)")  # fmt: skip
+    return ""
 
 
 def forward_fields(
@@ -497,9 +515,8 @@ class HttpIngress:
                 raise InvalidRequest("the request path may not hold empty segments ('//', also percent-encoded): gateways "
                                      "merge them (nginx's merge_slashes, on by default), so the path decided on would "
                                      "not be the path served")  # fmt: skip
-            if target.model and "?" in request.target and _names_version(request.target):
-                raise InvalidRequest("the query may not name a model_version: MLServer runs the version it names, not "
-                                     "the one the path names (or the latest), which is the one decided on")  # fmt: skip
+            if "?" in request.target and (why := _query_refused(adapter, target, request.target)):
+                raise InvalidRequest(why)
             if not target.carries_data or (target.bodiless_data_free and not request.content_length
                                            and request.header("transfer-encoding") is None):  # fmt: skip
                 if request.content_length or request.header("transfer-encoding") is not None:
