@@ -10,6 +10,7 @@ call reached `claude-fallback`, whose route allows only `assistant` (helper path
 
 from __future__ import annotations
 
+import hashlib
 import socket
 import urllib.error
 import urllib.request
@@ -392,3 +393,32 @@ def test_the_sdks_extra_query_naming_the_model_is_refused(loop_thread, make_prox
             client.close()
     assert refused.value.code == "invalid_request"
     assert seen == []
+
+
+KEY = "sk-caller-azure"
+KEYED = CONFIG.replace("  anonymous: allow\n", "  anonymous: deny\n") + (
+    f"callers:\n  - name: app\n    api_key_sha256: {hashlib.sha256(KEY.encode()).hexdigest()}\n"
+    "    purposes: [assistant, ads]\n"
+)
+
+
+@pytest.mark.parametrize(("how", "status"), [("azure_ad_token", 200), ("api_key", 401)])
+def test_the_azure_clients_key_is_read_from_authorization(loop_thread, make_proxy, how: str,
+                                                          status: int) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+    """The caller's key is read from `Authorization: Bearer` alone: the `AzureOpenAI` client sends it there as its
+    `azure_ad_token`; its `api_key` goes in an `api-key` field, which is not read (a call sending only that one is
+    anonymous's: refused 401 under `anonymous: deny`), as `x-api-key` is not but on the Anthropic API's paths."""
+    seen: list[tuple[str, str, dict[str, Any]]] = []
+    with serving(loop_thread, litellm_app(seen)) as url:
+        proxy = make_proxy(KEYED, UPSTREAM=url)
+        client = openai.AzureOpenAI(azure_endpoint=proxy.url, api_version=API_VERSION, max_retries=0, timeout=10,
+                                    default_headers={"x-purpose": "assistant"}, **{how: KEY})  # fmt: skip
+        try:
+            client.chat.completions.create(model=ASKED, messages=HI)
+            got = 200
+        except openai.APIStatusError as error:
+            got = error.status_code
+        finally:
+            client.close()
+    assert got == status
+    assert [ran for _, ran, _ in seen] == ([ASKED] if status == 200 else [])
