@@ -727,7 +727,7 @@ class Pipeline:
             other = decide(as_called, self.policy, self._served)
             if self.runtime.book.held and other.action in _HELD_ACTIONS:
                 other = self._held(as_called, other)
-            if picked and other.forwards and self.policy.block_unapproved:
+            if picked and other.forwards:
                 other = self._picked(as_called, other)
             if other.action != DENY and other.action != AUDIT_DENY:
                 if other.approved is False and decision.approved is not False:
@@ -763,19 +763,22 @@ class Pipeline:
 
     def _picked(self, call: Call, decision: Decision) -> Decision:
         """`decision`, forwarded, of a call naming no model that stands for the model a server picks, one no route names
-        (`judged_for_others`), under `lineage.on_unapproved: block`: refused 403 `flow_not_approved` unless the baseline
-        approves its flow whatever checkpoint it reaches, as the server may pick any it serves and none is known before
-        its reply (a call naming no model is let through for any approved one: its server runs one). Unless that
-        checkpoint is known before the reply whatever model is picked (`upstreams[].checkpoint` pinned, or metadata
-        naming what serves any name, TGI's): then the verdict on that flow, `decision`'s, stands (a pinned upstream's pick, approved for its pin,
-        was refused on h-paths15: review revpaths15)."""
+        (`judged_for_others`): its flow approved only where the baseline approves it whatever checkpoint it reaches, as
+        the server may pick any it serves and none is known before its reply (a call naming no model is let through for
+        any approved one: its server runs one); under `lineage.on_unapproved: block` refused 403 `flow_not_approved`,
+        under `warn` not approved (flagged, as `block` would refuse it: until review revpaths15 it went unflagged).
+        Unless that checkpoint is known before the reply whatever model is picked (`upstreams[].checkpoint` pinned, or
+        metadata naming what serves any name, TGI's): then the verdict on that flow, `decision`'s, stands (a pinned
+        upstream's pick, approved for its pin, was refused on h-paths15: review revpaths15)."""
         flow = boundary_flow(call, decision, self._served)
         if flow.checkpoint or self.policy.any_checkpoint(flow):
             return decision
+        why = ("the server may pick any model it serves, and the checkpoint of one no route names is known only from its "
+               "reply, while the approved baseline approves this flow for some checkpoints alone")  # fmt: skip
+        if not self.policy.block_unapproved:
+            return dataclasses.replace(decision, approved=False, reason=why)
         return refuse(decision, self.policy, "flow_not_approved", "lineage.baseline",
-                      "the server may pick any model it serves, and the checkpoint of one no route names is known only "
-                      "from its reply, while the approved baseline approves this flow for some checkpoints alone "
-                      "(lineage.on_unapproved: block): approve it for any checkpoint (a baseline entry without "
+                      f"{why} (lineage.on_unapproved: block): approve it for any checkpoint (a baseline entry without "
                       "checkpoints:), or pin the upstream's checkpoint (upstreams[].checkpoint), or name the models "
                       "that may serve the call")  # fmt: skip
 

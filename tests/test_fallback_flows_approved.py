@@ -144,3 +144,33 @@ def test_block_lets_a_pick_of_a_pinned_upstream_through(loop_thread, make_proxy,
         proxy = make_proxy(PINNED + _lineage("block"), UPSTREAM=url, BASELINE=str(tmp_path / "approved.yaml"))
         got, _, message = _ask(proxy.url, extra)
     assert (got, len(seen)) == (200, 1), message
+
+
+@pytest.mark.parametrize(
+    ("baseline", "extra", "approved"),
+    [
+        (ROUTED, {"route": "fallback"}, False),  # (what `block` refuses: a pick of a model no route names)
+        (ROUTED, {"fallbacks": "default"}, False),
+        (ANY, {"route": "fallback"}, True),  # approved whatever it reaches
+    ],
+)
+def test_warn_flags_a_picked_model_block_refuses(loop_thread, otlp, make_proxy, tmp_path: Path, caplog, baseline: str,
+                                                 extra: dict[str, Any], approved: bool) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+    """`warn`: a model the server picks, whose flow `block` refuses (the baseline approving it for some checkpoints
+    alone, the pick's known only from the reply), is flagged: the call goes on, counted once, the flow logged (its
+    checkpoint not known: `-`) saying why, the span's `lineage.approved` false. Until review revpaths15 it was not."""
+    (tmp_path / "approved.yaml").write_text(baseline)
+    seen: list[dict[str, Any]] = []
+    caplog.set_level(logging.WARNING, logger="lineage_proxy.baseline")
+    with serving(loop_thread, openai_app(seen)) as url:
+        proxy = make_proxy(CONFIG + TELEMETRY + _lineage("warn"), UPSTREAM=url, OTLP=f"http://127.0.0.1:{otlp.port}",
+                           BASELINE=str(tmp_path / "approved.yaml"))  # fmt: skip
+        status, trace, _ = _ask(proxy.url, extra)
+        span = otlp.by_trace(trace)
+        metrics = httpx.get(f"{proxy.url}/metrics", timeout=10).text
+    assert status == 200 and len(seen) == 1
+    assert span.attributes.get("lineage.approved") is approved
+    assert f"lineage_proxy_unapproved_flows_total {0 if approved else 1}" in metrics
+    logged = [r.getMessage() for r in caplog.records if "unapproved flow" in r.getMessage()]
+    assert len(logged) == (0 if approved else 1), logged
+    assert all("checkpoint - " in line and "the server may pick any model" in line for line in logged), logged
