@@ -33,6 +33,7 @@ FORWARD = CONFIG + "  passthrough: forward\n"  # (data the proxy does not read f
 API_VERSION = "2024-10-21"
 HI = [{"role": "user", "content": "hi"}]
 BATCH = f"{ASKED},{ANSWERED}"
+ADVISOR = {"type": "advisor_20260301", "name": "advisor", "model": ANSWERED}
 # LiteLLM proxy's routes (`proxy_server.py`), in the order it registers them: Starlette tries them in turn, its
 # `{model:path}` any text, `/` too, so `/openai/deployments/a/chat/completions` is the chat's (model `a`), though
 # `.../{model:path}/completions` matches it too (model `a/chat`)
@@ -225,6 +226,32 @@ RAW_CASES = [
     ("/openai/deployments/claude%2Dfallback/chat/completions", {"messages": HI}, "ads", 403, "purpose_denied", None),
     # a body of a content coding servers read as UTF-8 JSON all the same: read again, judged the same
     (f"/openai/deployments/{ASKED}/chat/completions", UTF16, "ads", 403, "purpose_denied", None),
+    # an advisor tool naming a model the call may not reach, with the body's model the path's or another (the lead's
+    # merge of paths15 beside litellm15: the body naming another raised before its tools were read)
+    (
+        f"/openai/deployments/{ASKED}/chat/completions",
+        {"messages": HI, "tools": [ADVISOR]},
+        "ads",
+        403,
+        "purpose_denied",
+        None,
+    ),
+    (
+        f"/openai/deployments/{ASKED}/chat/completions",
+        {"model": "claude-other", "messages": HI, "tools": [ADVISOR]},
+        "ads",
+        403,
+        "purpose_denied",
+        None,
+    ),
+    (
+        f"/openai/deployments/{ASKED}/chat/completions",
+        {"model": "claude-other", "messages": HI, "tools": [ADVISOR]},
+        "assistant",
+        200,
+        None,
+        ASKED,
+    ),
 ]
 
 
