@@ -3254,7 +3254,7 @@ _DROPPED_CLASS: Final = "".join(
     )
 )  # fmt: skip
 # the characters of `_PROSE_DASHES` as a pattern's class (`_PROSE_DASH`, `_PROSE_DASH_END`)
-_PROSE_DASH_CLASS: Final = "\u2013\u2014\u2015\u2212\u2e3a\u2e3b\ufe58\ufe31\ufe32\u207b\u208b"
+_PROSE_DASH_CLASS: Final = "\u2013\u2014\u2015\u2212\u2e3a\u2e3b\ufe58\ufe31\ufe32\u207b\u208b\u2010\u2011\u2012"
 # dashes no number is written with, prose's (em dash, horizontal bar, two- and three-em dashes), and an en dash and a
 # minus sign (read as `-`, a sign's, a card beside one was none to `scan`, masked by `mask`, until 2026-12-07, helper
 # det13: `_PROSE_DASHES`), and what NFKC makes one of (a small or a vertical em dash, a vertical en dash, a superscript
@@ -3281,11 +3281,12 @@ def _bare(text: str) -> str:
 
 
 def _prose_dashes(text: str) -> str:
-    """`text` with prose's dashes no digit is before, or none after, as `--` (`_PROSE_DASH`): eleven searches at C
+    """`text` with prose's dashes no digit is before, or none after, as `--` (`_PROSE_DASH`): fourteen searches at C
     speed first (a text without one, most, costs ~0.3 ms a MB so, where the pattern's search cost 5)."""
     if (
         "\u2014" in text or "\u2013" in text or "\u2212" in text or "\u2015" in text or "\u2e3a" in text or "\u2e3b" in text
         or "\ufe58" in text or "\ufe31" in text or "\ufe32" in text or "\u207b" in text or "\u208b" in text
+        or "\u2010" in text or "\u2011" in text or "\u2012" in text
     ):  # fmt: skip
         text = _PROSE_DASH.sub("--", text)
         # (those left are after a digit or after what the fold drops: the second read only where one is left)
@@ -3299,11 +3300,12 @@ def _prose_growth(text: str) -> int:
     counted so each is read, a scan's limit counting characters as they come. Read within the limit in folded
     characters, a request's text of 875,024 characters with 125,000 em dashes and a card at its end was
     `scan:truncated` and its card none, and a reply of the limit's length so was read twice, whole then streamed (2.9
-    times the time), from the change that read them so until it was reviewed (2026-12-07). (Eleven searches first, as
+    times the time), from the change that read them so until it was reviewed (2026-12-07). (Fourteen searches first, as
     `_prose_dashes`: none in most texts.)"""
     if (
         "\u2014" in text or "\u2013" in text or "\u2212" in text or "\u2015" in text or "\u2e3a" in text or "\u2e3b" in text
         or "\ufe58" in text or "\ufe31" in text or "\ufe32" in text or "\u207b" in text or "\u208b" in text
+        or "\u2010" in text or "\u2011" in text or "\u2012" in text
     ):  # fmt: skip
         return sum(map(text.count, _PROSE_DASHES))
     return 0
@@ -3311,9 +3313,12 @@ def _prose_growth(text: str) -> int:
 
 # the dashes `_PROSE_DASH` reads as `--` where no digit is either side: prose's (em dash, horizontal bar, two- and
 # three-em dashes), and an en dash and a minus sign, read as `-`, a sign's, before 2026-12-07 (helper det13); and
-# what NFKC makes one of, read as `-` till reviewed (helper revdet13): `x ﹘4111 …` was none, `mask` masking it
+# what NFKC makes one of, read as `-` till reviewed (helper revdet13): `x ﹘4111 …` was none, `mask` masking it; and a
+# hyphen, a non-breaking hyphen and a figure dash (U+2010, U+2011, U+2012), none a sign: read as `-`, `x ‐4111 …` was
+# none to `scan`, `mask` masking it, until 2026-12-07 (helper det15)
 _PROSE_DASHES: Final = (
     "\u2014", "\u2015", "\u2e3a", "\u2e3b", "\u2013", "\u2212", "\ufe58", "\ufe31", "\ufe32", "\u207b", "\u208b",
+    "\u2010", "\u2011", "\u2012",
 )  # fmt: skip
 
 
@@ -3788,11 +3793,14 @@ class Detectors:
         # characters NFKC makes digits, spaces, brackets or dashes of read as those (`_NUMBERS_NFKC`), as the fold
         # reads them, so a row of numbers apart by no-break or thin spaces or fullwidth dashes is no phones, as `scan`
         # reads it, where the text's own form read the numbers after a no-break space apart from the one before it
-        read = text.translate(_SEPARATORS_NFKC) if spans else text
+        read = _prose_dashes(text).translate(_SEPARATORS_READ) if spans else text
         if read != text:
             refold, _, read_spans = self._fold_around(read, self.findings(read), limit)
             if refold == fold:
-                spans = read_spans
+                # (and those of its own form's values `scan` names: `x 555-123-4567—4111 1111 1111 1111`, a phone and
+                # a card to `scan`, is masked so, where read with `-` the card's first group was a phone's)
+                reported = self.scan(text, limit)
+                spans = read_spans + [value for value in spans if value.label in reported]
         return self._masked(fold, _apart(in_fold + spans)), cut
 
     def _fold_around(self, text: str, found: list[Found], limit: int) -> tuple[str, bool, list[Found]]:
@@ -4091,6 +4099,10 @@ _NUMBER_FORMS: Final = {code: read for code, read in _NUMBERS_NFKC.items() if le
 # (those of them that make no digit, spaces, brackets and dashes, as `mask` reads a text's own form: a digit NFKC
 # makes, `５`, stays as the text shows it, so a card beside it is masked where it stands, `_mask_folded`)
 _SEPARATORS_NFKC: Final = {code: read for code, read in _NUMBERS_NFKC.items() if not any(map(str.isdigit, read))}
+# (and with its dashes read as the fold reads them, `-`, or `--` where `_PROSE_DASH` reads one so: read as it stands,
+# a dash between digits set them apart, where the fold reads it as `-` joining them, and `mask` masked a card or a
+# phone `scan` did not find, `4567—4111111111111111`, `555-123-4567−4111111111111111`, until 2026-12-07, helper det15)
+_SEPARATORS_READ: Final = {**_SEPARATORS_NFKC, **dict.fromkeys(map(ord, _DASHES), "-")}
 _AS_READ: Final[dict[int, str | None]] = {
     **{code: None for code, to in _FOLD.items() if to is None},
     **_DECIMALS,

@@ -1,0 +1,138 @@
+"""Detector misses and misreadings left by the sitting of 2026-12-07 (helper det15): a hyphen, a non-breaking hyphen
+or a figure dash (U+2010, U+2011, U+2012) before a card read as a sign's `-`, the card none to `scan` where `mask`
+masked it; and `mask` hiding a card or a phone `scan` did not report where a dash joins digits (read as it stands, the
+dash set the numbers apart, where the fold, as `scan` reads it, reads it as `-` joining them)."""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Callable
+from typing import Any
+
+import openai
+import pytest
+
+from tests.harness import ProxyHandle, proxy_error
+from tests.servers.otlp_receiver import OtlpReceiver
+from tests.servers.vllm_like import SERVED, VllmLike
+from tests.test_detector_card_and_phone_layouts import ALL, _streamed_differ
+
+PAD = "word " * 30
+HYPHENS = ["\u2010", "\u2011", "\u2012"]
+
+
+@pytest.mark.parametrize("dash", HYPHENS)
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("x {}4111 1111 1111 1111", "x {}[pii:credit_card]"),
+        ("pay {}4111111111111111", "pay {}[pii:credit_card]"),
+        ("4111 1111 1111 1111{}please", "[pii:credit_card]{}please"),
+        ("card{}4111-1111-1111-1111", "card{}[pii:credit_card]"),
+    ],
+)
+def test_a_hyphen_or_a_figure_dash_no_digit_is_beside_is_no_sign(dash: str, text: str, masked: str) -> None:
+    # (read as `-`, a sign's, `x ‐4111 …` was none to `scan`, where `mask`, reading the text's own form, masked it)
+    text = text.format(dash)
+    assert ALL.scan(text) == ALL.scan_output(text) == {"pii:credit_card"}
+    assert ALL.mask(text) == masked.format(dash)
+    assert _streamed_differ(ALL, f"{PAD}{text} {PAD}") == []
+
+
+@pytest.mark.parametrize("dash", HYPHENS)
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("555{0}123{0}4567", {"pii:phone"}),  # between digits, `-`, as before
+        ("4111{0}1111{0}1111{0}1111", {"pii:credit_card"}),
+        ("2024{0}4111 1111 1111 1111", set()),  # one longer number, as with `-`
+    ],
+)
+def test_a_hyphen_between_digits_is_read_as_before(dash: str, text: str, found: set[str]) -> None:
+    text = text.format(dash)
+    assert ALL.scan(text) == ALL.scan_output(text) == found
+    assert set(re.findall(r"\[(pii:[a-z_]+)\]", ALL.mask(text))) == found
+    assert _streamed_differ(ALL, f"{PAD}{text} {PAD}") == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "4567\u20144111111111111111 x",
+        "555-123-4567\u22124111111111111111 x",
+        "2024\u20134111 1111 1111 1111\u2013me",
+        "4111111111111111\u22122024, x call\u2013",
+        "+44, 555 (555), 020 7946 0958 555\u20134567 ",
+        "me\u2011me\u2010x\u201212\u20144111111111111111\u2010123 \u2014 x",
+    ],
+)
+def test_mask_hides_no_value_scan_does_not_report_where_a_dash_joins_digits(text: str) -> None:
+    # (read as it stands, the dash set the numbers apart and `mask` masked a card or a phone the record did not name)
+    found = ALL.scan(text)
+    masked = ALL.mask(text)
+    assert set(re.findall(r"\[(pii:[a-z_]+)\]", masked)) <= found, (found, masked)
+
+
+_TOKENS = [
+    "call", "me", "x", "please", "ref", "555-123-4567", "4111 1111 1111 1111", "555", "123", "4567", "2024",
+    "020 7946 0958", "+44", "+1", "12", "1234", "5678", "(555)", "4111111111111111", "a@b.io",
+    "DE89 3704 0044 0532 0130 00",
+]  # fmt: skip
+_SEPARATORS = [" ", " ", " ", "\u2014", "\u2013", "\u2212", "-", *HYPHENS, " \u2014 ", ", ", "\n", "--"]
+
+
+def test_mask_hides_no_label_scan_does_not_report_in_random_texts_with_dashes() -> None:
+    # seeded: on main before, 756 of 4,000 such texts were masked with a label `scan` did not report
+    shuffled = random.Random(15)
+    wrong = []
+    for _ in range(1500):
+        text = "".join(shuffled.choice(_TOKENS) + shuffled.choice(_SEPARATORS) for _ in range(shuffled.randint(2, 9)))
+        masked = set(re.findall(r"\[(pii:[a-z_]+)\]", ALL.mask(text)))
+        if not masked <= ALL.scan(text):
+            wrong.append(text)
+    assert wrong == []
+
+
+CONFIG = """
+listen: {http: 127.0.0.1:0}
+upstreams: [{name: u, url: "${UPSTREAM}", protocol: openai}]
+routes: [{model: "*", upstream: u}]
+policy: {anonymous: allow, default_purpose: assistant}
+zones:
+  - {name: payment, labels: [pii:credit_card], allow_purposes: [assistant]}
+detectors: [credit_card, phone]
+telemetry: {exporter: otlp, endpoint: "http://127.0.0.1:${OTLP}", capture_content: true}
+lineage: {store: null}
+"""
+
+
+@pytest.mark.parametrize("dash", HYPHENS)
+def test_a_card_after_a_hyphen_is_refused_where_its_zone_forbids_the_purpose(
+    vllm: tuple[VllmLike, str], make_proxy: Callable[..., ProxyHandle], otlp: OtlpReceiver, dash: str
+) -> None:
+    server, upstream = vllm
+    proxy = make_proxy(CONFIG, UPSTREAM=upstream, OTLP=str(otlp.port))
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="sk-unused", max_retries=0)
+    messages: Any = [{"role": "user", "content": f"pay with {dash}4111 1111 1111 1111"}]
+    with pytest.raises(openai.PermissionDeniedError) as refused:
+        client.chat.completions.create(model=SERVED, messages=messages, extra_headers={"x-purpose": "marketing"})
+    assert proxy_error(refused.value.response)["code"] == "purpose_denied"
+    assert not server.data_requests()  # nothing reached the model
+
+
+def test_the_captured_content_masks_what_the_record_names_where_a_dash_joins_digits(
+    vllm: tuple[VllmLike, str], make_proxy: Callable[..., ProxyHandle], otlp: OtlpReceiver
+) -> None:
+    _, upstream = vllm
+    proxy = make_proxy(CONFIG, UPSTREAM=upstream, OTLP=str(otlp.port))
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="sk-unused", max_retries=0)
+    text = "ref 4567\u20144111111111111111, call 555-123-4567"
+    sent = client.chat.completions.with_raw_response.create(
+        model=SERVED, messages=[{"role": "user", "content": text}], extra_headers={"x-purpose": "marketing"}
+    )
+    a = otlp.by_trace(sent.headers["x-trace-id"]).attributes
+    assert list(a["lineage.input.labels"]) == ["pii:phone"]  # one longer number, as `4567-4111111111111111` is
+    # before: `ref 4567—[pii:credit_card], call [pii:phone]`, a card masked the record did not name
+    # (captured as `scan` read it, its fold: the text's own form reads otherwise)
+    assert "ref 4567-4111111111111111, call [pii:phone]" in a["gen_ai.input.messages"]
