@@ -794,11 +794,114 @@ def _cards(t: _Text) -> Iterator[tuple[int, int]]:
         if _phone_before_card(t, after_phone.start(), pos) is not None:
             yield pos - 19, pos
     pos = t.first
+    while (among := _CARD_AMONG.search(classes, pos, stop)) is not None:
+        start, end = among.span()
+        # (the next dash, dot, bracket or `+` from as far back as the card's run is read: none, or none near, and the
+        # groups are split by spaces alone there, a row's, gone past in C)
+        mark = _AMONG_MARK.search(classes, max(0, start - 1 - _AMONG_MOST))
+        if mark is None:
+            break
+        if mark.start() > end + _AMONG_MOST:
+            pos = mark.start() - _AMONG_MOST - (end - start)
+            continue
+        if _among_set_apart(t, start, end):
+            pos = end
+            yield start, end
+        else:
+            pos = start + 1  # (a card may start at the next group: `+44 20 7946 0958 4111 …`)
+    pos = t.first
     while (listed := _LISTED_DIGITS.search(classes, pos, stop)) is not None:
         start, end = listed.span()
         pos = end
         if _listed_card(t, start, end, b"\t" if classes[start + 1] == 9 else b"," + listed["space"]):
             yield start, end
+
+
+# a card in groups as cards are written (4-4-4-4, 4-6-5) after a number and a space: the middle of a run of numbers
+# (`_among_set_apart`), searched for at C speed
+_CARD_AMONG: Final = re.compile(rb"(?<=[0)] )(?:0000 0000 0000 0000|0000 000000 00000)(?![0-]|\.0)")
+# the most characters of a run of numbers read on either side of such a card, and the most spaces one value there holds
+# (`+44 20 7946 0958`: three)
+_AMONG_MOST: Final = 48
+_AMONG_TOKENS: Final = 4
+
+
+def _among_set_apart(t: _Text, start: int, end: int) -> bool:
+    """Whether a card in groups (`_CARD_AMONG`, `start:end`) stands in a run of numbers whose rest on either side is
+    values each read as it is alone and told apart from it: phones written with dashes, dots or brackets or after a
+    `+` (`555-123-4567`, `+1-555-123-4567`, `+44 20 7946 0958`), dates (`2024-01-05`). Read as a row's, the card was
+    in clear after two phones (`555-123-4567 555-987-6543 4111 …`), between a date and a phone, among three phones,
+    after `+1-555-123-4567`, and between two phones the first after its country code, `+44 20 7946 0958 4111 …
+    555-987-6543`, until 2026-12-07 (helper det15). A row of numbers split by spaces alone stays none (`1234 4111 1111
+    1111 1111`): five random groups of four held a card 1 time in 6 (`_run_beside`)."""
+    raw, classes = t.raw, t.classes
+    if not _issued(raw[start : start + 4]) or not _card(raw[start:end]):
+        return False
+    low = max(0, start - 1 - _AMONG_MOST)
+    high = min(len(classes), end + 1 + _AMONG_MOST)
+    first = start - 1
+    while first > low and classes[first - 1] in _AMONG_RUN and not (classes[first - 1] == 32 == classes[first]):
+        first -= 1
+    if first == low and low > 0 and classes[low - 1] in _AMONG_RUN:
+        return False  # (a longer run: a row's)
+    if first > 0 and (classes[first - 1] in _CARD_JOINED or classes[first] == 32):
+        first += 1 if classes[first] == 32 else 0
+        if first > 0 and classes[first - 1] in _CARD_JOINED:
+            return False  # (joined to a word or a longer number)
+    last = end
+    if t.after(end) == 32 and t.after(end + 1) in _AMONG_OPENS:
+        last = end + 1
+        while last < high and classes[last] in _AMONG_RUN and not (classes[last] == 32 == classes[last - 1]):
+            last += 1
+        if classes[last - 1] == 32:
+            last -= 1
+        if (
+            (last == high < len(classes) and classes[high] in _AMONG_RUN)
+            or t.after(last) in _CARD_JOINED
+            or _ends_a_window(t, last)
+        ):
+            return False  # (a longer run, one joined to more, or one a stream's next window may go on with)
+    elif t.after(end) in _CARD_JOINED:
+        return False
+    if first >= start - 1 and last == end:
+        return False  # (a card alone: `_cards` reads it so)
+    return _values_apart(t, first, start - 1) and _values_apart(t, end + 1, last)
+
+
+# what a run of values beside such a card holds, and what may start one after it
+_AMONG_RUN: Final = frozenset(b"0 ().+-")
+_AMONG_MARK: Final = re.compile(rb"[().+-]")
+_AMONG_OPENS: Final = frozenset(b"0(+")
+
+
+def _values_apart(t: _Text, first: int, last: int) -> bool:
+    """Whether `first:last` is empty or values split by single spaces, each a phone written with dashes, dots or
+    brackets or after a `+`, or a date, as it is alone (`_among_set_apart`)."""
+    if first >= last:
+        return True
+    gaps = [first - 1, *[at for at in range(first, last) if t.classes[at] == 32], last]
+    reached = [False] * len(gaps)
+    reached[0] = True
+    for i in range(len(gaps) - 1):
+        if not reached[i]:
+            continue
+        for j in range(i + 1, min(len(gaps), i + 1 + _AMONG_TOKENS)):
+            if not reached[j] and _value_apart(t, gaps[i] + 1, gaps[j]):
+                reached[j] = True
+    return reached[-1]
+
+
+def _value_apart(t: _Text, first: int, last: int) -> bool:
+    """Whether `first:last` is one phone written with dashes, dots or brackets or after a `+`, or one date: split by
+    spaces only after a `+` or a `(` first."""
+    if _ISO_DATE.fullmatch(t.raw, first, last) is not None:
+        return True
+    if t.raw[first] != 43 and _WRITTEN_AS_A_PHONE.search(t.classes, first, last) is None:
+        return False
+    # (spaces in one only after its country code or its area code's bracket: `555-987-6543 12` is a row's)
+    if t.raw[first] not in b"+(" and t.classes.find(b" ", first, last) >= 0:
+        return False
+    return _phone(t, first, last) == (first, last)
 
 
 def _listed_card(t: _Text, start: int, end: int, sep: bytes) -> bool:

@@ -136,3 +136,63 @@ def test_the_captured_content_masks_what_the_record_names_where_a_dash_joins_dig
     # before: `ref 4567—[pii:credit_card], call [pii:phone]`, a card masked the record did not name
     # (captured as `scan` read it, its fold: the text's own form reads otherwise)
     assert "ref 4567-4111111111111111, call [pii:phone]" in a["gen_ai.input.messages"]
+
+
+CARD = "4111 1111 1111 1111"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"+44 20 7946 0958 {CARD} 555-987-6543",
+        f"+44 20 7946 0958 {CARD} 020-7946-0959",
+        f"555-123-4567 555-987-6543 {CARD}",
+        f"555-123-4567 555-987-6543 {CARD} ok",
+        f"2024-01-05 {CARD} 555-123-4567",
+        f"555-123-4567 {CARD} 555-987-6543 555-222-3333",
+        f"555-111-2222 555-123-4567 {CARD} 555-987-6543",
+        f"+1-555-123-4567 {CARD}",
+        f"+1-555-123-4567 {CARD} 555-987-6543",
+        f"+1 555-123-4567 {CARD} 555-987-6543",
+        "(555) 123-4567 555.987.6543 3782 822463 10005",
+    ],
+)
+def test_a_card_among_phones_and_dates_each_read_as_alone_is_found(text: str) -> None:
+    # (read as a row's, the card was in clear to `scan` and `mask` alike)
+    text = f"x {text}"
+    assert "pii:credit_card" in ALL.scan(text)
+    assert ALL.scan(text) == ALL.scan_output(text)
+    assert "[pii:credit_card]" in ALL.mask(text)
+    assert "1111 1111 1111" not in ALL.mask(text) and "822463" not in ALL.mask(text)
+    assert _streamed_differ(ALL, f"{PAD}{text} {PAD}") == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"1234 {CARD} 555-987-6543",  # a row's number of four digits before it: as before
+        f"555-123-4567 555-987-6543 {CARD} 1234",  # a number after it none of these: a row's
+        f"555-123-4567 {CARD[:-1]}2 555-987-6543",  # Luhn fails
+        "555-123-4567 1234 1111 1111 1111 555-987-6543",  # no issuer's first digits
+        f"v1.2.4567 {CARD} 555-987-6543",  # a version: no phone
+        f"555-123-4567 {CARD}-555-987-6543",  # joined by a dash: one number
+        f"x555-123-4567 {CARD} 555-987-6543 555-222-3333",  # joined to a word
+    ],
+)
+def test_a_card_among_numbers_not_so_told_apart_is_none_as_before(text: str) -> None:
+    assert "pii:credit_card" not in ALL.scan(text)
+    assert "[pii:credit_card]" not in ALL.mask(text)
+    assert _streamed_differ(ALL, f"{PAD}{text} {PAD}") == []
+
+
+def test_a_card_among_phones_is_refused_where_its_zone_forbids_the_purpose(
+    vllm: tuple[VllmLike, str], make_proxy: Callable[..., ProxyHandle], otlp: OtlpReceiver
+) -> None:
+    server, upstream = vllm
+    proxy = make_proxy(CONFIG, UPSTREAM=upstream, OTLP=str(otlp.port))
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="sk-unused", max_retries=0)
+    messages: Any = [{"role": "user", "content": f"call +44 20 7946 0958 {CARD} 555-987-6543"}]
+    with pytest.raises(openai.PermissionDeniedError) as refused:
+        client.chat.completions.create(model=SERVED, messages=messages, extra_headers={"x-purpose": "marketing"})
+    assert proxy_error(refused.value.response)["code"] == "purpose_denied"
+    assert not server.data_requests()  # nothing reached the model
