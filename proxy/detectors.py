@@ -3753,7 +3753,7 @@ class Detectors:
         found = self.scan(text := "\n".join(texts))
         return found if TRUNCATED not in found or len(text) > self.max_chars else self._read_whole(text, self.max_chars)
 
-    def _read_whole(self, text: str, read: int) -> frozenset[str]:
+    def _read_whole(self, text: str, read: int, reread: str = "") -> frozenset[str]:
         """`text`, a request's, within the limit as it comes, its scan to `read` folded characters `scan:truncated`:
         read again to its end where NFKC makes it at most `_REQUEST_FOLDED` times as long (`ﬁ`, `㎒`, `¼`: 2 or 3),
         else to that many times its length, `scan:truncated` still. Read to the limit in folded characters, a request's
@@ -3761,7 +3761,7 @@ class Detectors:
         until 2026-12-07 (helper det13); read whole however long NFKC makes it, as a reply's output is, a request of the
         limit's length of `ﷺ` (18 characters folded) held the event loop 1.5 s where it had 0.06 s, reading it, until
         it was reviewed (helper revdet13): a client sends a request, where a reply's length is the model's."""
-        return self.scan(text, max(read, _REQUEST_FOLDED * len(text)))
+        return self.scan(text, max(read, _REQUEST_FOLDED * len(text)), reread)
 
     def scan_windows(self, windows: Sequence[str], before: Sequence[int]) -> frozenset[str]:
         """`Reading.scan_windows` with no limit shared."""
@@ -4124,8 +4124,10 @@ class Reading:
             texts = kept
         self.left = max(0, left - size)
         found = self._detectors.scan(joined := "\n".join(texts), left, reread)
-        # (within the limit as they come, NFKC making them longer: read again, farther, `Detectors._read_whole`)
-        return found if TRUNCATED not in found or reread or size > left else self._detectors._read_whole(joined, left)
+        # (within the limit as they come, NFKC making them longer: read again, farther, `Detectors._read_whole`; a
+        # window where parts meet too, its start read as before: not read again, its value at its end unread, until
+        # 2026-12-07, helper det15)
+        return found if TRUNCATED not in found or size > left else self._detectors._read_whole(joined, left, reread)
 
     def scan_windows(self, windows: Sequence[str], before: Sequence[int]) -> frozenset[str]:
         """The labels found in the windows read where parts meet (`boundary_windows`), each read on its own, its

@@ -580,7 +580,7 @@ class Pipeline:
         if beside is not None:
             found = found | self._beside_labels(beside)
         if handed is not None:
-            found = found | self.detectors.scan(handed)
+            found = found | self.detectors.scan_all((handed,))  # (read to its end as a text: `_read_whole`)
         return found | _TRUNCATED if request.unscanned else found
 
     def _names_detected(self, names: tuple[str, ...]) -> frozenset[str]:
@@ -588,7 +588,7 @@ class Pipeline:
         them, where they found nothing in the same text before (`Detectors.finds_nothing`); only then, never beside
         texts, which a pattern may span with them."""
         joined = names[0] if len(names) == 1 else "\n".join(names)  # (what `scan_all` reads)
-        return _NONE if self.detectors.finds_nothing(joined) else self.detectors.scan(joined)
+        return _NONE if self.detectors.finds_nothing(joined) else self.detectors.scan_all(names)
 
     def _passed_on(
         self, request: Request, protocol: str, header: Header, trace: TraceContext, beside: str | None

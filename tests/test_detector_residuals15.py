@@ -7,13 +7,19 @@ from __future__ import annotations
 
 import random
 import re
+import unicodedata
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import openai
+import orjson
 import pytest
 
-from tests.harness import ProxyHandle, proxy_error
+from proxy.config import DetectorSpec, parse
+from proxy.detectors import TRUNCATED, Detectors
+from proxy.protocols.openai import read_request
+from tests.harness import ProxyHandle, offline_pipeline, proxy_error
 from tests.servers.otlp_receiver import OtlpReceiver
 from tests.servers.vllm_like import SERVED, VllmLike
 from tests.test_detector_card_and_phone_layouts import ALL, _streamed_differ
@@ -196,3 +202,73 @@ def test_a_card_among_phones_is_refused_where_its_zone_forbids_the_purpose(
         client.chat.completions.create(model=SERVED, messages=messages, extra_headers={"x-purpose": "marketing"})
     assert proxy_error(refused.value.response)["code"] == "purpose_denied"
     assert not server.data_requests()  # nothing reached the model
+
+
+LIMIT = 2000
+SMALL = Detectors([DetectorSpec(name) for name in ("email", "phone", "credit_card", "ip_address", "iban")], LIMIT)
+# (`ﷺ` folds to 18 characters: in words, a text NFKC makes 2.4 times as long, within `_REQUEST_FOLDED`)
+WIDE = "\ufdfa in words "
+
+
+def _grown(value: str, room: int = LIMIT) -> str:
+    text = WIDE * ((room - len(value)) // len(WIDE)) + value
+    assert len(text) <= room < len(unicodedata.normalize("NFKC", text))
+    return text
+
+
+def test_a_window_where_parts_meet_that_nfkc_makes_longer_is_read_to_its_end() -> None:
+    # (its start read before, `reread`: not read again, `scan:truncated` and its value at its end unread)
+    window = "word " + _grown(" alice@example.com", LIMIT - 5)
+    assert SMALL.reading().scan_windows([window], [5]) == {"pii:email"}
+    assert SMALL.reading().scan_windows([window + " more past the limit"], [5]) == {TRUNCATED}  # (as before)
+
+
+def _pipeline(tmp_path: Path) -> Any:
+    config = parse(f"""
+listen: {{http: 127.0.0.1:8080}}
+upstreams: [{{name: u, url: http://127.0.0.1:1, protocol: openai}}]
+routes: [{{model: "*", upstream: u}}]
+policy: {{anonymous: allow, default_purpose: assistant}}
+detectors: [email, credit_card]
+limits: {{scan_max_chars: {LIMIT}}}
+telemetry: {{exporter: none}}
+lineage: {{store: {tmp_path / "lineage.db"}}}
+""")
+    return offline_pipeline(config)
+
+
+def test_request_names_and_kserves_handed_fields_nfkc_makes_longer_are_read_to_their_end(tmp_path: Path) -> None:
+    # (read by `scan` alone, to the limit in folded characters: `scan:truncated`, the value at their end unread)
+    pipe = _pipeline(tmp_path)
+    text = _grown(" 4111 1111 1111 1111")
+    assert pipe._names_detected((text,)) == {"pii:credit_card"}
+    request = read_request("chat", orjson.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]}))
+    assert pipe._detected(request, handed=text) == {"pii:credit_card"}
+    assert pipe._detected(request, handed=text + " more past the limit") == {TRUNCATED}  # (as before)
+
+
+HANDED = """
+listen: {http: 127.0.0.1:0}
+upstreams: [{name: u, url: "${UPSTREAM}", protocol: openai, headers_to_model: true}]
+routes: [{model: "*", upstream: u}]
+policy: {anonymous: allow, default_purpose: assistant}
+detectors: [credit_card]
+limits: {scan_max_chars: 2000}
+telemetry: {exporter: otlp, endpoint: "http://127.0.0.1:${OTLP}"}
+lineage: {store: null}
+"""
+
+
+def test_a_field_kserve_hands_its_model_that_nfkc_makes_longer_is_read_to_its_end(
+    vllm: tuple[VllmLike, str], make_proxy: Callable[..., ProxyHandle], otlp: OtlpReceiver
+) -> None:
+    _, upstream = vllm
+    proxy = make_proxy(HANDED, UPSTREAM=upstream, OTLP=str(otlp.port))
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="sk-unused", max_retries=0)
+    sent = client.chat.completions.with_raw_response.create(
+        model=SERVED,
+        messages=[{"role": "user", "content": "hi"}],
+        extra_body={"context": {"note": _grown(" 4111 1111 1111 1111", LIMIT - 100)}},
+    )
+    labels = otlp.by_trace(sent.headers["x-trace-id"]).attributes["lineage.input.labels"]
+    assert list(labels) == ["pii:credit_card"]  # before: ["scan:truncated"], the card at its end unread
