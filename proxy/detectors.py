@@ -898,9 +898,21 @@ def _value_apart(t: _Text, first: int, last: int) -> bool:
         return True
     if t.raw[first] != 43 and _WRITTEN_AS_A_PHONE.search(t.classes, first, last) is None:
         return False
-    # (spaces in one only after its country code or its area code's bracket: `555-987-6543 12` is a row's)
-    if t.raw[first] not in b"+(" and t.classes.find(b" ", first, last) >= 0:
-        return False
+    classes = t.classes
+    gap = classes.rfind(b" ", first, last)
+    if gap >= 0:
+        # (spaces in one only after its country code, of one to three digits, or its area code's bracket, and its last
+        # group written as a phone's where any is: `555-987-6543 12`, `(555) 123-4567 1234`, `+1234 5678 9012` are a
+        # row's numbers)
+        if t.raw[first] == 43:
+            if _COUNTRY_CODE.match(classes, first + 1, last) is None:
+                return False
+        elif t.raw[first] != 40:
+            return False
+        if _WRITTEN_AS_A_PHONE.search(classes, first + 1, last) is not None and (
+            _WRITTEN_AS_A_PHONE.search(classes, gap + 1, last) is None
+        ):
+            return False
     return _phone(t, first, last) == (first, last)
 
 
