@@ -320,3 +320,13 @@ def test_mask_hides_every_value_scan_reads_in_random_texts_with_dashes() -> None
         if any(len(value) >= 6 and value in shown for value in values):
             wrong.append(text)
     assert wrong == []
+
+
+def test_mask_hides_the_whole_value_scan_reads_where_the_fold_runs_past_the_limit() -> None:
+    # (NFKC makes the text longer than the limit: its own form was masked by the kinds of its values alone, `jean‐`
+    # in clear, as before the fold was cut)
+    text = "mail jean\u2010luc@example.com " + WIDE * 150
+    assert len(text) <= LIMIT and SMALL.scan(text) == {"pii:email", TRUNCATED}
+    assert SMALL.mask(text).startswith("mail [pii:email] ")
+    same = "mail \uff4a\uff45\uff41\uff4e@example.com " + WIDE * 150  # (its value where the fold's stands: as it is)
+    assert SMALL.mask(same).startswith(f"mail [pii:email] {WIDE}")
