@@ -1856,8 +1856,7 @@ def _target(entry: dict[str, Any], param: str, later: list[tuple[str, Any, str]]
     are read as the body's are (appended to `later`: the round after), and no `model` is one the server may pick
     (None). Until 2026-12-07 a fallback `{"model": "claude-fallback", "api_base": ...}` was forwarded, its server
     unread, and `{"model": "b", "fallbacks": ["c"]}` judged `b` alone (review revlitellm14)."""
-    if not SENT_ELSEWHERE.isdisjoint(entry):
-        raise _sent_elsewhere(param, next(inner for inner in entry if inner in SENT_ELSEWHERE))
+    _refuse_naming_server(entry, param)
     if not _ROUNDS.isdisjoint(entry):
         later.extend([(key, entry[key], param) for key in _OVERRIDDEN if key in entry])
     model = entry.get("model")
@@ -1890,8 +1889,7 @@ def advisor_models(data: dict[str, Any]) -> tuple[str | None, ...]:
         advisors += 1
         if advisors > NAMED_MODELS_MAX:
             raise _named_too_many("tools")
-        if not SENT_ELSEWHERE.isdisjoint(tool):
-            raise _sent_elsewhere("tools", next(inner for inner in tool if inner in SENT_ELSEWHERE))
+        _refuse_naming_server(tool, "tools")
         model = tool.get("model")
         found[model if type(model) is str else None] = None
     return tuple(found)
@@ -1966,8 +1964,15 @@ def refuse_sent_elsewhere(data: dict[str, Any]) -> None:
                 value = orjson.loads(value)
             except orjson.JSONDecodeError:
                 continue
-        if type(value) is dict and not SENT_ELSEWHERE.isdisjoint(value):
-            raise _sent_elsewhere(key, next(inner for inner in value if inner in SENT_ELSEWHERE))
+        if type(value) is dict:
+            _refuse_naming_server(value, key)
+
+
+def _refuse_naming_server(value: dict[str, Any], param: str) -> None:
+    """Refuse an object LiteLLM lays into the call (a `_SPREAD` object, a fallback object, an advisor tool) that holds
+    a key of `SENT_ELSEWHERE`: an InvalidRequest naming its first, `param` the body's key holding it."""
+    if not SENT_ELSEWHERE.isdisjoint(value):
+        raise _sent_elsewhere(param, next(inner for inner in value if inner in SENT_ELSEWHERE))
 
 
 def _sent_elsewhere(key: str, named: str) -> InvalidRequest:

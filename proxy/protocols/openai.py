@@ -274,15 +274,12 @@ def read_request(operation: str, body: bytes, others: bool = True, path_model: s
             refuse_sent_elsewhere(data)
         if not _OTHERS.isdisjoint(data) and others:
             batch = _batch(operation, data.get("model"))
-            again = functools.partial(read_request, operation, body, False, path_model)
             advised = advisor_models(data)  # (a body naming others: its tools walked whatever they spell)
-            raise OthersNamed(named_models(data, _OTHERS) + batch + advised, again, batch, advised)
+            raise _others_named(operation, body, path_model, named_models(data, _OTHERS), batch, advised)
     # an advisor tool's model (`advisor_models`): a body with `tools` whose type is spelt, or a JSON escape, found in C
     # (+4 Python instructions a call without `tools`, no search of its bytes)
     if "tools" in data and others and (ADVISOR in body or JSON_ESCAPE in body) and (advised := advisor_models(data)):
-        batch = _batch(operation, data.get("model"))
-        again = functools.partial(read_request, operation, body, False, path_model)
-        raise OthersNamed(batch + advised, again, batch, advised)
+        raise _others_named(operation, body, path_model, (), _batch(operation, data.get("model")), advised)
     model = data.get("model")
     # (one test, in C, for a model none, empty, or naming several separated by commas: a chat's LiteLLM proxy runs as a
     # batch; +3 Python instructions a plain call, where `not model` alone was and a test of its own took 4)
@@ -384,9 +381,24 @@ def _in_path(operation: str, body: bytes, data: dict[str, Any], model: str, othe
         refuse_sent_elsewhere(data)
     batch = _batch(operation, model)
     fallbacks = named_models(data, _OTHERS) if not _OTHERS.isdisjoint(data) else ()
-    advised = advisor_models(data) if "tools" in data else ()  # (its tools walked, as a body naming others' are)
-    again = functools.partial(read_request, operation, body, False, model)
-    raise OthersNamed((asked, *fallbacks, *batch, *advised), again, batch, advised, asked)
+    advised = advisor_models(data)  # (its tools walked, as a body naming others' are)
+    raise _others_named(operation, body, model, fallbacks, batch, advised, asked)
+
+
+def _others_named(
+    operation: str,
+    body: bytes,
+    path_model: str,
+    fallbacks: tuple[str | None, ...],
+    batch: tuple[str, ...],
+    advised: tuple[str | None, ...],
+    asked: str = "",
+) -> OthersNamed:
+    """The `OthersNamed` of a body naming other models than the call's (`read_request`, `_in_path`): the model its
+    body's `model` names where its path names the call's (`asked`), first, then its fallbacks, a batch's models, its
+    advisors' (`models`), read again as the call it is by `read_request` with `others` False."""
+    again = functools.partial(read_request, operation, body, False, path_model)
+    return OthersNamed(((asked,) if asked else ()) + fallbacks + batch + advised, again, batch, advised, asked)
 
 
 def _batch(operation: str, model: Any) -> tuple[str, ...]:
