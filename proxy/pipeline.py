@@ -723,7 +723,7 @@ class Pipeline:
             # (until 2026-12-07 refused under `on_unapproved: block` 404 "call the model by a name the metadata
             # lists": helper paths15)
             picked = model == "*" and named is None
-            as_called = dataclasses.replace(call, model="") if picked else dataclasses.replace(call, model=model)
+            as_called = dataclasses.replace(call, model="" if picked else model)
             other = decide(as_called, self.policy, self._served)
             if self.runtime.book.held and other.action in _HELD_ACTIONS:
                 other = self._held(as_called, other)
