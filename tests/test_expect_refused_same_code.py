@@ -50,12 +50,17 @@ SHARED = orjson.dumps({"inputs": [{"name": "T", "datatype": "BYTES", "shape": [1
 
 
 def send(port: int, path: str, purpose: str, body: bytes, *, expect: bool) -> tuple[int, str]:
-    """One request on a raw socket (with `Expect: 100-continue`: its body only once `100 Continue` came); the final
-    answer's status and error code."""
+    """One request of the glasses caller for `purpose` on a raw socket (`raw_send`)."""
+    return raw_send(port, path, body, f"Authorization: Bearer {KEYS['glasses']}\r\nx-purpose: {purpose}\r\n",
+                    expect=expect)  # fmt: skip
+
+
+def raw_send(port: int, path: str, body: bytes, headers: str, *, expect: bool) -> tuple[int, str]:
+    """`POST path` with `headers` (lines, each ending CRLF) on a raw socket (with `Expect: 100-continue`: its body only
+    once `100 Continue` came); the final answer's status and error code (OpenAI's shape, or OIP v2 REST's)."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         waits = "Expect: 100-continue\r\n" if expect else ""
-        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEYS['glasses']}\r\n"
-                     f"x-purpose: {purpose}\r\nContent-Type: application/json\r\n{waits}"
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\n{headers}Content-Type: application/json\r\n{waits}"
                      f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + (b"" if expect else body))  # fmt: skip
         got = b""
         if expect:

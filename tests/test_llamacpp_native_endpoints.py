@@ -11,7 +11,6 @@ zone forbids. They are read as the OpenAI endpoints are: routed by the body's `m
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,6 +20,7 @@ from aiohttp import web
 
 from proxy.record.store import SqliteStore
 from tests.harness import proxy_error, serving
+from tests.test_expect_refused_same_code import raw_send
 
 
 def recorded(loop_thread, otlp, proxy, reply, store) -> tuple[Any, Any]:  # type: ignore[no-untyped-def]
@@ -237,25 +237,8 @@ def test_a_model_that_is_not_a_string_is_a_clear_error(llama, make_proxy) -> Non
 
 
 def _send(port: int, body: bytes, *, expect: bool) -> tuple[int, str]:
-    """`POST /completion` with no `x-purpose` on a raw socket (with `Expect: 100-continue`: its body only once
-    `100 Continue` came); the final answer's status and error code."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        waits = "Expect: 100-continue\r\n" if expect else ""
-        sock.sendall(f"POST /completion HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{waits}"
-                     f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + (b"" if expect else body))  # fmt: skip
-        got = b""
-        if expect:
-            while b"\r\n\r\n" not in got:
-                piece = sock.recv(65536)
-                assert piece, got
-                got += piece
-            if got.startswith(b"HTTP/1.1 100 "):
-                got = got.partition(b"\r\n\r\n")[2]
-                sock.sendall(body)
-        while piece := sock.recv(65536):
-            got += piece
-    head, _, rest = got.partition(b"\r\n\r\n")
-    return int(head.split()[1]), str(json.loads(rest)["error"]["code"])
+    """`POST /completion` with no `x-purpose` on a raw socket (`raw_send`)."""
+    return raw_send(port, "/completion", body, "", expect=expect)
 
 
 def test_a_request_waiting_for_100_gets_the_code_its_body_gets(llama, make_proxy) -> None:  # type: ignore[no-untyped-def]

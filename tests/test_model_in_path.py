@@ -11,7 +11,6 @@ call reached `claude-fallback`, whose route allows only `assistant` (helper path
 from __future__ import annotations
 
 import hashlib
-import socket
 import urllib.error
 import urllib.request
 from typing import Any
@@ -27,6 +26,7 @@ from proxy.protocols.openai import IN_PATH, read_request
 from tests.harness import serving
 from tests.test_anthropic_cached_input_tokens import TELEMETRY
 from tests.test_anthropic_fallbacks import ANSWERED, ASKED
+from tests.test_expect_refused_same_code import raw_send
 from tests.test_fallback_models_judged import AUDIT, CONFIG, NAMED_ONLY
 
 FORWARD = CONFIG + "  passthrough: forward\n"  # (data the proxy does not read forwarded: main's way through)
@@ -332,26 +332,8 @@ def test_the_reader_takes_the_paths_model() -> None:
 
 
 def _send(port: int, path: str, body: bytes, *, expect: bool) -> tuple[int, str]:
-    """One `ads` request on a raw socket (with `Expect: 100-continue`: its body only once `100 Continue` came); the
-    final answer's status and error code."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        waits = "Expect: 100-continue\r\n" if expect else ""
-        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nx-purpose: ads\r\nContent-Type: application/json\r\n"
-                     f"{waits}Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
-                     + (b"" if expect else body))  # fmt: skip
-        got = b""
-        if expect:
-            while b"\r\n\r\n" not in got:
-                piece = sock.recv(65536)
-                assert piece, got
-                got += piece
-            if got.startswith(b"HTTP/1.1 100 "):
-                got = got.partition(b"\r\n\r\n")[2]
-                sock.sendall(body)
-        while piece := sock.recv(65536):
-            got += piece
-    head, _, rest = got.partition(b"\r\n\r\n")
-    return int(head.split()[1]), str(orjson.loads(rest)["error"]["code"])
+    """One `ads` request on a raw socket (`raw_send`)."""
+    return raw_send(port, path, body, "x-purpose: ads\r\n", expect=expect)
 
 
 @pytest.mark.parametrize("path_model, body_model", [(ANSWERED, None), (ASKED, ANSWERED)])
