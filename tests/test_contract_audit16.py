@@ -1,0 +1,308 @@
+"""CONTRACT.md §3's error table and §4/§5 as a first user reads them, one row a case (helper contract16's audit).
+
+Each row of the table, over HTTP with the real openai SDK: the status, the SDK's typed error, the body's four keys and
+its code, `x-lineage-decision` and `x-trace-id`; the span a real OTLP receiver decodes (its name, `lineage.decision`,
+`error.type`, `lineage.reason` when not allow); a refusal never reaching the upstream; and the call's edge readable
+with `lineage-proxy edges --json` as soon as its reply is in (§5: a first edge is written before the reply completes).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from tests.conftest import KEYS, sha
+from tests.harness import dead_port
+from tests.servers.vllm_like import SERVED
+
+CONFIG = f"""
+listen:
+  http: 127.0.0.1:0
+upstreams:
+  - name: eu
+    url: ${{UPSTREAM}}
+    region: eu
+  - name: us
+    url: ${{UPSTREAM}}
+    region: us
+  - name: dead
+    url: http://127.0.0.1:${{DEAD}}
+  - name: slow
+    url: http://127.0.0.1:${{SLOW}}
+    checkpoint: slow-weights
+    timeout_s: 0.5
+routes:
+  - model: {SERVED}
+    upstream: eu
+    purposes: [assistant, evaluation]
+  - model: us-model
+    upstream: us
+  - model: dead-model
+    upstream: dead
+  - model: slow-model
+    upstream: slow
+callers:
+  - name: glasses-app
+    api_key_sha256: {sha(KEYS["glasses"])}
+    purposes: [assistant]
+    labels: [user-interaction]
+    default_purpose: assistant
+  - name: lab
+    api_key_sha256: {sha(KEYS["ops"])}
+    purposes: [assistant, evaluation, support]
+zones:
+  - name: interaction-data
+    labels: [user-interaction]
+    allow_purposes: [assistant]
+    regions: [eu]
+    on_deny: block
+policy:
+  mode: enforce
+  anonymous: deny
+  default_purpose: null
+limits:
+  max_body_bytes: 4096
+telemetry:
+  exporter: otlp
+  endpoint: ${{OTLP}}
+  protocol: grpc
+lineage:
+  store: ${{STORE}}
+"""
+
+
+@dataclass(frozen=True)
+class Row:
+    """One call and what CONTRACT.md §3 says it gets."""
+
+    case: str
+    status: int
+    code: str
+    error: type[openai.APIStatusError]
+    key: str | None = KEYS["glasses"]
+    model: str = SERVED
+    headers: dict[str, str] = field(default_factory=dict)
+    content: str = "hello"
+    refused: bool = True  # refused by the proxy (decision deny, never forwarded); else forwarded and failed there
+    routed: bool = True  # else the span is named by its operation alone (README "The record": refused before routing)
+    read: bool = True  # else refused before it was read: no gen_ai.request.model, no edge (README "Edges")
+
+
+ROWS = [
+    Row("purpose not allowed: caller", 403, "purpose_denied", openai.PermissionDeniedError, KEYS["glasses"],
+        headers={"x-purpose": "evaluation"}),
+    Row("purpose not allowed: route", 403, "purpose_denied", openai.PermissionDeniedError, KEYS["ops"],
+        headers={"x-purpose": "support"}),
+    Row("purpose not allowed: zone", 403, "purpose_denied", openai.PermissionDeniedError, KEYS["ops"],
+        headers={"x-purpose": "evaluation", "x-data-labels": "user-interaction"}),
+    Row("no purpose given and no default", 403, "purpose_required", openai.PermissionDeniedError, KEYS["ops"]),
+    Row("zone forbids the upstream's region", 403, "region_denied", openai.PermissionDeniedError, model="us-model"),
+    Row("unknown key", 401, "invalid_api_key", openai.AuthenticationError, "not-a-key", routed=False),
+    Row("missing key (anonymous: deny)", 401, "invalid_api_key", openai.AuthenticationError, None, routed=False),
+    Row("malformed label", 400, "invalid_request", openai.BadRequestError, headers={"x-data-labels": "-x"},
+        routed=False, read=False),
+    Row("body over the limit", 413, "request_too_large", openai.APIStatusError, content="x" * 5000,
+        routed=False, read=False),
+    Row("no route for the model", 404, "model_not_found", openai.NotFoundError, model="nope", routed=False),
+    Row("upstream refused / reset", 502, "upstream_unavailable", openai.InternalServerError, KEYS["ops"],
+        model="dead-model", headers={"x-purpose": "assistant"}, refused=False),
+    Row("upstream too slow", 504, "upstream_timeout", openai.InternalServerError, KEYS["ops"],
+        model="slow-model", headers={"x-purpose": "assistant"}, refused=False),
+]  # fmt: skip
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port whose listener takes connections (the kernel's backlog) and never answers."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        yield int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def audited(vllm, otlp, make_proxy, silent_port, tmp_path):  # type: ignore[no-untyped-def]
+    server, upstream = vllm
+    proxy = make_proxy(CONFIG, "probed", UPSTREAM=upstream, OTLP=f"http://127.0.0.1:{otlp.port}", DEAD=str(dead_port()),
+                       SLOW=str(silent_port))  # fmt: skip
+    return server, proxy, otlp, tmp_path / "lineage.db"
+
+
+def edges(store: Path) -> list[dict[str, object]]:
+    result = subprocess.run([sys.executable, "-m", "proxy", "edges", "--store", str(store), "--json"],
+                            capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[row.case for row in ROWS])
+def test_error_table_row(audited, row: Row) -> None:  # type: ignore[no-untyped-def]
+    server, proxy, otlp, store = audited
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key=row.key or "unused", max_retries=0, timeout=10)
+    sent: dict[str, object] = {**row.headers} if row.key else {**row.headers, "Authorization": openai.Omit()}
+    seen = len(server.data_requests())
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.chat.completions.create(model=row.model, messages=[{"role": "user", "content": row.content}],
+                                       extra_headers=sent)  # type: ignore[arg-type]  # fmt: skip
+    error = caught.value
+    assert isinstance(error, row.error), type(error)
+    assert error.status_code == row.status
+    assert error.code == row.code and error.message
+    body = error.response.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"message", "type", "code", "param"}, body
+    assert body["error"]["code"] == row.code and isinstance(body["error"]["type"], str) and body["error"]["type"]
+    headers = error.response.headers
+    decision = "deny" if row.refused else "allow"
+    assert headers["x-lineage-decision"] == decision
+    if row.refused:  # "A denied call never reaches the upstream"
+        assert len(server.data_requests()) == seen
+    span = otlp.by_trace(headers["x-trace-id"])
+    assert span.name == (f"chat {row.model}" if row.routed else "chat")
+    attributes = span.attributes
+    assert attributes["lineage.decision"] == decision and attributes["error.type"] == row.code
+    assert attributes.get("gen_ai.request.model") == (row.model if row.read else None)
+    assert attributes["gen_ai.operation.name"] == "chat"
+    assert ("lineage.reason" in attributes) == row.refused
+    assert isinstance(attributes["lineage.zones"], list) and isinstance(attributes["lineage.input.labels"], list)
+    # §5: the call's edge is on disk before its reply completed (a new flow is written through, not batched)
+    assert [edge["decision"] for edge in edges(store)] == ([decision] if row.read else []), edges(store)
+
+
+def test_malformed_json_body_is_invalid_request(audited) -> None:  # type: ignore[no-untyped-def]
+    """The table's "malformed ... JSON body" row: what the SDK never sends, sent raw."""
+    server, proxy, otlp, store = audited
+    reply = httpx.post(f"{proxy.url}/v1/chat/completions", content=b'{"model": ', timeout=10,
+                       headers={"authorization": f"Bearer {KEYS['glasses']}", "content-type": "application/json"})  # fmt: skip
+    assert reply.status_code == 400
+    body = reply.json()
+    assert set(body["error"]) == {"message", "type", "code", "param"} and body["error"]["code"] == "invalid_request"
+    assert body["error"]["param"] is None
+    assert reply.headers["x-lineage-decision"] == "deny" and server.data_requests() == []
+    span = otlp.by_trace(reply.headers["x-trace-id"])
+    assert span.attributes["lineage.decision"] == "deny" and span.attributes["error.type"] == "invalid_request"
+    assert edges(store) == []  # refused before it was read: its span is its record (README "Edges")
+
+
+def test_allowed_call_headers_and_span(audited) -> None:  # type: ignore[no-untyped-def]
+    """§3's reply headers and §4's attributes of an allowed call, through the SDK."""
+    server, proxy, otlp, store = audited
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key=KEYS["glasses"], max_retries=0, timeout=10)
+    reply = client.chat.completions.with_raw_response.create(
+        model=SERVED, messages=[{"role": "user", "content": "mail bob@example.org"}], max_tokens=5, temperature=0.2
+    )
+    headers = reply.http_response.headers
+    assert headers["x-lineage-decision"] == "allow"
+    assert headers["x-lineage-checkpoint"]
+    assert set(headers["x-data-labels"].split(",")) == {"user-interaction"}
+    span = otlp.by_trace(headers["x-trace-id"])
+    a = span.attributes
+    assert span.name == f"chat {SERVED}" and a["lineage.checkpoint"] == headers["x-lineage-checkpoint"]
+    assert a["lineage.checkpoint.source"] in ("config", "upstream", "response")
+    assert a["lineage.decision"] == "allow" and "lineage.reason" not in a and "error.type" not in a
+    assert a["lineage.caller"] == "glasses-app" and a["lineage.purpose"] == "assistant"
+    assert a["lineage.zones"] == ["interaction-data"]
+    assert a["gen_ai.request.max_tokens"] == 5 and a["gen_ai.request.temperature"] == 0.2
+    assert isinstance(a["server.address"], str) and isinstance(a["server.port"], int)
+    for digest in ("lineage.input.digest", "lineage.output.digest"):
+        assert a[digest].startswith("sha256:") and len(a[digest]) == len("sha256:") + 64
+    assert [edge["decision"] for edge in edges(store)] == ["allow"]
+
+
+GRPC_CONFIG = f"""
+listen:
+  http: 127.0.0.1:0
+  grpc: 127.0.0.1:0
+upstreams:
+  - name: oip
+    grpc: ${{OIP_GRPC}}
+    protocol: oip
+    region: eu
+  - name: oip-us
+    grpc: ${{OIP_GRPC}}
+    protocol: oip
+    region: us
+  - name: dead
+    grpc: 127.0.0.1:${{DEAD}}
+    protocol: oip
+routes:
+  - model: simple
+    upstream: oip
+    purposes: [assistant, evaluation]
+  - model: simple-us
+    upstream: oip-us
+  - model: dead-model
+    upstream: dead
+callers:
+  - name: lab
+    api_key_sha256: {sha(KEYS["ops"])}
+    purposes: [assistant, evaluation, support]
+zones:
+  - name: health
+    labels: [health]
+    allow_purposes: [assistant]
+    regions: [eu]
+policy:
+  anonymous: deny
+telemetry:
+  exporter: none
+lineage:
+  store: ${{STORE}}
+"""
+
+AUTH = f"Bearer {KEYS['ops']}"
+GRPC_ROWS = [
+    ("purpose_denied", "PERMISSION_DENIED", "simple", {"authorization": AUTH, "x-purpose": "support"}),
+    ("purpose_denied", "PERMISSION_DENIED", "simple",
+     {"authorization": AUTH, "x-purpose": "evaluation", "x-data-labels": "health"}),
+    ("purpose_required", "PERMISSION_DENIED", "simple", {"authorization": AUTH}),
+    ("region_denied", "PERMISSION_DENIED", "simple-us",
+     {"authorization": AUTH, "x-purpose": "assistant", "x-data-labels": "health"}),
+    ("invalid_api_key", "UNAUTHENTICATED", "simple", {"authorization": "Bearer nope", "x-purpose": "assistant"}),
+    ("invalid_api_key", "UNAUTHENTICATED", "simple", {"x-purpose": "assistant"}),
+    ("invalid_request", "INVALID_ARGUMENT", "simple", {"authorization": AUTH, "x-purpose": "assistant",
+                                                       "x-data-labels": "-x"}),
+    ("model_not_found", "NOT_FOUND", "nope", {"authorization": AUTH, "x-purpose": "assistant"}),
+    ("upstream_unavailable", "UNAVAILABLE", "dead-model", {"authorization": AUTH, "x-purpose": "assistant"}),
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def oip_grpc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    from tests.servers.real import faithful_oip
+
+    with faithful_oip(tmp_path_factory.mktemp("oip")) as server:
+        yield server
+
+
+@pytest.mark.parametrize(("code", "status", "model", "metadata"), GRPC_ROWS, ids=[f"{r[0]}-{i}" for i, r in
+                                                                                  enumerate(GRPC_ROWS)])  # fmt: skip
+def test_grpc_status_of_each_code(oip_grpc, make_proxy, code: str, status: str, model: str,  # type: ignore[no-untyped-def]
+                                  metadata: dict[str, str]) -> None:  # fmt: skip
+    """§3's gRPC column: the status the table gives each code, through the real tritonclient, a reason in words, and
+    a refusal never reaching the upstream (its request log)."""
+    import numpy as np
+    import tritonclient.grpc as grpcclient
+    from tritonclient.utils import InferenceServerException
+
+    address, log = oip_grpc
+    proxy = make_proxy(GRPC_CONFIG, "probed", OIP_GRPC=address, DEAD=str(dead_port()))
+    seen = log.read_text().count("\n")
+    inputs = []
+    for name in ("A", "B"):
+        tensor = grpcclient.InferInput(name, [1, 2], "INT32")
+        tensor.set_data_from_numpy(np.array([[1, 2]], dtype=np.int32))
+        inputs.append(tensor)
+    with grpcclient.InferenceServerClient(proxy.grpc) as client, pytest.raises(InferenceServerException) as caught:
+        client.infer(model, inputs, headers=metadata, client_timeout=10)
+    assert caught.value.status() == f"StatusCode.{status}", caught.value
+    assert caught.value.message()  # the reason in words (the code itself is the HTTP body's, not gRPC's)
+    if code != "upstream_unavailable":
+        assert log.read_text().count("\n") == seen
