@@ -24,6 +24,8 @@ from tests.conftest import KEYS, sha
 from tests.harness import dead_port
 from tests.servers.vllm_like import SERVED
 
+ROOT = Path(__file__).resolve().parent.parent
+
 CONFIG = f"""
 listen:
   http: 127.0.0.1:0
@@ -306,3 +308,113 @@ def test_grpc_status_of_each_code(oip_grpc, make_proxy, code: str, status: str, 
     assert caught.value.message()  # the reason in words (the code itself is the HTTP body's, not gRPC's)
     if code != "upstream_unavailable":
         assert log.read_text().count("\n") == seen
+
+
+# CONTRACT.md §2's sample as written there, its elided key digest completed (the sha256 of `test`)
+CONTRACT_SAMPLE = """\
+listen:
+  http: 127.0.0.1:8080          # OpenAI-compatible and Open Inference Protocol v2 REST traffic
+  grpc: 127.0.0.1:8081          # Open Inference Protocol v2 gRPC traffic (optional)
+  admin: 127.0.0.1:9464         # /healthz /readyz /metrics (optional; else on the http listener)
+
+upstreams:
+  - name: llama
+    url: http://127.0.0.1:8000  # HTTP upstream (OpenAI-compatible or OIP v2 REST)
+    protocol: openai            # openai | oip | passthrough
+    region: eu                  # optional, used by zones
+    checkpoint: meta-llama/Llama-3.1-8B-Instruct@0e9e39f   # optional pin; else discovered
+    timeout_s: 600
+  - name: triton
+    grpc: 127.0.0.1:8001        # gRPC upstream (OIP v2 GRPCInferenceService)
+    protocol: oip
+
+routes:                         # which upstream serves a call, by requested model name
+  - model: llama-3.1-8b         # exact name, or "*" as the fallback
+    upstream: llama
+    purposes: [assistant, evaluation]   # what this model may be used for (optional)
+
+callers:                        # who may call, and what they may claim
+  - name: glasses-app
+    api_key_sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08   # matches "Authorization: Bearer <key>"; never the key itself
+    purposes: [assistant]       # purposes this caller may act for
+    labels: [user-interaction]  # labels always attached to this caller's inputs
+    default_purpose: assistant
+
+zones:                          # Policy Zones: data carrying a zone label may only be used as allowed
+  - name: interaction-data
+    labels: [user-interaction]
+    allow_purposes: [assistant, safety-review]
+    regions: [eu]               # optional: only upstreams in these regions may receive it
+    on_deny: block              # block | reroute:<upstream>
+
+policy:
+  mode: enforce                 # enforce | audit (decide and record, never block)
+  anonymous: deny               # deny | allow: calls without a known caller key
+  default_purpose: null         # used when neither the call nor the caller names one
+
+detectors: [email, phone, credit_card, ip_address]   # content scanners that add pii:* labels
+
+telemetry:
+  service_name: lineage-proxy
+  exporter: otlp                # otlp | console | none
+  endpoint: http://127.0.0.1:4317
+  protocol: grpc                # grpc | http/protobuf
+  sample_ratio: 1.0             # spans only: lineage edges are never sampled
+  capture_content: false        # raw prompts/outputs in spans: off by default; digests always
+
+lineage:
+  store: ./lineage.db           # embedded default (SQLite); other sinks may be added
+  retention_days: 30            # older records are purged automatically
+"""
+
+# (what the sample says, what a user writes instead, every problem `check` prints for it)
+CONFIG_ROWS = [
+    ("protocol: openai", "protocol: vllm",
+     ["upstreams[0].protocol: must be one of openai, oip, kserve, passthrough, got 'vllm'"]),
+    ("timeout_s: 600", "timeout_s: 0", ["upstreams[0].timeout_s: must be >= 0.001, got 0"]),
+    ("upstream: llama", "upstream: vlm", ["routes[0].upstream: unknown upstream 'vlm'"]),
+    ("labels: [user-interaction]  #", "labels: [User-Interaction]  #",
+     ["callers[0].labels[0]: invalid label 'User-Interaction' (grammar [a-z0-9][a-z0-9._:/-]{0,127})"]),
+    ("default_purpose: assistant", "default_purpose: ads",
+     ["callers[0].default_purpose: 'ads' is not one of the caller's purposes"]),
+    ("on_deny: block", "on_deny: deny", ["zones[0].on_deny: must be block or reroute:<upstream>, got 'deny'"]),
+    ("on_deny: block", "on_deny: 'reroute:'", ["zones[0].on_deny: reroute needs an upstream: reroute:<upstream>"]),
+    ("on_deny: block", "on_deny: reroute:vlm", ["zones[0].on_deny: unknown upstream 'vlm'"]),
+    ("mode: enforce", "mode: strict", ["policy.mode: must be one of enforce, audit, got 'strict'"]),
+    ("anonymous: deny", "anonymous: maybe", ["policy.anonymous: must be one of deny, allow, got 'maybe'"]),
+    ("[email, phone,", "[email, phones,", ["detectors[1]: unknown detector 'phones' (built-in: email, phone, "
+                                         "credit_card, ip_address, iban; or {name: ..., pattern: ...})"]),
+    ("service_name: lineage-proxy", "service_name: ''", ["telemetry.service_name: expected a non-empty string, got ''"]),
+    ("exporter: otlp", "exporter: jaeger", ["telemetry.exporter: must be one of otlp, console, none, got 'jaeger'"]),
+    ("protocol: grpc", "protocol: http", ["telemetry.protocol: must be one of grpc, http/protobuf, got 'http'"]),
+    ("sample_ratio: 1.0", "sample_ratio: 2", ["telemetry.sample_ratio: must be between 0 and 1, got 2"]),
+    ("capture_content: false", "capture_content: maybe", ["telemetry.capture_content: expected true or false, got 'maybe'"]),
+    ("retention_days: 30", "retention_days: -1", ["lineage.retention_days: must be >= 0.0001, got -1"]),
+    ("store: ./lineage.db", "store: ${LP_AUDIT16_UNSET}",
+     ["lineage.store: environment variable LP_AUDIT16_UNSET is not set (set it, or write ${LP_AUDIT16_UNSET:-default})"]),
+]  # fmt: skip
+
+
+def check(tmp_path: Path, text: str) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    return subprocess.run([sys.executable, "-m", "proxy", "check", "--config", str(path)], capture_output=True,
+                          text=True, timeout=60, cwd=ROOT)  # fmt: skip
+
+
+def test_contract_sample_config_is_valid(tmp_path: Path) -> None:
+    """§2's sample passes `check` as written, and `${VAR:-default}` reads its default when VAR is unset."""
+    result = check(tmp_path, CONTRACT_SAMPLE.replace("store: ./lineage.db", "store: ${LP_AUDIT16_UNSET:-./l.db}"))
+    assert result.returncode == 0 and result.stdout.endswith(": ok (2 upstreams, 1 route, 1 caller, 1 zone)\n")
+
+
+@pytest.mark.parametrize(("said", "written", "problems"), CONFIG_ROWS, ids=[row[1] for row in CONFIG_ROWS])
+def test_check_names_each_invalid_value_once(tmp_path: Path, said: str, written: str, problems: list[str]) -> None:
+    """§1: `check` exits 1 and prints every problem with its location, each once (a `reroute:` naming no upstream
+    was said twice: `reroute needs an upstream`, then `unknown upstream ''`)."""
+    assert CONTRACT_SAMPLE.count(said) == 1
+    result = check(tmp_path, CONTRACT_SAMPLE.replace(said, written))
+    assert result.returncode == 1
+    header, *lines = result.stderr.splitlines()
+    assert header.endswith("config.yaml: invalid configuration:")
+    assert lines == [f"  {problem}" for problem in problems]

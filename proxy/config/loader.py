@@ -1910,8 +1910,8 @@ class _Reader:
         on_deny = self.string(f"{path}.on_deny", section.get("on_deny", _BLOCK)) or _BLOCK
         reroute = None
         if on_deny.startswith("reroute:"):
-            reroute = on_deny.removeprefix("reroute:")
-            if not reroute:
+            reroute = on_deny.removeprefix("reroute:") or None  # none: said here once, not again as unknown
+            if reroute is None:
                 self.problem(f"{path}.on_deny", "reroute needs an upstream: reroute:<upstream>")
         elif on_deny != _BLOCK:
             self.problem(f"{path}.on_deny", f"must be block or reroute:<upstream>, got {on_deny!r}")
