@@ -12,6 +12,7 @@ import json
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ import pytest
 
 from tests.conftest import KEYS, sha
 from tests.harness import dead_port
+from tests.servers.vllm_like import ROOT as ROOT_WEIGHTS
 from tests.servers.vllm_like import SERVED
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -418,3 +420,85 @@ def test_check_names_each_invalid_value_once(tmp_path: Path, said: str, written:
     header, *lines = result.stderr.splitlines()
     assert header.endswith("config.yaml: invalid configuration:")
     assert lines == [f"  {problem}" for problem in problems]
+
+
+def test_sample_ratio_samples_spans_never_edges(vllm, otlp, make_proxy, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """§2 `sample_ratio: spans only: lineage edges are never sampled`: at 0 a call of its own trace exports no span,
+    yet has its x-trace-id and counts toward its edge, and its upstream is told it is not sampled; a caller's sampled
+    traceparent is kept (the sampler is parent-based: README, Observing the proxy)."""
+    server, upstream = vllm
+    config = CONFIG.replace("  protocol: grpc\n", "  protocol: grpc\n  sample_ratio: 0.0\n")
+    proxy = make_proxy(config, "probed", UPSTREAM=upstream, OTLP=f"http://127.0.0.1:{otlp.port}",
+                       DEAD=str(dead_port()), SLOW=str(dead_port()))  # fmt: skip
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key=KEYS["glasses"], max_retries=0, timeout=10)
+    messages = [{"role": "user", "content": "hello"}]
+    alone = client.chat.completions.with_raw_response.create(model=SERVED, messages=messages)  # type: ignore[arg-type]
+    unsampled = alone.http_response.headers["x-trace-id"]
+    assert server.data_requests()[-1].headers["traceparent"].startswith(f"00-{unsampled}-")
+    assert server.data_requests()[-1].headers["traceparent"].endswith("-00")
+    parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    joined = client.chat.completions.with_raw_response.create(model=SERVED, messages=messages,  # type: ignore[arg-type]
+                                                              extra_headers={"traceparent": parent})  # fmt: skip
+    assert joined.http_response.headers["x-trace-id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
+    otlp.by_trace("4bf92f3577b34da6a3ce929d0e0e4736")  # exported in order: the first call's span would be by now
+    assert all(span.trace_id != unsampled for span in otlp.spans)
+    # the second call's count is batched (§5: flushed at least every second): read until it is in, 10 s at most
+    deadline = time.monotonic() + 10
+    while (counts := [(e["decision"], e["count"]) for e in edges(tmp_path / "lineage.db")]) != [("allow", 2)]:
+        assert counts == [("allow", 1)] and time.monotonic() < deadline, counts
+
+
+SOURCES_CONFIG = f"""
+listen:
+  http: 127.0.0.1:0
+upstreams:
+  - name: pinned
+    url: ${{UPSTREAM}}
+    checkpoint: meta-llama/Llama-3.1-8B-Instruct@0e9e39f
+  - name: discovered
+    url: ${{UPSTREAM}}
+  - name: unlisted
+    url: ${{UNLISTED}}
+routes:
+  - model: pinned-model
+    upstream: pinned
+  - model: {SERVED}
+    upstream: discovered
+  - model: other-model
+    upstream: unlisted
+policy:
+  anonymous: allow
+  default_purpose: assistant
+telemetry:
+  exporter: otlp
+  endpoint: ${{OTLP}}
+lineage:
+  store: ${{STORE}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("model", "source", "checkpoint"),
+    [("pinned-model", "config", "meta-llama/Llama-3.1-8B-Instruct@0e9e39f"), (SERVED, "upstream", ROOT_WEIGHTS),
+     ("other-model", "response", "other-model")],
+)  # fmt: skip
+def test_checkpoint_source_each_value(vllm, otlp, make_proxy, loop_thread, model: str, source: str,  # type: ignore[no-untyped-def]
+                                      checkpoint: str) -> None:  # fmt: skip
+    """§4 `lineage.checkpoint.source` (`config` | `upstream` | `response`), each value with the checkpoint
+    `x-lineage-checkpoint` names: a pin, the upstream's `/v1/models` root, the reply's `model` (a server whose listing
+    names no such model)."""
+    from tests.harness import serving
+    from tests.servers.vllm_like import VllmLike
+
+    _, upstream = vllm
+    with serving(loop_thread, VllmLike(models=[]).app()) as unlisted:
+        proxy = make_proxy(SOURCES_CONFIG, "probed", UPSTREAM=upstream, UNLISTED=unlisted,
+                           OTLP=f"http://127.0.0.1:{otlp.port}")  # fmt: skip
+        client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="unused", max_retries=0, timeout=10)
+        reply = client.chat.completions.with_raw_response.create(model=model,
+                                                                 messages=[{"role": "user", "content": "hi"}])  # fmt: skip
+        headers = reply.http_response.headers
+        assert headers["x-lineage-checkpoint"] == checkpoint
+        span = otlp.by_trace(headers["x-trace-id"])
+        assert (span.attributes["lineage.checkpoint"], span.attributes["lineage.checkpoint.source"]) == (
+            checkpoint, source)  # fmt: skip
