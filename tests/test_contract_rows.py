@@ -1,4 +1,4 @@
-"""CONTRACT.md §3's error table and §4/§5 as a first user reads them, one row a case (helper contract16's audit).
+"""CONTRACT.md §3's error table and §4/§5 as a first user reads them, one row a case.
 
 Each row of the table, over HTTP with the real openai SDK: the status, the SDK's typed error, the body's four keys and
 its code, `x-lineage-decision` and `x-trace-id`; the span a real OTLP receiver decodes (its name, `lineage.decision`,
