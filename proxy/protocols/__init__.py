@@ -133,8 +133,14 @@ ENGINE_STATE: Final = frozenset(
 # `request_id` (its default `uuid4().hex`) and `cache_salt` (a random salt, "43 characters base64-encoded"), SGLang's
 # `rid` (`uuid4().hex`) and `extra_key` (its cache's namespace, `cache_salt` joined to it). No template prints them; a
 # client's own id read as text was a label the model never saw (`"request_id": "5082513832886728665"`, a 63-bit id
-# written in decimal: 8.2% of random ones pass the card check), as OpenAI's `prompt_cache_key` is not read
-ENGINE_IDS: Final = frozenset({"request_id", "cache_salt", "rid", "extra_key"})
+# written in decimal: 8.2% of random ones pass the card check), as OpenAI's `prompt_cache_key` is not read. And the ids a
+# router keys a conversation by: SGLang's `routing_key` ("routing key for routing-key schedule policy", its gateway's
+# `x-smg-routing-key` header) and `conversation_id` ("conversation id used for tracking requests", `GenerateReqInput`),
+# TensorRT-LLM's `conversation_params` (`ConversationParams`, extra fields forbidden: its `conversation_id` alone, "stable
+# multi-turn conversation id used for routing"), and the top-level `conversation_id` a router may take beside it
+ENGINE_IDS: Final = frozenset(
+    {"request_id", "cache_salt", "rid", "extra_key", "routing_key", "conversation_id", "conversation_params"}
+)  # fmt: skip
 # top-level keys whose values are about the request, never in the prompt: not scanned (a stored reply's id is the
 # server's name for it, which no template prints; disaggregated serving's state, `ENGINE_STATE`; an engine's ids and
 # salts, `ENGINE_IDS`)

@@ -1,0 +1,81 @@
+"""The ids a router keys a conversation by are not read as data (helper fields16, 2026-12-07), as an engine's own ids
+(`ENGINE_IDS`) are not:
+
+- SGLang's `routing_key` ("routing key for routing-key schedule policy": `GenerateReqInput.routing_key`, which its
+  OpenAI entrypoints fill from its gateway's `x-smg-routing-key` header) and `conversation_id` ("conversation id used
+  for tracking requests", the same struct's);
+- TensorRT-LLM's `conversation_params` (`openai_protocol.ConversationParams`, extra fields forbidden: a
+  `conversation_id` alone, "stable multi-turn conversation id used for routing", on its chat and completion calls).
+
+No template prints them. Read as text before, an id written in decimal (8.34% of random 63-bit ones: the card or
+phone check) or naming a host labelled the call, refused where a zone forbids the label, for a text the model never
+saw. Of 20,000 each of the other forms (a UUID, its hex, `conv_` and 48 hex digits, `token_urlsafe(16)`) none was
+labelled.
+
+Failing before: 6 of 8 (3 of 4 end to end through the openai SDK, 403 where 200, the fourth, an id given as a JSON
+number, unlabelled before and after; 3 of 3 reading), the control (the messages still read beside them) passing
+before and after."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import openai
+import orjson
+import pytest
+
+from proxy.protocols.kserve import openai_fields
+from proxy.protocols.openai import read_request
+from tests.servers.vllm_like import SERVED
+from tests.test_engine_ids_and_trtllm_state_unread import CONFIG
+
+IDS: dict[str, dict[str, Any]] = {
+    "SGLang routing_key, decimal": {"routing_key": "5082513832886728665"},
+    "SGLang conversation_id naming a host": {"conversation_id": "tenant-10.20.30.40"},
+    "TensorRT-LLM conversation_params": {"conversation_params": {"conversation_id": "4111111111111111"}},
+    "TensorRT-LLM conversation_params, a number": {"conversation_params": {"conversation_id": 4111111111111111}},
+}
+
+
+def _chat(proxy: Any, extra: dict[str, Any], content: str = "hello") -> Any:
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="unused", max_retries=0, timeout=10)
+    messages: Any = [{"role": "user", "content": content}]
+    return client.chat.completions.with_raw_response.create(
+        model=SERVED, messages=messages, extra_body=extra, extra_headers={"x-purpose": "ads"}
+    )
+
+
+@pytest.mark.parametrize("extra", IDS.values(), ids=IDS.keys())
+def test_no_reason_to_refuse(vllm, make_proxy, extra) -> None:  # type: ignore[no-untyped-def]
+    server, upstream = vllm
+    reply = _chat(make_proxy(CONFIG, UPSTREAM=upstream), extra)  # (before: 403, pii:credit_card or pii:ip_address)
+    assert reply.http_response.headers["x-data-labels"] == ""
+    assert orjson.loads(server.data_requests()[0].body).items() >= extra.items()  # forwarded as sent
+
+
+def test_the_messages_beside_them_are_read(vllm, make_proxy) -> None:  # type: ignore[no-untyped-def]
+    """A control (passes before and after): a call keyed so is read as any other."""
+    server, upstream = vllm
+    with pytest.raises(openai.PermissionDeniedError) as refused:
+        _chat(make_proxy(CONFIG, UPSTREAM=upstream), {"routing_key": "user-7"}, "call 10.0.0.9")
+    assert "pii:ip_address" in refused.value.message
+    assert server.data_requests() == []
+
+
+@pytest.mark.parametrize("operation", ["chat", "text_completion", "responses"])
+def test_read_so_by_every_api_and_still_by_kserve(operation: str) -> None:
+    """Not read by the OpenAI adapter, in any API (before: read), but read where the call may reach KServe's OpenAI
+    data plane, which hands its model the request whole (`kserve.openai_fields`: passes before and after)."""
+    contents: dict[str, dict[str, Any]] = {
+        "chat": {"messages": [{"role": "user", "content": "hello"}]},
+        "text_completion": {"prompt": "hello"},
+        "responses": {"input": "hello"},
+    }
+    content = contents[operation]
+    for extra in IDS.values():
+        body = orjson.dumps({"model": "m", **content, **extra})
+        request = read_request(operation, body)
+        assert request.texts == ("hello",) and request.unscanned is False
+        fields, whole = openai_fields(body, operation)
+        assert fields is not None and whole
+        assert any(value in fields for value in ("5082513832886728665", "10.20.30.40", "4111111111111111"))
