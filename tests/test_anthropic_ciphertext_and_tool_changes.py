@@ -8,10 +8,13 @@
 - A `compaction` block's `tool_changes` (the `tool_addition`s, a tool's definition by value as a `tools` entry, which
   Anthropic applies to the call's tools for the turns after): read whole, as `tools` are, keys and numbers too. Before,
   read as content: a schema's property named by an address went on unlabelled.
-- Left as they were, and pinned here: an advisor's result (`advisor_tool_result` holding an `advisor_redacted_result`'s
-  `encrypted_content`), the advice of a model that read this conversation, which stands beside the turns it advised on
-  as `redacted_thinking` does (read, not marked); a citation's `encrypted_index` (where in a result's page the
-  `cited_text`, read, stands).
+- Left as it was, and pinned here: a citation's `encrypted_index` (where in a result's page the `cited_text`, read,
+  stands: no text hidden).
+- An advisor's advice sent back encrypted (an `advisor_tool_result` holding an `advisor_redacted_result`'s
+  `encrypted_content`, not empty), which Anthropic decrypts into the executor's prompt on the turns after: read as text
+  by fields15, pinned so, and `scan:truncated` since helper fields16 (another model's text, written over the
+  transcript as it stood when asked, which the call may no longer carry). Failing before, on d3277da3: 1 of 1 (through
+  the anthropic SDK, 200 where 403); advice in clear, and none encrypted, read as before.
 
 Failing before: 4 of 7 (3 end to end through the anthropic SDK's beta Messages route to the vLLM-like server, 200
 where 403; 1 reading); the 3 controls pass before and after."""
@@ -48,9 +51,12 @@ def _compacted(**block: Any) -> Any:
             {"role": "user", "content": "Go on"}]  # fmt: skip
 
 
-def _advised() -> Any:
-    advice = {"type": "advisor_tool_result", "tool_use_id": "srvtoolu_2",
-              "content": {"type": "advisor_redacted_result", "encrypted_content": "EqgfCioIARgBIiQ3"}}  # fmt: skip
+HIDDEN = {"type": "advisor_redacted_result", "encrypted_content": "EqgfCioIARgBIiQ3"}
+IN_CLEAR = {"type": "advisor_result", "text": "Book the train first."}
+
+
+def _advised(result: Any = HIDDEN) -> Any:
+    advice = {"type": "advisor_tool_result", "tool_use_id": "srvtoolu_2", "content": result}
     return [{"role": "user", "content": "plan it"},
             {"role": "assistant", "content": [
                 {"type": "server_tool_use", "id": "srvtoolu_2", "name": "advisor", "input": {}}, advice,
@@ -69,6 +75,7 @@ def _call(client: anthropic.Anthropic, messages: Any, purpose: str) -> Any:
 UNREAD = {
     "a page encrypted": _searched(PAGE),
     "a page encrypted after one not": _searched({**PAGE, "encrypted_content": ""}, PAGE),
+    "an advisor's advice encrypted": _advised(),
 }
 LABELLED = {"tool changes": _compacted(tool_changes=ADDED)}
 _ERRED: Any = {"type": "web_search_tool_result_error", "error_code": "unavailable"}
@@ -85,7 +92,8 @@ READ = {
         else message
         for message in _searched()
     ],
-    "an advisor's result, a citation's index": _advised(),
+    "an advisor's advice in clear, a citation's index": _advised(IN_CLEAR),
+    "an advisor's advice with no ciphertext": _advised({**HIDDEN, "encrypted_content": ""}),
 }
 
 

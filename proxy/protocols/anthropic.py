@@ -89,6 +89,17 @@ _CONTENT: Final = frozenset({"content"})  # (a message's blocks)
 _BELOW: Final = {"content": (_BLOCK_NAMED, frozenset({"source"})), "source": (_SOURCE_NAMED, _NONE)}
 
 
+# an advisor's advice sent back encrypted (an `advisor_tool_result` holding an `advisor_redacted_result`: "opaque,
+# encrypted advice", which Anthropic decrypts server-side "when rendering the advisor's advice into the executor's
+# prompt" on the turns after): another model's text, written over the transcript as it stood when it was asked, which
+# the call may no longer carry, that the model reads and the proxy never sees: `scan:truncated`. Before 2026-12-07 read
+# as text (its ciphertext), unlabelled, as `redacted_thinking` still is (the model's own reasoning, beside the turn it
+# reasoned over). A citation's `encrypted_index` hides no text: where in a result's page the quoted words stand, those
+# (`cited_text`) read
+_ADVICE_HIDDEN_TYPE: Final = "advisor_redacted_result"
+_ADVICE_HIDDEN: Final = b"advisor_redacted_result"
+
+
 def read_request(body: bytes, operation: str = "chat", others: bool = True) -> Request:
     """Parse one request body; malformed JSON or a wrong shape is an InvalidRequest. One naming other models that may
     serve it (the beta's `fallbacks`, a gateway's keys: `_FALLBACKS`) raises `OthersNamed`, unless `others` is False
@@ -147,6 +158,7 @@ def read_request(body: bytes, operation: str = "chat", others: bool = True) -> R
         or b"code_execution" in body
         or b'"compaction"' in body
         or b"web_search_tool_result" in body
+        or _ADVICE_HIDDEN in body
         or _ESCAPE in body
     ):
         whole = not _blocks_unread(data["messages"], texts)
@@ -230,6 +242,11 @@ def _block_unread(block: dict[str, Any], texts: list[str], inner: bool = False) 
         return bool(block.get("encrypted_content"))
     if kind == "web_search_tool_result":
         return _pages_unread(block.get("content"))
+    if kind == "advisor_tool_result":  # (its advice in clear, `advisor_result`'s `text`, is read where it stands)
+        advice = block.get("content")
+        return (
+            type(advice) is dict and advice.get("type") == _ADVICE_HIDDEN_TYPE and bool(advice.get("encrypted_content"))
+        )
     if kind == "tool_result" and not inner:
         content = block.get("content")
         unread = False
