@@ -8,6 +8,8 @@
 - A `compaction` block's `tool_changes` (the `tool_addition`s, a tool's definition by value as a `tools` entry, which
   Anthropic applies to the call's tools for the turns after): read whole, as `tools` are, keys and numbers too. Before,
   read as content: a schema's property named by an address went on unlabelled.
+- A result holding a page encrypted but no `type` (or one the proxy does not know): marked alike, looked at by its
+  ciphertext (helper fields16; failing before, on d3277da3: 1 of 1, 200 where 403).
 - Left as it was, and pinned here: a citation's `encrypted_index` (where in a result's page the `cited_text`, read,
   stands: no text hidden).
 - An advisor's advice sent back encrypted (an `advisor_tool_result` holding an `advisor_redacted_result`'s
@@ -76,6 +78,7 @@ UNREAD = {
     "a page encrypted": _searched(PAGE),
     "a page encrypted after one not": _searched({**PAGE, "encrypted_content": ""}, PAGE),
     "an advisor's advice encrypted": _advised(),
+    "a page encrypted, its type left out": _searched({key: value for key, value in PAGE.items() if key != "type"}),
 }
 LABELLED = {"tool changes": _compacted(tool_changes=ADDED)}
 _ERRED: Any = {"type": "web_search_tool_result_error", "error_code": "unavailable"}

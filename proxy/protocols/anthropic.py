@@ -271,10 +271,13 @@ def _pages_unread(results: Any) -> bool:
     `encrypted_content`, not empty), which Anthropic decrypts into the model's context on the turns after, as it does an
     `encrypted_code_execution_result`'s: what the page says, the proxy never sees (its `url` and `title` are read). An
     error (`web_search_tool_result_error`) holds none. Before 2026-12-07 the ciphertext was skipped as framing and the
-    call went on unlabelled, whatever the pages held."""
+    call went on unlabelled, whatever the pages held. A result is looked at by its ciphertext, whatever its `type`: one
+    without a type, or of a type the proxy does not know, holding ciphertext was unmarked until helper fields16. Not a
+    search the call runs itself (its `web_search` tool): the pages Anthropic fetches in the call, for a query the model
+    writes from what the proxy read, are a server tool's doing, as a code execution's output or a fetched page is, and
+    none of those is marked; a page sent back is what the call's body carries unseen."""
     return type(results) is list and any(
-        type(result) is dict and result.get("type") == "web_search_result" and bool(result.get("encrypted_content"))
-        for result in results
+        type(result) is dict and bool(result.get("encrypted_content")) for result in results
     )
 
 
