@@ -13,10 +13,15 @@
 - Left as it was, and pinned here: a citation's `encrypted_index` (where in a result's page the `cited_text`, read,
   stands: no text hidden).
 - An advisor's advice sent back encrypted (an `advisor_tool_result` holding an `advisor_redacted_result`'s
-  `encrypted_content`, not empty), which Anthropic decrypts into the executor's prompt on the turns after: read as text
-  by fields15, pinned so, and `scan:truncated` since helper fields16 (another model's text, written over the
-  transcript as it stood when asked, which the call may no longer carry). Failing before, on d3277da3: 1 of 1 (through
-  the anthropic SDK, 200 where 403); advice in clear, and none encrypted, read as before.
+  `encrypted_content`, not empty), which Anthropic decrypts into the executor's prompt on the turns after: left unread
+  and unmarked by fields15 (the ciphertext framing), pinned so, and `scan:truncated` since helper fields16 (another
+  model's text, written over the transcript as it stood when asked, which the call may no longer carry). Failing
+  before, on d3277da3: 1 of 1 (through the anthropic SDK, 200 where 403); advice in clear, and none encrypted, read as
+  before.
+- Advice looked at by its ciphertext as a page is, whatever its `type`, alone or in a list, and a search's content a
+  result alone (review revfields16). Failing before, on h-fields16 (1634b14b): 7 of 30 (4 end to end, 200 where 403:
+  advice without its type, of a type not known, in a list, a page alone; 3 reading: advice untyped holding a string, a
+  space, a number); the spellings of no ciphertext (empty, null, 0, false, []) read before and after.
 
 Failing before: 4 of 7 (3 end to end through the anthropic SDK's beta Messages route to the vLLM-like server, 200
 where 403; 1 reading); the 3 controls pass before and after."""
@@ -46,6 +51,13 @@ def _searched(*results: Any) -> Any:
     return [{"role": "user", "content": "who is on the team?"},
             {"role": "assistant", "content": [search, found, {"type": "text", "text": "Three people."}]},
             {"role": "user", "content": "and their roles?"}]  # fmt: skip
+
+
+def _searched_given(content: Any) -> Any:
+    """A search's result block holding `content` as it is (the API's is a list of results, or an error alone)."""
+    messages = _searched()
+    messages[1]["content"][1]["content"] = content
+    return messages
 
 
 def _compacted(**block: Any) -> Any:
@@ -79,6 +91,11 @@ UNREAD = {
     "a page encrypted after one not": _searched({**PAGE, "encrypted_content": ""}, PAGE),
     "an advisor's advice encrypted": _advised(),
     "a page encrypted, its type left out": _searched({key: value for key, value in PAGE.items() if key != "type"}),
+    # (review revfields16: advice looked at by its ciphertext as a page is, whatever its type or shape)
+    "an advisor's advice encrypted, its type left out": _advised({"encrypted_content": HIDDEN["encrypted_content"]}),
+    "an advisor's advice encrypted, of a type not known": _advised({**HIDDEN, "type": "advisor_redacted_result_v2"}),
+    "an advisor's advice encrypted, in a list": _advised([HIDDEN]),
+    "a page encrypted, alone (no list)": _searched_given(PAGE),
 }
 LABELLED = {"tool changes": _compacted(tool_changes=ADDED)}
 _ERRED: Any = {"type": "web_search_tool_result_error", "error_code": "unavailable"}
@@ -133,6 +150,27 @@ def test_read_as_before(client, messages) -> None:  # type: ignore[no-untyped-de
     server, sdk = client
     assert _call(sdk, messages, "ads").headers["x-data-labels"] == ""
     assert len(server.data_requests()) == 1
+
+
+SPELT = {"a string": ("EqgfCioIARgBIiQ3", True), "a space": (" ", True), "a number": (7, True),
+         "an empty string": ("", False), "null": (None, False), "zero": (0, False), "false": (False, False),
+         "an empty list": ([], False)}  # fmt: skip
+
+
+@pytest.mark.parametrize("result", ["advice", "page"])
+@pytest.mark.parametrize("spelt", SPELT.values(), ids=SPELT.keys())
+def test_ciphertext_is_what_is_not_empty(result: str, spelt: tuple[Any, bool]) -> None:
+    """Any value JSON holds true is ciphertext, in advice as in a page; an empty one (or none) leaves it read (review
+    revfields16: advice without its type went unmarked; these spellings held before)."""
+    ciphertext, marked = spelt
+    for typed in (True, False):
+        given: dict[str, Any] = {"type": "advisor_redacted_result"} if result == "advice" else {**PAGE}
+        given["encrypted_content"] = ciphertext
+        if not typed:
+            del given["type"]
+        messages = _advised(given) if result == "advice" else _searched(given)
+        request = read_request(orjson.dumps({"model": "m", "max_tokens": 8, "messages": messages}))
+        assert request.unscanned is marked, (typed, request.texts)
 
 
 def test_tool_changes_read_as_tools_are() -> None:

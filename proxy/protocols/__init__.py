@@ -97,7 +97,7 @@ class Request:
 # (Kimi-K2's `<|tool_call_begin|>{{ id }}`, `## Return of {{ tool_call_id }}`), so ids are scanned.
 # Ciphertext a server hands out and takes back (`encrypted_content`: an Anthropic search result's page) is none:
 # kilobytes of base64 a result, which no detector can read (the Messages adapter marks a call holding a search result's
-# `scan:truncated`: `anthropic._pages_unread`). But a Responses reasoning item's (`_REASONING_ITEM`).
+# `scan:truncated`: `anthropic._ciphertext_held`). But a Responses reasoning item's (`_REASONING_ITEM`).
 _STRING_FRAMING = frozenset(
     {
         "role", "type", "model", "status", "object", "url", "file_id", "detail", "format", "media_type", "mime_type",

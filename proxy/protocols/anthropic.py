@@ -92,12 +92,13 @@ _BELOW: Final = {"content": (_BLOCK_NAMED, frozenset({"source"})), "source": (_S
 # an advisor's advice sent back encrypted (an `advisor_tool_result` holding an `advisor_redacted_result`: "opaque,
 # encrypted advice", which Anthropic decrypts server-side "when rendering the advisor's advice into the executor's
 # prompt" on the turns after): another model's text, written over the transcript as it stood when it was asked, which
-# the call may no longer carry, that the model reads and the proxy never sees: `scan:truncated`. Before 2026-12-07 read
-# as text (its ciphertext), unlabelled, as `redacted_thinking` still is (the model's own reasoning, beside the turn it
-# reasoned over). A citation's `encrypted_index` hides no text: where in a result's page the quoted words stand, those
-# (`cited_text`) read
-_ADVICE_HIDDEN_TYPE: Final = "advisor_redacted_result"
-_ADVICE_HIDDEN: Final = b"advisor_redacted_result"
+# the call may no longer carry, that the model reads and the proxy never sees: `scan:truncated`. Before 2026-12-07
+# skipped as framing (`encrypted_content`: neither read nor marked), unlabelled; `redacted_thinking` is read as text,
+# not marked (the model's own reasoning, beside the turn it reasoned over). A citation's `encrypted_index` hides no
+# text: where in a result's page the quoted words stand, those (`cited_text`) read. Looked for where the body spells the
+# result block's type, not its advice's, which may be left out (`_ciphertext_held`: review revfields16)
+_ADVICE: Final = b"advisor_tool_result"
+_CIPHERTEXT: Final = "encrypted_content"
 
 
 def read_request(body: bytes, operation: str = "chat", others: bool = True) -> Request:
@@ -158,7 +159,7 @@ def read_request(body: bytes, operation: str = "chat", others: bool = True) -> R
         or b"code_execution" in body
         or b'"compaction"' in body
         or b"web_search_tool_result" in body
-        or _ADVICE_HIDDEN in body
+        or _ADVICE in body
         or _ESCAPE in body
     ):
         whole = not _blocks_unread(data["messages"], texts)
@@ -240,13 +241,8 @@ def _block_unread(block: dict[str, Any], texts: list[str], inner: bool = False) 
         return _code_result_unread(block.get("content"))
     if kind == "compaction":  # (its summary, `content`, is read where it stands; null, or no ciphertext: read)
         return bool(block.get("encrypted_content"))
-    if kind == "web_search_tool_result":
-        return _pages_unread(block.get("content"))
-    if kind == "advisor_tool_result":  # (its advice in clear, `advisor_result`'s `text`, is read where it stands)
-        advice = block.get("content")
-        return (
-            type(advice) is dict and advice.get("type") == _ADVICE_HIDDEN_TYPE and bool(advice.get("encrypted_content"))
-        )
+    if kind == "web_search_tool_result" or kind == "advisor_tool_result":
+        return _ciphertext_held(block.get("content"))  # (advice in clear, `advisor_result`'s `text`: read where it is)
     if kind == "tool_result" and not inner:
         content = block.get("content")
         unread = False
@@ -266,19 +262,22 @@ def _block_unread(block: dict[str, Any], texts: list[str], inner: bool = False) 
     return False
 
 
-def _pages_unread(results: Any) -> bool:
+def _ciphertext_held(results: Any) -> bool:
     """Whether a web search's results sent back in the history hold a page's text encrypted (a `web_search_result`'s
     `encrypted_content`, not empty), which Anthropic decrypts into the model's context on the turns after, as it does an
-    `encrypted_code_execution_result`'s: what the page says, the proxy never sees (its `url` and `title` are read). An
-    error (`web_search_tool_result_error`) holds none. Before 2026-12-07 the ciphertext was skipped as framing and the
-    call went on unlabelled, whatever the pages held. A result is looked at by its ciphertext, whatever its `type`: one
-    without a type, or of a type the proxy does not know, holding ciphertext was unmarked until helper fields16. Not a
-    search the call runs itself (its `web_search` tool): the pages Anthropic fetches in the call, for a query the model
-    writes from what the proxy read, are a server tool's doing, as a code execution's output or a fetched page is, and
-    none of those is marked; a page sent back is what the call's body carries unseen."""
-    return type(results) is list and any(
-        type(result) is dict and bool(result.get("encrypted_content")) for result in results
-    )
+    `encrypted_code_execution_result`'s: what the page says, the proxy never sees (its `url` and `title` are read); or
+    an advisor's result its advice encrypted (`advisor_redacted_result`'s, `_ADVICE`). An error
+    (`web_search_tool_result_error`) holds none. Before 2026-12-07 the ciphertext was skipped as framing and the call
+    went on unlabelled, whatever the pages held. A result is looked at by its ciphertext, whatever its `type` and
+    whether it stands alone (the API's advice, an error) or in a list (the API's pages): one without a type, or of a
+    type the proxy does not know, holding ciphertext was unmarked until helper fields16, an advisor's until review
+    revfields16, a list of advice or one page alone too. Not a search the call runs itself (its `web_search` tool): the
+    pages Anthropic fetches in the call, for a query the model writes from what the proxy read, are a server tool's
+    doing, as a code execution's output or a fetched page is, and none of those is marked; a page sent back is what the
+    call's body carries unseen."""
+    if type(results) is dict:
+        return bool(results.get(_CIPHERTEXT))
+    return type(results) is list and any(type(result) is dict and bool(result.get(_CIPHERTEXT)) for result in results)
 
 
 def _code_result_unread(result: Any) -> bool:
