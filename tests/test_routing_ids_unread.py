@@ -24,6 +24,7 @@ import openai
 import orjson
 import pytest
 
+from proxy.protocols.anthropic import read_request as anthropic_read_request
 from proxy.protocols.kserve import openai_fields
 from proxy.protocols.openai import read_request
 from tests.servers.vllm_like import SERVED
@@ -79,3 +80,42 @@ def test_read_so_by_every_api_and_still_by_kserve(operation: str) -> None:
         fields, whole = openai_fields(body, operation)
         assert fields is not None and whole
         assert any(value in fields for value in ("5082513832886728665", "10.20.30.40", "4111111111111111"))
+
+
+_ADDRESS = "ana@example.org"
+_NAMED = {"routing_key": _ADDRESS, "conversation_id": _ADDRESS, "conversation_params": {"conversation_id": _ADDRESS}}
+_ARGUMENTS = orjson.dumps(_NAMED).decode()
+NESTED: dict[str, tuple[str, dict[str, Any]]] = {
+    "a chat message's own key": ("chat", {"messages": [{"role": "user", "content": "hi", **_NAMED}]}),
+    "a tool call's arguments": ("chat", {"messages": [{"role": "assistant", "content": None, "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "f", "arguments": _ARGUMENTS}}]}]}),
+    "a tool's schema": ("chat", {"messages": [{"role": "user", "content": "hi"}], "tools": [
+        {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": _NAMED}}}]}),
+    "the template's arguments": ("chat", {"messages": [{"role": "user", "content": "hi"}],
+                                          "chat_template_kwargs": _NAMED}),
+    "a Responses input item": ("responses", {"input": [{"role": "user", "content": "hi", **_NAMED}]}),
+    "a completion's vllm_xargs": ("text_completion", {"prompt": "hi", "vllm_xargs": _NAMED}),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("operation, body", NESTED.values(), ids=NESTED.keys())
+def test_the_names_nested_are_read(operation: str, body: dict[str, Any]) -> None:
+    """Only the body's own top-level keys are the router's: the same names within a message, a tool call's arguments,
+    a schema, the template's arguments, an engine's extension arguments are data, read (review revfields16: passes
+    before and after, a pin)."""
+    request = read_request(operation, orjson.dumps({"model": "m", **body}))
+    assert any(_ADDRESS in text for text in request.texts), request.texts
+
+
+def test_not_read_on_the_messages_api_either() -> None:
+    """The Messages API (which SGLang serves too) reads a body's top-level fields as the OpenAI adapter does
+    (`request_strings`): the ids are not read there either; within a tool use's `input`, read (review revfields16;
+    failing before, on d3277da3: 1 of 1)."""
+    messages = [{"role": "user", "content": "hi"},
+                {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "f", "input": _NAMED}]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "done"}]}]  # fmt: skip
+    top = {"model": "m", "max_tokens": 8, "messages": messages[:1], **IDS["SGLang routing_key, decimal"],
+           **IDS["SGLang conversation_id naming a host"], **IDS["TensorRT-LLM conversation_params"]}  # fmt: skip
+    assert anthropic_read_request(orjson.dumps(top)).texts == ("hi",)
+    nested = anthropic_read_request(orjson.dumps({"model": "m", "max_tokens": 8, "messages": messages}))
+    assert sum(_ADDRESS in text for text in nested.texts) == 3, nested.texts
