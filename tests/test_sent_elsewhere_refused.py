@@ -69,6 +69,10 @@ CASES = [
     ({"project": "someone-elses"}, "project"),
     ({"url": ELSEWHERE}, "url"),
     ({"extra_body": {"watsonx_credentials": {"url": ELSEWHERE, "apikey": "x"}}}, "extra_body"),
+    # the S3 server LiteLLM's Bedrock modules upload a call's files to (its newest ban list): before, forwarded (helper
+    # models16)
+    ({"s3_endpoint_url": ELSEWHERE}, "s3_endpoint_url"),
+    ({"extra_body": {"s3_endpoint_url": ELSEWHERE}}, "extra_body"),
     ({"fallbacks": ["claude-other"], "base_url": ELSEWHERE}, "base_url"),  # (before the fallbacks are judged)
     ({"base_url": ELSEWHERE, "api_base": ELSEWHERE}, "base_url"),  # (the first in the body)
     # forwarded: a key of the caller's own to the provider, which names no server, and a plain body
@@ -76,6 +80,9 @@ CASES = [
     # the caller's own account at the same provider, host and model (AWS's keys and role, as `api_key`), headers sent
     # to the deployment's server, an organization, and metadata (LiteLLM's callbacks read it, the call does not)
     ({"aws_access_key_id": "AKIAEXAMPLE", "aws_secret_access_key": "x", "aws_role_name": "r"}, None),
+    # LiteLLM bans these too (credentials), but the call still reaches the deployment's Bedrock host, region and model:
+    # the STS server a web identity token is exchanged at is sent the token, not the call (helper models16)
+    ({"aws_role_name": "r", "aws_web_identity_token": "t", "aws_sts_endpoint": ELSEWHERE}, None),
     ({"extra_headers": {"x-title": "t"}, "organization": "org-theirs"}, None),
     ({"metadata": {"tags": ["t"], "api_base": ELSEWHERE}}, None),
     ({"user": "someone"}, None),
@@ -149,7 +156,7 @@ KEYS = ["api_base", "base_url", "user_config", "model_list", "aws_bedrock_runtim
         "deployment_url", "oci_endpoint_id", "oci_serving_mode", "aws_region_name", "vertex_location",
         "vertex_ai_location", "custom_llm_provider", "deployment_id", "azure", "litellm_credential_name",
         "vertex_project", "vertex_ai_project", "vertex_credentials", "vertex_ai_credentials", "region_name", "project",
-        "url", "watsonx_credentials", "wx_credentials"]  # fmt: skip
+        "url", "watsonx_credentials", "wx_credentials", "s3_endpoint_url"]  # fmt: skip
 
 
 def test_the_keys_are_these() -> None:

@@ -1883,22 +1883,47 @@ def advisor_models(data: dict[str, Any]) -> tuple[str | None, ...]:
     `AdvisorOrchestrationHandler`, for another provider), so each is judged as a call naming it is. A tool naming a
     server (`SENT_ELSEWHERE`: LiteLLM honours its `api_base`) is refused, `param` `tools`; over `NAMED_MODELS_MAX`
     tools, an InvalidRequest. Until 2026-12-07 unread: the advisor read what its route may forbid (helper litellm15)."""
-    tools = data.get("tools")
     found: dict[str | None, None] = {}
-    if type(tools) is not list:
-        return ()
     advisors = 0  # (tools counted, not the models they name: 33 naming one model are over the bound too)
-    for tool in tools:
-        kind = tool.get("type") if type(tool) is dict else None
-        if type(kind) is not str or not kind.startswith("advisor_"):
-            continue
-        advisors += 1
-        if advisors > NAMED_MODELS_MAX:
-            raise _named_too_many("tools")
-        _refuse_naming_server(tool, "tools")
-        model = tool.get("model")
-        found[model if type(model) is str else None] = None
+    for tools, param in _tool_lists(data):
+        for tool in tools:
+            kind = tool.get("type") if type(tool) is dict else None
+            if type(kind) is not str or not kind.startswith("advisor_"):
+                continue
+            advisors += 1
+            if advisors > NAMED_MODELS_MAX:
+                raise _named_too_many(param)
+            _refuse_naming_server(tool, param)
+            model = tool.get("model")
+            found[model if type(model) is str else None] = None
     return tuple(found)
+
+
+def _tool_lists(data: dict[str, Any]) -> list[tuple[list[Any], str]]:
+    """The lists of tools a body gives the model it calls, each with the body's key holding it (`param`): its own
+    `tools`; those of an object LiteLLM proxy lays into the call as the body's keys (`_SPREAD`: `extra_body`, or its
+    JSON text, whose keys reach the upstream's body as its own); and those of a fallback object, which LiteLLM's router
+    lays over the call's keys (`run_async_fallback`: `kwargs.update(mg)`), so the fallback's model calls its advisor.
+    Until 2026-12-07 the two nested ones went unread (helper models16)."""
+    found: list[tuple[list[Any], str]] = []
+    tools = data.get("tools")
+    if type(tools) is list:
+        found.append((tools, "tools"))
+    if _SPREAD.isdisjoint(data) and _ROUNDS.isdisjoint(data):
+        return found
+    for key, value in data.items():
+        if key in _SPREAD:
+            if type(value) is str:  # (LiteLLM reads a JSON text there as its object, as `refuse_sent_elsewhere` does)
+                try:
+                    value = orjson.loads(value)
+                except orjson.JSONDecodeError:
+                    continue
+            if type(value) is dict and type(value.get("tools")) is list:
+                found.append((value["tools"], key))
+        elif key in _ROUNDS and type(value) is list:
+            found += [(entry["tools"], key) for entry in value
+                      if type(entry) is dict and type(entry.get("tools")) is list]  # fmt: skip
+    return found
 
 
 def batch_models(model: str) -> tuple[str, ...]:
@@ -1941,13 +1966,17 @@ def batch_models(model: str) -> tuple[str, ...]:
 # provider's own (`region_name`: Bedrock's `aws_region_name`, Vertex's `vertex_location`; `project`: Vertex's
 # `vertex_project`), and watsonx's server (`url`, or in `watsonx_credentials`, `wx_credentials`:
 # `get_watsonx_credentials`): until 2026-12-07 forwarded, the keys above refused under their other names (review
-# revlitellm15)
+# revlitellm15). And `s3_endpoint_url`, the S3 server LiteLLM's Bedrock modules upload a call's files to (its newest
+# `_BANNED_REQUEST_BODY_PARAMS`: "redirects Bedrock file uploads"): the content goes to a server no route describes
+# (until 2026-12-07 forwarded: helper models16). Not its other new bans, `aws_role_name`, `aws_web_identity_token`,
+# `aws_sts_endpoint`: credentials and the STS server they are exchanged at, the call still sent to the deployment's
+# Bedrock host, region and model, as with the caller's own AWS keys (`api_key`'s kind, forwarded)
 SENT_ELSEWHERE: Final = frozenset({"api_base", "base_url", "user_config", "model_list", "aws_bedrock_runtime_endpoint",
                                    "sagemaker_base_url", "deployment_url", "oci_endpoint_id", "oci_serving_mode",
                                    "aws_region_name", "vertex_location", "vertex_ai_location", "custom_llm_provider",
                                    "deployment_id", "azure", "litellm_credential_name", "vertex_project",
                                    "vertex_ai_project", "vertex_credentials", "vertex_ai_credentials", "region_name",
-                                   "project", "url", "watsonx_credentials", "wx_credentials"})  # fmt: skip
+                                   "project", "url", "watsonx_credentials", "wx_credentials", "s3_endpoint_url"})  # fmt: skip
 # the keys whose object (or its JSON text) LiteLLM proxy lays into the call as the body's own keys are, so one of
 # `SENT_ELSEWHERE` there names a server too (its own check looks there: `extra_body`, whose provider-auth fields its
 # provider modules take out; `litellm_params_template`, Gemini's and Vertex's agents; `litellm_embedding_config`)

@@ -107,12 +107,16 @@ def read_request(body: bytes, operation: str = "chat", others: bool = True) -> R
     (its reading again)."""
     data = load_request_json(body)
     if named_as_fields(data, _NAMED):  # (a body of `_NAMED` keys alone, most: neither test made)
-        if not ELSEWHERE_KEYS.isdisjoint(data):
+        spread = not ELSEWHERE_KEYS.isdisjoint(data)
+        if spread:
             refuse_sent_elsewhere(data)
         if not _FALLBACKS.isdisjoint(data) and others:
             advised = advisor_models(data)  # (a body naming others: its tools walked whatever they spell)
             again = functools.partial(read_request, body, operation, False)
             raise OthersNamed(named_models(data, _FALLBACKS) + advised, again, (), advised)
+        # (an advisor tool in an object LiteLLM spreads into the call, `extra_body`'s: `advisor_models`)
+        if spread and others and (ADVISOR in body or JSON_ESCAPE in body) and (advised := advisor_models(data)):
+            raise OthersNamed(advised, functools.partial(read_request, body, operation, False), (), advised)
     # an advisor tool's model (`advisor_models`): a body with `tools` whose type is spelt, or a JSON escape, found in C
     # (+4 Python instructions a call without `tools`, no search of its bytes)
     if "tools" in data and others and (ADVISOR in body or JSON_ESCAPE in body) and (advised := advisor_models(data)):

@@ -270,12 +270,16 @@ def read_request(operation: str, body: bytes, others: bool = True, path_model: s
     if path_model:  # (one test a plain call: `benchmarks/README.md`)
         _in_path(operation, body, data, path_model, others)
     if named_as_fields(data, _NAMED):  # (a body of `_NAMED` keys alone, most: neither test made)
-        if not ELSEWHERE_KEYS.isdisjoint(data):
+        spread = not ELSEWHERE_KEYS.isdisjoint(data)
+        if spread:
             refuse_sent_elsewhere(data)
         if not _OTHERS.isdisjoint(data) and others:
             batch = _batch(operation, data.get("model"))
             advised = advisor_models(data)  # (a body naming others: its tools walked whatever they spell)
             raise _others_named(operation, body, path_model, named_models(data, _OTHERS), batch, advised)
+        # (an advisor tool in an object LiteLLM spreads into the call, `extra_body`'s: `advisor_models`)
+        if spread and others and (ADVISOR in body or JSON_ESCAPE in body) and (advised := advisor_models(data)):
+            raise _others_named(operation, body, path_model, (), _batch(operation, data.get("model")), advised)
     # an advisor tool's model (`advisor_models`): a body with `tools` whose type is spelt, or a JSON escape, found in C
     # (+4 Python instructions a call without `tools`, no search of its bytes)
     if "tools" in data and others and (ADVISOR in body or JSON_ESCAPE in body) and (advised := advisor_models(data)):
