@@ -365,6 +365,10 @@ QUERY_CASES = [
     ("/v1/chat/completions?model=", "chat", 200, ASKED),
     (f"/openai/deployments/{ASKED}/chat/completions?model={ANSWERED}", "chat", 200, ASKED),
     (f"/v1/chat/completions?models={ANSWERED}", "chat", 200, ASKED),
+    # a path naming the model: no server there reads a model_version (LiteLLM's and Azure's handlers take none), so it
+    # goes on; until 2026-12-07 refused in MLServer's words (helper models16)
+    (f"/openai/deployments/{ASKED}/chat/completions?model_version=1", "chat", 200, ASKED),
+    (f"/engines/{ASKED}/embeddings?model_version=1", "embeddings", 200, ASKED),
 ]
 
 
@@ -402,6 +406,21 @@ def test_the_sdks_extra_query_naming_the_model_is_refused(loop_thread, make_prox
             client.close()
     assert refused.value.code == "invalid_request"
     assert seen == []
+
+
+def test_the_azure_clients_extra_query_naming_a_model_version_goes_on(loop_thread, make_proxy) -> None:  # type: ignore[no-untyped-def]
+    """Through the real AzureOpenAI client (`extra_query`, beside its `api-version`): a `model_version` on a path naming
+    the model is read by no server there, so the call is the path's, forwarded with its query as sent; before, 400 in
+    MLServer's words ("MLServer runs the version it names"), which no server on the path is (helper models16)."""
+    seen: list[tuple[str, str, dict[str, Any]]] = []
+    with serving(loop_thread, litellm_app(seen)) as url:
+        proxy = make_proxy(CONFIG, UPSTREAM=url)
+        client = _azure(proxy.url, "ads", ASKED)
+        try:
+            client.chat.completions.create(model=ASKED, messages=HI, extra_query={"model_version": "1"})
+        finally:
+            client.close()
+    assert [model for _, model, _ in seen] == [ASKED]
 
 
 KEY = "sk-caller-azure"

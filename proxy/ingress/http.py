@@ -65,6 +65,7 @@ from proxy.protocols.kserve import OPENAI_PREFIX as KSERVE_OPENAI
 from proxy.protocols.kserve import openai_fields, openai_unprefixed
 from proxy.protocols.oip import HEADER_FRAMING, TRACE_IDS, field_text
 from proxy.protocols.openai import ADAPTER as OPENAI
+from proxy.protocols.openai import IN_PATH
 from proxy.protocols.passthrough import index_flags_only, query_pairs
 from proxy.protocols.tgi import tgi_body
 from proxy.transport import UpstreamClosed, UpstreamProtocolError
@@ -161,9 +162,12 @@ def _query_refused(adapter: Adapter, target: Target, request_target: str) -> str
     completion or embeddings call of OpenAI's whose body names its model (`/v1/chat/completions`, `/chat/completions`,
     ...) with `?model=m` runs `m` on LiteLLM proxy (`chat_completion(request, ..., model=None)`: `data["model"] = ...
     or model or data.get("model")`, its last value, where not empty), not the body's (until review revpaths15 the body's
-    was judged, the query's run). A route naming the model in its path (`openai.IN_PATH`) takes it from the path."""
+    was judged, the query's run). A route naming the model in its path (`openai.IN_PATH`) takes it from the path, and
+    no server on it reads a `model_version` (LiteLLM's and Azure OpenAI's handlers take none): its query goes on
+    (until 2026-12-07 refused in MLServer's words, helper models16); so does the Responses API's `?model=` (LiteLLM's
+    `responses_api` takes no `model` argument: it runs the body's)."""
     if target.model:
-        if any(key == "model_version" for key, _ in query_pairs(request_target)):
+        if adapter is not IN_PATH and any(key == "model_version" for key, _ in query_pairs(request_target)):
             return ("the query may not name a model_version: MLServer runs the version it names, not the one the path "
                     "names (or the latest), which is the one decided on")  # fmt: skip
         return ""
