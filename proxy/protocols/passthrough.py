@@ -48,6 +48,15 @@ _ADAPTER_CHANGES: Final = frozenset({
     "/v1/load_lora_adapter", "/v1/unload_lora_adapter", "/load_lora_adapter", "/unload_lora_adapter",
 })  # fmt: skip
 _ADAPTER_BODY_MAX: Final = 64 * 1024  # the longest load body read for its adapter's name (a name and a path)
+# the deployment paths naming their model that no adapter reads, the model the text before the suffix, as LiteLLM's
+# `{model:path}` matches it (the longest leaving the suffix): LiteLLM proxy's images (`/openai/deployments/{model:path}
+# /images/generations`, `.../images/edits`) and Azure OpenAI's audio, which the openai SDK's `AzureOpenAI` calls there.
+# Forwarded unread, as `/v1/images/generations` is, but by the path's model's route, judged by its purposes, as an
+# OIP model's path is (until 2026-12-07 the `"*"` route's: with `policy.passthrough: forward` an `ads` image call
+# reached a model whose route allows `assistant` alone; helper models16)
+_DEPLOYMENTS: Final = "/openai/deployments/"
+_DEPLOYMENT_MEDIA: Final = ("/images/generations", "/images/edits", "/audio/speech", "/audio/transcriptions",
+                            "/audio/translations")  # fmt: skip
 
 
 def query_pairs(target: str) -> list[tuple[str, str]]:
@@ -217,6 +226,14 @@ def adapter_named(body: bytes) -> str:
     return named if type(named) is str else ""
 
 
+def _deployment_model(path: str) -> str:
+    """The model a deployment path no adapter reads names (`_DEPLOYMENT_MEDIA`), or "" (another: the `"*"` route's)."""
+    for suffix in _DEPLOYMENT_MEDIA:
+        if path.endswith(suffix) and len(path) > len(_DEPLOYMENTS) + len(suffix):
+            return path[len(_DEPLOYMENTS) : -len(suffix)]
+    return ""
+
+
 class Adapter(AdapterBase):
     name: ProtocolName = "passthrough"
     dialect = "passthrough"
@@ -235,6 +252,8 @@ class Adapter(AdapterBase):
         parts = split_path(path)
         model, version = (parts[0], parts[1]) if parts else ("", None)
         if method not in _NO_DATA_METHODS:
+            if path.startswith(_DEPLOYMENTS):
+                model = _deployment_model(path)
             return Target("passthrough", model, version)
         # an OIP call that carries no data (model metadata, readiness, health, statistics) is `metadata`, as the same
         # question over gRPC (`oip_grpc`'s data-free RPCs) is: one operation for one question on either listener
