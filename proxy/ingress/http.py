@@ -66,7 +66,7 @@ from proxy.protocols.kserve import openai_fields, openai_unprefixed
 from proxy.protocols.oip import HEADER_FRAMING, TRACE_IDS, field_text
 from proxy.protocols.openai import ADAPTER as OPENAI
 from proxy.protocols.openai import IN_PATH
-from proxy.protocols.passthrough import index_flags_only, query_pairs
+from proxy.protocols.passthrough import FILES_PATHS, index_flags_only, query_pairs
 from proxy.protocols.tgi import tgi_body
 from proxy.transport import UpstreamClosed, UpstreamProtocolError
 from proxy.transport.http11 import _LOWER, first_places, keep, lower_name
@@ -175,6 +175,13 @@ def _query_refused(adapter: Adapter, target: Target, request_target: str) -> str
             and any(key == "model" and value for key, value in query_pairs(request_target))):  # fmt: skip
         return ("the query may not name a model: LiteLLM proxy runs the model it names, not the body's 'model', which "
                 "is the one decided on (name it in the body)")  # fmt: skip
+    # LiteLLM proxy's file upload and batch creation, which the proxy does not read (`passthrough.MODEL_HEADER`): the
+    # query's `model` names the model that stores the file or runs the batch's calls
+    if (target.operation == "passthrough" and target.carries_data
+            and request_target.partition("?")[0].endswith(FILES_PATHS)
+            and any(key == "model" and value for key, value in query_pairs(request_target))):  # fmt: skip
+        return ("the query may not name a model on a path lineage-proxy does not read: LiteLLM proxy stores a file, or "
+                "runs a batch's calls, on the model it names, which no route's rules judge here; leave it out")  # fmt: skip
     return ""
 
 

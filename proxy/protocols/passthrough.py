@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl, unquote, unquote_plus
 
 from proxy.config import Upstream
 from proxy.detectors import Detectors
-from proxy.errors import RequestTooLarge
+from proxy.errors import InvalidRequest, RequestTooLarge
 from proxy.flow import Outcome, ProtocolName
 from proxy.protocols import Adapter as AdapterBase
 from proxy.protocols import Fetch, Header, Request, Target, _no_duplicates, bytes_digest, text_digest
@@ -55,6 +55,17 @@ _ADAPTER_BODY_MAX: Final = 64 * 1024  # the longest load body read for its adapt
 # OIP model's path is (until 2026-12-07 the `"*"` route's: with `policy.passthrough: forward` an `ads` image call
 # reached a model whose route allows `assistant` alone; helper models16)
 _DEPLOYMENTS: Final = "/openai/deployments/"
+# the header by which LiteLLM proxy's file upload and batch creation (`POST /v1/files`, `/v1/batches`, `/files`,
+# `/batches`, `/{provider}/v1/...`) name the model whose deployment stores the file or runs the batch's calls, where
+# the body (a form or JSON the proxy does not read) and the query name none (`data.get("model") or
+# request.query_params.get("model") or request.headers.get("x-litellm-model")`): refused on a call the proxy does not
+# read (`Adapter.read`), as the query's `model` is on those paths (`FILES_PATHS`); until 2026-12-07 forwarded, the
+# call the `"*"` route's, the model it names unjudged (helper models16)
+MODEL_HEADER: Final = "x-litellm-model"
+# (and the header naming the provider that runs a batch, or stores a file, naming no model: `custom-llm-provider`, as
+# the body's `custom_llm_provider`, `SENT_ELSEWHERE`, does: its API, with the credentials LiteLLM holds for it)
+PROVIDER_HEADER: Final = "custom-llm-provider"
+FILES_PATHS: Final = ("/files", "/batches")
 _DEPLOYMENT_MEDIA: Final = ("/images/generations", "/images/edits", "/audio/speech", "/audio/transcriptions",
                             "/audio/translations")  # fmt: skip
 
@@ -269,6 +280,11 @@ class Adapter(AdapterBase):
         `/slots/{id}?action=erase` a slot's cache), as gRPC's methods but the data-free ones are opaque with an
         empty message; only Triton's repository index without a body carries nothing."""
         check_version(target.version)  # `/v2/models/m/versions/02/stats` is Triton's version 2, as for infer
+        if target.carries_data and (header(MODEL_HEADER) or header(PROVIDER_HEADER)):
+            named = MODEL_HEADER if header(MODEL_HEADER) else PROVIDER_HEADER
+            raise InvalidRequest(f"the request may not name a model or provider in {named!r} on a path lineage-proxy "
+                                 "does not read: LiteLLM proxy stores a file, or runs a batch's calls, on the one it "
+                                 "names, which no route's rules judge here; leave it out")  # fmt: skip
         if target is _ADAPTER_CHANGE:  # its adapter's call, which runs no weights
             return Request(adapter_named(body), target.operation, digest=bytes_digest(body) if body else None,
                            opaque=True, runs_no_weights=True)  # fmt: skip

@@ -1,0 +1,83 @@
+"""LiteLLM proxy's file upload and batch creation (`POST /v1/files`, `/v1/batches`), which the proxy does not read, take
+the model whose deployment stores the file or runs the batch's calls from the body, else the query's `model`, else the
+`x-litellm-model` header (`create_batch`: `data.get("model") or request.query_params.get("model") or
+request.headers.get("x-litellm-model")`, the same for files). A call naming one by header or query is refused 400
+`invalid_request`: no route's rules judge the model it names there; so is one naming the provider by its
+`custom-llm-provider` header (the batch run at that provider's API, as the body's `custom_llm_provider` would).
+
+Until 2026-12-07, under `policy.passthrough: forward`, such a call was forwarded by the `"*"` route, recorded allowed,
+an `ads` batch run on claude-fallback, whose route allows `assistant` alone (helper models16)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import openai
+import pytest
+from aiohttp import web
+
+from tests.harness import serving
+from tests.test_anthropic_fallbacks import ANSWERED
+from tests.test_model_in_path import FORWARD
+
+BATCH: Any = {"id": "batch_1", "object": "batch", "endpoint": "/v1/chat/completions", "input_file_id": "file-1",
+              "completion_window": "24h", "status": "validating", "created_at": 1}  # fmt: skip
+FILE: Any = {"id": "file-1", "object": "file", "bytes": 2, "created_at": 1, "filename": "b.jsonl", "purpose": "batch",
+             "status": "uploaded"}  # fmt: skip
+
+
+def files_app(seen: list[tuple[str, str | None, str | None]]) -> web.Application:
+    """LiteLLM proxy's files and batches creation: each call noted as (its path, the query's model, the header's)."""
+
+    async def created(request: web.Request) -> web.Response:
+        await request.read()
+        seen.append((request.path, request.query.get("model"), request.headers.get("x-litellm-model")))
+        return web.json_response(FILE if request.path.endswith("/files") else BATCH)
+
+    async def models(request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": ANSWERED, "object": "model", "owned_by": "o"}]})
+
+    app = web.Application()
+    app.router.add_get("/v1/models", models)
+    app.router.add_post("/v1/files", created)
+    app.router.add_post("/v1/batches", created)
+    return app
+
+
+# (operation, how the model is named) -> refused
+CASES = [
+    ("files", {"extra_headers": {"x-litellm-model": ANSWERED}}, True),
+    ("batches", {"extra_headers": {"x-litellm-model": ANSWERED}}, True),
+    ("files", {"extra_query": {"model": ANSWERED}}, True),
+    ("batches", {"extra_query": {"model": ANSWERED}}, True),
+    # the provider running the batch where no model is named (LiteLLM's `custom-llm-provider` header)
+    ("batches", {"extra_headers": {"custom-llm-provider": "bedrock"}}, True),
+    # forwarded on both (`forward`): naming none, an empty query model (LiteLLM's `or`: none)
+    ("files", {}, False),
+    ("batches", {}, False),
+    ("batches", {"extra_query": {"model": ""}}, False),
+]
+
+
+@pytest.mark.parametrize(("operation", "named", "refused"), CASES)
+def test_a_files_or_batches_call_naming_a_model_is_refused(loop_thread, make_proxy, operation, named, refused) -> None:  # type: ignore[no-untyped-def]
+    """Through the real openai SDK, under `policy.passthrough: forward`, for `ads`: 400 `invalid_request`, nothing
+    forwarded; naming none, forwarded as before."""
+    seen: list[tuple[str, str | None, str | None]] = []
+    with serving(loop_thread, files_app(seen)) as url:
+        proxy = make_proxy(FORWARD, UPSTREAM=url)
+        client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="unused", max_retries=0, timeout=10,
+                               default_headers={"x-purpose": "ads"})  # fmt: skip
+        try:
+            if operation == "files":
+                client.files.create(file=("b.jsonl", b"{}"), purpose="batch", **named)
+            else:
+                client.batches.create(input_file_id="file-1", endpoint="/v1/chat/completions",
+                                      completion_window="24h", **named)  # fmt: skip
+            got: tuple[Any, ...] = (200, None)
+        except openai.APIStatusError as error:
+            got = (error.status_code, error.code)
+        finally:
+            client.close()
+    assert got == ((400, "invalid_request") if refused else (200, None))
+    assert len(seen) == (0 if refused else 1)
