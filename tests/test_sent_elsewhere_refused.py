@@ -73,6 +73,10 @@ CASES = [
     # models16)
     ({"s3_endpoint_url": ELSEWHERE}, "s3_endpoint_url"),
     ({"extra_body": {"s3_endpoint_url": ELSEWHERE}}, "extra_body"),
+    # watsonx's other names for its region (`get_api_params`), as `region_name` (helper models16)
+    ({"region": "eu-de"}, "region"),
+    ({"watsonx_region_name": "eu-de"}, "watsonx_region_name"),
+    ({"fallbacks": [{"model": ANSWERED, "watsonx_region": "eu-de"}]}, "fallbacks"),
     ({"fallbacks": ["claude-other"], "base_url": ELSEWHERE}, "base_url"),  # (before the fallbacks are judged)
     ({"base_url": ELSEWHERE, "api_base": ELSEWHERE}, "base_url"),  # (the first in the body)
     # forwarded: a key of the caller's own to the provider, which names no server, and a plain body
@@ -83,6 +87,8 @@ CASES = [
     # LiteLLM bans these too (credentials), but the call still reaches the deployment's Bedrock host, region and model:
     # the STS server a web identity token is exchanged at is sent the token, not the call (helper models16)
     ({"aws_role_name": "r", "aws_web_identity_token": "t", "aws_sts_endpoint": ELSEWHERE}, None),
+    # watsonx's project or space a foundation model's call is billed to: the same host and model (helper models16)
+    ({"project_id": "p", "watsonx_project": "p", "space_id": "s"}, None),
     ({"extra_headers": {"x-title": "t"}, "organization": "org-theirs"}, None),
     ({"metadata": {"tags": ["t"], "api_base": ELSEWHERE}}, None),
     ({"user": "someone"}, None),
@@ -156,7 +162,8 @@ KEYS = ["api_base", "base_url", "user_config", "model_list", "aws_bedrock_runtim
         "deployment_url", "oci_endpoint_id", "oci_serving_mode", "aws_region_name", "vertex_location",
         "vertex_ai_location", "custom_llm_provider", "deployment_id", "azure", "litellm_credential_name",
         "vertex_project", "vertex_ai_project", "vertex_credentials", "vertex_ai_credentials", "region_name", "project",
-        "url", "watsonx_credentials", "wx_credentials", "s3_endpoint_url"]  # fmt: skip
+        "url", "watsonx_credentials", "wx_credentials", "s3_endpoint_url", "region", "watsonx_region_name",
+        "watsonx_region"]  # fmt: skip
 
 
 def test_the_keys_are_these() -> None:

@@ -1970,13 +1970,18 @@ def batch_models(model: str) -> tuple[str, ...]:
 # `_BANNED_REQUEST_BODY_PARAMS`: "redirects Bedrock file uploads"): the content goes to a server no route describes
 # (until 2026-12-07 forwarded: helper models16). Not its other new bans, `aws_role_name`, `aws_web_identity_token`,
 # `aws_sts_endpoint`: credentials and the STS server they are exchanged at, the call still sent to the deployment's
-# Bedrock host, region and model, as with the caller's own AWS keys (`api_key`'s kind, forwarded)
+# Bedrock host, region and model, as with the caller's own AWS keys (`api_key`'s kind, forwarded). And watsonx's other
+# names for its region (`get_api_params`: `region_name`, else `region`, else `watsonx_region_name`, `watsonx_region`;
+# where the deployment sets no URL, `https://{region}.ml.cloud.ibm.com`); not its `project_id`, `watsonx_project`,
+# `space_id`, the project or space a foundation model's call is billed to, the same host and `model_id` (a deployed
+# model is named by the route's model, `deployment/<id>`, whose payload LiteLLM gives neither), as AWS's keys are
 SENT_ELSEWHERE: Final = frozenset({"api_base", "base_url", "user_config", "model_list", "aws_bedrock_runtime_endpoint",
                                    "sagemaker_base_url", "deployment_url", "oci_endpoint_id", "oci_serving_mode",
                                    "aws_region_name", "vertex_location", "vertex_ai_location", "custom_llm_provider",
                                    "deployment_id", "azure", "litellm_credential_name", "vertex_project",
                                    "vertex_ai_project", "vertex_credentials", "vertex_ai_credentials", "region_name",
-                                   "project", "url", "watsonx_credentials", "wx_credentials", "s3_endpoint_url"})  # fmt: skip
+                                   "project", "url", "watsonx_credentials", "wx_credentials", "s3_endpoint_url", "region",
+                                   "watsonx_region_name", "watsonx_region"})  # fmt: skip
 # the keys whose object (or its JSON text) LiteLLM proxy lays into the call as the body's own keys are, so one of
 # `SENT_ELSEWHERE` there names a server too (its own check looks there: `extra_body`, whose provider-auth fields its
 # provider modules take out; `litellm_params_template`, Gemini's and Vertex's agents; `litellm_embedding_config`)
