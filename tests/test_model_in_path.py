@@ -450,3 +450,35 @@ def test_the_azure_clients_key_is_read_from_authorization(loop_thread, make_prox
             client.close()
     assert got == status
     assert [ran for _, ran, _ in seen] == ([ASKED] if status == 200 else [])
+
+
+def test_a_responses_query_naming_a_model_goes_on(loop_thread, make_proxy) -> None:  # type: ignore[no-untyped-def]
+    """The Responses API's `?model=` is not LiteLLM proxy's model: its `responses_api` takes no `model` argument
+    (`base_process_llm_request(..., model=None)`), so the body's runs, the one judged. Through the real openai SDK
+    (`extra_query`), forwarded, query and all; a pin (forwarded on main too: chat's refusal is for the handlers that
+    take one)."""
+    seen: list[tuple[str, str]] = []
+
+    async def respond(request: web.Request) -> web.Response:
+        body = await request.json()
+        seen.append((request.query.get("model", ""), body["model"]))
+        return web.json_response({"id": "resp_1", "object": "response", "created_at": 1, "model": body["model"],
+                                  "status": "completed", "output": []})  # fmt: skip
+
+    async def models(request: web.Request) -> web.Response:
+        listed = [{"id": name, "object": "model", "owned_by": "o"} for name in (ASKED, ANSWERED)]
+        return web.json_response({"object": "list", "data": listed})
+
+    app = web.Application()
+    app.router.add_post("/v1/responses", respond)
+    app.router.add_get("/v1/models", models)
+    with serving(loop_thread, app) as url:
+        proxy = make_proxy(CONFIG, UPSTREAM=url)
+        client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="unused", max_retries=0, timeout=10,
+                               default_headers={"x-purpose": "ads"})  # fmt: skip
+        try:
+            raw = client.responses.with_raw_response.create(model=ASKED, input="hi", extra_query={"model": ANSWERED})
+        finally:
+            client.close()
+    assert raw.status_code == 200
+    assert seen == [(ANSWERED, ASKED)]
