@@ -1881,8 +1881,8 @@ def advisor_models(data: dict[str, Any]) -> tuple[str | None, ...]:
     the Messages API and LiteLLM proxy's chat completions), each once, None for a tool naming none: the executor model
     calls it with the conversation, which that model then reads (Anthropic runs it; LiteLLM proxy runs it on its router,
     `AdvisorOrchestrationHandler`, for another provider), so each is judged as a call naming it is. A tool naming a
-    server (`SENT_ELSEWHERE`: LiteLLM honours its `api_base`) is refused, `param` `tools`; over `NAMED_MODELS_MAX`
-    tools, an InvalidRequest. Until 2026-12-07 unread: the advisor read what its route may forbid (helper litellm15)."""
+    server (`SENT_ELSEWHERE`: LiteLLM honours its `api_base`) is refused, `param` the body's key holding it (`tools`,
+    or an object's: `_tool_lists`); over `NAMED_MODELS_MAX` tools, an InvalidRequest. Until 2026-12-07 unread: the advisor read what its route may forbid (helper litellm15)."""
     found: dict[str | None, None] = {}
     advisors = 0  # (tools counted, not the models they name: 33 naming one model are over the bound too)
     for tools, param in _tool_lists(data):
