@@ -31,11 +31,24 @@ CASES = [
     # a server named by the nested advisor: refused as a top-level one's is, `param` the body's key holding it
     ({"extra_body": {"tools": [advisor(api_base=ELSEWHERE)]}}, 400, None, "'api_base' in 'extra_body'"),
     ({"fallbacks": [{"model": OTHER, "tools": [advisor(api_base=ELSEWHERE)]}]}, 400, None, "'api_base' in 'fallbacks'"),
+    # wherever `named_models` reads a fallback object (review revmodels16: until then unread there, forwarded): in a
+    # `{"<model>": [...]}` map's lists, in a fallback object's own fallbacks, in `router_settings_override`'s, and in a
+    # fallback object's `extra_body` (laid over the call's, then into the upstream's body)
+    ({"fallbacks": [{ASKED: [{"model": OTHER, "tools": [advisor()]}]}]}, 403, f"route:{ANSWERED}", "an advisor tool"),
+    ({"fallbacks": [{"model": OTHER, "fallbacks": [{"model": OTHER, "tools": [advisor()]}]}]}, 403,
+     f"route:{ANSWERED}", "an advisor tool"),
+    ({"router_settings_override": {"fallbacks": [{"model": OTHER, "tools": [advisor()]}]}}, 403, f"route:{ANSWERED}",
+     "an advisor tool"),
+    ({"fallbacks": [{"model": OTHER, "extra_body": {"tools": [advisor()]}}]}, 403, f"route:{ANSWERED}",
+     "an advisor tool"),
+    ({"router_settings_override": {"fallbacks": [{"model": OTHER, "tools": [advisor(api_base=ELSEWHERE)]}]}}, 400, None,
+     "'api_base' in 'router_settings_override'"),
     # forwarded on both: the SDK's own extra_body merged into the top is a top-level tool (judged already, allowed
     # here); advisors naming a model every route allows ads for; a fallback object's function tool
     ({"tools": [advisor(OTHER)]}, 200, None, ""),
     ({"extra_body": {"tools": [advisor(OTHER)]}}, 200, None, ""),
     ({"fallbacks": [{"model": OTHER, "tools": [advisor(OTHER)]}]}, 200, None, ""),
+    ({"fallbacks": [{ASKED: [{"model": OTHER, "tools": [advisor(OTHER)]}]}]}, 200, None, ""),
     ({"fallbacks": [{"model": OTHER, "tools": [{"type": "function", "function": {"name": "advisor_x"}}]}]}, 200, None,
      ""),
 ]  # fmt: skip

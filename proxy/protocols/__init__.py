@@ -1904,26 +1904,73 @@ def _tool_lists(data: dict[str, Any]) -> list[tuple[list[Any], str]]:
     `tools`; those of an object LiteLLM proxy lays into the call as the body's keys (`_SPREAD`: `extra_body`, or its
     JSON text, whose keys reach the upstream's body as its own); and those of a fallback object, which LiteLLM's router
     lays over the call's keys (`run_async_fallback`: `kwargs.update(mg)`), so the fallback's model calls its advisor.
-    Until 2026-12-07 the two nested ones went unread (helper models16)."""
+    Until 2026-12-07 the two nested ones went unread (helper models16). A fallback object is read wherever
+    `named_models` reads one (`_fallback_tools`); until review revmodels16 only in a list under the body's own key."""
     found: list[tuple[list[Any], str]] = []
     tools = data.get("tools")
     if type(tools) is list:
         found.append((tools, "tools"))
-    if _SPREAD.isdisjoint(data) and _ROUNDS.isdisjoint(data):
+    if _SPREAD.isdisjoint(data) and _ROUNDS.isdisjoint(data) and ROUTER_OVERRIDE not in data:
         return found
-    for key, value in data.items():
-        if key in _SPREAD:
-            if type(value) is str:  # (LiteLLM reads a JSON text there as its object, as `refuse_sent_elsewhere` does)
-                try:
-                    value = orjson.loads(value)
-                except orjson.JSONDecodeError:
-                    continue
-            if type(value) is dict and type(value.get("tools")) is list:
-                found.append((value["tools"], key))
-        elif key in _ROUNDS and type(value) is list:
-            found += [(entry["tools"], key) for entry in value
-                      if type(entry) is dict and type(entry.get("tools")) is list]  # fmt: skip
+    _spread_tools(data, "", found)
+    _fallback_tools(data, found)
     return found
+
+
+def _spread_tools(data: dict[str, Any], param: str, found: list[tuple[list[Any], str]]) -> None:
+    """The `tools` of `data`'s `_SPREAD` objects into `found`, `param` the body's key holding them ("": their own)."""
+    if _SPREAD.isdisjoint(data):
+        return
+    for key, value in data.items():
+        if key not in _SPREAD:
+            continue
+        if type(value) is str:  # (LiteLLM reads a JSON text there as its object, as `refuse_sent_elsewhere` does)
+            try:
+                value = orjson.loads(value)
+            except orjson.JSONDecodeError:
+                continue
+        if type(value) is dict and type(value.get("tools")) is list:
+            found.append((value["tools"], param or key))
+
+
+def _fallback_tools(data: dict[str, Any], found: list[tuple[list[Any], str]]) -> None:
+    """The `tools` of the body's fallback objects, and of their `_SPREAD` objects, into `found`, `param` the body's key
+    holding them, each object where `named_models` reads one (`_target`): in a list under a fallback key, in a
+    `{"<model>": [...]}` map's lists, in a fallback object's own fallbacks, in `router_settings_override`'s fallbacks the
+    body does not set. Over `NAMED_MODELS_MAX` entries, the InvalidRequest `named_models` raises (its count is no
+    smaller), before the rest is walked."""
+    # (a list of fallbacks, the body's key it is under, whether each object in it is a fallback object: a map's are)
+    rounds: list[tuple[Any, str, bool]] = [(value, key, False) for key, value in data.items() if key in _ROUNDS]
+    if ROUTER_OVERRIDE in data:
+        rounds += [(value, ROUTER_OVERRIDE, False) for _, value in _overridden(data, data[ROUTER_OVERRIDE])]
+    entries = 0
+    at = 0
+    while at < len(rounds):
+        value, param, objects = rounds[at]
+        at += 1
+        if type(value) is not list:
+            continue
+        for entry in value:
+            entries += 1
+            if entries > NAMED_MODELS_MAX:
+                raise _named_too_many(param)
+            if type(entry) is not dict:
+                continue
+            if objects or type(entry.get("model")) is str or not all(type(v) is list for v in entry.values()):
+                tools = entry.get("tools")
+                if type(tools) is list:
+                    found.append((tools, param))
+                _spread_tools(entry, param, found)
+                rounds += [(entry[key], param, False) for key in _OVERRIDDEN if key in entry]
+            else:  # (a map: the objects in its lists are fallback objects)
+                rounds += [(names, param, True) for names in entry.values()]
+
+
+# the keys whose object (or its JSON text) LiteLLM proxy lays into the call as the body's own keys are, so one of
+# `SENT_ELSEWHERE` there names a server too (its own check looks there: `extra_body`, whose provider-auth fields its
+# provider modules take out; `litellm_params_template`, Gemini's and Vertex's agents; `litellm_embedding_config`), and an
+# advisor tool in its `tools` is the call's (`_tool_lists`)
+_SPREAD: Final = frozenset({"extra_body", "litellm_params_template", "litellm_embedding_config"})
 
 
 def batch_models(model: str) -> tuple[str, ...]:
@@ -1982,10 +2029,6 @@ SENT_ELSEWHERE: Final = frozenset({"api_base", "base_url", "user_config", "model
                                    "vertex_ai_project", "vertex_credentials", "vertex_ai_credentials", "region_name",
                                    "project", "url", "watsonx_credentials", "wx_credentials", "s3_endpoint_url", "region",
                                    "watsonx_region_name", "watsonx_region"})  # fmt: skip
-# the keys whose object (or its JSON text) LiteLLM proxy lays into the call as the body's own keys are, so one of
-# `SENT_ELSEWHERE` there names a server too (its own check looks there: `extra_body`, whose provider-auth fields its
-# provider modules take out; `litellm_params_template`, Gemini's and Vertex's agents; `litellm_embedding_config`)
-_SPREAD: Final = frozenset({"extra_body", "litellm_params_template", "litellm_embedding_config"})
 # (one C test of a body's keys finds both: `refuse_sent_elsewhere` looks further only then)
 ELSEWHERE_KEYS: Final = SENT_ELSEWHERE | _SPREAD
 
