@@ -94,3 +94,26 @@ def test_a_deployment_s_media_call_is_judged_by_its_model(loop_thread, make_prox
 )
 def test_the_path_s_model(path: str, model: str) -> None:
     assert Adapter().match("POST", path) == Target("passthrough", model)
+
+
+@pytest.mark.parametrize("deployment", [ASKED, ANSWERED])
+def test_a_model_version_on_a_media_path_is_not_mlservers(loop_thread, make_proxy, deployment: str) -> None:  # type: ignore[no-untyped-def]
+    """A `model_version` in the query of a deployment's media path is read by no server there (LiteLLM's and Azure's
+    handlers, as on its chat path: `_query_refused`): through the real AzureOpenAI client (`extra_query`), judged by the
+    path's model alone, 403 for `claude-fallback`, forwarded for `claude-asked`; until review revmodels16 refused 400
+    in MLServer's words ("MLServer runs the version it names"), which the path's model became on this branch."""
+    seen: list[tuple[str, str]] = []
+    with serving(loop_thread, media_app(seen)) as url:
+        proxy = make_proxy(FORWARD, UPSTREAM=url)
+        client = openai.AzureOpenAI(azure_endpoint=proxy.url, azure_deployment=deployment, api_version=API_VERSION,
+                                    api_key="unused", max_retries=0, timeout=10,
+                                    default_headers={"x-purpose": "ads"})  # fmt: skip
+        try:
+            client.images.generate(model=deployment, prompt="a cat", extra_query={"model_version": "1"})
+            got: tuple[Any, ...] = (200, None)
+        except openai.APIStatusError as refused:
+            got = (refused.status_code, refused.code)
+        finally:
+            client.close()
+    assert got == ((200, None) if deployment == ASKED else (403, "purpose_denied"))
+    assert seen == ([(deployment, "images/generations")] if deployment == ASKED else [])

@@ -10,9 +10,12 @@ an `ads` batch run on claude-fallback, whose route allows `assistant` alone (hel
 
 from __future__ import annotations
 
+import urllib.error
+import urllib.request
 from typing import Any
 
 import openai
+import orjson
 import pytest
 from aiohttp import web
 
@@ -79,5 +82,59 @@ def test_a_files_or_batches_call_naming_a_model_is_refused(loop_thread, make_pro
             got = (error.status_code, error.code)
         finally:
             client.close()
+    assert got == ((400, "invalid_request") if refused else (200, None))
+    assert len(seen) == (0 if refused else 1)
+
+
+def any_post_app(seen: list[str]) -> web.Application:
+    """LiteLLM proxy's routes as Starlette matches them, the path percent-decoded: any POST answered, its target noted."""
+
+    async def created(request: web.Request) -> web.Response:
+        await request.read()
+        seen.append(request.path_qs)
+        return web.json_response(FILE)
+
+    async def models(request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": ANSWERED, "object": "model", "owned_by": "o"}]})
+
+    app = web.Application()
+    app.router.add_get("/v1/models", models)
+    app.router.add_post("/{tail:.*}", created)
+    return app
+
+
+# (target, refused): a raw POST under `policy.passthrough: forward`, for `ads`
+RAW_CASES = [
+    # the path as Starlette routes it, percent-decoded: `/v1/fil%65s` is LiteLLM's `/v1/files` (until review
+    # revmodels16 matched undecoded, forwarded, the query's model run)
+    (f"/v1/fil%65s?model={ANSWERED}", True),
+    (f"/v1/batch%65s?model={ANSWERED}", True),
+    # LiteLLM proxy's skill upload (`create_skill`: the body's model, else the query's, else the header's; until review
+    # revmodels16 forwarded)
+    (f"/v1/skills?model={ANSWERED}", True),
+    # held before: a provider's path, the key percent-encoded, the last of two, the first of two
+    (f"/bedrock/v1/batches?model={ANSWERED}", True),
+    (f"/v1/files?mod%65l={ANSWERED}", True),
+    (f"/v1/files?model=&model={ANSWERED}", True),
+    (f"/v1/files?model={ANSWERED}&model=", True),
+    # forwarded: FastAPI's query keys are matched as written (`Model` is none), a path not LiteLLM's files
+    (f"/v1/files?Model={ANSWERED}", False),
+    (f"/v1/filesystem?model={ANSWERED}", False),
+]
+
+
+@pytest.mark.parametrize(("target", "refused"), RAW_CASES)
+def test_a_raw_files_call_naming_a_model_in_its_query(loop_thread, make_proxy, target: str, refused: bool) -> None:  # type: ignore[no-untyped-def]
+    """A raw POST (urllib: the target as written): 400 `invalid_request`, nothing forwarded; else forwarded as sent."""
+    seen: list[str] = []
+    with serving(loop_thread, any_post_app(seen)) as url:
+        proxy = make_proxy(FORWARD, UPSTREAM=url)
+        request = urllib.request.Request(f"{proxy.url}{target}", data=b"{}", method="POST",
+                                         headers={"content-type": "application/json", "x-purpose": "ads"})  # fmt: skip
+        try:
+            with urllib.request.urlopen(request, timeout=10) as reply:
+                got: tuple[int, Any] = (reply.status, None)
+        except urllib.error.HTTPError as error:
+            got = (error.code, orjson.loads(error.read())["error"]["code"])
     assert got == ((400, "invalid_request") if refused else (200, None))
     assert len(seen) == (0 if refused else 1)

@@ -66,7 +66,7 @@ from proxy.protocols.kserve import openai_fields, openai_unprefixed
 from proxy.protocols.oip import HEADER_FRAMING, TRACE_IDS, field_text
 from proxy.protocols.openai import ADAPTER as OPENAI
 from proxy.protocols.openai import IN_PATH
-from proxy.protocols.passthrough import FILES_PATHS, index_flags_only, query_pairs
+from proxy.protocols.passthrough import DEPLOYMENTS, FILES_PATHS, index_flags_only, query_pairs
 from proxy.protocols.tgi import tgi_body
 from proxy.transport import UpstreamClosed, UpstreamProtocolError
 from proxy.transport.http11 import _LOWER, first_places, keep, lower_name
@@ -155,7 +155,7 @@ _NOT_AN_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")  # a '%' without the two hex
 _MODEL_IN_QUERY: Final = frozenset({"chat", "text_completion", "embeddings"})
 
 
-def _query_refused(adapter: Adapter, target: Target, request_target: str) -> str:
+def _query_refused(adapter: Adapter, target: Target, request_target: str, path: str) -> str:
     """Why a call's query is refused, or "": one naming what the server runs in place of what the proxy decided on,
     read as FastAPI reads it (`query_pairs`): the handler's argument the path does not hold comes from the query. So
     an OIP model's path with `?model_version=1` (`/v2/models/{name}/infer`) runs version 1 on MLServer; and a chat,
@@ -165,9 +165,12 @@ def _query_refused(adapter: Adapter, target: Target, request_target: str) -> str
     was judged, the query's run). A route naming the model in its path (`openai.IN_PATH`) takes it from the path, and
     no server on it reads a `model_version` (LiteLLM's and Azure OpenAI's handlers take none): its query goes on
     (until 2026-12-07 refused in MLServer's words, helper models16); so does the Responses API's `?model=` (LiteLLM's
-    `responses_api` takes no `model` argument: it runs the body's)."""
+    `responses_api` takes no `model` argument: it runs the body's). So does a `model_version` on a deployment's media
+    path (`passthrough.DEPLOYMENTS`, its model the path's: LiteLLM's and Azure's handlers again; refused in MLServer's
+    words until review revmodels16). `path` is the target's, percent-decoded, as Starlette routes it."""
     if target.model:
-        if adapter is not IN_PATH and any(key == "model_version" for key, _ in query_pairs(request_target)):
+        if (adapter is not IN_PATH and not path.startswith(DEPLOYMENTS)
+                and any(key == "model_version" for key, _ in query_pairs(request_target))):  # fmt: skip
             return ("the query may not name a model_version: MLServer runs the version it names, not the one the path "
                     "names (or the latest), which is the one decided on")  # fmt: skip
         return ""
@@ -175,10 +178,11 @@ def _query_refused(adapter: Adapter, target: Target, request_target: str) -> str
             and any(key == "model" and value for key, value in query_pairs(request_target))):  # fmt: skip
         return ("the query may not name a model: LiteLLM proxy runs the model it names, not the body's 'model', which "
                 "is the one decided on (name it in the body)")  # fmt: skip
-    # LiteLLM proxy's file upload and batch creation, which the proxy does not read (`passthrough.MODEL_HEADER`): the
-    # query's `model` names the model that stores the file or runs the batch's calls
-    if (target.operation == "passthrough" and target.carries_data
-            and request_target.partition("?")[0].endswith(FILES_PATHS)
+    # LiteLLM proxy's file upload, batch creation and skill upload, which the proxy does not read
+    # (`passthrough.MODEL_HEADER`): the query's `model` names the model that stores the file or runs the batch's calls;
+    # the path as Starlette routes it, percent-decoded (`/v1/fil%65s` is `/v1/files`: until review revmodels16 it was
+    # matched undecoded, and went on)
+    if (target.operation == "passthrough" and target.carries_data and path.endswith(FILES_PATHS)
             and any(key == "model" and value for key, value in query_pairs(request_target))):  # fmt: skip
         return ("the query may not name a model on a path lineage-proxy does not read: LiteLLM proxy stores a file, or "
                 "runs a batch's calls, on the model it names, which no route's rules judge here; leave it out")  # fmt: skip
@@ -526,7 +530,7 @@ class HttpIngress:
                 raise InvalidRequest("the request path may not hold empty segments ('//', also percent-encoded): gateways "
                                      "merge them (nginx's merge_slashes, on by default), so the path decided on would "
                                      "not be the path served")  # fmt: skip
-            if "?" in request.target and (why := _query_refused(adapter, target, request.target)):
+            if "?" in request.target and (why := _query_refused(adapter, target, request.target, path)):
                 raise InvalidRequest(why)
             if not target.carries_data or (target.bodiless_data_free and not request.content_length
                                            and request.header("transfer-encoding") is None):  # fmt: skip

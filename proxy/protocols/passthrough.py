@@ -54,7 +54,7 @@ _ADAPTER_BODY_MAX: Final = 64 * 1024  # the longest load body read for its adapt
 # Forwarded unread, as `/v1/images/generations` is, but by the path's model's route, judged by its purposes, as an
 # OIP model's path is (until 2026-12-07 the `"*"` route's: with `policy.passthrough: forward` an `ads` image call
 # reached a model whose route allows `assistant` alone; helper models16)
-_DEPLOYMENTS: Final = "/openai/deployments/"
+DEPLOYMENTS: Final = "/openai/deployments/"
 # the header by which LiteLLM proxy's file upload and batch creation (`POST /v1/files`, `/v1/batches`, `/files`,
 # `/batches`, `/{provider}/v1/...`) name the model whose deployment stores the file or runs the batch's calls, where
 # the body (a form or JSON the proxy does not read) and the query name none (`data.get("model") or
@@ -65,7 +65,8 @@ MODEL_HEADER: Final = "x-litellm-model"
 # (and the header naming the provider that runs a batch, or stores a file, naming no model: `custom-llm-provider`, as
 # the body's `custom_llm_provider`, `SENT_ELSEWHERE`, does: its API, with the credentials LiteLLM holds for it)
 PROVIDER_HEADER: Final = "custom-llm-provider"
-FILES_PATHS: Final = ("/files", "/batches")
+# (`/skills` too: LiteLLM proxy's skill upload, `create_skill`, reads the model whose provider stores it the same way)
+FILES_PATHS: Final = ("/files", "/batches", "/skills")
 _DEPLOYMENT_MEDIA: Final = ("/images/generations", "/images/edits", "/audio/speech", "/audio/transcriptions",
                             "/audio/translations")  # fmt: skip
 
@@ -240,8 +241,8 @@ def adapter_named(body: bytes) -> str:
 def _deployment_model(path: str) -> str:
     """The model a deployment path no adapter reads names (`_DEPLOYMENT_MEDIA`), or "" (another: the `"*"` route's)."""
     for suffix in _DEPLOYMENT_MEDIA:
-        if path.endswith(suffix) and len(path) > len(_DEPLOYMENTS) + len(suffix):
-            return path[len(_DEPLOYMENTS) : -len(suffix)]
+        if path.endswith(suffix) and len(path) > len(DEPLOYMENTS) + len(suffix):
+            return path[len(DEPLOYMENTS) : -len(suffix)]
     return ""
 
 
@@ -263,7 +264,7 @@ class Adapter(AdapterBase):
         parts = split_path(path)
         model, version = (parts[0], parts[1]) if parts else ("", None)
         if method not in _NO_DATA_METHODS:
-            if path.startswith(_DEPLOYMENTS):
+            if path.startswith(DEPLOYMENTS):
                 model = _deployment_model(path)
             return Target("passthrough", model, version)
         # an OIP call that carries no data (model metadata, readiness, health, statistics) is `metadata`, as the same
