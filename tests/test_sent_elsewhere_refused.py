@@ -253,9 +253,21 @@ TARGETS = [
         {"router_settings_override": {"fallbacks": [{ASKED: [{"model": ANSWERED, "api_base": ELSEWHERE}]}]}},
         "router_settings_override",
     ),
+    # in the object's `extra_body` (or its JSON text), the call's once the object is laid over it: until review
+    # revmodels16 forwarded
+    ({"fallbacks": [{"model": ANSWERED, "extra_body": {"api_base": ELSEWHERE}}]}, "fallbacks"),
+    (
+        {"fallbacks": [{ASKED: [{"model": ANSWERED, "extra_body": orjson.dumps({"base_url": ELSEWHERE}).decode()}]}]},
+        "fallbacks",
+    ),
+    (
+        {"router_settings_override": {"fallbacks": [{"model": ANSWERED, "litellm_params_template": {"region": "eu"}}]}},
+        "router_settings_override",
+    ),
     # forwarded: an object naming no server
     ({"fallbacks": [{ASKED: [{"model": ANSWERED}]}]}, None),
     ({"fallbacks": [{"model": ANSWERED, "temperature": 0.2}]}, None),
+    ({"fallbacks": [{"model": ANSWERED, "extra_body": {"seed": 1}}]}, None),
 ]
 
 

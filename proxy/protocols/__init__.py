@@ -1861,8 +1861,14 @@ def _target(entry: dict[str, Any], param: str, later: list[tuple[str, Any, str]]
     (`SENT_ELSEWHERE`) is refused as at the body's top (an InvalidRequest, `param` the body's key), its own fallbacks
     are read as the body's are (appended to `later`: the round after), and no `model` is one the server may pick
     (None). Until 2026-12-07 a fallback `{"model": "claude-fallback", "api_base": ...}` was forwarded, its server
-    unread, and `{"model": "b", "fallbacks": ["c"]}` judged `b` alone (review revlitellm14)."""
+    unread, and `{"model": "b", "fallbacks": ["c"]}` judged `b` alone (review revlitellm14). Its `_SPREAD` objects are
+    the call's then, each looked in as the body's are (`refuse_sent_elsewhere`; until review revmodels16 a fallback's
+    `{"extra_body": {"api_base": ...}}` went on)."""
     _refuse_naming_server(entry, param)
+    if not _SPREAD.isdisjoint(entry):
+        for key, value in entry.items():
+            if key in _SPREAD:
+                _refuse_spread(value, param)
     if not _ROUNDS.isdisjoint(entry):
         later.extend([(key, entry[key], param) for key in _OVERRIDDEN if key in entry])
     model = entry.get("model")
@@ -2040,15 +2046,20 @@ def refuse_sent_elsewhere(data: dict[str, Any]) -> None:
     for key, value in data.items():
         if key in SENT_ELSEWHERE:
             raise _sent_elsewhere(key, key)
-        if key not in _SPREAD:
-            continue
-        if type(value) is str:  # (LiteLLM reads a JSON text there as its object)
-            try:
-                value = orjson.loads(value)
-            except orjson.JSONDecodeError:
-                continue
-        if type(value) is dict:
-            _refuse_naming_server(value, key)
+        if key in _SPREAD:
+            _refuse_spread(value, key)
+
+
+def _refuse_spread(value: Any, param: str) -> None:
+    """Refuse a `_SPREAD` object (or its JSON text, which LiteLLM reads as its object) holding a key of
+    `SENT_ELSEWHERE`: an InvalidRequest, `param` the body's key holding it."""
+    if type(value) is str:
+        try:
+            value = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return
+    if type(value) is dict:
+        _refuse_naming_server(value, param)
 
 
 def _refuse_naming_server(value: dict[str, Any], param: str) -> None:
