@@ -20,8 +20,8 @@ import pytest
 from aiohttp import web
 
 from tests.harness import serving
-from tests.test_anthropic_fallbacks import ANSWERED
-from tests.test_model_in_path import FORWARD
+from tests.test_anthropic_fallbacks import ANSWERED, ASKED
+from tests.test_model_in_path import FORWARD, litellm_app
 
 BATCH: Any = {"id": "batch_1", "object": "batch", "endpoint": "/v1/chat/completions", "input_file_id": "file-1",
               "completion_window": "24h", "status": "validating", "created_at": 1}  # fmt: skip
@@ -138,3 +138,22 @@ def test_a_raw_files_call_naming_a_model_in_its_query(loop_thread, make_proxy, t
             got = (error.code, orjson.loads(error.read())["error"]["code"])
     assert got == ((400, "invalid_request") if refused else (200, None))
     assert len(seen) == (0 if refused else 1)
+
+
+def test_the_header_on_a_call_the_proxy_reads_goes_on(loop_thread, make_proxy) -> None:  # type: ignore[no-untyped-def]
+    """LiteLLM proxy reads `x-litellm-model` on its files, batches and skills handlers alone (`_extract_model_param`,
+    `create_skill`); its chat runs the body's model (`chat_completion`: the path's, the query's, else the body's). So
+    on a chat the proxy reads, the header is none of the call's: through the real openai SDK, an `ads` chat to
+    claude-asked naming claude-fallback in the header is judged as claude-asked's, forwarded, the header with it. A
+    pin (forwarded on main and on models16's branch: `passthrough.Adapter.read` alone looks)."""
+    seen: list[tuple[str, str, dict[str, Any]]] = []
+    with serving(loop_thread, litellm_app(seen)) as url:
+        proxy = make_proxy(FORWARD, UPSTREAM=url)
+        client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="unused", max_retries=0, timeout=10,
+                               default_headers={"x-purpose": "ads"})  # fmt: skip
+        try:
+            client.chat.completions.create(model=ASKED, messages=[{"role": "user", "content": "hi"}],
+                                           extra_headers={"x-litellm-model": ANSWERED})  # fmt: skip
+        finally:
+            client.close()
+    assert [model for _, model, _ in seen] == [ASKED]
