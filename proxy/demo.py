@@ -7,13 +7,14 @@ calls that show each decision, then what the record holds. Nothing leaves 127.0.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import shlex
 import signal
 import sqlite3
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from proxy.demo_model import MODEL, make_app
 from proxy.edges_query import render_table
 from proxy.errors import StartupError
 from proxy.record.integrity import SIGNED
-from proxy.record.store import SqliteStore
+from proxy.record.store import SqliteStore, Unblocker, opened_whole, require_directory
 from proxy.record.stores import is_database
 from proxy.server import ProxyProcess
 from proxy.workers import install_uvloop, open_process, start_process
@@ -230,12 +231,27 @@ _MARK = "demo"  # the key of the row a demo writes in its store's `meta` table: 
 def _mark(store: str) -> None:
     """Mark `store` (its tables made by the proxy's writer, just started) as a demo's: a row in its `meta` table,
     which no proxy writes and a later `demo --store` looks for (`_not_a_demos`)."""
-    db = sqlite3.connect(store, timeout=10)
+    with _unblocked(store):
+        db = sqlite3.connect(store, timeout=10)
+        try:
+            with db:
+                db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, 'lineage-proxy demo')", (_MARK,))
+        finally:
+            db.close()
+
+
+@contextlib.contextmanager
+def _unblocked(store: str) -> Iterator[None]:
+    """Its body's SQLite opens of `store` with an `Unblocker`, as `serve`'s writer opens it (`opened_whole`): a FIFO
+    swapped in where SQLite opens the store or its -journal, -wal or -shm is opened for writing within 0.05 s, and the
+    demo refused (StartupError, `replaced as it was opened`), where SQLite's open of it (the -journal, read-only, to
+    see whether it is one to roll back) waited for a writer for ever and the demo hung (until 2026-12-07: `_mark`,
+    once the proxy's writer had checked and opened the store; `_rows`, reading a store a demo wrote)."""
+    unblocker = Unblocker(store)
     try:
-        with db:
-            db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, 'lineage-proxy demo')", (_MARK,))
+        yield
     finally:
-        db.close()
+        opened_whole(unblocker, "lineage store", store, None)
 
 
 def _demo_file(store: str) -> str:
@@ -269,6 +285,9 @@ def _not_a_demos(store: str, given: str | None = None) -> None:
         raise StartupError(f"demo --store {redact(store)}: the demo keeps its record in a file; a PostgreSQL store is "
                            "a proxy's own record, and the demo would add its calls to it. Give a new file, or leave "
                            "out --store for a temporary one")  # fmt: skip
+    # where the proxy's writer could not open it, refused in its words before any read of it here: a -journal that is a
+    # FIFO beside a store a demo wrote hung `_rows` for ever (SQLite opens it to see whether it is one to roll back)
+    require_directory(store, "lineage store")
     newest = _rows(store, "SELECT hash FROM chain ORDER BY seq DESC LIMIT 1")
     if newest and str(newest[0][0]).startswith(SIGNED):  # its writers had lineage.integrity_key_file
         raise StartupError(f"demo --store {named}: its record is signed with an integrity key (a proxy's "
@@ -299,14 +318,15 @@ def _rows(store: str, query: str, parameters: tuple[str, ...] = ()) -> list[tupl
     or has not the table asked."""
     if not Path(store).is_file() or Path(store).stat().st_size == 0:
         return []
-    try:
-        db = sqlite3.connect(f"{Path(store).resolve().as_uri()}?mode=ro", uri=True)
+    with _unblocked(store):
         try:
-            return db.execute(query, parameters).fetchall()
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return []
+            db = sqlite3.connect(f"{Path(store).resolve().as_uri()}?mode=ro", uri=True)
+            try:
+                return db.execute(query, parameters).fetchall()
+            finally:
+                db.close()
+        except sqlite3.Error:
+            return []
 
 
 def run_demo(keep: bool = False, store: str | None = None, port: int = 0) -> int:
