@@ -208,6 +208,11 @@ class StoreReplaced(StoreUnclear, sqlite3.OperationalError):
     follows the store's name."""
 
 
+class UnreadableHere(Exception):
+    """A SQLite store this process cannot read where it is (`_unreadable_here`): its message says why and what to do,
+    and follows the store's name."""
+
+
 class StoreWaited(Exception):
     """A read the database did not answer in time (PostgreSQL's NoAnswer), or answered that a lock it waited for was
     not granted (LockWaited): the message says which, and a reader says it as it is, never calling the store "not a
@@ -582,6 +587,46 @@ def read_only_uri(path: str) -> str:
     return Path(path).resolve().as_uri() + "?mode=ro"
 
 
+def _read_at_open(path: str, db: sqlite3.Connection) -> sqlite3.Connection:
+    """`db`, a reader's of the store `path`, once SQLite has read its header (and, in WAL mode, opened its -wal and
+    -shm): a store it cannot read where it is fails here, at the open (`_unreadable_here`). Any other failure is left to
+    the read, which says it as before: the connection is kept."""
+    try:
+        db.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.Error as exc:
+        if _unreadable_here(path, exc) is not None:
+            db.close()
+            raise
+    return db
+
+
+def _unreadable_here(path: str, error: BaseException) -> str | None:
+    """Why a reader cannot read the SQLite store `path` where it is, from SQLite's `error` at its open: a store in WAL
+    mode (the proxy writes one so) in a directory this process may not write in, or on a read-only file system, whose
+    -shm file (the index of its -wal that every reader of it maps) is not there for it to open (SQLite makes it as the
+    first connection opens the store, and its last removes it), so SQLite says SQLITE_READONLY_DIRECTORY; or a file it
+    may not read. None for any other error. Until 2026-12-07 a reader said `not a lineage store: attempt to write a
+    readonly database`, or `unable to open database file`."""
+    if isinstance(error, StoreReplaced) or not isinstance(error, sqlite3.Error):
+        return None
+    code = getattr(error, "sqlite_errorcode", None)
+    if code not in (sqlite3.SQLITE_READONLY_DIRECTORY, sqlite3.SQLITE_CANTOPEN):
+        return None
+    if os.path.exists(path) and not os.access(path, os.R_OK):
+        return f"cannot read it: {_user()} may not read the file (give it read access, or correct the path)"
+    target = os.path.realpath(path)  # SQLite opens the -shm beside the file a link names
+    directory = Path(target).parent
+    read_only = _read_only(directory)  # (SQLITE_CANTOPEN there: the -shm's open refused, EROFS)
+    if code == sqlite3.SQLITE_CANTOPEN and (os.path.exists(f"{target}-shm") or not (
+            read_only or not os.access(directory, os.W_OK | os.X_OK))):  # fmt: skip
+        return None
+    where = (f"the directory {_named(directory)} is on a read-only file system" if read_only else
+             f"{_user()} may not write in the directory {_named(directory)}")  # fmt: skip
+    return (f"cannot read it here: it is in WAL mode, and SQLite reads such a store with a -shm file beside it, which "
+            f"is not there and which it cannot make: {where} (let it write there, or read a copy of the store, with its "
+            "-wal if there is one, made in a directory it may write in)")  # fmt: skip
+
+
 def writable(path: str) -> tuple[str, bool]:
     """What `sqlite3.connect` is given to open the file `path` read-write, and whether it is a URI: `path` itself, or
     its URI (`Path.as_uri`) when it begins with `file:`, which a SQLite built with URIs on (Debian's) reads as a URI
@@ -730,10 +775,13 @@ class SqliteStore:
             self._unblocker = Unblocker(self.path)  # before SQLite opens anything
             weakref.finalize(self, self._unblocker.halt)  # a reader never closed: its thread ends as it goes
             try:
-                self._db = self._unswapped(lambda: sqlite3.connect(read_only_uri(self.path), uri=True,
-                                                                   check_same_thread=False, timeout=10))  # fmt: skip
-            except BaseException:
+                self._db = self._unswapped(lambda: _read_at_open(self.path, sqlite3.connect(
+                    read_only_uri(self.path), uri=True, check_same_thread=False, timeout=10)))  # fmt: skip
+            except BaseException as exc:
                 self._unblocker.stop()
+                said = _unreadable_here(self.path, exc)
+                if said is not None:
+                    raise UnreadableHere(said) from None
                 raise
             return
         require_directory(self.path, "lineage store")

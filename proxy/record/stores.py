@@ -21,6 +21,7 @@ from proxy.record.store import (
     SqliteStore,
     StoreLocationError,
     StoreReplaced,
+    UnreadableHere,
     require_directory,
     require_spool_directory,
     special_beside,
@@ -225,7 +226,7 @@ def open_reader(store: str) -> ReadableStore:
         return open_store(store, readonly=True)
     except FileNotFoundError:
         raise StoreUnreadable(f"{shown(store)}: no lineage store there (is lineage.store set to this path?)") from None
-    except StoreReplaced as exc:  # (a file swapped in as SQLite opened it)
+    except (StoreReplaced, UnreadableHere) as exc:  # (a file swapped in as SQLite opened it; a store it cannot read)
         raise StoreUnreadable(f"{shown(store)}: {exc}") from None
     except open_errors as exc:
         raise StoreUnreadable(f"{shown(store)}: cannot open it as a lineage store: {_scrubbed(exc, store)}") from None

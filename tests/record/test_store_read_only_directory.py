@@ -1,0 +1,129 @@
+"""A SQLite store in a directory the reader may not write in (a CI job reading a record its proxy's user owns), or on a
+read-only file system (a volume mounted `ro`): the proxy writes its store in WAL mode, and SQLite reads such a store
+with its -shm file beside it, which the last connection removed and which a reader cannot make there. `edges`, `verify`
+and `report` said `not a lineage store: attempt to write a readonly database` (verify --integrity `cannot read it as a
+lineage store: ...`): a lineage store called none, and neither the directory nor the fix named. Now each says why at
+its open, naming the directory, and exits 1 (verify 2). A store whose -shm is there (its proxy running) is read there
+as before, and a file the reader may not read is said so, where it was `unable to open database file`.
+
+Run through the command line as users run it; a directory the user may not write in is one mode 0555, and as root (who
+writes anywhere) the commands run without CAP_DAC_OVERRIDE (setpriv), as the store location tests do."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from proxy.record.store import EdgeKey, SqliteStore
+from tests.test_check_store_location import no_dac
+
+READERS = [(("edges",), 1), (("verify", "--integrity"), 2), (("verify", "--baseline", "BASELINE"), 2),
+           (("report", "--out", "OUT"), 1)]  # fmt: skip
+
+
+def written(path: Path) -> None:
+    store = SqliteStore(path)
+    store.upsert([(EdgeKey("app", "assistant", "team-a", "ck", "", "allow"), 100.0, 100.0, 3, None)])
+    store.close()  # (the last connection: SQLite removes the -wal and -shm)
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
+
+
+def reader(store: Path, args: tuple[str, ...], tmp_path: Path, run_by: list[str]) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "baseline.yaml").write_text("approved: []\n")
+    given = [str(tmp_path / "baseline.yaml") if a == "BASELINE" else str(tmp_path / "r.html") if a == "OUT" else a
+             for a in args]  # fmt: skip
+    command = [*run_by, sys.executable, "-m", "proxy", given[0], "--store", str(store), *given[1:]]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+
+def _prefix(args: tuple[str, ...]) -> str:
+    return "lineage-proxy" if args[0] == "edges" else f"lineage-proxy {args[0]}"
+
+
+@pytest.mark.parametrize(("args", "code"), READERS, ids=lambda v: " ".join(v) if isinstance(v, tuple) else str(v))
+def test_a_store_in_a_directory_the_reader_may_not_write_in_is_said_so(
+    tmp_path: Path, args: tuple[str, ...], code: int
+) -> None:
+    """On main: 4 of 4 said `not a lineage store: attempt to write a readonly database` (or `cannot read it as ...`)."""
+    run_by = no_dac()
+    closed = tmp_path / "closed"
+    closed.mkdir()
+    store = closed / "lineage.db"
+    written(store)
+    closed.chmod(0o555)
+    try:
+        done = reader(store, args, tmp_path, run_by)
+    finally:
+        closed.chmod(0o755)
+    assert done.returncode == code, done
+    assert done.stderr == (
+        f"{_prefix(args)}: {store}: cannot read it here: it is in WAL mode, and SQLite reads such a store with a -shm "
+        f"file beside it, which is not there and which it cannot make: this user (uid {os.getuid()}) may not write in "
+        f"the directory {closed} (let it write there, or read a copy of the store, with its -wal if there is one, made "
+        "in a directory it may write in)\n"
+    ), done.stderr
+    assert sorted(p.name for p in closed.iterdir()) == ["lineage.db"]
+
+
+def test_a_store_whose_proxy_runs_is_read_in_a_directory_the_reader_may_not_write_in(tmp_path: Path) -> None:
+    """Its -wal and -shm there (the writer's connection open): SQLite reads it without making anything, as before."""
+    run_by = no_dac()
+    closed = tmp_path / "closed"
+    closed.mkdir()
+    store = closed / "lineage.db"
+    writer = SqliteStore(store)
+    try:
+        writer.upsert([(EdgeKey("app", "assistant", "team-a", "ck", "", "allow"), 100.0, 100.0, 3, None)])
+        for beside in closed.iterdir():
+            beside.chmod(0o644)
+        closed.chmod(0o555)
+        try:
+            done = reader(store, ("edges", "--json"), tmp_path, run_by)
+        finally:
+            closed.chmod(0o755)
+    finally:
+        writer.close()
+    assert done.returncode == 0, done
+    assert '"caller":"app"' in done.stdout, done.stdout
+
+
+def test_a_store_file_the_reader_may_not_read_is_said_so(tmp_path: Path) -> None:
+    """On main: `cannot open it as a lineage store: unable to open database file` (1 of 1)."""
+    run_by = no_dac()
+    store = tmp_path / "lineage.db"
+    written(store)
+    store.chmod(0o200)
+    done = reader(store, ("edges",), tmp_path, run_by)
+    assert done.returncode == 1, done
+    assert done.stderr == (f"lineage-proxy: {store}: cannot read it: this user (uid {os.getuid()}) may not read the "
+                           "file (give it read access, or correct the path)\n"), done.stderr  # fmt: skip
+
+
+def test_a_store_on_a_read_only_file_system_is_said_so(tmp_path: Path) -> None:
+    """A volume mounted read-only, where no permission lets a process write, root included: a tmpfs mounted over the
+    store's directory in a mount namespace of the reader's own, the store copied in first. On main: `not a lineage
+    store: attempt to write a readonly database` (1 of 1)."""
+    unshare = shutil.which("unshare")
+    if unshare is None or subprocess.run([unshare, "-rm", "true"], capture_output=True).returncode != 0:
+        pytest.skip("no mount namespace to mount a read-only file system in (unshare -rm: user namespaces)")
+    source = tmp_path / "source" / "lineage.db"
+    source.parent.mkdir()
+    written(source)
+    mounted = tmp_path / "ro"
+    mounted.mkdir()
+    mount = 'mount -t tmpfs tmpfs "$1" && cp "$2" "$1/" && mount -o remount,ro "$1" && shift 2 && exec "$@"'
+    done = subprocess.run([unshare, "-rm", "sh", "-c", mount, "sh", str(mounted), str(source), sys.executable, "-m",
+                           "proxy", "edges", "--store", str(mounted / "lineage.db")], capture_output=True, text=True,
+                          timeout=60, stdin=subprocess.DEVNULL)  # fmt: skip
+    assert done.returncode == 1, done
+    assert done.stderr == (
+        f"lineage-proxy: {mounted / 'lineage.db'}: cannot read it here: it is in WAL mode, and SQLite reads such a "
+        f"store with a -shm file beside it, which is not there and which it cannot make: the directory {mounted} is on "
+        "a read-only file system (let it write there, or read a copy of the store, with its -wal if there is one, made "
+        "in a directory it may write in)\n"
+    ), done.stderr
