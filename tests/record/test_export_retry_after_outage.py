@@ -252,3 +252,49 @@ def test_a_flush_in_a_retry_after_wait_then_the_stop_with_the_collector_back_exp
         queue.shutdown()
         assert receiver.statuses == [429, 200] and queue.exported == 5 and queue.dropped == 0, receiver.statuses
         assert len(receiver.spans) == 5 and "not exported at shutdown" not in caplog.text
+
+
+def test_a_retry_after_waited_out_holds_nothing_back_once_an_export_has_gone(caplog: pytest.LogCaptureFixture) -> None:
+    """The deadline a `Retry-After` set (`_resume_at`) stays set after the export that follows it succeeds: it holds
+    nothing back, as every export but the stop's last try begins once it has passed (the export thread's and a flush's
+    checks, under `_exporting`), so a success leaves it passed. Here, after `Retry-After: 2` and the export that went
+    once it had passed: a flush sends at once; a later refusal asking no wait (503s for the whole 1 s export) is probed
+    again at once, as any outage's first probe, not after anything the first asked for; the export resumes; and the
+    stop's last try goes. A pin (passes on main; rec16)."""
+    receiver = OtlpHttpReceiver(refusals=[(429, "2")])
+    receiver.start()
+    sink = OtlpHttpSink(f"http://127.0.0.1:{receiver.port}", 1.0, RESOURCE, SCOPE)
+    queue = BoundedExporter(sink, interval_s=0.5, stop_timeout_s=1.0)
+    try:
+        queue.submit(span(0))
+        queue.force_flush()  # refused, Retry-After: 2 past the 1 s export timeout: the wait
+        refused = time.monotonic()
+        assert receiver.statuses == [429] and not queue.accepting()
+        assert until(queue.accepting, timeout=5.0)  # its probe, once the wait has passed
+        assert time.monotonic() - refused >= 1.9
+        queue.submit(span(1))
+        queue.force_flush()
+        assert receiver.statuses == [429, 200] and queue.exported == 1, receiver.statuses
+        assert "span export recovered" in caplog.text
+        queue.submit(span(2))
+        queue.force_flush()  # right after the success: sent at once
+        assert receiver.statuses == [429, 200, 200] and queue.exported == 2, receiver.statuses
+        receiver.refusals.extend([(503, None)] * 100)  # refused again, asking no wait, for the whole export
+        queue.submit(span(3))
+        queue.force_flush()
+        refused = time.monotonic()
+        receiver.refusals.clear()
+        assert receiver.statuses[-1] == 503 and queue.failed == 2, receiver.statuses
+        assert until(queue.accepting, timeout=5.0)
+        probed = time.monotonic() - refused
+        assert probed < 0.5, probed  # at once: nothing the first refusal asked for is waited again
+        queue.submit(span(4))
+        queue.force_flush()
+        assert receiver.statuses[-1] == 200 and queue.exported == 3, receiver.statuses
+        for n in range(5, 8):
+            queue.submit(span(n))
+    finally:
+        queue.shutdown(1.0)
+        receiver.stop()
+    assert receiver.statuses[-1] == 200 and queue.exported == 6 and queue.failed == 2, receiver.statuses
+    assert "not exported at shutdown" not in caplog.text
