@@ -16,12 +16,20 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from proxy.record.store import EdgeKey, SqliteStore
 from tests.test_check_store_location import no_dac
 
+CONFIG = """
+listen: {http: 127.0.0.1:0}
+upstreams: [{name: origin, url: "http://127.0.0.1:9"}]
+routes: [{model: "*", upstream: origin}]
+policy: {anonymous: allow, default_purpose: assistant}
+lineage: LINEAGE
+"""
 READERS = [(("edges",), 1), (("verify", "--integrity"), 2), (("verify", "--baseline", "BASELINE"), 2),
            (("report", "--out", "OUT"), 1)]  # fmt: skip
 
@@ -127,3 +135,40 @@ def test_a_store_on_a_read_only_file_system_is_said_so(tmp_path: Path) -> None:
         "a read-only file system (let it write there, or read a copy of the store, with its -wal if there is one, made "
         "in a directory it may write in)\n"
     ), done.stderr
+
+
+def test_serve_with_a_journal_in_a_directory_it_may_not_write_in_is_refused_at_its_start(
+    tmp_path: Path, postgres: Any
+) -> None:
+    """A real PostgreSQL store, its journal (lineage.journal) in a 0555 directory: `serve` refuses its start naming the
+    journal, the directory and the fix, exit 1, never ready, no traceback (a pin: passes on main)."""
+    run_by = no_dac()
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o555)
+    journal = closed / "journal.db"
+    config = tmp_path / "proxy.yaml"
+    config.write_text(CONFIG.replace("LINEAGE", f'{{store: "{postgres.database()}", journal: "{journal}"}}'))
+    done = subprocess.run([*run_by, sys.executable, "-m", "proxy", "serve", "--config", str(config)],
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)  # fmt: skip
+    assert done.returncode == 1, done
+    assert "lineage-proxy ready" not in done.stdout and "Traceback" not in done.stderr, done
+    assert done.stderr.endswith(f"lineage-proxy: cannot open the lineage journal {journal}: this user (uid "
+                                f"{os.getuid()}) may not write in the directory {closed}, where SQLite makes the file "
+                                "and its -wal and -shm files (give it write access there, or correct the path)\n"), (
+        done.stderr)  # fmt: skip
+    assert not list(closed.iterdir())
+
+
+def test_the_demo_with_its_store_in_a_directory_it_may_not_write_in_is_refused(tmp_path: Path) -> None:
+    """`demo --store` there: refused before any call, in `serve`'s words, exit 1 (a pin: passes on main)."""
+    run_by = no_dac()
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o555)
+    store = closed / "lineage.db"
+    done = subprocess.run([*run_by, sys.executable, "-m", "proxy", "demo", "--store", str(store)], capture_output=True,
+                          text=True, timeout=60, stdin=subprocess.DEVNULL)  # fmt: skip
+    assert done.returncode == 1, done
+    assert not done.stdout
+    assert done.stderr == (f"lineage-proxy: cannot open the lineage store {store}: this user (uid {os.getuid()}) may "
+                           f"not write in the directory {closed}, where SQLite makes the file and its -wal and -shm "
+                           "files (give it write access there, or correct the path)\n"), done.stderr  # fmt: skip
