@@ -28,7 +28,14 @@ from proxy.demo_model import MODEL, make_app
 from proxy.edges_query import render_table
 from proxy.errors import StartupError
 from proxy.record.integrity import SIGNED
-from proxy.record.store import SqliteStore, Unblocker, opened_whole, require_directory
+from proxy.record.store import (
+    SqliteStore,
+    StoreReplaced,
+    Unblocker,
+    UnreadableHere,
+    opened_whole,
+    require_directory,
+)
 from proxy.record.stores import is_database
 from proxy.server import ProxyProcess
 from proxy.workers import install_uvloop, open_process, start_process
@@ -196,9 +203,14 @@ async def _run(proxy: ProxyProcess, config: Config, base: str, upstream_port: in
             print(f"    {_outcome(status, reply_headers, regions)}")
             print(f"    {answer}")
     await proxy.runtime.sinks.flush()
-    reader = SqliteStore(store, readonly=True)
-    rows = reader.rows()
-    reader.close()
+    try:
+        reader = SqliteStore(store, readonly=True)
+        try:
+            rows = reader.rows()
+        finally:
+            reader.close()
+    except (StoreReplaced, UnreadableHere) as exc:  # as the readers say it; until 2026-12-07 a traceback
+        raise StartupError(f"lineage store {store}: {exc}") from None
     print(f"\nlineage edges recorded ({len(rows)}):\n")
     print(render_table(rows))
     query = f"lineage-proxy edges --store {shlex.quote(store)}"
