@@ -38,7 +38,7 @@ from typing import Any, Final
 
 from proxy.config import Config
 from proxy.files import sync_directory
-from proxy.record.stores import DEFAULT_JOURNAL, is_database
+from proxy.record.stores import DEFAULT_JOURNAL, is_database, unopenable
 
 log = logging.getLogger("lineage_proxy")
 
@@ -218,7 +218,12 @@ def begin(config: Config, role: str) -> Marker | None:
     except FileNotFoundError:  # the record's own directory is missing: its open says so (never made here, as a typo)
         return None
     except OSError as exc:
-        log.warning("no running marker in %s (%s): if this proxy is killed, the next start cannot say so", where, exc)
+        # the record's own directory refused too (not this process's to write in, or read-only): its open refuses the
+        # start, and says why in one line; until 2026-12-07 this warning came first, of a marker the refused start
+        # would never need (review revrec16)
+        if not unopenable(config.lineage):
+            log.warning("no running marker in %s (%s): if this proxy is killed, the next start cannot say so", where,
+                        exc)  # fmt: skip
         return None
     unsure: list[float] = []
     check(where, unsure)

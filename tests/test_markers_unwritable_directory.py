@@ -24,6 +24,7 @@ import pytest
 
 from proxy import markers
 from tests.conftest import require_real_servers
+from tests.test_check_store_location import no_dac
 from tests.test_markers import config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -143,3 +144,75 @@ def test_a_marker_removed_before_the_stop_is_not_said_marked_stopped(
         marker.close()
     assert "could not be removed" not in caplog.text and "marked stopped" not in caplog.text, caplog.text
     assert not where.exists() and marker.fd == -1
+
+
+def _refusal(store: Path, where: str) -> str:
+    return (f"cannot open the lineage store {store}: {where}, where SQLite makes the file and its -wal and -shm files "
+            "(give it write access there, or correct the path)")  # fmt: skip
+
+
+@pytest.mark.parametrize("workers", [(), ("--workers", "2")], ids=["serve", "serve --workers 2"])
+def test_a_start_its_store_directory_refuses_says_the_refusal_alone(tmp_path: Path, workers: tuple[str, ...]) -> None:
+    """Its store in a directory it may not write in: its marker (`lineage.db.running/`, beside the store) cannot be made
+    there either, and the start is refused. Review revrec16: on h-rec16 (and main) a WARNING came first, `no running
+    marker in .../lineage.db.running ([Errno 13] Permission denied ...): if this proxy is killed, the next start cannot
+    say so`, of a marker a start that never serves would never need (2 of 2, the supervisor's too); now the refusal is
+    all it says."""
+    run_by = no_dac()
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o555)
+    store = closed / "lineage.db"
+    path = tmp_path / "proxy.yaml"
+    path.write_text(CONFIG.replace("STORE", str(store)))
+    done = subprocess.run([*run_by, sys.executable, "-m", "proxy", "serve", *workers, "--config", str(path)],
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+    assert done.returncode == 1, done
+    refused = _refusal(store, f"this user (uid {os.getuid()}) may not write in the directory {closed}")
+    worker = "worker-1: " if workers else ""
+    assert done.stderr == f"lineage-proxy: {worker}{refused}\n", done.stderr
+    assert not done.stdout and not list(closed.iterdir())
+
+
+def test_a_start_its_store_directory_refuses_as_read_only_says_the_refusal_alone(tmp_path: Path) -> None:
+    """The store's directory on a read-only file system (a tmpfs mounted `ro` in a mount namespace of its own): the
+    marker's `mkdir` fails (EROFS) and the start is refused, said alone (review revrec16: on h-rec16 a WARNING `no
+    running marker ... ([Errno 30] Read-only file system ...)` came first, 1 of 1)."""
+    command = unshare()
+    mounted = tmp_path / "ro"
+    mounted.mkdir()
+    store = mounted / "lineage.db"
+    path = tmp_path / "proxy.yaml"
+    path.write_text(CONFIG.replace("STORE", str(store)))
+    script = 'mount -t tmpfs -o ro tmpfs "$1" || exit 3; shift; exec "$@"'
+    done = subprocess.run([command, "-rm", "sh", "-c", script, "sh", str(mounted), sys.executable, "-m", "proxy",
+                           "serve", "--config", str(path)], capture_output=True, text=True, timeout=120,
+                          stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+    assert done.returncode == 1, done
+    assert done.stderr == (f"lineage-proxy: cannot open the lineage store {store}: the directory {mounted} is on a "
+                           "read-only file system, where SQLite cannot make the file and its -wal and -shm files "
+                           "(mount it read-write, or point the path at a writable volume)\n"), done.stderr  # fmt: skip
+
+
+def test_a_marker_refused_beside_a_store_that_opens_is_still_said(tmp_path: Path) -> None:
+    """A pin beside the fix above: the store named by a link in a directory the proxy may not write in, to a file in one
+    it may (SQLite makes its files beside the target, so the store opens and the proxy serves), has its marker refused
+    beside the link: that warning stays, as this proxy runs with no marker."""
+    run_by = no_dac()
+    closed = tmp_path / "closed"
+    closed.mkdir()
+    target = tmp_path / "open" / "lineage.db"
+    target.parent.mkdir()
+    link = closed / "lineage.db"
+    link.symlink_to(target)
+    closed.chmod(0o555)
+    begin = ("from proxy import markers; from tests.test_markers import config; "
+             "print(markers.begin(config(sys.argv[1]), 'serve'))")  # fmt: skip
+    try:
+        done = subprocess.run([*run_by, sys.executable, "-c", f"import sys; {begin}", str(link)], capture_output=True,
+                              text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+    finally:
+        closed.chmod(0o755)
+    assert done.returncode == 0, done
+    assert done.stdout == "None\n", done
+    assert f"no running marker in {link}.running ([Errno 13] Permission denied" in done.stderr, done.stderr

@@ -12,7 +12,6 @@ writes anywhere) the commands run without CAP_DAC_OVERRIDE (setpriv), as the sto
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +21,7 @@ import pytest
 
 from proxy.record.store import EdgeKey, SqliteStore
 from tests.test_check_store_location import no_dac
+from tests.test_markers_unwritable_directory import unshare
 
 CONFIG = """
 listen: {http: 127.0.0.1:0}
@@ -115,17 +115,16 @@ def test_a_store_file_the_reader_may_not_read_is_said_so(tmp_path: Path) -> None
 def test_a_store_on_a_read_only_file_system_is_said_so(tmp_path: Path) -> None:
     """A volume mounted read-only, where no permission lets a process write, root included: a tmpfs mounted over the
     store's directory in a mount namespace of the reader's own, the store copied in first. On main: `not a lineage
-    store: attempt to write a readonly database` (1 of 1)."""
-    unshare = shutil.which("unshare")
-    if unshare is None or subprocess.run([unshare, "-rm", "true"], capture_output=True).returncode != 0:
-        pytest.skip("no mount namespace to mount a read-only file system in (unshare -rm: user namespaces)")
+    store: unable to open database file` (1 of 1). Where no mount namespace can be made, a skip, but in CI a failure
+    (`unshare`: review revrec16, a skip there too)."""
+    command = unshare()
     source = tmp_path / "source" / "lineage.db"
     source.parent.mkdir()
     written(source)
     mounted = tmp_path / "ro"
     mounted.mkdir()
     mount = 'mount -t tmpfs tmpfs "$1" && cp "$2" "$1/" && mount -o remount,ro "$1" && shift 2 && exec "$@"'
-    done = subprocess.run([unshare, "-rm", "sh", "-c", mount, "sh", str(mounted), str(source), sys.executable, "-m",
+    done = subprocess.run([command, "-rm", "sh", "-c", mount, "sh", str(mounted), str(source), sys.executable, "-m",
                            "proxy", "edges", "--store", str(mounted / "lineage.db")], capture_output=True, text=True,
                           timeout=60, stdin=subprocess.DEVNULL)  # fmt: skip
     assert done.returncode == 1, done
@@ -141,7 +140,9 @@ def test_serve_with_a_journal_in_a_directory_it_may_not_write_in_is_refused_at_i
     tmp_path: Path, postgres: Any
 ) -> None:
     """A real PostgreSQL store, its journal (lineage.journal) in a 0555 directory: `serve` refuses its start naming the
-    journal, the directory and the fix, exit 1, never ready, no traceback (a pin: passes on main)."""
+    journal, the directory and the fix, exit 1, never ready, no traceback, and says nothing else (review revrec16: a
+    WARNING came first, `no running marker in .../journal.db.running (... Permission denied ...)`, of the marker beside
+    the journal, which the refused start never needed; this asserted the line's end alone)."""
     run_by = no_dac()
     closed = tmp_path / "closed"
     closed.mkdir(mode=0o555)
@@ -152,10 +153,9 @@ def test_serve_with_a_journal_in_a_directory_it_may_not_write_in_is_refused_at_i
                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)  # fmt: skip
     assert done.returncode == 1, done
     assert "lineage-proxy ready" not in done.stdout and "Traceback" not in done.stderr, done
-    assert done.stderr.endswith(f"lineage-proxy: cannot open the lineage journal {journal}: this user (uid "
-                                f"{os.getuid()}) may not write in the directory {closed}, where SQLite makes the file "
-                                "and its -wal and -shm files (give it write access there, or correct the path)\n"), (
-        done.stderr)  # fmt: skip
+    assert done.stderr == (f"lineage-proxy: cannot open the lineage journal {journal}: this user (uid {os.getuid()}) "
+                           f"may not write in the directory {closed}, where SQLite makes the file and its -wal and -shm "
+                           "files (give it write access there, or correct the path)\n"), done.stderr  # fmt: skip
     assert not list(closed.iterdir())
 
 
