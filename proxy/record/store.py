@@ -587,16 +587,20 @@ def read_only_uri(path: str) -> str:
     return Path(path).resolve().as_uri() + "?mode=ro"
 
 
-def _read_at_open(path: str, db: sqlite3.Connection) -> sqlite3.Connection:
-    """`db`, a reader's of the store `path`, once SQLite has read its header (and, in WAL mode, opened its -wal and
-    -shm): a store it cannot read where it is fails here, at the open (`_unreadable_here`). Any other failure is left to
-    the read, which says it as before: the connection is kept."""
+def _read_at_open(path: str, db: sqlite3.Connection, timeout_s: float) -> sqlite3.Connection:
+    """`db`, a reader's of the store `path` opened with no busy wait, once SQLite has read its header (and, in WAL mode,
+    opened its -wal and -shm), then waiting `timeout_s` for a lock held elsewhere as its reads do: a store it cannot
+    read where it is fails here, at the open (`_unreadable_here`). Any other failure is left to the read, which says it
+    as before: the connection is kept. A lock another connection holds (a rollback-journal store being written) is
+    not waited for here, but once, by the read (review revrec16: waited here for the whole timeout too, then again by
+    the read, `database is locked` said after 20 s, not 10)."""
     try:
         db.execute("PRAGMA schema_version").fetchone()
     except sqlite3.Error as exc:
         if _unreadable_here(path, exc) is not None:
             db.close()
             raise
+    db.execute(f"PRAGMA busy_timeout={round(timeout_s * 1000)}")
     return db
 
 
@@ -776,7 +780,7 @@ class SqliteStore:
             weakref.finalize(self, self._unblocker.halt)  # a reader never closed: its thread ends as it goes
             try:
                 self._db = self._unswapped(lambda: _read_at_open(self.path, sqlite3.connect(
-                    read_only_uri(self.path), uri=True, check_same_thread=False, timeout=10)))  # fmt: skip
+                    read_only_uri(self.path), uri=True, check_same_thread=False, timeout=0), 10))  # fmt: skip
             except BaseException as exc:
                 self._unblocker.stop()
                 said = _unreadable_here(self.path, exc)
