@@ -624,8 +624,11 @@ def _unreadable_here(path: str, error: BaseException) -> str | None:
     if code == sqlite3.SQLITE_CANTOPEN and (os.path.exists(f"{target}-shm") or not (
             read_only or not os.access(directory, os.W_OK | os.X_OK))):  # fmt: skip
         return None
-    where = (f"the directory {_named(directory)} is on a read-only file system" if read_only else
-             f"{_user()} may not write in the directory {_named(directory)}")  # fmt: skip
+    from proxy.record.stores import shown_path  # (it imports this module)
+
+    named = shown_path(_named(directory))  # as the store's name before it: bytes not UTF-8 escaped (review revrec16)
+    where = (f"the directory {named} is on a read-only file system" if read_only else
+             f"{_user()} may not write in the directory {named}")  # fmt: skip
     return (f"cannot read it here: it is in WAL mode, and SQLite reads such a store with a -shm file beside it, which "
             f"is not there and which it cannot make: {where} (let it write there, or read a copy of the store, with its "
             "-wal if there is one, made in a directory it may write in)")  # fmt: skip

@@ -227,3 +227,28 @@ def test_a_reader_opened_while_the_proxy_writes_a_wal_store_reads_at_once(tmp_pa
     finally:
         writer.close()
     assert [row.count for row in rows] == [3], rows
+
+
+def test_a_directory_named_with_bytes_not_utf8_is_shown_as_the_store_is(tmp_path: Path) -> None:
+    """The directory's name (Latin-1 `café`, read from the command line as lone surrogates) shown with its bytes
+    escaped, `caf\\xe9`, as the store's name before it is (`shown_path`). Review revrec16: on h-rec16 the store was
+    `caf\\xe9/lineage.db` and the directory `caf\\udce9` in the same line (1 of 1)."""
+    run_by = no_dac()
+    closed = Path(os.path.join(tmp_path, os.fsdecode(b"caf\xe9")))
+    closed.mkdir()
+    store = closed / "lineage.db"
+    written(store)
+    closed.chmod(0o555)
+    try:
+        done = subprocess.run([*run_by, sys.executable, "-m", "proxy", "edges", "--store", os.fsencode(store)],
+                              capture_output=True, timeout=60, stdin=subprocess.DEVNULL)  # fmt: skip
+    finally:
+        closed.chmod(0o755)
+    assert done.returncode == 1, done
+    shown = f"{tmp_path}/caf\\xe9"
+    assert done.stderr.decode() == (
+        f"lineage-proxy: {shown}/lineage.db: cannot read it here: it is in WAL mode, and SQLite reads such a store with "
+        f"a -shm file beside it, which is not there and which it cannot make: this user (uid {os.getuid()}) may not "
+        f"write in the directory {shown} (let it write there, or read a copy of the store, with its -wal if there is "
+        "one, made in a directory it may write in)\n"
+    ), done.stderr
