@@ -12,6 +12,7 @@ writes anywhere) the commands run without CAP_DAC_OVERRIDE (setpriv), as the sto
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -252,3 +253,36 @@ def test_a_directory_named_with_bytes_not_utf8_is_shown_as_the_store_is(tmp_path
         f"write in the directory {shown} (let it write there, or read a copy of the store, with its -wal if there is "
         "one, made in a directory it may write in)\n"
     ), done.stderr
+
+
+def test_a_copy_with_its_wal_and_no_shm_in_a_directory_the_reader_may_not_write_in_is_said_so(tmp_path: Path) -> None:
+    """The store and its -wal copied while its proxy ran (a backup), without the -shm, into a directory the reader may
+    not write in: SQLite says SQLITE_CANTOPEN there (the -shm it cannot make), not SQLITE_READONLY_DIRECTORY as with no
+    -wal, and the reader says why as for that one. A pin of `_unreadable_here`'s other branch (review revrec16); on
+    main: `not a lineage store: unable to open database file`."""
+    run_by = no_dac()
+    live = tmp_path / "live" / "lineage.db"
+    live.parent.mkdir()
+    closed = tmp_path / "closed"
+    closed.mkdir()
+    writer = SqliteStore(live)
+    try:
+        writer.upsert([(EdgeKey("app", "assistant", "team-a", "ck", "", "allow"), 100.0, 100.0, 3, None)])
+        for name in ("lineage.db", "lineage.db-wal"):
+            shutil.copyfile(live.parent / name, closed / name)
+    finally:
+        writer.close()
+    store = closed / "lineage.db"
+    closed.chmod(0o555)
+    try:
+        done = reader(store, ("edges",), tmp_path, run_by)
+    finally:
+        closed.chmod(0o755)
+    assert done.returncode == 1, done
+    assert done.stderr == (
+        f"lineage-proxy: {store}: cannot read it here: it is in WAL mode, and SQLite reads such a store with a -shm file "
+        f"beside it, which is not there and which it cannot make: this user (uid {os.getuid()}) may not write in the "
+        f"directory {closed} (let it write there, or read a copy of the store, with its -wal if there is one, made in a "
+        "directory it may write in)\n"
+    ), done.stderr
+    assert sorted(p.name for p in closed.iterdir()) == ["lineage.db", "lineage.db-wal"]
