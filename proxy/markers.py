@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from proxy.config import Config
+from proxy.config import Config, SqliteNameError, sqlite_file
 from proxy.files import sync_directory
 from proxy.record.stores import DEFAULT_JOURNAL, is_database, unopenable
 
@@ -68,10 +68,16 @@ def newly_found() -> int:
 
 def directory(config: Config) -> str | None:
     """Where the markers of a `serve` with `config` are: beside its lineage store (a PostgreSQL one's journal), else
-    beside its OpenLineage spool; None when it records to neither (nothing of its record outlives it there)."""
+    beside its OpenLineage spool; None when it records to neither (nothing of its record outlives it there). A `file:`
+    URI's beside the file it names (`sqlite_file`), as SQLite opens it: until 2026-12-07 `file:/data/lineage.db`'s were
+    `file:/data/lineage.db.running`, which no start could make (its directory `file:` missing), so it ran with none,
+    saying nothing, and a kill was never said (review revrec16)."""
     lineage = config.lineage
     if lineage.store is not None:
-        return (lineage.journal or DEFAULT_JOURNAL if is_database(lineage.store) else lineage.store) + SUFFIX
+        path = lineage.journal or DEFAULT_JOURNAL if is_database(lineage.store) else lineage.store
+        with contextlib.suppress(SqliteNameError):  # (refused by the config's check: never served)
+            path = sqlite_file(path)
+        return path + SUFFIX
     if lineage.openlineage is not None:
         return lineage.openlineage.spool.rstrip("/") + SUFFIX
     return None

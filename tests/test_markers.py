@@ -119,3 +119,29 @@ def test_no_directory_is_made_for_a_store_whose_own_is_missing(tmp_path: Path) -
     """A store path with a typo in its directory is refused by the store's open, as before: the marker makes none."""
     assert markers.begin(config(str(tmp_path / "typo" / "lineage.db")), "serve") is None
     assert not (tmp_path / "typo").exists()
+
+
+def test_a_file_uri_stores_markers_are_beside_the_file_it_names(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`lineage.store: file:/data/lineage.db` (a `file:` URI, which the writer and readers open as the file it names):
+    its markers are beside that file, and a run killed on it is said by the next start. Review revrec16: its directory
+    was `file:/data/lineage.db.running`, whose `file:` directory no start could make: every start ran with no marker,
+    saying nothing, and a kill went unsaid."""
+    store = tmp_path / "lineage.db"
+    uri = f"file:{store}"
+    assert markers.directory(config(uri)) == f"{store}.running"
+    assert markers.directory(config(f"file://{store}")) == f"{store}.running"
+    begin = ("import sys, time; from proxy import markers; from tests.test_markers import config; "
+             "print(markers.begin(config(sys.argv[1]), 'serve') is not None, flush=True); time.sleep(60)")  # fmt: skip
+    killed = subprocess.Popen([sys.executable, "-c", begin, uri], stdout=subprocess.PIPE, text=True)
+    try:
+        assert killed.stdout is not None and killed.stdout.readline() == "True\n"  # it holds a marker
+    finally:
+        killed.kill()  # SIGKILL: its lock let go, its file left
+        killed.wait()
+    with caplog.at_level(logging.WARNING, "lineage_proxy"):
+        again = markers.begin(config(uri), "serve")
+    assert again is not None
+    again.close()
+    assert any("ended without a stop" in r.getMessage() for r in caplog.records), caplog.text
