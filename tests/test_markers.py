@@ -134,7 +134,7 @@ def test_a_file_uri_stores_markers_are_beside_the_file_it_names(
     assert markers.directory(config(f"file://{store}")) == f"{store}.running"
     begin = ("import sys, time; from proxy import markers; from tests.test_markers import config; "
              "print(markers.begin(config(sys.argv[1]), 'serve') is not None, flush=True); time.sleep(60)")  # fmt: skip
-    killed = subprocess.Popen([sys.executable, "-c", begin, uri], stdout=subprocess.PIPE, text=True)
+    killed = subprocess.Popen([sys.executable, "-c", begin, uri], stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         assert killed.stdout is not None and killed.stdout.readline() == "True\n"  # it holds a marker
     finally:
