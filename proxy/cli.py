@@ -53,11 +53,15 @@ def _load(path: str):  # type: ignore[no-untyped-def]
         return None
 
 
-def _fail(message: str) -> int:
+def _fail(message: str, command: str | None) -> int:
+    """The line saying why `command` stops, `lineage-proxy <command>: ...` as every command's (`verify`'s, `report`'s,
+    `edges`'), `lineage-proxy: ...` before a command is known; exit 1."""
     logs = sys.modules.get("proxy.logs")
     if logs is not None:  # the log lines still held by its writer thread (`logs._Writer`) go first, each whole
         logs.flush()
-    sys.stderr.write(f"lineage-proxy: {message}\n")  # one write: never split by a log line
+    sys.stderr.write(
+        f"lineage-proxy{f' {command}' if command else ''}: {message}\n"
+    )  # one write: never split by a log line
     sys.stderr.flush()
     return 1
 
@@ -144,7 +148,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if config.logging.format == "json":  # as every other line of serve's, one a JSON log pipeline reads
             logging.getLogger("lineage_proxy").error("%s", message)
             return 1
-        return _fail(message)
+        return _fail(message, "serve")
 
 
 def _taken_cure(exc: BaseException) -> str:
@@ -216,7 +220,7 @@ def _explain(config, args: argparse.Namespace) -> int:  # type: ignore[no-untype
         match = [c for c in config.callers if c.name == args.caller]
         if not match:
             known = ", ".join(c.name for c in config.callers) or "none"
-            return _fail(f"unknown caller {args.caller!r} (known: {known})")
+            return _fail(f"unknown caller {args.caller!r} (known: {known})", "check")
         key_sha, peer = _credentials(match[0])
     try:
         labels = parse_labels(args.labels, source="--labels")
@@ -224,22 +228,24 @@ def _explain(config, args: argparse.Namespace) -> int:  # type: ignore[no-untype
         if sendable is not None:
             sendable.check(labels, source="--labels")  # as serve refuses it (x-data-labels)
     except ProxyError as exc:
-        return _fail(exc.message)
+        return _fail(exc.message, "check")
     purpose = args.purpose
     if purpose is not None:  # normalised as serve normalises x-purpose (`Assistant` is `assistant`)
         purpose = normalize(purpose)
         if not is_label(purpose):
-            return _fail(f"--purpose: invalid purpose {args.purpose.strip()!r}{PURPOSE_GRAMMAR}")
+            return _fail(f"--purpose: invalid purpose {args.purpose.strip()!r}{PURPOSE_GRAMMAR}", "check")
         nameable = known_purposes(config)
         if nameable is not None and not nameable.knows(purpose):  # as serve refuses it (x-purpose)
-            return _fail(unknown_purpose(purpose, "--purpose").message)
+            return _fail(unknown_purpose(purpose, "--purpose").message, "check")
     detected = Detectors(config.detectors, config.limits.scan_max_chars).scan(args.text) if args.text else frozenset()
     model = args.model if args.model is not None else "*"
     if args.model is None and not any(route.model == "*" for route in config.routes):
         # the '*' route is the default model; without one, "no route for model '*'" was a denial of a model never
         # named, exit 2 as if the policy refused the call
         routed = ", ".join(route.model for route in config.routes)
-        return _fail(f"--model is needed: {args.config} has no '*' route, so a call names its model (routed: {routed})")
+        return _fail(
+            f"--model is needed: {args.config} has no '*' route, so a call names its model (routed: {routed})", "check"
+        )
     call = Call("openai", "chat", model, TraceContext(1, 1), key_sha, purpose, labels, detected, peer=peer)
     policy = Policy.compile(config)
     served: Served = pinned
@@ -396,9 +402,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     try:
         return run_demo(keep=args.keep, store=args.store, port=port)
     except ListenError as exc:
-        return _fail(f"{exc} (choose another with --port N; --port 0 takes any free port)")
-    except StartupError as exc:
-        return _fail(str(exc))
+        return _fail(f"{exc} (choose another with --port N; --port 0 takes any free port)", "demo")
+    except StartupError as exc:  # (`demo --store x: ...`: the command said once, `lineage-proxy demo: --store x: ...`)
+        return _fail(str(exc).removeprefix("demo "), "demo")
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -835,9 +841,8 @@ def _stdout_refused(exc: OSError, command: str | None) -> int:
     """One line for a stdout that takes no write, where the command's output is lost (part of it may be written)."""
     _quiet_stdout()  # what is left buffered is not written at exit, nor said there as an ignored exception
     why = "it is open for reading only (1</dev/null)" if exc.errno == errno.EBADF else exc.strerror
-    said = f"{command}: " if command else ""
-    _fail(f"{said}stdout takes no write ({why}): the output is lost; give it a stdout that does (a terminal, a file "
-          "or a pipe), or 1>/dev/null for none")  # fmt: skip
+    _fail(f"stdout takes no write ({why}): the output is lost; give it a stdout that does (a terminal, a file "
+          "or a pipe), or 1>/dev/null for none", command)  # fmt: skip
     return STDOUT_REFUSED_EXIT.get(command or "", 1)
 
 

@@ -85,18 +85,18 @@ def run_edges(args: argparse.Namespace) -> int:
     try:
         store = open_reader(args.store)
     except StoreUnreadable as exc:
-        print(f"lineage-proxy: {exc}", file=sys.stderr)
+        print(f"lineage-proxy edges: {exc}", file=sys.stderr)
         return 1
     key = None
     if args.key_file:
         found = read_key(args.key_file, existing=True)  # it signs the copy: a key the proxy would take, no shorter
         if isinstance(found, str):
-            print(f"lineage-proxy: {found}", file=sys.stderr)
+            print(f"lineage-proxy edges: {found}", file=sys.stderr)
             return 1
         key = found
     retired = read_retired_keys(getattr(args, "retired_key_file", None) or ())
     if isinstance(retired, str):
-        print(f"lineage-proxy: {retired}", file=sys.stderr)
+        print(f"lineage-proxy edges: {retired}", file=sys.stderr)
         return 1
     try:
         if args.copy_to:  # the rows, the chain's verdict, the store's origin and its copies, read in one transaction
@@ -105,7 +105,7 @@ def run_edges(args: argparse.Namespace) -> int:
             every = store.rows()
     except read_errors() as exc:  # not SQLite at all, or SQLite without the edges table (or an edited row)
         what = "" if isinstance(exc, EditedRow | StoreUnclear | StoreWaited) else "not a lineage store: "
-        print(f"lineage-proxy: {shown(args.store)}: {what}{exc}", file=sys.stderr)
+        print(f"lineage-proxy edges: {shown(args.store)}: {what}{exc}", file=sys.stderr)
         return 1
     finally:
         store.close()
@@ -139,7 +139,7 @@ def copy_to(
     origins: its chain head), and refuses A again however it has grown or been purged since."""
     target = args.copy_to
     if not is_database(target):
-        print(f"lineage-proxy: --copy-to {target}: expected a PostgreSQL URL (postgresql://...)", file=sys.stderr)
+        print(f"lineage-proxy edges: --copy-to {target}: expected a PostgreSQL URL (postgresql://...)", file=sys.stderr)
         return 1
     if not chain.intact:
         hint = ""
@@ -150,7 +150,7 @@ def copy_to(
                 " (if the source never had a key, add --unkeyed-source; but a chain rebuilt without the key "
                 "looks the same: first check it against a head recorded earlier, `verify --expect-head`)"
             )
-        print(f"lineage-proxy: {shown(args.store)}: its chain does not verify, nothing copied: {chain.problem}{hint}",
+        print(f"lineage-proxy edges: {shown(args.store)}: its chain does not verify, nothing copied: {chain.problem}{hint}",
               file=sys.stderr)  # fmt: skip
         return 1
     from proxy.errors import StartupError
@@ -165,7 +165,7 @@ def copy_to(
         finally:
             database.close()
     except errors as exc:
-        print(f"lineage-proxy: {shown(target)}: cannot copy into it: {scrub(str(exc), target)}", file=sys.stderr)
+        print(f"lineage-proxy edges: {shown(target)}: cannot copy into it: {scrub(str(exc), target)}", file=sys.stderr)
         return 1
     calls = sum(row.count for row in rows)
     if before is not None:

@@ -32,7 +32,7 @@ def test_explain_without_a_model_where_no_route_is_the_default_asks_for_one(
     said = capsys.readouterr()
     assert "decision:" not in said.out
     assert said.err == (
-        f"lineage-proxy: --model is needed: {config} has no '*' route, so a call names its model "
+        f"lineage-proxy check: --model is needed: {config} has no '*' route, so a call names its model "
         "(routed: demo-chat, other-chat)\n"
     )
     assert code == 1  # not 2, which says the policy denied the call

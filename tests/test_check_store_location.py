@@ -56,7 +56,7 @@ def refused(tmp_path: Path, config: Path, said: str, *, as_a_user: bool = False)
     assert "ok" not in check.stdout
     serve = run(tmp_path, "serve", "--config", str(config), as_a_user=as_a_user)
     assert serve.returncode == 1, serve
-    assert f"lineage-proxy: {said.split(': ', 1)[1]}\n" in serve.stderr, serve.stderr
+    assert f"lineage-proxy serve: {said.split(': ', 1)[1]}\n" in serve.stderr, serve.stderr
 
 
 def test_a_store_in_a_directory_that_does_not_exist(tmp_path: Path) -> None:
@@ -195,7 +195,7 @@ def test_a_store_on_a_read_only_file_system(tmp_path: Path) -> None:
             "read-write, or point the path at a writable volume)")  # fmt: skip
     mount = 'mount -t tmpfs -o ro tmpfs "$1" && shift && exec "$@"'
     for command, words in (("check", f"{config}: serve could not start:\n  {said}\n"),
-                           ("serve", f"lineage-proxy: {said.split(': ', 1)[1]}\n")):  # fmt: skip
+                           ("serve", f"lineage-proxy serve: {said.split(': ', 1)[1]}\n")):  # fmt: skip
         done = subprocess.run([unshare, "-rm", "sh", "-c", mount, "sh", str(mounted), sys.executable, "-m", "proxy",
                                command, "--config", str(config)], capture_output=True, text=True, timeout=120,
                               cwd=tmp_path, stdin=subprocess.DEVNULL)  # fmt: skip

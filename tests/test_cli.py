@@ -204,7 +204,7 @@ def test_edges_on_a_file_that_is_not_a_store(tmp_path: Path) -> None:
                          (tmp_path, "is a directory, not a lineage store"),
                          (tmp_path / "none.db", "no lineage store there (is lineage.store set to this path?)")):  # fmt: skip
         result = cli("edges", "--store", str(path))
-        assert (result.returncode, result.stderr) == (1, f"lineage-proxy: {path}: {reason}\n")
+        assert (result.returncode, result.stderr) == (1, f"lineage-proxy edges: {path}: {reason}\n")
 
 
 SERVE_CONFIG = f"""
@@ -394,7 +394,7 @@ def listen_config(tmp_path: Path, store: str = "null", ports: dict[str, int] | N
 
 def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("lineage-proxy: ")]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("lineage-proxy serve: ")]
     assert len(errors) == 1, result.stderr
     return errors[0]
 
@@ -405,7 +405,7 @@ def test_serve_on_a_taken_port_says_which_in_one_line(tmp_path: Path, taken_port
                                                        workers: str) -> None:  # fmt: skip
     config = listen_config(tmp_path, ports={listener: taken_port})
     result = cli("serve", "--config", config, "--workers", workers)
-    assert one_error_line(result) == (f"lineage-proxy: cannot listen on 127.0.0.1:{taken_port}: address already in use "
+    assert one_error_line(result) == (f"lineage-proxy serve: cannot listen on 127.0.0.1:{taken_port}: address already in use "
                                       f"(stop what listens there, or set listen.{listener} to a free port)")  # fmt: skip
 
 
@@ -415,7 +415,7 @@ def test_serve_with_a_store_that_cannot_be_opened(tmp_path: Path, workers: str) 
     store = tmp_path / "a-file" / "lineage.db"
     result = cli("serve", "--config", listen_config(tmp_path, store=str(store)), "--workers", workers)
     line = one_error_line(result)
-    assert re.fullmatch(rf"lineage-proxy: (worker-1: )?cannot open the lineage store {store}: .+", line), line
+    assert re.fullmatch(rf"lineage-proxy serve: (worker-1: )?cannot open the lineage store {store}: .+", line), line
     assert ("worker-1: " in line) == (workers == "2")
 
 

@@ -43,13 +43,13 @@ def _commands(tmp_path: Path) -> list[tuple[list[str], str, int]]:
     baseline.write_text("flows: []\n")
     example = str(ROOT / "config" / "example.yaml")
     return [
-        (["check", "--config", example], "check: ", 1),
-        (["check", "--config", example, "--explain", "--caller", "glasses-app"], "check: ", 1),
-        (["edges", "--store", store], "edges: ", 1),
-        (["verify", "--store", store, "--baseline", str(baseline)], "verify: ", 2),
-        (["report", "--store", store, "--out", str(tmp_path / "r.html")], "report: ", 1),
-        (["--version"], "", 1),
-        (["verify", "--help"], "verify: ", 2),
+        (["check", "--config", example], " check: ", 1),
+        (["check", "--config", example, "--explain", "--caller", "glasses-app"], " check: ", 1),
+        (["edges", "--store", store], " edges: ", 1),
+        (["verify", "--store", store, "--baseline", str(baseline)], " verify: ", 2),
+        (["report", "--store", store, "--out", str(tmp_path / "r.html")], " report: ", 1),
+        (["--version"], ": ", 1),
+        (["verify", "--help"], " verify: ", 2),
     ]
 
 
@@ -60,7 +60,7 @@ def test_a_stdout_that_takes_no_write_is_said_in_one_line(tmp_path: Path, redire
     the failure is said all the same."""
     for args, said, code in _commands(tmp_path):
         result = _run(redirect, *args, unbuffered=unbuffered)
-        assert (result.returncode, result.stderr) == (code, f"lineage-proxy: {said}{REFUSED[redirect]}"), args
+        assert (result.returncode, result.stderr) == (code, f"lineage-proxy{said}{REFUSED[redirect]}"), args
 
 
 @pytest.mark.parametrize("redirect", sorted(REFUSED))
@@ -72,8 +72,8 @@ def test_every_commands_help_exits_as_its_command(redirect: str) -> None:
     assert sorted(commands.choices) == sorted(COMMANDS)  # every command's help is asked below
     for command in ("", *COMMANDS):
         result = _run(redirect, *([command] if command else []), "--help")
-        said, code = (f"{command}: ", 2 if command == "verify" else 1) if command else ("", 1)
-        assert (result.returncode, result.stderr) == (code, f"lineage-proxy: {said}{REFUSED[redirect]}"), command
+        said, code = (f" {command}: ", 2 if command == "verify" else 1) if command else (": ", 1)
+        assert (result.returncode, result.stderr) == (code, f"lineage-proxy{said}{REFUSED[redirect]}"), command
         abbreviated = _run(redirect, *([command] if command else []), "--he")  # (argparse's abbreviation of it)
         assert (abbreviated.returncode, abbreviated.stderr) == (code, result.stderr), command
 

@@ -124,7 +124,7 @@ def test_keep_on_a_taken_port_is_one_clear_line() -> None:
         port = sock.getsockname()[1]
         result = demo("--keep", "--port", str(port))
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert result.stderr == (f"lineage-proxy: cannot listen on 127.0.0.1:{port}: address already in use "
+    assert result.stderr == (f"lineage-proxy demo: cannot listen on 127.0.0.1:{port}: address already in use "
                              "(choose another with --port N; --port 0 takes any free port)\n")  # fmt: skip
 
 

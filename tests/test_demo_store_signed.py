@@ -34,7 +34,7 @@ def refused(path: Path) -> None:
     assert before and before[-1][1].startswith("hmac-sha256:"), before  # signed, as a keyed proxy signs
     done = demo(path)
     assert done.returncode == 1, done
-    assert done.stderr == (f"lineage-proxy: demo --store {path}: its record is signed with an integrity key (a "
+    assert done.stderr == (f"lineage-proxy demo: --store {path}: its record is signed with an integrity key (a "
                            "proxy's lineage.integrity_key_file): a proxy's own record, not a demo's. The demo signs "
                            "nothing and takes no key (an unsigned entry on top of signed ones would leave that record "
                            "unverifiable). Give a new file (or one an earlier demo wrote), or leave out --store for a "

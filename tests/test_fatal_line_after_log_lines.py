@@ -1,4 +1,4 @@
-"""The line saying why a command stops (`lineage-proxy: ...`, `cli._fail`) is printed on stderr after the log lines
+"""The line saying why a command stops (`lineage-proxy <command>: ...`, `cli._fail`) is printed on stderr after the log lines
 the process logged before it, each whole. Log lines are written by a thread of their own (`proxy.logs._Writer`), so
 the fatal line, printed at once, came out ahead of the warnings that explained it (an upstream not reachable, a
 store refused), or inside one of them: `lineage-proxy: cannot start: ...2026-12-03 14:52:00 WARNING ...`."""
@@ -42,7 +42,7 @@ logs._write_all, logs._Writer.flush, sys.stderr = slow_write_all, flush, Stderr(
 log = logging.getLogger("lineage_proxy")
 for n in range(3):
     log.warning("upstream u%d: metadata not reachable at http://127.0.0.1:9: connection refused", n)
-sys.exit(cli._fail("cannot start: see above"))
+sys.exit(cli._fail("cannot start: see above", "serve"))
 """
 
 
@@ -55,4 +55,4 @@ def test_the_fatal_line_follows_the_lines_logged_before_it() -> None:
     for n, line in enumerate(lines[:-1]):
         assert line.endswith(f"lineage_proxy: upstream u{n}: metadata not reachable at http://127.0.0.1:9: "
                              "connection refused"), result.stderr  # fmt: skip
-    assert lines[-1] == "lineage-proxy: cannot start: see above", result.stderr
+    assert lines[-1] == "lineage-proxy serve: cannot start: see above", result.stderr

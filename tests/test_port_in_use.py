@@ -60,9 +60,9 @@ def test_a_second_proxy_on_a_port_in_use_refuses_to_start(first: ServeProcess, t
     ports = {"http": "127.0.0.1:0", listener: taken}
     code, stderr = second_serve(config_file(tmp_path / "second.yaml", **ports), workers)
     assert code == 1 and "Traceback" not in stderr, stderr
-    errors = [line for line in stderr.splitlines() if line.startswith("lineage-proxy: ")]
+    errors = [line for line in stderr.splitlines() if line.startswith("lineage-proxy serve: ")]
     assert errors == [
-        f"lineage-proxy: cannot listen on {taken}: address already in use "
+        f"lineage-proxy serve: cannot listen on {taken}: address already in use "
         f"(stop what listens there, or set listen.{listener} to a free port)"
     ], stderr
     # the first one is untouched and still answers
@@ -204,8 +204,8 @@ def test_a_port_claimed_by_a_proxy_starting_says_to_stop_that_proxy(
     finally:
         release(held)
     assert code == 1 and "Traceback" not in stderr, stderr
-    errors = [line for line in stderr.splitlines() if line.startswith("lineage-proxy: ")]
+    errors = [line for line in stderr.splitlines() if line.startswith("lineage-proxy serve: ")]
     assert errors == [
-        f"lineage-proxy: cannot listen on 127.0.0.1:{port}: address already in use by a lineage-proxy that is "
+        f"lineage-proxy serve: cannot listen on 127.0.0.1:{port}: address already in use by a lineage-proxy that is "
         "starting (stop the lineage-proxy starting there, or set listen.http to a free port)"
     ], stderr

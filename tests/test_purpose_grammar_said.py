@@ -36,7 +36,9 @@ def test_check_explain_says_it_too(tmp_path: Path, capsys: pytest.CaptureFixture
     config = tmp_path / "proxy.yaml"
     config.write_text(CONFIG.replace("PORT", "9"))
     assert main(["check", "--config", str(config), "--explain", "--purpose", "Customer Support"]) == 1
-    assert capsys.readouterr().err.strip() == "lineage-proxy: --purpose: invalid purpose 'Customer Support'" + SAID
+    assert (
+        capsys.readouterr().err.strip() == "lineage-proxy check: --purpose: invalid purpose 'Customer Support'" + SAID
+    )
 
 
 def test_the_readme_quotes_it() -> None:

@@ -42,7 +42,7 @@ def _config(tmp_path: Path, port: int, upstream: str, exporter: str) -> Path:
 
 
 REFUSED: Final = (
-    "lineage-proxy: telemetry.exporter: console: {why}, where its spans would have nowhere to go (start it with a "
+    "lineage-proxy serve: telemetry.exporter: console: {why}, where its spans would have nowhere to go (start it with a "
     "stdout, a file or a pipe, or set telemetry.exporter to otlp or none)\n"
 )
 
@@ -142,7 +142,7 @@ def test_a_serve_without_stdout_stops_with_0_and_refuses_a_reload_to_console(  #
     assert code == 0, said
     assert "Traceback" not in said
     refusal = next(line for line in lines if "reload refused" in line)
-    assert REFUSED.format(why=why)[len("lineage-proxy: ") : -1] in refusal
+    assert REFUSED.format(why=why)[len("lineage-proxy serve: ") : -1] in refusal
     assert "span export failed" not in said
 
 
