@@ -581,6 +581,9 @@ def _verbatim(value: Any) -> Any:
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+# a number key's value given as text (quoted, `"0.5"`, or a ${VAR}'s): a decimal number as YAML and JSON write one, ASCII
+# digits, no white space or `_` (Python's float() takes `" 0.5 "`, `"1_000"`, `"١٢"`, which no YAML number is)
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 # what a shell's variable or YAML 1.1 writes for a boolean (`headers_to_model: ${HANDED}`, HANDED=1), not taken for a
 # forward pattern naming the fields whose name holds it: an MLServer's fields would go to its model unread
 _BOOLEAN_WORDS: Final = frozenset({"1", "0", "yes", "no", "on", "off", "y", "n"})
@@ -1465,9 +1468,11 @@ class _Reader:
         return value
 
     def number(self, path: str, value: Any, *, minimum: float = 0.0, maximum: float | None = None) -> float | None:
+        """A number key's value: a YAML number, or text that is a decimal number (`"0.5"`, a ${VAR}'s, which is text),
+        as a true/false key takes `"true"` (`boolean`): one rule for every number key, timeouts, limits, ratios."""
         raw, value = value, self.expand(path, value)
         try:
-            if isinstance(value, bool):
+            if isinstance(value, bool) or (isinstance(value, str) and not _DECIMAL.fullmatch(value)):
                 raise ValueError
             number = float(value)
         except (TypeError, ValueError, OverflowError):  # (an integer past a float's range: `1` and 400 zeros)
