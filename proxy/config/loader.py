@@ -2080,6 +2080,12 @@ class _Reader:
                 self.problem(path, said)
             elif protocol == "grpc" and (dropped := _grpc_dropped(endpoint, parts)) is not None:
                 self.problem(path, dropped)
+            elif grpc_target and parts.port is None and not _NO_HOSTS.search(endpoint):
+                # a host alone (`notaurl`, `collector`) is none of a gRPC target's forms: grpc reads it on 443, the
+                # OpenTelemetry SDKs pass it so, this exporter sent to 4317; until 2026-12-07 it loaded unsaid
+                self.problem(path, f"expected host:port, an http:// or https:// URL or a gRPC target (dns:, ipv4:, "
+                             f"ipv6:, unix:), got {_address_shown(endpoint)!r}: a host alone names no port (OTLP/gRPC's "
+                             "is 4317)")  # fmt: skip
             elif (
                 grpc_target
                 and (_NO_HOSTS.search(endpoint) or parts.port is not None)
