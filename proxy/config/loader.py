@@ -1743,7 +1743,12 @@ class _Reader:
                 parse_address(grpc, zero_ok=False)
             except ValueError as exc:
                 self.problem(f"{path}.grpc", str(exc))
-            if protocol not in (None, "oip"):
+            if url is not None and "protocol" not in s.values:  # (said once: not `a grpc upstream speaks oip` alone)
+                self.problem(path, "both url and grpc are given, without a protocol: url is a server's HTTP address "
+                             "(protocol openai unless written), grpc its Open Inference Protocol gRPC host:port; one "
+                             "server serving OIP on both is `protocol: oip`, an OpenAI server and a gRPC one are two "
+                             "upstreams")  # fmt: skip
+            elif protocol not in (None, "oip"):
                 self.problem(f"{path}.protocol", "a grpc upstream speaks oip")
         timeout = s.read("timeout_s", partial(self.number, minimum=0.001))
         connect = s.read("connect_timeout_s", partial(self.number, minimum=0.001))
