@@ -467,9 +467,18 @@ def cmd_edges(args: argparse.Namespace) -> int:
     return run_edges(args)
 
 
+def _decimal(text: str) -> int:
+    """A whole number as written in ASCII digits alone, the rule the config's number keys read text by (int() takes
+    `" 2 "`, `"1_0"`, `"+80"` and other scripts' digits, `"٢"`: until 2026-12-07 `--workers ٢` was 2); ValueError."""
+    digits = text.removeprefix("-")  # (`-1`: said out of range, as before)
+    if not (digits.isascii() and digits.isdecimal()):
+        raise ValueError(text)
+    return int(text)
+
+
 def _positive(text: str) -> int:
     try:
-        value = int(text)
+        value = _decimal(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if value < 1:
@@ -494,7 +503,7 @@ def _workers(text: str) -> int:
 
 def _port(text: str) -> int:
     try:
-        value = int(text)
+        value = _decimal(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
     if not 0 <= value <= 65535:

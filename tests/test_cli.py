@@ -134,6 +134,13 @@ def test_every_option_of_every_command_has_help_text() -> None:
         (("serve", "--config", "x.yaml", "--workers", "0"), "--workers: must be at least 1, not 0"),
         (("serve", "--config", "x.yaml", "--workers", "99999"), "--workers: at most 256, not 99999"),
         (("demo", "--port", "70000"), "--port: a port is 0-65535, not 70000"),
+        # a number in ASCII digits alone, as the config's number keys read text (int() took each; `--workers ٢` was 2)
+        (("serve", "--config", "x.yaml", "--workers", "\u0662"), "--workers: not a number: '\u0662'"),
+        (("serve", "--config", "x.yaml", "--workers", "1_0"), "--workers: not a number: '1_0'"),
+        (("serve", "--config", "x.yaml", "--workers", " 2 "), "--workers: not a number: ' 2 '"),
+        (("demo", "--port", "\u0668\u0660\u0668\u0660"), "--port: not a port number: '\u0668\u0660\u0668\u0660'"),
+        (("demo", "--port", "+80"), "--port: not a port number: '+80'"),
+        (("demo", "--port", "-1"), "--port: a port is 0-65535, not -1"),
         (("edges", "--store", "x.db", "--decision", "bogus"), "--decision: invalid choice: 'bogus'"),
     ],
 )
