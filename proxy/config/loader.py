@@ -64,7 +64,17 @@ from proxy.config.otel_env import (
     target_endpoint,
     telemetry_from_env,
 )
-from proxy.config.yamlfile import StrictLoader, not_utf8, shown_key, surrogate, surrogates, written, yaml_hint
+from proxy.config.yamlfile import (
+    StrictLoader,
+    WrittenFloat,
+    WrittenInt,
+    not_utf8,
+    shown_key,
+    surrogate,
+    surrogates,
+    written,
+    yaml_hint,
+)
 from proxy.errors import ConfigError
 from proxy.files import read_bytes
 from proxy.labels import MAX_LABELS, is_label
@@ -586,6 +596,9 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 # what a shell's variable or YAML 1.1 writes for a boolean (`headers_to_model: ${HANDED}`, HANDED=1), not taken for a
 # forward pattern naming the fields whose name holds it: an MLServer's fields would go to its model unread
+# a plain number YAML 1.1 and 1.2 both read as hexadecimal (`max_connections: 0x40`, 64); its other forms, `0755`
+# (octal 493, 755 to YAML 1.2), `0b101`, `1_000`, `1:30` (sexagesimal 90), are said, as such text quoted is
+_HEX = re.compile(r"0x[0-9a-fA-F]+")
 _BOOLEAN_WORDS: Final = frozenset({"1", "0", "yes", "no", "on", "off", "y", "n"})
 # a flag group in a forward pattern that turns case-insensitive matching off within it (`(?-i:X-Note)`, `(?s-i)`)
 _CASE_OFF = re.compile(r"\(\?[a-zA-Z]*-[a-zA-Z]*i")
@@ -1480,6 +1493,12 @@ class _Reader:
             return None
         if not math.isfinite(number):  # `.nan` passes every bound; `1e400` is infinite
             self.problem(path, f"expected a finite number, got {_shown(raw, value)}")
+            return None
+        if isinstance(value, WrittenInt | WrittenFloat) and not (
+            (_DECIMAL.fullmatch(value.text) and float(value.text) == number) or _HEX.fullmatch(value.text)
+        ):  # a plain scalar YAML 1.2 reads otherwise (`0755` 755 where YAML 1.1 reads 493, `1_000` and `1:30` text)
+            read = int(value) if isinstance(value, WrittenInt) else float(value)
+            self.problem(path, f"expected a number in decimal digits, got {value.text}, which YAML 1.1 reads as {read}")
             return None
         if number < minimum or (maximum is not None and number > maximum):
             bound = f"between {minimum:g} and {maximum:g}" if maximum is not None else f">= {minimum:g}"
