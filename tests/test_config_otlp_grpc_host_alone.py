@@ -15,7 +15,7 @@ import pytest
 BASE = "listen:\n  http: 127.0.0.1:0\nupstreams:\n  - name: u\n    url: http://127.0.0.1:9\nroutes:\n  - model: '*'\n" \
        "    upstream: u\n"  # fmt: skip
 SAID = ("telemetry.endpoint: expected host:port, an http:// or https:// URL or a gRPC target (dns:, ipv4:, ipv6:, "
-        "unix:), got {!r}: a host alone names no port (OTLP/gRPC's is 4317)")  # fmt: skip
+        "unix:, unix-abstract:), got {!r}: a host alone names no port (OTLP/gRPC's is 4317)")  # fmt: skip
 
 
 def check(tmp_path: Path, text: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -45,7 +45,8 @@ def test_from_the_environment_too(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("endpoint", ["collector:4317", "http://collector", "https://collector:4317",
                                       "dns:///collector:4317", "ipv4:127.0.0.1:4317", "ipv6:[::1]:4317",
-                                      "unix:/run/otel.sock", "[::1]:4317"])  # fmt: skip
+                                      "unix:/run/otel.sock", "[::1]:4317", "unix-abstract:otel",
+                                      "unix:///run/otel.sock", "localhost:4317"])  # fmt: skip
 def test_each_grpc_target_form_loads(tmp_path: Path, endpoint: str) -> None:
     result = check(tmp_path, BASE + f"telemetry:\n  protocol: grpc\n  endpoint: '{endpoint}'\n")
     assert result.returncode == 0, result.stderr

@@ -2108,8 +2108,8 @@ class _Reader:
                 # a host alone (`notaurl`, `collector`) is none of a gRPC target's forms: grpc reads it on 443, the
                 # OpenTelemetry SDKs pass it so, this exporter sent to 4317; until 2026-12-07 it loaded unsaid
                 self.problem(path, f"expected host:port, an http:// or https:// URL or a gRPC target (dns:, ipv4:, "
-                             f"ipv6:, unix:), got {_address_shown(endpoint)!r}: a host alone names no port (OTLP/gRPC's "
-                             "is 4317)")  # fmt: skip
+                             f"ipv6:, unix:, unix-abstract:), got {_address_shown(endpoint)!r}: a host alone names no "
+                             "port (OTLP/gRPC's is 4317)")  # fmt: skip
             elif (
                 grpc_target
                 and (_NO_HOSTS.search(endpoint) or parts.port is not None)
