@@ -59,7 +59,9 @@ from proxy.record.stores import (
 
 OK, UNAPPROVED, USAGE = 0, 1, 2
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
+# ASCII digits, as every number the commands read (`serve --workers`, `demo --port`): `\d` took other scripts' too, and
+# float() read them (`--since ٣٠d` was 30 days, until 2026-12-07)
+_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 

@@ -133,6 +133,15 @@ def test_patterns_widen_an_entry_and_unseen_entries_are_listed(recorded, tmp_pat
         (("--baseline", "BAD"), "BAD:4: flows[0].decisions[0]: must be one of allow, reroute, deny, audit-deny"),
         (("--baseline", "BAD"), "BAD:3: flows[0].colour: unknown key"),
         (("--baseline", "BAD", "--since", "soon"), "expected a duration such as 30d"),
+        # ASCII digits alone, as serve --workers and demo --port (Python's \d took other scripts': 30 days each)
+        (
+            ("--baseline", "BAD", "--since", "\u0663\u0660d"),
+            "expected a duration such as 30d, 12h, 15m or 90s, not '\u0663\u0660d'",
+        ),
+        (
+            ("--baseline", "BAD", "--since", "\uff13\uff10d"),
+            "expected a duration such as 30d, 12h, 15m or 90s, not '\uff13\uff10d'",
+        ),
         (("--baseline", "BAD", "--write-baseline", "x.yaml"), "not allowed with argument"),
         (
             ("--write-baseline", "x.yaml", "--json"),
