@@ -904,12 +904,15 @@ def _value_apart(t: _Text, first: int, last: int) -> bool:
         # (spaces in one only after its country code, of one to three digits, or its area code's bracket, and its last
         # group written as a phone's where any is: `555-987-6543 12`, `(555) 123-4567 1234`, `+1234 5678 9012` are a
         # row's numbers)
+        marks = first + 1
         if t.raw[first] == 43:
-            if _COUNTRY_CODE.match(classes, first + 1, last) is None:
+            if (code := _COUNTRY_CODE.match(classes, first + 1, last)) is None:
                 return False
+            if t.raw.startswith(b"(0)", code.end()):
+                marks = code.end() + 3  # (a trunk `(0)` after the code, `+44 (0)20 7946 0958`: no phone's groups' mark)
         elif t.raw[first] != 40:
             return False
-        if _WRITTEN_AS_A_PHONE.search(classes, first + 1, last) is not None and (
+        if _WRITTEN_AS_A_PHONE.search(classes, marks, last) is not None and (
             _WRITTEN_AS_A_PHONE.search(classes, gap + 1, last) is None
         ):
             return False
@@ -1765,6 +1768,9 @@ def _phone_among(t: _Text, start: int, end: int) -> tuple[int, int] | None:
         phone = _phone(t, start, gap) if gap > start else None
         if phone is not None:
             return phone
+        phone = _international_before(t, start, end, written)
+        if phone is not None:
+            return phone
     if (
         classes[lead.start()] == 48
         and (_ends_a_window(t, end) or not _listed(t, start, end))
@@ -1807,6 +1813,30 @@ def _phone_among(t: _Text, start: int, end: int) -> tuple[int, int] | None:
             if phone is not None:
                 return phone
     return None
+
+
+def _international_before(t: _Text, start: int, end: int, written: re.Match[bytes] | None) -> tuple[int, int] | None:
+    """The phone in international form a run of numbers after a `+` begins with (`_phone_among`, `start`: its country
+    code's first digit) where that run is no phone to the first piece written as one: the phone to the space before a
+    card in groups after it (`+44 20 7946 0958 4111 1111 1111 1111 555-987-6543`, `+44 (0)20 7946 0958 4111 …`), or
+    its country code and the phone so written after it (`+1 555-123-4567 4111 …`), its `+` taken in. Until 2026-12-07
+    (helper det16) the first was left in clear beside the masked card, and the second masked `+1 [pii:phone]`."""
+    classes = t.classes
+    pos, reach = start, min(end, start + _AMONG_MOST)
+    while (card := _CARD_AMONG.search(classes, pos, reach)) is not None:
+        pos = card.start() + 1  # (the groups of the phone may be the first of four: `7946 0958 4111 1111`)
+        if _card(t.raw[card.start() : card.end()]):
+            phone = _phone(t, start, card.start() - 1)
+            if phone == (start - 1, card.start() - 1):
+                return phone
+    code = _COUNTRY_CODE.match(classes, start, end)
+    if code is None or written is None:
+        return None
+    piece = _PHONE_PIECE.match(classes, code.end(), end)
+    if piece is None or piece.end() <= written.start():
+        return None
+    phone = _phone(t, start, piece.end())
+    return phone if phone == (start - 1, piece.end()) else None
 
 
 def _phone_after_card(t: _Text, start: int, end: int) -> tuple[int, int] | None:

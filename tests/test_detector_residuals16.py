@@ -1,0 +1,94 @@
+"""Detector misses left by the sitting of 2026-12-07 (helper det16): a phone in international form beside a card in
+groups, left in clear by `mask` (`+44 20 7946 0958 4111 1111 1111 1111 555-987-6543`), masked without its country code
+(`+1 [pii:phone] …`), or not read at all with a trunk `(0)` after its code (`+44 (0)20 7946 0958 4111 …`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import openai
+import pytest
+
+from tests.harness import ProxyHandle
+from tests.servers.otlp_receiver import OtlpReceiver
+from tests.servers.vllm_like import SERVED, VllmLike
+from tests.test_detector_card_and_phone_layouts import ALL, _streamed_differ
+
+PAD = "word " * 30
+CARD = "4111 1111 1111 1111"
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        # before: `+44 20 7946 0958 [pii:credit_card] [pii:phone]`
+        (f"+44 20 7946 0958 {CARD} 555-987-6543", "[pii:phone] [pii:credit_card] [pii:phone]"),
+        # before: `+44 20 7946 0958 [pii:credit_card]`
+        (f"+44 20 7946 0958 {CARD}", "[pii:phone] [pii:credit_card]"),
+        # before: `+1 [pii:phone] [pii:credit_card]`
+        (f"+1 555-123-4567 {CARD}", "[pii:phone] [pii:credit_card]"),
+        (f"+1 555-123-4567 {CARD} 555-987-6543", "[pii:phone] [pii:credit_card] [pii:phone]"),
+        # before: `+44 (0)20 7946 0958 [pii:credit_card]`
+        (f"+44 (0)20 7946 0958 {CARD}", "[pii:phone] [pii:credit_card]"),
+        # before: `+44 (0)20 7946 0958 4111 1111 1111 1111 [pii:phone]`, the card in clear too
+        (f"+44 (0)20 7946 0958 {CARD} 555-987-6543", "[pii:phone] [pii:credit_card] [pii:phone]"),
+    ],
+)
+def test_a_phone_in_international_form_beside_a_card_is_masked_whole(text: str, masked: str) -> None:
+    text = f"x {text} ok"
+    assert ALL.mask(text) == f"x {masked} ok"
+    assert ALL.scan(text) == ALL.scan_output(text) == {"pii:phone", "pii:credit_card"}
+    # (each finding is what the mask hides)
+    spans = [(f.start, f.end, f.label) for f in ALL.findings(text)]
+    rebuilt, at = "", 0
+    for start, end, label in spans:
+        rebuilt += text[at:start] + f"[{label}]"
+        at = end
+    assert rebuilt + text[at:] == ALL.mask(text)
+    assert _streamed_differ(ALL, f"{PAD}{text} {PAD}") == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "+44 20 7946 0958 1234 5678 9012 3456",  # no card (Luhn): a row's, as before
+        f"+44 20 7946 0958 {CARD} 1234",  # a row's number after it: as before
+        "+1 555-123-4567 12",  # as before, one phone
+        "+44 20 7946 0958 555-123-4567",  # as before, two phones
+    ],
+)
+def test_numbers_after_a_country_code_not_beside_a_card_are_read_as_before(text: str) -> None:
+    before = {
+        "+44 20 7946 0958 1234 5678 9012 3456": f"x {'+44 20 7946 0958 1234 5678 9012 3456'} ok",
+        f"+44 20 7946 0958 {CARD} 1234": f"x +44 20 7946 0958 {CARD} 1234 ok",
+        "+1 555-123-4567 12": "x [pii:phone] ok",
+        "+44 20 7946 0958 555-123-4567": "x [pii:phone] [pii:phone] ok",
+    }
+    assert ALL.mask(f"x {text} ok") == before[text]
+    assert _streamed_differ(ALL, f"{PAD}x {text} ok {PAD}") == []
+
+
+CONFIG = """
+listen: {http: 127.0.0.1:0}
+upstreams: [{name: u, url: "${UPSTREAM}", protocol: openai}]
+routes: [{model: "*", upstream: u}]
+policy: {anonymous: allow, default_purpose: assistant}
+detectors: [credit_card, phone]
+telemetry: {exporter: otlp, endpoint: "http://127.0.0.1:${OTLP}", capture_content: true}
+lineage: {store: null}
+"""
+
+
+def test_the_captured_content_hides_the_phone_in_international_form_beside_a_card(
+    vllm: tuple[VllmLike, str], make_proxy: Callable[..., ProxyHandle], otlp: OtlpReceiver
+) -> None:
+    _, upstream = vllm
+    proxy = make_proxy(CONFIG, UPSTREAM=upstream, OTLP=str(otlp.port))
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="sk-unused", max_retries=0)
+    text = f"call +44 20 7946 0958 {CARD} 555-987-6543 or +1 555-123-4567 {CARD}"
+    sent = client.chat.completions.with_raw_response.create(model=SERVED, messages=[{"role": "user", "content": text}])
+    a = otlp.by_trace(sent.headers["x-trace-id"]).attributes
+    assert sorted(a["lineage.input.labels"]) == ["pii:credit_card", "pii:phone"]
+    # before: `call +44 20 7946 0958 [pii:credit_card] [pii:phone] or +1 [pii:phone] [pii:credit_card]`
+    masked = "call [pii:phone] [pii:credit_card] [pii:phone] or [pii:phone] [pii:credit_card]"
+    assert masked in a["gen_ai.input.messages"]
