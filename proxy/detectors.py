@@ -3582,6 +3582,17 @@ def _folded_between(raw: bytes, start: int, end: int, limit: int) -> tuple[str, 
 _PROSE_DASH_END: Final = re.compile(f"\\A[{_PROSE_DASH_CLASS}]|[{_PROSE_DASH_CLASS}]\\Z")
 
 
+# the label a value two built-in finders find at the same span is masked with (`Detectors.findings`): the one whose
+# kind is checked the most (an IBAN's mod-97, a card's Luhn and issuer, an address's domain) first; your own patterns
+# after them, in the order the configuration lists them. Until 2026-12-07 (helper det16) the configuration's order
+# decided: `555-123-4567-2024`, a phone and a card's digits to `scan`, was masked `[pii:phone]` with `detectors: [phone,
+# credit_card]` and `[pii:credit_card]` with `[credit_card, phone]`
+_MASKED_FIRST: Final = {
+    label: rank
+    for rank, label in enumerate(("pii:iban", "pii:credit_card", "pii:email", "pii:phone", "pii:ip_address"))
+}
+
+
 class Detectors:
     """The configured set, compiled once. `scan` is the hot-path entry point."""
 
@@ -3600,6 +3611,9 @@ class Detectors:
                 customs.append(custom)
                 finders.append((label, _custom(custom), b"", 0, ""))
         self._finders = tuple(finders)
+        # the order `findings` reads them in: of values two finders find at one span, the first's label is masked (a
+        # checked kind before a looser one: `_MASKED_FIRST`), whatever the order the configuration lists them in
+        self._masking = tuple(sorted(finders, key=lambda finder: _MASKED_FIRST.get(finder[0], len(_MASKED_FIRST))))
         # whether cards are among them: a stream scanner's tail cut in a run of numbers is read as inside it
         # (`_Text.in_run`)
         self._reads_cards = any(finder is _cards for _, finder, _, _, _ in finders)
@@ -3817,7 +3831,7 @@ class Detectors:
     def findings(self, text: str) -> list[Found]:
         """Every value found, in order, without overlaps (for masking)."""
         t = _Text(text)
-        return _apart([Found(s, e, label) for label, finder, *_ in self._finders for s, e in finder(t)])
+        return _apart([Found(s, e, label) for label, finder, *_ in self._masking for s, e in finder(t)])
 
     def stands_apart(self, readings: Sequence[str], texts: Sequence[str]) -> bool:
         """Whether `readings` (other readings of `texts`: an element's in another charset) hold a detected value that

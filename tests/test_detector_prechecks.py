@@ -51,9 +51,9 @@ SEARCHED = {detectors._phones: detectors._phones_searched, detectors._ibans: sea
 
 def everything(found_by: Detectors, text: str) -> list[Found]:
     """Every value in `text` as `scan` reads it (folded, escapes decoded), each finder searching all of it (overlaps
-    kept)."""
+    kept), in the order `findings` reads the finders in (one span two find: the label masked, `_MASKED_FIRST`)."""
     t = _Text(folded(text, found_by.max_chars)[0])
-    return [Found(s, e, label) for label, finder, *_ in found_by._finders for s, e in SEARCHED.get(finder, finder)(t)]
+    return [Found(s, e, label) for label, finder, *_ in found_by._masking for s, e in SEARCHED.get(finder, finder)(t)]
 
 
 def searching_everything(found_by: Detectors) -> Detectors:

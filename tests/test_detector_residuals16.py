@@ -9,6 +9,8 @@ from collections.abc import Callable
 import openai
 import pytest
 
+from proxy.config import DetectorSpec
+from proxy.detectors import Detectors
 from tests.harness import ProxyHandle
 from tests.servers.otlp_receiver import OtlpReceiver
 from tests.servers.vllm_like import SERVED, VllmLike
@@ -92,3 +94,30 @@ def test_the_captured_content_hides_the_phone_in_international_form_beside_a_car
     # before: `call +44 20 7946 0958 [pii:credit_card] [pii:phone] or +1 [pii:phone] [pii:credit_card]`
     masked = "call [pii:phone] [pii:credit_card] [pii:phone] or [pii:phone] [pii:credit_card]"
     assert masked in a["gen_ai.input.messages"]
+
+
+@pytest.mark.parametrize("order", [("phone", "credit_card"), ("credit_card", "phone")])
+def test_a_span_two_finders_read_is_masked_with_one_label_whatever_the_configured_order(order: tuple[str, str]) -> None:
+    # (`555-123-4567-2024`: a phone written with dashes, and 14 digits in groups passing Luhn, a card's, to `scan`; before,
+    # masked with the label of the detector listed first: `[pii:phone]` with `[phone, credit_card]`)
+    detectors = Detectors([DetectorSpec(name) for name in order])
+    text = "ref 555-123-4567-2024 ok"
+    assert detectors.scan(text) == {"pii:phone", "pii:credit_card"}
+    assert detectors.mask(text) == "ref [pii:credit_card] ok"
+    assert [(f.start, f.end, f.label) for f in detectors.findings(text)] == [(4, 21, "pii:credit_card")]
+
+
+def test_the_captured_content_names_one_label_for_a_span_two_finders_read(
+    vllm: tuple[VllmLike, str], make_proxy: Callable[..., ProxyHandle], otlp: OtlpReceiver
+) -> None:
+    _, upstream = vllm
+    proxy = make_proxy(
+        CONFIG.replace("[credit_card, phone]", "[phone, credit_card]"), UPSTREAM=upstream, OTLP=str(otlp.port)
+    )
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="sk-unused", max_retries=0)
+    sent = client.chat.completions.with_raw_response.create(
+        model=SERVED, messages=[{"role": "user", "content": "ref 555-123-4567-2024 ok"}]
+    )
+    a = otlp.by_trace(sent.headers["x-trace-id"]).attributes
+    assert sorted(a["lineage.input.labels"]) == ["pii:credit_card", "pii:phone"]
+    assert "ref [pii:credit_card] ok" in a["gen_ai.input.messages"]  # before: `ref [pii:phone] ok`
