@@ -1866,7 +1866,7 @@ def _international_before(t: _Text, start: int, end: int, written: re.Match[byte
         pos = card.start() + 1  # (the groups of the phone may be the first of four: `7946 0958 4111 1111`)
         if _card(t.raw[card.start() : card.end()]):
             phone = _phone(t, start, card.start() - 1)
-            if phone == (start - 1, card.start() - 1):
+            if phone is not None and phone[1] == card.start() - 1 and _from_its_plus(t, start, phone[0]):
                 return phone
     code = _COUNTRY_CODE.match(classes, start, end)
     if code is None or written is None:
@@ -1875,7 +1875,14 @@ def _international_before(t: _Text, start: int, end: int, written: re.Match[byte
     if piece is None or piece.end() <= written.start():
         return None
     phone = _phone(t, start, piece.end())
-    return phone if phone == (start - 1, piece.end()) else None
+    return phone if phone is not None and phone[1] == piece.end() and _from_its_plus(t, start, phone[0]) else None
+
+
+def _from_its_plus(t: _Text, start: int, first: int) -> bool:
+    """Whether a phone `_international_before` read starts at the `+` before `start`, or at a bracket before that
+    `+` that `_phone` takes in with it (`(+44 20 7946 0958) 4111 …`: left in clear beside the masked card until
+    2026-12-07, review revdet16)."""
+    return first == start - 1 or (first == start - 2 and t.raw[first] == 40)
 
 
 def _phone_after_card(t: _Text, start: int, end: int) -> tuple[int, int] | None:
@@ -1924,8 +1931,10 @@ def _phone_before_card(t: _Text, start: int, end: int) -> tuple[int, int] | None
         return None
     phone = _phone(t, start, card - 1)
     # (its `+` taken in, `+1 555 123 4567 4111 …`: before (helper revphones), neither was found)
-    if phone == (start, card - 1) or (phone == (start - 1, card - 1) and t.before(start) == 43):
-        return phone
+    if phone == (start, card - 1) or (
+        phone is not None and phone[1] == card - 1 and t.before(start) == 43 and _from_its_plus(t, start, phone[0])
+    ):
+        return phone  # (and a bracket before the `+`, `(+44 20 7946 0958 4111 …`: in clear until 2026-12-07)
     # (phones alike before the card, `555 123 4567 555 123 4568 4111 …`: read as a run of their own, the next of them
     # to the card's space, `_next_alike`; before (helper phones3), neither a phone nor the card was found)
     phone = _phones_alike(t, start, card - 1) or _phones_written(t, start, card - 1)

@@ -99,6 +99,41 @@ def test_the_captured_content_hides_the_phone_in_international_form_beside_a_car
     assert masked in a["gen_ai.input.messages"]
 
 
+def _masked_whole(text: str, masked: str) -> None:
+    """`text`, amid words, masked as `masked`; scan, findings and a stream in two pieces at every cut agree."""
+    text = f"x {text} ok"
+    assert ALL.mask(text) == f"x {masked} ok"
+    labels = {f"pii:{label}" for label in re.findall(r"\[pii:([a-z_]+)\]", masked)}
+    assert ALL.scan(text) == ALL.scan_output(text) == labels
+    rebuilt, at = "", 0
+    for found in ALL.findings(text):
+        rebuilt += text[at : found.start] + f"[{found.label}]"
+        at = found.end
+    assert rebuilt + text[at:] == ALL.mask(text)
+    assert _streamed_differ(ALL, f"{PAD}{text} {PAD}") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        # before (review revdet16): the phone in clear, `(+44 20 7946 0958) [pii:credit_card]`
+        (f"(+44 20 7946 0958) {CARD}", "[pii:phone] [pii:credit_card]"),
+        (f"(+44 20 7946 0958 {CARD}", "[pii:phone] [pii:credit_card]"),
+        (f"(+44 20 7946 0958) {CARD} 555-987-6543", "[pii:phone] [pii:credit_card] [pii:phone]"),
+        (f"(+44) 20 7946 0958 {CARD}", "[pii:phone] [pii:credit_card]"),
+        (f"(+44 (0)20 7946 0958) {CARD}", "[pii:phone] [pii:credit_card]"),
+        # before: `(+1 [pii:phone] [pii:credit_card])`, `(+1 [pii:phone][pii:credit_card][pii:phone]`
+        (f"(+1 555-123-4567 {CARD})", "[pii:phone] [pii:credit_card])"),
+        (f"(+1 555-123-4567) {CARD}", "[pii:phone] [pii:credit_card]"),
+        # (as before: a bracket after a word or a number is no phone's, a row's numbers no card)
+        (f"a(+44 20 7946 0958) {CARD}", "a(+44 20 7946 0958) [pii:credit_card]"),
+        ("(+44 20 7946 0958) 1234 5678 9012 3456", "(+44 20 7946 0958) 1234 5678 9012 3456"),
+    ],
+)
+def test_a_phone_in_international_form_in_brackets_beside_a_card_is_masked_whole(text: str, masked: str) -> None:
+    _masked_whole(text, masked)
+
+
 @pytest.mark.parametrize("order", [("phone", "credit_card"), ("credit_card", "phone")])
 def test_a_span_two_finders_read_is_masked_with_one_label_whatever_the_configured_order(order: tuple[str, str]) -> None:
     # (`555-123-4567-2024`: a phone written with dashes, and 14 digits in groups passing Luhn, a card's, to `scan`; before,
