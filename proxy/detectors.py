@@ -863,6 +863,11 @@ def _among_set_apart(t: _Text, start: int, end: int) -> bool:
         first -= 1
     if first == low and low > 0 and classes[low - 1] in _AMONG_RUN:
         return False  # (a longer run: a row's)
+    if first > 0 and classes[first - 1] in _LETTERS and (gap := classes.find(b" ", first, start)) > first:
+        # (marks with no digit after a word and before a space, its own: `Tel. +44 20 7946 0958 4111 … 555-987-6543`,
+        # `No. 555-123-4567 555-987-6543 4111 …`; read as joining the run to the word, the card was in clear until
+        # 2026-12-07, review revdet16)
+        first = first if 48 in classes[first:gap] else gap + 1
     if first > 0 and (classes[first - 1] in _CARD_JOINED or classes[first] == 32):
         first += 1 if classes[first] == 32 else 0
         if first > 0 and classes[first - 1] in _CARD_JOINED:

@@ -134,6 +134,24 @@ def test_a_phone_in_international_form_in_brackets_beside_a_card_is_masked_whole
     _masked_whole(text, masked)
 
 
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        # before (review revdet16): the card in clear, its run read as joined to the word by the word's stop
+        (f"Tel. +44 20 7946 0958 {CARD} 555-987-6543", "Tel. [pii:phone] [pii:credit_card] [pii:phone]"),
+        (f"No. 555-123-4567 555-987-6543 {CARD}", "No. [pii:phone] [pii:phone] [pii:credit_card]"),
+        (f"e.g. 555-123-4567 555-987-6543 {CARD}", "e.g. [pii:phone] [pii:phone] [pii:credit_card]"),
+        (f"Nr. 2024-01-05 {CARD} 555-123-4567", "Nr. 2024-01-05 [pii:credit_card] [pii:phone]"),
+        (f"end. +1-555-123-4567 {CARD}", "end. [pii:phone] [pii:credit_card]"),
+        # (as before: a number of a row's among them, a word's digits before the stop)
+        (f"No. 1234 {CARD} 555-987-6543", f"No. 1234 {CARD} [pii:phone]"),
+        (f"v2. 555-123-4567 555-987-6543 {CARD}", f"v2. [pii:phone] [pii:phone] {CARD}"),
+    ],
+)
+def test_a_card_among_values_after_a_word_and_its_stop_is_found(text: str, masked: str) -> None:
+    _masked_whole(text, masked)
+
+
 @pytest.mark.parametrize("order", [("phone", "credit_card"), ("credit_card", "phone")])
 def test_a_span_two_finders_read_is_masked_with_one_label_whatever_the_configured_order(order: tuple[str, str]) -> None:
     # (`555-123-4567-2024`: a phone written with dashes, and 14 digits in groups passing Luhn, a card's, to `scan`; before,
