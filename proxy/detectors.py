@@ -3637,7 +3637,7 @@ _PROSE_DASH_END: Final = re.compile(f"\\A[{_PROSE_DASH_CLASS}]|[{_PROSE_DASH_CLA
 
 # the label a value two built-in finders find at the same span is masked with (`Detectors.findings`): the one whose
 # kind is checked the most (an IBAN's mod-97, a card's Luhn and issuer, an address's domain) first; your own patterns
-# after them, in the order the configuration lists them. Until 2026-12-07 (helper det16) the configuration's order
+# after them, in the order the configuration lists them (one given a built-in's name, its label, ranked as it is). Until 2026-12-07 (helper det16) the configuration's order
 # decided: `555-123-4567-2024`, a phone and a card's digits to `scan`, was masked `[pii:phone]` with `detectors: [phone,
 # credit_card]` and `[pii:credit_card]` with `[credit_card, phone]`
 _MASKED_FIRST: Final = {

@@ -28,7 +28,7 @@ CARD = "4111 1111 1111 1111"
     [
         # before: `+44 20 7946 0958 [pii:credit_card] [pii:phone]`
         (f"+44 20 7946 0958 {CARD} 555-987-6543", "[pii:phone] [pii:credit_card] [pii:phone]"),
-        # before: `+44 20 7946 0958 [pii:credit_card]`
+        # (as before: `_phone_before_card` reads it so)
         (f"+44 20 7946 0958 {CARD}", "[pii:phone] [pii:credit_card]"),
         # before: `+1 [pii:phone] [pii:credit_card]`
         (f"+1 555-123-4567 {CARD}", "[pii:phone] [pii:credit_card]"),
@@ -161,6 +161,19 @@ def test_a_span_two_finders_read_is_masked_with_one_label_whatever_the_configure
     assert detectors.scan(text) == {"pii:phone", "pii:credit_card"}
     assert detectors.mask(text) == "ref [pii:credit_card] ok"
     assert [(f.start, f.end, f.label) for f in detectors.findings(text)] == [(4, 21, "pii:credit_card")]
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_a_custom_pattern_at_a_built_in_finders_span_is_ranked_by_its_label(reverse: bool) -> None:
+    # (README: your own patterns after the built-ins, in the order listed; one named as a built-in is ranked as it is)
+    address = r"\b10\.0\.0\.1\b"
+    for specs, masked in (
+        ([DetectorSpec("ip_address"), DetectorSpec("net", address)], "[pii:ip_address]"),
+        ([DetectorSpec("ip_address"), DetectorSpec("phone", address)], "[pii:phone]"),
+        ([DetectorSpec("net", address), DetectorSpec("host", address)], "[pii:net]"),
+    ):
+        found_by = Detectors(specs[::-1] if reverse and specs[0].pattern is None else specs)
+        assert found_by.mask("at 10.0.0.1 ok") == f"at {masked} ok"
 
 
 def test_the_captured_content_names_one_label_for_a_span_two_finders_read(
