@@ -50,7 +50,7 @@ def test_a_fifo_swapped_in_for_the_journal_as_the_demo_marks_its_store_is_refuse
     done = demo("--store", str(store), swapping="_mark")
     said = done.stdout + done.stderr
     assert done.returncode == 1, said
-    assert said.endswith(f"lineage-proxy: lineage store {store}: replaced as it was opened ({store}-journal beside it "
+    assert said.endswith(f"lineage-proxy demo: lineage store {store}: replaced as it was opened ({store}-journal beside it "
                          "by a FIFO); SQLite would wait on it for ever: remove it (only SQLite makes the files beside "
                          "a store), then start again\n"), said  # fmt: skip
     assert "Traceback" not in said and "lineage edges recorded" not in said
@@ -65,7 +65,7 @@ def test_a_store_a_demo_wrote_with_a_fifo_for_its_journal_is_refused_before_it_i
     os.mkfifo(f"{store}-journal")
     done = demo("--store", str(store))
     assert done.returncode == 1, done
-    assert done.stderr.endswith(f"lineage-proxy: cannot open the lineage store {store}: {store}-journal beside it is a "
+    assert done.stderr.endswith(f"lineage-proxy demo: cannot open the lineage store {store}: {store}-journal beside it is a "
                                 "FIFO, not a file SQLite makes (remove it)\n"), done.stderr  # fmt: skip
     assert not done.stdout
 
@@ -79,6 +79,6 @@ def test_a_fifo_swapped_in_for_the_journal_as_the_demo_reads_what_it_recorded_is
     done = demo("--store", str(store), swapping="read")
     assert done.returncode == 1, done
     assert "Traceback" not in done.stderr and "lineage edges recorded" not in done.stdout, done.stderr
-    assert done.stderr.endswith(f"lineage-proxy: lineage store {store}: replaced while it was read ({store}-journal "
+    assert done.stderr.endswith(f"lineage-proxy demo: lineage store {store}: replaced while it was read ({store}-journal "
                                 "beside it by a FIFO): what was read is not certain to be this store's, so nothing is "
                                 "said of it; read it again once nobody changes it\n"), done.stderr  # fmt: skip

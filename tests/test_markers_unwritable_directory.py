@@ -170,7 +170,7 @@ def test_a_start_its_store_directory_refuses_says_the_refusal_alone(tmp_path: Pa
     assert done.returncode == 1, done
     refused = _refusal(store, f"this user (uid {os.getuid()}) may not write in the directory {closed}")
     worker = "worker-1: " if workers else ""
-    assert done.stderr == f"lineage-proxy: {worker}{refused}\n", done.stderr
+    assert done.stderr == f"lineage-proxy serve: {worker}{refused}\n", done.stderr
     assert not done.stdout and not list(closed.iterdir())
 
 
@@ -189,7 +189,7 @@ def test_a_start_its_store_directory_refuses_as_read_only_says_the_refusal_alone
                            "serve", "--config", str(path)], capture_output=True, text=True, timeout=120,
                           stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
     assert done.returncode == 1, done
-    assert done.stderr == (f"lineage-proxy: cannot open the lineage store {store}: the directory {mounted} is on a "
+    assert done.stderr == (f"lineage-proxy serve: cannot open the lineage store {store}: the directory {mounted} is on a "
                            "read-only file system, where SQLite cannot make the file and its -wal and -shm files "
                            "(mount it read-write, or point the path at a writable volume)\n"), done.stderr  # fmt: skip
 

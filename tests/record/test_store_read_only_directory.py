@@ -54,7 +54,7 @@ def reader(store: Path, args: tuple[str, ...], tmp_path: Path, run_by: list[str]
 
 
 def _prefix(args: tuple[str, ...]) -> str:
-    return "lineage-proxy" if args[0] == "edges" else f"lineage-proxy {args[0]}"
+    return f"lineage-proxy {args[0]}"
 
 
 @pytest.mark.parametrize(("args", "code"), READERS, ids=lambda v: " ".join(v) if isinstance(v, tuple) else str(v))
@@ -112,7 +112,7 @@ def test_a_store_file_the_reader_may_not_read_is_said_so(tmp_path: Path) -> None
     store.chmod(0o200)
     done = reader(store, ("edges",), tmp_path, run_by)
     assert done.returncode == 1, done
-    assert done.stderr == (f"lineage-proxy: {store}: cannot read it: this user (uid {os.getuid()}) may not read the "
+    assert done.stderr == (f"lineage-proxy edges: {store}: cannot read it: this user (uid {os.getuid()}) may not read the "
                            "file (give it read access, or correct the path)\n"), done.stderr  # fmt: skip
 
 
@@ -133,7 +133,7 @@ def test_a_store_on_a_read_only_file_system_is_said_so(tmp_path: Path) -> None:
                           timeout=60, stdin=subprocess.DEVNULL)  # fmt: skip
     assert done.returncode == 1, done
     assert done.stderr == (
-        f"lineage-proxy: {mounted / 'lineage.db'}: cannot read it here: it is in WAL mode, and SQLite reads such a "
+        f"lineage-proxy edges: {mounted / 'lineage.db'}: cannot read it here: it is in WAL mode, and SQLite reads such a "
         f"store with a -shm file beside it, which is not there and which it cannot make: the directory {mounted} is on "
         "a read-only file system (let it write there, or read a copy of the store, with its -wal if there is one, made "
         "in a directory it may write in)\n"
@@ -157,7 +157,7 @@ def test_serve_with_a_journal_in_a_directory_it_may_not_write_in_is_refused_at_i
                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)  # fmt: skip
     assert done.returncode == 1, done
     assert "lineage-proxy ready" not in done.stdout and "Traceback" not in done.stderr, done
-    assert done.stderr == (f"lineage-proxy: cannot open the lineage journal {journal}: this user (uid {os.getuid()}) "
+    assert done.stderr == (f"lineage-proxy serve: cannot open the lineage journal {journal}: this user (uid {os.getuid()}) "
                            f"may not write in the directory {closed}, where SQLite makes the file and its -wal and -shm "
                            "files (give it write access there, or correct the path)\n"), done.stderr  # fmt: skip
     assert not list(closed.iterdir())
@@ -173,7 +173,7 @@ def test_the_demo_with_its_store_in_a_directory_it_may_not_write_in_is_refused(t
                           text=True, timeout=60, stdin=subprocess.DEVNULL)  # fmt: skip
     assert done.returncode == 1, done
     assert not done.stdout
-    assert done.stderr == (f"lineage-proxy: cannot open the lineage store {store}: this user (uid {os.getuid()}) may "
+    assert done.stderr == (f"lineage-proxy demo: cannot open the lineage store {store}: this user (uid {os.getuid()}) may "
                            f"not write in the directory {closed}, where SQLite makes the file and its -wal and -shm "
                            "files (give it write access there, or correct the path)\n"), done.stderr  # fmt: skip
 
@@ -248,7 +248,7 @@ def test_a_directory_named_with_bytes_not_utf8_is_shown_as_the_store_is(tmp_path
     assert done.returncode == 1, done
     shown = f"{tmp_path}/caf\\xe9"
     assert done.stderr.decode() == (
-        f"lineage-proxy: {shown}/lineage.db: cannot read it here: it is in WAL mode, and SQLite reads such a store with "
+        f"lineage-proxy edges: {shown}/lineage.db: cannot read it here: it is in WAL mode, and SQLite reads such a store with "
         f"a -shm file beside it, which is not there and which it cannot make: this user (uid {os.getuid()}) may not "
         f"write in the directory {shown} (let it write there, or read a copy of the store, with its -wal if there is "
         "one, made in a directory it may write in)\n"
@@ -280,7 +280,7 @@ def test_a_copy_with_its_wal_and_no_shm_in_a_directory_the_reader_may_not_write_
         closed.chmod(0o755)
     assert done.returncode == 1, done
     assert done.stderr == (
-        f"lineage-proxy: {store}: cannot read it here: it is in WAL mode, and SQLite reads such a store with a -shm file "
+        f"lineage-proxy edges: {store}: cannot read it here: it is in WAL mode, and SQLite reads such a store with a -shm file "
         f"beside it, which is not there and which it cannot make: this user (uid {os.getuid()}) may not write in the "
         f"directory {closed} (let it write there, or read a copy of the store, with its -wal if there is one, made in a "
         "directory it may write in)\n"
