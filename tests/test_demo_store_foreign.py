@@ -31,7 +31,7 @@ def test_a_proxy_store_is_refused_and_left_as_it_was(tmp_path: Path, capsys: pyt
     before = edges(path)
     assert main(["demo", "--store", str(path)]) == 1
     err = capsys.readouterr().err
-    assert f"demo --store {path}: it holds 1 flow(s) the demo did not write (callers billing-svc)" in err
+    assert f"lineage-proxy demo: --store {path}: it holds 1 flow(s) the demo did not write (callers billing-svc)" in err
     assert "Give a new file" in err
     assert edges(path) == before
 
@@ -63,7 +63,10 @@ def test_a_proxy_store_named_as_a_file_uri_is_refused_as_by_its_name(
     for given in ("file:lineage.db", f"file://{path}"):
         assert main(["demo", "--store", given]) == 1
         err = capsys.readouterr().err
-        assert f"demo --store {given}: it holds 1 flow(s) the demo did not write (callers billing-svc)" in err, err
+        assert (
+            f"lineage-proxy demo: --store {given}: it holds 1 flow(s) the demo did not write (callers billing-svc)"
+            in err
+        ), err
         assert edges(path) == before
 
 
@@ -82,7 +85,7 @@ def test_a_file_uri_serve_refuses_is_refused_by_the_demo_in_its_words(
     monkeypatch.chdir(tmp_path)
     assert main(["demo", "--store", given]) == 1
     err = capsys.readouterr().err
-    assert f"demo --store {said}" in err, err
+    assert f"lineage-proxy demo: --store {said}" in err, err
     assert "Traceback" not in err and "lineage.store" not in err
     assert list(tmp_path.iterdir()) == []
 

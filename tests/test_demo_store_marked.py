@@ -24,7 +24,9 @@ def test_a_proxy_store_of_anonymous_denials_is_refused_and_left_as_it_was(
     before = edges(path)
     assert main(["demo", "--store", str(path)]) == 1
     err = capsys.readouterr().err
-    assert f"demo --store {path}: it holds 1 flow(s) the demo did not write (callers anonymous)" in err, err
+    assert (
+        f"lineage-proxy demo: --store {path}: it holds 1 flow(s) the demo did not write (callers anonymous)" in err
+    ), err
     assert edges(path) == before
 
 
