@@ -21,6 +21,7 @@ before and after."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import openai
@@ -100,12 +101,20 @@ def test_vllm_xargs_are_still_read(vllm, make_proxy) -> None:  # type: ignore[no
 def test_read_so_by_every_api_and_still_by_kserve(operation: str) -> None:
     """Not read by the OpenAI adapter, in any API (before: read), but read where the call
     may reach KServe's OpenAI data plane (`kserve.openai_fields`: passes before and after)."""
+    unread_but_by_kserve(
+        operation, OPAQUE.values(), ("10.0.0.7", "5082513832886728665", "10.20.30.40", "4111111111111111")
+    )
+
+
+def unread_but_by_kserve(operation: str, extras: Iterable[dict[str, Any]], values: tuple[str, ...]) -> None:
+    """Each of `extras` beside a "hello" of `operation`'s: the OpenAI adapter reads "hello" alone, whole;
+    `kserve.openai_fields` reads the extra too (one of `values` among its fields)."""
     content = {"chat": {"messages": [{"role": "user", "content": "hello"}]}, "text_completion": {"prompt": "hello"},
                "responses": {"input": "hello"}}[operation]  # fmt: skip
-    for extra in OPAQUE.values():
+    for extra in extras:
         body = orjson.dumps({"model": "m", **content, **extra})
         request = read_request(operation, body)
         assert request.texts == ("hello",) and request.unscanned is False
         fields, whole = openai_fields(body, operation)
         assert fields is not None and whole
-        assert any(value in fields for value in ("10.0.0.7", "5082513832886728665", "10.20.30.40", "4111111111111111"))
+        assert any(value in fields for value in values)

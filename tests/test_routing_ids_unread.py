@@ -25,10 +25,9 @@ import orjson
 import pytest
 
 from proxy.protocols.anthropic import read_request as anthropic_read_request
-from proxy.protocols.kserve import openai_fields
 from proxy.protocols.openai import read_request
 from tests.servers.vllm_like import SERVED
-from tests.test_engine_ids_and_trtllm_state_unread import CONFIG
+from tests.test_engine_ids_and_trtllm_state_unread import CONFIG, unread_but_by_kserve
 
 IDS: dict[str, dict[str, Any]] = {
     "SGLang routing_key, decimal": {"routing_key": "5082513832886728665"},
@@ -67,19 +66,7 @@ def test_the_messages_beside_them_are_read(vllm, make_proxy) -> None:  # type: i
 def test_read_so_by_every_api_and_still_by_kserve(operation: str) -> None:
     """Not read by the OpenAI adapter, in any API (before: read), but read where the call may reach KServe's OpenAI
     data plane, which hands its model the request whole (`kserve.openai_fields`: passes before and after)."""
-    contents: dict[str, dict[str, Any]] = {
-        "chat": {"messages": [{"role": "user", "content": "hello"}]},
-        "text_completion": {"prompt": "hello"},
-        "responses": {"input": "hello"},
-    }
-    content = contents[operation]
-    for extra in IDS.values():
-        body = orjson.dumps({"model": "m", **content, **extra})
-        request = read_request(operation, body)
-        assert request.texts == ("hello",) and request.unscanned is False
-        fields, whole = openai_fields(body, operation)
-        assert fields is not None and whole
-        assert any(value in fields for value in ("5082513832886728665", "10.20.30.40", "4111111111111111"))
+    unread_but_by_kserve(operation, IDS.values(), ("5082513832886728665", "10.20.30.40", "4111111111111111"))
 
 
 _ADDRESS = "ana@example.org"
