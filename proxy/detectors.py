@@ -821,7 +821,9 @@ def _cards(t: _Text) -> Iterator[tuple[int, int]]:
             # `+44 20 7946 0958 1234 5678 9012 3456 555-1-1`, took 1.2-1.7 times the Python steps of a scan without
             # the pass, 1.1-1.2 before; review revdet16)
             pos = start + 1
-        elif not _marked_before(classes, max(0, low), start - 1):
+        elif among["first"] is not None and not _marked_after(classes, end):
+            pos = start + 1  # (first in its run, the values after it none told apart, or a row's: refused in C)
+        elif among["first"] is None and not _marked_before(classes, max(0, low), start - 1):
             # (no dash, dot, bracket or `+` in the run's numbers just before it: none of them a value told apart, each of
             # which holds one within `_AMONG_TOKENS` numbers, `_value_apart`; refused here in C, not read group by
             # group), nor before any group up to the next such mark (the card's groups hold none): gone on to it
@@ -844,7 +846,12 @@ def _cards(t: _Text) -> Iterator[tuple[int, int]]:
 
 # a card in groups as cards are written (4-4-4-4, 4-6-5) after a number and a space: the middle of a run of numbers
 # (`_among_set_apart`), searched for at C speed
-_CARD_AMONG: Final = re.compile(rb"(?<=[0)] )(?:0000 0000 0000 0000|0000 000000 00000)(?![0-]|\.0)")
+# (or one first in its run, `first`, whose next value is one written with a dash, dot or bracket, or after a `+`:
+# `4111 1111 1111 1111 555-987-6543 555-123-4567`, in clear until 2026-12-07, helper det17)
+_CARD_AMONG: Final = re.compile(
+    rb"(?<=[0)] )(?:0000 0000 0000 0000|0000 000000 00000)(?![0-]|\.0)"
+    rb"|(?<![0().+-])(?<![0)] )(?P<first>0000 0000 0000 0000|0000 000000 00000)(?= (?:[(+]|0+[().+-]))"
+)
 # the most characters of a run of numbers read on either side of such a card, and the most spaces one value there holds
 # (`+44 20 7946 0958`: three)
 _AMONG_MOST: Final = 48
@@ -876,15 +883,23 @@ def _among_set_apart(t: _Text, start: int, end: int) -> bool:
         first = first if 48 in classes[first:gap] else gap + 1
     if first > 0 and (classes[first - 1] in _CARD_JOINED or classes[first] == 32):
         first += 1 if classes[first] == 32 else 0
-        if first > 0 and classes[first - 1] in _CARD_JOINED:
-            return False  # (joined to a word or a longer number)
+    if first < start - 1 and classes[first] == 45 and (first == 0 or classes[first - 1] in (32, 95)):
+        # (dashes before its first value, after a space or a word's `_`: a prose dash and its space, `end - 2024-01-05
+        # 4111 … 555-123-4567`, or ones before a `+` the phone finder reads from, `-+44 20 7946 0958 4111 …
+        # 555-987-6543`, not the run's; read as its first value, the card was in clear until 2026-12-07, helper det17)
+        dashes = first
+        while dashes < start - 1 and classes[dashes] == 45:
+            dashes += 1
+        if classes[dashes] == 32 and dashes == first + 1:
+            first = dashes + 1
+        elif raw[dashes] == 43:
+            first = dashes
+    if first > 0 and classes[first - 1] in _CARD_JOINED and not (raw[first] == 43 and classes[first - 1] in (45, 95)):
+        return False  # (joined to a word or a longer number; a `+` after a dash or a `_` starts a phone, `_+44 …`)
     last = end
     if t.after(end) == 32 and t.after(end + 1) in _AMONG_OPENS:
-        last = end + 1
-        while last < high and classes[last] in _AMONG_RUN and not (classes[last] == 32 == classes[last - 1]):
-            last += 1
-        if classes[last - 1] == 32:
-            last -= 1
+        walked = _AMONG_WALK.match(classes, end + 1, high)
+        last = walked.end() if walked is not None else end + 1
         if (
             (last == high < len(classes) and classes[high] in _AMONG_RUN)
             or t.after(last) in _CARD_JOINED
@@ -907,6 +922,30 @@ _AMONG_READ: Final = bytes(45 if byte in b"().+-" else byte if byte in b"0 " els
 # the rest of such a run from a group in it: its characters, no two spaces side by side
 _AMONG_RUN_ON: Final = re.compile(rb"(?: ?[0().+-])++")
 _AMONG_OPENS: Final = frozenset(b"0(+")
+
+
+def _marked_after(classes: bytes, end: int) -> bool:
+    """Whether the run after a card first in its run (`_CARD_AMONG`'s `first`, ending at `end`) may hold only values told
+    apart (`_among_set_apart`): it ends within `_AMONG_MOST` characters, and each of its numbers holds a dash, a dot
+    or a bracket, or one of them a `+` or a `(` (a value split by spaces starts so). Read in C: runs of groups of four,
+    each run's first a card and the rest a row's, `x 4111 1111 1111 1111 555-1 1 …`, took 1.5-2.6 times the Python steps
+    of a scan without the pass read in Python (helper det17)."""
+    high = min(len(classes), end + 1 + _AMONG_MOST)
+    walked = _AMONG_WALK.match(classes, end + 1, high)
+    last = walked.end() if walked is not None else end + 1
+    if last == high < len(classes) and classes[high] in _AMONG_RUN:
+        return False  # (a longer run: a row's)
+    return (
+        classes.find(b"+", end, last) >= 0
+        or classes.find(b"(", end, last) >= 0
+        or _EACH_MARKED.fullmatch(classes, end, last) is not None
+    )
+
+
+# a run's numbers from one, single spaces between them (`_among_set_apart`, `_marked_after`), and such numbers each
+# with a dash, a dot or a closing bracket in it
+_AMONG_WALK: Final = re.compile(rb"[0().+-]++(?: [0().+-]++)*+")
+_EACH_MARKED: Final = re.compile(rb"(?: 0*+[).-][0().-]*+)++")
 
 
 def _marked_before(classes: bytes, low: int, last: int) -> bool:
@@ -1873,7 +1912,9 @@ def _international_before(t: _Text, start: int, end: int, written: re.Match[byte
     pos, reach = start, min(end, start + _AMONG_MOST)
     while (card := _CARD_AMONG.search(classes, pos, reach)) is not None:
         pos = card.start() + 1  # (the groups of the phone may be the first of four: `7946 0958 4111 1111`)
-        if _card(t.raw[card.start() : card.end()]):
+        # (a card first in its run, after a mark, a bracket's space or two spaces, is no card the phone runs on to:
+        # read so, `+1-555-123-4567 - 3782 822463 10005 555-…` was masked `[pii:phone] 3782 …`, helper det17)
+        if card["first"] is None and _card(t.raw[card.start() : card.end()]):
             phone = _phone(t, start, card.start() - 1)
             if phone is not None and phone[1] == card.start() - 1 and _from_its_plus(t, start, phone[0]):
                 return phone
