@@ -31,5 +31,7 @@ def test_a_postgres_store_is_refused_and_left_as_it_was(
     before = counts(url)
     assert main(["demo", "--store", url]) == 1
     err = capsys.readouterr().err
-    assert "demo --store postgresql://" in err and "a PostgreSQL store is a proxy's own record" in err, err
+    assert "lineage-proxy demo: --store postgresql://" in err and "a PostgreSQL store is a proxy's own record" in err, (
+        err
+    )
     assert counts(url) == before
