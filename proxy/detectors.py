@@ -1718,10 +1718,17 @@ def _phones_searched(t: _Text) -> Iterator[tuple[int, int]]:
             continue
         # (within the row a phone was found in, it ends where it did: matched again for each phone of a list, 8,000
         # of them took 9 s)
-        if pos >= row:
-            run = _ROW_ON.match(t.classes, pos)  # (matches, if only ""; past `pos` when the candidate was cut)
-            row = run.end() if run is not None else pos
-        phone = _phone(t, m.start(), pos) if row == pos else None  # (cut: a window of a row, no value alone)
+        # (a phone in brackets, `(+1 555-123-4567) 555-987-6543`: it ends at its closing bracket, and so does its row)
+        closed = _bracket_closed(t.classes, m.start(), pos) if t.classes[m.start() - 1] in _OPENING else -1
+        phone = _phone(t, m.start(), closed) if closed > 0 else None
+        if phone is not None and phone[1] == closed and t.raw[phone[0]] == 40:
+            pos = row = closed
+            phone = phone[0], closed + 1  # (its closing bracket with it, as its opening one)
+        else:  # (none there, `Tel.(+1 555-123-4567) …`: the candidate read as before)
+            if pos >= row:
+                run = _ROW_ON.match(t.classes, pos)  # (matches, if only ""; past `pos` when the candidate was cut)
+                row = run.end() if run is not None else pos
+            phone = _phone(t, m.start(), pos) if row == pos else None  # (cut: a window of a row, no value alone)
         dated = phone is None and _in_week_date(t, m.start())  # (a date before: read as after `2024-01-15`)
         if phone is None and (row > pos or dated or t.classes.count(48, m.start(), pos) > 15):
             # (a row ending in an IPv4 address: the numbers before it read alone, as `_phone` reads a candidate ending
@@ -1749,6 +1756,28 @@ def _phones_searched(t: _Text) -> Iterator[tuple[int, int]]:
             pos = row  # a row of numbers, none of its pieces a phone alone: no tail of it is read as one either
         elif not dated:
             pos = _searched_on(t, m.start(), pos)
+
+
+def _bracket_closed(classes: bytes, first: int, end: int) -> int:
+    """Where the bracket that a phone candidate at `first:end` opens after (`(555-123-4567`, `(+44 20 7946 0958`)
+    closes, the candidate's or right after it, where it holds nine digits or more: a phone's, no area code's (`(555)
+    987-6543`, `+1 (555) 987-6543`, `(+44) 20 7946 0958`, `(0)20` within it); -1 when none closes so, or a digit
+    follows it. Until 2026-12-07 (helper det18) the bracket and the numbers after it were read as one candidate, the
+    phone's last digits an area code: `(+1 555-123-4567) 555-987-6543` held no phone, `(+44 20 7946 0958)
+    555-987-6543` one from `0958`, and `(+44 20 7946 0958) 12` was one phone (`_phones_searched` reads the candidate
+    so still where the bracket holds no phone, `Tel.(+1 555-123-4567) …`)."""
+    opening = first - 2 if classes[first - 1] == 43 else first - 1
+    if opening < 0 or classes[opening] != 40:
+        return -1
+    close = classes.find(b")", first, end + 1)
+    while close >= 0 and classes.count(b"(", first, close) != classes.count(b")", first, close):
+        close = classes.find(b")", close + 1, end + 1)  # (one of a bracket within it: `(+44 (0)20 7946 0958)`)
+    if close < 0 or classes.count(48, first, close) < 9 or classes[close + 1 : close + 2] == b"0":
+        return -1  # (a digit right after it, `(+44 (0)20 7946 0958)555-…`: read as before)
+    return close
+
+
+_OPENING: Final = frozenset(b"(+")
 
 
 def _phone_after_spaces(t: _Text, start: int, end: int, row: int) -> tuple[int, int] | None:
@@ -2252,7 +2281,12 @@ def _phone(t: _Text, start: int, end: int) -> tuple[int, int] | None:
         start += 1
     if (
         t.before(start) in _WORDISH
-        or (t.before(start) in b"+." and not _dots_before(t.classes, start) and not _iban_ends_at(t, start - 1))
+        or (
+            t.before(start) in b"+."
+            and not _dots_before(t.classes, start)
+            and not _iban_ends_at(t, start - 1)
+            and not _stop_before_plus(t, start)
+        )
         or _joined_after(t, end)
     ):
         return None
@@ -2292,6 +2326,13 @@ def _phone(t: _Text, start: int, end: int) -> tuple[int, int] | None:
     if digits == 15 and _AMEX.fullmatch(t.classes, start, end) is not None and _card(t.raw[start:end]):
         return None  # an American Express card as written, 4-6-5 (`3782 822463 10005`): before 2026-12-05 a phone too
     return start, end
+
+
+def _stop_before_plus(t: _Text, start: int) -> bool:
+    """Whether a phone's `+` at `start` stands right after a word's stop (`Tel.+44 20 7946 0958`, `e.g.+1 …`): read as
+    after a space, as a `+` begins a phone; a dot joins a phone without one to a word (`x.555-123-4567`), and a number
+    before it (`1.+44 …`) still. Since 2026-12-07 (helper det18): before, the phone was left in clear."""
+    return t.raw[start] == 43 and start >= 2 and t.classes[start - 2] in _LETTERS
 
 
 def _dots_before(classes: bytes, start: int) -> bool:

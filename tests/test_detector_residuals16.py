@@ -127,7 +127,8 @@ def _masked_whole(text: str, masked: str) -> None:
         (f"(+1 555-123-4567) {CARD}", "[pii:phone] [pii:credit_card]"),
         # (as before: a bracket after a word or a number is no phone's, a row's numbers no card)
         (f"a(+44 20 7946 0958) {CARD}", "a(+44 20 7946 0958) [pii:credit_card]"),
-        ("(+44 20 7946 0958) 1234 5678 9012 3456", "(+44 20 7946 0958) 1234 5678 9012 3456"),
+        # (its closing bracket sets the phone apart from a row's numbers after it since helper det18: in clear before)
+        ("(+44 20 7946 0958) 1234 5678 9012 3456", "[pii:phone] 1234 5678 9012 3456"),
     ],
 )
 def test_a_phone_in_international_form_in_brackets_beside_a_card_is_masked_whole(text: str, masked: str) -> None:
