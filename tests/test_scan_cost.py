@@ -182,7 +182,9 @@ def test_a_dashed_ibans_run_of_numbers_with_no_value_at_its_start_is_not_read_by
     (303 before the rest was read), and 1 MB of them took 1.3 times as long to scan."""
     text = "DE89-3704-0044-0532-0130-00-555,123,4567,1,2,3,4,5,6,7,8,9,10,11,12 " * 1000
     steps = python_lines(lambda: ALL.scan(text), detectors.__file__)
-    assert steps < 315 * 1000  # (308 a unit)
+    # 308 a unit when written; 313 after 2026-12-07's card-first and international-phone checks, 316 after the
+    # bracketed-phone check (3 lines a phone candidate); read by the finders it would be 329 and those checks' more
+    assert steps < 320 * 1000
     assert ALL.scan(text) == frozenset()
     assert ALL.scan("DE89-3704-0044-0532-0130-00-555-123-4567,1,2") == {"pii:iban", "pii:phone"}
 
