@@ -17,25 +17,10 @@ from proxy.detectors import Detectors
 from tests.harness import ProxyHandle
 from tests.servers.otlp_receiver import OtlpReceiver
 from tests.servers.vllm_like import SERVED, VllmLike
-from tests.test_detector_card_and_phone_layouts import ALL, _streamed_differ
-from tests.test_detector_residuals16 import ADVERSARIAL, CONFIG, PAD
+from tests.test_detector_residuals16 import ADVERSARIAL, CONFIG, _masked_whole
 from tests.test_scan_cost import python_lines
 
 CARD = "4111 1111 1111 1111"
-
-
-def _masked_whole(text: str, masked: str) -> None:
-    """`text`, amid words, masked as `masked`; scan, findings and a stream in two pieces at every cut agree."""
-    text = f"x {text} ok"
-    assert ALL.mask(text) == f"x {masked} ok"
-    labels = {f"pii:{label}" for label in re.findall(r"\[pii:([a-z_]+)\]", masked)}
-    assert ALL.scan(text) == ALL.scan_output(text) == labels
-    rebuilt, at = "", 0
-    for found in ALL.findings(text):
-        rebuilt += text[at : found.start] + f"[{found.label}]"
-        at = found.end
-    assert rebuilt + text[at:] == ALL.mask(text)
-    assert _streamed_differ(ALL, f"{PAD}{text} {PAD}") == []
 
 
 @pytest.mark.parametrize(

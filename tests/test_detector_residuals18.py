@@ -13,8 +13,7 @@ import pytest
 from tests.harness import ProxyHandle
 from tests.servers.otlp_receiver import OtlpReceiver
 from tests.servers.vllm_like import SERVED, VllmLike
-from tests.test_detector_residuals16 import CONFIG
-from tests.test_detector_residuals17 import _masked_whole
+from tests.test_detector_residuals16 import CONFIG, _masked_whole
 
 CARD = "4111 1111 1111 1111"
 
