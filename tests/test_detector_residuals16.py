@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Any
 
 import openai
 import pytest
@@ -84,15 +85,23 @@ lineage: {store: null}
 """
 
 
-def test_the_captured_content_hides_the_phone_in_international_form_beside_a_card(
-    vllm: tuple[VllmLike, str], make_proxy: Callable[..., ProxyHandle], otlp: OtlpReceiver
-) -> None:
+def captured(
+    vllm: tuple[VllmLike, str], make_proxy: Callable[..., ProxyHandle], otlp: OtlpReceiver, text: str
+) -> dict[str, Any]:
+    """`text` sent as a chat's user message through the real openai SDK to a proxy of CONFIG: its span's attributes, as
+    the OTLP receiver decoded them."""
     _, upstream = vllm
     proxy = make_proxy(CONFIG, UPSTREAM=upstream, OTLP=str(otlp.port))
     client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="sk-unused", max_retries=0)
-    text = f"call +44 20 7946 0958 {CARD} 555-987-6543 or +1 555-123-4567 {CARD}"
     sent = client.chat.completions.with_raw_response.create(model=SERVED, messages=[{"role": "user", "content": text}])
-    a = otlp.by_trace(sent.headers["x-trace-id"]).attributes
+    return otlp.by_trace(sent.headers["x-trace-id"]).attributes
+
+
+def test_the_captured_content_hides_the_phone_in_international_form_beside_a_card(
+    vllm: tuple[VllmLike, str], make_proxy: Callable[..., ProxyHandle], otlp: OtlpReceiver
+) -> None:
+    text = f"call +44 20 7946 0958 {CARD} 555-987-6543 or +1 555-123-4567 {CARD}"
+    a = captured(vllm, make_proxy, otlp, text)
     assert sorted(a["lineage.input.labels"]) == ["pii:credit_card", "pii:phone"]
     # before: `call +44 20 7946 0958 [pii:credit_card] [pii:phone] or +1 [pii:phone] [pii:credit_card]`
     masked = "call [pii:phone] [pii:credit_card] [pii:phone] or [pii:phone] [pii:credit_card]"

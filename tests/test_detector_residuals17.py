@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-import openai
 import pytest
 
 from proxy import detectors
@@ -16,8 +15,8 @@ from proxy.config import DetectorSpec
 from proxy.detectors import Detectors
 from tests.harness import ProxyHandle
 from tests.servers.otlp_receiver import OtlpReceiver
-from tests.servers.vllm_like import SERVED, VllmLike
-from tests.test_detector_residuals16 import ADVERSARIAL, CONFIG, _masked_whole
+from tests.servers.vllm_like import VllmLike
+from tests.test_detector_residuals16 import ADVERSARIAL, _masked_whole, captured
 from tests.test_scan_cost import python_lines
 
 CARD = "4111 1111 1111 1111"
@@ -72,12 +71,8 @@ def test_a_card_among_values_after_a_prose_dash_or_a_dash_before_a_plus_is_found
 def test_the_captured_content_hides_a_card_first_in_a_run_of_phones(
     vllm: tuple[VllmLike, str], make_proxy: Callable[..., ProxyHandle], otlp: OtlpReceiver
 ) -> None:
-    _, upstream = vllm
-    proxy = make_proxy(CONFIG, UPSTREAM=upstream, OTLP=str(otlp.port))
-    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="sk-unused", max_retries=0)
     text = f"pay {CARD} 555-987-6543 555-123-4567 or {CARD} 2024-01-05 555-123-4567"
-    sent = client.chat.completions.with_raw_response.create(model=SERVED, messages=[{"role": "user", "content": text}])
-    a = otlp.by_trace(sent.headers["x-trace-id"]).attributes
+    a = captured(vllm, make_proxy, otlp, text)
     assert sorted(a["lineage.input.labels"]) == ["pii:credit_card", "pii:phone"]
     # before: `pay 4111 1111 1111 1111 [pii:phone] [pii:phone] or 4111 1111 1111 1111 2024-01-05 [pii:phone]`
     masked = "pay [pii:credit_card] [pii:phone] [pii:phone] or [pii:credit_card] 2024-01-05 [pii:phone]"

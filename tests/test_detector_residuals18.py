@@ -7,13 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import openai
 import pytest
 
 from tests.harness import ProxyHandle
 from tests.servers.otlp_receiver import OtlpReceiver
-from tests.servers.vllm_like import SERVED, VllmLike
-from tests.test_detector_residuals16 import CONFIG, _masked_whole
+from tests.servers.vllm_like import VllmLike
+from tests.test_detector_residuals16 import _masked_whole, captured
 
 CARD = "4111 1111 1111 1111"
 
@@ -68,12 +67,8 @@ def test_a_plus_phone_right_after_a_word_s_stop_is_found(text: str, masked: str)
 def test_the_captured_content_hides_a_phone_in_brackets_beside_another(
     vllm: tuple[VllmLike, str], make_proxy: Callable[..., ProxyHandle], otlp: OtlpReceiver
 ) -> None:
-    _, upstream = vllm
-    proxy = make_proxy(CONFIG, UPSTREAM=upstream, OTLP=str(otlp.port))
-    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="sk-unused", max_retries=0)
     text = "call (+1 555-123-4567) 555-987-6543 or Tel.+44 20 7946 0958"
-    sent = client.chat.completions.with_raw_response.create(model=SERVED, messages=[{"role": "user", "content": text}])
-    a = otlp.by_trace(sent.headers["x-trace-id"]).attributes
+    a = captured(vllm, make_proxy, otlp, text)
     assert sorted(a["lineage.input.labels"]) == ["pii:phone"]
     # before: all three in clear
     assert "call [pii:phone] [pii:phone] or Tel.[pii:phone]" in a["gen_ai.input.messages"]
