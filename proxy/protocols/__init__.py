@@ -1888,7 +1888,8 @@ def advisor_models(data: dict[str, Any]) -> tuple[str | None, ...]:
     calls it with the conversation, which that model then reads (Anthropic runs it; LiteLLM proxy runs it on its router,
     `AdvisorOrchestrationHandler`, for another provider), so each is judged as a call naming it is. A tool naming a
     server (`SENT_ELSEWHERE`: LiteLLM honours its `api_base`) is refused, `param` the body's key holding it (`tools`,
-    or an object's: `_tool_lists`); over `NAMED_MODELS_MAX` tools, an InvalidRequest. Until 2026-12-07 unread: the advisor read what its route may forbid (helper litellm15)."""
+    or an object's: `_tool_lists`); over `NAMED_MODELS_MAX` tools, an InvalidRequest. Until 2026-12-07 unread: the
+    advisor read what its route may forbid (helper litellm15)."""
     found: dict[str | None, None] = {}
     advisors = 0  # (tools counted, not the models they name: 33 naming one model are over the bound too)
     for tools, param in _tool_lists(data):
@@ -1928,15 +1929,9 @@ def _spread_tools(data: dict[str, Any], param: str, found: list[tuple[list[Any],
     if _SPREAD.isdisjoint(data):
         return
     for key, value in data.items():
-        if key not in _SPREAD:
-            continue
-        if type(value) is str:  # (LiteLLM reads a JSON text there as its object, as `refuse_sent_elsewhere` does)
-            try:
-                value = orjson.loads(value)
-            except orjson.JSONDecodeError:
-                continue
-        if type(value) is dict and type(value.get("tools")) is list:
-            found.append((value["tools"], param or key))
+        spread = _spread_object(value) if key in _SPREAD else None
+        if spread is not None and type(spread.get("tools")) is list:
+            found.append((spread["tools"], param or key))
 
 
 def _fallback_tools(data: dict[str, Any], found: list[tuple[list[Any], str]]) -> None:
@@ -2051,15 +2046,21 @@ def refuse_sent_elsewhere(data: dict[str, Any]) -> None:
 
 
 def _refuse_spread(value: Any, param: str) -> None:
-    """Refuse a `_SPREAD` object (or its JSON text, which LiteLLM reads as its object) holding a key of
-    `SENT_ELSEWHERE`: an InvalidRequest, `param` the body's key holding it."""
+    """Refuse a `_SPREAD` object holding a key of `SENT_ELSEWHERE`: an InvalidRequest, `param` the body's key holding
+    it."""
+    spread = _spread_object(value)
+    if spread is not None:
+        _refuse_naming_server(spread, param)
+
+
+def _spread_object(value: Any) -> dict[str, Any] | None:
+    """A `_SPREAD` key's value as LiteLLM reads it: an object, or its JSON text read as one; None for anything else."""
     if type(value) is str:
         try:
             value = orjson.loads(value)
         except orjson.JSONDecodeError:
-            return
-    if type(value) is dict:
-        _refuse_naming_server(value, param)
+            return None
+    return value if type(value) is dict else None
 
 
 def _refuse_naming_server(value: dict[str, Any], param: str) -> None:
