@@ -403,8 +403,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return run_demo(keep=args.keep, store=args.store, port=port)
     except ListenError as exc:
         return _fail(f"{exc} (choose another with --port N; --port 0 takes any free port)", "demo")
-    except StartupError as exc:  # (`demo --store x: ...`: the command said once, `lineage-proxy demo: --store x: ...`)
-        return _fail(str(exc).removeprefix("demo "), "demo")
+    except StartupError as exc:
+        return _fail(str(exc), "demo")
 
 
 def cmd_verify(args: argparse.Namespace) -> int:

@@ -279,7 +279,7 @@ def _demo_file(store: str) -> str:
     try:
         file = sqlite_file(store)
     except SqliteNameError as exc:
-        raise StartupError(f"demo --store {exc}") from None
+        raise StartupError(f"--store {exc}") from None
     return f"./{file}" if file.startswith("file:") or is_database(file) else file
 
 
@@ -294,7 +294,7 @@ def _not_a_demos(store: str, given: str | None = None) -> None:
     if is_database(store):
         from proxy.record.postgres import redact  # (psycopg only when used)
 
-        raise StartupError(f"demo --store {redact(store)}: the demo keeps its record in a file; a PostgreSQL store is "
+        raise StartupError(f"--store {redact(store)}: the demo keeps its record in a file; a PostgreSQL store is "
                            "a proxy's own record, and the demo would add its calls to it. Give a new file, or leave "
                            "out --store for a temporary one")  # fmt: skip
     # where the proxy's writer could not open it, refused in its words before any read of it here: a -journal that is a
@@ -302,7 +302,7 @@ def _not_a_demos(store: str, given: str | None = None) -> None:
     require_directory(store, "lineage store")
     newest = _rows(store, "SELECT hash FROM chain ORDER BY seq DESC LIMIT 1")
     if newest and str(newest[0][0]).startswith(SIGNED):  # its writers had lineage.integrity_key_file
-        raise StartupError(f"demo --store {named}: its record is signed with an integrity key (a proxy's "
+        raise StartupError(f"--store {named}: its record is signed with an integrity key (a proxy's "
                            "lineage.integrity_key_file): a proxy's own record, not a demo's. The demo signs nothing "
                            "and takes no key (an unsigned entry on top of signed ones would leave that record "
                            "unverifiable). Give a new file (or one an earlier demo wrote), or leave out --store for "
@@ -312,7 +312,7 @@ def _not_a_demos(store: str, given: str | None = None) -> None:
         return
     if not _rows(store, "SELECT 1 FROM meta WHERE key = ?", (_MARK,)):  # (no meta table: a store of an early release)
         names = ", ".join(callers[:5]) + (", ..." if len(callers) > 5 else "")
-        raise StartupError(f"demo --store {named}: it holds {flows} flow(s) the demo did not write (callers {names}): "
+        raise StartupError(f"--store {named}: it holds {flows} flow(s) the demo did not write (callers {names}): "
                            "no demo marked it. The demo would add its calls to that record. Give a new file (or one "
                            "an earlier demo of this release wrote), or leave out --store for a temporary one")  # fmt: skip
 
