@@ -24,16 +24,9 @@ from typing import Any
 import pytest
 
 from proxy.record.store import EdgeKey, SqliteStore
-from tests.test_check_store_location import no_dac
+from tests.test_check_store_location import CONFIG, no_dac
 from tests.test_markers_unwritable_directory import unshare
 
-CONFIG = """
-listen: {http: 127.0.0.1:0}
-upstreams: [{name: origin, url: "http://127.0.0.1:9"}]
-routes: [{model: "*", upstream: origin}]
-policy: {anonymous: allow, default_purpose: assistant}
-lineage: LINEAGE
-"""
 READERS = [(("edges",), 1), (("verify", "--integrity"), 2), (("verify", "--baseline", "BASELINE"), 2),
            (("report", "--out", "OUT"), 1)]  # fmt: skip
 
