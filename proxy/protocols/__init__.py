@@ -1906,6 +1906,16 @@ def advisor_models(data: dict[str, Any]) -> tuple[str | None, ...]:
     return tuple(found)
 
 
+def advisors_spelt(data: dict[str, Any], body: bytes) -> tuple[str | None, ...]:
+    """`advisor_models` of a body whose bytes spell an advisor tool's type (`ADVISOR`) or a JSON escape (searched in C);
+    none where they spell neither, its tools not walked. The OpenAI and Messages readers' one guard, each calling it
+    where the body has `tools`, or an object LiteLLM spreads into the call (until 2026-12-07 each reader wrote the test
+    out twice; a plain call, without either, makes no call: helper fields17)."""
+    if ADVISOR in body or JSON_ESCAPE in body:
+        return advisor_models(data)
+    return ()
+
+
 def _tool_lists(data: dict[str, Any]) -> list[tuple[list[Any], str]]:
     """The lists of tools a body gives the model it calls, each with the body's key holding it (`param`): its own
     `tools`; those of an object LiteLLM proxy lays into the call as the body's keys (`_SPREAD`: `extra_body`, or its

@@ -15,16 +15,15 @@ from proxy.detectors import Detectors
 from proxy.errors import InvalidRequest
 from proxy.flow import Outcome, ProtocolName
 from proxy.protocols import (
-    ADVISOR,
     ELSEWHERE_KEYS,
     GRAMMARS,
-    JSON_ESCAPE,
     ROUTER_OVERRIDE,
     Header,
     OthersNamed,
     Request,
     Target,
     advisor_models,
+    advisors_spelt,
     file_text,
     join_text_parts,
     load_request_json,
@@ -115,11 +114,11 @@ def read_request(body: bytes, operation: str = "chat", others: bool = True) -> R
             again = functools.partial(read_request, body, operation, False)
             raise OthersNamed(named_models(data, _FALLBACKS) + advised, again, (), advised)
         # (an advisor tool in an object LiteLLM spreads into the call, `extra_body`'s: `advisor_models`)
-        if spread and others and (ADVISOR in body or JSON_ESCAPE in body) and (advised := advisor_models(data)):
+        if spread and others and (advised := advisors_spelt(data, body)):
             raise OthersNamed(advised, functools.partial(read_request, body, operation, False), (), advised)
-    # an advisor tool's model (`advisor_models`): a body with `tools` whose type is spelt, or a JSON escape, found in C
-    # (+4 Python instructions a call without `tools`, no search of its bytes)
-    if "tools" in data and others and (ADVISOR in body or JSON_ESCAPE in body) and (advised := advisor_models(data)):
+    # an advisor tool's model (`advisors_spelt`): a body with `tools` whose type is spelt, or a JSON escape, found in C
+    # (+4 Python instructions a call without `tools`, no search of its bytes, no call)
+    if "tools" in data and others and (advised := advisors_spelt(data, body)):
         raise OthersNamed(advised, functools.partial(read_request, body, operation, False), (), advised)
     model = data.get("model")
     if not isinstance(model, str) or not model:

@@ -22,12 +22,10 @@ from proxy.errors import InvalidRequest
 from proxy.flow import UPSTREAM, Checkpoint, Outcome, ProtocolName
 from proxy.protocols import (
     _BACKSLASH,
-    ADVISOR,
     ELSEWHERE_KEYS,
     ENGINE_IDS,
     ENGINE_STATE,
     GRAMMARS,
-    JSON_ESCAPE,
     LOADERS,
     NOT_DATA,
     ROUTER_OVERRIDE,
@@ -40,6 +38,7 @@ from proxy.protocols import (
     Target,
     _flat_named,
     advisor_models,
+    advisors_spelt,
     batch_models,
     client_raises,
     harmony_runs,
@@ -278,11 +277,11 @@ def read_request(operation: str, body: bytes, others: bool = True, path_model: s
             advised = advisor_models(data)  # (a body naming others: its tools walked whatever they spell)
             raise _others_named(operation, body, path_model, named_models(data, _OTHERS), batch, advised)
         # (an advisor tool in an object LiteLLM spreads into the call, `extra_body`'s: `advisor_models`)
-        if spread and others and (ADVISOR in body or JSON_ESCAPE in body) and (advised := advisor_models(data)):
+        if spread and others and (advised := advisors_spelt(data, body)):
             raise _others_named(operation, body, path_model, (), _batch(operation, data.get("model")), advised)
-    # an advisor tool's model (`advisor_models`): a body with `tools` whose type is spelt, or a JSON escape, found in C
-    # (+4 Python instructions a call without `tools`, no search of its bytes)
-    if "tools" in data and others and (ADVISOR in body or JSON_ESCAPE in body) and (advised := advisor_models(data)):
+    # an advisor tool's model (`advisors_spelt`): a body with `tools` whose type is spelt, or a JSON escape, found in C
+    # (+4 Python instructions a call without `tools`, no search of its bytes, no call)
+    if "tools" in data and others and (advised := advisors_spelt(data, body)):
         raise _others_named(operation, body, path_model, (), _batch(operation, data.get("model")), advised)
     model = data.get("model")
     # (one test, in C, for a model none, empty, or naming several separated by commas: a chat's LiteLLM proxy runs as a
