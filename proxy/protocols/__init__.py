@@ -743,11 +743,14 @@ _PRINTED_WHOLE: Final = frozenset({"tool_use", "server_tool_use", "mcp_tool_use"
 # which Anthropic applies to the call's tools: printed as they are, keys and numbers too (before 2026-12-07 read as
 # content: a schema's property named `alice@example.com` unread); and a `tool_addition` block's `tool` where it stands
 # alone, in a message's content (a system message's too: `BetaSystemMessageParam`), a tool made available from there on,
-# defined by value (`tool_definition`) under the inline-tools beta (read as content until review revfields15)
+# defined by value (`tool_definition`) under the inline-tools beta (read as content until review revfields15); and a
+# Responses `configuration_update` item's `text`, the text format (a JSON schema) of the responses after it, read as the
+# call's own `text` is (`openai._configured_unread`; read as content until helper fields17)
 _WHOLE_KEYS: Final = {
     **dict.fromkeys(_PRINTED_WHOLE, ("input", "content")),
     "compaction": ("tool_changes",),
     "tool_addition": ("tool",),
+    "configuration_update": ("text",),
 }
 
 

@@ -335,8 +335,17 @@ def read_request(operation: str, body: bytes, others: bool = True, path_model: s
             if b'"output"' in body or _BACKSLASH in body:  # (in C: a key `output`, or one spelt with an escape)
                 joined, all_joined = output_runs(items, joined)  # (a tool call's output given as parts, run together)
                 whole = all_joined and whole
-            if b"additional_tools" in body or b"tool_search_output" in body or _BACKSLASH in body:  # (in C: most none)
-                whole = whole and not _input_tools_unread(items, data.get("tool_choice"))
+            # (in C: most none; a `configuration_update` item's text format too, `_configured_unread`: +4 Python
+            # instructions a Responses call whose input is a list)
+            if (
+                b"additional_tools" in body
+                or b"tool_search_output" in body
+                or _CONFIGURED in body
+                or _BACKSLASH in body
+            ):
+                whole = (
+                    whole and not _input_tools_unread(items, data.get("tool_choice")) and not _configured_unread(items)
+                )
         if "previous_input_messages" in data:  # (vLLM's earlier turns given whole: its parts run together too)
             earlier = data["previous_input_messages"]
             if type(earlier) is list:
@@ -642,6 +651,25 @@ def _input_tools_unread(items: list[Any], choice: Any) -> bool:
             continue
         tools = item.get("tools")
         if _tools_read_unseen(tools, choice) or (choice != "none" and schema_program(tools)):
+            return True
+    return False
+
+
+# a Responses input's `configuration_update` item (`ResponseConfigurationUpdateItemParamParam`: "an update to the
+# conversation's response configuration", each setting "in effect until a later update replaces it"): its `text.format`
+# is the JSON schema OpenAI holds the later responses to, as the call's own `text.format` (`_configured_unread`); read
+# whole as that is, keys and numbers too (`_WHOLE_KEYS`). Before 2026-12-07 read as content, its strings alone, and a
+# `pattern` in it was text (helper fields17)
+_CONFIGURATION: Final = "configuration_update"
+_CONFIGURED: Final = b"configuration_update"
+
+
+def _configured_unread(items: list[Any]) -> bool:
+    """Whether a Responses input's `configuration_update` item sets a text format whose schema holds a `pattern` (or a
+    grammar, `schema_program`), a program that writes text standing nowhere in it, which OpenAI holds the responses
+    after it to: `scan:truncated`, as the call's own `text.format` holding one is (`own_grammar`)."""
+    for item in items:
+        if type(item) is dict and item.get("type") == _CONFIGURATION and schema_program(item.get("text")):
             return True
     return False
 
