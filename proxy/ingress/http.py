@@ -66,7 +66,7 @@ from proxy.protocols.kserve import openai_fields, openai_unprefixed
 from proxy.protocols.oip import HEADER_FRAMING, TRACE_IDS, field_text
 from proxy.protocols.openai import ADAPTER as OPENAI
 from proxy.protocols.openai import IN_PATH
-from proxy.protocols.passthrough import DEPLOYMENTS, FILES_PATHS, index_flags_only, query_pairs
+from proxy.protocols.passthrough import DEPLOYMENTS, FILES_CALL, PROVIDER_QUERY, index_flags_only, query_pairs
 from proxy.protocols.tgi import tgi_body
 from proxy.transport import UpstreamClosed, UpstreamProtocolError
 from proxy.transport.http11 import _LOWER, first_places, keep, lower_name
@@ -181,11 +181,21 @@ def _query_refused(adapter: Adapter, target: Target, request_target: str, path: 
     # LiteLLM proxy's file upload, batch creation and skill upload, which the proxy does not read
     # (`passthrough.MODEL_HEADER`): the query's `model` names the model that stores the file or runs the batch's calls;
     # the path as Starlette routes it, percent-decoded (`/v1/fil%65s` is `/v1/files`: until review revmodels16 it was
-    # matched undecoded, and went on)
-    if (target.operation == "passthrough" and target.carries_data and path.endswith(FILES_PATHS)
-            and any(key == "model" and value for key, value in query_pairs(request_target))):  # fmt: skip
+    # matched undecoded, and went on), with a trailing slash too (`passthrough.FILES_CALL`: Starlette answers
+    # `/v1/skills/?model=m` 307 to `/v1/skills?model=m`, which a client follows; until 2026-12-07 forwarded, helper
+    # models17)
+    if target is FILES_CALL and any(key == "model" and value for key, value in query_pairs(request_target)):
         return ("the query may not name a model on a path lineage-proxy does not read: LiteLLM proxy stores a file, or "
                 "runs a batch's calls, on the model it names, which no route's rules judge here; leave it out")  # fmt: skip
+    # and on any call it does not read, the query's provider, as its `custom-llm-provider` header
+    # (`passthrough.PROVIDER_HEADER`): LiteLLM proxy's files, containers and videos routes read it
+    # (`get_custom_llm_provider_from_request_query`) and run the call at that provider's API (until 2026-12-07
+    # forwarded, helper models17)
+    if (target.operation == "passthrough" and target.carries_data
+            and any(key == PROVIDER_QUERY and value for key, value in query_pairs(request_target))):  # fmt: skip
+        return (f"the query may not name a provider ({PROVIDER_QUERY}) on a path lineage-proxy does not read: LiteLLM "
+                "proxy runs the call, or stores its file, at the provider it names, which no route's rules judge here; "
+                "leave it out")  # fmt: skip
     return ""
 
 

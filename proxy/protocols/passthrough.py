@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import parse_qsl, unquote, unquote_plus
 
+import orjson
+
 from proxy.config import Upstream
 from proxy.detectors import Detectors
 from proxy.errors import InvalidRequest, RequestTooLarge
@@ -67,6 +69,21 @@ MODEL_HEADER: Final = "x-litellm-model"
 PROVIDER_HEADER: Final = "custom-llm-provider"
 # (`/skills` too: LiteLLM proxy's skill upload, `create_skill`, reads the model whose provider stores it the same way)
 FILES_PATHS: Final = ("/files", "/batches", "/skills")
+# a POST there (the path with a trailing slash too: Starlette answers `/v1/skills/` 307 to `/v1/skills`, the query
+# kept, which a client follows), its body read for `FILES_FIELDS` alone (`files_field`), never for its data
+FILES_CALL: Final = Target("passthrough")
+# the fields of such a body by which LiteLLM proxy picks the model or provider the file goes to, or the batch's calls
+# run on: `model` (`_extract_model_param`, `create_batch`, `create_skill`: the body's, before the query's and the
+# header's), `target_model_names` (a file upload's form field, models separated by commas: LiteLLM's managed files
+# store it with each one's deployment) and `custom_llm_provider` (the body's, as `SENT_ELSEWHERE` has it; a file
+# upload's form field, `get_custom_llm_provider_from_request_body`, `create_batch`'s `data.pop`). Refused where not
+# empty (until 2026-12-07 forwarded, the model unjudged: helper models17)
+FILES_FIELDS: Final = ("model", "target_model_names", "custom_llm_provider")
+# the query's name for the provider, which LiteLLM proxy reads beside the `custom-llm-provider` header on its files,
+# containers and videos routes (`get_custom_llm_provider_from_request_query`)
+PROVIDER_QUERY: Final = "custom_llm_provider"
+_FORM_NAME: Final = re.compile(r'(?i)(?:^|;)\s*name\*?\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
+_BOUNDARY: Final = re.compile(r'(?i)(?:^|;)\s*boundary\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
 _DEPLOYMENT_MEDIA: Final = ("/images/generations", "/images/edits", "/audio/speech", "/audio/transcriptions",
                             "/audio/translations")  # fmt: skip
 
@@ -238,6 +255,84 @@ def adapter_named(body: bytes) -> str:
     return named if type(named) is str else ""
 
 
+def files_field(body: bytes, content_type: str | None) -> str:
+    """The first of `FILES_FIELDS` a files, batches or skills body sets, not empty, or "": read as LiteLLM proxy reads
+    it (`_read_request_body`): a type holding `form` as Starlette's `request.form()` (a multipart form's parts, an
+    urlencoded form's pairs; a key set again, any of its values), any other as JSON (orjson's, else Python's, which
+    takes `NaN`; an object's keys; not JSON, none). Only names are looked at, and those fields' values: a file part's
+    content is passed over (`_form_fields`)."""
+    pairs: Any
+    if content_type is not None and "form" in content_type:
+        kind = content_type.lower()
+        if "multipart/form-data" in kind:
+            pairs = _form_fields(body, content_type)
+        elif "application/x-www-form-urlencoded" in kind:
+            pairs = parse_qsl(body.decode("latin-1"), keep_blank_values=True)
+        else:
+            return ""
+    else:
+        try:
+            value = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            try:
+                value = json.loads(body.decode("utf-8"))
+            except (ValueError, RecursionError):  # (not UTF-8, not JSON)
+                return ""
+        if type(value) is not dict:
+            return ""
+        pairs = value.items()
+    for key, value in pairs:
+        if key in FILES_FIELDS and value:
+            return str(key)
+    return ""
+
+
+def _param(pattern: re.Pattern[str], header: str) -> str | None:
+    """A header's parameter as multipart parsers read it: unquoted, `\\"` a quote; `name*=utf-8''model` as `model`."""
+    found = pattern.search(header)
+    if found is None:
+        return None
+    value = found.group(1).strip()
+    if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+        value = value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+    elif value.count("'") >= 2:  # (RFC 2231's `charset'lang'value`)
+        value = unquote(value.split("'", 2)[2])
+    return value
+
+
+def _form_fields(body: bytes, content_type: str) -> list[tuple[str, bytes]]:
+    """The multipart form's parts named in `FILES_FIELDS`, each (its name, its content): the body cut at each
+    `--boundary` (found in C), a part's head read to its blank line, its content kept only where its name is one of
+    them. A part's `Content-Disposition` name is read with or without quotes, or as `name*` (a parser reading either
+    finds the field)."""
+    boundary = _param(_BOUNDARY, content_type)
+    if not boundary:
+        return []
+    delimiter = b"--" + boundary.encode("latin-1")
+    found: list[tuple[str, bytes]] = []
+    at = body.find(delimiter)
+    while at != -1:
+        start = at + len(delimiter)
+        if body.startswith(b"--", start):
+            break
+        end = body.find(delimiter, start)
+        head_end = body.find(b"\r\n\r\n", start, end if end != -1 else len(body))
+        skip = 4
+        if head_end == -1:
+            head_end = body.find(b"\n\n", start, end if end != -1 else len(body))
+            skip = 2
+        if head_end != -1:
+            for line in body[start:head_end].decode("latin-1").splitlines():
+                field, _, value = line.partition(":")
+                if field.strip().lower() == "content-disposition":
+                    name = _param(_FORM_NAME, value)
+                    if name in FILES_FIELDS:
+                        content = body[head_end + skip : end if end != -1 else len(body)]
+                        found.append((name, content.rstrip(b"\r\n")))
+        at = end
+    return found
+
+
 def _deployment_model(path: str) -> str:
     """The model a deployment path no adapter reads names (`_DEPLOYMENT_MEDIA`), or "" (another: the `"*"` route's)."""
     for suffix in _DEPLOYMENT_MEDIA:
@@ -266,6 +361,8 @@ class Adapter(AdapterBase):
         if method not in _NO_DATA_METHODS:
             if path.startswith(DEPLOYMENTS):
                 model = _deployment_model(path)
+            elif method == "POST" and not parts and path.rstrip("/").endswith(FILES_PATHS):
+                return FILES_CALL
             return Target("passthrough", model, version)
         # an OIP call that carries no data (model metadata, readiness, health, statistics) is `metadata`, as the same
         # question over gRPC (`oip_grpc`'s data-free RPCs) is: one operation for one question on either listener
@@ -286,6 +383,10 @@ class Adapter(AdapterBase):
             raise InvalidRequest(f"the request may not name a model or provider in {named!r} on a path lineage-proxy "
                                  "does not read: LiteLLM proxy stores a file, or runs a batch's calls, on the one it "
                                  "names, which no route's rules judge here; leave it out")  # fmt: skip
+        if target is FILES_CALL and body and (named := files_field(body, header("content-type"))):
+            raise InvalidRequest(f"the request may not name a model or provider in its body's {named!r} on a path "
+                                 "lineage-proxy does not read: LiteLLM proxy stores a file, or runs a batch's calls, on "
+                                 "the one it names, which no route's rules judge here; leave it out", param=named)  # fmt: skip
         if target is _ADAPTER_CHANGE:  # its adapter's call, which runs no weights
             return Request(adapter_named(body), target.operation, digest=bytes_digest(body) if body else None,
                            opaque=True, runs_no_weights=True)  # fmt: skip
