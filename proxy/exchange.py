@@ -34,7 +34,7 @@ import dataclasses
 import logging
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from proxy.checkpoints import METADATA_TIMEOUT_S, CheckpointBook
@@ -71,6 +71,7 @@ from proxy.labels import MAX_CALL_LABELS, reply_labels
 from proxy.pipeline import Pipeline, carried_too_many
 from proxy.policy import refused_by_head
 from proxy.protocols import (
+    NO_ADVISORS,
     STREAM_ERROR,
     Adapter,
     Header,
@@ -124,8 +125,8 @@ class Exchange:
     _others: tuple[str | None, ...] = ()
     # those of `_others` its `model` names separated by commas, a batch LiteLLM proxy runs (`OthersNamed.batch`)
     _batch: tuple[str, ...] = ()
-    # those of `_others` an advisor tool names (`OthersNamed.advisors`)
-    _advisors: tuple[str | None, ...] = ()
+    # those of `_others` an advisor tool names, and where (`OthersNamed.advisors`)
+    _advisors: Mapping[str | None, tuple[str, str | None]] = NO_ADVISORS
     # the one of `_others` its body's `model` names, where its path names the call's model (`OthersNamed.asked`)
     _asked: str = ""
 

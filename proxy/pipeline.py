@@ -12,7 +12,7 @@ import collections
 import dataclasses
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Final
 
 from proxy.checkpoints import CheckpointBook
@@ -57,6 +57,7 @@ from proxy.metrics import Metrics, Stats
 from proxy.policy import Policy, Unknown, boundary_flow, decide, flow_memo, flow_size, refuse
 from proxy.protocols import (
     CUSTOM_JOINS_MAX_CHARS,
+    NO_ADVISORS,
     SHA256,
     WHOLE_MAX,
     Header,
@@ -243,6 +244,20 @@ def _kserve_openai(upstream: Upstream) -> bool:
     `openai` one whose model is handed the fields (`Upstream.fields_to_model`: its url ends in KServe's prefix and its
     `headers_to_model` is not false, or it says `headers_to_model: true`, a gateway in front of that data plane)."""
     return upstream.protocol == "kserve" or (upstream.protocol == "openai" and upstream.fields_to_model)
+
+
+def _advised(model: str, called: str, param: str, caller: str | None) -> str:
+    """How a request names `model` in an advisor tool (`advisor_models`' `param` and `caller`), as a refusal says it:
+    the model calling it, the call's own (`called`) or a fallback object's that holds the tool, and the body's key
+    holding it where that is not the body's own `tools` (until 2026-12-07 one in a fallback object was said to be
+    called by the call's own model, "which model 'claude-asked' calls": helper models17)."""
+    where = "" if param == "tools" else f" in {quoted_name(param)}"
+    if caller is None:
+        return (f"names model {quoted_name(model)} in an advisor tool{where}, which model {quoted_name(called)} calls "
+                "with the conversation")  # fmt: skip
+    by = f"model {quoted_name(caller)}" if caller else "its model"
+    return (f"names model {quoted_name(model)} in an advisor tool of a fallback object{where}, which {by} calls with "
+            f"the conversation should model {quoted_name(called)} decline or fail")  # fmt: skip
 
 
 class Pipeline:
@@ -690,7 +705,7 @@ class Pipeline:
         decision: Decision,
         others: tuple[str | None, ...],
         batch: tuple[str, ...] = (),
-        advisors: tuple[str | None, ...] = (),
+        advisors: Mapping[str | None, tuple[str, str | None]] = NO_ADVISORS,
         asked: str = "",
     ) -> Decision:
         """`decision`, of a call whose request names other models that may serve it should its own decline or fail (a
@@ -746,8 +761,7 @@ class Pipeline:
                 how = (f"names model {quoted_name(model)} in its model {quoted_name(call.model)}, models separated by "
                        "commas, which a gateway (LiteLLM proxy) runs the call on each of as a batch")  # fmt: skip
             elif named is not None and model in advisors:
-                how = (f"names model {quoted_name(model)} in an advisor tool, which model {quoted_name(call.model)} "
-                       "calls with the conversation")  # fmt: skip
+                how = _advised(model, call.model, *advisors[model])
             elif named is not None:
                 how = (f"names model {quoted_name(model)} to serve it should model {quoted_name(call.model)} decline "
                        "or fail (a fallback)")  # fmt: skip

@@ -92,7 +92,7 @@ def test_an_advisor_naming_a_server_is_refused(loop_thread, make_proxy) -> None:
     ],
 )
 def test_advisor_models(data: dict[str, Any], expected: tuple[str | None, ...]) -> None:
-    assert advisor_models(data) == expected
+    assert tuple(advisor_models(data)) == expected
 
 
 @pytest.mark.parametrize("name", [lambda at: f"m{at}", lambda at: ANSWERED])

@@ -1726,6 +1726,10 @@ class NotItsBody(Exception):
     (`policy.passthrough` decides), as it was before the adapter read the path (`Exchange.admit`)."""
 
 
+# (a body naming no advisor: `OthersNamed.advisors`)
+NO_ADVISORS: Final[Mapping[str | None, tuple[str, str | None]]] = {}
+
+
 class OthersNamed(Exception):
     """Raised by an adapter's `read` for a request that names other models than its `model` as ones that may serve it
     (a fallback: Anthropic's `fallbacks`, OpenRouter's `models` and `route`, LiteLLM's `fallbacks`: `named_models`),
@@ -1742,14 +1746,14 @@ class OthersNamed(Exception):
         models: tuple[str | None, ...],
         again: Callable[[], Request],
         batch: tuple[str, ...] = (),
-        advisors: tuple[str | None, ...] = (),
+        advisors: Mapping[str | None, tuple[str, str | None]] = NO_ADVISORS,
         asked: str = "",
     ) -> None:
         super().__init__(models)
         self.models = models
         self.again = again
         self.batch = batch
-        self.advisors = advisors  # (those of `models` an advisor tool names: `advisor_models`)
+        self.advisors = advisors  # (those of `models` an advisor tool names, and where: `advisor_models`)
         self.asked = asked
 
 
@@ -1885,17 +1889,20 @@ ADVISOR: Final = b"advisor_"
 JSON_ESCAPE: Final = b"\\u"
 
 
-def advisor_models(data: dict[str, Any]) -> tuple[str | None, ...]:
+def advisor_models(data: dict[str, Any]) -> dict[str | None, tuple[str, str | None]]:
     """The models a body's advisor tools name (Anthropic's `{"type": "advisor_20260301", "model": ...}` in `tools`, on
     the Messages API and LiteLLM proxy's chat completions), each once, None for a tool naming none: the executor model
     calls it with the conversation, which that model then reads (Anthropic runs it; LiteLLM proxy runs it on its router,
     `AdvisorOrchestrationHandler`, for another provider), so each is judged as a call naming it is. A tool naming a
     server (`SENT_ELSEWHERE`: LiteLLM honours its `api_base`) is refused, `param` the body's key holding it (`tools`,
     or an object's: `_tool_lists`); over `NAMED_MODELS_MAX` tools, an InvalidRequest. Until 2026-12-07 unread: the
-    advisor read what its route may forbid (helper litellm15)."""
-    found: dict[str | None, None] = {}
+    advisor read what its route may forbid (helper litellm15). Each model with where its first tool is: the body's key
+    holding it and the model calling it, None for the call's own, a fallback object's `model` for its tools ("" where
+    it names none), so a refusal says which (until 2026-12-07 one in a fallback object was said to be called by the
+    call's own model: helper models17)."""
+    found: dict[str | None, tuple[str, str | None]] = {}
     advisors = 0  # (tools counted, not the models they name: 33 naming one model are over the bound too)
-    for tools, param in _tool_lists(data):
+    for tools, param, caller in _tool_lists(data):
         for tool in tools:
             kind = tool.get("type") if type(tool) is dict else None
             if type(kind) is not str or not kind.startswith("advisor_"):
@@ -1905,49 +1912,53 @@ def advisor_models(data: dict[str, Any]) -> tuple[str | None, ...]:
                 raise _named_too_many(param)
             _refuse_naming_server(tool, param)
             model = tool.get("model")
-            found[model if type(model) is str else None] = None
-    return tuple(found)
+            found.setdefault(model if type(model) is str else None, (param, caller))
+    return found
 
 
-def advisors_spelt(data: dict[str, Any], body: bytes) -> tuple[str | None, ...]:
+def advisors_spelt(data: dict[str, Any], body: bytes) -> Mapping[str | None, tuple[str, str | None]]:
     """`advisor_models` of a body whose bytes spell an advisor tool's type (`ADVISOR`) or a JSON escape (searched in C);
     none where they spell neither, its tools not walked. The OpenAI and Messages readers' one guard, each calling it
     where the body has `tools`, or an object LiteLLM spreads into the call (until 2026-12-07 each reader wrote the test
     out twice; a plain call, without either, makes no call: helper fields17)."""
     if ADVISOR in body or JSON_ESCAPE in body:
         return advisor_models(data)
-    return ()
+    return NO_ADVISORS
 
 
-def _tool_lists(data: dict[str, Any]) -> list[tuple[list[Any], str]]:
+def _tool_lists(data: dict[str, Any]) -> list[tuple[list[Any], str, str | None]]:
     """The lists of tools a body gives the model it calls, each with the body's key holding it (`param`): its own
     `tools`; those of an object LiteLLM proxy lays into the call as the body's keys (`_SPREAD`: `extra_body`, or its
     JSON text, whose keys reach the upstream's body as its own); and those of a fallback object, which LiteLLM's router
     lays over the call's keys (`run_async_fallback`: `kwargs.update(mg)`), so the fallback's model calls its advisor.
     Until 2026-12-07 the two nested ones went unread (helper models16). A fallback object is read wherever
-    `named_models` reads one (`_fallback_tools`); until review revmodels16 only in a list under the body's own key."""
-    found: list[tuple[list[Any], str]] = []
+    `named_models` reads one (`_fallback_tools`); until review revmodels16 only in a list under the body's own key. Each
+    list with the model calling its tools: None, the call's own; a fallback object's `model` ("" where it names none)."""
+    found: list[tuple[list[Any], str, str | None]] = []
     tools = data.get("tools")
     if type(tools) is list:
-        found.append((tools, "tools"))
+        found.append((tools, "tools", None))
     if _SPREAD.isdisjoint(data) and _ROUNDS.isdisjoint(data) and ROUTER_OVERRIDE not in data:
         return found
-    _spread_tools(data, "", found)
+    _spread_tools(data, "", found, None)
     _fallback_tools(data, found)
     return found
 
 
-def _spread_tools(data: dict[str, Any], param: str, found: list[tuple[list[Any], str]]) -> None:
-    """The `tools` of `data`'s `_SPREAD` objects into `found`, `param` the body's key holding them ("": their own)."""
+def _spread_tools(
+    data: dict[str, Any], param: str, found: list[tuple[list[Any], str, str | None]], caller: str | None
+) -> None:
+    """The `tools` of `data`'s `_SPREAD` objects into `found`, `param` the body's key holding them ("": their own),
+    `caller` the model calling them."""
     if _SPREAD.isdisjoint(data):
         return
     for key, value in data.items():
         spread = _spread_object(value) if key in _SPREAD else None
         if spread is not None and type(spread.get("tools")) is list:
-            found.append((spread["tools"], param or key))
+            found.append((spread["tools"], param or key, caller))
 
 
-def _fallback_tools(data: dict[str, Any], found: list[tuple[list[Any], str]]) -> None:
+def _fallback_tools(data: dict[str, Any], found: list[tuple[list[Any], str, str | None]]) -> None:
     """The `tools` of the body's fallback objects, and of their `_SPREAD` objects, into `found`, `param` the body's key
     holding them, each object where `named_models` reads one (`_target`): in a list under a fallback key, in a
     `{"<model>": [...]}` map's lists, in a fallback object's own fallbacks, in `router_settings_override`'s fallbacks the
@@ -1972,9 +1983,10 @@ def _fallback_tools(data: dict[str, Any], found: list[tuple[list[Any], str]]) ->
                 continue
             if objects or type(entry.get("model")) is str or not all(type(v) is list for v in entry.values()):
                 tools = entry.get("tools")
+                caller = entry.get("model") if type(entry.get("model")) is str else ""
                 if type(tools) is list:
-                    found.append((tools, param))
-                _spread_tools(entry, param, found)
+                    found.append((tools, param, caller))
+                _spread_tools(entry, param, found, caller)
                 rounds += [(entry[key], param, False) for key in _OVERRIDDEN if key in entry]
             else:  # (a map: the objects in its lists are fallback objects)
                 rounds += [(names, param, True) for names in entry.values()]

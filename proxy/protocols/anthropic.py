@@ -112,14 +112,14 @@ def read_request(body: bytes, operation: str = "chat", others: bool = True) -> R
         if not _FALLBACKS.isdisjoint(data) and others:
             advised = advisor_models(data)  # (a body naming others: its tools walked whatever they spell)
             again = functools.partial(read_request, body, operation, False)
-            raise OthersNamed(named_models(data, _FALLBACKS) + advised, again, (), advised)
+            raise OthersNamed(named_models(data, _FALLBACKS) + tuple(advised), again, (), advised)
         # (an advisor tool in an object LiteLLM spreads into the call, `extra_body`'s: `advisor_models`)
         if spread and others and (advised := advisors_spelt(data, body)):
-            raise OthersNamed(advised, functools.partial(read_request, body, operation, False), (), advised)
+            raise OthersNamed(tuple(advised), functools.partial(read_request, body, operation, False), (), advised)
     # an advisor tool's model (`advisors_spelt`): a body with `tools` whose type is spelt, or a JSON escape, found in C
     # (+4 Python instructions a call without `tools`, no search of its bytes, no call)
     if "tools" in data and others and (advised := advisors_spelt(data, body)):
-        raise OthersNamed(advised, functools.partial(read_request, body, operation, False), (), advised)
+        raise OthersNamed(tuple(advised), functools.partial(read_request, body, operation, False), (), advised)
     model = data.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequest("'model' is required and must be a string", param="model")

@@ -12,6 +12,7 @@ import heapq
 import json
 import logging
 import math
+from collections.abc import Mapping
 from typing import Any, Final
 
 import orjson
@@ -403,14 +404,14 @@ def _others_named(
     path_model: str,
     fallbacks: tuple[str | None, ...],
     batch: tuple[str, ...],
-    advised: tuple[str | None, ...],
+    advised: Mapping[str | None, tuple[str, str | None]],
     asked: str = "",
 ) -> OthersNamed:
     """The `OthersNamed` of a body naming other models than the call's (`read_request`, `_in_path`): the model its
     body's `model` names where its path names the call's (`asked`), first, then its fallbacks, a batch's models, its
     advisors' (`models`), read again as the call it is by `read_request` with `others` False."""
     again = functools.partial(read_request, operation, body, False, path_model)
-    return OthersNamed(((asked,) if asked else ()) + fallbacks + batch + advised, again, batch, advised, asked)
+    return OthersNamed(((asked,) if asked else ()) + fallbacks + batch + tuple(advised), again, batch, advised, asked)
 
 
 def _batch(operation: str, model: Any) -> tuple[str, ...]:
