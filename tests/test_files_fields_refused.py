@@ -14,6 +14,7 @@ stored with claude-fallback's deployment, whose route allows `assistant` alone (
 
 from __future__ import annotations
 
+import base64
 import urllib.error
 import urllib.request
 from typing import Any
@@ -49,14 +50,23 @@ def litellm_posts(seen: list[tuple[str, bytes]]) -> web.Application:
     return app
 
 
+# a file's id naming the model it was uploaded with (LiteLLM's `encode_file_id_with_model`), a managed file's naming its
+EMBEDDED = "file-" + base64.urlsafe_b64encode(f"litellm:file-abc123;model,{ANSWERED}".encode()).decode().rstrip("=")
+MANAGED = base64.urlsafe_b64encode(
+    f"litellm_proxy:application/octet-stream;unified_id,u-1;target_model_names,{ANSWERED}".encode()
+).decode()
+
 # (operation, its arguments beside the file's or batch's own) -> refused
 SDK_CASES = [
     # a file upload's form fields: the model whose deployment stores it, the models it is stored with, its provider
     ("files", {"extra_body": {"model": ANSWERED}}, True),
     ("files", {"extra_body": {"target_model_names": f"{ASKED},{ANSWERED}"}}, True),
     ("files", {"extra_body": {"custom_llm_provider": "bedrock"}}, True),
-    # a batch's JSON: the model whose deployment runs its calls, its provider
+    # a batch's JSON: the model whose deployment runs its calls, its provider, an input file's id naming a model
+    # (LiteLLM's model-embedded id, its managed file's id)
     ("batches", {"extra_body": {"model": ANSWERED}}, True),
+    ("batches", {"input_file_id": EMBEDDED}, True),
+    ("batches", {"input_file_id": MANAGED}, True),
     ("batches", {"extra_body": {"custom_llm_provider": "bedrock"}}, True),
     # the query's provider, which LiteLLM's file upload reads after the header
     ("files", {"extra_query": {"custom_llm_provider": "bedrock"}}, True),
@@ -65,6 +75,7 @@ SDK_CASES = [
     ("files", {"extra_body": {"model": ""}}, False),
     ("files", {"extra_body": {"target_storage": "azure_storage"}}, False),
     ("batches", {"metadata": {"model": ANSWERED}}, False),
+    ("batches", {"input_file_id": "file-bGl0ZWxsbTpmaWxlLWFiYzEyMw"}, False),  # (`litellm:file-abc123`: no model)
     ("files", {}, False),
 ]
 
@@ -82,8 +93,8 @@ def test_a_files_or_batches_body_naming_a_model(loop_thread, make_proxy, operati
             if operation == "files":
                 client.files.create(file=("b.jsonl", LINES), purpose="batch", **named)
             else:
-                client.batches.create(input_file_id="file-1", endpoint="/v1/chat/completions",
-                                      completion_window="24h", **named)  # fmt: skip
+                batch: Any = {"input_file_id": "file-1", "endpoint": "/v1/chat/completions", "completion_window": "24h"}
+                client.batches.create(**(batch | named))
             got: tuple[Any, ...] = (200, None)
         except openai.APIStatusError as error:
             got = (error.status_code, error.code)

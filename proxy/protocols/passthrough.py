@@ -6,6 +6,8 @@ model's route), else the call goes to the `"*"` route.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 from dataclasses import dataclass
@@ -79,6 +81,11 @@ FILES_CALL: Final = Target("passthrough")
 # upload's form field, `get_custom_llm_provider_from_request_body`, `create_batch`'s `data.pop`). Refused where not
 # empty (until 2026-12-07 forwarded, the model unjudged: helper models17)
 FILES_FIELDS: Final = ("model", "target_model_names", "custom_llm_provider")
+# a batch's input file's id naming a model: LiteLLM proxy's model-embedded id (`file-` and the URL-safe base64 of
+# `litellm:{id};model,{model}`, which its upload naming a model answers), or its managed file's (the base64 of
+# `litellm_proxy:...;target_model_names,{models}`): `create_batch` runs the batch's calls on that model before all else
+# (`decode_model_from_file_id`, `get_models_from_unified_file_id`). Refused (until 2026-12-07 forwarded: helper models17)
+FILE_ID_FIELD: Final = "input_file_id"
 # the query's name for the provider, which LiteLLM proxy reads beside the `custom-llm-provider` header on its files,
 # containers and videos routes (`get_custom_llm_provider_from_request_query`)
 PROVIDER_QUERY: Final = "custom_llm_provider"
@@ -282,9 +289,28 @@ def files_field(body: bytes, content_type: str | None) -> str:
             return ""
         pairs = value.items()
     for key, value in pairs:
-        if key in FILES_FIELDS and value:
+        if (key in FILES_FIELDS and value) or (key == FILE_ID_FIELD and _id_names_model(value)):
             return str(key)
     return ""
+
+
+def _id_names_model(file_id: Any) -> bool:
+    """Whether a batch's `input_file_id` names the model its calls run on (`FILE_ID_FIELD`): decoded as LiteLLM decodes
+    it, the model-embedded id after its `file-` or `batch_` prefix, the managed one whole (URL-safe base64, its padding
+    added, as UTF-8)."""
+    if type(file_id) is not str:
+        return False
+    embedded = file_id[5:] if file_id.startswith("file-") else file_id[6:] if file_id.startswith("batch_") else file_id
+    for encoded in (embedded, file_id):
+        try:
+            decoded = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+        except (binascii.Error, ValueError):  # (not base64, not UTF-8)
+            continue
+        if (decoded.startswith("litellm:") and ";model," in decoded) or (
+            decoded.startswith("litellm_proxy") and "target_model_names," in decoded
+        ):
+            return True
+    return False
 
 
 def _param(pattern: re.Pattern[str], header: str) -> str | None:
