@@ -144,11 +144,16 @@ RAW_CASES = [
     # the query's provider on any POST the proxy does not read (containers, a video's remix)
     ("/v1/containers?custom_llm_provider=azure", b'{"name": "c"}', "application/json", True),
     ("/v1/videos/video_1/remix?custom_llm_provider=vertex_ai", b'{"prompt": "p"}', "application/json", True),
+    # a provider's path (LiteLLM's `/{provider}/v1/files`, `/{provider}/v1/batches`: its API stores the file, or runs the
+    # batch, as the `custom-llm-provider` header names it)
+    ("/bedrock/v1/batches", b'{"input_file_id": "file-1"}', "application/json", True),
+    ("/vertex_ai/v1/files/", FILE_NAMED_MODEL, FORM, True),
     # forwarded: a field the file holds, not the form (its lines name the model: data, not read), a part named
     # otherwise (`filename="model"`), Starlette's routes matched as written (`/v1/FILES`, `/v1/files;x`: 404 there),
     # an empty provider
     ("/v1/files", FILE_NAMED_MODEL, FORM, False),
     (f"/v1/FILES?model={ANSWERED}", b"{}", "application/json", False),
+    ("/a/b/v1/files", FILE_NAMED_MODEL, FORM, False),  # (no route of LiteLLM's: 404 there)
     (f"/v1/files;x?model={ANSWERED}", b"{}", "application/json", False),
     ("/v1/containers?custom_llm_provider=", b'{"name": "c"}', "application/json", False),
     # LiteLLM's other POST routes run the body's model, not the query's (`base_process_llm_request(model=None)`, or
@@ -174,3 +179,28 @@ def test_a_raw_files_call_naming_a_model(loop_thread, make_proxy, target, body, 
             got = (error.code, orjson.loads(error.read())["error"]["code"])
     assert got == ((400, "invalid_request") if refused else (200, None))
     assert [sent for _, sent in seen] == ([] if refused else [body])
+
+
+def test_a_provider_s_files_path(loop_thread, make_proxy) -> None:  # type: ignore[no-untyped-def]
+    """The real openai SDK with its base URL on a provider's path (`/bedrock/v1`): its file upload and batch creation
+    400 `invalid_request`, nothing forwarded; on `/v1`, forwarded."""
+    seen: list[tuple[str, bytes]] = []
+    got: list[Any] = []
+    with serving(loop_thread, litellm_posts(seen)) as url:
+        proxy = make_proxy(FORWARD, UPSTREAM=url)
+        for prefix in ("/bedrock/v1", "/v1"):
+            client = openai.OpenAI(base_url=f"{proxy.url}{prefix}", api_key="unused", max_retries=0, timeout=10,
+                                   default_headers={"x-purpose": "ads"})  # fmt: skip
+            for operation in ("files", "batches"):
+                try:
+                    if operation == "files":
+                        client.files.create(file=("b.jsonl", LINES), purpose="batch")
+                    else:
+                        client.batches.create(input_file_id="file-1", endpoint="/v1/chat/completions",
+                                              completion_window="24h")  # fmt: skip
+                    got.append(200)
+                except openai.APIStatusError as error:
+                    got.append((error.status_code, error.code))
+            client.close()
+    assert got == [(400, "invalid_request"), (400, "invalid_request"), 200, 200]
+    assert [target for target, _ in seen] == ["/v1/files", "/v1/batches"]

@@ -66,7 +66,14 @@ from proxy.protocols.kserve import openai_fields, openai_unprefixed
 from proxy.protocols.oip import HEADER_FRAMING, TRACE_IDS, field_text
 from proxy.protocols.openai import ADAPTER as OPENAI
 from proxy.protocols.openai import IN_PATH
-from proxy.protocols.passthrough import DEPLOYMENTS, FILES_CALL, PROVIDER_QUERY, index_flags_only, query_pairs
+from proxy.protocols.passthrough import (
+    DEPLOYMENTS,
+    FILES_CALL,
+    PROVIDER_FILES_CALL,
+    PROVIDER_QUERY,
+    index_flags_only,
+    query_pairs,
+)
 from proxy.protocols.tgi import tgi_body
 from proxy.transport import UpstreamClosed, UpstreamProtocolError
 from proxy.transport.http11 import _LOWER, first_places, keep, lower_name
@@ -184,7 +191,9 @@ def _query_refused(adapter: Adapter, target: Target, request_target: str, path: 
     # matched undecoded, and went on), with a trailing slash too (`passthrough.FILES_CALL`: Starlette answers
     # `/v1/skills/?model=m` 307 to `/v1/skills?model=m`, which a client follows; until 2026-12-07 forwarded, helper
     # models17)
-    if target is FILES_CALL and any(key == "model" and value for key, value in query_pairs(request_target)):
+    if (target is FILES_CALL or target is PROVIDER_FILES_CALL) and any(
+        key == "model" and value for key, value in query_pairs(request_target)
+    ):
         return ("the query may not name a model on a path lineage-proxy does not read: LiteLLM proxy stores a file, or "
                 "runs a batch's calls, on the model it names, which no route's rules judge here; leave it out")  # fmt: skip
     # and on any call it does not read, the query's provider, as its `custom-llm-provider` header

@@ -74,6 +74,11 @@ FILES_PATHS: Final = ("/files", "/batches", "/skills")
 # a POST there (the path with a trailing slash too: Starlette answers `/v1/skills/` 307 to `/v1/skills`, the query
 # kept, which a client follows), its body read for `FILES_FIELDS` alone (`files_field`), never for its data
 FILES_CALL: Final = Target("passthrough")
+# such a POST on a provider's path, `/{provider}/v1/files` or `/{provider}/v1/batches` (LiteLLM proxy's `provider` path
+# argument, taken before the `custom-llm-provider` header: its API stores the file or runs the batch), refused as that
+# header is (until 2026-12-07 forwarded: helper models17)
+PROVIDER_FILES_CALL: Final = Target("passthrough")
+_PROVIDER_FILES: Final = ("/v1/files", "/v1/batches")
 # the fields of such a body by which LiteLLM proxy picks the model or provider the file goes to, or the batch's calls
 # run on: `model` (`_extract_model_param`, `create_batch`, `create_skill`: the body's, before the query's and the
 # header's), `target_model_names` (a file upload's form field, models separated by commas: LiteLLM's managed files
@@ -388,7 +393,9 @@ class Adapter(AdapterBase):
             if path.startswith(DEPLOYMENTS):
                 model = _deployment_model(path)
             elif method == "POST" and not parts and path.rstrip("/").endswith(FILES_PATHS):
-                return FILES_CALL
+                trimmed = path.rstrip("/")
+                provider = trimmed.count("/") == 3 and trimmed.endswith(_PROVIDER_FILES)
+                return PROVIDER_FILES_CALL if provider else FILES_CALL
             return Target("passthrough", model, version)
         # an OIP call that carries no data (model metadata, readiness, health, statistics) is `metadata`, as the same
         # question over gRPC (`oip_grpc`'s data-free RPCs) is: one operation for one question on either listener
@@ -409,6 +416,11 @@ class Adapter(AdapterBase):
             raise InvalidRequest(f"the request may not name a model or provider in {named!r} on a path lineage-proxy "
                                  "does not read: LiteLLM proxy stores a file, or runs a batch's calls, on the one it "
                                  "names, which no route's rules judge here; leave it out")  # fmt: skip
+        if target is PROVIDER_FILES_CALL:
+            raise InvalidRequest("the request may not name a provider in its path (/{provider}/v1/files, "
+                                 "/{provider}/v1/batches) on a path lineage-proxy does not read: LiteLLM proxy stores a "
+                                 "file, or runs a batch's calls, at the provider it names, which no route's rules judge "
+                                 "here; call /v1/files or /v1/batches")  # fmt: skip
         if target is FILES_CALL and body and (named := files_field(body, header("content-type"))):
             raise InvalidRequest(f"the request may not name a model or provider in its body's {named!r} on a path "
                                  "lineage-proxy does not read: LiteLLM proxy stores a file, or runs a batch's calls, on "
