@@ -420,8 +420,12 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def _duration(text: str) -> str:
+    """`--since`: a duration as `parse_duration` reads one, written without spaces, as `--workers` and `--port` are
+    (its `strip()` and the space it takes before the unit read `' 30d'` and `'30 d'` as 30 days until 2026-12-07)."""
     from proxy.verify import parse_duration
 
+    if any(char.isspace() for char in text):
+        raise argparse.ArgumentTypeError(f"expected a duration such as 30d, 12h, 15m or 90s, not {text!r}")
     parse_duration(text)  # an ArgumentTypeError names the problem
     return text
 
@@ -469,9 +473,11 @@ def cmd_edges(args: argparse.Namespace) -> int:
 
 def _decimal(text: str) -> int:
     """A whole number as written in ASCII digits alone, the rule the config's number keys read text by (int() takes
-    `" 2 "`, `"1_0"`, `"+80"` and other scripts' digits, `"٢"`: until 2026-12-07 `--workers ٢` was 2); ValueError."""
-    digits = text.removeprefix("-")  # (`-1`: said out of range, as before)
-    if not (digits.isascii() and digits.isdecimal()):
+    `" 2 "`, `"1_0"`, `"+80"` and other scripts' digits, `"٢"`: until 2026-12-07 `--workers ٢` was 2); ValueError.
+    A `-` before digits is a number below 0, said out of range (`-1`); `-0` is none, and no number (until 2026-12-07
+    `--port -0` was port 0)."""
+    digits = text.removeprefix("-")
+    if not (digits.isascii() and digits.isdecimal()) or (digits != text and int(digits) == 0):
         raise ValueError(text)
     return int(text)
 
