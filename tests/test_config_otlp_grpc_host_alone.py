@@ -43,7 +43,7 @@ def test_from_the_environment_too(tmp_path: Path) -> None:
     assert result.returncode == 1 and SAID.format("notaurl").split(": ", 1)[1] in result.stderr, result.stderr
 
 
-@pytest.mark.parametrize("endpoint", ["collector:4317", "http://collector", "https://collector:4317",
+@pytest.mark.parametrize("endpoint", ["collector:4317", "https://collector", "https://collector:4317",
                                       "dns:///collector:4317", "ipv4:127.0.0.1:4317", "ipv6:[::1]:4317",
                                       "unix:/run/otel.sock", "[::1]:4317", "unix-abstract:otel",
                                       "unix:///run/otel.sock", "localhost:4317"])  # fmt: skip
