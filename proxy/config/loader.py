@@ -58,6 +58,7 @@ from proxy.config.model import (
     kserve_openai_url,
 )
 from proxy.config.otel_env import (
+    DECIMAL,
     EXPORT_TIMEOUT_MAX_S,
     grpc_target_scheme,
     names_protocol,
@@ -593,7 +594,7 @@ _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 # a number key's value given as text (quoted, `"0.5"`, or a ${VAR}'s): a decimal number as YAML and JSON write one, ASCII
 # digits, no white space or `_` (Python's float() takes `" 0.5 "`, `"1_000"`, `"١٢"`, which no YAML number is)
-_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_DECIMAL = DECIMAL
 # what a shell's variable or YAML 1.1 writes for a boolean (`headers_to_model: ${HANDED}`, HANDED=1), not taken for a
 # forward pattern naming the fields whose name holds it: an MLServer's fields would go to its model unread
 # a plain number YAML 1.1 and 1.2 both read as hexadecimal (`max_connections: 0x40`, 64); its other forms, `0755`
@@ -2001,7 +2002,7 @@ class _Reader:
         )  # fmt: skip
         s = self.section("telemetry", raw, Telemetry, known)
         # OTEL_* variables fill what the file leaves out (proxy/config/otel_env.py)
-        from_env, env_problems = telemetry_from_env(self.env)
+        from_env, env_problems = telemetry_from_env(self.env, self.warnings)
         from_env = {key: _verbatim(value) for key, value in from_env.items()}  # values, not config text to expand
         self.problems.extend(env_problems)
         unwritable: list[str] = []

@@ -11,6 +11,7 @@ are `key=value` lists with percent-encoded values; the timeout is in millisecond
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import unquote
@@ -53,6 +54,13 @@ def target_endpoint(scheme: str) -> str:
 # every span while `check` passed it
 EXPORT_TIMEOUT_MAX_S = 3600.0
 
+# a number as YAML and JSON write one, in ASCII digits: the config's number keys' text (loader) and a sampler's ratio
+DECIMAL: Final = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+# the spec's Timeout: a whole number of milliseconds, 0 "indefinite"
+MILLISECONDS: Final = re.compile(r"[0-9]+")
+# what the spec has an SDK do with a numeric value it cannot read or that is out of range: warn, and go on as if unset
+RULE: Final = "the OpenTelemetry specification's rule for a value it cannot read"
+
 
 def parse_pairs(text: str) -> tuple[tuple[str, str], ...]:
     """`k1=v1,k2=v%202` → (("k1", "v1"), ("k2", "v 2")); a member without `=` or key is skipped, as the
@@ -81,10 +89,46 @@ def names_protocol(env: Mapping[str, str]) -> bool:
     return _get(env, "PROTOCOL") is not None
 
 
-def telemetry_from_env(env: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
-    """`telemetry:` keys as the environment sets them, and its problems (`VAR: message`)."""
+def export_timeout_s(env: Mapping[str, str], warnings: list[str]) -> float | None:
+    """The export timeout `OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT` sets, in seconds, else None. The spec's Timeout: whole
+    milliseconds in ASCII digits (float() took `nan`, `1_000`, `١٢`, ` 1e3`), 0 "indefinite", taken as the longest
+    this proxy waits (`EXPORT_TIMEOUT_MAX_S`); one that is none, or past that, is warned of and ignored, as if unset
+    (the traces variable's so, the general one is read), as the spec's "Numeric" rule has it. Until 2026-12-07 each
+    was a problem, or read by float()."""
+    for var in ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"):
+        text = env.get(var, "").strip()
+        if not text:
+            continue
+        if MILLISECONDS.fullmatch(text) and int(text) <= EXPORT_TIMEOUT_MAX_S * 1000:
+            # named as set (milliseconds, the variable), not as the key it fills (`telemetry.export_timeout_s`)
+            return int(text) / 1000.0 if int(text) else EXPORT_TIMEOUT_MAX_S
+        most = f"{EXPORT_TIMEOUT_MAX_S * 1000:.0f}"
+        warnings.append(f"{var}: expected whole milliseconds up to {most} (0: no timeout, taken as {most}), got "
+                        f"{text!r}: ignored, as if unset ({RULE})")  # fmt: skip
+    return None
+
+
+def sample_ratio(env: Mapping[str, str], warnings: list[str]) -> float:
+    """A ratio sampler's `OTEL_TRACES_SAMPLER_ARG`: a number from 0 to 1 as YAML and JSON write one (`DECIMAL`), else
+    warned of and 1.0, as unset: the spec's "Invalid or unrecognized input MUST be logged and MUST be otherwise
+    ignored". Until 2026-12-07 float() read it (`١٢`, `1_000`, ` nan`) and what was no ratio was said a problem of
+    `telemetry.sample_ratio`, a key not written."""
+    text = env.get("OTEL_TRACES_SAMPLER_ARG", "").strip()
+    if not text:
+        return 1.0
+    if DECIMAL.fullmatch(text) and 0.0 <= float(text) <= 1.0:
+        return float(text)
+    warnings.append(f"OTEL_TRACES_SAMPLER_ARG: expected a number from 0 to 1, got {text!r}: ignored, as if unset, "
+                    f"1.0: every new trace sampled ({RULE})")  # fmt: skip
+    return 1.0
+
+
+def telemetry_from_env(env: Mapping[str, str], warnings: list[str] | None = None) -> tuple[dict[str, Any], list[str]]:
+    """`telemetry:` keys as the environment sets them, and its problems (`VAR: message`); what it ignores, as the spec
+    has an SDK ignore it, is added to `warnings`."""
     keys: dict[str, Any] = {}
     problems: list[str] = []
+    warnings = [] if warnings is None else warnings
     if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         keys["exporter"] = "none"
     elif env.get("OTEL_TRACES_EXPORTER", "").strip():
@@ -125,19 +169,9 @@ def telemetry_from_env(env: Mapping[str, str]) -> tuple[dict[str, Any], list[str
     found = _get(env, "INSECURE")
     if found is not None:
         keys["insecure"] = found[1].lower() == "true"
-    found = _get(env, "TIMEOUT")
-    if found is not None:
-        var, timeout = found
-        try:
-            millis = float(timeout)
-        except ValueError:
-            problems.append(f"{var}: expected milliseconds, got {timeout!r}")
-        else:  # named as set (milliseconds, the variable), not as the key it fills (`telemetry.export_timeout_s`)
-            if 1 <= millis <= EXPORT_TIMEOUT_MAX_S * 1000:
-                keys["export_timeout_s"] = millis / 1000.0
-            else:
-                problems.append(f"{var}: must be between 1 and {EXPORT_TIMEOUT_MAX_S * 1000:.0f} milliseconds, got "
-                                f"{timeout!r}")  # fmt: skip
+    timeout_s = export_timeout_s(env, warnings)
+    if timeout_s is not None:
+        keys["export_timeout_s"] = timeout_s
     attributes = dict(parse_pairs(env.get("OTEL_RESOURCE_ATTRIBUTES", "")))
     service = env.get("OTEL_SERVICE_NAME", "").strip() or attributes.pop("service.name", "")
     attributes.pop("service.name", None)
@@ -151,12 +185,5 @@ def telemetry_from_env(env: Mapping[str, str]) -> tuple[dict[str, Any], list[str
             problems.append(f"OTEL_TRACES_SAMPLER: {sampler!r} is not supported ({', '.join(SAMPLERS)})")
         else:
             ratio = SAMPLERS[sampler]
-            if ratio is None:
-                arg = env.get("OTEL_TRACES_SAMPLER_ARG", "1.0").strip() or "1.0"
-                try:
-                    ratio = float(arg)
-                except ValueError:
-                    problems.append(f"OTEL_TRACES_SAMPLER_ARG: expected a number, got {arg!r}")
-                    ratio = 1.0
-            keys["sample_ratio"] = ratio
+            keys["sample_ratio"] = sample_ratio(env, warnings) if ratio is None else ratio
     return keys, problems
