@@ -41,15 +41,16 @@ def _setup_logging(level: str, role: str) -> None:
     )
 
 
-def _load(path: str):  # type: ignore[no-untyped-def]
+def _load(path: str, command: str):  # type: ignore[no-untyped-def]
+    """The config at `path`, else None, its problems said under `lineage-proxy <command>: PATH: invalid configuration:`,
+    one a line, as `report --config` says them and every command's line saying why it stops begins (until 2026-12-07
+    `check`'s and `serve`'s began `PATH: `, naming no command)."""
     from proxy.config import load
 
     try:
         return load(path)
     except ConfigError as exc:
-        print(f"{path}: invalid configuration:", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
+        _fail(f"{path}: invalid configuration:" + "".join(f"\n  {problem}" for problem in exc.problems), command)
         return None
 
 
@@ -109,7 +110,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, _stop_before_serving)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
         _setup_logging(args.log_level or "info", role)
-        config = _load(args.config)
+        config = _load(args.config, "serve")
         if config is not None:
             from proxy.logs import configure
 
@@ -168,7 +169,7 @@ def _count(n: int, noun: str) -> str:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    config = _load(args.config)
+    config = _load(args.config, "check")
     if config is None:
         return 1
     for warning in config.warnings:  # valid now, not for long (a certificate near its notAfter): exit 0, said
@@ -177,8 +178,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     unwritable = unopenable(config.lineage)
     if unwritable and not args.explain:
-        print(f"{args.config}: serve could not start:", *unwritable, sep="\n  ", file=sys.stderr)
-        return 1
+        return _fail(f"{args.config}: serve could not start:" + "".join(f"\n  {said}" for said in unwritable), "check")
     for problem in unwritable:  # `--explain` decides its call all the same: said, not its exit
         print(f"warning: {problem}", file=sys.stderr)
     if not args.explain:

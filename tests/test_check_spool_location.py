@@ -69,7 +69,7 @@ def test_the_store_and_the_spool_are_both_said(tmp_path: Path) -> None:
     check = run(tmp_path, "check", "--config", str(config))
     assert check.returncode == 1, check
     assert check.stderr == (
-        f"{config}: serve could not start:\n"
+        f"lineage-proxy check: {config}: serve could not start:\n"
         f"  lineage.store: cannot open the lineage store gone/lineage.db: the directory gone ({tmp_path / 'gone'}) "
         "does not exist (create it, or correct the path)\n"
         f"  lineage.openlineage.spool: cannot open the OpenLineage spool lost/spool: the directory lost "

@@ -52,7 +52,7 @@ def refused(tmp_path: Path, config: Path, said: str, *, as_a_user: bool = False)
     """`check` names the problem at its key and exits 1; `serve` refuses its start with the same words."""
     check = run(tmp_path, "check", "--config", str(config), as_a_user=as_a_user)
     assert check.returncode == 1, check
-    assert check.stderr == f"{config}: serve could not start:\n  {said}\n", check.stderr
+    assert check.stderr == f"lineage-proxy check: {config}: serve could not start:\n  {said}\n", check.stderr
     assert "ok" not in check.stdout
     serve = run(tmp_path, "serve", "--config", str(config), as_a_user=as_a_user)
     assert serve.returncode == 1, serve
@@ -94,7 +94,7 @@ def test_a_postgresql_stores_journal_in_a_directory_that_does_not_exist(tmp_path
     config = write(tmp_path, f'{{store: "postgresql://lineage@127.0.0.1:9/lineage", journal: {journal}}}')
     check = run(tmp_path, "check", "--config", str(config))
     assert check.returncode == 1, check
-    assert check.stderr == (f"{config}: serve could not start:\n  lineage.journal: cannot open the lineage journal "
+    assert check.stderr == (f"lineage-proxy check: {config}: serve could not start:\n  lineage.journal: cannot open the lineage journal "
                             f"{journal}: the directory {journal.parent} does not exist (create it, or correct the "
                             "path)\n")  # fmt: skip
 
@@ -194,7 +194,7 @@ def test_a_store_on_a_read_only_file_system(tmp_path: Path) -> None:
             "read-only file system, where SQLite cannot make the file and its -wal and -shm files (mount it "
             "read-write, or point the path at a writable volume)")  # fmt: skip
     mount = 'mount -t tmpfs -o ro tmpfs "$1" && shift && exec "$@"'
-    for command, words in (("check", f"{config}: serve could not start:\n  {said}\n"),
+    for command, words in (("check", f"lineage-proxy check: {config}: serve could not start:\n  {said}\n"),
                            ("serve", f"lineage-proxy serve: {said.split(': ', 1)[1]}\n")):  # fmt: skip
         done = subprocess.run([unshare, "-rm", "sh", "-c", mount, "sh", str(mounted), sys.executable, "-m", "proxy",
                                command, "--config", str(config)], capture_output=True, text=True, timeout=120,

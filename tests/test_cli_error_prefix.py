@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from proxy.record.store import SqliteStore
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "config" / "example.yaml"
 
@@ -51,3 +53,33 @@ def test_each_commands_error_line_names_it(tmp_path: Path, taken_port: int, comm
     assert result.returncode == code and "Traceback" not in result.stderr, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("lineage-proxy")]
     assert len(errors) == 1 and errors[0].startswith(f"lineage-proxy {command}: {said}"), result.stderr
+
+
+@pytest.mark.parametrize("command", ["serve", "check", "report"])
+def test_a_configs_problems_are_said_by_the_command_under_its_file(tmp_path: Path, command: str) -> None:
+    """A config's problems: `lineage-proxy <command>: PATH: invalid configuration:`, then each at its key, one a line
+    (CONTRACT §1's `routes[2].upstream: unknown upstream "vlm"`), whichever command reads the file. Until 2026-12-07
+    `serve`'s and `check`'s header began with the path alone, while `report --config` said it so."""
+    config = tmp_path / "proxy.yaml"
+    config.write_text("listen:\n  http: 127.0.0.1:0\nupstreams:\n  - name: u\n    url: http://127.0.0.1:9\nroutes:\n"
+                      "  - model: '*'\n    upstream: vlm\n")  # fmt: skip
+    store = tmp_path / "l.db"
+    args = {"serve": ["serve", "--config", str(config)], "check": ["check", "--config", str(config)],
+            "report": ["report", "--store", str(store), "--config", str(config), "--out", str(tmp_path / "r.html")]}  # fmt: skip
+    SqliteStore(store).close()  # a store `report` reads: one the proxy wrote
+    result = subprocess.run([sys.executable, "-m", "proxy", *args[command]], capture_output=True, text=True,
+                            timeout=120, cwd=tmp_path)  # fmt: skip
+    assert (result.returncode, result.stderr.splitlines()) == (
+        1, [f"lineage-proxy {command}: {config}: invalid configuration:",
+            "  routes[0].upstream: unknown upstream 'vlm'"]), result.stderr  # fmt: skip
+
+
+def test_checks_store_serve_could_not_open_is_said_so_too(tmp_path: Path) -> None:
+    config = tmp_path / "proxy.yaml"
+    config.write_text(f"listen:\n  http: 127.0.0.1:0\nupstreams:\n  - name: u\n    url: http://127.0.0.1:9\nroutes:\n  - model: '*'\n    upstream: u\n"
+                      f"lineage:\n  store: {tmp_path / 'none' / 'l.db'}\n")  # fmt: skip
+    result = subprocess.run([sys.executable, "-m", "proxy", "check", "--config", str(config)], capture_output=True,
+                            text=True, timeout=120, cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 1 and result.stderr.splitlines()[0] == (
+        f"lineage-proxy check: {config}: serve could not start:"), result.stderr  # fmt: skip
+    assert result.stderr.splitlines()[1].startswith("  lineage.store: cannot open the lineage store ")

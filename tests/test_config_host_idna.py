@@ -85,7 +85,7 @@ def test_a_name_no_reader_looks_up_is_refused_at_every_key(
     config, where = CLASSES[keys]
     result = _check(tmp_path, config % {"h": host})
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
-    expected = ["proxy.yaml: invalid configuration:"]
+    expected = ["lineage-proxy check: proxy.yaml: invalid configuration:"]
     for key in where:
         port = key[1].rpartition(":")[2]
         expected.append(_said(key, host, said, write.format(port=port)))
@@ -105,7 +105,7 @@ def test_a_name_python_sockets_cannot_write_is_refused_where_they_read_it(
 ) -> None:
     result = _check(tmp_path, SOCKETS % {"h": host})
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
-    expected = ["proxy.yaml: invalid configuration:"]
+    expected = ["lineage-proxy check: proxy.yaml: invalid configuration:"]
     for key in SOCKET_KEYS:
         expected.append(_said(key, host, said, write.format(port=key[1].rpartition(":")[2])))
     assert result.stderr.splitlines() == expected
@@ -116,7 +116,7 @@ def test_a_long_ascii_label_is_refused_at_an_openlineage_http_transport(tmp_path
     result = _check(tmp_path, OPENLINEAGE % {"h": LONG})
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     assert result.stderr.splitlines() == [
-        "proxy.yaml: invalid configuration:",
+        "lineage-proxy check: proxy.yaml: invalid configuration:",
         _said(OPENLINEAGE_KEYS[0], LONG, LENGTH, "host:port"),
     ]
 
@@ -156,7 +156,9 @@ def test_a_percent_that_is_no_escape_is_said_as_no_name_at_every_key(tmp_path: P
     config, where = CLASSES[keys]
     result = _check(tmp_path, config % {"h": host})
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
-    expected = ["proxy.yaml: invalid configuration:"] + [_said(key, host, NO_NAME, "host:port") for key in where]
+    expected = ["lineage-proxy check: proxy.yaml: invalid configuration:"] + [
+        _said(key, host, NO_NAME, "host:port") for key in where
+    ]
     assert result.stderr.splitlines() == expected
 
 
@@ -172,7 +174,9 @@ def test_an_escaped_name_that_decodes_to_one_refused_is_said_without_it(tmp_path
     config, where = CLASSES[keys]
     result = _check(tmp_path, config % {"h": host})
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
-    expected = ["proxy.yaml: invalid configuration:"] + [_said(key, host, ESCAPED, "host:port") for key in where]
+    expected = ["lineage-proxy check: proxy.yaml: invalid configuration:"] + [
+        _said(key, host, ESCAPED, "host:port") for key in where
+    ]
     assert result.stderr.splitlines() == expected
 
 
@@ -200,7 +204,10 @@ def test_a_name_an_openlineage_client_cannot_write_is_refused_at_its_transport(
     send. Said with the ASCII form every reader sends as written."""
     result = _check(tmp_path, OPENLINEAGE % {"h": host})
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
-    expected = ["proxy.yaml: invalid configuration:", _said(OPENLINEAGE_KEYS[0], host, REQUESTS, write)]
+    expected = [
+        "lineage-proxy check: proxy.yaml: invalid configuration:",
+        _said(OPENLINEAGE_KEYS[0], host, REQUESTS, write),
+    ]
     if both:
         expected.append(_said(OPENLINEAGE_KEYS[1], host, HTTPX, write))
     assert result.stderr.splitlines() == expected

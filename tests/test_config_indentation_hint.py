@@ -58,7 +58,7 @@ def test_check_says_to_check_the_indentation(tmp_path: Path, good: str, bad: str
     config.write_text(MINIMAL.replace(good, bad, 1))
     result = check(tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
-    assert result.stderr.splitlines() == ["proxy.yaml: invalid configuration:", f"  {said} {HINT}"]
+    assert result.stderr.splitlines() == ["lineage-proxy check: proxy.yaml: invalid configuration:", f"  {said} {HINT}"]
 
 
 def test_the_same_file_well_indented_passes(tmp_path: Path) -> None:
@@ -106,4 +106,7 @@ def test_text_after_a_closed_value_is_not_called_an_indentation(tmp_path: Path, 
     config.write_text(MINIMAL.replace(good, bad, 1))
     result = check(tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
-    assert result.stderr.splitlines() == ["proxy.yaml: invalid configuration:", f"  {said} {AFTER_CLOSED}"]
+    assert result.stderr.splitlines() == [
+        "lineage-proxy check: proxy.yaml: invalid configuration:",
+        f"  {said} {AFTER_CLOSED}",
+    ]

@@ -68,6 +68,6 @@ def test_check_says_it(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "proxy", "check", "--config", str(path)], capture_output=True,
                             text=True, timeout=60, cwd=tmp_path)  # fmt: skip
     assert (result.returncode, result.stderr.splitlines()) == (1, [
-        f"{path}: invalid configuration:",
+        f"lineage-proxy check: {path}: invalid configuration:",
         "  upstreams[0].timeout_s: expected a number in decimal digits, got 0755, which YAML 1.1 reads as 493",
     ])  # fmt: skip

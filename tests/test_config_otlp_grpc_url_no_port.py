@@ -40,7 +40,7 @@ def check(tmp_path: Path, text: str, **env: str) -> subprocess.CompletedProcess[
 def test_an_http_url_without_a_port_is_refused_over_grpc(tmp_path: Path, url: str, write: str) -> None:
     result = check(tmp_path, BASE + f"telemetry:\n  protocol: grpc\n  endpoint: '{url}'\n")
     said = SAID.format(key="telemetry.endpoint", url=url, write=write)
-    assert (result.returncode, result.stderr.splitlines()) == (1, [f"{tmp_path / 'config.yaml'}: invalid "
+    assert (result.returncode, result.stderr.splitlines()) == (1, [f"lineage-proxy check: {tmp_path / 'config.yaml'}: invalid "
                                                                    "configuration:", f"  {said}"])  # fmt: skip
 
 

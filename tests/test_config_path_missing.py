@@ -22,14 +22,17 @@ def _refused(tmp_path: Path, command: str, config: str) -> list[str]:
 @pytest.mark.parametrize("command", ["check", "serve"])
 def test_a_config_path_naming_no_file_says_where_it_looked(tmp_path: Path, command: str) -> None:
     assert _refused(tmp_path, command, "config/minmal.yaml") == [
-        "config/minmal.yaml: invalid configuration:",
+        f"lineage-proxy {command}: config/minmal.yaml: invalid configuration:",
         "  config/minmal.yaml: cannot read: No such file or directory "
         f"(no file {tmp_path / 'config' / 'minmal.yaml'}: correct the path)",
     ]
 
 
 def test_a_directory_says_why_alone(tmp_path: Path) -> None:
-    assert _refused(tmp_path, "check", ".") == [".: invalid configuration:", "  .: cannot read: Is a directory"]
+    assert _refused(tmp_path, "check", ".") == [
+        "lineage-proxy check: .: invalid configuration:",
+        "  .: cannot read: Is a directory",
+    ]
 
 
 @pytest.mark.parametrize("command", ["check", "serve"])
@@ -38,7 +41,7 @@ def test_a_link_to_no_file_names_its_target(tmp_path: Path, command: str) -> Non
     `no file <the link>` named one that is there. The target is the file looked for."""
     (tmp_path / "proxy.yaml").symlink_to(tmp_path / "releases" / "proxy.yaml")
     assert _refused(tmp_path, command, "proxy.yaml") == [
-        "proxy.yaml: invalid configuration:",
+        f"lineage-proxy {command}: proxy.yaml: invalid configuration:",
         "  proxy.yaml: cannot read: No such file or directory "
         f"(a link to {tmp_path / 'releases' / 'proxy.yaml'}, no file: correct the link or the path)",
     ]
@@ -49,6 +52,6 @@ def test_an_empty_path_is_said_empty(tmp_path: Path, command: str) -> None:
     """`--config "$CONFIG"` with CONFIG not set: the path read as the working directory, `: cannot read: Is a
     directory`, naming neither the empty path nor the cure."""
     assert _refused(tmp_path, command, "") == [
-        ": invalid configuration:",
+        f"lineage-proxy {command}: : invalid configuration:",
         "  : cannot read: the path is empty (give the config file's path: a variable in it that is not set?)",
     ]

@@ -34,7 +34,7 @@ def check(directory: Path, text: str) -> list[str]:
 
 def test_a_required_key_typed_wrong_is_named_and_said_missing_once(tmp_path: Path) -> None:
     assert check(tmp_path, MINIMAL.replace("upstream: vllm", "upstrem: vllm")) == [
-        "proxy.yaml: invalid configuration:",
+        "lineage-proxy check: proxy.yaml: invalid configuration:",
         "  routes[0].upstrem: unknown key (did you mean 'upstream'? known: model, upstream, purposes)",
         "  routes[0].upstream: is required",
     ]

@@ -26,7 +26,7 @@ def test_an_unset_variable_says_to_set_it(tmp_path: Path, command: str) -> None:
                             capture_output=True, text=True, timeout=60)  # fmt: skip
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     assert result.stderr.splitlines() == [
-        "proxy.yaml: invalid configuration:",
+        f"lineage-proxy {command}: proxy.yaml: invalid configuration:",
         "  upstreams[0].url: environment variable LP_TEST_UPSTREAM is not set (set it, or write "
         "${LP_TEST_UPSTREAM:-default})",
     ]

@@ -418,7 +418,7 @@ def test_check_names_each_invalid_value_once(tmp_path: Path, said: str, written:
     result = check(tmp_path, CONTRACT_SAMPLE.replace(said, written))
     assert result.returncode == 1
     header, *lines = result.stderr.splitlines()
-    assert header.endswith("config.yaml: invalid configuration:")
+    assert header.startswith("lineage-proxy check: ") and header.endswith("config.yaml: invalid configuration:")
     assert lines == [f"  {problem}" for problem in problems]
 
 
