@@ -48,3 +48,39 @@ def test_each_option_of_a_command_is_in_one_of_its_rows() -> None:
         options = [action.option_strings[-1] for action in command._actions if action.option_strings]
         missing.extend(f"{name} {option}" for option in options if option != "--help" and option not in words)
     assert not missing, missing
+
+
+def test_each_option_in_a_row_is_one_the_command_takes() -> None:
+    """The other way round: an option a row shows (`--since` in `edges`' row, say) that the command's --help does not
+    know is exit 2 to a reader who copies it."""
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    unknown = []
+    for name, command in commands.items():
+        takes = {option for action in command._actions for option in action.option_strings}
+        for synopsis in synopses(name):
+            words = synopsis.replace("[", " ").replace("]", " ").split()
+            unknown.extend(f"{name} {word}" for word in words if word.startswith("--") and word not in takes)
+    assert not unknown, unknown
+
+
+# each default argparse gives an option, and the README's words saying it (a row's, or its command's section's)
+DEFAULTS = {("serve", "--workers", 1): "N processes (default 1, at most 256)",
+            ("demo", "--log-level", "warning"): "`warning` for demo"}  # fmt: skip
+
+
+def test_each_default_help_gives_is_the_readmes() -> None:
+    """`serve --help` says `default 1`; the row said `N processes (1 to 256)`, no default (until 2026-12-07)."""
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    defaults = {
+        (name, action.option_strings[-1], action.default)
+        for name, command in commands.items()
+        for action in command._actions
+        if action.default not in (None, False, [], argparse.SUPPRESS)
+    }
+    assert defaults == set(DEFAULTS)
+    for (name, option, default), words in DEFAULTS.items():
+        assert words in README, (name, option, words)
+        help_text = " ".join(commands[name]._option_string_actions[option].help.split())
+        assert f"default {default}" in help_text, (name, option, help_text)
