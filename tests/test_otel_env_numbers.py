@@ -87,3 +87,29 @@ def test_the_file_key_wins_and_the_variable_is_still_said() -> None:
     config = parse(BASE + "telemetry:\n  export_timeout_s: 7\n", env={"OTEL_EXPORTER_OTLP_TIMEOUT": "nan"})
     assert config.telemetry.export_timeout_s == 7.0
     assert config.warnings == (TIMEOUT.format(var="OTEL_EXPORTER_OTLP_TIMEOUT", value="nan").removeprefix("warning: "),)
+
+
+BOOLEAN = ("warning: {var}: expected true or false, got {value!r}: read as false (the OpenTelemetry specification's "
+           "rule for a boolean)")  # fmt: skip
+
+
+@pytest.mark.parametrize("value", ["1", "yes", "on", "enabled"])
+@pytest.mark.parametrize(
+    "var", ["OTEL_SDK_DISABLED", "OTEL_EXPORTER_OTLP_INSECURE", "OTEL_EXPORTER_OTLP_TRACES_INSECURE"]
+)
+def test_a_boolean_neither_true_nor_false_is_false_and_said(tmp_path: Path, var: str, value: str) -> None:
+    """The spec's Boolean: `true` alone (any case) is true; another value than `false` is false, with a warning (it
+    was false unsaid: `OTEL_SDK_DISABLED=1` exported every span)."""
+    env = {var: value, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}
+    result = check(tmp_path, **env)
+    assert (result.returncode, result.stderr.splitlines()) == (0, [BOOLEAN.format(var=var, value=value)])
+    telemetry = parse(BASE, env=env).telemetry
+    assert telemetry.exporter == "otlp" and telemetry.insecure in (None, False)
+
+
+@pytest.mark.parametrize("value", ["true", "TRUE", "false", "False"])
+def test_true_and_false_in_any_case_are_read_unsaid(tmp_path: Path, value: str) -> None:
+    env = {"OTEL_SDK_DISABLED": value, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}
+    result = check(tmp_path, **env)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert parse(BASE, env=env).telemetry.exporter == ("none" if value.lower() == "true" else "otlp")

@@ -108,6 +108,17 @@ def export_timeout_s(env: Mapping[str, str], warnings: list[str]) -> float | Non
     return None
 
 
+def boolean(var: str, text: str, warnings: list[str]) -> bool:
+    """The spec's Boolean: true only for `true`, in any case; anything else is false, and what is not `false` is
+    warned of ("a warning SHOULD be logged to inform users about the fallback to false"): `1`, `yes`, `on` were read
+    as false unsaid until 2026-12-07."""
+    value = text.strip()
+    if value.lower() not in ("true", "false"):
+        warnings.append(f"{var}: expected true or false, got {value!r}: read as false (the OpenTelemetry "
+                        "specification's rule for a boolean)")  # fmt: skip
+    return value.lower() == "true"
+
+
 def sample_ratio(env: Mapping[str, str], warnings: list[str]) -> float:
     """A ratio sampler's `OTEL_TRACES_SAMPLER_ARG`: a number from 0 to 1 as YAML and JSON write one (`DECIMAL`), else
     warned of and 1.0, as unset: the spec's "Invalid or unrecognized input MUST be logged and MUST be otherwise
@@ -129,7 +140,8 @@ def telemetry_from_env(env: Mapping[str, str], warnings: list[str] | None = None
     keys: dict[str, Any] = {}
     problems: list[str] = []
     warnings = [] if warnings is None else warnings
-    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+    disabled = env.get("OTEL_SDK_DISABLED", "").strip()
+    if disabled and boolean("OTEL_SDK_DISABLED", disabled, warnings):
         keys["exporter"] = "none"
     elif env.get("OTEL_TRACES_EXPORTER", "").strip():
         exporter = env["OTEL_TRACES_EXPORTER"].split(",")[0].strip().lower()  # `otlp , console`: the list's first
@@ -168,7 +180,7 @@ def telemetry_from_env(env: Mapping[str, str], warnings: list[str] | None = None
         keys["certificate"] = found[1]
     found = _get(env, "INSECURE")
     if found is not None:
-        keys["insecure"] = found[1].lower() == "true"
+        keys["insecure"] = boolean(*found, warnings)
     timeout_s = export_timeout_s(env, warnings)
     if timeout_s is not None:
         keys["export_timeout_s"] = timeout_s
