@@ -8,6 +8,7 @@ import glob
 import itertools
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -17,9 +18,18 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 
-def bin_dir() -> Path | None:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    return Path(found[-1]).parent if found else None
+def _release(initdb: str) -> tuple[int, ...]:
+    """A release's number as a version (`9.6` -> (9, 6)) from its initdb's path, `/usr/lib/postgresql/9.6/bin/initdb`:
+    compared as text, 9.6 came after 15. A name that is no number is the oldest."""
+    name = Path(initdb).parent.parent.name
+    return tuple(int(part) for part in name.split(".")) if re.fullmatch(r"[0-9]+(\.[0-9]+)*", name) else ()
+
+
+def bin_dir(root: str = "/usr/lib/postgresql") -> Path | None:
+    """The binaries of the newest PostgreSQL release installed under `root` (Debian's layout, one directory a
+    release), by its number (sorted as text, 9.6 was taken over 15)."""
+    found = glob.glob(os.path.join(glob.escape(root), "*", "bin", "initdb"))
+    return Path(max(found, key=_release)).parent if found else None
 
 
 def _free_port() -> int:
