@@ -215,8 +215,15 @@ class UnreadableHere(Exception):
 
 class StoreWaited(Exception):
     """A read the database did not answer in time (PostgreSQL's NoAnswer), or answered that a lock it waited for was
-    not granted (LockWaited): the message says which, and a reader says it as it is, never calling the store "not a
-    lineage store"."""
+    not granted (LockWaited; a SQLite store's, StoreBusy): the message says which, and a reader says it as it is, never
+    calling the store "not a lineage store"."""
+
+
+class StoreBusy(StoreWaited, sqlite3.OperationalError):
+    """A SQLite store whose lock another process held for the whole of this process's wait (`busy`): a store being
+    written, not a damaged one, nor one that is not a lineage store (until 2026-12-07 readers said `not a lineage
+    store: database is locked`). A `sqlite3.Error`, so every reader's `read_errors()` takes it, and `serve`'s start
+    says it after `cannot open the lineage store ...:`; its message follows the store's name."""
 
 
 class EditedRow(sqlite3.DataError):
@@ -534,6 +541,9 @@ WRITER_CACHE_KIB = 256
 BUSY_TIMEOUT_S = 3.0
 # how long opening a store waits for that lock: workers starting together make or re-key it one at a time
 OPEN_TIMEOUT_S = 10.0
+# how long a reader (`edges`, `verify`, `report`) waits for a lock that keeps readers out (a store not in WAL mode being
+# written), then says the store is busy (StoreBusy)
+READ_WAIT_S = 10.0
 # once a write has waited that long in vain, the writes after it try the lock without waiting (their counts wait
 # in memory, edges.py), and one every LOCKED_RETRY_S waits LOCKED_WAIT_S for it, until one gets it
 LOCKED_RETRY_S = 1.0
@@ -661,10 +671,66 @@ def still_named(where: str, opened: tuple[int, int] | None, what: str) -> None:
                                        "restart the proxy to use a file at that path")  # fmt: skip
 
 
-def _busy(exc: sqlite3.OperationalError) -> bool:
+def is_busy(exc: sqlite3.OperationalError) -> bool:
     """Whether SQLite gave up waiting for a lock another connection holds (SQLITE_BUSY: "database is locked")."""
     code = getattr(exc, "sqlite_errorcode", None)
     return (code & 0xFF) == sqlite3.SQLITE_BUSY if isinstance(code, int) else "database is locked" in str(exc)
+
+
+# the bytes of a SQLite file's locks (os_unix.c: PENDING_BYTE 0x40000000, RESERVED_BYTE after it, then SHARED_SIZE 510
+# bytes): a write lock on the pending byte or the shared range keeps readers out, one on the reserved byte alone does
+# not (a write transaction begun, its changes in its cache); a write lock on a -shm's bytes is a WAL store's writer's
+_PENDING_BYTE: Final = 0x40000000
+_SHARED_FIRST: Final = _PENDING_BYTE + 2
+
+
+def lock_holders(path: str) -> list[int]:
+    """The processes other than this one holding a write lock on the SQLite file `path` that keeps others out, or on
+    its -shm (a WAL store's write lock), as Linux lists them (/proc/locks: `1: POSIX ADVISORY WRITE PID MAJ:MIN:INODE
+    START END`); none where it lists none (another system, or a holder in another pid namespace)."""
+    files = set()
+    for name in (path, f"{os.path.realpath(path)}-shm"):
+        with contextlib.suppress(OSError):
+            found = os.stat(name)
+            files.add((f"{os.major(found.st_dev):02x}:{os.minor(found.st_dev):02x}:{found.st_ino}", name != path))
+    holders: set[int] = set()
+    try:
+        with open("/proc/locks", encoding="ascii", errors="replace") as locks:
+            listed = locks.read().splitlines()
+    except OSError:
+        return []
+    for line in listed:
+        fields = line.split()
+        if "->" in fields:  # a lock waited for, not held
+            continue
+        if len(fields) < 8 or fields[1] != "POSIX" or fields[3] != "WRITE" or not fields[4].isdigit():
+            continue
+        shm = next((beside for key, beside in files if key == fields[5]), None)
+        if shm is None:
+            continue
+        end = fields[7]
+        keeps_out = shm or fields[6] == str(_PENDING_BYTE) or end == "EOF" or (
+            end.isdigit() and int(end) >= _SHARED_FIRST)  # fmt: skip
+        pid = int(fields[4])
+        if keeps_out and pid not in (0, os.getpid()):
+            holders.add(pid)
+    return sorted(holders)
+
+
+def busy(path: str, error: sqlite3.OperationalError, waited_s: float, reader: bool, then: str = "") -> StoreBusy:
+    """StoreBusy for the SQLite store `path`, whose lock another process held for the whole `waited_s` a reader's read
+    or a writer's open (`reader`) waited, naming it where Linux does (`lock_holders`); `then`: what to do, when not to
+    read or open it again. No `;` in it: `serve`'s start says a store's error up to its first one."""
+    holders = lock_holders(path)
+    held_by = f"process{'es' if len(holders) > 1 else ''} {', '.join(map(str, holders))}" if holders else (
+        "another process")  # fmt: skip
+    who, again = (
+        ("this read", "nothing was read: read it again") if reader else ("this open for writing", "open it again")
+    )
+    then = then or again
+    return StoreBusy(f"busy: {held_by} held a lock on it for the {waited_s:g} s {who} waits for one, as a write under "
+                     "way in a store not in WAL mode does (a sqlite3 shell's open transaction, a VACUUM, a restore), or "
+                     f"a connection in exclusive locking mode (SQLite: {error}): {then} once it is released")  # fmt: skip
 
 
 def foreign_tables(db: sqlite3.Connection, ours: frozenset[str]) -> str:
@@ -783,7 +849,7 @@ class SqliteStore:
             weakref.finalize(self, self._unblocker.halt)  # a reader never closed: its thread ends as it goes
             try:
                 self._db = self._unswapped(lambda: _read_at_open(self.path, sqlite3.connect(
-                    read_only_uri(self.path), uri=True, check_same_thread=False, timeout=0), 10))  # fmt: skip
+                    read_only_uri(self.path), uri=True, check_same_thread=False, timeout=0), READ_WAIT_S))  # fmt: skip
             except BaseException as exc:
                 self._unblocker.stop()
                 said = _unreadable_here(self.path, exc)
@@ -844,8 +910,10 @@ class SqliteStore:
                         raise StartupError(str(exc)) from None
                     if integrity.signed_before(newest, self._key, self._retired):  # the rotation: the newest entry
                         self._append(integrity.body(integrity.EDGES, []))  # signed with the new key from now on
-        except BaseException:
+        except BaseException as exc:
             opened_whole(unblocker, "lineage store", self.path, getattr(self, "_db", None))
+            if isinstance(exc, sqlite3.OperationalError) and not isinstance(exc, StoreBusy) and is_busy(exc):
+                raise busy(self.path, exc, OPEN_TIMEOUT_S, reader=False) from None  # (its holder named now)
             raise
         opened_whole(unblocker, "lineage store", self.path, self._db)
         self._db.execute(f"PRAGMA busy_timeout={self._busy_ms}")  # the writes from now on: `_begin_write`
@@ -917,7 +985,7 @@ class SqliteStore:
         try:
             self._db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
-            if _busy(exc) and (retry is None or wait > 0):  # a wait ran out: the next one in LOCKED_RETRY_S
+            if is_busy(exc) and (retry is None or wait > 0):  # a wait ran out: the next one in LOCKED_RETRY_S
                 self._locked_retry = time.monotonic() + LOCKED_RETRY_S
             raise
         if retry is not None:  # the lock is ours again: the writes after this one wait as before
@@ -1166,8 +1234,10 @@ class SqliteStore:
             return read()
         try:
             found = read()
-        except sqlite3.Error:
+        except sqlite3.Error as exc:
             self._replaced()
+            if isinstance(exc, sqlite3.OperationalError) and not isinstance(exc, StoreWaited) and is_busy(exc):
+                raise busy(self.path, exc, READ_WAIT_S, reader=True) from None
             raise
         self._replaced()
         return found

@@ -1,0 +1,152 @@
+"""A SQLite store another process holds a lock on, for longer than a reader or a writer's open waits: a store in
+rollback-journal mode (converted by hand, an old copy, a restore) whose write is under way, as a `sqlite3` shell's open
+`BEGIN EXCLUSIVE` holds it, or a WAL store held by a connection in exclusive locking mode, or whose write lock a shell
+holds as `serve` starts. It is a store being written, not one that is no lineage store: `edges`, `verify` and `report`
+said `not a lineage store: database is locked` (verify --integrity `cannot read it as a lineage store: ...`), and
+`serve` `cannot open the lineage store ...: database is locked`, naming neither the lock nor its holder. Now each says
+it is busy, which process holds the lock (Linux's /proc/locks), how long it waited, and what to do; exit 1 (verify 2).
+
+The holder is a real `sqlite3` shell (a process of its own: /proc/locks names it); the commands run as users run them."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from proxy.record.store import EdgeKey, SqliteStore, lock_holders
+from tests.test_check_store_location import CONFIG
+
+READERS = [(("edges",), 1), (("verify", "--integrity"), 2), (("verify", "--baseline", "BASELINE"), 2),
+           (("report", "--out", "OUT"), 1)]  # fmt: skip
+_SAYS = ("as a write under way in a store not in WAL mode does (a sqlite3 shell's open transaction, a VACUUM, a "
+         "restore), or a connection in exclusive locking mode (SQLite: database is locked): ")  # fmt: skip
+
+
+def written(path: Path, journal_mode: str) -> None:
+    store = SqliteStore(path)
+    store.upsert([(EdgeKey("app", "assistant", "team-a", "ck", "", "allow"), 100.0, 100.0, 3, None)])
+    store.close()
+    if journal_mode != "wal":
+        converted = sqlite3.connect(path)
+        assert converted.execute(f"PRAGMA journal_mode={journal_mode}").fetchone() == (journal_mode,)
+        converted.close()
+
+
+@contextmanager
+def held(path: Path, *statements: str) -> Iterator[int]:
+    """A `sqlite3` shell on `path` that has run `statements` and holds what they took until the block ends; its pid."""
+    shell = shutil.which("sqlite3")
+    if shell is None:
+        pytest.skip("no sqlite3 shell (Debian's sqlite3 package)")
+    holder = subprocess.Popen([shell, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdin is not None and holder.stdout is not None
+        holder.stdin.write("".join(f"{statement};\n" for statement in statements) + ".print held\n")
+        holder.stdin.flush()
+        while (line := holder.stdout.readline()) != "held\n":  # (what a statement prints before it)
+            assert line, "the sqlite3 shell ended"
+        yield holder.pid
+    finally:
+        holder.communicate(".quit\n", timeout=30)
+
+
+def _command(args: tuple[str, ...], store: Path, tmp_path: Path) -> list[str]:
+    (tmp_path / "baseline.yaml").write_text("approved: []\n")
+    given = [str(tmp_path / "baseline.yaml") if a == "BASELINE" else str(tmp_path / "r.html") if a == "OUT" else a
+             for a in args]  # fmt: skip
+    return [sys.executable, "-m", "proxy", given[0], "--store", str(store), *given[1:]]
+
+
+def _readers_under(store: Path, tmp_path: Path) -> list[tuple[tuple[str, ...], int, subprocess.Popen[str]]]:
+    """Every reader started at once (each waits its 10 s for the lock), as users run them."""
+    return [(args, code, subprocess.Popen(_command(args, store, tmp_path), stdout=subprocess.PIPE,
+                                          stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL))
+            for args, code in READERS]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("journal_mode", "statements"),
+    [("delete", ("BEGIN EXCLUSIVE",)), ("wal", ("PRAGMA locking_mode=EXCLUSIVE", "BEGIN EXCLUSIVE", "COMMIT"))],
+    ids=["rollback-journal store, BEGIN EXCLUSIVE", "WAL store, exclusive locking mode"],
+)
+def test_a_store_whose_lock_is_held_is_said_busy_by_each_reader(
+    tmp_path: Path, journal_mode: str, statements: tuple[str, ...]
+) -> None:
+    """On main: 8 of 8 said `not a lineage store: database is locked` (verify --integrity `cannot read it as a lineage
+    store: database is locked`), after the same 10 s."""
+    store = tmp_path / "lineage.db"
+    written(store, journal_mode)
+    with held(store, *statements) as pid:
+        assert lock_holders(str(store)) == [pid]
+        began = time.monotonic()
+        readers = _readers_under(store, tmp_path)
+        done = [(args, code, process.communicate(timeout=60)) for args, code, process in readers]
+        waited = time.monotonic() - began
+        codes = [process.returncode for _, _, process in readers]
+    assert 10.0 <= waited < 30.0, waited
+    for (args, code, (out, err)), got in zip(done, codes, strict=True):
+        assert got == code, (args, got, out, err)
+        assert err == (f"lineage-proxy {args[0]}: {store}: busy: process {pid} held a lock on it for the 10 s this read "
+                       f"waits for one, {_SAYS}nothing was read: read it again once it is released\n"), err  # fmt: skip
+    assert not (tmp_path / "r.html").exists()
+    with held(store, "BEGIN"):  # a shell whose transaction has taken no lock yet keeps no reader out
+        assert lock_holders(str(store)) == []
+        read = subprocess.run(
+            _command(("edges", "--json"), store, tmp_path), capture_output=True, text=True, timeout=60
+        )
+    assert read.returncode == 0 and '"caller":"app"' in read.stdout, read
+
+
+@pytest.mark.parametrize(
+    ("journal_mode", "statements"),
+    [("delete", ("BEGIN EXCLUSIVE",)), ("wal", ("BEGIN IMMEDIATE",))],
+    ids=["rollback-journal store, BEGIN EXCLUSIVE", "WAL store, its write lock"],
+)
+def test_serve_on_a_store_whose_lock_is_held_past_its_wait_says_it_is_busy(
+    tmp_path: Path, journal_mode: str, statements: tuple[str, ...]
+) -> None:
+    """`serve` waits 10 s for the lock, then refuses its start, exit 1, never ready, naming the holder (of a WAL store's
+    write lock, by its lock on the -shm). On main: 2 of 2 said `cannot open the lineage store ...: database is
+    locked`."""
+    store = tmp_path / "lineage.db"
+    written(store, journal_mode)
+    config = tmp_path / "proxy.yaml"
+    config.write_text(CONFIG.replace("LINEAGE", f'{{store: "{store}"}}'))
+    with held(store, *statements) as pid:
+        done = subprocess.run([sys.executable, "-m", "proxy", "serve", "--config", str(config)], capture_output=True,
+                              text=True, timeout=90, stdin=subprocess.DEVNULL)  # fmt: skip
+    assert done.returncode == 1, done
+    assert "lineage-proxy ready" not in done.stdout and "Traceback" not in done.stderr, done
+    assert done.stderr.endswith(
+        f"lineage-proxy serve: cannot open the lineage store {store}: busy: process {pid} held a lock on it for the 10 s "
+        f"this open for writing waits for one, {_SAYS}open it again once it is released\n"
+    ), done.stderr
+
+
+def test_the_demo_on_a_store_whose_lock_is_held_says_it_is_busy(tmp_path: Path) -> None:
+    """`demo --store`'s look at the store (is it a demo's?) waits 10 s for the lock, then refuses, exit 1, the store left
+    as it was. On main: its three reads took 5 s each and were each taken as none (no flows: a new file), then the
+    writer's open said `cannot open the lineage store ...: database is locked` after 10 s more (1 of 1); a lock
+    released within those 25 s let the demo add its calls to a proxy's own record."""
+    store = tmp_path / "lineage.db"
+    written(store, "delete")
+    before = store.read_bytes()
+    with held(store, "BEGIN EXCLUSIVE") as pid:
+        began = time.monotonic()
+        done = subprocess.run([sys.executable, "-m", "proxy", "demo", "--store", str(store)], capture_output=True,
+                              text=True, timeout=90, stdin=subprocess.DEVNULL)  # fmt: skip
+        waited = time.monotonic() - began
+    assert done.returncode == 1 and not done.stdout, done
+    assert done.stderr == (f"lineage-proxy demo: --store {store}: busy: process {pid} held a lock on it for the 10 s "
+                           f"this read waits for one, {_SAYS}nothing was read: run the demo again once it is "
+                           "released\n"), done.stderr  # fmt: skip
+    assert waited < 20.0, waited
+    assert store.read_bytes() == before
