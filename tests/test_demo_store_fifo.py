@@ -24,7 +24,7 @@ at = os.environ["SWAP_AT"]
 def swapping(target, *given, **named):
     name = str(target).removeprefix("file://").removesuffix("?mode=ro")
     caller = sys._getframe(1).f_code.co_name
-    if (caller == at or at == "read" and "mode=ro" in str(target) and caller == "<lambda>") and (
+    if (caller == at or at == "read" and "mode=ro" in str(target) and caller == "_open_to_read") and (
             not os.path.exists(name + "-journal")):
         os.mkfifo(name + "-journal")
     return real(target, *given, **named)

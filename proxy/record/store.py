@@ -644,6 +644,19 @@ def _unreadable_here(path: str, error: BaseException) -> str | None:
             "-wal if there is one, made in a directory it may write in)")  # fmt: skip
 
 
+def _unchanging(path: str) -> tuple[int, int, int] | None:
+    """The SQLite file `path` names as (inode, size, modification time in ns), when no -wal beside it holds writes (a
+    -wal of no bytes holds none), so the file alone is the store; None when one does, or it cannot be looked at."""
+    target = os.path.realpath(path)  # SQLite opens the -wal beside the file a link names
+    try:
+        if os.path.lexists(f"{target}-wal") and os.lstat(f"{target}-wal").st_size > 0:
+            return None
+        found = os.stat(target)
+    except OSError:
+        return None
+    return found.st_ino, found.st_size, found.st_mtime_ns
+
+
 def writable(path: str) -> tuple[str, bool]:
     """What `sqlite3.connect` is given to open the file `path` read-write, and whether it is a URI: `path` itself, or
     its URI (`Path.as_uri`) when it begins with `file:`, which a SQLite built with URIs on (Debian's) reads as a URI
@@ -684,15 +697,18 @@ _PENDING_BYTE: Final = 0x40000000
 _SHARED_FIRST: Final = _PENDING_BYTE + 2
 
 
-def lock_holders(path: str) -> list[int]:
-    """The processes other than this one holding a write lock on the SQLite file `path` that keeps others out, or on
+def lock_holders(path: str, writer: bool = False) -> list[int]:
+    """The processes other than this one holding a write lock on the SQLite file `path` that keeps readers out, or on
     its -shm (a WAL store's write lock), as Linux lists them (/proc/locks: `1: POSIX ADVISORY WRITE PID MAJ:MIN:INODE
-    START END`); none where it lists none (another system, or a holder in another pid namespace)."""
+    START END`); none where it lists none (another system, or a holder in another pid namespace). `writer`: those
+    keeping a writer out, a read lock on a store with no -shm too (a read transaction in a store not in WAL mode, which
+    its switch to WAL mode, or its write, waits for)."""
     files = set()
     for name in (path, f"{os.path.realpath(path)}-shm"):
         with contextlib.suppress(OSError):
             found = os.stat(name)
             files.add((f"{os.major(found.st_dev):02x}:{os.minor(found.st_dev):02x}:{found.st_ino}", name != path))
+    reads_too = writer and not any(shm for _, shm in files)
     holders: set[int] = set()
     try:
         with open("/proc/locks", encoding="ascii", errors="replace") as locks:
@@ -703,13 +719,14 @@ def lock_holders(path: str) -> list[int]:
         fields = line.split()
         if "->" in fields:  # a lock waited for, not held
             continue
-        if len(fields) < 8 or fields[1] != "POSIX" or fields[3] != "WRITE" or not fields[4].isdigit():
+        kinds = ("WRITE", "READ") if reads_too else ("WRITE",)
+        if len(fields) < 8 or fields[1] != "POSIX" or fields[3] not in kinds or not fields[4].isdigit():
             continue
         shm = next((beside for key, beside in files if key == fields[5]), None)
         if shm is None:
             continue
         end = fields[7]
-        keeps_out = shm or fields[6] == str(_PENDING_BYTE) or end == "EOF" or (
+        keeps_out = shm or reads_too or fields[6] == str(_PENDING_BYTE) or end == "EOF" or (
             end.isdigit() and int(end) >= _SHARED_FIRST)  # fmt: skip
         pid = int(fields[4])
         if keeps_out and pid not in (0, os.getpid()):
@@ -721,16 +738,18 @@ def busy(path: str, error: sqlite3.OperationalError, waited_s: float, reader: bo
     """StoreBusy for the SQLite store `path`, whose lock another process held for the whole `waited_s` a reader's read
     or a writer's open (`reader`) waited, naming it where Linux does (`lock_holders`); `then`: what to do, when not to
     read or open it again. No `;` in it: `serve`'s start says a store's error up to its first one."""
-    holders = lock_holders(path)
+    holders = lock_holders(path, writer=not reader)
     held_by = f"process{'es' if len(holders) > 1 else ''} {', '.join(map(str, holders))}" if holders else (
         "another process")  # fmt: skip
     who, again = (
         ("this read", "nothing was read: read it again") if reader else ("this open for writing", "open it again")
     )
     then = then or again
-    return StoreBusy(f"busy: {held_by} held a lock on it for the {waited_s:g} s {who} waits for one, as a write under "
-                     "way in a store not in WAL mode does (a sqlite3 shell's open transaction, a VACUUM, a restore), or "
-                     f"a connection in exclusive locking mode (SQLite: {error}): {then} once it is released")  # fmt: skip
+    held = ("a write under way in a store not in WAL mode does" if reader else "a transaction under way does (a write's, "
+            "or in a store not in WAL mode a read's too)")  # fmt: skip
+    return StoreBusy(f"busy: {held_by} held a lock on it for the {waited_s:g} s {who} waits for one, as {held} (a "
+                     "sqlite3 shell's open transaction, a VACUUM, a restore), or a connection in exclusive locking mode "
+                     f"(SQLite: {error}): {then} once it is released")  # fmt: skip
 
 
 def foreign_tables(db: sqlite3.Connection, ours: frozenset[str]) -> str:
@@ -841,6 +860,7 @@ class SqliteStore:
         self._file: tuple[int, int] | None = None  # (device, inode) of the file a writer opened (`_still_named`)
         self._where = ""  # its absolute path
         self._unblocker: Unblocker | None = None  # a reader's
+        self._unchanging: tuple[int, int, int] | None = None  # a reader's of a file read as immutable (`_open_to_read`)
         if readonly:
             if not Path(self.path).exists():
                 raise FileNotFoundError(self.path)
@@ -848,8 +868,7 @@ class SqliteStore:
             self._unblocker = Unblocker(self.path)  # before SQLite opens anything
             weakref.finalize(self, self._unblocker.halt)  # a reader never closed: its thread ends as it goes
             try:
-                self._db = self._unswapped(lambda: _read_at_open(self.path, sqlite3.connect(
-                    read_only_uri(self.path), uri=True, check_same_thread=False, timeout=0), READ_WAIT_S))  # fmt: skip
+                self._db = self._unswapped(self._open_to_read)
             except BaseException as exc:
                 self._unblocker.stop()
                 said = _unreadable_here(self.path, exc)
@@ -921,6 +940,25 @@ class SqliteStore:
         self.head = (int(newest[0]), str(newest[1])) if newest is not None else None
         self._where = os.path.abspath(self.path)  # as opened: the same file whatever the working directory is later
         self._file = file_identity(self._where)
+
+    def _open_to_read(self) -> sqlite3.Connection:
+        """A reader's connection. A WAL store with no -wal beside it (its writers gone: the last one folds its -wal into
+        the file and removes it) whose -shm this process cannot make, in a directory it may not write in or on a
+        read-only file system, is read as a file nobody writes (SQLite's `immutable=1`: no -shm, no lock): the file is
+        the whole store then, and every read checks that it was not written meanwhile (`_replaced`). Until 2026-12-07 a
+        reader said it could not read it (`_unreadable_here`), which it still says of one with writes in its -wal: SQLite
+        reads those only through a -shm, and an immutable read would leave them out."""
+        try:
+            return _read_at_open(self.path, sqlite3.connect(read_only_uri(self.path), uri=True, check_same_thread=False,
+                                                            timeout=0), READ_WAIT_S)  # fmt: skip
+        except sqlite3.Error as exc:
+            unchanging = _unchanging(self.path)
+            if unchanging is None or not os.access(self.path, os.R_OK) or _unreadable_here(self.path, exc) is None:
+                raise
+        db = _read_at_open(self.path, sqlite3.connect(f"{read_only_uri(self.path)}&immutable=1", uri=True,
+                                                      check_same_thread=False, timeout=0), READ_WAIT_S)  # fmt: skip
+        self._unchanging = unchanging
+        return db
 
     def _columns(self) -> set[str]:
         return {row[1] for row in self._db.execute("PRAGMA table_info(edges)")}
@@ -1252,6 +1290,11 @@ class SqliteStore:
                 f"{shown_path(fifo)} beside it by a FIFO")  # fmt: skip
         elif file_identity(self.path) != self._file:
             what = "by another file" if os.path.lexists(self.path) else "removed"
+        elif self._unchanging is not None and _unchanging(self.path) != self._unchanging:
+            raise StoreReplaced("written while it was read: it was read as a file nobody writes (in WAL mode, with no "
+                                "-wal beside it and no -shm this process may make there), and it changed meanwhile, or "
+                                "a -wal came beside it: what was read is not certain to be this store's, so nothing is "
+                                "said of it; read it again")  # fmt: skip
         else:
             return
         raise StoreReplaced(f"replaced while it was read ({what}): what was read is not certain to be this "

@@ -26,6 +26,9 @@ from tests.test_check_store_location import CONFIG
 
 READERS = [(("edges",), 1), (("verify", "--integrity"), 2), (("verify", "--baseline", "BASELINE"), 2),
            (("report", "--out", "OUT"), 1)]  # fmt: skip
+_WRITER_SAYS = ("as a transaction under way does (a write's, or in a store not in WAL mode a read's too) (a sqlite3 "
+                "shell's open transaction, a VACUUM, a restore), or a connection in exclusive locking mode (SQLite: "
+                "database is locked): ")  # fmt: skip
 _SAYS = ("as a write under way in a store not in WAL mode does (a sqlite3 shell's open transaction, a VACUUM, a "
          "restore), or a connection in exclusive locking mode (SQLite: database is locked): ")  # fmt: skip
 
@@ -59,7 +62,7 @@ def held(path: Path, *statements: str) -> Iterator[int]:
 
 
 def _command(args: tuple[str, ...], store: Path, tmp_path: Path) -> list[str]:
-    (tmp_path / "baseline.yaml").write_text("approved: []\n")
+    (tmp_path / "baseline.yaml").write_text("flows: []\n")
     given = [str(tmp_path / "baseline.yaml") if a == "BASELINE" else str(tmp_path / "r.html") if a == "OUT" else a
              for a in args]  # fmt: skip
     return [sys.executable, "-m", "proxy", given[0], "--store", str(store), *given[1:]]
@@ -107,15 +110,17 @@ def test_a_store_whose_lock_is_held_is_said_busy_by_each_reader(
 
 @pytest.mark.parametrize(
     ("journal_mode", "statements"),
-    [("delete", ("BEGIN EXCLUSIVE",)), ("wal", ("BEGIN IMMEDIATE",))],
-    ids=["rollback-journal store, BEGIN EXCLUSIVE", "WAL store, its write lock"],
-)
+    [("delete", ("BEGIN EXCLUSIVE",)), ("delete", ("BEGIN", "SELECT count(*) FROM edges")),
+     ("wal", ("BEGIN IMMEDIATE",))],
+    ids=["rollback-journal store, BEGIN EXCLUSIVE", "rollback-journal store, a read transaction",
+         "WAL store, its write lock"],
+)  # fmt: skip
 def test_serve_on_a_store_whose_lock_is_held_past_its_wait_says_it_is_busy(
     tmp_path: Path, journal_mode: str, statements: tuple[str, ...]
 ) -> None:
     """`serve` waits 10 s for the lock, then refuses its start, exit 1, never ready, naming the holder (of a WAL store's
-    write lock, by its lock on the -shm). On main: 2 of 2 said `cannot open the lineage store ...: database is
-    locked`."""
+    write lock, by its lock on the -shm; of a read transaction in a rollback-journal store, which its switch to WAL mode
+    waits for, by its read lock). On main: 3 of 3 said `cannot open the lineage store ...: database is locked`."""
     store = tmp_path / "lineage.db"
     written(store, journal_mode)
     config = tmp_path / "proxy.yaml"
@@ -127,7 +132,7 @@ def test_serve_on_a_store_whose_lock_is_held_past_its_wait_says_it_is_busy(
     assert "lineage-proxy ready" not in done.stdout and "Traceback" not in done.stderr, done
     assert done.stderr.endswith(
         f"lineage-proxy serve: cannot open the lineage store {store}: busy: process {pid} held a lock on it for the 10 s "
-        f"this open for writing waits for one, {_SAYS}open it again once it is released\n"
+        f"this open for writing waits for one, {_WRITER_SAYS}open it again once it is released\n"
     ), done.stderr
 
 
