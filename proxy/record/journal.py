@@ -58,15 +58,19 @@ from proxy.record import integrity
 from proxy.record.integrity import Report
 from proxy.record.postgres import ChainBusy, PostgresStore, blocked, one_line, redact
 from proxy.record.store import (
+    OPEN_TIMEOUT_S,
     EdgeKey,
     EdgeRow,
     EdgeWrite,
     PartlyWritten,
     SchemaTooNew,
+    StoreBusy,
     Unblocker,
+    busy,
     file_identity,
     flat,
     foreign_tables,
+    is_busy,
     opened_whole,
     require_directory,
     still_named,
@@ -204,8 +208,14 @@ class Journal:
                 self._db.close()
                 raise StartupError(f"{exc}; give each database's proxies a journal of their own (lineage.journal): "
                                    "its writes are replayed by a proxy of that database") from None  # fmt: skip
-        except BaseException:
+        except BaseException as exc:
             opened_whole(unblocker, "lineage journal", self.path, getattr(self, "_db", None))
+            if isinstance(exc, sqlite3.OperationalError) and not isinstance(exc, StoreBusy) and is_busy(exc):
+                from proxy.record.stores import shown_path  # (it imports the store module)
+
+                # said as the store's is (`busy`), where it was `database is locked` alone
+                said = busy(self.path, exc, OPEN_TIMEOUT_S, reader=False)
+                raise StartupError(f"cannot open the lineage journal {shown_path(self.path)}: {said}") from None
             raise
         opened_whole(unblocker, "lineage journal", self.path, self._db)
         self._held = 0  # edge writes in the file, as of `_version`

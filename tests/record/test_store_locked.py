@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -155,3 +156,21 @@ def test_the_demo_on_a_store_whose_lock_is_held_says_it_is_busy(tmp_path: Path) 
                            "released\n"), done.stderr  # fmt: skip
     assert waited < 20.0, waited
     assert store.read_bytes() == before
+
+
+def test_serve_whose_journal_is_held_past_its_wait_says_it_is_busy(tmp_path: Path, postgres: Any) -> None:
+    """A PostgreSQL store's local journal (`lineage.journal`, SQLite) whose lock a shell holds as `serve` starts: said
+    busy, its holder named, exit 1. On main: `cannot open the lineage journal .../journal.db: database is locked`,
+    neither the lock's holder nor the wait said (1 of 1)."""
+    journal = tmp_path / "journal.db"
+    config = tmp_path / "proxy.yaml"
+    config.write_text(CONFIG.replace("LINEAGE", f'{{store: "{postgres.database()}", journal: "{journal}"}}'))
+    with held(journal, "BEGIN EXCLUSIVE", "CREATE TABLE t (x)") as pid:
+        done = subprocess.run([sys.executable, "-m", "proxy", "serve", "--config", str(config)], capture_output=True,
+                              text=True, timeout=90, stdin=subprocess.DEVNULL)  # fmt: skip
+    assert done.returncode == 1, done
+    assert "lineage-proxy ready" not in done.stdout and "Traceback" not in done.stderr, done
+    assert done.stderr.endswith(
+        f"lineage-proxy serve: cannot open the lineage journal {journal}: busy: process {pid} held a lock on it for the "
+        f"10 s this open for writing waits for one, {_WRITER_SAYS}open it again once it is released\n"
+    ), done.stderr
