@@ -734,7 +734,7 @@ def _cards(t: _Text) -> Iterator[tuple[int, int]]:
         ):
             continue  # a decimal number's fraction: a double's 15-17 digits (`-0.07967057352398446`) pass Luhn 1 in 10
         candidate, expiring = t.raw[start:end], classes[end - 3] == 32 or classes[end - 5] == 32
-        if _card(candidate) and not _international_phone(t, start, end):
+        if _card(candidate) and not _international_phone(t, start, end) and not _after_area_code(t, start):
             run_on = -1
             yield start, end
             continue
@@ -1287,6 +1287,26 @@ def _international_phone(t: _Text, start: int, end: int) -> bool:
     return t.before(start) == 43 and t.before(start - 1) not in _WORDISH and t.classes.count(48, start, end) <= 15
 
 
+def _after_area_code(t: _Text, start: int) -> bool:
+    """Whether a card candidate at `start` begins with the rest of a phone whose area code is in brackets before it
+    (`(555) 987-6543 555-123-4567`, `(020) 7946 0958 …`): the phone's, read with its area code, no card's first
+    groups. Read from them, the 17 digits from `987` passed Luhn, a card masked on the space between the phones until
+    2026-12-07 (helper det19); a card after an enumeration's bracket, `(1) 4111 1111 1111 1111`, is one still."""
+    return (
+        start >= 6
+        and t.classes[start - 2] == 41
+        and _AREA_CODE_BEFORE.search(t.classes, max(0, start - 8), start) is not None
+        and _PHONE_REST.match(t.classes, start) is not None
+    )
+
+
+# an area code in brackets and its space, ending where a card candidate starts; and the rest of a phone there
+_AREA_CODE_BEFORE: Final = re.compile(rb"\(0{2,5}\) \Z")
+# (ended by a space, and not a card's first two groups of four, a third after it: `(555) 4111 1111 1111 1111` is a card,
+# and so is `987-6543-555-123-4567` after `(555) `, one longer number, joined)
+_PHONE_REST: Final = re.compile(rb"0{3,4}[ .-]0{4} (?!0{4}(?!0))")
+
+
 def _searched_on(t: _Text, start: int, end: int) -> int:
     """Where the search for a card or a phone goes on after a candidate that is none: after its first space when
     it starts with a word's last digits (`COVID19 4111 1111 1111 1111`, `ref A1 415-555-2671`, a hex id's
@@ -1721,9 +1741,21 @@ def _phones_searched(t: _Text) -> Iterator[tuple[int, int]]:
         # (a phone in brackets, `(+1 555-123-4567) 555-987-6543`: it ends at its closing bracket, and so does its row)
         closed = _bracket_closed(t.classes, m.start(), pos) if t.classes[m.start() - 1] in _OPENING else -1
         phone = _phone(t, m.start(), closed) if closed > 0 else None
-        if phone is not None and phone[1] == closed and t.raw[phone[0]] == 40:
-            pos = row = closed
-            phone = phone[0], closed + 1  # (its closing bracket with it, as its opening one)
+        if closed > 0 and (phone is None or (phone[1] == closed and t.raw[phone[0]] == 40)):
+            row = closed
+            if phone is None:
+                # (the bracketed part no phone with its brackets, joined to what is before it, `2024-01-05_(555-123-4567)
+                # 555-123-4567`, `a(555-123-4567) 555-…`: the candidate ends at its bracket all the same, a phone within
+                # it read as in a row (`ref(+1 [pii:phone])`), the numbers after it alone; read as one candidate, the
+                # phone after it was not found until 2026-12-07, helper det19)
+                phone = _phone_among(t, m.start(), closed)
+                if phone is None:
+                    pos = closed
+                    continue
+                pos = phone[1]
+            else:
+                pos = closed
+                phone = phone[0], closed + 1  # (its closing bracket with it, as its opening one)
         else:  # (none there, `Tel.(+1 555-123-4567) …`: the candidate read as before)
             if pos >= row:
                 run = _ROW_ON.match(t.classes, pos)  # (matches, if only ""; past `pos` when the candidate was cut)
@@ -1878,15 +1910,25 @@ def _phone_among(t: _Text, start: int, end: int) -> tuple[int, int] | None:
     if lead is None:  # (spaced digits alone: a row's, unless it holds a run of ten digits; read at C speed)
         first = _after_minutes(t, start)  # (`12:30 555 123 4567 555 123 4568`: the phones after the time's minutes)
         return _phone_after_card(t, first, end) or _phone_before_card(t, first, end) or _phones_alike(t, first, end)
-    if t.before(start) == 43:  # (`+44 20 7946 0958 555-…`, `+44 … 13800138000`: the spaces before the next end it)
-        written = _WRITTEN_AS_A_PHONE.search(classes, start, end)
-        gap = classes.rfind(b" ", start, written.start() if written is not None else lead.start())
-        phone = _phone(t, start, gap) if gap > start else None
-        if phone is not None:
-            return phone
-        phone = _international_before(t, start, end, written)
-        if phone is not None:
-            return phone
+    # (a `+` before it, or a space or an area code's bracket before its first mark: one line for the rest)
+    if t.before(start) == 43 or _SPACED_OR_BRACKETED.match(classes, start, end) is not None:
+        if t.before(start) != 43:
+            # (a phone split by spaces before one written with dashes, dots or brackets, `020 7946 0958 555-…`)
+            phone = _spaced_before_written(t, start, end)
+            if phone is not None:
+                return phone
+        else:  # (`+44 20 7946 0958 555-…`, `+44 … 13800138000`: the spaces before the next end it)
+            # (a country's code in brackets, `(+44) 20 7946 0958 555-…`: its bracket none of the next's marks; read as
+            # one, the phone was left in clear until 2026-12-07, helper det19)
+            code = _BRACKETED_CODE.match(classes, start, end) if classes[start - 2] == 40 else None
+            written = _WRITTEN_AS_A_PHONE.search(classes, start if code is None else code.end(), end)
+            gap = classes.rfind(b" ", start, written.start() if written is not None else lead.start())
+            phone = _phone(t, start, gap) if gap > start else None
+            if phone is not None:
+                return phone
+            phone = _international_before(t, start, end, written)
+            if phone is not None:
+                return phone
     if (
         classes[lead.start()] == 48
         and (_ends_a_window(t, end) or not _listed(t, start, end))
@@ -1925,10 +1967,53 @@ def _phone_among(t: _Text, start: int, end: int) -> tuple[int, int] | None:
                 t.before(start) == 43 or not _unix_time(t.raw[first:stop]) or _called(t, start) or _dated(t, start, end)
             )
         ):
-            phone = _phone(t, first, stop)
+            # (a phone in brackets, the next number after them: read to its bracket, `_bracketed_piece`)
+            phone = _phone(t, first, stop) if classes[first] != 40 else _bracketed_piece(t, first, stop)
             if phone is not None:
                 return phone
     return None
+
+
+def _bracketed_piece(t: _Text, first: int, stop: int) -> tuple[int, int] | None:
+    """The phone a piece of a run of numbers (`_phone_among`) opening with a bracket is: the bracketed part, with both
+    its brackets, where the bracket holds nine digits or more and closes before more of the piece, as a candidate is
+    read to it (`_phones_searched`, `_bracket_closed`); else the piece as it is. Read whole, `2024-01-05
+    (555-123-4567) 555-123-4567` held no phone until 2026-12-07 (helper det19)."""
+    closed = _bracket_closed(t.classes, first + 1, stop)
+    if closed > 0 and _phone(t, first + 1, closed) == (first, closed):
+        return first, closed + 1
+    return _phone(t, first, stop)
+
+
+def _spaced_before_written(t: _Text, start: int, end: int) -> tuple[int, int] | None:
+    """The phone split by spaces as phones are written (`_PHONE_LAYOUTS`), its area code in brackets or not, and begun
+    as one, that a run of numbers at `start` begins with before a phone written with dashes, dots or brackets
+    (`_phone_among`): `020 7946 0958 555-987-6543`, `(020) 7946 0958 555-…`, read as it is alone, as after a `+`;
+    with the next, too many digits for one, it was left in clear until 2026-12-07 (helper det19). None when the run
+    is not so."""
+    classes = t.classes
+    mark = _WRITTEN_AS_A_PHONE.search(classes, _past_area_code(classes, start, end), end)
+    gap = classes.rfind(b" ", start, mark.start()) if mark is not None else -1
+    if gap <= start or _PHONE_PIECE.match(classes, gap + 1, end) is None:
+        return None
+    bracketed = classes[start - 1] == 40 and _AREA_CODE.match(classes, start) is not None
+    shape = classes[start:gap].replace(b") ", b" ", 1) if bracketed else classes[start:gap]
+    lead = t.raw[start]
+    if shape not in _ALIKE_CLASSES or not (
+        lead in b"23456789" if shape == _ALIKE_CLASSES[0] else lead == 48 and t.raw[start + 1] != 48
+    ):
+        return None
+    phone = _phone(t, start, gap)
+    return phone if phone is not None and phone[1] == gap and phone[0] == start - bracketed else None
+
+
+def _past_area_code(classes: bytes, start: int, end: int) -> int:
+    """Where a candidate at `start` goes on after an area code in brackets it begins with (`(020) 7946 0958`), or
+    `start` when it begins with none."""
+    if classes[start - 1] != 40:
+        return start
+    area = _AREA_CODE.match(classes, start, end)
+    return start if area is None else area.end()
 
 
 def _international_before(t: _Text, start: int, end: int, written: re.Match[bytes] | None) -> tuple[int, int] | None:
@@ -2203,6 +2288,13 @@ _PHONE_PIECE: Final = re.compile(rb"(?<![0).-])\(?0(?:(?:\) |[().-])?0){8,}")
 # the same after a dash or a dot that ends an IBAN (`_phone_among`), read as after a space
 _PHONE_PIECE_AFTER_IBAN: Final = re.compile(rb"\(?0(?:(?:\) |[().-])?0){8,}")
 _WRITTEN_AS_A_PHONE: Final = re.compile(rb"[().-]")
+# a country's code in brackets after its `+` and the space after them (`(+44) 20 7946 0958`)
+_BRACKETED_CODE: Final = re.compile(rb"0{1,3}\) ")
+# a run of numbers (`_phone_among`) from a phone candidate's first digit after a bracket, or with a space before its
+# first dash, dot or bracket: a phone split by spaces may begin it (`_spaced_before_written`; possessive, one pass)
+_SPACED_OR_BRACKETED: Final = re.compile(rb"(?<=\()|(?=0*+ [0 ]*+[().-])")
+# an area code in brackets after its `(` (`(020) 7946 0958`)
+_AREA_CODE: Final = re.compile(rb"0{3,5}\) ")
 _WRITTEN_OR_TEN: Final = re.compile(rb"[().-]|0{10}")
 
 

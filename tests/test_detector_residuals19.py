@@ -1,0 +1,119 @@
+"""Detector misses left by helper det18 (2026-12-07, helper det19): a phone split by spaces before one written with
+dashes (`(+44) 20 7946 0958 555-987-6543`, `020 7946 0958 555-987-6543`) left in clear; a phone in brackets joined to
+what is before it, the phone after it not found either (`2024-01-05_(555-123-4567) 555-123-4567`); the rest of a phone
+after its area code in brackets read with the next phone as a card by chance of Luhn (`(555) 987-6543 555-123-4567`,
+`[pii:credit_card]` on the space between the phones)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from tests.harness import ProxyHandle
+from tests.servers.otlp_receiver import OtlpReceiver
+from tests.servers.vllm_like import VllmLike
+from tests.test_detector_card_and_phone_layouts import ALL
+from tests.test_detector_residuals16 import _masked_whole, captured
+
+CARD = "4111 1111 1111 1111"
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        # before: the first in clear, `(+44) 20 7946 0958 [pii:phone]`
+        ("(+44) 20 7946 0958 555-987-6543", "[pii:phone] [pii:phone]"),
+        ("(+44) 20 7946 0958 555-987-6543 555-123-4567", "[pii:phone] [pii:phone] [pii:phone]"),
+        ("020 7946 0958 555-987-6543", "[pii:phone] [pii:phone]"),
+        ("(020) 7946 0958 555-123-4567", "[pii:phone] [pii:phone]"),
+        ("555 123 4567 555-987-6543", "[pii:phone] [pii:phone]"),
+        ("020 7946 0958 (555) 987-6543", "[pii:phone] [pii:phone]"),
+        # before: `[pii:phone] 7946 0958 [pii:phone]`
+        ("555-123-4567 020 7946 0958 555-987-6543", "[pii:phone] [pii:phone] [pii:phone]"),
+        # (as before: numbers not laid out or begun as a phone's, a row's, before the phone; no phone written after)
+        ("2024 1234 5678 555-123-4567", "2024 1234 5678 [pii:phone]"),
+        ("1234 567 8901 555-123-4567", "1234 567 8901 [pii:phone]"),
+        ("100 200 3000 555-123-4567", "100 200 3000 [pii:phone]"),
+        ("020 7946 0958 2024-01-05", "020 7946 0958 2024-01-05"),
+        ("+44 20 7946 0958 555-123-4567", "[pii:phone] [pii:phone]"),
+    ],
+)
+def test_a_phone_split_by_spaces_before_one_written_with_dashes_is_found(text: str, masked: str) -> None:
+    _masked_whole(text, masked)
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        # before: nothing found
+        ("2024-01-05_(555-123-4567) 555-123-4567", "2024-01-05_(555-123-4567) [pii:phone]"),
+        ("a(555-123-4567) 555-987-6543", "a(555-123-4567) [pii:phone]"),
+        ("Tel.(+1 555-123-4567) 555-987-6543", "Tel.(+1 [pii:phone]) [pii:phone]"),
+        ("2024-01-05 (555-123-4567) 555-123-4567", "2024-01-05 [pii:phone] [pii:phone]"),
+        # (as before: a phone joined to a word is none; one within brackets after a `+` so joined is found alone)
+        ("x_555-123-4567", "x_555-123-4567"),
+        ("ref(+1 555-123-4567)  4111111111111111", "ref(+1 [pii:phone])  [pii:credit_card]"),
+        (f"a(+44 20 7946 0958) {CARD}", "a(+44 20 7946 0958) [pii:credit_card]"),
+    ],
+)
+def test_a_phone_after_one_in_brackets_joined_to_a_word_is_found(text: str, masked: str) -> None:
+    _masked_whole(text, masked)
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        # before: `[pii:phone][pii:credit_card][pii:phone]`, the card's label on the space, a card to `scan`
+        ("(555) 987-6543 555-123-4567", "[pii:phone] [pii:phone]"),
+        ("+1 (555) 987-6543 555-123-4567", "[pii:phone] [pii:phone]"),
+        # before: `(555) [pii:credit_card]`
+        ("(555) 987 6543 555-123-4567", "[pii:phone] [pii:phone]"),
+        # (as before: a card after a bracket, the area code's or an enumeration's; one number joined by dashes)
+        (f"(555) {CARD}", "(555) [pii:credit_card]"),
+        (f"(1) {CARD}", "(1) [pii:credit_card]"),
+        ("(555) 3782 822463 10005", "(555) [pii:credit_card]"),
+        ("(555) 987-6543-555-123-4567", "(555) [pii:credit_card]"),
+    ],
+)
+def test_the_rest_of_a_phone_after_its_area_code_in_brackets_is_no_card(text: str, masked: str) -> None:
+    _masked_whole(text, masked)
+
+
+def test_a_value_inside_another_is_masked_under_the_other_s_label_and_scan_names_both() -> None:
+    # (README: a value inside another is masked with it, under the other's label; the record names both labels; and
+    # each finding is what the mask hides)
+    text = "call 12 10.0.0.1 12 ok"
+    assert ALL.mask(text) == "call [pii:phone] ok"
+    assert ALL.scan(text) == ALL.scan_output(text) == {"pii:phone", "pii:ip_address"}
+    assert [(f.start, f.end, f.label) for f in ALL.findings(text)] == [(5, 19, "pii:phone")]
+
+
+def test_the_captured_content_hides_a_phone_split_by_spaces_before_one_written(
+    vllm: tuple[VllmLike, str], make_proxy: Callable[..., ProxyHandle], otlp: OtlpReceiver
+) -> None:
+    text = "call (+44) 20 7946 0958 555-987-6543 or 020 7946 0958 555-123-4567"
+    a = captured(vllm, make_proxy, otlp, text)
+    assert sorted(a["lineage.input.labels"]) == ["pii:phone"]
+    # before: `call (+44) 20 7946 0958 [pii:phone] or 020 7946 0958 [pii:phone]`
+    assert "call [pii:phone] [pii:phone] or [pii:phone] [pii:phone]" in a["gen_ai.input.messages"]
+    assert "7946" not in a["gen_ai.input.messages"]
+
+
+def test_the_captured_content_hides_a_phone_after_one_in_brackets_joined_to_a_date(
+    vllm: tuple[VllmLike, str], make_proxy: Callable[..., ProxyHandle], otlp: OtlpReceiver
+) -> None:
+    text = "log 2024-01-05_(555-123-4567) 555-987-6543 ok"
+    a = captured(vllm, make_proxy, otlp, text)
+    assert sorted(a["lineage.input.labels"]) == ["pii:phone"]  # before: none
+    assert "log 2024-01-05_(555-123-4567) [pii:phone] ok" in a["gen_ai.input.messages"]
+
+
+def test_the_captured_content_names_no_card_between_two_phones(
+    vllm: tuple[VllmLike, str], make_proxy: Callable[..., ProxyHandle], otlp: OtlpReceiver
+) -> None:
+    text = "call (555) 987-6543 555-123-4567 ok"
+    a = captured(vllm, make_proxy, otlp, text)
+    assert sorted(a["lineage.input.labels"]) == ["pii:phone"]  # before: a card too
+    # before: `call [pii:phone][pii:credit_card][pii:phone] ok`
+    assert "call [pii:phone] [pii:phone] ok" in a["gen_ai.input.messages"]
