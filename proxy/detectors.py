@@ -5077,12 +5077,61 @@ class StreamScanner:
         self._again = self.OVERLAP
         self._cards = detectors._reads_cards
         self._in_run = False  # the tail starts inside a run of numbers it was cut in (`_Text.in_run`)
+        # what `found` answered mid-text, what waits read as the end, and how much was fed then (-1: not asked since a
+        # cut); what was to be read, kept to be read again with what is fed next (`_keep`); how much was fed when a
+        # text ended (`end_text`: `found` then reads what waits as the end it is, as `cut` does)
+        self._ending: set[str] = set()
+        self._asked = -1
+        self._ended = -1
+        self._kept: tuple[str, list[str], int, str, int, bool, bool, bool] = ("", [], 0, "", 0, False, False, False)
 
     @property
     def found(self) -> set[str]:
-        """The labels of everything fed so far (what waits read as the end: what is fed after is read with it again)."""
-        self._settle()
-        return self._found
+        """The labels of everything fed so far, what waits read as the end. A label that end alone gives, a value cut
+        there (`555-123-4567` then `8`), is this answer's alone: what is fed after is read with that end again, not
+        after it, so the labels once the stream ends are the text's read whole however often they were asked for
+        before (until 2026-12-07, helper det19, they were kept: asked at a cut in `5551234567890123`, a phone the text
+        whole lacks). Asked before each of many short pieces, what waits is read each time (at most `BATCH` and the
+        tail): the proxy asks once, at the reply's end, after `end_text`."""
+        if self._ended == self._scanned:  # (nothing fed since a text's end: read as the end it is)
+            self._settle()
+            return self._found
+        if self._asked != self._scanned:
+            found = self._found
+            self._found = set(found)
+            self._keep()
+            self._settle()
+            self._ending = self._found
+            self._found = found
+            self._back()
+            self._asked = self._scanned
+        return self._ending
+
+    def _keep(self) -> None:
+        """Keeps what a reading of what waits as the end changes (`found`), to be put back after it (`_back`)."""
+        self._kept = (
+            self._tail,
+            list(self._waiting),
+            self._waiting_size,
+            self._before,
+            self._unaligned,
+            self._open,
+            self._mail_open,
+            self._in_run,
+        )
+
+    def _back(self) -> None:
+        (
+            self._tail,
+            self._waiting,
+            self._waiting_size,
+            self._before,
+            self._unaligned,
+            self._open,
+            self._mail_open,
+            self._in_run,
+        ) = self._kept
+        self._kept = ("", [], 0, "", 0, False, False, False)
 
     def _settle(self) -> None:
         """Reads what waits, as the end of what was fed (`found`)."""
@@ -5113,6 +5162,7 @@ class StreamScanner:
         remaining = self._detectors.max_chars - self._scanned
         if remaining <= 0:
             self._found.add(TRUNCATED)
+            self._asked = -1
             return
         if len(piece) > remaining:  # the rest is past the limit: unread
             piece = piece[:remaining]
@@ -5219,6 +5269,7 @@ class StreamScanner:
     def end_text(self) -> None:
         """What was fed is a whole text (an output): its end reads as an end, not run on into the next (a
         newline between, unless it ends in one)."""
+        self._ended = self._scanned
         if self._waiting:
             if not self._waiting[-1].endswith("\n"):
                 self._waiting.append("\n")
@@ -5230,6 +5281,7 @@ class StreamScanner:
 
     def cut(self) -> None:
         """What is fed next is a text of its own, not read run together with what came before."""
+        self._asked = -1
         if self._waiting:
             self._read(hold=False)
         elif self._open or self._mail_open:
@@ -5265,6 +5317,22 @@ class _PatternStreamScanner(StreamScanner):
         self._long_size = 0
         self._long_before = ""  # (as `_before`, `_open` are for the stream scanner's tail)
         self._long_open = False
+        self._long_kept: tuple[str, list[str], int, str, bool] = ("", [], 0, "", False)  # (as `_kept`)
+
+    def _keep(self) -> None:
+        super()._keep()
+        self._long_kept = (
+            self._long_tail,
+            list(self._long_waiting),
+            self._long_size,
+            self._long_before,
+            self._long_open,
+        )
+
+    def _back(self) -> None:
+        super()._back()
+        self._long_tail, self._long_waiting, self._long_size, self._long_before, self._long_open = self._long_kept
+        self._long_kept = ("", [], 0, "", False)
 
     def feed(self, piece: str) -> None:
         scanned = self._scanned

@@ -2,7 +2,8 @@
 dashes (`(+44) 20 7946 0958 555-987-6543`, `020 7946 0958 555-987-6543`) left in clear; a phone in brackets joined to
 what is before it, the phone after it not found either (`2024-01-05_(555-123-4567) 555-123-4567`); the rest of a phone
 after its area code in brackets read with the next phone as a card by chance of Luhn (`(555) 987-6543 555-123-4567`,
-`[pii:credit_card]` on the space between the phones)."""
+`[pii:credit_card]` on the space between the phones); and a stream's `found`, asked at a cut in a value, keeping a
+label the text whole lacks."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from collections.abc import Callable
 
 import pytest
 
+from proxy.config import DetectorSpec
+from proxy.detectors import Detectors
 from tests.harness import ProxyHandle
 from tests.servers.otlp_receiver import OtlpReceiver
 from tests.servers.vllm_like import VllmLike
@@ -87,6 +90,43 @@ def test_a_value_inside_another_is_masked_under_the_other_s_label_and_scan_names
     assert ALL.mask(text) == "call [pii:phone] ok"
     assert ALL.scan(text) == ALL.scan_output(text) == {"pii:phone", "pii:ip_address"}
     assert [(f.start, f.end, f.label) for f in ALL.findings(text)] == [(5, 19, "pii:phone")]
+
+
+MID_STREAM = [
+    "x 5551234567890123 ok",  # (before: a phone at 7 cuts, from `555123456`)
+    f"x {CARD} 1 ok",  # (before: a phone too, at 8 cuts)
+    "v 1.2.3.4.5 ok",  # (before: an IP address at 2 cuts)
+    "call 555-123-4567 or a@b.io",  # (as before: what the text holds)
+]
+
+
+@pytest.mark.parametrize("text", MID_STREAM)
+@pytest.mark.parametrize("custom", [False, True], ids=["built-in", "with a pattern"])
+def test_found_asked_mid_stream_keeps_no_label_the_text_whole_lacks(text: str, custom: bool) -> None:
+    specs = [DetectorSpec(name) for name in ("email", "phone", "credit_card", "ip_address", "iban")]
+    detectors = Detectors([*specs, DetectorSpec("secret", r"SECRET-[0-9]+")] if custom else specs)
+    whole = detectors.scan_output(text)
+    differ = []
+    for cut in range(1, len(text)):
+        scanner = detectors.stream()
+        scanner.feed(text[:cut])
+        asked = set(scanner.found)  # (what the text so far holds, its end read as the end)
+        assert scanner.found == asked  # (asked again, the same)
+        scanner.feed(text[cut:])
+        scanner.end_text()
+        if scanner.found != whole:
+            differ.append((text[:cut], sorted(scanner.found)))
+    assert differ == []
+
+
+def test_found_mid_stream_answers_for_the_end_read_so_far() -> None:
+    # (a value cut there is found as the text so far holds it: a reply that stops there held it)
+    scanner = ALL.stream()
+    scanner.feed("call 555-123-4567")
+    assert scanner.found == {"pii:phone"}
+    scanner.feed("890123 ok")
+    scanner.end_text()
+    assert scanner.found == set() == ALL.scan_output("call 5551234567890123 ok")  # (before: the phone kept)
 
 
 def test_the_captured_content_hides_a_phone_split_by_spaces_before_one_written(
