@@ -1889,7 +1889,7 @@ ADVISOR: Final = b"advisor_"
 JSON_ESCAPE: Final = b"\\u"
 
 
-def advisor_models(data: dict[str, Any]) -> dict[str | None, tuple[str, str | None]]:
+def advisor_models(data: dict[str, Any]) -> Mapping[str | None, tuple[str, str | None]]:
     """The models a body's advisor tools name (Anthropic's `{"type": "advisor_20260301", "model": ...}` in `tools`, on
     the Messages API and LiteLLM proxy's chat completions), each once, None for a tool naming none: the executor model
     calls it with the conversation, which that model then reads (Anthropic runs it; LiteLLM proxy runs it on its router,
