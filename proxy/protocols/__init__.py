@@ -588,7 +588,9 @@ def user_strings(
                 for key in _WHOLE_KEYS[block]:  # a call's input whole; a result's content but its images
                     printed = item.get(key)
                     if type(printed) is dict or type(printed) is list:
-                        payloads = key == "input" or id(item) in printed_as_repr
+                        # (a result's `content` alone holds images; a definition or a schema is read whole, a property
+                        # named `file`, `source`, `image_url` too: until review revfields17 each was skipped as an image)
+                        payloads = key != "content" or id(item) in printed_as_repr
                         shared = [objects, credited]  # (counted as this walk's: `objects` goes on from it)
                         whole = rendered_strings(printed, out, payloads=payloads, budget=shared) and whole
                         objects, credited = shared[0], shared[1]
