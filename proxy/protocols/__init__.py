@@ -97,11 +97,13 @@ class Request:
 # (Kimi-K2's `<|tool_call_begin|>{{ id }}`, `## Return of {{ tool_call_id }}`), so ids are scanned.
 # Ciphertext a server hands out and takes back (`encrypted_content`: an Anthropic search result's page) is none:
 # kilobytes of base64 a result, which no detector can read (the Messages adapter marks a call holding a search result's
-# `scan:truncated`: `anthropic._ciphertext_held`). But a Responses reasoning item's (`_REASONING_ITEM`).
+# `scan:truncated`: `anthropic._ciphertext_held`). But a Responses reasoning item's (`_REASONING_ITEM`). A code
+# execution's standard output encrypted (`encrypted_stdout`, marked as `anthropic._code_result_unread` says) so too:
+# until review revfields17 read as text in a request and a reply, the only ciphertext so, its letters labelling both
 _STRING_FRAMING = frozenset(
     {
         "role", "type", "model", "status", "object", "url", "file_id", "detail", "format", "media_type", "mime_type",
-        "encoding_format", "encrypted_content", "encrypted_index",
+        "encoding_format", "encrypted_content", "encrypted_index", "encrypted_stdout",
     }
 )  # fmt: skip
 # a Responses input reasoning item, whose `encrypted_content` is read as text: Ollama's Responses API makes it the next

@@ -98,6 +98,7 @@ _BELOW: Final = {"content": (_BLOCK_NAMED, frozenset({"source"})), "source": (_S
 # result block's type, not its advice's, which may be left out (`_ciphertext_held`: review revfields16)
 _ADVICE: Final = b"advisor_tool_result"
 _CIPHERTEXT: Final = "encrypted_content"
+_STDOUT_CIPHERTEXT: Final = "encrypted_stdout"  # (a code execution's output encrypted: `_code_result_unread`)
 
 
 def read_request(body: bytes, operation: str = "chat", others: bool = True) -> Request:
@@ -290,10 +291,12 @@ def _code_result_unread(result: Any) -> bool:
     whatever file it is, as an OpenAI `input_file`'s `file_id`; or its standard output encrypted
     (`encrypted_code_execution_result`'s `encrypted_stdout`), which the server decrypts into the model's context, as an
     OpenAI `compaction` item. Its `stdout`, `stderr` and an error's code are read as text. Before 2026-12-07 each was
-    read as its id's or its ciphertext's letters, the call unlabelled."""
+    read as its id's or its ciphertext's letters, the call unlabelled. A result is looked at by its ciphertext too,
+    whatever its `type`, as a search result's page is: the ciphertext is not read (`_STRING_FRAMING`: review
+    revfields17), so one of another type holding it was unmarked and unread."""
     if type(result) is not dict:
         return False
-    if result.get("type") == "encrypted_code_execution_result":
+    if result.get("type") == "encrypted_code_execution_result" or result.get(_STDOUT_CIPHERTEXT):
         return True
     outputs = result.get("content")
     return type(outputs) is list and any(type(o) is dict and o.get("file_id") is not None for o in outputs)
