@@ -69,3 +69,38 @@ def test_read_as_the_calls_own_text_format(text_format: dict[str, Any], label: s
 def test_the_calls_own_text_format_is_marked() -> None:
     request = read_request("responses", orjson.dumps({"model": "m", "input": "x", "text": {"format": PATTERN}}))
     assert request.unscanned is True
+
+
+# (review revfields17: the edges next to those above, held on h-fields17, each failing on main bf6830b3)
+IN_DEFS = {"type": "json_schema", "name": "reply",
+           "schema": {"type": "object", "properties": {"to": {"$ref": "#/$defs/address"}},
+                      "$defs": {"address": {"type": "string", "pattern": "^alice\\x40example\\.com$"}}}}  # fmt: skip
+
+
+def test_a_pattern_in_its_definitions_and_a_type_spelt_with_an_escape_are_marked() -> None:
+    """A `pattern` where the schema's `$ref` points (`$defs`), and the item's type spelt with a JSON escape
+    (`configuration\\u005fupdate`: the body then spells no `configuration_update`, and is looked through for its
+    backslash)."""
+    body = orjson.dumps({"model": "m", "input": _input(IN_DEFS)})
+    assert read_request("responses", body).unscanned is True
+    escaped = body.replace(b'"configuration_update"', b'"configuration\\u005fupdate"')
+    assert b"configuration_update" not in escaped
+    assert read_request("responses", escaped).unscanned is True
+    assert read_request("responses", orjson.dumps({"model": "m", "input": _input(NAMED)})).unscanned is False
+
+
+def test_a_call_continuing_it_carries_its_mark(vllm, make_proxy) -> None:  # type: ignore[no-untyped-def]
+    """OpenAI holds the responses after the update to its format "until a later update replaces it": a call continuing
+    the stored reply (`previous_response_id`), streamed or not, carries the `scan:truncated` of the call that set it."""
+    server, upstream = vllm
+    proxy = make_proxy(CONFIG, UPSTREAM=upstream)
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="unused", max_retries=0, timeout=10)
+    items: Any = _input(PATTERN)
+    first = client.responses.create(model=SERVED, input=items, extra_headers={"x-purpose": "assistant"})
+    sent = len(server.data_requests())
+    for stream in (False, True):
+        with pytest.raises(openai.PermissionDeniedError) as refused:  # (main: 200, unlabelled)
+            client.responses.create(model=SERVED, previous_response_id=first.id, input="and the next one?",
+                                    stream=stream, extra_headers={"x-purpose": "ads"})  # fmt: skip
+        assert "scan:truncated" in refused.value.message
+    assert len(server.data_requests()) == sent
