@@ -644,9 +644,12 @@ def _unreadable_here(path: str, error: BaseException) -> str | None:
             "-wal if there is one, made in a directory it may write in)")  # fmt: skip
 
 
-def _unchanging(path: str) -> tuple[int, int, int] | None:
-    """The SQLite file `path` names as (inode, size, modification time in ns), when no -wal beside it holds writes (a
-    -wal of no bytes holds none), so the file alone is the store; None when one does, or it cannot be looked at."""
+def _unchanging(path: str) -> tuple[int, int, int, int, int] | None:
+    """The SQLite file `path` names as (device, inode, size, modification and change times in ns), when no -wal beside
+    it holds writes (a -wal of no bytes holds none), so the file alone is the store; None when one does, or it cannot be
+    looked at. Its change time (ctime) too, which no one sets: a restore over it that sets its times back (`cp
+    --preserve=timestamps`, `rsync --inplace -t`) kept the inode, size and modification time, and another store's rows
+    were read as this one's (review revrec17)."""
     target = os.path.realpath(path)  # SQLite opens the -wal beside the file a link names
     try:
         if os.path.lexists(f"{target}-wal") and os.lstat(f"{target}-wal").st_size > 0:
@@ -654,7 +657,7 @@ def _unchanging(path: str) -> tuple[int, int, int] | None:
         found = os.stat(target)
     except OSError:
         return None
-    return found.st_ino, found.st_size, found.st_mtime_ns
+    return found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns
 
 
 def writable(path: str) -> tuple[str, bool]:
@@ -860,7 +863,7 @@ class SqliteStore:
         self._file: tuple[int, int] | None = None  # (device, inode) of the file a writer opened (`_still_named`)
         self._where = ""  # its absolute path
         self._unblocker: Unblocker | None = None  # a reader's
-        self._unchanging: tuple[int, int, int] | None = None  # a reader's of a file read as immutable (`_open_to_read`)
+        self._unchanging: tuple[int, int, int, int, int] | None = None  # a reader's, of a file read as immutable
         if readonly:
             if not Path(self.path).exists():
                 raise FileNotFoundError(self.path)

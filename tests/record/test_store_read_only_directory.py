@@ -152,6 +152,62 @@ def test_a_store_read_as_a_file_nobody_writes_and_written_meanwhile_is_refused(t
     ), said
 
 
+def _rewritten_in_place(store: Path, tmp_path: Path) -> None:
+    """`store`'s bytes replaced in place by another store's of the same size (another caller), its times set back to
+    what they were, as a restore that keeps a file's times writes it (`cp --preserve=timestamps` over it, `rsync
+    --inplace -t`, `tar -x`): the same inode, size and modification time; only its change time (ctime) moves."""
+    other = tmp_path / "other" / "lineage.db"
+    other.parent.mkdir()
+    store_ = SqliteStore(other)
+    store_.upsert([(EdgeKey("bob", "assistant", "team-a", "ck", "", "allow"), 100.0, 100.0, 3, None)])
+    store_.close()
+    before = os.stat(store)
+    assert os.path.getsize(other) == before.st_size
+    with open(store, "r+b") as file:
+        file.write(other.read_bytes())
+    os.utime(store, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = os.stat(store)
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (before.st_ino, before.st_size, before.st_mtime_ns)
+
+
+@pytest.mark.parametrize("meanwhile", ["written and closed", "rewritten in place, its times set back"])
+def test_a_store_read_as_a_file_nobody_writes_changed_with_no_wal_left_is_refused(
+    tmp_path: Path, meanwhile: str
+) -> None:
+    """Changed between the reader's open and its read, with no -wal left beside it to say so: a writer that wrote and
+    closed (its last connection folded the -wal into the file and removed it), or a restore in place that set the
+    file's times back. What the immutable read gave (SQLite's cache of the file as opened, then its pages as they are
+    now) is not certain to be the store's: refused, never the other store's callers listed as this one's. On h-rec17
+    (inode, size and modification time compared): the restore read as `bob` (1 of 2; review revrec17)."""
+    run_by = no_dac()
+    closed = tmp_path / "closed"
+    closed.mkdir()
+    store = closed / "lineage.db"
+    written(store)
+    closed.chmod(0o555)
+    script = ("import sys\nfrom proxy.record.store import SqliteStore, StoreReplaced\n"
+              f"r = SqliteStore({str(store)!r}, readonly=True)\nprint('opened', flush=True)\nsys.stdin.readline()\n"
+              "try:\n    rows = r.rows()\nexcept StoreReplaced as exc:\n    print(exc)\n"
+              "else:\n    print('read', *sorted(row.key.caller for row in rows))\n")  # fmt: skip
+    child = subprocess.Popen([*run_by, sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             text=True)  # fmt: skip
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "opened\n"
+        if meanwhile == "written and closed":
+            writer = SqliteStore(store)  # root: it may write there
+            writer.upsert([(EdgeKey("app", "assistant", "team-a", "ck", "", "allow"), 101.0, 101.0, 1, None)])
+            writer.close()
+        else:
+            _rewritten_in_place(store, tmp_path)
+        assert sorted(p.name for p in closed.iterdir()) == ["lineage.db"]
+        said, _ = child.communicate("go\n", timeout=60)
+    finally:
+        closed.chmod(0o755)
+        if child.poll() is None:
+            child.kill()
+    assert said.startswith("written while it was read: "), said
+
+
 def test_a_store_whose_proxy_runs_is_read_in_a_directory_the_reader_may_not_write_in(tmp_path: Path) -> None:
     """Its -wal and -shm there (the writer's connection open): SQLite reads it without making anything, as before."""
     run_by = no_dac()
