@@ -698,6 +698,18 @@ def is_busy(exc: sqlite3.OperationalError) -> bool:
 # not (a write transaction begun, its changes in its cache); a write lock on a -shm's bytes is a WAL store's writer's
 _PENDING_BYTE: Final = 0x40000000
 _SHARED_FIRST: Final = _PENDING_BYTE + 2
+_SHARED_LAST: Final = _SHARED_FIRST + 510 - 1
+
+
+def _keeps_readers_out(start: str, end: str) -> bool:
+    """Whether a lock on the bytes `start` to `end` (/proc/locks': `EOF` is the file's end, however far it grows) holds
+    the pending byte or any of the shared range, which a reader's read locks take (review revrec17: one on the pending
+    byte from before it was taken as none, one past the shared range as one)."""
+    if not start.isdigit() or not (end.isdigit() or end == "EOF"):
+        return False
+    first = int(start)
+    last = _SHARED_LAST if end == "EOF" else int(end)  # (past the range: the same answer)
+    return first <= _PENDING_BYTE <= last or (first <= _SHARED_LAST and last >= _SHARED_FIRST)
 
 
 def lock_holders(path: str, writer: bool = False) -> list[int]:
@@ -728,9 +740,7 @@ def lock_holders(path: str, writer: bool = False) -> list[int]:
         shm = next((beside for key, beside in files if key == fields[5]), None)
         if shm is None:
             continue
-        end = fields[7]
-        keeps_out = shm or reads_too or fields[6] == str(_PENDING_BYTE) or end == "EOF" or (
-            end.isdigit() and int(end) >= _SHARED_FIRST)  # fmt: skip
+        keeps_out = shm or reads_too or _keeps_readers_out(fields[6], fields[7])
         pid = int(fields[4])
         if keeps_out and pid not in (0, os.getpid()):
             holders.add(pid)

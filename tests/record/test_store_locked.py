@@ -174,3 +174,44 @@ def test_serve_whose_journal_is_held_past_its_wait_says_it_is_busy(tmp_path: Pat
         f"lineage-proxy serve: cannot open the lineage journal {journal}: busy: process {pid} held a lock on it for the "
         f"10 s this open for writing waits for one, {_WRITER_SAYS}open it again once it is released\n"
     ), done.stderr
+
+
+_PENDING = 0x40000000  # os_unix.c's PENDING_BYTE, RESERVED_BYTE after it, then the 510 bytes of SHARED_FIRST..
+_SHARED_LAST = _PENDING + 2 + 510 - 1
+
+
+@pytest.mark.parametrize(
+    ("start", "length"),
+    [(_PENDING - 10, 11), (0, 0), (_PENDING + 1, 1), (_SHARED_LAST, 1), (_SHARED_LAST + 1, 10), (0, _PENDING),
+     (_SHARED_LAST + 1, 0)],
+    ids=["through the pending byte, from before it", "the whole file (lockf's 0 to EOF)", "the reserved byte alone",
+         "the shared range's last byte", "past the shared range", "up to the pending byte",
+         "from past the shared range to EOF"],
+)  # fmt: skip
+def test_a_lock_is_named_as_its_holder_when_it_keeps_readers_out(tmp_path: Path, start: int, length: int) -> None:
+    """Another program's POSIX write lock on a range of the store's bytes (`lockf`): its holder is named exactly when
+    the lock keeps a reader out, as SQLite's own read (its read lock on the pending byte, then on the shared range)
+    finds. On h-rec17, which took a lock starting at the pending byte or ending past the reserved one: one through the
+    pending byte from before it was no holder's ('another process'), one past the shared range (to its end, or to EOF)
+    a holder's (3 of 7; review revrec17)."""
+    store = tmp_path / "lineage.db"
+    written(store, "delete")
+    script = ("import fcntl, sys\nf = open(sys.argv[1], 'r+b')\n"
+              "fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB, int(sys.argv[3]), int(sys.argv[2]))\n"
+              "print('held', flush=True)\nsys.stdin.readline()\n")  # fmt: skip
+    holder = subprocess.Popen([sys.executable, "-c", script, str(store), str(start), str(length)], text=True,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        reader = sqlite3.connect(f"{store.as_uri()}?mode=ro", uri=True, timeout=0)
+        try:
+            reader.execute("SELECT count(*) FROM edges").fetchone()
+            kept_out = False
+        except sqlite3.OperationalError as exc:
+            assert "database is locked" in str(exc), exc
+            kept_out = True
+        finally:
+            reader.close()
+        assert lock_holders(str(store)) == ([holder.pid] if kept_out else []), kept_out
+    finally:
+        holder.communicate("\n", timeout=30)
