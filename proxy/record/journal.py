@@ -195,12 +195,13 @@ class Journal:
         try:
             target, uri = writable(self.path)
             self._db = sqlite3.connect(target, uri=uri, check_same_thread=False, timeout=10, isolation_level=None)
+            began = time.monotonic()
             foreign = foreign_tables(self._db, JOURNAL_TABLES)
             if foreign:  # before WAL mode is set: that too would change another program's file
                 self._db.close()
                 raise StartupError(f"lineage journal {self.path}: not a lineage journal: it holds other tables "
                                    f"({foreign}) and none of a journal's; point lineage.journal at a new file")  # fmt: skip
-            wal(self._db)
+            wal(self._db, began=began)  # (the read before it and the switch wait OPEN_TIMEOUT_S together)
             self._db.execute("PRAGMA synchronous=NORMAL")  # survives kill -9, like the SQLite store
             try:
                 self._open(key, retired)

@@ -550,20 +550,29 @@ LOCKED_RETRY_S = 1.0
 LOCKED_WAIT_S = 0.05
 
 
-def wal(db: sqlite3.Connection, wait_s: float = OPEN_TIMEOUT_S) -> None:
+def wal(db: sqlite3.Connection, wait_s: float = OPEN_TIMEOUT_S, began: float | None = None) -> None:
     """Put a database file in WAL mode. Switching a new file takes a lock SQLite does not wait for (the
     busy timeout does not apply): workers opening one new store together got "database is locked" at
     start, about one run in fifteen with eight. So it is tried again until `wait_s` has passed (a wait of its own,
-    before the open's wait for the write lock: a worker's start may wait for both, `workers.START_WAITS_S`)."""
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
+    before the open's wait for the write lock: a worker's start may wait for both, `workers.START_WAITS_S`), each try
+    waiting no longer than what is left. `began` (monotonic): when the open's read before it (`foreign_tables`, which
+    waits for a lock that keeps readers out) began, the two waiting `wait_s` together (review revrec17: each waited its
+    own, a store not in WAL mode held by a write, then a read, took 20 s to be said busy `for the 10 s`, and its open
+    up to 30 s where a start counts 20)."""
+    deadline = (time.monotonic() if began is None else began) + wait_s
+    (kept,) = db.execute("PRAGMA busy_timeout").fetchone()
+    try:
+        while True:
+            db.execute(f"PRAGMA busy_timeout={max(0, round((deadline - time.monotonic()) * 1000))}")
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
             time.sleep(0.01)  # a retry pause, not a synchronisation: another process holds the file's lock
+    finally:
+        db.execute(f"PRAGMA busy_timeout={int(kept)}")
 
 
 TAMPERED_START = ("lineage store %s: its chain is empty or missing, though the store holds edges or was purged "
@@ -894,12 +903,13 @@ class SqliteStore:
         try:
             target, uri = writable(self.path)
             self._db = sqlite3.connect(target, uri=uri, check_same_thread=False, timeout=10, isolation_level=None)
+            began = time.monotonic()
             foreign = foreign_tables(self._db, LINEAGE_TABLES)
             if foreign:  # checked before WAL mode is set: that too would change the file
                 self._db.close()
                 raise StartupError(f"lineage store {self.path}: not a lineage store: it holds other tables ({foreign}) "
                                    "and none of a lineage store's; point lineage.store at a new file")  # fmt: skip
-            wal(self._db)
+            wal(self._db, began=began)  # (the read before it and the switch wait OPEN_TIMEOUT_S together)
             # NORMAL in WAL mode: a committed transaction survives a crash of the process (kill -9);
             # only a power loss may roll back the last commits.
             self._db.execute("PRAGMA synchronous=NORMAL")

@@ -14,6 +14,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,7 +23,9 @@ from typing import Any
 
 import pytest
 
-from proxy.record.store import EdgeKey, SqliteStore, lock_holders
+from proxy.errors import StartupError
+from proxy.record.journal import Journal
+from proxy.record.store import EdgeKey, SqliteStore, StoreBusy, lock_holders
 from tests.test_check_store_location import CONFIG
 
 READERS = [(("edges",), 1), (("verify", "--integrity"), 2), (("verify", "--baseline", "BASELINE"), 2),
@@ -215,3 +218,50 @@ def test_a_lock_is_named_as_its_holder_when_it_keeps_readers_out(tmp_path: Path,
         assert lock_holders(str(store)) == ([holder.pid] if kept_out else []), kept_out
     finally:
         holder.communicate("\n", timeout=30)
+
+
+@pytest.mark.parametrize("opened", ["store", "journal"])
+def test_an_open_for_writing_waits_10_s_in_all_for_the_read_and_the_switch_to_wal(tmp_path: Path, opened: str) -> None:
+    """A file not in WAL mode held by a write (`BEGIN EXCLUSIVE`) for 8 s, then by a read transaction until the open
+    ends: the open's read of its tables waits for the first, its switch to WAL mode for the second, 10 s for both (then
+    the write lock's 10 s: the 2 x 10 s a start counts, `stores.open_waits_s`), and says it busy after them. On h-rec17
+    each waited its own 10 s: said busy `for the 10 s` after 18 s, and an open up to 30 s (2 of 2; review revrec17)."""
+    path = tmp_path / "lineage.db"
+    if opened == "store":
+        written(path, "delete")
+    else:
+        Journal(path).close()
+        converted = sqlite3.connect(path)
+        assert converted.execute("PRAGMA journal_mode=delete").fetchone() == ("delete",)
+        converted.close()
+    shell = shutil.which("sqlite3")
+    if shell is None:
+        pytest.skip("no sqlite3 shell (Debian's sqlite3 package)")
+    holder = subprocess.Popen([shell, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdin is not None and holder.stdout is not None
+    holder.stdin.write("BEGIN EXCLUSIVE;\n.print held\n")
+    holder.stdin.flush()
+    assert holder.stdout.readline() == "held\n"
+
+    def to_a_read() -> None:  # the write ends and a read begins at once: the open's read gets in, its switch does not
+        assert holder.stdin is not None
+        holder.stdin.write("COMMIT; BEGIN; SELECT count(*) > 0 FROM sqlite_master;\n")
+        holder.stdin.flush()
+
+    switched = threading.Timer(8.0, to_a_read)  # the scenario's 8 s write, not a synchronisation
+    try:
+        began = time.monotonic()
+        switched.start()
+        with pytest.raises((StoreBusy, StartupError)) as refused:
+            if opened == "store":
+                SqliteStore(path).close()
+            else:
+                Journal(path).close()
+        waited = time.monotonic() - began
+    finally:
+        switched.cancel()
+        holder.communicate(".quit\n", timeout=30)
+    assert 9.5 <= waited < 13.0, waited
+    assert f"busy: process {holder.pid} held a lock on it for the 10 s this open for writing waits for one" in str(
+        refused.value
+    ), refused.value
