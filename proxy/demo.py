@@ -31,6 +31,7 @@ from proxy.record.integrity import SIGNED
 from proxy.record.store import (
     READ_WAIT_S,
     SqliteStore,
+    StoreBusy,
     StoreReplaced,
     Unblocker,
     UnreadableHere,
@@ -303,6 +304,14 @@ def _not_a_demos(store: str, given: str | None = None) -> None:
     # where the proxy's writer could not open it, refused in its words before any read of it here: a -journal that is a
     # FIFO beside a store a demo wrote hung `_rows` for ever (SQLite opens it to see whether it is one to roll back)
     require_directory(store, "lineage store")
+    try:
+        _looked_at(store, named)
+    except StoreBusy as exc:  # named as given, as the other refusals name it (review revrec17: `file:x` said as `x`)
+        raise StartupError(f"--store {named}: {exc}") from None
+
+
+def _looked_at(store: str, named: str) -> None:
+    """`_not_a_demos`'s looks at the SQLite file `store` (`named` as given); StoreBusy when a lock kept them out."""
     newest = _rows(store, "SELECT hash FROM chain ORDER BY seq DESC LIMIT 1")
     if newest and str(newest[0][0]).startswith(SIGNED):  # its writers had lineage.integrity_key_file
         raise StartupError(f"--store {named}: its record is signed with an integrity key (a proxy's "
@@ -344,8 +353,7 @@ def _rows(store: str, query: str, parameters: tuple[str, ...] = ()) -> list[tupl
             # a lock held past the wait is no answer: taken as none, it let a proxy's own record, locked as the demo
             # looked (its three reads 5 s each, then the writer's open), pass as a new file (until 2026-12-07)
             if isinstance(exc, sqlite3.OperationalError) and is_busy(exc):
-                said = busy(store, exc, READ_WAIT_S, reader=True, then="nothing was read: run the demo again")
-                raise StartupError(f"--store {store}: {said}") from None
+                raise busy(store, exc, READ_WAIT_S, reader=True, then="nothing was read: run the demo again") from None
             return []
 
 

@@ -140,25 +140,29 @@ def test_serve_on_a_store_whose_lock_is_held_past_its_wait_says_it_is_busy(
     ), done.stderr
 
 
-def test_the_demo_on_a_store_whose_lock_is_held_says_it_is_busy(tmp_path: Path) -> None:
+@pytest.mark.parametrize("given", ["a path", "a file: URI"])
+def test_the_demo_on_a_store_whose_lock_is_held_says_it_is_busy(tmp_path: Path, given: str) -> None:
     """`demo --store`'s look at the store (is it a demo's?) waits 10 s for the lock, then refuses, exit 1, the store left
-    as it was. On main: its three reads took 5 s each and were each taken as none (no flows: a new file), then the
-    writer's open said `cannot open the lineage store ...: database is locked` after 10 s more (1 of 1); a lock
-    released within those 25 s let the demo add its calls to a proxy's own record."""
+    as it was, nothing made beside it, named as given, as its other refusals name it. On main: its three reads took 5 s
+    each and were each taken as none (no flows: a new file), then the writer's open said `cannot open the lineage store
+    ...: database is locked` after 10 s more (1 of 1); a lock released within those 25 s let the demo add its calls to a
+    proxy's own record. On h-rec17 `--store file:X` was said `--store X: busy: ...` (1 of 2; review revrec17)."""
     store = tmp_path / "lineage.db"
     written(store, "delete")
     before = store.read_bytes()
+    named = str(store) if given == "a path" else f"file:{store}"
     with held(store, "BEGIN EXCLUSIVE") as pid:
         began = time.monotonic()
-        done = subprocess.run([sys.executable, "-m", "proxy", "demo", "--store", str(store)], capture_output=True,
+        done = subprocess.run([sys.executable, "-m", "proxy", "demo", "--store", named], capture_output=True,
                               text=True, timeout=90, stdin=subprocess.DEVNULL)  # fmt: skip
         waited = time.monotonic() - began
     assert done.returncode == 1 and not done.stdout, done
-    assert done.stderr == (f"lineage-proxy demo: --store {store}: busy: process {pid} held a lock on it for the 10 s "
+    assert done.stderr == (f"lineage-proxy demo: --store {named}: busy: process {pid} held a lock on it for the 10 s "
                            f"this read waits for one, {_SAYS}nothing was read: run the demo again once it is "
                            "released\n"), done.stderr  # fmt: skip
     assert waited < 20.0, waited
     assert store.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lineage.db"]  # nothing made beside it (a marker, a -wal)
 
 
 def test_serve_whose_journal_is_held_past_its_wait_says_it_is_busy(tmp_path: Path, postgres: Any) -> None:
