@@ -98,7 +98,7 @@ def test_a_store_whose_lock_is_held_is_said_busy_by_each_reader(
         done = [(args, code, process.communicate(timeout=60)) for args, code, process in readers]
         waited = time.monotonic() - began
         codes = [process.returncode for _, _, process in readers]
-    assert 10.0 <= waited < 30.0, waited
+    assert 10.0 <= waited < 20.0, waited  # each waits its 10 s once: the open waits for no lock (review revrec16)
     for (args, code, (out, err)), got in zip(done, codes, strict=True):
         assert got == code, (args, got, out, err)
         assert err == (f"lineage-proxy {args[0]}: {store}: busy: process {pid} held a lock on it for the 10 s this read "
