@@ -51,10 +51,10 @@ def is_database(store: str) -> bool:
 
 def open_waits_s(store: str | None) -> float:
     """The longest a writer's `open_store` of `store` waits at its bounds, one wait after the other: a SQLite file's
-    switch to WAL, then its write lock (OPEN_TIMEOUT_S each); a PostgreSQL store's connection and the chain's lock
-    (`postgres.open_waits_s`: its URL's own bounds when it sets them), then its journal's open, a SQLite file's.
-    None (no store) is counted as a SQLite file, so a start without one keeps the grace it had. A `--workers`
-    worker's start grace follows it (`workers.start_grace_s`)."""
+    read of its tables and switch to WAL (OPEN_TIMEOUT_S together, `store.wal`), then its write lock (OPEN_TIMEOUT_S);
+    a PostgreSQL store's connection and the chain's lock (`postgres.open_waits_s`: its URL's own bounds when it sets
+    them), then its journal's open, a SQLite file's. None (no store) is counted as a SQLite file, so a start without
+    one keeps the grace it had. A `--workers` worker's start grace follows it (`workers.start_grace_s`)."""
     sqlite = 2 * OPEN_TIMEOUT_S
     if not store or not is_database(store):
         return sqlite
