@@ -28,6 +28,12 @@ def test_none_installed(tmp_path: Path) -> None:
     assert bin_dir(str(tmp_path)) is None
 
 
-def test_the_installed_one_is_found() -> None:
+def test_the_installed_one_is_the_newest_installed() -> None:
+    installed = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
     found = bin_dir()
-    assert found is None or (found / "initdb").exists()
+    if not installed:
+        assert found is None
+        return
+    assert found is not None and (found / "initdb") in installed
+    newest = max(tuple(int(part) for part in path.parent.parent.name.split(".")) for path in installed)
+    assert found.parent.name == ".".join(map(str, newest))
