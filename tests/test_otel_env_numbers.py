@@ -113,3 +113,21 @@ def test_true_and_false_in_any_case_are_read_unsaid(tmp_path: Path, value: str) 
     result = check(tmp_path, **env)
     assert (result.returncode, result.stderr) == (0, "")
     assert parse(BASE, env=env).telemetry.exporter == ("none" if value.lower() == "true" else "otlp")
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [("0" * 5000, 3600.0), ("0" * 4999 + "5", 0.005), ("9" * 5000, None), ("1" + "0" * 4400, None)],
+    ids=["5000 zeros", "4999 zeros then 5", "5000 nines", "1 then 4400 zeros"],
+)
+def test_a_timeout_of_thousands_of_digits_is_read_or_warned_of(
+    tmp_path: Path, value: str, seconds: float | None
+) -> None:
+    """Python's int() refuses a text of more than 4300 digits (ValueError): a value so long, of zeros before a number
+    or a slip, came out of `check` as a traceback (review revconfig17; float() read it before 2026-12-07, a problem
+    then). Zeros before a number are the number; one past an hour is warned of and ignored as any other."""
+    result = check(tmp_path, OTEL_EXPORTER_OTLP_TIMEOUT=value)
+    warned = [] if seconds is not None else [TIMEOUT.format(var="OTEL_EXPORTER_OTLP_TIMEOUT", value=value)]
+    assert (result.returncode, result.stderr.splitlines()) == (0, warned), result.stderr[-300:]
+    timeout = parse(BASE, env={"OTEL_EXPORTER_OTLP_TIMEOUT": value}).telemetry.export_timeout_s
+    assert timeout == (5.0 if seconds is None else seconds)

@@ -99,9 +99,13 @@ def export_timeout_s(env: Mapping[str, str], warnings: list[str]) -> float | Non
         text = env.get(var, "").strip()
         if not text:
             continue
-        if MILLISECONDS.fullmatch(text) and int(text) <= EXPORT_TIMEOUT_MAX_S * 1000:
+        # (its leading zeros dropped before int(), which refuses a text of more than 4300 digits with a ValueError: a
+        # value that long, `0` written 5000 times or a slip of 5000 digits, came out of `check` and `serve` as a
+        # traceback until 2026-12-07; past 7 digits none is an hour or less)
+        digits = text.lstrip("0") or "0"
+        if MILLISECONDS.fullmatch(text) and len(digits) <= 7 and int(digits) <= EXPORT_TIMEOUT_MAX_S * 1000:
             # named as set (milliseconds, the variable), not as the key it fills (`telemetry.export_timeout_s`)
-            return int(text) / 1000.0 if int(text) else EXPORT_TIMEOUT_MAX_S
+            return int(digits) / 1000.0 if int(digits) else EXPORT_TIMEOUT_MAX_S
         most = f"{EXPORT_TIMEOUT_MAX_S * 1000:.0f}"
         warnings.append(f"{var}: expected whole milliseconds up to {most} (0: no timeout, taken as {most}), got "
                         f"{text!r}: ignored, as if unset ({RULE})")  # fmt: skip
