@@ -44,6 +44,18 @@ def test_an_http_url_without_a_port_is_refused_over_grpc(tmp_path: Path, url: st
                                                                    "configuration:", f"  {said}"])  # fmt: skip
 
 
+@pytest.mark.parametrize("key", ["endpoint", "traces_endpoint"])
+@pytest.mark.parametrize(
+    ("url", "write"), [("http://collector:", "http://collector:4317"), ("http://[::1]:/", "http://[::1]:4317")]
+)
+def test_a_colon_without_a_port_is_not_written_twice(tmp_path: Path, key: str, url: str, write: str) -> None:
+    """`http://collector:` names no port either (grpc reads `collector:` on 443): the URL to write is `:4317` after
+    the host, not after its `:` (review revconfig17: it said `write 'http://collector::4317'`, no URL)."""
+    result = check(tmp_path, BASE + f"telemetry:\n  protocol: grpc\n  {key}: '{url}'\n")
+    said = SAID.format(key=f"telemetry.{key}", url=url, write=write)
+    assert (result.returncode, result.stderr.splitlines()[1:]) == (1, [f"  {said}"]), result.stderr
+
+
 def test_from_the_environment_too(tmp_path: Path) -> None:
     result = check(tmp_path, BASE, OTEL_EXPORTER_OTLP_ENDPOINT="http://collector", OTEL_EXPORTER_OTLP_PROTOCOL="grpc")
     said = SAID.format(key="telemetry.endpoint", url="http://collector", write="http://collector:4317")

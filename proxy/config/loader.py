@@ -2108,9 +2108,12 @@ class _Reader:
             elif protocol == "grpc" and not grpc_target and parts.scheme == "http" and parts.port is None:
                 # OpenTelemetry's gRPC exporter gives grpc the URL's host alone (its `netloc`), which grpc reads on 443,
                 # grpc's default; this exporter sent to 4317: one URL, two ports. Until 2026-12-07 it loaded unsaid
+                # (a `:` with no port after it, `http://collector:`, not written twice: until 2026-12-07 it said
+                # `write 'http://collector::4317'`)
+                write = f"http://{parts.netloc.removesuffix(':')}:4317"
                 self.problem(path, f"{shown_url(endpoint)!r} names no port: OpenTelemetry's gRPC exporter sends an "
                              "http:// URL without one to 443, grpc's default, not to OTLP/gRPC's 4317; write "
-                             f"{f'http://{parts.netloc}:4317'!r}, or the port the collector listens on")  # fmt: skip
+                             f"{write!r}, or the port the collector listens on")  # fmt: skip
             elif grpc_target and parts.port is None and not _NO_HOSTS.search(endpoint):
                 # a host alone (`notaurl`, `collector`) is none of a gRPC target's forms: grpc reads it on 443, the
                 # OpenTelemetry SDKs pass it so, this exporter sent to 4317; until 2026-12-07 it loaded unsaid
