@@ -508,7 +508,7 @@ def _query_at(store: str, host: int, query: int, at: int) -> bool:
 
 def _split(url: str) -> SplitResult | None:
     """`url`'s parts, or None if it is no URL the proxy can connect to: `http://[::1` (an unclosed IPv6 address) or
-    a port that is not one (`:99999`, `:abc`), which `urlsplit` or the connection's `.port` raise on, or one whose
+    a port that is not one (`:99999`, `:abc`), which `urlsplit` or the connection's `.port` raise on, or 0, or one whose
     user or password holds a `/`, `?` or `#` written unescaped (`_slashed_userinfo`: `urlsplit` reads another host),
     or whose host:port holds white space (`_spaced`: `http://triton :8001`, host `triton ` to every reader, which no
     resolver finds: loaded, it would fail at each connect) or a `\\` (`_backslash_at`: `http://collector\\v1`, a path
@@ -518,7 +518,8 @@ def _split(url: str) -> SplitResult | None:
         return None
     try:
         parts = urlsplit(url)
-        parts.port  # noqa: B018 (read for the ValueError it raises)
+        if parts.port == 0:  # (what `_url_said` says: the range; no reader connects to port 0)
+            return None
     except ValueError:
         return None
     if _spaced(parts.netloc) or _backslash_at(url) >= 0 or _url_host_problem(parts.netloc) is not None:
@@ -963,8 +964,10 @@ def _url_said(url: str) -> str | None:
     sep, port = after_host.rpartition(":")[1:]
     if sep and (said := _not_ascii(port)) is not None:
         return said
-    # (`isdecimal`: the digits `int` reads; `isdigit` is true of `²` too, which `int` refuses)
-    return _port_range(port, zero_ok=False) if sep and port.isdecimal() and int(port) > 65535 else None
+    # (`isdecimal`: the digits `int` reads; `isdigit` is true of `²` too, which `int` refuses). Port 0 too, which no
+    # reader connects to (`http://collector:0`: until 2026-12-07 it loaded at every URL key, and the gRPC span exporter,
+    # reading the 0 as no port, sent to 4317, where OpenTelemetry's gives grpc `collector:0`)
+    return _port_range(port, zero_ok=False) if sep and port.isdecimal() and not 1 <= int(port) <= 65535 else None
 
 
 def parse_address(text: str, zero_ok: bool = True) -> Address:

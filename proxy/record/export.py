@@ -342,7 +342,9 @@ class OtlpGrpcSink:
         else:
             parts = urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}")
             # the URL's host (an IPv6 literal in its brackets, as grpc reads it) and port: an https URL's default is
-            # 443, as OpenTelemetry's SDKs take `https://api.honeycomb.io`; else OTLP/gRPC's own, 4317
+            # 443, as OpenTelemetry's SDKs take `https://api.honeycomb.io`; else OTLP/gRPC's own, 4317, which a loaded
+            # config never reaches: the loader refuses what OpenTelemetry's exporter sends elsewhere, `http://collector`
+            # and `collector` (443) and port 0 (`collector:0`, which this `or` took for none until 2026-12-07)
             host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
             target = f"{host}:{parts.port or (443 if parts.scheme == 'https' else 4317)}"
             self._scheme = parts.scheme if "://" in endpoint else ""  # what made it TLS, for `_plaintext_hint`
