@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from proxy.cli import _duration, _port, _workers, build_parser
+from proxy.cli import _duration, _head, _path, _port, _store, _workers, build_parser
 
 DURATION = "expected a duration such as 30d, 12h, 15m or 90s, not {!r}"
 # the option, the command line before it, a form it takes, and the line said of every other form
@@ -30,7 +30,8 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_options_tested_are_every_numeric_option() -> None:
-    """An option added with a number's type is added here too."""
+    """An option added with a number's type is added here too; so is one with a type this test does not know (a new
+    reader, `_positive` for `--limit`, say, is no int and was let by; review revconfig17)."""
     parser = build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
     numeric = {
@@ -40,6 +41,8 @@ def test_the_options_tested_are_every_numeric_option() -> None:
         if action.type in (_workers, _port, _duration, int, float)
     }
     assert numeric == {("serve", "--workers"), ("demo", "--port"), ("verify", "--since"), ("report", "--since")}
+    types = {action.type for command in commands.values() for action in command._actions}
+    assert types == {None, _workers, _port, _duration, _path, _store, _head}, types
 
 
 @pytest.mark.parametrize(

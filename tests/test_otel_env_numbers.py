@@ -131,3 +131,12 @@ def test_a_timeout_of_thousands_of_digits_is_read_or_warned_of(
     assert (result.returncode, result.stderr.splitlines()) == (0, warned), result.stderr[-300:]
     timeout = parse(BASE, env={"OTEL_EXPORTER_OTLP_TIMEOUT": value}).telemetry.export_timeout_s
     assert timeout == (5.0 if seconds is None else seconds)
+
+
+@pytest.mark.parametrize("sampler", [None, "always_on", "always_off", "parentbased_always_on"])
+def test_a_sampler_argument_beside_no_ratio_sampler_is_not_read(sampler: str | None) -> None:
+    """The spec: OTEL_TRACES_SAMPLER_ARG "will only be used if OTEL_TRACES_SAMPLER is set", its input each sampler's:
+    beside none, or one taking no argument, it is neither read nor warned of (the README says so; review revconfig17)."""
+    env = {"OTEL_TRACES_SAMPLER_ARG": "2", **({"OTEL_TRACES_SAMPLER": sampler} if sampler else {})}
+    config = parse(BASE, env=env)
+    assert (config.telemetry.sample_ratio, config.warnings) == (0.0 if sampler == "always_off" else 1.0, ())
