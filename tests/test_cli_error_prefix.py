@@ -83,3 +83,21 @@ def test_checks_store_serve_could_not_open_is_said_so_too(tmp_path: Path) -> Non
     assert result.returncode == 1 and result.stderr.splitlines()[0] == (
         f"lineage-proxy check: {config}: serve could not start:"), result.stderr  # fmt: skip
     assert result.stderr.splitlines()[1].startswith("  lineage.store: cannot open the lineage store ")
+
+
+def test_the_readmes_example_of_a_configs_problems_is_what_check_says(tmp_path: Path) -> None:
+    """The README's lines, `lineage-proxy check: proxy.yaml: invalid configuration:` then `  routes[2].upstream: unknown
+    upstream 'vlm'`, are check's, of a third route naming an upstream not configured (review revconfig17: the README
+    quoted it `"vlm"`, which check never said: a problem quotes with Python's repr)."""
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    header, problem = (
+        "lineage-proxy check: proxy.yaml: invalid configuration:",
+        "routes[2].upstream: unknown upstream 'vlm'",
+    )
+    assert " ".join(f"`{header}`, then `  {problem}`".split()) in readme  # (its spaces as the README's are joined)
+    (tmp_path / "proxy.yaml").write_text("listen:\n  http: 127.0.0.1:0\nupstreams:\n  - name: u\n    url: http://127.0.0.1:9\n"
+                                         "routes:\n  - model: a\n    upstream: u\n  - model: b\n    upstream: u\n"
+                                         "  - model: '*'\n    upstream: vlm\n")  # fmt: skip
+    result = subprocess.run([sys.executable, "-m", "proxy", "check", "--config", "proxy.yaml"], capture_output=True,
+                            text=True, timeout=120, cwd=tmp_path)  # fmt: skip
+    assert (result.returncode, result.stderr.splitlines()) == (1, [header, f"  {problem}"]), result.stderr
