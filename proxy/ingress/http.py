@@ -196,6 +196,16 @@ def _query_refused(adapter: Adapter, target: Target, request_target: str, path: 
     ):
         return ("the query may not name a model on a path lineage-proxy does not read: LiteLLM proxy stores a file, or "
                 "runs a batch's calls, on the model it names, which no route's rules judge here; leave it out")  # fmt: skip
+    # nor a provider by its `provider`: LiteLLM proxy's file upload and batch creation take a `provider` argument, the
+    # path's on `/{provider}/v1/files` (`passthrough.PROVIDER_FILES_CALL`) and, FastAPI's way, the query's on
+    # `/v1/files` and `/v1/batches`, before the header, the query's and the body's `custom_llm_provider` (until review
+    # revmodels17 forwarded)
+    if (target is FILES_CALL or target is PROVIDER_FILES_CALL) and any(
+        key == "provider" and value for key, value in query_pairs(request_target)
+    ):
+        return ("the query may not name a provider (provider) on a path lineage-proxy does not read: LiteLLM proxy "
+                "stores a file, or runs a batch's calls, at the provider it names, which no route's rules judge here; "
+                "leave it out")  # fmt: skip
     # and on any call it does not read, the query's provider, as its `custom-llm-provider` header
     # (`passthrough.PROVIDER_HEADER`): LiteLLM proxy's files, containers and videos routes read it
     # (`get_custom_llm_provider_from_request_query`) and run the call at that provider's API (until 2026-12-07

@@ -94,8 +94,18 @@ FILE_ID_FIELD: Final = "input_file_id"
 # the query's name for the provider, which LiteLLM proxy reads beside the `custom-llm-provider` header on its files,
 # containers and videos routes (`get_custom_llm_provider_from_request_query`)
 PROVIDER_QUERY: Final = "custom_llm_provider"
-_FORM_NAME: Final = re.compile(r'(?i)(?:^|;)\s*name\*?\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
-_BOUNDARY: Final = re.compile(r'(?i)(?:^|;)\s*boundary\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
+# a file upload's form field LiteLLM proxy collects `target_model_names` from, indexed too (`target_model_names[]`,
+# `target_model_names[0]`: the openai SDK writes a list so; `_extract_target_model_names_from_form`)
+_TARGETS: Final = "target_model_names"
+_TARGETS_INDEXED: Final = "target_model_names["
+# the part heads, and the bytes of their `Content-Disposition` lines, a multipart form is read for (`_form_fields`)
+# up to: Starlette refuses a form of over 1,000 files or 1,000 fields (`request.form()`'s defaults), python-multipart a
+# header line over 4,224 bytes; a real upload's are a few parts and under 1 KiB. Past them reading costs seconds (a
+# 6 MB `Content-Disposition` of `; name="x"` took 1.3 s)
+_FORM_PARTS_MAX: Final = 2_000
+_DISPOSITION_MAX: Final = 64 * 1024
+# the RFC 2231 pieces of one parameter read (`name*0`, `name*1`, ...)
+_CONTINUED_MAX: Final = 64
 _DEPLOYMENT_MEDIA: Final = ("/images/generations", "/images/edits", "/audio/speech", "/audio/transcriptions",
                             "/audio/translations")  # fmt: skip
 
@@ -268,34 +278,45 @@ def adapter_named(body: bytes) -> str:
 
 
 def files_field(body: bytes, content_type: str | None) -> str:
-    """The first of `FILES_FIELDS` a files, batches or skills body sets, not empty, or "": read as LiteLLM proxy reads
-    it (`_read_request_body`): a type holding `form` as Starlette's `request.form()` (a multipart form's parts, an
-    urlencoded form's pairs; a key set again, any of its values), any other as JSON (orjson's, else Python's, which
-    takes `NaN`; an object's keys; not JSON, none). Only names are looked at, and those fields' values: a file part's
-    content is passed over (`_form_fields`)."""
-    pairs: Any
-    if content_type is not None and "form" in content_type:
-        kind = content_type.lower()
+    """The first of `FILES_FIELDS` a files, batches or skills body sets, not empty (or an `input_file_id` naming a
+    model), or "": read as LiteLLM proxy reads it, each way it may. A type holding `form` (any case: Starlette's
+    `request.form()`, which LiteLLM's file upload calls for `target_model_names`, matches the media type as
+    python-multipart lowercases it) as a multipart form's parts (`_form_fields`) or an urlencoded form's pairs; a type
+    not holding `form` as written (`_read_request_body`'s test) as JSON too (orjson's, else Python's, which takes `NaN`;
+    an object's keys; not JSON, none). A key set again, any of its values; `target_model_names[]` or
+    `target_model_names[0]` as `target_model_names` (LiteLLM's form reading collects them: the openai SDK writes a list
+    so). Only names are looked at, and those fields' values: a file part's content is passed over (until review
+    revmodels17 a multipart form was cut at each `--boundary` found anywhere, its parameters taken by a first match:
+    a model part after a file holding `--boundary--`, or named after another `name`, went on)."""
+    pairs: list[tuple[str, Any]] = []
+    kind = (content_type or "").lower()
+    if "form" in kind:
         if "multipart/form-data" in kind:
-            pairs = _form_fields(body, content_type)
+            pairs += _form_fields(body, content_type or "")
         elif "application/x-www-form-urlencoded" in kind:
-            pairs = parse_qsl(body.decode("latin-1"), keep_blank_values=True)
-        else:
-            return ""
-    else:
+            text = body.decode("latin-1")
+            if text.count("&") + text.count(";") > _FORM_PARTS_MAX:  # (counted in C)
+                raise _form_too_large()
+            # (and cut at `;` too, as older python-multipart and Python's parse_qsl did: either reading's pairs)
+            pairs += parse_qsl(text, keep_blank_values=True)
+            if ";" in text:
+                pairs += parse_qsl(text.replace(";", "&"), keep_blank_values=True)
+    if content_type is None or "form" not in content_type:
         try:
             value = orjson.loads(body)
         except orjson.JSONDecodeError:
             try:
                 value = json.loads(body.decode("utf-8"))
             except (ValueError, RecursionError):  # (not UTF-8, not JSON)
-                return ""
-        if type(value) is not dict:
-            return ""
-        pairs = value.items()
+                value = None
+        if type(value) is dict:
+            pairs += value.items()
     for key, value in pairs:
-        if (key in FILES_FIELDS and value) or (key == FILE_ID_FIELD and _id_names_model(value)):
-            return str(key)
+        if type(key) is not str:
+            continue
+        field = _TARGETS if key.startswith(_TARGETS_INDEXED) and key.endswith("]") else key
+        if (field in FILES_FIELDS and value) or (field == FILE_ID_FIELD and _id_names_model(value)):
+            return key
     return ""
 
 
@@ -318,49 +339,155 @@ def _id_names_model(file_id: Any) -> bool:
     return False
 
 
-def _param(pattern: re.Pattern[str], header: str) -> str | None:
-    """A header's parameter as multipart parsers read it: unquoted, `\\"` a quote; `name*=utf-8''model` as `model`."""
-    found = pattern.search(header)
-    if found is None:
-        return None
-    value = found.group(1).strip()
-    if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
-        value = value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
-    elif value.count("'") >= 2:  # (RFC 2231's `charset'lang'value`)
-        value = unquote(value.split("'", 2)[2])
-    return value
+def _segments(header: str) -> list[str]:
+    """A header's value cut at each `;` outside a quoted string, as python-multipart cuts it (its `_parseparam`, the
+    standard library's `email.message` way, which Starlette's form parser reads a `Content-Type` and a part's
+    `Content-Disposition` with): a `;` after an odd number of quotes since the piece began (a `\\"` not counted) is
+    inside one. The counting is C's (`str.count`), a `;` at a time."""
+    pieces: list[str] = []
+    start = 0
+    while True:
+        end = header.find(";", start)
+        at, quotes = start, 0
+        while end != -1:
+            quotes += header.count('"', at, end) - header.count('\\"', at, end)
+            if quotes % 2 == 0:
+                break
+            at, end = end, header.find(";", end + 1)
+        if end == -1:
+            pieces.append(header[start:])
+            return pieces
+        pieces.append(header[start:end])
+        start = end + 1
 
 
-def _form_fields(body: bytes, content_type: str) -> list[tuple[str, bytes]]:
-    """The multipart form's parts named in `FILES_FIELDS`, each (its name, its content): the body cut at each
-    `--boundary` (found in C), a part's head read to its blank line, its content kept only where its name is one of
-    them. A part's `Content-Disposition` name is read with or without quotes, or as `name*` (a parser reading either
-    finds the field)."""
-    boundary = _param(_BOUNDARY, content_type)
-    if not boundary:
-        return []
-    delimiter = b"--" + boundary.encode("latin-1")
-    found: list[tuple[str, bytes]] = []
-    at = body.find(delimiter)
-    while at != -1:
-        start = at + len(delimiter)
-        if body.startswith(b"--", start):
-            break
-        end = body.find(delimiter, start)
-        head_end = body.find(b"\r\n\r\n", start, end if end != -1 else len(body))
-        skip = 4
-        if head_end == -1:
-            head_end = body.find(b"\n\n", start, end if end != -1 else len(body))
-            skip = 2
-        if head_end != -1:
-            for line in body[start:head_end].decode("latin-1").splitlines():
-                field, _, value = line.partition(":")
-                if field.strip().lower() == "content-disposition":
-                    name = _param(_FORM_NAME, value)
-                    if name in FILES_FIELDS:
-                        content = body[head_end + skip : end if end != -1 else len(body)]
-                        found.append((name, content.rstrip(b"\r\n")))
-        at = end
+def _params(header: str, key: str) -> list[str]:
+    """The values `header` gives parameter `key`, as python-multipart reads them and as a parser not minding quotes
+    would: cut at `;` each way (`_segments`, and at every `;`), a key lowercased and stripped, a quoted value unquoted
+    (`\\\\` a backslash, then `\\"` a quote); of each cutting the last plain value (python-multipart keeps the last),
+    the last RFC 2231 `key*=charset'lang'value` percent-decoded, and its `key*0`, `key*1`, ... joined (older
+    python-multipart read those through `email.message`; newer ones skip them). At most six, whatever the header
+    holds."""
+    found: list[str] = []
+    for pieces in (_segments(header), header.split(";")):
+        plain: str | None = None
+        starred: str | None = None
+        continued: list[tuple[int, str]] = []
+        for piece in pieces[1:]:
+            name, equals, value = piece.partition("=")
+            name = name.strip().lower()
+            if not equals or not name.startswith(key):
+                continue
+            value = value.strip()
+            if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+                value = value[1:-1].replace("\\\\", "\\").replace('\\"', '"')
+            star = name[len(key) :]
+            if star.endswith("*") and value.count("'") >= 2:  # (`charset'lang'value`, percent-encoded)
+                value = unquote(value.split("'", 2)[2], errors="replace")
+            if not star:
+                plain = value
+            elif star == "*":
+                starred = value
+            elif star[0] == "*" and star.strip("*").isdigit() and len(continued) < _CONTINUED_MAX:
+                continued.append((int(star.strip("*")), value))
+        found += [value for value in (plain, starred) if value is not None]
+        if continued:
+            found.append("".join(value for _, value in sorted(continued)))
+    return list(dict.fromkeys(found))
+
+
+def _decoded(raw: str, charsets: list[str]) -> list[str]:
+    """`raw` (a header's text, latin-1) as Starlette decodes a form's names and values (`_user_safe_decode`): in the
+    form's charset, UTF-8 where it names none, latin-1 where that fails; each charset it may be read in."""
+    try:
+        data = raw.encode("latin-1")
+    except UnicodeEncodeError:  # (a percent-decoded RFC 2231 value: already text)
+        return [raw]
+    texts = [raw]
+    for charset in charsets:
+        try:
+            texts.append(data.decode(charset))
+        except (ValueError, LookupError):  # (not in it, or no such text encoding: latin-1, `raw`)
+            continue
+    return texts
+
+
+def _kept(name: str) -> bool:
+    """Whether a form's field name is one `files_field` reads."""
+    return name in FILES_FIELDS or name == FILE_ID_FIELD or (name.startswith(_TARGETS_INDEXED) and name.endswith("]"))
+
+
+def _form_too_large() -> RequestTooLarge:
+    return RequestTooLarge(f"a file upload's or batch's form is read for the model it names up to {_FORM_PARTS_MAX:,} "
+                           f"fields or parts and {_DISPOSITION_MAX // 1024} KiB of multipart Content-Disposition "
+                           "lines: Starlette refuses a form of over 1,000 files or 1,000 fields, python-multipart a "
+                           "header line over 4,224 bytes")  # fmt: skip
+
+
+def _form_fields(body: bytes, content_type: str) -> list[tuple[str, str]]:
+    """The multipart form's parts whose name `files_field` reads, each (its name, its value: an id's text, any other's
+    "" where empty, else "-"), read as python-multipart reads a form (Starlette's `request.form()`) and, where a reading
+    could differ, each way. Its boundary each the type gives (`_params`). A part begins at the body's first
+    `--boundary` and at each delimiter, `\r\n--boundary` then CRLF, a space or a tab (python-multipart's; one followed
+    by `--` ends its form, and the rest is read all the same), found in C (a pattern of the boundary's); its head runs
+    to its first blank line (CRLF CRLF), cut into lines at CRLF alone (a value may hold a bare LF, U+0085, a form feed:
+    python-multipart's do), and a delimiter within a head read begins no part (python-multipart looks for none there).
+    Every `Content-Disposition` line's names count (Starlette's is the last line's last `name`), each as written and
+    decoded in the type's charset (`_decoded`). A value runs to the next delimiter followed by CRLF, `--`, a space or a
+    tab: only an id's is sliced; any other's is empty where one begins at its start. A file's content is searched in C,
+    never copied; a head is read once. Over `_FORM_PARTS_MAX` heads, or `_DISPOSITION_MAX` bytes of their
+    `Content-Disposition` lines, a RequestTooLarge: a form Starlette refuses itself, which would cost seconds to read."""
+    charsets = _params(content_type, "charset") or ["utf-8"]
+    found: list[tuple[str, str]] = []
+    heads = disposed = 0
+    for boundary in _params(content_type, "boundary"):
+        try:
+            marker = b"\r\n--" + boundary.encode("latin-1")
+        except UnicodeEncodeError:  # (an RFC 2231 value decoded past latin-1: no body's bytes)
+            continue
+        if not boundary:
+            continue
+        escaped = re.escape(marker)
+        begins = re.compile(escaped + rb"[ \t\r]")  # (a CR alone too: more places read, none missed)
+        ends = re.compile(escaped + rb"(?:[ \t]|\r\n|--)")
+        at = body.find(marker[2:])
+        start = at + len(marker) - 2 if at != -1 else -1
+        covered = -1
+        while start != -1:
+            line = body.find(b"\r\n", start)
+            if line == -1:
+                break
+            if at > covered:
+                blank = body.find(b"\r\n\r\n", line)
+                if blank == -1:
+                    break
+                covered = blank
+                heads += 1
+                if heads > _FORM_PARTS_MAX:
+                    raise _form_too_large()
+                names: dict[str, None] = {}
+                for header in body[line + 2 : blank].split(b"\r\n"):
+                    field, colon, value = header.partition(b":")
+                    if colon and field.strip().lower() == b"content-disposition":
+                        disposed += len(value)
+                        if disposed > _DISPOSITION_MAX:
+                            raise _form_too_large()
+                        for raw in _params(value.decode("latin-1"), "name"):
+                            for name in _decoded(raw, charsets):
+                                if _kept(name):
+                                    names[name] = None
+                content = blank + 4
+                for name in names:
+                    if name == FILE_ID_FIELD:
+                        end = ends.search(body, content)
+                        text = body[content : end.start() if end is not None else len(body)].decode("latin-1")
+                        found += [(name, value) for value in _decoded(text, charsets)]
+                    else:
+                        empty = content == len(body) or ends.match(body, content) is not None
+                        found.append((name, "" if empty else "-"))
+            next_part = begins.search(body, start)
+            at = next_part.start() if next_part is not None else -1
+            start = next_part.end() - 1 if next_part is not None else -1
     return found
 
 
