@@ -13,8 +13,10 @@ Starlette 0.46: the form's `multi_items()` held `model`)."""
 
 from __future__ import annotations
 
+import gzip
 import urllib.error
 import urllib.request
+import zlib
 from typing import Any
 
 import openai
@@ -177,3 +179,27 @@ def test_any_form_is_read_or_refused(body: bytes, content_type: str | None) -> N
         assert type(files_field(body, content_type)) is str
     except RequestTooLarge:
         pass
+
+
+@pytest.mark.parametrize(
+    ("coding", "names", "refused"),
+    [("gzip", True, True), ("deflate", True, True), ("gzip", False, False)],
+)
+def test_a_compressed_form(loop_thread, make_proxy, coding, names, refused) -> None:  # type: ignore[no-untyped-def]
+    """A form in gzip or deflate (one layer) is read decompressed: one naming a model 400, nothing forwarded (LiteLLM
+    proxy may undo gzip before its routes: BerriAI/litellm#41567); one naming none forwarded, compressed as sent (the
+    upstream, aiohttp, undoes it)."""
+    form = HEAD + (_part(b'Content-Disposition: form-data; name="model"') if names else b"") + END
+    body = gzip.compress(form) if coding == "gzip" else zlib.compress(form)
+    seen: list[tuple[str, bytes]] = []
+    with serving(loop_thread, litellm_posts(seen)) as url:
+        proxy = make_proxy(FORWARD, UPSTREAM=url)
+        sent = urllib.request.Request(f"{proxy.url}/v1/files", data=body, method="POST",
+                                      headers={"content-type": TYPE, "x-purpose": "ads", "content-encoding": coding})  # fmt: skip
+        try:
+            with urllib.request.urlopen(sent, timeout=10) as reply:
+                got: tuple[int, Any] = (reply.status, None)
+        except urllib.error.HTTPError as error:
+            got = (error.code, orjson.loads(error.read())["error"]["code"])
+    assert got == ((400, "invalid_request") if refused else (200, None))
+    assert [sent for _, sent in seen] == ([] if refused else [form])
