@@ -725,8 +725,8 @@ class Pipeline:
             return decision
         models: dict[str, str | None] = {}  # model -> the name the request gave it (None: one the server picks)
         for name in others:
-            if name is not None:
-                models.setdefault(name, name)
+            if name is not None:  # (as named, where a fallback naming none put it first: until review revmodels17 an
+                models[name] = name  # advisor's model beside a map's object naming none read "lets the server pick")
             else:
                 for model in (*self.policy.routes, "*"):
                     models.setdefault(model, None)
