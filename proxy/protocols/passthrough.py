@@ -466,7 +466,9 @@ def _form_fields(body: bytes, content_type: str) -> list[tuple[str, str]]:
                 if heads > _FORM_PARTS_MAX:
                     raise _form_too_large()
                 names: dict[str, None] = {}
-                for header in body[line + 2 : blank].split(b"\r\n"):
+                # (a part with no head, `--b\r\n\r\n`: its blank line is its delimiter's CRLF, and compiled, mypyc
+                # slices bytes from a start past the end as it stands, a SystemError, a negative size)
+                for header in (body[line + 2 : blank] if blank > line else b"").split(b"\r\n"):
                     field, colon, value = header.partition(b":")
                     if colon and field.strip().lower() == b"content-disposition":
                         disposed += len(value)
