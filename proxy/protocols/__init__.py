@@ -2092,6 +2092,55 @@ def _spread_object(value: Any) -> dict[str, Any] | None:
     return value if type(value) is dict else None
 
 
+def spread_body(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """`data` less its `_SPREAD` objects (`_spread_object`: an object, or its JSON text), and `data` as LiteLLM proxy
+    hands it on to the upstream: their keys laid over the body's, one level, a spread key replacing the body's of its
+    name (LiteLLM keeps the caller's `extra_body` whole as the provider call's, which the openai SDK lays over the body
+    it builds, `_merge_mappings`, and its other providers' `transform_request` by `dict.update`), no `_SPREAD` key left
+    (a spread object's own `extra_body` is a key of the upstream's body, not spread again). None where no `_SPREAD`
+    object holds a key: a reader reads the body alone (`spread_reading`)."""
+    spreads = [spread for key, value in data.items() if key in _SPREAD and (spread := _spread_object(value))]
+    if not spreads:
+        return None
+    own = {key: value for key, value in data.items() if key not in _SPREAD or not _spread_object(value)}
+    over = dict(own)
+    for spread in spreads:
+        over.update(spread)
+    for key in _SPREAD.intersection(over):
+        del over[key]
+    return own, over
+
+
+def spread_bytes(over: dict[str, Any]) -> bytes:
+    """`spread_body`'s body as JSON text, for its reader; one holding an integer past 64 bits (read so by
+    `load_request_value`), which orjson does not write, by Python's `json`."""
+    try:
+        return orjson.dumps(over)
+    except TypeError:
+        return json.dumps(over, ensure_ascii=False).encode()
+
+
+def spread_reading(own: Request, spread: Request) -> Request:
+    """One reading of a body holding a `_SPREAD` object: `own`, the body's less its spread objects, and `spread`, the
+    body LiteLLM hands on (`spread_body`), each read by the same reader: every rule of a key at the top applied to one
+    arriving in a spread object, and the body's own keys a spread one replaces read too (LiteLLM itself reads the
+    call's, and a provider not taking `extra_body` is sent them). Each text once, `own`'s first; unread, a reply it
+    builds on, or stored where either is; the rest (model, stream, params) the body's own, as LiteLLM routes and
+    answers the call by them."""
+    return Request(own.model, own.operation, own.stream, _more(own.texts, spread.texts), own.params, own.labels,
+                   own.version if own.version is not None else spread.version, own.digest, own.opaque,
+                   own.unscanned or spread.unscanned, _more(own.joined, spread.joined),
+                   _more(own.decoded, spread.decoded), own.builds_on or spread.builds_on,
+                   own.stored or spread.stored, own.sequence, own.starts, own.unrouted, own.names,
+                   own.runs_no_weights)  # fmt: skip
+
+
+def _more(first: tuple[Any, ...], then: tuple[Any, ...]) -> tuple[Any, ...]:
+    """`first`, then those of `then` not in it."""
+    seen = set(first)
+    return first + tuple(item for item in then if item not in seen)
+
+
 def _refuse_naming_server(value: dict[str, Any], param: str) -> None:
     """Refuse an object LiteLLM lays into the call (a `_SPREAD` object, a fallback object, an advisor tool) that holds
     a key of `SENT_ELSEWHERE`: an InvalidRequest naming its first, `param` the body's key holding it."""

@@ -35,6 +35,9 @@ from proxy.protocols import (
     refuse_sent_elsewhere,
     request_json_as_utf8,
     request_strings,
+    spread_body,
+    spread_bytes,
+    spread_reading,
     unescaped,
 )
 from proxy.protocols import Adapter as AdapterBase
@@ -104,7 +107,8 @@ _STDOUT_CIPHERTEXT: Final = "encrypted_stdout"  # (a code execution's output enc
 def read_request(body: bytes, operation: str = "chat", others: bool = True) -> Request:
     """Parse one request body; malformed JSON or a wrong shape is an InvalidRequest. One naming other models that may
     serve it (the beta's `fallbacks`, a gateway's keys: `_FALLBACKS`) raises `OthersNamed`, unless `others` is False
-    (its reading again)."""
+    (its reading again). A body holding an object LiteLLM proxy lays into the call as its own keys is read less it
+    and as LiteLLM hands it on (`spread_body`), the two readings one (`spread_reading`)."""
     data = load_request_json(body)
     if named_as_fields(data, _NAMED):  # (a body of `_NAMED` keys alone, most: neither test made)
         spread = not ELSEWHERE_KEYS.isdisjoint(data)
@@ -117,6 +121,12 @@ def read_request(body: bytes, operation: str = "chat", others: bool = True) -> R
         # (an advisor tool in an object LiteLLM spreads into the call, `extra_body`'s: `advisor_models`)
         if spread and others and (advised := advisors_spelt(data, body)):
             raise OthersNamed(tuple(advised), functools.partial(read_request, body, operation, False), (), advised)
+        # (the body LiteLLM hands on, its spread objects' keys laid over its own: every rule of a key at the top
+        # applied to one there, as the upstream reads it: until 2026-12-07 read as text alone, helper spread17)
+        if spread and (bodies := spread_body(data)) is not None:
+            own, over = bodies
+            handed = read_request(spread_bytes(over), operation, False)
+            return spread_reading(read_request(spread_bytes(own), operation, False), handed)
     # an advisor tool's model (`advisors_spelt`): a body with `tools` whose type is spelt, or a JSON escape, found in C
     # (+4 Python instructions a call without `tools`, no search of its bytes, no call)
     if "tools" in data and others and (advised := advisors_spelt(data, body)):

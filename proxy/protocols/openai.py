@@ -56,6 +56,9 @@ from proxy.protocols import (
     request_json_as_utf8,
     request_strings,
     schema_program,
+    spread_body,
+    spread_bytes,
+    spread_reading,
     token_ids,
     unescaped,
     unread_output,
@@ -265,7 +268,8 @@ def read_request(operation: str, body: bytes, others: bool = True, path_model: s
     """Parse one request body; malformed JSON or a wrong shape is an InvalidRequest. One naming other models that may
     serve it (`_OTHERS`; a chat's `model` naming several, separated by commas: `batch_models`) raises `OthersNamed`,
     unless `others` is False (its reading again, as the call it is). `path_model`: the model a route naming it in its
-    path names (`InPathAdapter`), the call's in place of the body's `model` (`_in_path`)."""
+    path names (`InPathAdapter`), the call's in place of the body's `model` (`_in_path`). A body holding an object
+    LiteLLM proxy lays into the call as its own keys is read less it and as LiteLLM hands it on (`_spread_read`)."""
     data = load_request_json(body)
     if path_model:  # (one test a plain call: `benchmarks/README.md`)
         _in_path(operation, body, data, path_model, others)
@@ -280,6 +284,10 @@ def read_request(operation: str, body: bytes, others: bool = True, path_model: s
         # (an advisor tool in an object LiteLLM spreads into the call, `extra_body`'s: `advisor_models`)
         if spread and others and (advised := advisors_spelt(data, body)):
             raise _others_named(operation, body, path_model, (), _batch(operation, data.get("model")), advised)
+        # (the body LiteLLM hands on, its spread objects' keys laid over its own: every rule of a key at the top
+        # applied to one there, as the upstream reads it: until 2026-12-07 read as text alone, helper spread17)
+        if spread and (bodies := spread_body(data)) is not None:
+            return _spread_read(operation, body, data.get("model"), bodies, others, path_model)
     # an advisor tool's model (`advisors_spelt`): a body with `tools` whose type is spelt, or a JSON escape, found in C
     # (+4 Python instructions a call without `tools`, no search of its bytes, no call)
     if "tools" in data and others and (advised := advisors_spelt(data, body)):
@@ -374,6 +382,25 @@ def read_request(operation: str, body: bytes, others: bool = True, path_model: s
     return Request(model, _GEN_AI_OPERATION[operation], stream, tuple(texts), tuple(params), unscanned=not whole,
                    version=None if lora is None else lora_version(lora), joined=joined,
                    decoded=unescaped(body, texts, reprinted), builds_on=builds_on, stored=stored)  # fmt: skip
+
+
+def _spread_read(
+    operation: str,
+    body: bytes,
+    model: Any,
+    bodies: tuple[dict[str, Any], dict[str, Any]],
+    others: bool,
+    path_model: str,
+) -> Request:
+    """A body holding an object LiteLLM proxy lays into the call as its own keys, read less it and as LiteLLM hands it
+    on (`spread_body`: the two `bodies`), as one (`spread_reading`); a chat's `model` naming several, separated by
+    commas, raises `OthersNamed` first, as `read_request` raises it, its reading again this one."""
+    if others and operation == "chat" and type(model) is str and "," in model:
+        batch = batch_models(model)
+        raise OthersNamed(batch, functools.partial(read_request, operation, body, False, path_model), batch)
+    own, over = bodies
+    handed = read_request(operation, spread_bytes(over), False, path_model)
+    return spread_reading(read_request(operation, spread_bytes(own), False, path_model), handed)
 
 
 def _in_path(operation: str, body: bytes, data: dict[str, Any], model: str, others: bool) -> None:

@@ -1,0 +1,167 @@
+"""An object LiteLLM proxy lays into the upstream's body as the body's own keys (`extra_body`, or its JSON text: what the
+openai SDK sends for `extra_body={"extra_body": {...}}`; LiteLLM keeps it whole as the provider call's `extra_body`,
+which the openai SDK lays over the body it builds) was read as text alone: a `response_format` whose schema holds a
+`pattern` there went on unmarked where the same key at the top is `scan:truncated`; a tool there whose property is
+*named* `ana@example.org` went on unlabelled, where top-level tools are read whole (keys too); parts run together,
+a Responses `text` schema, an `item_reference`, a `tool_choice` replacing the body's, a Messages `output_format`: each
+unread as its rule reads it at the top. And an engine's id there (`request_id`) was read as text, where at the top it
+is not (`ENGINE_IDS`). Now such a body is read as LiteLLM hands it on (the spread keys laid over the body's), and less
+its spread objects, by the same reader (helper spread17)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anthropic as anthropic_sdk
+import openai
+import orjson
+import pytest
+
+from proxy.protocols import anthropic
+from proxy.protocols.openai import read_request
+from tests.harness import ProxyHandle
+from tests.servers.vllm_like import SERVED, VllmLike
+from tests.test_grammar_own_unread import CONFIG
+
+PATTERN = "^alice\\x40example\\.com$"  # no string of it is the address
+HELD = {"type": "object", "properties": {"to": {"type": "string", "pattern": PATTERN}}, "required": ["to"]}
+NAMED_BY_ADDRESS = {"type": "object", "properties": {"ana@example.org": {"type": "string"}}}
+TOOLS = [{"type": "function", "function": {"name": "send", "parameters": NAMED_BY_ADDRESS}}]
+HELD_TOOLS = [{"type": "function", "function": {"name": "send", "parameters": HELD}}]
+MESSAGES: Any = [{"role": "user", "content": "Write it."}]
+SPLIT = [
+    {"role": "user", "content": [{"type": "text", "text": "mail alice"}, {"type": "text", "text": "@example.com"}]}
+]
+UNREAD, MAIL = "scan:truncated", "pii:email"
+TOOLS_SPREAD: dict[str, Any] = {"tools": TOOLS}
+
+# (the spread object, the keys beside it at the body's top, the label its reading gives: None for none)
+CHAT: list[tuple[str, dict[str, Any], dict[str, Any], str | None]] = [
+    ("response_format", {"response_format": {"type": "json_schema", "json_schema": {"name": "m", "schema": HELD}}},
+     {}, UNREAD),
+    ("guided_json", {"guided_json": HELD}, {}, UNREAD),
+    ("grammar", {"grammar": 'root ::= "alice\\x40example.com"'}, {}, UNREAD),
+    ("structured_outputs regex", {"structured_outputs": {"regex": "alice\\x40example\\.com"}}, {}, UNREAD),
+    ("tools read whole", TOOLS_SPREAD, {}, MAIL),
+    ("tool_choice replacing the body's", {"tool_choice": "required"}, {"tools": HELD_TOOLS, "tool_choice": "none"},
+     UNREAD),
+    ("messages run together", {"messages": SPLIT}, {}, MAIL),
+    ("an engine's id unread", {"request_id": "ana@example.org"}, {}, None),
+    ("a parameter", {"seed": 7}, {}, None),
+]  # fmt: skip
+
+
+def _holds(texts: tuple[str, ...]) -> bool:
+    """Whether a text read holds the address a property is named (as JSON text, the whole object is one text)."""
+    return any("ana@example.org" in text for text in texts)
+
+
+@pytest.mark.parametrize("as_text", [False, True], ids=["object", "JSON text"])
+@pytest.mark.parametrize(("spread", "beside", "label"), [case[1:] for case in CHAT], ids=[case[0] for case in CHAT])
+def test_a_chat_spread_object_is_read_as_its_keys_at_the_top(
+    spread: dict[str, Any], beside: dict[str, Any], label: str | None, as_text: bool
+) -> None:
+    """The reader's verdict on the body LiteLLM hands on: what the same keys at the top give."""
+    top = read_request("chat", orjson.dumps({"model": "m", "messages": MESSAGES, **beside, **spread}))
+    value = orjson.dumps(spread).decode() if as_text else spread
+    request = read_request("chat", orjson.dumps({"model": "m", "messages": MESSAGES, **beside, "extra_body": value}))
+    assert request.unscanned is top.unscanned is (label == UNREAD)
+    assert _holds(request.texts) is _holds(top.texts) is (spread is TOOLS_SPREAD)
+    assert request.joined == top.joined or set(top.joined) <= set(request.joined)
+
+
+@pytest.mark.parametrize(("spread", "beside", "label"), [case[1:] for case in CHAT], ids=[case[0] for case in CHAT])
+def test_a_chat_spread_object_through_the_openai_sdk(
+    spread: dict[str, Any], beside: dict[str, Any], label: str | None, vllm: tuple[VllmLike, str], make_proxy: Any
+) -> None:
+    """Through the real `openai` SDK (`extra_body={"extra_body": {...}}` puts the object on the wire): refused before
+    the model for a purpose the zone of its label forbids (before: 200, unmarked; an engine's id: before 403,
+    `pii:email`, a label of text no server prints)."""
+    server, upstream = vllm
+    proxy: ProxyHandle = make_proxy(CONFIG, UPSTREAM=upstream)
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="unused", max_retries=0, timeout=30)
+    try:
+        if label is None:
+            reply = client.chat.completions.with_raw_response.create(
+                model=SERVED, messages=MESSAGES, extra_headers={"x-purpose": "marketing"},
+                extra_body={**beside, "extra_body": spread},
+            )  # fmt: skip
+            assert reply.http_response.status_code == 200
+            assert reply.http_response.headers["x-data-labels"] == ""
+            assert len(server.data_requests()) == 1
+            return
+        with pytest.raises(openai.PermissionDeniedError) as refused:
+            client.chat.completions.create(model=SERVED, messages=MESSAGES, extra_headers={"x-purpose": "marketing"},
+                                           extra_body={**beside, "extra_body": spread})  # fmt: skip
+        assert label in refused.value.response.text
+        assert server.data_requests() == []
+    finally:
+        client.close()
+
+
+RESPONSES: list[tuple[str, dict[str, Any], str]] = [
+    ("text format", {"text": {"format": {"type": "json_schema", "name": "m", "schema": HELD}}}, UNREAD),
+    ("input item_reference", {"input": [{"type": "item_reference", "id": "msg_1"}]}, UNREAD),
+    ("tools read whole", {"tools": [{"type": "function", "name": "send", "parameters": NAMED_BY_ADDRESS}]}, MAIL),
+]
+
+
+@pytest.mark.parametrize(("spread", "label"), [case[1:] for case in RESPONSES], ids=[case[0] for case in RESPONSES])
+def test_a_responses_spread_object_through_the_openai_sdk(
+    spread: dict[str, Any], label: str, vllm: tuple[VllmLike, str], make_proxy: Any
+) -> None:
+    server, upstream = vllm
+    proxy: ProxyHandle = make_proxy(CONFIG, UPSTREAM=upstream)
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="unused", max_retries=0, timeout=30)
+    try:
+        with pytest.raises(openai.PermissionDeniedError) as refused:
+            client.responses.create(model=SERVED, input="Write it.", extra_headers={"x-purpose": "marketing"},
+                                    extra_body={"extra_body": spread})  # fmt: skip
+        assert label in refused.value.response.text
+        assert server.data_requests() == []
+    finally:
+        client.close()
+
+
+def test_a_completions_spread_grammar_through_the_openai_sdk(vllm: tuple[VllmLike, str], make_proxy: Any) -> None:
+    server, upstream = vllm
+    proxy: ProxyHandle = make_proxy(CONFIG, UPSTREAM=upstream)
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="unused", max_retries=0, timeout=30)
+    try:
+        with pytest.raises(openai.PermissionDeniedError) as refused:
+            client.completions.create(model=SERVED, prompt="Write it.", extra_headers={"x-purpose": "marketing"},
+                                      extra_body={"extra_body": {"guided_regex": "alice\\x40example\\.com"}})  # fmt: skip
+        assert UNREAD in refused.value.response.text
+        assert server.data_requests() == []
+    finally:
+        client.close()
+
+
+MESSAGES_API: list[tuple[str, dict[str, Any], str]] = [
+    ("output_format", {"output_format": {"type": "json_schema", "schema": HELD}}, UNREAD),
+    ("tools read whole", {"tools": [{"name": "send", "input_schema": NAMED_BY_ADDRESS}]}, MAIL),
+    ("system run together", {"system": [{"type": "text", "text": "mail alice"}, {"type": "text", "text": "@example.com"}]},
+     MAIL),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("spread", "label"), [case[1:] for case in MESSAGES_API], ids=[case[0] for case in MESSAGES_API]
+)
+def test_a_messages_spread_object_through_the_anthropic_sdk(
+    spread: dict[str, Any], label: str, vllm: tuple[VllmLike, str], make_proxy: Any
+) -> None:
+    top = anthropic.read_request(orjson.dumps({"model": "m", "max_tokens": 8, "messages": MESSAGES, **spread}))
+    assert top.unscanned is (label == UNREAD)  # (the same keys at the top)
+    server, upstream = vllm
+    proxy: ProxyHandle = make_proxy(CONFIG, UPSTREAM=upstream)
+    client = anthropic_sdk.Anthropic(base_url=proxy.url, api_key="unused", max_retries=0, timeout=30)
+    try:
+        with pytest.raises(anthropic_sdk.PermissionDeniedError) as refused:
+            client.messages.create(model=SERVED, max_tokens=8, messages=MESSAGES,
+                                   extra_headers={"x-purpose": "marketing"},
+                                   extra_body={"extra_body": spread})  # fmt: skip
+        assert label in refused.value.message
+        assert server.data_requests() == []
+    finally:
+        client.close()
