@@ -165,3 +165,37 @@ def test_a_messages_spread_object_through_the_anthropic_sdk(
         assert server.data_requests() == []
     finally:
         client.close()
+
+
+@pytest.mark.parametrize("as_text", [False, True], ids=["object", "JSON text"])
+def test_a_spread_model_other_than_the_bodys_is_refused(
+    as_text: bool, vllm: tuple[VllmLike, str], make_proxy: Any
+) -> None:
+    """A spread object's `model` replaces the body's in what LiteLLM sends the upstream (the openai SDK lays
+    `extra_body` over the body it builds, `model` too): the server runs that model, the proxy having judged and
+    recorded the body's. Refused 400 `invalid_request`, `param` the spread key, before the model (before: forwarded,
+    200); the body's own model there goes on."""
+    server, upstream = vllm
+    proxy: ProxyHandle = make_proxy(CONFIG, UPSTREAM=upstream)
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="unused", max_retries=0, timeout=30)
+    other: Any = orjson.dumps({"model": "claude-elsewhere"}).decode() if as_text else {"model": "claude-elsewhere"}
+    try:
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.chat.completions.create(model=SERVED, messages=MESSAGES, extra_body={"extra_body": other})
+        assert refused.value.body["param"] == "extra_body"  # type: ignore[index]
+        assert "claude-elsewhere" in refused.value.message
+        assert server.data_requests() == []
+        same = client.chat.completions.with_raw_response.create(
+            model=SERVED, messages=MESSAGES, extra_body={"extra_body": {"model": SERVED}}
+        )
+        assert same.http_response.status_code == 200
+    finally:
+        client.close()
+    messages_client = anthropic_sdk.Anthropic(base_url=proxy.url, api_key="unused", max_retries=0, timeout=30)
+    try:
+        with pytest.raises(anthropic_sdk.BadRequestError) as refused_messages:
+            messages_client.messages.create(model=SERVED, max_tokens=8, messages=MESSAGES,
+                                            extra_body={"extra_body": other})  # fmt: skip
+        assert "claude-elsewhere" in refused_messages.value.message
+    finally:
+        messages_client.close()

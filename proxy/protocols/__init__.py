@@ -2071,15 +2071,24 @@ def refuse_sent_elsewhere(data: dict[str, Any]) -> None:
         if key in SENT_ELSEWHERE:
             raise _sent_elsewhere(key, key)
         if key in _SPREAD:
-            _refuse_spread(value, key)
+            _refuse_spread(value, key, data.get("model"))
 
 
-def _refuse_spread(value: Any, param: str) -> None:
-    """Refuse a `_SPREAD` object holding a key of `SENT_ELSEWHERE`: an InvalidRequest, `param` the body's key holding
-    it."""
+def _refuse_spread(value: Any, param: str, model: Any = None) -> None:
+    """Refuse a `_SPREAD` object holding a key of `SENT_ELSEWHERE`, or (`model`: the body's, where the object is the
+    body's own) a `model` other than the body's, which LiteLLM lays over the body it sends the upstream (`spread_body`),
+    whose server runs that model where the proxy judged and recorded the body's (until 2026-12-07 forwarded: helper
+    spread17): an InvalidRequest, `param` the body's key holding it."""
     spread = _spread_object(value)
     if spread is not None:
         _refuse_naming_server(spread, param)
+        if model is not None and "model" in spread and spread["model"] != model:
+            named = spread["model"] if type(spread["model"]) is str else orjson.dumps(spread["model"]).decode()
+            raise InvalidRequest(f"'model' in {echoed(param)} names model {echoed(named)} in place of the body's "
+                                 "(LiteLLM proxy lays it over the body it sends the upstream, whose server runs that "
+                                 "model): lineage-proxy judges and records a call as the body's 'model' names it; "
+                                 f"leave 'model' out of {echoed(param)}, or name the model in the body's 'model'",
+                                 param=param)  # fmt: skip
 
 
 def _spread_object(value: Any) -> dict[str, Any] | None:
