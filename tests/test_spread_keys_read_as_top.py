@@ -199,3 +199,15 @@ def test_a_spread_model_other_than_the_bodys_is_refused(
         assert "claude-elsewhere" in refused_messages.value.message
     finally:
         messages_client.close()
+
+
+def test_state_and_token_ids_in_a_spread_object_are_read_as_at_the_top() -> None:
+    """A Responses `previous_response_id` (the reply it builds on) and `conversation` there, and token ids as a
+    completion's `prompt`: what the same keys at the top give (before: no reply built on, read whole)."""
+    spread = {"previous_response_id": "resp_1", "conversation": "conv_1"}
+    request = read_request("responses", orjson.dumps({"model": "m", "input": "hi", "extra_body": spread}))
+    assert (request.builds_on, request.unscanned) == ("resp_1", True)
+    tokens = read_request(
+        "text_completion", orjson.dumps({"model": "m", "prompt": "hi", "extra_body": {"prompt": [1]}})
+    )
+    assert tokens.unscanned
