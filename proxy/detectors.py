@@ -734,7 +734,7 @@ def _cards(t: _Text) -> Iterator[tuple[int, int]]:
         ):
             continue  # a decimal number's fraction: a double's 15-17 digits (`-0.07967057352398446`) pass Luhn 1 in 10
         candidate, expiring = t.raw[start:end], classes[end - 3] == 32 or classes[end - 5] == 32
-        if _card(candidate) and not _international_phone(t, start, end) and not _after_area_code(t, start):
+        if _card(candidate) and not _international_phone(t, start, end) and not _after_area_code(t, start, end):
             run_on = -1
             yield start, end
             continue
@@ -1287,24 +1287,31 @@ def _international_phone(t: _Text, start: int, end: int) -> bool:
     return t.before(start) == 43 and t.before(start - 1) not in _WORDISH and t.classes.count(48, start, end) <= 15
 
 
-def _after_area_code(t: _Text, start: int) -> bool:
-    """Whether a card candidate at `start` begins with the rest of a phone whose area code is in brackets before it
-    (`(555) 987-6543 555-123-4567`, `(020) 7946 0958 …`): the phone's, read with its area code, no card's first
-    groups. Read from them, the 17 digits from `987` passed Luhn, a card masked on the space between the phones until
-    2026-12-07 (helper det19); a card after an enumeration's bracket, `(1) 4111 1111 1111 1111`, is one still."""
+def _after_area_code(t: _Text, start: int, end: int) -> bool:
+    """Whether a card candidate at `start:end` is the rest of a North American phone whose area code is in brackets
+    before it and a phone written with a dash or a dot after it (`(555) 987-6543 555-123-4567`, `(555) 987 6543
+    555.123.4567`): two phones, each read whole, no card. Read as one, the 17 digits from `987` passed Luhn, a card
+    masked on the space between the phones until 2026-12-07 (helper det19); a card after an enumeration's bracket,
+    `(1) 4111 1111 1111 1111`, is one still, and so is one grouped otherwise (`_PHONE_REST`)."""
     return (
         start >= 6
-        and t.classes[start - 2] == 41
-        and _AREA_CODE_BEFORE.search(t.classes, max(0, start - 8), start) is not None
-        and _PHONE_REST.match(t.classes, start) is not None
+        and _AREA_CODE_BEFORE.match(t.classes, start - 6, start) is not None
+        and t.raw[start - 5] in b"23456789"  # (an area code North America's: `(020) 7946 0958 …` is none, a card's)
+        and _PHONE_REST.fullmatch(t.classes, start, end) is not None
+        # (split by a space, `987 6543`, after a number, `+1 (555) 987 6543 555-…`: a row's, no phone found there, the
+        # card's digits in clear so)
+        and (t.classes[start + 3] != 32 or start < 8 or 48 not in (t.classes[start - 7], t.classes[start - 8]))
     )
 
 
-# an area code in brackets and its space, ending where a card candidate starts; and the rest of a phone there
-_AREA_CODE_BEFORE: Final = re.compile(rb"\(0{2,5}\) \Z")
-# (ended by a space, and not a card's first two groups of four, a third after it: `(555) 4111 1111 1111 1111` is a card,
-# and so is `987-6543-555-123-4567` after `(555) `, one longer number, joined)
-_PHONE_REST: Final = re.compile(rb"0{3,4}[ .-]0{4} (?!0{4}(?!0))")
+# an area code in brackets and its space, before where a card candidate starts
+_AREA_CODE_BEFORE: Final = re.compile(rb"\(0{3}\) ")
+# and a phone of ten digits after it written with a dash or a dot, as North America's are (`_after_area_code`): `(555)
+# 4111 1111 1111 1111` is a card, and so is `987-6543-555-123-4567` after `(555) `, one longer number, joined, and one
+# whose groups are others, `(555) 3782 8224 631 0005`, `(555) 4985 7229 697-329-1501` (in det19's first form the first
+# in clear, the second's first eight digits: any 3-4 or 4-4 and a space after an area code refused a card, and the
+# phones read there were not all of its digits; review revdet19)
+_PHONE_REST: Final = re.compile(rb"0{3}[ .-]0{4} 0{3}[ .-]0{3}[.-]0{4}")
 
 
 def _searched_on(t: _Text, start: int, end: int) -> int:
