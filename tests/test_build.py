@@ -100,13 +100,23 @@ def test_no_except_name_holds_a_compiled_exception_and_another():
 
 
 def _final_names(tree: ast.Module) -> set[str]:
-    return {
+    """The module's `Final` globals, and those it imports by name from the project's modules: mypyc's `is_constant`
+    takes any global reference to a final variable, its own or imported (`Exchange._advisors = NO_ADVISORS`)."""
+    finals = {
         node.target.id
         for node in tree.body
         if isinstance(node, ast.AnnAssign)
         and isinstance(node.target, ast.Name)
         and ast.unparse(node.annotation).partition("[")[0] == "Final"
     }
+    for node in tree.body:
+        if not isinstance(node, ast.ImportFrom) or node.level or str(node.module).partition(".")[0] != "proxy":
+            continue
+        path = ROOT / str(node.module).replace(".", "/")
+        source = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+        theirs = _final_names(ast.parse(source.read_text()))
+        finals |= {alias.asname or alias.name for alias in node.names if alias.name in theirs}
+    return finals
 
 
 def _stored_once(value: ast.expr, finals: set[str]) -> bool:
