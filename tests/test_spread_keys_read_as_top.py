@@ -211,3 +211,39 @@ def test_state_and_token_ids_in_a_spread_object_are_read_as_at_the_top() -> None
         "text_completion", orjson.dumps({"model": "m", "prompt": "hi", "extra_body": {"prompt": [1]}})
     )
     assert tokens.unscanned
+
+
+SPREAD_KEYS = ("extra_body", "litellm_embedding_config", "litellm_params_template")
+NESTED = [(outer, inner) for outer in ("extra_body", "litellm_params_template") for inner in SPREAD_KEYS]
+
+
+@pytest.mark.parametrize("as_text", [False, True], ids=["object", "JSON text"])
+@pytest.mark.parametrize(("outer", "inner"), NESTED, ids=[f"{outer}.{inner}" for outer, inner in NESTED])
+def test_a_spread_objects_own_spread_key_is_read_as_text(outer: str, inner: str, as_text: bool) -> None:
+    """A spread object's own `extra_body` (or other `_SPREAD` key) is a key of the upstream's body, not spread again,
+    and read as text alone as before 2026-12-07: the spread reading dropped it, its text read nowhere (review
+    revspread17: 12 of 12 failing before)."""
+    held: Any = {inner: {"note": "ana@example.org"}}
+    value = orjson.dumps(held).decode() if as_text else held
+    for operation, body in (("chat", {"messages": MESSAGES}), ("responses", {"input": "hi"}),
+                            ("text_completion", {"prompt": "hi"})):  # fmt: skip
+        request = read_request(operation, orjson.dumps({"model": "m", **body, outer: value}))
+        assert _holds(request.texts), operation
+    messages = anthropic.read_request(orjson.dumps({"model": "m", "max_tokens": 8, "messages": MESSAGES, outer: value}))
+    assert _holds(messages.texts)
+
+
+def test_a_spread_objects_own_extra_body_through_the_openai_sdk(vllm: tuple[VllmLike, str], make_proxy: Any) -> None:
+    """Through the real `openai` SDK: an address in `extra_body`'s own `extra_body` is labelled, refused for a purpose
+    its zone forbids, before the model (review revspread17: before, 200 unlabelled)."""
+    server, upstream = vllm
+    proxy: ProxyHandle = make_proxy(CONFIG, UPSTREAM=upstream)
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="unused", max_retries=0, timeout=30)
+    try:
+        with pytest.raises(openai.PermissionDeniedError) as refused:
+            client.chat.completions.create(model=SERVED, messages=MESSAGES, extra_headers={"x-purpose": "marketing"},
+                                           extra_body={"extra_body": {"extra_body": {"note": "ana@example.org"}}})  # fmt: skip
+        assert MAIL in refused.value.response.text
+        assert server.data_requests() == []
+    finally:
+        client.close()

@@ -2105,9 +2105,11 @@ def spread_body(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] |
     """`data` less its `_SPREAD` objects (`_spread_object`: an object, or its JSON text), and `data` as LiteLLM proxy
     hands it on to the upstream: their keys laid over the body's, one level, a spread key replacing the body's of its
     name (LiteLLM keeps the caller's `extra_body` whole as the provider call's, which the openai SDK lays over the body
-    it builds, `_merge_mappings`, and its other providers' `transform_request` by `dict.update`), no `_SPREAD` key left
-    (a spread object's own `extra_body` is a key of the upstream's body, not spread again). None where no `_SPREAD`
-    object holds a key: a reader reads the body alone (`spread_reading`)."""
+    it builds, `_merge_mappings`, and its other providers' `transform_request` by `dict.update`). A spread object's own
+    `_SPREAD` key is a key of the upstream's body, not spread again: its value read as text alone, as any key the
+    upstream does not know (put in a list, which no reading spreads; until review revspread17 dropped, its text read
+    nowhere where before 2026-12-07 it was read). None where no `_SPREAD` object holds a key: a reader reads the body
+    alone (`spread_reading`)."""
     spreads = [spread for key, value in data.items() if key in _SPREAD and (spread := _spread_object(value))]
     if not spreads:
         return None
@@ -2116,7 +2118,7 @@ def spread_body(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] |
     for spread in spreads:
         over.update(spread)
     for key in _SPREAD.intersection(over):
-        del over[key]
+        over[key] = [over[key]]
     return own, over
 
 
