@@ -247,3 +247,16 @@ def test_a_spread_objects_own_extra_body_through_the_openai_sdk(vllm: tuple[Vllm
         assert server.data_requests() == []
     finally:
         client.close()
+
+
+@pytest.mark.parametrize(
+    "spread_lora", [[{"id": 1, "scale": 1}], [], None], ids=["another adapter", "none named", "null"]
+)
+def test_a_spread_lora_is_the_version_recorded(spread_lora: Any) -> None:
+    """llama.cpp's per-request `lora` in a spread object replaces the body's in what LiteLLM hands on, so the server
+    applies the object's adapters: the call's version is theirs, as the same `lora` at the top gives (review
+    revspread17: the body's own, `lora:0=1.0`, was recorded where id 1 ran; 3 of 3 failing before)."""
+    own = {"model": "m", "messages": MESSAGES, "lora": [{"id": 0, "scale": 1}]}
+    request = read_request("chat", orjson.dumps({**own, "extra_body": {"lora": spread_lora}}))
+    assert request.version == read_request("chat", orjson.dumps({**own, "lora": spread_lora})).version
+    assert request.version != "lora:0=1.0"
