@@ -10,6 +10,8 @@ its spread objects, by the same reader (helper spread17)."""
 
 from __future__ import annotations
 
+import urllib.error
+import urllib.request
 from typing import Any
 
 import anthropic as anthropic_sdk
@@ -17,6 +19,7 @@ import openai
 import orjson
 import pytest
 
+from proxy.errors import InvalidRequest
 from proxy.protocols import anthropic
 from proxy.protocols.openai import read_request
 from tests.harness import ProxyHandle
@@ -260,3 +263,41 @@ def test_a_spread_lora_is_the_version_recorded(spread_lora: Any) -> None:
     request = read_request("chat", orjson.dumps({**own, "extra_body": {"lora": spread_lora}}))
     assert request.version == read_request("chat", orjson.dumps({**own, "lora": spread_lora})).version
     assert request.version != "lora:0=1.0"
+
+
+def _deep(levels: int) -> bytes:
+    return b"[" * levels + b"1" + b"]" * levels
+
+
+@pytest.mark.parametrize("levels", [1_005, 1_020])
+def test_a_spread_body_nested_past_what_json_writes_is_refused(levels: int) -> None:
+    """A body nested past the levels Python's `json` writes (orjson, writing 254, reads 1,024) cannot be handed on
+    re-written: refused, an InvalidRequest (review revspread17: a RecursionError, 2 of 2 failing before)."""
+    chat = b'{"model":"m","messages":[{"role":"user","content":"hi"}],"extra_body":{"x":' + _deep(levels) + b"}}"
+    with pytest.raises(InvalidRequest, match="nested too deeply"):
+        read_request("chat", chat)
+    messages = chat.replace(b'"model":"m",', b'"model":"m","max_tokens":8,')
+    with pytest.raises(InvalidRequest, match="nested too deeply"):
+        anthropic.read_request(messages)
+
+
+def test_a_spread_body_nested_deeply_through_the_proxy(vllm: tuple[VllmLike, str], make_proxy: Any) -> None:
+    """By raw HTTP: 400 `invalid_request`, the model sent nothing (review revspread17: before, the reader's
+    RecursionError failed the call, 500; 1 of 1 failing before). One nested 300 levels (past orjson's 254) is read."""
+    server, upstream = vllm
+    proxy: ProxyHandle = make_proxy(CONFIG, UPSTREAM=upstream)
+    got = []
+    for levels in (1_010, 300):
+        body = b'{"model":"%s","messages":[{"role":"user","content":"hi"}],"extra_body":{"x":%s}}' % (
+            SERVED.encode(),
+            _deep(levels),
+        )
+        request = urllib.request.Request(f"{proxy.url}/v1/chat/completions", data=body, method="POST",
+                                         headers={"content-type": "application/json", "x-purpose": "assistant"})  # fmt: skip
+        try:
+            with urllib.request.urlopen(request, timeout=30) as reply:
+                got.append((reply.status, None))
+        except urllib.error.HTTPError as refused:
+            got.append((refused.code, orjson.loads(refused.read())["error"]["code"]))
+    assert got == [(400, "invalid_request"), (200, None)]
+    assert len(server.data_requests()) == 1

@@ -2124,11 +2124,17 @@ def spread_body(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] |
 
 def spread_bytes(over: dict[str, Any]) -> bytes:
     """`spread_body`'s body as JSON text, for its reader; one holding an integer past 64 bits (read so by
-    `load_request_value`), which orjson does not write, by Python's `json`."""
+    `load_request_value`), or nested past the 254 levels orjson writes, by Python's `json`. One nested deeper than it
+    writes (about 1,000 levels, where orjson reads 1,024) is refused, an InvalidRequest: unread, it would go on read
+    as text alone (until review revspread17 a RecursionError, the call failed 500)."""
     try:
         return orjson.dumps(over)
     except TypeError:
-        return json.dumps(over, ensure_ascii=False).encode()
+        try:
+            return json.dumps(over, ensure_ascii=False).encode()
+        except RecursionError:
+            raise InvalidRequest("request body is nested too deeply to be read as LiteLLM proxy hands it on (the "
+                                 "keys of an object it spreads, 'extra_body''s, laid over its own)") from None  # fmt: skip
 
 
 def spread_reading(own: Request, spread: Request) -> Request:
