@@ -22,6 +22,7 @@ import pytest
 from proxy.errors import InvalidRequest
 from proxy.protocols import anthropic
 from proxy.protocols.openai import read_request
+from tests.configs import ONE_UPSTREAM
 from tests.harness import ProxyHandle
 from tests.servers.vllm_like import SERVED, VllmLike
 from tests.test_grammar_own_unread import CONFIG
@@ -301,3 +302,31 @@ def test_a_spread_body_nested_deeply_through_the_proxy(vllm: tuple[VllmLike, str
             got.append((refused.code, orjson.loads(refused.read())["error"]["code"]))
     assert got == [(400, "invalid_request"), (200, None)]
     assert len(server.data_requests()) == 1
+
+
+@pytest.mark.parametrize("own", [{"temperature": 0.1, "max_tokens": 16}, {}], ids=["the body's replaced", "alone"])
+def test_a_spread_parameter_is_recorded_as_run(own: dict[str, Any]) -> None:
+    """A parameter in a spread object replaces the body's in what LiteLLM hands on: recorded (the span's
+    `gen_ai.request.*`) as the same keys at the top give (review revspread17: the body's own, 0.1 and 16 recorded
+    where 1.5 and 512 ran, or none where only the object set them; 2 of 2 failing before)."""
+    spread = {"temperature": 1.5, "max_completion_tokens": 512}
+    body = {"model": "m", "messages": MESSAGES, **own}
+    request = read_request("chat", orjson.dumps({**body, "extra_body": spread}))
+    top = read_request("chat", orjson.dumps({**body, **spread}))
+    assert dict(request.params) == dict(top.params) == {"temperature": 1.5, "max_tokens": 512}
+
+
+def test_a_spread_parameter_on_the_span(vllm: tuple[VllmLike, str], otlp: Any, make_proxy: Any) -> None:
+    """Through the real `openai` SDK to a real OTLP receiver: the span says the temperature the server ran with
+    (review revspread17: 0.1, the body's; 1 of 1 failing before)."""
+    _, upstream = vllm
+    telemetry = "telemetry:\n  exporter: otlp\n  endpoint: ${OTLP}\n  protocol: grpc\n"
+    proxy: ProxyHandle = make_proxy(ONE_UPSTREAM + telemetry, UPSTREAM=upstream, OTLP=f"http://127.0.0.1:{otlp.port}")
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="unused", max_retries=0, timeout=30)
+    try:
+        reply = client.chat.completions.with_raw_response.create(
+            model="llama-3.1-8b", messages=MESSAGES, temperature=0.1, extra_body={"extra_body": {"temperature": 1.5}}
+        )
+    finally:
+        client.close()
+    assert otlp.by_trace(reply.http_response.headers["x-trace-id"]).attributes["gen_ai.request.temperature"] == 1.5

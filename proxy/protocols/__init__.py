@@ -2142,10 +2142,12 @@ def spread_reading(own: Request, spread: Request) -> Request:
     body LiteLLM hands on (`spread_body`), each read by the same reader: every rule of a key at the top applied to one
     arriving in a spread object, and the body's own keys a spread one replaces read too (LiteLLM itself reads the
     call's, and a provider not taking `extra_body` is sent them). Each text once, `own`'s first; unread, a reply it
-    builds on, or stored where either is; the version (llama.cpp's `lora`) the body's handed on, the weights its server
-    runs (until review revspread17 the body's own where both held one: `lora` id 0 recorded, id 1 run); the rest
-    (model, stream, params) the body's own, as LiteLLM routes and answers the call by them."""
-    return Request(own.model, own.operation, own.stream, _more(own.texts, spread.texts), own.params, own.labels,
+    builds on, or stored where either is; the version (llama.cpp's `lora`) and the parameters (the span's
+    `gen_ai.request.*`) the body's handed on, the weights its server runs and the values it runs them with (until
+    review revspread17 the body's own: `lora` id 0 recorded, id 1 run; `temperature` 0.1 recorded, 1.5 run, one in the
+    object alone unrecorded); the model (refused where the object names another: `_refuse_spread`) and stream the
+    body's own, as LiteLLM routes and answers the call by them."""
+    return Request(own.model, own.operation, own.stream, _more(own.texts, spread.texts), spread.params, own.labels,
                    spread.version, own.digest, own.opaque,
                    own.unscanned or spread.unscanned, _more(own.joined, spread.joined),
                    _more(own.decoded, spread.decoded), own.builds_on or spread.builds_on,
