@@ -20,7 +20,7 @@ import orjson
 import pytest
 
 from proxy.errors import InvalidRequest
-from proxy.protocols import anthropic
+from proxy.protocols import OthersNamed, anthropic
 from proxy.protocols.openai import read_request
 from tests.configs import ONE_UPSTREAM
 from tests.harness import ProxyHandle
@@ -330,3 +330,19 @@ def test_a_spread_parameter_on_the_span(vllm: tuple[VllmLike, str], otlp: Any, m
     finally:
         client.close()
     assert otlp.by_trace(reply.http_response.headers["x-trace-id"]).attributes["gen_ai.request.temperature"] == 1.5
+
+
+@pytest.mark.parametrize("as_text", [False, True], ids=["object", "JSON text"])
+def test_a_fallbacks_spread_model_other_than_its_own_is_refused(as_text: bool) -> None:
+    """LiteLLM's router lays a fallback object over the call's keys (`kwargs.update(mg)`), its `extra_body` too, which
+    the openai SDK lays over the body it sends: `{"model": "b", "extra_body": {"model": "z"}}` runs `z` where `b` was
+    judged. Refused, `param` the body's key (review revspread17: 2 of 2 failing before); its own model there goes on."""
+    other: Any = orjson.dumps({"model": "z"}).decode() if as_text else {"model": "z"}
+    with pytest.raises(InvalidRequest, match="'z'") as refused:
+        read_request("chat", orjson.dumps({"model": "m", "messages": MESSAGES,
+                                           "fallbacks": [{"model": "b", "extra_body": other}]}))  # fmt: skip
+    assert refused.value.param == "fallbacks"
+    same = {"model": "m", "messages": MESSAGES, "fallbacks": [{"model": "b", "extra_body": {"model": "b"}}]}
+    with pytest.raises(OthersNamed) as named:  # (judged as the call naming `b` it is)
+        read_request("chat", orjson.dumps(same))
+    assert "b" in named.value.models

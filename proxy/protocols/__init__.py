@@ -1874,12 +1874,13 @@ def _target(entry: dict[str, Any], param: str, later: list[tuple[str, Any, str]]
     (None). Until 2026-12-07 a fallback `{"model": "claude-fallback", "api_base": ...}` was forwarded, its server
     unread, and `{"model": "b", "fallbacks": ["c"]}` judged `b` alone (review revlitellm14). Its `_SPREAD` objects are
     the call's then, each looked in as the body's are (`refuse_sent_elsewhere`; until review revmodels16 a fallback's
-    `{"extra_body": {"api_base": ...}}` went on)."""
+    `{"extra_body": {"api_base": ...}}` went on), a `model` there other than the fallback's own refused too (until
+    review revspread17 `{"model": "b", "extra_body": {"model": "z"}}` judged `b` where `z` ran)."""
     _refuse_naming_server(entry, param)
     if not _SPREAD.isdisjoint(entry):
         for key, value in entry.items():
             if key in _SPREAD:
-                _refuse_spread(value, param)
+                _refuse_spread(value, param, entry.get("model"))
     if not _ROUNDS.isdisjoint(entry):
         later.extend([(key, entry[key], param) for key in _OVERRIDDEN if key in entry])
     model = entry.get("model")
