@@ -2111,12 +2111,12 @@ def spread_body(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] |
     upstream does not know (put in a list, which no reading spreads; until review revspread17 dropped, its text read
     nowhere where before 2026-12-07 it was read). None where no `_SPREAD` object holds a key: a reader reads the body
     alone (`spread_reading`)."""
-    spreads = [spread for key, value in data.items() if key in _SPREAD and (spread := _spread_object(value))]
+    spreads = {key: spread for key, value in data.items() if key in _SPREAD and (spread := _spread_object(value))}
     if not spreads:
         return None
-    own = {key: value for key, value in data.items() if key not in _SPREAD or not _spread_object(value)}
+    own = {key: value for key, value in data.items() if key not in spreads}  # (each JSON text read once, above)
     over = dict(own)
-    for spread in spreads:
+    for spread in spreads.values():
         over.update(spread)
     for key in _SPREAD.intersection(over):
         over[key] = [over[key]]
