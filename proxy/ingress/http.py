@@ -191,18 +191,18 @@ def _query_refused(adapter: Adapter, target: Target, request_target: str, path: 
     # matched undecoded, and went on), with a trailing slash too (`passthrough.FILES_CALL`: Starlette answers
     # `/v1/skills/?model=m` 307 to `/v1/skills?model=m`, which a client follows; until 2026-12-07 forwarded, helper
     # models17)
-    if (target is FILES_CALL or target is PROVIDER_FILES_CALL) and any(
-        key == "model" and value for key, value in query_pairs(request_target)
-    ):
+    files = target is FILES_CALL or target is PROVIDER_FILES_CALL
+    if not files and not (target.operation == "passthrough" and target.carries_data):
+        return ""
+    named = {key for key, value in query_pairs(request_target) if value}  # (the query read once for all three)
+    if files and "model" in named:
         return ("the query may not name a model on a path lineage-proxy does not read: LiteLLM proxy stores a file, or "
                 "runs a batch's calls, on the model it names, which no route's rules judge here; leave it out")  # fmt: skip
     # nor a provider by its `provider`: LiteLLM proxy's file upload and batch creation take a `provider` argument, the
     # path's on `/{provider}/v1/files` (`passthrough.PROVIDER_FILES_CALL`) and, FastAPI's way, the query's on
     # `/v1/files` and `/v1/batches`, before the header, the query's and the body's `custom_llm_provider` (until review
     # revmodels17 forwarded)
-    if (target is FILES_CALL or target is PROVIDER_FILES_CALL) and any(
-        key == "provider" and value for key, value in query_pairs(request_target)
-    ):
+    if files and "provider" in named:
         return ("the query may not name a provider (provider) on a path lineage-proxy does not read: LiteLLM proxy "
                 "stores a file, or runs a batch's calls, at the provider it names, which no route's rules judge here; "
                 "leave it out")  # fmt: skip
@@ -210,8 +210,7 @@ def _query_refused(adapter: Adapter, target: Target, request_target: str, path: 
     # (`passthrough.PROVIDER_HEADER`): LiteLLM proxy's files, containers and videos routes read it
     # (`get_custom_llm_provider_from_request_query`) and run the call at that provider's API (until 2026-12-07
     # forwarded, helper models17)
-    if (target.operation == "passthrough" and target.carries_data
-            and any(key == PROVIDER_QUERY and value for key, value in query_pairs(request_target))):  # fmt: skip
+    if PROVIDER_QUERY in named and target.operation == "passthrough" and target.carries_data:
         return (f"the query may not name a provider ({PROVIDER_QUERY}) on a path lineage-proxy does not read: LiteLLM "
                 "proxy runs the call, or stores its file, at the provider it names, which no route's rules judge here; "
                 "leave it out")  # fmt: skip
